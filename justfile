@@ -1,0 +1,41 @@
+# Every recipe brings .venv up to date with uv first (never downloading a Python build).
+set shell := ["bash", "-euo", "pipefail", "-c"]
+
+export UV_PYTHON_DOWNLOADS := "never"
+export UV_PYTHON := env_var_or_default("UV_PYTHON", "python3")
+
+# List the recipes.
+default:
+    @just --list
+
+# Create or refresh .venv from uv.lock.
+sync:
+    uv sync --frozen --quiet
+
+# Run Signal on the embedded defaults (broker, control, pipeline; demo account and traffic).
+run *ARGS: sync
+    uv run --frozen csignal run --demo {{ARGS}}
+
+# Run the test suite; a run that collects no test fails.
+test *ARGS: sync
+    #!/usr/bin/env bash
+    set -uo pipefail
+    uv run --frozen pytest {{ARGS}}
+    rc=$?
+    if [ "$rc" -eq 5 ]; then echo "pytest collected no tests: failing" >&2; exit 1; fi
+    exit "$rc"
+
+# ruff (lint + format check) and mypy.
+lint: sync
+    uv run --frozen ruff check .
+    uv run --frozen ruff format --check .
+    uv run --frozen mypy
+
+# Format the code.
+fmt: sync
+    uv run --frozen ruff format .
+    uv run --frozen ruff check --fix .
+
+# Benchmarks; they print figures and write bench/report.txt.
+bench *ARGS: sync
+    uv run --frozen python -m bench {{ARGS}}

@@ -1,0 +1,7 @@
+"""`python -m stream` is the same as `csignal`."""
+
+import sys
+
+from stream.cli import main
+
+sys.exit(main())
