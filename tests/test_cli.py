@@ -10,8 +10,18 @@ import pytest
 from stream.cli import build_parser, main
 
 CONTRACT = [
-    "run", "control", "pipeline", "console", "sandbox", "simulate", "ingest",
-    "config", "sql", "flows", "retry", "replay",
+    "run",
+    "control",
+    "pipeline",
+    "console",
+    "sandbox",
+    "simulate",
+    "ingest",
+    "config",
+    "sql",
+    "flows",
+    "retry",
+    "replay",
 ]
 
 

@@ -5,8 +5,6 @@ from __future__ import annotations
 import argparse
 from typing import Any, Protocol
 
-Subparsers = "argparse._SubParsersAction[argparse.ArgumentParser]"
-
 
 class Command(Protocol):
     """A command registers its sub-parser and sets `handler` (args -> exit code) on it."""

@@ -20,7 +20,9 @@ class PendingCommand:
     help: str
 
     def register(self, sub: Any) -> argparse.ArgumentParser:
-        parser: argparse.ArgumentParser = sub.add_parser(self.name, help=self.help + " (not yet available)")
+        parser: argparse.ArgumentParser = sub.add_parser(
+            self.name, help=self.help + " (not yet available)"
+        )
         parser.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
         parser.set_defaults(handler=self.run)
         return parser
