@@ -1,0 +1,53 @@
+"""Process settings from `SIGNAL_*` environment variables (and a `.env` file), DESIGN 4.1."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="SIGNAL_", env_file=".env", extra="ignore")
+
+    broker: str | None = Field(
+        default=None, description="Kafka URL (kafka://host:9092); unset starts the embedded broker."
+    )
+    data_dir: Path = Field(
+        default=Path("./var"), description="DuckDB file, API token, embedded-broker state."
+    )
+    api: str = Field(default="127.0.0.1:6066", description="host:port the operator API binds.")
+
+    @field_validator("broker")
+    @classmethod
+    def _blank_is_unset(cls, value: str | None) -> str | None:
+        return value or None
+
+    @field_validator("api")
+    @classmethod
+    def _host_port(cls, value: str) -> str:
+        host, sep, port = value.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(f"expected host:port (e.g. 127.0.0.1:6066), got {value!r}")
+        return value
+
+    @property
+    def api_host(self) -> str:
+        return self.api.rpartition(":")[0]
+
+    @property
+    def api_port(self) -> int:
+        return int(self.api.rpartition(":")[2])
+
+    @property
+    def api_url(self) -> str:
+        return f"http://{self.api}"
+
+    @property
+    def database_path(self) -> Path:
+        return self.data_dir / "signal.duckdb"
+
+    @property
+    def api_token_path(self) -> Path:
+        return self.data_dir / "api-token"
