@@ -9,17 +9,22 @@ flow must still load, round-trip and show its reasons.
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AnyHttpUrl,
     BaseModel,
     ConfigDict,
+    Discriminator,
     Field,
     SecretStr,
     StringConstraints,
     TypeAdapter,
+    ValidationError,
+    ValidatorFunctionWrapHandler,
+    WrapValidator,
 )
+from pydantic import Tag as UnionTag
 
 Identifier = Annotated[
     str,
@@ -231,7 +236,20 @@ ACTIVATE_FOR_KINDS: dict[str, ObjectKind | None] = {
 }
 """The tag kind each activate-for list draws from (standard properties carry automatic tags)."""
 
-FilterValue = str | int | float | bool | list[str] | None
+
+def _one_filter_value(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+    """One clear error instead of one per union member (str, int, float, bool, list)."""
+    try:
+        return handler(value)
+    except ValidationError:
+        raise ValueError(
+            f"expected a string, number, boolean or list of strings, got {value!r}"
+        ) from None
+
+
+FilterValue = Annotated[
+    str | int | float | bool | list[str] | None, WrapValidator(_one_filter_value)
+]
 
 
 class FieldFilter(Strict):
@@ -248,7 +266,23 @@ class AttendeeTypeFilter(Strict):
     attendee_type_tags: list[Identifier] = Field(min_length=1)
 
 
-Filter = FieldFilter | AttendeeTypeFilter
+def _filter_kind(value: Any) -> str:
+    """Pick the filter shape by its keys, so a mistake is reported against one shape only."""
+    if isinstance(value, AttendeeTypeFilter):
+        return FILTER_TAG_ATTENDEE_TYPE
+    if isinstance(value, dict) and "attendee_type_tags" in value:
+        return FILTER_TAG_ATTENDEE_TYPE
+    return FILTER_TAG_FIELD
+
+
+FILTER_TAG_FIELD = "field_filter"
+FILTER_TAG_ATTENDEE_TYPE = "attendee_type_filter"
+
+Filter = Annotated[
+    Annotated[FieldFilter, UnionTag(FILTER_TAG_FIELD)]
+    | Annotated[AttendeeTypeFilter, UnionTag(FILTER_TAG_ATTENDEE_TYPE)],
+    Discriminator(_filter_kind),
+]
 
 
 class CampaignRule(Strict):

@@ -51,3 +51,8 @@ class Settings(BaseSettings):
     @property
     def api_token_path(self) -> Path:
         return self.data_dir / "api-token"
+
+    @property
+    def account_path(self) -> Path:
+        """The stored account configuration (export form: secrets only as `${VAR}` references)."""
+        return self.data_dir / "account.yaml"
