@@ -1,0 +1,89 @@
+"""Is a flow ready to run? The reasons it is not, in the operator's words.
+
+The guide lets an operator save a flow half-built ("You can save an incomplete Flow and finish
+later"). Such a flow is valid, is stored and exported like any other, shows its reasons in the
+console and the API, and is never evaluated against changes until the list below is empty.
+"""
+
+from __future__ import annotations
+
+from config.models import CAMPAIGN_ACTIONS, Account, Action, Flow, Source
+
+REQUIRED_ACTIVATE_FOR: dict[Source, tuple[str, ...]] = {
+    Source.REGISTRATION_CREATE_UPDATE: (
+        "registration_statuses",
+        "custom_registration_properties",
+        "standard_properties",
+    ),
+    Source.REGISTRATION_STATUS_CHANGE: ("registration_statuses",),
+    Source.SESSION_REGISTRATION_STATUS_CHANGE: ("session_registration_statuses",),
+    Source.EVENT_CREATE_UPDATE: ("event_statuses",),
+}
+"""At least one of these activate-for lists must hold a tag for the source to ever match."""
+
+EMAIL_TARGET = "email"
+
+
+def completeness(flow: Flow, account: Account) -> list[str]:
+    """Why `flow` cannot run yet; an empty list means it is complete."""
+    return [*_source_reasons(flow), *_destination_reasons(flow, account)]
+
+
+def is_complete(flow: Flow, account: Account) -> bool:
+    return not completeness(flow, account)
+
+
+def _source_reasons(flow: Flow) -> list[str]:
+    reasons: list[str] = []
+    if flow.source is None:
+        reasons.append("no source")
+    if flow.activate_for.is_empty():
+        reasons.append("no activate-for tag")
+    elif flow.source is not None:
+        needed = REQUIRED_ACTIVATE_FOR[flow.source]
+        if not any(getattr(flow.activate_for, name) for name in needed):
+            reasons.append(
+                f"activate-for has no tag that source {flow.source} can match "
+                f"(needs {' or '.join(needed)})"
+            )
+    return reasons
+
+
+def _destination_reasons(flow: Flow, account: Account) -> list[str]:
+    reasons: list[str] = []
+    destination = flow.destination
+    if destination.connection is None:
+        reasons.append("no destination connection")
+    else:
+        connection = account.connection(destination.connection)
+        if connection is None:
+            reasons.append(f"connection {destination.connection!r} does not exist")
+        else:
+            if connection.client_id is None:
+                reasons.append(f"connection {connection.id!r} has no client id")
+            if connection.client_secret is None:
+                unset = (
+                    f" (environment variable {connection.client_secret_ref} is not set)"
+                    if connection.client_secret_ref
+                    else ""
+                )
+                reasons.append(f"connection {connection.id!r} has no client secret{unset}")
+    if destination.action is None:
+        reasons.append("no destination action")
+    if destination.mapping is None:
+        reasons.append("no mapping")
+    else:
+        mapping = account.mapping(destination.mapping)
+        if mapping is None:
+            reasons.append(f"mapping {destination.mapping!r} does not exist")
+        elif not any(f.target == EMAIL_TARGET and f.sources for f in mapping.fields):
+            reasons.append(f"mapping {mapping.id!r} does not map {EMAIL_TARGET}")
+    if destination.action in CAMPAIGN_ACTIONS:
+        campaign = destination.campaign
+        if campaign is None or (campaign.event_question is None and campaign.campaign_id is None):
+            reasons.append(
+                f"no campaign id rule (event question or campaign id) for {destination.action}"
+            )
+    if destination.action == Action.FORM_POST and destination.form is None:
+        reasons.append("no form for form_post")
+    return reasons

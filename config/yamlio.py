@@ -1,0 +1,283 @@
+"""The account configuration as YAML: load (resolving `${VAR}` secrets) and export.
+
+Secrets come from the environment, never from a file Signal writes: `client_secret: ${VAR}` is
+resolved at load and the variable's *name* is kept in `client_secret_ref`, so an export writes
+`${VAR}` back. A literal secret in an imported file is used, but never exported or shown again.
+
+Export writes the shape of `examples/account.yaml`: keys in model order, defaults left out (except
+the few an operator reads first: a flow's mode and active flag, a connection's target), short
+records on one line.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from collections.abc import Mapping
+from copy import deepcopy
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from config.models import Account
+from config.validation import Problem, load_problems, validate_account
+
+ENV_REFERENCE = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$")
+"""A whole value of the form `${VAR}`; anything else is taken literally."""
+
+HEADER = (
+    "# Signal account configuration (csignal config export).\n"
+    "# Secrets are never exported: give them as ${ENV_VAR} references.\n"
+)
+
+_ALWAYS_WRITTEN: dict[str, tuple[str, ...]] = {
+    "flows": ("mode", "active"),
+    "connections": ("target",),
+}
+
+
+class YamlSyntaxError(ValueError):
+    """The text is not YAML; carries the 1-based line and column of the mistake."""
+
+    def __init__(self, problem: str, line: int | None, column: int | None) -> None:
+        self.problem = problem
+        self.line = line
+        self.column = column
+        where = f"line {line}, column {column}: " if line is not None else ""
+        super().__init__(f"{where}{problem}")
+
+
+class ConfigError(ValueError):
+    """The configuration does not load; `problems` lists every reason with its path."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = problems
+        super().__init__("\n".join(str(p) for p in problems))
+
+
+@dataclass
+class Loaded:
+    """What a configuration text amounts to: the account when it loads, and every problem."""
+
+    account: Account | None
+    problems: list[Problem] = field(default_factory=list)
+    literal_secrets: list[str] = field(default_factory=list)
+    """Paths of secrets given literally: usable now, but lost on export."""
+
+    @property
+    def ok(self) -> bool:
+        return self.account is not None and not self.problems
+
+
+# --- load --------------------------------------------------------------------------------------
+
+
+def parse_yaml(text: str) -> object:
+    try:
+        return yaml.safe_load(text)
+    except yaml.MarkedYAMLError as error:
+        mark = error.problem_mark or error.context_mark
+        problem = " ".join(p for p in (error.context, error.problem) if p) or "invalid YAML"
+        if mark is None:
+            raise YamlSyntaxError(problem, None, None) from None
+        raise YamlSyntaxError(problem, mark.line + 1, mark.column + 1) from None
+    except yaml.YAMLError as error:
+        raise YamlSyntaxError(str(error), None, None) from None
+
+
+def resolve_secrets(
+    raw: object, env: Mapping[str, str] | None = None, *, require: bool = True
+) -> tuple[object, list[Problem], list[str]]:
+    """Replace `${VAR}` secrets by their values, remembering the variable name.
+
+    Returns the resolved copy, the problems (an unset variable, when `require`), and the paths
+    of secrets given literally. With `require=False` an unset variable leaves the secret empty
+    but keeps its reference, so the configuration still loads and exports unchanged.
+    """
+    environment = os.environ if env is None else env
+    if not isinstance(raw, Mapping) or not isinstance(raw.get("connections"), list):
+        return raw, [], []
+    resolved = deepcopy(dict(raw))
+    problems: list[Problem] = []
+    literal: list[str] = []
+    for index, connection in enumerate(resolved["connections"]):
+        if not isinstance(connection, dict):
+            continue
+        path = f"connections[{index}].client_secret"
+        secret = connection.get("client_secret")
+        name: str | None = None
+        if isinstance(secret, str) and (match := ENV_REFERENCE.match(secret)):
+            name = match.group(1)
+        elif secret is None and isinstance(connection.get("client_secret_ref"), str):
+            name = connection["client_secret_ref"]
+        elif isinstance(secret, str) and "${" not in secret:
+            literal.append(path)
+        if name is None:
+            continue
+        connection["client_secret_ref"] = name
+        value = environment.get(name)
+        if value:
+            connection["client_secret"] = value
+        else:
+            connection.pop("client_secret", None)
+            if require:
+                problems.append(
+                    Problem(path, f"environment variable {name} is not set (from ${{{name}}})")
+                )
+    return resolved, problems, literal
+
+
+def load_text(
+    text: str, env: Mapping[str, str] | None = None, *, require_env: bool = True
+) -> Loaded:
+    """Parse, resolve secrets, load and validate; never raises for a bad configuration
+    except `YamlSyntaxError` when the text is not YAML at all."""
+    return load_raw(parse_yaml(text), env, require_env=require_env)
+
+
+def load_raw(
+    raw: object, env: Mapping[str, str] | None = None, *, require_env: bool = True
+) -> Loaded:
+    resolved, problems, literal = resolve_secrets(raw, env, require=require_env)
+    shape = load_problems(resolved)
+    if shape:
+        return Loaded(None, [*problems, *shape], literal)
+    account = Account.model_validate(resolved)
+    return Loaded(account, [*problems, *validate_account(account)], literal)
+
+
+def load_account(
+    text: str, env: Mapping[str, str] | None = None, *, require_env: bool = True
+) -> Account:
+    """The account in `text`; `ConfigError` listing every problem when it is not valid."""
+    loaded = load_text(text, env, require_env=require_env)
+    if loaded.account is None or loaded.problems:
+        raise ConfigError(loaded.problems)
+    return loaded.account
+
+
+def read_account(
+    path: Path, env: Mapping[str, str] | None = None, *, require_env: bool = True
+) -> Account:
+    return load_account(path.read_text(encoding="utf-8"), env, require_env=require_env)
+
+
+# --- export ------------------------------------------------------------------------------------
+
+
+def export_data(account: Account) -> dict[str, Any]:
+    """The plain data an export writes: no secret values, `${VAR}` for referenced secrets."""
+    data = account.model_dump(mode="json", exclude_defaults=True)
+    data.setdefault("account", account.account)
+    for section, keys in _ALWAYS_WRITTEN.items():
+        items = getattr(account, section)
+        data[section] = [
+            _with_keys(item.model_dump(mode="json", exclude_defaults=True), item, keys)
+            for item in items
+        ]
+        if not data[section]:
+            del data[section]
+    for connection in data.get("connections", []):
+        _secret_as_reference(connection)
+    return data
+
+
+def _with_keys(dumped: dict[str, Any], model: Any, keys: tuple[str, ...]) -> dict[str, Any]:
+    """`dumped` in model field order, with `keys` present even when they hold the default."""
+    out: dict[str, Any] = {}
+    for name in type(model).model_fields:
+        if name in dumped:
+            out[name] = dumped[name]
+        elif name in keys:
+            out[name] = model.model_dump(mode="json", include={name})[name]
+    return out
+
+
+def _secret_as_reference(connection: dict[str, Any]) -> None:
+    connection.pop("client_secret", None)
+    ref = connection.get("client_secret_ref")
+    if ref is None:
+        return
+    ordered = {}
+    for key, value in connection.items():
+        if key == "client_secret_ref":
+            ordered["client_secret"] = f"${{{ref}}}"
+        else:
+            ordered[key] = value
+    connection.clear()
+    connection.update(ordered)
+
+
+class _ExportDumper(yaml.SafeDumper):
+    """Block style for sections, one-line flow style for short records and scalar lists."""
+
+    def increase_indent(self, flow: bool = False, indentless: bool = False) -> None:
+        super().increase_indent(flow, False)
+
+
+_FLOW_WIDTH = 110
+
+
+def _is_scalar(value: object) -> bool:
+    return value is None or isinstance(value, str | int | float | bool)
+
+
+def _short(value: object) -> bool:
+    if _is_scalar(value):
+        return True
+    if isinstance(value, list):
+        return all(_is_scalar(v) for v in value)
+    return False
+
+
+def _flow_length(value: object) -> int:
+    """About how long `value` is written on one line in flow style."""
+    if isinstance(value, dict):
+        return 2 + sum(len(str(k)) + 4 + _flow_length(v) for k, v in value.items())
+    if isinstance(value, list):
+        return 2 + sum(_flow_length(v) + 2 for v in value)
+    return len(str(value))
+
+
+def _represent_dict(dumper: yaml.SafeDumper, data: dict[str, Any]) -> yaml.Node:
+    flow = all(_short(v) for v in data.values()) and _flow_length(data) <= _FLOW_WIDTH
+    return dumper.represent_mapping("tag:yaml.org,2002:map", data.items(), flow_style=flow)
+
+
+def _represent_list(dumper: yaml.SafeDumper, data: list[Any]) -> yaml.Node:
+    flow = all(_is_scalar(v) for v in data)
+    return dumper.represent_sequence("tag:yaml.org,2002:seq", data, flow_style=flow)
+
+
+_ExportDumper.add_representer(dict, _represent_dict)
+_ExportDumper.add_representer(list, _represent_list)
+
+
+def dump_account(account: Account) -> str:
+    """The account as YAML, the shape of `examples/account.yaml`, secrets omitted."""
+    body = yaml.dump(
+        export_data(account),
+        Dumper=_ExportDumper,
+        sort_keys=False,
+        allow_unicode=True,
+        width=100,
+        default_flow_style=False,
+    )
+    return HEADER + body
+
+
+def write_account(account: Account, path: Path) -> None:
+    """Write the export form atomically: a reader never sees half a configuration."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = dump_account(account)
+    fd, tmp = tempfile.mkstemp(prefix=".account-", suffix=".yaml", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
