@@ -1,0 +1,190 @@
+"""Smart-campaign endpoints: list, get by id, Request Campaign (trigger).
+
+A request is accepted only for an active trigger campaign whose smart list has "Campaign is
+Requested" with source Web Service API. Marketo documents 1003 for a batch campaign and for a
+missing Web-Service-API trigger; the sandbox answers 1003 for an inactive campaign as well, since
+it fails the same precondition (Marketo's exact reply there is unconfirmed). Success means
+*accepted*: lead ids that do not exist and leads suppressed by a "once" qualification rule are
+accepted silently, as Marketo gives no per-lead outcome, and are listed in the run record.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from stream.marketo.sandbox_config import SeedCampaign
+from stream.marketo.sandbox_http import (
+    MarketoError,
+    batch_size,
+    blank,
+    ints,
+    iso,
+    lead_envelope,
+    page_offset,
+    page_token,
+)
+from stream.marketo.sandbox_routes import Call, Route, route
+
+TOKEN_NAME = re.compile(r"^\{\{my\.[^{}]+\}\}$")
+CREATED_AT = "2024-01-15T10:00:00Z"
+UPDATED_AT = "2025-06-02T14:30:00Z"
+
+
+def campaign_item(c: SeedCampaign) -> dict[str, Any]:
+    return {
+        "id": c.id,
+        "name": c.name,
+        "description": c.description,
+        "type": c.type,
+        "programName": c.programName,
+        "programId": c.programId,
+        "workspaceName": c.workspaceName,
+        "createdAt": CREATED_AT,
+        "updatedAt": UPDATED_AT,
+        "active": c.active,
+    }
+
+
+def triggerable(c: SeedCampaign) -> bool:
+    return c.type == "trigger" and c.active and c.requestable
+
+
+def list_campaigns(call: Call) -> dict[str, Any]:
+    params = call.params
+    ids = set(ints(params.list("id"), "id"))
+    names = set(params.list("name"))
+    programs = set(params.list("programName"))
+    workspaces = set(params.list("workspaceName"))
+    only_triggerable = (params.get("isTriggerable") or "").lower() == "true"
+    size = batch_size(params, call.config.lead_batch_max)
+    offset = page_offset("campaigns", params.get("nextPageToken"))
+    rows = [
+        c
+        for c in sorted(call.state.campaigns.values(), key=lambda c: c.id)
+        if (not ids or c.id in ids)
+        and (not names or c.name in names)
+        and (not programs or c.programName in programs)
+        and (not workspaces or c.workspaceName in workspaces)
+        and (not only_triggerable or triggerable(c))
+    ]
+    call.batch_size = len(ids) or None
+    page = [campaign_item(c) for c in rows[offset : offset + size]]
+    if offset + size < len(rows):
+        return lead_envelope(
+            call.request_id,
+            page,
+            moreResult=True,
+            nextPageToken=page_token("campaigns", offset + size),
+        )
+    return lead_envelope(call.request_id, page)
+
+
+def _campaign(call: Call) -> SeedCampaign:
+    try:
+        campaign_id = int(call.match["id"])
+    except ValueError:
+        raise MarketoError(
+            "1001", f"Invalid value '{call.match['id']}'. Required of type 'integer'"
+        ) from None
+    campaign = call.state.campaigns.get(campaign_id)
+    if campaign is None:
+        raise MarketoError("1013", f"Campaign '{campaign_id}' not found")
+    return campaign
+
+
+def get_campaign(call: Call) -> dict[str, Any]:
+    return lead_envelope(call.request_id, [campaign_item(_campaign(call))])
+
+
+def _lead_ids(raw: Any, limit: int) -> list[int]:
+    if not raw:
+        raise blank("leads")
+    if not isinstance(raw, list):
+        raise MarketoError("1003", "Invalid value for 'leads'")
+    if len(raw) > limit:
+        raise MarketoError("1003", f"Max {limit} leads allowed per request, got {len(raw)}")
+    out: list[int] = []
+    for item in raw:
+        value = item.get("id") if isinstance(item, dict) else None
+        if isinstance(value, bool) or not isinstance(value, int | str):
+            raise MarketoError("1003", f"Invalid lead id '{value}'")
+        try:
+            out.append(int(value))
+        except ValueError:
+            raise MarketoError("1003", f"Invalid lead id '{value}'") from None
+    return out
+
+
+def _tokens(raw: Any, limit: int) -> list[dict[str, Any]]:
+    if raw is None:
+        return []
+    if not isinstance(raw, list):
+        raise MarketoError("1003", "Invalid value for 'tokens'")
+    if len(raw) > limit:
+        raise MarketoError("1003", f"Max {limit} tokens allowed per request, got {len(raw)}")
+    out: list[dict[str, Any]] = []
+    for item in raw:
+        name = item.get("name") if isinstance(item, dict) else None
+        if not isinstance(name, str) or not TOKEN_NAME.match(name):
+            raise MarketoError("1003", f"Invalid token name '{name}', expected '{{{{my.<name>}}}}'")
+        value = item.get("value") if isinstance(item, dict) else None
+        out.append({"name": name, "value": value})
+    return out
+
+
+def trigger_campaign(call: Call) -> dict[str, Any]:
+    campaign = _campaign(call)
+    data = call.json_object()
+    body_input = data.get("input")
+    if not isinstance(body_input, dict):
+        raise blank("input")
+    leads = body_input.get("leads")
+    call.batch_size = len(leads) if isinstance(leads, list) else None
+    if campaign.type != "trigger":
+        raise MarketoError(
+            "1003", f"Campaign '{campaign.name}' is a batch campaign, not a trigger campaign"
+        )
+    if not campaign.active:
+        raise MarketoError("1003", f"Trigger campaign '{campaign.name}' is not active")
+    if not campaign.requestable:
+        raise MarketoError(
+            "1003",
+            f"Campaign '{campaign.name}' has no 'Campaign is Requested' trigger"
+            " with source Web Service API",
+        )
+    lead_ids = _lead_ids(leads, call.config.campaign_leads_max)
+    tokens = _tokens(body_input.get("tokens"), call.config.campaign_tokens_max)
+    state = call.state
+    accepted: list[int] = []
+    unknown: list[int] = []
+    suppressed: list[int] = []
+    for lead_id in dict.fromkeys(lead_ids):
+        if lead_id not in state.leads:
+            unknown.append(lead_id)
+        elif campaign.qualificationRuleType == "once" and state.already_ran(campaign.id, lead_id):
+            suppressed.append(lead_id)
+        else:
+            accepted.append(lead_id)
+            state.mark_ran(campaign.id, lead_id)
+    state.campaign_runs.append(
+        {
+            "campaignId": campaign.id,
+            "campaignName": campaign.name,
+            "leadIds": accepted,
+            "unknownLeadIds": unknown,
+            "suppressedLeadIds": suppressed,
+            "tokens": tokens,
+            "time": iso(call.now),
+            "at": call.now,
+            "requestId": call.request_id,
+        }
+    )
+    return lead_envelope(call.request_id, [{"id": campaign.id}])
+
+
+ROUTES: list[Route] = [
+    route("campaigns.list", "GET", "/rest/v1/campaigns.json", list_campaigns),
+    route("campaigns.get", "GET", "/rest/v1/campaigns/{id}.json", get_campaign),
+    route("campaigns.trigger", "POST", "/rest/v1/campaigns/{id}/trigger.json", trigger_campaign),
+]

@@ -1,0 +1,240 @@
+"""The sandbox's in-memory Marketo instance: lead database, campaigns, forms and what happened.
+
+Tests read this directly (`Sandbox.state`); the admin routes serve the same data as JSON.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any
+
+from stream.marketo.sandbox_config import SandboxSeed, SeedCampaign, SeedForm
+from stream.marketo.sandbox_http import iso
+from stream.marketo.sandbox_schema import (
+    DEFAULT_CAMPAIGNS,
+    DEFAULT_FORMS,
+    LeadField,
+    build_schema,
+    merge_by_id,
+)
+
+EMAIL_RE = re.compile(
+    r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+$"
+)
+DEFAULT_PARTITION = {"id": 1, "name": "Default", "description": "Initial system lead partition"}
+
+
+class InvalidValue(ValueError):
+    pass
+
+
+def coerce(fld: LeadField, value: Any) -> Any:
+    """Validate and normalise one value for a field, as Marketo's type checks do."""
+    if value is None:
+        return None
+    dtype = fld.dataType
+    if dtype in ("string", "text", "phone", "url", "email"):
+        if isinstance(value, bool) or not isinstance(value, str | int | float):
+            raise InvalidValue
+        text = str(value)
+        if fld.length is not None and len(text) > fld.length:
+            raise InvalidValue
+        if dtype == "email" and text and (not text.isascii() or not EMAIL_RE.match(text)):
+            raise InvalidValue
+        return text
+    if dtype in ("integer", "reference"):
+        if isinstance(value, bool):
+            raise InvalidValue
+        if isinstance(value, int):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        if isinstance(value, str) and re.fullmatch(r"\s*-?\d+\s*", value):
+            return int(value)
+        raise InvalidValue
+    if dtype in ("float", "currency"):
+        if isinstance(value, bool):
+            raise InvalidValue
+        if isinstance(value, int | float):
+            return float(value)
+        if isinstance(value, str):
+            try:
+                return float(value)
+            except ValueError:
+                raise InvalidValue from None
+        raise InvalidValue
+    if dtype == "boolean":
+        if isinstance(value, bool):
+            return value
+        if value in (0, 1):
+            return bool(value)
+        if isinstance(value, str) and value.strip().lower() in (
+            "true",
+            "false",
+            "1",
+            "0",
+            "yes",
+            "no",
+        ):
+            return value.strip().lower() in ("true", "1", "yes")
+        raise InvalidValue
+    if dtype == "date":
+        try:
+            return date.fromisoformat(str(value)).isoformat()
+        except ValueError:
+            raise InvalidValue from None
+    if dtype == "datetime":
+        try:
+            datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+        except ValueError:
+            raise InvalidValue from None
+        return str(value)
+    return value
+
+
+def norm(fld_name: str, value: Any) -> Any:
+    """Index key: emails match case-insensitively."""
+    if fld_name == "email" and isinstance(value, str):
+        return value.strip().lower()
+    if isinstance(value, str):
+        return value.strip()
+    return value
+
+
+@dataclass
+class CallRecord:
+    endpoint: str
+    method: str
+    path: str
+    time: str
+    at: float
+    httpStatus: int
+    success: bool | None
+    code: str | None
+    batchSize: int | None
+    requestId: str | None
+    durationMs: float
+    clientId: str | None
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+@dataclass
+class SandboxState:
+    schema: dict[str, LeadField]
+    campaigns: dict[int, SeedCampaign]
+    forms: dict[int, SeedForm]
+    leads: dict[int, dict[str, Any]] = field(default_factory=dict)
+    campaign_runs: list[dict[str, Any]] = field(default_factory=list)
+    form_fills: list[dict[str, Any]] = field(default_factory=list)
+    calls: list[CallRecord] = field(default_factory=list)
+    partitions: list[dict[str, Any]] = field(default_factory=lambda: [dict(DEFAULT_PARTITION)])
+    next_id: int = 1
+    _index: dict[str, dict[Any, set[int]]] = field(
+        default_factory=lambda: defaultdict(lambda: defaultdict(set))
+    )
+    _once: dict[int, set[int]] = field(default_factory=lambda: defaultdict(set))
+
+    @classmethod
+    def from_seed(cls, seed: SandboxSeed | None, now: float) -> SandboxState:
+        seed = seed or SandboxSeed()
+        state = cls(
+            schema=build_schema(seed.fields),
+            campaigns={
+                c.id: c for c in merge_by_id(DEFAULT_CAMPAIGNS, seed.campaigns, seed.defaults)
+            },
+            forms={f.id: f for f in merge_by_id(DEFAULT_FORMS, seed.forms, seed.defaults)},
+        )
+        for lead in seed.leads:
+            state.insert(dict(lead), now)
+        return state
+
+    # -- lead database ------------------------------------------------------------------------
+
+    def searchable(self, name: str) -> bool:
+        fld = self.schema.get(name)
+        return fld is not None and fld.searchable
+
+    def find(self, name: str, value: Any) -> list[int]:
+        if name == "id":
+            try:
+                lead_id = int(value)
+            except (TypeError, ValueError):
+                return []
+            return [lead_id] if lead_id in self.leads else []
+        return sorted(self._index[name].get(norm(name, value), set()))
+
+    def _reindex(self, lead_id: int, old: dict[str, Any], new: dict[str, Any]) -> None:
+        for name, fld in self.schema.items():
+            if not fld.searchable or name == "id":
+                continue
+            if old.get(name) is not None:
+                self._index[name][norm(name, old[name])].discard(lead_id)
+            if new.get(name) is not None:
+                self._index[name][norm(name, new[name])].add(lead_id)
+
+    def insert(self, values: dict[str, Any], now: float, partition_id: int = 1) -> int:
+        """Create a lead from already-validated REST-named values."""
+        lead_id = int(values.pop("id", 0) or 0) or self.next_id
+        self.next_id = max(self.next_id, lead_id + 1)
+        lead = {k: v for k, v in values.items() if k in self.schema}
+        lead.update(
+            id=lead_id, createdAt=iso(now), updatedAt=iso(now), leadPartitionId=partition_id
+        )
+        lead["mktoName"] = self._full_name(lead)
+        self.leads[lead_id] = lead
+        self._reindex(lead_id, {}, lead)
+        return lead_id
+
+    def update(self, lead_id: int, values: dict[str, Any], now: float) -> None:
+        old = self.leads[lead_id]
+        new = dict(old)
+        new.update(values)
+        new["updatedAt"] = iso(now)
+        new["mktoName"] = self._full_name(new)
+        self.leads[lead_id] = new
+        self._reindex(lead_id, old, new)
+
+    def delete(self, lead_id: int) -> bool:
+        old = self.leads.pop(lead_id, None)
+        if old is None:
+            return False
+        self._reindex(lead_id, old, {})
+        return True
+
+    @staticmethod
+    def _full_name(lead: dict[str, Any]) -> str | None:
+        parts = [p for p in (lead.get("firstName"), lead.get("lastName")) if p]
+        return " ".join(str(p) for p in parts) or None
+
+    def render(self, lead: dict[str, Any], fields: list[str]) -> dict[str, Any]:
+        """A lead as Marketo returns it: `id` always, nulls as null, unset booleans false."""
+        out: dict[str, Any] = {"id": lead["id"]}
+        for name in fields:
+            if name == "id":
+                continue
+            value = lead.get(name)
+            if value is None and self.schema[name].dataType == "boolean":
+                value = False
+            out[name] = value
+        return out
+
+    # -- campaigns ----------------------------------------------------------------------------
+
+    def already_ran(self, campaign_id: int, lead_id: int) -> bool:
+        return lead_id in self._once[campaign_id]
+
+    def mark_ran(self, campaign_id: int, lead_id: int) -> None:
+        self._once[campaign_id].add(lead_id)
+
+    # -- soap <-> rest -------------------------------------------------------------------------
+
+    def rest_name_of_soap(self, soap: str) -> str | None:
+        for fld in self.schema.values():
+            if fld.soapName == soap:
+                return fld.name
+        return None
