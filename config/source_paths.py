@@ -72,6 +72,7 @@ _REGISTRATION = {
     "profile.phone": "phone number",
     "profile.address.line1": "address line 1",
     "profile.address.line2": "address line 2",
+    "profile.address.line3": "address line 3",
     "profile.address.city": "city",
     "profile.address.state": "state or region",
     "profile.address.postalCode": "postal code",

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from stream.commands import pending
+from stream.commands import config, pending
 from stream.commands.base import Command
 
 COMMANDS: list[Command] = [
     *pending.COMMANDS,
+    config.COMMAND,
 ]

@@ -40,7 +40,6 @@ COMMANDS = [
     PendingCommand("sandbox", "the Marketo sandbox server"),
     PendingCommand("simulate", "Certain-like traffic into the ingest API"),
     PendingCommand("ingest", "post change events from a JSONL file"),
-    PendingCommand("config", "account configuration: import, export, check, schema"),
     PendingCommand("sql", "read-only SQL over the database"),
     PendingCommand("flows", "list flows, toggle active and live/test"),
     PendingCommand("retry", "the retry queue: list and submit"),
