@@ -1,0 +1,261 @@
+"""Row types written to and read from the store.
+
+Rows are validated when built, so a malformed outcome fails in the caller that made it rather
+than half-way through a batch transaction. Every timestamp must be timezone-aware and is kept in
+UTC: DuckDB renders TIMESTAMPTZ in the session time zone, and a naive datetime would silently be
+read as local time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal, get_args
+
+Mode = Literal["live", "test"]
+OutcomeStatus = Literal[
+    "not_activated",
+    "filtered_out",
+    "delivered",
+    "failed",
+    "rejected",
+    "parked",
+    "skipped_stale",
+    "dry_run",
+]
+FailureCategory = Literal["data", "technical"]
+LeadResult = Literal["created", "updated", "form_posted", "campaign_triggered", "skipped"]
+RetryStatus = Literal["pending", "retrying", "abandoned", "resolved"]
+ChangeSource = Literal["api", "topic", "replay", "file"]
+
+MODES: frozenset[str] = frozenset(get_args(Mode))
+OUTCOME_STATUSES: frozenset[str] = frozenset(get_args(OutcomeStatus))
+FAILURE_CATEGORIES: frozenset[str] = frozenset(get_args(FailureCategory))
+LEAD_RESULTS: frozenset[str] = frozenset(get_args(LeadResult))
+RETRY_STATUSES: frozenset[str] = frozenset(get_args(RetryStatus))
+CHANGE_SOURCES: frozenset[str] = frozenset(get_args(ChangeSource))
+
+
+def utc(value: datetime, name: str) -> datetime:
+    """Return `value` in UTC, refusing naive datetimes (their zone would be a guess)."""
+    if value.tzinfo is None or value.tzinfo.utcoffset(value) is None:
+        raise ValueError(f"{name} must be timezone-aware, got naive {value.isoformat()}")
+    return value.astimezone(UTC)
+
+
+def _optional_utc(value: datetime | None, name: str) -> datetime | None:
+    return None if value is None else utc(value, name)
+
+
+def _member(value: object, allowed: frozenset[str], name: str) -> None:
+    if value not in allowed:
+        raise ValueError(f"{name} must be one of {sorted(allowed)}, got {value!r}")
+
+
+def _non_empty(value: str, name: str) -> None:
+    if not value:
+        raise ValueError(f"{name} must not be empty")
+
+
+@dataclass(frozen=True, slots=True)
+class ChangeRow:
+    """One change received, archived verbatim; `payload` is the change event as JSON text."""
+
+    change_id: str
+    type: str
+    account_code: str
+    event_code: str | None
+    registration_code: str | None
+    is_test: bool
+    occurred_at: datetime
+    received_at: datetime
+    payload: str
+    source: ChangeSource = "topic"
+    kafka_partition: int | None = None
+    kafka_offset: int | None = None
+
+    def __post_init__(self) -> None:
+        _non_empty(self.change_id, "change_id")
+        _non_empty(self.type, "type")
+        _member(self.source, CHANGE_SOURCES, "source")
+        object.__setattr__(self, "occurred_at", utc(self.occurred_at, "occurred_at"))
+        object.__setattr__(self, "received_at", utc(self.received_at, "received_at"))
+
+
+@dataclass(frozen=True, slots=True)
+class RejectedRow:
+    """Input that could not be accepted, kept with its reasons so nothing is dropped silently."""
+
+    received_at: datetime
+    reasons: tuple[str, ...]
+    payload: str
+    source: ChangeSource = "topic"
+    change_id: str | None = None
+    kafka_partition: int | None = None
+    kafka_offset: int | None = None
+
+    def __post_init__(self) -> None:
+        if not self.reasons:
+            raise ValueError("a rejected change needs at least one reason")
+        _member(self.source, CHANGE_SOURCES, "source")
+        object.__setattr__(self, "reasons", tuple(self.reasons))
+        object.__setattr__(self, "received_at", utc(self.received_at, "received_at"))
+
+
+def outcome_key(
+    change_id: str, flow_id: str, attempt: int, replayed: bool, processed_at: datetime
+) -> str:
+    """Deterministic id of one evaluation, so a redelivered outcome record is stored once."""
+    raw = f"{change_id}\x1f{flow_id}\x1f{attempt}\x1f{int(replayed)}\x1f{processed_at.isoformat()}"
+    return hashlib.blake2b(raw.encode(), digest_size=16).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class OutcomeRow:
+    """One evaluation of a (change, flow) pair; `attempt` counts from 1 for that pair."""
+
+    change_id: str
+    flow_id: str
+    flow_name: str
+    mode: Mode
+    status: OutcomeStatus
+    occurred_at: datetime
+    processed_at: datetime
+    attempt: int = 1
+    registration_code: str | None = None
+    event_code: str | None = None
+    action: str | None = None
+    category: FailureCategory | None = None
+    reason: str | None = None
+    marketo_lead_id: int | None = None
+    lead_result: LeadResult | None = None
+    latency_ms: float | None = None
+    replayed: bool = False
+    request_id: str | None = None
+    outcome_id: str = field(default="")
+
+    def __post_init__(self) -> None:
+        _non_empty(self.change_id, "change_id")
+        _non_empty(self.flow_id, "flow_id")
+        _member(self.mode, MODES, "mode")
+        _member(self.status, OUTCOME_STATUSES, "status")
+        if self.category is not None:
+            _member(self.category, FAILURE_CATEGORIES, "category")
+        if self.status == "failed" and self.category is None:
+            raise ValueError("a failed outcome needs a category (data or technical)")
+        if self.lead_result is not None:
+            _member(self.lead_result, LEAD_RESULTS, "lead_result")
+        if self.attempt < 1:
+            raise ValueError(f"attempt counts from 1, got {self.attempt}")
+        object.__setattr__(self, "occurred_at", utc(self.occurred_at, "occurred_at"))
+        object.__setattr__(self, "processed_at", utc(self.processed_at, "processed_at"))
+        if not self.outcome_id:
+            key = outcome_key(
+                self.change_id, self.flow_id, self.attempt, self.replayed, self.processed_at
+            )
+            object.__setattr__(self, "outcome_id", key)
+
+
+@dataclass(frozen=True, slots=True)
+class ApiCallRow:
+    """One HTTP call to a Marketo instance."""
+
+    connection_id: str
+    endpoint: str
+    started_at: datetime
+    duration_ms: float
+    method: str = "POST"
+    http_status: int | None = None
+    marketo_error: str | None = None
+    batch_size: int = 1
+    request_id: str | None = None
+    error_class: str | None = None
+
+    def __post_init__(self) -> None:
+        _non_empty(self.connection_id, "connection_id")
+        _non_empty(self.endpoint, "endpoint")
+        if self.duration_ms < 0:
+            raise ValueError(f"duration_ms must not be negative, got {self.duration_ms}")
+        object.__setattr__(self, "started_at", utc(self.started_at, "started_at"))
+
+
+@dataclass(frozen=True, slots=True)
+class RetryItem:
+    """Current state of one failed delivery in the retry queue, keyed by (change_id, flow_id)."""
+
+    change_id: str
+    flow_id: str
+    status: RetryStatus
+    category: FailureCategory
+    attempts: int
+    updated_at: datetime
+    integration: str = ""
+    flow_name: str = ""
+    reason: str | None = None
+    next_attempt_at: datetime | None = None
+    last_error: str | None = None
+    created_at: datetime | None = None
+    resubmitted_by: str | None = None
+    resubmitted_at: datetime | None = None
+    lease_owner: str | None = None
+    lease_until: datetime | None = None
+
+    def __post_init__(self) -> None:
+        _non_empty(self.change_id, "change_id")
+        _non_empty(self.flow_id, "flow_id")
+        _member(self.status, RETRY_STATUSES, "status")
+        _member(self.category, FAILURE_CATEGORIES, "category")
+        if self.attempts < 0:
+            raise ValueError(f"attempts must not be negative, got {self.attempts}")
+        object.__setattr__(self, "updated_at", utc(self.updated_at, "updated_at"))
+        for name in ("next_attempt_at", "created_at", "resubmitted_at", "lease_until"):
+            object.__setattr__(self, name, _optional_utc(getattr(self, name), name))
+
+
+@dataclass(frozen=True, slots=True)
+class RetryFilter:
+    """Retry queue filters as the operator API exposes them; None means any."""
+
+    integration: str | None = None
+    status: RetryStatus | None = None
+    category: FailureCategory | None = None
+    flow_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    offset: int = 0
+    limit: int = 100
+
+    def __post_init__(self) -> None:
+        if self.offset < 0 or not 1 <= self.limit <= 10_000:
+            raise ValueError("page needs offset >= 0 and 1 <= limit <= 10000")
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPage:
+    items: tuple[RetryItem, ...]
+    total: int
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigObject:
+    """One stored configuration object (flow, connection, tag, mapping …), body already redacted."""
+
+    kind: str
+    object_id: str
+    body: dict[str, Any]
+    version: int
+    updated_at: datetime
+    updated_by: str
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigAuditEntry:
+    at: datetime
+    actor: str
+    object: str
+    object_id: str
+    action: Literal["create", "update", "delete"]
+    change: dict[str, Any]

@@ -1,0 +1,325 @@
+"""DuckDB schema: append-friendly base tables and the stable analytics views of DESIGN 4.6.
+
+Operators write SQL against the views (`changes`, `outcomes`, `retry_queue`, `api_calls`,
+`config_audit`), so base tables may change shape between versions as long as a migration keeps
+the views' names and columns. Every schema change is a new `Migration` appended to `MIGRATIONS`;
+applied versions are recorded in `schema_version`, each migration runs in its own transaction.
+
+Timestamps are TIMESTAMPTZ and the store pins the session time zone to UTC, so values read back
+are UTC whatever the host's zone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import duckdb
+
+from stream.store.errors import SchemaVersionError
+
+VIEW_COLUMNS: dict[str, tuple[str, ...]] = {
+    "changes": (
+        "change_id",
+        "type",
+        "account_code",
+        "event_code",
+        "registration_code",
+        "is_test",
+        "occurred_at",
+        "received_at",
+        "payload",
+    ),
+    "outcomes": (
+        "change_id",
+        "flow_id",
+        "flow_name",
+        "mode",
+        "registration_code",
+        "event_code",
+        "action",
+        "status",
+        "category",
+        "reason",
+        "marketo_lead_id",
+        "lead_result",
+        "attempts",
+        "occurred_at",
+        "processed_at",
+        "latency_ms",
+    ),
+    "retry_queue": (
+        "change_id",
+        "flow_id",
+        "integration",
+        "status",
+        "category",
+        "reason",
+        "attempts",
+        "next_attempt_at",
+        "last_error",
+    ),
+    "api_calls": (
+        "connection_id",
+        "endpoint",
+        "started_at",
+        "duration_ms",
+        "http_status",
+        "marketo_error",
+        "batch_size",
+        "request_id",
+    ),
+    "config_audit": ("at", "actor", "object", "object_id", "change"),
+}
+"""Columns each stable view is promised to have (it may have more)."""
+
+_V1_TABLES = (
+    """
+    CREATE TABLE change_log (
+        change_id VARCHAR PRIMARY KEY,
+        type VARCHAR NOT NULL,
+        account_code VARCHAR NOT NULL,
+        event_code VARCHAR,
+        registration_code VARCHAR,
+        is_test BOOLEAN NOT NULL,
+        occurred_at TIMESTAMPTZ NOT NULL,
+        received_at TIMESTAMPTZ NOT NULL,
+        source VARCHAR NOT NULL,
+        kafka_partition INTEGER,
+        kafka_offset BIGINT,
+        payload JSON NOT NULL
+    )
+    """,
+    """
+    CREATE TABLE rejected_changes (
+        received_at TIMESTAMPTZ NOT NULL,
+        source VARCHAR NOT NULL,
+        change_id VARCHAR,
+        reasons VARCHAR[] NOT NULL,
+        payload VARCHAR NOT NULL,
+        kafka_partition INTEGER,
+        kafka_offset BIGINT
+    )
+    """,
+    """
+    CREATE TABLE outcome_log (
+        outcome_id VARCHAR PRIMARY KEY,
+        change_id VARCHAR NOT NULL,
+        flow_id VARCHAR NOT NULL,
+        flow_name VARCHAR NOT NULL,
+        mode VARCHAR NOT NULL,
+        registration_code VARCHAR,
+        event_code VARCHAR,
+        action VARCHAR,
+        status VARCHAR NOT NULL,
+        category VARCHAR,
+        reason VARCHAR,
+        marketo_lead_id BIGINT,
+        lead_result VARCHAR,
+        attempt INTEGER NOT NULL,
+        replayed BOOLEAN NOT NULL,
+        occurred_at TIMESTAMPTZ NOT NULL,
+        processed_at TIMESTAMPTZ NOT NULL,
+        latency_ms DOUBLE,
+        request_id VARCHAR,
+        recorded_at TIMESTAMPTZ NOT NULL
+    )
+    """,
+    """
+    CREATE TABLE deliveries (
+        change_id VARCHAR NOT NULL,
+        flow_id VARCHAR NOT NULL,
+        delivered_at TIMESTAMPTZ NOT NULL,
+        PRIMARY KEY (change_id, flow_id)
+    )
+    """,
+    """
+    CREATE TABLE retry_items (
+        change_id VARCHAR NOT NULL,
+        flow_id VARCHAR NOT NULL,
+        flow_name VARCHAR NOT NULL,
+        integration VARCHAR NOT NULL,
+        status VARCHAR NOT NULL,
+        category VARCHAR NOT NULL,
+        reason VARCHAR,
+        attempts INTEGER NOT NULL,
+        next_attempt_at TIMESTAMPTZ,
+        last_error VARCHAR,
+        created_at TIMESTAMPTZ NOT NULL,
+        updated_at TIMESTAMPTZ NOT NULL,
+        resubmitted_by VARCHAR,
+        resubmitted_at TIMESTAMPTZ,
+        lease_owner VARCHAR,
+        lease_until TIMESTAMPTZ,
+        PRIMARY KEY (change_id, flow_id)
+    )
+    """,
+    """
+    CREATE TABLE api_call_log (
+        connection_id VARCHAR NOT NULL,
+        endpoint VARCHAR NOT NULL,
+        method VARCHAR NOT NULL,
+        started_at TIMESTAMPTZ NOT NULL,
+        duration_ms DOUBLE NOT NULL,
+        http_status INTEGER,
+        marketo_error VARCHAR,
+        batch_size INTEGER NOT NULL,
+        request_id VARCHAR,
+        error_class VARCHAR,
+        recorded_at TIMESTAMPTZ NOT NULL
+    )
+    """,
+    """
+    CREATE TABLE config_objects (
+        kind VARCHAR NOT NULL,
+        object_id VARCHAR NOT NULL,
+        body JSON NOT NULL,
+        version INTEGER NOT NULL,
+        updated_at TIMESTAMPTZ NOT NULL,
+        updated_by VARCHAR NOT NULL,
+        PRIMARY KEY (kind, object_id)
+    )
+    """,
+    "CREATE SEQUENCE config_audit_seq START 1",
+    """
+    CREATE TABLE config_audit_log (
+        seq BIGINT PRIMARY KEY DEFAULT nextval('config_audit_seq'),
+        "at" TIMESTAMPTZ NOT NULL,
+        actor VARCHAR NOT NULL,
+        object VARCHAR NOT NULL,
+        object_id VARCHAR NOT NULL,
+        action VARCHAR NOT NULL,
+        change JSON NOT NULL
+    )
+    """,
+)
+
+_V1_VIEWS = (
+    """
+    CREATE OR REPLACE VIEW changes AS
+    SELECT change_id, type, account_code, event_code, registration_code, is_test,
+           occurred_at, received_at, payload, source, kafka_partition, kafka_offset
+    FROM change_log
+    """,
+    # Latest evaluation per (change, flow). Ties on processed_at fall back to the attempt
+    # number, then to arrival order, so a redelivered older attempt never hides a newer one.
+    """
+    CREATE OR REPLACE VIEW outcomes AS
+    SELECT change_id, flow_id, flow_name, mode, registration_code, event_code, action, status,
+           category, reason, marketo_lead_id, lead_result, attempts, occurred_at, processed_at,
+           latency_ms, replayed, attempt, request_id, outcome_id, first_processed_at
+    FROM (
+        SELECT *,
+               count(*) OVER w AS attempts,
+               min(processed_at) OVER w AS first_processed_at,
+               row_number() OVER (
+                   PARTITION BY change_id, flow_id
+                   ORDER BY processed_at DESC, attempt DESC, recorded_at DESC, outcome_id DESC
+               ) AS latest_rank
+        FROM outcome_log
+        WINDOW w AS (PARTITION BY change_id, flow_id)
+    )
+    WHERE latest_rank = 1
+    """,
+    """
+    CREATE OR REPLACE VIEW outcome_attempts AS
+    SELECT change_id, flow_id, attempt, flow_name, mode, registration_code, event_code, action,
+           status, category, reason, marketo_lead_id, lead_result, replayed, occurred_at,
+           processed_at, latency_ms, request_id, outcome_id, recorded_at
+    FROM outcome_log
+    """,
+    """
+    CREATE OR REPLACE VIEW retry_queue AS
+    SELECT change_id, flow_id, integration, flow_name, status, category, reason, attempts,
+           next_attempt_at, last_error, created_at, updated_at, resubmitted_by, resubmitted_at
+    FROM retry_items
+    """,
+    """
+    CREATE OR REPLACE VIEW api_calls AS
+    SELECT connection_id, endpoint, method, started_at, duration_ms, http_status, marketo_error,
+           batch_size, request_id, error_class
+    FROM api_call_log
+    """,
+    # `at` is a reserved word in DuckDB 2.0 (time travel); DESIGN 4.6 promises the name, so it
+    # stays, quoted, and `changed_at` carries the same value for SQL written without quotes.
+    """
+    CREATE OR REPLACE VIEW config_audit AS
+    SELECT "at", "at" AS changed_at, actor, object, object_id, action, change, seq
+    FROM config_audit_log
+    """,
+)
+
+Apply = Callable[[duckdb.DuckDBPyConnection], None]
+
+
+@dataclass(frozen=True, slots=True)
+class Migration:
+    version: int
+    description: str
+    statements: Sequence[str] = ()
+    apply: Apply | None = None
+    """For changes SQL alone cannot express (backfills computed in Python)."""
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "ledger tables and analytics views", (*_V1_TABLES, *_V1_VIEWS)),
+)
+
+_VERSION_TABLE = """
+CREATE TABLE IF NOT EXISTS schema_version (
+    version INTEGER PRIMARY KEY,
+    description VARCHAR NOT NULL,
+    applied_at TIMESTAMPTZ NOT NULL
+)
+"""
+
+
+def latest_version(migrations: Sequence[Migration] = MIGRATIONS) -> int:
+    return max((m.version for m in migrations), default=0)
+
+
+def current_version(con: duckdb.DuckDBPyConnection) -> int:
+    con.execute(_VERSION_TABLE)
+    row = con.execute("SELECT coalesce(max(version), 0) FROM schema_version").fetchone()
+    return int(row[0]) if row else 0
+
+
+def migrate(
+    con: duckdb.DuckDBPyConnection, migrations: Sequence[Migration] = MIGRATIONS
+) -> list[int]:
+    """Bring the file up to the newest schema; returns the versions applied now.
+
+    Refuses a file from a newer build instead of guessing: views and writers of an older build
+    could silently misread newer tables.
+    """
+    versions = [m.version for m in migrations]
+    if versions != sorted(set(versions)):
+        raise ValueError("migrations must have unique, increasing versions")
+    have = current_version(con)
+    newest = latest_version(migrations)
+    if have > newest:
+        raise SchemaVersionError(
+            f"database schema version {have} is newer than this build supports ({newest}); "
+            "upgrade Signal or restore a backup"
+        )
+    applied: list[int] = []
+    for migration in migrations:
+        if migration.version <= have:
+            continue
+        con.execute("BEGIN TRANSACTION")
+        try:
+            for statement in migration.statements:
+                con.execute(statement)
+            if migration.apply is not None:
+                migration.apply(con)
+            con.execute(
+                "INSERT INTO schema_version VALUES (?, ?, ?)",
+                [migration.version, migration.description, datetime.now(UTC)],
+            )
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+        applied.append(migration.version)
+    return applied

@@ -1,0 +1,568 @@
+"""`Store`: the control service's ledger and configuration, as an asyncio API over DuckDB.
+
+Every method is a coroutine whose DuckDB work runs on the writer thread (writes, one transaction
+per call, so one call = one durable batch) or on a reader thread (reads). When a write coroutine
+returns, the batch is committed to the WAL and synced: the caller may commit its Kafka offsets.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, cast
+
+import pyarrow as pa  # type: ignore[import-untyped]
+
+from stream.store import arrow_batches as ab
+from stream.store.errors import ConfigConflictError
+from stream.store.readonly_sql import QueryResult, run_read_only
+from stream.store.rows import (
+    ApiCallRow,
+    ChangeRow,
+    ChangeSource,
+    ConfigAuditEntry,
+    ConfigObject,
+    OutcomeRow,
+    Page,
+    RejectedRow,
+    RetryFilter,
+    RetryItem,
+    RetryPage,
+    RetryStatus,
+    utc,
+)
+from stream.store.schema import current_version, migrate
+from stream.store.secrets import ensure_no_secrets
+from stream.store.writer import Con, Database
+
+RESOLVING_STATUSES = ("delivered", "not_activated", "filtered_out", "skipped_stale")
+"""A later outcome with one of these statuses ends the (change, flow)'s stay in the retry queue."""
+
+_OUTCOME_INSERT_COLUMNS = ", ".join(ab.OUTCOME_COLUMNS)
+_RETRY_SELECT = ", ".join(ab.RETRY_COLUMNS)
+
+
+def _insert_arrow(con: Con, table: pa.Table, sql: str) -> int:
+    """Run `sql` (which reads from `batch`) with `table` registered as `batch`."""
+    con.register("batch", table)
+    try:
+        row = con.execute(sql).fetchone()
+    finally:
+        con.unregister("batch")
+    return int(row[0]) if row else 0
+
+
+def _retry_from_row(row: Sequence[Any]) -> RetryItem:
+    values = dict(zip(ab.RETRY_COLUMNS, row, strict=True))
+    return RetryItem(**values)
+
+
+def _change_from_row(row: Sequence[Any]) -> ChangeRow:
+    values = dict(zip(ab.CHANGE_COLUMNS, row, strict=True))
+    values["source"] = cast(ChangeSource, values["source"])
+    return ChangeRow(**values)
+
+
+def _canonical(body: Mapping[str, Any]) -> str:
+    return json.dumps(body, sort_keys=True, separators=(",", ":"), default=str)
+
+
+class Store:
+    """The control service's DuckDB store; see the module docstring for threading."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    @classmethod
+    async def open(
+        cls,
+        path: Path,
+        *,
+        reader_threads: int = 4,
+        threads: int | None = None,
+        memory_limit: str | None = None,
+    ) -> Store:
+        """Open or create the database file and bring its schema up to date.
+
+        Raises `StoreLockedError` when another process holds the file and `SchemaVersionError`
+        when the file comes from a newer build.
+        """
+        db = await Database.open(
+            Path(path),
+            setup=migrate,
+            reader_threads=reader_threads,
+            threads=threads,
+            memory_limit=memory_limit,
+        )
+        return cls(db)
+
+    @property
+    def path(self) -> Path:
+        return self._db.path
+
+    async def close(self) -> None:
+        """Finish queued writes, CHECKPOINT and release the file."""
+        await self._db.close()
+
+    async def __aenter__(self) -> Store:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def schema_version(self) -> int:
+        return await self._db.read(current_version)
+
+    async def checkpoint(self) -> None:
+        await self._db.write_raw(lambda con: con.execute("FORCE CHECKPOINT"))
+
+    # -- changes ---------------------------------------------------------------------------
+
+    async def archive_changes(self, rows: Sequence[ChangeRow]) -> int:
+        """Archive changes; a change_id already archived is ignored. Returns rows added."""
+        if not rows:
+            return 0
+        table = ab.changes_table(rows)
+        columns = ", ".join(ab.CHANGE_COLUMNS)
+        sql = (
+            f"INSERT INTO change_log ({columns}) "
+            f"SELECT {columns.replace('payload', 'payload::JSON')} FROM batch "
+            "ON CONFLICT (change_id) DO NOTHING"
+        )
+        return await self._db.write(lambda con: _insert_arrow(con, table, sql))
+
+    async def record_rejected(self, rows: Sequence[RejectedRow]) -> None:
+        """Keep invalid input (raw text) with its reasons."""
+        if not rows:
+            return
+        table = ab.rejected_table(rows)
+        columns = ", ".join(ab.REJECTED_COLUMNS)
+        sql = f"INSERT INTO rejected_changes ({columns}) SELECT {columns} FROM batch"
+        await self._db.write(lambda con: _insert_arrow(con, table, sql))
+
+    async def get_changes(self, change_ids: Iterable[str]) -> dict[str, ChangeRow]:
+        """Archived changes by id (unknown ids are absent), e.g. to re-drive a retry."""
+        ids = list(dict.fromkeys(change_ids))
+        if not ids:
+            return {}
+        keys = pa.table({"change_id": pa.array(ids, type=ab.STR)})
+        columns = ", ".join(f"c.{name}" for name in ab.CHANGE_COLUMNS)
+        sql = (
+            f"SELECT {columns.replace('c.payload', 'c.payload::VARCHAR')} "
+            "FROM change_log c JOIN wanted w USING (change_id)"
+        )
+
+        def read(con: Con) -> dict[str, ChangeRow]:
+            con.register("wanted", keys)
+            try:
+                rows = con.execute(sql).fetchall()
+            finally:
+                con.unregister("wanted")
+            return {r[0]: _change_from_row(r) for r in rows}
+
+        return await self._db.read(read)
+
+    async def list_changes(
+        self,
+        *,
+        occurred_from: datetime | None = None,
+        occurred_to: datetime | None = None,
+        event_code: str | None = None,
+        after: tuple[datetime, str] | None = None,
+        limit: int = 1000,
+    ) -> list[ChangeRow]:
+        """Archived changes in (occurred_at, change_id) order, for replays.
+
+        Keyset-paged: pass the last row's (occurred_at, change_id) as `after` for the next page.
+        """
+        clauses: list[str] = []
+        params: list[Any] = []
+        if occurred_from is not None:
+            clauses.append("occurred_at >= ?")
+            params.append(utc(occurred_from, "occurred_from"))
+        if occurred_to is not None:
+            clauses.append("occurred_at < ?")
+            params.append(utc(occurred_to, "occurred_to"))
+        if event_code is not None:
+            clauses.append("event_code = ?")
+            params.append(event_code)
+        if after is not None:
+            clauses.append("(occurred_at, change_id) > (?, ?)")
+            params.extend([utc(after[0], "after"), after[1]])
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        columns = ", ".join(ab.CHANGE_COLUMNS).replace("payload", "payload::VARCHAR")
+        sql = f"SELECT {columns} FROM change_log {where} ORDER BY occurred_at, change_id LIMIT ?"
+        params.append(limit)
+        rows = await self._db.read(lambda con: con.execute(sql, params).fetchall())
+        return [_change_from_row(r) for r in rows]
+
+    # -- outcomes --------------------------------------------------------------------------
+
+    async def record_outcomes(
+        self, rows: Sequence[OutcomeRow], retry_items: Sequence[RetryItem] = ()
+    ) -> int:
+        """Append attempt rows (and upsert retry items) in one transaction.
+
+        A redelivered outcome (same outcome_id) is ignored. A delivered outcome marks the pair
+        as delivered for `seen`; a non-failure outcome resolves a retry item recorded before it.
+        Returns the number of attempt rows added.
+        """
+        if not rows and not retry_items:
+            return 0
+        table = ab.outcomes_table(rows) if rows else None
+        retries = ab.retry_table(_last_per_key(retry_items)) if retry_items else None
+
+        def work(con: Con) -> int:
+            added = 0
+            if table is not None:
+                added = _insert_arrow(
+                    con,
+                    table,
+                    f"INSERT INTO outcome_log ({_OUTCOME_INSERT_COLUMNS}, recorded_at) "
+                    f"SELECT {_OUTCOME_INSERT_COLUMNS}, now() FROM batch "
+                    "ON CONFLICT (outcome_id) DO NOTHING",
+                )
+                _insert_arrow(
+                    con,
+                    table,
+                    "INSERT INTO deliveries "
+                    "SELECT change_id, flow_id, min(processed_at) FROM batch "
+                    "WHERE status = 'delivered' GROUP BY ALL "
+                    "ON CONFLICT (change_id, flow_id) DO NOTHING",
+                )
+            if retries is not None:
+                _upsert_retries(con, retries)
+            if table is not None:
+                _resolve_retries(con, table)
+            return added
+
+        return await self._db.write(work)
+
+    async def seen(self, change_id: str, flow_id: str) -> bool:
+        """Was this (change, flow) already delivered?"""
+        return (change_id, flow_id) in await self.seen_many([(change_id, flow_id)])
+
+    async def seen_many(self, pairs: Iterable[tuple[str, str]]) -> set[tuple[str, str]]:
+        """The subset of (change_id, flow_id) pairs already delivered."""
+        wanted = list(dict.fromkeys(pairs))
+        if not wanted:
+            return set()
+        keys = pa.table(
+            {
+                "change_id": pa.array([p[0] for p in wanted], type=ab.STR),
+                "flow_id": pa.array([p[1] for p in wanted], type=ab.STR),
+            }
+        )
+
+        def read(con: Con) -> set[tuple[str, str]]:
+            con.register("wanted", keys)
+            try:
+                rows = con.execute(
+                    "SELECT d.change_id, d.flow_id FROM deliveries d "
+                    "JOIN wanted w USING (change_id, flow_id)"
+                ).fetchall()
+            finally:
+                con.unregister("wanted")
+            return {(str(r[0]), str(r[1])) for r in rows}
+
+        return await self._db.read(read)
+
+    # -- Marketo calls ---------------------------------------------------------------------
+
+    async def record_api_calls(self, rows: Sequence[ApiCallRow]) -> None:
+        if not rows:
+            return
+        table = ab.api_calls_table(rows)
+        columns = ", ".join(ab.API_CALL_COLUMNS)
+        sql = (
+            f"INSERT INTO api_call_log ({columns}, recorded_at) SELECT {columns}, now() FROM batch"
+        )
+        await self._db.write(lambda con: _insert_arrow(con, table, sql))
+
+    # -- retry queue -----------------------------------------------------------------------
+
+    async def upsert_retry_items(self, items: Sequence[RetryItem]) -> None:
+        """Insert or replace retry items by (change_id, flow_id); created_at is kept."""
+        if not items:
+            return
+        table = ab.retry_table(_last_per_key(items))
+        await self._db.write(lambda con: _upsert_retries(con, table))
+
+    async def get_retry_item(self, change_id: str, flow_id: str) -> RetryItem | None:
+        sql = f"SELECT {_RETRY_SELECT} FROM retry_items WHERE change_id = ? AND flow_id = ?"
+        row = await self._db.read(lambda con: con.execute(sql, [change_id, flow_id]).fetchone())
+        return _retry_from_row(row) if row else None
+
+    async def list_retry(
+        self, filters: RetryFilter | None = None, page: Page | None = None
+    ) -> RetryPage:
+        """Retry items matching `filters`, most recently updated first, with the total count."""
+        filters = filters or RetryFilter()
+        page = page or Page()
+        clauses: list[str] = []
+        params: list[Any] = []
+        for column in ("integration", "status", "category", "flow_id"):
+            value = getattr(filters, column)
+            if value is not None:
+                clauses.append(f"{column} = ?")
+                params.append(value)
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+
+        def read(con: Con) -> RetryPage:
+            total_row = con.execute(f"SELECT count(*) FROM retry_items {where}", params).fetchone()
+            rows = con.execute(
+                f"SELECT {_RETRY_SELECT} FROM retry_items {where} "
+                "ORDER BY updated_at DESC, change_id, flow_id LIMIT ? OFFSET ?",
+                [*params, page.limit, page.offset],
+            ).fetchall()
+            total = int(total_row[0]) if total_row else 0
+            return RetryPage(tuple(_retry_from_row(r) for r in rows), total)
+
+        return await self._db.read(read)
+
+    async def claim_due_retries(
+        self, *, now: datetime, limit: int, owner: str, lease_until: datetime
+    ) -> list[RetryItem]:
+        """Lease up to `limit` due items (pending/retrying, next_attempt_at ≤ now, no live
+        lease) to `owner`, oldest due first. Runs on the writer thread, so two claimers never
+        get the same item."""
+        now = utc(now, "now")
+        lease_until = utc(lease_until, "lease_until")
+        sql = f"""
+            UPDATE retry_items SET lease_owner = ?, lease_until = ?, updated_at = ?
+            WHERE (change_id, flow_id) IN (
+                SELECT change_id, flow_id FROM retry_items
+                WHERE status IN ('pending', 'retrying')
+                  AND next_attempt_at IS NOT NULL AND next_attempt_at <= ?
+                  AND (lease_until IS NULL OR lease_until <= ?)
+                ORDER BY next_attempt_at, change_id, flow_id
+                LIMIT ?)
+            RETURNING {_RETRY_SELECT}
+        """
+        params = [owner, lease_until, now, now, now, limit]
+        rows = await self._db.write(lambda con: con.execute(sql, params).fetchall())
+        items = [_retry_from_row(r) for r in rows]
+        return sorted(items, key=lambda i: (i.next_attempt_at or now, i.change_id, i.flow_id))
+
+    async def compare_and_set_retry(
+        self, item: RetryItem, *, expected: Iterable[RetryStatus | None]
+    ) -> bool:
+        """Write `item` only if the stored item's status is in `expected` (None: absent).
+
+        This is how a resubmit and the scheduler settle a race: exactly one write wins.
+        """
+        allowed = set(expected)
+        table = ab.retry_table([item])
+
+        def work(con: Con) -> bool:
+            row = con.execute(
+                "SELECT status FROM retry_items WHERE change_id = ? AND flow_id = ?",
+                [item.change_id, item.flow_id],
+            ).fetchone()
+            current = None if row is None else row[0]
+            if current not in allowed:
+                return False
+            _upsert_retries(con, table)
+            return True
+
+        return await self._db.write(work)
+
+    # -- configuration ---------------------------------------------------------------------
+
+    async def save_config_object(
+        self,
+        kind: str,
+        object_id: str,
+        body: Mapping[str, Any],
+        actor: str,
+        *,
+        expected_version: int | None = None,
+        at: datetime | None = None,
+    ) -> ConfigObject:
+        """Create or replace one configuration object and audit the change.
+
+        `body` must already be redacted (it is refused otherwise). With `expected_version`, the
+        save fails with `ConfigConflictError` if someone else saved in between (0 = must not
+        exist yet). Saving an identical body is a no-op without an audit row.
+        """
+        if not kind or not object_id or not actor:
+            raise ValueError("kind, object_id and actor are required")
+        ensure_no_secrets(body, f"{kind} {object_id!r}")
+        when = utc(at, "at") if at is not None else datetime.now(UTC)
+        text = _canonical(body)
+
+        def work(con: Con) -> ConfigObject:
+            row = con.execute(
+                "SELECT body::VARCHAR, version, updated_at, updated_by FROM config_objects "
+                "WHERE kind = ? AND object_id = ?",
+                [kind, object_id],
+            ).fetchone()
+            version = 0 if row is None else int(row[1])
+            if expected_version is not None and expected_version != version:
+                raise ConfigConflictError(
+                    f"{kind} {object_id!r} is at version {version}, not {expected_version}; "
+                    "reload and apply the change again"
+                )
+            before = None if row is None else json.loads(row[0])
+            if row is not None and _canonical(before or {}) == text:
+                return ConfigObject(kind, object_id, dict(body), version, row[2], row[3])
+            con.execute(
+                "INSERT INTO config_objects VALUES (?, ?, ?::JSON, ?, ?, ?) "
+                "ON CONFLICT (kind, object_id) DO UPDATE SET body = excluded.body, "
+                "version = excluded.version, updated_at = excluded.updated_at, "
+                "updated_by = excluded.updated_by",
+                [kind, object_id, text, version + 1, when, actor],
+            )
+            _audit(
+                con,
+                when,
+                actor,
+                kind,
+                object_id,
+                "create" if row is None else "update",
+                {"before": before, "after": json.loads(text)},
+            )
+            return ConfigObject(kind, object_id, json.loads(text), version + 1, when, actor)
+
+        return await self._db.write(work)
+
+    async def delete_config_object(
+        self,
+        kind: str,
+        object_id: str,
+        actor: str,
+        *,
+        expected_version: int | None = None,
+        at: datetime | None = None,
+    ) -> bool:
+        """Delete one configuration object (audited). False if it did not exist."""
+        when = utc(at, "at") if at is not None else datetime.now(UTC)
+
+        def work(con: Con) -> bool:
+            row = con.execute(
+                "SELECT body::VARCHAR, version FROM config_objects "
+                "WHERE kind = ? AND object_id = ?",
+                [kind, object_id],
+            ).fetchone()
+            if row is None:
+                return False
+            if expected_version is not None and expected_version != int(row[1]):
+                raise ConfigConflictError(
+                    f"{kind} {object_id!r} is at version {row[1]}, not {expected_version}"
+                )
+            con.execute(
+                "DELETE FROM config_objects WHERE kind = ? AND object_id = ?", [kind, object_id]
+            )
+            _audit(
+                con,
+                when,
+                actor,
+                kind,
+                object_id,
+                "delete",
+                {"before": json.loads(row[0]), "after": None},
+            )
+            return True
+
+        return await self._db.write(work)
+
+    async def load_config(self, kind: str | None = None) -> list[ConfigObject]:
+        """Every stored configuration object (of one kind), ordered by kind and id."""
+        where, params = ("WHERE kind = ?", [kind]) if kind is not None else ("", [])
+        sql = (
+            "SELECT kind, object_id, body::VARCHAR, version, updated_at, updated_by "
+            f"FROM config_objects {where} ORDER BY kind, object_id"
+        )
+        rows = await self._db.read(lambda con: con.execute(sql, params).fetchall())
+        return [ConfigObject(r[0], r[1], json.loads(r[2]), int(r[3]), r[4], r[5]) for r in rows]
+
+    async def config_audit(
+        self, *, limit: int = 100, kind: str | None = None, object_id: str | None = None
+    ) -> list[ConfigAuditEntry]:
+        """Audit entries, newest first."""
+        clauses: list[str] = []
+        params: list[Any] = []
+        if kind is not None:
+            clauses.append("object = ?")
+            params.append(kind)
+        if object_id is not None:
+            clauses.append("object_id = ?")
+            params.append(object_id)
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        sql = (
+            "SELECT changed_at, actor, object, object_id, action, change::VARCHAR FROM config_audit "
+            f"{where} ORDER BY seq DESC LIMIT ?"
+        )
+        rows = await self._db.read(lambda con: con.execute(sql, [*params, limit]).fetchall())
+        return [ConfigAuditEntry(r[0], r[1], r[2], r[3], r[4], json.loads(r[5])) for r in rows]
+
+    # -- operator SQL ----------------------------------------------------------------------
+
+    async def query(
+        self, sql: str, *, max_rows: int = 1000, timeout_s: float | None = 30.0
+    ) -> QueryResult:
+        """Guarded read-only SQL for operators (see `readonly_sql`).
+
+        Raises `SqlRefusedError` (what was refused and why) or `SqlFailedError` (DuckDB's error,
+        or the time limit).
+        """
+        return await self._db.read_isolated(
+            lambda cursor: run_read_only(cursor, sql, max_rows=max_rows, timeout_s=timeout_s)
+        )
+
+
+def _last_per_key(items: Sequence[RetryItem]) -> list[RetryItem]:
+    """DuckDB refuses to update one row twice in a statement; the last item per key wins."""
+    latest: dict[tuple[str, str], RetryItem] = {}
+    for item in items:
+        latest[(item.change_id, item.flow_id)] = item
+    return list(latest.values())
+
+
+def _upsert_retries(con: Con, table: pa.Table) -> None:
+    updates = ", ".join(
+        f"{c} = excluded.{c}"
+        for c in ab.RETRY_COLUMNS
+        if c not in ("change_id", "flow_id", "created_at")
+    )
+    _insert_arrow(
+        con,
+        table,
+        f"INSERT INTO retry_items ({_RETRY_SELECT}) SELECT {_RETRY_SELECT} FROM batch "
+        f"ON CONFLICT (change_id, flow_id) DO UPDATE SET {updates}",
+    )
+
+
+def _resolve_retries(con: Con, table: pa.Table) -> None:
+    statuses = ", ".join(f"'{s}'" for s in RESOLVING_STATUSES)
+    _insert_arrow(
+        con,
+        table,
+        f"""
+        UPDATE retry_items r SET status = 'resolved', next_attempt_at = NULL,
+               lease_owner = NULL, lease_until = NULL, updated_at = b.processed_at
+        FROM (SELECT change_id, flow_id, max(processed_at) AS processed_at FROM batch
+              WHERE status IN ({statuses}) GROUP BY ALL) b
+        WHERE r.change_id = b.change_id AND r.flow_id = b.flow_id
+          AND r.status <> 'resolved' AND b.processed_at >= r.created_at
+        """,
+    )
+
+
+def _audit(
+    con: Con,
+    at: datetime,
+    actor: str,
+    kind: str,
+    object_id: str,
+    action: str,
+    change: dict[str, Any],
+) -> None:
+    ensure_no_secrets(change, f"audit entry for {kind} {object_id!r}")
+    con.execute(
+        'INSERT INTO config_audit_log ("at", actor, object, object_id, action, change) '
+        "VALUES (?, ?, ?, ?, ?, ?::JSON)",
+        [at, actor, kind, object_id, action, _canonical(change)],
+    )

@@ -1,0 +1,228 @@
+"""The one DuckDB connection of the control service, and the threads that use it.
+
+DuckDB calls block, and a blocked event loop misses Kafka heartbeats, so nothing here runs on
+the loop. One writer thread owns the read-write connection and runs every write as one
+transaction, in submission order (DuckDB allows one writing process, and a single writer thread
+also makes compare-and-set updates race-free). Reads run on a small pool of threads, each with
+its own cursor — a cursor is a separate DuckDB connection to the same database, so a long
+operator query runs beside the writer instead of behind it.
+
+The database is opened with:
+- `enable_external_access=false`: no file reads or writes through SQL (read_csv, COPY, ATTACH
+  of files, INSTALL/LOAD of extension files, secrets storage), no replacement scans of files
+  (`FROM 'x.csv'`) or Python objects. The store's own file, its WAL and temp spill files are not
+  affected, and bulk inserts still work because Arrow tables are registered explicitly.
+  It can only be set at open (re-enabling at run time is refused by DuckDB) and is global to
+  the database instance — there is no per-cursor variant, so the whole control runs without
+  external access.
+- extension auto-install/auto-load off (nothing is fetched or loaded behind the guard's back).
+- `TimeZone` pinned globally to UTC so every cursor reads TIMESTAMPTZ as UTC.
+- then `lock_configuration=true`, so no statement (SET, RESET, PRAGMA x=y) can change a setting
+  for the rest of the process's life — including turning external access back on.
+A second `duckdb.connect()` to the same file in this process would have to repeat exactly this
+configuration; nothing should do that — use `Database.read`/`write`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import queue
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import TypeVar
+
+import duckdb
+
+from stream.store.errors import StoreClosedError, StoreError, StoreLockedError
+
+T = TypeVar("T")
+Con = duckdb.DuckDBPyConnection
+
+log = logging.getLogger(__name__)
+
+_CONFLICT_RETRIES = 3
+
+
+def _connect(path: Path, threads: int | None, memory_limit: str | None) -> Con:
+    config: dict[str, str | bool | int | float | list[str]] = {
+        "enable_external_access": False,
+        "autoinstall_known_extensions": False,
+        "autoload_known_extensions": False,
+    }
+    if threads is not None:
+        config["threads"] = threads
+    if memory_limit is not None:
+        config["memory_limit"] = memory_limit
+    try:
+        con = duckdb.connect(str(path), config=config)
+    except duckdb.IOException as exc:
+        text = str(exc)
+        if "lock" in text.lower():
+            raise StoreLockedError(
+                f"cannot open the Signal database {path}: it is in use by another process. "
+                f"Only one control service may run per data directory. ({text})"
+            ) from exc
+        raise StoreError(f"cannot open the Signal database {path}: {text}") from exc
+    except duckdb.Error as exc:
+        raise StoreError(f"cannot open the Signal database {path}: {exc}") from exc
+    try:
+        con.execute("SET GLOBAL TimeZone = 'UTC'")
+        con.execute("SET lock_configuration = true")
+    except BaseException:
+        con.close()
+        raise
+    return con
+
+
+class Database:
+    """Owner of the DuckDB connection: a writer thread plus reader cursors."""
+
+    def __init__(
+        self,
+        path: Path,
+        con: Con,
+        writer: ThreadPoolExecutor,
+        readers: ThreadPoolExecutor,
+        cursors: queue.SimpleQueue[Con],
+        reader_count: int,
+    ) -> None:
+        self.path = path
+        self._con = con
+        self._writer = writer
+        self._readers = readers
+        self._cursors = cursors
+        self._reader_count = reader_count
+        self._closed = False
+        self._lock = threading.Lock()
+
+    @classmethod
+    async def open(
+        cls,
+        path: Path,
+        *,
+        setup: Callable[[Con], object] | None = None,
+        reader_threads: int = 4,
+        threads: int | None = None,
+        memory_limit: str | None = None,
+    ) -> Database:
+        """Open (creating) the file in the writer thread and run `setup` (migrations) there."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="duckdb-writer")
+        readers = ThreadPoolExecutor(max_workers=reader_threads, thread_name_prefix="duckdb-read")
+        cursors: queue.SimpleQueue[Con] = queue.SimpleQueue()
+
+        def start() -> Con:
+            con = _connect(path, threads, memory_limit)
+            try:
+                if setup is not None:
+                    setup(con)
+                for _ in range(reader_threads):
+                    cursors.put(con.cursor())
+            except BaseException:
+                con.close()
+                raise
+            return con
+
+        loop = asyncio.get_running_loop()
+        try:
+            con = await loop.run_in_executor(writer, start)
+        except BaseException:
+            writer.shutdown(wait=False)
+            readers.shutdown(wait=False)
+            raise
+        return cls(path, con, writer, readers, cursors, reader_threads)
+
+    def _ensure_open(self) -> None:
+        if self._closed:
+            raise StoreClosedError(f"the store for {self.path} is closed")
+
+    async def write(self, work: Callable[[Con], T]) -> T:
+        """Run `work` in one transaction on the writer thread; rolled back if it raises."""
+        self._ensure_open()
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._writer, self._in_transaction, work)
+
+    async def write_raw(self, work: Callable[[Con], T]) -> T:
+        """Run `work` on the writer thread outside a transaction (CHECKPOINT and the like)."""
+        self._ensure_open()
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._writer, work, self._con)
+
+    def _in_transaction(self, work: Callable[[Con], T]) -> T:
+        con = self._con
+        for attempt in range(1, _CONFLICT_RETRIES + 1):
+            con.execute("BEGIN TRANSACTION")
+            try:
+                result = work(con)
+                con.execute("COMMIT")
+                return result
+            except duckdb.TransactionException as exc:
+                self._rollback()
+                if "conflict" not in str(exc).lower() or attempt == _CONFLICT_RETRIES:
+                    raise
+                log.warning("DuckDB transaction conflict, retrying (%d): %s", attempt, exc)
+            except BaseException:
+                self._rollback()
+                raise
+        raise AssertionError("unreachable")
+
+    def _rollback(self) -> None:
+        with contextlib.suppress(duckdb.Error):
+            self._con.execute("ROLLBACK")
+
+    async def read(self, work: Callable[[Con], T]) -> T:
+        """Run `work` on a reader thread with a cursor of its own."""
+        self._ensure_open()
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._readers, self._with_cursor, work)
+
+    async def read_isolated(self, work: Callable[[Con], T]) -> T:
+        """Like `read`, on a fresh cursor closed afterwards (for operator queries that may be
+        interrupted, so no interrupt or transaction state can leak into later reads)."""
+
+        def isolated(cursor: Con) -> T:
+            child = cursor.cursor()
+            try:
+                return work(child)
+            finally:
+                child.close()
+
+        return await self.read(isolated)
+
+    def _with_cursor(self, work: Callable[[Con], T]) -> T:
+        cursor = self._cursors.get()
+        try:
+            return work(cursor)
+        finally:
+            self._cursors.put(cursor)
+
+    async def close(self, *, checkpoint: bool = True) -> None:
+        """Finish queued work, CHECKPOINT (so the next open replays no WAL), then close."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+        loop = asyncio.get_running_loop()
+
+        def shutdown() -> None:
+            try:
+                if checkpoint:
+                    self._con.execute("FORCE CHECKPOINT")
+            finally:
+                while True:
+                    try:
+                        self._cursors.get_nowait().close()
+                    except queue.Empty:
+                        break
+                self._con.close()
+
+        try:
+            await loop.run_in_executor(None, self._readers.shutdown, True)
+            await loop.run_in_executor(self._writer, shutdown)
+        finally:
+            self._writer.shutdown(wait=True)
