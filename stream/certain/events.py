@@ -86,6 +86,8 @@ class CertainModel(BaseModel):
 
 class Address(CertainModel):
     line1: str | None = None
+    line2: str | None = None
+    line3: str | None = None
     city: str | None = None
     state: str | None = None
     postal_code: str | None = None
