@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 import types
 from collections.abc import Iterable, Iterator, Mapping
+from copy import deepcopy
 from dataclasses import dataclass
 from difflib import get_close_matches
 from typing import Annotated, Any, Union, get_args, get_origin
@@ -84,6 +85,70 @@ def load_problems(raw: object) -> list[Problem]:
     except ValidationError as error:
         return problems_from(error)
     return []
+
+
+def check_raw(raw: object) -> tuple[Account | None, list[Problem]]:
+    """Load and validate in one go: the account (None unless it loads) and every problem.
+
+    When loading fails, the checks of `validate_account` still run on a copy with the
+    offending optional keys removed, so one wrong `mode:` does not hide an unknown mapping
+    elsewhere. Nothing is reported from that copy when a required value is broken, since a
+    guess there could invent problems.
+    """
+    problems = load_problems(raw)
+    if not problems:
+        account = Account.model_validate(raw)
+        return account, validate_account(account)
+    if not isinstance(raw, Mapping):
+        return None, problems
+    salvaged = _without_bad_keys(dict(raw))
+    if salvaged is not None:
+        reported = {p.path for p in problems}
+        problems += [p for p in validate_account(salvaged) if p.path not in reported]
+    return None, problems
+
+
+def _without_bad_keys(raw: dict[str, Any]) -> Account | None:
+    data = deepcopy(raw)
+    try:
+        Account.model_validate(data)
+    except ValidationError as error:
+        for detail in error.errors(include_url=False):
+            if not _drop_optional(data, detail["loc"]):
+                return None
+    try:
+        return Account.model_validate(data)
+    except ValidationError:
+        return None
+
+
+def _drop_optional(data: dict[str, Any], loc: tuple[str | int, ...]) -> bool:
+    """Remove the innermost key on `loc` that a model may go without (never a whole section)."""
+    for depth in range(len(loc), 0, -1):
+        parent_loc, key = loc[: depth - 1], loc[depth - 1]
+        model = _model_at(list(parent_loc))
+        if model is None or not isinstance(key, str):
+            continue
+        field = model.model_fields.get(key)
+        if field is not None and field.is_required():
+            return False
+        if field is not None and model is Account:
+            continue
+        parent = _get(data, _strip_union_tags(parent_loc))
+        if isinstance(parent, dict):
+            parent.pop(key, None)
+            return True
+        return False
+    return False
+
+
+def _get(data: Any, loc: list[str | int]) -> Any:
+    for part in loc:
+        try:
+            data = data[part]
+        except (KeyError, IndexError, TypeError):
+            return None
+    return data
 
 
 def problems_from(error: ValidationError) -> list[Problem]:

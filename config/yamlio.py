@@ -23,7 +23,7 @@ from typing import Any
 import yaml
 
 from config.models import Account
-from config.validation import Problem, load_problems, validate_account
+from config.validation import Problem, check_raw
 
 ENV_REFERENCE = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$")
 """A whole value of the form `${VAR}`; anything else is taken literally."""
@@ -142,11 +142,8 @@ def load_raw(
     raw: object, env: Mapping[str, str] | None = None, *, require_env: bool = True
 ) -> Loaded:
     resolved, problems, literal = resolve_secrets(raw, env, require=require_env)
-    shape = load_problems(resolved)
-    if shape:
-        return Loaded(None, [*problems, *shape], literal)
-    account = Account.model_validate(resolved)
-    return Loaded(account, [*problems, *validate_account(account)], literal)
+    account, found = check_raw(resolved)
+    return Loaded(account, [*problems, *found], literal)
 
 
 def load_account(
