@@ -10,6 +10,8 @@ from stream.store.errors import (
     StoreClosedError,
     StoreError,
     StoreLockedError,
+    StoreReadError,
+    StoreWriteError,
 )
 from stream.store.readonly_sql import Column, QueryResult, check_read_only
 from stream.store.rows import (
@@ -50,5 +52,7 @@ __all__ = [
     "StoreClosedError",
     "StoreError",
     "StoreLockedError",
+    "StoreReadError",
+    "StoreWriteError",
     "check_read_only",
 ]

@@ -15,6 +15,14 @@ class StoreClosedError(StoreError):
     """The store was used after `close()`."""
 
 
+class StoreWriteError(StoreError):
+    """A write batch failed and was rolled back as a whole; nothing of it is durable."""
+
+
+class StoreReadError(StoreError):
+    """A read of the store failed inside DuckDB."""
+
+
 class SchemaVersionError(StoreError):
     """The file was written by a newer build whose schema this build does not know."""
 

@@ -7,12 +7,14 @@ returns, the batch is committed to the WAL and synced: the caller may commit its
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, cast
 
+import duckdb
 import pyarrow as pa  # type: ignore[import-untyped]
 
 from stream.store import arrow_batches as ab
@@ -46,12 +48,26 @@ _RETRY_SELECT = ", ".join(ab.RETRY_COLUMNS)
 
 def _insert_arrow(con: Con, table: pa.Table, sql: str) -> int:
     """Run `sql` (which reads from `batch`) with `table` registered as `batch`."""
-    con.register("batch", table)
-    try:
+    with _registered(con, "batch", table):
         row = con.execute(sql).fetchone()
-    finally:
-        con.unregister("batch")
     return int(row[0]) if row else 0
+
+
+@contextlib.contextmanager
+def _registered(con: Con, name: str, table: pa.Table) -> Iterator[None]:
+    """Expose `table` to SQL as `name` for the block.
+
+    After a failed statement the transaction is aborted and even `unregister` fails; that
+    error must not hide the statement's own, and `register` replaces a stale name next time.
+    """
+    con.register(name, table)
+    try:
+        yield
+    except BaseException:
+        with contextlib.suppress(duckdb.Error):
+            con.unregister(name)
+        raise
+    con.unregister(name)
 
 
 def _retry_from_row(row: Sequence[Any]) -> RetryItem:
@@ -155,11 +171,8 @@ class Store:
         )
 
         def read(con: Con) -> dict[str, ChangeRow]:
-            con.register("wanted", keys)
-            try:
+            with _registered(con, "wanted", keys):
                 rows = con.execute(sql).fetchall()
-            finally:
-                con.unregister("wanted")
             return {r[0]: _change_from_row(r) for r in rows}
 
         return await self._db.read(read)
@@ -257,14 +270,11 @@ class Store:
         )
 
         def read(con: Con) -> set[tuple[str, str]]:
-            con.register("wanted", keys)
-            try:
+            with _registered(con, "wanted", keys):
                 rows = con.execute(
                     "SELECT d.change_id, d.flow_id FROM deliveries d "
                     "JOIN wanted w USING (change_id, flow_id)"
                 ).fetchall()
-            finally:
-                con.unregister("wanted")
             return {(str(r[0]), str(r[1])) for r in rows}
 
         return await self._db.read(read)
@@ -492,8 +502,8 @@ class Store:
             params.append(object_id)
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
         sql = (
-            "SELECT changed_at, actor, object, object_id, action, change::VARCHAR FROM config_audit "
-            f"{where} ORDER BY seq DESC LIMIT ?"
+            "SELECT changed_at, actor, object, object_id, action, change::VARCHAR "
+            f"FROM config_audit {where} ORDER BY seq DESC LIMIT ?"
         )
         rows = await self._db.read(lambda con: con.execute(sql, [*params, limit]).fetchall())
         return [ConfigAuditEntry(r[0], r[1], r[2], r[3], r[4], json.loads(r[5])) for r in rows]

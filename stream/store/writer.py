@@ -37,7 +37,13 @@ from typing import TypeVar
 
 import duckdb
 
-from stream.store.errors import StoreClosedError, StoreError, StoreLockedError
+from stream.store.errors import (
+    StoreClosedError,
+    StoreError,
+    StoreLockedError,
+    StoreReadError,
+    StoreWriteError,
+)
 
 T = TypeVar("T")
 Con = duckdb.DuckDBPyConnection
@@ -164,8 +170,11 @@ class Database:
             except duckdb.TransactionException as exc:
                 self._rollback()
                 if "conflict" not in str(exc).lower() or attempt == _CONFLICT_RETRIES:
-                    raise
+                    raise StoreWriteError(f"write rolled back: {exc}") from exc
                 log.warning("DuckDB transaction conflict, retrying (%d): %s", attempt, exc)
+            except duckdb.Error as exc:
+                self._rollback()
+                raise StoreWriteError(f"write rolled back: {exc}") from exc
             except BaseException:
                 self._rollback()
                 raise
@@ -198,6 +207,10 @@ class Database:
         cursor = self._cursors.get()
         try:
             return work(cursor)
+        except StoreError:
+            raise
+        except duckdb.Error as exc:
+            raise StoreReadError(f"read failed: {exc}") from exc
         finally:
             self._cursors.put(cursor)
 

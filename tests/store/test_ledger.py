@@ -1,0 +1,204 @@
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+
+from stream.store import ApiCallRow, OutcomeRow, RejectedRow, Store, StoreWriteError
+
+from .conftest import T0, change, outcome
+
+
+async def test_archive_is_idempotent_by_change_id(store: Store) -> None:
+    assert await store.archive_changes([change("c1"), change("c2")]) == 2
+    assert await store.archive_changes([change("c2"), change("c3"), change("c3")]) == 1
+    assert await store.archive_changes([]) == 0
+    result = await store.query("SELECT change_id FROM changes ORDER BY change_id")
+    assert result.rows == (("c1",), ("c2",), ("c3",))
+
+
+async def test_archived_change_keeps_payload_as_json(store: Store) -> None:
+    await store.archive_changes([change("c1", payload='{"registration": {"isTest": true}}')])
+    result = await store.query("SELECT payload->'registration'->>'isTest' FROM changes")
+    assert result.rows == (("true",),)
+    found = await store.get_changes(["c1", "missing"])
+    assert set(found) == {"c1"}
+    assert json.loads(found["c1"].payload) == {"registration": {"isTest": True}}
+    assert found["c1"].occurred_at == T0
+
+
+async def test_timestamps_are_stored_as_utc_whatever_the_input_offset(store: Store) -> None:
+    paris = timezone(timedelta(hours=1))
+    await store.archive_changes(
+        [change("c1", occurred_at=datetime(2026, 11, 28, 13, tzinfo=paris))]
+    )
+    result = await store.query("SELECT occurred_at, strftime(occurred_at, '%H:%M') FROM changes")
+    stored, text = result.rows[0]
+    assert stored == T0
+    assert stored.utcoffset() == timedelta(0)
+    assert text == "12:00"
+
+
+def test_naive_timestamps_are_refused() -> None:
+    with pytest.raises(ValueError, match="timezone-aware"):
+        change("c1", occurred_at=datetime(2026, 11, 28, 12))
+
+
+async def test_a_bad_row_fails_the_whole_batch_and_writes_nothing(store: Store) -> None:
+    with pytest.raises(StoreWriteError, match=r"(?i)json"):
+        await store.archive_changes([change("ok"), change("bad", payload="{not json")])
+    result = await store.query("SELECT count(*) FROM changes")
+    assert result.rows == ((0,),)
+    assert await store.archive_changes([change("ok")]) == 1
+
+
+async def test_list_changes_pages_in_time_order(store: Store) -> None:
+    await store.archive_changes([change(f"c{i}", minutes=i) for i in range(5)])
+    await store.archive_changes([change("other", minutes=2, event_code="OTHER")])
+    first = await store.list_changes(event_code="SUMMIT26", limit=2)
+    assert [c.change_id for c in first] == ["c0", "c1"]
+    last = first[-1]
+    rest = await store.list_changes(
+        event_code="SUMMIT26", after=(last.occurred_at, last.change_id), limit=10
+    )
+    assert [c.change_id for c in rest] == ["c2", "c3", "c4"]
+    window = await store.list_changes(
+        occurred_from=T0 + timedelta(minutes=1), occurred_to=T0 + timedelta(minutes=3)
+    )
+    assert [c.change_id for c in window] == ["c1", "c2", "other"]
+
+
+async def test_rejected_input_keeps_raw_text_and_reasons(store: Store) -> None:
+    await store.record_rejected(
+        [RejectedRow(T0, ("changeId: missing", "type: unknown 'x'"), '{"type": "x"', "api")]
+    )
+    result = await store.query("SELECT source, reasons, payload FROM rejected_changes")
+    assert result.rows == (("api", ["changeId: missing", "type: unknown 'x'"], '{"type": "x"'),)
+    with pytest.raises(ValueError, match="reason"):
+        RejectedRow(T0, (), "x")
+
+
+async def test_ten_thousand_outcomes_in_one_call(store: Store) -> None:
+    rows = [outcome(f"c{i}", f"flow-{i % 7}") for i in range(10_000)]
+    assert await store.record_outcomes(rows) == 10_000
+    result = await store.query(
+        "SELECT count(*), count(DISTINCT flow_id), min(attempts), max(attempts) FROM outcomes"
+    )
+    assert result.rows == ((10_000, 7, 1, 1),)
+
+
+async def test_redelivered_outcomes_are_stored_once(store: Store) -> None:
+    rows = [outcome("c1"), outcome("c2")]
+    assert await store.record_outcomes(rows) == 2
+    assert await store.record_outcomes(rows) == 0
+    result = await store.query("SELECT count(*) FROM outcome_attempts")
+    assert result.rows == ((2,),)
+
+
+async def test_outcomes_view_shows_the_latest_attempt_per_change_and_flow(store: Store) -> None:
+    s = timedelta(seconds=1)
+    failed1 = outcome("c1", status="failed", category="technical", reason="HTTP 503",
+                      lead_result=None, processed_at=T0 + 10 * s, attempt=1)  # fmt: skip
+    failed2 = outcome("c1", status="failed", category="technical", reason="timeout",
+                      lead_result=None, processed_at=T0 + 20 * s, attempt=2)  # fmt: skip
+    delivered = outcome("c1", processed_at=T0 + 30 * s, attempt=3, lead_result="updated")
+    other_flow = outcome("c1", "flow-2", status="not_activated", reason="status not tagged",
+                         lead_result=None)  # fmt: skip
+    # Arrival order differs from processing order: the newest attempt still wins.
+    await store.record_outcomes([delivered, other_flow])
+    await store.record_outcomes([failed2, failed1])
+    result = await store.query(
+        "SELECT flow_id, status, reason, lead_result, attempts, attempt FROM outcomes "
+        "ORDER BY flow_id"
+    )
+    assert result.rows == (
+        ("flow-1", "delivered", None, "updated", 3, 3),
+        ("flow-2", "not_activated", "status not tagged", None, 1, 1),
+    )
+
+
+async def test_equal_processed_at_is_broken_by_attempt_number(store: Store) -> None:
+    first = outcome("c1", status="failed", category="data", lead_result=None, attempt=1)
+    second = outcome("c1", attempt=2)
+    await store.record_outcomes([second, first])
+    result = await store.query("SELECT status, attempt FROM outcomes")
+    assert result.rows == (("delivered", 2),)
+
+
+async def test_outcomes_view_window_filter(store: Store) -> None:
+    old = outcome("old", processed_at=T0 - timedelta(days=2))
+    new = outcome("new", processed_at=T0)
+    await store.record_outcomes([old, new])
+    result = await store.query(
+        "SELECT change_id FROM outcomes "
+        "WHERE processed_at >= TIMESTAMPTZ '2026-11-28 12:00:00+00' - INTERVAL 24 HOUR"
+    )
+    assert result.rows == (("new",),)
+
+
+async def test_seen_reports_delivered_pairs_only(store: Store) -> None:
+    await store.record_outcomes(
+        [
+            outcome("c1"),
+            outcome("c2", status="failed", category="technical", lead_result=None),
+            outcome("c3", status="filtered_out", lead_result=None),
+        ]
+    )
+    assert await store.seen("c1", "flow-1")
+    assert not await store.seen("c1", "flow-2")
+    assert not await store.seen("c2", "flow-1")
+    assert await store.seen_many([("c1", "flow-1"), ("c2", "flow-1"), ("c3", "flow-1")]) == {
+        ("c1", "flow-1")
+    }
+    assert await store.seen_many([]) == set()
+
+
+def test_outcome_rows_validate_their_fields() -> None:
+    with pytest.raises(ValueError, match="status"):
+        outcome("c1", status="sent")
+    with pytest.raises(ValueError, match="category"):
+        outcome("c1", status="failed", lead_result=None)
+    with pytest.raises(ValueError, match="mode"):
+        outcome("c1", mode="prod")
+    with pytest.raises(ValueError, match="attempt"):
+        outcome("c1", attempt=0)
+    with pytest.raises(ValueError, match="timezone-aware"):
+        outcome("c1", processed_at=datetime(2026, 1, 1))
+
+
+def test_outcome_id_is_deterministic_and_distinguishes_attempts() -> None:
+    assert outcome("c1").outcome_id == outcome("c1").outcome_id
+    assert outcome("c1").outcome_id != outcome("c1", attempt=2).outcome_id
+    assert outcome("c1").outcome_id != outcome("c1", replayed=True).outcome_id
+    assert OutcomeRow(**{**_fields(outcome("c1")), "outcome_id": "mine"}).outcome_id == "mine"
+
+
+def _fields(row: OutcomeRow) -> dict[str, object]:
+    return {name: getattr(row, name) for name in row.__dataclass_fields__}
+
+
+async def test_api_calls_are_recorded(store: Store) -> None:
+    calls = [
+        ApiCallRow("conn-1", "/rest/v1/leads.json", T0, 120.5, http_status=200, batch_size=300,
+                   request_id="e42b#1"),
+        ApiCallRow("conn-1", "/rest/v1/campaigns/7/trigger.json", T0, 80.0, http_status=200,
+                   marketo_error="606", error_class="throttle"),
+    ]  # fmt: skip
+    await store.record_api_calls(calls)
+    result = await store.query(
+        "SELECT endpoint, batch_size, marketo_error, request_id FROM api_calls ORDER BY endpoint"
+    )
+    assert result.rows == (
+        ("/rest/v1/campaigns/7/trigger.json", 1, "606", None),
+        ("/rest/v1/leads.json", 300, None, "e42b#1"),
+    )
+    with pytest.raises(ValueError, match="duration"):
+        ApiCallRow("conn-1", "/x", T0, -1.0)
+
+
+async def test_processed_at_round_trips_with_microseconds(store: Store) -> None:
+    at = datetime(2026, 11, 28, 12, 0, 0, 123456, tzinfo=UTC)
+    await store.record_outcomes([outcome("c1", processed_at=at)])
+    result = await store.query("SELECT processed_at FROM outcomes")
+    assert result.rows == ((at,),)

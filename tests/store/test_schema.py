@@ -1,0 +1,101 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from stream.store import VIEW_COLUMNS, SchemaVersionError, Store
+from stream.store.schema import MIGRATIONS, Migration, current_version, migrate
+
+from .conftest import change
+
+
+async def test_views_have_the_promised_names_and_columns(store: Store) -> None:
+    for view, promised in VIEW_COLUMNS.items():
+        result = await store.query(f"SELECT * FROM {view} LIMIT 0")
+        missing = set(promised) - set(result.column_names)
+        assert not missing, f"{view} lacks {missing}"
+    tables = await store.query(
+        "SELECT table_name FROM information_schema.tables WHERE table_type = 'VIEW'"
+    )
+    assert set(VIEW_COLUMNS) <= {row[0] for row in tables.rows}
+
+
+async def test_design_column_lists_are_what_the_design_names() -> None:
+    assert VIEW_COLUMNS["outcomes"] == (
+        "change_id", "flow_id", "flow_name", "mode", "registration_code", "event_code",
+        "action", "status", "category", "reason", "marketo_lead_id", "lead_result",
+        "attempts", "occurred_at", "processed_at", "latency_ms",
+    )  # fmt: skip
+    assert VIEW_COLUMNS["config_audit"] == ("at", "actor", "object", "object_id", "change")
+
+
+async def test_timestamps_are_timestamptz(store: Store) -> None:
+    result = await store.query("DESCRIBE outcomes")
+    types = {row[0]: row[1] for row in result.rows}
+    assert types["processed_at"] == "TIMESTAMP WITH TIME ZONE"
+    assert types["occurred_at"] == "TIMESTAMP WITH TIME ZONE"
+
+
+async def test_reopening_keeps_data_and_does_not_migrate_again(db_path: Path) -> None:
+    first = await Store.open(db_path)
+    assert await first.archive_changes([change("c1")]) == 1
+    await first.close()
+
+    second = await Store.open(db_path)
+    try:
+        assert await second.schema_version() == MIGRATIONS[-1].version
+        result = await second.query("SELECT change_id FROM changes")
+        assert result.rows == (("c1",),)
+        versions = await second.query("SELECT count(*) FROM schema_version")
+        assert versions.rows == ((len(MIGRATIONS),),)
+    finally:
+        await second.close()
+
+
+async def test_file_from_a_newer_build_is_refused(db_path: Path) -> None:
+    s = await Store.open(db_path)
+    await s.close()
+    con = duckdb.connect(str(db_path))
+    con.execute("INSERT INTO schema_version VALUES (999, 'future', now())")
+    con.close()
+    with pytest.raises(SchemaVersionError, match="999"):
+        await Store.open(db_path)
+    # The refused open released the file: a plain connection can take it again.
+    duckdb.connect(str(db_path)).close()
+
+
+def test_migration_hook_applies_pending_versions_in_order(tmp_path: Path) -> None:
+    con = duckdb.connect(str(tmp_path / "m.duckdb"))
+    seen: list[int] = []
+
+    def backfill(c: duckdb.DuckDBPyConnection) -> None:
+        seen.append(current_version(c))
+        c.execute("INSERT INTO extra VALUES (42)")
+
+    v2 = Migration(2, "extra table", ("CREATE TABLE extra (x INTEGER)",), apply=backfill)
+    assert migrate(con, MIGRATIONS) == [1]
+    assert migrate(con, (*MIGRATIONS, v2)) == [2]
+    assert migrate(con, (*MIGRATIONS, v2)) == []
+    assert seen == [1]
+    assert con.execute("SELECT x FROM extra").fetchall() == [(42,)]
+    con.close()
+
+
+def test_a_failing_migration_leaves_the_previous_version(tmp_path: Path) -> None:
+    con = duckdb.connect(str(tmp_path / "m.duckdb"))
+    migrate(con)
+    broken = Migration(2, "broken", ("CREATE TABLE half (x INTEGER)", "SELECT * FROM nowhere"))
+    with pytest.raises(duckdb.CatalogException):
+        migrate(con, (*MIGRATIONS, broken))
+    assert current_version(con) == 1
+    tables = con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = 'half'")
+    assert tables.fetchall() == [(0,)]
+    con.close()
+
+
+def test_migrations_must_be_increasing(tmp_path: Path) -> None:
+    con = duckdb.connect()
+    with pytest.raises(ValueError, match="increasing"):
+        migrate(con, (Migration(2, "b"), Migration(1, "a")))
