@@ -191,8 +191,11 @@ def _message(detail: Any, loc: list[str | int], raw_loc: tuple[str | int, ...]) 
         reason = detail.get("ctx", {}).get("error")
         why = f" ({reason})" if reason else ""
         return f"expected an http(s) URL such as https://123-ABC-456.mktorest.com{why}{got}"
-    if kind == "too_short" and isinstance(value, str):
-        return "expected a non-empty value" + ("" if secret else ", got an empty string")
+    if kind == "string_too_short":
+        return f"expected a non-empty value{got}"
+    if kind == "string_too_long":
+        limit = detail.get("ctx", {}).get("max_length")
+        return f"expected at most {limit} characters, got {len(str(value))}"
     if kind == "too_short":
         minimum = detail.get("ctx", {}).get("min_length", 1)
         return f"expected at least {minimum} item(s), got none"
