@@ -1,9 +1,10 @@
 """Mapping a change to Marketo fields and program tokens (DESIGN 5, "Mapping").
 
 Each target field reads its source paths, skips the empty ones, joins the rest with the field's
-separator and applies its transforms in the order given. A field that ends up empty is left out
-of the payload rather than sent blank, so a missing value never erases what Marketo already has;
-when the field is required, that is a data failure naming it.
+separator and applies its transforms in the order given. When several sources are joined, each
+is trimmed first, so `"Ana "` + `" Ruiz"` with separator `" "` reads `"Ana Ruiz"`. A field that
+ends up empty is left out of the payload rather than sent blank, so a missing value never erases
+what Marketo already has; when the field is required, that is a data failure naming it.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ def proper_case(text: str) -> str:
         before = lowered[start - 1] if start else ""
         if before.isalnum():
             return word
-        if before in "'’":
+        if before and before in "'’":
             prefix = lowered[: start - 1]
             stem = _LETTERS.search(prefix[::-1])
             single_letter = stem is not None and stem.start() == 0 and len(stem.group()) == 1
@@ -55,8 +56,13 @@ def apply_transforms(value: str, transforms: Iterable[Transform]) -> str:
 
 
 def field_value(field: FieldMapping, ctx: ChangeContext) -> str:
+    """One source passes through as it is (its transforms decide); several are each trimmed
+    before joining, so the separator alone sets the spacing between them."""
     parts = [ctx.text(source) for source in field.sources]
-    joined = field.separator.join(part for part in parts if part.strip())
+    if len(parts) == 1:
+        joined = parts[0]
+    else:
+        joined = field.separator.join(part.strip() for part in parts if part.strip())
     return apply_transforms(joined, field.transforms)
 
 
