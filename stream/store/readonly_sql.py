@@ -112,6 +112,7 @@ _TYPE_REASONS: dict[str, str] = {
     "LOGICAL_PLAN": "logical plans are not supported",
     "RELATION": "relations are not supported",
     "EXTENSION": "extension statements are not supported",
+    "UNKNOWN": "a statement of a kind the guard does not know (e.g. UPDATE EXTENSIONS)",
 }
 
 _PATH_CHARS = frozenset("/\\.:*?~")
@@ -139,6 +140,15 @@ def _parse(parser: duckdb.DuckDBPyConnection, sql: str) -> list[duckdb.Statement
         raise SqlFailedError(str(exc)) from exc
 
 
+def _kind(statement: duckdb.Statement) -> str:
+    try:
+        return statement.type.name
+    except ValueError:
+        # The Python binding raises ValueError for statement types it has no enum member
+        # for (UPDATE EXTENSIONS in 2.0.1); a kind the guard cannot name is never a read.
+        return "UNKNOWN"
+
+
 def check_read_only(sql: str, parser: duckdb.DuckDBPyConnection) -> str:
     """Return the single statement to run, or raise `SqlRefusedError` saying what and why.
 
@@ -148,7 +158,7 @@ def check_read_only(sql: str, parser: duckdb.DuckDBPyConnection) -> str:
     if not statements:
         raise SqlRefusedError("no statement given", sql)
     if len(statements) > 1:
-        kinds = ", ".join(s.type.name for s in statements)
+        kinds = ", ".join(_kind(s) for s in statements)
         raise SqlRefusedError(
             f"exactly one statement is allowed, found {len(statements)} ({kinds})", sql
         )
@@ -158,7 +168,7 @@ def check_read_only(sql: str, parser: duckdb.DuckDBPyConnection) -> str:
 
 
 def _check_statement(statement: duckdb.Statement, parser: duckdb.DuckDBPyConnection) -> None:
-    kind = statement.type.name
+    kind = _kind(statement)
     text = statement.query
     if kind == "SELECT":
         _check_select(text, parser)
@@ -184,14 +194,19 @@ def _check_explain(text: str, parser: duckdb.DuckDBPyConnection) -> None:
     if _strip_leading_noise(inner).startswith("("):
         raise SqlRefusedError("EXPLAIN options in parentheses are not supported", text)
     statements = _parse(parser, inner)
-    if len(statements) != 1 or statements[0].type.name != "SELECT":
+    if len(statements) != 1 or _kind(statements[0]) != "SELECT":
         raise SqlRefusedError("EXPLAIN is allowed only for a single read (SELECT) statement", text)
     _check_select(statements[0].query, parser)
 
 
 def _check_pragma(text: str) -> None:
-    match = _PRAGMA_NAME.match(_strip_leading_noise(text))
-    name = match.group(1).lower() if match else "?"
+    body = _strip_leading_noise(text)
+    match = _PRAGMA_NAME.match(body)
+    if match is None:
+        # IMPORT DATABASE and COPY FROM DATABASE parse as pragmas; name them as written.
+        words = " ".join(body.split()[:3]).upper()
+        raise SqlRefusedError(f"{words} is not a read (it runs as a PRAGMA that writes)", text)
+    name = match.group(1).lower()
     if name not in ALLOWED_PRAGMAS:
         raise SqlRefusedError(
             f"PRAGMA {name} is not a catalogue read; allowed: {', '.join(sorted(ALLOWED_PRAGMAS))}",
