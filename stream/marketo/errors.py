@@ -76,7 +76,10 @@ RESPONSE_CODES: Final[Mapping[str, FailureClass]] = MappingProxyType(
         "713": _X,  # transient error
         "719": _X,  # lock wait timeout
         "1001": _S,  # invalid paging token / date: a request Signal built wrongly
-        "1003": _S,  # campaign cannot be requested (batch, no API trigger)
+        "1002": _S,  # missing required parameter: a request Signal built wrongly
+        "1003": _S,  # campaign cannot be requested (batch, no API trigger), or invalid request
+        "1006": _S,  # lookup or requested field does not exist: mapping configuration
+        "1011": _S,  # field cannot be used as lookup or filter: mapping configuration
         "1013": _S,  # unknown campaign (or other object the configuration names)
         "1029": _X,  # too many jobs in the queue
     }
