@@ -74,7 +74,6 @@ class Sandbox:
             self.app,
             access_log=None,
             handle_signals=False,
-            handler_args={"max_line_size": 1024 * 1024, "max_field_size": 64 * 1024},
         )
         await runner.setup()
         site = web.TCPSite(runner, host, port)
@@ -389,7 +388,10 @@ async def _sleep(ms: float) -> None:
 
 
 def build_app(sandbox: Sandbox) -> web.Application:
-    app = web.Application(client_max_size=SERVER_BODY_CAP)
+    app = web.Application(
+        client_max_size=SERVER_BODY_CAP,
+        handler_args={"max_line_size": 1024 * 1024, "max_field_size": 64 * 1024},
+    )
     app.router.add_route("*", "/identity/oauth/token", sandbox.handle_identity)
     app.router.add_route("*", "/rest/{tail:.*}", sandbox.handle_rest)
     register_admin(app, sandbox)

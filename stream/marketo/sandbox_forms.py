@@ -157,9 +157,6 @@ def _fill(call: Call, form: SeedForm, item: Any, program_id: Any) -> dict[str, A
     fields = item.get("leadFormFields") if isinstance(item, dict) else None
     if not isinstance(fields, dict):
         return skipped("1002", "Missing value for the required parameter 'leadFormFields'")
-    email = fields.get("email")
-    if not email:
-        return skipped("1002", "Missing value for the required parameter 'email'")
     on_form = {state.rest_name_of_soap(f.id) for f in form.fields}
     values: dict[str, Any] = {}
     for name, value in fields.items():
@@ -172,6 +169,8 @@ def _fill(call: Call, form: SeedForm, item: Any, program_id: Any) -> dict[str, A
             values[name] = coerce(fld, value)
         except InvalidValue:
             return skipped("1003", f"Invalid value for field '{name}'")
+    if not values.get("email"):
+        return skipped("1002", "Missing value for the required parameter 'email'")
     matches = state.find("email", values["email"])
     if matches:
         lead_id = max(matches, key=lambda i: (state.leads[i]["updatedAt"], i))
