@@ -80,7 +80,15 @@ def parse_yaml(text: str) -> object:
         return yaml.safe_load(text)
     except yaml.MarkedYAMLError as error:
         mark = error.problem_mark or error.context_mark
-        problem = " ".join(p for p in (error.context, error.problem) if p) or "invalid YAML"
+        problem = error.problem or error.context or "invalid YAML"
+        if error.problem and error.context:
+            started = error.context_mark
+            at = (
+                f" started at line {started.line + 1}, column {started.column + 1}"
+                if started
+                else ""
+            )
+            problem += f" ({error.context}{at})"
         if mark is None:
             raise YamlSyntaxError(problem, None, None) from None
         raise YamlSyntaxError(problem, mark.line + 1, mark.column + 1) from None
