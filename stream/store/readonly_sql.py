@@ -215,8 +215,8 @@ def _check_pragma(text: str) -> None:
 
 
 def _check_select(text: str, parser: duckdb.DuckDBPyConnection) -> None:
-    row = parser.execute("SELECT json_serialize_sql(?::VARCHAR)", [text]).fetchone()
-    tree = json.loads(row[0]) if row else {"error": True}
+    rows = parser.execute("SELECT json_serialize_sql(?::VARCHAR)", [text]).fetchall()
+    tree = json.loads(rows[0][0]) if rows else {"error": True}
     if tree.get("error"):
         message = tree.get("error_message", "unknown reason")
         if tree.get("error_type") == "parser":
@@ -317,7 +317,10 @@ def json_value(value: Any) -> Any:
 
 
 def _rollback(cursor: duckdb.DuckDBPyConnection) -> None:
-    # The cursor is discarded after one query, so a failed rollback leaks nothing.
+    # A capped result is left partly read; drop it before ending the transaction. The cursor
+    # is discarded after one query, so a failed rollback leaks nothing either.
+    with contextlib.suppress(duckdb.Error):
+        cursor.abort()
     with contextlib.suppress(duckdb.Error):
         cursor.execute("ROLLBACK")
 

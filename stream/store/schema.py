@@ -281,8 +281,8 @@ def latest_version(migrations: Sequence[Migration] = MIGRATIONS) -> int:
 
 def current_version(con: duckdb.DuckDBPyConnection) -> int:
     con.execute(_VERSION_TABLE)
-    row = con.execute("SELECT coalesce(max(version), 0) FROM schema_version").fetchone()
-    return int(row[0]) if row else 0
+    rows = con.execute("SELECT coalesce(max(version), 0) FROM schema_version").fetchall()
+    return int(rows[0][0]) if rows else 0
 
 
 def migrate(

@@ -46,10 +46,16 @@ _OUTCOME_INSERT_COLUMNS = ", ".join(ab.OUTCOME_COLUMNS)
 _RETRY_SELECT = ", ".join(ab.RETRY_COLUMNS)
 
 
+def first(rows: list[Any]) -> Any:
+    """First row or None. Results are always fetched to the end: DuckDB 2.0 refuses the next
+    statement on a connection whose previous result was only partly read (`fetchone`)."""
+    return rows[0] if rows else None
+
+
 def _insert_arrow(con: Con, table: pa.Table, sql: str) -> int:
     """Run `sql` (which reads from `batch`) with `table` registered as `batch`."""
     with _registered(con, "batch", table):
-        row = con.execute(sql).fetchone()
+        row = first(con.execute(sql).fetchall())
     return int(row[0]) if row else 0
 
 
@@ -302,7 +308,9 @@ class Store:
 
     async def get_retry_item(self, change_id: str, flow_id: str) -> RetryItem | None:
         sql = f"SELECT {_RETRY_SELECT} FROM retry_items WHERE change_id = ? AND flow_id = ?"
-        row = await self._db.read(lambda con: con.execute(sql, [change_id, flow_id]).fetchone())
+        row = await self._db.read(
+            lambda con: first(con.execute(sql, [change_id, flow_id]).fetchall())
+        )
         return _retry_from_row(row) if row else None
 
     async def list_retry(
@@ -321,7 +329,9 @@ class Store:
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
 
         def read(con: Con) -> RetryPage:
-            total_row = con.execute(f"SELECT count(*) FROM retry_items {where}", params).fetchone()
+            total_row = first(
+                con.execute(f"SELECT count(*) FROM retry_items {where}", params).fetchall()
+            )
             rows = con.execute(
                 f"SELECT {_RETRY_SELECT} FROM retry_items {where} "
                 "ORDER BY updated_at DESC, change_id, flow_id LIMIT ? OFFSET ?",
@@ -367,10 +377,12 @@ class Store:
         table = ab.retry_table([item])
 
         def work(con: Con) -> bool:
-            row = con.execute(
-                "SELECT status FROM retry_items WHERE change_id = ? AND flow_id = ?",
-                [item.change_id, item.flow_id],
-            ).fetchone()
+            row = first(
+                con.execute(
+                    "SELECT status FROM retry_items WHERE change_id = ? AND flow_id = ?",
+                    [item.change_id, item.flow_id],
+                ).fetchall()
+            )
             current = None if row is None else row[0]
             if current not in allowed:
                 return False
@@ -404,11 +416,13 @@ class Store:
         text = _canonical(body)
 
         def work(con: Con) -> ConfigObject:
-            row = con.execute(
-                "SELECT body::VARCHAR, version, updated_at, updated_by FROM config_objects "
-                "WHERE kind = ? AND object_id = ?",
-                [kind, object_id],
-            ).fetchone()
+            row = first(
+                con.execute(
+                    "SELECT body::VARCHAR, version, updated_at, updated_by FROM config_objects "
+                    "WHERE kind = ? AND object_id = ?",
+                    [kind, object_id],
+                ).fetchall()
+            )
             version = 0 if row is None else int(row[1])
             if expected_version is not None and expected_version != version:
                 raise ConfigConflictError(
@@ -451,11 +465,13 @@ class Store:
         when = utc(at, "at") if at is not None else datetime.now(UTC)
 
         def work(con: Con) -> bool:
-            row = con.execute(
-                "SELECT body::VARCHAR, version FROM config_objects "
-                "WHERE kind = ? AND object_id = ?",
-                [kind, object_id],
-            ).fetchone()
+            row = first(
+                con.execute(
+                    "SELECT body::VARCHAR, version FROM config_objects "
+                    "WHERE kind = ? AND object_id = ?",
+                    [kind, object_id],
+                ).fetchall()
+            )
             if row is None:
                 return False
             if expected_version is not None and expected_version != int(row[1]):

@@ -255,11 +255,13 @@ async def test_outer_layers_hold_even_without_the_guard(
 
 def test_run_read_only_on_a_plain_connection_rolls_back(tmp_path: Path) -> None:
     con = duckdb.connect(str(tmp_path / "plain.duckdb"))
-    con.execute("CREATE TABLE t AS SELECT 1 AS x")
-    result = run_read_only(con.cursor(), "SELECT x FROM t", max_rows=10)
-    assert result.rows == ((1,),)
-    con.execute("INSERT INTO t VALUES (2)")  # no transaction was left open
-    assert con.execute("SELECT count(*) FROM t").fetchall() == [(2,)]
+    con.execute("CREATE TABLE t AS SELECT range AS x FROM range(5000)")
+    cursor = con.cursor()
+    result = run_read_only(cursor, "SELECT x FROM t ORDER BY x", max_rows=2)
+    assert result.rows == ((0,), (1,)) and result.truncated
+    # Same cursor: the read-only transaction and the partly read result are gone.
+    cursor.execute("INSERT INTO t VALUES (-1)")
+    assert con.execute("SELECT count(*) FROM t").fetchall() == [(5001,)]
     con.close()
 
 
