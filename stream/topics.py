@@ -1,0 +1,187 @@
+"""The Kafka topic contract: every topic Signal uses, its key, its partition count.
+
+Topics are declared explicitly, with their partition counts, before anything produces to them.
+Brokers that auto-create a topic on first produce pick their own partition count, and a Faust
+table whose source topic disagrees with it fails with `PartitionsMismatch`; a consumer group that
+already committed offsets on the wrong layout cannot be fixed without losing order per key.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+from stream.broker import bootstrap_servers
+
+__all__ = [
+    "ALL_TOPICS",
+    "API_CALLS",
+    "CHANGES",
+    "CONFIG",
+    "DELIVERIES",
+    "OUTCOMES",
+    "PARTITIONS",
+    "RETENTION_MS",
+    "TopicMismatch",
+    "TopicSpec",
+    "declare_topics",
+    "faust_topic",
+]
+
+PARTITIONS = 8
+"""Partitions of the keyed data topics: the most pipeline workers that can share the load.
+
+Eight lets one host run a couple of workers and a small cluster scale out, while keeping the
+per-partition fetch overhead low on the embedded broker. Changing it on a live cluster moves keys
+to other partitions (and breaks per-key order), so it is fixed here rather than configurable.
+"""
+
+RETENTION_MS = 14 * 24 * 3600 * 1000
+"""Two weeks: far beyond the longest plausible outage of control or Marketo, so outcomes and
+changes waiting in Kafka are never deleted before they are recorded."""
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    """One topic: its name, partition count, what its key means, and topic-level configs."""
+
+    name: str
+    partitions: int
+    key: str
+    purpose: str
+    configs: Mapping[str, str] = field(default_factory=dict)
+
+    def new_topic(self, replication_factor: int) -> NewTopic:
+        configs = dict(self.configs)
+        if replication_factor >= 3:
+            configs.setdefault("min.insync.replicas", "2")
+        return NewTopic(
+            self.name,
+            num_partitions=self.partitions,
+            replication_factor=replication_factor,
+            topic_configs=configs,
+        )
+
+
+CHANGES = TopicSpec(
+    "certain-changes",
+    PARTITIONS,
+    key="registration code (event code for event.create_update)",
+    purpose="change events from Certain, and retries/replays re-driven by control",
+    configs={"retention.ms": str(RETENTION_MS)},
+)
+OUTCOMES = TopicSpec(
+    "signal-outcomes",
+    PARTITIONS,
+    key="change id",
+    purpose="one record per (change, flow) evaluation, recorded by control",
+    configs={"retention.ms": str(RETENTION_MS)},
+)
+DELIVERIES = TopicSpec(
+    "signal-deliveries",
+    PARTITIONS,
+    key="connection id",
+    purpose="mapped Marketo actions; one connection per partition so batching and the "
+    "per-instance rate limit are enforced in one place",
+    configs={"retention.ms": str(RETENTION_MS)},
+)
+CONFIG = TopicSpec(
+    "signal-config",
+    1,
+    key="object identity (e.g. 'account', 'catalog:<event code>')",
+    purpose="configuration and event catalog published by control; every record is the full "
+    "latest state of its key, so the topic is compacted and one partition keeps them in order",
+    configs={"cleanup.policy": "compact"},
+)
+API_CALLS = TopicSpec(
+    "signal-api-calls",
+    PARTITIONS,
+    key="connection id",
+    purpose="one record per Marketo HTTP call, recorded by control",
+    configs={"retention.ms": str(RETENTION_MS)},
+)
+
+ALL_TOPICS: tuple[TopicSpec, ...] = (CHANGES, OUTCOMES, DELIVERIES, CONFIG, API_CALLS)
+
+
+class TopicMismatch(RuntimeError):
+    """An existing topic has a layout Signal cannot use (fewer partitions than declared)."""
+
+
+_TOPIC_ALREADY_EXISTS = 36
+
+
+async def declare_topics(
+    broker_url: str,
+    specs: Iterable[TopicSpec] = ALL_TOPICS,
+    *,
+    replication_factor: int | None = None,
+    request_timeout_ms: int = 10_000,
+) -> dict[str, int]:
+    """Create every missing topic and check the existing ones; return name -> partitions.
+
+    Idempotent and safe to run from several processes at once (a topic created concurrently
+    counts as existing). `replication_factor` defaults to min(3, brokers in the cluster), so the
+    embedded broker gets 1 and a real cluster gets 3 with `min.insync.replicas=2`. A topic with
+    *more* partitions than declared is accepted (an operator scaled it out on purpose); fewer
+    raises `TopicMismatch`, because silently producing to it would break per-key ordering.
+    """
+    specs = list(specs)
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=bootstrap_servers(broker_url),
+        client_id="signal-topics",
+        request_timeout_ms=request_timeout_ms,
+    )
+    await admin.start()
+    try:
+        if replication_factor is None:
+            cluster = await admin.describe_cluster()
+            replication_factor = max(1, min(3, len(cluster["brokers"])))
+        existing = set(await admin.list_topics())
+        missing = [spec for spec in specs if spec.name not in existing]
+        if missing:
+            response = await admin.create_topics(
+                [spec.new_topic(replication_factor) for spec in missing]
+            )
+            _raise_for_create_errors(response)
+        layout = await _partition_counts(admin, [spec.name for spec in specs])
+    finally:
+        await admin.close()
+    for spec in specs:
+        actual = layout.get(spec.name, 0)
+        if actual < spec.partitions:
+            raise TopicMismatch(
+                f"topic {spec.name!r} has {actual} partitions, Signal needs {spec.partitions}; "
+                "delete it or add partitions before starting"
+            )
+    return layout
+
+
+def _raise_for_create_errors(response: Any) -> None:
+    failures = [
+        f"{topic}: {message or f'error {code}'}"
+        for topic, code, message in response.topic_errors
+        if code not in (0, _TOPIC_ALREADY_EXISTS)
+    ]
+    if failures:
+        raise TopicMismatch("cannot create topics: " + "; ".join(failures))
+
+
+async def _partition_counts(admin: AIOKafkaAdminClient, names: Sequence[str]) -> dict[str, int]:
+    described = await admin.describe_topics(list(names))
+    return {
+        entry["topic"]: len(entry["partitions"]) for entry in described if entry["error_code"] == 0
+    }
+
+
+def faust_topic(app: Any, spec: TopicSpec, **options: Any) -> Any:
+    """Declare `spec` on a Faust app with the contract's partition count.
+
+    Faust declares (and would create) the topics its agents use; giving it the same partition
+    count as `declare_topics` keeps both sides agreeing on the layout.
+    """
+    options.setdefault("config", dict(spec.configs))
+    return app.topic(spec.name, partitions=spec.partitions, **options)
