@@ -23,6 +23,9 @@ ANSWERS_PREFIX = "answers."
 EVENT_QUESTIONS_PREFIX = "eventQuestions."
 """`eventQuestions.<code>`: the event's value for an event question (e.g. a campaign id)."""
 
+CUSTOM_PROPERTY_PREFIX = "registration.properties.custom."
+"""`registration.properties.custom.<name>`: a custom registration property (true when set)."""
+
 ALL_SOURCES = frozenset(Source)
 REGISTRATION_SOURCES = frozenset(
     {
@@ -125,6 +128,8 @@ def sources_of(path: str) -> frozenset[Source] | None:
         return REGISTRATION_SOURCES
     if path.startswith(EVENT_QUESTIONS_PREFIX) and len(path) > len(EVENT_QUESTIONS_PREFIX):
         return ALL_SOURCES
+    if path.startswith(CUSTOM_PROPERTY_PREFIX) and len(path) > len(CUSTOM_PROPERTY_PREFIX):
+        return REGISTRATION_SOURCES
     return None
 
 

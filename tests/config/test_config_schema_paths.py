@@ -106,6 +106,7 @@ def test_cli_change_schema_missing_module_exits_3(
         ("occurredAt", 4),
         ("answers.diet", 3),
         ("eventQuestions.anything", 4),
+        ("registration.properties.custom.Paid", 3),
     ],
 )
 def test_known_paths(path: str, sources: int) -> None:
