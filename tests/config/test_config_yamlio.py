@@ -196,3 +196,11 @@ def test_any_flow_list_round_trips(flows: list[Flow]) -> None:
     account = read_account(LOCAL_EXAMPLE, env={SECRET_VAR: SECRET})
     account.flows = flows
     assert load_account(dump_account(account), env={SECRET_VAR: SECRET}) == account
+
+
+def test_a_repeated_key_is_a_syntax_error_not_a_silent_overwrite() -> None:
+    text = "account: A\nflows: []\nmappings: []\nflows: []\n"
+    with pytest.raises(YamlSyntaxError) as caught:
+        parse_yaml(text)
+    assert (caught.value.line, caught.value.column) == (4, 1)
+    assert "duplicate key 'flows' (first at line 2, column 1)" in str(caught.value)
