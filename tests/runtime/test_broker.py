@@ -1,0 +1,238 @@
+"""The embedded broker starts on a free port, answers Kafka, and never outlives its owner."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from stream.broker import (
+    BrokerStartError,
+    EmbeddedBroker,
+    bootstrap_servers,
+    normalize_broker_url,
+    probe_cluster_id,
+    resolve_broker,
+)
+from stream.topics import ALL_TOPICS, TopicMismatch, TopicSpec, declare_topics
+
+pytestmark = pytest.mark.integration
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _alive(pid: int) -> bool:
+    """True while `pid` exists and is not a zombie waiting to be reaped."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1].split()[0]
+    except (FileNotFoundError, IndexError):
+        return False
+    return state != "Z"
+
+
+def _wait_gone(pid: int, timeout: float = 5.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not _alive(pid):
+            return True
+        time.sleep(0.05)
+    return False
+
+
+class _Settings:
+    def __init__(self, broker: str | None) -> None:
+        self.broker = broker
+
+
+def test_starts_answers_and_stops_without_orphan() -> None:
+    broker = EmbeddedBroker()
+    broker.start()
+    pid = broker.pid
+    assert pid is not None
+    try:
+        assert broker.url == f"kafka://127.0.0.1:{broker.port}"
+        assert probe_cluster_id("127.0.0.1", broker.port) == broker.cluster_id
+    finally:
+        broker.stop()
+    assert not broker.running
+    assert _wait_gone(pid)
+    assert probe_cluster_id("127.0.0.1", broker.port, timeout=0.2) is None
+    broker.stop()  # a second stop is harmless
+
+
+async def test_two_brokers_side_by_side_are_independent() -> None:
+    async with EmbeddedBroker() as one, EmbeddedBroker() as two:
+        assert one.port != two.port
+        assert one.cluster_id != two.cluster_id
+        await declare_topics(one.url, [TopicSpec("only-on-one", 2, "k", "test")])
+        producer = AIOKafkaProducer(bootstrap_servers=two.bootstrap_servers)
+        await producer.start()
+        try:
+            metadata = await producer.client.fetch_all_metadata()
+        finally:
+            await producer.stop()
+        assert "only-on-one" not in metadata.topics()
+    assert _wait_gone(one.pid or 0) and _wait_gone(two.pid or 0)
+
+
+async def test_produce_and_consume_roundtrip(broker: EmbeddedBroker) -> None:
+    topic = TopicSpec("roundtrip", 2, "k", "test")
+    await declare_topics(broker.url, [topic])
+    producer = AIOKafkaProducer(bootstrap_servers=broker.bootstrap_servers, acks="all")
+    await producer.start()
+    try:
+        for n in range(10):
+            await producer.send(topic.name, json.dumps({"n": n}).encode(), key=str(n).encode())
+        await producer.flush()
+    finally:
+        await producer.stop()
+    consumer = AIOKafkaConsumer(
+        topic.name, bootstrap_servers=broker.bootstrap_servers, auto_offset_reset="earliest"
+    )
+    await consumer.start()
+    seen: set[int] = set()
+    try:
+        deadline = time.monotonic() + 20
+        while len(seen) < 10 and time.monotonic() < deadline:
+            batches = await consumer.getmany(timeout_ms=500)
+            for messages in batches.values():
+                seen.update(json.loads(m.value)["n"] for m in messages)
+    finally:
+        await consumer.stop()
+    assert seen == set(range(10))
+
+
+def test_dies_with_its_parent_process(tmp_path: Path) -> None:
+    script = (
+        "import sys, time\n"
+        "from stream.broker import EmbeddedBroker\n"
+        "b = EmbeddedBroker(); b.start(); print(b.pid, flush=True); time.sleep(60)\n"
+    )
+    parent = subprocess.Popen(
+        [sys.executable, "-c", script], cwd=REPO, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert parent.stdout is not None
+        pid = int(parent.stdout.readline())
+        assert _alive(pid)
+    finally:
+        parent.send_signal(signal.SIGKILL)
+        parent.wait()
+    assert _wait_gone(pid), "broker outlived a SIGKILLed parent"
+
+
+def test_missing_binary_gives_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CALF_TANSU_BIN", "/nonexistent/tansu")
+    broker = EmbeddedBroker()
+    with pytest.raises(BrokerStartError, match="CALF_TANSU_BIN"):
+        broker.start()
+    assert broker.pid is None
+
+
+def test_binary_that_exits_reports_its_output(tmp_path: Path) -> None:
+    fake = tmp_path / "tansu"
+    fake.write_text("#!/bin/sh\necho 'cannot open storage' >&2\nexit 3\n")
+    fake.chmod(0o755)
+    with pytest.raises(BrokerStartError, match=r"exited with code 3[\s\S]*cannot open storage"):
+        EmbeddedBroker(binary=str(fake)).start()
+
+
+def test_binary_that_never_answers_times_out(tmp_path: Path) -> None:
+    fake = tmp_path / "tansu"
+    fake.write_text("#!/bin/sh\nexec sleep 30\n")
+    fake.chmod(0o755)
+    broker = EmbeddedBroker(binary=str(fake), start_timeout=0.5)
+    with pytest.raises(BrokerStartError, match="did not answer"):
+        broker.start()
+    assert not broker.running
+
+
+def test_port_held_by_another_broker_is_not_mistaken_for_ours(broker: EmbeddedBroker) -> None:
+    clash = EmbeddedBroker(port=broker.port, start_timeout=5)
+    with pytest.raises(BrokerStartError):
+        clash.start()
+    assert not clash.running
+    assert probe_cluster_id("127.0.0.1", broker.port) == broker.cluster_id
+
+
+def test_signal_broker_set_starts_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CALF_TANSU_BIN", "/nonexistent/tansu")  # starting would fail loudly
+    url, started = resolve_broker(_Settings("kafka.internal:9092"))
+    assert (url, started) == ("kafka://kafka.internal:9092", None)
+    monkeypatch.setenv("SIGNAL_BROKER", "kafka://a:9092;b:9093")
+    assert resolve_broker() == ("kafka://a:9092;b:9093", None)
+
+
+def test_signal_broker_unset_starts_one() -> None:
+    url, started = resolve_broker(_Settings(None))
+    assert started is not None
+    try:
+        assert url == started.url
+        assert started.running
+    finally:
+        started.stop()
+
+
+def test_broker_url_forms() -> None:
+    assert normalize_broker_url("host:9092") == "kafka://host:9092"
+    assert normalize_broker_url("kafka://a:1,b:2") == "kafka://a:1;b:2"
+    assert bootstrap_servers("kafka://a:1;b") == ["a:1", "b:9092"]
+    with pytest.raises(ValueError, match="scheme"):
+        normalize_broker_url("http://host:9092")
+    with pytest.raises(ValueError):
+        normalize_broker_url("  ")
+
+
+async def test_declare_topics_creates_contract_and_is_idempotent(broker: EmbeddedBroker) -> None:
+    first = await declare_topics(broker.url)
+    again = await declare_topics(broker.url)
+    assert first == again == {spec.name: spec.partitions for spec in ALL_TOPICS}
+
+
+async def test_concurrent_declarations_agree(broker: EmbeddedBroker) -> None:
+    spec = TopicSpec("declared-concurrently", 3, "k", "test")
+    results = await asyncio.gather(*(declare_topics(broker.url, [spec]) for _ in range(3)))
+    assert all(r == {spec.name: 3} for r in results)
+
+
+async def test_auto_created_topic_with_too_few_partitions_is_refused(
+    broker: EmbeddedBroker,
+) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=broker.bootstrap_servers)
+    await producer.start()
+    try:
+        await producer.send_and_wait("auto-created", b"x")
+        auto_partitions = len(await producer.partitions_for("auto-created"))
+    finally:
+        await producer.stop()
+    spec = TopicSpec("auto-created", auto_partitions + 4, "k", "test")
+    with pytest.raises(TopicMismatch, match="auto-created"):
+        await declare_topics(broker.url, [spec])
+
+
+def test_no_broker_process_left_behind() -> None:
+    mine = [
+        pid
+        for pid in os.listdir("/proc")
+        if pid.isdigit() and _is_child_broker(int(pid), os.getpid())
+    ]
+    session_broker_only = len(mine) <= 1
+    assert session_broker_only, f"leftover brokers: {mine}"
+
+
+def _is_child_broker(pid: int, parent: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+    fields = stat.rsplit(") ", 1)[1].split()
+    return fields[0] != "Z" and int(fields[1]) == parent and b"tansu" in cmdline
