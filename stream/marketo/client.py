@@ -277,7 +277,7 @@ class MarketoClient:
             )
         )
         if failure is not None:
-            raise MarketoError(replace(failure, source="identity", endpoint=IDENTITY_PATH))
+            raise MarketoError(replace(failure, endpoint=IDENTITY_PATH))
         assert issued is not None
         return issued
 
@@ -311,7 +311,11 @@ class MarketoClient:
             if isinstance(detail, str) and detail:
                 message = f"{message}: {detail}"
             return None, MarketoFailure(
-                kind=FailureClass.AUTH, code=code, message=message, http_status=status
+                kind=FailureClass.AUTH,
+                code=code,
+                message=message,
+                source="identity",
+                http_status=status,
             )
         if status >= 500 or status == 429:
             return None, _http_failure(status, IDENTITY_PATH)
@@ -322,6 +326,7 @@ class MarketoClient:
                 f"{self.settings.token_url} answers (HTTP {status}) but is not a Marketo "
                 "identity endpoint"
             ),
+            source="identity",
             http_status=status,
         )
 
