@@ -143,7 +143,7 @@ class Sandbox:
 
     def reset(self) -> None:
         """Back to the seeded instance: leads, runs, fills, calls, limits, faults; tokens stay."""
-        self.state = SandboxState.from_seed(self.config.seed, self.now())
+        self.state.replace_with(SandboxState.from_seed(self.config.seed, self.now()))
         self.rate.reset()
         self.quota.reset()
         self.faults.clear()
@@ -158,36 +158,23 @@ class Sandbox:
     # -- request pipeline ---------------------------------------------------------------------
 
     async def handle_identity(self, request: web.Request) -> web.StreamResponse:
-        started = time.monotonic()
-        now = self.now()
-        early = await self._gate(request, "identity", rest=False)
+        log = _CallLog(self, request, "identity")
+        early = await self._gate(request, log)
         if isinstance(early, web.StreamResponse):
-            self._log(request, "identity", early.status, None, None, None, started, now, None)
-            return early
+            return log.done(early)
         _body, form = early
         await self._sleep_latency()
         fault = self.faults.take("identity", request.path, rest=False)
         if fault is not None and fault.status is not None:
-            self._log(request, "identity", fault.status, None, None, None, started, now, None)
-            return web.Response(status=fault.status, text=f"{fault.status} injected by sandbox")
+            return log.done(_injected(fault.status))
         params = Params(request.query, form)
         client_id = params.get("client_id")
-        status, payload = self._token_reply(params, client_id, now)
+        status, payload = self._token_reply(params, client_id, log.now)
         resp = json_response(request, payload, status)
         resp.headers["Cache-Control"] = "no-store"
         resp.headers["Pragma"] = "no-cache"
-        self._log(
-            request,
-            "identity",
-            status,
-            None,
-            None,
-            None,
-            started,
-            now,
-            client_id if status == 200 else None,
-        )
-        return resp
+        log.client_id = client_id if status == 200 else None
+        return log.done(resp)
 
     def _token_reply(
         self, params: Params, client_id: str | None, now: float
@@ -201,9 +188,8 @@ class Sandbox:
                 "error_description": f"Unsupported grant type: {grant}",
             }
         secret = self.config.clients().get(client_id or "")
-        if secret is None or params.get("client_secret") != secret:
+        if client_id is None or secret is None or params.get("client_secret") != secret:
             return 401, {"error": "invalid_client", "error_description": "Bad client credentials"}
-        assert client_id is not None
         token, expires_in = self.tokens.issue(client_id, now)
         return 200, {
             "access_token": token,
@@ -213,69 +199,54 @@ class Sandbox:
         }
 
     async def handle_rest(self, request: web.Request) -> web.StreamResponse:
-        started = time.monotonic()
-        now = self.now()
-        early = await self._gate(request, "rest", rest=True)
+        log = _CallLog(self, request, _endpoint_guess(request))
+        early = await self._gate(request, log)
         if isinstance(early, web.StreamResponse):
-            self._log(request, "rest", early.status, None, None, None, started, now, None)
-            return early
+            return log.done(early)
         body, form = early
         method = request.method
         override = request.query.get("_method") or form.get("_method")
         if method == "POST" and override:
             method = override.upper()
         matched, match, known = resolve(ROUTES, request.path, method)
-        endpoint = matched.name if matched else "unknown"
+        log.endpoint = matched.name if matched else "unknown"
         asset = matched.asset if matched else request.path.startswith("/rest/asset/")
-        request_id = self.request_ids.next(now)
+        now = log.now
+        request_id = log.request_id = self.request_ids.next(now)
         token = _token_of(request, form)
-        client_id = self.tokens.client_of(token) if token else None
+        log.client_id = self.tokens.client_of(token) if token else None
         latency = self.config.latency_ms + self.faults.latency_ms
 
-        def fail(code: str, message: str | None = None) -> web.Response:
-            err = MarketoError(code, message)
-            self._log(
-                request, endpoint, 200, False, err.code, None, started, now, client_id, request_id
-            )
-            return json_response(request, error_envelope(request_id, err, asset))
+        def fail(err: MarketoError) -> web.StreamResponse:
+            log.success, log.code = False, err.code
+            return log.done(json_response(request, error_envelope(request_id, err, asset)))
 
         state = self.tokens.check(token, now)
+        refusal: MarketoError | None = None
         if state != "valid":
+            refusal = MarketoError("602" if state == "expired" else "601")
+        elif not self.rate.allow(now):
+            refusal = MarketoError("606", self.rate.message)
+        elif self.in_flight >= self.config.max_concurrent:
+            limit = self.config.max_concurrent
+            refusal = MarketoError("615", f"Concurrent access limit '{limit}' reached")
+        elif not self.quota.allow(now):
+            refusal = MarketoError("607")
+        if refusal is not None:
             await _sleep(latency)
-            return fail("602" if state == "expired" else "601")
-        if not self.rate.allow(now):
-            await _sleep(latency)
-            return fail("606", self.rate.message)
-        if self.in_flight >= self.config.max_concurrent:
-            await _sleep(latency)
-            return fail("615", f"Concurrent access limit '{self.config.max_concurrent}' reached")
-        if not self.quota.allow(now):
-            await _sleep(latency)
-            return fail("607")
+            return fail(refusal)
         self.rate.record(now)
         self.quota.record(now)
         self.in_flight += 1
         try:
             await _sleep(latency)
-            fault = self.faults.take(endpoint, request.path, rest=True)
+            fault = self.faults.take(log.endpoint, request.path, rest=True)
             if fault is not None and fault.status is not None:
-                self._log(
-                    request,
-                    endpoint,
-                    fault.status,
-                    None,
-                    None,
-                    None,
-                    started,
-                    now,
-                    client_id,
-                    request_id,
-                )
-                return web.Response(status=fault.status, text=f"{fault.status} injected by sandbox")
-            if fault is not None and fault.code is not None:
-                return fail(fault.code, fault.message)
+                return log.done(_injected(fault.status))
+            if fault is not None:
+                return fail(MarketoError(fault.code or "611", fault.message))
             if matched is None:
-                return fail("605" if known else "610")
+                return fail(MarketoError("605" if known else "610"))
             call = Call(
                 request=request,
                 state=self.state,
@@ -289,37 +260,15 @@ class Sandbox:
             try:
                 payload = matched.handler(call)
             except MarketoError as err:
-                self._log(
-                    request,
-                    endpoint,
-                    200,
-                    False,
-                    err.code,
-                    call.batch_size,
-                    started,
-                    now,
-                    client_id,
-                    request_id,
-                )
-                return json_response(request, error_envelope(request_id, err, asset))
-            self._log(
-                request,
-                endpoint,
-                200,
-                True,
-                None,
-                call.batch_size,
-                started,
-                now,
-                client_id,
-                request_id,
-            )
-            return json_response(request, payload)
+                log.batch = call.batch_size
+                return fail(err)
+            log.batch, log.success = call.batch_size, True
+            return log.done(json_response(request, payload))
         finally:
             self.in_flight -= 1
 
     async def _gate(
-        self, request: web.Request, endpoint: str, rest: bool
+        self, request: web.Request, log: _CallLog
     ) -> web.StreamResponse | tuple[bytes, MultiDict[str]]:
         """HTTP-level checks shared by identity and REST: 414, 413, outage. Returns body + form."""
         if len(request.raw_path.encode("utf-8")) > self.config.max_uri_bytes:
@@ -332,6 +281,7 @@ class Sandbox:
             return web.Response(status=413, text="413 Request Entity Too Large")
         if self.faults.in_outage(self.now()):
             if self.faults.outage_mode == "drop" and request.transport is not None:
+                log.record(0)
                 request.transport.abort()
                 raise asyncio.CancelledError
             return web.Response(status=503, text="503 Service Unavailable")
@@ -344,35 +294,59 @@ class Sandbox:
     async def _sleep_latency(self) -> None:
         await _sleep(self.config.latency_ms + self.faults.latency_ms)
 
-    def _log(
-        self,
-        request: web.Request,
-        endpoint: str,
-        status: int,
-        success: bool | None,
-        code: str | None,
-        batch: int | None,
-        started: float,
-        now: float,
-        client_id: str | None,
-        request_id: str | None = None,
-    ) -> None:
-        self.state.calls.append(
+
+class _CallLog:
+    """Collects what the call log needs while a request goes through the pipeline."""
+
+    def __init__(self, sandbox: Sandbox, request: web.Request, endpoint: str) -> None:
+        self.sandbox = sandbox
+        self.request = request
+        self.endpoint = endpoint
+        self.started = time.monotonic()
+        self.now = sandbox.now()
+        self.success: bool | None = None
+        self.code: str | None = None
+        self.batch: int | None = None
+        self.client_id: str | None = None
+        self.request_id: str | None = None
+
+    def record(self, status: int) -> None:
+        """`status` 0 = connection dropped without a reply."""
+        state = self.sandbox.state
+        state.trim_calls(self.sandbox.config.call_log_max - 1)
+        state.calls.append(
             CallRecord(
-                endpoint=endpoint,
-                method=request.method,
-                path=request.path,
-                time=iso(now),
-                at=now,
+                endpoint=self.endpoint,
+                method=self.request.method,
+                path=self.request.path,
+                time=iso(self.now),
+                at=self.now,
                 httpStatus=status,
-                success=success,
-                code=code,
-                batchSize=batch,
-                requestId=request_id,
-                durationMs=round((time.monotonic() - started) * 1000, 3),
-                clientId=client_id,
+                success=self.success,
+                code=self.code,
+                batchSize=self.batch,
+                requestId=self.request_id,
+                durationMs=round((time.monotonic() - self.started) * 1000, 3),
+                clientId=self.client_id,
             )
         )
+
+    def done(self, response: web.StreamResponse) -> web.StreamResponse:
+        self.record(response.status)
+        return response
+
+
+def _injected(status: int) -> web.Response:
+    return web.Response(status=status, text=f"{status} injected by sandbox")
+
+
+def _endpoint_guess(request: web.Request) -> str:
+    """The endpoint name before the body is read (`_method` from the query only)."""
+    method = request.method
+    if method == "POST" and request.query.get("_method"):
+        method = request.query["_method"].upper()
+    matched, _, _ = resolve(ROUTES, request.path, method)
+    return matched.name if matched else "unknown"
 
 
 def _token_of(request: web.Request, form: MultiDict[str]) -> str | None:

@@ -16,6 +16,8 @@ from typing import Any
 from stream.marketo.sandbox_config import SeedCampaign
 from stream.marketo.sandbox_http import (
     MarketoError,
+    asset_envelope,
+    asset_iso,
     batch_size,
     blank,
     ints,
@@ -183,8 +185,75 @@ def trigger_campaign(call: Call) -> dict[str, Any]:
     return lead_envelope(call.request_id, [{"id": campaign.id}])
 
 
+def smart_campaign_item(c: SeedCampaign) -> dict[str, Any]:
+    """The asset-API view of a campaign, with `isRequestable` and the qualification rule."""
+    status = {"batch": "Never Run"}.get(c.type, "Active" if c.active else "Inactive")
+    return {
+        "id": c.id,
+        "name": c.name,
+        "description": c.description,
+        "createdAt": asset_iso(1_705_312_800.0),
+        "updatedAt": asset_iso(1_748_874_600.0),
+        "status": status,
+        "type": c.type,
+        "isSystem": False,
+        "isActive": c.active,
+        "isRequestable": c.type == "trigger" and c.requestable,
+        "isCommunicationLimitEnabled": False,
+        "recurrence": {"weekdayOnly": False},
+        "qualificationRuleType": c.qualificationRuleType,
+        "workspace": c.workspaceName,
+        "smartListId": 4000 + c.id % 1000,
+        "flowId": 5000 + c.id % 1000,
+        "parentProgramId": c.programId,
+        "folder": {"id": c.programId, "type": "Program"},
+        "computedUrl": f"https://app-sj01.marketo.com/#SC{c.id}A1",
+    }
+
+
+def list_smart_campaigns(call: Call) -> dict[str, Any]:
+    params = call.params
+    max_return = params.int("maxReturn", 200)
+    offset = params.int("offset", 0)
+    assert max_return is not None and offset is not None
+    if not 1 <= max_return <= 200:
+        raise MarketoError("1003", "maxReturn must be between 1 and 200")
+    if offset < 0:
+        raise MarketoError("1003", "offset must not be negative")
+    active = (params.get("isActive") or "").lower()
+    rows = [
+        c
+        for c in sorted(call.state.campaigns.values(), key=lambda c: c.id)
+        if active not in ("true", "false") or c.active == (active == "true")
+    ]
+    page = rows[offset : offset + max_return]
+    return asset_envelope(call.request_id, [smart_campaign_item(c) for c in page])
+
+
+def get_smart_campaign(call: Call) -> dict[str, Any]:
+    try:
+        campaign = call.state.campaigns.get(int(call.match["id"]))
+    except ValueError:
+        campaign = None
+    return asset_envelope(call.request_id, [smart_campaign_item(campaign)] if campaign else [])
+
+
 ROUTES: list[Route] = [
     route("campaigns.list", "GET", "/rest/v1/campaigns.json", list_campaigns),
     route("campaigns.get", "GET", "/rest/v1/campaigns/{id}.json", get_campaign),
     route("campaigns.trigger", "POST", "/rest/v1/campaigns/{id}/trigger.json", trigger_campaign),
+    route(
+        "smartCampaigns.list",
+        "GET",
+        "/rest/asset/v1/smartCampaigns.json",
+        list_smart_campaigns,
+        asset=True,
+    ),
+    route(
+        "smartCampaigns.get",
+        "GET",
+        "/rest/asset/v1/smartCampaign/{id}.json",
+        get_smart_campaign,
+        asset=True,
+    ),
 ]

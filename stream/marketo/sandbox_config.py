@@ -149,6 +149,7 @@ class SandboxConfig(BaseModel):
     lead_batch_max: int = 300
     campaign_leads_max: int = 100
     campaign_tokens_max: int = 100
+    call_log_max: int = 100_000
     seed: SandboxSeed | None = None
     clock: Clock = Field(default=time.time, exclude=True)
 

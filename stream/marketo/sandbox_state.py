@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import date, datetime
 from typing import Any
 
@@ -95,13 +95,10 @@ def coerce(fld: LeadField, value: Any) -> Any:
     return value
 
 
-def norm(fld_name: str, value: Any) -> Any:
-    """Index key: emails match case-insensitively."""
-    if fld_name == "email" and isinstance(value, str):
-        return value.strip().lower()
-    if isinstance(value, str):
-        return value.strip()
-    return value
+def norm(fld_name: str, value: Any) -> str:
+    """Index key: filter values arrive as strings; emails match case-insensitively."""
+    text = str(value).strip()
+    return text.lower() if fld_name == "email" else text
 
 
 @dataclass
@@ -149,9 +146,31 @@ class SandboxState:
             },
             forms={f.id: f for f in merge_by_id(DEFAULT_FORMS, seed.forms, seed.defaults)},
         )
-        for lead in seed.leads:
-            state.insert(dict(lead), now)
+        for n, lead in enumerate(seed.leads):
+            state.insert(state.validated_seed_lead(n, lead), now)
         return state
+
+    def validated_seed_lead(self, n: int, lead: dict[str, Any]) -> dict[str, Any]:
+        """Seed leads pass the same type checks as synced ones, so a bad seed fails at start."""
+        values: dict[str, Any] = {}
+        for name, value in lead.items():
+            fld = self.schema.get(name)
+            if fld is None:
+                raise ValueError(f"seed lead {n}: field '{name}' not found")
+            try:
+                values[name] = value if name == "id" else coerce(fld, value)
+            except InvalidValue:
+                raise ValueError(f"seed lead {n}: invalid value for field '{name}'") from None
+        return values
+
+    def replace_with(self, other: SandboxState) -> None:
+        """Take over another state's contents, so references held by tests stay valid."""
+        for f in fields(self):
+            setattr(self, f.name, getattr(other, f.name))
+
+    def trim_calls(self, keep: int) -> None:
+        if len(self.calls) > keep:
+            del self.calls[: len(self.calls) - keep]
 
     # -- lead database ------------------------------------------------------------------------
 

@@ -7,7 +7,7 @@ import time
 import aiohttp
 import pytest
 
-from stream.marketo.sandbox import ManualClock, Sandbox
+from stream.marketo.sandbox import ManualClock, Sandbox, SandboxConfig
 from tests.marketo.conftest import MakeSandbox, MarketoHttp
 
 DESCRIBE = "/rest/v1/leads/describe.json"
@@ -163,3 +163,14 @@ async def test_reset_restores_seeded_instance(
     assert [lead["email"] for lead in sb.state.leads.values()] == ["seed@example.com"]
     assert sb.state.calls == [] and sb.faults.queue == []
     assert (await mkto.call("GET", DESCRIBE)).body["success"] is True
+
+
+async def test_reset_keeps_state_object_and_seed_is_validated(sandbox: Sandbox) -> None:
+    state = sandbox.state
+    sandbox.add_lead(email="gone@example.com")
+    sandbox.reset()
+    assert sandbox.state is state and state.leads == {}
+    with pytest.raises(ValueError, match="favouriteColour"):
+        Sandbox(SandboxConfig(seed={"leads": [{"email": "a@b.co", "favouriteColour": "x"}]}))
+    with pytest.raises(ValueError, match="numberOfEmployees"):
+        Sandbox(SandboxConfig(seed={"leads": [{"numberOfEmployees": "lots"}]}))

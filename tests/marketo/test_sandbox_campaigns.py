@@ -181,3 +181,25 @@ async def test_seeded_campaigns_merge_over_defaults(make_sandbox: MakeSandbox) -
     assert sb.state.campaigns[4001].name == "Seeded"
     assert sb.state.campaigns[1001].name == "Renamed"
     assert 2001 in sb.state.campaigns
+
+
+async def test_asset_smart_campaigns_offset_paging(mkto: MarketoHttp, sandbox: Sandbox) -> None:
+    seen: list[int] = []
+    offset = 0
+    for _ in range(10):
+        reply = await mkto.call(
+            "GET", "/rest/asset/v1/smartCampaigns.json", params={"maxReturn": 2, "offset": offset}
+        )
+        rows = reply.body.get("result") or []
+        seen += [c["id"] for c in rows]
+        if len(rows) < 2:
+            break
+        offset += 2
+    assert seen == sorted(sandbox.state.campaigns)
+    one = await mkto.call("GET", "/rest/asset/v1/smartCampaign/1002.json")
+    [item] = one.body["result"]
+    assert item["isRequestable"] is True and item["qualificationRuleType"] == "once"
+    batch = await mkto.call("GET", "/rest/asset/v1/smartCampaign/2001.json")
+    assert batch.body["result"][0]["isRequestable"] is False
+    none = await mkto.call("GET", "/rest/asset/v1/smartCampaign/9.json")
+    assert none.body["warnings"] == ["No assets found for the given search criteria."]

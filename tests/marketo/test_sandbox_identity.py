@@ -150,3 +150,19 @@ async def test_rejected_auth_calls_do_not_count(
     for _ in range(3):
         assert (await mkto.call("GET", "/rest/v1/leads/describe.json", token=False)).code == "601"
     assert (await mkto.call("GET", "/rest/v1/leads/describe.json")).body["success"] is True
+
+
+async def test_public_client_retry_without_auth_recovers(
+    mkto: MarketoHttp, sandbox: Sandbox
+) -> None:
+    """POST → 606 → retry sent without Authorization → 601 → re-auth → POST ok (checklist 4)."""
+    await mkto.auth()
+    sandbox.inject_error("606")
+    body = {"input": [{"email": "retry@example.com"}]}
+    first = await mkto.call("POST", "/rest/v1/leads.json", json=body)
+    assert first.code == "606"
+    bare = await mkto.call("POST", "/rest/v1/leads.json", token=False, json=body)
+    assert bare.status == 200 and bare.code == "601"
+    await mkto.auth()
+    again = await mkto.call("POST", "/rest/v1/leads.json", json=body)
+    assert again.body["result"][0]["status"] == "created"

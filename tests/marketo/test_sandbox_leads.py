@@ -369,3 +369,21 @@ async def test_partitions(mkto: MarketoHttp) -> None:
     assert reply.body["result"][0]["name"] == "Default"
     bad = await mkto.sync([{"email": "p@example.com"}], partitionName="Nowhere")
     assert bad.body["result"][0]["reasons"][0]["code"] == "1008"
+
+
+async def test_activities_paging_token(mkto: MarketoHttp) -> None:
+    path = "/rest/v1/activities/pagingtoken.json"
+    ok = await mkto.call("GET", path, params={"sinceDatetime": "2026-11-01T00:00:00Z"})
+    assert ok.body["success"] is True and ok.body["nextPageToken"]
+    bad = await mkto.call("GET", path, params={"sinceDatetime": "yesterday"})
+    assert bad.code == "1001"
+
+
+async def test_filter_on_integer_field_matches_string_values(
+    mkto: MarketoHttp, sandbox: Sandbox
+) -> None:
+    lead_id = sandbox.add_lead(email="part@example.com")
+    reply = await mkto.call(
+        "GET", LEADS, params={"filterType": "leadPartitionId", "filterValues": "1"}
+    )
+    assert [r["id"] for r in reply.body["result"]] == [lead_id]
