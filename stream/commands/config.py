@@ -173,7 +173,8 @@ def run_export(args: argparse.Namespace) -> int:
     try:
         loaded = load_text(source.read_text(encoding="utf-8"), require_env=False)
     except YamlSyntaxError as error:
-        print(f"{source}:{error.line}:{error.column}: YAML syntax error: {error}", file=sys.stderr)
+        where = f":{error.line}:{error.column}" if error.line is not None else ""
+        print(f"{source}{where}: YAML syntax error: {error.problem}", file=sys.stderr)
         return INVALID
     if loaded.account is None:
         _report(loaded, sys.stderr)

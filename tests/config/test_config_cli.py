@@ -201,3 +201,14 @@ def test_config_without_subcommand_shows_usage(capsys: pytest.CaptureFixture[str
     code, _out, err = _run(capsys)
     assert code == 2
     assert "check" in err and "import" in err
+
+
+def test_export_of_a_damaged_store_reports_without_traceback(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    stored = tmp_path / "var" / "account.yaml"
+    stored.parent.mkdir(parents=True)
+    stored.write_text("account: [A\n", encoding="utf-8")
+    code, out, err = _run(capsys, "export")
+    assert code == 1 and out == ""
+    assert f"{stored}:2:1: YAML syntax error" in err
