@@ -11,6 +11,7 @@ in NDJSON text.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,6 +23,14 @@ from config.models import Source
 from stream.certain.events import ChangeEvent
 
 _MAX_SHOWN = 60
+_PLAIN_WORDS = [
+    (re.compile(r"a valid dictionary or instance of \w+"), "a JSON object"),
+    (re.compile(r"a valid dictionary"), "a JSON object"),
+    (re.compile(r"a valid list"), "a JSON array"),
+    (re.compile(r"a valid string"), "a string"),
+    (re.compile(r"a valid boolean"), "true or false"),
+]
+"""Pydantic's wording, in the terms of the JSON a producer wrote."""
 
 
 @dataclass(frozen=True)
@@ -138,9 +147,17 @@ def _problem(error: ErrorDetails) -> Problem:
             "expected a timezone-aware timestamp (e.g. 2026-11-28T12:00:00Z), "
             f"found {_describe(error.get('input'))} without a timezone",
         )
+    if error["type"].startswith(("datetime_", "date_")):
+        return Problem(
+            path,
+            "expected an ISO 8601 timestamp with a timezone (e.g. 2026-11-28T12:00:00Z), "
+            f"found {_describe(error.get('input'))}",
+        )
     message = error["msg"]
     message = message[0].lower() + message[1:] if message else "invalid value"
-    message = message.replace("input should be", "expected").replace("Input should be", "expected")
+    message = message.replace("input should be", "expected")
+    for pattern, plain in _PLAIN_WORDS:
+        message = pattern.sub(plain, message)
     return Problem(path, f"{message}; found {_describe(error.get('input'))}")
 
 
