@@ -47,6 +47,8 @@ log = logging.getLogger("signal.sandbox")
 ROUTES: list[Route] = [*LEAD_ROUTES, *CAMPAIGN_ROUTES, *FORM_ROUTES]
 SERVER_BODY_CAP = 64 * 1024 * 1024
 """aiohttp's own cap; Marketo's 1 MB limit is enforced by the sandbox with a proper 413."""
+SHUTDOWN_GRACE_S = 1.0
+"""How long `stop()` lets in-flight (possibly artificially slow) calls finish."""
 
 
 class Sandbox:
@@ -74,6 +76,7 @@ class Sandbox:
             self.app,
             access_log=None,
             handle_signals=False,
+            shutdown_timeout=SHUTDOWN_GRACE_S,
         )
         await runner.setup()
         site = web.TCPSite(runner, host, port)

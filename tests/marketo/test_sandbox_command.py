@@ -106,3 +106,16 @@ def test_seed_loads_json_and_yaml(tmp_path: Path) -> None:
         "forms:\n  - id: 7\n    name: Seven\n    fields:\n      - id: Email\n"
     )
     assert SandboxSeed.load(tmp_path / "s.json") == SandboxSeed.load(tmp_path / "s.yaml")
+
+
+def test_port_in_use_exits_1() -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        proc = start("--port", str(port))
+        _, err = proc.communicate(timeout=10)
+    assert proc.returncode == 1
+    assert f"cannot listen on 127.0.0.1:{port}" in err
