@@ -270,7 +270,9 @@ class MarketoClient:
                 started_at=started_at,
                 duration_ms=(self._clock() - t0) * 1000,
                 http_status=status,
-                marketo_error=None if failure is None else failure.code,
+                marketo_error=(
+                    failure.code if failure is not None and failure.source == "identity" else None
+                ),
                 batch_size=0,
                 request_id=None,
                 failure_class=None if failure is None else failure.kind,
@@ -382,7 +384,7 @@ class MarketoClient:
             CallRecord(
                 connection_id=s.connection_id,
                 endpoint=path,
-                method=method if form is None or "_method" not in form else form["_method"],
+                method=method,
                 started_at=started_at,
                 duration_ms=(self._clock() - t0) * 1000,
                 http_status=status,

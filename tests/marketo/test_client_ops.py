@@ -290,3 +290,25 @@ async def test_a_failing_hook_never_breaks_a_call(sandbox: Sandbox) -> None:
     async with MarketoClient(settings_for(sandbox), on_call=hook) as client:
         [result] = await client.upsert_leads([lead(1)])
     assert result.ok
+
+
+async def test_writes_to_one_lead_never_overlap(make_sandbox: MakeSandbox) -> None:
+    sb = await make_sandbox(latency_ms=100)
+    async with MarketoClient(settings_for(sb)) as client:
+        same = await asyncio.gather(
+            client.upsert_leads([{"email": "Same@Example.com", "title": "A"}]),
+            client.upsert_leads([{"email": "same@example.com", "title": "B"}]),
+            client.submit_form(1234, {"email": "same@example.com", "firstName": "C"}),
+        )
+        other = await asyncio.gather(
+            client.upsert_leads([{"email": "x@example.com"}]),
+            client.upsert_leads([{"email": "y@example.com"}]),
+        )
+    statuses = [same[0][0].status, same[1][0].status, same[2].status]
+    assert sorted(statuses) == ["created", "updated", "updated"]
+    assert len(sb.state.leads) == 3
+    writes = sorted(c.at for c in sb.calls() if c.endpoint in ("leads.sync", "leads.submitForm"))
+    assert writes[1] - writes[0] >= 0.1
+    assert writes[2] - writes[1] >= 0.1
+    assert all(r.ok for batch in other for r in batch)
+    assert abs(writes[4] - writes[3]) < 0.1  # different leads go out together
