@@ -1,11 +1,19 @@
-"""The commands of `csignal`, one module each; `COMMANDS` is the order `--help` shows them in."""
+"""The commands of `csignal`, one module each; `COMMANDS` is the order `--help` shows them in.
+
+The order is the contract's (DESIGN 4.1). A command whose module has landed replaces its pending
+placeholder by name, so `--help` keeps listing every command either way.
+"""
 
 from __future__ import annotations
 
-from stream.commands import config, pending
+from stream.commands import config, pending, sandbox
 from stream.commands.base import Command
 
+_IMPLEMENTED: dict[str, Command] = {
+    "config": config.COMMAND,
+    "sandbox": sandbox.COMMAND,
+}
+
 COMMANDS: list[Command] = [
-    *pending.COMMANDS,
-    config.COMMAND,
+    _IMPLEMENTED.get(placeholder.name, placeholder) for placeholder in pending.CONTRACT
 ]

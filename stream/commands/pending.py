@@ -32,7 +32,7 @@ class PendingCommand:
         return NOT_YET
 
 
-COMMANDS = [
+CONTRACT = [
     PendingCommand("run", "run broker, control and a pipeline worker on one machine"),
     PendingCommand("control", "the control service (DuckDB, operator API)"),
     PendingCommand("pipeline", "a pipeline worker"),
@@ -40,6 +40,7 @@ COMMANDS = [
     PendingCommand("sandbox", "the Marketo sandbox server"),
     PendingCommand("simulate", "Certain-like traffic into the ingest API"),
     PendingCommand("ingest", "post change events from a JSONL file"),
+    PendingCommand("config", "account configuration: import, export, check, schema"),
     PendingCommand("sql", "read-only SQL over the database"),
     PendingCommand("flows", "list flows, toggle active and live/test"),
     PendingCommand("retry", "the retry queue: list and submit"),
