@@ -13,7 +13,7 @@ from pydantic import SecretStr
 from stream.marketo.client import MarketoClient
 from stream.marketo.errors import FailureClass, MarketoError
 from stream.marketo.results import CallRecord
-from stream.marketo.sandbox import Sandbox
+from stream.marketo.sandbox import ManualClock, Sandbox
 from stream.marketo.settings import MarketoSettings
 
 MakeSandbox = Callable[..., Any]
@@ -178,3 +178,30 @@ async def test_secrets_never_appear_in_reprs_records_failures_or_logs(
     assert "sandbox-secret" not in text
     assert "wrong-secret-123" not in text
     assert token not in text
+
+
+async def test_token_lifecycle_follows_marketo_reissue_rules(make_sandbox: MakeSandbox) -> None:
+    # Marketo hands back the same token with a falling expires_in until it has run out.
+    clock = ManualClock(1_800_000_000.0)
+    sb = await make_sandbox(token_lifetime_s=100, clock=clock)
+
+    async def sleep(seconds: float) -> None:
+        clock.advance(seconds)
+        await asyncio.sleep(0)
+
+    settings = settings_for(sb, token_refresh_margin_s=60)
+    async with MarketoClient(settings, clock=clock, sleep=sleep) as client:
+        first = (await client.authenticate()).value.get_secret_value()
+        clock.advance(45)  # inside the margin: ask again, get the same token back
+        await client.upsert_leads([lead(1)])
+        assert len(sb.calls("identity")) == 2
+        assert (await client.authenticate()).value.get_secret_value() == first
+        clock.advance(50)  # 5 s left: keep using it, no identity call per API call
+        await client.upsert_leads([lead(2)])
+        assert len(sb.calls("identity")) == 2
+        clock.advance(4)  # 1 s left: wait for it to run out, then take the new one
+        await client.upsert_leads([lead(3)])
+        last = (await client.authenticate()).value.get_secret_value()
+    assert last != first
+    assert len(sb.calls("identity")) == 4
+    assert [c.code for c in sb.calls("leads.sync")] == [None, None, None]
