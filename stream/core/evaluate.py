@@ -15,7 +15,7 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable, Sequence
 
-from config.models import CAMPAIGN_ACTIONS, Account, Action, Flow, Source
+from config.models import CAMPAIGN_ACTIONS, Account, Action, Flow
 from stream.certain.events import ChangeEvent
 from stream.core import matching
 from stream.core.campaign import resolve_campaign_id
@@ -211,7 +211,3 @@ def _destination(ctx: ChangeContext, flow: Flow) -> Evaluation:
 
 def _unexpected(error: Exception) -> DataFailure:
     return DataFailure("", f"unexpected error while evaluating: {type(error).__name__}: {error}")
-
-
-def flows_for_source(flows: Sequence[Flow], source: Source) -> list[Flow]:
-    return [flow for flow in flows if flow.source is source]
