@@ -126,11 +126,34 @@ _V1_TABLES = (
         recorded_at TIMESTAMPTZ NOT NULL
     )
     """,
+    # Current state per (change, flow), maintained in the same transaction as the attempt rows:
+    # the `outcomes` view reads it directly, so a 24 h window filter scans one row per delivery
+    # instead of ranking every attempt ever recorded.
     """
-    CREATE TABLE deliveries (
+    CREATE TABLE delivery_state (
         change_id VARCHAR NOT NULL,
         flow_id VARCHAR NOT NULL,
-        delivered_at TIMESTAMPTZ NOT NULL,
+        flow_name VARCHAR NOT NULL,
+        mode VARCHAR NOT NULL,
+        registration_code VARCHAR,
+        event_code VARCHAR,
+        action VARCHAR,
+        status VARCHAR NOT NULL,
+        category VARCHAR,
+        reason VARCHAR,
+        marketo_lead_id BIGINT,
+        lead_result VARCHAR,
+        attempt INTEGER NOT NULL,
+        replayed BOOLEAN NOT NULL,
+        occurred_at TIMESTAMPTZ NOT NULL,
+        processed_at TIMESTAMPTZ NOT NULL,
+        latency_ms DOUBLE,
+        request_id VARCHAR,
+        outcome_id VARCHAR NOT NULL,
+        attempts INTEGER NOT NULL,
+        first_processed_at TIMESTAMPTZ NOT NULL,
+        delivered_at TIMESTAMPTZ,
+        updated_at TIMESTAMPTZ NOT NULL,
         PRIMARY KEY (change_id, flow_id)
     )
     """,
@@ -202,25 +225,13 @@ _V1_VIEWS = (
            occurred_at, received_at, payload, source, kafka_partition, kafka_offset
     FROM change_log
     """,
-    # Latest evaluation per (change, flow). Ties on processed_at fall back to the attempt
-    # number, then to arrival order, so a redelivered older attempt never hides a newer one.
     """
     CREATE OR REPLACE VIEW outcomes AS
     SELECT change_id, flow_id, flow_name, mode, registration_code, event_code, action, status,
            category, reason, marketo_lead_id, lead_result, attempts, occurred_at, processed_at,
-           latency_ms, replayed, attempt, request_id, outcome_id, first_processed_at
-    FROM (
-        SELECT *,
-               count(*) OVER w AS attempts,
-               min(processed_at) OVER w AS first_processed_at,
-               row_number() OVER (
-                   PARTITION BY change_id, flow_id
-                   ORDER BY processed_at DESC, attempt DESC, recorded_at DESC, outcome_id DESC
-               ) AS latest_rank
-        FROM outcome_log
-        WINDOW w AS (PARTITION BY change_id, flow_id)
-    )
-    WHERE latest_rank = 1
+           latency_ms, replayed, attempt, request_id, outcome_id, first_processed_at,
+           delivered_at
+    FROM delivery_state
     """,
     """
     CREATE OR REPLACE VIEW outcome_attempts AS

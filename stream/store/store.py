@@ -16,6 +16,7 @@ from typing import Any, cast
 
 import duckdb
 import pyarrow as pa  # type: ignore[import-untyped]
+import pyarrow.compute as pc  # type: ignore[import-untyped]
 
 from stream.store import arrow_batches as ab
 from stream.store.errors import ConfigConflictError
@@ -43,6 +44,40 @@ RESOLVING_STATUSES = ("delivered", "not_activated", "filtered_out", "skipped_sta
 """A later outcome with one of these statuses ends the (change, flow)'s stay in the retry queue."""
 
 _OUTCOME_INSERT_COLUMNS = ", ".join(ab.OUTCOME_COLUMNS)
+_OUTCOME_INSERT = (
+    f"INSERT INTO outcome_log ({_OUTCOME_INSERT_COLUMNS}, recorded_at) "
+    f"SELECT {_OUTCOME_INSERT_COLUMNS}, now() FROM batch "
+    "ON CONFLICT (outcome_id) DO NOTHING RETURNING outcome_id"
+)
+_LATEST_COLUMNS = [c for c in ab.OUTCOME_COLUMNS if c not in ("change_id", "flow_id")]
+_NEWER = (
+    "(excluded.processed_at, excluded.attempt, excluded.outcome_id) > "
+    "(delivery_state.processed_at, delivery_state.attempt, delivery_state.outcome_id)"
+)
+_STATE_UPSERT = f"""
+    INSERT INTO delivery_state
+        (change_id, flow_id, {", ".join(_LATEST_COLUMNS)},
+         attempts, first_processed_at, delivered_at, updated_at)
+    SELECT change_id, flow_id, {", ".join(_LATEST_COLUMNS)},
+           count(*) OVER pair, min(processed_at) OVER pair,
+           min(processed_at) FILTER (WHERE status = 'delivered') OVER pair, now()
+    FROM batch
+    WINDOW pair AS (PARTITION BY change_id, flow_id)
+    QUALIFY row_number() OVER (
+        PARTITION BY change_id, flow_id
+        ORDER BY processed_at DESC, attempt DESC, outcome_id DESC) = 1
+    ON CONFLICT (change_id, flow_id) DO UPDATE SET
+        {
+    ", ".join(
+        f"{c} = CASE WHEN {_NEWER} THEN excluded.{c} ELSE delivery_state.{c} END"
+        for c in _LATEST_COLUMNS
+    )
+},
+        attempts = delivery_state.attempts + excluded.attempts,
+        first_processed_at = least(delivery_state.first_processed_at, excluded.first_processed_at),
+        delivered_at = least(delivery_state.delivered_at, excluded.delivered_at),
+        updated_at = excluded.updated_at
+"""
 _RETRY_SELECT = ", ".join(ab.RETRY_COLUMNS)
 
 
@@ -222,40 +257,37 @@ class Store:
     async def record_outcomes(
         self, rows: Sequence[OutcomeRow], retry_items: Sequence[RetryItem] = ()
     ) -> int:
-        """Append attempt rows (and upsert retry items) in one transaction.
+        """Append attempt rows, update the current state per (change, flow), and upsert retry
+        items, all in one transaction.
 
-        A redelivered outcome (same outcome_id) is ignored. A delivered outcome marks the pair
-        as delivered for `seen`; a non-failure outcome resolves a retry item recorded before it.
+        A redelivered outcome (same outcome_id) is ignored. The newest attempt by
+        (processed_at, attempt, outcome_id) becomes the pair's state whatever the arrival order;
+        a non-failure outcome resolves a retry item recorded before it.
         Returns the number of attempt rows added.
         """
         if not rows and not retry_items:
             return 0
-        table = ab.outcomes_table(rows) if rows else None
+        unique = list({r.outcome_id: r for r in reversed(rows)}.values())[::-1]
+        table = ab.outcomes_table(unique) if unique else None
         retries = ab.retry_table(_last_per_key(retry_items)) if retry_items else None
 
         def work(con: Con) -> int:
-            added = 0
+            new = None
             if table is not None:
-                added = _insert_arrow(
-                    con,
-                    table,
-                    f"INSERT INTO outcome_log ({_OUTCOME_INSERT_COLUMNS}, recorded_at) "
-                    f"SELECT {_OUTCOME_INSERT_COLUMNS}, now() FROM batch "
-                    "ON CONFLICT (outcome_id) DO NOTHING",
-                )
-                _insert_arrow(
-                    con,
-                    table,
-                    "INSERT INTO deliveries "
-                    "SELECT change_id, flow_id, min(processed_at) FROM batch "
-                    "WHERE status = 'delivered' GROUP BY ALL "
-                    "ON CONFLICT (change_id, flow_id) DO NOTHING",
-                )
+                with _registered(con, "batch", table):
+                    ids = con.execute(_OUTCOME_INSERT).fetchall()
+                if len(ids) == table.num_rows:
+                    new = table
+                elif ids:
+                    fresh = pa.array([r[0] for r in ids], type=ab.STR)
+                    new = table.filter(pc.is_in(table["outcome_id"], value_set=fresh))
+                if new is not None:
+                    _insert_arrow(con, new, _STATE_UPSERT)
             if retries is not None:
                 _upsert_retries(con, retries)
-            if table is not None:
-                _resolve_retries(con, table)
-            return added
+            if new is not None:
+                _resolve_retries(con, new)
+            return 0 if new is None else int(new.num_rows)
 
         return await self._db.write(work)
 
@@ -278,8 +310,8 @@ class Store:
         def read(con: Con) -> set[tuple[str, str]]:
             with _registered(con, "wanted", keys):
                 rows = con.execute(
-                    "SELECT d.change_id, d.flow_id FROM deliveries d "
-                    "JOIN wanted w USING (change_id, flow_id)"
+                    "SELECT d.change_id, d.flow_id FROM delivery_state d "
+                    "JOIN wanted w USING (change_id, flow_id) WHERE d.delivered_at IS NOT NULL"
                 ).fetchall()
             return {(str(r[0]), str(r[1])) for r in rows}
 

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import random
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
@@ -202,3 +203,51 @@ async def test_processed_at_round_trips_with_microseconds(store: Store) -> None:
     await store.record_outcomes([outcome("c1", processed_at=at)])
     result = await store.query("SELECT processed_at FROM outcomes")
     assert result.rows == ((at,),)
+
+
+async def test_state_follows_newer_batches_and_remembers_delivery(store: Store) -> None:
+    s = timedelta(seconds=1)
+    await store.record_outcomes([outcome("c1", processed_at=T0 + s)])
+    replay_failed = outcome("c1", status="failed", category="data", reason="email missing",
+                            lead_result=None, processed_at=T0 + 9 * s, replayed=True)  # fmt: skip
+    await store.record_outcomes([replay_failed])
+    await store.record_outcomes([replay_failed])  # redelivered: no extra attempt
+    result = await store.query(
+        "SELECT status, reason, replayed, attempts, first_processed_at, delivered_at FROM outcomes"
+    )
+    assert result.rows == (("failed", "email missing", True, 2, T0 + s, T0 + s),)
+    assert await store.seen("c1", "flow-1")
+
+
+async def test_state_matches_ranking_every_attempt(store: Store) -> None:
+    """Whatever the batching and arrival order, the state equals the newest attempt per pair."""
+    rng = random.Random(7)
+    rows = [
+        outcome(
+            f"c{rng.randrange(30)}",
+            f"flow-{rng.randrange(3)}",
+            status=rng.choice(["delivered", "filtered_out", "parked"]),
+            processed_at=T0 + timedelta(seconds=rng.randrange(20)),
+            attempt=rng.randrange(1, 4),
+            lead_result=None,
+        )
+        for _ in range(400)
+    ]
+    rng.shuffle(rows)
+    while rows:
+        size = rng.randrange(1, 60)
+        batch, rows = rows[:size], rows[size:]
+        await store.record_outcomes(batch + batch[: rng.randrange(3)])
+    expected = await store.query(
+        "SELECT change_id, flow_id, outcome_id, count(*) OVER pair AS attempts "
+        "FROM outcome_attempts WINDOW pair AS (PARTITION BY change_id, flow_id) "
+        "QUALIFY row_number() OVER (PARTITION BY change_id, flow_id "
+        "ORDER BY processed_at DESC, attempt DESC, outcome_id DESC) = 1 ORDER BY 1, 2",
+        max_rows=10_000,
+    )
+    actual = await store.query(
+        "SELECT change_id, flow_id, outcome_id, attempts FROM outcomes ORDER BY 1, 2",
+        max_rows=10_000,
+    )
+    assert actual.rows == expected.rows
+    assert len(actual.rows) > 50
