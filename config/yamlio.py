@@ -278,6 +278,17 @@ def _represent_list(dumper: yaml.SafeDumper, data: list[Any]) -> yaml.Node:
     return dumper.represent_sequence("tag:yaml.org,2002:seq", data, flow_style=flow)
 
 
+_LINE_BREAKS = frozenset("\x85\u2028\u2029")
+
+
+def _represent_str(dumper: yaml.SafeDumper, data: str) -> yaml.Node:
+    """Double-quote strings holding Unicode line breaks: PyYAML's single-quoted style folds a
+    NEL (U+0085) into a space, so the value would not survive a round trip."""
+    style = '"' if _LINE_BREAKS.intersection(data) else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", data, style=style)
+
+
+_ExportDumper.add_representer(str, _represent_str)
 _ExportDumper.add_representer(dict, _represent_dict)
 _ExportDumper.add_representer(list, _represent_list)
 
