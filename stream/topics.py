@@ -1,9 +1,11 @@
 """The Kafka topic contract: every topic Signal uses, its key, its partition count.
 
-Topics are declared explicitly, with their partition counts, before anything produces to them.
-Brokers that auto-create a topic on first produce pick their own partition count, and a Faust
-table whose source topic disagrees with it fails with `PartitionsMismatch`; a consumer group that
+Topics are declared explicitly, with their partition counts, before any client touches them.
+Brokers that auto-create topics pick their own partition count (the embedded broker: 4, on the
+first produce *or* the first metadata request, so a Faust worker subscribing is enough), and a
+Faust table whose source topic disagrees fails with `PartitionsMismatch`; a consumer group that
 already committed offsets on the wrong layout cannot be fixed without losing order per key.
+Faust itself creates only its internal topics (changelogs), never the ones declared here.
 """
 
 from __future__ import annotations
@@ -180,8 +182,8 @@ async def _partition_counts(admin: AIOKafkaAdminClient, names: Sequence[str]) ->
 def faust_topic(app: Any, spec: TopicSpec, **options: Any) -> Any:
     """Declare `spec` on a Faust app with the contract's partition count.
 
-    Faust declares (and would create) the topics its agents use; giving it the same partition
-    count as `declare_topics` keeps both sides agreeing on the layout.
+    Faust does not create these topics (run `declare_topics` first); it checks co-partitioning
+    of tables against the declared count, so both sides must agree on the layout.
     """
     options.setdefault("config", dict(spec.configs))
     return app.topic(spec.name, partitions=spec.partitions, **options)

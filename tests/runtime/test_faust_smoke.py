@@ -64,9 +64,10 @@ class EchoWorker:
         lines = self.events.read_text().splitlines()
         return [json.loads(line) for line in lines if line.strip()]
 
-    def current(self) -> set[int] | None:
+    def current(self) -> set[int]:
+        """Partitions of the input topic this worker holds now (empty before its first join)."""
         events = self.assignments()
-        return set(events[-1]["partitions"]) if events else None
+        return set(events[-1]["partitions"]) if events else set()
 
     async def wait_for(
         self, predicate: Callable[[], bool], what: str, within: float = JOIN_TIMEOUT
