@@ -483,6 +483,17 @@ class MarketoClient:
             retry_at=until,
         )
 
+    async def _token_or_failure(self) -> tuple[AccessToken | None, _Answer]:
+        try:
+            return await self._tokens.get(), _Answer(None, None, None)
+        except MarketoError as exc:
+            return None, _Answer(None, exc.failure, exc.failure.http_status)
+        except TokenLapsedError as exc:
+            lapsed = MarketoFailure(
+                kind=FailureClass.TECHNICAL, code="token-lapsed", message=str(exc)
+            )
+            return None, _Answer(None, lapsed, None)
+
     async def _call(
         self,
         method: str,
@@ -502,20 +513,18 @@ class MarketoClient:
             parked = self._quota.parked_until()
             if parked is not None:
                 return _Answer(None, self._parked_failure(parked, path), None)
-            try:
-                token = await self._tokens.get()
-            except MarketoError as exc:
-                answer = _Answer(None, exc.failure, exc.failure.http_status)
-                token = None
-            except TokenLapsedError as exc:
-                lapsed = MarketoFailure(
-                    kind=FailureClass.TECHNICAL, code="token-lapsed", message=str(exc)
-                )
-                answer = _Answer(None, lapsed, None)
-                token = None
-            if token is not None:
-                attempt += 1
-                async with self._limits.slot():
+            async with self._limits.slot() as ticket:
+                # Checked again once the call may go out: a 607 or a token's end may have
+                # come while it waited for a slot.
+                parked = self._quota.parked_until()
+                if parked is not None:
+                    ticket.sent = False
+                    return _Answer(None, self._parked_failure(parked, path), None)
+                token, answer = await self._token_or_failure()
+                if token is None:
+                    ticket.sent = False
+                else:
+                    attempt += 1
                     answer = await self._send(
                         method,
                         path,

@@ -14,6 +14,7 @@ import time
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -86,10 +87,12 @@ class RollingWindow:
                 except TimeoutError:
                     pass
 
-    async def release(self) -> None:
+    async def release(self, *, sent: bool = True) -> None:
+        """Give the slot back; a call that never went out leaves no mark on the window."""
         async with self._changed:
             self._in_flight -= 1
-            self._done.append(self._clock())
+            if sent:
+                self._done.append(self._clock())
             self._changed.notify_all()
 
     async def block_for(self, seconds: float) -> None:
@@ -97,6 +100,13 @@ class RollingWindow:
         async with self._changed:
             self._blocked_until = max(self._blocked_until, self._clock() + seconds)
             self._changed.notify_all()
+
+
+@dataclass(slots=True)
+class Ticket:
+    """Held while a call owns a slot; clear `sent` when nothing reached Marketo after all."""
+
+    sent: bool = True
 
 
 class CallLimits:
@@ -122,15 +132,16 @@ class CallLimits:
         return self._running
 
     @asynccontextmanager
-    async def slot(self) -> AsyncIterator[None]:
+    async def slot(self) -> AsyncIterator[Ticket]:
         async with self._in_flight:
             await self.window.acquire()
             self._running += 1
+            ticket = Ticket()
             try:
-                yield
+                yield ticket
             finally:
                 self._running -= 1
-                await asyncio.shield(self.window.release())
+                await asyncio.shield(self.window.release(sent=ticket.sent))
 
 
 def next_quota_reset(now: datetime) -> datetime:

@@ -349,3 +349,17 @@ async def test_chunks_respect_the_body_size_cap(sandbox: Sandbox) -> None:
     assert all(c.httpStatus == 200 for c in sync)
     assert sum(c.batchSize or 0 for c in sync) == 100
     assert len(sync) > 1
+
+
+async def test_quota_spent_mid_burst_stops_the_waiting_calls(make_sandbox: MakeSandbox) -> None:
+    sb = await make_sandbox(daily_quota=5)
+    async with MarketoClient(settings_for(sb, max_in_flight=1)) as client:
+        results = await client.upsert_leads([lead(i) for i in range(3000)])
+        assert client.quota_parked_until is not None
+        assert client.limits.window.used() == 6
+    assert [c.code for c in sb.calls("leads.sync")] == [None] * 5 + ["607"]
+    assert sum(1 for r in results if r.ok) == 1500
+    parked = [r.failure for r in results if r.failure is not None]
+    assert len(parked) == 1500
+    assert {(f.kind, f.code) for f in parked} == {(Q, "607")}
+    assert len({f.retry_at for f in parked}) == 1

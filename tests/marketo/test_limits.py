@@ -154,3 +154,13 @@ def test_quota_park_clear() -> None:
     park.park()
     park.clear()
     assert park.parked_until() is None
+
+
+async def test_a_slot_whose_call_never_went_out_leaves_no_mark() -> None:
+    limits = CallLimits(max_calls=1, window_s=60, max_in_flight=1)
+    async with limits.slot() as ticket:
+        ticket.sent = False
+    assert limits.window.used() == 0
+    async with limits.slot():
+        pass
+    assert limits.window.used() == 1
