@@ -305,7 +305,7 @@ async def test_writes_to_one_lead_never_overlap(make_sandbox: MakeSandbox) -> No
             client.upsert_leads([{"email": "y@example.com"}]),
         )
     statuses = [same[0][0].status, same[1][0].status, same[2].status]
-    assert sorted(statuses) == ["created", "updated", "updated"]
+    assert sorted(str(s) for s in statuses) == ["created", "updated", "updated"]
     assert len(sb.state.leads) == 3
     writes = sorted(c.at for c in sb.calls() if c.endpoint in ("leads.sync", "leads.submitForm"))
     assert writes[1] - writes[0] >= 0.1
