@@ -15,7 +15,7 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable, Sequence
 
-from config.models import CAMPAIGN_ACTIONS, Account, Action, Flow
+from config.models import CAMPAIGN_ACTIONS, Account, Action, Flow, Source
 from stream.certain.events import ChangeEvent
 from stream.core import matching
 from stream.core.campaign import resolve_campaign_id
@@ -136,22 +136,38 @@ def evaluate_in(ctx: ChangeContext, flow: Flow) -> Evaluation:
         return NotActivated(why, NotActivatedCode.MODE)
 
     activation = matching.activation(flow, ctx)
-    if not activation.matched:
-        return _not_activated_by_tags(activation, change)
-
     failed = matching.first_failing_filter(flow.filters, ctx)
+    if not activation.matched:
+        if activation.any_found:
+            return _not_activated_by_tags(activation)
+        return failed if failed is not None else _untagged(activation, change)
     if failed is not None:
         return failed
     return _destination(ctx, flow)
 
 
-def _not_activated_by_tags(activation: matching.Activation, change: ChangeEvent) -> NotActivated:
-    where = f" in event {change.event_code}"
-    if not activation.any_found:
-        items = " or ".join(activation.items) or "no activating item"
-        return NotActivated(
-            f"{items}{where} resolves no tags", NotActivatedCode.UNTAGGED, tags_found=()
-        )
+UNTAGGED_FIELDS = {
+    Source.REGISTRATION_CREATE_UPDATE: "registration.registrationStatusLabel",
+    Source.REGISTRATION_STATUS_CHANGE: "registration.registrationStatusLabel",
+    Source.SESSION_REGISTRATION_STATUS_CHANGE: "session.regSessionStatus",
+    Source.EVENT_CREATE_UPDATE: "event.eventStatus",
+}
+
+
+def _untagged(activation: matching.Activation, change: ChangeEvent) -> DataFailure:
+    """An item that carries no tag at all is a setup gap the operator must fix (DESIGN 5,
+    "Failures": untagged item is a *data* failure held for resubmit), unless the flow's filters
+    would have dropped the change anyway — then nothing was lost and it is not worth a queue item.
+    """
+    items = " or ".join(activation.items) or "no activating item"
+    return DataFailure(
+        UNTAGGED_FIELDS[change.type],
+        f"{items} in event {change.event_code} resolves no tags; "
+        "tag it (account assignments or the event setup), then resubmit",
+    )
+
+
+def _not_activated_by_tags(activation: matching.Activation) -> NotActivated:
     found = "; ".join(
         f"{item}: {', '.join(sorted(item_tags))}"
         for item, item_tags in activation.found.items()

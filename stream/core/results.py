@@ -14,15 +14,14 @@ from config.models import Action, AttendeeTypeFilter, Filter
 
 
 class NotActivatedCode(StrEnum):
-    """Why a flow did not act; `UNTAGGED` and `UNKNOWN_EVENT` are fixable by the operator
-    (tag the item, publish the event) and worth a resubmit afterwards."""
+    """Why a flow did not act. An item with no tag at all is not here: it is a `DataFailure`
+    (DESIGN 5), held for the operator to tag and resubmit."""
 
     SOURCE = "source"
     ACCOUNT = "account"
     MODE = "mode"
     INACTIVE_REGISTRATION = "inactive_registration"
     UNKNOWN_EVENT = "unknown_event"
-    UNTAGGED = "untagged"
     NO_MATCHING_TAG = "no_matching_tag"
 
 

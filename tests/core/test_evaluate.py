@@ -104,12 +104,18 @@ def test_status_tagged_for_another_flow_is_not_activated_and_names_the_tags_foun
     assert "attended" in result.reason
 
 
-def test_untagged_status_resolves_no_tags_and_names_the_status() -> None:
+def test_untagged_status_is_a_data_failure_naming_the_status() -> None:
     result = run(registration_change(status="Invited"), NURTURE)
-    assert isinstance(result, NotActivated)
-    assert result.code is NotActivatedCode.UNTAGGED
+    assert isinstance(result, DataFailure)
+    assert result.field == "registration.registrationStatusLabel"
     assert "'Invited'" in result.reason and "SUMMIT26" in result.reason
-    assert result.tags_found == ()
+    assert "resolves no tags" in result.reason
+
+
+def test_untagged_status_that_the_filters_drop_is_filtered_out_not_a_failure() -> None:
+    change = registration_change(status="Invited", country="FR")
+    result = run(change, NURTURE)
+    assert isinstance(result, FilteredOut)
 
 
 def test_vip_attended_triggers_with_session_token() -> None:
@@ -134,7 +140,7 @@ def test_vip_attended_filters_out_other_attendee_types() -> None:
 def test_vip_session_registered_is_untagged() -> None:
     change = registration_change("session_registration.status_change", session_status="Registered")
     result = run(change, VIP)
-    assert isinstance(result, NotActivated) and result.code is NotActivatedCode.UNTAGGED
+    assert isinstance(result, DataFailure) and result.field == "session.regSessionStatus"
     assert "'Registered'" in result.reason
 
 
@@ -316,9 +322,9 @@ def test_event_create_update_activates_on_event_status_tag() -> None:
     )
 
 
-def test_event_with_untagged_status_is_not_activated() -> None:
+def test_event_with_untagged_status_is_a_data_failure() -> None:
     result = evaluate(event_change(status="Archived"), event_flow(), EVENT_ACCOUNT, EventCatalog())
-    assert isinstance(result, NotActivated) and result.code is NotActivatedCode.UNTAGGED
+    assert isinstance(result, DataFailure) and result.field == "event.eventStatus"
     assert "'Archived'" in result.reason
 
 
@@ -370,7 +376,7 @@ def test_results_serialise_to_json() -> None:
     changes = [
         registration_change(status="New"),
         registration_change(status="New", country="GB"),
-        registration_change(status="Invited"),
+        registration_change(status="Attended"),
         registration_change(status="New", profile={"email": ""}),
     ]
     kinds = []
