@@ -509,6 +509,7 @@ class MarketoClient:
         technical = 0
         throttled_s = 0.0
         attempt = 0
+        started = self._clock()
         while True:
             parked = self._quota.parked_until()
             if parked is not None:
@@ -572,9 +573,11 @@ class MarketoClient:
                 return replace(answer, failure=replace(failure, retry_at=until))
             if kind is FailureClass.TECHNICAL:
                 technical += 1
-                if technical >= s.max_attempts:
+                wait = self._backoff(technical)
+                spent = self._clock() - started
+                if technical >= s.max_attempts or spent + wait + s.request_timeout_s > s.max_call_s:
                     return answer
-                await self._sleep(self._backoff(technical))
+                await self._sleep(wait)
                 continue
             return answer
 

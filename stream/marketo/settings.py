@@ -57,7 +57,11 @@ class MarketoSettings(BaseModel):
     backoff_base_s: float = Field(default=1.0, ge=0)
     backoff_cap_s: float = Field(default=8.0, ge=0)
     concurrency_backoff_s: float = Field(default=1.0, ge=0)
-    max_throttle_wait_s: float = Field(default=300.0, ge=0)
+    # A delivery holds its stream partition while the client works on it: bound the whole of
+    # one logical call (throttle waits, technical retries) well below Faust's 300 s livelock
+    # warnings.
+    max_throttle_wait_s: float = Field(default=120.0, ge=0)
+    max_call_s: PositiveSeconds = 240.0
 
     lead_batch_size: int = Field(default=MARKETO_LEAD_BATCH, ge=1, le=MARKETO_LEAD_BATCH)
     campaign_batch_size: int = Field(

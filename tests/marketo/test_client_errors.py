@@ -363,3 +363,15 @@ async def test_quota_spent_mid_burst_stops_the_waiting_calls(make_sandbox: MakeS
     assert len(parked) == 1500
     assert {(f.kind, f.code) for f in parked} == {(Q, "607")}
     assert len({f.retry_at for f in parked}) == 1
+
+
+async def test_no_retry_that_could_outlast_the_call_budget(sandbox: Sandbox) -> None:
+    sandbox.set_latency(300)
+    settings = settings_for(sandbox, request_timeout_s=0.2, max_attempts=3, max_call_s=0.5)
+    records: list[CallRecord] = []
+    async with MarketoClient(settings, on_call=records.append) as client:
+        [result] = await client.upsert_leads([lead(1)])
+    assert result.failure is not None
+    assert result.failure.code == "timeout"
+    # Two 0.2 s attempts fit in 0.5 s; a third could not finish inside the budget.
+    assert [r.attempt for r in records if r.endpoint == "/rest/v1/leads.json"] == [1, 2]
