@@ -366,10 +366,11 @@ async def test_quota_spent_mid_burst_stops_the_waiting_calls(make_sandbox: MakeS
 
 
 async def test_no_retry_that_could_outlast_the_call_budget(sandbox: Sandbox) -> None:
-    sandbox.set_latency(300)
     settings = settings_for(sandbox, request_timeout_s=0.2, max_attempts=3, max_call_s=0.5)
     records: list[CallRecord] = []
     async with MarketoClient(settings, on_call=records.append) as client:
+        await client.authenticate()
+        sandbox.set_latency(300)
         [result] = await client.upsert_leads([lead(1)])
     assert result.failure is not None
     assert result.failure.code == "timeout"
