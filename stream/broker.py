@@ -41,6 +41,7 @@ __all__ = [
     "EmbeddedBroker",
     "bootstrap_servers",
     "die_with_parent",
+    "free_port",
     "normalize_broker_url",
     "resolve_broker",
 ]
@@ -109,7 +110,8 @@ def resolve_broker(
     return broker.url, broker
 
 
-def _free_port(host: str) -> int:
+def free_port(host: str = LOOPBACK) -> int:
+    """A TCP port nothing listens on right now (the OS's pick), for a child to bind."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
         port: int = sock.getsockname()[1]
@@ -294,7 +296,7 @@ class EmbeddedBroker:
     def _spawn(self, binary: str) -> None:
         if self.running:
             raise RuntimeError("embedded broker already running")
-        self._port = self._requested_port or _free_port(self.host)
+        self._port = self._requested_port or free_port(self.host)
         listener = f"tcp://{self.host}:{self._port}"
         if self._log_path is not None:
             self._log_path.parent.mkdir(parents=True, exist_ok=True)

@@ -7,10 +7,10 @@ measured with faust-streaming 0.15.3 on the embedded broker and are sane on a re
 
 from __future__ import annotations
 
-import socket
 from pathlib import Path
 from typing import Any
 
+from stream.broker import free_port
 from stream.topics import PARTITIONS
 
 __all__ = ["DEFAULT_DATA_DIR", "faust_settings"]
@@ -45,13 +45,6 @@ a second of work is redelivered; at-least-once processing already tolerates the 
 
 COMMIT_EVERY = 1000
 """Also commit after this many acked events, so a burst does not wait for the interval."""
-
-
-def _free_port(host: str) -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def faust_settings(
@@ -113,7 +106,7 @@ def faust_settings(
     }
     settings.update(
         web_enabled=web_port is not None,
-        web_port=web_port or _free_port(web_host),
+        web_port=web_port or free_port(web_host),
         web_host=web_host,
         web_bind=web_host,
     )

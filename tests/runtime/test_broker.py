@@ -24,8 +24,6 @@ from stream.broker import (
 )
 from stream.topics import ALL_TOPICS, TopicMismatch, TopicSpec, declare_topics
 
-pytestmark = pytest.mark.integration
-
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -52,6 +50,7 @@ class _Settings:
         self.broker = broker
 
 
+@pytest.mark.integration
 def test_starts_answers_and_stops_without_orphan() -> None:
     broker = EmbeddedBroker()
     broker.start()
@@ -68,6 +67,7 @@ def test_starts_answers_and_stops_without_orphan() -> None:
     broker.stop()  # a second stop is harmless
 
 
+@pytest.mark.integration
 async def test_two_brokers_side_by_side_are_independent() -> None:
     async with EmbeddedBroker() as one, EmbeddedBroker() as two:
         assert one.port != two.port
@@ -83,6 +83,7 @@ async def test_two_brokers_side_by_side_are_independent() -> None:
     assert _wait_gone(one.pid or 0) and _wait_gone(two.pid or 0)
 
 
+@pytest.mark.integration
 async def test_produce_and_consume_roundtrip(broker: EmbeddedBroker) -> None:
     topic = TopicSpec("roundtrip", 2, "k", "test")
     await declare_topics(broker.url, [topic])
@@ -110,6 +111,7 @@ async def test_produce_and_consume_roundtrip(broker: EmbeddedBroker) -> None:
     assert seen == set(range(10))
 
 
+@pytest.mark.integration
 def test_dies_with_its_parent_process(tmp_path: Path) -> None:
     script = (
         "import sys, time\n"
@@ -137,6 +139,7 @@ def test_missing_binary_gives_clear_error(monkeypatch: pytest.MonkeyPatch) -> No
     assert broker.pid is None
 
 
+@pytest.mark.integration
 def test_binary_that_exits_reports_its_output(tmp_path: Path) -> None:
     fake = tmp_path / "tansu"
     fake.write_text("#!/bin/sh\necho 'cannot open storage' >&2\nexit 3\n")
@@ -145,6 +148,7 @@ def test_binary_that_exits_reports_its_output(tmp_path: Path) -> None:
         EmbeddedBroker(binary=str(fake)).start()
 
 
+@pytest.mark.integration
 def test_binary_that_never_answers_times_out(tmp_path: Path) -> None:
     fake = tmp_path / "tansu"
     fake.write_text("#!/bin/sh\nexec sleep 30\n")
@@ -155,6 +159,7 @@ def test_binary_that_never_answers_times_out(tmp_path: Path) -> None:
     assert not broker.running
 
 
+@pytest.mark.integration
 def test_port_held_by_another_broker_is_not_mistaken_for_ours(broker: EmbeddedBroker) -> None:
     clash = EmbeddedBroker(port=broker.port, start_timeout=5)
     with pytest.raises(BrokerStartError):
@@ -171,6 +176,7 @@ def test_signal_broker_set_starts_nothing(monkeypatch: pytest.MonkeyPatch) -> No
     assert resolve_broker() == ("kafka://a:9092;b:9093", None)
 
 
+@pytest.mark.integration
 def test_signal_broker_unset_starts_one() -> None:
     url, started = resolve_broker(_Settings(None))
     assert started is not None
@@ -191,18 +197,21 @@ def test_broker_url_forms() -> None:
         normalize_broker_url("  ")
 
 
+@pytest.mark.integration
 async def test_declare_topics_creates_contract_and_is_idempotent(broker: EmbeddedBroker) -> None:
     first = await declare_topics(broker.url)
     again = await declare_topics(broker.url)
     assert first == again == {spec.name: spec.partitions for spec in ALL_TOPICS}
 
 
+@pytest.mark.integration
 async def test_concurrent_declarations_agree(broker: EmbeddedBroker) -> None:
     spec = TopicSpec("declared-concurrently", 3, "k", "test")
     results = await asyncio.gather(*(declare_topics(broker.url, [spec]) for _ in range(3)))
     assert all(r == {spec.name: 3} for r in results)
 
 
+@pytest.mark.integration
 async def test_auto_created_topic_with_too_few_partitions_is_refused(
     broker: EmbeddedBroker,
 ) -> None:
@@ -218,6 +227,7 @@ async def test_auto_created_topic_with_too_few_partitions_is_refused(
         await declare_topics(broker.url, [spec])
 
 
+@pytest.mark.integration
 def test_no_broker_process_left_behind() -> None:
     mine = [
         pid

@@ -19,13 +19,14 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import faust
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from stream.broker import EmbeddedBroker, die_with_parent
+from stream.faust_settings import faust_settings
+from stream.topics import PARTITIONS as TOPIC_PARTITIONS
 from stream.topics import TopicSpec, declare_topics
-
-pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[2]
 PARTITIONS = 4
@@ -189,6 +190,30 @@ class OutputReader:
         return self.records
 
 
+def test_settings_keep_faust_on_loopback_and_under_the_data_dir(tmp_path: Path) -> None:
+    settings = faust_settings(data_dir=tmp_path)
+    app = faust.App("signal-settings-check", broker="kafka://127.0.0.1:1", **settings)
+    conf = app.conf
+    assert conf.web_enabled is False
+    assert conf.web_bind == conf.web_host == "127.0.0.1"
+    assert conf.web_port != 6066  # control's default API port
+    assert conf.datadir == tmp_path / "faust" / "signal-settings-check"
+    assert (tmp_path / "faust").is_dir()  # Faust creates only the last component
+    assert conf.producer_acks == -1
+    assert str(conf.processing_guarantee.value) == "at_least_once"
+    assert conf.stream_wait_empty is True
+    assert conf.broker_heartbeat_interval * 3 <= conf.broker_session_timeout
+    assert conf.topic_partitions == TOPIC_PARTITIONS
+
+
+def test_settings_web_port_and_overrides(tmp_path: Path) -> None:
+    chosen = faust_settings(data_dir=tmp_path, web_port=0)
+    assert chosen["web_enabled"] is True and chosen["web_port"] > 0
+    assert faust_settings(data_dir=tmp_path, web_port=6100)["web_port"] == 6100
+    assert faust_settings(data_dir=tmp_path, topic_partitions=2)["topic_partitions"] == 2
+
+
+@pytest.mark.integration
 async def test_worker_transforms_every_message(broker: EmbeddedBroker, echo: EchoGroup) -> None:
     source, sink = echo.source, echo.sink
     await _declare(broker, source, sink)
@@ -206,6 +231,7 @@ async def test_worker_transforms_every_message(broker: EmbeddedBroker, echo: Ech
     assert worker.stop() == 0
 
 
+@pytest.mark.integration
 async def test_restart_resumes_from_committed_offsets(
     broker: EmbeddedBroker, echo: EchoGroup
 ) -> None:
@@ -240,6 +266,7 @@ async def test_restart_resumes_from_committed_offsets(
     assert {r["worker"] for r in records if r["n"] >= 150} == {"third"}
 
 
+@pytest.mark.integration
 async def test_two_workers_split_the_partitions(broker: EmbeddedBroker, echo: EchoGroup) -> None:
     source, sink = echo.source, echo.sink
     await _declare(broker, source, sink)
