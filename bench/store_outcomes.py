@@ -13,8 +13,10 @@ import asyncio
 import statistics
 import tempfile
 import time
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from stream.store import ChangeRow, OutcomeRow, Store
 
@@ -74,32 +76,32 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
+async def timed_batches(
+    label: str, batches: Sequence[Sequence[object]], write: Callable[[Any], Awaitable[object]]
+) -> None:
+    latencies: list[float] = []
+    started = time.perf_counter()
+    for rows in batches:
+        t = time.perf_counter()
+        await write(rows)
+        latencies.append((time.perf_counter() - t) * 1000)
+    elapsed = time.perf_counter() - started
+    total = sum(len(b) for b in batches)
+    print(
+        f"{label:9s} {total:>9,} rows in batches of {len(batches[0])}: "
+        f"{total / elapsed:>10,.0f} rows/s, {len(batches) / elapsed:,.0f} batches/s, "
+        f"batch p50 {statistics.median(latencies):.1f} ms, p99 {pct(latencies, 0.99):.1f} ms"
+    )
+
+
 async def insert_rate(path: Path, total: int, batch: int) -> None:
     store = await Store.open(path)
     try:
-        for label, make, write in (
-            (
-                "outcomes",
-                lambda s, n: outcome_rows(s, n, timedelta(hours=1)),
-                store.record_outcomes,
-            ),
-            ("changes", change_rows, store.archive_changes),
-        ):
-            batches = [make(start, batch) for start in range(0, total, batch)]
-            latencies: list[float] = []
-            started = time.perf_counter()
-            for rows in batches:
-                t = time.perf_counter()
-                await write(rows)  # type: ignore[operator]
-                latencies.append((time.perf_counter() - t) * 1000)
-            elapsed = time.perf_counter() - started
-            rate = total / elapsed
-            p50 = statistics.median(latencies)
-            print(
-                f"{label:9s} {total:>9,} rows in batches of {batch}: {rate:>10,.0f} rows/s, "
-                f"{len(batches) / elapsed:,.0f} batches/s, batch p50 {p50:.1f} ms, "
-                f"p99 {pct(latencies, 0.99):.1f} ms"
-            )
+        span = timedelta(hours=1)
+        outcomes = [outcome_rows(start, batch, span) for start in range(0, total, batch)]
+        await timed_batches("outcomes", outcomes, store.record_outcomes)
+        changes = [change_rows(start, batch) for start in range(0, total, batch)]
+        await timed_batches("changes", changes, store.archive_changes)
     finally:
         await store.close()
 

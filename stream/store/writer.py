@@ -21,6 +21,12 @@ The database is opened with:
   for the rest of the process's life — including turning external access back on.
 A second `duckdb.connect()` to the same file in this process would have to repeat exactly this
 configuration; nothing should do that — use `Database.read`/`write`.
+
+`allowed_directories`/`allowed_paths` (exceptions to the external-access ban) are not used:
+DuckDB already allows the database file, its WAL and its `.tmp` spill directory, and the store
+needs nothing else. They cannot be passed at open ("before the database is started") and cannot
+be changed once external access is off, so a future export directory would mean opening with
+access on, setting them, then switching access off — deliberately not done here.
 """
 
 from __future__ import annotations
