@@ -64,6 +64,9 @@ OUTCOME_COLUMNS: dict[str, pa.DataType] = {
     "processed_at": TS,
     "latency_ms": pa.float64(),
     "request_id": STR,
+    "connection_id": STR,
+    "marketo_code": STR,
+    "replay_id": STR,
 }
 
 API_CALL_COLUMNS: dict[str, pa.DataType] = {

@@ -22,17 +22,21 @@ OutcomeStatus = Literal[
     "rejected",
     "parked",
     "skipped_stale",
+    "skipped_duplicate",
+    "would_send",
     "dry_run",
 ]
 FailureCategory = Literal["data", "technical"]
-LeadResult = Literal["created", "updated", "form_posted", "campaign_triggered", "skipped"]
 RetryStatus = Literal["pending", "retrying", "abandoned", "resolved"]
 ChangeSource = Literal["api", "topic", "replay", "file"]
 
 MODES: frozenset[str] = frozenset(get_args(Mode))
 OUTCOME_STATUSES: frozenset[str] = frozenset(get_args(OutcomeStatus))
 FAILURE_CATEGORIES: frozenset[str] = frozenset(get_args(FailureCategory))
-LEAD_RESULTS: frozenset[str] = frozenset(get_args(LeadResult))
+LEAD_RESULTS: frozenset[str] = frozenset(
+    {"created", "updated", "form_posted", "campaign_triggered", "skipped"}
+)
+"""Usual `lead_result` values; Marketo's per-record status is stored as given, not checked."""
 RETRY_STATUSES: frozenset[str] = frozenset(get_args(RetryStatus))
 CHANGE_SOURCES: frozenset[str] = frozenset(get_args(ChangeSource))
 
@@ -104,10 +108,16 @@ class RejectedRow:
 
 
 def outcome_key(
-    change_id: str, flow_id: str, attempt: int, replayed: bool, processed_at: datetime
+    change_id: str,
+    flow_id: str,
+    attempt: int,
+    replayed: bool,
+    processed_at: datetime,
+    replay_id: str | None = None,
 ) -> str:
     """Deterministic id of one evaluation, so a redelivered outcome record is stored once."""
-    raw = f"{change_id}\x1f{flow_id}\x1f{attempt}\x1f{int(replayed)}\x1f{processed_at.isoformat()}"
+    parts = (change_id, flow_id, str(attempt), str(int(replayed)), processed_at.isoformat())
+    raw = "\x1f".join((*parts, replay_id or ""))
     return hashlib.blake2b(raw.encode(), digest_size=16).hexdigest()
 
 
@@ -129,10 +139,13 @@ class OutcomeRow:
     category: FailureCategory | None = None
     reason: str | None = None
     marketo_lead_id: int | None = None
-    lead_result: LeadResult | None = None
+    lead_result: str | None = None
     latency_ms: float | None = None
     replayed: bool = False
     request_id: str | None = None
+    connection_id: str | None = None
+    marketo_code: str | None = None
+    replay_id: str | None = None
     outcome_id: str = field(default="")
 
     def __post_init__(self) -> None:
@@ -144,15 +157,20 @@ class OutcomeRow:
             _member(self.category, FAILURE_CATEGORIES, "category")
         if self.status == "failed" and self.category is None:
             raise ValueError("a failed outcome needs a category (data or technical)")
-        if self.lead_result is not None:
-            _member(self.lead_result, LEAD_RESULTS, "lead_result")
+        if self.replay_id is not None:
+            object.__setattr__(self, "replayed", True)
         if self.attempt < 1:
             raise ValueError(f"attempt counts from 1, got {self.attempt}")
         object.__setattr__(self, "occurred_at", utc(self.occurred_at, "occurred_at"))
         object.__setattr__(self, "processed_at", utc(self.processed_at, "processed_at"))
         if not self.outcome_id:
             key = outcome_key(
-                self.change_id, self.flow_id, self.attempt, self.replayed, self.processed_at
+                self.change_id,
+                self.flow_id,
+                self.attempt,
+                self.replayed,
+                self.processed_at,
+                self.replay_id,
             )
             object.__setattr__(self, "outcome_id", key)
 

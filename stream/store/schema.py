@@ -123,6 +123,9 @@ _V1_TABLES = (
         processed_at TIMESTAMPTZ NOT NULL,
         latency_ms DOUBLE,
         request_id VARCHAR,
+        connection_id VARCHAR,
+        marketo_code VARCHAR,
+        replay_id VARCHAR,
         recorded_at TIMESTAMPTZ NOT NULL
     )
     """,
@@ -149,6 +152,9 @@ _V1_TABLES = (
         processed_at TIMESTAMPTZ NOT NULL,
         latency_ms DOUBLE,
         request_id VARCHAR,
+        connection_id VARCHAR,
+        marketo_code VARCHAR,
+        replay_id VARCHAR,
         outcome_id VARCHAR NOT NULL,
         attempts INTEGER NOT NULL,
         first_processed_at TIMESTAMPTZ NOT NULL,
@@ -229,15 +235,16 @@ _V1_VIEWS = (
     CREATE OR REPLACE VIEW outcomes AS
     SELECT change_id, flow_id, flow_name, mode, registration_code, event_code, action, status,
            category, reason, marketo_lead_id, lead_result, attempts, occurred_at, processed_at,
-           latency_ms, replayed, attempt, request_id, outcome_id, first_processed_at,
-           delivered_at
+           latency_ms, replayed, attempt, request_id, connection_id, marketo_code, replay_id,
+           outcome_id, first_processed_at, delivered_at
     FROM delivery_state
     """,
     """
     CREATE OR REPLACE VIEW outcome_attempts AS
     SELECT change_id, flow_id, attempt, flow_name, mode, registration_code, event_code, action,
            status, category, reason, marketo_lead_id, lead_result, replayed, occurred_at,
-           processed_at, latency_ms, request_id, outcome_id, recorded_at
+           processed_at, latency_ms, request_id, connection_id, marketo_code, replay_id,
+           outcome_id, recorded_at
     FROM outcome_log
     """,
     """
