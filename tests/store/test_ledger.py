@@ -253,7 +253,8 @@ async def test_state_matches_ranking_every_attempt(store: Store) -> None:
 async def test_replay_outcomes_are_distinct_and_carry_their_context(store: Store) -> None:
     original = outcome("c1")
     replay = outcome("c1", replay_id="rp-7", connection_id="mkto", marketo_code="1004",
-                     status="failed", category="data", lead_result=None)  # fmt: skip
+                     status="failed", category="data", lead_result=None,
+                     processed_at=T0 + timedelta(hours=1))  # fmt: skip
     assert replay.replayed and replay.outcome_id != original.outcome_id
     assert await store.record_outcomes([original, replay]) == 2
     result = await store.query(
