@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 import duckdb
 import pyarrow as pa  # type: ignore[import-untyped]
@@ -39,6 +39,8 @@ from stream.store.rows import (
 from stream.store.schema import current_version, migrate
 from stream.store.secrets import ensure_no_secrets
 from stream.store.writer import Con, Database
+
+T = TypeVar("T")
 
 RESOLVING_STATUSES = ("delivered", "not_activated", "filtered_out", "skipped_stale")
 """A later outcome with one of these statuses ends the (change, flow)'s stay in the retry queue."""
@@ -168,6 +170,17 @@ class Store:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
+
+    async def read(self, work: Callable[[Con], T]) -> T:
+        """Run `work(cursor)` on a reader thread: the service's own parameterised reads
+        (metrics, dashboards), unguarded and uncapped, never on the event loop.
+        DuckDB errors surface as `StoreReadError`."""
+        return await self._db.read(work)
+
+    async def write(self, work: Callable[[Con], T]) -> T:
+        """Run `work(con)` as one transaction on the writer thread (derived views and the
+        like); DuckDB errors roll it back and surface as `StoreWriteError`."""
+        return await self._db.write(work)
 
     async def schema_version(self) -> int:
         return await self._db.read(current_version)

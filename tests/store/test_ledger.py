@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from stream.store import ApiCallRow, RejectedRow, Store, StoreWriteError
+from stream.store import ApiCallRow, RejectedRow, Store, StoreReadError, StoreWriteError
 
 from .conftest import T0, change, outcome
 
@@ -261,3 +261,16 @@ async def test_replay_outcomes_are_distinct_and_carry_their_context(store: Store
         "SELECT status, replayed, replay_id, connection_id, marketo_code, attempts FROM outcomes"
     )
     assert result.rows == (("failed", True, "rp-7", "mkto", "1004", 2),)
+
+
+async def test_internal_reads_and_writes_run_through_the_store_threads(store: Store) -> None:
+    view = "CREATE VIEW recent_delivered AS SELECT * FROM outcomes WHERE status = 'delivered'"
+    await store.write(lambda con: con.execute(view))
+    await store.record_outcomes([outcome("c1"), outcome("c2", status="parked", lead_result=None)])
+    sql = "SELECT change_id FROM recent_delivered WHERE change_id = ?"
+    rows = await store.read(lambda cur: cur.execute(sql, ["c1"]).fetchall())
+    assert rows == [("c1",)]
+    with pytest.raises(StoreReadError, match="nope"):
+        await store.read(lambda cur: cur.execute("SELECT * FROM nope").fetchall())
+    with pytest.raises(StoreWriteError):
+        await store.write(lambda con: con.execute("CREATE VIEW recent_delivered AS SELECT 1"))
