@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def start(*args: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-m", "stream.commands.sandbox", *args],
+        [sys.executable, "-m", "stream", "sandbox", *args],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -53,14 +53,16 @@ def test_register_adds_sandbox_subcommand() -> None:
     assert callable(args.handler)
 
 
-async def test_starts_under_2_s_logs_url_and_stops_on_sigterm(tmp_path: Path) -> None:
+async def test_starts_logs_url_and_stops_on_sigterm(tmp_path: Path) -> None:
     seed = tmp_path / "seed.yaml"
     seed.write_text("leads:\n  - email: seeded@example.com\n    firstName: Seed\n")
     proc = start(
         "--client-id", "demo-client", "--client-secret", "s3cr3t-value", "--seed", str(seed)
     )
     try:
-        url, line, _ = wait_for_url(proc, within=2.0)
+        # Start-up time is measured in bench/sandbox_startup.py; here only a generous bound, so a
+        # loaded machine does not fail the behaviour test.
+        url, line, _ = wait_for_url(proc, within=20.0)
         assert "demo-client" in line
         async with aiohttp.ClientSession() as http:
             async with http.get(
