@@ -6,12 +6,15 @@ placeholder by name, so `--help` keeps listing every command either way.
 
 from __future__ import annotations
 
-from stream.commands import config, pending, sandbox
+from stream.commands import config, ingest, pending, sandbox, simulate, sql
 from stream.commands.base import Command
 
 _IMPLEMENTED: dict[str, Command] = {
     "config": config.COMMAND,
     "sandbox": sandbox.COMMAND,
+    "simulate": simulate.COMMAND,
+    "ingest": ingest.COMMAND,
+    "sql": sql.COMMAND,
 }
 
 COMMANDS: list[Command] = [

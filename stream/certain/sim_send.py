@@ -1,0 +1,78 @@
+"""Sending simulated traffic: paced into the ingest API, or written to a JSONL file.
+
+Pacing follows each item's offset from the start, so `--rate 20` means twenty changes a second
+arrive in control as they would from Certain, a few batches a second rather than one huge post.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import IO
+
+from stream.apiclient import ApiClient, IngestResult
+from stream.certain.simulator import SimChange
+
+TICK_S = 0.25
+BatchHook = Callable[[IngestResult], None]
+
+
+def to_line(item: SimChange) -> str:
+    return json.dumps(item.body, ensure_ascii=False, separators=(",", ":"))
+
+
+def write_jsonl(items: Sequence[SimChange], out: IO[str]) -> int:
+    for item in items:
+        out.write(to_line(item) + "\n")
+    return len(items)
+
+
+def write_file(items: Sequence[SimChange], path: Path) -> int:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", encoding="utf-8") as out:
+        return write_jsonl(items, out)
+
+
+async def send_paced(
+    items: Sequence[SimChange],
+    client: ApiClient,
+    *,
+    stop: asyncio.Event | None = None,
+    tick: float = TICK_S,
+    on_batch: BatchHook | None = None,
+    clock: Callable[[], float] = time.monotonic,
+) -> IngestResult:
+    """Post the items as they fall due; returns what the API accepted and rejected.
+
+    A slow API delays later batches rather than dropping them: every item is posted exactly once
+    (unless `stop` is set first).
+    """
+    total = IngestResult()
+    started = clock()
+    position = 0
+    while position < len(items):
+        if stop is not None and stop.is_set():
+            break
+        elapsed = clock() - started
+        due = position
+        while due < len(items) and items[due].offset <= elapsed:
+            due += 1
+        if due > position:
+            batch = items[position:due]
+            result = await client.post_changes([item.body for item in batch], first_line=position)
+            position = due
+            total.merge(result)
+            if on_batch is not None:
+                on_batch(total)
+            continue
+        wait = max(0.0, min(tick, items[position].offset - elapsed))
+        if stop is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=wait)
+        else:
+            await asyncio.sleep(wait)
+    return total

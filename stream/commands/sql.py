@@ -1,0 +1,114 @@
+"""`csignal sql "SELECT …"`: read-only SQL over control's database, through the operator API.
+
+DuckDB allows one writing process, and control is it; the query runs there, guarded to reads
+only. Output as an aligned table (default), CSV or JSON (a list of objects, one per row).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any, TextIO
+
+from stream.apiclient import ApiClient, SqlResult
+from stream.commands._api import add_api_option, run_with_client
+
+MAX_CELL = 60
+
+
+@dataclass(frozen=True)
+class SqlCommand:
+    name: str = "sql"
+    help: str = "read-only SQL over the database"
+
+    def register(self, sub: Any) -> argparse.ArgumentParser:
+        parser: argparse.ArgumentParser = sub.add_parser(
+            self.name,
+            help=self.help,
+            description="Run one read-only statement against control's database "
+            "(views: changes, outcomes, retry_queue, api_calls, config_audit).",
+        )
+        parser.add_argument("query", metavar="SQL", help='e.g. "SELECT status, count(*) …"')
+        parser.add_argument(
+            "--format", choices=("table", "csv", "json"), default="table", help="output format"
+        )
+        parser.add_argument(
+            "--max-rows", type=int, default=1000, metavar="N", help="rows to return (default 1000)"
+        )
+        add_api_option(parser)
+        parser.set_defaults(handler=run)
+        return parser
+
+
+COMMAND = SqlCommand()
+
+
+def run(args: argparse.Namespace) -> int:
+    async def work(client: ApiClient) -> int:
+        result = await client.sql(args.query, max_rows=args.max_rows)
+        render(result, args.format, sys.stdout)
+        if result.truncated:
+            print(
+                f"(truncated at {len(result.rows)} rows; use --max-rows to see more)",
+                file=sys.stderr,
+            )
+        return 0
+
+    return run_with_client("sql", args, work)
+
+
+def render(result: SqlResult, fmt: str, out: TextIO) -> None:
+    if fmt == "json":
+        rows = [dict(zip(result.columns, row, strict=False)) for row in result.rows]
+        json.dump(rows, out, ensure_ascii=False, indent=2, default=str)
+        out.write("\n")
+    elif fmt == "csv":
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(result.columns)
+        for row in result.rows:
+            writer.writerow(["" if v is None else _plain(v) for v in row])
+    else:
+        out.write(table(result.columns, result.rows))
+
+
+def _plain(value: Any) -> str:
+    if isinstance(value, dict | list):
+        return json.dumps(value, ensure_ascii=False, default=str)
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    return str(value)
+
+
+def _cell(value: Any) -> str:
+    text = "NULL" if value is None else _plain(value)
+    text = text.replace("\n", "⏎")
+    return text if len(text) <= MAX_CELL else text[: MAX_CELL - 1] + "…"
+
+
+def table(columns: list[str], rows: list[list[Any]]) -> str:
+    cells = [[_cell(v) for v in row] for row in rows]
+    widths = [len(c) for c in columns]
+    for row in cells:
+        for i, text in enumerate(row[: len(widths)]):
+            widths[i] = max(widths[i], len(text))
+    numeric = [
+        all(isinstance(r[i], int | float) or r[i] is None for r in rows) if rows else False
+        for i in range(len(columns))
+    ]
+
+    def line(values: list[str]) -> str:
+        parts = [
+            v.rjust(widths[i]) if numeric[i] else v.ljust(widths[i]) for i, v in enumerate(values)
+        ]
+        return " | ".join(parts).rstrip() + "\n"
+
+    out = line(columns)
+    out += "-+-".join("-" * w for w in widths) + "\n"
+    for row in cells:
+        out += line(row)
+    out += f"({len(rows)} row{'s' if len(rows) != 1 else ''})\n"
+    return out
