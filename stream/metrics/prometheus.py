@@ -1,0 +1,214 @@
+"""The ledger's counters in Prometheus text exposition format (version 0.0.4) for `GET /metrics`.
+
+Counters are all-time totals read from the append-only tables, so they only grow (a scraper's
+`rate()` gives the per-second figures); current states (outcomes by status, the retry queue) are
+gauges. Alerts from the reliability playbook map onto them: abandoned retries
+(`signal_retry_queue_items{status="abandoned"}`), data-failure spikes
+(`rate(signal_outcome_attempts_total{status="failed"})`), 607s
+(`signal_marketo_call_errors_total{code="607"}`), lag (`signal_consumer_lag`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from stream.metrics.definitions import (
+    RATE_WINDOW,
+    call_error_code_sql,
+    call_is_error_sql,
+    rate_budget,
+)
+from stream.metrics.queries import RuntimeStatus
+from stream.store import reads
+from stream.store.store import Store
+from stream.store.writer import Con
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+Labels = Mapping[str, str]
+
+
+@dataclass
+class Family:
+    name: str
+    kind: str  # counter | gauge | summary
+    help: str
+    samples: list[tuple[str, Labels, float]] = field(default_factory=list)
+
+    def add(self, value: float, suffix: str = "", **labels: str) -> None:
+        self.samples.append((suffix, labels, value))
+
+
+def _escape_label(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def _escape_help(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("\n", "\\n")
+
+
+def _number(value: float) -> str:
+    if math.isnan(value):
+        return "NaN"
+    if math.isinf(value):
+        return "+Inf" if value > 0 else "-Inf"
+    if float(value).is_integer() and abs(value) < 2**53:
+        return str(int(value))
+    return repr(float(value))
+
+
+def render(families: Sequence[Family]) -> str:
+    lines: list[str] = []
+    for family in families:
+        lines.append(f"# HELP {family.name} {_escape_help(family.help)}")
+        lines.append(f"# TYPE {family.name} {family.kind}")
+        for suffix, labels, value in family.samples:
+            text = ",".join(f'{k}="{_escape_label(str(v))}"' for k, v in sorted(labels.items()))
+            name = family.name + suffix
+            lines.append(
+                f"{name}{{{text}}} {_number(value)}" if text else f"{name} {_number(value)}"
+            )
+    return "\n".join(lines) + "\n"
+
+
+def _rows(con: Con, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+    return [tuple(r) for r in con.execute(sql, list(params)).fetchall()]
+
+
+def collect_on(
+    con: Con,
+    *,
+    now: datetime | None = None,
+    runtime: RuntimeStatus | None = None,
+    rate_shares: Mapping[str, float] | None = None,
+) -> list[Family]:
+    now = now or datetime.now(UTC)
+    runtime = runtime or RuntimeStatus()
+    received = Family(
+        "signal_changes_received_total", "counter", "Changes archived, by mode of the change."
+    )
+    for is_test, n in _rows(con, "SELECT is_test, count(*) FROM changes GROUP BY ALL ORDER BY 1"):
+        received.add(n, mode="test" if is_test else "live")
+    rejected = Family(
+        "signal_changes_rejected_total", "counter", "Input rejected as invalid (any mode)."
+    )
+    rejected.add(_rows(con, "SELECT count(*) FROM rejected_changes")[0][0])
+    attempts = Family(
+        "signal_outcome_attempts_total",
+        "counter",
+        "Evaluations and delivery attempts recorded, by mode and status.",
+    )
+    for mode, status, n in _rows(
+        con, "SELECT mode, status, count(*) FROM outcome_attempts GROUP BY ALL ORDER BY 1, 2"
+    ):
+        attempts.add(n, mode=mode, status=status)
+    states = Family("signal_outcomes", "gauge", "(change, flow) pairs by current status and mode.")
+    leads = Family("signal_leads", "gauge", "Delivered pairs by Marketo's lead result and mode.")
+    for mode, status, n in _rows(
+        con, "SELECT mode, status, count(*) FROM outcomes GROUP BY ALL ORDER BY 1, 2"
+    ):
+        states.add(n, mode=mode, status=status)
+    for mode, result, n in _rows(
+        con,
+        "SELECT mode, lead_result, count(*) FROM outcomes "
+        "WHERE status = 'delivered' AND lead_result IS NOT NULL GROUP BY ALL ORDER BY 1, 2",
+    ):
+        leads.add(n, mode=mode, result=result)
+    queue = Family("signal_retry_queue_items", "gauge", "Retry queue items by status and category.")
+    for status, category, n in _rows(
+        con, "SELECT status, category, count(*) FROM retry_queue GROUP BY ALL ORDER BY 1, 2"
+    ):
+        queue.add(n, status=status, category=category)
+
+    calls = Family("signal_marketo_calls_total", "counter", "HTTP calls to Marketo, by connection.")
+    errors = Family(
+        "signal_marketo_call_errors_total",
+        "counter",
+        "Failed Marketo calls by connection and code (Marketo code, http_<status> or class).",
+    )
+    duration = Family(
+        "signal_marketo_call_duration_ms", "summary", "Marketo call duration in milliseconds."
+    )
+    for cid, n, total_ms in _rows(
+        con,
+        "SELECT connection_id, count(*), sum(duration_ms) FROM api_calls GROUP BY 1 ORDER BY 1",
+    ):
+        calls.add(n, connection=cid)
+        duration.add(total_ms or 0.0, "_sum", connection=cid)
+        duration.add(n, "_count", connection=cid)
+    for cid, code, n in _rows(
+        con,
+        f"SELECT connection_id, {call_error_code_sql()}, count(*) FROM api_calls "
+        f"WHERE {call_is_error_sql()} GROUP BY ALL ORDER BY 1, 2",
+    ):
+        errors.add(n, connection=cid, code=code)
+
+    if rate_shares is None:
+        rate_shares = {
+            str(cid): float(share)
+            for cid, share in _rows(
+                con,
+                "SELECT object_id, TRY_CAST(body->>'rate_share' AS DOUBLE) FROM config_objects "
+                "WHERE kind = 'connection'",
+            )
+            if share is not None
+        }
+    recent = Family(
+        "signal_marketo_calls_last_20s", "gauge", "Marketo calls in the last 20 s, by connection."
+    )
+    budget = Family(
+        "signal_marketo_rate_budget_20s",
+        "gauge",
+        "Calls per 20 s the connection may make (100 x its rate share).",
+    )
+    seen = dict(
+        (str(cid), int(n))
+        for cid, n in _rows(
+            con,
+            "SELECT connection_id, count(*) FROM api_calls "
+            "WHERE started_at >= ? AND started_at < ? GROUP BY 1",
+            [now - RATE_WINDOW, now],
+        )
+    )
+    for cid in sorted(
+        set(seen) | set(rate_shares) | {str(s[1]["connection"]) for s in calls.samples}
+    ):
+        recent.add(seen.get(cid, 0), connection=cid)
+        budget.add(rate_budget(rate_shares.get(cid, 1.0)), connection=cid)
+
+    families = [received, rejected, attempts, states, leads, queue, calls, errors, duration]
+    families += [recent, budget]
+    if runtime.consumer_lag is not None:
+        lag = Family("signal_consumer_lag", "gauge", "Messages not yet consumed (runtime).")
+        lag.add(runtime.consumer_lag)
+        families.append(lag)
+    if runtime.workers_alive is not None:
+        alive = Family("signal_workers_alive", "gauge", "Pipeline workers alive (runtime).")
+        alive.add(runtime.workers_alive)
+        families.append(alive)
+    if runtime.last_change_seen_at is not None:
+        last = Family(
+            "signal_last_change_seen_timestamp_seconds",
+            "gauge",
+            "Unix time of the newest change seen (runtime).",
+        )
+        last.add(runtime.last_change_seen_at.timestamp())
+        families.append(last)
+    return families
+
+
+async def exposition(
+    store: Store,
+    *,
+    runtime: RuntimeStatus | None = None,
+    rate_shares: Mapping[str, float] | None = None,
+    now: datetime | None = None,
+) -> str:
+    families = await reads.read(
+        store, lambda con: collect_on(con, now=now, runtime=runtime, rate_shares=rate_shares)
+    )
+    return render(families)

@@ -1,0 +1,352 @@
+"""The dashboard's SQL: Summary and Troubleshooting for one mode and window.
+
+Each figure is read from the stable views (`outcomes`, `outcome_attempts`, `retry_queue`,
+`api_calls`) with the window as bound parameters on `processed_at`/`started_at`, so DuckDB can
+skip whole row groups by their min/max (rows arrive roughly in time order). The functions taking
+a cursor are synchronous and run on a store reader thread; `summary` and `troubleshooting` are
+the coroutines the API calls. Results are JSON-ready dicts (times as ISO 8601 UTC).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from stream.metrics.definitions import (
+    FAILURE_CATEGORIES,
+    NOT_TRIGGERED_STATUSES,
+    OPEN_RETRY_STATUSES,
+    QUANTILES,
+    RATE_WINDOW,
+    RETRY_STATUSES,
+    Mode,
+    Window,
+    call_error_code_sql,
+    call_is_error_sql,
+    rate_budget,
+    reason_code_sql,
+)
+from stream.store import reads
+from stream.store.store import Store
+from stream.store.writer import Con
+
+_US = 1_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class RuntimeStatus:
+    """What only the running services know; None means unknown."""
+
+    last_change_seen_at: datetime | None = None
+    consumer_lag: int | None = None
+    workers_alive: int | None = None
+
+
+def iso(value: datetime | None) -> str | None:
+    return None if value is None else value.astimezone(UTC).isoformat()
+
+
+def _micros(step: timedelta) -> int:
+    return int(step.total_seconds() * _US)
+
+
+def period_json(window: Window) -> dict[str, Any]:
+    return {
+        "label": window.label,
+        "from": iso(window.start),
+        "to": iso(window.end),
+        "bucket_seconds": int(window.bucket.total_seconds()),
+    }
+
+
+def _buckets(
+    window: Window, rows: list[tuple[Any, ...]], names: tuple[str, ...]
+) -> list[dict[str, Any]]:
+    """Every bucket of the window (empty ones as zeros) from rows of (bucket index, *values)."""
+    step = window.bucket
+    epoch = datetime(1970, 1, 1, tzinfo=UTC)
+    found = {int(r[0]): r[1:] for r in rows}
+    out = []
+    for start in window.bucket_starts():
+        values = found.get((start - epoch) // step, (0,) * len(names))
+        out.append({"start": iso(start), **{n: int(v) for n, v in zip(names, values, strict=True)}})
+    return out
+
+
+def _one(con: Con, sql: str, params: list[Any]) -> tuple[Any, ...]:
+    rows = con.execute(sql, params).fetchall()
+    return tuple(rows[0])
+
+
+# -- Summary --------------------------------------------------------------------------------
+
+_IN_WINDOW = "mode = ? AND processed_at >= ? AND processed_at < ?"
+
+_SUMMARY_TOTALS = f"""
+    SELECT count(DISTINCT change_id), count(DISTINCT registration_code),
+           count(*) FILTER (WHERE status = 'delivered'),
+           count(*) FILTER (WHERE status = 'delivered' AND action = 'form_post'),
+           count(*) FILTER (WHERE status = 'delivered' AND lead_result = 'created'),
+           count(*) FILTER (WHERE status = 'delivered' AND lead_result = 'updated'),
+           count(*)
+    FROM outcomes WHERE {_IN_WINDOW}
+"""
+
+_SUMMARY_REASONS = f"""
+    SELECT status, {reason_code_sql()} AS code, count(*)
+    FROM outcomes WHERE {_IN_WINDOW} AND status <> 'delivered'
+    GROUP BY ALL
+"""
+
+_SUMMARY_ACTIVITY = f"""
+    SELECT epoch_us(processed_at) // ? AS bucket, count(DISTINCT change_id),
+           count(*) FILTER (WHERE status = 'delivered'),
+           count(*) FILTER (WHERE status IN ({", ".join(f"'{s}'" for s in NOT_TRIGGERED_STATUSES)}))
+    FROM outcomes WHERE {_IN_WINDOW}
+    GROUP BY bucket
+"""
+
+_LAST_RECORDED = "SELECT max(processed_at) FROM outcomes WHERE mode = ?"
+
+_ACTIVE_FLOWS = """
+    SELECT count(*) FROM config_objects
+    WHERE kind = 'flow' AND coalesce(body->>'active', 'false') = 'true'
+      AND coalesce(body->>'mode', 'test') = ?
+"""
+
+
+def summary_on(
+    con: Con,
+    mode: Mode,
+    window: Window,
+    *,
+    active_flows: int | None = None,
+    runtime: RuntimeStatus | None = None,
+) -> dict[str, Any]:
+    """The Summary tab; `active_flows` None = count the stored flow objects of `mode`."""
+    runtime = runtime or RuntimeStatus()
+    span = [mode, window.start, window.end]
+    changes, registrations, triggered, forms, created, updated, _ = _one(con, _SUMMARY_TOTALS, span)
+    not_triggered: dict[str, Any] = {
+        "total": 0,
+        "not_activated": {"total": 0, "by_reason": {}},
+        "filtered_out": {"total": 0, "by_reason": {}},
+        "failed": {"total": 0, "by_category": {c: 0 for c in FAILURE_CATEGORIES}},
+    }
+    other: dict[str, int] = {}
+    for status, code, count in sorted(con.execute(_SUMMARY_REASONS, span).fetchall()):
+        n = int(count)
+        if status in NOT_TRIGGERED_STATUSES:
+            group = not_triggered[status]
+            group["total"] += n
+            key = "by_category" if status == "failed" else "by_reason"
+            group[key][code] = group[key].get(code, 0) + n
+            not_triggered["total"] += n
+        else:
+            other[status] = other.get(status, 0) + n
+    activity = con.execute(_SUMMARY_ACTIVITY, [_micros(window.bucket), *span]).fetchall()
+    if active_flows is None:
+        active_flows = int(_one(con, _ACTIVE_FLOWS, [mode])[0])
+    (last_recorded,) = _one(con, _LAST_RECORDED, [mode])
+    return {
+        "mode": mode,
+        "period": period_json(window),
+        "changes_processed": int(changes),
+        "unique_registrations": int(registrations),
+        "actions_triggered": int(triggered),
+        "actions_not_triggered": not_triggered,
+        "other_outcomes": other,
+        "active_flows": active_flows,
+        "form_posts": int(forms),
+        "leads_created": int(created),
+        "leads_updated": int(updated),
+        "registration_activity": _buckets(
+            window, activity, ("changes", "triggered", "not_triggered")
+        ),
+        "processing_status": {
+            "last_change_recorded_at": iso(last_recorded),
+            "last_change_seen_at": iso(runtime.last_change_seen_at),
+            "consumer_lag": runtime.consumer_lag,
+            "workers_alive": runtime.workers_alive,
+        },
+    }
+
+
+# -- Troubleshooting ------------------------------------------------------------------------
+
+_RETRY_QUEUE = f"""
+    SELECT r.status, r.category, count(*)
+    FROM retry_queue r
+    SEMI JOIN outcomes o
+      ON o.change_id = r.change_id AND o.flow_id = r.flow_id AND o.mode = ?
+    WHERE r.status IN ({", ".join(f"'{s}'" for s in OPEN_RETRY_STATUSES)})
+       OR (r.status = 'resolved' AND r.updated_at >= ? AND r.updated_at < ?)
+    GROUP BY ALL
+"""
+
+_ABANDONED = """
+    SELECT count(*) FROM retry_queue r
+    SEMI JOIN outcomes o
+      ON o.change_id = r.change_id AND o.flow_id = r.flow_id AND o.mode = ?
+    WHERE r.status = 'abandoned' AND r.updated_at >= ? AND r.updated_at < ?
+"""
+
+_RETRIED = f"""
+    SELECT count(DISTINCT (change_id, flow_id)), count(*)
+    FROM outcome_attempts WHERE {_IN_WINDOW} AND attempt > 1 AND NOT replayed
+"""
+
+_RETRY_ACTIVITY = f"""
+    SELECT epoch_us(processed_at) // ? AS bucket, count(*),
+           count(*) FILTER (WHERE status = 'delivered'),
+           count(*) FILTER (WHERE status = 'failed')
+    FROM outcome_attempts WHERE {_IN_WINDOW} AND attempt > 1 AND NOT replayed
+    GROUP BY bucket
+"""
+
+_DATA_FAILURES = f"""
+    SELECT count(*) FROM outcomes
+    WHERE {_IN_WINDOW} AND status = 'failed' AND category = 'data'
+"""
+
+_REJECTED = "SELECT count(*) FROM rejected_changes WHERE received_at >= ? AND received_at < ?"
+
+_CALLS = f"""
+    SELECT connection_id, count(*),
+           count(*) FILTER (WHERE {call_is_error_sql()}),
+           quantile_cont(duration_ms, [{", ".join(str(q) for q in QUANTILES)}]),
+           count(*) FILTER (WHERE started_at >= ?)
+    FROM api_calls WHERE started_at >= ? AND started_at < ?
+    GROUP BY connection_id
+"""
+
+_CALL_ERRORS = f"""
+    SELECT connection_id, {call_error_code_sql()} AS code, count(*)
+    FROM api_calls
+    WHERE started_at >= ? AND started_at < ? AND {call_is_error_sql()}
+    GROUP BY ALL
+"""
+
+_CALL_PEAK = f"""
+    SELECT connection_id, max(n) FROM (
+        SELECT connection_id, count(*) OVER (
+            PARTITION BY connection_id ORDER BY started_at
+            RANGE BETWEEN CURRENT ROW AND INTERVAL {_micros(RATE_WINDOW) - 1} MICROSECONDS FOLLOWING
+        ) AS n
+        FROM api_calls WHERE started_at >= ? AND started_at < ?)
+    GROUP BY connection_id
+"""
+
+_SHARES = """
+    SELECT object_id, TRY_CAST(body->>'rate_share' AS DOUBLE) FROM config_objects
+    WHERE kind = 'connection'
+"""
+
+
+def troubleshooting_on(
+    con: Con,
+    mode: Mode,
+    window: Window,
+    *,
+    rate_shares: Mapping[str, float] | None = None,
+) -> dict[str, Any]:
+    """The Troubleshooting tab; `rate_shares` None = read them from the stored connections."""
+    span = [mode, window.start, window.end]
+    times = [window.start, window.end]
+    queue: dict[str, dict[str, int]] = {
+        s: {c: 0 for c in FAILURE_CATEGORIES} for s in RETRY_STATUSES
+    }
+    for status, category, count in con.execute(_RETRY_QUEUE, span).fetchall():
+        queue.setdefault(status, {}).setdefault(category, 0)
+        queue[status][category] += int(count)
+    retried_pairs, retry_attempts = _one(con, _RETRIED, span)
+    (abandoned,) = _one(con, _ABANDONED, span)
+    (data_failures,) = _one(con, _DATA_FAILURES, span)
+    (rejected,) = _one(con, _REJECTED, times)
+    activity = con.execute(_RETRY_ACTIVITY, [_micros(window.bucket), *span]).fetchall()
+
+    if rate_shares is None:
+        rate_shares = {
+            str(cid): float(share)
+            for cid, share in con.execute(_SHARES).fetchall()
+            if share is not None
+        }
+    recent_from = window.end - RATE_WINDOW
+    errors: dict[str, dict[str, int]] = {}
+    for cid, code, count in sorted(con.execute(_CALL_ERRORS, times).fetchall()):
+        errors.setdefault(cid, {})[code] = int(count)
+    peaks = {cid: int(n) for cid, n in con.execute(_CALL_PEAK, times).fetchall()}
+    connections = []
+    for cid, calls, failed, quantiles, recent in sorted(
+        con.execute(_CALLS, [recent_from, *times]).fetchall()
+    ):
+        budget = rate_budget(rate_shares.get(cid, 1.0))
+        connections.append(
+            {
+                "connection_id": cid,
+                "calls": int(calls),
+                "errors": int(failed),
+                "errors_by_code": errors.get(cid, {}),
+                "latency_ms": {
+                    f"p{round(q * 100)}": float(v)
+                    for q, v in zip(QUANTILES, quantiles, strict=True)
+                },
+                "rate_limit": {
+                    "budget_per_20s": budget,
+                    "calls_last_20s": int(recent),
+                    "headroom": budget - int(recent),
+                    "peak_20s": peaks.get(cid, 0),
+                    "peak_headroom": budget - peaks.get(cid, 0),
+                },
+            }
+        )
+    return {
+        "mode": mode,
+        "period": period_json(window),
+        "retry_queue": {
+            "by_status": {s: sum(c.values()) for s, c in queue.items()},
+            "by_status_and_category": queue,
+            "open": sum(sum(queue[s].values()) for s in OPEN_RETRY_STATUSES),
+        },
+        "total_retried": int(retried_pairs),
+        "retry_attempts": int(retry_attempts),
+        "retried_abandoned": int(abandoned),
+        "validation_errors": {
+            "total": int(rejected) + int(data_failures),
+            "rejected_input": int(rejected),
+            "data_failures": int(data_failures),
+        },
+        "retry_activity": _buckets(window, activity, ("retries", "delivered", "failed")),
+        "connection_activity": connections,
+    }
+
+
+# -- coroutines -----------------------------------------------------------------------------
+
+
+async def summary(
+    store: Store,
+    mode: Mode,
+    window: Window,
+    *,
+    active_flows: int | None = None,
+    runtime: RuntimeStatus | None = None,
+) -> dict[str, Any]:
+    return await reads.read(
+        store,
+        lambda con: summary_on(con, mode, window, active_flows=active_flows, runtime=runtime),
+    )
+
+
+async def troubleshooting(
+    store: Store,
+    mode: Mode,
+    window: Window,
+    *,
+    rate_shares: Mapping[str, float] | None = None,
+) -> dict[str, Any]:
+    return await reads.read(
+        store, lambda con: troubleshooting_on(con, mode, window, rate_shares=rate_shares)
+    )
