@@ -1,0 +1,47 @@
+"""`GET/PUT /api/v1/config`: the whole account as YAML (default) or JSON, secrets write-only.
+
+Export has the shape of `examples/account.yaml` (`${VAR}` for secrets taken from the
+environment, literal secrets left out). Import replaces the account as a whole after validating
+it; problems come back by path (422) and nothing changes. A connection imported without a secret
+keeps the one control already holds, so an export can be edited and imported back.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+
+from aiohttp import web
+
+from config.yamlio import dump_account, export_data
+from stream.api.deps import deps_of
+from stream.api.middleware import actor_of
+
+YAML_TYPES = ("application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml")
+
+
+def _wants_json(request: web.Request) -> bool:
+    fmt = request.query.get("format")
+    if fmt is not None:
+        return fmt.lower() == "json"
+    accept = request.headers.get("Accept", "")
+    return "application/json" in accept and not any(t in accept for t in YAML_TYPES)
+
+
+async def get_config(request: web.Request) -> web.Response:
+    account = deps_of(request).config.account
+    if _wants_json(request):
+        return web.json_response(export_data(account))
+    return web.Response(text=dump_account(account), content_type="application/yaml")
+
+
+async def put_config(request: web.Request) -> web.Response:
+    deps = deps_of(request)
+    text = await request.text()
+    is_json = request.content_type == "application/json" or request.query.get("format") == "json"
+    result = await deps.config.import_text(text, actor_of(request), json_body=is_json)
+    return web.json_response(asdict(result))
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_get("/api/v1/config", get_config)
+    app.router.add_put("/api/v1/config", put_config)

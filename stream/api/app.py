@@ -1,0 +1,27 @@
+"""The operator API application factory."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from stream.api import account, connections, flows, health, ingest, reference, sql
+from stream.api.deps import DEPS, ApiDeps
+from stream.api.middleware import auth_middleware, error_middleware
+
+MAX_BODY_BYTES = 64 * 1024 * 1024
+"""A large ingest batch or account import fits; anything bigger is a mistake."""
+
+
+def create_app(deps: ApiDeps) -> web.Application:
+    app = web.Application(
+        middlewares=[error_middleware, auth_middleware], client_max_size=MAX_BODY_BYTES
+    )
+    app[DEPS] = deps
+    health.add_routes(app)
+    app.router.add_post("/api/v1/changes", ingest.post_changes)
+    flows.add_routes(app)
+    connections.add_routes(app)
+    reference.add_routes(app)
+    account.add_routes(app)
+    sql.add_routes(app)
+    return app

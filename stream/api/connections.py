@@ -1,0 +1,194 @@
+"""Connections: CRUD with write-only secrets, Save & Test, and Refresh Target Fields.
+
+A connection's `client_secret` is accepted on create and replace and never returned: answers
+say only whether a secret is set, where it comes from and when it was last replaced. A body
+without `client_secret` keeps the stored one; `"client_secret": "${VAR}"` reads it from control's
+environment. Marketo calls made by a test or a refresh are recorded in `api_calls` like any other.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import Any
+
+from aiohttp import web
+from pydantic import ValidationError
+
+from config.models import Connection
+from config.validation import Problem
+from stream.api.deps import ApiDeps, deps_of
+from stream.api.errors import json_error, json_object, problems_response, validation_response
+from stream.api.middleware import actor_of
+from stream.marketo.client import MarketoClient
+from stream.marketo.connection_test import explain, refresh_target_fields, test_connection
+from stream.marketo.errors import MarketoError
+from stream.marketo.results import CallRecord
+from stream.store import ApiCallRow
+
+log = logging.getLogger("signal.api.connections")
+
+_ENV_REFERENCE = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$")
+
+
+def connection_json(deps: ApiDeps, connection: Connection) -> dict[str, Any]:
+    body = connection.model_dump(mode="json")
+    body.pop("client_secret", None)
+    return {
+        **body,
+        "secret_set": connection.client_secret is not None,
+        "secret_source": deps.config.secret_source(connection),
+        "secret_updated_at": deps.config.secret_updated_at(connection.id),
+        "version": deps.config.version_of("connection", connection.id),
+    }
+
+
+async def list_connections(request: web.Request) -> web.Response:
+    deps = deps_of(request)
+    items = [connection_json(deps, c) for c in deps.config.account.connections]
+    return web.json_response({"connections": items})
+
+
+async def get_connection(request: web.Request) -> web.Response:
+    deps = deps_of(request)
+    connection = deps.config.connection(request.match_info["connection_id"])
+    return web.json_response(connection_json(deps, connection))
+
+
+_READ_ONLY = ("secret_set", "secret_source", "secret_updated_at", "version")
+
+
+def _parse(body: dict[str, Any]) -> tuple[Connection | None, str | None, web.Response | None]:
+    """The connection and the new secret (None: keep), or a 422 answer."""
+    body = {k: v for k, v in body.items() if k not in _READ_ONLY}
+    secret = body.pop("client_secret", None)
+    if secret is not None:
+        if not isinstance(secret, str) or not secret.strip():
+            problem = Problem("client_secret", "expected a non-empty string")
+            return None, None, problems_response(422, [problem])
+        match = _ENV_REFERENCE.match(secret.strip())
+        if match:
+            body["client_secret_ref"] = match.group(1)
+            secret = None
+    try:
+        return Connection.model_validate(body), secret, None
+    except ValidationError as error:
+        return None, None, validation_response(error)
+
+
+async def create_connection(request: web.Request) -> web.Response:
+    deps = deps_of(request)
+    connection, secret, problem = _parse(await json_object(request))
+    if problem is not None or connection is None:
+        return problem or json_error(422, "invalid connection")
+    saved = await deps.config.save_connection(
+        connection, actor_of(request), create=True, secret=secret
+    )
+    return web.json_response(connection_json(deps, saved), status=201)
+
+
+async def put_connection(request: web.Request) -> web.Response:
+    deps = deps_of(request)
+    connection_id = request.match_info["connection_id"]
+    deps.config.connection(connection_id)
+    body = await json_object(request)
+    body.setdefault("id", connection_id)
+    connection, secret, problem = _parse(body)
+    if problem is not None or connection is None:
+        return problem or json_error(422, "invalid connection")
+    if connection.id != connection_id:
+        return problems_response(
+            422, [Problem("id", f"expected {connection_id!r} (the id in the URL)")]
+        )
+    saved = await deps.config.save_connection(
+        connection, actor_of(request), create=False, secret=secret
+    )
+    return web.json_response(connection_json(deps, saved))
+
+
+async def delete_connection(request: web.Request) -> web.Response:
+    deps = deps_of(request)
+    await deps.config.delete_connection(request.match_info["connection_id"], actor_of(request))
+    return web.Response(status=204)
+
+
+def _call_recorder(deps: ApiDeps) -> Any:
+    async def record(call: CallRecord) -> None:
+        try:
+            await deps.store.record_api_calls(
+                [
+                    ApiCallRow(
+                        connection_id=call.connection_id,
+                        endpoint=call.endpoint,
+                        started_at=call.started_at,
+                        duration_ms=max(0.0, call.duration_ms),
+                        method=call.method,
+                        http_status=call.http_status,
+                        marketo_error=call.marketo_error,
+                        batch_size=call.batch_size,
+                        request_id=call.request_id,
+                        error_class=call.failure_class.value if call.failure_class else None,
+                    )
+                ]
+            )
+        except Exception:
+            log.exception("recording a Marketo call of a connection test failed")
+
+    return record
+
+
+async def test(request: web.Request) -> web.Response:
+    deps = deps_of(request)
+    connection_id = request.match_info["connection_id"]
+    settings = deps.config.marketo_settings(connection_id, **deps.connection_test_settings)
+    result = await test_connection(settings, on_call=_call_recorder(deps))
+    failure = result.failure
+    return web.json_response(
+        {
+            "ok": result.ok,
+            "message": result.message,
+            "checks": [{"name": c.name, "ok": c.ok, "message": c.message} for c in result.checks],
+            "code": failure.code if failure else None,
+            "failure_class": failure.kind.value if failure else None,
+            "fields": len(result.fields),
+            "campaigns": result.campaigns,
+        }
+    )
+
+
+async def refresh_fields(request: web.Request) -> web.Response:
+    deps = deps_of(request)
+    connection_id = request.match_info["connection_id"]
+    settings = deps.config.marketo_settings(connection_id, **deps.connection_test_settings)
+    async with MarketoClient(settings, on_call=_call_recorder(deps)) as client:
+        try:
+            fields = await refresh_target_fields(client)
+        except MarketoError as error:
+            message = explain(error.failure, settings.base_url, "read lead fields")
+            return json_error(502, message, code=error.failure.code)
+    return web.json_response(
+        {
+            "connection_id": connection_id,
+            "count": len(fields),
+            "fields": [
+                {
+                    "name": f.name,
+                    "display_name": f.display_name,
+                    "data_type": f.data_type,
+                    "length": f.length,
+                    "read_only": f.read_only,
+                }
+                for f in fields
+            ],
+        }
+    )
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_get("/api/v1/connections", list_connections)
+    app.router.add_post("/api/v1/connections", create_connection)
+    app.router.add_get("/api/v1/connections/{connection_id}", get_connection)
+    app.router.add_put("/api/v1/connections/{connection_id}", put_connection)
+    app.router.add_delete("/api/v1/connections/{connection_id}", delete_connection)
+    app.router.add_post("/api/v1/connections/{connection_id}/test", test)
+    app.router.add_post("/api/v1/connections/{connection_id}/fields/refresh", refresh_fields)

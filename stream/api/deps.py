@@ -1,0 +1,55 @@
+"""What the operator API needs from its host process."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from importlib import metadata
+from typing import Any
+
+from aiohttp import web
+
+from stream.control.config_service import ConfigService
+from stream.store import Store
+
+ProduceChanges = Callable[[Sequence[tuple[bytes, bytes]]], Awaitable[None]]
+"""Send (key, value) records to `certain-changes`; returns once the broker acknowledged all."""
+
+
+def package_version() -> str:
+    try:
+        return metadata.version("signal-integration")
+    except metadata.PackageNotFoundError:
+        return "0+unknown"
+
+
+CONNECTION_TEST_SETTINGS: dict[str, Any] = {
+    "max_attempts": 1,
+    "identity_timeout_s": 15.0,
+    "request_timeout_s": 30.0,
+    "max_throttle_wait_s": 5.0,
+    "max_call_s": 45.0,
+}
+"""An administrator waiting on Save & Test wants one honest try, not the pipeline's retries."""
+
+
+@dataclass
+class ApiDeps:
+    store: Store
+    config: ConfigService
+    produce_changes: ProduceChanges
+    token: str
+    version: str = field(default_factory=package_version)
+    broker_ok: Callable[[], Awaitable[bool]] | None = None
+    last_change_seen: Callable[[], datetime | None] | None = None
+    connection_test_settings: dict[str, Any] = field(
+        default_factory=lambda: dict(CONNECTION_TEST_SETTINGS)
+    )
+
+
+DEPS: web.AppKey[ApiDeps] = web.AppKey("signal_api_deps", ApiDeps)
+
+
+def deps_of(request: web.Request) -> ApiDeps:
+    return request.app[DEPS]

@@ -1,0 +1,63 @@
+"""Error answers: always JSON `{"errors": [{"path": …, "message": …}]}`.
+
+`path` uses the configuration's own notation (`flows[1].destination.mapping`, or a field of the
+request body); an empty path means the request as a whole.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from typing import Any
+
+from aiohttp import web
+from pydantic import ValidationError
+
+from config.validation import Problem, problems_from
+
+
+def error_body(problems: Iterable[Problem], **extra: Any) -> dict[str, Any]:
+    return {"errors": [{"path": p.path, "message": p.message} for p in problems], **extra}
+
+
+def json_error(status: int, message: str, path: str = "", **extra: Any) -> web.Response:
+    return web.json_response(error_body([Problem(path, message)], **extra), status=status)
+
+
+def problems_response(status: int, problems: Iterable[Problem], **extra: Any) -> web.Response:
+    return web.json_response(error_body(problems, **extra), status=status)
+
+
+def validation_response(error: ValidationError, prefix: str = "") -> web.Response:
+    problems = [
+        Problem(f"{prefix}.{p.path}" if prefix and p.path else prefix or p.path, p.message)
+        for p in problems_from(error)
+    ]
+    return problems_response(422, problems)
+
+
+async def json_body(request: web.Request) -> Any:
+    """The request's JSON body; raises a 400 answer when it is not JSON."""
+    raw = await request.read()
+    if not raw.strip():
+        raise web.HTTPBadRequest(
+            text=json.dumps(error_body([Problem("", "expected a JSON body")])),
+            content_type="application/json",
+        )
+    try:
+        return json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as error:
+        raise web.HTTPBadRequest(
+            text=json.dumps(error_body([Problem("", f"not JSON: {error}")])),
+            content_type="application/json",
+        ) from None
+
+
+async def json_object(request: web.Request) -> dict[str, Any]:
+    body = await json_body(request)
+    if not isinstance(body, dict):
+        raise web.HTTPBadRequest(
+            text=json.dumps(error_body([Problem("", "expected a JSON object")])),
+            content_type="application/json",
+        )
+    return body

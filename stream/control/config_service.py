@@ -1,0 +1,616 @@
+"""The account configuration as control owns it: stored in DuckDB, audited, published to workers.
+
+Each object (tag, connection, mapping, flow, the assignments, the account header with the order
+of every list) is one row of `config_objects`, so the audit trail says which flow changed and
+how, not "the account changed". Secrets never reach the store: a connection's secret comes from
+the environment variable it names or from the `SecretStore` file; the stored body only says when
+the secret was last replaced, which is what makes a secret change visible in the audit.
+
+Every change (configuration by an operator, catalog by an `event.create_update` change) marks the
+snapshot dirty; a publisher task sends the whole `ConfigSnapshot` to `signal-config` after a short
+debounce, so a burst of edits costs one message and a single edit reaches workers in well under a
+second.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import time
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from pydantic import SecretStr
+
+from config.completeness import completeness
+from config.models import Account, Assignments, Connection, Flow, Mode, Tag
+from config.models import Mapping as MappingModel
+from config.validation import Problem, validate_account
+from config.yamlio import YamlSyntaxError, load_raw, load_text
+from stream.certain.events import ChangeEvent
+from stream.certain.parsing import parse_change
+from stream.core.catalog import EMPTY_CATALOG, EventCatalog
+from stream.marketo.settings import MarketoSettings
+from stream.messages import ConfigSnapshot
+from stream.store import ConfigObject, Store
+from stream.store.errors import StoreError
+
+from .secret_store import SecretStore
+
+log = logging.getLogger("signal.control.config")
+
+Publisher = Callable[[ConfigSnapshot], Awaitable[None]]
+
+DEFAULT_ACCOUNT_NAME = "default"
+SECTIONS: tuple[tuple[str, str], ...] = (
+    ("tags", "tag"),
+    ("connections", "connection"),
+    ("mappings", "mapping"),
+    ("flows", "flow"),
+)
+"""Account list → stored object kind."""
+HEADER_KIND = "account"
+ASSIGNMENTS_KIND = "assignments"
+SINGLETON_ID = "account"
+SECRET_MARK = "secret_updated_at"
+"""Stored in a connection's body instead of the secret: when it was last replaced."""
+
+_CATALOG_SQL = (
+    "SELECT payload::VARCHAR FROM changes WHERE type = 'event.create_update' "
+    "QUALIFY row_number() OVER (PARTITION BY event_code "
+    "ORDER BY occurred_at DESC, received_at DESC) = 1"
+)
+
+
+class ConfigServiceError(Exception):
+    """Base of the refusals the operator API turns into 4xx answers."""
+
+    status = 400
+
+    def __init__(self, message: str, problems: Sequence[Problem] = ()) -> None:
+        super().__init__(message)
+        self.message = message
+        self.problems = list(problems) or [Problem("", message)]
+
+
+class NotFoundError(ConfigServiceError):
+    status = 404
+
+
+class ConflictError(ConfigServiceError):
+    status = 409
+
+
+class InvalidConfigError(ConfigServiceError):
+    status = 422
+
+
+@dataclass(frozen=True)
+class FlowView:
+    flow: Flow
+    reasons: list[str]
+    version: int | None = None
+
+    @property
+    def complete(self) -> bool:
+        return not self.reasons
+
+
+@dataclass
+class ImportResult:
+    account: str
+    created: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    deleted: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+def account_from_snapshot(snapshot: ConfigSnapshot) -> Account:
+    """The account a snapshot carries, with each connection's secret put back."""
+    account = Account.model_validate(snapshot.account)
+    for connection in account.connections:
+        secret = snapshot.secrets.get(connection.id)
+        if secret:
+            connection.client_secret = SecretStr(secret)
+    return account
+
+
+class ConfigService:
+    def __init__(
+        self,
+        store: Store,
+        secrets: SecretStore,
+        *,
+        publish: Publisher | None = None,
+        env: Mapping[str, str] | None = None,
+        debounce_s: float = 0.05,
+    ) -> None:
+        self._store = store
+        self._secrets = secrets
+        self._publish = publish
+        self._env = env
+        self._debounce_s = debounce_s
+        self._account = Account(account=DEFAULT_ACCOUNT_NAME)
+        self._stored = False
+        self._versions: dict[tuple[str, str], int] = {}
+        self._secret_marks: dict[str, str] = {}
+        self._catalog: EventCatalog = EMPTY_CATALOG
+        self._lock = asyncio.Lock()
+        self._dirty = asyncio.Event()
+        self._publisher: asyncio.Task[None] | None = None
+        self._snapshot_version = 0
+        self.published: ConfigSnapshot | None = None
+        self.publish_failures = 0
+
+    # --- life cycle ------------------------------------------------------------------------
+
+    async def start(self, import_path: Path | None = None, *, actor: str = "system") -> None:
+        """Load the stored account (importing `import_path` when the store has none), rebuild
+        the catalog from archived event changes, publish the first snapshot."""
+        objects = await self._store.load_config()
+        if objects:
+            self._account = self._from_objects(objects)
+            self._stored = True
+        elif import_path is not None and (text := _read_text(import_path)) is not None:
+            result = await self.import_text(text, f"{actor}:{import_path.name}")
+            log.info("imported %s into the store (%s)", import_path, _count(result))
+        self._catalog = await self._load_catalog()
+        if self._publish is not None:
+            await self._publish_with_retry(self.snapshot())
+            self._publisher = asyncio.create_task(self._publish_loop(), name="config-publisher")
+
+    async def stop(self) -> None:
+        task, self._publisher = self._publisher, None
+        if task is None:
+            return
+        if self._dirty.is_set():
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._publish_once(), 5.0)
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    # --- reading ---------------------------------------------------------------------------
+
+    @property
+    def account(self) -> Account:
+        return self._account
+
+    @property
+    def catalog(self) -> EventCatalog:
+        return self._catalog
+
+    def version_of(self, kind: str, object_id: str) -> int | None:
+        return self._versions.get((kind, object_id))
+
+    def flow_views(self) -> list[FlowView]:
+        return [self._view(flow) for flow in self._account.flows]
+
+    def flow_view(self, flow_id: str) -> FlowView:
+        flow = self._account.flow(flow_id)
+        if flow is None:
+            raise NotFoundError(f"no flow {flow_id!r}")
+        return self._view(flow)
+
+    def _view(self, flow: Flow) -> FlowView:
+        return FlowView(flow, completeness(flow, self._account), self.version_of("flow", flow.id))
+
+    def connection(self, connection_id: str) -> Connection:
+        connection = self._account.connection(connection_id)
+        if connection is None:
+            raise NotFoundError(f"no connection {connection_id!r}")
+        return connection
+
+    def secret_source(self, connection: Connection) -> str | None:
+        """Where the connection's secret comes from (`env:VAR`, `stored`), None when it has none."""
+        if connection.client_secret_ref:
+            return f"env:{connection.client_secret_ref}" if connection.client_secret else None
+        return "stored" if connection.client_secret is not None else None
+
+    def secret_updated_at(self, connection_id: str) -> str | None:
+        return self._secret_marks.get(connection_id)
+
+    def marketo_settings(self, connection_id: str, **overrides: Any) -> MarketoSettings:
+        connection = self.connection(connection_id)
+        if connection.client_id is None:
+            raise InvalidConfigError(
+                f"connection {connection_id!r} has no client id",
+                [Problem("client_id", "required to reach Marketo")],
+            )
+        if connection.client_secret is None:
+            raise InvalidConfigError(
+                f"connection {connection_id!r} has no client secret",
+                [Problem("client_secret", "required to reach Marketo")],
+            )
+        return MarketoSettings(
+            connection_id=connection.id,
+            base_url=connection.base_url,
+            client_id=connection.client_id,
+            client_secret=connection.client_secret,
+            identity_url=str(connection.access_token_url) if connection.access_token_url else None,
+            scope=connection.scope,
+            rate_share=connection.rate_share,
+            max_in_flight=connection.max_in_flight,
+            **overrides,
+        )
+
+    def snapshot(self) -> ConfigSnapshot:
+        """The whole configuration and catalog as workers need them, secrets included."""
+        self._snapshot_version = max(self._snapshot_version + 1, time.time_ns() // 1_000_000)
+        secrets = {
+            c.id: c.client_secret.get_secret_value()
+            for c in self._account.connections
+            if c.client_secret is not None
+        }
+        return ConfigSnapshot(
+            version=self._snapshot_version,
+            account=self._account.model_dump(mode="json"),
+            secrets=secrets,
+            catalog=self._catalog.to_dict(),
+        )
+
+    # --- flows -----------------------------------------------------------------------------
+
+    async def create_flow(self, flow: Flow, actor: str) -> FlowView:
+        async with self._lock:
+            if self._account.flow(flow.id) is not None:
+                raise ConflictError(
+                    f"flow {flow.id!r} already exists", [Problem("id", "already exists")]
+                )
+            account = self._account.model_copy(deep=True)
+            account.flows.append(flow.model_copy(deep=True))
+            await self._commit(account, actor)
+        return self.flow_view(flow.id)
+
+    async def update_flow(self, flow_id: str, flow: Flow, actor: str) -> FlowView:
+        async with self._lock:
+            index = self._flow_index(flow_id)
+            if flow.id != flow_id:
+                raise InvalidConfigError(
+                    "a flow's id cannot change",
+                    [Problem("id", f"expected {flow_id!r} (the id in the URL), got {flow.id!r}")],
+                )
+            account = self._account.model_copy(deep=True)
+            account.flows[index] = flow.model_copy(deep=True)
+            await self._commit(account, actor)
+        return self.flow_view(flow_id)
+
+    async def set_flow_active(self, flow_id: str, active: bool, actor: str) -> FlowView:
+        async with self._lock:
+            index = self._flow_index(flow_id)
+            flow = self._account.flows[index]
+            if active and not flow.active:
+                reasons = completeness(flow, self._account)
+                if reasons:
+                    raise ConflictError(
+                        f"flow {flow_id!r} is incomplete and cannot be activated: "
+                        + "; ".join(reasons),
+                        [Problem("active", f"flow is incomplete: {r}") for r in reasons],
+                    )
+            account = self._account.model_copy(deep=True)
+            account.flows[index].active = active
+            await self._commit(account, actor)
+        return self.flow_view(flow_id)
+
+    async def set_flow_mode(self, flow_id: str, mode: Mode, actor: str) -> FlowView:
+        async with self._lock:
+            index = self._flow_index(flow_id)
+            account = self._account.model_copy(deep=True)
+            account.flows[index].mode = mode
+            await self._commit(account, actor)
+        return self.flow_view(flow_id)
+
+    def _flow_index(self, flow_id: str) -> int:
+        for index, flow in enumerate(self._account.flows):
+            if flow.id == flow_id:
+                return index
+        raise NotFoundError(f"no flow {flow_id!r}")
+
+    # --- connections -----------------------------------------------------------------------
+
+    async def save_connection(
+        self, connection: Connection, actor: str, *, create: bool, secret: str | None = None
+    ) -> Connection:
+        """Create or replace a connection. `secret` replaces the stored secret; None keeps it
+        (secrets are write-only, so a client that read the connection never has it)."""
+        async with self._lock:
+            existing = self._account.connection(connection.id)
+            if create and existing is not None:
+                raise ConflictError(
+                    f"connection {connection.id!r} already exists",
+                    [Problem("id", "already exists")],
+                )
+            if not create and existing is None:
+                raise NotFoundError(f"no connection {connection.id!r}")
+            new = connection.model_copy(deep=True)
+            new.client_secret = None
+            if secret is not None:
+                new.client_secret_ref = None
+            elif existing is not None and new.client_secret_ref is None:
+                new.client_secret_ref = existing.client_secret_ref
+            account = self._account.model_copy(deep=True)
+            if existing is None:
+                account.connections.append(new)
+            else:
+                index = next(i for i, c in enumerate(account.connections) if c.id == new.id)
+                account.connections[index] = new
+            secrets = {new.id: secret} if secret is not None else {}
+            await self._commit(account, actor, secrets=secrets)
+        return self.connection(connection.id)
+
+    async def delete_connection(self, connection_id: str, actor: str) -> None:
+        async with self._lock:
+            self.connection(connection_id)
+            account = self._account.model_copy(deep=True)
+            account.connections = [c for c in account.connections if c.id != connection_id]
+            await self._commit(account, actor, forget={connection_id})
+
+    # --- whole account ---------------------------------------------------------------------
+
+    async def import_text(self, text: str, actor: str, *, json_body: bool = False) -> ImportResult:
+        """Replace the account with a YAML (or JSON) document, validated as a whole.
+
+        Raises `InvalidConfigError` with every problem by path; nothing is changed then.
+        """
+        env = self._environment()
+        try:
+            if json_body:
+                try:
+                    raw = json.loads(text)
+                except ValueError as error:
+                    raise InvalidConfigError(
+                        f"not JSON: {error}", [Problem("", f"not JSON: {error}")]
+                    ) from None
+                loaded = load_raw(raw, env, require_env=False)
+            else:
+                loaded = load_text(text, env, require_env=False)
+        except YamlSyntaxError as error:
+            where = f"line {error.line}, column {error.column}" if error.line else ""
+            raise InvalidConfigError(
+                f"YAML syntax error: {error}",
+                [Problem(where, f"YAML syntax error: {error.problem}")],
+            ) from None
+        if loaded.account is None or loaded.problems:
+            raise InvalidConfigError("the configuration has problems", loaded.problems)
+        return await self.replace_account(loaded.account, actor, literal=loaded.literal_secrets)
+
+    async def replace_account(
+        self, account: Account, actor: str, *, literal: Iterable[str] = ()
+    ) -> ImportResult:
+        async with self._lock:
+            problems = validate_account(account)
+            if problems:
+                raise InvalidConfigError("the configuration has problems", problems)
+            new = account.model_copy(deep=True)
+            secrets: dict[str, str] = {}
+            for connection in new.connections:
+                secret = connection.client_secret
+                if connection.client_secret_ref is None and secret is not None:
+                    secrets[connection.id] = secret.get_secret_value()
+                connection.client_secret = None
+            keep = {c.id for c in new.connections}
+            forget = {c.id for c in self._account.connections} - keep
+            before = self._bodies(self._account) if self._stored else {}
+            await self._commit(new, actor, secrets=secrets, forget=forget, validate=False)
+            after = self._bodies(self._account)
+        result = ImportResult(self._account.account)
+        for key in after:
+            name = f"{key[0]} {key[1]}"
+            if key not in before:
+                result.created.append(name)
+            elif before[key] != after[key]:
+                result.updated.append(name)
+        result.deleted = [f"{k[0]} {k[1]}" for k in before if k not in after]
+        result.warnings = [
+            f"{path}: literal secret; kept by control, never exported" for path in literal
+        ]
+        for index, connection in enumerate(self._account.connections):
+            if connection.client_secret is None:
+                ref = connection.client_secret_ref
+                why = f" (environment variable {ref} is not set)" if ref else ""
+                result.warnings.append(f"connections[{index}]: no client secret{why}")
+        return result
+
+    # --- catalog ---------------------------------------------------------------------------
+
+    def apply_changes(self, changes: Iterable[ChangeEvent]) -> bool:
+        """Fold event changes (already archived) into the catalog; True if it changed."""
+        catalog = self._catalog.apply_all(changes)
+        if catalog == self._catalog:
+            return False
+        self._catalog = catalog
+        self._dirty.set()
+        return True
+
+    async def _load_catalog(self) -> EventCatalog:
+        result = await self._store.query(_CATALOG_SQL, max_rows=100_000, timeout_s=None)
+        catalog = EMPTY_CATALOG
+        for (payload,) in result.rows:
+            parsed = parse_change(json.loads(payload))
+            if isinstance(parsed, ChangeEvent):
+                catalog = catalog.apply(parsed)
+        if result.truncated:
+            log.warning("catalog rebuilt from the first 100000 events only")
+        return catalog
+
+    # --- storing ---------------------------------------------------------------------------
+
+    async def _commit(
+        self,
+        account: Account,
+        actor: str,
+        *,
+        secrets: Mapping[str, str] | None = None,
+        forget: Iterable[str] = (),
+        validate: bool = True,
+    ) -> None:
+        """Store what differs between the current account and `account`, audited per object,
+        then make it current and schedule a snapshot. Caller holds the lock."""
+        if validate:
+            old = {str(p) for p in validate_account(self._account)}
+            fresh = [p for p in validate_account(account) if str(p) not in old]
+            if fresh:
+                raise InvalidConfigError("the change would make the configuration invalid", fresh)
+        now = datetime.now(UTC).isoformat()
+        marks = dict(self._secret_marks)
+        for connection_id, secret in (secrets or {}).items():
+            if self._secrets.get(connection_id) != secret:
+                marks[connection_id] = now
+        for connection_id in forget:
+            marks.pop(connection_id, None)
+        old_bodies = self._bodies(self._account, self._secret_marks) if self._stored else {}
+        new_bodies = self._bodies(account, marks)
+        try:
+            for key, body in new_bodies.items():
+                if old_bodies.get(key) != body:
+                    saved = await self._store.save_config_object(key[0], key[1], body, actor)
+                    self._versions[key] = saved.version
+            for key in old_bodies.keys() - new_bodies.keys():
+                await self._store.delete_config_object(key[0], key[1], actor)
+                self._versions.pop(key, None)
+        except StoreError:
+            log.exception("configuration change by %s only partly stored; reloading", actor)
+            await self._reload()
+            raise
+        for connection_id, secret in (secrets or {}).items():
+            self._secrets.set(connection_id, secret)
+        for connection_id in forget:
+            self._secrets.delete(connection_id)
+        self._secret_marks = marks
+        self._account = self._with_secrets(account)
+        self._stored = True
+        self._dirty.set()
+
+    async def _reload(self) -> None:
+        objects = await self._store.load_config()
+        if objects:
+            self._account = self._from_objects(objects)
+
+    def _bodies(
+        self, account: Account, marks: Mapping[str, str] | None = None
+    ) -> dict[tuple[str, str], dict[str, Any]]:
+        marks = self._secret_marks if marks is None else marks
+        order = {
+            section: [_key_of(item) for item in getattr(account, section)]
+            for section, _ in SECTIONS
+        }
+        bodies: dict[tuple[str, str], dict[str, Any]] = {
+            (HEADER_KIND, SINGLETON_ID): {"account": account.account, "order": order},
+            (ASSIGNMENTS_KIND, SINGLETON_ID): account.assignments.model_dump(mode="json"),
+        }
+        for section, kind in SECTIONS:
+            for item in getattr(account, section):
+                body = item.model_dump(mode="json")
+                if kind == "connection":
+                    body.pop("client_secret", None)
+                    body[SECRET_MARK] = marks.get(item.id)
+                bodies[(kind, _key_of(item))] = body
+        return bodies
+
+    def _from_objects(self, objects: Sequence[ConfigObject]) -> Account:
+        by_kind: dict[str, dict[str, ConfigObject]] = {}
+        for obj in objects:
+            by_kind.setdefault(obj.kind, {})[obj.object_id] = obj
+            self._versions[(obj.kind, obj.object_id)] = obj.version
+        header = by_kind.get(HEADER_KIND, {}).get(SINGLETON_ID)
+        name = header.body.get("account", DEFAULT_ACCOUNT_NAME) if header else DEFAULT_ACCOUNT_NAME
+        order: dict[str, list[str]] = header.body.get("order", {}) if header else {}
+        assignments_obj = by_kind.get(ASSIGNMENTS_KIND, {}).get(SINGLETON_ID)
+        data: dict[str, Any] = {
+            "account": name,
+            "assignments": assignments_obj.body if assignments_obj else {},
+        }
+        for section, kind in SECTIONS:
+            stored = by_kind.get(kind, {})
+            ids = [i for i in order.get(section, []) if i in stored]
+            ids += sorted(i for i in stored if i not in ids)
+            items = []
+            for object_id in ids:
+                body = dict(stored[object_id].body)
+                if kind == "connection":
+                    mark = body.pop(SECRET_MARK, None)
+                    if mark:
+                        self._secret_marks[object_id] = str(mark)
+                items.append(body)
+            data[section] = items
+        account = Account.model_validate(data)
+        return self._with_secrets(account)
+
+    def _with_secrets(self, account: Account) -> Account:
+        env = self._environment()
+        for connection in account.connections:
+            secret: str | None
+            if connection.client_secret_ref:
+                secret = env.get(connection.client_secret_ref) or None
+            else:
+                secret = self._secrets.get(connection.id)
+            connection.client_secret = SecretStr(secret) if secret else None
+        return account
+
+    def _environment(self) -> Mapping[str, str]:
+        return os.environ if self._env is None else self._env
+
+    # --- publishing ------------------------------------------------------------------------
+
+    def mark_dirty(self) -> None:
+        self._dirty.set()
+
+    async def _publish_loop(self) -> None:
+        while True:
+            await self._dirty.wait()
+            await asyncio.sleep(self._debounce_s)
+            try:
+                await self._publish_once()
+            except Exception:
+                self.publish_failures += 1
+                log.exception("publishing the configuration snapshot failed; retrying")
+                self._dirty.set()
+                await asyncio.sleep(min(5.0, 0.5 * self.publish_failures))
+
+    async def _publish_once(self) -> None:
+        self._dirty.clear()
+        snapshot = self.snapshot()
+        assert self._publish is not None
+        await self._publish(snapshot)
+        self.published = snapshot
+        self.publish_failures = 0
+
+    async def _publish_with_retry(self, snapshot: ConfigSnapshot, attempts: int = 10) -> None:
+        assert self._publish is not None
+        for attempt in range(1, attempts + 1):
+            try:
+                await self._publish(snapshot)
+                self.published = snapshot
+                return
+            except Exception:
+                if attempt == attempts:
+                    raise
+                log.warning("publishing the first snapshot failed (attempt %d)", attempt)
+                await asyncio.sleep(min(5.0, 0.5 * attempt))
+
+
+def _read_text(path: Path) -> str | None:
+    """A small file read once at start-up; None when it does not exist."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+
+
+def _key_of(item: Tag | Connection | MappingModel | Flow | Assignments) -> str:
+    if isinstance(item, Tag):
+        return item.name
+    return str(getattr(item, "id", SINGLETON_ID))
+
+
+def _count(result: ImportResult) -> str:
+    return (
+        f"{len(result.created)} created, {len(result.updated)} updated, "
+        f"{len(result.deleted)} deleted"
+    )

@@ -1,0 +1,69 @@
+"""The operator API's bearer token: one per installation, kept in `$SIGNAL_DATA_DIR/api-token`.
+
+Generated on first start so a fresh install is never open; the file is created with mode 0600 in
+one step (no window in which another user could read it) and tightened again if someone loosened
+it. Comparison is constant-time so the token cannot be guessed byte by byte from response times.
+"""
+
+from __future__ import annotations
+
+import hmac
+import os
+import secrets
+import stat
+from pathlib import Path
+
+TOKEN_BYTES = 32
+FILE_MODE = 0o600
+
+
+class TokenFileError(RuntimeError):
+    """The token file exists but cannot be used (unreadable or empty)."""
+
+
+def generate_token() -> str:
+    return secrets.token_urlsafe(TOKEN_BYTES)
+
+
+def load_or_create_token(path: Path) -> str:
+    """The token in `path`, creating the file (mode 0600) with a new token if it is missing."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    token = generate_token()
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
+    except FileExistsError:
+        return _read_existing(path)
+    with os.fdopen(fd, "w", encoding="ascii") as handle:
+        handle.write(token + "\n")
+    os.chmod(path, FILE_MODE)  # the umask may have cleared bits O_CREAT asked for; never widens
+    return token
+
+
+def _read_existing(path: Path) -> str:
+    mode = stat.S_IMODE(path.stat().st_mode)
+    if mode & 0o077:
+        os.chmod(path, FILE_MODE)
+    try:
+        token = path.read_text(encoding="ascii").strip()
+    except (OSError, UnicodeDecodeError) as error:
+        raise TokenFileError(f"cannot read the API token file {path}: {error}") from None
+    if not token:
+        raise TokenFileError(f"the API token file {path} is empty; delete it to generate a new one")
+    return token
+
+
+def token_matches(expected: str, given: str | None) -> bool:
+    """Constant-time comparison; a missing token never matches."""
+    if not given:
+        return False
+    return hmac.compare_digest(expected.encode(), given.encode())
+
+
+def bearer_token(header: str | None) -> str | None:
+    """The token of an `Authorization: Bearer <token>` header, or None."""
+    if not header:
+        return None
+    scheme, _, value = header.strip().partition(" ")
+    if scheme.lower() != "bearer" or not value.strip():
+        return None
+    return value.strip()
