@@ -260,15 +260,20 @@ class ApiClient:
     # -- health ---------------------------------------------------------------------------------
 
     async def healthz(self) -> dict[str, Any]:
-        _status, body = await self._request("GET", "/healthz", auth=False)
+        _status, body = await self._request("GET", "/healthz", auth=False, ok_statuses=(503,))
         return body if isinstance(body, dict) else {"status": body}
 
     async def wait_ready(self, within: float = 30.0, interval: float = 0.2) -> dict[str, Any]:
-        """Poll /healthz until it answers; `ControlUnreachable` when it never does."""
+        """Poll /healthz until control says it is ready (`ok`); the last error when it never
+        does (`ControlUnreachable` when nothing listened)."""
         deadline = time.monotonic() + within
         while True:
             try:
-                return await self.healthz()
+                health = await self.healthz()
+                if health.get("ok", True) is not False:
+                    return health
+                if time.monotonic() >= deadline:
+                    raise ApiError(f"control at {self.base_url} is not ready: {health}")
             except ApiError:
                 if time.monotonic() >= deadline:
                     raise
@@ -337,7 +342,10 @@ class ApiClient:
         _status, reply = await self._request("POST", f"{API_PREFIX}/sql", json_body=body)
         if not isinstance(reply, dict):
             raise ApiError(f"unexpected /sql reply: {str(reply)[:200]}")
-        columns = [str(c) for c in reply.get("columns", [])]
+        columns = [
+            str(c.get("name", "")) if isinstance(c, dict) else str(c)
+            for c in reply.get("columns", [])
+        ]
         rows = [list(r) for r in reply.get("rows", [])]
         return SqlResult(columns, rows, bool(reply.get("truncated", False)))
 

@@ -6,7 +6,7 @@ placeholder by name, so `--help` keeps listing every command either way.
 
 from __future__ import annotations
 
-from stream.commands import config, ingest, pending, pipeline, sandbox, simulate, sql
+from stream.commands import config, ingest, pending, pipeline, run, sandbox, simulate, sql
 from stream.commands.base import Command
 
 _IMPLEMENTED: dict[str, Command] = {
@@ -15,6 +15,7 @@ _IMPLEMENTED: dict[str, Command] = {
     "simulate": simulate.COMMAND,
     "ingest": ingest.COMMAND,
     "sql": sql.COMMAND,
+    "run": run.COMMAND,
     "pipeline": pipeline.COMMAND,
 }
 

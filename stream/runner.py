@@ -1,0 +1,442 @@
+"""`csignal run`: Signal on one machine — broker, control, one pipeline worker (and the demo).
+
+The broker runs in this process's care (embedded, unless `SIGNAL_BROKER` points at a cluster);
+control and the pipeline worker are child processes (`python -m stream control|pipeline`) so
+they behave exactly as in a real deployment, and they die with this process even if it is
+killed (`die_with_parent`). `--demo` adds the Marketo sandbox (in this process), imports the
+demo account pointing at it, and feeds the simulator's traffic into the ingest API.
+
+Supervision: a child that exits unexpectedly is reported with the end of its log and restarted
+after a growing delay (1 s, 2 s, 4 s … 30 s). Both services are built to restart — offsets in
+Kafka, state in DuckDB — so a restart loses nothing and keeps a demo or a small install running
+through a transient fault (a broker hiccup, a crashed agent). A child that keeps crashing
+(`CRASH_LIMIT` exits within `CRASH_WINDOW_S`), or exits with "not available in this build",
+stops the run with a clear message instead: restarting a deterministic failure only hides it.
+
+Stopping (Ctrl-C, SIGTERM): the simulator first, then the pipeline, then control (SIGTERM, then
+SIGKILL after `STOP_TIMEOUT_S`), the sandbox, and the broker last, so services flush while
+their transport is still there. A second Ctrl-C kills what is left at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import random
+import secrets
+import signal
+import sys
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, Any, TextIO
+
+from config.settings import Settings
+from stream.apiclient import ApiClient, ApiError
+from stream.broker import EmbeddedBroker, die_with_parent, normalize_broker_url
+from stream.topics import declare_topics
+
+STOP_TIMEOUT_S = 10.0
+READY_TIMEOUT_S = 90.0
+STATUS_EVERY_S = 5.0
+CRASH_LIMIT = 5
+CRASH_WINDOW_S = 120.0
+BACKOFF_MAX_S = 30.0
+NOT_AVAILABLE = 3
+"""Exit code of a command this build does not have (stream.commands.pending)."""
+
+DEMO_RATE = 5.0
+DEMO_CHUNK_S = 600.0
+DEMO_CLIENT_ID = "signal-demo"
+
+
+class RunError(Exception):
+    """The run cannot go on; the message says why and what to look at."""
+
+
+@dataclass
+class RunOptions:
+    demo: bool = False
+    headless: bool = False
+    config_file: Path | None = None
+    data_dir: Path | None = None
+    seed: int | None = None
+    rate: float = DEMO_RATE
+    status_every: float = STATUS_EVERY_S
+    out: TextIO = field(default_factory=lambda: sys.stdout)
+
+
+# --- one supervised child -------------------------------------------------------------------
+
+
+class Child:
+    """`python -m stream <command>` with its log file, restarted on unexpected exit."""
+
+    def __init__(self, name: str, env: dict[str, str], log_path: Path) -> None:
+        self.name = name
+        self.env = env
+        self.log_path = log_path
+        self.process: asyncio.subprocess.Process | None = None
+        self.stopping = False
+        self.exits: deque[float] = deque()
+        self.restarts = 0
+        self._log: IO[bytes] | None = None
+
+    @property
+    def pid(self) -> int | None:
+        return self.process.pid if self.process is not None else None
+
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.process.returncode is None
+
+    async def start(self) -> None:
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        if self._log is None:
+            self._log = open(self.log_path, "ab")  # noqa: SIM115, ASYNC230 - tiny, lives with the child
+        self.process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "stream",
+            self.name,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=self._log,
+            stderr=asyncio.subprocess.STDOUT,
+            env=self.env,
+            start_new_session=True,
+            preexec_fn=die_with_parent(),
+        )
+
+    def log_tail(self, lines: int = 15) -> str:
+        try:
+            data = self.log_path.read_bytes()[-8000:]
+        except OSError:
+            return ""
+        text = data.decode("utf-8", "replace").splitlines()
+        return "\n".join("    " + line for line in text[-lines:])
+
+    async def stop(self, grace: float = STOP_TIMEOUT_S) -> None:
+        self.stopping = True
+        process = self.process
+        if process is not None and process.returncode is None:
+            _signal_group(process.pid, signal.SIGTERM)
+            try:
+                await asyncio.wait_for(process.wait(), grace)
+            except TimeoutError:
+                _signal_group(process.pid, signal.SIGKILL)
+                await process.wait()
+        if process is not None:
+            # Anything the service itself started in its group goes with it.
+            _signal_group(process.pid, signal.SIGKILL)
+        if self._log is not None:
+            with contextlib.suppress(OSError):
+                self._log.close()
+            self._log = None
+
+    def kill_now(self) -> None:
+        if self.process is not None and self.process.returncode is None:
+            _signal_group(self.process.pid, signal.SIGKILL)
+
+
+def _signal_group(pid: int, signum: int) -> None:
+    try:
+        os.killpg(pid, signum)
+    except ProcessLookupError:
+        pass
+    except PermissionError:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signum)
+
+
+# --- the run --------------------------------------------------------------------------------
+
+
+class Runner:
+    def __init__(self, options: RunOptions) -> None:
+        self.options = options
+        self.out = options.out
+        if options.data_dir is not None:
+            os.environ["SIGNAL_DATA_DIR"] = str(options.data_dir)
+        self.settings = Settings()
+        self.data_dir = self.settings.data_dir.resolve()
+        self.logs = self.data_dir / "logs"
+        self.broker: EmbeddedBroker | None = None
+        self.broker_url = ""
+        self.sandbox: Any = None
+        self.children: list[Child] = []
+        self.stop_event = asyncio.Event()
+        self.failure: str | None = None
+        self.tasks: list[asyncio.Task[Any]] = []
+        self.started = time.monotonic()
+        self.first_delivery_s: float | None = None
+        self.sent = 0
+        self.rejected = 0
+
+    def say(self, text: str) -> None:
+        print(text, file=self.out, flush=True)
+
+    # -- start ----------------------------------------------------------------------------------
+
+    async def run(self) -> int:
+        loop = asyncio.get_running_loop()
+        interrupts = 0
+
+        def on_signal() -> None:
+            nonlocal interrupts
+            interrupts += 1
+            if interrupts > 1:
+                for child in self.children:
+                    child.kill_now()
+            self.stop_event.set()
+
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, on_signal)
+        try:
+            await self._start()
+            await self.stop_event.wait()
+        except RunError as error:
+            self.failure = str(error)
+        finally:
+            await self._shutdown()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(sig)
+        if self.failure:
+            self.say(f"csignal run: {self.failure}")
+            return 1
+        self.say("Signal stopped.")
+        return 0
+
+    async def _start(self) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        env = dict(os.environ)
+        env["SIGNAL_DATA_DIR"] = str(self.data_dir)
+        env["PYTHONUNBUFFERED"] = "1"
+        if self.settings.broker:
+            self.broker_url = normalize_broker_url(self.settings.broker)
+            self.say(f"broker: {self.broker_url} (SIGNAL_BROKER)")
+        else:
+            self.broker = EmbeddedBroker(log_path=self.logs / "broker.log")
+            await self.broker.start_async()
+            self.broker_url = self.broker.url
+            self.say(f"broker: embedded at {self.broker.bootstrap_servers}")
+        env["SIGNAL_BROKER"] = self.broker_url
+        await declare_topics(self.broker_url)
+
+        if self.options.demo:
+            from stream.certain.demo_account import SECRET_ENV
+            from stream.marketo.sandbox import Sandbox, SandboxConfig
+
+            secret = secrets.token_urlsafe(24)
+            env[SECRET_ENV] = secret
+            os.environ[SECRET_ENV] = secret
+            self.sandbox = Sandbox(SandboxConfig(client_id=DEMO_CLIENT_ID, client_secret=secret))
+            await self.sandbox.start("127.0.0.1", 0)
+            self.say(
+                f"Marketo sandbox: {self.sandbox.url} (leads at {self.sandbox.url}/_sandbox/leads)"
+            )
+
+        self._check_api_port()
+        control = Child("control", env, self.logs / "control.log")
+        pipeline = Child("pipeline", env, self.logs / "pipeline.log")
+        self.children = [control, pipeline]
+        await control.start()
+        await pipeline.start()
+        for child in self.children:
+            self.tasks.append(asyncio.create_task(self._supervise(child), name=child.name))
+
+        client = ApiClient(self.settings.api_url, settings=self.settings)
+        self.tasks.append(asyncio.create_task(self._after_ready(client), name="ready"))
+
+    def _check_api_port(self) -> None:
+        import socket
+
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            if sock.connect_ex((self.settings.api_host, self.settings.api_port)) == 0:
+                raise RunError(
+                    f"something already listens on {self.settings.api} (another `csignal run` or "
+                    "`csignal control`?); stop it or set SIGNAL_API to another host:port"
+                )
+
+    async def _after_ready(self, client: ApiClient) -> None:
+        try:
+            await self._wait_ready(client)
+            if self.options.config_file is not None:
+                await self._import(
+                    client,
+                    self.options.config_file.read_text(encoding="utf-8"),
+                    str(self.options.config_file),
+                )
+            if self.options.demo:
+                from stream.certain.demo_account import demo_account_yaml
+
+                await self._import(
+                    client, demo_account_yaml(self.sandbox.url, DEMO_CLIENT_ID), "the demo account"
+                )
+            ready_s = time.monotonic() - self.started
+            self.say(
+                f"Signal is running ({ready_s:.1f}s): operator API {client.base_url} "
+                f"(token in {self.settings.api_token_path}); logs in {self.logs}"
+            )
+            if not self.options.headless:
+                self.say("(the console is not part of this build; running headless)")
+            self.say("Ctrl-C stops everything.")
+            if self.options.demo:
+                self.tasks.append(asyncio.create_task(self._simulate(client), name="simulator"))
+            await self._status_loop(client)
+        except RunError as error:
+            self.failure = str(error)
+            self.stop_event.set()
+        except OSError as error:
+            self.failure = str(error)
+            self.stop_event.set()
+        finally:
+            await client.close()
+
+    async def _wait_ready(self, client: ApiClient) -> None:
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        last: Exception | None = None
+        while time.monotonic() < deadline and not self.stop_event.is_set():
+            try:
+                health = await client.healthz()
+                if health.get("ok", True) is not False:
+                    return
+                last = ApiError(f"not ready yet: {health}")
+            except ApiError as error:
+                last = error
+            await asyncio.sleep(0.2)
+        if self.stop_event.is_set():
+            raise RunError(self.failure or "stopped before control was ready")
+        raise RunError(
+            f"control did not become ready within {READY_TIMEOUT_S:g}s ({last}); "
+            f"its log:\n{self.children[0].log_tail()}"
+        )
+
+    async def _import(self, client: ApiClient, text: str, what: str) -> None:
+        try:
+            result = await client.put_config(text)
+        except ApiError as error:
+            raise RunError(f"importing {what} failed: {error}") from None
+        warnings = result.get("warnings") or []
+        self.say(f"imported {what}" + (f" ({len(warnings)} warnings)" if warnings else ""))
+        for warning in warnings:
+            self.say(f"  warning: {warning}")
+
+    # -- supervision ------------------------------------------------------------------------------
+
+    async def _supervise(self, child: Child) -> None:
+        while True:
+            assert child.process is not None
+            code = await child.process.wait()
+            if child.stopping or self.stop_event.is_set():
+                return
+            now = time.monotonic()
+            child.exits.append(now)
+            while child.exits and now - child.exits[0] > CRASH_WINDOW_S:
+                child.exits.popleft()
+            self.say(f"{child.name} (pid {child.pid}) exited with code {code}; its log:")
+            self.say(child.log_tail())
+            if code == NOT_AVAILABLE:
+                self._fail(f"`csignal {child.name}` is not available in this build")
+                return
+            if len(child.exits) >= CRASH_LIMIT:
+                self._fail(
+                    f"{child.name} exited {len(child.exits)} times within {CRASH_WINDOW_S:g}s; "
+                    f"stopping (see {child.log_path})"
+                )
+                return
+            delay = min(BACKOFF_MAX_S, 2.0 ** (len(child.exits) - 1))
+            self.say(f"restarting {child.name} in {delay:g}s")
+            try:
+                await asyncio.wait_for(self.stop_event.wait(), delay)
+                return
+            except TimeoutError:
+                pass
+            child.restarts += 1
+            await child.start()
+
+    def _fail(self, message: str) -> None:
+        if self.failure is None:
+            self.failure = message
+        self.stop_event.set()
+
+    # -- demo traffic and status ----------------------------------------------------------------
+
+    async def _simulate(self, client: ApiClient) -> None:
+        from stream.certain.sim_send import send_paced
+        from stream.certain.simulator import generate
+
+        seed = self.options.seed
+        if seed is None:
+            seed = random.SystemRandom().randrange(1, 10**9)
+        self.say(f"simulator: {self.options.rate:g} changes/s, seed {seed}")
+        rounds = 0
+        while not self.stop_event.is_set():
+            items = generate(seed + rounds, self.options.rate, DEMO_CHUNK_S, datetime.now(UTC))
+            try:
+                total = await send_paced(items, client, stop=self.stop_event, on_batch=self._count)
+            except ApiError as error:
+                self.say(f"simulator: {error}; retrying in 2s")
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.stop_event.wait(), 2.0)
+                continue
+            self.sent += total.sent
+            rounds += 1
+
+    def _count(self, total: Any) -> None:
+        self.rejected = len(total.rejected)
+
+    async def _status_loop(self, client: ApiClient) -> None:
+        while not self.stop_event.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stop_event.wait(), self.options.status_every)
+            if self.stop_event.is_set():
+                return
+            self.say(await self.status_line(client))
+
+    async def status_line(self, client: ApiClient) -> str:
+        stamp = datetime.now().strftime("%H:%M:%S")
+        try:
+            changes = await client.scalar("SELECT count(*) FROM changes")
+            result = await client.sql(
+                "SELECT status, count(*) AS n FROM outcomes GROUP BY status ORDER BY status"
+            )
+        except ApiError as error:
+            return f"[{stamp}] status unavailable: {error}"
+        counts = {str(row[0]): int(row[1]) for row in result.rows}
+        if counts.get("delivered") and self.first_delivery_s is None:
+            self.first_delivery_s = time.monotonic() - self.started
+            self.say(f"first delivery recorded {self.first_delivery_s:.1f}s after start")
+        parts = [f"changes {changes}"] + [f"{k} {v}" for k, v in counts.items()]
+        if self.sandbox is not None:
+            parts.append(f"sandbox leads {len(self.sandbox.state.leads)}")
+        restarts = sum(c.restarts for c in self.children)
+        if restarts:
+            parts.append(f"restarts {restarts}")
+        return f"[{stamp}] " + " · ".join(parts)
+
+    # -- stop -----------------------------------------------------------------------------------
+
+    async def _shutdown(self) -> None:
+        self.stop_event.set()
+        for task in self.tasks:
+            task.cancel()
+        for task in self.tasks:
+            with contextlib.suppress(BaseException):
+                await task
+        for child in reversed(self.children):  # pipeline, then control
+            await child.stop()
+        if self.sandbox is not None:
+            with contextlib.suppress(Exception):
+                await self.sandbox.stop()
+        if self.broker is not None:
+            await self.broker.stop_async()
+
+
+def run(options: RunOptions) -> int:
+    try:
+        return asyncio.run(Runner(options).run())
+    except KeyboardInterrupt:
+        return 130
