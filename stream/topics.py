@@ -26,6 +26,7 @@ __all__ = [
     "DELIVERIES",
     "OUTCOMES",
     "PARTITIONS",
+    "REDRIVE",
     "RETENTION_MS",
     "TopicMismatch",
     "TopicSpec",
@@ -106,7 +107,16 @@ API_CALLS = TopicSpec(
     configs={"retention.ms": str(RETENTION_MS)},
 )
 
-ALL_TOPICS: tuple[TopicSpec, ...] = (CHANGES, OUTCOMES, DELIVERIES, CONFIG, API_CALLS)
+REDRIVE = TopicSpec(
+    "signal-redrive",
+    PARTITIONS,
+    key="registration code (event code for event.create_update)",
+    purpose="retries, operator resubmits and replays: an archived change re-driven by control "
+    "for one flow, evaluated against the current configuration and catalog",
+    configs={"retention.ms": str(RETENTION_MS)},
+)
+
+ALL_TOPICS: tuple[TopicSpec, ...] = (CHANGES, OUTCOMES, DELIVERIES, CONFIG, API_CALLS, REDRIVE)
 
 
 class TopicMismatch(RuntimeError):

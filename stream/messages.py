@@ -1,0 +1,149 @@
+"""Payloads of Signal's internal topics (pipeline ⇄ control).
+
+They are JSON on the wire and versioned by shape only, so every field a later reader might lack
+has a default. Secrets never travel in these messages except in `ConfigSnapshot`, which the
+pipeline needs to authenticate against Marketo; that topic is internal and never logged.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Message(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    def dumps(self) -> bytes:
+        return self.model_dump_json().encode()
+
+    @classmethod
+    def loads(cls, raw: bytes | str) -> Any:
+        return cls.model_validate_json(raw)
+
+
+class OutcomeStatus(StrEnum):
+    NOT_ACTIVATED = "not_activated"
+    FILTERED_OUT = "filtered_out"
+    DELIVERED = "delivered"
+    FAILED = "failed"
+    PARKED = "parked"
+    SKIPPED_DUPLICATE = "skipped_duplicate"
+    WOULD_SEND = "would_send"
+
+
+class FailureCategory(StrEnum):
+    DATA = "data"
+    TECHNICAL = "technical"
+
+
+class Redrive(Message):
+    """Why a change is evaluated again: a retry, an operator resubmit or a replay.
+
+    A redriven change is evaluated for `flow_id` only, against the *current* configuration and
+    catalog (DESIGN 2), and its outcome carries the attempt number and replay id.
+    """
+
+    flow_id: str
+    attempt: int = Field(ge=1)
+    kind: str = "retry"  # retry | resubmit | replay
+    replay_id: str | None = None
+    dry_run: bool = False
+    actor: str | None = None
+
+
+class RedriveRequest(Message):
+    change: dict[str, Any]
+    redrive: Redrive
+
+
+class DeliveryRequest(Message):
+    """One mapped (change, flow) action, keyed by connection so one worker batches it."""
+
+    change_id: str
+    flow_id: str
+    flow_name: str
+    mode: str
+    connection_id: str
+    action: str
+    registration_code: str | None = None
+    event_code: str | None = None
+    occurred_at: datetime
+    routed_at: datetime = Field(default_factory=utcnow)
+    received_at: datetime | None = None
+    payload: dict[str, str]
+    lookup_field: str = "email"
+    campaign_id: int | None = None
+    form_id: int | None = None
+    program_id: int | None = None
+    tokens: dict[str, str] = Field(default_factory=dict)
+    attempt: int = 1
+    redrive_kind: str | None = None
+    replay_id: str | None = None
+
+    @property
+    def delivery_key(self) -> str:
+        return f"{self.change_id}\x1f{self.flow_id}"
+
+
+class OutcomeRecord(Message):
+    """What became of one (change, flow) pair — the row `outcomes` shows."""
+
+    change_id: str
+    flow_id: str
+    flow_name: str
+    mode: str
+    registration_code: str | None = None
+    event_code: str | None = None
+    action: str | None = None
+    connection_id: str | None = None
+    status: OutcomeStatus
+    category: FailureCategory | None = None
+    reason: str | None = None
+    marketo_code: str | None = None
+    marketo_lead_id: int | None = None
+    lead_result: str | None = None
+    attempt: int = 1
+    occurred_at: datetime
+    processed_at: datetime = Field(default_factory=utcnow)
+    latency_ms: float | None = None
+    payload: dict[str, str] | None = None
+    campaign_id: int | None = None
+    form_id: int | None = None
+    redrive_kind: str | None = None
+    replay_id: str | None = None
+    retryable: bool = False
+    resume_at: datetime | None = None
+    request_id: str | None = None
+
+
+class ApiCallRecord(Message):
+    connection_id: str
+    endpoint: str
+    method: str = "POST"
+    started_at: datetime
+    duration_ms: float
+    http_status: int | None = None
+    marketo_error: str | None = None
+    batch_size: int = 0
+    request_id: str | None = None
+
+
+class ConfigSnapshot(Message):
+    """The whole account configuration and event catalog as workers need them.
+
+    Published whole (not as diffs) so a worker that joins late needs only the newest message.
+    """
+
+    version: int
+    published_at: datetime = Field(default_factory=utcnow)
+    account: dict[str, Any]
+    secrets: dict[str, str] = Field(default_factory=dict, repr=False)
+    catalog: dict[str, Any] = Field(default_factory=dict)

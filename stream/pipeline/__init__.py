@@ -1,0 +1,1 @@
+"""The pipeline worker (Faust app `signal-pipeline`): route changes, deliver to Marketo."""

@@ -1,0 +1,458 @@
+"""The pipeline worker: Faust app `signal-pipeline`.
+
+Two stages, both batched with `take_events` and both following one rule: everything a batch
+produces is acknowledged by the broker before the batch's events are acked, so a committed offset
+never passes a change whose outcomes (or delivery requests) are not durable.
+
+- `route` (`certain-changes`, `signal-redrive`): parse, apply event changes to the local catalog,
+  evaluate (pure, `route.py`), publish outcomes decided without Marketo and `DeliveryRequest`s
+  keyed by connection id.
+- `deliver` (`signal-deliveries`): one partition per connection, so one worker owns each
+  connection's batching and rate limit; skips pairs already delivered (table `delivered`), calls
+  Marketo (`deliver.py`) and publishes one outcome per request.
+
+Faust acks an event when the agent body raises, so nothing raises out of a batch: record-level
+problems become outcomes, and a failure to publish (broker unreachable) is retried in place,
+holding the partition, until it succeeds or the worker is stopped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+import weakref
+from collections import defaultdict
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import faust
+from faust.streams import _current_event
+
+from config.models import Source
+from stream.certain.events import ChangeEvent
+from stream.certain.parsing import Rejection, parse_change
+from stream.faust_settings import faust_settings
+from stream.messages import (
+    ApiCallRecord,
+    DeliveryRequest,
+    FailureCategory,
+    Message,
+    OutcomeRecord,
+    OutcomeStatus,
+    Redrive,
+    RedriveRequest,
+    utcnow,
+)
+from stream.pipeline.clients import ClientPool, Unusable
+from stream.pipeline.deliver import Result, deliver_batch, outcome_for, unreachable_outcomes
+from stream.pipeline.delivered import delivery_key, duplicate_outcome, split_duplicates
+from stream.pipeline.route import Routed, route_change
+from stream.pipeline.snapshot import ConfigView, SnapshotReader
+from stream.topics import API_CALLS, CHANGES, DELIVERIES, OUTCOMES, PARTITIONS, REDRIVE, faust_topic
+
+log = logging.getLogger("signal.pipeline")
+
+__all__ = ["APP_ID", "Counters", "Pipeline", "PipelineOptions", "create_app"]
+
+APP_ID = "signal-pipeline"
+
+
+@dataclass
+class PipelineOptions:
+    broker_url: str
+    data_dir: Path = Path("var")
+    app_id: str = APP_ID
+    route_max: int = 500
+    route_within_s: float = 0.05
+    deliver_max: int = 300
+    deliver_within_s: float = 0.25
+    """Delivery window: a batch goes out when 300 requests (Marketo's upsert maximum) are in,
+    or 250 ms after the previous batch, so an idle connection sends within a quarter second."""
+    unknown_event_wait_s: float = 2.0
+    unknown_event_rewait_s: float = 30.0
+    publish_retry_s: float = 1.0
+    client_overrides: dict[str, Any] = field(default_factory=dict)
+    faust_overrides: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Counters:
+    changes: int = 0
+    redrives: int = 0
+    rejected: int = 0
+    outcomes: int = 0
+    deliveries: int = 0
+    delivered: int = 0
+    failed: int = 0
+    parked: int = 0
+    duplicates: int = 0
+    errors: int = 0
+    publish_retries: int = 0
+
+    def line(self) -> str:
+        return " ".join(f"{k}={v}" for k, v in self.__dict__.items())
+
+
+@contextmanager
+def _as_current(event: Any) -> Iterator[None]:
+    """Make `event` Faust's current event, so a table write goes to that event's partition.
+
+    Inside a `take_events` batch Faust's current event is the last one taken, which may belong to
+    another partition; the delivered-keys table must follow the partition of the request itself.
+    """
+    token = _current_event.set(weakref.ref(event))
+    try:
+        yield
+    finally:
+        _current_event.reset(token)
+
+
+def _received_at(event: Any) -> datetime | None:
+    stamp = getattr(event.message, "timestamp", None)
+    if not stamp:
+        return None
+    try:
+        return datetime.fromtimestamp(float(stamp), UTC)
+    except (TypeError, ValueError, OverflowError):
+        return None
+
+
+class Pipeline:
+    """State shared by the agents of one worker: configuration view, clients, counters."""
+
+    def __init__(self, options: PipelineOptions) -> None:
+        self.options = options
+        self.view = ConfigView()
+        self.counters = Counters()
+        self.pool = ClientPool(self._on_call, overrides=options.client_overrides)
+        self._call_futures: list[Any] = []
+        self._waited: dict[str, float] = {}
+        self.app = self._build_app()
+
+    # ---- the app ----------------------------------------------------------------------------
+
+    def _build_app(self) -> faust.App:
+        o = self.options
+        app = faust.App(
+            o.app_id,
+            broker=o.broker_url,
+            **faust_settings(data_dir=o.data_dir, **o.faust_overrides),
+        )
+        raw = {"key_serializer": "raw", "value_serializer": "raw"}
+        self.changes_topic = faust_topic(app, CHANGES, **raw)
+        self.redrive_topic = faust_topic(app, REDRIVE, **raw)
+        self.deliveries_topic = faust_topic(app, DELIVERIES, **raw)
+        self.outcomes_topic = faust_topic(app, OUTCOMES, **raw)
+        self.api_calls_topic = faust_topic(app, API_CALLS, **raw)
+        self.delivered = app.Table(
+            "delivered",
+            default=None,
+            partitions=PARTITIONS,
+            key_type=str,
+            value_type=float,
+            help="(change id, flow id) pairs already delivered: never delivered twice",
+        )
+        reader = SnapshotReader(o.broker_url, self.view)
+
+        @app.task  # type: ignore[untyped-decorator]
+        async def read_config() -> None:
+            await reader.run()
+
+        @app.agent(self.changes_topic, name="route")
+        async def route(stream: Any) -> None:
+            async for events in stream.take_events(o.route_max, o.route_within_s):
+                await self.route_events(events, redrive=False)
+
+        @app.agent(self.redrive_topic, name="route_redrive")
+        async def route_redrive(stream: Any) -> None:
+            async for events in stream.take_events(o.route_max, o.route_within_s):
+                await self.route_events(events, redrive=True)
+
+        @app.agent(self.deliveries_topic, name="deliver")
+        async def deliver(stream: Any) -> None:
+            async for events in stream.take_events(o.deliver_max, o.deliver_within_s):
+                await self.deliver_events(events)
+
+        @app.timer(30.0)  # type: ignore[untyped-decorator]
+        async def report() -> None:
+            log.info("pipeline counters: %s", self.counters.line())
+
+        @app.on_before_shutdown.connect  # type: ignore[arg-type]
+        async def close_clients(sender: Any, *_: Any, **__: Any) -> None:
+            # Sent after the streams have finished their in-flight batches.
+            await self.pool.close()
+
+        return app
+
+    # ---- publishing -------------------------------------------------------------------------
+
+    async def publish(self, records: Sequence[tuple[Any, str, Message]]) -> None:
+        """Send (topic, key, message) records and wait for the broker to acknowledge each.
+
+        Records that failed are sent again until they are acknowledged: moving on would let the
+        offset be committed without them. A record may thus be sent twice; readers deduplicate.
+        """
+        pending = list(records)
+        delay = self.options.publish_retry_s
+        while pending:
+            try:
+                futures = [
+                    await topic.send(key=key.encode(), value=message.dumps())
+                    for topic, key, message in pending
+                ]
+                answers = await asyncio.gather(*futures, return_exceptions=True)
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:
+                answers = [error] * len(pending)
+            failed = [
+                record
+                for record, answer in zip(pending, answers, strict=True)
+                if isinstance(answer, BaseException)
+            ]
+            if not failed:
+                return
+            first = next(a for a in answers if isinstance(a, BaseException))
+            self.counters.publish_retries += 1
+            log.error(
+                "%d of %d records not acknowledged by the broker (%s: %s); retrying in %.1f s",
+                len(failed),
+                len(pending),
+                type(first).__name__,
+                first,
+                delay,
+            )
+            pending = failed
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 30.0)
+
+    async def _on_call(self, record: ApiCallRecord) -> None:
+        try:
+            fut = await self.api_calls_topic.send(
+                key=record.connection_id.encode(), value=record.dumps()
+            )
+            self._call_futures.append(fut)
+        except Exception:
+            log.exception("cannot queue the API call record for %s", record.endpoint)
+
+    async def _flush_calls(self) -> None:
+        futures, self._call_futures = self._call_futures, []
+        if not futures:
+            return
+        answers = await asyncio.gather(*futures, return_exceptions=True)
+        lost = sum(1 for a in answers if isinstance(a, BaseException))
+        if lost:
+            log.error("%d API call records were not acknowledged by the broker", lost)
+
+    # ---- route ------------------------------------------------------------------------------
+
+    async def route_events(self, events: Sequence[Any], *, redrive: bool) -> None:
+        try:
+            await self.view.wait_ready()
+            parsed = [(event, self._parse_one(event, redrive)) for event in events]
+            # Event changes first: a registration taken in the same batch as its event's
+            # create_update must not be held back as "event unknown".
+            for _, item in parsed:
+                if item is not None and item[0].type is Source.EVENT_CREATE_UPDATE:
+                    self.view.apply_event(item[0])
+            routed = Routed()
+            for event, item in parsed:
+                if item is not None:
+                    routed.extend(await self._route_one(event, *item))
+            records: list[tuple[Any, str, Message]] = [
+                (self.outcomes_topic, o.change_id, o) for o in routed.outcomes
+            ]
+            records += [(self.deliveries_topic, d.connection_id, d) for d in routed.deliveries]
+            await self.publish(records)
+            self.counters.outcomes += len(routed.outcomes)
+            self.counters.deliveries += len(routed.deliveries)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            self.counters.errors += 1
+            log.exception("route batch failed unexpectedly")
+
+    def _parse_one(self, event: Any, redrive: bool) -> tuple[ChangeEvent, Redrive | None] | None:
+        message = event.message
+        try:
+            parsed = _parse(message.value, redrive)
+        except Exception as error:
+            parsed = Rejection(None, "", f"unreadable record: {type(error).__name__}", None)
+        if isinstance(parsed, Rejection):
+            self.counters.rejected += 1
+            log.warning(
+                "rejected record at %s[%s]@%s: %s: %s",
+                message.topic,
+                message.partition,
+                message.offset,
+                parsed.path or "(record)",
+                parsed.reason,
+            )
+            return None
+        if parsed[1] is None:
+            self.counters.changes += 1
+        else:
+            self.counters.redrives += 1
+        return parsed
+
+    async def _route_one(self, event: Any, change: ChangeEvent, why: Redrive | None) -> Routed:
+        try:
+            if (
+                change.type is not Source.EVENT_CREATE_UPDATE
+                and change.event_code not in self.view.catalog
+            ):
+                await self._await_event(change.event_code)
+            return route_change(
+                change,
+                self.view.account,
+                self.view.catalog,
+                now=utcnow(),
+                received_at=_received_at(event),
+                redrive=why,
+            )
+        except Exception:
+            self.counters.errors += 1
+            log.exception(
+                "cannot route %s[%s]@%s",
+                event.message.topic,
+                event.message.partition,
+                event.message.offset,
+            )
+            return Routed()
+
+    async def _await_event(self, event_code: str) -> None:
+        """Give control a moment to publish an event this worker has not seen (≤ 2 s, once per
+        event and half minute, so a stream of changes for an unknown event does not stall)."""
+        now = time.monotonic()
+        last = self._waited.get(event_code)
+        if last is not None and now - last < self.options.unknown_event_rewait_s:
+            return
+        self._waited[event_code] = now
+        deadline = now + self.options.unknown_event_wait_s
+        while event_code not in self.view.catalog:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not await self.view.wait_next(remaining):
+                break
+
+    # ---- deliver ----------------------------------------------------------------------------
+
+    async def deliver_events(self, events: Sequence[Any]) -> None:
+        try:
+            await self.view.wait_ready()
+            requests: list[DeliveryRequest] = []
+            sources: list[Any] = []
+            for event in events:
+                try:
+                    requests.append(DeliveryRequest.loads(event.message.value))
+                    sources.append(event)
+                except Exception as error:
+                    self.counters.errors += 1
+                    log.error("unreadable delivery request skipped: %s", str(error)[:300])
+            fresh, duplicates = split_duplicates(requests, self.delivered)
+            now = utcnow()
+            outcomes = [duplicate_outcome(requests[i], now) for i in duplicates]
+            if duplicates:
+                self.counters.duplicates += len(duplicates)
+                log.info(
+                    "%d duplicate deliveries skipped (total %d)",
+                    len(duplicates),
+                    self.counters.duplicates,
+                )
+            by_connection: dict[str, list[int]] = defaultdict(list)
+            for index in fresh:
+                by_connection[requests[index].connection_id].append(index)
+            results = await asyncio.gather(
+                *(
+                    self._deliver_connection(cid, [requests[i] for i in group])
+                    for cid, group in by_connection.items()
+                )
+            )
+            delivered_keys: list[tuple[Any, str]] = []
+            for group, group_outcomes in zip(by_connection.values(), results, strict=True):
+                outcomes.extend(group_outcomes)
+                for index, outcome in zip(group, group_outcomes, strict=True):
+                    if outcome.status is OutcomeStatus.DELIVERED:
+                        delivered_keys.append((sources[index], delivery_key(requests[index])))
+            await self.publish([(self.outcomes_topic, o.change_id, o) for o in outcomes])
+            await self._flush_calls()
+            stamp = time.time()
+            for source, key in delivered_keys:
+                with _as_current(source):
+                    self.delivered[key] = stamp
+            self._count(outcomes)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            self.counters.errors += 1
+            log.exception("deliver batch failed unexpectedly")
+
+    def _count(self, outcomes: Sequence[OutcomeRecord]) -> None:
+        c = self.counters
+        c.outcomes += len(outcomes)
+        for outcome in outcomes:
+            if outcome.status is OutcomeStatus.DELIVERED:
+                c.delivered += 1
+            elif outcome.status is OutcomeStatus.FAILED:
+                c.failed += 1
+            elif outcome.status is OutcomeStatus.PARKED:
+                c.parked += 1
+
+    async def _deliver_connection(
+        self, connection_id: str, requests: list[DeliveryRequest]
+    ) -> list[OutcomeRecord]:
+        snapshot = self.view.snapshot
+        connection = snapshot.account.connection(connection_id)
+        if connection is None:
+            return unreachable_outcomes(
+                requests, f"connection {connection_id!r} is not in the configuration"
+            )
+        try:
+            client = await self.pool.get(connection, snapshot.secret(connection_id))
+        except Unusable as error:
+            return unreachable_outcomes(requests, str(error))
+        try:
+            return await deliver_batch(requests, client, force_update=connection.force_update)
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:
+            self.counters.errors += 1
+            log.exception("delivering %d requests to %s failed", len(requests), connection_id)
+            result = Result(
+                OutcomeStatus.FAILED,
+                FailureCategory.TECHNICAL,
+                reason=f"internal error while delivering: {type(error).__name__}",
+                retryable=True,
+            )
+            now = utcnow()
+            return [outcome_for(r, result, now) for r in requests]
+
+
+def _parse(value: bytes | None, redrive: bool) -> tuple[ChangeEvent, Redrive | None] | Rejection:
+    if value is None:
+        return Rejection(None, "", "empty record", None)
+    try:
+        data = json.loads(value)
+    except (ValueError, UnicodeDecodeError) as error:
+        return Rejection(None, "", f"not JSON: {error}", value[:200].decode("utf-8", "replace"))
+    why: Redrive | None = None
+    if redrive:
+        try:
+            request = RedriveRequest.model_validate(data)
+        except Exception as error:
+            return Rejection(None, "", f"not a redrive request: {str(error)[:300]}", None)
+        data, why = request.change, request.redrive
+    parsed = parse_change(data)
+    if isinstance(parsed, Rejection):
+        return parsed
+    return parsed, why
+
+
+def create_app(options: PipelineOptions) -> faust.App:
+    """A `signal-pipeline` Faust app; declare the topics (`stream.topics`) before starting it."""
+    return Pipeline(options).app

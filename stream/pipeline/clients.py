@@ -1,0 +1,127 @@
+"""One Marketo client per connection, rebuilt when the connection's configuration changes.
+
+A client holds the connection's token, rate window and in-flight limit, so it must live as long
+as the connection is unchanged: building one per batch would fetch a token per batch and forget
+how much of Marketo's 100 calls / 20 s were already used.
+
+Each client reports its HTTP calls through `on_call`; the pipeline turns them into
+`ApiCallRecord`s for `signal-api-calls` (never with a secret: `CallRecord` carries none).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import SecretStr, ValidationError
+
+from config.models import Connection
+from stream.marketo.client import MarketoClient
+from stream.marketo.results import CallRecord
+from stream.marketo.settings import MarketoSettings
+from stream.messages import ApiCallRecord
+
+log = logging.getLogger("signal.pipeline.clients")
+
+__all__ = ["ClientPool", "Unusable", "api_call_record", "settings_for"]
+
+CallSink = Callable[[ApiCallRecord], Awaitable[None] | None]
+
+
+class Unusable(Exception):
+    """The connection cannot be used as configured (missing, no client id or secret …)."""
+
+
+def settings_for(
+    connection: Connection, secret: str | None, overrides: Mapping[str, Any] | None = None
+) -> MarketoSettings:
+    if connection.client_id is None:
+        raise Unusable(f"connection {connection.id!r} has no client id")
+    if not secret:
+        raise Unusable(f"connection {connection.id!r} has no client secret")
+    try:
+        return MarketoSettings(
+            connection_id=connection.id,
+            base_url=connection.base_url,
+            client_id=connection.client_id,
+            client_secret=SecretStr(secret),
+            identity_url=str(connection.access_token_url) if connection.access_token_url else None,
+            scope=connection.scope,
+            rate_share=connection.rate_share,
+            max_in_flight=connection.max_in_flight,
+            **dict(overrides or {}),
+        )
+    except ValidationError as error:
+        raise Unusable(f"connection {connection.id!r}: {error}") from None
+
+
+def api_call_record(record: CallRecord) -> ApiCallRecord:
+    return ApiCallRecord(
+        connection_id=record.connection_id,
+        endpoint=record.endpoint,
+        method=record.method,
+        started_at=record.started_at,
+        duration_ms=record.duration_ms,
+        http_status=record.http_status,
+        marketo_error=record.marketo_error,
+        batch_size=record.batch_size,
+        request_id=record.request_id,
+    )
+
+
+def _fingerprint(connection: Connection, secret: str | None) -> str:
+    """Identity of a connection's configuration; the secret enters only as a hash."""
+    digest = hashlib.sha256((secret or "").encode()).hexdigest()
+    return connection.model_dump_json() + digest
+
+
+@dataclass
+class _Entry:
+    fingerprint: str
+    client: MarketoClient
+
+
+class ClientPool:
+    def __init__(
+        self,
+        on_call: CallSink | None = None,
+        *,
+        overrides: Mapping[str, Any] | None = None,
+    ) -> None:
+        self._on_call = on_call
+        self._overrides = dict(overrides or {})
+        self._entries: dict[str, _Entry] = {}
+        self.built = 0
+
+    async def get(self, connection: Connection, secret: str | None) -> MarketoClient:
+        """The client for this connection as configured now; raises `Unusable`."""
+        fingerprint = _fingerprint(connection, secret)
+        entry = self._entries.get(connection.id)
+        if entry is not None and entry.fingerprint == fingerprint:
+            return entry.client
+        settings = settings_for(connection, secret, self._overrides)
+        if entry is not None:
+            log.info("connection %s changed; rebuilding its Marketo client", connection.id)
+            await entry.client.close()
+        client = MarketoClient(settings, on_call=self._hook)
+        self._entries[connection.id] = _Entry(fingerprint, client)
+        self.built += 1
+        return client
+
+    async def _hook(self, record: CallRecord) -> None:
+        if self._on_call is None:
+            return
+        result = self._on_call(api_call_record(record))
+        if result is not None:
+            await result
+
+    async def close(self) -> None:
+        entries, self._entries = self._entries, {}
+        for entry in entries.values():
+            try:
+                await entry.client.close()
+            except Exception:
+                log.debug("closing a Marketo client failed", exc_info=True)

@@ -1,0 +1,405 @@
+"""Deliver a batch of mapped actions for one connection: Marketo calls in, one outcome per request.
+
+The batch comes from the deliver agent (all requests of one connection taken within a short
+window). Requests are grouped so Marketo's batch endpoints carry as many leads as they allow:
+
+- create_update_lead: upsert by the lookup field (300 per call), then request each campaign for
+  the leads that synced (100 per call, requests with different tokens apart);
+- trigger_campaign: make sure each lead exists — createOrUpdate when the connection forces
+  updates, otherwise look the leads up and create only the missing ones — then request the
+  campaign with the mapped tokens;
+- form_post: submitForm, one lead per call.
+
+Nothing here raises for a Marketo or record-level problem: each request gets an outcome saying
+delivered, failed (data or technical) or parked (quota, or throttling that outlasted the client's
+patience). Auth and throttling are handled inside the client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from stream.marketo.client import MarketoClient, UpsertAction
+from stream.marketo.errors import FailureClass, MarketoError, MarketoFailure
+from stream.marketo.results import RecordResult
+from stream.messages import (
+    DeliveryRequest,
+    FailureCategory,
+    OutcomeRecord,
+    OutcomeStatus,
+    utcnow,
+)
+from stream.pipeline.route import latency_ms
+
+__all__ = ["Result", "deliver_batch", "failure_result", "outcome_for", "unreachable_outcomes"]
+
+CREATE_UPDATE_LEAD = "create_update_lead"
+TRIGGER_CAMPAIGN = "trigger_campaign"
+FORM_POST = "form_post"
+TRIGGERED = "campaign_triggered"
+"""`lead_result` of a trigger on an existing lead that was not updated (Force Update off)."""
+
+
+@dataclass
+class Result:
+    """What became of one request, before it is stamped into an `OutcomeRecord`."""
+
+    status: OutcomeStatus
+    category: FailureCategory | None = None
+    reason: str | None = None
+    marketo_code: str | None = None
+    lead_id: int | None = None
+    lead_result: str | None = None
+    request_id: str | None = None
+    retryable: bool = False
+    resume_at: datetime | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def failure_result(failure: MarketoFailure, stage: str) -> Result:
+    """The outcome of a classified Marketo failure at `stage` (upsert, campaign, form …)."""
+    kind = failure.kind
+    code = failure.code
+    detail = f"{stage}: {failure.describe()}"
+    rid = failure.request_id
+    if kind is FailureClass.QUOTA:
+        return Result(
+            OutcomeStatus.PARKED,
+            reason=f"{detail}; parked until the daily quota resets",
+            marketo_code=code,
+            request_id=rid,
+            resume_at=failure.retry_at,
+        )
+    if kind is FailureClass.THROTTLE:
+        return Result(
+            OutcomeStatus.PARKED,
+            reason=f"{detail}; throttled longer than the client waits, parked",
+            marketo_code=code,
+            request_id=rid,
+            resume_at=failure.retry_at,
+        )
+    if kind is FailureClass.DATA:
+        return Result(
+            OutcomeStatus.FAILED,
+            FailureCategory.DATA,
+            reason=detail,
+            marketo_code=code,
+            request_id=rid,
+        )
+    if kind in (FailureClass.SYSTEMIC, FailureClass.AUTH):
+        return Result(
+            OutcomeStatus.FAILED,
+            FailureCategory.TECHNICAL,
+            reason=f"configuration: {detail} (fix the connection or the flow, then resubmit)",
+            marketo_code=code,
+            request_id=rid,
+        )
+    return Result(
+        OutcomeStatus.FAILED,
+        FailureCategory.TECHNICAL,
+        reason=detail,
+        marketo_code=code,
+        request_id=rid,
+        retryable=True,
+    )
+
+
+def _data(reason: str) -> Result:
+    return Result(OutcomeStatus.FAILED, FailureCategory.DATA, reason=reason)
+
+
+def _config(reason: str) -> Result:
+    return Result(
+        OutcomeStatus.FAILED, FailureCategory.TECHNICAL, reason=f"configuration: {reason}"
+    )
+
+
+def outcome_for(request: DeliveryRequest, result: Result, now: datetime) -> OutcomeRecord:
+    return OutcomeRecord(
+        change_id=request.change_id,
+        flow_id=request.flow_id,
+        flow_name=request.flow_name,
+        mode=request.mode,
+        registration_code=request.registration_code,
+        event_code=request.event_code,
+        action=request.action,
+        connection_id=request.connection_id,
+        status=result.status,
+        category=result.category,
+        reason=result.reason,
+        marketo_code=result.marketo_code,
+        marketo_lead_id=result.lead_id,
+        lead_result=result.lead_result,
+        attempt=request.attempt,
+        occurred_at=request.occurred_at,
+        processed_at=now,
+        latency_ms=latency_ms(request.occurred_at, request.received_at, now),
+        campaign_id=request.campaign_id,
+        form_id=request.form_id,
+        redrive_kind=request.redrive_kind,
+        replay_id=request.replay_id,
+        retryable=result.retryable,
+        resume_at=result.resume_at,
+        request_id=result.request_id,
+    )
+
+
+def unreachable_outcomes(
+    requests: Sequence[DeliveryRequest], reason: str, now: datetime | None = None
+) -> list[OutcomeRecord]:
+    """Outcomes for requests whose connection cannot be used (missing, no secret …)."""
+    stamp = now or utcnow()
+    return [outcome_for(r, _config(reason), stamp) for r in requests]
+
+
+async def deliver_batch(
+    requests: Sequence[DeliveryRequest],
+    client: MarketoClient,
+    *,
+    force_update: bool = False,
+    now: Callable[[], datetime] = utcnow,
+) -> list[OutcomeRecord]:
+    """Deliver `requests` (one connection) and return one outcome per request, in input order."""
+    by_action: dict[str, list[int]] = defaultdict(list)
+    for index, request in enumerate(requests):
+        by_action[request.action].append(index)
+    results: dict[int, Result] = {}
+    jobs = []
+    for action, indices in by_action.items():
+        if action == CREATE_UPDATE_LEAD:
+            jobs.append(_create_update(requests, indices, client, results))
+        elif action == TRIGGER_CAMPAIGN:
+            jobs.append(_trigger(requests, indices, client, results, force_update))
+        elif action == FORM_POST:
+            jobs.append(_forms(requests, indices, client, results))
+        else:
+            for index in indices:
+                results[index] = _config(f"unknown action {action!r}")
+    await asyncio.gather(*jobs)
+    stamp = now()
+    return [
+        outcome_for(request, results.get(index) or _lost(), stamp)
+        for index, request in enumerate(requests)
+    ]
+
+
+def _lost() -> Result:
+    return Result(
+        OutcomeStatus.FAILED,
+        FailureCategory.TECHNICAL,
+        reason="no result for this request (internal error); retry",
+        retryable=True,
+    )
+
+
+# ---- leads -------------------------------------------------------------------------------------
+
+
+def _lookup_key(field_name: str, value: Any) -> str:
+    text = str(value).strip()
+    return text.lower() if field_name == "email" else text
+
+
+def _rounds(requests: Sequence[DeliveryRequest], indices: Sequence[int]) -> list[list[int]]:
+    """Split so no upsert call carries the same lead twice (Marketo refuses duplicate keys).
+
+    The second change for a lead goes in a later call, so the lead ends with the newest values.
+    """
+    rounds: list[list[int]] = []
+    seen: list[set[str]] = []
+    for index in indices:
+        request = requests[index]
+        key = _lookup_key(request.lookup_field, request.payload.get(request.lookup_field, ""))
+        for number, keys in enumerate(seen):
+            if key not in keys:
+                keys.add(key)
+                rounds[number].append(index)
+                break
+        else:
+            seen.append({key})
+            rounds.append([index])
+    return rounds
+
+
+async def _upsert(
+    requests: Sequence[DeliveryRequest],
+    indices: Sequence[int],
+    client: MarketoClient,
+    action: UpsertAction,
+) -> dict[int, RecordResult]:
+    by_lookup: dict[str, list[int]] = defaultdict(list)
+    for index in indices:
+        by_lookup[requests[index].lookup_field].append(index)
+    out: dict[int, RecordResult] = {}
+    for lookup_field, group in by_lookup.items():
+        for round_ in _rounds(requests, group):
+            leads = [requests[i].payload for i in round_]
+            results = await client.upsert_leads(leads, action=action, lookup_field=lookup_field)
+            for index, result in zip(round_, results, strict=True):
+                out[index] = result
+    return out
+
+
+async def _create_update(
+    requests: Sequence[DeliveryRequest],
+    indices: Sequence[int],
+    client: MarketoClient,
+    results: dict[int, Result],
+) -> None:
+    synced = await _upsert(requests, indices, client, "createOrUpdate")
+    ready: dict[int, tuple[int, str | None]] = {}
+    for index in indices:
+        record = synced[index]
+        if record.failure is not None:
+            results[index] = failure_result(record.failure, "upsert")
+        elif record.lead_id is None:
+            results[index] = Result(
+                OutcomeStatus.FAILED,
+                FailureCategory.TECHNICAL,
+                reason="upsert: Marketo answered without a lead id",
+                request_id=record.request_id,
+                retryable=True,
+            )
+        else:
+            ready[index] = (record.lead_id, record.status)
+    await _campaigns(requests, ready, client, results)
+
+
+async def _trigger(
+    requests: Sequence[DeliveryRequest],
+    indices: Sequence[int],
+    client: MarketoClient,
+    results: dict[int, Result],
+    force_update: bool,
+) -> None:
+    ready: dict[int, tuple[int, str | None]] = {}
+    if force_update:
+        synced = await _upsert(requests, indices, client, "createOrUpdate")
+    else:
+        existing = await _existing(requests, indices, client, results)
+        missing = [i for i in indices if i not in results and i not in existing]
+        for index, lead_id in existing.items():
+            ready[index] = (lead_id, TRIGGERED)
+        synced = await _upsert(requests, missing, client, "createOnly") if missing else {}
+    for index, record in synced.items():
+        if record.failure is not None:
+            results[index] = failure_result(record.failure, "create lead")
+        elif record.lead_id is None:
+            results[index] = Result(
+                OutcomeStatus.FAILED,
+                FailureCategory.TECHNICAL,
+                reason="create lead: Marketo answered without a lead id",
+                request_id=record.request_id,
+                retryable=True,
+            )
+        else:
+            ready[index] = (record.lead_id, record.status)
+    await _campaigns(requests, ready, client, results)
+
+
+async def _existing(
+    requests: Sequence[DeliveryRequest],
+    indices: Sequence[int],
+    client: MarketoClient,
+    results: dict[int, Result],
+) -> dict[int, int]:
+    """Lead ids of requests whose lead already exists (newest lead when several match)."""
+    by_lookup: dict[str, list[int]] = defaultdict(list)
+    for index in indices:
+        request = requests[index]
+        if not str(request.payload.get(request.lookup_field, "")).strip():
+            results[index] = _data(f"lookup field {request.lookup_field!r} is empty")
+            continue
+        by_lookup[request.lookup_field].append(index)
+    found: dict[int, int] = {}
+    for lookup_field, group in by_lookup.items():
+        values = list(dict.fromkeys(str(requests[i].payload[lookup_field]).strip() for i in group))
+        try:
+            leads = await client.get_leads(lookup_field, values, fields=["id", lookup_field])
+        except MarketoError as error:
+            for index in group:
+                results[index] = failure_result(error.failure, "lead lookup")
+            continue
+        ids: dict[str, int] = {}
+        for lead in leads:
+            lead_id = lead.get("id")
+            value = lead.get(lookup_field)
+            if isinstance(lead_id, int) and value is not None:
+                key = _lookup_key(lookup_field, value)
+                ids[key] = max(lead_id, ids.get(key, lead_id))
+        for index in group:
+            key = _lookup_key(lookup_field, requests[index].payload[lookup_field])
+            if key in ids:
+                found[index] = ids[key]
+    return found
+
+
+async def _campaigns(
+    requests: Sequence[DeliveryRequest],
+    ready: Mapping[int, tuple[int, str | None]],
+    client: MarketoClient,
+    results: dict[int, Result],
+) -> None:
+    """Request each campaign for the leads that are ready (one call per 100 leads and tokens)."""
+    groups: dict[tuple[int, tuple[tuple[str, str], ...]], list[int]] = defaultdict(list)
+    for index in ready:
+        request = requests[index]
+        if request.campaign_id is None:
+            results[index] = _data("no campaign id for this change (event question or flow)")
+            continue
+        tokens = tuple(sorted(request.tokens.items()))
+        groups[(request.campaign_id, tokens)].append(index)
+
+    async def one(campaign_id: int, tokens: dict[str, str], group: list[int]) -> None:
+        lead_ids = [ready[i][0] for i in group]
+        answers = await client.request_campaign(campaign_id, lead_ids, tokens=tokens)
+        for index, answer in zip(group, answers, strict=True):
+            lead_id, lead_result = ready[index]
+            if answer.failure is not None:
+                result = failure_result(answer.failure, f"campaign {campaign_id}")
+                result.lead_id = lead_id
+                results[index] = result
+            else:
+                results[index] = Result(
+                    OutcomeStatus.DELIVERED,
+                    lead_id=lead_id,
+                    lead_result=lead_result,
+                    request_id=answer.request_id,
+                )
+
+    await asyncio.gather(*(one(cid, dict(tokens), g) for (cid, tokens), g in groups.items()))
+
+
+# ---- forms -------------------------------------------------------------------------------------
+
+
+async def _forms(
+    requests: Sequence[DeliveryRequest],
+    indices: Sequence[int],
+    client: MarketoClient,
+    results: dict[int, Result],
+) -> None:
+    async def one(index: int) -> None:
+        request = requests[index]
+        if request.form_id is None:
+            results[index] = _data("no form for this form post")
+            return
+        answer = await client.submit_form(
+            request.form_id, request.payload, program_id=request.program_id
+        )
+        if answer.failure is not None:
+            results[index] = failure_result(answer.failure, f"form {request.form_id}")
+        else:
+            results[index] = Result(
+                OutcomeStatus.DELIVERED,
+                lead_id=answer.lead_id,
+                lead_result=answer.status or "form_posted",
+                request_id=answer.request_id,
+            )
+
+    await asyncio.gather(*(one(i) for i in indices))

@@ -1,0 +1,210 @@
+"""From one change (or a redrive of one) to outcomes and delivery requests.
+
+Pure: the configuration and catalog come in as values, time comes in as arguments, nothing is
+sent. The route agent publishes what this returns; previews and tests call it directly.
+
+Every (change, flow) pair evaluated gets exactly one result here: an `OutcomeRecord` for what is
+decided without Marketo (not activated, filtered out, data failure, dry run), or a
+`DeliveryRequest` whose outcome the deliver step publishes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from config.completeness import completeness
+from config.models import Account, Flow
+from stream.certain.events import ChangeEvent
+from stream.core.catalog import EventCatalog
+from stream.core.evaluate import evaluate, evaluate_all
+from stream.core.results import DataFailure, Evaluation, FilteredOut, Mapped, NotActivated
+from stream.messages import (
+    DeliveryRequest,
+    FailureCategory,
+    OutcomeRecord,
+    OutcomeStatus,
+    Redrive,
+)
+
+__all__ = ["Routed", "latency_ms", "route_change"]
+
+
+@dataclass
+class Routed:
+    """What one change produced: outcomes decided now, and actions for delivery."""
+
+    outcomes: list[OutcomeRecord] = field(default_factory=list)
+    deliveries: list[DeliveryRequest] = field(default_factory=list)
+
+    def extend(self, other: Routed) -> None:
+        self.outcomes.extend(other.outcomes)
+        self.deliveries.extend(other.deliveries)
+
+
+def latency_ms(change_time: datetime, received_at: datetime | None, done: datetime) -> float:
+    """Milliseconds from when Signal received the change (else when it occurred) to `done`.
+
+    The receive time is what Signal controls; `occurredAt` comes from Certain's clock and, for
+    replays of old changes, says nothing about Signal's speed.
+    """
+    start = received_at if received_at is not None else change_time
+    return max(0.0, (done - start).total_seconds() * 1000.0)
+
+
+def route_change(
+    change: ChangeEvent,
+    account: Account,
+    catalog: EventCatalog,
+    *,
+    now: datetime,
+    received_at: datetime | None = None,
+    redrive: Redrive | None = None,
+) -> Routed:
+    """Evaluate `change` against every active, complete flow (or the redrive's flow only)."""
+    if redrive is None:
+        pairs: Sequence[tuple[Flow, Evaluation]] = evaluate_all(change, account, catalog)
+    else:
+        flow = account.flow(redrive.flow_id)
+        refusal = _redrive_refusal(flow, redrive, account)
+        if refusal is not None or flow is None:
+            return Routed(
+                outcomes=[
+                    _outcome(
+                        change,
+                        flow,
+                        redrive,
+                        now=now,
+                        received_at=received_at,
+                        status=OutcomeStatus.NOT_ACTIVATED,
+                        reason=refusal,
+                        flow_id=redrive.flow_id,
+                    )
+                ]
+            )
+        pairs = [(flow, evaluate(change, flow, account, catalog))]
+    routed = Routed()
+    for flow, evaluation in pairs:
+        routed.extend(_one(change, flow, evaluation, redrive, now=now, received_at=received_at))
+    return routed
+
+
+def _redrive_refusal(flow: Flow | None, redrive: Redrive, account: Account) -> str | None:
+    if flow is None:
+        return f"flow {redrive.flow_id!r} no longer exists; nothing to {redrive.kind}"
+    if not flow.active:
+        return f"flow {flow.id!r} is inactive; activate it to {redrive.kind}"
+    missing = completeness(flow, account)
+    if missing:
+        return f"flow {flow.id!r} is incomplete: {'; '.join(missing)}"
+    return None
+
+
+def _one(
+    change: ChangeEvent,
+    flow: Flow,
+    evaluation: Evaluation,
+    redrive: Redrive | None,
+    *,
+    now: datetime,
+    received_at: datetime | None,
+) -> Routed:
+    def outcome(status: OutcomeStatus, **fields: Any) -> Routed:
+        return Routed(
+            outcomes=[
+                _outcome(
+                    change, flow, redrive, now=now, received_at=received_at, status=status, **fields
+                )
+            ]
+        )
+
+    if isinstance(evaluation, NotActivated):
+        return outcome(OutcomeStatus.NOT_ACTIVATED, reason=evaluation.reason)
+    if isinstance(evaluation, FilteredOut):
+        return outcome(OutcomeStatus.FILTERED_OUT, reason=evaluation.reason)
+    if isinstance(evaluation, DataFailure):
+        where = f"{evaluation.field}: " if evaluation.field else ""
+        return outcome(
+            OutcomeStatus.FAILED,
+            category=FailureCategory.DATA,
+            reason=where + evaluation.reason,
+        )
+    assert isinstance(evaluation, Mapped)
+    if redrive is not None and redrive.dry_run:
+        return outcome(
+            OutcomeStatus.WOULD_SEND,
+            action=evaluation.action.value,
+            connection_id=evaluation.connection_id,
+            reason=f"dry run: would send {evaluation.reason}",
+            payload=dict(evaluation.payload),
+            campaign_id=evaluation.campaign_id,
+            form_id=evaluation.form_id,
+        )
+    form = flow.destination.form
+    return Routed(
+        deliveries=[
+            DeliveryRequest(
+                change_id=change.change_id,
+                flow_id=flow.id,
+                flow_name=flow.name,
+                mode=flow.mode.value,
+                connection_id=evaluation.connection_id,
+                action=evaluation.action.value,
+                registration_code=change.registration_code,
+                event_code=change.event_code,
+                occurred_at=change.occurred_at,
+                routed_at=now,
+                received_at=received_at,
+                payload=dict(evaluation.payload),
+                lookup_field=evaluation.lookup_field,
+                campaign_id=evaluation.campaign_id,
+                form_id=evaluation.form_id,
+                program_id=form.program_id if form is not None else None,
+                tokens=dict(evaluation.tokens),
+                attempt=redrive.attempt if redrive is not None else 1,
+                redrive_kind=redrive.kind if redrive is not None else None,
+                replay_id=redrive.replay_id if redrive is not None else None,
+            )
+        ]
+    )
+
+
+def _outcome(
+    change: ChangeEvent,
+    flow: Flow | None,
+    redrive: Redrive | None,
+    *,
+    now: datetime,
+    received_at: datetime | None,
+    status: OutcomeStatus,
+    flow_id: str | None = None,
+    **fields: Any,
+) -> OutcomeRecord:
+    action = fields.pop("action", None)
+    if action is None and flow is not None and flow.destination.action is not None:
+        action = flow.destination.action.value
+    connection_id = fields.pop("connection_id", None)
+    if connection_id is None and flow is not None:
+        connection_id = flow.destination.connection
+    return OutcomeRecord.model_validate(
+        {
+            "change_id": change.change_id,
+            "flow_id": flow.id if flow is not None else flow_id,
+            "flow_name": flow.name if flow is not None else (flow_id or ""),
+            "mode": flow.mode.value if flow is not None else "live",
+            "registration_code": change.registration_code,
+            "event_code": change.event_code,
+            "action": action,
+            "connection_id": connection_id,
+            "status": status,
+            "attempt": redrive.attempt if redrive is not None else 1,
+            "occurred_at": change.occurred_at,
+            "processed_at": now,
+            "latency_ms": latency_ms(change.occurred_at, received_at, now),
+            "redrive_kind": redrive.kind if redrive is not None else None,
+            "replay_id": redrive.replay_id if redrive is not None else None,
+            **fields,
+        }
+    )

@@ -1,0 +1,224 @@
+"""The worker's view of configuration and event catalog, fed by `signal-config`.
+
+Every worker reads the topic itself with a plain consumer *without* a group, so every worker sees
+every snapshot (a group would hand each snapshot to one worker only). A snapshot is whole, so only
+the newest matters: the reader starts a few records before the end and applies each snapshot it
+reads, newest last.
+
+Event changes routed by this worker are applied to the local catalog at once (`apply_event`);
+control republishes the catalog in snapshots, debounced, so a snapshot may lag behind what this
+worker already knows. Taking a snapshot therefore keeps any local event entry that is newer than
+the snapshot's.
+
+`ConfigSnapshot.secrets` maps connection id → client secret. The account dict carries no secret
+(exports omit them), so they are put back into the rebuilt `Account`'s connections, which is also
+what `config.completeness` checks for.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from pydantic import SecretStr, ValidationError
+
+from config.models import Account
+from stream.broker import bootstrap_servers
+from stream.certain.events import ChangeEvent
+from stream.core.catalog import EventCatalog
+from stream.messages import ConfigSnapshot
+from stream.topics import CONFIG
+
+log = logging.getLogger("signal.pipeline.snapshot")
+
+__all__ = ["ConfigView", "Snapshot", "SnapshotReader", "build_snapshot", "merge_catalogs"]
+
+TAIL = 20
+"""Records read back from the end of `signal-config` at start to find the newest snapshot."""
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    version: int
+    account: Account
+    secrets: Mapping[str, str]
+    catalog: EventCatalog
+
+    def secret(self, connection_id: str) -> str | None:
+        return self.secrets.get(connection_id)
+
+
+def build_snapshot(message: ConfigSnapshot) -> Snapshot:
+    """Rebuild the account (secrets put back) and catalog; raises ValueError when unusable."""
+    try:
+        account = Account.model_validate(message.account)
+        for connection in account.connections:
+            secret = message.secrets.get(connection.id)
+            if secret:
+                connection.client_secret = SecretStr(secret)
+        catalog = EventCatalog.from_dict(message.catalog or {})
+    except ValidationError as error:
+        raise ValueError(f"snapshot {message.version} is not a valid account: {error}") from None
+    return Snapshot(message.version, account, dict(message.secrets), catalog)
+
+
+def merge_catalogs(snapshot: EventCatalog, local: EventCatalog) -> EventCatalog:
+    """The snapshot's catalog, with local entries that are newer than (or missing from) it."""
+    merged = snapshot
+    for code in local:
+        mine = local.entry(code)
+        theirs = snapshot.entry(code)
+        if mine is not None and (theirs is None or mine.updated_at > theirs.updated_at):
+            merged = merged.with_event(code, mine.event, mine.updated_at, mine.change_id)
+    return merged
+
+
+class ConfigView:
+    """The newest snapshot plus local catalog updates; what the agents evaluate against."""
+
+    def __init__(self) -> None:
+        self._snapshot: Snapshot | None = None
+        self._catalog = EventCatalog()
+        self._changed = asyncio.Event()
+        self._ready = asyncio.Event()
+        self.snapshots_applied = 0
+        self.applied_at = 0.0
+
+    @property
+    def ready(self) -> bool:
+        return self._snapshot is not None
+
+    @property
+    def snapshot(self) -> Snapshot:
+        if self._snapshot is None:
+            raise RuntimeError("no configuration snapshot yet")
+        return self._snapshot
+
+    @property
+    def account(self) -> Account:
+        return self.snapshot.account
+
+    @property
+    def catalog(self) -> EventCatalog:
+        return self._catalog
+
+    @property
+    def version(self) -> int | None:
+        return None if self._snapshot is None else self._snapshot.version
+
+    def take(self, snapshot: Snapshot) -> None:
+        self._snapshot = snapshot
+        self._catalog = merge_catalogs(snapshot.catalog, self._catalog)
+        self.snapshots_applied += 1
+        self.applied_at = time.monotonic()
+        self._ready.set()
+        changed, self._changed = self._changed, asyncio.Event()
+        changed.set()
+
+    def apply_event(self, change: ChangeEvent) -> bool:
+        """Apply an event change to the local catalog; True when it changed anything."""
+        before = self._catalog
+        self._catalog = before.apply(change)
+        return self._catalog is not before
+
+    async def wait_ready(self, log_every: float = 10.0) -> None:
+        """Block until the first snapshot has arrived (the worker never evaluates against
+        nothing)."""
+        while not self._ready.is_set():
+            try:
+                await asyncio.wait_for(self._ready.wait(), log_every)
+            except TimeoutError:
+                log.warning("waiting for the first configuration snapshot on %s", CONFIG.name)
+
+    async def wait_next(self, within: float) -> bool:
+        """Wait up to `within` s for another snapshot; True when one came."""
+        changed = self._changed
+        try:
+            await asyncio.wait_for(changed.wait(), within)
+        except TimeoutError:
+            return False
+        return True
+
+
+class SnapshotReader:
+    """Reads `signal-config` without a consumer group and feeds a `ConfigView`."""
+
+    def __init__(
+        self, broker_url: str, view: ConfigView, *, topic: str = CONFIG.name, poll_ms: int = 200
+    ) -> None:
+        self._servers = bootstrap_servers(broker_url)
+        self._view = view
+        self._topic = topic
+        self._poll_ms = poll_ms
+        self._consumer: AIOKafkaConsumer | None = None
+        self._next: int | None = None
+
+    async def run(self) -> None:
+        """Read forever; reconnects after errors (never raises, except on cancellation)."""
+        while True:
+            try:
+                await self._read()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("reading %s failed; reconnecting in 1 s", self._topic)
+                await asyncio.sleep(1.0)
+            finally:
+                await self._close()
+
+    async def _close(self) -> None:
+        consumer, self._consumer = self._consumer, None
+        if consumer is not None:
+            try:
+                await consumer.stop()
+            except Exception:
+                log.debug("closing the snapshot consumer failed", exc_info=True)
+
+    async def _read(self) -> None:
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self._servers,
+            group_id=None,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            client_id="signal-pipeline-config",
+            fetch_max_wait_ms=self._poll_ms,
+        )
+        self._consumer = consumer
+        await consumer.start()
+        partition = TopicPartition(self._topic, 0)
+        consumer.assign([partition])
+        end = (await consumer.end_offsets([partition]))[partition]
+        start = max(0, end - TAIL) if self._next is None else min(self._next, end)
+        consumer.seek(partition, start)
+        while True:
+            batches = await consumer.getmany(partition, timeout_ms=self._poll_ms)
+            newest: Any = None
+            for records in batches.values():
+                for record in records:
+                    self._next = record.offset + 1
+                    parsed = _parse(record.value)
+                    if parsed is not None:
+                        newest = parsed
+            if newest is not None:
+                self._view.take(newest)
+                log.info(
+                    "configuration snapshot %s applied (%d flows, %d events)",
+                    newest.version,
+                    len(newest.account.flows),
+                    len(newest.catalog),
+                )
+
+
+def _parse(value: bytes | None) -> Snapshot | None:
+    if value is None:
+        return None
+    try:
+        return build_snapshot(ConfigSnapshot.loads(value))
+    except (ValidationError, ValueError) as error:
+        log.error("ignoring an unusable record on %s: %s", CONFIG.name, str(error)[:500])
+        return None
