@@ -50,9 +50,12 @@ def _timestamp(request: web.Request, name: str) -> datetime | None:
     if text is None or not text.strip():
         return None
     try:
-        return datetime.fromisoformat(text.strip())
+        value = datetime.fromisoformat(text.strip())
     except ValueError:
         raise _BadParameter(name, f"{name} must be an ISO 8601 time, got {text!r}") from None
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise _BadParameter(name, f"{name} must include a time zone, e.g. {text.strip()}Z")
+    return value
 
 
 def _mode_and_window(request: web.Request) -> tuple[Mode, Window]:

@@ -1,0 +1,123 @@
+"""The metrics routes over HTTP (a real aiohttp server on loopback, the real store)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+from metrics_stream_gen import NOW
+
+from stream.api.metrics_routes import add_metrics_routes
+from stream.metrics import RuntimeStatus
+from stream.metrics.definitions import Mode
+from stream.store import Store
+
+
+@pytest.fixture
+async def client(metrics_store: Store) -> AsyncIterator[TestClient[web.Request, web.Application]]:
+    async def runtime() -> RuntimeStatus:
+        return RuntimeStatus(last_change_seen_at=NOW, consumer_lag=3, workers_alive=1)
+
+    def flows(mode: Mode) -> int:
+        return {"live": 4, "test": 1}[mode]
+
+    app = web.Application()
+    add_metrics_routes(app, metrics_store, runtime=runtime, active_flows=flows)
+    async with TestClient(TestServer(app, host="127.0.0.1")) as c:
+        yield c
+
+
+EXPLICIT = {"from": "2026-11-27T12:00:00Z", "to": "2026-11-28T12:00:00Z"}
+
+
+async def test_summary_over_http(client: TestClient[web.Request, web.Application]) -> None:
+    response = await client.get("/api/v1/metrics/summary", params={"mode": "test", **EXPLICIT})
+    assert response.status == 200
+    body = await response.json()
+    assert body["mode"] == "test" and body["active_flows"] == 1
+    assert body["period"]["from"] == "2026-11-27T12:00:00+00:00"
+    assert body["processing_status"]["consumer_lag"] == 3
+    assert body["processing_status"]["last_change_seen_at"] == NOW.isoformat()
+    assert len(body["registration_activity"]) == 24
+
+
+async def test_troubleshooting_and_feed_over_http(
+    client: TestClient[web.Request, web.Application],
+) -> None:
+    response = await client.get("/api/v1/metrics/troubleshooting", params=EXPLICIT)
+    assert response.status == 200
+    assert (await response.json())["mode"] == "live"
+
+    first = await (await client.get("/api/v1/activity", params={**EXPLICIT, "limit": "3"})).json()
+    assert len(first["items"]) == 3 and first["next_before"]
+    second = await (
+        await client.get(
+            "/api/v1/activity", params={**EXPLICIT, "limit": "3", "before": first["next_before"]}
+        )
+    ).json()
+    assert second["items"][0]["time"] <= first["items"][-1]["time"]
+    assert {i["change_id"] + i["flow_id"] for i in first["items"]}.isdisjoint(
+        i["change_id"] + i["flow_id"] for i in second["items"]
+    )
+
+
+async def test_prometheus_scrape(client: TestClient[web.Request, web.Application]) -> None:
+    response = await client.get("/metrics")
+    assert response.status == 200
+    assert response.headers["Content-Type"] == "text/plain; version=0.0.4; charset=utf-8"
+    text = await response.text()
+    assert "# TYPE signal_outcome_attempts_total counter" in text
+    assert "signal_workers_alive 1" in text
+
+
+@pytest.mark.parametrize(
+    ("path", "params", "parameter"),
+    [
+        ("/api/v1/metrics/summary", {"mode": "prod"}, "mode"),
+        ("/api/v1/metrics/summary", {"period": "yesterday"}, "period"),
+        ("/api/v1/metrics/summary", {"period": "0h"}, "period"),
+        ("/api/v1/metrics/troubleshooting", {"period": "900d"}, "period"),
+        ("/api/v1/metrics/troubleshooting", {"from": "2026-11-28T12:00:00"}, "from"),
+        ("/api/v1/metrics/troubleshooting", {"from": "noon"}, "from"),
+        ("/api/v1/activity", {**EXPLICIT, "period": "24h"}, "period"),
+        ("/api/v1/activity", {"from": EXPLICIT["to"], "to": EXPLICIT["from"]}, "period"),
+        ("/api/v1/activity", {"limit": "0"}, "limit"),
+        ("/api/v1/activity", {"limit": "many"}, "limit"),
+        ("/api/v1/activity", {"before": "garbage"}, "before"),
+    ],
+)
+async def test_bad_parameters_answer_400_naming_the_parameter(
+    client: TestClient[web.Request, web.Application],
+    path: str,
+    params: dict[str, str],
+    parameter: str,
+) -> None:
+    response = await client.get(path, params=params)
+    assert response.status == 400
+    body = await response.json()
+    assert body["error"] == "invalid_parameter" and body["parameter"] == parameter
+    assert body["message"]
+
+
+async def test_a_closed_store_answers_503(
+    client: TestClient[web.Request, web.Application], metrics_store: Store
+) -> None:
+    await metrics_store.close()
+    for path in ("/api/v1/metrics/summary", "/api/v1/activity", "/metrics"):
+        response = await client.get(path)
+        assert response.status == 503
+        assert (await response.json())["error"] == "store_unavailable"
+
+
+async def test_default_period_is_the_last_24_hours(
+    client: TestClient[web.Request, web.Application],
+) -> None:
+    body = await (await client.get("/api/v1/metrics/summary")).json()
+    start = datetime.fromisoformat(body["period"]["from"])
+    end = datetime.fromisoformat(body["period"]["to"])
+    assert body["period"]["label"] == "24h"
+    assert (end - start).total_seconds() == 86400
+    assert abs((datetime.now(UTC) - end).total_seconds()) < 60
