@@ -42,11 +42,14 @@ SELECT change_id, flow_id, 'Flow ' || flow_id, mode, registration_code, 'EV' || 
        CASE status
          WHEN 'not_activated' THEN CASE h % 4
               WHEN 0 THEN 'no activate-for tag matched (found status Attended: VIP)'
-              WHEN 1 THEN 'flow watches registration.status_change; this is a event.create_update change'
+              WHEN 1 THEN 'flow watches registration.status_change; '
+                          || 'this is a event.create_update change'
               WHEN 2 THEN 'live data; a test flow takes only test registrations and test events'
               ELSE 'registration R' || c || ' is inactive (deleted)' END
-         WHEN 'filtered_out' THEN 'filter ' || (1 + h % 3) || ' does not hold: event.eventType equals ''Conference'' (found ''Webinar'')'
-         WHEN 'failed' THEN CASE WHEN h % 3 = 0 THEN 'required field ''email'' is empty' ELSE 'HTTP 503' END
+         WHEN 'filtered_out' THEN 'filter ' || (1 + h % 3)
+              || ' does not hold: event.eventType equals ''Conference'' (found ''Webinar'')'
+         WHEN 'failed' THEN
+              CASE WHEN h % 3 = 0 THEN 'required field ''email'' is empty' ELSE 'HTTP 503' END
          WHEN 'parked' THEN 'daily quota reached (607)'
          WHEN 'skipped_duplicate' THEN 'already delivered' END,
        CASE WHEN status = 'delivered' THEN i END,
@@ -58,7 +61,9 @@ SELECT change_id, flow_id, 'Flow ' || flow_id, mode, registration_code, 'EV' || 
        'o-' || i || '-' || attempts, attempts, first_at,
        CASE WHEN status = 'delivered' THEN processed_at END, processed_at
 FROM (
-    SELECT *, first_at + CASE WHEN attempts > 1 THEN to_microseconds(((h % 14400) * 1000000)::BIGINT) ELSE INTERVAL 0 SECOND END AS processed_at
+    SELECT *, first_at + CASE WHEN attempts > 1
+                              THEN to_microseconds(((h % 14400) * 1000000)::BIGINT)
+                              ELSE INTERVAL 0 SECOND END AS processed_at
     FROM (
         SELECT i, c, flow_n, h,
                'chg-' || c AS change_id, 'flow-' || flow_n AS flow_id,
@@ -87,7 +92,8 @@ SELECT 'o-' || replace(d.request_id, 'req-', '') || '-' || a.k, d.change_id, d.f
        a.k, false, d.occurred_at,
        CASE WHEN a.k = d.attempts THEN d.processed_at
             ELSE d.first_processed_at + to_microseconds(
-                (epoch_us(d.processed_at) - epoch_us(d.first_processed_at)) * (a.k - 1) // d.attempts)
+                (epoch_us(d.processed_at) - epoch_us(d.first_processed_at))
+                * (a.k - 1) // d.attempts)
        END,
        d.latency_ms, d.request_id, d.connection_id, NULL, NULL, d.updated_at
 FROM delivery_state d, range(1, 4) a(k)
