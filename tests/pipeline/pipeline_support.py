@@ -1,0 +1,176 @@
+"""Data shared by the pipeline tests: the example account pointed at a sandbox, Certain-shaped
+changes, config snapshots and delivery requests."""
+
+from __future__ import annotations
+
+import copy
+import itertools
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from config.models import Account
+from stream.certain.events import ChangeEvent
+from stream.core.catalog import EventCatalog
+from stream.messages import ConfigSnapshot, DeliveryRequest
+
+EXAMPLE_ACCOUNT = Path("/work/shared/examples/account.yaml")
+CONNECTION = "mkto-prod"
+SECRET = "sandbox-secret"
+_ids = itertools.count(1)
+
+
+def account_data(
+    service_url: str = "http://127.0.0.1:9", *, all_active: bool = True, force_update: bool = False
+) -> dict[str, Any]:
+    """The example account (no secret in it), its connection aimed at `service_url`; with
+    `all_active` every flow is active and live (the form flow is a test flow in the example)."""
+    raw: dict[str, Any] = yaml.safe_load(EXAMPLE_ACCOUNT.read_text())
+    connection = raw["connections"][0]
+    connection.update(service_url=service_url, client_id="sandbox-client")
+    connection["force_update"] = force_update
+    connection.pop("client_secret", None)
+    if all_active:
+        for flow in raw["flows"]:
+            flow["active"] = True
+            flow["mode"] = "live"
+    return raw
+
+
+def account(service_url: str = "http://127.0.0.1:9", **options: Any) -> Account:
+    built = Account.model_validate(account_data(service_url, **options))
+    from pydantic import SecretStr
+
+    for connection in built.connections:
+        connection.client_secret = SecretStr(SECRET)
+    return built
+
+
+def snapshot(
+    service_url: str, version: int = 1, catalog: dict[str, Any] | None = None, **options: Any
+) -> ConfigSnapshot:
+    return ConfigSnapshot(
+        version=version,
+        account=account_data(service_url, **options),
+        secrets={CONNECTION: SECRET},
+        catalog=catalog or {},
+    )
+
+
+def event_json(
+    code: str = "SUMMIT26",
+    *,
+    change_id: str | None = None,
+    is_test: bool = False,
+    questions: dict[str, Any] | None = None,
+    occurred_at: str = "2026-11-01T08:00:00Z",
+) -> dict[str, Any]:
+    return {
+        "changeId": change_id or f"evt-{next(_ids)}",
+        "type": "event.create_update",
+        "accountCode": "ACME",
+        "eventCode": code,
+        "occurredAt": occurred_at,
+        "event": {
+            "eventCode": code,
+            "eventName": "Acme Summit 2026",
+            "eventStatus": "Active",
+            "isTest": is_test,
+            "eventType": "Conference",
+            "eventQuestions": dict(questions or {}),
+            "setup": {
+                "attendeeTypes": [{"code": "VIP", "tags": ["vip"]}],
+                "registrationQuestions": [{"code": "DIET", "tags": ["diet"]}],
+                "eventTags": ["signal_marketo"],
+            },
+        },
+    }
+
+
+def registration_json(
+    n: int = 1,
+    *,
+    change_id: str | None = None,
+    status: str = "New",
+    email: str | None = None,
+    country: str = "US",
+    event_code: str = "SUMMIT26",
+    kind: str = "registration.status_change",
+    session_status: str = "Attended",
+    occurred_at: str | None = None,
+) -> dict[str, Any]:
+    change: dict[str, Any] = {
+        "changeId": change_id or f"chg-{next(_ids)}",
+        "type": kind,
+        "accountCode": "ACME",
+        "eventCode": event_code,
+        "occurredAt": occurred_at or datetime.now(UTC).isoformat(),
+        "registration": {
+            "registrationCode": f"R{n:06d}",
+            "attendeeTypeCode": "VIP",
+            "registrationStatusLabel": status,
+            "isTest": False,
+            "isActive": True,
+            "properties": {"complete": True},
+            "profile": {
+                "firstName": "ana",
+                "lastName": f"ruiz{n}",
+                "email": email if email is not None else f"user{n}@example.com",
+                "organization": "Acme",
+                "address": {"city": "Seattle", "state": "WA", "country": country},
+            },
+            "registrationQuestions": [{"questionCode": "DIET", "answers": ["Vegetarian"]}],
+        },
+    }
+    if kind == "session_registration.status_change":
+        change["session"] = {
+            "sessionCode": "S1",
+            "sessionName": "Keynote",
+            "regSessionStatus": session_status,
+        }
+    return change
+
+
+def change(data: dict[str, Any]) -> ChangeEvent:
+    return ChangeEvent.model_validate(copy.deepcopy(data))
+
+
+def catalog_with(*events: dict[str, Any]) -> EventCatalog:
+    return EventCatalog().apply_all(change(e) for e in events)
+
+
+def request(
+    action: str,
+    payload: dict[str, str],
+    *,
+    campaign_id: int | None = 1001,
+    form_id: int | None = None,
+    tokens: dict[str, str] | None = None,
+    change_id: str | None = None,
+    flow_id: str = "flow-1",
+) -> DeliveryRequest:
+    return DeliveryRequest(
+        change_id=change_id or f"chg-{next(_ids)}",
+        flow_id=flow_id,
+        flow_name="Flow one",
+        mode="live",
+        connection_id=CONNECTION,
+        action=action,
+        occurred_at=datetime.now(UTC),
+        received_at=datetime.now(UTC),
+        payload=payload,
+        campaign_id=campaign_id,
+        form_id=form_id,
+        tokens=tokens or {},
+    )
+
+
+def lead(n: int, email: str | None = None, **extra: str) -> dict[str, str]:
+    return {
+        "email": email or f"user{n}@example.com",
+        "firstName": "Ana",
+        "lastName": f"Ruiz{n}",
+        **extra,
+    }
