@@ -244,6 +244,8 @@ class Runner:
         self.children = [control, pipeline]
         await control.start()
         await pipeline.start()
+        broker_pid = f", broker pid {self.broker.pid}" if self.broker is not None else ""
+        self.say(f"control pid {control.pid}, pipeline pid {pipeline.pid}{broker_pid}")
         for child in self.children:
             self.tasks.append(asyncio.create_task(self._supervise(child), name=child.name))
 
@@ -356,6 +358,7 @@ class Runner:
                 pass
             child.restarts += 1
             await child.start()
+            self.say(f"{child.name} restarted (pid {child.pid})")
 
     def _fail(self, message: str) -> None:
         if self.failure is None:
