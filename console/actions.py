@@ -1,0 +1,200 @@
+"""Every console command in one registry: id → keys, description, footer visibility, danger.
+
+Bindings, the footer, the `?` help screen, the `ctrl+p` palette and read-only mode all read this
+table, so a key shown in help is the key that works, and a mutating action hidden in read-only
+mode is hidden everywhere. Keys can be remapped by id (`App.set_keymap`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from textual.binding import Binding
+
+GLOBAL = "global"
+
+
+@dataclass(frozen=True)
+class ActionSpec:
+    id: str
+    keys: str
+    action: str
+    description: str
+    scope: str = GLOBAL
+    show: bool = False
+    dangerous: bool = False
+    priority: bool = False
+
+    @property
+    def key_display(self) -> str:
+        return self.keys.split(",")[0]
+
+    def binding(self) -> Binding:
+        return Binding(
+            self.keys,
+            self.action,
+            self.description,
+            show=self.show,
+            priority=self.priority,
+            id=self.id,
+        )
+
+
+ACTIONS: tuple[ActionSpec, ...] = (
+    # everywhere
+    ActionSpec("help", "question_mark", "app.help", "Help", show=True),
+    ActionSpec("command-line", "colon", "app.command_line", "Command"),
+    ActionSpec("back", "q", "app.back", "Back/quit", show=True),
+    ActionSpec("goto-flows", "1", "app.goto('flows')", "Flows"),
+    ActionSpec("goto-connections", "2", "app.goto('connections')", "Connections"),
+    ActionSpec("goto-catalog", "3", "app.goto('catalog')", "Tags & events"),
+    ActionSpec("goto-retry", "4", "app.goto('retry')", "Retry queue"),
+    ActionSpec("goto-metrics", "5", "app.goto('metrics')", "Metrics"),
+    ActionSpec("goto-sql", "6", "app.goto('sql')", "SQL"),
+    ActionSpec("refresh", "ctrl+r", "refresh_now", "Refresh"),
+    ActionSpec("pause", "p", "toggle_pause", "Pause/resume refresh"),
+    ActionSpec("debug", "f12", "app.debug_info", "Debug info"),
+    # flows
+    ActionSpec("flow-open", "enter", "open_flow", "Open", scope="flows", show=True),
+    ActionSpec(
+        "flow-active",
+        "a",
+        "toggle_active",
+        "Active on/off",
+        scope="flows",
+        show=True,
+        dangerous=True,
+    ),
+    ActionSpec(
+        "flow-mode", "t", "toggle_mode", "Live/test", scope="flows", show=True, dangerous=True
+    ),
+    ActionSpec("flow-reasons", "i", "show_reasons", "Why incomplete", scope="flows", show=True),
+    ActionSpec("flow-new", "n", "new_flow", "New flow", scope="flows", dangerous=True),
+    ActionSpec("flow-filter", "slash", "filter", "Filter", scope="flows", show=True),
+    # flow editor
+    ActionSpec(
+        "flow-save",
+        "ctrl+s",
+        "save",
+        "Save",
+        scope="flow",
+        show=True,
+        dangerous=True,
+        priority=True,
+    ),
+    ActionSpec(
+        "flow-refresh-fields",
+        "ctrl+f",
+        "refresh_fields",
+        "Refresh target fields",
+        scope="flow",
+        show=True,
+        dangerous=True,
+        priority=True,
+    ),
+    ActionSpec(
+        "flow-preview",
+        "ctrl+o",
+        "preview",
+        "Preview mapping",
+        scope="flow",
+        show=True,
+        priority=True,
+    ),
+    ActionSpec("flow-close", "escape", "close", "Close", scope="flow", show=True),
+    # connections
+    ActionSpec("conn-open", "enter", "edit", "Edit", scope="connections", show=True),
+    ActionSpec(
+        "conn-new", "n", "new_connection", "New", scope="connections", show=True, dangerous=True
+    ),
+    ActionSpec(
+        "conn-test",
+        "t",
+        "test_selected",
+        "Test",
+        scope="connections",
+        show=True,
+        dangerous=True,
+    ),
+    ActionSpec(
+        "conn-save-test",
+        "ctrl+t",
+        "save_and_test",
+        "Save & Test",
+        scope="connection-form",
+        show=True,
+        dangerous=True,
+        priority=True,
+    ),
+    ActionSpec(
+        "conn-save",
+        "ctrl+s",
+        "save",
+        "Save",
+        scope="connection-form",
+        show=True,
+        dangerous=True,
+        priority=True,
+    ),
+    ActionSpec("conn-close", "escape", "close", "Close", scope="connection-form", show=True),
+    # catalog
+    ActionSpec("catalog-open", "enter", "open_event", "Event setup", scope="catalog", show=True),
+    # retry queue
+    ActionSpec("retry-open", "enter", "open_item", "Detail", scope="retry", show=True),
+    ActionSpec("retry-select", "space", "select", "Select", scope="retry", show=True),
+    ActionSpec(
+        "retry-resubmit", "r", "resubmit", "Resubmit", scope="retry", show=True, dangerous=True
+    ),
+    ActionSpec(
+        "retry-resubmit-all",
+        "R",
+        "resubmit_all",
+        "Resubmit all matching",
+        scope="retry",
+        dangerous=True,
+    ),
+    ActionSpec("retry-search", "slash", "filter", "Search", scope="retry", show=True),
+    ActionSpec("retry-filter-status", "s", "cycle_status", "Status filter", scope="retry"),
+    ActionSpec("retry-filter-category", "c", "cycle_category", "Category filter", scope="retry"),
+    ActionSpec(
+        "retry-next",
+        "right_square_bracket,ctrl+f",
+        "next_page",
+        "Next page",
+        scope="retry",
+        show=True,
+    ),
+    ActionSpec(
+        "retry-prev", "left_square_bracket,ctrl+b", "prev_page", "Previous page", scope="retry"
+    ),
+    # metrics
+    ActionSpec("metrics-mode", "m", "toggle_mode", "Live/test", scope="metrics", show=True),
+    ActionSpec("metrics-period", "d", "next_period", "Period", scope="metrics", show=True),
+    ActionSpec("metrics-follow", "end", "follow", "Follow feed", scope="metrics"),
+    # sql
+    ActionSpec("sql-run", "ctrl+j,ctrl+enter", "run", "Run", scope="sql", show=True, priority=True),
+    ActionSpec(
+        "sql-rows", "ctrl+l", "cycle_rows", "Row cap", scope="sql", show=True, priority=True
+    ),
+)
+
+BY_ID: dict[str, ActionSpec] = {a.id: a for a in ACTIONS}
+DANGEROUS: frozenset[str] = frozenset(a.action for a in ACTIONS if a.dangerous)
+"""Action names (as bound) that change something; hidden and refused in read-only mode."""
+
+
+def for_scope(scope: str) -> list[ActionSpec]:
+    return [a for a in ACTIONS if a.scope == scope]
+
+
+def bindings(scope: str) -> list[Binding]:
+    return [a.binding() for a in for_scope(scope)]
+
+
+def default_keymap() -> dict[str, str]:
+    """The keys by id, the shape `App.set_keymap` takes — export, edit, load back."""
+    return {a.id: a.keys for a in ACTIONS}
+
+
+def is_dangerous(scope: str, action: str) -> bool:
+    return any(a.dangerous and a.action == action for a in ACTIONS if a.scope in (scope, GLOBAL))

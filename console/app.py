@@ -1,0 +1,240 @@
+"""The Signal operations console: a Textual app over control's operator API.
+
+Screens are modes (`flows`, `connections`, `catalog`, `retry`, `metrics`, `sql`), reached by
+number keys, `:` commands or the palette; `q` goes back, and quits from the flow list.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+from collections import deque
+from collections.abc import Callable
+from datetime import UTC, datetime
+from functools import partial
+from pathlib import Path
+from typing import ClassVar
+
+from textual import on
+from textual.app import App, SystemCommand
+from textual.binding import Binding
+from textual.command import Hit, Hits, Provider
+from textual.screen import Screen
+from textual.worker import Worker, WorkerState
+
+from console import actions
+from console.client import ConsoleClient, api_base_url, read_token
+from console.screens.base import BaseScreen
+from console.screens.catalog import CatalogScreen
+from console.screens.connections import ConnectionsScreen
+from console.screens.flows import FlowsScreen
+from console.screens.help import DebugScreen, HelpScreen
+from console.screens.metrics import MetricsScreen
+from console.screens.retry import RetryScreen
+from console.screens.sql import SqlScreen
+
+Clock = Callable[[], datetime]
+
+COMMAND_MODES = {
+    "flows": "flows",
+    "f": "flows",
+    "connections": "connections",
+    "conn": "connections",
+    "events": "catalog",
+    "tags": "catalog",
+    "catalog": "catalog",
+    "retry": "retry",
+    "metrics": "metrics",
+    "sql": "sql",
+}
+TTY_CHECK_S = 5.0
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class SignalCommands(Provider):
+    """The palette lists what the keys do: navigation plus the current screen's actions."""
+
+    def _entries(self) -> list[tuple[str, str, Callable[[], object]]]:
+        app = self.app
+        assert isinstance(app, SignalConsole)
+        screen = app.screen
+        scope = screen.SCOPE if isinstance(screen, BaseScreen) else actions.GLOBAL
+        entries: list[tuple[str, str, Callable[[], object]]] = []
+        for spec in [*actions.for_scope(actions.GLOBAL), *actions.for_scope(scope)]:
+            if spec.id in ("help", "command-line"):
+                continue
+            if app.read_only and spec.dangerous:
+                continue
+            target = app if spec.action.startswith("app.") else screen
+            action = spec.action.removeprefix("app.")
+            runner = partial(target.run_action, action)
+            entries.append((spec.description, f"key: {spec.key_display}", runner))
+        return entries
+
+    async def discover(self) -> Hits:
+        for name, help_text, run in self._entries():
+            yield Hit(1.0, name, run, help=help_text)
+
+    async def search(self, query: str) -> Hits:
+        matcher = self.matcher(query)
+        for name, help_text, run in self._entries():
+            score = matcher.match(name)
+            if score > 0:
+                yield Hit(score, matcher.highlight(name), run, help=help_text)
+
+
+class SignalConsole(App[int]):
+    TITLE = "Signal"
+    CSS_PATH = Path(__file__).parent / "screens" / "base.tcss"
+    MODES: ClassVar[dict[str, Callable[[], Screen[None]]]] = {  # type: ignore[assignment]
+        "flows": FlowsScreen,
+        "connections": ConnectionsScreen,
+        "catalog": CatalogScreen,
+        "retry": RetryScreen,
+        "metrics": MetricsScreen,
+        "sql": SqlScreen,
+    }
+    COMMANDS: ClassVar[set[type[Provider]]] = {SignalCommands}  # type: ignore[assignment]
+    BINDINGS: ClassVar[list[Binding]] = [  # type: ignore[assignment]
+        *actions.bindings(actions.GLOBAL),
+        Binding("ctrl+q", "quit", "Quit", show=False, priority=True, id="quit"),
+    ]
+    ENABLE_COMMAND_PALETTE = True
+
+    def __init__(
+        self,
+        client: ConsoleClient,
+        *,
+        read_only: bool = False,
+        clock: Clock = _now,
+        refresh_s: float = 5.0,
+        watch_tty: bool = True,
+    ) -> None:
+        super().__init__()
+        self.client = client
+        self.read_only = read_only
+        self.clock = clock
+        self.refresh_s = refresh_s
+        self.watch_tty = watch_tty
+        self.errors: deque[tuple[datetime, str, str]] = deque(maxlen=50)
+        if read_only:
+            self.sub_title = "read-only"
+
+    def get_system_commands(self, screen: Screen[object]) -> list[SystemCommand]:  # type: ignore[override]
+        return [c for c in super().get_system_commands(screen) if c.title in ("Quit", "Keys")]
+
+    async def on_mount(self) -> None:
+        await self.switch_mode("flows")
+        if self.watch_tty and sys.stdin is not None and sys.stdin.isatty():
+            self.set_interval(TTY_CHECK_S, self._check_tty)
+            try:
+                import asyncio
+
+                asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, self._lost_tty)
+            except (NotImplementedError, RuntimeError, ValueError):
+                pass
+
+    async def on_unmount(self) -> None:
+        await self.client.close()
+
+    def _check_tty(self) -> None:
+        try:
+            alive = os.isatty(sys.stdin.fileno()) and os.getppid() != 1
+        except (OSError, ValueError):
+            alive = False
+        if not alive:
+            self._lost_tty()
+
+    def _lost_tty(self) -> None:
+        self.exit(return_code=0)
+
+    # --- navigation ------------------------------------------------------------------------
+
+    async def action_goto(self, mode: str) -> None:
+        while len(self.screen_stack) > 1:
+            self.pop_screen()
+        await self.switch_mode(mode)
+
+    async def action_back(self) -> None:
+        if len(self.screen_stack) > 1:
+            self.pop_screen()
+        elif self.current_mode != "flows":
+            await self.switch_mode("flows")
+        else:
+            self.exit(0)
+
+    def action_help(self) -> None:
+        screen = self.screen
+        scope = screen.SCOPE if isinstance(screen, BaseScreen) else actions.GLOBAL
+        if not isinstance(screen, HelpScreen):
+            self.push_screen(HelpScreen(scope, self.read_only))
+
+    def action_debug_info(self) -> None:
+        self.push_screen(DebugScreen(self))
+
+    def action_command_line(self) -> None:
+        screen = self.screen
+        if isinstance(screen, BaseScreen):
+            screen.show_command_line()
+
+    def run_command_line(self, text: str) -> None:
+        words = text.strip().lstrip(":").split()
+        if not words:
+            return
+        name, rest = words[0].lower(), words[1:]
+        if name in ("q", "quit", "exit"):
+            self.exit(0)
+        elif name in ("help", "?"):
+            self.action_help()
+        elif name in COMMAND_MODES:
+            self.call_later(self._goto_with, COMMAND_MODES[name], rest)
+        else:
+            self.notify(
+                f"unknown command :{name} — try :flows :retry :metrics :sql", severity="warning"
+            )
+
+    async def _goto_with(self, mode: str, rest: list[str]) -> None:
+        await self.action_goto(mode)
+        screen = self.screen
+        if rest and isinstance(screen, BaseScreen):
+            apply = getattr(screen, "apply_command_args", None)
+            if apply is not None:
+                apply(rest)
+
+    # --- errors ----------------------------------------------------------------------------
+
+    def report_error(self, what: str, error: str) -> None:
+        self.errors.append((self.clock(), what, error))
+        self.notify(error, title=f"Could not {what}", severity="error", timeout=10)
+
+    @on(Worker.StateChanged)
+    def worker_state(self, event: Worker.StateChanged) -> None:
+        if event.state == WorkerState.ERROR:
+            error = event.worker.error
+            self.report_error(
+                event.worker.group or event.worker.name or "finish",
+                f"{type(error).__name__}: {error}",
+            )
+
+
+def make_app(
+    api_url: str | None,
+    token: str | None,
+    read_only: bool = False,
+    *,
+    clock: Clock | None = None,
+    refresh_s: float = 5.0,
+    watch_tty: bool = True,
+) -> SignalConsole:
+    client = ConsoleClient(api_base_url(api_url), token if token is not None else read_token())
+    return SignalConsole(
+        client,
+        read_only=read_only,
+        clock=clock or _now,
+        refresh_s=refresh_s,
+        watch_tty=watch_tty,
+    )

@@ -1,0 +1,71 @@
+"""Text for the screens: states in words and symbols, never colour alone (NO_COLOR, SSH)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from rich.text import Text
+
+BLOCKS = "▁▂▃▄▅▆▇█"
+
+
+def active_text(active: bool) -> Text:
+    return Text("● on", style="bold green") if active else Text("○ off", style="dim")
+
+
+def mode_text(mode: str) -> Text:
+    return Text("LIVE", style="bold reverse red") if mode == "live" else Text("TEST", style="bold")
+
+
+def status_text(complete: bool) -> Text:
+    return Text("complete", style="green") if complete else Text("incomplete", style="bold yellow")
+
+
+def spark_text(values: Sequence[int]) -> str:
+    """A one-line sparkline; all-zero history is a flat baseline."""
+    if not values:
+        return ""
+    top = max(values)
+    if top <= 0:
+        return BLOCKS[0] * len(values)
+    return "".join(BLOCKS[min(7, round(v / top * 7))] if v else " " for v in values)
+
+
+def ago(seconds: float) -> str:
+    seconds = max(0, int(seconds))
+    if seconds < 60:
+        return f"{seconds}s ago"
+    if seconds < 3600:
+        return f"{seconds // 60}m ago"
+    return f"{seconds // 3600}h ago"
+
+
+def short_time(text: str | None) -> str:
+    """`HH:MM:SS` of an ISO time (UTC as the API sends it); the raw text if it does not parse."""
+    if not text:
+        return ""
+    try:
+        return datetime.fromisoformat(text).strftime("%H:%M:%S")
+    except ValueError:
+        return text
+
+
+def short_stamp(text: str | None) -> str:
+    if not text:
+        return ""
+    try:
+        return datetime.fromisoformat(text).strftime("%m-%d %H:%M")
+    except ValueError:
+        return text
+
+
+def outcome_text(status: str) -> Text:
+    styles = {"delivered": "green", "failed": "bold red", "parked": "yellow"}
+    return Text(status, style=styles.get(status, ""))
+
+
+def cell(value: object, width: int = 40) -> str:
+    text = "" if value is None else str(value)
+    text = text.replace("\n", " ")
+    return text if len(text) <= width else text[: width - 1] + "…"

@@ -1,0 +1,172 @@
+"""What every console screen shares: the top bar (screen, RO badge, freshness), the `:` command
+line, registry bindings with read-only gating, and a refresh loop that never overlaps.
+
+The loop: `poll()` starts one exclusive worker; when its result (or failure) arrives the screen
+renders and only then schedules the next poll, so a slow control never piles requests up.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, ClassVar, cast
+
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.screen import Screen
+from textual.suggester import SuggestFromList
+from textual.timer import Timer
+from textual.widgets import Footer, Input, Static
+from textual.worker import Worker, WorkerState
+
+from console import actions
+from console.fmt import ago
+
+if TYPE_CHECKING:
+    from console.app import SignalConsole
+
+COMMANDS = [":flows", ":connections", ":events", ":retry", ":metrics", ":sql", ":help", ":q"]
+
+
+class CommandLine(Input):
+    BINDINGS: ClassVar[list[Binding]] = [Binding("escape", "dismiss", "Close", show=False)]
+
+    def action_dismiss(self) -> None:
+        self.value = ""
+        self.display = False
+        self.screen.focus_next()
+
+
+class BaseScreen(Screen[None]):
+    SCOPE: ClassVar[str] = actions.GLOBAL
+    TITLE_TEXT: ClassVar[str] = ""
+    POLLS: ClassVar[bool] = True
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.last_ok: datetime | None = None
+        self.stale = False
+        self.paused = False
+        self.loading_now = False
+        self._next: Timer | None = None
+        self.status_note = ""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        if "SCOPE" in cls.__dict__:
+            cls.BINDINGS = [*actions.bindings(cls.SCOPE), *cls.__dict__.get("EXTRA_BINDINGS", [])]
+        super().__init_subclass__(**kwargs)
+
+    @property
+    def console(self) -> SignalConsole:
+        return cast("SignalConsole", self.app)
+
+    def compose(self) -> ComposeResult:
+        yield Static(id="topbar")
+        yield from self.body()
+        line = CommandLine(
+            placeholder=":flows :retry :metrics :sql :connections :events :q",
+            id="command-line",
+            suggester=SuggestFromList(COMMANDS, case_sensitive=False),
+        )
+        line.display = False
+        yield line
+        yield Footer()
+
+    def body(self) -> ComposeResult:
+        yield from ()
+
+    def on_mount(self) -> None:
+        self.update_bar()
+        self.set_interval(1.0, self.update_bar)
+        if self.POLLS:
+            self.call_later(self.poll)
+
+    # --- read-only gating ------------------------------------------------------------------
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        return not (self.console.read_only and actions.is_dangerous(self.SCOPE, action))
+
+    # --- refresh loop ----------------------------------------------------------------------
+
+    def poll(self) -> None:
+        """Start the screen's load worker; subclasses override `load`."""
+        self._next = None
+        if self.paused or not self.is_current:
+            self.schedule_poll()
+            return
+        self.loading_now = True
+        self.load()
+
+    def load(self) -> None:
+        self.loaded()
+
+    def loaded(self, ok: bool = True) -> None:
+        self.loading_now = False
+        if ok:
+            self.last_ok = self.console.clock()
+            self.stale = False
+        else:
+            self.stale = True
+        self.update_bar()
+        self.schedule_poll()
+
+    def schedule_poll(self) -> None:
+        if self.POLLS and self._next is None and self.console.refresh_s > 0:
+            self._next = self.set_timer(self.console.refresh_s, self.poll)
+
+    def action_refresh_now(self) -> None:
+        if self._next is not None:
+            self._next.stop()
+            self._next = None
+        self.poll()
+
+    def action_toggle_pause(self) -> None:
+        self.paused = not self.paused
+        self.update_bar()
+
+    def freshness(self) -> str:
+        if self.paused:
+            return "paused"
+        if self.last_ok is None:
+            return "stale" if self.stale else "loading…"
+        text = f"updated {ago((self.console.clock() - self.last_ok).total_seconds())}"
+        return f"stale · {text}" if self.stale else text
+
+    def update_bar(self) -> None:
+        try:
+            bar = self.query_one("#topbar", Static)
+        except Exception:
+            return
+        ro = " [reverse bold] RO [/]" if self.console.read_only else ""
+        note = f"  {self.status_note}" if self.status_note else ""
+        fresh = self.freshness() if self.POLLS else ""
+        bar.update(f"[b]Signal[/b] ▸ {self.TITLE_TEXT}{ro}{note}  [dim]{fresh}[/dim]")
+        bar.set_class(self.stale, "stale")
+
+    @on(Worker.StateChanged)
+    def _worker_failed(self, event: Worker.StateChanged) -> None:
+        """An unexpected exception in a worker is reported, never fatal."""
+        if event.state != WorkerState.ERROR:
+            return
+        error = event.worker.error
+        group = event.worker.group or "work"
+        self.console.report_error(group.replace("-", " "), f"{type(error).__name__}: {error}")
+        if group.endswith("-load"):
+            self.loaded(ok=False)
+
+    # --- command line ----------------------------------------------------------------------
+
+    def show_command_line(self) -> None:
+        line = self.query_one("#command-line", CommandLine)
+        line.display = True
+        line.value = ""
+        line.focus()
+
+    @on(Input.Submitted, "#command-line")
+    def command_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        line = self.query_one("#command-line", CommandLine)
+        text = event.value
+        line.value = ""
+        line.display = False
+        self.console.run_command_line(text)

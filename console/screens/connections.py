@@ -1,0 +1,357 @@
+"""Connections: the list, and the add/edit form with Save & Test.
+
+The client secret is write-only: the form never receives it, shows only whether one is set and
+where it comes from, and sends a new one only when the operator typed it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, ClassVar
+from urllib.parse import urlparse
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, VerticalScroll
+from textual.validation import Function
+from textual.widgets import Button, DataTable, Input, Label, LoadingIndicator, Static, Switch
+
+from console import fmt
+from console.client import ApiError, ConnectionRow, Refused, TestResult
+from console.messages import ApiFailed, ConnectionSaved, ConnectionsLoaded, ConnectionTested
+from console.screens.base import BaseScreen
+
+CSS = Path(__file__).with_name("connections.tcss")
+READ_ONLY_KEYS = ("secret_set", "secret_source", "secret_updated_at", "version")
+
+
+def secret_text(row: ConnectionRow) -> Text:
+    if not row.secret_set:
+        return Text("✗ not set", style="bold yellow")
+    source = row.secret_source or "stored"
+    return Text(f"✓ {source}", style="green")
+
+
+def test_text(result: TestResult) -> Text:
+    if result.ok:
+        return Text(f"✓ Connected in {result.elapsed_ms:.0f} ms — {result.message}", style="green")
+    return Text(f"✗ {result.message}", style="bold red")
+
+
+def is_url(value: str) -> bool:
+    parsed = urlparse(value.strip())
+    return parsed.scheme in ("http", "https") and bool(parsed.netloc)
+
+
+class ConnectionsScreen(BaseScreen):
+    CSS_PATH = CSS
+    SCOPE = "connections"
+    TITLE_TEXT = "Connections"
+    EXTRA_BINDINGS: ClassVar[list[Binding]] = [
+        Binding("j", "cursor_down", show=False),
+        Binding("k", "cursor_up", show=False),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rows: dict[str, ConnectionRow] = {}
+        self.results: dict[str, Text] = {}
+
+    def body(self) -> ComposeResult:
+        table: DataTable[Any] = DataTable(id="connections", cursor_type="row", zebra_stripes=True)
+        table.border_title = "connections"
+        table.add_column("Name", key="name", width=20)
+        table.add_column("Id", key="id", width=14)
+        table.add_column("Secret", key="secret", width=14)
+        table.add_column("Pri", key="primary", width=3)
+        table.add_column("Service URL", key="url")
+        yield table
+        yield Static(id="test-result")
+
+    def on_mount(self) -> None:
+        self.query_one(DataTable).loading = True
+        super().on_mount()
+
+    def load(self) -> None:
+        self.fetch()
+
+    @work(exclusive=True, group="connections-load", exit_on_error=False)
+    async def fetch(self) -> None:
+        try:
+            self.post_message(ConnectionsLoaded(await self.console.client.connections()))
+        except ApiError as error:
+            self.post_message(ApiFailed("load connections", error.message))
+
+    @on(ConnectionsLoaded)
+    def connections_loaded(self, message: ConnectionsLoaded) -> None:
+        table = self.query_one(DataTable)
+        table.loading = False
+        self.rows = {c.id: c for c in message.connections}
+        cursor = table.cursor_row
+        with self.app.batch_update():
+            table.clear()
+            for row in message.connections:
+                table.add_row(
+                    fmt.cell(row.name, 20),
+                    row.id,
+                    secret_text(row),
+                    "yes" if row.primary else "",
+                    row.service_url,
+                    key=row.id,
+                )
+            if message.connections:
+                table.move_cursor(row=min(cursor, len(message.connections) - 1))
+        table.border_title = f"connections [{len(self.rows)}]"
+        self.loaded()
+
+    @on(ApiFailed)
+    def failed(self, message: ApiFailed) -> None:
+        self.query_one(DataTable).loading = False
+        self.console.report_error(message.what, message.error)
+        if message.what == "load connections":
+            self.loaded(ok=False)
+        else:
+            self.query_one("#test-result", Static).update(Text(f"✗ {message.error}", "red"))
+
+    def selected(self) -> ConnectionRow | None:
+        table = self.query_one(DataTable)
+        if not table.row_count:
+            return None
+        key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
+        return self.rows.get(str(key))
+
+    def action_cursor_down(self) -> None:
+        self.query_one(DataTable).action_cursor_down()
+
+    def action_cursor_up(self) -> None:
+        self.query_one(DataTable).action_cursor_up()
+
+    def action_edit(self) -> None:
+        row = self.selected()
+        if row is not None:
+            self.app.push_screen(ConnectionForm(row))
+
+    @on(DataTable.RowSelected)
+    def row_selected(self, event: DataTable.RowSelected) -> None:
+        self.action_edit()
+
+    def action_new_connection(self) -> None:
+        self.app.push_screen(ConnectionForm(None))
+
+    def action_test_selected(self) -> None:
+        row = self.selected()
+        if row is None:
+            return
+        self.query_one("#test-result", Static).update(f"Testing {row.name}…")
+        self.run_test(row.id)
+
+    @work(exclusive=True, group="connection-test", exit_on_error=False)
+    async def run_test(self, connection_id: str) -> None:
+        try:
+            result = await self.console.client.test_connection(connection_id)
+        except ApiError as error:
+            self.post_message(ApiFailed("test the connection", error.message))
+            return
+        self.post_message(ConnectionTested(connection_id, result))
+
+    @on(ConnectionTested)
+    def tested(self, message: ConnectionTested) -> None:
+        row = self.rows.get(message.connection_id)
+        name = row.name if row else message.connection_id
+        text = Text(f"{name}: ").append_text(test_text(message.result))
+        self.query_one("#test-result", Static).update(text)
+
+
+class ConnectionForm(BaseScreen):
+    """Add or edit one connection; stays open after a failed test so the operator can fix it."""
+
+    CSS_PATH = CSS
+    SCOPE = "connection-form"
+    POLLS = False
+
+    def __init__(self, row: ConnectionRow | None) -> None:
+        super().__init__()
+        self.row = row
+        self._testing = False
+        self.TITLE_TEXT = f"Connection {row.name}" if row else "New connection"
+
+    def body(self) -> ComposeResult:
+        raw = self.row.raw if self.row else {}
+        url_check = Function(is_url, "must be an http(s) URL")
+        with VerticalScroll(id="form") as form:
+            form.border_title = "connection"
+            yield Label("Id (stable key)")
+            yield Input(
+                raw.get("id", ""),
+                id="id",
+                disabled=self.row is not None,
+                placeholder="e.g. marketo-prod",
+            )
+            yield Label("Connection name")
+            yield Input(raw.get("name", ""), id="name", placeholder="Marketo production")
+            yield Label("Service URL")
+            yield Input(
+                raw.get("service_url", ""),
+                id="service_url",
+                placeholder="https://123-ABC-456.mktorest.com",
+                validators=[url_check],
+                validate_on=["blur", "submitted"],
+            )
+            yield Label("Client Id")
+            yield Input(raw.get("client_id") or "", id="client_id")
+            yield Label(self._secret_label())
+            yield Input(
+                "",
+                id="client_secret",
+                password=True,
+                placeholder="leave empty to keep" if self.row else "client secret",
+            )
+            yield Label("Access Token URL (blank: default)")
+            yield Input(raw.get("access_token_url") or "", id="access_token_url")
+            yield Label("Scope (blank: default)")
+            yield Input(raw.get("scope") or "", id="scope")
+            with Horizontal(classes="switches"):
+                yield Switch(bool(raw.get("force_update")), id="force_update")
+                yield Label("Force Update (trigger campaign)")
+            with Horizontal(classes="switches"):
+                yield Switch(bool(raw.get("primary")), id="primary")
+                yield Label("Primary connection")
+        with Horizontal(id="form-buttons"):
+            yield Button("Save & Test ^t", id="save-test", variant="primary")
+            yield Button("Save ^s", id="save")
+            yield LoadingIndicator(id="busy")
+        yield Static(id="result")
+
+    def on_mount(self) -> None:
+        super().on_mount()
+        self.query_one("#busy").display = False
+        if self.console.read_only:
+            for button in self.query(Button):
+                button.display = False
+        first = "#name" if self.row else "#id"
+        self.query_one(first, Input).focus()
+
+    def _secret_label(self) -> str:
+        if self.row is None:
+            return "Client Secret"
+        if self.row.secret_set:
+            return f"Client Secret (set, {self.row.secret_source or 'stored'}; type to replace)"
+        return "Client Secret (not set)"
+
+    def values(self) -> tuple[dict[str, Any], str | None]:
+        raw = {
+            k: v for k, v in (self.row.raw if self.row else {}).items() if k not in READ_ONLY_KEYS
+        }
+
+        def text(name: str) -> str | None:
+            value = self.query_one(f"#{name}", Input).value.strip()
+            return value or None
+
+        body = {
+            **raw,
+            "id": text("id") or "",
+            "name": text("name") or "",
+            "service_url": text("service_url") or "",
+            "client_id": text("client_id"),
+            "access_token_url": text("access_token_url"),
+            "scope": text("scope"),
+            "force_update": self.query_one("#force_update", Switch).value,
+            "primary": self.query_one("#primary", Switch).value,
+        }
+        secret = self.query_one("#client_secret", Input).value or None
+        return body, secret
+
+    def _busy(self, busy: bool, note: str = "") -> None:
+        self.query_one("#busy").display = busy
+        for button in self.query(Button):
+            button.disabled = busy
+        if note:
+            self.query_one("#result", Static).update(note)
+
+    def action_close(self) -> None:
+        self.dismiss()
+
+    def action_save(self) -> None:
+        self._start(test=False)
+
+    def action_save_and_test(self) -> None:
+        self._start(test=True)
+
+    @on(Button.Pressed)
+    def pressed(self, event: Button.Pressed) -> None:
+        self._start(test=event.button.id == "save-test")
+
+    def _start(self, test: bool) -> None:
+        if self.console.read_only:
+            return
+        for box in self.query(Input):
+            box.remove_class("error")
+        body, secret = self.values()
+        if not is_url(body["service_url"]):
+            self.query_one("#service_url", Input).add_class("error")
+            self.query_one("#result", Static).update(
+                Text("✗ Service URL must be an http(s) URL", "red")
+            )
+            return
+        self._testing = test
+        self._busy(True, "Saving and testing…" if test else "Saving…")
+        self.save(body, secret, test)
+
+    @work(exclusive=True, group="connection-save", exit_on_error=False)
+    async def save(self, body: dict[str, Any], secret: str | None, test: bool) -> None:
+        client = self.console.client
+        try:
+            saved = await client.save_connection(body, create=self.row is None, secret=secret)
+        except Refused as error:
+            self.post_message(ApiFailed("save the connection", error.message))
+            for problem in error.problems:
+                name = problem.path.split(".")[0]
+                self.call_later(self._mark, name)
+            return
+        except ApiError as error:
+            self.post_message(ApiFailed("save the connection", error.message))
+            return
+        self.post_message(ConnectionSaved(saved))
+        if not test:
+            return
+        try:
+            result = await client.test_connection(saved.id)
+        except ApiError as error:
+            self.post_message(ApiFailed("test the connection", error.message))
+            return
+        self.post_message(ConnectionTested(saved.id, result))
+
+    def _mark(self, name: str) -> None:
+        for box in self.query(f"#{name}").results(Input):
+            box.add_class("error")
+
+    @on(ConnectionSaved)
+    def saved(self, message: ConnectionSaved) -> None:
+        self.row = message.connection
+        self.query_one("#id", Input).disabled = True
+        self.query_one("#client_secret", Input).value = ""
+        self.query_one("#client_secret", Input).placeholder = "leave empty to keep"
+        self.notify(f"Saved {message.connection.name}", timeout=2)
+        if self._testing:
+            self.query_one("#result", Static).update("✓ Saved — testing…")
+        else:
+            self._busy(False, "✓ Saved")
+
+    @on(ConnectionTested)
+    def tested(self, message: ConnectionTested) -> None:
+        self._busy(False)
+        self.query_one("#result", Static).update(test_text(message.result))
+        if message.result.ok:
+            self.notify("Connection test passed", timeout=2)
+        else:
+            self.notify(
+                message.result.message, title="Connection test failed", severity="error", timeout=10
+            )
+
+    @on(ApiFailed)
+    def failed(self, message: ApiFailed) -> None:
+        self._busy(False)
+        self.query_one("#result", Static).update(Text(f"✗ {message.error}", style="bold red"))
+        self.console.report_error(message.what, message.error)

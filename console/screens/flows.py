@@ -1,0 +1,321 @@
+"""Home: the flow list with active and live/test toggles and today's delivered/failed counts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, ClassVar
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.widgets import DataTable, Input
+
+from console import fmt
+from console.client import ApiError, FlowRow, FlowStats
+from console.messages import ApiFailed, FlowChanged, FlowsLoaded, FlowStatsLoaded
+from console.screens.base import BaseScreen
+from console.screens.modals import ConfirmModal, TextModal, TypeToConfirmModal
+
+SOURCE_SHORT = {
+    "registration.create_update": "reg c/u",
+    "registration.status_change": "status",
+    "session_registration.status_change": "session",
+    "event.create_update": "event",
+}
+NARROW = 100
+"""Below this width the destination column goes and the trend shortens."""
+
+
+class FilterInput(Input):
+    BINDINGS: ClassVar[list[Binding]] = [Binding("escape", "clear", "Clear", show=False)]
+
+    def action_clear(self) -> None:
+        self.value = ""
+        self.display = False
+        self.screen.query_one(DataTable).focus()
+
+
+class FlowsScreen(BaseScreen):
+    CSS_PATH = Path(__file__).with_name("flows.tcss")
+    SCOPE = "flows"
+    TITLE_TEXT = "Flows"
+    EXTRA_BINDINGS: ClassVar[list[Binding]] = [
+        Binding("j", "cursor('down')", show=False),
+        Binding("k", "cursor('up')", show=False),
+        Binding("g", "cursor('top')", show=False),
+        Binding("G", "cursor('bottom')", show=False),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.flows: dict[str, FlowRow] = {}
+        self.stats: dict[str, FlowStats] = {}
+        self.filter_text = ""
+        self.narrow: bool | None = None
+
+    def body(self) -> ComposeResult:
+        table: DataTable[Any] = DataTable(id="flows", cursor_type="row", zebra_stripes=True)
+        table.border_title = "flows"
+        yield table
+        search = FilterInput(placeholder="filter flows by name (esc clears)", id="filter")
+        search.display = False
+        yield search
+
+    def on_mount(self) -> None:
+        self._build_columns()
+        self.query_one(DataTable).loading = True
+        super().on_mount()
+
+    def on_resize(self) -> None:
+        if self.narrow != (self.size.width < NARROW):
+            self._build_columns()
+            self._render_rows(full=True)
+
+    def _build_columns(self) -> None:
+        self.narrow = self.size.width < NARROW
+        table = self.query_one(DataTable)
+        table.clear(columns=True)
+        table.add_column("Name", key="name", width=18 if self.narrow else 26)
+        table.add_column("Source", key="source", width=7)
+        if not self.narrow:
+            table.add_column("Destination", key="dest", width=26)
+        table.add_column("Status", key="status", width=10)
+        table.add_column("Act", key="active", width=5)
+        table.add_column("Mode", key="mode", width=4)
+        table.add_column("Sent", key="delivered", width=5)
+        table.add_column("Fail", key="failed", width=4)
+        table.add_column(
+            "12h" if not self.narrow else "8h", key="trend", width=12 if not self.narrow else 8
+        )
+
+    # --- loading ---------------------------------------------------------------------------
+
+    def load(self) -> None:
+        self.fetch()
+
+    @work(exclusive=True, group="flows-load", exit_on_error=False)
+    async def fetch(self) -> None:
+        client = self.console.client
+        try:
+            self.post_message(FlowsLoaded(await client.flows()))
+        except ApiError as error:
+            self.post_message(ApiFailed("load flows", error.message))
+            return
+        try:
+            self.post_message(FlowStatsLoaded(await client.flow_stats(self.console.clock())))
+        except ApiError as error:
+            self.post_message(ApiFailed("load today's counts", error.message))
+
+    @on(FlowsLoaded)
+    def flows_loaded(self, message: FlowsLoaded) -> None:
+        self.flows = {f.id: f for f in message.flows}
+        self.query_one(DataTable).loading = False
+        self._render_rows()
+        self.loaded()
+
+    @on(FlowStatsLoaded)
+    def stats_loaded(self, message: FlowStatsLoaded) -> None:
+        self.stats = message.stats
+        self._render_rows()
+
+    @on(ApiFailed)
+    def failed(self, message: ApiFailed) -> None:
+        self.query_one(DataTable).loading = False
+        self.console.report_error(message.what, message.error)
+        if message.what == "load flows":
+            self.loaded(ok=False)
+
+    # --- rendering -------------------------------------------------------------------------
+
+    def _cells(self, flow: FlowRow) -> dict[str, Any]:
+        stats = self.stats.get(flow.id, FlowStats())
+        trend = stats.hourly[-8:] if self.narrow else stats.hourly
+        dest = "/".join(x for x in (flow.connection, flow.action) if x) or "—"
+        cells: dict[str, Any] = {
+            "name": fmt.cell(flow.name, 26),
+            "source": SOURCE_SHORT.get(flow.source or "", "—"),
+            "dest": fmt.cell(dest, 26),
+            "status": fmt.status_text(flow.complete),
+            "active": fmt.active_text(flow.active),
+            "mode": fmt.mode_text(flow.mode),
+            "delivered": Text(str(stats.delivered), justify="right"),
+            "failed": Text(str(stats.failed), justify="right", style="red" if stats.failed else ""),
+            "trend": fmt.spark_text(trend),
+        }
+        if self.narrow:
+            cells.pop("dest")
+        return cells
+
+    def _visible(self) -> list[FlowRow]:
+        needle = self.filter_text.lower()
+        return [f for f in self.flows.values() if needle in f.name.lower() or needle in f.id]
+
+    def _render_rows(self, full: bool = False) -> None:
+        table = self.query_one(DataTable)
+        visible = self._visible()
+        keys = [f.id for f in visible]
+        current = [str(k.value) for k in table.rows]
+        with self.app.batch_update():
+            if full or current != keys[: len(current)] or len(current) > len(keys):
+                cursor = table.cursor_row
+                table.clear()
+                for flow in visible:
+                    table.add_row(*self._cells(flow).values(), key=flow.id)
+                if visible:
+                    table.move_cursor(row=min(cursor, len(visible) - 1))
+            else:
+                for flow in visible:
+                    cells = self._cells(flow)
+                    if flow.id not in current:
+                        table.add_row(*cells.values(), key=flow.id)
+                        continue
+                    for column, value in cells.items():
+                        if str(table.get_cell(flow.id, column)) != str(value):
+                            table.update_cell(flow.id, column, value)
+        title = f"flows [{len(visible)}]"
+        if self.filter_text:
+            title = f"flows /{self.filter_text}/ [{len(visible)} of {len(self.flows)}]"
+        table.border_title = title
+        table.border_subtitle = "Sent/Fail: today (UTC)"
+
+    # --- actions ---------------------------------------------------------------------------
+
+    def selected(self) -> FlowRow | None:
+        table = self.query_one(DataTable)
+        if not table.row_count:
+            return None
+        key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
+        return self.flows.get(str(key))
+
+    def action_cursor(self, where: str) -> None:
+        table = self.query_one(DataTable)
+        if where == "down":
+            table.action_cursor_down()
+        elif where == "up":
+            table.action_cursor_up()
+        elif where == "top":
+            table.move_cursor(row=0)
+        else:
+            table.move_cursor(row=table.row_count - 1)
+
+    def action_open_flow(self) -> None:
+        flow = self.selected()
+        if flow is not None:
+            from console.screens.flow_detail import FlowDetailScreen
+
+            self.app.push_screen(FlowDetailScreen(flow.id))
+
+    @on(DataTable.RowSelected)
+    def row_selected(self, event: DataTable.RowSelected) -> None:
+        self.action_open_flow()
+
+    def action_new_flow(self) -> None:
+        from console.screens.flow_detail import FlowDetailScreen
+
+        self.app.push_screen(FlowDetailScreen(None))
+
+    def action_show_reasons(self) -> None:
+        flow = self.selected()
+        if flow is None:
+            return
+        if flow.complete:
+            body = "Complete: the flow has everything it needs to run."
+        else:
+            body = "Incomplete — it never runs until these are fixed:\n\n" + "\n".join(
+                f"• {r}" for r in flow.reasons
+            )
+        self.app.push_screen(TextModal(f"{flow.name}", body))
+
+    def action_toggle_active(self) -> None:
+        flow = self.selected()
+        if flow is None:
+            return
+        if flow.active:
+            self.set_active(flow.id, False)
+            return
+        if not flow.complete:
+            reasons = "\n".join(f"• {r}" for r in flow.reasons)
+            question = (
+                f"Flow '{flow.name}' is incomplete:\n{reasons}\n\n"
+                "An incomplete flow never runs; control will refuse until it is complete. "
+                "Try to activate it anyway?"
+            )
+
+            def answer(ok: bool | None) -> None:
+                if ok:
+                    self.set_active(flow.id, True)
+
+            self.app.push_screen(ConfirmModal(question, title="Activate incomplete flow"), answer)
+            return
+        self.set_active(flow.id, True)
+
+    def action_toggle_mode(self) -> None:
+        flow = self.selected()
+        if flow is None:
+            return
+        if flow.mode == "live":
+
+            def to_test(ok: bool | None) -> None:
+                if ok:
+                    self.set_mode(flow.id, "test")
+
+            question = (
+                f"Switch '{flow.name}' to TEST? It stops taking live registrations and takes "
+                "test registrations only."
+            )
+            self.app.push_screen(ConfirmModal(question, title="LIVE → TEST"), to_test)
+            return
+
+        def to_live(ok: bool | None) -> None:
+            if ok:
+                self.set_mode(flow.id, "live")
+
+        question = (
+            f"Switch '{flow.name}' to LIVE? Real registrations of live events will be sent "
+            "to Marketo."
+        )
+        self.app.push_screen(TypeToConfirmModal(question, flow.name, title="TEST → LIVE"), to_live)
+
+    @work(exclusive=True, group="flows-mutate", exit_on_error=False)
+    async def set_active(self, flow_id: str, active: bool) -> None:
+        try:
+            flow = await self.console.client.set_active(flow_id, active)
+        except ApiError as error:
+            self.post_message(ApiFailed("change active", error.message))
+            return
+        self.post_message(FlowChanged(flow, "activated" if active else "deactivated"))
+
+    @work(exclusive=True, group="flows-mutate", exit_on_error=False)
+    async def set_mode(self, flow_id: str, mode: str) -> None:
+        try:
+            flow = await self.console.client.set_mode(flow_id, mode)
+        except ApiError as error:
+            self.post_message(ApiFailed("change mode", error.message))
+            return
+        self.post_message(FlowChanged(flow, f"now {mode.upper()}"))
+
+    @on(FlowChanged)
+    def flow_changed(self, message: FlowChanged) -> None:
+        self.flows[message.flow.id] = message.flow
+        self._render_rows()
+        self.notify(f"{message.flow.name}: {message.what}", timeout=3)
+        self.action_refresh_now()
+
+    # --- filter ----------------------------------------------------------------------------
+
+    def action_filter(self) -> None:
+        box = self.query_one("#filter", FilterInput)
+        box.display = True
+        box.value = self.filter_text
+        box.focus()
+
+    @on(Input.Changed, "#filter")
+    def filter_changed(self, event: Input.Changed) -> None:
+        self.filter_text = event.value.strip()
+        self._render_rows()
+
+    @on(Input.Submitted, "#filter")
+    def filter_done(self, event: Input.Submitted) -> None:
+        event.input.display = False
+        self.query_one(DataTable).focus()

@@ -1,0 +1,347 @@
+"""The retry queue: server-side pages, filters, search, multi-select and resubmit.
+
+Never the whole queue: one page at a time from the API with the filter applied there, honest
+totals in the border, and resubmits act on the keys captured when the prompt opened.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, ClassVar
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.widgets import DataTable, Input, Static
+
+from console import fmt
+from console.client import ApiError, NotAvailable, RetryFilters, RetryPage, RetryRow
+from console.messages import ApiFailed, QueuePageLoaded, Resubmitted
+from console.screens.base import BaseScreen
+from console.screens.modals import ConfirmModal, TextModal, TypeToConfirmModal
+
+PAGE_SIZE = 100
+STATUSES = (None, "pending", "retrying", "abandoned", "resolved")
+CATEGORIES = (None, "data", "technical")
+UNAVAILABLE = (
+    "The retry queue is not available from this control yet.\n\n"
+    "Control answered 404 for /api/v1/retry-queue; the other screens work as usual."
+)
+
+
+def _next(options: tuple[str | None, ...], value: str | None) -> str | None:
+    return options[(options.index(value) + 1) % len(options)]
+
+
+class SearchInput(Input):
+    BINDINGS: ClassVar[list[Binding]] = [Binding("escape", "clear", "Clear", show=False)]
+
+    def action_clear(self) -> None:
+        self.value = ""
+        self.display = False
+        screen = self.screen
+        if isinstance(screen, RetryScreen):
+            screen.set_search("")
+
+
+class RetryScreen(BaseScreen):
+    CSS_PATH = Path(__file__).with_name("retry.tcss")
+    SCOPE = "retry"
+    TITLE_TEXT = "Retry queue"
+    EXTRA_BINDINGS: ClassVar[list[Binding]] = [
+        Binding("j", "cursor_down", show=False),
+        Binding("k", "cursor_up", show=False),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.filters = RetryFilters()
+        self.page_offset = 0
+        self.page: RetryPage | None = None
+        self.rows: dict[str, RetryRow] = {}
+        self.selected_keys: dict[str, tuple[str, str]] = {}
+        self.unavailable = False
+
+    def body(self) -> ComposeResult:
+        table: DataTable[Any] = DataTable(id="queue", cursor_type="row", zebra_stripes=True)
+        table.add_column(" ", key="sel", width=1)
+        table.add_column("Flow", key="flow", width=14)
+        table.add_column("Status", key="status", width=9)
+        table.add_column("Cat", key="category", width=4)
+        table.add_column("#", key="attempts", width=1)
+        table.add_column("Reason", key="reason", width=18)
+        table.add_column("Updated", key="updated", width=11)
+        table.add_column("Change", key="change")
+        yield table
+        yield Static(UNAVAILABLE, id="unavailable")
+        search = SearchInput(
+            placeholder="search change id, flow or reason (enter applies)", id="search"
+        )
+        search.display = False
+        yield search
+
+    def on_mount(self) -> None:
+        self.query_one("#unavailable").display = False
+        self.query_one(DataTable).loading = True
+        self._title()
+        super().on_mount()
+
+    def apply_command_args(self, words: list[str]) -> None:
+        """`:retry status:abandoned category:data flow:x integration:y search-text`."""
+        values: dict[str, str | None] = {}
+        free: list[str] = []
+        for word in words:
+            key, sep, value = word.partition(":")
+            if sep and key in ("status", "category", "integration"):
+                values[key] = value or None
+            else:
+                free.append(word)
+        if free:
+            values["search"] = " ".join(free)
+        self.filters = replace(self.filters, **values)  # type: ignore[arg-type]
+        self.page_offset = 0
+        self.action_refresh_now()
+
+    # --- loading ---------------------------------------------------------------------------
+
+    def load(self) -> None:
+        self.fetch(self.filters, self.page_offset)
+
+    @work(exclusive=True, group="retry-load", exit_on_error=False)
+    async def fetch(self, filters: RetryFilters, offset: int) -> None:
+        try:
+            page = await self.console.client.retry_page(filters, offset, PAGE_SIZE)
+        except NotAvailable as error:
+            self.post_message(ApiFailed("load the retry queue", error.message, unavailable=True))
+            return
+        except ApiError as error:
+            self.post_message(ApiFailed("load the retry queue", error.message))
+            return
+        self.post_message(QueuePageLoaded(page))
+
+    @on(QueuePageLoaded)
+    def page_loaded(self, message: QueuePageLoaded) -> None:
+        self.unavailable = False
+        self.query_one("#unavailable").display = False
+        table = self.query_one(DataTable)
+        table.display = True
+        table.loading = False
+        self.page = message.page
+        self.rows = {r.key: r for r in message.page.rows}
+        self._show_page()
+        self.loaded()
+
+    def _cells(self, row: RetryRow) -> list[Any]:
+        status_style = {"abandoned": "bold red", "pending": "yellow", "resolved": "green"}
+        return [
+            "✓" if row.key in self.selected_keys else " ",
+            fmt.cell(row.flow_name, 14),
+            Text(row.status, style=status_style.get(row.status, "")),
+            "data" if row.category == "data" else "tech",
+            str(row.attempts),
+            fmt.cell(row.reason or row.last_error, 18),
+            fmt.short_stamp(row.updated_at),
+            row.change_id,
+        ]
+
+    def _show_page(self) -> None:
+        table = self.query_one(DataTable)
+        keys = [r.key for r in self.page.rows] if self.page else []
+        current = [str(k.value) for k in table.rows]
+        with self.app.batch_update():
+            if keys != current:
+                cursor = table.cursor_row
+                table.clear()
+                for row in self.page.rows if self.page else []:
+                    table.add_row(*self._cells(row), key=row.key)
+                if keys:
+                    table.move_cursor(row=min(cursor, len(keys) - 1))
+            else:
+                columns = [c.value for c in table.columns]
+                for key in keys:
+                    for column, value in zip(columns, self._cells(self.rows[key]), strict=True):
+                        if str(table.get_cell(key, column)) != str(value):
+                            table.update_cell(key, column, value)
+        self._title()
+
+    def _title(self) -> None:
+        table = self.query_one(DataTable)
+        described = self.filters.describe()
+        title = f"retry queue [{described}]" if described else "retry queue"
+        table.border_title = title
+        if self.page is None:
+            table.border_subtitle = ""
+            return
+        total = self.page.total
+        shown = len(self.page.rows)
+        span = (
+            f"{self.page_offset + 1}–{self.page_offset + shown} of {total}"
+            if shown
+            else f"0 of {total}"
+        )
+        picked = f" · {len(self.selected_keys)} selected" if self.selected_keys else ""
+        table.border_subtitle = f"{span}{picked} · s status c category ] next"
+
+    @on(ApiFailed)
+    def failed(self, message: ApiFailed) -> None:
+        table = self.query_one(DataTable)
+        table.loading = False
+        if message.unavailable:
+            self.unavailable = True
+            table.display = False
+            self.query_one("#unavailable").display = True
+            self.status_note = "not available"
+            self.loaded()
+            return
+        self.console.report_error(message.what, message.error)
+        if message.what == "load the retry queue":
+            self.loaded(ok=False)
+
+    # --- navigation and filters ------------------------------------------------------------
+
+    def action_cursor_down(self) -> None:
+        self.query_one(DataTable).action_cursor_down()
+
+    def action_cursor_up(self) -> None:
+        self.query_one(DataTable).action_cursor_up()
+
+    def action_next_page(self) -> None:
+        if self.page and self.page_offset + PAGE_SIZE < self.page.total:
+            self.page_offset += PAGE_SIZE
+            self.action_refresh_now()
+
+    def action_prev_page(self) -> None:
+        if self.page_offset > 0:
+            self.page_offset = max(0, self.page_offset - PAGE_SIZE)
+            self.action_refresh_now()
+
+    def action_cycle_status(self) -> None:
+        self.filters = replace(self.filters, status=_next(STATUSES, self.filters.status))
+        self.page_offset = 0
+        self._title()
+        self.action_refresh_now()
+
+    def action_cycle_category(self) -> None:
+        self.filters = replace(self.filters, category=_next(CATEGORIES, self.filters.category))
+        self.page_offset = 0
+        self._title()
+        self.action_refresh_now()
+
+    def action_filter(self) -> None:
+        box = self.query_one("#search", SearchInput)
+        box.display = True
+        box.value = self.filters.search or ""
+        box.focus()
+
+    @on(Input.Submitted, "#search")
+    def search_submitted(self, event: Input.Submitted) -> None:
+        event.input.display = False
+        self.set_search(event.value.strip())
+
+    def set_search(self, text: str) -> None:
+        self.filters = replace(self.filters, search=text or None)
+        self.page_offset = 0
+        self.query_one(DataTable).focus()
+        self._title()
+        self.action_refresh_now()
+
+    # --- selection, detail, resubmit -------------------------------------------------------
+
+    def current(self) -> RetryRow | None:
+        table = self.query_one(DataTable)
+        if not table.row_count or not table.display:
+            return None
+        key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
+        return self.rows.get(str(key))
+
+    def action_select(self) -> None:
+        row = self.current()
+        if row is None:
+            return
+        if row.key in self.selected_keys:
+            del self.selected_keys[row.key]
+        else:
+            self.selected_keys[row.key] = (row.change_id, row.flow_id)
+        self.query_one(DataTable).update_cell(
+            row.key, "sel", "✓" if row.key in self.selected_keys else " "
+        )
+        self.query_one(DataTable).action_cursor_down()
+        self._title()
+
+    def action_open_item(self) -> None:
+        row = self.current()
+        if row is not None:
+            body = json.dumps(row.raw, indent=2, default=str)
+            self.app.push_screen(TextModal(f"{row.flow_name} · {row.change_id}", body))
+
+    @on(DataTable.RowSelected)
+    def row_selected(self, event: DataTable.RowSelected) -> None:
+        self.action_open_item()
+
+    def action_resubmit(self) -> None:
+        keys = list(self.selected_keys.values())
+        if not keys:
+            row = self.current()
+            if row is None:
+                return
+            keys = [(row.change_id, row.flow_id)]
+        flows = sorted(
+            {self.rows[f"{c}|{f}"].flow_name for c, f in keys if f"{c}|{f}" in self.rows}
+            or {f for _, f in keys}
+        )
+        target = ", ".join(f"'{f}'" for f in flows[:3]) + (" …" if len(flows) > 3 else "")
+        noun = "item" if len(keys) == 1 else "items"
+        question = (
+            f"Resubmit {len(keys)} {noun} in {target}? Each is re-evaluated with the current "
+            "configuration."
+        )
+
+        def answer(ok: bool | None) -> None:
+            if ok:
+                self.submit(keys)
+
+        self.app.push_screen(ConfirmModal(question, title="Resubmit"), answer)
+
+    def action_resubmit_all(self) -> None:
+        if self.page is None or not self.page.total:
+            self.notify("nothing matches the filter", severity="warning")
+            return
+        filters, count = self.filters, self.page.total
+        described = filters.describe() or "no filter: the whole queue"
+        question = f"Resubmit all {count} items matching [{described}]?"
+
+        def answer(ok: bool | None) -> None:
+            if ok:
+                self.submit_matching(filters, count)
+
+        self.app.push_screen(
+            TypeToConfirmModal(question, str(count), title="Resubmit all matching"), answer
+        )
+
+    @work(exclusive=True, group="retry-submit", exit_on_error=False)
+    async def submit(self, keys: list[tuple[str, str]]) -> None:
+        try:
+            count = await self.console.client.retry_submit(keys)
+        except ApiError as error:
+            self.post_message(ApiFailed("resubmit", error.message))
+            return
+        self.post_message(Resubmitted(count, len(keys)))
+
+    @work(exclusive=True, group="retry-submit", exit_on_error=False)
+    async def submit_matching(self, filters: RetryFilters, count: int) -> None:
+        try:
+            done = await self.console.client.retry_submit_matching(filters, count)
+        except ApiError as error:
+            self.post_message(ApiFailed("resubmit", error.message))
+            return
+        self.post_message(Resubmitted(done, count))
+
+    @on(Resubmitted)
+    def resubmitted(self, message: Resubmitted) -> None:
+        self.selected_keys.clear()
+        note = "" if message.count == message.requested else f" of {message.requested}"
+        self.notify(f"Resubmitted {message.count}{note}", timeout=3)
+        self.action_refresh_now()
