@@ -62,9 +62,18 @@ class TokenMissing(ApiError):
 class RequestRefused(ApiError):
     """The API answered with an error status; `detail` is its explanation."""
 
-    def __init__(self, method: str, path: str, status: int, detail: str) -> None:
+    def __init__(
+        self,
+        method: str,
+        path: str,
+        status: int,
+        detail: str,
+        problems: Sequence[tuple[str, str]] = (),
+    ) -> None:
         self.status = status
         self.detail = detail
+        self.problems = list(problems)
+        """Each `(path, message)` the API listed (e.g. `flows[1].destination.mapping`)."""
         super().__init__(f"{method} {path} failed ({status}): {detail}")
 
 
@@ -254,7 +263,7 @@ class ApiClient:
         if status in (401, 403):
             raise TokenRefused()
         if status >= 400 and status not in set(ok_statuses):
-            raise RequestRefused(method, path, status, _detail(body))
+            raise RequestRefused(method, path, status, _detail(body), _problems(body))
         return status, body
 
     # -- health ---------------------------------------------------------------------------------
@@ -442,6 +451,17 @@ def _count(value: Any) -> int:
     if isinstance(value, list):
         return len(value)
     return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+def _problems(body: Any) -> list[tuple[str, str]]:
+    errors = body.get("errors") if isinstance(body, dict) else None
+    if not isinstance(errors, list):
+        return []
+    return [
+        (str(e.get("path") or ""), str(e.get("message") or ""))
+        for e in errors
+        if isinstance(e, dict)
+    ]
 
 
 def _detail(body: Any) -> str:

@@ -377,7 +377,9 @@ class Runner:
         self.say(f"simulator: {self.options.rate:g} changes/s, seed {seed}")
         rounds = 0
         while not self.stop_event.is_set():
-            items = generate(seed + rounds, self.options.rate, DEMO_CHUNK_S, datetime.now(UTC))
+            items = await asyncio.to_thread(
+                generate, seed + rounds, self.options.rate, DEMO_CHUNK_S, datetime.now(UTC)
+            )
             try:
                 total = await send_paced(items, client, stop=self.stop_event, on_batch=self._count)
             except ApiError as error:

@@ -1,9 +1,10 @@
 """`csignal config`: the account configuration as YAML — check, import, export, schema.
 
-`import` stores the configuration in `$SIGNAL_DATA_DIR/account.yaml`, in export form (secrets
-only as `${VAR}` references, resolved from the environment of whoever loads it). The control
-service takes this file over as the account configuration it owns and audits; until it runs, the
-file is the configuration.
+While control runs, `import` and `export` go through its operator API: control owns the
+configuration (validates, stores, audits and publishes it to workers), resolving `${VAR}` secrets
+from its own environment. Otherwise `import` stores the configuration in
+`$SIGNAL_DATA_DIR/account.yaml`, in export form (secrets only as `${VAR}` references, resolved
+from the environment of whoever loads it), which control takes over when it first starts.
 
 Exit codes: 0 done (incomplete flows are warnings), 1 the configuration has problems or is
 missing, 3 a part this build does not have yet.
@@ -12,9 +13,11 @@ missing, 3 a part this build does not have yet.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import importlib
 import json
 import sys
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
@@ -24,6 +27,7 @@ from config.models import Account
 from config.schema import account_json_schema
 from config.settings import Settings
 from config.yamlio import Loaded, YamlSyntaxError, dump_account, load_text, write_account
+from stream.apiclient import ApiClient, ApiError, ControlUnreachable, RequestRefused
 
 OK = 0
 INVALID = 1
@@ -130,6 +134,9 @@ def run_check(args: argparse.Namespace) -> int:
 
 
 def run_import(args: argparse.Namespace) -> int:
+    handled = _import_via_control(args.file)
+    if handled is not None:
+        return handled
     loaded = _load_file(args.file, sys.stderr)
     if loaded is None:
         return INVALID
@@ -163,6 +170,9 @@ def _count(items: list[Any], noun: str) -> str:
 
 
 def run_export(args: argparse.Namespace) -> int:
+    handled = _export_via_control(args.output)
+    if handled is not None:
+        return handled
     source = Settings().account_path
     if not source.exists():
         print(
@@ -187,6 +197,74 @@ def run_export(args: argparse.Namespace) -> int:
         args.output.write_text(text, encoding="utf-8")
         print(f"exported account {loaded.account.account} → {args.output}", file=sys.stderr)
     return OK
+
+
+# --- through control ---------------------------------------------------------------------------
+# While control runs it owns the configuration (stored, audited, published to workers), so import
+# and export go through its API; the file in the data dir is only the fallback when it does not.
+
+
+def _with_control(work: Callable[[ApiClient], Awaitable[int]]) -> int | None:
+    """Run `work` against control; None when control is not reachable (use the file instead)."""
+
+    async def main() -> int | None:
+        async with ApiClient() as client:
+            try:
+                await client.healthz()
+            except ControlUnreachable:
+                return None
+            return await work(client)
+
+    try:
+        return asyncio.run(main())
+    except RequestRefused as error:
+        for path, message in error.problems:
+            print(f"{path}: {message}" if path else message, file=sys.stderr)
+        if not error.problems:
+            print(error.detail, file=sys.stderr)
+        return INVALID
+    except ApiError as error:
+        print(f"csignal config: {error}", file=sys.stderr)
+        return INVALID
+
+
+def _import_via_control(path: Path) -> int | None:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None  # the file path reports it
+
+    async def work(client: ApiClient) -> int:
+        try:
+            result = await client.put_config(text)
+        except RequestRefused:
+            print(f"{path}: not imported", file=sys.stderr)
+            raise
+        for warning in result.get("warnings") or []:
+            print(f"warning: {warning}")
+        changed = ", ".join(
+            f"{len(result.get(key) or [])} {key}" for key in ("created", "updated", "deleted")
+        )
+        print(
+            f"imported account {result.get('account', '?')} into control at "
+            f"{client.base_url}: {changed}"
+        )
+        return OK
+
+    return _with_control(work)
+
+
+def _export_via_control(output: Path | None) -> int | None:
+    async def work(client: ApiClient) -> int:
+        text = await client.get_config()
+        if output is None:
+            sys.stdout.write(text)
+        else:
+            await asyncio.to_thread(output.write_text, text, encoding="utf-8")
+            print(f"exported the account from control → {output}", file=sys.stderr)
+        return OK
+
+    return _with_control(work)
 
 
 # --- schema ------------------------------------------------------------------------------------
