@@ -282,11 +282,14 @@ class Runner:
                 f"Signal is running ({ready_s:.1f}s): operator API {client.base_url} "
                 f"(token in {self.settings.api_token_path}); logs in {self.logs}"
             )
+            if self.options.demo:
+                self.tasks.append(asyncio.create_task(self._simulate(client), name="simulator"))
+            if not self.options.headless and console_available():
+                await self._console(client.base_url)
+                return
             if not self.options.headless:
                 self.say("(the console is not part of this build; running headless)")
             self.say("Ctrl-C stops everything.")
-            if self.options.demo:
-                self.tasks.append(asyncio.create_task(self._simulate(client), name="simulator"))
             await self._status_loop(client)
         except RunError as error:
             self.failure = str(error)
@@ -325,6 +328,34 @@ class Runner:
         self.say(f"imported {what}" + (f" ({len(warnings)} warnings)" if warnings else ""))
         for warning in warnings:
             self.say(f"  warning: {warning}")
+
+    async def _console(self, api_url: str) -> None:
+        """The console in the foreground of this terminal; quitting it stops the run.
+
+        It stays in our process group (it needs the terminal), and dies with us like the rest.
+        """
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "stream",
+            "console",
+            "--api",
+            api_url,
+            env=dict(os.environ, SIGNAL_DATA_DIR=str(self.data_dir)),
+            preexec_fn=die_with_parent(),
+        )
+        waiter = asyncio.create_task(process.wait())
+        stopper = asyncio.create_task(self.stop_event.wait())
+        await asyncio.wait({waiter, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        if process.returncode is None:
+            process.terminate()
+            try:
+                await asyncio.wait_for(process.wait(), STOP_TIMEOUT_S)
+            except TimeoutError:
+                process.kill()
+                await process.wait()
+        stopper.cancel()
+        self.stop_event.set()
 
     # -- supervision ------------------------------------------------------------------------------
 
@@ -438,6 +469,17 @@ class Runner:
                 await self.sandbox.stop()
         if self.broker is not None:
             await self.broker.stop_async()
+
+
+def console_available() -> bool:
+    """True once `csignal console` is a real command (not a placeholder) in this build."""
+    from stream.commands import COMMANDS
+    from stream.commands.pending import PendingCommand
+
+    return any(
+        getattr(c, "name", None) == "console" and not isinstance(c, PendingCommand)
+        for c in COMMANDS
+    )
 
 
 def run(options: RunOptions) -> int:
