@@ -283,3 +283,13 @@ async def record_outcome(store: Any, record: Any, schedule: Any, now: datetime) 
     item = plan_retry(record, existing, schedule=schedule, now=now, jitter=lambda: 0.5)
     await store.record_outcomes([outcome_row(record)], [item] if item is not None else [])
     return await store.get_retry_item(record.change_id, record.flow_id)
+
+
+async def record_new_outcomes(store: Any, records: Any, schedule: Any, now: datetime) -> None:
+    """Store first outcomes (no item yet) and their retry items in one batch."""
+    from stream.control.retry_scheduler import plan_retry
+
+    items = [plan_retry(r, None, schedule=schedule, now=now, jitter=lambda: 0.5) for r in records]
+    await store.record_outcomes(
+        [outcome_row(r) for r in records], [i for i in items if i is not None]
+    )

@@ -1,0 +1,250 @@
+"""Operator resubmit: send retry-queue items through the pipeline again, after a fix.
+
+A resubmit re-drives the *archived change* (not the old payload) for the item's flow, so the
+pipeline evaluates it with the configuration and catalog of now: a status tagged since the
+failure now activates, a corrected mapping now maps (DESIGN 5, reliability §5).
+
+Nothing is sent twice. Each item moves to `retrying` by compare-and-set on its stored status
+*before* its redrive is published, so of two operators (or an operator and the scheduler)
+reaching for the same item exactly one wins; the other is told the item is in flight. An item
+already resolved, or whose pair was delivered meanwhile, is skipped.
+
+Every resubmit is audited: one `config_audit` row (object `retry_queue`, action `resubmit`) with
+who, when, what was asked (items or filter) and what came of it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field, replace
+
+from stream.control.redrive import (
+    AUDIT_RETRY,
+    Clock,
+    Publish,
+    audit,
+    redrive_record,
+    utc_now,
+)
+from stream.control.retry_scheduler import DEFAULT_SCHEDULE, RetrySchedule
+from stream.messages import Redrive
+from stream.store import Page, RetryFilter, RetryItem, Store
+from stream.store.writer import Con
+
+log = logging.getLogger("signal.control.resubmit")
+
+Key = tuple[str, str]
+Progress = Callable[[int, int], None]
+"""Called with (items handled, items selected) after each chunk."""
+
+CHUNK = 200
+AUDIT_KEYS_MAX = 1000
+"""An audit row lists at most this many items; the counts always cover all of them."""
+RESUBMITTABLE = ("pending", "abandoned")
+
+_TAKE = """
+    UPDATE retry_items SET status = 'retrying', next_attempt_at = ?, lease_owner = ?,
+           lease_until = ?, resubmitted_by = ?, resubmitted_at = ?, updated_at = ?
+    WHERE change_id = ? AND flow_id = ? AND status = ?
+    RETURNING change_id
+"""
+_RESOLVE = """
+    UPDATE retry_items SET status = 'resolved', next_attempt_at = NULL, lease_owner = NULL,
+           lease_until = NULL, updated_at = ?
+    WHERE change_id = ? AND flow_id = ? AND status = ?
+    RETURNING change_id
+"""
+
+
+@dataclass
+class ResubmitResult:
+    selected: int = 0
+    submitted: int = 0
+    skipped_already_resolved: int = 0
+    skipped_in_flight: int = 0
+    not_found: int = 0
+    missing_change: int = 0
+    submitted_items: list[Key] = field(default_factory=list, repr=False)
+
+    def counts(self) -> dict[str, int]:
+        data = asdict(self)
+        data.pop("submitted_items")
+        return data
+
+
+class Resubmitter:
+    def __init__(
+        self,
+        store: Store,
+        publish: Publish,
+        clock: Clock = utc_now,
+        schedule: RetrySchedule = DEFAULT_SCHEDULE,
+    ) -> None:
+        self._store = store
+        self._publish = publish
+        self._clock = clock
+        self._schedule = schedule
+
+    async def resubmit(
+        self, keys: Sequence[Key], actor: str, *, progress: Progress | None = None
+    ) -> ResubmitResult:
+        """Resubmit the named (change_id, flow_id) items."""
+        unique = list(dict.fromkeys(keys))
+        result = await self._run(unique, actor, progress)
+        await self._audit(actor, {"items": _listed(unique)}, result)
+        return result
+
+    async def resubmit_matching(
+        self, filters: RetryFilter, actor: str, *, progress: Progress | None = None
+    ) -> ResubmitResult:
+        """Resubmit every item matching `filters` (resolved and in-flight items are skipped)."""
+        keys = await self.matching(filters)
+        result = await self._run(keys, actor, progress)
+        await self._audit(actor, {"filter": _filter_dict(filters)}, result)
+        return result
+
+    async def matching(self, filters: RetryFilter) -> list[Key]:
+        """Keys of the items matching `filters`, read before anything changes them (the queue
+        is ordered by `updated_at`, which a resubmit moves)."""
+        keys: list[Key] = []
+        offset = 0
+        while True:
+            page = await self._store.list_retry(filters, Page(offset=offset, limit=5000))
+            keys.extend((i.change_id, i.flow_id) for i in page.items)
+            offset += len(page.items)
+            if not page.items or offset >= page.total:
+                return list(dict.fromkeys(keys))
+
+    async def _run(
+        self, keys: Sequence[Key], actor: str, progress: Progress | None
+    ) -> ResubmitResult:
+        result = ResubmitResult(selected=len(keys))
+        for start in range(0, len(keys), CHUNK):
+            await self._chunk(keys[start : start + CHUNK], actor, result)
+            if progress is not None:
+                progress(min(start + CHUNK, len(keys)), len(keys))
+        return result
+
+    async def _chunk(self, keys: Sequence[Key], actor: str, result: ResubmitResult) -> None:
+        now = self._clock()
+        found = await asyncio.gather(*(self._store.get_retry_item(c, f) for c, f in keys))
+        items: list[RetryItem] = []
+        for item in found:
+            if item is None:
+                result.not_found += 1
+            elif item.status == "resolved":
+                result.skipped_already_resolved += 1
+            elif item.status not in RESUBMITTABLE:
+                result.skipped_in_flight += 1
+            else:
+                items.append(item)
+        if not items:
+            return
+        delivered = await self._store.seen_many((i.change_id, i.flow_id) for i in items)
+        changes = await self._store.get_changes(i.change_id for i in items)
+        resolve = [i for i in items if (i.change_id, i.flow_id) in delivered]
+        wanted = [i for i in items if (i.change_id, i.flow_id) not in delivered]
+        result.missing_change += sum(1 for i in wanted if i.change_id not in changes)
+        wanted = [i for i in wanted if i.change_id in changes]
+        watchdog = now + self._schedule.outcome_timeout
+        lease = f"resubmit:{actor}"
+
+        def take(con: Con) -> tuple[set[Key], set[Key]]:
+            """Compare-and-set every item in one transaction: only an item still in the status
+            it was read with moves, so a concurrent resubmit or scheduler run wins or loses
+            whole items, never half of one."""
+            resolved: set[Key] = set()
+            for i in resolve:
+                if con.execute(_RESOLVE, [now, i.change_id, i.flow_id, i.status]).fetchall():
+                    resolved.add((i.change_id, i.flow_id))
+            taken: set[Key] = set()
+            for i in wanted:
+                params = [watchdog, lease, watchdog, actor, now, now, i.change_id, i.flow_id]
+                if con.execute(_TAKE, [*params, i.status]).fetchall():
+                    taken.add((i.change_id, i.flow_id))
+            return resolved, taken
+
+        resolved, taken_keys = await self._store.write(take)
+        result.skipped_already_resolved += len(resolved)
+        lost = [i for i in resolve if (i.change_id, i.flow_id) not in resolved]
+        lost += [i for i in wanted if (i.change_id, i.flow_id) not in taken_keys]
+        if lost:
+            current = await asyncio.gather(
+                *(self._store.get_retry_item(i.change_id, i.flow_id) for i in lost)
+            )
+            for now_item in current:
+                if now_item is not None and now_item.status == "resolved":
+                    result.skipped_already_resolved += 1
+                else:
+                    result.skipped_in_flight += 1
+        taken = [i for i in wanted if (i.change_id, i.flow_id) in taken_keys]
+        if not taken:
+            return
+        records = [
+            redrive_record(
+                changes[i.change_id],
+                Redrive(flow_id=i.flow_id, attempt=i.attempts + 1, kind="resubmit", actor=actor),
+            )
+            for i in taken
+        ]
+        try:
+            await self._publish(records)
+        except Exception:
+            # put the items back as they were, so the operator can simply try again
+            for item in taken:
+                await self._store.compare_and_set_retry(
+                    replace(item, updated_at=now), expected=("retrying",)
+                )
+            raise
+        result.submitted += len(taken)
+        result.submitted_items.extend((i.change_id, i.flow_id) for i in taken)
+
+    async def _audit(self, actor: str, asked: dict[str, object], result: ResubmitResult) -> None:
+        object_id = "filter" if "filter" in asked else "items"
+        items = asked.get("items")
+        if isinstance(items, list) and len(items) == 1:
+            object_id = "/".join(items[0])
+        await audit(
+            self._store,
+            actor=actor,
+            object_kind=AUDIT_RETRY,
+            object_id=object_id,
+            action="resubmit",
+            change={**asked, "result": result.counts()},
+            at=self._clock(),
+        )
+
+
+def _listed(keys: Sequence[Key]) -> list[list[str]]:
+    return [[c, f] for c, f in keys[:AUDIT_KEYS_MAX]]
+
+
+def _filter_dict(filters: RetryFilter) -> dict[str, str]:
+    return {k: v for k, v in asdict(filters).items() if v is not None}
+
+
+def parse_filter(data: dict[str, object]) -> RetryFilter:
+    """A `RetryFilter` from JSON or CLI options; raises ValueError naming a bad key or value."""
+    allowed = {"integration", "status", "category", "flow_id"}
+    unknown = sorted(set(data) - allowed)
+    if unknown:
+        raise ValueError(f"unknown filter key(s): {', '.join(unknown)}")
+    values: dict[str, str | None] = {}
+    for key in allowed:
+        value = data.get(key)
+        if value is not None and not isinstance(value, str):
+            raise ValueError(f"filter {key} must be a string")
+        values[key] = value or None
+    status, category = values["status"], values["category"]
+    if status is not None and status not in ("pending", "retrying", "abandoned", "resolved"):
+        raise ValueError(f"status must be pending, retrying, abandoned or resolved, not {status!r}")
+    if category is not None and category not in ("data", "technical"):
+        raise ValueError(f"category must be data or technical, not {category!r}")
+    return RetryFilter(
+        integration=values["integration"],
+        status=status,  # type: ignore[arg-type]
+        category=category,  # type: ignore[arg-type]
+        flow_id=values["flow_id"],
+    )
