@@ -10,8 +10,8 @@ name connections, flows' outcomes and failure codes, which is more than an anony
 the host should read, and Prometheus sends a bearer token with `authorization.credentials_file`.
 Only `/healthz` is meant to be open.
 
-Bad parameters answer 400 with `{"error": "invalid_parameter", "parameter": …, "message": …}`;
-a store that is closed or failing answers 503 / 500 with `{"error": …, "message": …}`.
+Errors use the API's shape, `{"errors": [{"path": …, "message": …}]}`: a bad parameter answers
+400 with the parameter's name as `path`; a closed store 503, a failing one 500 (empty path).
 """
 
 from __future__ import annotations
@@ -23,6 +23,9 @@ from typing import Any
 
 from aiohttp import web
 
+from config.models import Mode as FlowMode
+from stream.api.errors import json_error
+from stream.control.config_service import ConfigService
 from stream.metrics import activity, prometheus, queries
 from stream.metrics.definitions import Mode, ParameterError, Window, parse_mode, parse_window
 from stream.metrics.queries import RuntimeStatus
@@ -92,17 +95,11 @@ def _guarded(handler: Handler) -> Handler:
         try:
             return await handler(request)
         except _BadParameter as exc:
-            body = {
-                "error": "invalid_parameter",
-                "parameter": exc.parameter,
-                "message": exc.message,
-            }
-            return web.json_response(body, status=400)
+            return json_error(400, exc.message, exc.parameter)
         except StoreClosedError:
-            body = {"error": "store_unavailable", "message": "the database is closed"}
-            return web.json_response(body, status=503)
+            return json_error(503, "the database is closed; the control service is stopping")
         except StoreError as exc:
-            return web.json_response({"error": "store_error", "message": str(exc)}, status=500)
+            return json_error(500, f"the database could not answer: {exc}")
 
     return run
 
@@ -166,3 +163,21 @@ def add_metrics_routes(
     app.router.add_get("/api/v1/metrics/troubleshooting", _guarded(troubleshooting))
     app.router.add_get("/api/v1/activity", _guarded(feed))
     app.router.add_get("/metrics", _guarded(scrape))
+
+
+def config_providers(config: ConfigService) -> tuple[ActiveFlowsProvider, RateSharesProvider]:
+    """`active_flows` and `rate_shares` from the control's configuration: a flow counts as active
+    when it is switched on and complete (an incomplete flow never runs)."""
+
+    def active_flows(mode: Mode) -> int:
+        wanted = FlowMode(mode)
+        return sum(
+            1
+            for view in config.flow_views()
+            if view.flow.active and view.complete and view.flow.mode is wanted
+        )
+
+    def rate_shares() -> Mapping[str, float]:
+        return {c.id: c.rate_share for c in config.account.connections}
+
+    return active_flows, rate_shares

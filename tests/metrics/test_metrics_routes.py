@@ -4,13 +4,18 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from metrics_stream_gen import NOW
 
-from stream.api.metrics_routes import add_metrics_routes
+from config.models import Account
+from stream.api.metrics_routes import add_metrics_routes, config_providers
+from stream.certain.demo_account import CONNECTION_ID, SECRET_ENV, demo_account
+from stream.control.config_service import ConfigService
+from stream.control.secret_store import SecretStore
 from stream.metrics import RuntimeStatus
 from stream.metrics.definitions import Mode
 from stream.store import Store
@@ -98,8 +103,8 @@ async def test_bad_parameters_answer_400_naming_the_parameter(
     response = await client.get(path, params=params)
     assert response.status == 400
     body = await response.json()
-    assert body["error"] == "invalid_parameter" and body["parameter"] == parameter
-    assert body["message"]
+    [error] = body["errors"]
+    assert error["path"] == parameter and error["message"]
 
 
 async def test_a_closed_store_answers_503(
@@ -109,7 +114,7 @@ async def test_a_closed_store_answers_503(
     for path in ("/api/v1/metrics/summary", "/api/v1/activity", "/metrics"):
         response = await client.get(path)
         assert response.status == 503
-        assert (await response.json())["error"] == "store_unavailable"
+        assert (await response.json())["errors"][0]["message"].startswith("the database is closed")
 
 
 async def test_default_period_is_the_last_24_hours(
@@ -121,3 +126,30 @@ async def test_default_period_is_the_last_24_hours(
     assert body["period"]["label"] == "24h"
     assert (end - start).total_seconds() == 86400
     assert abs((datetime.now(UTC) - end).total_seconds()) < 60
+
+
+async def test_config_providers_count_active_complete_flows_and_read_shares(
+    tmp_path: Path,
+) -> None:
+    raw = demo_account("http://127.0.0.1:9")
+    raw["connections"][0]["rate_share"] = 0.25
+    raw["connections"][0]["client_secret"] = "not-a-real-secret"
+    flows = {f["id"]: f for f in raw["flows"]}
+    flows["attended-follow-up"]["active"] = False
+    flows["vip-session-attended"]["activate_for"] = {}
+    store = await Store.open(tmp_path / "signal.duckdb", reader_threads=1, threads=1)
+    try:
+        config = ConfigService(store, SecretStore(tmp_path / "secrets.json"), env={SECRET_ENV: "x"})
+        await config.start()
+        await config.replace_account(Account.model_validate(raw), "test")
+        views = {v.flow.id: v for v in config.flow_views()}
+        assert not views["vip-session-attended"].complete
+        active_flows, rate_shares = config_providers(config)
+        assert (
+            active_flows("live")
+            == sum(f["mode"] == "live" and f["active"] for f in raw["flows"]) - 2 + 1
+        )  # one switched off, one incomplete (which was active)
+        assert active_flows("test") == 2
+        assert rate_shares() == {CONNECTION_ID: 0.25}
+    finally:
+        await store.close()
