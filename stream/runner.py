@@ -128,9 +128,6 @@ class Child:
             except TimeoutError:
                 _signal_group(process.pid, signal.SIGKILL)
                 await process.wait()
-        if process is not None:
-            # Anything the service itself started in its group goes with it.
-            _signal_group(process.pid, signal.SIGKILL)
         if self._log is not None:
             with contextlib.suppress(OSError):
                 self._log.close()
