@@ -14,7 +14,6 @@ from typing import Any
 
 from stream.metrics.definitions import Mode, ParameterError, Window
 from stream.metrics.queries import iso, period_json
-from stream.store import reads
 from stream.store.store import Store
 from stream.store.writer import Con
 
@@ -117,6 +116,4 @@ async def page(
 ) -> dict[str, Any]:
     if not 1 <= limit <= MAX_LIMIT:
         raise ParameterError(f"limit must be between 1 and {MAX_LIMIT}")
-    return await reads.read(
-        store, lambda con: page_on(con, mode, window, limit=limit, before=before)
-    )
+    return await store.read(lambda con: page_on(con, mode, window, limit=limit, before=before))

@@ -23,7 +23,6 @@ from stream.metrics.definitions import (
     rate_budget,
 )
 from stream.metrics.queries import RuntimeStatus
-from stream.store import reads
 from stream.store.store import Store
 from stream.store.writer import Con
 
@@ -208,7 +207,7 @@ async def exposition(
     rate_shares: Mapping[str, float] | None = None,
     now: datetime | None = None,
 ) -> str:
-    families = await reads.read(
-        store, lambda con: collect_on(con, now=now, runtime=runtime, rate_shares=rate_shares)
+    families = await store.read(
+        lambda con: collect_on(con, now=now, runtime=runtime, rate_shares=rate_shares)
     )
     return render(families)

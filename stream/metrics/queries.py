@@ -28,7 +28,6 @@ from stream.metrics.definitions import (
     rate_budget,
     reason_code_sql,
 )
-from stream.store import reads
 from stream.store.store import Store
 from stream.store.writer import Con
 
@@ -334,8 +333,7 @@ async def summary(
     active_flows: int | None = None,
     runtime: RuntimeStatus | None = None,
 ) -> dict[str, Any]:
-    return await reads.read(
-        store,
+    return await store.read(
         lambda con: summary_on(con, mode, window, active_flows=active_flows, runtime=runtime),
     )
 
@@ -347,6 +345,6 @@ async def troubleshooting(
     *,
     rate_shares: Mapping[str, float] | None = None,
 ) -> dict[str, Any]:
-    return await reads.read(
-        store, lambda con: troubleshooting_on(con, mode, window, rate_shares=rate_shares)
+    return await store.read(
+        lambda con: troubleshooting_on(con, mode, window, rate_shares=rate_shares)
     )

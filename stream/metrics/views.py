@@ -14,7 +14,6 @@ from stream.metrics.definitions import (
     call_is_error_sql,
     reason_code_sql,
 )
-from stream.store import reads
 from stream.store.store import Store
 from stream.store.writer import Con
 
@@ -56,4 +55,4 @@ def install_metric_views(con: Con) -> None:
 
 async def install(store: Store) -> None:
     """`install_metric_views` on the store's writer thread, in one transaction."""
-    await reads.write(store, install_metric_views)
+    await store.write(install_metric_views)

@@ -10,7 +10,8 @@ from metrics_stream_gen import NOW, Stream, feed_order
 
 from stream.metrics import ParameterError, activity, parse_window, prometheus, views
 from stream.metrics.queries import RuntimeStatus
-from stream.store import Store, reads
+from stream.store import Store
+from stream.store.writer import Con
 
 
 @pytest.mark.parametrize(("mode", "period", "limit"), [("live", "7d", 37), ("test", "24h", 5)])
@@ -68,7 +69,7 @@ async def test_metric_views_agree_with_the_summary(
     await views.install(metrics_store)  # idempotent at every start
     window = parse_window("7d", now=NOW)
 
-    def read(con: reads.Con) -> list[tuple[str, str, int]]:
+    def read(con: Con) -> list[tuple[str, str, int]]:
         return [
             tuple(r)
             for r in con.execute(
@@ -79,7 +80,7 @@ async def test_metric_views_agree_with_the_summary(
             ).fetchall()
         ]
 
-    got = Counter({(s, c): n for s, c, n in await reads.read(metrics_store, read)})
+    got = Counter({(s, c): n for s, c, n in await metrics_store.read(read)})
     want: Counter[tuple[str, str]] = Counter()
     for p in recorded_stream.pairs:
         s = p.state
