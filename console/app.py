@@ -6,6 +6,8 @@ number keys, `:` commands or the palette; `q` goes back, and quits from the flow
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 import signal
 import sys
@@ -18,7 +20,7 @@ from typing import ClassVar
 
 from textual import on
 from textual.app import App, SystemCommand
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.command import Hit, Hits, Provider
 from textual.screen import Screen
 from textual.worker import Worker, WorkerState
@@ -99,7 +101,7 @@ class SignalConsole(App[int]):
         "sql": SqlScreen,
     }
     COMMANDS: ClassVar[set[type[Provider]]] = {SignalCommands}  # type: ignore[assignment]
-    BINDINGS: ClassVar[list[Binding]] = [  # type: ignore[assignment]
+    BINDINGS: ClassVar[list[BindingType]] = [
         *actions.bindings(actions.GLOBAL),
         Binding("ctrl+q", "quit", "Quit", show=False, priority=True, id="quit"),
     ]
@@ -124,19 +126,17 @@ class SignalConsole(App[int]):
         if read_only:
             self.sub_title = "read-only"
 
-    def get_system_commands(self, screen: Screen[object]) -> list[SystemCommand]:  # type: ignore[override]
+    def get_system_commands(self, screen: Screen[object]) -> list[SystemCommand]:  # type: ignore[override,unused-ignore]
         return [c for c in super().get_system_commands(screen) if c.title in ("Quit", "Keys")]
 
     async def on_mount(self) -> None:
         await self.switch_mode("flows")
         if self.watch_tty and sys.stdin is not None and sys.stdin.isatty():
             self.set_interval(TTY_CHECK_S, self._check_tty)
-            try:
-                import asyncio
-
-                asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, self._lost_tty)
-            except (NotImplementedError, RuntimeError, ValueError):
-                pass
+            loop = asyncio.get_running_loop()
+            for number in (signal.SIGHUP, signal.SIGTERM):
+                with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                    loop.add_signal_handler(number, self._lost_tty)
 
     async def on_unmount(self) -> None:
         await self.client.close()

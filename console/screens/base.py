@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 from textual import on
 from textual.app import ComposeResult
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.screen import Screen
 from textual.suggester import SuggestFromList
 from textual.timer import Timer
@@ -29,7 +29,7 @@ COMMANDS = [":flows", ":connections", ":events", ":retry", ":metrics", ":sql", "
 
 
 class CommandLine(Input):
-    BINDINGS: ClassVar[list[Binding]] = [Binding("escape", "dismiss", "Close", show=False)]
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "dismiss", "Close", show=False)]
 
     def action_dismiss(self) -> None:
         self.value = ""
@@ -50,6 +50,7 @@ class BaseScreen(Screen[None]):
         self.loading_now = False
         self._next: Timer | None = None
         self.status_note = ""
+        self.title_text = self.TITLE_TEXT
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         if "SCOPE" in cls.__dict__:
@@ -140,7 +141,7 @@ class BaseScreen(Screen[None]):
         ro = " [reverse bold] RO [/]" if self.console.read_only else ""
         note = f"  {self.status_note}" if self.status_note else ""
         fresh = self.freshness() if self.POLLS else ""
-        bar.update(f"[b]Signal[/b] ▸ {self.TITLE_TEXT}{ro}{note}  [dim]{fresh}[/dim]")
+        bar.update(f"[b]Signal[/b] ▸ {self.title_text}{ro}{note}  [dim]{fresh}[/dim]")
         bar.set_class(self.stale, "stale")
 
     @on(Worker.StateChanged)

@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.widgets import DataTable
 
 from console import fmt
@@ -92,7 +92,7 @@ class CatalogScreen(BaseScreen):
     CSS_PATH = Path(__file__).with_name("catalog.tcss")
     SCOPE = "catalog"
     TITLE_TEXT = "Tags & events"
-    EXTRA_BINDINGS: ClassVar[list[Binding]] = [
+    EXTRA_BINDINGS: ClassVar[list[BindingType]] = [
         Binding("tab", "app.focus_next", show=False),
         Binding("j", "cursor_down", show=False),
         Binding("k", "cursor_up", show=False),

@@ -13,7 +13,7 @@ from urllib.parse import urlparse
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, VerticalScroll
 from textual.validation import Function
 from textual.widgets import Button, DataTable, Input, Label, LoadingIndicator, Static, Switch
@@ -49,7 +49,7 @@ class ConnectionsScreen(BaseScreen):
     CSS_PATH = CSS
     SCOPE = "connections"
     TITLE_TEXT = "Connections"
-    EXTRA_BINDINGS: ClassVar[list[Binding]] = [
+    EXTRA_BINDINGS: ClassVar[list[BindingType]] = [
         Binding("j", "cursor_down", show=False),
         Binding("k", "cursor_up", show=False),
     ]
@@ -175,7 +175,7 @@ class ConnectionForm(BaseScreen):
         super().__init__()
         self.row = row
         self._testing = False
-        self.TITLE_TEXT = f"Connection {row.name}" if row else "New connection"
+        self.title_text = f"Connection {row.name}" if row else "New connection"
 
     def body(self) -> ComposeResult:
         raw = self.row.raw if self.row else {}

@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.widgets import DataTable, Input
 
 from console import fmt
@@ -28,7 +28,7 @@ NARROW = 100
 
 
 class FilterInput(Input):
-    BINDINGS: ClassVar[list[Binding]] = [Binding("escape", "clear", "Clear", show=False)]
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "clear", "Clear", show=False)]
 
     def action_clear(self) -> None:
         self.value = ""
@@ -40,7 +40,7 @@ class FlowsScreen(BaseScreen):
     CSS_PATH = Path(__file__).with_name("flows.tcss")
     SCOPE = "flows"
     TITLE_TEXT = "Flows"
-    EXTRA_BINDINGS: ClassVar[list[Binding]] = [
+    EXTRA_BINDINGS: ClassVar[list[BindingType]] = [
         Binding("j", "cursor('down')", show=False),
         Binding("k", "cursor('up')", show=False),
         Binding("g", "cursor('top')", show=False),

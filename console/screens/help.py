@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
 from textual.app import ComposeResult
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Static
@@ -64,7 +64,7 @@ def help_text(scope: str, read_only: bool) -> str:
 
 class HelpScreen(ModalScreen[None]):
     CSS_PATH = Path(__file__).with_name("help.tcss")
-    BINDINGS: ClassVar[list[Binding]] = [
+    BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape,q,question_mark", "close", "Close", id="help-close")
     ]
 
@@ -85,7 +85,9 @@ class HelpScreen(ModalScreen[None]):
 
 class DebugScreen(ModalScreen[None]):
     CSS_PATH = Path(__file__).with_name("help.tcss")
-    BINDINGS: ClassVar[list[Binding]] = [Binding("escape,q", "close", "Close", id="debug-close")]
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape,q", "close", "Close", id="debug-close")
+    ]
 
     def __init__(self, app: SignalConsole) -> None:
         super().__init__()

@@ -1,10 +1,286 @@
-"""Metrics."""
+"""Metrics: Summary, Troubleshooting and the Activity Feed, per mode (live/test) and period.
+
+All three come from control in one refresh; a part this control does not serve shows a plain
+"not available" note instead of failing the others. The feed follows new outcomes while its view
+is at the bottom, and holds still (counting what arrived) while the operator scrolls back.
+"""
 
 from __future__ import annotations
 
+import asyncio
+from collections import deque
+from pathlib import Path
+from typing import Any, ClassVar
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Vertical
+from textual.widgets import DataTable, RichLog, Sparkline, Static, TabbedContent, TabPane
+
+from console import fmt
+from console.client import ApiError, NotAvailable
+from console.messages import ApiFailed, MetricsSnapshot
 from console.screens.base import BaseScreen
+
+PERIODS = ("1h", "24h", "7d", "30d")
+NOT_AVAILABLE = "not available from this control yet"
+
+
+def _n(value: Any) -> str:
+    return f"{int(value or 0):,}"
+
+
+def _opt(value: Any) -> str:
+    return "—" if value is None else str(value)
+
+
+def selector_text(mode: str, period: str) -> Text:
+    text = Text("mode ")
+    for m in ("live", "test"):
+        text.append(f" {m.upper()} ", style="reverse bold" if m == mode else "dim")
+    text.append("   period ")
+    for p in PERIODS:
+        text.append(f" {p} ", style="reverse bold" if p == period else "dim")
+    text.append("   (m / d)", style="dim")
+    return text
+
+
+def summary_text(body: dict[str, Any]) -> str:
+    not_triggered = body.get("actions_not_triggered") or {}
+    na = (not_triggered.get("not_activated") or {}).get("total", 0)
+    fo = (not_triggered.get("filtered_out") or {}).get("total", 0)
+    failed = (not_triggered.get("failed") or {}).get("total", 0)
+    status = body.get("processing_status") or {}
+    active = body.get("active_flows")
+    lines = [
+        f"Changes processed  {_n(body.get('changes_processed')):>8}   "
+        f"Unique registrations {_n(body.get('unique_registrations')):>8}",
+        f"Actions triggered  {_n(body.get('actions_triggered')):>8}   "
+        f"Not triggered        {_n(not_triggered.get('total')):>8}",
+        f"  not activated {_n(na)} · filtered out {_n(fo)} · failed {_n(failed)}",
+        f"Active flows       {'—' if active is None else _n(active):>8}   "
+        f"Form posts           {_n(body.get('form_posts')):>8}",
+        f"Leads created      {_n(body.get('leads_created')):>8}   "
+        f"Leads updated        {_n(body.get('leads_updated')):>8}",
+        "Processing: last change recorded "
+        f"{fmt.short_time(status.get('last_change_recorded_at')) or '—'}"
+        f" · lag {_opt(status.get('consumer_lag'))} · workers {_opt(status.get('workers_alive'))}",
+    ]
+    return "\n".join(lines)
+
+
+def troubleshooting_text(body: dict[str, Any]) -> str:
+    queue = body.get("retry_queue") or {}
+    by_status = queue.get("by_status") or {}
+    categories: dict[str, int] = {}
+    for per in (queue.get("by_status_and_category") or {}).values():
+        for category, count in (per or {}).items():
+            categories[category] = categories.get(category, 0) + int(count or 0)
+    validation = body.get("validation_errors") or {}
+    statuses = " · ".join(f"{k} {_n(v)}" for k, v in by_status.items()) or "empty"
+    cats = " · ".join(f"{k} {_n(v)}" for k, v in categories.items())
+    return "\n".join(
+        [
+            f"Retry queue open {_n(queue.get('open'))}: {statuses}",
+            f"  by category: {cats or '—'}",
+            f"Total retried {_n(body.get('total_retried'))} · attempts "
+            f"{_n(body.get('retry_attempts'))} · retried abandoned "
+            f"{_n(body.get('retried_abandoned'))}",
+            f"Validation errors {_n(validation.get('total'))} (rejected input "
+            f"{_n(validation.get('rejected_input'))}, data failures "
+            f"{_n(validation.get('data_failures'))})",
+        ]
+    )
+
+
+def feed_key(item: dict[str, Any]) -> str:
+    return f"{item.get('time')}|{item.get('change_id')}|{item.get('flow_id')}"
+
+
+def feed_line(item: dict[str, Any]) -> Text:
+    text = Text(f"{fmt.short_time(item.get('time'))} ")
+    text.append(f"{item.get('registration_code') or '—':<10} ")
+    text.append(f"{fmt.cell(item.get('event_code') or '', 10):<10} ")
+    text.append(f"{fmt.cell(item.get('flow_name') or item.get('flow_id'), 18):<18} ")
+    text.append_text(fmt.outcome_text(str(item.get("status", ""))))
+    detail = item.get("detail") or ""
+    if detail:
+        text.append(f" {detail}", style="dim")
+    return text
 
 
 class MetricsScreen(BaseScreen):
+    CSS_PATH = Path(__file__).with_name("metrics.tcss")
     SCOPE = "metrics"
     TITLE_TEXT = "Metrics"
+    EXTRA_BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("left,h", "tab(-1)", show=False),
+        Binding("right,l", "tab(1)", show=False),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.mode = "live"
+        self.period = "24h"
+        self.seen: deque[str] = deque(maxlen=2000)
+        self.unseen = 0
+
+    def body(self) -> ComposeResult:
+        yield Static(selector_text(self.mode, self.period), id="selectors")
+        with TabbedContent(id="tabs"):
+            with TabPane("Summary", id="summary"), Vertical():
+                yield Static("loading…", id="summary-text")
+                yield Static("Registration activity", classes="plot-title")
+                yield Sparkline([], id="activity-spark")
+            with TabPane("Troubleshooting", id="trouble"), Vertical():
+                yield Static("loading…", id="trouble-text")
+                yield Static("Retry activity", classes="plot-title")
+                yield Sparkline([], id="retry-spark")
+                table: DataTable[Any] = DataTable(id="conn-activity", cursor_type="row")
+                table.add_column("Connection", key="id", width=16)
+                table.add_column("Calls", key="calls", width=6)
+                table.add_column("Errors", key="errors", width=6)
+                table.add_column("p95 ms", key="p95", width=7)
+                table.add_column("Headroom/20s", key="headroom")
+                yield table
+            with TabPane("Activity Feed", id="feed"), Vertical():
+                yield Static("", id="feed-state")
+                yield RichLog(id="feed-log", max_lines=1000, wrap=False, markup=False)
+
+    def on_mount(self) -> None:
+        super().on_mount()
+        self.query_one("#feed-log", RichLog).auto_scroll = False
+
+    # --- selectors -------------------------------------------------------------------------
+
+    def action_toggle_mode(self) -> None:
+        self.mode = "test" if self.mode == "live" else "live"
+        self._changed_selection()
+
+    def action_next_period(self) -> None:
+        self.period = PERIODS[(PERIODS.index(self.period) + 1) % len(PERIODS)]
+        self._changed_selection()
+
+    def _changed_selection(self) -> None:
+        self.query_one("#selectors", Static).update(selector_text(self.mode, self.period))
+        self.query_one("#feed-log", RichLog).clear()
+        self.seen.clear()
+        self.unseen = 0
+        self.action_refresh_now()
+
+    def action_tab(self, step: int) -> None:
+        tabs = self.query_one(TabbedContent)
+        order = ["summary", "trouble", "feed"]
+        current = order.index(tabs.active) if tabs.active in order else 0
+        tabs.active = order[(current + step) % len(order)]
+
+    def action_follow(self) -> None:
+        log = self.query_one("#feed-log", RichLog)
+        log.scroll_end(animate=False)
+        self.unseen = 0
+        self._feed_state()
+
+    # --- loading ---------------------------------------------------------------------------
+
+    def load(self) -> None:
+        self.fetch(self.mode, self.period)
+
+    @work(exclusive=True, group="metrics-load", exit_on_error=False)
+    async def fetch(self, mode: str, period: str) -> None:
+        client = self.console.client
+        results = await asyncio.gather(
+            client.metrics_summary(mode, period),
+            client.metrics_troubleshooting(mode, period),
+            client.activity(mode, period, limit=200),
+            return_exceptions=True,
+        )
+        unavailable: list[str] = []
+        parts: list[Any] = []
+        for name, result in zip(("summary", "troubleshooting", "activity"), results, strict=True):
+            if isinstance(result, NotAvailable):
+                unavailable.append(name)
+                parts.append(None)
+            elif isinstance(result, ApiError):
+                self.post_message(ApiFailed(f"load {name}", result.message))
+                return
+            elif isinstance(result, BaseException):
+                raise result
+            else:
+                parts.append(result)
+        summary, trouble, feed = parts
+        self.post_message(MetricsSnapshot(mode, period, summary, trouble, feed or [], unavailable))
+
+    @on(MetricsSnapshot)
+    def snapshot(self, message: MetricsSnapshot) -> None:
+        if (message.mode, message.period) != (self.mode, self.period):
+            return
+        if message.summary is None:
+            self.query_one("#summary-text", Static).update(f"Summary: {NOT_AVAILABLE}")
+        else:
+            self.query_one("#summary-text", Static).update(summary_text(message.summary))
+            activity = message.summary.get("registration_activity") or []
+            self.query_one("#activity-spark", Sparkline).data = [
+                float(b.get("changes", 0)) for b in activity
+            ]
+        if message.troubleshooting is None:
+            self.query_one("#trouble-text", Static).update(f"Troubleshooting: {NOT_AVAILABLE}")
+        else:
+            body = message.troubleshooting
+            self.query_one("#trouble-text", Static).update(troubleshooting_text(body))
+            retries = body.get("retry_activity") or []
+            self.query_one("#retry-spark", Sparkline).data = [
+                float(b.get("retries", 0)) for b in retries
+            ]
+            self._connections(body.get("connection_activity") or [])
+        if "activity" in message.unavailable:
+            self.query_one("#feed-state", Static).update(f"Activity feed: {NOT_AVAILABLE}")
+        else:
+            self._feed(message.feed)
+        self.loaded()
+
+    def _connections(self, rows: list[dict[str, Any]]) -> None:
+        table = self.query_one("#conn-activity", DataTable)
+        with self.app.batch_update():
+            table.clear()
+            for row in rows:
+                latency = row.get("latency_ms") or {}
+                limit = row.get("rate_limit") or {}
+                table.add_row(
+                    fmt.cell(row.get("connection_id"), 16),
+                    _n(row.get("calls")),
+                    _n(row.get("errors")),
+                    f"{float(latency.get('p95') or 0):.0f}",
+                    f"{limit.get('headroom', '—')} of {limit.get('budget_per_20s', '—')}",
+                    key=str(row.get("connection_id")),
+                )
+        table.border_title = "connection activity"
+
+    def _feed(self, items: list[dict[str, Any]]) -> None:
+        log = self.query_one("#feed-log", RichLog)
+        following = log.is_vertical_scroll_end or log.max_scroll_y == 0
+        fresh = [i for i in reversed(items) if feed_key(i) not in self.seen]
+        for item in fresh:
+            self.seen.append(feed_key(item))
+            log.write(feed_line(item), scroll_end=following)
+        if not following:
+            self.unseen += len(fresh)
+        self._feed_state()
+
+    def _feed_state(self) -> None:
+        log = self.query_one("#feed-log", RichLog)
+        following = log.is_vertical_scroll_end or log.max_scroll_y == 0
+        if following:
+            self.unseen = 0
+            state = "following new outcomes"
+        else:
+            state = f"paused ({self.unseen} new) — end to follow"
+        self.query_one("#feed-state", Static).update(
+            Text(f"{len(self.seen)} outcomes · {state}", style="dim")
+        )
+
+    @on(ApiFailed)
+    def failed(self, message: ApiFailed) -> None:
+        self.console.report_error(message.what, message.error)
+        self.loaded(ok=False)

@@ -8,7 +8,7 @@ from typing import ClassVar
 
 from textual import on
 from textual.app import ComposeResult
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Static
@@ -18,7 +18,7 @@ CSS = Path(__file__).with_name("modals.tcss")
 
 class ConfirmModal(ModalScreen[bool]):
     CSS_PATH = CSS
-    BINDINGS: ClassVar[list[Binding]] = [
+    BINDINGS: ClassVar[list[BindingType]] = [
         Binding("y", "answer(True)", "Yes", id="confirm-yes"),
         Binding("n,escape", "answer(False)", "No", id="confirm-no"),
         Binding("left,h", "app.focus_previous", "", show=False),
@@ -54,7 +54,9 @@ class TypeToConfirmModal(ModalScreen[bool]):
     """Confirmed only when the typed text equals `expected` exactly."""
 
     CSS_PATH = CSS
-    BINDINGS: ClassVar[list[Binding]] = [Binding("escape", "cancel", "Cancel", id="confirm-cancel")]
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "cancel", "Cancel", id="confirm-cancel")
+    ]
 
     def __init__(self, question: str, expected: str, *, title: str = "Type to confirm") -> None:
         super().__init__()
@@ -88,7 +90,7 @@ class TextModal(ModalScreen[None]):
     """A read-only panel (reasons, item detail, preview); any of esc/q/enter closes it."""
 
     CSS_PATH = CSS
-    BINDINGS: ClassVar[list[Binding]] = [
+    BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape,q,enter", "close", "Close", id="text-close")
     ]
 

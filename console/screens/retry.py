@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.widgets import DataTable, Input, Static
 
 from console import fmt
@@ -37,7 +37,7 @@ def _next(options: tuple[str | None, ...], value: str | None) -> str | None:
 
 
 class SearchInput(Input):
-    BINDINGS: ClassVar[list[Binding]] = [Binding("escape", "clear", "Clear", show=False)]
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "clear", "Clear", show=False)]
 
     def action_clear(self) -> None:
         self.value = ""
@@ -51,7 +51,7 @@ class RetryScreen(BaseScreen):
     CSS_PATH = Path(__file__).with_name("retry.tcss")
     SCOPE = "retry"
     TITLE_TEXT = "Retry queue"
-    EXTRA_BINDINGS: ClassVar[list[Binding]] = [
+    EXTRA_BINDINGS: ClassVar[list[BindingType]] = [
         Binding("j", "cursor_down", show=False),
         Binding("k", "cursor_up", show=False),
     ]
@@ -101,7 +101,7 @@ class RetryScreen(BaseScreen):
                 free.append(word)
         if free:
             values["search"] = " ".join(free)
-        self.filters = replace(self.filters, **values)  # type: ignore[arg-type]
+        self.filters = replace(self.filters, **values)
         self.page_offset = 0
         self.action_refresh_now()
 
@@ -160,7 +160,7 @@ class RetryScreen(BaseScreen):
                 if keys:
                     table.move_cursor(row=min(cursor, len(keys) - 1))
             else:
-                columns = [c.value for c in table.columns]
+                columns = [str(c.value) for c in table.columns]
                 for key in keys:
                     for column, value in zip(columns, self._cells(self.rows[key]), strict=True):
                         if str(table.get_cell(key, column)) != str(value):

@@ -1,0 +1,49 @@
+"""`csignal console [--api URL] [--read-only]`: the operations console (Textual).
+
+It talks to control's operator API only; the token comes from `SIGNAL_API_TOKEN` or
+`$SIGNAL_DATA_DIR/api-token`. Over SSH, set `TEXTUAL_FPS=15` for a lighter redraw rate.
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class ConsoleCommand:
+    name: str = "console"
+    help: str = "the operations console"
+
+    def register(self, sub: Any) -> argparse.ArgumentParser:
+        parser: argparse.ArgumentParser = sub.add_parser(
+            self.name,
+            help=self.help,
+            description="Keyboard-driven console for flows, connections, the retry queue, "
+            "metrics and SQL, over control's operator API.",
+        )
+        parser.add_argument(
+            "--api",
+            metavar="URL",
+            default=None,
+            help="control's API (default: $SIGNAL_API, http://127.0.0.1:6066)",
+        )
+        parser.add_argument(
+            "--read-only",
+            action="store_true",
+            help="hide every action that changes anything",
+        )
+        parser.set_defaults(handler=run)
+        return parser
+
+
+COMMAND = ConsoleCommand()
+
+
+def run(args: argparse.Namespace) -> int:
+    from console.app import make_app
+
+    app = make_app(args.api, None, read_only=args.read_only)
+    result = app.run()
+    return int(result or 0) if isinstance(result, int) else 0
