@@ -6,7 +6,7 @@ placeholder by name, so `--help` keeps listing every command either way.
 
 from __future__ import annotations
 
-from stream.commands import config, ingest, pending, pipeline, run, sandbox, simulate, sql
+from stream.commands import config, console, ingest, pending, pipeline, run, sandbox, simulate, sql
 from stream.commands.base import Command
 
 _IMPLEMENTED: dict[str, Command] = {
@@ -17,6 +17,7 @@ _IMPLEMENTED: dict[str, Command] = {
     "sql": sql.COMMAND,
     "run": run.COMMAND,
     "pipeline": pipeline.COMMAND,
+    "console": console.COMMAND,
 }
 
 COMMANDS: list[Command] = [
