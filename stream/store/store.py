@@ -45,6 +45,11 @@ T = TypeVar("T")
 RESOLVING_STATUSES = ("delivered", "not_activated", "filtered_out", "skipped_stale")
 """A later outcome with one of these statuses ends the (change, flow)'s stay in the retry queue."""
 
+LEDGER_ONLY_STATUSES = ("would_send", "skipped_duplicate")
+"""Attempt rows that describe a pair without changing it: a dry run's `would_send` and a
+redelivery noticed as a duplicate stay in the ledger but never become the pair's current state
+(a dry run of a delivered pair must not make it look undelivered)."""
+
 _OUTCOME_INSERT_COLUMNS = ", ".join(ab.OUTCOME_COLUMNS)
 _OUTCOME_INSERT = (
     f"INSERT INTO outcome_log ({_OUTCOME_INSERT_COLUMNS}, recorded_at) "
@@ -64,6 +69,7 @@ _STATE_UPSERT = f"""
            count(*) OVER pair, min(processed_at) OVER pair,
            min(processed_at) FILTER (WHERE status = 'delivered') OVER pair, now()
     FROM batch
+    WHERE status NOT IN {LEDGER_ONLY_STATUSES}
     WINDOW pair AS (PARTITION BY change_id, flow_id)
     QUALIFY row_number() OVER (
         PARTITION BY change_id, flow_id

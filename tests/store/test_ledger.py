@@ -263,6 +263,20 @@ async def test_replay_outcomes_are_distinct_and_carry_their_context(store: Store
     assert result.rows == (("failed", True, "rp-7", "mkto", "1004", 2),)
 
 
+async def test_dry_run_and_duplicate_rows_stay_in_the_ledger_only(store: Store) -> None:
+    delivered = outcome("c1")
+    dry_run = outcome("c1", replay_id="rp-dry", status="would_send", lead_result=None,
+                      processed_at=T0 + timedelta(hours=1))  # fmt: skip
+    duplicate = outcome("c1", status="skipped_duplicate", lead_result=None, attempt=2,
+                        processed_at=T0 + timedelta(hours=2))  # fmt: skip
+    only_dry = outcome("c2", replay_id="rp-dry", status="would_send", lead_result=None)
+    assert await store.record_outcomes([delivered, dry_run, duplicate, only_dry]) == 4
+    state = await store.query("SELECT change_id, status, attempts FROM outcomes ORDER BY 1")
+    assert state.rows == (("c1", "delivered", 1),)
+    ledger = await store.query("SELECT count(*) FROM outcome_log")
+    assert ledger.rows == ((4,),)
+
+
 async def test_internal_reads_and_writes_run_through_the_store_threads(store: Store) -> None:
     view = "CREATE VIEW recent_delivered AS SELECT * FROM outcomes WHERE status = 'delivered'"
     await store.write(lambda con: con.execute(view))
