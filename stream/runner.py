@@ -171,8 +171,14 @@ class Runner:
         self.first_delivery_s: float | None = None
         self.sent = 0
         self.rejected = 0
+        self.console_running = False
 
     def say(self, text: str) -> None:
+        """To the terminal; to `logs/run.log` while the console owns the terminal."""
+        if self.console_running:
+            with contextlib.suppress(OSError), open(self.logs / "run.log", "a") as log:
+                log.write(f"{datetime.now().isoformat(timespec='seconds')} {text}\n")
+            return
         print(text, file=self.out, flush=True)
 
     # -- start ----------------------------------------------------------------------------------
@@ -331,6 +337,7 @@ class Runner:
 
         It stays in our process group (it needs the terminal), and dies with us like the rest.
         """
+        self.say(f"opening the console; quit it to stop Signal (messages: {self.logs / 'run.log'})")
         process = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
@@ -341,6 +348,7 @@ class Runner:
             env=dict(os.environ, SIGNAL_DATA_DIR=str(self.data_dir)),
             preexec_fn=die_with_parent(),
         )
+        self.console_running = True
         waiter = asyncio.create_task(process.wait())
         stopper = asyncio.create_task(self.stop_event.wait())
         await asyncio.wait({waiter, stopper}, return_when=asyncio.FIRST_COMPLETED)
@@ -352,6 +360,7 @@ class Runner:
                 process.kill()
                 await process.wait()
         stopper.cancel()
+        self.console_running = False
         self.stop_event.set()
 
     # -- supervision ------------------------------------------------------------------------------
