@@ -4,12 +4,24 @@ per-test redrive topic, and a fake clock (the schedule is hours long)."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
-from retry_helpers import FakeClock, RedriveTopic
+from aiohttp.test_utils import TestClient, TestServer
+from retry_helpers import SECRET, SECRET_VAR, FakeClock, RedriveTopic, account_yaml, event_dict
 
+from stream.api import ApiDeps, create_app
+from stream.api.preview_routes import add_preview_routes
+from stream.api.replay_routes import add_replay_routes
+from stream.api.retry_routes import add_retry_routes
 from stream.broker import EmbeddedBroker
+from stream.certain.events import ChangeEvent
+from stream.control.config_service import ConfigService
+from stream.control.operations import Operations
+from stream.control.secret_store import SecretStore
+from stream.control.token import load_or_create_token
 from stream.store import Store
 
 
@@ -41,3 +53,58 @@ async def redrive(retry_broker: EmbeddedBroker) -> AsyncIterator[RedriveTopic]:
 @pytest.fixture
 def clock() -> FakeClock:
     return FakeClock()
+
+
+@dataclass
+class OpsApi:
+    client: TestClient[Any, Any]
+    store: Store
+    config: ConfigService
+    ops: Operations
+    token: str
+
+    def headers(self, actor: str | None = None) -> dict[str, str]:
+        h = {"Authorization": f"Bearer {self.token}"}
+        if actor:
+            h["X-Signal-Actor"] = actor
+        return h
+
+    async def call(self, method: str, path: str, *, actor: str | None = None, **kw: Any) -> Any:
+        response = await self.client.request(method, path, headers=self.headers(actor), **kw)
+        body = await response.json()
+        return response.status, body
+
+
+@pytest.fixture
+async def ops_api(tmp_path: Path, redrive: RedriveTopic, clock: FakeClock) -> AsyncIterator[OpsApi]:
+    """The operator API app (the API's own factory and middleware) with the retry, replay and
+    preview routes, over a real store and config service; redrives go to the test's topic."""
+    data_dir = tmp_path / "var"
+    data_dir.mkdir()
+    (data_dir / "account.yaml").write_text(account_yaml(), encoding="utf-8")
+    store = await Store.open(data_dir / "signal.duckdb", reader_threads=2, threads=2)
+    config = ConfigService(store, SecretStore(data_dir / "secrets.json"), env={SECRET_VAR: SECRET})
+    await config.start(data_dir / "account.yaml")
+    config.apply_changes([ChangeEvent.model_validate(event_dict())])
+    token = load_or_create_token(data_dir / "api-token")
+
+    async def produce(records: Any) -> None:
+        raise AssertionError("no change is ingested here")
+
+    deps = ApiDeps(store=store, config=config, produce_changes=produce, token=token)
+    ops = Operations.build(store, config, redrive.publish, clock=clock)
+    app = create_app(deps)
+    paths = {r.resource.canonical for r in app.router.routes() if r.resource is not None}
+    if "/api/v1/retry-queue" not in paths:
+        add_retry_routes(app, ops)
+        add_replay_routes(app, ops)
+        add_preview_routes(app, ops)
+    client: TestClient[Any, Any] = TestClient(TestServer(app))
+    await client.start_server()
+    try:
+        yield OpsApi(client, store, config, ops, token)
+    finally:
+        await client.close()
+        await ops.close()
+        await config.stop()
+        await store.close()

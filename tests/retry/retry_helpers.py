@@ -26,10 +26,11 @@ ACCOUNT_YAML = """\
 account: ACME
 tags:
   - {name: registered, label: Registered, objects: [registration_status]}
-  - {name: attended, label: Attended, objects: [registration_status]}
+  - {name: attended, label: Attended, objects: [registration_status, session_registration_status]}
   - {name: event_live, label: Event is live, objects: [event_status]}
 assignments:
   registration_statuses: {New: [registered], Attended: [attended]}
+  session_registration_statuses: {Attended: [attended]}
   event_statuses: {Active: [event_live]}
 connections:
   - id: mkto
@@ -65,7 +66,7 @@ flows:
     mode: live
     active: true
     source: session_registration.status_change
-    activate_for: {registration_statuses: [attended]}
+    activate_for: {session_registration_statuses: [attended]}
     destination:
       name: Sessions
       connection: mkto

@@ -1,0 +1,205 @@
+"""The retry-queue, replay and preview routes through the operator API's own app factory and
+bearer-token middleware, over a real store, config service and broker."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from typing import Any
+
+from conftest import OpsApi
+from retry_helpers import (
+    T0,
+    FakeClock,
+    RedriveTopic,
+    change_row,
+    event_dict,
+    record_new_outcomes,
+    registration_dict,
+)
+
+from stream.control.retry_scheduler import DEFAULT_SCHEDULE
+from stream.messages import FailureCategory, OutcomeRecord, OutcomeStatus
+
+
+def failed(cid: str, category: str, **extra: Any) -> OutcomeRecord:
+    return OutcomeRecord(
+        change_id=cid,
+        flow_id="nurture",
+        flow_name="Registered to nurture",
+        mode="live",
+        connection_id="mkto",
+        status=OutcomeStatus.FAILED,
+        category=FailureCategory(category),
+        reason="HTTP 503" if category == "technical" else "1003 Invalid email",
+        retryable=category == "technical",
+        occurred_at=T0,
+        processed_at=T0,
+        registration_code=f"R-{cid}",
+        **extra,
+    )
+
+
+async def seed(api: OpsApi, clock: FakeClock, n_data: int = 3, n_tech: int = 2) -> None:
+    ids = [f"d{i}" for i in range(n_data)] + [f"t{i}" for i in range(n_tech)]
+    rows = [change_row(event_dict())]
+    rows += [change_row(registration_dict(i, occurred_at=T0 + timedelta(minutes=1))) for i in ids]
+    await api.store.archive_changes(rows)
+    records = [failed(i, "data") for i in ids if i.startswith("d")]
+    records += [failed(i, "technical") for i in ids if i.startswith("t")]
+    await record_new_outcomes(api.store, records, DEFAULT_SCHEDULE, clock.now)
+
+
+async def test_the_queue_needs_the_token(ops_api: OpsApi) -> None:
+    response = await ops_api.client.get("/api/v1/retry-queue")
+    assert response.status == 401
+    response = await ops_api.client.post("/api/v1/retry-queue/submit", json={"items": []})
+    assert response.status == 401
+
+
+async def test_list_filters_pages_and_counts(ops_api: OpsApi, clock: FakeClock) -> None:
+    await seed(ops_api, clock)
+    status, body = await ops_api.call("GET", "/api/v1/retry-queue")
+    assert status == 200 and body["total"] == 5 and len(body["items"]) == 5
+    status, body = await ops_api.call(
+        "GET", "/api/v1/retry-queue?category=data&integration=mkto&limit=2&offset=2"
+    )
+    assert status == 200
+    assert (body["total"], len(body["items"]), body["offset"], body["limit"]) == (3, 1, 2, 2)
+    assert body["items"][0]["category"] == "data"
+    status, body = await ops_api.call(
+        "GET", "/api/v1/retry-queue?status=pending&category=technical"
+    )
+    assert body["total"] == 2
+    assert all(i["next_attempt_at"] is not None for i in body["items"])
+    status, body = await ops_api.call("GET", "/api/v1/retry-queue?status=done")
+    assert status == 400 and "status must be" in body["errors"][0]["message"]
+    status, body = await ops_api.call("GET", "/api/v1/retry-queue?limit=0")
+    assert status == 400 and body["errors"][0]["path"] == "limit"
+
+
+async def test_an_item_in_detail(ops_api: OpsApi, clock: FakeClock) -> None:
+    await seed(ops_api, clock, n_data=1, n_tech=0)
+    status, body = await ops_api.call("GET", "/api/v1/retry-queue/d0/nurture")
+    assert status == 200
+    assert body["item"]["status"] == "pending" and body["item"]["category"] == "data"
+    assert body["change"]["changeId"] == "d0"
+    assert [a["status"] for a in body["attempts"]] == ["failed"]
+    assert body["mapped_payload"]["email"] == "r-d0@example.com"
+    assert body["preview"]["outcome"]["status"] == "would_send"
+    status, body = await ops_api.call("GET", "/api/v1/retry-queue/nope/nurture")
+    assert status == 404
+
+
+async def test_submit_items_and_filter(
+    ops_api: OpsApi, clock: FakeClock, redrive: RedriveTopic
+) -> None:
+    await seed(ops_api, clock)
+    status, body = await ops_api.call(
+        "POST",
+        "/api/v1/retry-queue/submit",
+        actor="ana",
+        json={"items": [{"change_id": "d0", "flow_id": "nurture"}]},
+    )
+    assert status == 200
+    assert (body["submitted"], body["skipped_already_resolved"], body["skipped_in_flight"]) == (
+        1,
+        0,
+        0,
+    )
+    status, body = await ops_api.call(
+        "POST",
+        "/api/v1/retry-queue/submit",
+        actor="bo",
+        json={"filter": {"category": "data"}},
+    )
+    assert status == 200 and (body["submitted"], body["skipped_in_flight"]) == (2, 1)
+    sent = await redrive.read(3)
+    assert sorted(r.change["changeId"] for _, r in sent) == ["d0", "d1", "d2"]
+    audit = await ops_api.store.config_audit(kind="retry_queue")
+    assert [(a.actor, a.object_id) for a in audit] == [("bo", "filter"), ("ana", "d0/nurture")]
+    for bad in (
+        {},
+        {"items": []},
+        {"items": [{"change_id": "d0"}]},
+        {"filter": {"colour": "red"}},
+        {"items": [], "filter": {}},
+    ):
+        status, body = await ops_api.call("POST", "/api/v1/retry-queue/submit", json=bad)
+        assert status == 400, bad
+        assert body["errors"][0]["message"]
+
+
+async def test_replay_dry_run_start_progress_and_cancel(
+    ops_api: OpsApi, redrive: RedriveTopic
+) -> None:
+    rows = [
+        change_row(registration_dict(f"c{i}", occurred_at=T0 + timedelta(minutes=i)))
+        for i in range(4)
+    ]
+    await ops_api.store.archive_changes(rows)
+    status, body = await ops_api.call(
+        "POST",
+        "/api/v1/replays",
+        json={"flow_id": "nurture", "event_code": "SUMMIT26", "dry_run": True},
+    )
+    assert status == 200 and body["dry_run"] is True
+    assert body["counts"]["would_send"] == 4 and len(body["sample"]) == 4
+    assert await redrive.read(settle_s=0.3) == []
+    status, body = await ops_api.call(
+        "POST",
+        "/api/v1/replays",
+        actor="ana",
+        json={"flow_id": "nurture", "from": "2026-11-28T00:00:00Z", "to": "2026-11-29T00:00:00Z"},
+    )
+    assert status == 202 and body["state"] in ("running", "done")
+    replay_id = body["id"]
+    for _ in range(100):
+        status, body = await ops_api.call("GET", f"/api/v1/replays/{replay_id}")
+        if body["state"] != "running":
+            break
+        await asyncio.sleep(0.05)
+    assert (body["state"], body["published"], body["scanned"]) == ("done", 4, 4)
+    assert len(await redrive.read(4)) == 4
+    status, body = await ops_api.call("DELETE", f"/api/v1/replays/{replay_id}")
+    assert status == 200 and body["state"] == "done", "a finished replay stays finished"
+    status, body = await ops_api.call("GET", "/api/v1/replays")
+    assert [r["id"] for r in body["replays"]] == [replay_id]
+    assert (await ops_api.call("GET", "/api/v1/replays/rp-nope"))[0] == 404
+    assert (await ops_api.call("DELETE", "/api/v1/replays/rp-nope"))[0] == 404
+    for bad, code in (
+        ({"flow_id": "nurture"}, 422),
+        ({"event_code": "SUMMIT26"}, 400),
+        ({"flow_id": "nurture", "from": "yesterday", "to": "2026-11-29T00:00:00Z"}, 400),
+        ({"flow_id": "ghost", "event_code": "SUMMIT26"}, 404),
+        ({"flow_id": "nurture", "event_code": "SUMMIT26", "dry_run": "yes"}, 400),
+    ):
+        status, body = await ops_api.call("POST", "/api/v1/replays", json=bad)
+        assert status == code, (bad, body)
+
+
+async def test_mapping_preview(ops_api: OpsApi) -> None:
+    rows = [
+        change_row(registration_dict(f"c{i}", occurred_at=T0 + timedelta(minutes=i)))
+        for i in range(4)
+    ]
+    await ops_api.store.archive_changes(rows)
+    status, body = await ops_api.call("POST", "/api/v1/mappings/nurture/preview", json={"limit": 2})
+    assert status == 200
+    assert [p["change_id"] for p in body["previews"]] == ["c3", "c2"]
+    assert body["previews"][0]["payload"]["email"] == "r-c3@example.com"
+    pasted = registration_dict("p1", first_name="  zoe ")
+    status, body = await ops_api.call(
+        "POST", "/api/v1/mappings/nurture/preview", json={"change": pasted}
+    )
+    assert status == 200 and body["previews"][0]["payload"]["firstName"] == "Zoe"
+    field = next(f for f in body["previews"][0]["fields"] if f["target"] == "firstName")
+    assert field["transforms"] == ["trim", "proper"]
+    status, body = await ops_api.call(
+        "POST", "/api/v1/mappings/nurture/preview", json={"change": {"type": "nope"}}
+    )
+    assert status == 422
+    status, _ = await ops_api.call("POST", "/api/v1/mappings/ghost/preview", json={"limit": 1})
+    assert status == 404
+    status, _ = await ops_api.call("POST", "/api/v1/mappings/nurture/preview", json={"limit": 0})
+    assert status == 400
