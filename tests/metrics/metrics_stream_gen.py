@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from stream.store import ApiCallRow, ChangeRow, OutcomeRow, RejectedRow, RetryItem
+from stream.store.store import LEDGER_ONLY_STATUSES
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -70,7 +71,8 @@ class Pair:
 
     @property
     def state(self) -> OutcomeRow:
-        return self.attempts[-1]
+        """The newest attempt that changes the pair (ledger-only rows never do)."""
+        return [a for a in self.attempts if a.status not in LEDGER_ONLY_STATUSES][-1]
 
 
 @dataclass
@@ -222,8 +224,9 @@ def _story(
             retry("pending", "data", first, first, 1)
     elif story == "parked":
         attempt("parked", at, category="technical", reason="daily quota reached (607)")
-    else:
-        attempt("skipped_duplicate", at, reason="already delivered")
+    else:  # delivered, then the same change redelivered and noticed as a duplicate
+        delivered(at)
+        attempt("skipped_duplicate", at + timedelta(minutes=1), reason="already delivered")
     return pair
 
 
