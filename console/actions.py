@@ -51,8 +51,8 @@ ACTIONS: tuple[ActionSpec, ...] = (
     ActionSpec("goto-retry", "4", "app.goto('retry')", "Retry queue"),
     ActionSpec("goto-metrics", "5", "app.goto('metrics')", "Metrics"),
     ActionSpec("goto-sql", "6", "app.goto('sql')", "SQL"),
-    ActionSpec("refresh", "ctrl+r", "refresh_now", "Refresh"),
-    ActionSpec("pause", "p", "toggle_pause", "Pause/resume refresh"),
+    ActionSpec("refresh", "ctrl+r", "screen.refresh_now", "Refresh"),
+    ActionSpec("pause", "p", "screen.toggle_pause", "Pause/resume refresh"),
     ActionSpec("debug", "f12", "app.debug_info", "Debug info"),
     # flows
     ActionSpec("flow-open", "enter", "open_flow", "Open", scope="flows", show=True),

@@ -72,7 +72,7 @@ class SignalCommands(Provider):
             if app.read_only and spec.dangerous:
                 continue
             target = app if spec.action.startswith("app.") else screen
-            action = spec.action.removeprefix("app.")
+            action = spec.action.removeprefix("app.").removeprefix("screen.")
             runner = partial(target.run_action, action)
             entries.append((spec.description, f"key: {spec.key_display}", runner))
         return entries

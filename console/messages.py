@@ -23,7 +23,7 @@ from console.client import (
 
 
 @dataclass
-class ApiFailed(Message):
+class ApiFailed(Message, bubble=False):
     """A call failed; `what` says which ("load flows"), `error` is the operator's text."""
 
     what: str
@@ -32,79 +32,79 @@ class ApiFailed(Message):
 
 
 @dataclass
-class FlowsLoaded(Message):
+class FlowsLoaded(Message, bubble=False):
     flows: list[FlowRow]
 
 
 @dataclass
-class FlowStatsLoaded(Message):
+class FlowStatsLoaded(Message, bubble=False):
     stats: dict[str, FlowStats]
 
 
 @dataclass
-class FlowChanged(Message):
+class FlowChanged(Message, bubble=False):
     flow: FlowRow
     what: str
 
 
 @dataclass
-class FlowDetailLoaded(Message):
+class FlowDetailLoaded(Message, bubble=False):
     flow: FlowRow
     account: dict[str, Any]
 
 
 @dataclass
-class FlowSaved(Message):
+class FlowSaved(Message, bubble=False):
     flow: FlowRow
 
 
 @dataclass
-class FieldsRefreshed(Message):
+class FieldsRefreshed(Message, bubble=False):
     connection_id: str
     fields: list[TargetField]
 
 
 @dataclass
-class PreviewLoaded(Message):
+class PreviewLoaded(Message, bubble=False):
     preview: dict[str, Any]
 
 
 @dataclass
-class ConnectionsLoaded(Message):
+class ConnectionsLoaded(Message, bubble=False):
     connections: list[ConnectionRow]
 
 
 @dataclass
-class ConnectionSaved(Message):
+class ConnectionSaved(Message, bubble=False):
     connection: ConnectionRow
 
 
 @dataclass
-class ConnectionTested(Message):
+class ConnectionTested(Message, bubble=False):
     connection_id: str
     result: TestResult
 
 
 @dataclass
-class CatalogLoaded(Message):
+class CatalogLoaded(Message, bubble=False):
     tags: dict[str, Any]
     events: list[dict[str, Any]]
     flows: list[FlowRow]
 
 
 @dataclass
-class QueuePageLoaded(Message):
+class QueuePageLoaded(Message, bubble=False):
     page: RetryPage
 
 
 @dataclass
-class Resubmitted(Message):
+class Resubmitted(Message, bubble=False):
     count: int
     requested: int
 
 
 @dataclass
-class MetricsSnapshot(Message):
+class MetricsSnapshot(Message, bubble=False):
     mode: str
     period: str
     summary: dict[str, Any] | None
@@ -114,11 +114,11 @@ class MetricsSnapshot(Message):
 
 
 @dataclass
-class SqlFinished(Message):
+class SqlFinished(Message, bubble=False):
     result: SqlResult
     statement: str
 
 
 @dataclass
-class HealthChecked(Message):
+class HealthChecked(Message, bubble=False):
     health: dict[str, Any]

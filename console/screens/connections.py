@@ -72,7 +72,6 @@ class ConnectionsScreen(BaseScreen):
 
     def on_mount(self) -> None:
         self.query_one(DataTable).loading = True
-        super().on_mount()
 
     def load(self) -> None:
         self.fetch()
@@ -225,7 +224,6 @@ class ConnectionForm(BaseScreen):
         yield Static(id="result")
 
     def on_mount(self) -> None:
-        super().on_mount()
         self.query_one("#busy").display = False
         if self.console.read_only:
             for button in self.query(Button):

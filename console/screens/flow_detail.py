@@ -193,7 +193,6 @@ class FlowDetailScreen(BaseScreen):
             yield Static("", id="preview")
 
     def on_mount(self) -> None:
-        super().on_mount()
         self.fetch()
 
     # --- loading ---------------------------------------------------------------------------

@@ -65,7 +65,6 @@ class FlowsScreen(BaseScreen):
     def on_mount(self) -> None:
         self._build_columns()
         self.query_one(DataTable).loading = True
-        super().on_mount()
 
     def on_resize(self) -> None:
         if self.narrow != (self.size.width < NARROW):

@@ -150,7 +150,6 @@ class MetricsScreen(BaseScreen):
                 yield RichLog(id="feed-log", max_lines=1000, wrap=False, markup=False)
 
     def on_mount(self) -> None:
-        super().on_mount()
         self.query_one("#feed-log", RichLog).auto_scroll = False
 
     # --- selectors -------------------------------------------------------------------------

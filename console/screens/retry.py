@@ -87,7 +87,6 @@ class RetryScreen(BaseScreen):
         self.query_one("#unavailable").display = False
         self.query_one(DataTable).loading = True
         self._title()
-        super().on_mount()
 
     def apply_command_args(self, words: list[str]) -> None:
         """`:retry status:abandoned category:data flow:x integration:y search-text`."""

@@ -49,7 +49,6 @@ class SqlScreen(BaseScreen):
         yield table
 
     def on_mount(self) -> None:
-        super().on_mount()
         self.query_one("#query", TextArea).focus()
 
     def action_leave_editor(self) -> None:

@@ -49,8 +49,18 @@ def incomplete_flow() -> dict[str, Any]:
 class Control:
     """Start with `start()`, stop with `stop()`; `call(coro)` runs work on the service's loop."""
 
-    def __init__(self, data_dir: Path, *, seed: bool = True, retry_standin: bool = True) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        *,
+        seed: bool = True,
+        outcomes: bool = True,
+        retry_standin: bool = True,
+        base: datetime | None = None,
+    ) -> None:
         self.data_dir = data_dir
+        self.outcomes = outcomes
+        self.base = base
         self.retry_standin = retry_standin
         self.seed = seed
         self.loop = asyncio.new_event_loop()
@@ -96,7 +106,7 @@ class Control:
         account["flows"].append(incomplete_flow())
         await self.config.import_text(yaml.safe_dump(account), "test")
         if self.seed:
-            await seed(self.store, datetime.now(UTC))
+            await seed(self.store, self.base or datetime.now(UTC), outcomes=self.outcomes)
             self.config.apply_changes(event_changes())
 
         async def produce(records: Any) -> None:
@@ -151,12 +161,12 @@ def event_changes() -> list[ChangeEvent]:
 FLOWS_WITH_TRAFFIC = ("registered-to-nurture", "attended-follow-up", "complete-form")
 
 
-async def seed(store: Store, now: datetime) -> None:
+async def seed(store: Store, now: datetime, *, outcomes: bool = True) -> None:
     """A day of outcomes and a retry queue, at times relative to `now` so every window holds
     them; counts are fixed so snapshots are stable."""
     rows: list[OutcomeRow] = []
     retries: list[RetryItem] = []
-    for f, flow_id in enumerate(FLOWS_WITH_TRAFFIC):
+    for f, flow_id in enumerate(FLOWS_WITH_TRAFFIC if outcomes else ()):
         for i in range(12 + 6 * f):
             at = now - timedelta(minutes=5 + (i * 37) % 600)
             failed = i % 5 == 0

@@ -1,0 +1,63 @@
+"""Console test fixtures: a real operator API (store, configuration, sandbox) per test, and the
+console built through the same factory `csignal console` uses, with a fixed clock."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from textual.widgets import Input, TextArea
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from control_harness import Control
+
+from console.app import SignalConsole, make_app
+
+CLOCK = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
+
+
+def fixed_clock() -> datetime:
+    return CLOCK
+
+
+@pytest.fixture(autouse=True)
+def no_cursor_blink(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A blinking cursor makes screenshots differ from run to run."""
+    monkeypatch.setattr(Input, "_toggle_cursor", lambda self: None)
+    monkeypatch.setattr(TextArea, "_toggle_cursor_blink_visible", lambda self: None)
+
+
+@pytest.fixture
+def control(tmp_path: Path) -> Iterator[Control]:
+    """Outcomes seeded relative to the real time, so every metrics window holds them."""
+    service = Control(tmp_path).start()
+    yield service
+    service.stop()
+
+
+@pytest.fixture
+def fixed_control(tmp_path: Path) -> Iterator[Control]:
+    """Outcomes seeded relative to the console's fixed clock: stable flow-list figures."""
+    service = Control(tmp_path, base=CLOCK).start()
+    yield service
+    service.stop()
+
+
+MakeConsole = Callable[..., SignalConsole]
+
+
+@pytest.fixture
+def make_console(request: pytest.FixtureRequest) -> MakeConsole:
+    def make(service: Control, **options: Any) -> SignalConsole:
+        options.setdefault("clock", fixed_clock)
+        options.setdefault("refresh_s", 0)
+        options.setdefault("watch_tty", False)
+        token = options.pop("token", service.token)
+        return make_app(service.url, token, **options)
+
+    return make

@@ -1,0 +1,30 @@
+"""Waiting for the console to settle and reading what it shows."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from svg_text import svg_lines
+from textual.pilot import Pilot
+
+
+async def settle(pilot: Pilot[Any], rounds: int = 4) -> None:
+    """Let messages flow and every worker finish (a result may start another worker)."""
+    for _ in range(rounds):
+        await pilot.pause()
+        await pilot.app.workers.wait_for_complete()
+    await pilot.pause()
+
+
+def screen_text(pilot: Pilot[Any]) -> str:
+    return "\n".join(svg_lines(pilot.app.export_screenshot()))
+
+
+async def keys(pilot: Pilot[Any], *presses: str) -> None:
+    for key in presses:
+        await pilot.press(key)
+        await settle(pilot, rounds=2)
+
+
+async def type_text(pilot: Pilot[Any], text: str) -> None:
+    await pilot.press(*[c if c != " " else "space" for c in text])

@@ -1,0 +1,112 @@
+"""The console's API client against a real operator API: shapes, toggles and failure text."""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+from control_harness import TOKEN, Control
+
+from console.client import (
+    ConsoleClient,
+    NotAvailable,
+    Refused,
+    RetryFilters,
+    Unauthorized,
+    Unreachable,
+    api_base_url,
+)
+
+
+async def test_flows_carry_completeness_and_toggles_round_trip(control: Control) -> None:
+    client = ConsoleClient(control.url, TOKEN)
+    try:
+        flows = {f.id: f for f in await client.flows()}
+        assert flows["registered-to-nurture"].complete
+        half = flows["half-built"]
+        assert not half.complete and "no activate-for tag" in half.reasons
+        off = await client.set_active("registered-to-nurture", False)
+        assert off.active is False
+        assert not (await client.flow("registered-to-nurture")).active
+        live = await client.set_mode("test-registered", "live")
+        assert live.mode == "live"
+    finally:
+        await client.close()
+
+
+async def test_activating_an_incomplete_flow_is_refused_with_reasons(control: Control) -> None:
+    client = ConsoleClient(control.url, TOKEN)
+    try:
+        with pytest.raises(Refused) as caught:
+            await client.set_active("half-built", True)
+        assert caught.value.status == 409
+        assert "incomplete" in caught.value.message
+    finally:
+        await client.close()
+
+
+async def test_failures_read_as_what_to_do(control: Control) -> None:
+    bad = ConsoleClient(control.url, "wrong-token")
+    with pytest.raises(Unauthorized, match="token was refused"):
+        await bad.flows()
+    await bad.close()
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    gone = ConsoleClient(f"http://127.0.0.1:{port}", TOKEN)
+    with pytest.raises(Unreachable, match="cannot connect"):
+        await gone.flows()
+    await gone.close()
+    client = ConsoleClient(control.url, TOKEN)
+    try:
+        with pytest.raises(Refused) as missing:
+            await client.flow("no-such-flow")
+        assert missing.value.status == 404 and "no flow" in missing.value.message
+        with pytest.raises(NotAvailable, match="not available from this control yet"):
+            await client.preview_mapping("lead-basic")
+        with pytest.raises(Refused, match="refused"):
+            await client.sql("DELETE FROM changes")
+    finally:
+        await client.close()
+
+
+async def test_missing_retry_route_is_not_available(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    service = Control(tmp_path, retry_standin=False).start()
+    client = ConsoleClient(service.url, TOKEN)
+    try:
+        with pytest.raises(NotAvailable):
+            await client.retry_page(RetryFilters(), 0, 10)
+    finally:
+        await client.close()
+        service.stop()
+
+
+async def test_connections_never_carry_the_secret(control: Control) -> None:
+    client = ConsoleClient(control.url, TOKEN)
+    try:
+        [connection] = await client.connections()
+        assert connection.secret_set
+        assert "client_secret" not in connection.raw
+        assert "sandbox-secret" not in repr(connection.raw)
+        result = await client.test_connection(connection.id)
+        assert result.ok and result.fields > 0
+        fields = await client.refresh_fields(connection.id)
+        assert "email" in {f.name for f in fields}
+    finally:
+        await client.close()
+
+
+async def test_sql_rows_and_cap(control: Control) -> None:
+    client = ConsoleClient(control.url, TOKEN)
+    try:
+        result = await client.sql("SELECT change_id FROM outcomes ORDER BY 1", max_rows=5)
+        assert result.columns == ["change_id"] and len(result.rows) == 5 and result.truncated
+    finally:
+        await client.close()
+
+
+def test_base_url_from_flag_or_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SIGNAL_API", "127.0.0.1:7000")
+    assert api_base_url(None) == "http://127.0.0.1:7000"
+    assert api_base_url("http://10.0.0.1:6066/") == "http://10.0.0.1:6066"
+    assert "token" not in repr(ConsoleClient("http://x", "secret-token"))
