@@ -1,10 +1,16 @@
 """Preview Mapping over HTTP: a flow's mapped payload for its most recent archived changes, or
-for a change pasted into the request. Nothing is sent."""
+for a change pasted into the request. Nothing is sent.
+
+`POST /api/v1/mappings/{id}/preview` takes a flow id or a mapping id (DESIGN 4.3 names the
+mapping; the console sends the mapping id and the flow in the body as `flow_id`)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from aiohttp import web
 
+from config.models import Account, Flow
 from stream.api.errors import json_error, json_object
 from stream.api.retry_routes import bind, ops_of
 from stream.certain.events import ChangeEvent
@@ -15,28 +21,57 @@ from stream.control.preview import MAX_LIMIT, preview_change, preview_recent
 DEFAULT_LIMIT = 5
 
 
+def _flow_for(account: Account, target: str, flow_id: object) -> Flow | str:
+    """The flow to preview: `flow_id` from the body, else the path's id as a flow id, else the
+    path's id as a mapping id (its first flow). A mapping named in the path replaces the flow's
+    own, so an operator can preview a mapping on the flow it is meant for."""
+    if flow_id is not None and not isinstance(flow_id, str):
+        return "flow_id: expected a string"
+    flow = account.flow(flow_id) if flow_id else account.flow(target)
+    if flow_id and flow is None:
+        return f"no flow {flow_id!r}"
+    mapping = account.mapping(target)
+    if flow is None:
+        if mapping is None:
+            return f"no flow or mapping {target!r}"
+        flow = next((f for f in account.flows if f.destination.mapping == target), None)
+        if flow is None:
+            return f"mapping {target!r} is used by no flow; name one with flow_id"
+    if mapping is not None and flow.destination.mapping != target:
+        destination = flow.destination.model_copy(update={"mapping": target})
+        flow = flow.model_copy(update={"destination": destination})
+    return flow
+
+
 async def preview(request: web.Request) -> web.Response:
     ops = ops_of(request)
-    flow_id = request.match_info["flow_id"]
+    target = request.match_info["flow_id"]
     account, catalog = ops.config.account, ops.config.catalog
-    flow = account.flow(flow_id)
-    if flow is None:
-        return json_error(404, f"no flow {flow_id!r}")
     body = await json_object(request)
+    flow = _flow_for(account, target, body.get("flow_id"))
+    if isinstance(flow, str):
+        return json_error(404 if flow.startswith(("no ", "mapping")) else 400, flow)
     if "change" in body:
         parsed = parse_change(body["change"])
         if not isinstance(parsed, ChangeEvent):
             path = f"change.{parsed.path}" if parsed.path else "change"
             return json_error(422, parsed.reason, path)
         one = preview_change(parsed, flow, account, catalog)
-        return web.json_response({"flow_id": flow_id, "previews": [one.to_dict()], "problems": []})
+        return web.json_response(_answer(flow, [one.to_dict()], []))
     limit = body.get("limit", DEFAULT_LIMIT)
     if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_LIMIT:
         return json_error(400, f"expected a whole number from 1 to {MAX_LIMIT}", "limit")
     previews, problems = await preview_recent(ops.store, flow, account, catalog, limit)
-    return web.json_response(
-        {"flow_id": flow_id, "previews": [p.to_dict() for p in previews], "problems": problems}
-    )
+    return web.json_response(_answer(flow, [p.to_dict() for p in previews], problems))
+
+
+def _answer(flow: Flow, previews: list[dict[str, Any]], problems: list[str]) -> dict[str, Any]:
+    return {
+        "flow_id": flow.id,
+        "mapping_id": flow.destination.mapping,
+        "previews": previews,
+        "problems": problems,
+    }
 
 
 def add_preview_routes(app: web.Application, ops: Operations) -> None:

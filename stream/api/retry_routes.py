@@ -15,7 +15,7 @@ from stream.api.middleware import actor_of
 from stream.control.operations import Operations
 from stream.control.preview import preview_change
 from stream.control.redrive import parse_archived
-from stream.control.resubmit import ResubmitResult, parse_filter
+from stream.control.resubmit import ResubmitResult, parse_filter, search_retry
 from stream.store import Page, RetryItem
 from stream.store.writer import Con
 
@@ -92,9 +92,10 @@ async def list_queue(request: web.Request) -> web.Response:
         filters = parse_filter({k: v for k, v in raw.items() if v})
     except ValueError as error:
         return json_error(400, str(error))
+    search = request.query.get("q") or None
     limit = _int_param(request, "limit", 50, 1, MAX_PAGE)
     offset = _int_param(request, "offset", 0, 0, 10**9)
-    page = await ops.store.list_retry(filters, Page(offset=offset, limit=limit))
+    page = await search_retry(ops.store, filters, search, Page(offset=offset, limit=limit))
     return web.json_response(
         {
             "items": [item_json(i) for i in page.items],
@@ -102,6 +103,7 @@ async def list_queue(request: web.Request) -> web.Response:
             "offset": offset,
             "limit": limit,
             "filter": {k: v for k, v in dataclasses.asdict(filters).items() if v is not None},
+            "q": search,
         }
     )
 
@@ -148,11 +150,15 @@ async def submit(request: web.Request) -> web.Response:
         raw = body["filter"]
         if not isinstance(raw, dict):
             return json_error(400, "expected an object", "filter")
+        raw = dict(raw)
+        search = raw.pop("q", None)
+        if search is not None and not isinstance(search, str):
+            return json_error(400, "expected a string", "filter.q")
         try:
             filters = parse_filter(raw)
         except ValueError as error:
             return json_error(400, str(error), "filter")
-        result = await ops.resubmitter.resubmit_matching(filters, actor)
+        result = await ops.resubmitter.resubmit_matching(filters, actor, search=search)
         return web.json_response(result_json(result))
     items = body["items"]
     if not isinstance(items, list) or not items:

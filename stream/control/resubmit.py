@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 
 from stream.control.redrive import (
     AUDIT_RETRY,
@@ -30,7 +30,7 @@ from stream.control.redrive import (
 )
 from stream.control.retry_scheduler import DEFAULT_SCHEDULE, RetrySchedule
 from stream.messages import Redrive
-from stream.store import Page, RetryFilter, RetryItem, Store
+from stream.store import Page, RetryFilter, RetryItem, RetryPage, Store
 from stream.store.writer import Con
 
 log = logging.getLogger("signal.control.resubmit")
@@ -97,21 +97,29 @@ class Resubmitter:
         return result
 
     async def resubmit_matching(
-        self, filters: RetryFilter, actor: str, *, progress: Progress | None = None
+        self,
+        filters: RetryFilter,
+        actor: str,
+        *,
+        search: str | None = None,
+        progress: Progress | None = None,
     ) -> ResubmitResult:
         """Resubmit every item matching `filters` (resolved and in-flight items are skipped)."""
-        keys = await self.matching(filters)
+        keys = await self.matching(filters, search)
         result = await self._run(keys, actor, progress)
-        await self._audit(actor, {"filter": _filter_dict(filters)}, result)
+        asked: dict[str, object] = {"filter": _filter_dict(filters)}
+        if search:
+            asked["search"] = search
+        await self._audit(actor, asked, result)
         return result
 
-    async def matching(self, filters: RetryFilter) -> list[Key]:
+    async def matching(self, filters: RetryFilter, search: str | None = None) -> list[Key]:
         """Keys of the items matching `filters`, read before anything changes them (the queue
         is ordered by `updated_at`, which a resubmit moves)."""
         keys: list[Key] = []
         offset = 0
         while True:
-            page = await self._store.list_retry(filters, Page(offset=offset, limit=5000))
+            page = await search_retry(self._store, filters, search, Page(offset=offset, limit=5000))
             keys.extend((i.change_id, i.flow_id) for i in page.items)
             offset += len(page.items)
             if not page.items or offset >= page.total:
@@ -215,6 +223,44 @@ class Resubmitter:
             change={**asked, "result": result.counts()},
             at=self._clock(),
         )
+
+
+_ITEM_COLUMNS = tuple(f.name for f in fields(RetryItem))
+
+
+async def search_retry(
+    store: Store, filters: RetryFilter, search: str | None, page: Page
+) -> RetryPage:
+    """`Store.list_retry`, plus an optional case-insensitive text search over the item's
+    change id, flow, integration, reason and last error."""
+    if not search or not search.strip():
+        return await store.list_retry(filters, page)
+    clauses: list[str] = []
+    params: list[object] = []
+    for column in ("integration", "status", "category", "flow_id"):
+        value = getattr(filters, column)
+        if value is not None:
+            clauses.append(f"{column} = ?")
+            params.append(value)
+    escaped = search.strip().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    pattern = f"%{escaped}%"
+    text = ("change_id", "flow_id", "flow_name", "integration", "reason", "last_error")
+    clauses.append("(" + " OR ".join(f"coalesce({c}, '') ILIKE ? ESCAPE '\\'" for c in text) + ")")
+    params.extend([pattern] * len(text))
+    where = " AND ".join(clauses)
+    columns = ", ".join(_ITEM_COLUMNS)
+
+    def read(con: Con) -> RetryPage:
+        total = con.execute(f"SELECT count(*) FROM retry_items WHERE {where}", params).fetchall()
+        rows = con.execute(
+            f"SELECT {columns} FROM retry_items WHERE {where} "
+            "ORDER BY updated_at DESC, change_id, flow_id LIMIT ? OFFSET ?",
+            [*params, page.limit, page.offset],
+        ).fetchall()
+        items = tuple(RetryItem(**dict(zip(_ITEM_COLUMNS, r, strict=True))) for r in rows)
+        return RetryPage(items, int(total[0][0]) if total else 0)
+
+    return await store.read(read)
 
 
 def _listed(keys: Sequence[Key]) -> list[list[str]]:

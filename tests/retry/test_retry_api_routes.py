@@ -203,3 +203,40 @@ async def test_mapping_preview(ops_api: OpsApi) -> None:
     assert status == 404
     status, _ = await ops_api.call("POST", "/api/v1/mappings/nurture/preview", json={"limit": 0})
     assert status == 400
+
+
+async def test_search_narrows_the_list_and_a_filtered_resubmit(
+    ops_api: OpsApi, clock: FakeClock, redrive: RedriveTopic
+) -> None:
+    await seed(ops_api, clock)
+    status, body = await ops_api.call("GET", "/api/v1/retry-queue?q=503")
+    assert status == 200 and body["total"] == 2
+    assert {i["change_id"] for i in body["items"]} == {"t0", "t1"}
+    status, body = await ops_api.call("GET", "/api/v1/retry-queue?q=d1&category=data")
+    assert [i["change_id"] for i in body["items"]] == ["d1"]
+    status, body = await ops_api.call("GET", "/api/v1/retry-queue?q=100%25")
+    assert body["total"] == 0, "% is matched literally"
+    status, body = await ops_api.call(
+        "POST",
+        "/api/v1/retry-queue/submit",
+        json={"filter": {"category": "data", "q": "d2"}, "expected": 1},
+    )
+    assert status == 200 and body["submitted"] == 1
+    [(_, request)] = await redrive.read(1)
+    assert request.change["changeId"] == "d2"
+
+
+async def test_preview_by_mapping_id_with_the_flow_in_the_body(ops_api: OpsApi) -> None:
+    await ops_api.store.archive_changes([change_row(registration_dict("c1"))])
+    status, body = await ops_api.call(
+        "POST", "/api/v1/mappings/lead-basic/preview", json={"flow_id": "nurture"}
+    )
+    assert status == 200
+    assert (body["flow_id"], body["mapping_id"]) == ("nurture", "lead-basic")
+    assert [p["change_id"] for p in body["previews"]] == ["c1"]
+    status, body = await ops_api.call("POST", "/api/v1/mappings/lead-basic/preview", json={})
+    assert status == 200 and body["flow_id"] == "nurture"
+    status, body = await ops_api.call(
+        "POST", "/api/v1/mappings/lead-basic/preview", json={"flow_id": "ghost"}
+    )
+    assert status == 404 and "ghost" in body["errors"][0]["message"]
