@@ -149,7 +149,7 @@ class SnapshotReader:
     """Reads `signal-config` without a consumer group and feeds a `ConfigView`."""
 
     def __init__(
-        self, broker_url: str, view: ConfigView, *, topic: str = CONFIG.name, poll_ms: int = 200
+        self, broker_url: str, view: ConfigView, *, topic: str = CONFIG.name, poll_ms: int = 100
     ) -> None:
         self._servers = bootstrap_servers(broker_url)
         self._view = view

@@ -1,0 +1,395 @@
+"""A real pipeline worker (`python -m stream pipeline`) on a real embedded broker, delivering to a
+real Marketo sandbox served by this test.
+
+The worker uses Signal's fixed topic names and consumer group, so this module starts a broker of
+its own instead of sharing the session's. Figures (snapshot apply time, repeated calls after a
+SIGKILL) are printed (run with `-s`), never asserted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter, defaultdict
+from collections.abc import AsyncIterator, Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from pipeline_support import catalog_with, event_json, registration_json, snapshot
+
+from stream.broker import EmbeddedBroker, die_with_parent
+from stream.marketo.sandbox import Sandbox
+from stream.messages import Redrive, RedriveRequest
+from stream.topics import ALL_TOPICS, declare_topics
+
+REPO = Path(__file__).resolve().parents[2]
+NURTURE, VIP, FORM = "registered-to-nurture", "vip-attended", "complete-form"
+FLOWS = (NURTURE, VIP, FORM)
+
+
+class Worker:
+    def __init__(self, broker: EmbeddedBroker, workdir: Path, name: str) -> None:
+        self.log_path = workdir / f"{name}.log"
+        self.command = [
+            sys.executable,
+            "-m",
+            "stream",
+            "pipeline",
+            "--broker",
+            broker.url,
+            "--data-dir",
+            str(workdir / "data"),
+        ]
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> Worker:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("SIGNAL_")}
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                self.command,
+                cwd=REPO,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                preexec_fn=die_with_parent(),
+            )
+        return self
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30.0) -> int | None:
+        process, self.process = self.process, None
+        if process is None:
+            return None
+        if process.poll() is None:
+            process.send_signal(sig)
+            try:
+                process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        return process.returncode
+
+    def log_tail(self, limit: int = 4000) -> str:
+        if not self.log_path.exists():
+            return ""
+        return self.log_path.read_bytes()[-limit:].decode("utf-8", "replace")
+
+
+class Outcomes:
+    """Every record on `signal-outcomes`, read without a group, with the time it was seen."""
+
+    def __init__(self, servers: str) -> None:
+        self._consumer = AIOKafkaConsumer(
+            "signal-outcomes", bootstrap_servers=servers, auto_offset_reset="earliest"
+        )
+        self.records: list[dict[str, Any]] = []
+        self.seen_at: list[float] = []
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        await self._consumer.start()
+        self._task = asyncio.create_task(self._run())
+
+    async def _run(self) -> None:
+        while True:
+            batches = await self._consumer.getmany(timeout_ms=100)
+            now = time.monotonic()
+            for messages in batches.values():
+                for message in messages:
+                    self.records.append(json.loads(message.value))
+                    self.seen_at.append(now)
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        await self._consumer.stop()
+
+    def of(self, change_id: str) -> list[dict[str, Any]]:
+        return [r for r in self.records if r["change_id"] == change_id]
+
+    def status(self, change_id: str, flow_id: str) -> list[str]:
+        return [r["status"] for r in self.of(change_id) if r["flow_id"] == flow_id]
+
+    async def wait(
+        self, predicate: Callable[[], bool], what: str, worker: Worker, within: float = 90.0
+    ) -> None:
+        deadline = time.monotonic() + within
+        while time.monotonic() < deadline:
+            if predicate():
+                return
+            if not worker.alive():
+                raise AssertionError(f"worker exited:\n{worker.log_tail()}")
+            await asyncio.sleep(0.05)
+        raise AssertionError(f"{what} not seen within {within:g}s\n{worker.log_tail()}")
+
+
+@pytest.fixture(scope="module")
+def own_broker() -> Iterator[EmbeddedBroker]:
+    with EmbeddedBroker() as running:
+        yield running
+
+
+@pytest.fixture
+async def producer(own_broker: EmbeddedBroker) -> AsyncIterator[AIOKafkaProducer]:
+    made = AIOKafkaProducer(bootstrap_servers=own_broker.bootstrap_servers, acks="all")
+    await made.start()
+    yield made
+    await made.stop()
+
+
+async def send(producer: AIOKafkaProducer, topic: str, key: str, value: Any) -> None:
+    body = value if isinstance(value, bytes) else json.dumps(value).encode()
+    await producer.send_and_wait(topic, body, key=key.encode())
+
+
+async def send_change(producer: AIOKafkaProducer, change: dict[str, Any]) -> str:
+    key = change["registration"]["registrationCode"] if "registration" in change else "EVT"
+    await send(producer, "certain-changes", key, change)
+    return str(change["changeId"])
+
+
+@pytest.mark.integration
+async def test_worker_routes_delivers_dedupes_follows_config_and_survives_sigkill(
+    own_broker: EmbeddedBroker,
+    producer: AIOKafkaProducer,
+    sandbox: Sandbox,
+    tmp_path: Path,
+) -> None:
+    await declare_topics(own_broker.url, ALL_TOPICS)
+    outcomes = Outcomes(own_broker.bootstrap_servers)
+    await outcomes.start()
+    workers: list[Worker] = []
+    try:
+        await send(producer, "signal-config", "snapshot", snapshot(sandbox.url).dumps())
+        started = time.monotonic()
+        worker = Worker(own_broker, tmp_path, "first").start()
+        workers.append(worker)
+
+        # --- every kind of outcome -------------------------------------------------------
+        event = await send_change(producer, event_json())
+        registered = [await send_change(producer, registration_json(n)) for n in range(1, 6)]
+        france = await send_change(producer, registration_json(6, country="FR"))
+        bad_email = await send_change(producer, registration_json(7, email="not-an-email"))
+        session = await send_change(
+            producer, registration_json(8, kind="session_registration.status_change")
+        )
+        form = await send_change(producer, registration_json(9, kind="registration.create_update"))
+        garbage = b'{"changeId": "broken"'
+        await send(producer, "certain-changes", "X", garbage)
+        first_wave = [event, *registered, france, bad_email, session, form]
+        await outcomes.wait(
+            lambda: all(len(outcomes.of(c)) == 3 for c in first_wave),
+            "three outcomes for each change",
+            worker,
+        )
+        print(f"\nfirst outcomes {time.monotonic() - started:.1f}s after the worker started")
+        assert {outcomes.status(event, f)[0] for f in FLOWS} == {"not_activated"}
+        for change_id in registered:
+            assert outcomes.status(change_id, NURTURE) == ["delivered"]
+            assert outcomes.status(change_id, VIP) == ["not_activated"]
+        assert outcomes.status(france, NURTURE) == ["filtered_out"]
+        (bad,) = [r for r in outcomes.of(bad_email) if r["flow_id"] == NURTURE]
+        assert (bad["status"], bad["category"], bad["marketo_code"]) == ("failed", "data", "1003")
+        assert outcomes.status(session, VIP) == ["delivered"]
+        assert outcomes.status(form, FORM) == ["delivered"]
+        delivered = [r for r in outcomes.records if r["status"] == "delivered"]
+        assert all(r["marketo_lead_id"] and r["lead_result"] for r in delivered)
+        assert all(r["latency_ms"] is not None for r in outcomes.records)
+        assert len(sandbox.state.form_fills) == 1
+        vip_runs = [r for r in sandbox.state.campaign_runs if r["campaignId"] == 1002]
+        assert vip_runs and vip_runs[0]["tokens"] == [
+            {"name": "{{my.session}}", "value": "Keynote"}
+        ]
+        assert not [r for r in outcomes.records if r["change_id"] == "broken"]
+
+        # --- the same change again is not delivered again ---------------------------------
+        runs_before = sum(len(r["leadIds"]) for r in sandbox.state.campaign_runs)
+        syncs_before = len(sandbox.calls("leads.sync"))
+        await send_change(producer, registration_json(1, change_id=registered[0]))
+        await outcomes.wait(
+            lambda: "skipped_duplicate" in outcomes.status(registered[0], NURTURE),
+            "the duplicate's outcome",
+            worker,
+        )
+        assert outcomes.status(registered[0], NURTURE) == ["delivered", "skipped_duplicate"]
+        assert sum(len(r["leadIds"]) for r in sandbox.state.campaign_runs) == runs_before
+        assert len(sandbox.calls("leads.sync")) == syncs_before
+
+        # --- redrives: a dry run, and a retry of the data failure -------------------------
+        base = registration_json(10)
+        dry = RedriveRequest(
+            change=base,
+            redrive=Redrive(
+                flow_id=NURTURE, attempt=1, kind="replay", replay_id="rp-1", dry_run=True
+            ),
+        )
+        retry = RedriveRequest(
+            change=registration_json(7, change_id=bad_email, email="not-an-email"),
+            redrive=Redrive(flow_id=NURTURE, attempt=2, kind="retry"),
+        )
+        await send(producer, "signal-redrive", "R000010", dry.dumps())
+        await send(producer, "signal-redrive", "R000007", retry.dumps())
+        await outcomes.wait(
+            lambda: bool(outcomes.of(base["changeId"])) and len(outcomes.of(bad_email)) == 4,
+            "redrive outcomes",
+            worker,
+        )
+        (would,) = outcomes.of(base["changeId"])
+        assert (would["status"], would["replay_id"], would["flow_id"]) == (
+            "would_send",
+            "rp-1",
+            NURTURE,
+        )
+        assert would["payload"]["email"] == "user10@example.com"
+        assert not [
+            lead for lead in sandbox.state.leads.values() if lead["email"] == "user10@example.com"
+        ]
+        again = [r for r in outcomes.of(bad_email) if r["attempt"] == 2]
+        assert [(r["status"], r["category"], r["redrive_kind"]) for r in again] == [
+            ("failed", "data", "retry")
+        ]
+
+        # --- SIGKILL mid-stream, restart: every change ends with its outcomes --------------
+        # Control republishes the catalog it learned from the event change; a restarted worker
+        # starts from that snapshot (the event change itself is behind the committed offset).
+        catalog = catalog_with(event_json(change_id=event)).to_dict()
+        await send(
+            producer,
+            "signal-config",
+            "snapshot",
+            snapshot(sandbox.url, version=2, catalog=catalog).dumps(),
+        )
+        sandbox.set_latency(20)
+        burst = [registration_json(1000 + n) for n in range(300)]
+        ids = [c["changeId"] for c in burst]
+
+        async def produce_burst() -> None:
+            for offset in range(0, len(burst), 20):
+                for change in burst[offset : offset + 20]:
+                    await send_change(producer, change)
+                await asyncio.sleep(0.05)
+
+        producing = asyncio.create_task(produce_burst())
+        await outcomes.wait(
+            lambda: sum("delivered" in outcomes.status(c, NURTURE) for c in ids) >= 30,
+            "some of the burst delivered",
+            worker,
+        )
+        worker.stop(signal.SIGKILL)
+        done_at_kill = sum(bool(outcomes.status(c, NURTURE)) for c in ids)
+        await producing
+        restarted = time.monotonic()
+        worker = Worker(own_broker, tmp_path, "second").start()
+        workers.append(worker)
+        await outcomes.wait(
+            lambda: all(len({r["flow_id"] for r in outcomes.of(c)}) == 3 for c in ids),
+            "outcomes for every change of the burst",
+            worker,
+            within=120,
+        )
+        print(
+            f"burst: {done_at_kill}/300 changes had their delivery outcome at the SIGKILL; "
+            f"all done {time.monotonic() - restarted:.1f}s after the restart"
+        )
+        statuses = {c: outcomes.status(c, NURTURE) for c in ids}
+        assert all("delivered" in s for s in statuses.values())
+        assert all(set(s) <= {"delivered", "skipped_duplicate"} for s in statuses.values())
+        repeated_outcomes = sum(s.count("delivered") - 1 for s in statuses.values())
+        skipped = sum(s.count("skipped_duplicate") for s in statuses.values())
+        burst_leads = {f"user{1000 + n}@example.com" for n in range(300)}
+        lead_ids = {i for i, lead in sandbox.state.leads.items() if lead["email"] in burst_leads}
+        assert len(lead_ids) == 300
+        triggered = Counter(
+            i for run in sandbox.state.campaign_runs for i in run["leadIds"] if i in lead_ids
+        )
+        assert set(triggered) == lead_ids
+        repeated_triggers = sum(n - 1 for n in triggered.values())
+        print(
+            f"after SIGKILL: {repeated_triggers} repeated campaign requests, "
+            f"{repeated_outcomes} repeated delivered outcomes, {skipped} duplicates skipped"
+        )
+
+        # The delivered-keys table came back with the restart: an old change sent again after
+        # the SIGKILL is still recognised.
+        await send_change(producer, registration_json(2, change_id=registered[1]))
+        await outcomes.wait(
+            lambda: "skipped_duplicate" in outcomes.status(registered[1], NURTURE),
+            "the duplicate's outcome after the restart",
+            worker,
+        )
+
+        # --- a snapshot switching a flow inactive applies within moments -----------------
+        # Probes flow continuously from before the snapshot; the first outcome processed
+        # without the flow dates the switch.
+        sandbox.set_latency(0)
+        probes: list[str] = []
+        probing = asyncio.Event()
+
+        async def probe_forever() -> None:
+            while True:
+                probe = registration_json(5000 + len(probes))
+                await send_change(producer, probe)
+                probes.append(probe["changeId"])
+                probing.set()
+                await asyncio.sleep(0.02)
+
+        prober = asyncio.create_task(probe_forever())
+        try:
+            await probing.wait()
+            await outcomes.wait(lambda: bool(outcomes.of(probes[0])), "first probe", worker)
+            inactive = snapshot(sandbox.url, version=3)
+            (flow,) = [f for f in inactive.account["flows"] if f["id"] == NURTURE]
+            flow["active"] = False
+            switched_wall = datetime.now(UTC)
+            await send(producer, "signal-config", "snapshot", inactive.dumps())
+
+            def ignored() -> list[dict[str, Any]]:
+                found = []
+                for change_id in list(probes):
+                    records = outcomes.of(change_id)
+                    flows = {r["flow_id"] for r in records}
+                    if len(flows) == 2 and NURTURE not in flows:
+                        found.append(records[0])
+                return found
+
+            await outcomes.wait(lambda: len(ignored()) >= 5, "changes ignored by the flow", worker)
+        finally:
+            prober.cancel()
+            await asyncio.gather(prober, return_exceptions=True)
+        await asyncio.sleep(3)  # let deliveries of probes routed before the switch finish
+        with_flow = [NURTURE in {r["flow_id"] for r in outcomes.of(c)} for c in probes]
+        switch = with_flow.index(False)
+        assert any(with_flow[:switch]) and not any(with_flow[switch:])
+        first = min(datetime.fromisoformat(r["processed_at"]) for r in outcomes.of(probes[switch]))
+        print(
+            "inactive flow applied: first change ignored was routed "
+            f"{(first - switched_wall).total_seconds():.3f}s after the snapshot was produced"
+        )
+        last_probe = probes[-1]
+        await outcomes.wait(lambda: len(outcomes.of(last_probe)) >= 2, "last probe", worker)
+        assert NURTURE not in {r["flow_id"] for r in outcomes.of(last_probe)}
+        # The event catalog survived a snapshot that did not carry it.
+        assert outcomes.status(last_probe, VIP) == ["not_activated"]
+        assert all("catalog" not in (r["reason"] or "") for r in outcomes.of(last_probe))
+
+        per_pair: dict[tuple[str, str], list[str]] = defaultdict(list)
+        for record in outcomes.records:
+            per_pair[(record["change_id"], record["flow_id"])].append(record["status"])
+        assert all(statuses for statuses in per_pair.values())
+        assert worker.stop() == 0
+    finally:
+        for running in workers:
+            running.stop(signal.SIGKILL)
+        await outcomes.stop()
