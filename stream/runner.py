@@ -48,6 +48,7 @@ BACKOFF_MAX_S = 30.0
 NOT_AVAILABLE = 3
 """Exit code of a command this build does not have (stream.commands.pending)."""
 
+CONFIG_APPLY_S = 2.0
 DEMO_RATE = 5.0
 DEMO_CHUNK_S = 600.0
 DEMO_CLIENT_ID = "signal-demo"
@@ -280,6 +281,10 @@ class Runner:
                 await self._import(
                     client, demo_account_yaml(self.sandbox.url, DEMO_CLIENT_ID), "the demo account"
                 )
+            if self.options.demo or self.options.config_file is not None:
+                # Workers apply a new configuration within CONFIG_APPLY_S; changes sent before
+                # that would be evaluated against the previous one.
+                await asyncio.sleep(CONFIG_APPLY_S)
             ready_s = time.monotonic() - self.started
             self.say(
                 f"Signal is running ({ready_s:.1f}s): operator API {client.base_url} "
