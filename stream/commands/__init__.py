@@ -6,7 +6,21 @@ placeholder by name, so `--help` keeps listing every command either way.
 
 from __future__ import annotations
 
-from stream.commands import config, console, ingest, pending, pipeline, run, sandbox, simulate, sql
+from stream.commands import (
+    config,
+    console,
+    flows,
+    ingest,
+    metrics,
+    pending,
+    pipeline,
+    replay,
+    retry,
+    run,
+    sandbox,
+    simulate,
+    sql,
+)
 from stream.commands.base import Command
 
 _IMPLEMENTED: dict[str, Command] = {
@@ -18,6 +32,10 @@ _IMPLEMENTED: dict[str, Command] = {
     "run": run.COMMAND,
     "pipeline": pipeline.COMMAND,
     "console": console.COMMAND,
+    "flows": flows.COMMAND,
+    "retry": retry.COMMAND,
+    "replay": replay.COMMAND,
+    "metrics": metrics.COMMAND,
 }
 
 COMMANDS: list[Command] = [
