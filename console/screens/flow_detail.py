@@ -190,7 +190,7 @@ class FlowDetailScreen(BaseScreen):
             table.border_title = "mapping fields"
             table.border_subtitle = "enter edit · ctrl+n add · ctrl+d delete"
             yield table
-            yield Static("", id="preview")
+        yield Static("", id="preview")
 
     def on_mount(self) -> None:
         self.fetch()

@@ -1,0 +1,130 @@
+"""Navigation, the `:` command line, help and palette from the registry, and the flow editor."""
+
+from __future__ import annotations
+
+from conftest import MakeConsole
+from console_helpers import keys, screen_text, settle, type_text
+from control_harness import TOKEN, Control
+from textual.command import CommandPalette
+from textual.widgets import DataTable, Input, Select, SelectionList
+
+from console import actions
+from console.client import ConsoleClient
+from console.screens.flow_detail import FieldForm, FlowDetailScreen
+from console.screens.help import HelpScreen
+
+
+async def test_command_line_switches_screens_and_quits(
+    control: Control, make_console: MakeConsole
+) -> None:
+    app = make_console(control)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        for command, mode in (("retry", "retry"), ("sql", "sql"), ("events", "catalog")):
+            await keys(pilot, "colon") if mode != "catalog" else await keys(pilot, "escape")
+            if app.focused is None or not isinstance(app.focused, Input):
+                await keys(pilot, "colon")
+            await type_text(pilot, command)
+            await keys(pilot, "enter")
+            assert app.current_mode == mode, command
+        await keys(pilot, "colon")
+        await type_text(pilot, "retry status:abandoned")
+        await keys(pilot, "enter")
+        await settle(pilot)
+        assert "status:abandoned" in str(app.screen.query_one(DataTable).border_title)
+        await keys(pilot, "q")
+        assert app.current_mode == "flows"
+        await keys(pilot, "colon")
+        await type_text(pilot, "q")
+        await keys(pilot, "enter")
+    assert app.return_code == 0
+
+
+async def test_help_and_palette_come_from_the_registry(
+    control: Control, make_console: MakeConsole
+) -> None:
+    app = make_console(control)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        await keys(pilot, "question_mark")
+        assert isinstance(app.screen, HelpScreen)
+        text = screen_text(pilot)
+        for spec in actions.for_scope("flows"):
+            assert spec.description in text
+        await keys(pilot, "escape", "ctrl+p")
+        assert isinstance(app.screen, CommandPalette)
+        await type_text(pilot, "retry")
+        await settle(pilot)
+        assert "Retry queue" in screen_text(pilot)
+        await keys(pilot, "enter")
+        await settle(pilot)
+        assert app.current_mode == "retry"
+        await keys(pilot, "q", "q")
+    assert app.return_code == 0
+
+
+def test_every_binding_has_an_id_and_dangerous_ones_are_known() -> None:
+    ids = [a.id for a in actions.ACTIONS]
+    assert len(ids) == len(set(ids))
+    assert actions.is_dangerous("flows", "toggle_active")
+    assert actions.is_dangerous("retry", "resubmit")
+    assert not actions.is_dangerous("metrics", "toggle_mode")
+    assert set(actions.default_keymap()) == set(ids)
+
+
+async def test_flow_editor_saves_incomplete_and_shows_why(
+    control: Control, make_console: MakeConsole
+) -> None:
+    app = make_console(control)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        table = app.screen.query_one(DataTable)
+        table.move_cursor(row=table.get_row_index("half-built"))
+        await keys(pilot, "enter")
+        await settle(pilot)
+        editor = app.screen
+        assert isinstance(editor, FlowDetailScreen)
+        assert "incomplete (never runs)" in screen_text(pilot)
+        editor.query_one("#af-registration_statuses", SelectionList).select("registered")
+        editor.query_one("#action", Select).value = "create_update_lead"
+        editor.query_one("#name", Input).value = "Half built, renamed"
+        await keys(pilot, "ctrl+s")
+        await settle(pilot)
+        client = ConsoleClient(control.url, TOKEN)
+        try:
+            flow = await client.flow("half-built")
+        finally:
+            await client.close()
+        assert flow.name == "Half built, renamed"
+        assert flow.raw["activate_for"]["registration_statuses"] == ["registered"]
+        assert not flow.complete and "no activate-for tag" not in flow.reasons
+        assert "no mapping" in screen_text(pilot)
+        editor.query_one("#mapping", Select).value = "lead-basic"
+        await settle(pilot)
+        await keys(pilot, "ctrl+f")
+        await settle(pilot)
+        fields = editor.query_one("#mapping-fields", DataTable)
+        assert fields.row_count == 9
+        assert "✓" in str(fields.get_cell("0", "known"))
+        await keys(pilot, "ctrl+n")
+        assert isinstance(app.screen, FieldForm)
+        app.screen.query_one("#f-target", Input).value = "phone"
+        app.screen.query_one("#f-sources", Input).value = "registration.profile.phone"
+        await keys(pilot, "ctrl+s")
+        assert fields.row_count == 10
+        await keys(pilot, "ctrl+o")
+        await settle(pilot)
+        assert "not available from this control yet" in screen_text(pilot)
+        editor.query_one("#campaign-id", Input).value = "1001"
+        await keys(pilot, "ctrl+s")
+        await settle(pilot)
+        client = ConsoleClient(control.url, TOKEN)
+        try:
+            account = await client.account()
+            flow = await client.flow("half-built")
+        finally:
+            await client.close()
+        [mapping] = [m for m in account["mappings"] if m["id"] == "lead-basic"]
+        assert mapping["fields"][-1]["target"] == "phone"
+        assert flow.complete, flow.reasons
+        assert "✓ complete" in screen_text(pilot)

@@ -1,0 +1,190 @@
+"""Connections (Save & Test), SQL, the retry queue, metrics and tags & events, end to end
+against a real operator API and Marketo sandbox."""
+
+from __future__ import annotations
+
+from conftest import MakeConsole
+from console_helpers import keys, screen_text, settle, type_text
+from control_harness import TOKEN, Control
+from textual.widgets import DataTable, Input, Static, TextArea
+
+from console.client import ConsoleClient, RetryFilters
+from console.messages import ConnectionTested, Resubmitted, SqlFinished
+from console.screens.connections import ConnectionForm
+from console.screens.modals import ConfirmModal, TextModal, TypeToConfirmModal
+
+
+async def test_save_and_test_good_then_bad_secret(
+    control: Control, make_console: MakeConsole
+) -> None:
+    messages: list[object] = []
+    app = make_console(control)
+    async with app.run_test(size=(80, 24), message_hook=messages.append) as pilot:
+        await keys(pilot, "2")
+        await settle(pilot)
+        assert "Marketo sandbox" in screen_text(pilot)
+        await keys(pilot, "enter")
+        assert isinstance(app.screen, ConnectionForm)
+        assert app.screen.query_one("#client_secret", Input).value == ""
+        await keys(pilot, "ctrl+t")
+        await settle(pilot)
+        [good] = [m for m in messages if isinstance(m, ConnectionTested)]
+        assert good.result.ok
+        assert "✓ Connected in" in screen_text(pilot)
+        app.screen.query_one("#client_secret", Input).value = "not-the-secret"
+        await keys(pilot, "ctrl+t")
+        await settle(pilot)
+        bad = [m for m in messages if isinstance(m, ConnectionTested)][-1]
+        assert not bad.result.ok
+        text = screen_text(pilot)
+        assert "✗" in text and isinstance(app.screen, ConnectionForm)
+        assert "not-the-secret" not in text
+        assert app.screen.query_one("#client_secret", Input).value == ""
+
+
+async def test_new_connection_with_a_bad_url_is_marked(
+    control: Control, make_console: MakeConsole
+) -> None:
+    app = make_console(control)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await keys(pilot, "2", "n")
+        form = app.screen
+        assert isinstance(form, ConnectionForm)
+        form.query_one("#id", Input).value = "mkto-2"
+        form.query_one("#name", Input).value = "Second"
+        form.query_one("#service_url", Input).value = "not a url"
+        await keys(pilot, "ctrl+s")
+        assert form.query_one("#service_url", Input).has_class("error")
+        form.query_one("#service_url", Input).value = control.sandbox.url  # type: ignore[union-attr]
+        form.query_one("#client_id", Input).value = "sandbox-client"
+        form.query_one("#client_secret", Input).value = "sandbox-secret"
+        await keys(pilot, "ctrl+t")
+        await settle(pilot)
+        assert "✓ Connected in" in screen_text(pilot)
+        client = ConsoleClient(control.url, TOKEN)
+        try:
+            saved = {c.id: c for c in await client.connections()}
+        finally:
+            await client.close()
+        assert saved["mkto-2"].secret_set and saved["mkto-2"].secret_source == "stored"
+
+
+async def test_sql_query_and_a_refused_statement(
+    control: Control, make_console: MakeConsole
+) -> None:
+    messages: list[object] = []
+    app = make_console(control)
+    async with app.run_test(size=(80, 24), message_hook=messages.append) as pilot:
+        await keys(pilot, "6")
+        await keys(pilot, "ctrl+j")
+        await settle(pilot)
+        [done] = [m for m in messages if isinstance(m, SqlFinished)]
+        assert done.result.columns == ["flow_name", "status", "n"]
+        assert app.screen.query_one("#results", DataTable).row_count == 6
+        app.screen.query_one("#query", TextArea).text = "DELETE FROM changes"
+        await keys(pilot, "ctrl+j")
+        await settle(pilot)
+        status = str(app.screen.query_one("#sql-status", Static).render())
+        assert "refused" in status and "DELETE" in status
+        assert app.screen.query_one("#query", TextArea).has_class("error")
+        assert app.screen.query_one("#query", TextArea).text == "DELETE FROM changes"
+
+
+async def test_retry_queue_pages_filters_and_resubmits(
+    control: Control, make_console: MakeConsole
+) -> None:
+    messages: list[object] = []
+    app = make_console(control)
+    async with app.run_test(size=(80, 24), message_hook=messages.append) as pilot:
+        await keys(pilot, "4")
+        await settle(pilot)
+        table = app.screen.query_one(DataTable)
+        assert table.row_count == 45 and "1–45 of 45" in str(table.border_subtitle)
+        await keys(pilot, "s", "s", "s")
+        assert "status:abandoned" in str(table.border_title)
+        assert table.row_count == 15
+        abandoned = [str(k.value) for k in table.rows][:2]
+        await keys(pilot, "space", "space", "r")
+        assert isinstance(app.screen, ConfirmModal)
+        assert "Resubmit 2 items" in screen_text(pilot)
+        await keys(pilot, "y")
+        await settle(pilot)
+        assert any(isinstance(m, Resubmitted) and m.count == 2 for m in messages)
+        assert table.row_count == 13
+        client = ConsoleClient(control.url, TOKEN)
+        try:
+            page = await client.retry_page(RetryFilters(status="pending"), 0, 100)
+        finally:
+            await client.close()
+        assert set(abandoned) <= {r.key for r in page.rows}
+        await keys(pilot, "R")
+        assert isinstance(app.screen, TypeToConfirmModal)
+        await type_text(pilot, "12")
+        await keys(pilot, "enter")
+        assert isinstance(app.screen, TypeToConfirmModal)
+        app.screen.query_one(Input).value = "13"
+        await keys(pilot, "enter")
+        await settle(pilot)
+        assert table.row_count == 0
+        await keys(pilot, "s", "s", "slash")
+        await type_text(pilot, "rq-044")
+        await keys(pilot, "enter")
+        assert table.row_count == 1
+        await keys(pilot, "enter")
+        assert isinstance(app.screen, TextModal)
+        assert "rq-044" in screen_text(pilot)
+
+
+async def test_retry_queue_not_available(tmp_path, make_console: MakeConsole) -> None:  # type: ignore[no-untyped-def]
+    service = Control(tmp_path, retry_standin=False).start()
+    try:
+        app = make_console(service)
+        async with app.run_test(size=(80, 24)) as pilot:
+            await keys(pilot, "4")
+            await settle(pilot)
+            assert "not available from this control yet" in screen_text(pilot)
+            assert not app.errors
+            await keys(pilot, "r", "space")
+            assert app.screen.is_current
+    finally:
+        service.stop()
+
+
+async def test_metrics_tabs_mode_and_period(control: Control, make_console: MakeConsole) -> None:
+    app = make_console(control)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await keys(pilot, "5")
+        await settle(pilot)
+        text = screen_text(pilot)
+        assert "Changes processed        54" in text
+        assert "Leads created            29" in text
+        await keys(pilot, "m")
+        await settle(pilot)
+        assert "Changes processed         0" in screen_text(pilot)
+        await keys(pilot, "m", "d", "d")
+        await settle(pilot)
+        assert "period  1h  24h  7d " in screen_text(pilot)
+        await keys(pilot, "l")
+        assert "Validation errors" in screen_text(pilot)
+        await keys(pilot, "l")
+        await settle(pilot)
+        text = screen_text(pilot)
+        assert "54 outcomes · following new outcomes" in text
+        assert "delivered" in text
+
+
+async def test_catalog_flags_untagged_items_flows_need(
+    control: Control, make_console: MakeConsole
+) -> None:
+    app = make_console(control)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await keys(pilot, "3")
+        await settle(pilot)
+        events = app.screen.query_one("#events", DataTable)
+        assert events.row_count == 5
+        events.focus()
+        await keys(pilot, "enter")
+        await settle(pilot)
+        assert isinstance(app.screen, TextModal)
+        text = screen_text(pilot)
+        assert "UNTAGGED" in text and "Need photo" in text
