@@ -42,6 +42,8 @@ class ApiDeps:
     token: str
     version: str = field(default_factory=package_version)
     broker_ok: Callable[[], Awaitable[bool]] | None = None
+    produce_timeout_s: float = 30.0
+    """How long an ingest waits for the broker's acknowledgement before answering 503."""
     last_change_seen: Callable[[], datetime | None] | None = None
     connection_test_settings: dict[str, Any] = field(
         default_factory=lambda: dict(CONNECTION_TEST_SETTINGS)

@@ -14,6 +14,7 @@ again (`changeId` makes that harmless).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from datetime import UTC, datetime
@@ -100,7 +101,7 @@ async def post_changes(request: web.Request) -> web.Response:
     ]
     if records:
         try:
-            await deps.produce_changes(records)
+            await asyncio.wait_for(deps.produce_changes(records), deps.produce_timeout_s)
         except Exception as error:
             log.warning("producing %d changes failed: %s", len(records), type(error).__name__)
             return json_error(

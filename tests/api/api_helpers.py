@@ -30,7 +30,7 @@ connections:
   - id: mkto-prod
     name: Marketo production
     target: marketo
-    service_url: https://123-ABC-456.mktorest.com
+    service_url: https://123-abc-456.mktorest.com/
     client_id: 3f1c0c1e-demo
     client_secret: ${SIGNAL_TEST_MARKETO_SECRET}
     primary: true
