@@ -1,0 +1,301 @@
+"""End to end with real parts: embedded broker, a pipeline worker process, the Marketo sandbox
+with fault injection, the DuckDB store and config service, the retry scheduler on the demo
+schedule and operator resubmits (C-11, C-12, reliability §10).
+
+Control's record agent is played here by a small consumer of `signal-outcomes` that stores each
+outcome with the retry transition the record agent uses (`plan_retry`); everything else is the
+service's own code.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from retry_helpers import SECRET, SECRET_VAR, account_yaml, change_row, event_dict, outcome_row
+from retry_helpers import registration_dict as reg
+
+from stream.broker import EmbeddedBroker, die_with_parent
+from stream.certain.events import ChangeEvent
+from stream.control.config_service import ConfigService
+from stream.control.resubmit import Resubmitter
+from stream.control.retry_scheduler import DEMO_SCHEDULE, RetryScheduler, plan_retry
+from stream.marketo.sandbox import Sandbox, SandboxConfig
+from stream.messages import ConfigSnapshot, OutcomeRecord, OutcomeStatus
+from stream.store import Store
+from stream.topics import ALL_TOPICS, declare_topics
+
+REPO = Path(__file__).resolve().parents[2]
+S = DEMO_SCHEDULE
+
+
+class Worker:
+    def __init__(self, broker: EmbeddedBroker, workdir: Path) -> None:
+        self.log_path = workdir / "pipeline.log"
+        self.command = [
+            sys.executable,
+            "-m",
+            "stream",
+            "pipeline",
+            "--broker",
+            broker.url,
+            "--data-dir",
+            str(workdir / "pipeline-data"),
+        ]
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("SIGNAL_")}
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                self.command,
+                cwd=REPO,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                preexec_fn=die_with_parent(),
+            )
+
+    def stop(self) -> None:
+        process, self.process = self.process, None
+        if process is not None and process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+    def tail(self) -> str:
+        return self.log_path.read_bytes()[-3000:].decode("utf-8", "replace")
+
+
+class Control:
+    """The control side: store, config service, the outcome recorder, scheduler, resubmits."""
+
+    def __init__(self, store: Store, config: ConfigService, producer: AIOKafkaProducer) -> None:
+        self.store = store
+        self.config = config
+        self.producer = producer
+        self.outcomes: list[OutcomeRecord] = []
+        self.redrives: list[tuple[str, int, str]] = []
+
+    async def publish_redrive(self, records: Any) -> None:
+        futures = []
+        for key, value in records:
+            body = json.loads(value)
+            self.redrives.append(
+                (body["change"]["changeId"], body["redrive"]["attempt"], body["redrive"]["kind"])
+            )
+            futures.append(await self.producer.send("signal-redrive", value, key=key))
+        await asyncio.gather(*futures)
+
+    async def ingest(self, data: dict[str, Any]) -> str:
+        await self.store.archive_changes([change_row(data)])
+        key = (data.get("registration") or {}).get("registrationCode") or data["eventCode"]
+        await self.producer.send_and_wait(
+            "certain-changes", json.dumps(data).encode(), key=key.encode()
+        )
+        return str(data["changeId"])
+
+    async def record_forever(self, servers: str) -> None:
+        consumer = AIOKafkaConsumer(
+            "signal-outcomes", bootstrap_servers=servers, auto_offset_reset="earliest"
+        )
+        await consumer.start()
+        try:
+            while True:
+                batches = await consumer.getmany(timeout_ms=100)
+                for messages in batches.values():
+                    for message in messages:
+                        record = OutcomeRecord.loads(message.value)
+                        self.outcomes.append(record)
+                        now = datetime.now(UTC)
+                        existing = await self.store.get_retry_item(record.change_id, record.flow_id)
+                        item = plan_retry(record, existing, schedule=S, now=now)
+                        await self.store.record_outcomes(
+                            [outcome_row(record)], [item] if item is not None else []
+                        )
+        finally:
+            await consumer.stop()
+
+    def of(self, change_id: str) -> list[OutcomeRecord]:
+        return [o for o in self.outcomes if o.change_id == change_id and o.flow_id == "nurture"]
+
+    async def wait(
+        self, check: Callable[[], Any], what: str, worker: Worker, within: float
+    ) -> None:
+        deadline = time.monotonic() + within
+        while time.monotonic() < deadline:
+            if await check():
+                return
+            if worker.process is None or worker.process.poll() is not None:
+                raise AssertionError(f"the pipeline worker exited:\n{worker.tail()}")
+            await asyncio.sleep(0.1)
+        raise AssertionError(f"{what} not seen within {within:g} s\n{worker.tail()}")
+
+
+@pytest.fixture(scope="module")
+def e2e_broker() -> Iterator[EmbeddedBroker]:
+    with EmbeddedBroker() as running:
+        yield running
+
+
+@pytest.fixture
+async def world(
+    tmp_path: Path, e2e_broker: EmbeddedBroker
+) -> AsyncIterator[tuple[Control, Worker, Sandbox, RetryScheduler]]:
+    await declare_topics(e2e_broker.url, ALL_TOPICS)
+    sandbox = Sandbox(SandboxConfig())
+    await sandbox.start("127.0.0.1", 0)
+    producer = AIOKafkaProducer(bootstrap_servers=e2e_broker.bootstrap_servers, acks="all")
+    await producer.start()
+
+    async def publish(snapshot: ConfigSnapshot) -> None:
+        await (await producer.send("signal-config", snapshot.dumps(), key=b"snapshot"))
+
+    data_dir = tmp_path / "control"
+    data_dir.mkdir()
+    (data_dir / "account.yaml").write_text(account_yaml(sandbox.url), encoding="utf-8")
+    store = await Store.open(data_dir / "signal.duckdb", reader_threads=2, threads=2)
+    from stream.control.secret_store import SecretStore
+
+    config = ConfigService(
+        store, SecretStore(data_dir / "secrets.json"), publish=publish, env={SECRET_VAR: SECRET}
+    )
+    await config.start(data_dir / "account.yaml")
+    control = Control(store, config, producer)
+    recorder = asyncio.create_task(control.record_forever(e2e_broker.bootstrap_servers))
+    scheduler = RetryScheduler(store, control.publish_redrive, schedule=S)
+    worker = Worker(e2e_broker, tmp_path)
+    worker.start()
+    try:
+        yield control, worker, sandbox, scheduler
+    finally:
+        worker.stop()
+        await scheduler.stop()
+        recorder.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await recorder
+        await config.stop()
+        await store.close()
+        await producer.stop()
+        await sandbox.stop()
+
+
+@pytest.mark.integration
+async def test_outage_retries_abandons_resubmits_data_failure_and_quota_park(
+    world: tuple[Control, Worker, Sandbox, RetryScheduler],
+) -> None:
+    control, worker, sandbox, scheduler = world
+    event = event_dict()
+    control.config.apply_changes([ChangeEvent.model_validate(event)])
+    await control.ingest(event)
+    # warm up: the worker is up, has the configuration and a token before anything breaks
+    now = datetime.now(UTC)
+    await control.ingest(reg("w0", occurred_at=now))
+
+    async def delivered(cid: str) -> bool:
+        return any(o.status is OutcomeStatus.DELIVERED for o in control.of(cid))
+
+    await control.wait(lambda: delivered("w0"), "the warm-up delivery", worker, 120)
+    scheduler.start()
+
+    # --- an outage: three retries on the demo schedule, then abandoned -------------------------
+    sandbox.start_outage(3600)
+    await control.ingest(reg("c1", occurred_at=now))
+
+    async def abandoned() -> bool:
+        item = await control.store.get_retry_item("c1", "nurture")
+        return item is not None and item.status == "abandoned"
+
+    await control.wait(abandoned, "c1 abandoned", worker, 150)
+    item = await control.store.get_retry_item("c1", "nurture")
+    assert item is not None and item.attempts == 4 and item.category == "technical"
+    c1 = control.of("c1")
+    assert [o.attempt for o in c1] == [1, 2, 3, 4]
+    assert all(o.status is OutcomeStatus.FAILED for o in c1)
+    assert [(a, k) for c, a, k in control.redrives if c == "c1"] == [
+        (2, "retry"),
+        (3, "retry"),
+        (4, "retry"),
+    ]
+    gaps = [(c1[i + 1].processed_at - c1[i].processed_at).total_seconds() for i in range(3)]
+    for gap, delay in zip(gaps, S.delays, strict=True):
+        assert gap >= delay.total_seconds() * (1 - S.jitter), gaps
+    assert sandbox.state.find("email", "r-c1@example.com") == []
+    await asyncio.sleep(S.delays[-1].total_seconds() * 1.5)
+    assert len(control.of("c1")) == 4, "nothing is retried after abandonment"
+
+    # --- recovery, then one resubmit: delivered once ----------------------------------------------
+    sandbox.end_outage()
+    resubmitter = Resubmitter(control.store, control.publish_redrive, schedule=S)
+    result = await resubmitter.resubmit([("c1", "nurture")], "ana")
+    assert result.submitted == 1
+    await control.wait(lambda: delivered("c1"), "c1 delivered after resubmit", worker, 60)
+
+    async def resolved() -> bool:
+        item = await control.store.get_retry_item("c1", "nurture")
+        return item is not None and item.status == "resolved"
+
+    await control.wait(resolved, "c1 resolved", worker, 30)
+    again = await resubmitter.resubmit([("c1", "nurture")], "bo")
+    assert (again.submitted, again.skipped_already_resolved) == (0, 1)
+    assert len(sandbox.state.find("email", "r-c1@example.com")) == 1
+    assert [o.status for o in control.of("c1")].count(OutcomeStatus.DELIVERED) == 1
+
+    # --- a record Marketo rejects: a data failure with Marketo's reason, never retried ---------
+    await control.ingest(reg("c2", email="not-an-email", occurred_at=now))
+
+    async def held() -> bool:
+        item = await control.store.get_retry_item("c2", "nurture")
+        return item is not None
+
+    await control.wait(held, "c2 in the retry queue", worker, 60)
+    item = await control.store.get_retry_item("c2", "nurture")
+    assert item is not None
+    assert (item.status, item.category, item.next_attempt_at) == ("pending", "data", None)
+    [failure] = control.of("c2")
+    assert failure.marketo_code == "1003"
+    assert "1003" in (item.last_error or "") and "email" in (item.reason or "")
+
+    # --- the daily quota: parked until the reset, no attempt spent ------------------------------
+    sandbox.exhaust_quota()
+    await control.ingest(reg("c3", occurred_at=now))
+
+    async def parked() -> bool:
+        return any(o.status is OutcomeStatus.PARKED for o in control.of("c3"))
+
+    await control.wait(parked, "c3 parked", worker, 60)
+    item = await control.store.get_retry_item("c3", "nurture")
+    assert item is not None and item.status == "pending" and item.attempts == 0
+    park = next(o for o in control.of("c3") if o.status is OutcomeStatus.PARKED)
+    assert park.resume_at is not None and item.next_attempt_at == park.resume_at
+    assert park.resume_at > datetime.now(UTC) + timedelta(minutes=1)
+    await asyncio.sleep(3)
+    assert not [r for r in control.redrives if r[0] == "c3"], "nothing before the reset"
+    assert len(control.of("c2")) == 1, "the data failure was not retried"
+
+    # the reset: the instance's quota is back and a fresh worker has no park of its own
+    await scheduler.stop()
+    sandbox.quota.reset()
+    worker.stop()
+    worker.start()
+    published = await scheduler.run_once(park.resume_at + timedelta(seconds=1))
+    assert published == 1
+    assert [(a, k) for c, a, k in control.redrives if c == "c3"] == [(1, "retry")]
+    await control.wait(lambda: delivered("c3"), "c3 delivered after the reset", worker, 120)
+    assert len(sandbox.state.find("email", "r-c3@example.com")) == 1
