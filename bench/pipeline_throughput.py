@@ -1,0 +1,240 @@
+"""Pipeline throughput: changes per second from `certain-changes` to published outcomes, for one
+pipeline worker (`python -m stream pipeline`) against a zero-latency Marketo sandbox.
+
+    python -m bench.pipeline_throughput [--route-changes 20000] [--deliver-changes 3000]
+
+Two runs on one embedded broker, after the raw aiokafka consume rate of the same broker
+(`bench.broker_raw`, same message count and a similar size) for comparison:
+
+- route only: every change is decided without Marketo (filtered out / not activated), so this is
+  the pipeline's own overhead: parse, evaluate three flows, publish three outcomes with acks;
+- delivering: every change also becomes a create_update_lead delivery (upsert 300 per call, then
+  the campaign 100 per call). Few enough that Marketo's 100 calls / 20 s is not reached; above
+  that, Marketo's rate limit bounds delivery at about 375 leads/s per instance.
+
+Throughput = changes / (first produce → last outcome seen), changes produced as fast as the
+producer can while the worker runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import yaml
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from bench.broker_raw import consume, produce
+from stream.broker import EmbeddedBroker, die_with_parent
+from stream.marketo.sandbox import Sandbox, SandboxConfig
+from stream.messages import ConfigSnapshot
+from stream.topics import ALL_TOPICS, TopicSpec, declare_topics
+
+REPO = Path(__file__).resolve().parents[1]
+ACCOUNT = Path("/work/shared/examples/account.yaml")
+FLOWS = 3
+
+
+def account(service_url: str) -> dict[str, Any]:
+    raw: dict[str, Any] = yaml.safe_load(ACCOUNT.read_text())
+    connection = raw["connections"][0]
+    connection.update(service_url=service_url, client_id="sandbox-client")
+    connection.pop("client_secret", None)
+    for flow in raw["flows"]:
+        flow["active"] = True
+    return raw
+
+
+def event_change() -> dict[str, Any]:
+    return {
+        "changeId": f"evt-{uuid.uuid4().hex}",
+        "type": "event.create_update",
+        "accountCode": "ACME",
+        "eventCode": "SUMMIT26",
+        "occurredAt": "2026-11-01T08:00:00Z",
+        "event": {
+            "eventCode": "SUMMIT26",
+            "eventName": "Acme Summit 2026",
+            "eventStatus": "Active",
+            "isTest": False,
+            "setup": {
+                "attendeeTypes": [{"code": "VIP", "tags": ["vip"]}],
+                "eventTags": ["signal_marketo"],
+            },
+        },
+    }
+
+
+def registration(run: str, n: int, country: str) -> dict[str, Any]:
+    return {
+        "changeId": f"{run}-{n}",
+        "type": "registration.status_change",
+        "accountCode": "ACME",
+        "eventCode": "SUMMIT26",
+        "occurredAt": datetime.now(UTC).isoformat(),
+        "registration": {
+            "registrationCode": f"{run}{n:07d}",
+            "attendeeTypeCode": "VIP",
+            "registrationStatusLabel": "New",
+            "isTest": False,
+            "isActive": True,
+            "properties": {"complete": True},
+            "profile": {
+                "firstName": "Ana",
+                "lastName": f"Ruiz{n}",
+                "email": f"{run}.{n}@example.com",
+                "organization": "Acme",
+                "position": "CTO",
+                "address": {
+                    "line1": "1 Main St",
+                    "city": "Seattle",
+                    "state": "WA",
+                    "postalCode": "98101",
+                    "country": country,
+                },
+            },
+            "registrationQuestions": [{"questionCode": "DIET", "answers": ["Vegetarian"]}],
+        },
+    }
+
+
+async def send_all(producer: AIOKafkaProducer, changes: Sequence[dict[str, Any]]) -> None:
+    pending = []
+    for change in changes:
+        key = str(change.get("registration", {}).get("registrationCode", "EVT")).encode()
+        pending.append(await producer.send("certain-changes", json.dumps(change).encode(), key=key))
+        if len(pending) >= 5000:
+            await asyncio.gather(*pending)
+            pending.clear()
+    await asyncio.gather(*pending)
+
+
+async def wait_outcomes(
+    consumer: AIOKafkaConsumer, prefix: str, expected: int, within: float
+) -> float:
+    """Read outcomes until `expected` records of changes named `prefix-*`; returns when done."""
+    seen = 0
+    marker = f'"change_id":"{prefix}-'.encode()
+    deadline = time.monotonic() + within
+    while seen < expected:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"only {seen} of {expected} outcomes for {prefix} in {within:g}s")
+        batches = await consumer.getmany(timeout_ms=200, max_records=10_000)
+        for records in batches.values():
+            seen += sum(1 for r in records if r.value is not None and marker in r.value)
+    return time.monotonic()
+
+
+async def measure(
+    producer: AIOKafkaProducer,
+    consumer: AIOKafkaConsumer,
+    count: int,
+    country: str,
+    within: float,
+) -> float:
+    run = f"b{uuid.uuid4().hex[:6]}"
+    changes = [registration(run, n, country) for n in range(count)]
+    started = time.monotonic()
+    await send_all(producer, changes)
+    done = await wait_outcomes(consumer, run, count * FLOWS, within)
+    return count / (done - started)
+
+
+async def run(route_changes: int, deliver_changes: int) -> None:
+    async with EmbeddedBroker() as broker, Sandbox(SandboxConfig()) as sandbox:
+        servers = [broker.bootstrap_servers]
+        raw_topic = f"bench-raw-{uuid.uuid4().hex[:8]}"
+        await declare_topics(broker.url, [*ALL_TOPICS, TopicSpec(raw_topic, 8, "n", "bench")])
+        await produce(servers, raw_topic, route_changes, 800)
+        raw_rate = route_changes / await consume(servers, raw_topic, route_changes)
+
+        producer = AIOKafkaProducer(
+            bootstrap_servers=servers, acks="all", linger_ms=5, max_batch_size=256 * 1024
+        )
+        await producer.start()
+        consumer = AIOKafkaConsumer(
+            "signal-outcomes",
+            bootstrap_servers=servers,
+            auto_offset_reset="earliest",
+            max_partition_fetch_bytes=4 * 1024 * 1024,
+        )
+        await consumer.start()
+        snapshot = ConfigSnapshot(
+            version=1, account=account(sandbox.url), secrets={"mkto-prod": "sandbox-secret"}
+        )
+        await producer.send_and_wait("signal-config", snapshot.dumps(), key=b"snapshot")
+        with tempfile.TemporaryDirectory() as data_dir:
+            log_path = Path(data_dir) / "worker.log"
+            env = {k: v for k, v in os.environ.items() if not k.startswith("SIGNAL_")}
+            with log_path.open("wb") as log:
+                worker = subprocess.Popen(
+                    [
+                        sys.executable,
+                        "-m",
+                        "stream",
+                        "pipeline",
+                        "--broker",
+                        broker.url,
+                        "--data-dir",
+                        data_dir,
+                        "--log-level",
+                        "warning",
+                    ],
+                    cwd=REPO,
+                    env=env,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    preexec_fn=die_with_parent(),
+                )
+            try:
+                t0 = time.monotonic()
+                await send_all(producer, [event_change()])
+                await measure(producer, consumer, 1, "FR", 120)
+                print(f"worker ready (first outcomes) after {time.monotonic() - t0:.1f} s")
+                route_rate = await measure(producer, consumer, route_changes, "FR", 600)
+                deliver_rate = await measure(producer, consumer, deliver_changes, "US", 600)
+                runs = sum(len(r["leadIds"]) for r in sandbox.state.campaign_runs)
+            finally:
+                worker.terminate()
+                try:
+                    worker.wait(30)
+                except subprocess.TimeoutExpired:
+                    worker.kill()
+                    worker.wait()
+        await consumer.stop()
+        await producer.stop()
+
+    print(f"broker {broker.url}, one pipeline worker, sandbox without latency")
+    print(f"  raw consume + parse ({route_changes} msgs): {raw_rate:>10,.0f} messages/s")
+    print(
+        f"  pipeline, route only ({route_changes} changes, {FLOWS} outcomes each): "
+        f"{route_rate:>8,.0f} changes/s  ({route_rate / raw_rate:.2%} of raw consume)"
+    )
+    print(
+        f"  pipeline, delivering ({deliver_changes} changes, 1 create_update_lead each): "
+        f"{deliver_rate:>8,.0f} changes/s  ({deliver_rate / raw_rate:.2%} of raw consume); "
+        f"{runs} leads in campaign runs"
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="bench.pipeline_throughput", description=__doc__)
+    parser.add_argument("--route-changes", type=int, default=20_000)
+    parser.add_argument("--deliver-changes", type=int, default=3_000)
+    args = parser.parse_args(argv)
+    asyncio.run(run(args.route_changes, args.deliver_changes))
+
+
+if __name__ == "__main__":
+    main()
