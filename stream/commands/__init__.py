@@ -9,6 +9,7 @@ from __future__ import annotations
 from stream.commands import (
     config,
     console,
+    control,
     flows,
     ingest,
     metrics,
@@ -25,6 +26,7 @@ from stream.commands.base import Command
 
 _IMPLEMENTED: dict[str, Command] = {
     "config": config.COMMAND,
+    "control": control.COMMAND,
     "sandbox": sandbox.COMMAND,
     "simulate": simulate.COMMAND,
     "ingest": ingest.COMMAND,

@@ -1,0 +1,113 @@
+"""`csignal control`: the control service — DuckDB ledger, configuration owner, operator API.
+
+Prints `operator API listening on http://HOST:PORT` (and the token file) on stdout as soon as
+the API answers, so a supervising process (`csignal run`) can wait for that line. Stops cleanly
+on SIGINT/SIGTERM: agents finish their batch, the store is checkpointed and closed.
+
+With `SIGNAL_BROKER` unset an embedded broker is started for this process alone and its address
+printed; real deployments set `SIGNAL_BROKER` so the pipeline workers reach the same cluster.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import ValidationError
+
+LISTENING = "operator API listening on"
+
+
+@dataclass(frozen=True)
+class ControlCommand:
+    name: str = "control"
+    help: str = "the control service (DuckDB, operator API)"
+
+    def register(self, sub: Any) -> argparse.ArgumentParser:
+        parser: argparse.ArgumentParser = sub.add_parser(
+            self.name,
+            help=self.help,
+            description="Run the control service: archive changes, record outcomes and Marketo "
+            "calls in DuckDB, own the account configuration, serve the operator API.",
+        )
+        parser.add_argument(
+            "--api", metavar="HOST:PORT", help="bind address (default: $SIGNAL_API, 127.0.0.1:6066)"
+        )
+        parser.add_argument(
+            "--retry-delays",
+            metavar="S,S,S",
+            help="seconds before automatic retries 1, 2, 3 … (default 300,1800,7200)",
+        )
+        parser.add_argument("--log-level", default="info", help="log level (default info)")
+        parser.set_defaults(handler=run)
+        return parser
+
+
+COMMAND = ControlCommand()
+
+
+def _delays(text: str | None) -> tuple[float, ...] | None:
+    if text is None:
+        return None
+    values = tuple(float(part) for part in text.split(",") if part.strip())
+    if not values or any(v < 0 for v in values):
+        raise ValueError("--retry-delays expects non-negative seconds separated by commas")
+    return values
+
+
+def run(args: argparse.Namespace) -> int:
+    from config.settings import Settings
+    from stream.broker import BrokerStartError, resolve_broker
+
+    overrides = {"api": args.api} if args.api else {}
+    try:
+        settings = Settings(**overrides)
+        delays = _delays(args.retry_delays)
+    except (ValidationError, ValueError) as error:
+        print(f"csignal control: {error}", file=sys.stderr)
+        return 2
+    try:
+        broker_url, embedded = resolve_broker(settings)
+    except BrokerStartError as error:
+        print(f"csignal control: cannot start the embedded broker: {error}", file=sys.stderr)
+        return 1
+    if embedded is not None:
+        print(f"embedded broker at {broker_url} (set SIGNAL_BROKER for a real cluster)", flush=True)
+    try:
+        return _run_worker(settings, broker_url, delays, args.log_level)
+    finally:
+        if embedded is not None:
+            embedded.stop()
+
+
+def _run_worker(
+    settings: Any, broker_url: str, delays: tuple[float, ...] | None, log_level: str
+) -> int:
+    from stream.control.app import create_control
+    from stream.control.runtime import ControlSettings
+
+    control_settings = ControlSettings(
+        broker_url=broker_url,
+        data_dir=settings.data_dir,
+        api_host=settings.api_host,
+        api_port=settings.api_port,
+    )
+    if delays is not None:
+        control_settings.retry_delays_s = delays
+
+    def listening(url: str) -> None:
+        print(f"{LISTENING} {url} (token in {control_settings.token_path})", flush=True)
+
+    control = create_control(control_settings, on_listening=listening)
+    worker = control.worker(loglevel=log_level)
+    try:
+        worker.execute_from_commandline()
+    except SystemExit as stop:
+        code = stop.code
+        return code if isinstance(code, int) else (0 if code is None else 1)
+    finally:
+        logging.shutdown()
+    return 0

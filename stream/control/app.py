@@ -1,0 +1,93 @@
+"""The control service as a Faust app (`signal-control`): three agents over the ledger.
+
+- `archive` on `certain-changes` (its own consumer group, next to the pipeline's): every valid
+  change into `changes`, every invalid record into `rejected_changes` with its reasons, event
+  changes into the catalog (republished to workers).
+- `record` on `signal-outcomes`: outcomes into `outcomes`, failures and parked deliveries into
+  the retry queue, successes resolving open retry items.
+- `api_calls` on `signal-api-calls`: Marketo calls into `api_calls`.
+
+Each agent takes batches with `take()` and hands them to the `Recorder`, which returns only
+once the batch is committed in DuckDB; `take()` acks the batch after that. Nothing raises out of
+an agent: unreadable records are kept (changes) or counted and logged (internal topics), and a
+store failure blocks the agent until the store takes the batch.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import faust
+
+from stream.control.recorder import RawRecord, Recorder
+from stream.control.runtime import ControlRuntime, ControlSettings
+from stream.faust_settings import faust_settings
+from stream.topics import API_CALLS, CHANGES, OUTCOMES, faust_topic
+
+log = logging.getLogger("signal.control.app")
+
+
+@dataclass
+class Control:
+    app: Any
+    runtime: ControlRuntime
+
+    def worker(self, **options: Any) -> Any:
+        """A Faust worker running the runtime (started first, stopped last) and the app."""
+        options.setdefault("loglevel", "info")
+        options.setdefault("redirect_stdouts", False)
+        return faust.Worker(self.app, self.runtime, **options)
+
+
+def create_control(
+    settings: ControlSettings, *, on_listening: Callable[[str], None] | None = None
+) -> Control:
+    app = faust.App(
+        settings.app_id,
+        broker=settings.broker_url,
+        autodiscover=False,
+        **faust_settings(data_dir=settings.data_dir, **settings.faust_overrides),
+    )
+    runtime = ControlRuntime(settings, on_listening=on_listening)
+    raw = {"key_serializer": "raw", "value_serializer": "raw"}
+    changes = faust_topic(app, CHANGES, **raw)
+    outcomes = faust_topic(app, OUTCOMES, **raw)
+    api_calls_topic = faust_topic(app, API_CALLS, **raw)
+
+    async def recorder() -> Recorder:
+        await runtime.ready.wait()
+        assert runtime.recorder is not None
+        return runtime.recorder
+
+    @app.agent(changes, name="archive")
+    async def archive(stream: Any) -> None:
+        ledger = await recorder()
+        async for events in stream.take_events(settings.batch_max, within=settings.batch_within_s):
+            batch = [RawRecord(e.value, e.message.partition, e.message.offset) for e in events]
+            await _guarded("archive", ledger.archive(batch))
+
+    @app.agent(outcomes, name="record")
+    async def record(stream: Any) -> None:
+        ledger = await recorder()
+        async for values in stream.take(settings.batch_max, within=settings.batch_within_s):
+            await _guarded("record", ledger.record_outcomes(values))
+
+    @app.agent(api_calls_topic, name="api_calls")
+    async def api_calls(stream: Any) -> None:
+        ledger = await recorder()
+        async for values in stream.take(settings.batch_max, within=settings.batch_within_s):
+            await _guarded("api_calls", ledger.record_api_calls(values))
+
+    return Control(app, runtime)
+
+
+async def _guarded(agent: str, work: Any) -> None:
+    """The recorder retries store failures itself; anything else is a bug that must not crash
+    the worker (an exception escaping an agent stops every agent of the process)."""
+    try:
+        await work
+    except Exception:
+        log.exception("agent %s: unexpected error; batch skipped", agent)

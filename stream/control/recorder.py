@@ -1,0 +1,283 @@
+"""What control's agents do with a batch, apart from Faust: parse, convert, write durably.
+
+A batch is written in one store call (one transaction) and the call returns only once it is
+committed; the agent acks the batch afterwards. A store failure is retried until it succeeds,
+so the agent blocks (and the partition waits in Kafka) rather than acking unrecorded work. If
+the worker is stopped while a write is still failing, the process exits at once without
+committing offsets, so the batch is redelivered to the next worker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, TypeVar
+
+from pydantic import ValidationError
+
+from config.models import Source
+from stream.certain.events import ChangeEvent
+from stream.certain.parsing import Rejection, parse_change
+from stream.control.config_service import ConfigService
+from stream.control.retry_policy import RetryPolicy
+from stream.messages import ApiCallRecord, OutcomeRecord, utcnow
+from stream.store import ApiCallRow, ChangeRow, OutcomeRow, RejectedRow, RetryItem, Store
+
+log = logging.getLogger("signal.control.recorder")
+
+T = TypeVar("T")
+
+EXIT_UNRECORDED = 75
+"""Exit status when stopped with a batch the store never took (EX_TEMPFAIL)."""
+
+
+@dataclass(frozen=True)
+class RawRecord:
+    """One Kafka record as an agent saw it."""
+
+    value: bytes | None
+    partition: int | None = None
+    offset: int | None = None
+
+
+def _hard_exit(what: str) -> None:
+    log.critical("stopping with %s not recorded; exiting without committing offsets", what)
+    logging.shutdown()
+    os._exit(EXIT_UNRECORDED)
+
+
+class Recorder:
+    def __init__(
+        self,
+        store: Store,
+        config: ConfigService,
+        *,
+        policy: RetryPolicy | None = None,
+        max_backoff_s: float = 5.0,
+        on_unrecorded: Callable[[str], None] = _hard_exit,
+    ) -> None:
+        self.store = store
+        self.config = config
+        self.policy = policy or RetryPolicy()
+        self.max_backoff_s = max_backoff_s
+        self.on_unrecorded = on_unrecorded
+        self.last_change_seen: datetime | None = None
+        self.counts: dict[str, int] = {
+            "changes": 0,
+            "rejected": 0,
+            "outcomes": 0,
+            "retry_items": 0,
+            "api_calls": 0,
+            "invalid_outcomes": 0,
+            "invalid_api_calls": 0,
+            "write_failures": 0,
+        }
+
+    # --- durable writes --------------------------------------------------------------------
+
+    async def durably(self, what: str, write: Callable[[], Awaitable[T]]) -> T:
+        """Run `write` until it succeeds; see the module docstring for cancellation."""
+        failures = 0
+        while True:
+            task: asyncio.Future[T] = asyncio.ensure_future(write())
+            try:
+                return await asyncio.shield(task)
+            except asyncio.CancelledError:
+                try:
+                    await asyncio.wait_for(task, 30.0)
+                except BaseException:
+                    self.on_unrecorded(what)
+                raise
+            except Exception as error:
+                failures += 1
+                self.counts["write_failures"] += 1
+                log.error(
+                    "writing %s failed (%s: %s); retrying, the batch is not acked",
+                    what,
+                    type(error).__name__,
+                    error,
+                )
+                try:
+                    await asyncio.sleep(min(self.max_backoff_s, 0.1 * 2**failures))
+                except asyncio.CancelledError:
+                    self.on_unrecorded(what)
+                    raise
+
+    # --- certain-changes -------------------------------------------------------------------
+
+    async def archive(self, records: Sequence[RawRecord]) -> tuple[int, int]:
+        """Archive valid changes, keep invalid ones as rejected, fold event changes into the
+        catalog. Returns (changes archived, rejected)."""
+        now = utcnow()
+        changes: dict[str, tuple[ChangeEvent, RawRecord, str]] = {}
+        rejected: list[RejectedRow] = []
+        for record in records:
+            parsed, text = _parse_record(record)
+            if isinstance(parsed, Rejection):
+                rejected.append(_rejected(parsed, record, text, now))
+            else:
+                changes.setdefault(parsed.change_id, (parsed, record, text))
+        events = [c for c, _, _ in changes.values() if c.type is Source.EVENT_CREATE_UPDATE]
+        if events:
+            self.config.apply_changes(events)
+        rows = [self._change_row(c, r, t, now) for c, r, t in changes.values()]
+        added = 0
+        if rows:
+            added = await self.durably(
+                f"{len(rows)} changes", lambda: self.store.archive_changes(rows)
+            )
+        if rejected:
+            await self.durably(
+                f"{len(rejected)} rejected changes", lambda: self.store.record_rejected(rejected)
+            )
+        if rows:
+            self.last_change_seen = now
+        self.counts["changes"] += added
+        self.counts["rejected"] += len(rejected)
+        return added, len(rejected)
+
+    def _change_row(
+        self, change: ChangeEvent, record: RawRecord, text: str, now: datetime
+    ) -> ChangeRow:
+        event = change.event or self.config.catalog.get(change.event_code)
+        is_test = bool(
+            (change.registration is not None and change.registration.is_test)
+            or (event is not None and event.is_test)
+        )
+        return ChangeRow(
+            change_id=change.change_id,
+            type=change.type.value,
+            account_code=change.account_code,
+            event_code=change.event_code,
+            registration_code=change.registration_code,
+            is_test=is_test,
+            occurred_at=change.occurred_at,
+            received_at=now,
+            payload=text,
+            source="topic",
+            kafka_partition=record.partition,
+            kafka_offset=record.offset,
+        )
+
+    # --- signal-outcomes -------------------------------------------------------------------
+
+    async def record_outcomes(self, values: Sequence[bytes | None]) -> int:
+        now = utcnow()
+        rows: list[OutcomeRow] = []
+        items: list[RetryItem] = []
+        for value in values:
+            try:
+                outcome = OutcomeRecord.loads(value or b"")
+                row = outcome_row(outcome)
+                item = self.policy.item_for(outcome, now)
+            except (ValidationError, ValueError) as error:
+                self.counts["invalid_outcomes"] += 1
+                log.error("unreadable outcome record skipped: %s", _brief(error))
+                continue
+            rows.append(row)
+            if item is not None:
+                items.append(item)
+        if not rows:
+            return 0
+        added = await self.durably(
+            f"{len(rows)} outcomes", lambda: self.store.record_outcomes(rows, items)
+        )
+        self.counts["outcomes"] += added
+        self.counts["retry_items"] += len(items)
+        return added
+
+    # --- signal-api-calls ------------------------------------------------------------------
+
+    async def record_api_calls(self, values: Sequence[bytes | None]) -> int:
+        rows: list[ApiCallRow] = []
+        for value in values:
+            try:
+                rows.append(api_call_row(ApiCallRecord.loads(value or b"")))
+            except (ValidationError, ValueError) as error:
+                self.counts["invalid_api_calls"] += 1
+                log.error("unreadable API call record skipped: %s", _brief(error))
+        if rows:
+            await self.durably(f"{len(rows)} API calls", lambda: self.store.record_api_calls(rows))
+        self.counts["api_calls"] += len(rows)
+        return len(rows)
+
+
+def outcome_row(outcome: OutcomeRecord) -> OutcomeRow:
+    category = outcome.category.value if outcome.category is not None else None
+    if outcome.status.value == "failed" and category is None:
+        category = "technical"
+    return OutcomeRow(
+        change_id=outcome.change_id,
+        flow_id=outcome.flow_id,
+        flow_name=outcome.flow_name,
+        mode=outcome.mode,  # type: ignore[arg-type]
+        status=outcome.status.value,
+        occurred_at=outcome.occurred_at,
+        processed_at=outcome.processed_at,
+        attempt=outcome.attempt,
+        registration_code=outcome.registration_code,
+        event_code=outcome.event_code,
+        action=outcome.action,
+        category=category,  # type: ignore[arg-type]
+        reason=outcome.reason,
+        marketo_lead_id=outcome.marketo_lead_id,
+        lead_result=outcome.lead_result,
+        latency_ms=outcome.latency_ms,
+        replayed=outcome.replay_id is not None,
+        connection_id=outcome.connection_id,
+        marketo_code=outcome.marketo_code,
+        replay_id=outcome.replay_id,
+    )
+
+
+def api_call_row(call: ApiCallRecord) -> ApiCallRow:
+    return ApiCallRow(
+        connection_id=call.connection_id,
+        endpoint=call.endpoint,
+        started_at=call.started_at,
+        duration_ms=max(0.0, call.duration_ms),
+        method=call.method,
+        http_status=call.http_status,
+        marketo_error=call.marketo_error,
+        batch_size=call.batch_size,
+        request_id=call.request_id,
+    )
+
+
+def _parse_record(record: RawRecord) -> tuple[ChangeEvent | Rejection, str]:
+    raw = record.value or b""
+    try:
+        text = raw.decode("utf-8").lstrip("\ufeff")
+    except UnicodeDecodeError as error:
+        text = raw.decode("utf-8", errors="replace")
+        reason = f"expected UTF-8 text, found an invalid byte at offset {error.start}"
+        return Rejection(None, "", reason, text), text
+    try:
+        obj: Any = json.loads(text)
+    except ValueError as error:
+        return Rejection(None, "", f"invalid JSON: {error}", text), text
+    return parse_change(obj), text
+
+
+def _rejected(rejection: Rejection, record: RawRecord, text: str, now: datetime) -> RejectedRow:
+    reasons = tuple(f"{p.path}: {p.reason}" if p.path else p.reason for p in rejection.problems)
+    change_id = rejection.raw.get("changeId") if isinstance(rejection.raw, dict) else None
+    return RejectedRow(
+        received_at=now,
+        reasons=reasons or (rejection.reason,),
+        payload=text,
+        source="topic",
+        change_id=change_id if isinstance(change_id, str) else None,
+        kafka_partition=record.partition,
+        kafka_offset=record.offset,
+    )
+
+
+def _brief(error: Exception) -> str:
+    text = str(error).splitlines()
+    return text[0][:200] if text else type(error).__name__

@@ -1,0 +1,186 @@
+"""Control's resources, started before its Faust app and stopped after it.
+
+`faust.Worker(app, runtime)` starts extra services before the app and stops them after it, so
+the store is open (and the configuration published) before any agent takes a record, and stays
+open while agents finish their last batch; closing the store last runs DuckDB's CHECKPOINT.
+
+The operator API is an aiohttp `AppRunner` started here rather than Faust's own web server:
+the API has its own authentication, error answers and tests that run without Faust, it binds
+`SIGNAL_API` (loopback by default), and Faust's web views (`/router`, table pages) are not
+something to expose next to it unauthenticated.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+from aiokafka import AIOKafkaProducer
+from mode import Service
+
+from stream import topics
+from stream.api import ApiDeps, create_app
+from stream.broker import bootstrap_servers
+from stream.control.config_service import ConfigService
+from stream.control.recorder import Recorder
+from stream.control.retry_policy import DEFAULT_DELAYS_S, DEFAULT_JITTER, RetryPolicy
+from stream.control.secret_store import SecretStore
+from stream.control.token import load_or_create_token
+from stream.messages import ConfigSnapshot
+from stream.store import Store
+
+log = logging.getLogger("signal.control")
+
+CONFIG_KEY = b"snapshot"
+
+
+@dataclass
+class ControlSettings:
+    broker_url: str
+    data_dir: Path
+    api_host: str = "127.0.0.1"
+    api_port: int = 6066
+    app_id: str = "signal-control"
+    retry_delays_s: tuple[float, ...] = DEFAULT_DELAYS_S
+    retry_jitter: float = DEFAULT_JITTER
+    batch_max: int = 500
+    batch_within_s: float = 0.2
+    publish_debounce_s: float = 0.05
+    store_memory_limit: str | None = None
+    faust_overrides: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def database_path(self) -> Path:
+        return self.data_dir / "signal.duckdb"
+
+    @property
+    def token_path(self) -> Path:
+        return self.data_dir / "api-token"
+
+    @property
+    def account_path(self) -> Path:
+        return self.data_dir / "account.yaml"
+
+    @property
+    def secrets_path(self) -> Path:
+        return self.data_dir / "secrets.json"
+
+
+def _declared_topics() -> Sequence[topics.TopicSpec]:
+    """Every topic of the contract, including any added after this module was written."""
+    return [v for v in vars(topics).values() if isinstance(v, topics.TopicSpec)]
+
+
+class ControlRuntime(Service):
+    def __init__(
+        self,
+        settings: ControlSettings,
+        *,
+        on_listening: Callable[[str], None] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.settings = settings
+        self.on_listening = on_listening
+        self.ready = asyncio.Event()
+        self.store: Store | None = None
+        self.config: ConfigService | None = None
+        self.recorder: Recorder | None = None
+        self.producer: AIOKafkaProducer | None = None
+        self.api_url: str | None = None
+        self._runner: web.AppRunner | None = None
+
+    async def on_start(self) -> None:
+        s = self.settings
+        s.data_dir.mkdir(parents=True, exist_ok=True)
+        await topics.declare_topics(s.broker_url, _declared_topics())
+        self.store = await Store.open(s.database_path, memory_limit=s.store_memory_limit)
+        self.producer = AIOKafkaProducer(
+            bootstrap_servers=bootstrap_servers(s.broker_url),
+            client_id=f"{s.app_id}-producer",
+            acks="all",
+            request_timeout_ms=15_000,
+        )
+        await self.producer.start()
+        self.config = ConfigService(
+            self.store,
+            SecretStore(s.secrets_path),
+            publish=self._publish_snapshot,
+            debounce_s=s.publish_debounce_s,
+        )
+        await self.config.start(s.account_path)
+        policy = RetryPolicy(delays_s=tuple(s.retry_delays_s), jitter=s.retry_jitter)
+        self.recorder = Recorder(self.store, self.config, policy=policy)
+        self.recorder.last_change_seen = await self._last_change_seen()
+        await self._start_api()
+        self.ready.set()
+
+    async def on_stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+        if self.config is not None:
+            await self.config.stop()
+        if self.producer is not None:
+            with contextlib.suppress(Exception):
+                await self.producer.stop()
+        if self.store is not None:
+            await self.store.close()
+            log.info("store closed (checkpointed)")
+
+    async def _start_api(self) -> None:
+        assert self.store is not None and self.config is not None
+        s = self.settings
+        deps = ApiDeps(
+            store=self.store,
+            config=self.config,
+            produce_changes=self._produce_changes,
+            token=load_or_create_token(s.token_path),
+            broker_ok=self._broker_ok,
+            last_change_seen=self._seen,
+        )
+        runner = web.AppRunner(create_app(deps), access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, s.api_host, s.api_port)
+        await site.start()
+        self._runner = runner
+        port = s.api_port
+        server = getattr(site, "_server", None)
+        if server is not None and server.sockets:
+            port = server.sockets[0].getsockname()[1]
+        self.api_url = f"http://{s.api_host}:{port}"
+        log.info("operator API listening on %s", self.api_url)
+        if self.on_listening is not None:
+            self.on_listening(self.api_url)
+
+    def _seen(self) -> datetime | None:
+        return self.recorder.last_change_seen if self.recorder is not None else None
+
+    async def _last_change_seen(self) -> datetime | None:
+        assert self.store is not None
+        result = await self.store.query("SELECT max(received_at) FROM changes", max_rows=1)
+        value = result.rows[0][0] if result.rows else None
+        return value if isinstance(value, datetime) else None
+
+    async def _publish_snapshot(self, snapshot: ConfigSnapshot) -> None:
+        assert self.producer is not None
+        sent = await self.producer.send(topics.CONFIG.name, snapshot.dumps(), key=CONFIG_KEY)
+        await sent
+
+    async def _produce_changes(self, records: Sequence[tuple[bytes, bytes]]) -> None:
+        assert self.producer is not None
+        futures = [
+            await self.producer.send(topics.CHANGES.name, value, key=key) for key, value in records
+        ]
+        await asyncio.gather(*futures)
+
+    async def _broker_ok(self) -> bool:
+        assert self.producer is not None
+        return bool(await self.producer.client.force_metadata_update())
