@@ -55,6 +55,9 @@ class RetryPolicy:
             "flow_name": outcome.flow_name,
             "integration": outcome.connection_id or "",
             "updated_at": now,
+            # The store resolves an item with a success processed after it was created; both
+            # times come from the pipeline's clock, so control's clock never decides.
+            "created_at": outcome.processed_at,
             "last_error": _last_error(outcome),
         }
         if outcome.status is OutcomeStatus.PARKED:

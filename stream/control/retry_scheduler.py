@@ -41,6 +41,7 @@ from stream.control.redrive import Clock, Publish, redrive_record, utc_now
 from stream.messages import FailureCategory, OutcomeRecord, OutcomeStatus, Redrive
 from stream.store import RetryItem, Store
 from stream.store.errors import StoreError
+from stream.store.writer import Con
 
 log = logging.getLogger("signal.control.retry")
 
@@ -235,6 +236,37 @@ def lost_attempt(
 
 # --- the scheduler ------------------------------------------------------------------------------
 
+_MARK = """
+    UPDATE retry_items SET status = 'retrying', next_attempt_at = ?, lease_until = ?,
+           updated_at = ?
+    WHERE change_id = ? AND flow_id = ? AND status = 'pending' AND lease_owner = ?
+    RETURNING change_id
+"""
+_PUT_BACK = """
+    UPDATE retry_items SET status = 'pending', next_attempt_at = ?, lease_owner = NULL,
+           lease_until = NULL, updated_at = ?
+    WHERE change_id = ? AND flow_id = ? AND status = 'retrying' AND lease_owner = ?
+"""
+
+
+def _mark_retrying(
+    con: Con, items: list[RetryItem], owner: str, watchdog: datetime, now: datetime
+) -> set[tuple[str, str]]:
+    """Move claimed items to `retrying` in one transaction. An item moves only while it is
+    still `pending` under this scheduler's lease: an operator resubmit that took it meanwhile
+    wins, and the item is not re-driven twice."""
+    taken: set[tuple[str, str]] = set()
+    for i in items:
+        params = [watchdog, watchdog, now, i.change_id, i.flow_id, owner]
+        if con.execute(_MARK, params).fetchall():
+            taken.add((i.change_id, i.flow_id))
+    return taken
+
+
+def _put_back(con: Con, items: list[RetryItem], owner: str, due: datetime, now: datetime) -> None:
+    for i in items:
+        con.execute(_PUT_BACK, [due, now, i.change_id, i.flow_id, owner]).fetchall()
+
 
 @dataclass
 class SchedulerStats:
@@ -281,8 +313,7 @@ class RetryScheduler:
         if not claimed:
             return 0
         changes = await self._store.get_changes(i.change_id for i in claimed)
-        records: list[tuple[bytes, bytes]] = []
-        marked: list[RetryItem] = []
+        wanted: list[RetryItem] = []
         for item in claimed:
             if item.status == "retrying":
                 lost = lost_attempt(item, schedule=s, now=now, jitter=self._jitter)
@@ -313,21 +344,21 @@ class RetryScheduler:
                 if await self._store.compare_and_set_retry(gone, expected=("pending",)):
                     self.stats.missing_changes += 1
                 continue
-            attempt = item.attempts + 1
-            watchdog = now + s.outcome_timeout
-            retrying = replace(
-                item,
-                status="retrying",
-                next_attempt_at=watchdog,
-                lease_owner=self.owner,
-                lease_until=watchdog,
-                updated_at=now,
+            wanted.append(item)
+        if not wanted:
+            return 0
+        watchdog = now + s.outcome_timeout
+        taken = await self._store.write(
+            lambda con: _mark_retrying(con, wanted, self.owner, watchdog, now)
+        )
+        marked = [i for i in wanted if (i.change_id, i.flow_id) in taken]
+        records = [
+            redrive_record(
+                changes[i.change_id],
+                Redrive(flow_id=i.flow_id, attempt=i.attempts + 1, kind="retry"),
             )
-            if not await self._store.compare_and_set_retry(retrying, expected=("pending",)):
-                continue  # an operator resubmit took it first
-            marked.append(retrying)
-            redrive = Redrive(flow_id=item.flow_id, attempt=attempt, kind="retry")
-            records.append(redrive_record(row, redrive))
+            for i in marked
+        ]
         if not records:
             return 0
         try:
@@ -343,15 +374,8 @@ class RetryScheduler:
                 error,
                 s.publish_backoff,
             )
-            for item in marked:
-                back = replace(
-                    item,
-                    status="pending",
-                    next_attempt_at=now + s.publish_backoff,
-                    lease_owner=None,
-                    lease_until=None,
-                )
-                await self._store.compare_and_set_retry(back, expected=("retrying",))
+            again = now + s.publish_backoff
+            await self._store.write(lambda con: _put_back(con, marked, self.owner, again, now))
             return 0
         self.stats.published += len(records)
         log.info("re-drove %d due retries", len(records))
