@@ -1,0 +1,206 @@
+"""The agents' work apart from Faust: batches into a real DuckDB store, catalog updates, and
+store failures that block instead of losing the batch."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from stream.control.config_service import ConfigService
+from stream.control.recorder import RawRecord, Recorder
+from stream.control.secret_store import SecretStore
+from stream.messages import ConfigSnapshot
+from stream.store import Store, StoreWriteError
+
+T0 = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
+
+
+def change(change_id: str, **extra: Any) -> bytes:
+    body = {
+        "changeId": change_id,
+        "type": "registration.status_change",
+        "accountCode": "ACME",
+        "eventCode": "EXPO",
+        "occurredAt": "2026-11-28T12:00:00Z",
+        "registration": {"registrationCode": f"R-{change_id}", "registrationStatusLabel": "New"},
+    }
+    body.update(extra)
+    return json.dumps(body).encode()
+
+
+def event(change_id: str, *, is_test: bool = False) -> bytes:
+    return json.dumps(
+        {
+            "changeId": change_id,
+            "type": "event.create_update",
+            "accountCode": "ACME",
+            "eventCode": "EXPO",
+            "occurredAt": "2026-11-28T11:00:00Z",
+            "event": {"eventName": "Expo", "isTest": is_test},
+        }
+    ).encode()
+
+
+class Published:
+    def __init__(self) -> None:
+        self.snapshots: list[ConfigSnapshot] = []
+
+    async def __call__(self, snapshot: ConfigSnapshot) -> None:
+        self.snapshots.append(snapshot)
+
+
+@pytest.fixture
+async def parts(tmp_path: Path) -> AsyncIterator[tuple[Store, ConfigService, Published]]:
+    store = await Store.open(tmp_path / "signal.duckdb", reader_threads=2, threads=2)
+    published = Published()
+    config = ConfigService(
+        store, SecretStore(tmp_path / "secrets.json"), publish=published, debounce_s=0.01
+    )
+    await config.start()
+    try:
+        yield store, config, published
+    finally:
+        await config.stop()
+        await store.close()
+
+
+async def rows(store: Store, sql: str) -> list[tuple[Any, ...]]:
+    return list((await store.query(sql)).rows)
+
+
+async def test_archive_keeps_valid_rejects_invalid_and_updates_the_catalog(
+    parts: tuple[Store, ConfigService, Published],
+) -> None:
+    store, config, published = parts
+    recorder = Recorder(store, config)
+    batch = [
+        RawRecord(event("ev-1", is_test=True), 0, 10),
+        RawRecord(change("c-1"), 1, 11),
+        RawRecord(change("c-1"), 1, 12),
+        RawRecord(b"\xff\xfe", 2, 13),
+        RawRecord(None, 2, 14),
+        RawRecord(change("c-2", occurredAt="yesterday"), 3, 15),
+    ]
+    assert await recorder.archive(batch) == (2, 3)
+    archived = await rows(
+        store,
+        "SELECT change_id, is_test, kafka_partition, kafka_offset FROM changes ORDER BY change_id",
+    )
+    assert archived == [("c-1", True, 1, 11), ("ev-1", True, 0, 10)]
+    rejected = await rows(
+        store, "SELECT change_id, reasons, kafka_offset FROM rejected_changes ORDER BY kafka_offset"
+    )
+    assert rejected[0][1] == ["expected UTF-8 text, found an invalid byte at offset 0"]
+    assert rejected[1][2] == 14 and "invalid JSON" in rejected[1][1][0]
+    assert rejected[2][0] == "c-2" and rejected[2][1][0].startswith("occurredAt:")
+    assert config.catalog.get("EXPO") is not None
+    await asyncio.sleep(0.1)
+    assert published.snapshots[-1].catalog["events"]["EXPO"]["event"]["eventName"] == "Expo"
+    assert recorder.last_change_seen is not None
+    # Redelivery of the same records adds nothing.
+    assert (await recorder.archive(batch[:3]))[0] == 0
+
+
+async def test_catalog_is_rebuilt_from_archived_event_changes(
+    parts: tuple[Store, ConfigService, Published], tmp_path: Path
+) -> None:
+    store, config, _ = parts
+    await Recorder(store, config).archive([RawRecord(event("ev-1"))])
+    again = ConfigService(store, SecretStore(tmp_path / "other.json"))
+    await again.start()
+    assert again.catalog == config.catalog
+
+
+async def test_outcomes_and_api_calls(parts: tuple[Store, ConfigService, Published]) -> None:
+    store, config, _ = parts
+    recorder = Recorder(store, config)
+    base = {
+        "flow_id": "f",
+        "flow_name": "F",
+        "mode": "live",
+        "occurred_at": T0.isoformat(),
+        "processed_at": (T0 + timedelta(seconds=1)).isoformat(),
+    }
+    values: list[bytes | None] = [
+        json.dumps({**base, "change_id": "a", "status": "delivered"}).encode(),
+        json.dumps({**base, "change_id": "b", "status": "failed", "category": "data"}).encode(),
+        json.dumps({**base, "change_id": "c", "status": "failed", "mode": "sometimes"}).encode(),
+        b"not json",
+        None,
+    ]
+    assert await recorder.record_outcomes(values) == 2
+    assert recorder.counts["invalid_outcomes"] == 3
+    assert await rows(store, "SELECT change_id, status FROM retry_queue") == [("b", "pending")]
+    assert await recorder.record_outcomes(values) == 0  # redelivered: stored once
+    call = {
+        "connection_id": "mkto",
+        "endpoint": "/rest/v1/leads.json",
+        "started_at": T0.isoformat(),
+        "duration_ms": 12.0,
+    }
+    assert await recorder.record_api_calls([json.dumps(call).encode(), b"{}"]) == 1
+    assert await rows(store, "SELECT connection_id, batch_size FROM api_calls") == [("mkto", 0)]
+
+
+async def test_a_failing_store_write_blocks_until_it_succeeds(
+    parts: tuple[Store, ConfigService, Published],
+) -> None:
+    store, config, _ = parts
+    recorder = Recorder(store, config, max_backoff_s=0.05)
+    attempts = 0
+
+    async def disk_full_twice() -> int:
+        nonlocal attempts
+        attempts += 1
+        if attempts <= 2:
+            raise StoreWriteError("disk full")
+        return await store.archive_changes([])
+
+    assert await recorder.durably("a batch", disk_full_twice) == 0
+    assert attempts == 3
+    assert recorder.counts["write_failures"] == 2
+
+
+async def test_cancelled_during_a_write_finishes_it_first(
+    parts: tuple[Store, ConfigService, Published],
+) -> None:
+    store, config, _ = parts
+    unrecorded: list[str] = []
+    recorder = Recorder(store, config, on_unrecorded=unrecorded.append)
+    finished = asyncio.Event()
+
+    async def slow_write() -> None:
+        await asyncio.sleep(0.2)
+        finished.set()
+
+    task = asyncio.create_task(recorder.durably("slow", slow_write))
+    await asyncio.sleep(0.05)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert finished.is_set()
+    assert unrecorded == []
+
+
+async def test_cancelled_while_the_store_keeps_failing_reports_unrecorded_work(
+    parts: tuple[Store, ConfigService, Published],
+) -> None:
+    store, config, _ = parts
+    unrecorded: list[str] = []
+    recorder = Recorder(store, config, max_backoff_s=0.05, on_unrecorded=unrecorded.append)
+
+    async def always_fails() -> None:
+        raise StoreWriteError("read-only file system")
+
+    task = asyncio.create_task(recorder.durably("3 outcomes", always_fails))
+    await asyncio.sleep(0.2)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert unrecorded == ["3 outcomes"]
