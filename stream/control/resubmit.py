@@ -15,10 +15,10 @@ who, when, what was asked (items or filter) and what came of it.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
+from typing import Any
 
 from stream.control.redrive import (
     AUDIT_RETRY,
@@ -44,18 +44,54 @@ AUDIT_KEYS_MAX = 1000
 """An audit row lists at most this many items; the counts always cover all of them."""
 RESUBMITTABLE = ("pending", "abandoned")
 
-_TAKE = """
-    UPDATE retry_items SET status = 'retrying', next_attempt_at = ?, lease_owner = ?,
+_ITEM_COLUMNS = tuple(f.name for f in fields(RetryItem))
+_KEYS = (
+    "(SELECT unnest(?::VARCHAR[]) AS c, unnest(?::VARCHAR[]) AS f, "
+    "unnest(?::VARCHAR[]) AS s, unnest(?::INTEGER[]) AS a) k"
+)
+_MATCH = "r.change_id = k.c AND r.flow_id = k.f AND r.status = k.s AND r.attempts = k.a"
+_TAKE = f"""
+    UPDATE retry_items r SET status = 'retrying', next_attempt_at = ?, lease_owner = ?,
            lease_until = ?, resubmitted_by = ?, resubmitted_at = ?, updated_at = ?
-    WHERE change_id = ? AND flow_id = ? AND status = ?
-    RETURNING change_id
+    FROM {_KEYS} WHERE {_MATCH}
+    RETURNING r.change_id, r.flow_id
 """
-_RESOLVE = """
-    UPDATE retry_items SET status = 'resolved', next_attempt_at = NULL, lease_owner = NULL,
+_RESOLVE = f"""
+    UPDATE retry_items r SET status = 'resolved', next_attempt_at = NULL, lease_owner = NULL,
            lease_until = NULL, updated_at = ?
-    WHERE change_id = ? AND flow_id = ? AND status = ?
-    RETURNING change_id
+    FROM {_KEYS} WHERE {_MATCH}
+    RETURNING r.change_id, r.flow_id
 """
+
+
+def _as_keys(items: Sequence[RetryItem]) -> list[list[Any]]:
+    """The items' keys with the status and attempts they were read with, as SQL list params."""
+    return [
+        [i.change_id for i in items],
+        [i.flow_id for i in items],
+        [i.status for i in items],
+        [i.attempts for i in items],
+    ]
+
+
+def _returned(con: Con, sql: str, params: list[Any]) -> set[Key]:
+    return {(str(r[0]), str(r[1])) for r in con.execute(sql, params).fetchall()}
+
+
+async def get_retry_items(store: Store, keys: Sequence[Key]) -> dict[Key, RetryItem]:
+    """Items by key in one read (unknown keys are absent)."""
+    if not keys:
+        return {}
+    columns = ", ".join(f"r.{c}" for c in _ITEM_COLUMNS)
+    sql = (
+        f"SELECT {columns} FROM retry_items r "
+        "JOIN (SELECT unnest(?::VARCHAR[]) AS c, unnest(?::VARCHAR[]) AS f) k "
+        "ON r.change_id = k.c AND r.flow_id = k.f"
+    )
+    params = [[c for c, _ in keys], [f for _, f in keys]]
+    rows = await store.read(lambda con: con.execute(sql, params).fetchall())
+    items = (RetryItem(**dict(zip(_ITEM_COLUMNS, r, strict=True))) for r in rows)
+    return {(i.change_id, i.flow_id): i for i in items}
 
 
 @dataclass
@@ -137,9 +173,9 @@ class Resubmitter:
 
     async def _chunk(self, keys: Sequence[Key], actor: str, result: ResubmitResult) -> None:
         now = self._clock()
-        found = await asyncio.gather(*(self._store.get_retry_item(c, f) for c, f in keys))
+        by_key = await get_retry_items(self._store, keys)
         items: list[RetryItem] = []
-        for item in found:
+        for item in (by_key.get(k) for k in keys):
             if item is None:
                 result.not_found += 1
             elif item.status == "resolved":
@@ -160,18 +196,12 @@ class Resubmitter:
         lease = f"resubmit:{actor}"
 
         def take(con: Con) -> tuple[set[Key], set[Key]]:
-            """Compare-and-set every item in one transaction: only an item still in the status
-            it was read with moves, so a concurrent resubmit or scheduler run wins or loses
-            whole items, never half of one."""
-            resolved: set[Key] = set()
-            for i in resolve:
-                if con.execute(_RESOLVE, [now, i.change_id, i.flow_id, i.status]).fetchall():
-                    resolved.add((i.change_id, i.flow_id))
-            taken: set[Key] = set()
-            for i in wanted:
-                params = [watchdog, lease, watchdog, actor, now, now, i.change_id, i.flow_id]
-                if con.execute(_TAKE, [*params, i.status]).fetchall():
-                    taken.add((i.change_id, i.flow_id))
+            """Compare-and-set every item in one transaction: only an item still as it was read
+            (status and attempts) moves, so a concurrent resubmit or scheduler run wins or
+            loses whole items, never half of one."""
+            resolved = _returned(con, _RESOLVE, [now, *_as_keys(resolve)]) if resolve else set()
+            params = [watchdog, lease, watchdog, actor, now, now, *_as_keys(wanted)]
+            taken = _returned(con, _TAKE, params) if wanted else set()
             return resolved, taken
 
         resolved, taken_keys = await self._store.write(take)
@@ -179,10 +209,9 @@ class Resubmitter:
         lost = [i for i in resolve if (i.change_id, i.flow_id) not in resolved]
         lost += [i for i in wanted if (i.change_id, i.flow_id) not in taken_keys]
         if lost:
-            current = await asyncio.gather(
-                *(self._store.get_retry_item(i.change_id, i.flow_id) for i in lost)
-            )
-            for now_item in current:
+            lost_keys = [(i.change_id, i.flow_id) for i in lost]
+            current = await get_retry_items(self._store, lost_keys)
+            for now_item in (current.get(k) for k in lost_keys):
                 if now_item is not None and now_item.status == "resolved":
                     result.skipped_already_resolved += 1
                 else:
@@ -223,9 +252,6 @@ class Resubmitter:
             change={**asked, "result": result.counts()},
             at=self._clock(),
         )
-
-
-_ITEM_COLUMNS = tuple(f.name for f in fields(RetryItem))
 
 
 async def search_retry(

@@ -236,36 +236,38 @@ def lost_attempt(
 
 # --- the scheduler ------------------------------------------------------------------------------
 
-_MARK = """
-    UPDATE retry_items SET status = 'retrying', next_attempt_at = ?, lease_until = ?,
+_KEYS = "(SELECT unnest(?::VARCHAR[]) AS c, unnest(?::VARCHAR[]) AS f) k"
+_MARK = f"""
+    UPDATE retry_items r SET status = 'retrying', next_attempt_at = ?, lease_until = ?,
            updated_at = ?
-    WHERE change_id = ? AND flow_id = ? AND status = 'pending' AND lease_owner = ?
-    RETURNING change_id
+    FROM {_KEYS}
+    WHERE r.change_id = k.c AND r.flow_id = k.f AND r.status = 'pending' AND r.lease_owner = ?
+    RETURNING r.change_id, r.flow_id
 """
-_PUT_BACK = """
-    UPDATE retry_items SET status = 'pending', next_attempt_at = ?, lease_owner = NULL,
+_PUT_BACK = f"""
+    UPDATE retry_items r SET status = 'pending', next_attempt_at = ?, lease_owner = NULL,
            lease_until = NULL, updated_at = ?
-    WHERE change_id = ? AND flow_id = ? AND status = 'retrying' AND lease_owner = ?
+    FROM {_KEYS}
+    WHERE r.change_id = k.c AND r.flow_id = k.f AND r.status = 'retrying' AND r.lease_owner = ?
 """
+
+
+def _key_lists(items: list[RetryItem]) -> list[list[str]]:
+    return [[i.change_id for i in items], [i.flow_id for i in items]]
 
 
 def _mark_retrying(
     con: Con, items: list[RetryItem], owner: str, watchdog: datetime, now: datetime
 ) -> set[tuple[str, str]]:
-    """Move claimed items to `retrying` in one transaction. An item moves only while it is
-    still `pending` under this scheduler's lease: an operator resubmit that took it meanwhile
-    wins, and the item is not re-driven twice."""
-    taken: set[tuple[str, str]] = set()
-    for i in items:
-        params = [watchdog, watchdog, now, i.change_id, i.flow_id, owner]
-        if con.execute(_MARK, params).fetchall():
-            taken.add((i.change_id, i.flow_id))
-    return taken
+    """Move claimed items to `retrying` in one statement. An item moves only while it is still
+    `pending` under this scheduler's lease: an operator resubmit that took it meanwhile wins,
+    and the item is not re-driven twice."""
+    params = [watchdog, watchdog, now, *_key_lists(items), owner]
+    return {(str(r[0]), str(r[1])) for r in con.execute(_MARK, params).fetchall()}
 
 
 def _put_back(con: Con, items: list[RetryItem], owner: str, due: datetime, now: datetime) -> None:
-    for i in items:
-        con.execute(_PUT_BACK, [due, now, i.change_id, i.flow_id, owner]).fetchall()
+    con.execute(_PUT_BACK, [due, now, *_key_lists(items), owner])
 
 
 @dataclass
