@@ -37,9 +37,15 @@ class ControlCommand:
             "--api", metavar="HOST:PORT", help="bind address (default: $SIGNAL_API, 127.0.0.1:6066)"
         )
         parser.add_argument(
+            "--retry-schedule",
+            choices=["default", "demo"],
+            default="default",
+            help="automatic retries at +5 min, +30 min, +2 h (default) or +2, +4, +6 s (demo)",
+        )
+        parser.add_argument(
             "--retry-delays",
             metavar="S,S,S",
-            help="seconds before automatic retries 1, 2, 3 … (default 300,1800,7200)",
+            help="seconds before automatic retries 1, 2, 3 … (overrides the schedule's delays)",
         )
         parser.add_argument("--log-level", default="info", help="log level (default info)")
         parser.set_defaults(handler=run)
@@ -49,13 +55,22 @@ class ControlCommand:
 COMMAND = ControlCommand()
 
 
-def _delays(text: str | None) -> tuple[float, ...] | None:
-    if text is None:
-        return None
-    values = tuple(float(part) for part in text.split(",") if part.strip())
-    if not values or any(v < 0 for v in values):
-        raise ValueError("--retry-delays expects non-negative seconds separated by commas")
-    return values
+def _schedule(profile: str, delays: str | None) -> Any:
+    from dataclasses import replace
+    from datetime import timedelta
+
+    from stream.control.retry_scheduler import schedule_for
+
+    schedule = schedule_for(profile)
+    if delays is None:
+        return schedule
+    values = tuple(float(part) for part in delays.split(",") if part.strip())
+    if not values or any(v <= 0 for v in values):
+        raise ValueError("--retry-delays expects positive seconds separated by commas")
+    poll = max(0.1, min(schedule.poll_interval_s, min(values) / 4))
+    return replace(
+        schedule, delays=tuple(timedelta(seconds=v) for v in values), poll_interval_s=poll
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -65,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
     overrides = {"api": args.api} if args.api else {}
     try:
         settings = Settings(**overrides)
-        delays = _delays(args.retry_delays)
+        schedule = _schedule(args.retry_schedule, args.retry_delays)
     except (ValidationError, ValueError) as error:
         print(f"csignal control: {error}", file=sys.stderr)
         return 2
@@ -77,15 +92,13 @@ def run(args: argparse.Namespace) -> int:
     if embedded is not None:
         print(f"embedded broker at {broker_url} (set SIGNAL_BROKER for a real cluster)", flush=True)
     try:
-        return _run_worker(settings, broker_url, delays, args.log_level)
+        return _run_worker(settings, broker_url, schedule, args.log_level)
     finally:
         if embedded is not None:
             embedded.stop()
 
 
-def _run_worker(
-    settings: Any, broker_url: str, delays: tuple[float, ...] | None, log_level: str
-) -> int:
+def _run_worker(settings: Any, broker_url: str, schedule: Any, log_level: str) -> int:
     from stream.control.app import create_control
     from stream.control.runtime import ControlSettings
 
@@ -94,9 +107,8 @@ def _run_worker(
         data_dir=settings.data_dir,
         api_host=settings.api_host,
         api_port=settings.api_port,
+        retry_schedule=schedule,
     )
-    if delays is not None:
-        control_settings.retry_delays_s = delays
 
     def listening(url: str) -> None:
         print(f"{LISTENING} {url} (token in {control_settings.token_path})", flush=True)

@@ -13,6 +13,7 @@ import asyncio
 import json
 import logging
 import os
+import random
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -24,9 +25,10 @@ from config.models import Source
 from stream.certain.events import ChangeEvent
 from stream.certain.parsing import Rejection, parse_change
 from stream.control.config_service import ConfigService
-from stream.control.retry_policy import RetryPolicy
+from stream.control.retry_scheduler import DEFAULT_SCHEDULE, Jitter, RetrySchedule, plan_retry
 from stream.messages import ApiCallRecord, OutcomeRecord, utcnow
 from stream.store import ApiCallRow, ChangeRow, OutcomeRow, RejectedRow, RetryItem, Store
+from stream.store.arrow_batches import RETRY_COLUMNS
 
 log = logging.getLogger("signal.control.recorder")
 
@@ -57,13 +59,15 @@ class Recorder:
         store: Store,
         config: ConfigService,
         *,
-        policy: RetryPolicy | None = None,
+        schedule: RetrySchedule = DEFAULT_SCHEDULE,
+        jitter: Jitter = random.random,
         max_backoff_s: float = 5.0,
         on_unrecorded: Callable[[str], None] = _hard_exit,
     ) -> None:
         self.store = store
         self.config = config
-        self.policy = policy or RetryPolicy()
+        self.schedule = schedule
+        self.jitter = jitter
         self.max_backoff_s = max_backoff_s
         self.on_unrecorded = on_unrecorded
         self.last_change_seen: datetime | None = None
@@ -167,29 +171,58 @@ class Recorder:
     # --- signal-outcomes -------------------------------------------------------------------
 
     async def record_outcomes(self, values: Sequence[bytes | None]) -> int:
+        """Outcomes into the ledger and, through `plan_retry` (the retry queue's transition
+        rule), their retry items, in one transaction."""
         now = utcnow()
+        outcomes: list[OutcomeRecord] = []
         rows: list[OutcomeRow] = []
-        items: list[RetryItem] = []
         for value in values:
             try:
                 outcome = OutcomeRecord.loads(value or b"")
-                row = outcome_row(outcome)
-                item = self.policy.item_for(outcome, now)
+                rows.append(outcome_row(outcome))
             except (ValidationError, ValueError) as error:
                 self.counts["invalid_outcomes"] += 1
                 log.error("unreadable outcome record skipped: %s", _brief(error))
                 continue
-            rows.append(row)
-            if item is not None:
-                items.append(item)
+            outcomes.append(outcome)
         if not rows:
             return 0
+        keys = {(o.change_id, o.flow_id) for o in outcomes}
+        known = await self.durably("retry items read", lambda: self._retry_items(keys))
+        planned: dict[tuple[str, str], RetryItem] = {}
+        for outcome in outcomes:
+            key = (outcome.change_id, outcome.flow_id)
+            item = plan_retry(
+                outcome,
+                planned.get(key) or known.get(key),
+                schedule=self.schedule,
+                now=now,
+                integration=outcome.connection_id,
+                jitter=self.jitter,
+            )
+            if item is not None:
+                planned[key] = item
+        items = list(planned.values())
         added = await self.durably(
             f"{len(rows)} outcomes", lambda: self.store.record_outcomes(rows, items)
         )
         self.counts["outcomes"] += added
         self.counts["retry_items"] += len(items)
         return added
+
+    async def _retry_items(self, keys: set[tuple[str, str]]) -> dict[tuple[str, str], RetryItem]:
+        """The stored retry items of these (change, flow) pairs, in one read."""
+        change_ids = sorted({k[0] for k in keys})
+        literals = ", ".join("'" + c.replace("'", "''") + "'" for c in change_ids)
+        columns = ", ".join(RETRY_COLUMNS)
+        sql = f"SELECT {columns} FROM retry_items WHERE change_id IN ({literals})"
+        result = await self.store.query(sql, max_rows=100_000, timeout_s=None)
+        items = {}
+        for row in result.rows:
+            item = RetryItem(**dict(zip(RETRY_COLUMNS, row, strict=True)))
+            if (item.change_id, item.flow_id) in keys:
+                items[(item.change_id, item.flow_id)] = item
+        return items
 
     # --- signal-api-calls ------------------------------------------------------------------
 

@@ -27,13 +27,19 @@ from mode import Service
 
 from stream import topics
 from stream.api import ApiDeps, create_app
+from stream.api.metrics_routes import add_metrics_routes, config_providers
+from stream.api.preview_routes import add_preview_routes
+from stream.api.replay_routes import add_replay_routes
+from stream.api.retry_routes import add_retry_routes
 from stream.broker import bootstrap_servers
 from stream.control.config_service import ConfigService
+from stream.control.operations import Operations
 from stream.control.recorder import Recorder
-from stream.control.retry_policy import DEFAULT_DELAYS_S, DEFAULT_JITTER, RetryPolicy
+from stream.control.retry_scheduler import DEFAULT_SCHEDULE, RetrySchedule
 from stream.control.secret_store import SecretStore
 from stream.control.token import load_or_create_token
 from stream.messages import ConfigSnapshot
+from stream.metrics.queries import RuntimeStatus
 from stream.store import Store
 
 log = logging.getLogger("signal.control")
@@ -48,8 +54,7 @@ class ControlSettings:
     api_host: str = "127.0.0.1"
     api_port: int = 6066
     app_id: str = "signal-control"
-    retry_delays_s: tuple[float, ...] = DEFAULT_DELAYS_S
-    retry_jitter: float = DEFAULT_JITTER
+    retry_schedule: RetrySchedule = DEFAULT_SCHEDULE
     batch_max: int = 500
     batch_within_s: float = 0.2
     publish_debounce_s: float = 0.05
@@ -94,6 +99,7 @@ class ControlRuntime(Service):
         self.config: ConfigService | None = None
         self.recorder: Recorder | None = None
         self.producer: AIOKafkaProducer | None = None
+        self.operations: Operations | None = None
         self.api_url: str | None = None
         self._runner: web.AppRunner | None = None
 
@@ -116,9 +122,12 @@ class ControlRuntime(Service):
             debounce_s=s.publish_debounce_s,
         )
         await self.config.start(s.account_path)
-        policy = RetryPolicy(delays_s=tuple(s.retry_delays_s), jitter=s.retry_jitter)
-        self.recorder = Recorder(self.store, self.config, policy=policy)
+        self.recorder = Recorder(self.store, self.config, schedule=s.retry_schedule)
         self.recorder.last_change_seen = await self._last_change_seen()
+        self.operations = Operations.build(
+            self.store, self.config, self._produce_redrives, schedule=s.retry_schedule
+        )
+        self.operations.scheduler.start()
         await self._start_api()
         self.ready.set()
 
@@ -126,6 +135,8 @@ class ControlRuntime(Service):
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+        if self.operations is not None:
+            await self.operations.close()
         if self.config is not None:
             await self.config.stop()
         if self.producer is not None:
@@ -146,7 +157,20 @@ class ControlRuntime(Service):
             broker_ok=self._broker_ok,
             last_change_seen=self._seen,
         )
-        runner = web.AppRunner(create_app(deps), access_log=None)
+        app = create_app(deps)
+        assert self.operations is not None
+        add_retry_routes(app, self.operations)
+        add_replay_routes(app, self.operations)
+        add_preview_routes(app, self.operations)
+        active_flows, rate_shares = config_providers(self.config)
+        add_metrics_routes(
+            app,
+            self.store,
+            runtime=lambda: RuntimeStatus(last_change_seen_at=self._seen()),
+            active_flows=active_flows,
+            rate_shares=rate_shares,
+        )
+        runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         site = web.TCPSite(runner, s.api_host, s.api_port)
         await site.start()
@@ -178,6 +202,13 @@ class ControlRuntime(Service):
         assert self.producer is not None
         futures = [
             await self.producer.send(topics.CHANGES.name, value, key=key) for key, value in records
+        ]
+        await asyncio.gather(*futures)
+
+    async def _produce_redrives(self, records: Sequence[tuple[bytes, bytes]]) -> None:
+        assert self.producer is not None
+        futures = [
+            await self.producer.send(topics.REDRIVE.name, value, key=key) for key, value in records
         ]
         await asyncio.gather(*futures)
 

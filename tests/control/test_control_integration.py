@@ -308,11 +308,14 @@ async def test_control_records_changes_outcomes_and_calls(
         resume = T0 + timedelta(hours=6)
         outcomes = [
             outcome("c-1", "delivered", marketo_lead_id=101, lead_result="created"),
-            outcome("c-2", "failed", category="technical", reason="HTTP 503", attempt=1),
+            outcome("c-2", "failed", category="technical", reason="HTTP 503", retryable=True),
             outcome("c-3", "failed", category="data", reason="email is empty"),
             outcome("c-4", "parked", reason="daily quota", resume_at=resume.isoformat()),
-            outcome("c-5", "failed", category="technical", reason="timeout", attempt=4),
-            outcome("c-6", "failed", category="technical", reason="HTTP 500", attempt=1),
+            outcome(
+                "c-5", "failed", category="technical", reason="timeout", attempt=4, retryable=True
+            ),
+            outcome("c-6", "failed", category="technical", reason="HTTP 500", retryable=True),
+            outcome("c-7", "failed", category="technical", reason="Marketo 603: no permission"),
         ]
         records = [
             ("signal-outcomes", o["change_id"].encode(), json.dumps(o).encode()) for o in outcomes
@@ -331,6 +334,7 @@ async def test_control_records_changes_outcomes_and_calls(
             for i in range(3)
         ]
         records += [("signal-api-calls", b"mkto", json.dumps(c).encode()) for c in calls]
+        sent_at = datetime.now(UTC)
         await produce(control_broker, records)
 
         rows = await wait_rows(
@@ -338,18 +342,11 @@ async def test_control_records_changes_outcomes_and_calls(
             session,
             "SELECT change_id, status, category, marketo_lead_id, lead_result, attempts "
             "FROM outcomes ORDER BY change_id",
-            6,
+            7,
         )
         assert rows[0] == ["c-1", "delivered", None, 101, "created", 1]
         assert rows[1][:3] == ["c-2", "failed", "technical"]
-        assert [r[1] for r in rows] == [
-            "delivered",
-            "failed",
-            "failed",
-            "parked",
-            "failed",
-            "failed",
-        ]
+        assert [r[1] for r in rows] == ["delivered", "failed", "failed", "parked"] + ["failed"] * 3
         queue = {
             r[0]: r
             for r in await wait_rows(
@@ -357,7 +354,7 @@ async def test_control_records_changes_outcomes_and_calls(
                 session,
                 "SELECT change_id, status, category, attempts, next_attempt_at, reason, "
                 "integration FROM retry_queue ORDER BY change_id",
-                5,
+                6,
             )
         }
         assert "c-1" not in queue
@@ -366,10 +363,13 @@ async def test_control_records_changes_outcomes_and_calls(
         assert datetime.fromisoformat(queue["c-4"][4]) == resume
         assert queue["c-5"][1:5] == ["abandoned", "technical", 4, None]
         retry_at = datetime.fromisoformat(queue["c-6"][4])
-        processed = T0 + timedelta(seconds=2)
-        low, high = RETRY_DELAYS[0] * 0.8, RETRY_DELAYS[0] * 1.2
-        assert low <= (retry_at - processed).total_seconds() <= high
+        seen_at = datetime.now(UTC)
+        first_retry = timedelta(seconds=RETRY_DELAYS[0])
+        assert sent_at + first_retry * 0.8 <= retry_at <= seen_at + first_retry * 1.2
+        assert queue["c-6"][1:4] == ["pending", "technical", 1]
         assert queue["c-6"][6] == "mkto"
+        # A technical failure that retrying cannot fix (configuration) is held for the operator.
+        assert queue["c-7"][1:5] == ["pending", "technical", 1, None]
 
         # A later success resolves the open retry item.
         later = outcome(
@@ -420,7 +420,7 @@ async def test_control_records_changes_outcomes_and_calls(
         result = await store.query("SELECT count(*) FROM changes")
         assert result.rows[0][0] == 4
         result = await store.query("SELECT count(*) FROM outcome_attempts")
-        assert result.rows[0][0] == 7
+        assert result.rows[0][0] == 8
     finally:
         await store.close()
 
