@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from dataclasses import dataclass
 from typing import Any
@@ -19,6 +20,7 @@ from typing import Any
 from pydantic import ValidationError
 
 LISTENING = "operator API listening on"
+SCHEDULE_ENV = "SIGNAL_RETRY_SCHEDULE"
 
 
 @dataclass(frozen=True)
@@ -39,8 +41,9 @@ class ControlCommand:
         parser.add_argument(
             "--retry-schedule",
             choices=["default", "demo"],
-            default="default",
-            help="automatic retries at +5 min, +30 min, +2 h (default) or +2, +4, +6 s (demo)",
+            default=os.environ.get(SCHEDULE_ENV, "default"),
+            help="automatic retries at +5 min, +30 min, +2 h (default) or +2, +4, +6 s (demo); "
+            f"default from ${SCHEDULE_ENV}",
         )
         parser.add_argument(
             "--retry-delays",

@@ -1,0 +1,206 @@
+"""Control's own costs: archive and outcome batches into DuckDB, the ingest API with broker acks,
+and how fast a flow toggle reaches a worker reading `signal-config`.
+
+    python -m bench.control_ledger [--changes 20000] [--outcomes 20000] [--batch 500]
+
+Runs the real `Recorder`, `ConfigService` and operator API over a DuckDB file in a temporary
+directory and an embedded broker; nothing is mocked.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import tempfile
+import time
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from aiohttp.test_utils import TestClient, TestServer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from stream.api import ApiDeps, create_app
+from stream.broker import EmbeddedBroker
+from stream.control.config_service import ConfigService
+from stream.control.recorder import RawRecord, Recorder
+from stream.control.secret_store import SecretStore
+from stream.messages import ConfigSnapshot
+from stream.store import Store
+
+T0 = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
+ACCOUNT = """\
+account: BENCH
+tags: [{name: registered, label: Registered, objects: [registration_status]}]
+assignments: {registration_statuses: {New: [registered]}}
+connections: [{id: mkto, name: M, service_url: "https://1-2-3.mktorest.com/", client_id: c,
+               client_secret: s}]
+mappings: [{id: m, name: M, fields: [{target: email, sources: [registration.profile.email]}]}]
+flows:
+  - {id: f1, name: F1, mode: live, active: true, source: registration.status_change,
+     activate_for: {registration_statuses: [registered]},
+     destination: {connection: mkto, action: create_update_lead, mapping: m,
+                   campaign: {campaign_id: 1}}}
+"""
+
+
+def change(i: int) -> dict[str, Any]:
+    return {
+        "changeId": f"chg-{i:08d}",
+        "type": "registration.status_change",
+        "accountCode": "BENCH",
+        "eventCode": f"EV{i % 20}",
+        "occurredAt": (T0 + timedelta(milliseconds=i)).isoformat(),
+        "registration": {
+            "registrationCode": f"R{i:08d}",
+            "registrationStatusLabel": "New",
+            "profile": {
+                "firstName": "Ana",
+                "lastName": "Ruiz",
+                "email": f"ana{i}@example.com",
+                "organization": "Acme",
+                "address": {"city": "Seattle", "country": "US"},
+            },
+            "registrationQuestions": [{"questionCode": "DIET", "answers": ["Vegetarian"]}],
+        },
+    }
+
+
+def outcome(i: int) -> dict[str, Any]:
+    failed = i % 6 == 5
+    return {
+        "change_id": f"chg-{i:08d}",
+        "flow_id": "f1",
+        "flow_name": "F1",
+        "mode": "live",
+        "status": "failed" if failed else "delivered",
+        "category": "technical" if failed else None,
+        "retryable": failed,
+        "reason": "HTTP 503" if failed else None,
+        "marketo_lead_id": None if failed else i,
+        "lead_result": None if failed else "created",
+        "occurred_at": T0.isoformat(),
+        "processed_at": (T0 + timedelta(seconds=1)).isoformat(),
+        "latency_ms": 120.0,
+    }
+
+
+def rate(count: int, seconds: float) -> str:
+    return f"{count / seconds:,.0f}/s ({count:,} in {seconds:.2f} s)"
+
+
+async def bench_recorder(recorder: Recorder, changes: int, outcomes: int, batch: int) -> None:
+    values = [json.dumps(change(i)).encode() for i in range(changes)]
+    started = time.perf_counter()
+    for start in range(0, changes, batch):
+        await recorder.archive(
+            [RawRecord(v, 0, start + n) for n, v in enumerate(values[start : start + batch])]
+        )
+    elapsed = time.perf_counter() - started
+    print(f"archive agent work (parse + one transaction per {batch}): {rate(changes, elapsed)}")
+    records = [json.dumps(outcome(i)).encode() for i in range(outcomes)]
+    started = time.perf_counter()
+    for start in range(0, outcomes, batch):
+        await recorder.record_outcomes(records[start : start + batch])
+    elapsed = time.perf_counter() - started
+    print(
+        f"record agent work (1 in 6 failed → retry item, one read + one transaction per {batch}): "
+        f"{rate(outcomes, elapsed)}"
+    )
+
+
+async def bench_ingest(client: TestClient[Any, Any], token: str, total: int, batch: int) -> None:
+    headers = {"Authorization": f"Bearer {token}"}
+    bodies = [
+        "\n".join(json.dumps(change(10_000_000 + i)) for i in range(start, start + batch)).encode()
+        for start in range(0, total, batch)
+    ]
+    started = time.perf_counter()
+    for body in bodies:
+        response = await client.post("/api/v1/changes", data=body, headers=headers)
+        assert response.status == 202, await response.text()
+    elapsed = time.perf_counter() - started
+    print(f"POST /api/v1/changes, NDJSON batches of {batch}, acks awaited: {rate(total, elapsed)}")
+
+
+async def bench_toggle(
+    client: TestClient[Any, Any], token: str, bootstrap: str, topic: str, rounds: int
+) -> None:
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=bootstrap, auto_offset_reset="latest", fetch_max_wait_ms=50
+    )
+    await consumer.start()
+    await consumer.getmany(timeout_ms=500)
+    headers = {"Authorization": f"Bearer {token}"}
+    latencies = []
+    for n in range(rounds):
+        active = n % 2 == 1
+        started = time.perf_counter()
+        response = await client.post(
+            "/api/v1/flows/f1/active", json={"active": active}, headers=headers
+        )
+        assert response.status == 200
+        seen = False
+        while not seen:
+            for messages in (await consumer.getmany(timeout_ms=50)).values():
+                for message in messages:
+                    flows = json.loads(message.value)["account"]["flows"]
+                    seen = seen or flows[0]["active"] is active
+        latencies.append((time.perf_counter() - started) * 1000)
+    await consumer.stop()
+    print(
+        f"flow toggle → snapshot read by a worker: median {statistics.median(latencies):.0f} ms, "
+        f"max {max(latencies):.0f} ms over {rounds} toggles (debounce 50 ms)"
+    )
+
+
+async def run(changes: int, outcomes: int, batch: int, ingest: int) -> None:
+    with tempfile.TemporaryDirectory() as tmp, EmbeddedBroker() as broker:
+        data = Path(tmp)
+        (data / "account.yaml").write_text(ACCOUNT, encoding="utf-8")
+        topic = f"signal-config-{uuid.uuid4().hex[:6]}"
+        producer = AIOKafkaProducer(bootstrap_servers=broker.bootstrap_servers, acks="all")
+        await producer.start()
+
+        async def publish(snapshot: ConfigSnapshot) -> None:
+            await (await producer.send(topic, snapshot.dumps(), key=b"snapshot"))
+
+        async def produce(records: Sequence[tuple[bytes, bytes]]) -> None:
+            futures = [await producer.send("bench-changes", v, key=k) for k, v in records]
+            await asyncio.gather(*futures)
+
+        store = await Store.open(data / "signal.duckdb")
+        config = ConfigService(store, SecretStore(data / "secrets.json"), publish=publish)
+        await config.start(data / "account.yaml")
+        try:
+            await bench_recorder(Recorder(store, config), changes, outcomes, batch)
+            deps = ApiDeps(store=store, config=config, produce_changes=produce, token="t")
+            client: TestClient[Any, Any] = TestClient(TestServer(create_app(deps)))
+            await client.start_server()
+            try:
+                await bench_ingest(client, "t", ingest, batch)
+                await bench_toggle(client, "t", broker.bootstrap_servers, topic, 10)
+            finally:
+                await client.close()
+        finally:
+            await config.stop()
+            await store.close()
+            await producer.stop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.control_ledger")
+    parser.add_argument("--changes", type=int, default=20_000)
+    parser.add_argument("--outcomes", type=int, default=20_000)
+    parser.add_argument("--ingest", type=int, default=10_000)
+    parser.add_argument("--batch", type=int, default=500)
+    args = parser.parse_args()
+    asyncio.run(run(args.changes, args.outcomes, args.batch, args.ingest))
+
+
+if __name__ == "__main__":
+    main()
