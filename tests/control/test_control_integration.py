@@ -467,4 +467,5 @@ async def test_restart_keeps_configuration_and_does_not_record_twice(
         rows = await second.sql(session, "SELECT count(*) FROM outcome_attempts")
         assert rows == [[2]]
     finally:
-        assert second.stop() == 0
+        assert second.stop(signal.SIGINT) == 0
+    assert "store closed (checkpointed)" in second.log()
