@@ -18,7 +18,13 @@ from pydantic import ValidationError
 from config.models import Connection
 from config.validation import Problem
 from stream.api.deps import ApiDeps, deps_of
-from stream.api.errors import json_error, json_object, problems_response, validation_response
+from stream.api.errors import (
+    if_match_version,
+    json_error,
+    json_object,
+    problems_response,
+    validation_response,
+)
 from stream.api.middleware import actor_of
 from stream.marketo.client import MarketoClient
 from stream.marketo.connection_test import explain, refresh_target_fields, test_connection
@@ -101,7 +107,11 @@ async def put_connection(request: web.Request) -> web.Response:
             422, [Problem("id", f"expected {connection_id!r} (the id in the URL)")]
         )
     saved = await deps.config.save_connection(
-        connection, actor_of(request), create=False, secret=secret
+        connection,
+        actor_of(request),
+        create=False,
+        secret=secret,
+        expected_version=if_match_version(request),
     )
     return web.json_response(connection_json(deps, saved))
 

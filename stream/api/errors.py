@@ -61,3 +61,19 @@ async def json_object(request: web.Request) -> dict[str, Any]:
             content_type="application/json",
         )
     return body
+
+
+def if_match_version(request: web.Request) -> int | None:
+    """The version an editor read (`If-Match: 3` or `If-Match: "3"`), or None to overwrite."""
+    value = request.headers.get("If-Match")
+    if value is None or value.strip() == "*":
+        return None
+    text = value.strip().removeprefix("W/").strip('"')
+    if not text.isdigit():
+        raise web.HTTPBadRequest(
+            text=json.dumps(
+                error_body([Problem("If-Match", f"expected a version number, got {value!r}")])
+            ),
+            content_type="application/json",
+        )
+    return int(text)

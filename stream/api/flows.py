@@ -1,7 +1,9 @@
 """Flows: list, read, create, replace, and the two toggles the console binds to `a` and `t`.
 
 Every flow in an answer carries `complete` and `incomplete_reasons` (an incomplete flow is
-saved but never runs) and `version` (bumped by every stored change).
+saved but never runs) and `version` (bumped by every stored change). `PUT` honours
+`If-Match: <version>`: an editor that read version 3 cannot overwrite someone else's version 4
+(409, path `version`).
 """
 
 from __future__ import annotations
@@ -14,7 +16,12 @@ from pydantic import ValidationError
 from config.models import Flow, Mode
 from config.validation import Problem
 from stream.api.deps import deps_of
-from stream.api.errors import json_object, problems_response, validation_response
+from stream.api.errors import (
+    if_match_version,
+    json_object,
+    problems_response,
+    validation_response,
+)
 from stream.api.middleware import actor_of
 from stream.control.config_service import FlowView
 
@@ -64,7 +71,9 @@ async def put_flow(request: web.Request) -> web.Response:
         flow = Flow.model_validate(body)
     except ValidationError as error:
         return validation_response(error)
-    view = await deps.config.update_flow(flow_id, flow, actor_of(request))
+    view = await deps.config.update_flow(
+        flow_id, flow, actor_of(request), expected_version=if_match_version(request)
+    )
     return web.json_response(flow_json(view))
 
 

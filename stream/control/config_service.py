@@ -268,9 +268,12 @@ class ConfigService:
             await self._commit(account, actor)
         return self.flow_view(flow.id)
 
-    async def update_flow(self, flow_id: str, flow: Flow, actor: str) -> FlowView:
+    async def update_flow(
+        self, flow_id: str, flow: Flow, actor: str, *, expected_version: int | None = None
+    ) -> FlowView:
         async with self._lock:
             index = self._flow_index(flow_id)
+            self._check_version("flow", flow_id, expected_version)
             if flow.id != flow_id:
                 raise InvalidConfigError(
                     "a flow's id cannot change",
@@ -306,6 +309,18 @@ class ConfigService:
             await self._commit(account, actor)
         return self.flow_view(flow_id)
 
+    def _check_version(self, kind: str, object_id: str, expected: int | None) -> None:
+        """Optimistic concurrency for editors: refuse to overwrite someone else's save."""
+        if expected is None:
+            return
+        current = self.version_of(kind, object_id)
+        if current != expected:
+            raise ConflictError(
+                f"{kind} {object_id!r} is at version {current}, not {expected}; "
+                "reload it and apply the change again",
+                [Problem("version", f"changed since it was read (now version {current})")],
+            )
+
     def _flow_index(self, flow_id: str) -> int:
         for index, flow in enumerate(self._account.flows):
             if flow.id == flow_id:
@@ -315,7 +330,13 @@ class ConfigService:
     # --- connections -----------------------------------------------------------------------
 
     async def save_connection(
-        self, connection: Connection, actor: str, *, create: bool, secret: str | None = None
+        self,
+        connection: Connection,
+        actor: str,
+        *,
+        create: bool,
+        secret: str | None = None,
+        expected_version: int | None = None,
     ) -> Connection:
         """Create or replace a connection. `secret` replaces the stored secret; None keeps it
         (secrets are write-only, so a client that read the connection never has it)."""
@@ -328,6 +349,7 @@ class ConfigService:
                 )
             if not create and existing is None:
                 raise NotFoundError(f"no connection {connection.id!r}")
+            self._check_version("connection", connection.id, expected_version)
             new = connection.model_copy(deep=True)
             new.client_secret = None
             if secret is not None:

@@ -187,3 +187,28 @@ async def test_a_burst_of_edits_is_published_as_few_snapshots(api: Api) -> None:
     )
     published = len(records) - before
     assert 1 <= published <= 10
+
+
+async def test_put_with_if_match_refuses_a_stale_edit(api: Api) -> None:
+    read = await (await api.get("/api/v1/flows/registered-to-nurture")).json()
+    assert read["version"] == 1
+    await api.post("/api/v1/flows/registered-to-nurture/mode", json={"mode": "test"})
+    stale = await api.put(
+        "/api/v1/flows/registered-to-nurture",
+        json={**read, "name": "Mine"},
+        headers={**api.auth, "If-Match": '"1"'},
+    )
+    assert stale.status == 409
+    assert (await stale.json())["errors"][0]["path"] == "version"
+    fresh = await api.put(
+        "/api/v1/flows/registered-to-nurture",
+        json={**read, "name": "Mine", "mode": "test"},
+        headers={**api.auth, "If-Match": "2"},
+    )
+    assert fresh.status == 200
+    assert (await fresh.json())["version"] == 3
+    bad = await api.put(
+        "/api/v1/flows/registered-to-nurture", json=read, headers={**api.auth, "If-Match": "x"}
+    )
+    assert bad.status == 400
+    assert (await bad.json())["errors"][0]["path"] == "If-Match"
