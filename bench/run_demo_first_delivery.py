@@ -55,7 +55,9 @@ async def one_run(rate: float) -> dict[str, float]:
         try:
             deadline = started + 180
             client: ApiClient | None = None
-            while time.monotonic() < deadline and "first lead" not in marks:
+            while time.monotonic() < deadline and not {"first lead", "first delivery"} <= set(
+                marks
+            ):
                 if process.poll() is not None:
                     raise RuntimeError("csignal run exited:\n" + "".join(lines))
                 text = "".join(lines)
