@@ -178,7 +178,8 @@ async def run(route_changes: int, deliver_changes: int) -> None:
             log_path = Path(data_dir) / "worker.log"
             env = {k: v for k, v in os.environ.items() if not k.startswith("SIGNAL_")}
             with log_path.open("wb") as log:
-                worker = subprocess.Popen(
+                # Forked from the loop thread so the parent-death signal stays tied to it.
+                worker = subprocess.Popen(  # noqa: ASYNC220
                     [
                         sys.executable,
                         "-m",

@@ -93,6 +93,10 @@ class PipelineOptions:
     unknown_event_wait_s: float = 2.0
     unknown_event_rewait_s: float = 30.0
     publish_retry_s: float = 1.0
+    delivered_retention_s: float = 7 * 24 * 3600.0
+    """How long a delivered pair is remembered: far beyond redeliveries after a crash or a
+    rebalance (seconds to minutes); control's ledger catches older resubmits of a delivered pair."""
+    delivered_purge_every_s: float = 600.0
     client_overrides: dict[str, Any] = field(default_factory=dict)
     faust_overrides: dict[str, Any] = field(default_factory=dict)
 
@@ -150,6 +154,7 @@ class Pipeline:
         self._call_futures: list[Any] = []
         self._producer: AIOKafkaProducer | None = None
         self._waited: dict[str, float] = {}
+        self._last_purge = time.time()
         self.app = self._build_app()
 
     # ---- the app ----------------------------------------------------------------------------
@@ -170,8 +175,7 @@ class Pipeline:
             default=None,
             partitions=PARTITIONS,
             key_type=str,
-            value_type=float,
-            help="(change id, flow id) pairs already delivered: never delivered twice",
+            help="(change id, flow id) → [delivered at, partition]: never delivered twice",
         )
         reader = SnapshotReader(o.broker_url, self.view)
 
@@ -392,43 +396,88 @@ class Pipeline:
                 except Exception as error:
                     self.counters.errors += 1
                     log.error("unreadable delivery request skipped: %s", str(error)[:300])
-            fresh, duplicates = split_duplicates(requests, self.delivered)
-            now = utcnow()
-            outcomes = [duplicate_outcome(requests[i], now) for i in duplicates]
-            if duplicates:
-                self.counters.duplicates += len(duplicates)
-                log.info(
-                    "%d duplicate deliveries skipped (total %d)",
-                    len(duplicates),
-                    self.counters.duplicates,
-                )
-            by_connection: dict[str, list[int]] = defaultdict(list)
-            for index in fresh:
-                by_connection[requests[index].connection_id].append(index)
-            results = await asyncio.gather(
-                *(
-                    self._deliver_connection(cid, [requests[i] for i in group])
-                    for cid, group in by_connection.items()
-                )
-            )
-            delivered_keys: list[tuple[Any, str]] = []
-            for group, group_outcomes in zip(by_connection.values(), results, strict=True):
-                outcomes.extend(group_outcomes)
-                for index, outcome in zip(group, group_outcomes, strict=True):
-                    if outcome.status is OutcomeStatus.DELIVERED:
-                        delivered_keys.append((sources[index], delivery_key(requests[index])))
+            try:
+                outcomes, delivered = await self._deliver(requests)
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:
+                # A bug, not a Marketo answer: still one outcome per request, retryable.
+                self.counters.errors += 1
+                log.exception("delivering a batch of %d failed unexpectedly", len(requests))
+                outcomes = [_internal_failure(r, error) for r in requests]
+                delivered = []
             await self.publish([(OUTCOMES.name, o.change_id, o) for o in outcomes])
             await self._flush_calls()
-            stamp = time.time()
-            for source, key in delivered_keys:
-                with _as_current(source):
-                    self.delivered[key] = stamp
+            self._remember(sources, requests, delivered)
             self._count(outcomes)
         except asyncio.CancelledError:
             raise
         except Exception:
             self.counters.errors += 1
             log.exception("deliver batch failed unexpectedly")
+
+    async def _deliver(
+        self, requests: list[DeliveryRequest]
+    ) -> tuple[list[OutcomeRecord], list[int]]:
+        """Outcomes for `requests`, and the indices of those delivered now."""
+        fresh, duplicates = split_duplicates(requests, self.delivered)
+        now = utcnow()
+        outcomes = [duplicate_outcome(requests[i], now) for i in duplicates]
+        if duplicates:
+            self.counters.duplicates += len(duplicates)
+            log.info(
+                "%d duplicate deliveries skipped (total %d)",
+                len(duplicates),
+                self.counters.duplicates,
+            )
+        by_connection: dict[str, list[int]] = defaultdict(list)
+        for index in fresh:
+            by_connection[requests[index].connection_id].append(index)
+        results = await asyncio.gather(
+            *(
+                self._deliver_connection(cid, [requests[i] for i in group])
+                for cid, group in by_connection.items()
+            )
+        )
+        delivered: list[int] = []
+        for group, group_outcomes in zip(by_connection.values(), results, strict=True):
+            outcomes.extend(group_outcomes)
+            for index, outcome in zip(group, group_outcomes, strict=True):
+                if outcome.status is OutcomeStatus.DELIVERED:
+                    delivered.append(index)
+        return outcomes, delivered
+
+    def _remember(
+        self, sources: Sequence[Any], requests: Sequence[DeliveryRequest], delivered: list[int]
+    ) -> None:
+        """Record delivered keys (after their outcomes are acknowledged), each in its own
+        request's partition, and drop keys older than the retention now and then."""
+        stamp = time.time()
+        for index in delivered:
+            source = sources[index]
+            with _as_current(source):
+                self.delivered[delivery_key(requests[index])] = [stamp, source.message.partition]
+        if stamp - self._last_purge >= self.options.delivered_purge_every_s:
+            self._last_purge = stamp
+            self._purge(sources, stamp - self.options.delivered_retention_s)
+
+    def _purge(self, sources: Sequence[Any], before: float) -> None:
+        """Delete expired keys of the partitions this batch has an event of (a deletion must go
+        to the key's own changelog partition); other partitions are purged by later batches."""
+        by_partition = {s.message.partition: s for s in sources}
+        expired: list[tuple[str, Any]] = []
+        for key, value in list(self.delivered.items()):
+            try:
+                stamp, partition = float(value[0]), int(value[1])
+            except (TypeError, ValueError, IndexError):
+                continue
+            if stamp < before and partition in by_partition:
+                expired.append((key, by_partition[partition]))
+        for key, source in expired:
+            with _as_current(source):
+                del self.delivered[key]
+        if expired:
+            log.info("forgot %d delivered keys older than the retention", len(expired))
 
     def _count(self, outcomes: Sequence[OutcomeRecord]) -> None:
         c = self.counters
@@ -461,14 +510,17 @@ class Pipeline:
         except Exception as error:
             self.counters.errors += 1
             log.exception("delivering %d requests to %s failed", len(requests), connection_id)
-            result = Result(
-                OutcomeStatus.FAILED,
-                FailureCategory.TECHNICAL,
-                reason=f"internal error while delivering: {type(error).__name__}",
-                retryable=True,
-            )
-            now = utcnow()
-            return [outcome_for(r, result, now) for r in requests]
+            return [_internal_failure(r, error) for r in requests]
+
+
+def _internal_failure(request: DeliveryRequest, error: Exception) -> OutcomeRecord:
+    result = Result(
+        OutcomeStatus.FAILED,
+        FailureCategory.TECHNICAL,
+        reason=f"internal error while delivering: {type(error).__name__}",
+        retryable=True,
+    )
+    return outcome_for(request, result, utcnow())
 
 
 def _parse(value: bytes | None, redrive: bool) -> tuple[ChangeEvent, Redrive | None] | Rejection:

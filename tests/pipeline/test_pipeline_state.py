@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import time
+from pathlib import Path
+from typing import Any
 
 import pytest
 from pipeline_support import (
@@ -20,6 +23,7 @@ from pipeline_support import (
 from config.completeness import completeness
 from stream.marketo.sandbox import Sandbox
 from stream.messages import ApiCallRecord, OutcomeStatus
+from stream.pipeline.app import Pipeline, PipelineOptions
 from stream.pipeline.clients import ClientPool, Unusable
 from stream.pipeline.deliver import deliver_batch
 from stream.pipeline.delivered import delivery_key, duplicate_outcome, split_duplicates
@@ -124,3 +128,41 @@ async def test_client_pool_reuses_and_rebuilds_and_reports_calls(sandbox: Sandbo
             await pool.get(conn, None)
     finally:
         await pool.close()
+
+
+class _Message:
+    def __init__(self, partition: int) -> None:
+        self.partition = partition
+
+
+class _Event:
+    """The part of a Faust event the delivered-keys bookkeeping reads (a Faust table cannot be
+    written outside a running worker; the worker test covers the real table)."""
+
+    def __init__(self, partition: int) -> None:
+        self.message = _Message(partition)
+
+
+def test_delivered_keys_are_remembered_with_their_partition_and_purged(tmp_path: Path) -> None:
+    pipeline = Pipeline(
+        PipelineOptions(
+            broker_url="kafka://127.0.0.1:1",
+            data_dir=tmp_path,
+            delivered_retention_s=3600,
+            delivered_purge_every_s=0,
+        )
+    )
+    table: dict[str, Any] = {}
+    pipeline.delivered = table  # type: ignore[assignment]
+    requests = [request("create_update_lead", lead(n)) for n in range(3)]
+    sources = [_Event(1), _Event(2), _Event(1)]
+    pipeline._remember(sources, requests, [0, 1])
+    assert set(table) == {delivery_key(requests[0]), delivery_key(requests[1])}
+    assert [v[1] for v in table.values()] == [1, 2]
+    old = time.time() - 7200
+    table[delivery_key(requests[0])][0] = old
+    table[delivery_key(requests[1])][0] = old
+    pipeline._remember([_Event(2)], [requests[2]], [])
+    assert set(table) == {delivery_key(requests[0])}  # partition 1 waits for a batch of its own
+    pipeline._remember([_Event(1)], [requests[2]], [])
+    assert table == {}
