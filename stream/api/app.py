@@ -7,12 +7,16 @@ from aiohttp import web
 from stream.api import account, connections, flows, health, ingest, reference, sql
 from stream.api.deps import DEPS, ApiDeps
 from stream.api.middleware import auth_middleware, error_middleware
+from stream.api.preview_routes import add_preview_routes
+from stream.api.replay_routes import add_replay_routes
+from stream.api.retry_routes import add_retry_routes
+from stream.control.operations import Operations
 
 MAX_BODY_BYTES = 64 * 1024 * 1024
 """A large ingest batch or account import fits; anything bigger is a mistake."""
 
 
-def create_app(deps: ApiDeps) -> web.Application:
+def create_app(deps: ApiDeps, ops: Operations | None = None) -> web.Application:
     app = web.Application(
         middlewares=[error_middleware, auth_middleware], client_max_size=MAX_BODY_BYTES
     )
@@ -24,4 +28,8 @@ def create_app(deps: ApiDeps) -> web.Application:
     reference.add_routes(app)
     account.add_routes(app)
     sql.add_routes(app)
+    if ops is not None:
+        add_retry_routes(app, ops)
+        add_replay_routes(app, ops)
+        add_preview_routes(app, ops)
     return app

@@ -4,18 +4,22 @@ per-test redrive topic, and a fake clock (the schedule is hours long)."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
-from retry_helpers import SECRET, SECRET_VAR, FakeClock, RedriveTopic, account_yaml, event_dict
+from retry_helpers import (
+    SECRET,
+    SECRET_VAR,
+    FakeClock,
+    OpsApi,
+    RedriveTopic,
+    account_yaml,
+    event_dict,
+)
 
 from stream.api import ApiDeps, create_app
-from stream.api.preview_routes import add_preview_routes
-from stream.api.replay_routes import add_replay_routes
-from stream.api.retry_routes import add_retry_routes
 from stream.broker import EmbeddedBroker
 from stream.certain.events import ChangeEvent
 from stream.control.config_service import ConfigService
@@ -55,26 +59,6 @@ def clock() -> FakeClock:
     return FakeClock()
 
 
-@dataclass
-class OpsApi:
-    client: TestClient[Any, Any]
-    store: Store
-    config: ConfigService
-    ops: Operations
-    token: str
-
-    def headers(self, actor: str | None = None) -> dict[str, str]:
-        h = {"Authorization": f"Bearer {self.token}"}
-        if actor:
-            h["X-Signal-Actor"] = actor
-        return h
-
-    async def call(self, method: str, path: str, *, actor: str | None = None, **kw: Any) -> Any:
-        response = await self.client.request(method, path, headers=self.headers(actor), **kw)
-        body = await response.json()
-        return response.status, body
-
-
 @pytest.fixture
 async def ops_api(tmp_path: Path, redrive: RedriveTopic, clock: FakeClock) -> AsyncIterator[OpsApi]:
     """The operator API app (the API's own factory and middleware) with the retry, replay and
@@ -93,12 +77,7 @@ async def ops_api(tmp_path: Path, redrive: RedriveTopic, clock: FakeClock) -> As
 
     deps = ApiDeps(store=store, config=config, produce_changes=produce, token=token)
     ops = Operations.build(store, config, redrive.publish, clock=clock)
-    app = create_app(deps)
-    paths = {r.resource.canonical for r in app.router.routes() if r.resource is not None}
-    if "/api/v1/retry-queue" not in paths:
-        add_retry_routes(app, ops)
-        add_replay_routes(app, ops)
-        add_preview_routes(app, ops)
+    app = create_app(deps, ops)
     client: TestClient[Any, Any] = TestClient(TestServer(app))
     await client.start_server()
     try:

@@ -12,13 +12,16 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import yaml
+from aiohttp.test_utils import TestClient
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from config.models import Account
 from stream.certain.events import ChangeEvent
+from stream.control.config_service import ConfigService
+from stream.control.operations import Operations
 from stream.core.catalog import EventCatalog
 from stream.messages import RedriveRequest
-from stream.store import ChangeRow
+from stream.store import ChangeRow, Store
 
 T0 = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 
@@ -294,3 +297,23 @@ async def record_new_outcomes(store: Any, records: Any, schedule: Any, now: date
     await store.record_outcomes(
         [outcome_row(r) for r in records], [i for i in items if i is not None]
     )
+
+
+@dataclass
+class OpsApi:
+    client: TestClient[Any, Any]
+    store: Store
+    config: ConfigService
+    ops: Operations
+    token: str
+
+    def headers(self, actor: str | None = None) -> dict[str, str]:
+        h = {"Authorization": f"Bearer {self.token}"}
+        if actor:
+            h["X-Signal-Actor"] = actor
+        return h
+
+    async def call(self, method: str, path: str, *, actor: str | None = None, **kw: Any) -> Any:
+        response = await self.client.request(method, path, headers=self.headers(actor), **kw)
+        body = await response.json()
+        return response.status, body

@@ -7,10 +7,10 @@ import asyncio
 from datetime import timedelta
 from typing import Any
 
-from conftest import OpsApi
 from retry_helpers import (
     T0,
     FakeClock,
+    OpsApi,
     RedriveTopic,
     change_row,
     event_dict,

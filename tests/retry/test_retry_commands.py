@@ -10,8 +10,7 @@ import sys
 from datetime import timedelta
 from typing import Any
 
-from conftest import OpsApi
-from retry_helpers import T0, FakeClock, RedriveTopic, change_row, record_new_outcomes
+from retry_helpers import T0, FakeClock, OpsApi, RedriveTopic, change_row, record_new_outcomes
 from retry_helpers import registration_dict as reg
 
 from stream.control.retry_scheduler import DEFAULT_SCHEDULE
