@@ -5,6 +5,7 @@ re-driven once, on schedule, up to the cap; leases make a crashed run's items co
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
@@ -13,6 +14,7 @@ from retry_helpers import (
     FakeClock,
     RedriveTopic,
     change_row,
+    record_new_outcomes,
     record_outcome,
     registration_dict,
 )
@@ -235,3 +237,23 @@ async def test_the_loop_runs_until_stopped(
     finally:
         await sched.stop()
     assert sched.stats.published == 1
+
+
+async def test_a_clock_jump_neither_strands_nor_stampedes(
+    store: Store, redrive: RedriveTopic, clock: FakeClock
+) -> None:
+    """E-08: after a jump forward everything is due, and goes out in bounded batches; after a
+    jump back nothing is lost, it is simply due later."""
+    ids = [f"c{i:03d}" for i in range(120)]
+    await archive(store, *ids)
+    records = [
+        failed(1, change_id=c, registration_code=f"R-{c}", processed_at=clock.now) for c in ids
+    ]
+    await record_new_outcomes(store, records, S, clock.now)
+    small = RetryScheduler(
+        store, redrive.publish, clock, replace(S, batch_size=50), jitter=lambda: 0.5
+    )
+    assert await small.run_once(clock.now - timedelta(hours=3)) == 0
+    jumped = clock.advance(days=1)
+    assert [await small.run_once(jumped) for _ in range(4)] == [50, 50, 20, 0]
+    assert len(await redrive.read(120)) == 120
