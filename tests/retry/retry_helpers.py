@@ -317,3 +317,12 @@ class OpsApi:
         response = await self.client.request(method, path, headers=self.headers(actor), **kw)
         body = await response.json()
         return response.status, body
+
+
+async def item_of(store: Store, change_id: str, flow_id: str = "nurture") -> Any:
+    """The stored retry item, which the test expects to exist."""
+    from stream.store import RetryItem
+
+    found = await store.get_retry_item(change_id, flow_id)
+    assert isinstance(found, RetryItem), f"no retry item for {change_id}/{flow_id}"
+    return found

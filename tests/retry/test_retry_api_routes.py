@@ -118,6 +118,7 @@ async def test_submit_items_and_filter(
     assert sorted(r.change["changeId"] for _, r in sent) == ["d0", "d1", "d2"]
     audit = await ops_api.store.config_audit(kind="retry_queue")
     assert [(a.actor, a.object_id) for a in audit] == [("bo", "filter"), ("ana", "d0/nurture")]
+    bad: dict[str, Any]
     for bad in (
         {},
         {"items": []},

@@ -17,6 +17,7 @@ from retry_helpers import (
     catalog_of,
     change_row,
     event_dict,
+    item_of,
     outcome_row,
     record_new_outcomes,
     record_outcome,
@@ -72,7 +73,7 @@ async def test_a_held_item_is_resubmitted_once_and_audited(
         0,
         0,
     )
-    item = await store.get_retry_item("c1", "nurture")
+    item = await item_of(store, "c1", "nurture")
     assert (item.status, item.resubmitted_by, item.resubmitted_at) == ("retrying", "ana", clock.now)
     [(key, request)] = await redrive.read(1)
     assert key == b"R-c1"
@@ -101,16 +102,16 @@ async def test_resubmitting_a_succeeded_item_is_a_no_op(
         S,
         clock.now,
     )
-    assert (await store.get_retry_item("c1", "nurture")).status == "resolved"
+    assert (await item_of(store, "c1", "nurture")).status == "resolved"
     # c2 was delivered (e.g. by an earlier resubmit) but its item was not resolved yet
     delivered = outcome("c2", OutcomeStatus.DELIVERED, 2, processed_at=clock.now)
     await store.record_outcomes([outcome_row(delivered)])
-    c2 = await store.get_retry_item("c2", "nurture")
+    c2 = await item_of(store, "c2", "nurture")
     await store.upsert_retry_items([replace(c2, status="pending", updated_at=clock.now)])
     resubmitter = Resubmitter(store, redrive.publish, clock, S)
     result = await resubmitter.resubmit([("c1", "nurture"), ("c2", "nurture")], "ana")
     assert (result.submitted, result.skipped_already_resolved) == (0, 2)
-    assert (await store.get_retry_item("c2", "nurture")).status == "resolved"
+    assert (await item_of(store, "c2", "nurture")).status == "resolved"
     assert await redrive.read(settle_s=0.3) == []
 
 
@@ -226,7 +227,7 @@ async def test_a_refused_publish_leaves_items_as_they_were(
     resubmitter = Resubmitter(store, redrive.publish, clock, S)
     with pytest.raises(ConnectionError):
         await resubmitter.resubmit([("c1", "nurture")], "ana")
-    item = await store.get_retry_item("c1", "nurture")
+    item = await item_of(store, "c1", "nurture")
     assert item.status == "pending"
     assert (await resubmitter.resubmit([("c1", "nurture")], "ana")).submitted == 1
 

@@ -14,6 +14,7 @@ from retry_helpers import (
     FakeClock,
     RedriveTopic,
     change_row,
+    item_of,
     record_new_outcomes,
     record_outcome,
     registration_dict,
@@ -63,11 +64,11 @@ async def test_technical_failure_is_retried_three_times_then_abandoned(
     assert await sched.run_once(clock.advance(minutes=4, seconds=59)) == 0
     waits = [timedelta(minutes=5), timedelta(minutes=30), timedelta(hours=2)]
     for attempt in (2, 3, 4):
-        due = (await store.get_retry_item("c1", "nurture")).next_attempt_at
+        due = (await item_of(store, "c1", "nurture")).next_attempt_at
         clock.now = due
         assert await sched.run_once(clock.now) == 1
         assert await sched.run_once(clock.now) == 0, "an item in flight is not re-driven"
-        current = await store.get_retry_item("c1", "nurture")
+        current = await item_of(store, "c1", "nurture")
         assert current.status == "retrying" and current.attempts == attempt - 1
         clock.advance(seconds=3)
         after = await record_outcome(store, failed(attempt, processed_at=clock.now), S, clock.now)
@@ -75,7 +76,7 @@ async def test_technical_failure_is_retried_three_times_then_abandoned(
             assert after.status == "pending" and after.attempts == attempt
             assert after.next_attempt_at == clock.now + waits[attempt - 1]
             clock.advance(seconds=1)
-    final = await store.get_retry_item("c1", "nurture")
+    final = await item_of(store, "c1", "nurture")
     assert (final.status, final.attempts, final.next_attempt_at) == ("abandoned", 4, None)
     assert await sched.run_once(clock.advance(days=2)) == 0
     sent = await redrive.read(3)
@@ -96,7 +97,7 @@ async def test_data_failures_are_never_picked_up(
     sched = scheduler(store, redrive, clock)
     assert await sched.run_once(clock.advance(days=30)) == 0
     assert await redrive.read(settle_s=0.3) == []
-    assert (await store.get_retry_item("c1", "nurture")).attempts == 1
+    assert (await item_of(store, "c1", "nurture")).attempts == 1
 
 
 async def test_quota_park_resumes_at_the_reset_without_spending_an_attempt(
@@ -151,7 +152,7 @@ async def test_a_crashed_claim_is_picked_up_once_after_its_lease(
     sent = await redrive.read(2)
     assert sorted(r.change["changeId"] for _, r in sent) == ["c1", "c2"]
     for cid in ("c1", "c2"):
-        item = await store.get_retry_item(cid, "nurture")
+        item = await item_of(store, cid, "nurture")
         assert item.status == "retrying" and item.lease_owner == "survivor"
 
 
@@ -183,7 +184,7 @@ async def test_a_refused_publish_puts_items_back_and_retries_later(
     sched = scheduler(store, redrive, clock)
     redrive.fail_next = 1
     assert await sched.run_once(clock.advance(minutes=6)) == 0
-    item = await store.get_retry_item("c1", "nurture")
+    item = await item_of(store, "c1", "nurture")
     assert (item.status, item.attempts, item.lease_owner) == ("pending", 1, None)
     assert item.next_attempt_at == clock.now + S.publish_backoff
     assert sched.stats.publish_failures == 1
@@ -202,7 +203,7 @@ async def test_an_attempt_without_outcome_counts_as_lost(
     assert await sched.run_once(clock.advance(minutes=6)) == 1
     assert await sched.run_once(clock.advance(minutes=29)) == 0
     assert await sched.run_once(clock.advance(minutes=1, seconds=1)) == 0
-    item = await store.get_retry_item("c1", "nurture")
+    item = await item_of(store, "c1", "nurture")
     assert (item.status, item.attempts) == ("pending", 2)
     assert item.next_attempt_at == clock.now + timedelta(minutes=30)
     assert sched.stats.lost == 1
@@ -217,7 +218,7 @@ async def test_an_item_whose_change_is_not_archived_is_abandoned(
     await record_outcome(store, failed(1, processed_at=clock.now), S, clock.now)
     sched = scheduler(store, redrive, clock)
     assert await sched.run_once(clock.advance(minutes=6)) == 0
-    item = await store.get_retry_item("c1", "nurture")
+    item = await item_of(store, "c1", "nurture")
     assert item.status == "abandoned" and "archived change is missing" in (item.last_error or "")
 
 
