@@ -3,119 +3,20 @@ real (embedded) broker, and the aiohttp application under aiohttp's test client.
 
 from __future__ import annotations
 
-import asyncio
-import uuid
-from collections.abc import AsyncIterator, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
-from aiokafka import AIOKafkaProducer
-from api_helpers import ACCOUNT_YAML, SECRET, SECRET_VAR
+from api_harness import Api, prepare_data_dir, start_api, stop_api
 
-from stream.api import ApiDeps, create_app
 from stream.broker import EmbeddedBroker
-from stream.control.config_service import ConfigService
-from stream.control.secret_store import SecretStore
-from stream.control.token import load_or_create_token
 from stream.marketo.sandbox import Sandbox, SandboxConfig
-from stream.messages import ConfigSnapshot
-from stream.store import Store
 
 
 @pytest.fixture(scope="session")
 def api_broker() -> Iterator[EmbeddedBroker]:
     with EmbeddedBroker() as running:
         yield running
-
-
-@dataclass
-class Api:
-    client: TestClient[Any, Any]
-    store: Store
-    config: ConfigService
-    token: str
-    data_dir: Path
-    bootstrap: str
-    changes_topic: str
-    config_topic: str
-
-    @property
-    def auth(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.token}"}
-
-    def headers(self, actor: str | None = None) -> dict[str, str]:
-        return {**self.auth, **({"X-Signal-Actor": actor} if actor else {})}
-
-    async def get(self, path: str, **kw: Any) -> Any:
-        return await self.client.get(path, headers=kw.pop("headers", self.auth), **kw)
-
-    async def post(self, path: str, **kw: Any) -> Any:
-        return await self.client.post(path, headers=kw.pop("headers", self.auth), **kw)
-
-    async def put(self, path: str, **kw: Any) -> Any:
-        return await self.client.put(path, headers=kw.pop("headers", self.auth), **kw)
-
-    async def delete(self, path: str, **kw: Any) -> Any:
-        return await self.client.delete(path, headers=kw.pop("headers", self.auth), **kw)
-
-
-def prepare_data_dir(data_dir: Path, account_yaml: str | None = ACCOUNT_YAML) -> Path:
-    data_dir.mkdir(parents=True, exist_ok=True)
-    if account_yaml is not None:
-        (data_dir / "account.yaml").write_text(account_yaml, encoding="utf-8")
-    return data_dir
-
-
-async def start_api(data_dir: Path, broker: EmbeddedBroker) -> tuple[Api, AIOKafkaProducer]:
-    suffix = uuid.uuid4().hex[:8]
-    changes_topic = f"certain-changes-{suffix}"
-    config_topic = f"signal-config-{suffix}"
-    producer = AIOKafkaProducer(bootstrap_servers=broker.bootstrap_servers, acks="all")
-    await producer.start()
-
-    async def publish(snapshot: ConfigSnapshot) -> None:
-        await (await producer.send(config_topic, snapshot.dumps(), key=b"snapshot"))
-
-    async def produce(records: Sequence[tuple[bytes, bytes]]) -> None:
-        futures = [await producer.send(changes_topic, value, key=key) for key, value in records]
-        await asyncio.gather(*futures)
-
-    async def broker_ok() -> bool:
-        await producer.client.force_metadata_update()
-        return True
-
-    store = await Store.open(data_dir / "signal.duckdb", reader_threads=2, threads=2)
-    config = ConfigService(
-        store, SecretStore(data_dir / "secrets.json"), publish=publish, env={SECRET_VAR: SECRET}
-    )
-    await config.start(data_dir / "account.yaml")
-    token = load_or_create_token(data_dir / "api-token")
-    deps = ApiDeps(
-        store=store, config=config, produce_changes=produce, token=token, broker_ok=broker_ok
-    )
-    client: TestClient[Any, Any] = TestClient(TestServer(create_app(deps)))
-    await client.start_server()
-    api = Api(
-        client,
-        store,
-        config,
-        token,
-        data_dir,
-        broker.bootstrap_servers,
-        changes_topic,
-        config_topic,
-    )
-    return api, producer
-
-
-async def stop_api(api: Api, producer: AIOKafkaProducer) -> None:
-    await api.client.close()
-    await api.config.stop()
-    await api.store.close()
-    await producer.stop()
 
 
 @pytest.fixture

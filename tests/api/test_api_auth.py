@@ -6,7 +6,7 @@ import stat
 from pathlib import Path
 
 import pytest
-from conftest import Api
+from api_harness import Api
 
 from stream.control.token import load_or_create_token, token_matches
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 
 import yaml
+from api_harness import Api, prepare_data_dir, start_api, stop_api
 from api_helpers import ACCOUNT_YAML, LITERAL_SECRET, SECRET, read_topic, snapshots
-from conftest import Api, prepare_data_dir, start_api, stop_api
 
 from stream.broker import EmbeddedBroker
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from api_harness import Api
 from api_helpers import LITERAL_SECRET, SECRET, read_topic, snapshots
-from conftest import Api
 
 from stream.broker import free_port
 from stream.marketo.sandbox import Sandbox

@@ -5,8 +5,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from api_harness import Api
 from api_helpers import read_topic, snapshots
-from conftest import Api
 
 NEW_FLOW: dict[str, Any] = {
     "id": "attended-trigger",

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaProducer
+from api_harness import Api
 from api_helpers import event_change, read_topic, registration_change
-from conftest import Api
 
 from stream.api.deps import DEPS
 from stream.broker import EmbeddedBroker

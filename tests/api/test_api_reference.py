@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from api_harness import Api
 from api_helpers import event_change
-from conftest import Api
 
 from stream.certain.parsing import parse_changes
 

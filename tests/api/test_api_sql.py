@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import Api
+from api_harness import Api
 
 
 async def test_select_over_the_views(api: Api) -> None:
