@@ -100,3 +100,26 @@ async def test_api_fixture_token_file_is_private(api: Api) -> None:
     path = api.data_dir / "api-token"
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert path.read_text().strip() == api.token
+
+
+async def test_healthz_reports_an_unreachable_broker(api: Api) -> None:
+    from aiokafka import AIOKafkaProducer
+
+    from stream.api.deps import DEPS
+    from stream.broker import EmbeddedBroker
+
+    with EmbeddedBroker() as doomed:
+        producer = AIOKafkaProducer(bootstrap_servers=doomed.bootstrap_servers)
+        await producer.start()
+    try:
+
+        async def broker_ok() -> bool:
+            return bool(await producer.client.force_metadata_update())
+
+        api.client.app[DEPS].broker_ok = broker_ok
+        response = await api.client.get("/healthz")
+        assert response.status == 503
+        body = await response.json()
+        assert (body["ok"], body["broker"], body["store"]) == (False, False, True)
+    finally:
+        await producer.stop()
