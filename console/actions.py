@@ -55,12 +55,12 @@ ACTIONS: tuple[ActionSpec, ...] = (
     ActionSpec("pause", "p", "screen.toggle_pause", "Pause/resume refresh"),
     ActionSpec("debug", "f12", "app.debug_info", "Debug info"),
     # flows
-    ActionSpec("flow-open", "enter", "open_flow", "Open", scope="flows", show=True),
+    ActionSpec("flow-open", "enter", "open_flow", "Open", scope="flows"),
     ActionSpec(
         "flow-active",
         "a",
         "toggle_active",
-        "Active on/off",
+        "Active",
         scope="flows",
         show=True,
         dangerous=True,
@@ -68,7 +68,7 @@ ACTIONS: tuple[ActionSpec, ...] = (
     ActionSpec(
         "flow-mode", "t", "toggle_mode", "Live/test", scope="flows", show=True, dangerous=True
     ),
-    ActionSpec("flow-reasons", "i", "show_reasons", "Why incomplete", scope="flows", show=True),
+    ActionSpec("flow-reasons", "i", "show_reasons", "Reasons", scope="flows", show=True),
     ActionSpec("flow-new", "n", "new_flow", "New flow", scope="flows", dangerous=True),
     ActionSpec("flow-filter", "slash", "filter", "Filter", scope="flows", show=True),
     # flow editor
@@ -103,7 +103,7 @@ ACTIONS: tuple[ActionSpec, ...] = (
     ),
     ActionSpec("flow-close", "escape", "close", "Close", scope="flow", show=True),
     # connections
-    ActionSpec("conn-open", "enter", "edit", "Edit", scope="connections", show=True),
+    ActionSpec("conn-open", "enter", "edit", "Edit", scope="connections"),
     ActionSpec(
         "conn-new", "n", "new_connection", "New", scope="connections", show=True, dangerous=True
     ),
@@ -138,9 +138,9 @@ ACTIONS: tuple[ActionSpec, ...] = (
     ),
     ActionSpec("conn-close", "escape", "close", "Close", scope="connection-form", show=True),
     # catalog
-    ActionSpec("catalog-open", "enter", "open_event", "Event setup", scope="catalog", show=True),
+    ActionSpec("catalog-open", "enter", "open_event", "Event setup", scope="catalog"),
     # retry queue
-    ActionSpec("retry-open", "enter", "open_item", "Detail", scope="retry", show=True),
+    ActionSpec("retry-open", "enter", "open_item", "Detail", scope="retry"),
     ActionSpec("retry-select", "space", "select", "Select", scope="retry", show=True),
     ActionSpec(
         "retry-resubmit", "r", "resubmit", "Resubmit", scope="retry", show=True, dangerous=True
@@ -162,7 +162,6 @@ ACTIONS: tuple[ActionSpec, ...] = (
         "next_page",
         "Next page",
         scope="retry",
-        show=True,
     ),
     ActionSpec(
         "retry-prev", "left_square_bracket,ctrl+b", "prev_page", "Previous page", scope="retry"

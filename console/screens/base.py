@@ -47,7 +47,7 @@ class BaseScreen(Screen[None]):
         self.last_ok: datetime | None = None
         self.stale = False
         self.paused = False
-        self.loading_now = False
+        self.loading_now = self.POLLS
         self._next: Timer | None = None
         self.status_note = ""
         self.title_text = self.TITLE_TEXT
@@ -103,6 +103,8 @@ class BaseScreen(Screen[None]):
 
     def loaded(self, ok: bool = True) -> None:
         self.loading_now = False
+        if self.focused is None and self.is_current:
+            self.focus_next()
         if ok:
             self.last_ok = self.console.clock()
             self.stale = False

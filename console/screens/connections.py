@@ -30,7 +30,7 @@ READ_ONLY_KEYS = ("secret_set", "secret_source", "secret_updated_at", "version")
 def secret_text(row: ConnectionRow) -> Text:
     if not row.secret_set:
         return Text("✗ not set", style="bold yellow")
-    source = row.secret_source or "stored"
+    source = (row.secret_source or "stored").split(":")[0]
     return Text(f"✓ {source}", style="green")
 
 
@@ -63,8 +63,7 @@ class ConnectionsScreen(BaseScreen):
         table: DataTable[Any] = DataTable(id="connections", cursor_type="row", zebra_stripes=True)
         table.border_title = "connections"
         table.add_column("Name", key="name", width=20)
-        table.add_column("Id", key="id", width=14)
-        table.add_column("Secret", key="secret", width=14)
+        table.add_column("Secret", key="secret", width=9)
         table.add_column("Pri", key="primary", width=3)
         table.add_column("Service URL", key="url")
         yield table
@@ -94,7 +93,6 @@ class ConnectionsScreen(BaseScreen):
             for row in message.connections:
                 table.add_row(
                     fmt.cell(row.name, 20),
-                    row.id,
                     secret_text(row),
                     "yes" if row.primary else "",
                     row.service_url,

@@ -24,6 +24,7 @@ from console.screens.base import BaseScreen
 from console.screens.modals import ConfirmModal, TextModal, TypeToConfirmModal
 
 PAGE_SIZE = 100
+NARROW = 100
 STATUSES = (None, "pending", "retrying", "abandoned", "resolved")
 CATEGORIES = (None, "data", "technical")
 UNAVAILABLE = (
@@ -64,17 +65,10 @@ class RetryScreen(BaseScreen):
         self.rows: dict[str, RetryRow] = {}
         self.selected_keys: dict[str, tuple[str, str]] = {}
         self.unavailable = False
+        self.narrow: bool | None = None
 
     def body(self) -> ComposeResult:
         table: DataTable[Any] = DataTable(id="queue", cursor_type="row", zebra_stripes=True)
-        table.add_column(" ", key="sel", width=1)
-        table.add_column("Flow", key="flow", width=14)
-        table.add_column("Status", key="status", width=9)
-        table.add_column("Cat", key="category", width=4)
-        table.add_column("#", key="attempts", width=1)
-        table.add_column("Reason", key="reason", width=18)
-        table.add_column("Updated", key="updated", width=11)
-        table.add_column("Change", key="change")
         yield table
         yield Static(UNAVAILABLE, id="unavailable")
         search = SearchInput(
@@ -83,7 +77,29 @@ class RetryScreen(BaseScreen):
         search.display = False
         yield search
 
+    def on_resize(self) -> None:
+        if self.narrow != (self.size.width < NARROW):
+            self._build_columns()
+            if self.page is not None:
+                self.query_one(DataTable).clear()
+                self._show_page()
+
+    def _build_columns(self) -> None:
+        self.narrow = self.size.width < NARROW
+        table = self.query_one(DataTable)
+        table.clear(columns=True)
+        table.add_column(" ", key="sel", width=1)
+        table.add_column("Flow", key="flow", width=14 if self.narrow else 22)
+        table.add_column("Status", key="status", width=9)
+        table.add_column("Cat", key="category", width=4)
+        table.add_column("#", key="attempts", width=1)
+        table.add_column("Reason", key="reason", width=22 if self.narrow else 30)
+        table.add_column("Updated", key="updated", width=11)
+        if not self.narrow:
+            table.add_column("Change", key="change")
+
     def on_mount(self) -> None:
+        self._build_columns()
         self.query_one("#unavailable").display = False
         self.query_one(DataTable).loading = True
         self._title()
@@ -135,16 +151,16 @@ class RetryScreen(BaseScreen):
 
     def _cells(self, row: RetryRow) -> list[Any]:
         status_style = {"abandoned": "bold red", "pending": "yellow", "resolved": "green"}
-        return [
+        cells = [
             "✓" if row.key in self.selected_keys else " ",
-            fmt.cell(row.flow_name, 14),
+            fmt.cell(row.flow_name, 14 if self.narrow else 22),
             Text(row.status, style=status_style.get(row.status, "")),
             "data" if row.category == "data" else "tech",
             str(row.attempts),
-            fmt.cell(row.reason or row.last_error, 18),
+            fmt.cell(row.reason or row.last_error, 22 if self.narrow else 30),
             fmt.short_stamp(row.updated_at),
-            row.change_id,
         ]
+        return cells if self.narrow else [*cells, row.change_id]
 
     def _show_page(self) -> None:
         table = self.query_one(DataTable)

@@ -95,9 +95,8 @@ class SqlScreen(BaseScreen):
                 table.add_row(*(fmt.cell(v, 40) for v in row), key=str(number))
         count = len(result.rows)
         more = f" (truncated at the cap of {self.max_rows})" if result.truncated else ""
-        took = f" in {result.elapsed_ms:.0f} ms" if result.elapsed_ms is not None else ""
         table.border_title = f"results [{count}{'+' if result.truncated else ''}]"
-        self.query_one("#sql-status", Static).update(self._status_text(f"{count} rows{more}{took}"))
+        self.query_one("#sql-status", Static).update(self._status_text(f"{count} rows{more}"))
 
     @on(ApiFailed)
     def failed(self, message: ApiFailed) -> None:

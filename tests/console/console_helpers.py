@@ -9,9 +9,16 @@ from textual.pilot import Pilot
 
 
 async def settle(pilot: Pilot[Any], rounds: int = 4) -> None:
-    """Let messages flow and every worker finish (a result may start another worker)."""
+    """Let messages flow and every worker finish (a result may start another worker), and
+    wait until the current screen has rendered its first load."""
     for _ in range(rounds):
         await pilot.pause()
+        await pilot.app.workers.wait_for_complete()
+    for _ in range(200):
+        busy = any(w.is_running for w in pilot.app.workers)
+        if not busy and not getattr(pilot.app.screen, "loading_now", False):
+            break
+        await pilot.pause(0.02)
         await pilot.app.workers.wait_for_complete()
     await pilot.pause()
 

@@ -108,14 +108,14 @@ async def test_read_only_hides_and_refuses_changes(
         await settle(pilot)
         text = screen_text(pilot)
         assert " RO " in text
-        assert "Active on/off" not in text and "Live/test" not in text
+        assert "a Active" not in text and "Live/test" not in text
         await goto_row(pilot, "registered-to-nurture")
         await keys(pilot, "a", "t")
         assert not isinstance(app.screen, (ConfirmModal, TypeToConfirmModal))
         flow = await api_flow(control, "registered-to-nurture")
         assert flow.active and flow.mode == "live"
         await keys(pilot, "question_mark")
-        assert "Active on/off" not in screen_text(pilot)
+        assert "Active" not in screen_text(pilot)
 
 
 async def test_filter_narrows_and_escape_clears(
