@@ -36,8 +36,8 @@ from typing import IO, Any, TextIO
 
 from config.settings import Settings
 from stream.apiclient import ApiClient, ApiError
-from stream.broker import EmbeddedBroker, die_with_parent, normalize_broker_url
-from stream.topics import declare_topics
+from stream.broker import BrokerStartError, EmbeddedBroker, die_with_parent, normalize_broker_url
+from stream.topics import TopicMismatch, declare_topics
 
 STOP_TIMEOUT_S = 10.0
 READY_TIMEOUT_S = 90.0
@@ -67,6 +67,9 @@ class RunOptions:
     seed: int | None = None
     rate: float = DEMO_RATE
     status_every: float = STATUS_EVERY_S
+    restart_backoff_s: float = 1.0
+    """First restart delay; doubles per recent crash up to BACKOFF_MAX_S."""
+    crash_limit: int = CRASH_LIMIT
     out: TextIO = field(default_factory=lambda: sys.stdout)
 
 
@@ -218,16 +221,9 @@ class Runner:
         env = dict(os.environ)
         env["SIGNAL_DATA_DIR"] = str(self.data_dir)
         env["PYTHONUNBUFFERED"] = "1"
-        if self.settings.broker:
-            self.broker_url = normalize_broker_url(self.settings.broker)
-            self.say(f"broker: {self.broker_url} (SIGNAL_BROKER)")
-        else:
-            self.broker = EmbeddedBroker(log_path=self.logs / "broker.log")
-            await self.broker.start_async()
-            self.broker_url = self.broker.url
-            self.say(f"broker: embedded at {self.broker.bootstrap_servers}")
+        self._check_api_port()
+        await self._start_broker()
         env["SIGNAL_BROKER"] = self.broker_url
-        await declare_topics(self.broker_url)
 
         if self.options.demo:
             from stream.certain.demo_account import SECRET_ENV
@@ -242,7 +238,6 @@ class Runner:
                 f"Marketo sandbox: {self.sandbox.url} (leads at {self.sandbox.url}/_sandbox/leads)"
             )
 
-        self._check_api_port()
         control = Child("control", env, self.logs / "control.log")
         pipeline = Child("pipeline", env, self.logs / "pipeline.log")
         self.children = [control, pipeline]
@@ -255,6 +250,31 @@ class Runner:
 
         client = ApiClient(self.settings.api_url, settings=self.settings)
         self.tasks.append(asyncio.create_task(self._after_ready(client), name="ready"))
+
+    async def _start_broker(self) -> None:
+        if self.settings.broker:
+            try:
+                self.broker_url = normalize_broker_url(self.settings.broker)
+            except ValueError as error:
+                raise RunError(f"SIGNAL_BROKER: {error}") from None
+            self.say(f"broker: {self.broker_url} (SIGNAL_BROKER)")
+        else:
+            self.broker = EmbeddedBroker(log_path=self.logs / "broker.log")
+            try:
+                await self.broker.start_async()
+            except BrokerStartError as error:
+                raise RunError(str(error)) from None
+            self.broker_url = self.broker.url
+            self.say(f"broker: embedded at {self.broker.bootstrap_servers}")
+        try:
+            await declare_topics(self.broker_url)
+        except TopicMismatch as error:
+            raise RunError(str(error)) from None
+        except Exception as error:
+            raise RunError(
+                f"the broker at {self.broker_url} cannot be used ({type(error).__name__}: "
+                f"{error}); check SIGNAL_BROKER and that the cluster is up"
+            ) from None
 
     def _check_api_port(self) -> None:
         import socket
@@ -385,13 +405,13 @@ class Runner:
             if code == NOT_AVAILABLE:
                 self._fail(f"`csignal {child.name}` is not available in this build")
                 return
-            if len(child.exits) >= CRASH_LIMIT:
+            if len(child.exits) >= self.options.crash_limit:
                 self._fail(
                     f"{child.name} exited {len(child.exits)} times within {CRASH_WINDOW_S:g}s; "
                     f"stopping (see {child.log_path})"
                 )
                 return
-            delay = min(BACKOFF_MAX_S, 2.0 ** (len(child.exits) - 1))
+            delay = min(BACKOFF_MAX_S, self.options.restart_backoff_s * 2 ** (len(child.exits) - 1))
             self.say(f"restarting {child.name} in {delay:g}s")
             try:
                 await asyncio.wait_for(self.stop_event.wait(), delay)

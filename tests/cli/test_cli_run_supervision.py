@@ -1,0 +1,82 @@
+"""`csignal run` when things go wrong: a crash-looping service, an unusable broker, a taken port."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import os
+import socket
+from pathlib import Path
+
+import pytest
+
+from stream.broker import free_port
+from stream.runner import Runner, RunOptions
+
+pytestmark = pytest.mark.integration
+
+
+def _live_processes_for(data_dir: Path) -> list[int]:
+    marker = f"SIGNAL_DATA_DIR={data_dir}".encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            environ = (entry / "environ").read_bytes()
+            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            continue
+        if marker in environ.split(b"\0") and state != "Z":
+            found.append(int(entry.name))
+    return found
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    path = tmp_path / "data"
+    monkeypatch.setenv("SIGNAL_DATA_DIR", str(path))
+    monkeypatch.setenv("SIGNAL_API", f"127.0.0.1:{free_port()}")
+    monkeypatch.delenv("SIGNAL_BROKER", raising=False)
+    return path
+
+
+def _run(options: RunOptions) -> tuple[int, str]:
+    out = io.StringIO()
+    options.out = out
+    code = asyncio.run(Runner(options).run())
+    return code, out.getvalue()
+
+
+@pytest.mark.timeout(120)
+def test_crash_loop_stops_the_run_with_the_reason(data_dir: Path) -> None:
+    (data_dir / "signal.duckdb").mkdir(parents=True)  # control cannot open its database
+    code, out = _run(
+        RunOptions(headless=True, data_dir=data_dir, restart_backoff_s=0.05, crash_limit=3)
+    )
+    assert code == 1
+    assert "control exited 3 times within" in out
+    assert out.count("restarting control in") == 2
+    assert "Is a directory" in out  # the end of the child's log is shown
+    assert (data_dir / "logs" / "control.log").exists()
+    assert _live_processes_for(data_dir) == []
+
+
+def test_unusable_broker_is_named(data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SIGNAL_BROKER", f"127.0.0.1:{free_port()}")
+    code, out = _run(RunOptions(headless=True, data_dir=data_dir))
+    assert code == 1
+    assert "cannot be used" in out and "check SIGNAL_BROKER" in out
+    assert _live_processes_for(data_dir) == []
+
+
+def test_taken_api_port_is_named(data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        address = f"127.0.0.1:{taken.getsockname()[1]}"
+        monkeypatch.setenv("SIGNAL_API", address)
+        code, out = _run(RunOptions(headless=True, data_dir=data_dir))
+    assert code == 1
+    assert f"something already listens on {address}" in out
+    assert _live_processes_for(data_dir) == []
