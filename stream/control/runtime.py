@@ -28,9 +28,6 @@ from mode import Service
 from stream import topics
 from stream.api import ApiDeps, create_app
 from stream.api.metrics_routes import add_metrics_routes, config_providers
-from stream.api.preview_routes import add_preview_routes
-from stream.api.replay_routes import add_replay_routes
-from stream.api.retry_routes import add_retry_routes
 from stream.broker import bootstrap_servers
 from stream.control.config_service import ConfigService
 from stream.control.operations import Operations
@@ -157,11 +154,7 @@ class ControlRuntime(Service):
             broker_ok=self._broker_ok,
             last_change_seen=self._seen,
         )
-        app = create_app(deps)
-        assert self.operations is not None
-        add_retry_routes(app, self.operations)
-        add_replay_routes(app, self.operations)
-        add_preview_routes(app, self.operations)
+        app = create_app(deps, self.operations)
         active_flows, rate_shares = config_providers(self.config)
         add_metrics_routes(
             app,

@@ -403,6 +403,12 @@ async def test_control_records_changes_outcomes_and_calls(
             assert response.status == 202
         await wait_rows(control, session, "SELECT 1 FROM changes WHERE change_id = 'c-api'", 1)
 
+        # The retry queue, metrics and Prometheus routes are served by the same worker.
+        auth = {"Authorization": f"Bearer {control.token}"}
+        for path in ("/api/v1/retry-queue", "/api/v1/metrics/summary", "/metrics"):
+            async with session.get(f"{control.url}{path}", headers=auth) as response:
+                assert response.status == 200, (path, await response.text())
+
         async with session.get(f"{control.url}/healthz") as response:
             health = await response.json()
         assert health["ok"] is True
