@@ -176,7 +176,7 @@ async def test_outage_abandon_resubmit_and_replay_through_the_services(
             "SELECT status || ':' || attempts FROM retry_queue "
             "WHERE change_id = 'c1' AND flow_id = 'nurture'"
         )
-        return value == "abandoned:4"
+        return bool(value == "abandoned:4")
 
     await s.wait(abandoned, "c1 abandoned after 3 retries", 150)
     attempts = await s.api.sql(
@@ -199,7 +199,7 @@ async def test_outage_abandon_resubmit_and_replay_through_the_services(
         value = await s.scalar(
             "SELECT status FROM retry_queue WHERE change_id = 'c1' AND flow_id = 'nurture'"
         )
-        return value == "resolved"
+        return bool(value == "resolved")
 
     await s.wait(resolved, "c1 resolved after the resubmit", 60)
     assert await status_of("c1") == "delivered"
