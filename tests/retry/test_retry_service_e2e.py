@@ -234,3 +234,35 @@ async def test_outage_abandon_resubmit_and_replay_through_the_services(
         f"WHERE replay_id = '{replay_id}' ORDER BY change_id"
     )
     assert [tuple(r) for r in rows.rows] == [("c1", "delivered", True), ("w0", "delivered", True)]
+
+    # an untagged status is a data failure; tagging it in the event setup and resubmitting sends it
+    await s.api.post_changes([reg("u1", status="Waitlist", occurred_at=now)])
+
+    async def held() -> bool:
+        value = await s.scalar(
+            "SELECT status || ':' || category FROM retry_queue WHERE change_id = 'u1'"
+        )
+        return bool(value == "pending:data")
+
+    await s.wait(held, "u1 held as a data failure", 60)
+    reason = str(await s.scalar("SELECT reason FROM retry_queue WHERE change_id = 'u1'"))
+    assert "Waitlist" in reason and "resolves no tags" in reason
+    tagged = event_dict(
+        change_id="evt-2",
+        occurred_at=now,
+        statuses=[
+            {"label": "New", "classification": "Accepted", "tags": []},
+            {"label": "Waitlist", "classification": "Pending", "tags": ["registered"]},
+        ],
+    )
+    await s.api.post_changes([tagged])
+    await asyncio.sleep(2.5)  # the catalog snapshot reaches the worker within 2 s
+    code, out, err = await s.csignal("retry", "submit", "--all-matching", "--category", "data")
+    assert code == 0, err
+    assert out.startswith("submitted 1;")
+
+    async def u1_delivered() -> bool:
+        return await status_of("u1") == "delivered"
+
+    await s.wait(u1_delivered, "u1 delivered after the fix", 60)
+    assert len(s.sandbox.state.find("email", "r-u1@example.com")) == 1
