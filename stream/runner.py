@@ -376,17 +376,19 @@ class Runner:
         self.console_running = True
         waiter = asyncio.create_task(process.wait())
         stopper = asyncio.create_task(self.stop_event.wait())
-        await asyncio.wait({waiter, stopper}, return_when=asyncio.FIRST_COMPLETED)
-        if process.returncode is None:
-            process.terminate()
-            try:
-                await asyncio.wait_for(process.wait(), STOP_TIMEOUT_S)
-            except TimeoutError:
-                process.kill()
-                await process.wait()
-        stopper.cancel()
-        self.console_running = False
-        self.stop_event.set()
+        try:
+            await asyncio.wait({waiter, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopper.cancel()
+            if process.returncode is None:
+                process.terminate()
+                try:
+                    await asyncio.wait_for(waiter, STOP_TIMEOUT_S)
+                except TimeoutError:
+                    process.kill()
+                    await process.wait()
+            self.console_running = False
+            self.stop_event.set()
 
     # -- supervision ------------------------------------------------------------------------------
 

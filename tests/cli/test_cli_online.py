@@ -209,3 +209,12 @@ def test_config_import_and_export_go_through_control(
     err = capsys.readouterr().err
     assert "flows[3].destination.mapping: unknown mapping 'nope'" in err
     assert "not imported" in err
+
+
+def test_simulate_into_the_api(env: Control, capsys: pytest.CaptureFixture[str]) -> None:
+    items = sim.generate(seed=79, rate=20, duration=1)
+    bad = sum(1 for item in items if not item.valid)
+    assert main(["simulate", "--rate", "20", "--duration", "1", "--seed", "79"]) == 0
+    out = capsys.readouterr().out
+    assert f"sent {len(items)} changes" in out
+    assert f"{bad} rejected" in out

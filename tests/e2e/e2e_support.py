@@ -80,9 +80,9 @@ class RunProcess:
                 found.append(int(match.group(1)))
         return found
 
-    def stop(self, timeout: float = 40.0) -> int:
+    def stop(self, timeout: float = 40.0, signum: int = signal.SIGINT) -> int:
         if self.process.poll() is None:
-            self.process.send_signal(signal.SIGINT)
+            self.process.send_signal(signum)
             try:
                 self.process.wait(timeout)
             except subprocess.TimeoutExpired:

@@ -225,7 +225,7 @@ async def test_acceptance_outcomes_match_the_core(tmp_path: Path, sandbox: Sandb
         run.kill()
         raise
     pids = run.pids()
-    assert await asyncio.to_thread(run.stop) == 0, run.output
+    assert await asyncio.to_thread(run.stop, 40.0, signal.SIGTERM) == 0, run.output
     _assert_all_gone(run, pids)
 
 
