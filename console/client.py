@@ -219,6 +219,34 @@ class RetryRow:
 
 
 @dataclass(frozen=True)
+class SubmitResult:
+    """What control did with a resubmit: how many went out and why others did not."""
+
+    submitted: int
+    selected: int
+    skipped: dict[str, int] = field(default_factory=dict)
+
+    @classmethod
+    def from_json(cls, body: Any, asked: int) -> SubmitResult:
+        data = body if isinstance(body, dict) else {}
+        skipped = {
+            key.removeprefix("skipped_").replace("_", " "): int(value)
+            for key, value in data.items()
+            if key
+            in ("skipped_already_resolved", "skipped_in_flight", "not_found", "missing_change")
+            and isinstance(value, int)
+            and value
+        }
+        return cls(int(data.get("submitted", 0)), int(data.get("selected", asked)), skipped)
+
+    def describe(self) -> str:
+        text = f"Resubmitted {self.submitted} of {self.selected}"
+        if self.skipped:
+            text += " (" + ", ".join(f"{v} {k}" for k, v in self.skipped.items()) + ")"
+        return text
+
+
+@dataclass(frozen=True)
 class RetryPage:
     rows: list[RetryRow]
     total: int
@@ -477,20 +505,27 @@ class ConsoleClient:
 
     async def retry_page(self, filters: RetryFilters, offset: int, limit: int) -> RetryPage:
         params = {**filters.params(), "offset": str(offset), "limit": str(limit)}
+        if "flow" in params:
+            params["flow_id"] = params.pop("flow")
         body = await self.request("GET", f"{PREFIX}/retry-queue", params=params)
         items = body.get("items", [])
         total = body.get("total", len(items))
         return RetryPage([RetryRow.from_json(i) for i in items], int(total), offset, limit)
 
-    async def retry_submit(self, keys: Sequence[tuple[str, str]]) -> int:
+    async def retry_item(self, change_id: str, flow_id: str) -> dict[str, Any]:
+        """One item with its attempts, archived change and what it would send now."""
+        return dict(await self.request("GET", f"{PREFIX}/retry-queue/{change_id}/{flow_id}"))
+
+    async def retry_submit(self, keys: Sequence[tuple[str, str]]) -> SubmitResult:
         payload = {"items": [{"change_id": c, "flow_id": f} for c, f in keys]}
         body = await self.request("POST", f"{PREFIX}/retry-queue/submit", json=payload)
-        return _submitted(body, len(keys))
+        return SubmitResult.from_json(body, len(keys))
 
-    async def retry_submit_matching(self, filters: RetryFilters, expected: int) -> int:
-        payload = {"filter": filters.params(), "expected": expected}
+    async def retry_submit_matching(self, filters: RetryFilters, expected: int) -> SubmitResult:
+        """Everything matching `filters` (control selects the items when it runs)."""
+        payload = {"filter": filters.params()}
         body = await self.request("POST", f"{PREFIX}/retry-queue/submit", json=payload)
-        return _submitted(body, expected)
+        return SubmitResult.from_json(body, expected)
 
     # --- metrics --------------------------------------------------------------------------
 
@@ -545,11 +580,3 @@ def _route_missing(body: Any) -> bool:
     if not problems:
         return True
     return all(p.message in ("Not Found", "Method Not Allowed") for p in problems)
-
-
-def _submitted(body: Any, default: int) -> int:
-    if isinstance(body, dict):
-        for key in ("submitted", "count", "resubmitted"):
-            if isinstance(body.get(key), int):
-                return int(body[key])
-    return default

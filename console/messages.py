@@ -17,6 +17,7 @@ from console.client import (
     FlowStats,
     RetryPage,
     SqlResult,
+    SubmitResult,
     TargetField,
     TestResult,
 )
@@ -99,8 +100,13 @@ class QueuePageLoaded(Message, bubble=False):
 
 @dataclass
 class Resubmitted(Message, bubble=False):
-    count: int
-    requested: int
+    result: SubmitResult
+
+
+@dataclass
+class RetryItemLoaded(Message, bubble=False):
+    title: str
+    detail: dict[str, Any]
 
 
 @dataclass

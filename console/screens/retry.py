@@ -19,7 +19,7 @@ from textual.widgets import DataTable, Input, Static
 
 from console import fmt
 from console.client import ApiError, NotAvailable, RetryFilters, RetryPage, RetryRow
-from console.messages import ApiFailed, QueuePageLoaded, Resubmitted
+from console.messages import ApiFailed, QueuePageLoaded, Resubmitted, RetryItemLoaded
 from console.screens.base import BaseScreen
 from console.screens.modals import ConfirmModal, TextModal, TypeToConfirmModal
 
@@ -31,6 +31,37 @@ UNAVAILABLE = (
     "The retry queue is not available from this control yet.\n\n"
     "Control answered 404 for /api/v1/retry-queue; the other screens work as usual."
 )
+
+
+def item_text(detail: dict[str, Any]) -> str:
+    """An item's detail as an operator reads it: state, attempts, then what it would send."""
+    item = detail.get("item") or {}
+    lines = [
+        f"flow        {item.get('flow_name') or item.get('flow_id')}  ({item.get('flow_id')})",
+        f"change      {item.get('change_id')}",
+        f"status      {item.get('status')}  category {item.get('category')}  "
+        f"attempts {item.get('attempts')}",
+        f"reason      {item.get('reason') or '—'}",
+        f"last error  {item.get('last_error') or '—'}",
+        f"next try    {item.get('next_attempt_at') or '—'}",
+        f"updated     {item.get('updated_at')}",
+    ]
+    if item.get("resubmitted_by"):
+        lines.append(f"resubmitted {item.get('resubmitted_at')} by {item.get('resubmitted_by')}")
+    attempts = detail.get("attempts") or []
+    if attempts:
+        lines.append("")
+        lines.append("attempts")
+        for attempt in attempts:
+            lines.append(
+                f"  #{attempt.get('attempt')} {attempt.get('processed_at')} "
+                f"{attempt.get('status')} {attempt.get('reason') or ''}".rstrip()
+            )
+    if detail.get("problem"):
+        lines += ["", f"problem: {detail['problem']}"]
+    if detail.get("preview") is not None:
+        lines += ["", "would send now:", json.dumps(detail["preview"], indent=2, default=str)]
+    return "\n".join(lines)
 
 
 def _next(options: tuple[str | None, ...], value: str | None) -> str | None:
@@ -289,8 +320,23 @@ class RetryScreen(BaseScreen):
     def action_open_item(self) -> None:
         row = self.current()
         if row is not None:
-            body = json.dumps(row.raw, indent=2, default=str)
-            self.app.push_screen(TextModal(f"{row.flow_name} · {row.change_id}", body))
+            self.open_item(row)
+
+    @work(exclusive=True, group="retry-item", exit_on_error=False)
+    async def open_item(self, row: RetryRow) -> None:
+        title = f"{row.flow_name} · {row.change_id}"
+        try:
+            detail = await self.console.client.retry_item(row.change_id, row.flow_id)
+        except NotAvailable:
+            detail = {"item": row.raw}
+        except ApiError as error:
+            self.post_message(ApiFailed("load the item", error.message))
+            return
+        self.post_message(RetryItemLoaded(title, detail))
+
+    @on(RetryItemLoaded)
+    def item_loaded(self, message: RetryItemLoaded) -> None:
+        self.app.push_screen(TextModal(message.title, item_text(message.detail)))
 
     @on(DataTable.RowSelected)
     def row_selected(self, event: DataTable.RowSelected) -> None:
@@ -339,24 +385,27 @@ class RetryScreen(BaseScreen):
     @work(exclusive=True, group="retry-submit", exit_on_error=False)
     async def submit(self, keys: list[tuple[str, str]]) -> None:
         try:
-            count = await self.console.client.retry_submit(keys)
+            result = await self.console.client.retry_submit(keys)
         except ApiError as error:
             self.post_message(ApiFailed("resubmit", error.message))
             return
-        self.post_message(Resubmitted(count, len(keys)))
+        self.post_message(Resubmitted(result))
 
     @work(exclusive=True, group="retry-submit", exit_on_error=False)
     async def submit_matching(self, filters: RetryFilters, count: int) -> None:
         try:
-            done = await self.console.client.retry_submit_matching(filters, count)
+            result = await self.console.client.retry_submit_matching(filters, count)
         except ApiError as error:
             self.post_message(ApiFailed("resubmit", error.message))
             return
-        self.post_message(Resubmitted(done, count))
+        self.post_message(Resubmitted(result))
 
     @on(Resubmitted)
     def resubmitted(self, message: Resubmitted) -> None:
         self.selected_keys.clear()
-        note = "" if message.count == message.requested else f" of {message.requested}"
-        self.notify(f"Resubmitted {message.count}{note}", timeout=3)
+        result = message.result
+        if result.submitted == result.selected:
+            self.notify(result.describe(), timeout=3)
+        else:
+            self.notify(result.describe(), severity="warning", timeout=10)
         self.action_refresh_now()

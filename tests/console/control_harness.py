@@ -8,8 +8,9 @@ service must not share either; a thread keeps it independent of both.
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Coroutine, Sequence
 from concurrent.futures import Future
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -25,10 +26,11 @@ from stream.certain.events import ChangeEvent
 from stream.certain.parsing import parse_change
 from stream.certain.simulator import generate
 from stream.control.config_service import ConfigService
+from stream.control.operations import Operations
 from stream.control.secret_store import SecretStore
 from stream.marketo.sandbox import Sandbox, SandboxConfig
 from stream.store import Store
-from stream.store.rows import OutcomeRow, RetryItem
+from stream.store.rows import ChangeRow, OutcomeRow, RetryItem
 
 T = TypeVar("T")
 TOKEN = "console-test-token"
@@ -55,13 +57,15 @@ class Control:
         *,
         seed: bool = True,
         outcomes: bool = True,
-        retry_standin: bool = True,
+        operations: bool = True,
         base: datetime | None = None,
     ) -> None:
         self.data_dir = data_dir
         self.outcomes = outcomes
         self.base = base
-        self.retry_standin = retry_standin
+        self.operations = operations
+        self.ops: Operations | None = None
+        self.redriven: list[tuple[bytes, bytes]] = []
         self.seed = seed
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
@@ -71,7 +75,6 @@ class Control:
         self.config: ConfigService | None = None
         self.sandbox: Sandbox | None = None
         self._runner: web.AppRunner | None = None
-        self.routes: Callable[[web.Application, Store], None] | None = None
 
     def call(self, work: Coroutine[Any, Any, T], timeout: float = 60.0) -> T:
         future: Future[T] = asyncio.run_coroutine_threadsafe(work, self.loop)
@@ -112,16 +115,18 @@ class Control:
         async def produce(records: Any) -> None:
             return None
 
-        app = create_app(
-            ApiDeps(store=self.store, config=self.config, produce_changes=produce, token=TOKEN)
-        )
+        async def redrive(records: Sequence[tuple[bytes, bytes]]) -> None:
+            self.redriven.extend(records)
+
+        if self.operations:
+            self.ops = Operations.build(self.store, self.config, redrive)
+        deps = ApiDeps(store=self.store, config=self.config, produce_changes=produce, token=TOKEN)
+        app = create_app(deps, self.ops)
         paths = {r.resource.canonical for r in app.router.routes() if r.resource}
         if "/api/v1/metrics/summary" not in paths:
             from stream.api.metrics_routes import add_metrics_routes
 
             add_metrics_routes(app, self.store)
-        if self.retry_standin and "/api/v1/retry-queue" not in paths:
-            add_retry_standin(app, self.store)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -132,18 +137,16 @@ class Control:
     async def _stop(self) -> None:
         if self._runner is not None:
             await self._runner.cleanup()
+            self._runner = None
+        if self.ops is not None:
+            await self.ops.close()
+            self.ops = None
         if self.config is not None:
             await self.config.stop()
         if self.store is not None:
             await self.store.close()
         if self.sandbox is not None:
             await self.sandbox.stop()
-
-    def run(self, make: Callable[[], Awaitable[T]]) -> T:
-        async def go() -> T:
-            return await make()
-
-        return self.call(go())
 
 
 def event_changes() -> list[ChangeEvent]:
@@ -208,88 +211,36 @@ async def seed(store: Store, now: datetime, *, outcomes: bool = True) -> None:
                 last_error="HTTP 503" if i % 2 == 0 else None,
             )
         )
+    template = registration_template()
+    archived = []
+    for item in retries:
+        body = {**template, "changeId": item.change_id}
+        archived.append(
+            ChangeRow(
+                change_id=item.change_id,
+                type=body["type"],
+                account_code=body["accountCode"],
+                event_code=body.get("eventCode"),
+                registration_code=body["registration"]["registrationCode"],
+                is_test=False,
+                occurred_at=fixed - timedelta(hours=2),
+                received_at=fixed - timedelta(hours=2),
+                payload=json.dumps(body),
+                source="api",
+            )
+        )
+    await store.archive_changes(archived)
     await store.record_outcomes(rows, retries)
 
 
-def add_retry_standin(app: web.Application, store: Store) -> None:
-    """Serve `/api/v1/retry-queue` from the real store when control does not yet.
-
-    Shape: GET ?integration&status&category&q&offset&limit → {items, total, offset, limit};
-    POST /submit {items: [{change_id, flow_id}]} or {filter: {...}} → {submitted}. A resubmitted
-    item goes back to `pending`, due now, with the attempt count kept.
-    """
-    from stream.store.rows import Page, RetryFilter
-
-    def item_json(item: RetryItem) -> dict[str, Any]:
-        return {
-            "change_id": item.change_id,
-            "flow_id": item.flow_id,
-            "flow_name": item.flow_name,
-            "integration": item.integration,
-            "status": item.status,
-            "category": item.category,
-            "reason": item.reason,
-            "attempts": item.attempts,
-            "updated_at": item.updated_at.isoformat(),
-            "next_attempt_at": item.next_attempt_at.isoformat() if item.next_attempt_at else None,
-            "last_error": item.last_error,
-        }
-
-    def filters(query: Any) -> RetryFilter:
-        return RetryFilter(
-            integration=query.get("integration") or None,
-            status=query.get("status") or None,
-            category=query.get("category") or None,
-        )
-
-    async def matching(query: Any) -> list[RetryItem]:
-        page = await store.list_retry(filters(query), Page(offset=0, limit=10_000))
-        needle = (query.get("q") or "").lower()
-        items = list(page.items)
-        if needle:
-            items = [
-                i for i in items if needle in f"{i.change_id} {i.flow_id} {i.reason or ''}".lower()
-            ]
-        return items
-
-    async def list_queue(request: web.Request) -> web.Response:
-        offset = int(request.query.get("offset", "0"))
-        limit = int(request.query.get("limit", "100"))
-        items = await matching(request.query)
-        body = {
-            "items": [item_json(i) for i in items[offset : offset + limit]],
-            "total": len(items),
-            "offset": offset,
-            "limit": limit,
-        }
-        return web.json_response(body)
-
-    async def submit(request: web.Request) -> web.Response:
-        body = await request.json()
-        now = datetime.now(UTC)
-        if "filter" in body:
-            chosen = await matching(body["filter"])
-        else:
-            chosen = []
-            for key in body.get("items", []):
-                item = await store.get_retry_item(key["change_id"], key["flow_id"])
-                if item is not None:
-                    chosen.append(item)
-        from dataclasses import replace
-
-        again = [
-            replace(
-                i,
-                status="pending",
-                next_attempt_at=now,
-                updated_at=now,
-                resubmitted_by="console",
-                resubmitted_at=now,
-            )
-            for i in chosen
-        ]
-        await store.upsert_retry_items(again)
-        return web.json_response({"submitted": len(again)})
-
-    app.router.add_get("/api/v1/retry-queue", list_queue)
-    app.router.add_post("/api/v1/retry-queue/submit", submit)
+def registration_template() -> dict[str, Any]:
+    start = datetime(2026, 11, 28, 8, 0, tzinfo=UTC)
+    for item in generate(seed=7, rate=10, duration=3, start=start):
+        body = item.body
+        if (
+            item.valid
+            and isinstance(body, dict)
+            and body.get("type") == "registration.status_change"
+        ):
+            return dict(body)
+    raise AssertionError("the simulator made no registration status change")

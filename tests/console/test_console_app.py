@@ -114,7 +114,8 @@ async def test_flow_editor_saves_incomplete_and_shows_why(
         assert fields.row_count == 10
         await keys(pilot, "ctrl+o")
         await settle(pilot)
-        assert "not available from this control yet" in screen_text(pilot)
+        assert "Mapping preview" in screen_text(pilot)
+        await keys(pilot, "escape")
         editor.query_one("#campaign-id", Input).value = "1001"
         await keys(pilot, "ctrl+s")
         await settle(pilot)

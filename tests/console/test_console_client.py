@@ -62,20 +62,20 @@ async def test_failures_read_as_what_to_do(control: Control) -> None:
         with pytest.raises(Refused) as missing:
             await client.flow("no-such-flow")
         assert missing.value.status == 404 and "no flow" in missing.value.message
-        with pytest.raises(NotAvailable, match="not available from this control yet"):
-            await client.preview_mapping("lead-basic")
         with pytest.raises(Refused, match="refused"):
             await client.sql("DELETE FROM changes")
     finally:
         await client.close()
 
 
-async def test_missing_retry_route_is_not_available(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    service = Control(tmp_path, retry_standin=False).start()
+async def test_routes_a_control_lacks_are_not_available(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    service = Control(tmp_path, operations=False).start()
     client = ConsoleClient(service.url, TOKEN)
     try:
         with pytest.raises(NotAvailable):
             await client.retry_page(RetryFilters(), 0, 10)
+        with pytest.raises(NotAvailable, match="not available from this control yet"):
+            await client.preview_mapping("lead-basic")
     finally:
         await client.close()
         service.stop()
@@ -101,6 +101,29 @@ async def test_sql_rows_and_cap(control: Control) -> None:
     try:
         result = await client.sql("SELECT change_id FROM outcomes ORDER BY 1", max_rows=5)
         assert result.columns == ["change_id"] and len(result.rows) == 5 and result.truncated
+    finally:
+        await client.close()
+
+
+async def test_retry_queue_pages_and_resubmits(control: Control) -> None:
+    client = ConsoleClient(control.url, TOKEN)
+    try:
+        page = await client.retry_page(RetryFilters(status="abandoned"), 0, 10)
+        assert page.total == 15 and len(page.rows) == 10
+        second = await client.retry_page(RetryFilters(status="abandoned"), 10, 10)
+        assert len(second.rows) == 5
+        assert not {r.key for r in page.rows} & {r.key for r in second.rows}
+        row = page.rows[0]
+        result = await client.retry_submit([(row.change_id, row.flow_id)])
+        assert (result.submitted, result.selected) == (1, 1)
+        assert control.redriven
+        detail = await client.retry_item(row.change_id, row.flow_id)
+        assert detail["item"]["status"] != "abandoned"
+        assert detail["change"]["changeId"] == row.change_id
+        everything = await client.retry_submit_matching(RetryFilters(status="abandoned"), 14)
+        assert everything.submitted == 14
+        preview = await client.preview_mapping("lead-basic", {"flow_id": "registered-to-nurture"})
+        assert preview["mapping_id"] == "lead-basic"
     finally:
         await client.close()
 
