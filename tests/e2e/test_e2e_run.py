@@ -20,6 +20,7 @@ import signal
 import time
 import uuid
 from collections.abc import AsyncIterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -245,16 +246,27 @@ async def _toggle_stops_deliveries(client: ApiClient, items: list[sim.SimChange]
     await client.post_changes([before])
     await _wait_outcome(client, before["changeId"], flow_id, "delivered")
 
+    # Changes keep arriving (every 50 ms) from 1 s before the toggle to 2.5 s after it.
+    posted: list[tuple[float, str]] = []  # (wall-clock time posted, change id)
+    stop_posting = asyncio.Event()
+
+    async def keep_posting() -> None:
+        number = 0
+        while not stop_posting.is_set():
+            number += 1
+            body = _registration_like(template, number)
+            await client.post_changes([body])
+            posted.append((time.time(), body["changeId"]))
+            await asyncio.sleep(0.05)
+
+    poster = asyncio.create_task(keep_posting())
+    await asyncio.sleep(1.0)
     await client.set_flow_active(flow_id, False)
-    replied = time.monotonic()
-    posted: list[tuple[float, str]] = []
-    for number in range(1, 31):
-        body = _registration_like(template, number)
-        await client.post_changes([body])
-        posted.append((time.monotonic() - replied, body["changeId"]))
-        await asyncio.sleep(0.1)
-    last = posted[-1][1]
-    await _wait_outcome(client, last, "registered-to-nurture", None)
+    replied = time.time()
+    await asyncio.sleep(2.5)
+    stop_posting.set()
+    await poster
+    await _wait_outcome(client, posted[-1][1], "registered-to-nurture", None)
     await asyncio.sleep(5)  # deliveries of the changes the flow still took are recorded later
     ids = ", ".join(f"'{change_id}'" for _, change_id in posted)
     taken = {
@@ -264,12 +276,27 @@ async def _toggle_stops_deliveries(client: ApiClient, items: list[sim.SimChange]
             f"SELECT change_id FROM outcomes WHERE flow_id = '{flow_id}' AND change_id IN ({ids})",
         )
     }
+    evaluated = {
+        r[0]: datetime.fromisoformat(r[1]).timestamp()
+        for r in await _sql_rows(
+            client,
+            "SELECT change_id, processed_at FROM outcomes "
+            f"WHERE flow_id = 'registered-to-nurture' AND change_id IN ({ids})",
+        )
+    }
     first_ignored = next((i for i, (_, cid) in enumerate(posted) if cid not in taken), None)
     assert first_ignored is not None, "the inactive flow took every change"
+    assert first_ignored > 0, "the flow ignored changes before it was switched off"
     assert all(cid not in taken for _, cid in posted[first_ignored:]), "flow came back"
-    delay = posted[first_ignored][0]
-    print(f"flow inactive: first change ignored {delay:.2f}s after the API replied")
-    assert delay <= 2.0
+    last_taken_cid = posted[first_ignored - 1][1]
+    first_ignored_cid = posted[first_ignored][1]
+    print(
+        "flow inactive: last change taken was evaluated "
+        f"{evaluated[last_taken_cid] - replied:+.2f}s and the first one ignored "
+        f"{evaluated[first_ignored_cid] - replied:+.2f}s from the API reply "
+        f"(posted {posted[first_ignored][0] - replied:+.2f}s)"
+    )
+    assert evaluated[first_ignored_cid] - replied <= 2.0
     flows = {f.id: f for f in await client.flows()}
     assert flows[flow_id].active is False
 
