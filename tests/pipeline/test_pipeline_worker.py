@@ -122,8 +122,18 @@ class Outcomes:
     def status(self, change_id: str, flow_id: str) -> list[str]:
         return [r["status"] for r in self.of(change_id) if r["flow_id"] == flow_id]
 
+    def missing(self, change_ids: list[str], flows: int = 3) -> dict[str, list[str]]:
+        """Changes with fewer than `flows` flows answered, and the flows that were."""
+        answered = {c: sorted({r["flow_id"] for r in self.of(c)}) for c in change_ids}
+        return {c: f for c, f in answered.items() if len(f) < flows}
+
     async def wait(
-        self, predicate: Callable[[], bool], what: str, worker: Worker, within: float = 90.0
+        self,
+        predicate: Callable[[], bool],
+        what: str,
+        worker: Worker,
+        within: float = 90.0,
+        detail: Callable[[], object] | None = None,
     ) -> None:
         deadline = time.monotonic() + within
         while time.monotonic() < deadline:
@@ -132,7 +142,8 @@ class Outcomes:
             if not worker.alive():
                 raise AssertionError(f"worker exited:\n{worker.log_tail()}")
             await asyncio.sleep(0.05)
-        raise AssertionError(f"{what} not seen within {within:g}s\n{worker.log_tail()}")
+        extra = f" ({detail()})" if detail is not None else ""
+        raise AssertionError(f"{what} not seen within {within:g}s{extra}\n{worker.log_tail()}")
 
 
 @pytest.fixture(scope="module")
@@ -179,6 +190,9 @@ async def test_worker_routes_delivers_dedupes_follows_config_and_survives_sigkil
 
         # --- every kind of outcome -------------------------------------------------------
         event = await send_change(producer, event_json())
+        # Event and registrations are keyed to different partitions, so nothing orders them;
+        # Certain creates an event long before its registrations change.
+        await outcomes.wait(lambda: len(outcomes.of(event)) == 3, "the event's outcomes", worker)
         registered = [await send_change(producer, registration_json(n)) for n in range(1, 6)]
         france = await send_change(producer, registration_json(6, country="FR"))
         bad_email = await send_change(producer, registration_json(7, email="not-an-email"))
@@ -294,10 +308,11 @@ async def test_worker_routes_delivers_dedupes_follows_config_and_survives_sigkil
         worker = Worker(own_broker, tmp_path, "second").start()
         workers.append(worker)
         await outcomes.wait(
-            lambda: all(len({r["flow_id"] for r in outcomes.of(c)}) == 3 for c in ids),
+            lambda: not outcomes.missing(ids),
             "outcomes for every change of the burst",
             worker,
-            within=120,
+            within=60,
+            detail=lambda: f"missing: {outcomes.missing(ids)}",
         )
         print(
             f"burst: {done_at_kill}/300 changes had their delivery outcome at the SIGKILL; "
