@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import IO, Any, TextIO
 
 from config.settings import Settings
-from stream.apiclient import ApiClient, ApiError
+from stream.apiclient import ApiClient, ApiError, RequestRefused
 from stream.broker import BrokerStartError, EmbeddedBroker, die_with_parent, normalize_broker_url
 from stream.topics import TopicMismatch, declare_topics
 
@@ -350,6 +350,12 @@ class Runner:
     async def _import(self, client: ApiClient, text: str, what: str) -> None:
         try:
             result = await client.put_config(text)
+        except RequestRefused as error:
+            listed = "".join(
+                f"\n  {path}: {message}" if path else f"\n  {message}"
+                for path, message in error.problems
+            )
+            raise RunError(f"{what} was not imported:{listed or ' ' + error.detail}") from None
         except ApiError as error:
             raise RunError(f"importing {what} failed: {error}") from None
         warnings = result.get("warnings") or []

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
-from stream.apiclient import DEFAULT_CHUNK_LINES, ApiClient, IngestResult
+from stream.apiclient import DEFAULT_CHUNK_LINES, ApiClient, ApiError, IngestResult
 from stream.commands._api import add_api_option, run_with_client
 
 MAX_LISTED = 200
@@ -60,7 +60,10 @@ def run(args: argparse.Namespace) -> int:
     show_progress = not args.quiet and sys.stderr.isatty()
     started = time.monotonic()
 
+    done = {"lines": 0}
+
     def progress(lines: int, result: IngestResult) -> None:
+        done["lines"] = lines
         if show_progress:
             print(
                 f"\r{lines} lines sent · {result.accepted} accepted · "
@@ -71,7 +74,17 @@ def run(args: argparse.Namespace) -> int:
             )
 
     async def work(client: ApiClient) -> int:
-        result = await client.ingest_file(path, chunk_lines=args.chunk, on_progress=progress)
+        try:
+            result = await client.ingest_file(path, chunk_lines=args.chunk, on_progress=progress)
+        except ApiError:
+            if done["lines"]:
+                print(
+                    f"csignal ingest: stopped after line {done['lines']} of {path} (everything "
+                    "up to there was answered); sending the file again is safe, changeId "
+                    "makes repeats harmless",
+                    file=sys.stderr,
+                )
+            raise
         if show_progress:
             print(file=sys.stderr)
         report(result, path, time.monotonic() - started, sys.stdout)

@@ -80,3 +80,17 @@ def test_taken_api_port_is_named(data_dir: Path, monkeypatch: pytest.MonkeyPatch
     assert code == 1
     assert f"something already listens on {address}" in out
     assert _live_processes_for(data_dir) == []
+
+
+@pytest.mark.timeout(120)
+def test_bad_config_file_is_refused_with_its_problems(data_dir: Path, tmp_path: Path) -> None:
+    from stream.certain.demo_account import demo_account_yaml
+
+    bad = tmp_path / "bad.yaml"
+    text = demo_account_yaml("http://127.0.0.1:9").replace("mapping: form-fields", "mapping: x")
+    bad.write_text(text, encoding="utf-8")
+    code, out = _run(RunOptions(headless=True, data_dir=data_dir, config_file=bad))
+    assert code == 1
+    assert f"{bad} was not imported:" in out
+    assert "\n  flows[3].destination.mapping: unknown mapping 'x'" in out
+    assert _live_processes_for(data_dir) == []
