@@ -63,7 +63,9 @@ async def send_paced(
             due += 1
         if due > position:
             batch = items[position:due]
-            result = await client.post_changes([item.body for item in batch], first_line=position)
+            result = await client.post_changes(
+                [item.body for item in batch], first_line=position + 1
+            )
             position = due
             total.merge(result)
             if on_batch is not None:
