@@ -13,6 +13,13 @@ through a transient fault (a broker hiccup, a crashed agent). A child that keeps
 (`CRASH_LIMIT` exits within `CRASH_WINDOW_S`), or exits with "not available in this build",
 stops the run with a clear message instead: restarting a deterministic failure only hides it.
 
+The embedded broker is not restarted: it keeps topics in memory only, so a new one would start
+empty under services that believe otherwise; its exit stops the run with that explanation.
+
+Without `--headless` the console runs in the foreground (quitting it stops Signal) and the
+runner's own messages go to `logs/run.log`; headless, a status line (changes, outcomes by status,
+sandbox leads) is printed every few seconds from the API's `/sql`.
+
 Stopping (Ctrl-C, SIGTERM): the simulator first, then the pipeline, then control (SIGTERM, then
 SIGKILL after `STOP_TIMEOUT_S`), the sandbox, and the broker last, so services flush while
 their transport is still there. A second Ctrl-C kills what is left at once.
@@ -248,6 +255,8 @@ class Runner:
         for child in self.children:
             self.tasks.append(asyncio.create_task(self._supervise(child), name=child.name))
 
+        if self.broker is not None:
+            self.tasks.append(asyncio.create_task(self._watch_broker(), name="broker"))
         client = ApiClient(self.settings.api_url, settings=self.settings)
         self.tasks.append(asyncio.create_task(self._after_ready(client), name="ready"))
 
@@ -429,6 +438,19 @@ class Runner:
             child.restarts += 1
             await child.start()
             self.say(f"{child.name} restarted (pid {child.pid})")
+
+    async def _watch_broker(self) -> None:
+        broker = self.broker
+        assert broker is not None
+        while not self.stop_event.is_set():
+            if not broker.running:
+                self._fail(
+                    "the embedded broker exited (it keeps topics in memory only, so it is not "
+                    f"restarted); its log:\n{broker.log_tail(2000)}"
+                )
+                return
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stop_event.wait(), 1.0)
 
     def _fail(self, message: str) -> None:
         if self.failure is None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import io
 import os
+import signal
 import socket
 from pathlib import Path
 
@@ -93,4 +94,22 @@ def test_bad_config_file_is_refused_with_its_problems(data_dir: Path, tmp_path: 
     assert code == 1
     assert f"{bad} was not imported:" in out
     assert "\n  flows[3].destination.mapping: unknown mapping 'x'" in out
+    assert _live_processes_for(data_dir) == []
+
+
+@pytest.mark.timeout(120)
+async def test_embedded_broker_exit_stops_the_run(data_dir: Path) -> None:
+    out = io.StringIO()
+    runner = Runner(RunOptions(headless=True, data_dir=data_dir, out=out))
+    task = asyncio.create_task(runner.run())
+    deadline = asyncio.get_running_loop().time() + 60
+    while "control pid" not in out.getvalue():
+        assert not task.done(), out.getvalue()
+        assert asyncio.get_running_loop().time() < deadline, out.getvalue()
+        await asyncio.sleep(0.05)
+    assert runner.broker is not None and runner.broker.pid is not None
+    os.kill(runner.broker.pid, signal.SIGKILL)
+    code = await asyncio.wait_for(task, 60)
+    assert code == 1
+    assert "the embedded broker exited" in out.getvalue()
     assert _live_processes_for(data_dir) == []
