@@ -109,6 +109,13 @@ async def test_demo_run_delivers_and_stops_without_orphans(tmp_path: Path) -> No
         )
         assert restarted != pipeline_pid
         pids.append(restarted)
+        async with _client(run) as client:
+            query = "SELECT count(*) FROM outcomes WHERE status = 'delivered'"
+            before = int(await client.scalar(query) or 0)
+            deadline = time.monotonic() + SETTLE_TIMEOUT_S
+            while int(await client.scalar(query) or 0) <= before:
+                assert time.monotonic() < deadline, "no delivery after the restart"
+                await asyncio.sleep(0.5)
     except BaseException:
         run.kill()
         raise
