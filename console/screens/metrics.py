@@ -126,6 +126,9 @@ class MetricsScreen(BaseScreen):
         self.period = "24h"
         self.seen: deque[str] = deque(maxlen=2000)
         self.unseen = 0
+        self.following = True
+        self.following_pinned = False
+        """Set by `end`: the scroll to the bottom may not have happened by the next poll."""
 
     def body(self) -> ComposeResult:
         yield Static(selector_text(self.mode, self.period), id="selectors")
@@ -167,6 +170,7 @@ class MetricsScreen(BaseScreen):
         self.query_one("#feed-log", RichLog).clear()
         self.seen.clear()
         self.unseen = 0
+        self.following = True
         self.action_refresh_now()
 
     def action_tab(self, step: int) -> None:
@@ -179,6 +183,8 @@ class MetricsScreen(BaseScreen):
         log = self.query_one("#feed-log", RichLog)
         log.scroll_end(animate=False)
         self.unseen = 0
+        self.following = True
+        self.following_pinned = True
         self._feed_state()
 
     # --- loading ---------------------------------------------------------------------------
@@ -258,20 +264,19 @@ class MetricsScreen(BaseScreen):
 
     def _feed(self, items: list[dict[str, Any]]) -> None:
         log = self.query_one("#feed-log", RichLog)
-        following = log.is_vertical_scroll_end or log.max_scroll_y == 0
+        self.following = (
+            log.is_vertical_scroll_end or log.max_scroll_y == 0 or self.following_pinned
+        )
+        self.following_pinned = False
         fresh = [i for i in reversed(items) if feed_key(i) not in self.seen]
         for item in fresh:
             self.seen.append(feed_key(item))
-            log.write(feed_line(item), scroll_end=following)
-        if not following:
-            self.unseen += len(fresh)
+            log.write(feed_line(item), scroll_end=self.following)
+        self.unseen = 0 if self.following else self.unseen + len(fresh)
         self._feed_state()
 
     def _feed_state(self) -> None:
-        log = self.query_one("#feed-log", RichLog)
-        following = log.is_vertical_scroll_end or log.max_scroll_y == 0
-        if following:
-            self.unseen = 0
+        if self.following:
             state = "following new outcomes"
         else:
             state = f"paused ({self.unseen} new) — end to follow"

@@ -129,3 +129,39 @@ async def test_flow_editor_saves_incomplete_and_shows_why(
         assert mapping["fields"][-1]["target"] == "phone"
         assert flow.complete, flow.reasons
         assert "✓ complete" in screen_text(pilot)
+
+
+def test_console_command_parses_its_options() -> None:
+    from stream.cli import build_parser
+
+    args = build_parser().parse_args(["console", "--api", "http://127.0.0.1:7000", "--read-only"])
+    assert args.api == "http://127.0.0.1:7000" and args.read_only
+    assert args.handler.__module__ == "stream.commands.console"
+
+
+async def test_console_exits_when_its_terminal_is_gone(
+    control: Control, make_console: MakeConsole
+) -> None:
+    app = make_console(control)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        app._check_tty()
+        await pilot.pause()
+    assert app.return_code == 0
+
+
+async def test_debug_screen_lists_recent_errors(
+    control: Control, make_console: MakeConsole
+) -> None:
+    app = make_console(control)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        await keys(pilot, "6")
+        from textual.widgets import TextArea
+
+        app.screen.query_one(TextArea).text = "SELECT * FROM nowhere"
+        await keys(pilot, "ctrl+j")
+        await settle(pilot)
+        await keys(pilot, "f12")
+        text = screen_text(pilot)
+        assert control.url in text and "nowhere" in text

@@ -192,3 +192,53 @@ async def test_catalog_flags_untagged_items_flows_need(
         assert isinstance(app.screen, TextModal)
         text = screen_text(pilot)
         assert "UNTAGGED" in text and "Need photo" in text
+
+
+async def test_feed_follows_then_pauses_when_scrolled_back(
+    control: Control, make_console: MakeConsole
+) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from textual.widgets import RichLog
+
+    from stream.store.rows import OutcomeRow
+
+    def outcomes(start: int, count: int) -> list[OutcomeRow]:
+        now = datetime.now(UTC)
+        return [
+            OutcomeRow(
+                change_id=f"new-{i}",
+                flow_id="attended-follow-up",
+                flow_name="Attended Follow Up",
+                mode="live",
+                status="delivered",
+                occurred_at=now - timedelta(seconds=3),
+                processed_at=now - timedelta(seconds=1),
+                registration_code=f"N{i:05d}",
+                event_code="SUMMIT26",
+                lead_result="created",
+            )
+            for i in range(start, start + count)
+        ]
+
+    app = make_console(control)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await keys(pilot, "5", "l", "l")
+        await settle(pilot)
+        log = app.screen.query_one("#feed-log", RichLog)
+        assert "54 outcomes · following" in screen_text(pilot)
+        assert control.store is not None
+        await control.acall(control.store.record_outcomes(outcomes(0, 3)))
+        await keys(pilot, "ctrl+r")
+        await settle(pilot)
+        assert "57 outcomes · following" in screen_text(pilot)
+        assert log.is_vertical_scroll_end
+        log.scroll_home(animate=False)
+        await pilot.pause()
+        await control.acall(control.store.record_outcomes(outcomes(3, 2)))
+        await keys(pilot, "ctrl+r")
+        await settle(pilot)
+        assert "paused (2 new) — end to follow" in screen_text(pilot)
+        assert log.scroll_y == 0
+        await keys(pilot, "end")
+        assert "59 outcomes · following" in screen_text(pilot)
