@@ -23,6 +23,7 @@ __all__ = [
     "API_CALLS",
     "CHANGES",
     "CONFIG",
+    "DELIVERED",
     "DELIVERIES",
     "OUTCOMES",
     "PARTITIONS",
@@ -116,7 +117,25 @@ REDRIVE = TopicSpec(
     configs={"retention.ms": str(RETENTION_MS)},
 )
 
-ALL_TOPICS: tuple[TopicSpec, ...] = (CHANGES, OUTCOMES, DELIVERIES, CONFIG, API_CALLS, REDRIVE)
+DELIVERED = TopicSpec(
+    "signal-delivered",
+    PARTITIONS,
+    key="delivery key (change id, flow id [, replay id])",
+    purpose="(change, flow) pairs the pipeline delivered, read whole by every pipeline worker so "
+    "a redelivered or redriven pair is not sent to Marketo twice; compacted, and forgotten after "
+    "a week",
+    configs={"cleanup.policy": "compact,delete", "retention.ms": str(7 * 24 * 3600 * 1000)},
+)
+
+ALL_TOPICS: tuple[TopicSpec, ...] = (
+    CHANGES,
+    OUTCOMES,
+    DELIVERIES,
+    CONFIG,
+    API_CALLS,
+    REDRIVE,
+    DELIVERED,
+)
 
 
 class TopicMismatch(RuntimeError):

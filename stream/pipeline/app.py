@@ -8,7 +8,7 @@ never passes a change whose outcomes (or delivery requests) are not durable.
   evaluate (pure, `route.py`), publish outcomes decided without Marketo and `DeliveryRequest`s
   keyed by connection id.
 - `deliver` (`signal-deliveries`): one partition per connection, so one worker owns each
-  connection's batching and rate limit; skips pairs already delivered (table `delivered`), calls
+  connection's batching and rate limit; skips pairs already delivered (`delivered_log.py`), calls
   Marketo (`deliver.py`) and publishes one outcome per request.
 
 Faust acks an event when the agent body raises, so nothing raises out of a batch: record-level
@@ -22,10 +22,8 @@ import asyncio
 import json
 import logging
 import time
-import weakref
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -33,7 +31,6 @@ from typing import Any
 
 import faust
 from aiokafka import AIOKafkaProducer
-from faust.streams import _current_event
 
 from config.models import Source
 from stream.broker import bootstrap_servers
@@ -54,9 +51,10 @@ from stream.messages import (
 from stream.pipeline.clients import ClientPool, Unusable
 from stream.pipeline.deliver import Result, deliver_batch, outcome_for, unreachable_outcomes
 from stream.pipeline.delivered import delivery_key, duplicate_outcome, split_duplicates
+from stream.pipeline.delivered_log import DeliveredLog
 from stream.pipeline.route import Routed, route_change
 from stream.pipeline.snapshot import ConfigView, SnapshotReader
-from stream.topics import API_CALLS, CHANGES, DELIVERIES, OUTCOMES, PARTITIONS, REDRIVE, faust_topic
+from stream.topics import API_CALLS, CHANGES, DELIVERED, DELIVERIES, OUTCOMES, REDRIVE, faust_topic
 
 log = logging.getLogger("signal.pipeline")
 
@@ -96,7 +94,6 @@ class PipelineOptions:
     delivered_retention_s: float = 7 * 24 * 3600.0
     """How long a delivered pair is remembered: far beyond redeliveries after a crash or a
     rebalance (seconds to minutes); control's ledger catches older resubmits of a delivered pair."""
-    delivered_purge_every_s: float = 600.0
     client_overrides: dict[str, Any] = field(default_factory=dict)
     faust_overrides: dict[str, Any] = field(default_factory=dict)
 
@@ -117,20 +114,6 @@ class Counters:
 
     def line(self) -> str:
         return " ".join(f"{k}={v}" for k, v in self.__dict__.items())
-
-
-@contextmanager
-def _as_current(event: Any) -> Iterator[None]:
-    """Make `event` Faust's current event, so a table write goes to that event's partition.
-
-    Inside a `take_events` batch Faust's current event is the last one taken, which may belong to
-    another partition; the delivered-keys table must follow the partition of the request itself.
-    """
-    token = _current_event.set(weakref.ref(event))
-    try:
-        yield
-    finally:
-        _current_event.reset(token)
 
 
 def _received_at(event: Any) -> datetime | None:
@@ -154,7 +137,7 @@ class Pipeline:
         self._call_futures: list[Any] = []
         self._producer: AIOKafkaProducer | None = None
         self._waited: dict[str, float] = {}
-        self._last_purge = time.time()
+        self.delivered = DeliveredLog(options.broker_url, retention_s=options.delivered_retention_s)
         self.app = self._build_app()
 
     # ---- the app ----------------------------------------------------------------------------
@@ -170,18 +153,15 @@ class Pipeline:
         self.changes_topic = faust_topic(app, CHANGES, **raw)
         self.redrive_topic = faust_topic(app, REDRIVE, **raw)
         self.deliveries_topic = faust_topic(app, DELIVERIES, **raw)
-        self.delivered = app.Table(
-            "delivered",
-            default=None,
-            partitions=PARTITIONS,
-            key_type=str,
-            help="(change id, flow id) → [delivered at, partition]: never delivered twice",
-        )
         reader = SnapshotReader(o.broker_url, self.view)
 
         @app.task  # type: ignore[untyped-decorator]
         async def read_config() -> None:
             await reader.run()
+
+        @app.task  # type: ignore[untyped-decorator]
+        async def read_delivered() -> None:
+            await self.delivered.run()
 
         @app.agent(self.changes_topic, name="route")
         async def route(stream: Any) -> None:
@@ -231,7 +211,7 @@ class Pipeline:
             except Exception:
                 log.debug("stopping the producer failed", exc_info=True)
 
-    async def publish(self, records: Sequence[tuple[str, str, Message]]) -> None:
+    async def publish(self, records: Sequence[tuple[str, str, Message | bytes]]) -> None:
         """Send (topic, key, message) records and wait for the broker to acknowledge each.
 
         Records that failed are sent again until they are acknowledged: moving on would let the
@@ -243,8 +223,12 @@ class Pipeline:
             try:
                 producer = await self._get_producer()
                 futures = [
-                    await producer.send(topic, message.dumps(), key=key.encode())
-                    for topic, key, message in pending
+                    await producer.send(
+                        topic,
+                        value if isinstance(value, bytes) else value.dumps(),
+                        key=key.encode(),
+                    )
+                    for topic, key, value in pending
                 ]
                 answers = await asyncio.gather(*futures, return_exceptions=True)
             except asyncio.CancelledError:
@@ -307,7 +291,7 @@ class Pipeline:
             for event, item in parsed:
                 if item is not None:
                     routed.extend(await self._route_one(event, *item))
-            records: list[tuple[str, str, Message]] = [
+            records: list[tuple[str, str, Message | bytes]] = [
                 (OUTCOMES.name, o.change_id, o) for o in routed.outcomes
             ]
             records += [(DELIVERIES.name, d.connection_id, d) for d in routed.deliveries]
@@ -387,12 +371,11 @@ class Pipeline:
     async def deliver_events(self, events: Sequence[Any]) -> None:
         try:
             await self.view.wait_ready()
+            await self.delivered.wait_loaded()
             requests: list[DeliveryRequest] = []
-            sources: list[Any] = []
             for event in events:
                 try:
                     requests.append(DeliveryRequest.loads(event.message.value))
-                    sources.append(event)
                 except Exception as error:
                     self.counters.errors += 1
                     log.error("unreadable delivery request skipped: %s", str(error)[:300])
@@ -408,7 +391,8 @@ class Pipeline:
                 delivered = []
             await self.publish([(OUTCOMES.name, o.change_id, o) for o in outcomes])
             await self._flush_calls()
-            self._remember(sources, requests, delivered)
+            keys = self.delivered.note(delivery_key(requests[i]) for i in delivered)
+            await self.publish([(DELIVERED.name, key, stamp) for key, stamp in keys])
             self._count(outcomes)
         except asyncio.CancelledError:
             raise
@@ -446,38 +430,6 @@ class Pipeline:
                 if outcome.status is OutcomeStatus.DELIVERED:
                     delivered.append(index)
         return outcomes, delivered
-
-    def _remember(
-        self, sources: Sequence[Any], requests: Sequence[DeliveryRequest], delivered: list[int]
-    ) -> None:
-        """Record delivered keys (after their outcomes are acknowledged), each in its own
-        request's partition, and drop keys older than the retention now and then."""
-        stamp = time.time()
-        for index in delivered:
-            source = sources[index]
-            with _as_current(source):
-                self.delivered[delivery_key(requests[index])] = [stamp, source.message.partition]
-        if stamp - self._last_purge >= self.options.delivered_purge_every_s:
-            self._last_purge = stamp
-            self._purge(sources, stamp - self.options.delivered_retention_s)
-
-    def _purge(self, sources: Sequence[Any], before: float) -> None:
-        """Delete expired keys of the partitions this batch has an event of (a deletion must go
-        to the key's own changelog partition); other partitions are purged by later batches."""
-        by_partition = {s.message.partition: s for s in sources}
-        expired: list[tuple[str, Any]] = []
-        for key, value in list(self.delivered.items()):
-            try:
-                stamp, partition = float(value[0]), int(value[1])
-            except (TypeError, ValueError, IndexError):
-                continue
-            if stamp < before and partition in by_partition:
-                expired.append((key, by_partition[partition]))
-        for key, source in expired:
-            with _as_current(source):
-                del self.delivered[key]
-        if expired:
-            log.info("forgot %d delivered keys older than the retention", len(expired))
 
     def _count(self, outcomes: Sequence[OutcomeRecord]) -> None:
         c = self.counters

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from pathlib import Path
-from typing import Any
 
 import pytest
 from pipeline_support import (
@@ -23,10 +21,10 @@ from pipeline_support import (
 from config.completeness import completeness
 from stream.marketo.sandbox import Sandbox
 from stream.messages import ApiCallRecord, OutcomeStatus
-from stream.pipeline.app import Pipeline, PipelineOptions
 from stream.pipeline.clients import ClientPool, Unusable
 from stream.pipeline.deliver import deliver_batch
 from stream.pipeline.delivered import delivery_key, duplicate_outcome, split_duplicates
+from stream.pipeline.delivered_log import DeliveredLog
 from stream.pipeline.snapshot import ConfigView, build_snapshot, merge_catalogs
 
 
@@ -130,39 +128,16 @@ async def test_client_pool_reuses_and_rebuilds_and_reports_calls(sandbox: Sandbo
         await pool.close()
 
 
-class _Message:
-    def __init__(self, partition: int) -> None:
-        self.partition = partition
-
-
-class _Event:
-    """The part of a Faust event the delivered-keys bookkeeping reads (a Faust table cannot be
-    written outside a running worker; the worker test covers the real table)."""
-
-    def __init__(self, partition: int) -> None:
-        self.message = _Message(partition)
-
-
-def test_delivered_keys_are_remembered_with_their_partition_and_purged(tmp_path: Path) -> None:
-    pipeline = Pipeline(
-        PipelineOptions(
-            broker_url="kafka://127.0.0.1:1",
-            data_dir=tmp_path,
-            delivered_retention_s=3600,
-            delivered_purge_every_s=0,
-        )
-    )
-    table: dict[str, Any] = {}
-    pipeline.delivered = table  # type: ignore[assignment]
-    requests = [request("create_update_lead", lead(n)) for n in range(3)]
-    sources = [_Event(1), _Event(2), _Event(1)]
-    pipeline._remember(sources, requests, [0, 1])
-    assert set(table) == {delivery_key(requests[0]), delivery_key(requests[1])}
-    assert [v[1] for v in table.values()] == [1, 2]
-    old = time.time() - 7200
-    table[delivery_key(requests[0])][0] = old
-    table[delivery_key(requests[1])][0] = old
-    pipeline._remember([_Event(2)], [requests[2]], [])
-    assert set(table) == {delivery_key(requests[0])}  # partition 1 waits for a batch of its own
-    pipeline._remember([_Event(1)], [requests[2]], [])
-    assert table == {}
+def test_delivered_log_remembers_forgets_and_applies_the_topic() -> None:
+    log = DeliveredLog(retention_s=3600)
+    records = log.note(["a", "b"], stamp=time.time())
+    assert [k for k, _ in records] == ["a", "b"] and "a" in log and "c" not in log
+    log.apply("c", records[0][1])
+    assert "c" in log
+    log.apply("c", None)
+    assert "c" not in log
+    log.apply("old", repr(time.time() - 7200).encode())
+    assert "old" not in log and len(log) == 3  # expired: not a duplicate any more
+    assert log.purge(time.time() + 1, every_s=0) == 1 and len(log) == 2
+    log.apply("bad", b"not a number")
+    assert "bad" not in log

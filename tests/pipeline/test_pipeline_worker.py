@@ -336,8 +336,8 @@ async def test_worker_routes_delivers_dedupes_follows_config_and_survives_sigkil
             f"{repeated_outcomes} repeated delivered outcomes, {skipped} duplicates skipped"
         )
 
-        # The delivered-keys table came back with the restart: an old change sent again after
-        # the SIGKILL is still recognised.
+        # The restarted worker read the delivered-keys log: an old change sent again after the
+        # SIGKILL is still recognised.
         await send_change(producer, registration_json(2, change_id=registered[1]))
         await outcomes.wait(
             lambda: "skipped_duplicate" in outcomes.status(registered[1], NURTURE),
