@@ -3,10 +3,10 @@ page fetches while keys keep arriving.
 
     python -m bench.console_startup [--outcomes 1000000] [--retry-items 50000] [--runs 5]
 
-The operator API (store, configuration, retry operations, metrics routes) serves from a thread
-with its own event loop, like a separate control process would; the console runs headless
-(`run_test`, 80×24) in this process, through `make_app` as `csignal console` builds it. The store
-is built once per size and reused from the temp directory on later runs (`--fresh` rebuilds).
+The operator API (store, configuration, retry operations, metrics routes) serves from a child
+process, as control does; the console runs headless (`run_test`, 80×24) in this process, through
+`make_app` as `csignal console` builds it. The store is built once per size and reused from the
+temp directory on later runs (`--fresh` rebuilds).
 
 Figures:
 - start → flow list painted: app start until the flow table holds every flow and has rendered;
@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import statistics
+import sys
 import tempfile
 import threading
 import time
@@ -255,18 +256,60 @@ async def retry_paging(url: str, pages: int) -> dict[str, list[float]]:
     return {"fetch": fetch_ms, "key": key_ms, "lag": lag_ms}
 
 
+def serve(data_dir: Path, outcomes: int, retry_items: int, fresh: bool) -> None:
+    """Child process: start the service, say where it listens, stop when stdin closes."""
+    service = Service(data_dir)
+    seeded = service.start(outcomes, retry_items, fresh)
+    print(f"{service.url} {seeded:.1f}", flush=True)
+    try:
+        sys.stdin.read()
+    finally:
+        service.stop()
+
+
+async def start_child(
+    data_dir: Path, outcomes: int, retry_items: int, fresh: bool
+) -> tuple[asyncio.subprocess.Process, str, float]:
+    command = [
+        sys.executable,
+        "-m",
+        "bench.console_startup",
+        "--serve",
+        str(data_dir),
+        "--outcomes",
+        str(outcomes),
+        "--retry-items",
+        str(retry_items),
+    ]
+    if fresh:
+        command.append("--fresh")
+    child = await asyncio.create_subprocess_exec(
+        *command, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE
+    )
+    assert child.stdout is not None
+    line = (await child.stdout.readline()).decode().split()
+    if len(line) != 2:
+        child.kill()
+        await child.wait()
+        raise RuntimeError("the service did not start")
+    return child, line[0], float(line[1])
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else "")
+    parser.add_argument("--serve", type=Path, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--outcomes", type=int, default=1_000_000)
     parser.add_argument("--retry-items", type=int, default=50_000)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--pages", type=int, default=30)
     parser.add_argument("--fresh", action="store_true")
     args, _ = parser.parse_known_args()
+    if args.serve is not None:
+        serve(args.serve, args.outcomes, args.retry_items, args.fresh)
+        return
     data_dir = Path(tempfile.gettempdir()) / f"signal-console-bench-{args.outcomes}"
     data_dir.mkdir(parents=True, exist_ok=True)
-    service = Service(data_dir)
-    seeded = await asyncio.to_thread(service.start, args.outcomes, args.retry_items, args.fresh)
+    child, url, seeded = await start_child(data_dir, args.outcomes, args.retry_items, args.fresh)
     try:
         if seeded:
             print(
@@ -276,7 +319,7 @@ async def main() -> None:
         painted: list[float] = []
         counted: list[float] = []
         for _ in range(args.runs):
-            p, c = await startup_once(service.url)
+            p, c = await startup_once(url)
             painted.append(p * 1000)
             counted.append(c * 1000)
         print(
@@ -287,7 +330,7 @@ async def main() -> None:
             "start → today's per-flow counts shown:                    "
             f"median {statistics.median(counted):7.1f} ms, max {max(counted):7.1f} ms"
         )
-        figures = await retry_paging(service.url, args.pages)
+        figures = await retry_paging(url, args.pages)
         fetch, key, lag = figures["fetch"], figures["key"], figures["lag"]
         print(
             f"retry page fetch ({args.retry_items:,} items, 100/page, {len(fetch)} pages): "
@@ -303,7 +346,13 @@ async def main() -> None:
             f"p50 {pct(lag, 0.5):6.1f} ms, p99 {pct(lag, 0.99):6.1f} ms, max {max(lag):6.1f} ms"
         )
     finally:
-        await asyncio.to_thread(service.stop)
+        assert child.stdin is not None
+        child.stdin.close()
+        try:
+            await asyncio.wait_for(child.wait(), 60)
+        except TimeoutError:
+            child.kill()
+            await child.wait()
 
 
 if __name__ == "__main__":
