@@ -1,0 +1,79 @@
+"""`csignal console` in a real pseudo-terminal: it paints, quits on `q`, and exits by itself when
+the terminal goes away (no orphan left spinning after a dropped SSH session)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pty
+import select
+import signal
+import sys
+import time
+from collections.abc import Iterator
+
+import pytest
+from control_harness import Control
+
+pytestmark = pytest.mark.integration
+
+
+def read_for(fd: int, seconds: float) -> bytes:
+    out = b""
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        ready, _, _ = select.select([fd], [], [], 0.05)
+        if ready:
+            try:
+                out += os.read(fd, 65536)
+            except OSError:
+                break
+    return out
+
+
+REAPED: set[int] = set()
+
+
+def wait_exit(pid: int, seconds: float) -> int | None:
+    end = time.monotonic() + seconds
+    while True:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            REAPED.add(pid)
+            return os.waitstatus_to_exitcode(status)
+        if time.monotonic() >= end:
+            return None
+        time.sleep(0.05)
+
+
+@pytest.fixture
+def console_in_pty(control: Control) -> Iterator[tuple[int, int]]:
+    env = dict(os.environ, SIGNAL_API_TOKEN=control.token, TERM="xterm-256color")
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: become the console
+        os.execvpe(
+            sys.executable, [sys.executable, "-m", "stream", "console", "--api", control.url], env
+        )
+    try:
+        yield pid, fd
+    finally:
+        if pid not in REAPED and wait_exit(pid, 0) is None:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+        with contextlib.suppress(OSError):
+            os.close(fd)
+
+
+def test_paints_the_flow_list_and_quits_on_q(console_in_pty: tuple[int, int]) -> None:
+    pid, fd = console_in_pty
+    screen = read_for(fd, 3.0)
+    assert b"Flows" in screen and b"complete" in screen
+    os.write(fd, b"q")
+    assert wait_exit(pid, 10) == 0
+
+
+def test_exits_when_the_terminal_goes_away(console_in_pty: tuple[int, int]) -> None:
+    pid, fd = console_in_pty
+    assert b"Flows" in read_for(fd, 3.0)
+    os.close(fd)
+    assert wait_exit(pid, 10) is not None
