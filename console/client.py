@@ -308,8 +308,11 @@ class ConsoleClient:
         params: Mapping[str, str] | None = None,
         timeout_s: float = DEFAULT_TIMEOUT_S,
         auth: bool = True,
+        if_match: int | None = None,
     ) -> Any:
         headers = {"Accept": "application/json", "X-Signal-Actor": f"console:{self._actor}"}
+        if if_match is not None:
+            headers["If-Match"] = str(if_match)
         if auth:
             if not self._token:
                 raise Unauthorized(
@@ -374,8 +377,13 @@ class ConsoleClient:
     async def create_flow(self, body: Mapping[str, Any]) -> FlowRow:
         return FlowRow.from_json(await self.request("POST", f"{PREFIX}/flows", json=dict(body)))
 
-    async def save_flow(self, flow_id: str, body: Mapping[str, Any]) -> FlowRow:
-        reply = await self.request("PUT", f"{PREFIX}/flows/{flow_id}", json=dict(body))
+    async def save_flow(
+        self, flow_id: str, body: Mapping[str, Any], version: int | None = None
+    ) -> FlowRow:
+        """Replace a flow; with `version`, control refuses (409) if someone saved it since."""
+        reply = await self.request(
+            "PUT", f"{PREFIX}/flows/{flow_id}", json=dict(body), if_match=version
+        )
         return FlowRow.from_json(reply)
 
     async def set_active(self, flow_id: str, active: bool) -> FlowRow:
@@ -428,7 +436,12 @@ class ConsoleClient:
         return [ConnectionRow.from_json(c) for c in body.get("connections", [])]
 
     async def save_connection(
-        self, body: Mapping[str, Any], *, create: bool, secret: str | None = None
+        self,
+        body: Mapping[str, Any],
+        *,
+        create: bool,
+        secret: str | None = None,
+        version: int | None = None,
     ) -> ConnectionRow:
         payload = dict(body)
         if secret:
@@ -436,7 +449,12 @@ class ConsoleClient:
         if create:
             reply = await self.request("POST", f"{PREFIX}/connections", json=payload)
         else:
-            reply = await self.request("PUT", f"{PREFIX}/connections/{body['id']}", json=payload)
+            reply = await self.request(
+                "PUT",
+                f"{PREFIX}/connections/{body['id']}",
+                json=payload,
+                if_match=version,
+            )
         return ConnectionRow.from_json(reply)
 
     async def delete_connection(self, connection_id: str) -> None:

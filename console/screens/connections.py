@@ -299,7 +299,10 @@ class ConnectionForm(BaseScreen):
     async def save(self, body: dict[str, Any], secret: str | None, test: bool) -> None:
         client = self.console.client
         try:
-            saved = await client.save_connection(body, create=self.row is None, secret=secret)
+            version = self.row.raw.get("version") if self.row else None
+            saved = await client.save_connection(
+                body, create=self.row is None, secret=secret, version=version
+            )
         except Refused as error:
             self.post_message(ApiFailed("save the connection", error.message))
             for problem in error.problems:

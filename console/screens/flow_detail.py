@@ -502,11 +502,18 @@ class FlowDetailScreen(BaseScreen):
             if self.mapping_dirty and body["destination"].get("mapping"):
                 await self._save_mapping(body["destination"]["mapping"])
             if self.flow_id:
-                flow = await client.save_flow(self.flow_id, body)
+                version = self.flow.raw.get("version") if self.flow else None
+                flow = await client.save_flow(self.flow_id, body, version)
             else:
                 flow = await client.create_flow(body)
         except Refused as error:
-            text = "\n".join(str(p) for p in error.problems)
+            if error.status == 409 and any(p.path == "version" for p in error.problems):
+                text = (
+                    "someone else saved this flow since it was opened; nothing was changed — "
+                    "close and reopen it to see their version"
+                )
+            else:
+                text = "\n".join(str(p) for p in error.problems)
             self.post_message(ApiFailed("save the flow", text))
             return
         except ApiError as error:

@@ -165,3 +165,26 @@ async def test_debug_screen_lists_recent_errors(
         await keys(pilot, "f12")
         text = screen_text(pilot)
         assert control.url in text and "nowhere" in text
+
+
+async def test_flow_editor_refuses_to_overwrite_a_newer_version(
+    control: Control, make_console: MakeConsole
+) -> None:
+    app = make_console(control)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        await keys(pilot, "enter")
+        await settle(pilot)
+        editor = app.screen
+        assert isinstance(editor, FlowDetailScreen)
+        client = ConsoleClient(control.url, TOKEN)
+        try:
+            await client.set_mode("registered-to-nurture", "test")
+            editor.query_one("#name", Input).value = "Overwritten"
+            await keys(pilot, "ctrl+s")
+            await settle(pilot)
+            flow = await client.flow("registered-to-nurture")
+        finally:
+            await client.close()
+        assert flow.name != "Overwritten" and flow.mode == "test"
+        assert "someone else saved this flow" in screen_text(pilot)
