@@ -108,6 +108,14 @@ ACTIONS: tuple[ActionSpec, ...] = (
         "conn-new", "n", "new_connection", "New", scope="connections", show=True, dangerous=True
     ),
     ActionSpec(
+        "conn-delete",
+        "d",
+        "delete_connection",
+        "Delete",
+        scope="connections",
+        dangerous=True,
+    ),
+    ActionSpec(
         "conn-test",
         "t",
         "test_selected",

@@ -81,6 +81,11 @@ class ConnectionSaved(Message, bubble=False):
 
 
 @dataclass
+class ConnectionDeleted(Message, bubble=False):
+    connection_id: str
+
+
+@dataclass
 class ConnectionTested(Message, bubble=False):
     connection_id: str
     result: TestResult

@@ -20,8 +20,15 @@ from textual.widgets import Button, DataTable, Input, Label, LoadingIndicator, S
 
 from console import fmt
 from console.client import ApiError, ConnectionRow, Refused, TestResult
-from console.messages import ApiFailed, ConnectionSaved, ConnectionsLoaded, ConnectionTested
+from console.messages import (
+    ApiFailed,
+    ConnectionDeleted,
+    ConnectionSaved,
+    ConnectionsLoaded,
+    ConnectionTested,
+)
 from console.screens.base import BaseScreen
+from console.screens.modals import TypeToConfirmModal
 
 CSS = Path(__file__).with_name("connections.tcss")
 READ_ONLY_KEYS = ("secret_set", "secret_source", "secret_updated_at", "version")
@@ -136,6 +143,37 @@ class ConnectionsScreen(BaseScreen):
 
     def action_new_connection(self) -> None:
         self.app.push_screen(ConnectionForm(None))
+
+    def action_delete_connection(self) -> None:
+        row = self.selected()
+        if row is None:
+            return
+
+        def confirmed(ok: bool | None) -> None:
+            if ok:
+                self.delete(row.id)
+
+        question = (
+            f"Delete connection '{row.name}' ({row.id})? Its stored secret is forgotten; flows "
+            "that use it must be changed first."
+        )
+        self.app.push_screen(
+            TypeToConfirmModal(question, row.id, title="Delete connection"), confirmed
+        )
+
+    @work(exclusive=True, group="connection-delete", exit_on_error=False)
+    async def delete(self, connection_id: str) -> None:
+        try:
+            await self.console.client.delete_connection(connection_id)
+        except ApiError as error:
+            self.post_message(ApiFailed("delete the connection", error.message))
+            return
+        self.post_message(ConnectionDeleted(connection_id))
+
+    @on(ConnectionDeleted)
+    def deleted(self, message: ConnectionDeleted) -> None:
+        self.notify(f"Deleted {message.connection_id}", timeout=3)
+        self.action_refresh_now()
 
     def action_test_selected(self) -> None:
         row = self.selected()

@@ -188,3 +188,28 @@ async def test_flow_editor_refuses_to_overwrite_a_newer_version(
             await client.close()
         assert flow.name != "Overwritten" and flow.mode == "test"
         assert "someone else saved this flow" in screen_text(pilot)
+
+
+async def test_new_flow_is_saved_incomplete(control: Control, make_console: MakeConsole) -> None:
+    app = make_console(control)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        await keys(pilot, "n")
+        await settle(pilot)
+        editor = app.screen
+        assert isinstance(editor, FlowDetailScreen)
+        editor.query_one("#flow-id", Input).value = "fresh-flow"
+        editor.query_one("#name", Input).value = "Fresh flow"
+        await keys(pilot, "ctrl+s")
+        await settle(pilot)
+        assert "incomplete (never runs)" in screen_text(pilot)
+        await keys(pilot, "escape")
+        await settle(pilot)
+        await keys(pilot, "ctrl+r")
+        assert app.screen.query_one(DataTable).get_row_index("fresh-flow") >= 0
+    client = ConsoleClient(control.url, TOKEN)
+    try:
+        flow = await client.flow("fresh-flow")
+    finally:
+        await client.close()
+    assert flow.mode == "test" and not flow.active and not flow.complete

@@ -242,3 +242,36 @@ async def test_feed_follows_then_pauses_when_scrolled_back(
         assert log.scroll_y == 0
         await keys(pilot, "end")
         assert "59 outcomes · following" in screen_text(pilot)
+
+
+async def test_deleting_a_connection_needs_its_id_and_control_guards_used_ones(
+    control: Control, make_console: MakeConsole
+) -> None:
+    client = ConsoleClient(control.url, TOKEN)
+    await client.save_connection(
+        {"id": "spare", "name": "Spare", "service_url": "https://spare.mktorest.com"},
+        create=True,
+    )
+    app = make_console(control)
+    try:
+        async with app.run_test(size=(80, 24)) as pilot:
+            await keys(pilot, "2")
+            await settle(pilot)
+            table = app.screen.query_one(DataTable)
+            assert table.row_count == 2
+            await keys(pilot, "d")
+            assert isinstance(app.screen, TypeToConfirmModal)
+            app.screen.query_one(Input).value = "demo-marketo"
+            await keys(pilot, "enter")
+            await settle(pilot)
+            assert {c.id for c in await client.connections()} == {"demo-marketo", "spare"}
+            assert app.errors and "delete" in app.errors[-1][1]
+            table.move_cursor(row=table.get_row_index("spare"))
+            await keys(pilot, "d")
+            app.screen.query_one(Input).value = "spare"
+            await keys(pilot, "enter")
+            await settle(pilot)
+            assert {c.id for c in await client.connections()} == {"demo-marketo"}
+            assert table.row_count == 1
+    finally:
+        await client.close()
