@@ -52,6 +52,23 @@ def _split(text: str) -> list[str]:
     return [part.strip() for part in text.split(",") if part.strip()]
 
 
+class TagPicker(SelectionList[str]):
+    """Tags to pick, each marked in words as well as colour ("✓ on" / "  off"), so the choice
+    reads the same without colour (NO_COLOR, some SSH terminals)."""
+
+    def mark(self) -> None:
+        chosen = set(self.selected)
+        for index in range(self.option_count):
+            option = self.get_option_at_index(index)
+            value = str(option.value)
+            self.replace_option_prompt_at_index(
+                index, f"{'✓' if value in chosen else ' '} {value}"
+            )
+
+    def on_selection_list_selected_changed(self) -> None:
+        self.mark()
+
+
 class FieldForm(ModalScreen[dict[str, Any] | None]):
     """One mapping field: target (suggested from the connection's fields), sources, transforms."""
 
@@ -156,7 +173,7 @@ class FlowDetailScreen(BaseScreen):
             yield Static("Activate for", classes="section")
             for kind in ACTIVATE_FOR_KINDS:
                 yield Label(KIND_TITLES[kind], classes="kind")
-                yield SelectionList[str](id=f"af-{kind}", classes="tags")
+                yield TagPicker(id=f"af-{kind}", classes="tags")
             yield Static("Filters (JSON list; all must hold)", classes="section")
             yield TextArea("[]", id="filters", language=None)
             yield Static("Destination", classes="section")
@@ -224,13 +241,14 @@ class FlowDetailScreen(BaseScreen):
         activate = raw.get("activate_for") or {}
         for kind, object_kind in ACTIVATE_FOR_KINDS.items():
             chosen = set(activate.get(kind) or [])
-            box = self.query_one(f"#af-{kind}", SelectionList)
+            box = self.query_one(f"#af-{kind}", TagPicker)
             box.clear_options()
             if object_kind is None:
                 names = [p.value for p in StandardProperty]
             else:
                 names = [t["name"] for t in tags if object_kind.value in t.get("objects", [])]
             box.add_options([(name, name, name in chosen) for name in names])
+            box.mark()
         self.query_one("#filters", TextArea).text = json.dumps(raw.get("filters") or [], indent=1)
         self.query_one("#dest-name", Input).value = destination.get("name") or ""
         connections = [
