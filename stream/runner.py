@@ -10,8 +10,8 @@ Supervision: a child that exits unexpectedly is reported with the end of its log
 after a growing delay (1 s, 2 s, 4 s … 30 s). Both services are built to restart — offsets in
 Kafka, state in DuckDB — so a restart loses nothing and keeps a demo or a small install running
 through a transient fault (a broker hiccup, a crashed agent). A child that keeps crashing
-(`CRASH_LIMIT` exits within `CRASH_WINDOW_S`), or exits with "not available in this build",
-stops the run with a clear message instead: restarting a deterministic failure only hides it.
+(`CRASH_LIMIT` exits within `CRASH_WINDOW_S`) stops the run with a clear message instead:
+restarting a deterministic failure only hides it.
 
 The embedded broker is not restarted: it keeps topics in memory only, so a new one would start
 empty under services that believe otherwise; its exit stops the run with that explanation.
@@ -52,8 +52,6 @@ STATUS_EVERY_S = 5.0
 CRASH_LIMIT = 5
 CRASH_WINDOW_S = 120.0
 BACKOFF_MAX_S = 30.0
-NOT_AVAILABLE = 3
-"""Exit code of a command this build does not have (stream.commands.pending)."""
 
 CONFIG_APPLY_S = 2.0
 DEMO_RATE = 5.0
@@ -321,7 +319,7 @@ class Runner:
             )
             if self.options.demo:
                 self.tasks.append(asyncio.create_task(self._simulate(client), name="simulator"))
-            if not self.options.headless and console_available():
+            if not self.options.headless:
                 await self._console(client.base_url)
                 return
             if not self.options.headless:
@@ -419,9 +417,6 @@ class Runner:
                 child.exits.popleft()
             self.say(f"{child.name} (pid {child.pid}) exited with code {code}; its log:")
             self.say(child.log_tail())
-            if code == NOT_AVAILABLE:
-                self._fail(f"`csignal {child.name}` is not available in this build")
-                return
             if len(child.exits) >= self.options.crash_limit:
                 self._fail(
                     f"{child.name} exited {len(child.exits)} times within {CRASH_WINDOW_S:g}s; "
@@ -530,17 +525,6 @@ class Runner:
                 await self.sandbox.stop()
         if self.broker is not None:
             await self.broker.stop_async()
-
-
-def console_available() -> bool:
-    """True once `csignal console` is a real command (not a placeholder) in this build."""
-    from stream.commands import COMMANDS
-    from stream.commands.pending import PendingCommand
-
-    return any(
-        getattr(c, "name", None) == "console" and not isinstance(c, PendingCommand)
-        for c in COMMANDS
-    )
 
 
 def run(options: RunOptions) -> int:

@@ -1,4 +1,4 @@
-"""The CLI lists the whole DESIGN 4.1 contract and never pretends a missing command works."""
+"""The CLI lists the whole DESIGN 4.1 contract."""
 
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ CONTRACT = [
     "flows",
     "retry",
     "replay",
+    "metrics",
 ]
 
 

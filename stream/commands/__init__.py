@@ -1,8 +1,5 @@
-"""The commands of `csignal`, one module each; `COMMANDS` is the order `--help` shows them in.
-
-The order is the contract's (DESIGN 4.1). A command whose module has landed replaces its pending
-placeholder by name, so `--help` keeps listing every command either way.
-"""
+"""The commands of `csignal`, one module each; `COMMANDS` is the order `--help` shows them in
+(DESIGN 4.1's order, then the scriptable console actions)."""
 
 from __future__ import annotations
 
@@ -13,7 +10,6 @@ from stream.commands import (
     flows,
     ingest,
     metrics,
-    pending,
     pipeline,
     replay,
     retry,
@@ -24,22 +20,18 @@ from stream.commands import (
 )
 from stream.commands.base import Command
 
-_IMPLEMENTED: dict[str, Command] = {
-    "config": config.COMMAND,
-    "control": control.COMMAND,
-    "sandbox": sandbox.COMMAND,
-    "simulate": simulate.COMMAND,
-    "ingest": ingest.COMMAND,
-    "sql": sql.COMMAND,
-    "run": run.COMMAND,
-    "pipeline": pipeline.COMMAND,
-    "console": console.COMMAND,
-    "flows": flows.COMMAND,
-    "retry": retry.COMMAND,
-    "replay": replay.COMMAND,
-    "metrics": metrics.COMMAND,
-}
-
 COMMANDS: list[Command] = [
-    _IMPLEMENTED.get(placeholder.name, placeholder) for placeholder in pending.CONTRACT
+    run.COMMAND,
+    control.COMMAND,
+    pipeline.COMMAND,
+    console.COMMAND,
+    sandbox.COMMAND,
+    simulate.COMMAND,
+    ingest.COMMAND,
+    config.COMMAND,
+    sql.COMMAND,
+    flows.COMMAND,
+    retry.COMMAND,
+    replay.COMMAND,
+    metrics.COMMAND,
 ]
