@@ -54,6 +54,8 @@ ACTIONS: tuple[ActionSpec, ...] = (
     ActionSpec("refresh", "ctrl+r", "screen.refresh_now", "Refresh"),
     ActionSpec("pause", "p", "screen.toggle_pause", "Pause/resume refresh"),
     ActionSpec("debug", "f12", "app.debug_info", "Debug info"),
+    ActionSpec("refresh-faster", "plus", "app.refresh_interval(-1)", "Refresh more often"),
+    ActionSpec("refresh-slower", "minus", "app.refresh_interval(1)", "Refresh less often"),
     # flows
     ActionSpec("flow-open", "enter", "open_flow", "Open", scope="flows"),
     ActionSpec(
@@ -164,6 +166,9 @@ ACTIONS: tuple[ActionSpec, ...] = (
     ActionSpec("retry-search", "slash", "filter", "Search", scope="retry", show=True),
     ActionSpec("retry-filter-status", "s", "cycle_status", "Status filter", scope="retry"),
     ActionSpec("retry-filter-category", "c", "cycle_category", "Category filter", scope="retry"),
+    ActionSpec(
+        "retry-filter-integration", "i", "cycle_integration", "Integration filter", scope="retry"
+    ),
     ActionSpec(
         "retry-next",
         "right_square_bracket,ctrl+f",

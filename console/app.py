@@ -51,6 +51,7 @@ COMMAND_MODES = {
     "sql": "sql",
 }
 TTY_CHECK_S = 5.0
+REFRESH_STEPS = (1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
 
 
 def _now() -> datetime:
@@ -172,6 +173,19 @@ class SignalConsole(App[int]):
         scope = screen.SCOPE if isinstance(screen, BaseScreen) else actions.GLOBAL
         if not isinstance(screen, HelpScreen):
             self.push_screen(HelpScreen(scope, self.read_only))
+
+    def action_refresh_interval(self, step: int) -> None:
+        """Step the refresh interval through REFRESH_STEPS; the next poll uses it."""
+        steps = [s for s in REFRESH_STEPS if s != self.refresh_s]
+        if step > 0:
+            self.refresh_s = next((s for s in steps if s > self.refresh_s), REFRESH_STEPS[-1])
+        else:
+            lower = [s for s in steps if s < self.refresh_s]
+            self.refresh_s = lower[-1] if lower else REFRESH_STEPS[0]
+        screen = self.screen
+        if isinstance(screen, BaseScreen):
+            screen.update_bar()
+        self.notify(f"refreshing every {self.refresh_s:g}s", timeout=2)
 
     def action_debug_info(self) -> None:
         self.push_screen(DebugScreen(self))

@@ -133,6 +133,8 @@ class BaseScreen(Screen[None]):
         if self.last_ok is None:
             return "stale" if self.stale else "loading…"
         text = f"updated {ago((self.console.clock() - self.last_ok).total_seconds())}"
+        if self.console.refresh_s > 0:
+            text += f" · every {self.console.refresh_s:g}s"
         return f"stale · {text}" if self.stale else text
 
     def update_bar(self) -> None:

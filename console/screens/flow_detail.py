@@ -61,9 +61,7 @@ class TagPicker(SelectionList[str]):
         for index in range(self.option_count):
             option = self.get_option_at_index(index)
             value = str(option.value)
-            self.replace_option_prompt_at_index(
-                index, f"{'✓' if value in chosen else ' '} {value}"
-            )
+            self.replace_option_prompt_at_index(index, f"{'✓' if value in chosen else ' '} {value}")
 
     def on_selection_list_selected_changed(self) -> None:
         self.mark()

@@ -176,7 +176,20 @@ class FlowsScreen(BaseScreen):
         if self.filter_text:
             title = f"flows /{self.filter_text}/ [{len(visible)} of {len(self.flows)}]"
         table.border_title = title
-        table.border_subtitle = "Sent/Fail: today (UTC)"
+        self._subtitle()
+
+    def _subtitle(self) -> None:
+        table = self.query_one(DataTable)
+        flow = self.selected()
+        dest = ""
+        if flow is not None and self.narrow:
+            dest = "/".join(x for x in (flow.connection, flow.action) if x) or "no destination"
+            dest = f"{fmt.cell(dest, 40)} · "
+        table.border_subtitle = f"{dest}Sent/Fail: today (UTC)"
+
+    @on(DataTable.RowHighlighted)
+    def row_highlighted(self) -> None:
+        self._subtitle()
 
     # --- actions ---------------------------------------------------------------------------
 

@@ -97,6 +97,7 @@ class RetryScreen(BaseScreen):
         self.selected_keys: dict[str, tuple[str, str]] = {}
         self.unavailable = False
         self.narrow: bool | None = None
+        self.integrations: tuple[str | None, ...] = (None,)
 
     def body(self) -> ComposeResult:
         table: DataTable[Any] = DataTable(id="queue", cursor_type="row", zebra_stripes=True)
@@ -158,6 +159,12 @@ class RetryScreen(BaseScreen):
 
     @work(exclusive=True, group="retry-load", exit_on_error=False)
     async def fetch(self, filters: RetryFilters, offset: int) -> None:
+        if len(self.integrations) == 1:
+            try:
+                connections = await self.console.client.connections()
+                self.integrations = (None, *(c.id for c in connections))
+            except ApiError:
+                pass
         try:
             page = await self.console.client.retry_page(filters, offset, PAGE_SIZE)
         except NotAvailable as error:
@@ -272,6 +279,16 @@ class RetryScreen(BaseScreen):
 
     def action_cycle_category(self) -> None:
         self.filters = replace(self.filters, category=_next(CATEGORIES, self.filters.category))
+        self.page_offset = 0
+        self._title()
+        self.action_refresh_now()
+
+    def action_cycle_integration(self) -> None:
+        current = self.filters.integration
+        options = (
+            self.integrations if current in self.integrations else (*self.integrations, current)
+        )
+        self.filters = replace(self.filters, integration=_next(options, current))
         self.page_offset = 0
         self._title()
         self.action_refresh_now()

@@ -213,3 +213,19 @@ async def test_new_flow_is_saved_incomplete(control: Control, make_console: Make
     finally:
         await client.close()
     assert flow.mode == "test" and not flow.active and not flow.complete
+
+
+async def test_refresh_interval_steps_and_shows(
+    control: Control, make_console: MakeConsole
+) -> None:
+    app = make_console(control, refresh_s=5.0)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        assert "every 5s" in screen_text(pilot)
+        await keys(pilot, "minus")
+        assert app.refresh_s == 10.0
+        await keys(pilot, "plus", "plus")
+        assert app.refresh_s == 2.0
+        assert "every 2s" in screen_text(pilot)
+        await keys(pilot, "p")
+        assert "paused" in screen_text(pilot)

@@ -100,6 +100,11 @@ async def test_retry_queue_pages_filters_and_resubmits(
         await settle(pilot)
         table = app.screen.query_one(DataTable)
         assert table.row_count == 45 and "1–45 of 45" in str(table.border_subtitle)
+        await keys(pilot, "i")
+        assert "integration:demo-marketo" in str(table.border_title)
+        assert table.row_count == 45
+        await keys(pilot, "i")
+        assert "integration" not in str(table.border_title)
         await keys(pilot, "s", "s", "s")
         assert "status:abandoned" in str(table.border_title)
         assert table.row_count == 15
