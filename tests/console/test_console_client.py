@@ -133,3 +133,17 @@ def test_base_url_from_flag_or_environment(monkeypatch: pytest.MonkeyPatch) -> N
     assert api_base_url(None) == "http://127.0.0.1:7000"
     assert api_base_url("http://10.0.0.1:6066/") == "http://10.0.0.1:6066"
     assert "token" not in repr(ConsoleClient("http://x", "secret-token"))
+
+
+def test_console_never_imports_stream_and_the_client_never_imports_textual() -> None:
+    import subprocess
+    import sys
+
+    check = (
+        "import sys, console.client\n"
+        "assert not any(m.split('.')[0] == 'textual' for m in sys.modules), 'textual'\n"
+        "import console.app\n"
+        "bad = sorted(m for m in sys.modules if m.split('.')[0] == 'stream')\n"
+        "assert not bad, bad\n"
+    )
+    subprocess.run([sys.executable, "-c", check], check=True)
