@@ -13,6 +13,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from stream.marketo.results import CallRecord
+
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
@@ -134,6 +136,23 @@ class ApiCallRecord(Message):
     marketo_error: str | None = None
     batch_size: int = 0
     request_id: str | None = None
+    error_class: str | None = None
+
+    @classmethod
+    def from_call(cls, record: CallRecord) -> ApiCallRecord:
+        """The client's report of one HTTP call, as recorded in `api_calls`."""
+        return cls(
+            connection_id=record.connection_id,
+            endpoint=record.endpoint,
+            method=record.method,
+            started_at=record.started_at,
+            duration_ms=record.duration_ms,
+            http_status=record.http_status,
+            marketo_error=record.marketo_error,
+            batch_size=record.batch_size,
+            request_id=record.request_id,
+            error_class=record.failure_class.value if record.failure_class else None,
+        )
 
 
 class ConfigSnapshot(Message):

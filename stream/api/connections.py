@@ -26,11 +26,12 @@ from stream.api.errors import (
     validation_response,
 )
 from stream.api.middleware import actor_of
+from stream.control.recorder import api_call_row
 from stream.marketo.client import MarketoClient
 from stream.marketo.connection_test import explain, refresh_target_fields, test_connection
 from stream.marketo.errors import MarketoError
 from stream.marketo.results import CallRecord
-from stream.store import ApiCallRow
+from stream.messages import ApiCallRecord
 
 log = logging.getLogger("signal.api.connections")
 
@@ -125,22 +126,7 @@ async def delete_connection(request: web.Request) -> web.Response:
 def _call_recorder(deps: ApiDeps) -> Any:
     async def record(call: CallRecord) -> None:
         try:
-            await deps.store.record_api_calls(
-                [
-                    ApiCallRow(
-                        connection_id=call.connection_id,
-                        endpoint=call.endpoint,
-                        started_at=call.started_at,
-                        duration_ms=max(0.0, call.duration_ms),
-                        method=call.method,
-                        http_status=call.http_status,
-                        marketo_error=call.marketo_error,
-                        batch_size=call.batch_size,
-                        request_id=call.request_id,
-                        error_class=call.failure_class.value if call.failure_class else None,
-                    )
-                ]
-            )
+            await deps.store.record_api_calls([api_call_row(ApiCallRecord.from_call(call))])
         except Exception:
             log.exception("recording a Marketo call of a connection test failed")
 

@@ -279,6 +279,7 @@ def api_call_row(call: ApiCallRecord) -> ApiCallRow:
         marketo_error=call.marketo_error,
         batch_size=call.batch_size,
         request_id=call.request_id,
+        error_class=call.error_class,
     )
 
 

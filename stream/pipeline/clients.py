@@ -26,7 +26,7 @@ from stream.messages import ApiCallRecord
 
 log = logging.getLogger("signal.pipeline.clients")
 
-__all__ = ["ClientPool", "Unusable", "api_call_record", "settings_for"]
+__all__ = ["ClientPool", "Unusable", "settings_for"]
 
 CallSink = Callable[[ApiCallRecord], Awaitable[None] | None]
 
@@ -56,20 +56,6 @@ def settings_for(
         )
     except ValidationError as error:
         raise Unusable(f"connection {connection.id!r}: {error}") from None
-
-
-def api_call_record(record: CallRecord) -> ApiCallRecord:
-    return ApiCallRecord(
-        connection_id=record.connection_id,
-        endpoint=record.endpoint,
-        method=record.method,
-        started_at=record.started_at,
-        duration_ms=record.duration_ms,
-        http_status=record.http_status,
-        marketo_error=record.marketo_error,
-        batch_size=record.batch_size,
-        request_id=record.request_id,
-    )
 
 
 def _fingerprint(connection: Connection, secret: str | None) -> str:
@@ -114,7 +100,7 @@ class ClientPool:
     async def _hook(self, record: CallRecord) -> None:
         if self._on_call is None:
             return
-        result = self._on_call(api_call_record(record))
+        result = self._on_call(ApiCallRecord.from_call(record))
         if result is not None:
             await result
 

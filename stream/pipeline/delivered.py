@@ -15,7 +15,7 @@ from collections.abc import Container, Sequence
 from datetime import datetime
 
 from stream.messages import DeliveryRequest, OutcomeRecord, OutcomeStatus
-from stream.pipeline.route import latency_ms
+from stream.pipeline.deliver import Result, outcome_for
 
 __all__ = ["delivery_key", "duplicate_outcome", "split_duplicates"]
 
@@ -48,23 +48,11 @@ def split_duplicates(
 
 
 def duplicate_outcome(request: DeliveryRequest, now: datetime) -> OutcomeRecord:
-    return OutcomeRecord(
-        change_id=request.change_id,
-        flow_id=request.flow_id,
-        flow_name=request.flow_name,
-        mode=request.mode,
-        registration_code=request.registration_code,
-        event_code=request.event_code,
-        action=request.action,
-        connection_id=request.connection_id,
-        status=OutcomeStatus.SKIPPED_DUPLICATE,
-        reason="already delivered (same change and flow); not sent again",
-        attempt=request.attempt,
-        occurred_at=request.occurred_at,
-        processed_at=now,
-        latency_ms=latency_ms(request.occurred_at, request.received_at, now),
-        campaign_id=request.campaign_id,
-        form_id=request.form_id,
-        redrive_kind=request.redrive_kind,
-        replay_id=request.replay_id,
+    return outcome_for(
+        request,
+        Result(
+            OutcomeStatus.SKIPPED_DUPLICATE,
+            reason="already delivered (same change and flow); not sent again",
+        ),
+        now,
     )
