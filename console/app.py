@@ -128,7 +128,9 @@ class SignalConsole(App[int]):
             self.sub_title = "read-only"
 
     def get_system_commands(self, screen: Screen[object]) -> list[SystemCommand]:  # type: ignore[override,unused-ignore]
-        return [c for c in super().get_system_commands(screen) if c.title in ("Quit", "Keys")]
+        return [
+            c for c in super().get_system_commands(screen) if c.title in ("Theme", "Quit", "Keys")
+        ]
 
     async def on_mount(self) -> None:
         await self.switch_mode("flows")
