@@ -59,6 +59,7 @@ FLOWS = (
 )
 STATUSES = ("delivered", "delivered", "delivered", "not_activated", "filtered_out", "failed")
 MARKER = "seeded.txt"
+NO_KEYMAP = Path("/nonexistent/console-keys.yaml")
 
 
 class Service:
@@ -184,7 +185,7 @@ async def startup_once(url: str) -> tuple[float, float]:
     from textual.widgets import DataTable
 
     began = time.perf_counter()
-    app = make_app(url, TOKEN, refresh_s=0, watch_tty=False)
+    app = make_app(url, TOKEN, refresh_s=0, watch_tty=False, keymap_file=NO_KEYMAP)
     painted = counted = 0.0
     async with app.run_test(size=(80, 24)) as pilot:
         while not painted or not counted:
@@ -211,7 +212,7 @@ async def retry_paging(url: str, pages: int) -> dict[str, list[float]]:
     from textual.widgets import DataTable
 
     loaded: list[float] = []
-    app = make_app(url, TOKEN, refresh_s=0, watch_tty=False)
+    app = make_app(url, TOKEN, refresh_s=0, watch_tty=False, keymap_file=NO_KEYMAP)
     fetch_ms: list[float] = []
     key_ms: list[float] = []
     lag_ms: list[float] = []

@@ -27,6 +27,7 @@ from textual.worker import Worker, WorkerState
 
 from console import actions
 from console.client import ConsoleClient, api_base_url, read_token
+from console.keymap import load_keymap
 from console.screens.base import BaseScreen
 from console.screens.catalog import CatalogScreen
 from console.screens.connections import ConnectionsScreen
@@ -75,7 +76,8 @@ class SignalCommands(Provider):
             target = app if spec.action.startswith("app.") else screen
             action = spec.action.removeprefix("app.").removeprefix("screen.")
             runner = partial(target.run_action, action)
-            entries.append((spec.description, f"key: {spec.key_display}", runner))
+            keys = app.keymap_overrides.get(spec.id, spec.keys).split(",")[0]
+            entries.append((spec.description, f"key: {keys}", runner))
         return entries
 
     async def discover(self) -> Hits:
@@ -116,8 +118,12 @@ class SignalConsole(App[int]):
         clock: Clock = _now,
         refresh_s: float = 5.0,
         watch_tty: bool = True,
+        keymap: dict[str, str] | None = None,
+        keymap_problems: list[str] | None = None,
     ) -> None:
         super().__init__()
+        self.keymap_overrides = dict(keymap or {})
+        self.keymap_problems = list(keymap_problems or [])
         self.client = client
         self.read_only = read_only
         self.clock = clock
@@ -133,6 +139,10 @@ class SignalConsole(App[int]):
         ]
 
     async def on_mount(self) -> None:
+        if self.keymap_overrides:
+            self.set_keymap(self.keymap_overrides)
+        for problem in self.keymap_problems:
+            self.report_error("apply the keymap", problem)
         await self.switch_mode("flows")
         if self.watch_tty and sys.stdin is not None and sys.stdin.isatty():
             self.set_interval(TTY_CHECK_S, self._check_tty)
@@ -174,7 +184,7 @@ class SignalConsole(App[int]):
         screen = self.screen
         scope = screen.SCOPE if isinstance(screen, BaseScreen) else actions.GLOBAL
         if not isinstance(screen, HelpScreen):
-            self.push_screen(HelpScreen(scope, self.read_only))
+            self.push_screen(HelpScreen(scope, self.read_only, self.keymap_overrides))
 
     def action_refresh_interval(self, step: int) -> None:
         """Step the refresh interval through REFRESH_STEPS; the next poll uses it."""
@@ -245,12 +255,16 @@ def make_app(
     clock: Clock | None = None,
     refresh_s: float = 5.0,
     watch_tty: bool = True,
+    keymap_file: Path | None = None,
 ) -> SignalConsole:
     client = ConsoleClient(api_base_url(api_url), token if token is not None else read_token())
+    keymap, problems = load_keymap(keymap_file)
     return SignalConsole(
         client,
         read_only=read_only,
         clock=clock or _now,
         refresh_s=refresh_s,
         watch_tty=watch_tty,
+        keymap=keymap,
+        keymap_problems=problems,
     )

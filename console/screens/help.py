@@ -43,7 +43,8 @@ def key_text(keys: str) -> str:
     return " ".join(KEY_NAMES.get(k, k) for k in keys.split(","))
 
 
-def help_text(scope: str, read_only: bool) -> str:
+def help_text(scope: str, read_only: bool, keymap: dict[str, str] | None = None) -> str:
+    keymap = keymap or {}
     lines: list[str] = []
     for section in (scope, actions.GLOBAL) if scope != actions.GLOBAL else (actions.GLOBAL,):
         lines.append(f"[b]{SCOPE_TITLES.get(section, section)}[/b]")
@@ -51,7 +52,8 @@ def help_text(scope: str, read_only: bool) -> str:
             if read_only and spec.dangerous:
                 continue
             mark = " [red]![/red]" if spec.dangerous else ""
-            lines.append(f"  {key_text(spec.keys):<14} {spec.description}{mark}")
+            keys = keymap.get(spec.id, spec.keys)
+            lines.append(f"  {key_text(keys):<14} {spec.description}{mark}")
         lines.append("")
     lines.append("Arrows or j/k move, g/G top/bottom; ctrl+p palette; ctrl+q quits.")
     lines.append(":flows :connections :events :retry :metrics :sql :q")
@@ -68,16 +70,17 @@ class HelpScreen(ModalScreen[None]):
         Binding("escape,q,question_mark", "close", "Close", id="help-close")
     ]
 
-    def __init__(self, scope: str, read_only: bool) -> None:
+    def __init__(self, scope: str, read_only: bool, keymap: dict[str, str] | None = None) -> None:
         super().__init__()
         self.scope = scope
         self.read_only = read_only
+        self.keymap = keymap or {}
 
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="help") as box:
             box.border_title = "Keys"
             box.border_subtitle = "esc closes"
-            yield Static(help_text(self.scope, self.read_only))
+            yield Static(help_text(self.scope, self.read_only, self.keymap))
 
     def action_close(self) -> None:
         self.dismiss(None)

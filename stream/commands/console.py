@@ -36,6 +36,11 @@ class ConsoleCommand:
             action="store_true",
             help="hide every action that changes anything",
         )
+        parser.add_argument(
+            "--print-keymap",
+            action="store_true",
+            help="print the default keys by action id (for $SIGNAL_CONSOLE_KEYMAP) and exit",
+        )
         parser.set_defaults(handler=run)
         return parser
 
@@ -47,6 +52,11 @@ SSH_FPS = "20"
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.print_keymap:
+        from console.keymap import default_keymap_yaml
+
+        print(default_keymap_yaml(), end="")
+        return 0
     if os.environ.get("SSH_CONNECTION") and "TEXTUAL_FPS" not in os.environ:
         os.environ["TEXTUAL_FPS"] = SSH_FPS
     from console.app import make_app

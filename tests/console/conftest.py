@@ -52,8 +52,9 @@ MakeConsole = Callable[..., SignalConsole]
 
 
 @pytest.fixture
-def make_console(request: pytest.FixtureRequest) -> MakeConsole:
+def make_console(tmp_path: Path) -> MakeConsole:
     def make(service: Control, **options: Any) -> SignalConsole:
+        options.setdefault("keymap_file", tmp_path / "no-keymap.yaml")
         options.setdefault("clock", fixed_clock)
         options.setdefault("refresh_s", 0)
         options.setdefault("watch_tty", False)

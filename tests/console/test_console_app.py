@@ -229,3 +229,31 @@ async def test_refresh_interval_steps_and_shows(
         assert "every 2s" in screen_text(pilot)
         await keys(pilot, "p")
         assert "paused" in screen_text(pilot)
+
+
+async def test_keymap_file_remaps_keys_and_reports_mistakes(
+    control: Control, make_console: MakeConsole, tmp_path
+) -> None:  # type: ignore[no-untyped-def]
+    from console.keymap import default_keymap_yaml, load_keymap
+
+    defaults = tmp_path / "defaults.yaml"
+    defaults.write_text(default_keymap_yaml())
+    assert load_keymap(defaults) == (actions.default_keymap(), [])
+    path = tmp_path / "keys.yaml"
+    path.write_text("flow-active: x\nno-such-action: z\n")
+    app = make_console(control, keymap_file=path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        assert app.errors and "no-such-action" in app.errors[-1][2]
+        table = app.screen.query_one(DataTable)
+        table.move_cursor(row=table.get_row_index("registered-to-nurture"))
+        await keys(pilot, "a")
+        client = ConsoleClient(control.url, TOKEN)
+        try:
+            assert (await client.flow("registered-to-nurture")).active
+            await keys(pilot, "x")
+            assert not (await client.flow("registered-to-nurture")).active
+        finally:
+            await client.close()
+        await keys(pilot, "question_mark")
+        assert "x              Active" in screen_text(pilot)

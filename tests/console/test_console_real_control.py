@@ -90,7 +90,14 @@ def real_control(
 async def test_console_drives_a_real_control(real_control: tuple[str, str]) -> None:
     url, token = real_control
     messages: list[object] = []
-    app = make_app(url, token, clock=fixed_clock, refresh_s=0, watch_tty=False)
+    app = make_app(
+        url,
+        token,
+        clock=fixed_clock,
+        refresh_s=0,
+        watch_tty=False,
+        keymap_file=Path("/nonexistent"),
+    )
     client = ConsoleClient(url, token)
     try:
         async with app.run_test(size=(80, 24), message_hook=messages.append) as pilot:

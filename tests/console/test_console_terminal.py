@@ -48,7 +48,12 @@ def wait_exit(pid: int, seconds: float) -> int | None:
 
 @pytest.fixture
 def console_in_pty(control: Control) -> Iterator[tuple[int, int]]:
-    env = dict(os.environ, SIGNAL_API_TOKEN=control.token, TERM="xterm-256color")
+    env = dict(
+        os.environ,
+        SIGNAL_API_TOKEN=control.token,
+        TERM="xterm-256color",
+        SIGNAL_CONSOLE_KEYMAP="/nonexistent/console-keys.yaml",
+    )
     pid, fd = pty.fork()
     if pid == 0:  # the child: become the console
         os.execvpe(
