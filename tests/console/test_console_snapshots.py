@@ -31,6 +31,7 @@ SCREENS: dict[str, tuple[str, ...]] = {
     "retry": ("4",),
     "retry_selected": ("4", "space", "space", "r"),
     "sql": ("6", "ctrl+j"),
+    "retry_detail": ("4", "enter"),
     "help": ("question_mark",),
 }
 QUIET_SCREENS: dict[str, tuple[str, ...]] = {
@@ -110,6 +111,21 @@ def test_read_only_flows(
 ) -> None:
     app = make_console(snap_control, read_only=True)
     assert snap_compare(app, terminal_size=size, run_before=steps(()))
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_sql_refused(
+    snap_compare: Any, snap_control: Control, make_console: MakeConsole, size: tuple[int, int]
+) -> None:
+    from textual.widgets import TextArea
+
+    async def refused(pilot: Pilot[Any]) -> None:
+        await steps(("6",))(pilot)
+        pilot.app.screen.query_one(TextArea).text = "DELETE FROM changes"
+        await steps(("ctrl+j",))(pilot)
+
+    app = make_console(snap_control)
+    assert snap_compare(app, terminal_size=size, run_before=refused)
 
 
 def test_narrow_flow_list_fits_80_columns(snap_control: Control, make_console: MakeConsole) -> None:
