@@ -39,7 +39,6 @@ from console.app import make_app
 from console.messages import QueuePageLoaded
 from stream.api.app import create_app
 from stream.api.deps import ApiDeps
-from stream.api.metrics_routes import add_metrics_routes
 from stream.certain.demo_account import demo_account
 from stream.control.config_service import ConfigService
 from stream.control.operations import Operations
@@ -106,7 +105,6 @@ class Service:
 
         ops = Operations.build(store, config, redrive)
         app = create_app(ApiDeps(store, config, produce, TOKEN), ops)
-        add_metrics_routes(app, store)
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         await web.TCPSite(runner, "127.0.0.1", 0).start()
@@ -164,7 +162,7 @@ async def seed(store: Store, outcomes: int, retry_items: int) -> None:
             flow_id=FLOWS[i % len(FLOWS)],
             flow_name=FLOWS[i % len(FLOWS)],
             integration="demo-marketo",
-            status=("pending", "abandoned", "retrying")[i % 3],  # type: ignore[arg-type]
+            status=("pending", "abandoned", "retrying")[i % 3],
             category="data" if i % 2 else "technical",
             reason="status 'Waitlisted' has no tag" if i % 2 else "HTTP 503",
             attempts=i % 4,

@@ -6,6 +6,7 @@ from aiohttp import web
 
 from stream.api import account, connections, flows, health, ingest, reference, sql
 from stream.api.deps import DEPS, ApiDeps
+from stream.api.metrics_routes import add_metrics_routes, config_providers
 from stream.api.middleware import auth_middleware, error_middleware
 from stream.api.preview_routes import add_preview_routes
 from stream.api.replay_routes import add_replay_routes
@@ -28,6 +29,14 @@ def create_app(deps: ApiDeps, ops: Operations | None = None) -> web.Application:
     reference.add_routes(app)
     account.add_routes(app)
     sql.add_routes(app)
+    active_flows, rate_shares = config_providers(deps.config)
+    add_metrics_routes(
+        app,
+        deps.store,
+        runtime=deps.runtime_provider(),
+        active_flows=active_flows,
+        rate_shares=rate_shares,
+    )
     if ops is not None:
         add_retry_routes(app, ops)
         add_replay_routes(app, ops)

@@ -11,10 +11,14 @@ from typing import Any
 from aiohttp import web
 
 from stream.control.config_service import ConfigService
+from stream.metrics.queries import RuntimeStatus
 from stream.store import Store
 
 ProduceChanges = Callable[[Sequence[tuple[bytes, bytes]]], Awaitable[None]]
 """Send (key, value) records to `certain-changes`; returns once the broker acknowledged all."""
+
+RuntimeStatusProvider = Callable[[], RuntimeStatus | Awaitable[RuntimeStatus]]
+"""What only the running services know (last change seen, consumer lag, workers alive)."""
 
 
 def package_version() -> str:
@@ -48,6 +52,15 @@ class ApiDeps:
     connection_test_settings: dict[str, Any] = field(
         default_factory=lambda: dict(CONNECTION_TEST_SETTINGS)
     )
+    runtime_status: RuntimeStatusProvider | None = None
+    """For the metrics routes; left out, they report the last change seen (when known) and
+    null for the figures only a running pipeline knows."""
+
+    def runtime_provider(self) -> RuntimeStatusProvider:
+        if self.runtime_status is not None:
+            return self.runtime_status
+        seen = self.last_change_seen
+        return lambda: RuntimeStatus(last_change_seen_at=seen() if seen is not None else None)
 
 
 DEPS: web.AppKey[ApiDeps] = web.AppKey("signal_api_deps", ApiDeps)

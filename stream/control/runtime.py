@@ -27,7 +27,6 @@ from mode import Service
 
 from stream import topics
 from stream.api import ApiDeps, create_app
-from stream.api.metrics_routes import add_metrics_routes, config_providers
 from stream.broker import bootstrap_servers
 from stream.control.config_service import ConfigService
 from stream.control.operations import Operations
@@ -153,16 +152,9 @@ class ControlRuntime(Service):
             token=load_or_create_token(s.token_path),
             broker_ok=self._broker_ok,
             last_change_seen=self._seen,
+            runtime_status=lambda: RuntimeStatus(last_change_seen_at=self._seen()),
         )
         app = create_app(deps, self.operations)
-        active_flows, rate_shares = config_providers(self.config)
-        add_metrics_routes(
-            app,
-            self.store,
-            runtime=lambda: RuntimeStatus(last_change_seen_at=self._seen()),
-            active_flows=active_flows,
-            rate_shares=rate_shares,
-        )
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         site = web.TCPSite(runner, s.api_host, s.api_port)

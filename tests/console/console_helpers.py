@@ -1,11 +1,23 @@
-"""Waiting for the console to settle and reading what it shows."""
+"""Waiting for the console to settle and reading what it shows; the fixed clock and the
+console factory's type, importable by a module name no other test folder uses."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 from svg_text import svg_lines
 from textual.pilot import Pilot
+
+from console.app import SignalConsole
+
+CLOCK = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
+MakeConsole = Callable[..., SignalConsole]
+
+
+def fixed_clock() -> datetime:
+    return CLOCK
 
 
 async def settle(pilot: Pilot[Any], rounds: int = 4) -> None:

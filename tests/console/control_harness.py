@@ -122,11 +122,6 @@ class Control:
             self.ops = Operations.build(self.store, self.config, redrive)
         deps = ApiDeps(store=self.store, config=self.config, produce_changes=produce, token=TOKEN)
         app = create_app(deps, self.ops)
-        paths = {r.resource.canonical for r in app.router.routes() if r.resource}
-        if "/api/v1/metrics/summary" not in paths:
-            from stream.api.metrics_routes import add_metrics_routes
-
-            add_metrics_routes(app, self.store)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)

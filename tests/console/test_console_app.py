@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from conftest import MakeConsole
-from console_helpers import keys, screen_text, settle, type_text
+from pathlib import Path
+
+from console_helpers import MakeConsole, keys, screen_text, settle, type_text
 from control_harness import TOKEN, Control
 from textual.command import CommandPalette
 from textual.widgets import DataTable, Input, Select, SelectionList
@@ -232,8 +233,8 @@ async def test_refresh_interval_steps_and_shows(
 
 
 async def test_keymap_file_remaps_keys_and_reports_mistakes(
-    control: Control, make_console: MakeConsole, tmp_path
-) -> None:  # type: ignore[no-untyped-def]
+    control: Control, make_console: MakeConsole, tmp_path: Path
+) -> None:
     from console.keymap import default_keymap_yaml, load_keymap
 
     defaults = tmp_path / "defaults.yaml"

@@ -3,8 +3,7 @@ flows, read-only mode hides every change."""
 
 from __future__ import annotations
 
-from conftest import MakeConsole
-from console_helpers import keys, screen_text, settle, type_text
+from console_helpers import MakeConsole, keys, screen_text, settle, type_text
 from control_harness import TOKEN, Control
 from textual.widgets import DataTable, Input
 

@@ -14,8 +14,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 import yaml
-from conftest import fixed_clock
-from console_helpers import keys, screen_text, settle
+from console_helpers import fixed_clock, keys, screen_text, settle
 from textual.widgets import DataTable, TextArea
 
 from console.app import make_app

@@ -12,8 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import CLOCK, MakeConsole
-from console_helpers import settle
+from console_helpers import CLOCK, MakeConsole, settle
 from control_harness import Control
 from svg_text import svg_lines
 from textual.pilot import Pilot
