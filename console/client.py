@@ -540,8 +540,9 @@ class ConsoleClient:
         return SubmitResult.from_json(body, len(keys))
 
     async def retry_submit_matching(self, filters: RetryFilters, expected: int) -> SubmitResult:
-        """Everything matching `filters` (control selects the items when it runs)."""
-        payload = {"filter": filters.params()}
+        """Everything matching `filters`, provided exactly `expected` items match when control
+        selects them (it refuses with 409 on `expected_count` otherwise, sending nothing)."""
+        payload = {"filter": filters.params(), "expected_count": expected}
         body = await self.request("POST", f"{PREFIX}/retry-queue/submit", json=payload)
         return SubmitResult.from_json(body, expected)
 

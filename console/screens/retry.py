@@ -24,6 +24,7 @@ from console.screens.base import BaseScreen
 from console.screens.modals import ConfirmModal, TextModal, TypeToConfirmModal
 
 PAGE_SIZE = 100
+RESUBMIT_ALL = "resubmit all matching"
 NARROW = 100
 STATUSES = (None, "pending", "retrying", "abandoned", "resolved")
 CATEGORIES = (None, "data", "technical")
@@ -252,6 +253,10 @@ class RetryScreen(BaseScreen):
         self.console.report_error(message.what, message.error)
         if message.what == "load the retry queue":
             self.loaded(ok=False)
+        elif message.what == RESUBMIT_ALL:
+            # the count on screen is what the operator confirmed and control refused: show the
+            # queue as it is now, so a second confirmation is of the right number
+            self.action_refresh_now()
 
     # --- navigation and filters ------------------------------------------------------------
 
@@ -413,7 +418,7 @@ class RetryScreen(BaseScreen):
         try:
             result = await self.console.client.retry_submit_matching(filters, count)
         except ApiError as error:
-            self.post_message(ApiFailed("resubmit", error.message))
+            self.post_message(ApiFailed(RESUBMIT_ALL, error.message))
             return
         self.post_message(Resubmitted(result))
 

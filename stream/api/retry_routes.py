@@ -15,7 +15,12 @@ from stream.api.middleware import actor_of
 from stream.control.operations import Operations
 from stream.control.preview import preview_change
 from stream.control.redrive import parse_archived
-from stream.control.resubmit import ResubmitResult, parse_filter, search_retry
+from stream.control.resubmit import (
+    MatchCountChanged,
+    ResubmitResult,
+    parse_filter,
+    search_retry,
+)
 from stream.store import Page, RetryItem
 from stream.store.writer import Con
 
@@ -146,6 +151,8 @@ async def submit(request: web.Request) -> web.Response:
     actor = actor_of(request)
     if ("items" in body) == ("filter" in body):
         return json_error(400, 'give either "items" or "filter"')
+    if "expected_count" in body and "filter" not in body:
+        return json_error(400, "only a resubmit by filter takes a count", "expected_count")
     if "filter" in body:
         raw = body["filter"]
         if not isinstance(raw, dict):
@@ -158,7 +165,22 @@ async def submit(request: web.Request) -> web.Response:
             filters = parse_filter(raw)
         except ValueError as error:
             return json_error(400, str(error), "filter")
-        result = await ops.resubmitter.resubmit_matching(filters, actor, search=search)
+        expected = body.get("expected_count")
+        if expected is not None and (
+            not isinstance(expected, int) or isinstance(expected, bool) or expected < 0
+        ):
+            return json_error(400, "expected a whole number of items, 0 or more", "expected_count")
+        try:
+            result = await ops.resubmitter.resubmit_matching(
+                filters, actor, search=search, expected_count=expected
+            )
+        except MatchCountChanged as changed:
+            return json_error(
+                409,
+                f"you confirmed {changed.expected} items, but now {changed.matching} items "
+                "match the filter; nothing was resubmitted — review the queue and confirm again",
+                "expected_count",
+            )
         return web.json_response(result_json(result))
     items = body["items"]
     if not isinstance(items, list) or not items:

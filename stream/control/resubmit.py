@@ -94,6 +94,16 @@ async def get_retry_items(store: Store, keys: Sequence[Key]) -> dict[Key, RetryI
     return {(i.change_id, i.flow_id): i for i in items}
 
 
+class MatchCountChanged(Exception):
+    """The operator confirmed a number of items, but a different number matches now: the
+    queue moved (the scheduler, another operator, new failures) since they looked."""
+
+    def __init__(self, expected: int, matching: int) -> None:
+        super().__init__(f"expected {expected} matching items, found {matching}")
+        self.expected = expected
+        self.matching = matching
+
+
 @dataclass
 class ResubmitResult:
     selected: int = 0
@@ -139,9 +149,16 @@ class Resubmitter:
         *,
         search: str | None = None,
         progress: Progress | None = None,
+        expected_count: int | None = None,
     ) -> ResubmitResult:
-        """Resubmit every item matching `filters` (resolved and in-flight items are skipped)."""
+        """Resubmit every item matching `filters` (resolved and in-flight items are skipped).
+
+        With `expected_count`, nothing is sent unless exactly that many items match when the
+        selection is read (`MatchCountChanged` otherwise), so an operator who confirmed "45"
+        never resubmits 4,500."""
         keys = await self.matching(filters, search)
+        if expected_count is not None and len(keys) != expected_count:
+            raise MatchCountChanged(expected_count, len(keys))
         result = await self._run(keys, actor, progress)
         asked: dict[str, object] = {"filter": _filter_dict(filters)}
         if search:
