@@ -15,11 +15,12 @@ import contextlib
 import json
 import os
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import Any
+from urllib.parse import quote, urlencode
 
 import aiohttp
 
@@ -158,6 +159,15 @@ def api_base_url(api: str | None = None, settings: Settings | None = None) -> st
     return value
 
 
+ACTOR_ENV = "SIGNAL_ACTOR"
+
+
+def actor() -> str:
+    """Who is acting, for the audit trail: `$SIGNAL_ACTOR`, else the login name."""
+    name = os.environ.get(ACTOR_ENV) or os.environ.get("USER") or os.environ.get("LOGNAME")
+    return (name or "cli").strip()[:100] or "cli"
+
+
 def read_token(settings: Settings | None = None) -> str | None:
     env = os.environ.get(TOKEN_ENV, "").strip()
     if env:
@@ -217,7 +227,37 @@ class ApiClient:
         if token is None:
             raise TokenMissing((self._settings or Settings()).api_token_path)
         self._token = token
-        return {"Authorization": f"Bearer {token}"}
+        return {"Authorization": f"Bearer {token}", "X-Signal-Actor": actor()}
+
+    # -- retry queue, replays, metrics ---------------------------------------------------------
+
+    async def call(
+        self, method: str, path: str, *, body: Any = None, query: Mapping[str, Any] | None = None
+    ) -> Any:
+        params = {k: str(v) for k, v in (query or {}).items() if v is not None and v != ""}
+        url = f"{API_PREFIX}{path}" + (f"?{urlencode(params)}" if params else "")
+        _status, reply = await self._request(method, url, json_body=body)
+        return reply
+
+    async def retry_list(self, filters: Mapping[str, Any], offset: int, limit: int) -> Any:
+        return await self.call(
+            "GET", "/retry-queue", query={**filters, "offset": offset, "limit": limit}
+        )
+
+    async def retry_submit(self, body: Mapping[str, Any]) -> Any:
+        return await self.call("POST", "/retry-queue/submit", body=dict(body))
+
+    async def replay_start(self, body: Mapping[str, Any]) -> Any:
+        return await self.call("POST", "/replays", body=dict(body))
+
+    async def replay_get(self, replay_id: str) -> Any:
+        return await self.call("GET", f"/replays/{quote(replay_id, safe='')}")
+
+    async def replay_cancel(self, replay_id: str) -> Any:
+        return await self.call("DELETE", f"/replays/{quote(replay_id, safe='')}")
+
+    async def metrics(self, kind: str, mode: str, period: str) -> Any:
+        return await self.call("GET", f"/metrics/{kind}", query={"mode": mode, "period": period})
 
     # -- plumbing -------------------------------------------------------------------------------
 

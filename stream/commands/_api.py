@@ -1,4 +1,4 @@
-"""What the API-backed commands share: the `--api` option and turning `ApiError` into text."""
+"""What the API-backed commands share: the `--api` option, turning `ApiError` into text, tables."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import argparse
 import asyncio
 import sys
 from collections.abc import Awaitable, Callable
-from typing import TextIO, TypeVar
+from typing import Any, Protocol, TextIO, TypeVar
 
 from stream.apiclient import ApiClient, ApiError
 
@@ -43,3 +43,24 @@ def run_with_client(
     except ApiError as error:
         print(f"csignal {command}: {error}", file=stream)
         return FAILED
+
+
+class Writer(Protocol):
+    def write(self, text: str, /) -> int: ...
+
+
+def table(columns: list[str], rows: list[list[Any]], out: Writer, max_cell: int = 60) -> None:
+    """An aligned plain-text table."""
+    cells = [[_cell(v, max_cell) for v in row] for row in rows]
+    widths = [len(c) for c in columns]
+    for row in cells:
+        for i, value in enumerate(row):
+            widths[i] = max(widths[i], len(value))
+    out.write("  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip() + "\n")
+    for row in cells:
+        out.write("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip() + "\n")
+
+
+def _cell(value: Any, max_cell: int) -> str:
+    text = "" if value is None else str(value).replace("\n", " ")
+    return text if len(text) <= max_cell else text[: max_cell - 1] + "…"

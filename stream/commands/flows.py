@@ -13,8 +13,8 @@ import sys
 from dataclasses import dataclass
 from typing import Any
 
-from stream.commands._api import add_api_option
-from stream.commands._http import OpsClient, run_ops, table
+from stream.apiclient import ApiClient
+from stream.commands._api import add_api_option, run_with_client, table
 
 USAGE = 2
 
@@ -45,13 +45,13 @@ def run(args: argparse.Namespace) -> int:
         if args.flow or args.value:
             print("csignal flows list: takes no arguments", file=sys.stderr)
             return USAGE
-        return run_ops("flows", args, lambda client: _list(client, args.format))
+        return run_with_client("flows", args, lambda client: _list(client, args.format))
     allowed = ("on", "off") if args.action == "active" else ("live", "test")
     if not args.flow or args.value not in allowed:
         print(f"csignal flows {args.action}: expected FLOW {'|'.join(allowed)}", file=sys.stderr)
         return USAGE
 
-    async def change(client: OpsClient) -> int:
+    async def change(client: ApiClient) -> int:
         if args.action == "active":
             reply = await client.set_flow_active(args.flow, args.value == "on")
         else:
@@ -61,10 +61,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"{args.flow}: {state}, {reply.get('mode')}{complete}")
         return 0
 
-    return run_ops("flows", args, change)
+    return run_with_client("flows", args, change)
 
 
-async def _list(client: OpsClient, fmt: str) -> int:
+async def _list(client: ApiClient, fmt: str) -> int:
     flows = await client.flows()
     if fmt == "json":
         json.dump([f.raw for f in flows], sys.stdout, indent=2, ensure_ascii=False)

@@ -11,8 +11,8 @@ import sys
 from dataclasses import dataclass
 from typing import Any, TextIO
 
-from stream.commands._api import add_api_option
-from stream.commands._http import OpsClient, run_ops, table
+from stream.apiclient import ApiClient
+from stream.commands._api import add_api_option, run_with_client, table
 
 
 @dataclass(frozen=True)
@@ -39,7 +39,7 @@ COMMAND = MetricsCommand()
 
 
 def run(args: argparse.Namespace) -> int:
-    async def work(client: OpsClient) -> int:
+    async def work(client: ApiClient) -> int:
         body = await client.metrics(args.tab, args.mode, args.period)
         if args.format == "json":
             json.dump(body, sys.stdout, indent=2, ensure_ascii=False)
@@ -49,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
             render(body, sys.stdout)
         return 0
 
-    return run_ops("metrics", args, work)
+    return run_with_client("metrics", args, work)
 
 
 def render(body: Any, out: TextIO, indent: str = "") -> None:

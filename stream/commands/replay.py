@@ -18,8 +18,8 @@ import sys
 from dataclasses import dataclass
 from typing import Any
 
-from stream.commands._api import add_api_option
-from stream.commands._http import OpsClient, run_ops
+from stream.apiclient import ApiClient
+from stream.commands._api import add_api_option, run_with_client
 
 USAGE = 2
 POLL_S = 0.5
@@ -74,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
     if args.status or args.cancel:
         replay_id = args.status or args.cancel
 
-        async def one(client: OpsClient) -> int:
+        async def one(client: ApiClient) -> int:
             if args.cancel:
                 reply = await client.replay_cancel(replay_id)
             else:
@@ -82,15 +82,15 @@ def run(args: argparse.Namespace) -> int:
             _print_progress(reply, args.format, final=True)
             return 0
 
-        return run_ops("replay", args, one)
+        return run_with_client("replay", args, one)
     body = request_body(args)
     if isinstance(body, str):
         print(f"csignal replay: {body}", file=sys.stderr)
         return USAGE
-    return run_ops("replay", args, lambda client: _replay(client, args, body))
+    return run_with_client("replay", args, lambda client: _replay(client, args, body))
 
 
-async def _replay(client: OpsClient, args: argparse.Namespace, body: dict[str, Any]) -> int:
+async def _replay(client: ApiClient, args: argparse.Namespace, body: dict[str, Any]) -> int:
     reply = await client.replay_start(body)
     if args.dry_run:
         _print_dry_run(reply, args.format)

@@ -17,8 +17,8 @@ import sys
 from dataclasses import dataclass
 from typing import Any
 
-from stream.commands._api import add_api_option
-from stream.commands._http import OpsClient, run_ops, table
+from stream.apiclient import ApiClient
+from stream.commands._api import add_api_option, run_with_client, table
 
 STATUSES = ("pending", "retrying", "abandoned", "resolved")
 CATEGORIES = ("data", "technical")
@@ -86,11 +86,11 @@ def run(args: argparse.Namespace) -> int:
         if args.page < 1 or not 1 <= args.page_size <= 500:
             print("csignal retry list: --page from 1, --page-size 1..500", file=sys.stderr)
             return USAGE
-        return run_ops("retry", args, lambda client: _list(client, args))
+        return run_with_client("retry", args, lambda client: _list(client, args))
     return _submit(args)
 
 
-async def _list(client: OpsClient, args: argparse.Namespace) -> int:
+async def _list(client: ApiClient, args: argparse.Namespace) -> int:
     query = {**filters_of(args), "q": args.search}
     offset = (args.page - 1) * args.page_size
     body = await client.retry_list(query, offset, args.page_size)
@@ -128,7 +128,7 @@ def _submit(args: argparse.Namespace) -> int:
             keys.append({"change_id": key[0], "flow_id": key[1]})
         body = {"items": keys}
 
-    async def work(client: OpsClient) -> int:
+    async def work(client: ApiClient) -> int:
         reply = await client.retry_submit(body)
         if args.format == "json":
             json.dump(reply, sys.stdout, indent=2, ensure_ascii=False)
@@ -143,4 +143,4 @@ def _submit(args: argparse.Namespace) -> int:
             )
         return 0
 
-    return run_ops("retry", args, work)
+    return run_with_client("retry", args, work)
