@@ -12,7 +12,7 @@ import asyncio
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -398,36 +398,24 @@ class ConsoleClient:
 
     async def flow_stats(self, now: datetime, hours: int = SPARK_HOURS) -> dict[str, FlowStats]:
         """Delivered and failed per flow since midnight UTC, plus outcomes per hour over the
-        last `hours` hours (oldest first) for a sparkline.
+        last `hours` hours of today (oldest first, zeros before midnight) for a sparkline; a flow
+        with no outcomes today is left out (its row shows no trend).
 
-        The API has no per-flow figures, so this asks the read-only SQL endpoint; the times
-        are the console's clock, so the buckets line up with what it shows.
+        The window ends at the console's clock, so the buckets line up with what it shows.
         """
-        now = now.astimezone(UTC)
-        midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
-        since = min(midnight, now - timedelta(hours=hours))
-        sql = (
-            f"SELECT flow_id, CAST(floor(epoch(TIMESTAMPTZ '{now.isoformat()}' - processed_at)"
-            " / 3600) AS INTEGER) AS ago, "
-            f"count(*) FILTER (WHERE status = 'delivered' AND processed_at >= "
-            f"TIMESTAMPTZ '{midnight.isoformat()}') AS d, "
-            f"count(*) FILTER (WHERE status = 'failed' AND processed_at >= "
-            f"TIMESTAMPTZ '{midnight.isoformat()}') AS f, count(*) AS n "
-            f"FROM outcomes WHERE processed_at >= TIMESTAMPTZ '{since.isoformat()}' "
-            "GROUP BY ALL"
-        )
-        result = await self.sql(sql, max_rows=100_000)
-        spark: dict[str, list[int]] = {}
-        totals: dict[str, list[int]] = {}
-        for flow_id, ago, delivered, failed, count in result.rows:
-            key = str(flow_id)
-            buckets = spark.setdefault(key, [0] * hours)
-            if ago is not None and 0 <= int(ago) < hours:
-                buckets[hours - 1 - int(ago)] += int(count)
-            sums = totals.setdefault(key, [0, 0])
-            sums[0] += int(delivered)
-            sums[1] += int(failed)
-        return {key: FlowStats(totals[key][0], totals[key][1], tuple(spark[key])) for key in totals}
+        params = {"period": "today", "to": now.astimezone(UTC).isoformat()}
+        body = await self.request("GET", f"{PREFIX}/flows/figures", params=params)
+        out: dict[str, FlowStats] = {}
+        for flow_id, figures in dict(body.get("flows") or {}).items():
+            series = [int(n) for n in figures.get("series") or []][-hours:]
+            if not any(series):
+                continue
+            out[str(flow_id)] = FlowStats(
+                int(figures.get("delivered") or 0),
+                int(figures.get("failed") or 0),
+                tuple([0] * (hours - len(series)) + series),
+            )
+        return out
 
     # --- connections ----------------------------------------------------------------------
 
@@ -507,9 +495,27 @@ class ConsoleClient:
         return dict(await self.request("GET", f"{PREFIX}/catalog/events/{code}"))
 
     async def account(self) -> dict[str, Any]:
-        """The whole account (secrets never included) — mappings live only here."""
+        """The whole account (secrets never included)."""
         body = await self.request("GET", f"{PREFIX}/config", params={"format": "json"})
         return dict(body)
+
+    async def mappings(self) -> list[dict[str, Any]]:
+        """Every mapping with its `version` (for If-Match) and `used_by` (flow ids)."""
+        body = await self.request("GET", f"{PREFIX}/mappings")
+        return [dict(m) for m in body.get("mappings", [])]
+
+    async def mapping(self, mapping_id: str) -> dict[str, Any]:
+        return dict(await self.request("GET", f"{PREFIX}/mappings/{mapping_id}"))
+
+    async def save_mapping(
+        self, mapping_id: str, body: Mapping[str, Any], version: int | None = None
+    ) -> dict[str, Any]:
+        """Replace a mapping; with `version`, control refuses (409, path `version`) if someone
+        saved it since."""
+        reply = await self.request(
+            "PUT", f"{PREFIX}/mappings/{mapping_id}", json=dict(body), if_match=version
+        )
+        return dict(reply)
 
     async def preview_mapping(
         self, mapping_id: str, body: Mapping[str, Any] | None = None
@@ -545,6 +551,25 @@ class ConsoleClient:
         payload = {"filter": filters.params(), "expected_count": expected}
         body = await self.request("POST", f"{PREFIX}/retry-queue/submit", json=payload)
         return SubmitResult.from_json(body, expected)
+
+    # --- replays -------------------------------------------------------------------------
+
+    async def replay_dry_run(self, scope: Mapping[str, Any]) -> dict[str, Any]:
+        """What a replay of `scope` ({flow_id, event_code} or {flow_id, from, to}) would do:
+        counts by decision, reasons and a sample of payloads; nothing is sent."""
+        body = {**scope, "dry_run": True}
+        return dict(await self.request("POST", f"{PREFIX}/replays", json=body, timeout_s=60.0))
+
+    async def replay_start(self, scope: Mapping[str, Any]) -> dict[str, Any]:
+        """Start a real replay; the answer carries its `id` and first progress."""
+        body = {**scope, "dry_run": False}
+        return dict(await self.request("POST", f"{PREFIX}/replays", json=body))
+
+    async def replay(self, replay_id: str) -> dict[str, Any]:
+        return dict(await self.request("GET", f"{PREFIX}/replays/{replay_id}"))
+
+    async def replay_cancel(self, replay_id: str) -> dict[str, Any]:
+        return dict(await self.request("DELETE", f"{PREFIX}/replays/{replay_id}"))
 
     # --- metrics --------------------------------------------------------------------------
 

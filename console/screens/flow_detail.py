@@ -2,13 +2,14 @@
 and its mapping, with Refresh Target Fields and Preview Mapping.
 
 Saving an incomplete flow is allowed (the guide lets an operator finish later); the answer's
-reasons show under the form. Mappings have no route of their own in the operator API, so a
-changed mapping is saved by replacing the account through `PUT /config` with that mapping
-swapped in (secrets are write-only there too: control keeps the ones it holds).
+reasons show under the form. A changed mapping is saved first, through its own route with the
+version it was read at, so an edit never overwrites someone else's change to the same mapping
+(which other flows may share).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 from typing import Any, ClassVar
@@ -217,6 +218,8 @@ class FlowDetailScreen(BaseScreen):
         client = self.console.client
         try:
             account = await client.account()
+            with contextlib.suppress(NotAvailable):
+                account["mappings"] = await client.mappings()
             if self.flow_id:
                 flow = await client.flow(self.flow_id)
             else:
@@ -538,12 +541,22 @@ class FlowDetailScreen(BaseScreen):
         self.post_message(FlowSaved(flow))
 
     async def _save_mapping(self, mapping_id: str) -> None:
-        client = self.console.client
-        account = await client.account()
-        for mapping in account.get("mappings", []):
-            if mapping["id"] == mapping_id:
-                mapping["fields"] = self.mapping_fields
-        await client.request("PUT", "/api/v1/config", json=account, params={"format": "json"})
+        mappings = self.account.get("mappings", [])
+        current = next((m for m in mappings if m["id"] == mapping_id), None)
+        if current is None:
+            raise ApiError(f"mapping {mapping_id!r} is not known to control; reopen the flow")
+        body = {"id": mapping_id, "name": current.get("name", mapping_id)}
+        body["fields"] = self.mapping_fields
+        try:
+            saved = await self.console.client.save_mapping(mapping_id, body, current.get("version"))
+        except Refused as error:
+            if error.status == 409 and any(p.path == "version" for p in error.problems):
+                raise ApiError(
+                    f"someone else changed mapping {mapping_id!r} since it was opened; nothing "
+                    "was saved — close and reopen the flow to see their version"
+                ) from None
+            raise
+        current.update(saved)
 
     @on(FlowSaved)
     def flow_saved(self, message: FlowSaved) -> None:

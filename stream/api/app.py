@@ -4,7 +4,17 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from stream.api import account, connections, flows, health, ingest, reference, sql
+from stream.api import (
+    account,
+    connections,
+    flow_figures,
+    flows,
+    health,
+    ingest,
+    mappings,
+    reference,
+    sql,
+)
 from stream.api.deps import DEPS, ApiDeps
 from stream.api.metrics_routes import add_metrics_routes, config_providers
 from stream.api.middleware import auth_middleware, error_middleware
@@ -24,8 +34,10 @@ def create_app(deps: ApiDeps, ops: Operations | None = None) -> web.Application:
     app[DEPS] = deps
     health.add_routes(app)
     app.router.add_post("/api/v1/changes", ingest.post_changes)
+    flow_figures.add_routes(app)
     flows.add_routes(app)
     connections.add_routes(app)
+    mappings.add_routes(app)
     reference.add_routes(app)
     account.add_routes(app)
     sql.add_routes(app)

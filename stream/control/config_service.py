@@ -327,6 +327,47 @@ class ConfigService:
                 return index
         raise NotFoundError(f"no flow {flow_id!r}")
 
+    # --- mappings --------------------------------------------------------------------------
+
+    def mapping(self, mapping_id: str) -> MappingModel:
+        mapping = self._account.mapping(mapping_id)
+        if mapping is None:
+            raise NotFoundError(f"no mapping {mapping_id!r}")
+        return mapping
+
+    def mapping_users(self, mapping_id: str) -> list[str]:
+        """Ids of the flows whose destination uses the mapping: who an edit reaches."""
+        return [f.id for f in self._account.flows if f.destination.mapping == mapping_id]
+
+    async def save_mapping(
+        self,
+        mapping: MappingModel,
+        actor: str,
+        *,
+        create: bool,
+        expected_version: int | None = None,
+    ) -> MappingModel:
+        """Create or replace one mapping, validated with the whole account (a flow that uses
+        it must stay valid) and audited as its own object."""
+        async with self._lock:
+            existing = self._account.mapping(mapping.id)
+            if create and existing is not None:
+                raise ConflictError(
+                    f"mapping {mapping.id!r} already exists", [Problem("id", "already exists")]
+                )
+            if not create and existing is None:
+                raise NotFoundError(f"no mapping {mapping.id!r}")
+            self._check_version("mapping", mapping.id, expected_version)
+            account = self._account.model_copy(deep=True)
+            new = mapping.model_copy(deep=True)
+            if existing is None:
+                account.mappings.append(new)
+            else:
+                index = next(i for i, m in enumerate(account.mappings) if m.id == new.id)
+                account.mappings[index] = new
+            await self._commit(account, actor)
+        return self.mapping(mapping.id)
+
     # --- connections -----------------------------------------------------------------------
 
     async def save_connection(

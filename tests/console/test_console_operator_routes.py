@@ -3,12 +3,15 @@ confirmed count, per-flow figures, mapping edits with versions."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
-from console_helpers import MakeConsole, keys, settle, type_text
+from console_helpers import CLOCK, MakeConsole, keys, settle, type_text
 from control_harness import TOKEN, Control
-from textual.widgets import DataTable
+from textual.widgets import DataTable, Input
 
 from console.client import ConsoleClient, Refused, RetryFilters
+from console.screens.flow_detail import FieldForm, FlowDetailScreen
 from console.screens.modals import TypeToConfirmModal
 
 
@@ -53,3 +56,83 @@ async def test_queue_moving_under_the_prompt_stops_the_resubmit(
         assert len(control.redriven) == sent_before
         assert any("now 14 items match" in error for _, _, error in app.errors)
         assert table.row_count == 14
+
+
+async def test_flow_figures_come_from_the_figures_route(fixed_control: Control) -> None:
+    client = ConsoleClient(fixed_control.url, TOKEN)
+    try:
+        stats = await client.flow_stats(CLOCK)
+    finally:
+        await client.close()
+    assert set(stats) == {"registered-to-nurture", "attended-follow-up", "complete-form"}
+    nurture = stats["registered-to-nurture"]
+    assert (nurture.delivered, nurture.failed) == (9, 3)
+    assert len(nurture.hourly) == 12 and sum(nurture.hourly) == 12
+    assert sum(stats["complete-form"].hourly) == 24
+
+
+async def _open_flow(pilot: Any, app: Any, flow_id: str) -> FlowDetailScreen:
+    await settle(pilot)
+    table = app.screen.query_one(DataTable)
+    table.move_cursor(row=table.get_row_index(flow_id))
+    await keys(pilot, "enter")
+    await settle(pilot)
+    assert isinstance(app.screen, FlowDetailScreen)
+    return app.screen
+
+
+async def _add_field(pilot: Any, app: Any, target: str, source: str) -> None:
+    await keys(pilot, "ctrl+n")
+    assert isinstance(app.screen, FieldForm)
+    app.screen.query_one("#f-target", Input).value = target
+    app.screen.query_one("#f-sources", Input).value = source
+    await keys(pilot, "ctrl+s")
+
+
+async def test_mapping_editor_saves_through_the_mapping_route(
+    control: Control, make_console: MakeConsole
+) -> None:
+    app = make_console(control)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await _open_flow(pilot, app, "registered-to-nurture")
+        await _add_field(pilot, app, "phone", "registration.profile.phone")
+        await keys(pilot, "ctrl+s")
+        await settle(pilot)
+        assert not app.errors
+    assert control.store is not None
+    audit = await control.acall(control.store.config_audit(kind="mapping"))
+    changed = [a for a in audit if a.action == "update"]
+    assert changed and changed[0].actor.startswith("console")
+    client = ConsoleClient(control.url, TOKEN)
+    try:
+        mapping = await client.mapping("lead-basic")
+    finally:
+        await client.close()
+    assert mapping["fields"][-1]["target"] == "phone"
+
+
+async def test_a_stale_mapping_edit_is_refused_and_keeps_the_other_save(
+    control: Control, make_console: MakeConsole
+) -> None:
+    app = make_console(control)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await _open_flow(pilot, app, "registered-to-nurture")
+        other = ConsoleClient(control.url, TOKEN)
+        try:
+            theirs = await other.mapping("lead-basic")
+            await other.save_mapping(
+                "lead-basic", {**theirs, "name": "Renamed elsewhere"}, theirs["version"]
+            )
+        finally:
+            await other.close()
+        await _add_field(pilot, app, "phone", "registration.profile.phone")
+        await keys(pilot, "ctrl+s")
+        await settle(pilot)
+        assert any("someone else changed mapping 'lead-basic'" in e for _, _, e in app.errors)
+    client = ConsoleClient(control.url, TOKEN)
+    try:
+        mapping = await client.mapping("lead-basic")
+    finally:
+        await client.close()
+    assert mapping["name"] == "Renamed elsewhere"
+    assert all(f["target"] != "phone" for f in mapping["fields"])
