@@ -51,6 +51,7 @@ ACTIONS: tuple[ActionSpec, ...] = (
     ActionSpec("goto-retry", "4", "app.goto('retry')", "Retry queue"),
     ActionSpec("goto-metrics", "5", "app.goto('metrics')", "Metrics"),
     ActionSpec("goto-sql", "6", "app.goto('sql')", "SQL"),
+    ActionSpec("goto-replay", "7", "app.goto('replay')", "Replay"),
     ActionSpec("refresh", "ctrl+r", "screen.refresh_now", "Refresh"),
     ActionSpec("pause", "p", "screen.toggle_pause", "Pause/resume refresh"),
     ActionSpec("debug", "f12", "app.debug_info", "Debug info"),
@@ -183,6 +184,30 @@ ACTIONS: tuple[ActionSpec, ...] = (
     ActionSpec("metrics-mode", "m", "toggle_mode", "Live/test", scope="metrics", show=True),
     ActionSpec("metrics-period", "d", "next_period", "Period", scope="metrics", show=True),
     ActionSpec("metrics-follow", "end", "follow", "Follow feed", scope="metrics"),
+    # replay
+    ActionSpec(
+        "replay-dry-run", "ctrl+d", "dry_run", "Dry run", scope="replay", show=True, priority=True
+    ),
+    ActionSpec(
+        "replay-start",
+        "ctrl+s",
+        "start_replay",
+        "Replay for real",
+        scope="replay",
+        show=True,
+        dangerous=True,
+        priority=True,
+    ),
+    ActionSpec(
+        "replay-cancel",
+        "ctrl+x",
+        "cancel_replay",
+        "Cancel replay",
+        scope="replay",
+        show=True,
+        dangerous=True,
+        priority=True,
+    ),
     # sql
     ActionSpec("sql-run", "ctrl+j,ctrl+enter", "run", "Run", scope="sql", show=True, priority=True),
     ActionSpec(

@@ -34,6 +34,7 @@ from console.screens.connections import ConnectionsScreen
 from console.screens.flows import FlowsScreen
 from console.screens.help import DebugScreen, HelpScreen
 from console.screens.metrics import MetricsScreen
+from console.screens.replay import ReplayScreen
 from console.screens.retry import RetryScreen
 from console.screens.sql import SqlScreen
 
@@ -50,6 +51,7 @@ COMMAND_MODES = {
     "retry": "retry",
     "metrics": "metrics",
     "sql": "sql",
+    "replay": "replay",
 }
 TTY_CHECK_S = 5.0
 REFRESH_STEPS = (1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
@@ -102,6 +104,7 @@ class SignalConsole(App[int]):
         "retry": RetryScreen,
         "metrics": MetricsScreen,
         "sql": SqlScreen,
+        "replay": ReplayScreen,
     }
     COMMANDS: ClassVar[set[type[Provider]]] = {SignalCommands}  # type: ignore[assignment]
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -220,7 +223,8 @@ class SignalConsole(App[int]):
             self.call_later(self._goto_with, COMMAND_MODES[name], rest)
         else:
             self.notify(
-                f"unknown command :{name} — try :flows :retry :metrics :sql", severity="warning"
+                f"unknown command :{name} — try :flows :retry :metrics :sql :replay",
+                severity="warning",
             )
 
     async def _goto_with(self, mode: str, rest: list[str]) -> None:

@@ -133,3 +133,21 @@ class SqlFinished(Message, bubble=False):
 @dataclass
 class HealthChecked(Message, bubble=False):
     health: dict[str, Any]
+
+
+@dataclass
+class ReplayFlowsLoaded(Message, bubble=False):
+    flows: list[FlowRow]
+
+
+@dataclass
+class ReplayDryRun(Message, bubble=False):
+    """A dry run's report, for the scope it was asked for (a real replay needs that scope)."""
+
+    scope: dict[str, Any]
+    report: dict[str, Any]
+
+
+@dataclass
+class ReplayProgress(Message, bubble=False):
+    progress: dict[str, Any]

@@ -25,7 +25,17 @@ from console.fmt import ago
 if TYPE_CHECKING:
     from console.app import SignalConsole
 
-COMMANDS = [":flows", ":connections", ":events", ":retry", ":metrics", ":sql", ":help", ":q"]
+COMMANDS = [
+    ":flows",
+    ":connections",
+    ":events",
+    ":retry",
+    ":metrics",
+    ":sql",
+    ":replay",
+    ":help",
+    ":q",
+]
 
 
 class CommandLine(Input):
@@ -65,7 +75,7 @@ class BaseScreen(Screen[None]):
         yield Static(id="topbar")
         yield from self.body()
         line = CommandLine(
-            placeholder=":flows :retry :metrics :sql :connections :events :q",
+            placeholder=":flows :retry :metrics :sql :replay :connections :events :q",
             id="command-line",
             suggester=SuggestFromList(COMMANDS, case_sensitive=False),
         )

@@ -28,6 +28,7 @@ SCOPE_TITLES = {
     "retry": "Retry queue",
     "metrics": "Metrics",
     "sql": "SQL",
+    "replay": "Replay",
 }
 KEY_NAMES = {
     "question_mark": "?",

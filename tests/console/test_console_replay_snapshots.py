@@ -1,0 +1,49 @@
+"""SVG snapshots of the replay screen at 80×24 and 120×40: the form, and a dry run's report
+with its sample payload."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from console_helpers import MakeConsole
+from control_harness import Control
+from test_console_replay import FLOW
+from test_console_snapshots import SIZES, snap_control, steps
+from textual.pilot import Pilot
+from textual.widgets import Input, Select
+
+__all__ = ["snap_control"]
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+@pytest.mark.parametrize("dry_run", [False, True], ids=["form", "dry_run"])
+def test_replay_screen(
+    snap_compare: Any,
+    snap_control: Control,
+    make_console: MakeConsole,
+    dry_run: bool,
+    size: tuple[int, int],
+) -> None:
+    snap_control.call(_activate_for_cancelled_now(snap_control))
+
+    async def run(pilot: Pilot[Any]) -> None:
+        await steps(("7",))(pilot)
+        if dry_run:
+            screen = pilot.app.screen
+            screen.query_one("#replay-flow", Select).value = FLOW
+            screen.query_one("#replay-from", Input).value = "2026-11-28"
+            screen.query_one("#replay-to", Input).value = "2026-11-28"
+            await steps(("ctrl+d",))(pilot)
+
+    app = make_console(snap_control)
+    assert snap_compare(app, terminal_size=size, run_before=run)
+
+
+async def _activate_for_cancelled_now(control: Control) -> None:
+    assert control.config is not None
+    flow = control.config.account.flow(FLOW)
+    assert flow is not None
+    flow = flow.model_copy(deep=True)
+    flow.activate_for.registration_statuses.append("cancelled")
+    await control.config.update_flow(FLOW, flow, "test")
