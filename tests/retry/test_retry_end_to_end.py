@@ -122,13 +122,14 @@ class Control:
                 for messages in batches.values():
                     for message in messages:
                         record = OutcomeRecord.loads(message.value)
-                        self.outcomes.append(record)
                         now = datetime.now(UTC)
                         existing = await self.store.get_retry_item(record.change_id, record.flow_id)
                         item = plan_retry(record, existing, schedule=S, now=now)
                         await self.store.record_outcomes(
                             [outcome_row(record)], [item] if item is not None else []
                         )
+                        # Seen by the test only once durable, as control's views would show it.
+                        self.outcomes.append(record)
         finally:
             await consumer.stop()
 
