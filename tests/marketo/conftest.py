@@ -1,8 +1,4 @@
-"""Fixtures: a running Marketo sandbox on a free loopback port.
-
-`sandbox` yields a started `Sandbox` with the default configuration (`.url`, `.state`, fault
-methods); `make_sandbox(**config)` starts one with `SandboxConfig` overrides, e.g.
-`await make_sandbox(token_lifetime_s=5, clock=ManualClock(...))`. Both are stopped afterwards.
+"""Marketo test helpers. The `sandbox` and `make_sandbox` fixtures live in tests/conftest.py;
 `mkto` is a thin HTTP helper over the default sandbox for the sandbox's conformance tests.
 """
 
@@ -15,29 +11,9 @@ from typing import Any
 import aiohttp
 import pytest
 
-from stream.marketo.sandbox import Sandbox, SandboxConfig
+from stream.marketo.sandbox import Sandbox
 
 MakeSandbox = Callable[..., Awaitable[Sandbox]]
-
-
-@pytest.fixture
-async def make_sandbox() -> AsyncIterator[MakeSandbox]:
-    started: list[Sandbox] = []
-
-    async def make(**config: Any) -> Sandbox:
-        sandbox = Sandbox(SandboxConfig(**config))
-        await sandbox.start("127.0.0.1", 0)
-        started.append(sandbox)
-        return sandbox
-
-    yield make
-    for sandbox in started:
-        await sandbox.stop()
-
-
-@pytest.fixture
-async def sandbox(make_sandbox: MakeSandbox) -> Sandbox:
-    return await make_sandbox()
 
 
 class Reply:

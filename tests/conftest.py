@@ -1,4 +1,9 @@
-"""Fixtures of the pipeline tests: a Marketo sandbox started in-test on a free port."""
+"""Fixtures every test folder may use: a running Marketo sandbox on a free loopback port.
+
+`sandbox` yields a started `Sandbox` with the default configuration (`.url`, `.state`, fault
+methods); `make_sandbox(**config)` starts one with `SandboxConfig` overrides, e.g.
+`await make_sandbox(token_lifetime_s=5, clock=ManualClock(...))`. Both are stopped afterwards.
+"""
 
 from __future__ import annotations
 
