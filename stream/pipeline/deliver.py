@@ -253,21 +253,30 @@ async def _create_update(
 ) -> None:
     synced = await _upsert(requests, indices, client, "createOrUpdate")
     ready: dict[int, tuple[int, str | None]] = {}
-    for index in indices:
-        record = synced[index]
+    _sort_synced(synced, "upsert", results, ready)
+    await _campaigns(requests, ready, client, results)
+
+
+def _sort_synced(
+    synced: Mapping[int, RecordResult],
+    stage: str,
+    results: dict[int, Result],
+    ready: dict[int, tuple[int, str | None]],
+) -> None:
+    """Upserted leads with an id are ready for their campaign; the rest have their outcome."""
+    for index, record in synced.items():
         if record.failure is not None:
-            results[index] = failure_result(record.failure, "upsert")
+            results[index] = failure_result(record.failure, stage)
         elif record.lead_id is None:
             results[index] = Result(
                 OutcomeStatus.FAILED,
                 FailureCategory.TECHNICAL,
-                reason="upsert: Marketo answered without a lead id",
+                reason=f"{stage}: Marketo answered without a lead id",
                 request_id=record.request_id,
                 retryable=True,
             )
         else:
             ready[index] = (record.lead_id, record.status)
-    await _campaigns(requests, ready, client, results)
 
 
 async def _trigger(
@@ -286,19 +295,7 @@ async def _trigger(
         for index, lead_id in existing.items():
             ready[index] = (lead_id, TRIGGERED)
         synced = await _upsert(requests, missing, client, "createOnly") if missing else {}
-    for index, record in synced.items():
-        if record.failure is not None:
-            results[index] = failure_result(record.failure, "create lead")
-        elif record.lead_id is None:
-            results[index] = Result(
-                OutcomeStatus.FAILED,
-                FailureCategory.TECHNICAL,
-                reason="create lead: Marketo answered without a lead id",
-                request_id=record.request_id,
-                retryable=True,
-            )
-        else:
-            ready[index] = (record.lead_id, record.status)
+    _sort_synced(synced, "create lead", results, ready)
     await _campaigns(requests, ready, client, results)
 
 
