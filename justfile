@@ -25,11 +25,12 @@ test *ARGS: sync
     if [ "$rc" -eq 5 ]; then echo "pytest collected no tests: failing" >&2; exit 1; fi
     exit "$rc"
 
-# ruff (lint + format check) and mypy.
+# ruff (lint + format check), mypy and the import contracts (lint-imports; pyproject.toml).
 lint: sync
     uv run --frozen ruff check .
     uv run --frozen ruff format --check .
     uv run --frozen mypy
+    uv run --frozen lint-imports --no-logo
 
 # Format the code.
 fmt: sync
