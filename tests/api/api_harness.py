@@ -15,7 +15,6 @@ from typing import Any
 
 from aiohttp.test_utils import TestClient, TestServer
 from aiokafka import AIOKafkaProducer
-from api_helpers import ACCOUNT_YAML, SECRET, SECRET_VAR
 
 from stream.api import ApiDeps, create_app
 from stream.broker import EmbeddedBroker
@@ -24,6 +23,7 @@ from stream.control.secret_store import SecretStore
 from stream.control.token import load_or_create_token
 from stream.messages import ConfigSnapshot
 from stream.store import Store
+from tests.api.api_helpers import ACCOUNT_YAML, SECRET, SECRET_VAR
 
 
 @dataclass

@@ -7,10 +7,10 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
-from api_harness import Api, prepare_data_dir, start_api, stop_api
 
 from stream.broker import EmbeddedBroker
 from stream.marketo.sandbox import Sandbox, SandboxConfig
+from tests.api.api_harness import Api, prepare_data_dir, start_api, stop_api
 
 
 @pytest.fixture(scope="session")

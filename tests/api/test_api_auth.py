@@ -6,9 +6,9 @@ import stat
 from pathlib import Path
 
 import pytest
-from api_harness import Api
 
 from stream.control.token import load_or_create_token, token_matches
+from tests.api.api_harness import Api
 
 
 @pytest.mark.parametrize(

@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 
 import yaml
-from api_harness import Api, prepare_data_dir, start_api, stop_api
-from api_helpers import ACCOUNT_YAML, LITERAL_SECRET, SECRET, read_topic, snapshots
 
 from stream.broker import EmbeddedBroker
+from tests.api.api_harness import Api, prepare_data_dir, start_api, stop_api
+from tests.api.api_helpers import ACCOUNT_YAML, LITERAL_SECRET, SECRET, read_topic, snapshots
 
 
 async def test_export_yaml_has_the_import_shape_without_secrets(api: Api) -> None:

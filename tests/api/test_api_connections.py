@@ -6,11 +6,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from api_harness import Api
-from api_helpers import LITERAL_SECRET, SECRET, read_topic, snapshots
-
 from stream.broker import free_port
 from stream.marketo.sandbox import Sandbox
+from tests.api.api_harness import Api
+from tests.api.api_helpers import LITERAL_SECRET, SECRET, read_topic, snapshots
 
 SANDBOX_SECRET = "sandbox-secret"
 

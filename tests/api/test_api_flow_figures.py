@@ -5,9 +5,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from api_harness import Api
-
 from stream.store.rows import OutcomeRow
+from tests.api.api_harness import Api
 
 END = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 

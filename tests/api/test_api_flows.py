@@ -5,8 +5,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from api_harness import Api
-from api_helpers import read_topic, snapshots
+from tests.api.api_harness import Api
+from tests.api.api_helpers import read_topic, snapshots
 
 NEW_FLOW: dict[str, Any] = {
     "id": "attended-trigger",

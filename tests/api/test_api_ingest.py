@@ -9,11 +9,11 @@ from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaProducer
-from api_harness import Api
-from api_helpers import event_change, read_topic, registration_change
 
 from stream.api.deps import DEPS
 from stream.broker import EmbeddedBroker
+from tests.api.api_harness import Api
+from tests.api.api_helpers import event_change, read_topic, registration_change
 
 
 async def _rejected(api: Api) -> list[list[Any]]:

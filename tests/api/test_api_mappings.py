@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from api_harness import Api
-from api_helpers import read_topic, snapshots
+from tests.api.api_harness import Api
+from tests.api.api_helpers import read_topic, snapshots
 
 FIELDS: list[dict[str, Any]] = [
     {"target": "email", "sources": ["registration.profile.email"], "transforms": ["trim"]},

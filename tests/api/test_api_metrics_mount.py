@@ -8,11 +8,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp.test_utils import TestClient, TestServer
-from api_harness import Api
 
 from stream.api import create_app
 from stream.api.deps import DEPS, ApiDeps
 from stream.metrics.queries import RuntimeStatus
+from tests.api.api_harness import Api
 
 
 def _active_live_flows(api: Api) -> int:

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from api_harness import Api
-from api_helpers import event_change
-
 from stream.certain.parsing import parse_changes
+from tests.api.api_harness import Api
+from tests.api.api_helpers import event_change
 
 
 async def test_tags_with_assignments(api: Api) -> None:

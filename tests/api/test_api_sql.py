@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from api_harness import Api
+
+from tests.api.api_harness import Api
 
 
 async def test_select_over_the_views(api: Api) -> None:

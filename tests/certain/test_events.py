@@ -7,9 +7,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from certain.samples import DESIGN_EXAMPLE, event_change, example, session_change
 from config.models import Source
 from stream.certain.events import ChangeEvent
+from tests.certain.samples import DESIGN_EXAMPLE, event_change, example, session_change
 
 
 def test_design_example_parses() -> None:

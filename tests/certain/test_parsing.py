@@ -9,9 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from certain.samples import DESIGN_EXAMPLE, event_change, example, session_change
 from stream.certain.events import ChangeEvent
 from stream.certain.parsing import Rejection, parse_change, parse_changes
+from tests.certain.samples import DESIGN_EXAMPLE, event_change, example, session_change
 
 
 def without(data: dict[str, Any], *path: str) -> dict[str, Any]:

@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 from jsonschema import Draft202012Validator
 
-from certain.samples import DESIGN_EXAMPLE, event_change, example, session_change
 from stream.certain.events import ChangeEvent
 from stream.certain.schema import change_event_json_schema
+from tests.certain.samples import DESIGN_EXAMPLE, event_change, example, session_change
 
 
 @pytest.fixture(scope="module")

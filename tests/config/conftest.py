@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 import yaml
-from config_helpers import LOCAL_EXAMPLE, SECRET, SECRET_VAR
 
 from config.models import Account
+from tests.config.config_helpers import LOCAL_EXAMPLE, SECRET, SECRET_VAR
 
 
 @pytest.fixture(autouse=True)

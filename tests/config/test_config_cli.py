@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 import yaml
-from config_helpers import BROKEN, LOCAL_EXAMPLE, SECRET, SECRET_VAR, SHARED_EXAMPLE
 
 from config.models import Account
 from config.yamlio import read_account
 from stream.cli import main
+from tests.config.config_helpers import BROKEN, LOCAL_EXAMPLE, SECRET, SECRET_VAR, SHARED_EXAMPLE
 
 # Each mistake planted in data/broken.yaml: (path, fragment of the message).
 BROKEN_EXPECTED = [

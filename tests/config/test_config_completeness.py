@@ -5,12 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from config_helpers import DELETE, mutated
 
 from config.completeness import completeness, is_complete
 from config.models import Account, Flow
 from config.validation import validate_account
 from config.yamlio import dump_account, load_account
+from tests.config.config_helpers import DELETE, mutated
 
 # (id, [(dotted path, value)], flow index, expected reason fragment)
 REASONS: list[tuple[str, list[tuple[str, Any]], int, str]] = [

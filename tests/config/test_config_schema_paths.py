@@ -8,7 +8,6 @@ from typing import Any
 import jsonschema
 import pytest
 import yaml
-from config_helpers import LOCAL_EXAMPLE, mutated
 
 from config.models import Account, Source
 from config.schema import account_json_schema
@@ -20,6 +19,7 @@ from config.source_paths import (
     sources_of,
 )
 from stream.cli import main
+from tests.config.config_helpers import LOCAL_EXAMPLE, mutated
 
 
 def _validator() -> jsonschema.Draft202012Validator:

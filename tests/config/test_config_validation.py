@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from config_helpers import DELETE, mutated
 
 from config.models import Account, FilterOp
 from config.validation import (
@@ -16,6 +15,7 @@ from config.validation import (
     load_problems,
     validate_account,
 )
+from tests.config.config_helpers import DELETE, mutated
 
 CONNECTION_2 = {"id": "mkto-2", "name": "Second", "service_url": "https://456-DEF-789.mktorest.com"}
 

@@ -8,7 +8,6 @@ from typing import Any
 
 import pytest
 import yaml
-from config_helpers import LOCAL_EXAMPLE, SECRET, SECRET_VAR
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -25,6 +24,7 @@ from config.yamlio import (
     resolve_secrets,
     write_account,
 )
+from tests.config.config_helpers import LOCAL_EXAMPLE, SECRET, SECRET_VAR
 
 EXAMPLE_TEXT = LOCAL_EXAMPLE.read_text(encoding="utf-8")
 

@@ -3,7 +3,6 @@ console built through the same factory `csignal console` uses, with a fixed cloc
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -12,11 +11,8 @@ from typing import Any
 import pytest
 from textual.widgets import Input, TextArea
 
-sys.path.insert(0, str(Path(__file__).parent))
-
-from control_harness import Control
-
 from console.app import SignalConsole, make_app
+from tests.console.control_harness import Control
 
 CLOCK = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 

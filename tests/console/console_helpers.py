@@ -7,10 +7,10 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from svg_text import svg_lines
 from textual.pilot import Pilot
 
 from console.app import SignalConsole
+from tests.console.svg_text import svg_lines
 
 CLOCK = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 MakeConsole = Callable[..., SignalConsole]

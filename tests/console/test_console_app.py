@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from console_helpers import MakeConsole, keys, screen_text, settle, type_text
-from control_harness import TOKEN, Control
 from textual.command import CommandPalette
 from textual.widgets import DataTable, Input, Select, SelectionList
 
@@ -13,6 +11,8 @@ from console import actions
 from console.client import ConsoleClient
 from console.screens.flow_detail import FieldForm, FlowDetailScreen
 from console.screens.help import HelpScreen
+from tests.console.console_helpers import MakeConsole, keys, screen_text, settle, type_text
+from tests.console.control_harness import TOKEN, Control
 
 
 async def test_command_line_switches_screens_and_quits(

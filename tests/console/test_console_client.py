@@ -5,7 +5,6 @@ from __future__ import annotations
 import socket
 
 import pytest
-from control_harness import TOKEN, Control
 
 from console.client import (
     ConsoleClient,
@@ -16,6 +15,7 @@ from console.client import (
     Unreachable,
     api_base_url,
 )
+from tests.console.control_harness import TOKEN, Control
 
 
 async def test_flows_carry_completeness_and_toggles_round_trip(control: Control) -> None:

@@ -3,13 +3,13 @@ flows, read-only mode hides every change."""
 
 from __future__ import annotations
 
-from console_helpers import MakeConsole, keys, screen_text, settle, type_text
-from control_harness import TOKEN, Control
 from textual.widgets import DataTable, Input
 
 from console.client import ConsoleClient
 from console.messages import FlowChanged, FlowsLoaded
 from console.screens.modals import ConfirmModal, TextModal, TypeToConfirmModal
+from tests.console.console_helpers import MakeConsole, keys, screen_text, settle, type_text
+from tests.console.control_harness import TOKEN, Control
 
 
 async def api_flow(control: Control, flow_id: str):  # type: ignore[no-untyped-def]

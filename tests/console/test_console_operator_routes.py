@@ -6,13 +6,13 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from console_helpers import CLOCK, MakeConsole, keys, settle, type_text
-from control_harness import TOKEN, Control
 from textual.widgets import DataTable, Input
 
 from console.client import ConsoleClient, Refused, RetryFilters
 from console.screens.flow_detail import FieldForm, FlowDetailScreen
 from console.screens.modals import TypeToConfirmModal
+from tests.console.console_helpers import CLOCK, MakeConsole, keys, settle, type_text
+from tests.console.control_harness import TOKEN, Control
 
 
 async def test_resubmit_all_with_a_stale_count_is_refused(control: Control) -> None:

@@ -14,7 +14,6 @@ from pathlib import Path
 import aiohttp
 import pytest
 import yaml
-from console_helpers import fixed_clock, keys, screen_text, settle
 from textual.widgets import DataTable, TextArea
 
 from console.app import make_app
@@ -23,6 +22,7 @@ from console.messages import ConnectionTested
 from stream.broker import EmbeddedBroker, die_with_parent, free_port
 from stream.certain.demo_account import SECRET_ENV, demo_account
 from stream.marketo.sandbox import Sandbox, SandboxConfig
+from tests.console.console_helpers import fixed_clock, keys, screen_text, settle
 
 pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]

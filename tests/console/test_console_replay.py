@@ -6,14 +6,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from console_helpers import MakeConsole, keys, screen_text, settle, type_text
-from control_harness import Control
 from textual.pilot import Pilot
 from textual.widgets import Input, Select
 
 from console import actions
 from console.screens.modals import ConfirmModal, TypeToConfirmModal
 from console.screens.replay import ReplayScreen, parse_bound
+from tests.console.console_helpers import MakeConsole, keys, screen_text, settle, type_text
+from tests.console.control_harness import Control
 
 FLOW = "test-registered"
 

@@ -6,12 +6,13 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from console_helpers import MakeConsole
-from control_harness import Control
-from test_console_replay import FLOW
-from test_console_snapshots import SIZES, snap_control, steps
 from textual.pilot import Pilot
 from textual.widgets import Input, Select
+
+from tests.console.console_helpers import MakeConsole
+from tests.console.control_harness import Control
+from tests.console.test_console_replay import FLOW
+from tests.console.test_console_snapshots import SIZES, snap_control, steps
 
 __all__ = ["snap_control"]
 

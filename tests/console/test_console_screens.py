@@ -3,14 +3,14 @@ against a real operator API and Marketo sandbox."""
 
 from __future__ import annotations
 
-from console_helpers import MakeConsole, keys, screen_text, settle, type_text
-from control_harness import TOKEN, Control
 from textual.widgets import DataTable, Input, Static, TextArea
 
 from console.client import ConsoleClient
 from console.messages import ConnectionTested, Resubmitted, SqlFinished
 from console.screens.connections import ConnectionForm
 from console.screens.modals import ConfirmModal, TextModal, TypeToConfirmModal
+from tests.console.console_helpers import MakeConsole, keys, screen_text, settle, type_text
+from tests.console.control_harness import TOKEN, Control
 
 
 async def test_save_and_test_good_then_bad_secret(

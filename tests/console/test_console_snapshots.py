@@ -12,10 +12,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from console_helpers import CLOCK, MakeConsole, settle
-from control_harness import Control
-from svg_text import svg_lines
 from textual.pilot import Pilot
+
+from tests.console.console_helpers import CLOCK, MakeConsole, settle
+from tests.console.control_harness import Control
+from tests.console.svg_text import svg_lines
 
 FIXED_URL = "https://123-ABC-456.mktorest.com"
 SIZES = [(80, 24), (120, 40)]

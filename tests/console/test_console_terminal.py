@@ -13,7 +13,8 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from control_harness import Control
+
+from tests.console.control_harness import Control
 
 pytestmark = pytest.mark.integration
 

@@ -56,7 +56,9 @@ flows:
     destination:
       {connection: mkto, action: create_update_lead, mapping: m, campaign: {campaign_id: 7}}
 """
-T0 = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
+# Outcomes are stamped shortly before the run: the scheduler compares `resume_at` with the real
+# clock, so a fixed date would turn the parked item into a past one as the calendar moves on.
+T0 = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=30)
 RETRY_DELAYS = (60.0, 600.0, 3600.0)
 
 pytestmark = pytest.mark.integration

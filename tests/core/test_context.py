@@ -6,9 +6,9 @@ from typing import Any
 
 import pytest
 
-from core.factories import ACCOUNT, catalog, event_change, registration_change
 from stream.core.catalog import EventCatalog
 from stream.core.context import build_context, to_text
+from tests.core.factories import ACCOUNT, catalog, event_change, registration_change
 
 
 def ctx_for(change: Any = None, cat: EventCatalog | None = None) -> Any:

@@ -17,7 +17,6 @@ from config.models import (
     Mode,
     Source,
 )
-from core.factories import ACCOUNT, catalog, event_change, registration_change
 from stream.certain.events import ChangeEvent
 from stream.core.catalog import EventCatalog
 from stream.core.evaluate import basic_incompleteness, evaluate, evaluate_all
@@ -28,6 +27,7 @@ from stream.core.results import (
     NotActivated,
     NotActivatedCode,
 )
+from tests.core.factories import ACCOUNT, catalog, event_change, registration_change
 
 NURTURE = ACCOUNT.flow("registered-to-nurture")
 VIP = ACCOUNT.flow("vip-attended")

@@ -7,7 +7,6 @@ from typing import Any
 import pytest
 
 from config.models import FieldMapping, Mapping, Transform
-from core.factories import ACCOUNT, catalog, registration_change
 from stream.core.context import build_context
 from stream.core.mapping import (
     apply_transforms,
@@ -17,6 +16,7 @@ from stream.core.mapping import (
     proper_case,
 )
 from stream.core.results import DataFailure
+from tests.core.factories import ACCOUNT, catalog, registration_change
 
 
 def ctx(**registration: Any) -> Any:

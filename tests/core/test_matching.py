@@ -17,10 +17,10 @@ from config.models import (
     Source,
     StandardProperty,
 )
-from core.factories import ACCOUNT, catalog, event_change, registration_change
 from stream.core import matching
 from stream.core.context import build_context
 from stream.core.results import FilteredOut
+from tests.core.factories import ACCOUNT, catalog, event_change, registration_change
 
 # --- live / test -------------------------------------------------------------------------------
 

@@ -8,11 +8,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from config.models import FieldFilter, FilterOp, Mode
-from core.factories import ACCOUNT, SUMMIT_SETUP, event_dict
 from stream.certain.events import ChangeEvent
 from stream.core.catalog import EventCatalog
 from stream.core.evaluate import evaluate, evaluate_all
 from stream.core.results import DataFailure, FilteredOut, Mapped, NotActivated
+from tests.core.factories import ACCOUNT, SUMMIT_SETUP, event_dict
 
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

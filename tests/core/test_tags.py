@@ -7,9 +7,9 @@ from typing import Any
 import pytest
 
 from config.models import ObjectKind
-from core.factories import ACCOUNT, SUMMIT_SETUP, event_change, registration_change
 from stream.certain.events import Event
 from stream.core import tags
+from tests.core.factories import ACCOUNT, SUMMIT_SETUP, event_change, registration_change
 
 
 def summit(**setup_overrides: Any) -> Event:

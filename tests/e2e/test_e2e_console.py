@@ -14,11 +14,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from e2e_support import RunProcess
 from textual.widgets import DataTable
 
 from console.app import make_app
 from stream.apiclient import ApiClient
+from tests.e2e.e2e_support import RunProcess
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 

@@ -26,8 +26,6 @@ from typing import Any
 
 import aiohttp
 import pytest
-from e2e_expect import Expectation, expect, sandbox_campaign_requests, sandbox_form_fills
-from e2e_support import RunProcess, alive, processes_for
 
 from config.yamlio import load_text
 from stream.apiclient import ApiClient
@@ -35,6 +33,8 @@ from stream.certain import simulator as sim
 from stream.certain.demo_account import SECRET_ENV, demo_account_yaml
 from stream.certain.sim_send import write_file
 from stream.marketo.sandbox import Sandbox, SandboxConfig
+from tests.e2e.e2e_expect import Expectation, expect, sandbox_campaign_requests, sandbox_form_fills
+from tests.e2e.e2e_support import RunProcess, alive, processes_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 

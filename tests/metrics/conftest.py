@@ -6,9 +6,9 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from metrics_stream_gen import FLOWS, RATE_SHARES, Stream, generate
 
 from stream.store import Store
+from tests.metrics.metrics_stream_gen import FLOWS, RATE_SHARES, Stream, generate
 
 
 async def _record(path: Path, stream: Stream) -> None:

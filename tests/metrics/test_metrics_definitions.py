@@ -7,7 +7,6 @@ from datetime import UTC, datetime, timedelta
 
 import duckdb
 import pytest
-from metrics_stream_gen import NOT_ACTIVATED_TEXTS
 
 from stream.metrics.definitions import (
     MAX_BUCKETS,
@@ -19,6 +18,7 @@ from stream.metrics.definitions import (
     reason_code,
     reason_code_sql,
 )
+from tests.metrics.metrics_stream_gen import NOT_ACTIVATED_TEXTS
 
 NOW = datetime(2026, 11, 28, 12, 34, 56, tzinfo=UTC)
 

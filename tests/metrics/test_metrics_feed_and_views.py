@@ -6,13 +6,13 @@ import re
 from collections import Counter
 
 import pytest
-from metrics_stream_gen import NOW, Stream, feed_order
 
 from stream.metrics import ParameterError, activity, parse_window, prometheus, views
 from stream.metrics.queries import RuntimeStatus
 from stream.store import Store
 from stream.store.store import LEDGER_ONLY_STATUSES
 from stream.store.writer import Con
+from tests.metrics.metrics_stream_gen import NOW, Stream, feed_order
 
 
 @pytest.mark.parametrize(("mode", "period", "limit"), [("live", "7d", 37), ("test", "24h", 5)])

@@ -7,15 +7,15 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from metrics_stream_gen import (
+
+from stream.metrics import RuntimeStatus, parse_window, queries
+from stream.store import Store
+from tests.metrics.metrics_stream_gen import (
     NOW,
     Stream,
     expected_summary,
     expected_troubleshooting,
 )
-
-from stream.metrics import RuntimeStatus, parse_window, queries
-from stream.store import Store
 
 CASES = [(mode, period) for mode in ("live", "test") for period in ("24h", "7d")]
 

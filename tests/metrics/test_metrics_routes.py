@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
-from metrics_stream_gen import NOW
 
 from config.models import Account
 from stream.api.metrics_routes import add_metrics_routes, config_providers
@@ -19,6 +18,7 @@ from stream.control.secret_store import SecretStore
 from stream.metrics import RuntimeStatus
 from stream.metrics.definitions import Mode
 from stream.store import Store
+from tests.metrics.metrics_stream_gen import NOW
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import pytest
-from pipeline_support import SECRET, lead, request
 from pydantic import SecretStr
 
 from stream.marketo.client import MarketoClient
@@ -15,6 +14,7 @@ from stream.marketo.sandbox import Sandbox
 from stream.marketo.settings import MarketoSettings
 from stream.messages import FailureCategory, OutcomeStatus
 from stream.pipeline.deliver import deliver_batch, failure_result
+from tests.pipeline.pipeline_support import SECRET, lead, request
 
 
 @pytest.fixture

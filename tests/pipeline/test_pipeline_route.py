@@ -4,10 +4,15 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from pipeline_support import account, catalog_with, change, event_json, registration_json
-
 from stream.messages import DeliveryRequest, FailureCategory, OutcomeRecord, OutcomeStatus, Redrive
 from stream.pipeline.route import Routed, latency_ms, route_change
+from tests.pipeline.pipeline_support import (
+    account,
+    catalog_with,
+    change,
+    event_json,
+    registration_json,
+)
 
 NOW = datetime(2026, 11, 28, 12, 0, 5, tzinfo=UTC)
 RECEIVED = NOW - timedelta(milliseconds=250)

@@ -6,7 +6,16 @@ import asyncio
 import time
 
 import pytest
-from pipeline_support import (
+
+from config.completeness import completeness
+from stream.marketo.sandbox import Sandbox
+from stream.messages import ApiCallRecord, OutcomeStatus
+from stream.pipeline.clients import ClientPool, Unusable
+from stream.pipeline.deliver import deliver_batch
+from stream.pipeline.delivered import delivery_key, duplicate_outcome, split_duplicates
+from stream.pipeline.delivered_log import DeliveredLog
+from stream.pipeline.snapshot import ConfigView, build_snapshot, merge_catalogs
+from tests.pipeline.pipeline_support import (
     CONNECTION,
     SECRET,
     account,
@@ -17,15 +26,6 @@ from pipeline_support import (
     request,
     snapshot,
 )
-
-from config.completeness import completeness
-from stream.marketo.sandbox import Sandbox
-from stream.messages import ApiCallRecord, OutcomeStatus
-from stream.pipeline.clients import ClientPool, Unusable
-from stream.pipeline.deliver import deliver_batch
-from stream.pipeline.delivered import delivery_key, duplicate_outcome, split_duplicates
-from stream.pipeline.delivered_log import DeliveredLog
-from stream.pipeline.snapshot import ConfigView, build_snapshot, merge_catalogs
 
 
 def test_snapshot_puts_secrets_back_so_flows_are_complete() -> None:

@@ -23,12 +23,12 @@ from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from pipeline_support import catalog_with, event_json, registration_json, snapshot
 
 from stream.broker import EmbeddedBroker, die_with_parent
 from stream.marketo.sandbox import Sandbox
 from stream.messages import Redrive, RedriveRequest
 from stream.topics import ALL_TOPICS, declare_topics
+from tests.pipeline.pipeline_support import catalog_with, event_json, registration_json, snapshot
 
 REPO = Path(__file__).resolve().parents[2]
 NURTURE, VIP, FORM = "registered-to-nurture", "vip-attended", "complete-form"

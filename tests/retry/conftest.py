@@ -9,15 +9,6 @@ from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
-from retry_helpers import (
-    SECRET,
-    SECRET_VAR,
-    FakeClock,
-    OpsApi,
-    RedriveTopic,
-    account_yaml,
-    event_dict,
-)
 
 from stream.api import ApiDeps, create_app
 from stream.broker import EmbeddedBroker
@@ -27,6 +18,15 @@ from stream.control.operations import Operations
 from stream.control.secret_store import SecretStore
 from stream.control.token import load_or_create_token
 from stream.store import Store
+from tests.retry.retry_helpers import (
+    SECRET,
+    SECRET_VAR,
+    FakeClock,
+    OpsApi,
+    RedriveTopic,
+    account_yaml,
+    event_dict,
+)
 
 
 @pytest.fixture(scope="session")

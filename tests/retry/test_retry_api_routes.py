@@ -7,7 +7,9 @@ import asyncio
 from datetime import timedelta
 from typing import Any
 
-from retry_helpers import (
+from stream.control.retry_scheduler import DEFAULT_SCHEDULE
+from stream.messages import FailureCategory, OutcomeRecord, OutcomeStatus
+from tests.retry.retry_helpers import (
     T0,
     FakeClock,
     OpsApi,
@@ -17,9 +19,6 @@ from retry_helpers import (
     record_new_outcomes,
     registration_dict,
 )
-
-from stream.control.retry_scheduler import DEFAULT_SCHEDULE
-from stream.messages import FailureCategory, OutcomeRecord, OutcomeStatus
 
 
 def failed(cid: str, category: str, **extra: Any) -> OutcomeRecord:

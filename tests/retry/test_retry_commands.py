@@ -10,11 +10,17 @@ import sys
 from datetime import timedelta
 from typing import Any
 
-from retry_helpers import T0, FakeClock, OpsApi, RedriveTopic, change_row, record_new_outcomes
-from retry_helpers import registration_dict as reg
-
 from stream.control.retry_scheduler import DEFAULT_SCHEDULE
 from stream.messages import FailureCategory, OutcomeRecord, OutcomeStatus
+from tests.retry.retry_helpers import (
+    T0,
+    FakeClock,
+    OpsApi,
+    RedriveTopic,
+    change_row,
+    record_new_outcomes,
+)
+from tests.retry.retry_helpers import registration_dict as reg
 
 
 async def csignal(api: OpsApi, *args: str, actor: str = "ana") -> tuple[int, str, str]:

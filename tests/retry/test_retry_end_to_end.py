@@ -24,8 +24,6 @@ from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from retry_helpers import SECRET, SECRET_VAR, account_yaml, change_row, event_dict, outcome_row
-from retry_helpers import registration_dict as reg
 
 from stream.broker import EmbeddedBroker, die_with_parent
 from stream.certain.events import ChangeEvent
@@ -36,6 +34,15 @@ from stream.marketo.sandbox import Sandbox, SandboxConfig
 from stream.messages import ConfigSnapshot, OutcomeRecord, OutcomeStatus
 from stream.store import Store
 from stream.topics import ALL_TOPICS, declare_topics
+from tests.retry.retry_helpers import (
+    SECRET,
+    SECRET_VAR,
+    account_yaml,
+    change_row,
+    event_dict,
+    outcome_row,
+)
+from tests.retry.retry_helpers import registration_dict as reg
 
 REPO = Path(__file__).resolve().parents[2]
 S = DEMO_SCHEDULE

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from retry_helpers import (
+from stream.certain.events import ChangeEvent
+from stream.control.preview import preview_change, preview_recent
+from stream.store import Store
+from tests.retry.retry_helpers import (
     T0,
     account,
     catalog_of,
@@ -13,10 +16,6 @@ from retry_helpers import (
     event_dict,
     registration_dict,
 )
-
-from stream.certain.events import ChangeEvent
-from stream.control.preview import preview_change, preview_recent
-from stream.store import Store
 
 
 def test_a_pasted_change_shows_each_field() -> None:

@@ -7,7 +7,11 @@ import asyncio
 from datetime import timedelta
 
 import pytest
-from retry_helpers import (
+
+from stream.control.replay import ReplayError, ReplayManager, ReplayScope, dry_run
+from stream.messages import OutcomeRecord, OutcomeStatus
+from stream.store import Store
+from tests.retry.retry_helpers import (
     T0,
     FakeClock,
     RedriveTopic,
@@ -19,10 +23,6 @@ from retry_helpers import (
     outcome_row,
     registration_dict,
 )
-
-from stream.control.replay import ReplayError, ReplayManager, ReplayScope, dry_run
-from stream.messages import OutcomeRecord, OutcomeStatus
-from stream.store import Store
 
 
 def config() -> StaticConfig:

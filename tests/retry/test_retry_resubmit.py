@@ -9,7 +9,16 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from retry_helpers import (
+
+from stream.certain.events import ChangeEvent
+from stream.control.resubmit import Resubmitter, parse_filter
+from stream.control.retry_scheduler import DEFAULT_SCHEDULE, RetryScheduler
+from stream.core.evaluate import evaluate
+from stream.core.results import DataFailure
+from stream.messages import FailureCategory, OutcomeRecord, OutcomeStatus
+from stream.pipeline.route import route_change
+from stream.store import RetryFilter, Store
+from tests.retry.retry_helpers import (
     T0,
     FakeClock,
     RedriveTopic,
@@ -23,15 +32,6 @@ from retry_helpers import (
     record_outcome,
     registration_dict,
 )
-
-from stream.certain.events import ChangeEvent
-from stream.control.resubmit import Resubmitter, parse_filter
-from stream.control.retry_scheduler import DEFAULT_SCHEDULE, RetryScheduler
-from stream.core.evaluate import evaluate
-from stream.core.results import DataFailure
-from stream.messages import FailureCategory, OutcomeRecord, OutcomeStatus
-from stream.pipeline.route import route_change
-from stream.store import RetryFilter, Store
 
 S = DEFAULT_SCHEDULE
 

@@ -7,7 +7,6 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from retry_helpers import T0
 
 from stream.control.retry_scheduler import (
     DEFAULT_SCHEDULE,
@@ -21,6 +20,7 @@ from stream.control.retry_scheduler import (
 )
 from stream.messages import FailureCategory, OutcomeRecord, OutcomeStatus
 from stream.store import RetryItem
+from tests.retry.retry_helpers import T0
 
 LOW, MID, HIGH = (lambda: 0.0), (lambda: 0.5), (lambda: 0.999999)
 

@@ -9,7 +9,10 @@ from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
-from retry_helpers import (
+from stream.control.retry_scheduler import DEFAULT_SCHEDULE, RetryScheduler
+from stream.messages import FailureCategory, OutcomeRecord, OutcomeStatus
+from stream.store import Store
+from tests.retry.retry_helpers import (
     T0,
     FakeClock,
     RedriveTopic,
@@ -19,10 +22,6 @@ from retry_helpers import (
     record_outcome,
     registration_dict,
 )
-
-from stream.control.retry_scheduler import DEFAULT_SCHEDULE, RetryScheduler
-from stream.messages import FailureCategory, OutcomeRecord, OutcomeStatus
-from stream.store import Store
 
 S = DEFAULT_SCHEDULE
 

@@ -18,12 +18,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from retry_helpers import SECRET, SECRET_VAR, account_yaml, event_dict
-from retry_helpers import registration_dict as reg
 
 from stream.apiclient import ApiClient
 from stream.broker import EmbeddedBroker, die_with_parent, free_port
 from stream.marketo.sandbox import Sandbox, SandboxConfig
+from tests.retry.retry_helpers import SECRET, SECRET_VAR, account_yaml, event_dict
+from tests.retry.retry_helpers import registration_dict as reg
 
 REPO = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.integration

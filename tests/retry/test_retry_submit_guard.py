@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from retry_helpers import FakeClock, OpsApi, RedriveTopic
-from test_retry_api_routes import seed
+from tests.retry.retry_helpers import FakeClock, OpsApi, RedriveTopic
+from tests.retry.test_retry_api_routes import seed
 
 SUBMIT = "/api/v1/retry-queue/submit"
 

@@ -1,0 +1,181 @@
+"""Signal's own services as real child processes (`python -m stream <command>`), one wrapper for
+every test that starts them: log to a file, wait for readiness by polling, stop or kill, read the
+log tail in a failure message.
+
+Children get the parent-death signal (`die_with_parent`) so a crashed test run leaves nothing
+behind, and an environment without the developer's own `SIGNAL_*` settings.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from stream.broker import EmbeddedBroker, die_with_parent, free_port
+from tests.support.waiting import until_sync
+
+REPO = Path(__file__).resolve().parents[2]
+START_WITHIN_S = 90.0
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    """This process's environment without any SIGNAL_* setting, plus `extra`."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SIGNAL_")}
+    env.update(extra)
+    return env
+
+
+@dataclass
+class ServiceProcess:
+    """`python -m stream ARGS` with its output in `log_path`."""
+
+    args: Sequence[str]
+    log_path: Path
+    env: Mapping[str, str] = field(default_factory=clean_env)
+    process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> ServiceProcess:
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "stream", *self.args],
+                cwd=REPO,
+                env=dict(self.env),
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                preexec_fn=die_with_parent(),
+            )
+        return self
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None, "not started"
+        return self.process.pid
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def log(self) -> str:
+        try:
+            return self.log_path.read_bytes().decode("utf-8", "replace")
+        except FileNotFoundError:
+            return ""
+
+    def tail(self, chars: int = 3000) -> str:
+        return self.log()[-chars:]
+
+    def exited(self) -> str | None:
+        """Why waiting for this process is pointless (it exited), or None: for `until`."""
+        if self.process is not None and self.process.poll() is not None:
+            return f"{self.args[0]} exited ({self.process.returncode}):\n{self.tail()}"
+        return None
+
+    def wait_for_log(self, text: str, within: float = START_WITHIN_S) -> None:
+        until_sync(
+            lambda: text in self.log(),
+            f"{text!r} in the log",
+            within=within,
+            every=0.1,
+            alive=self.exited,
+        )
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30.0) -> int | None:
+        """Signal the process and wait; kill it (and fail) if it does not end in `timeout`."""
+        process = self.process
+        if process is None:
+            return None
+        if process.poll() is None:
+            process.send_signal(sig)
+            try:
+                process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+                raise AssertionError(
+                    f"{self.args[0]} did not stop in {timeout:g} s:\n{self.tail()}"
+                ) from None
+        return process.returncode
+
+    def kill(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+
+@dataclass
+class ControlProcess(ServiceProcess):
+    """`csignal control` with its data dir and operator API on a free loopback port."""
+
+    data_dir: Path = Path()
+    api: str = ""
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.api}"
+
+    @property
+    def token(self) -> str:
+        return (self.data_dir / "api-token").read_text(encoding="utf-8").strip()
+
+    def auth(self, **headers: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}", **headers}
+
+    async def sql(self, session: aiohttp.ClientSession, sql: str) -> list[list[Any]]:
+        async with session.post(
+            f"{self.url}/api/v1/sql", json={"sql": sql}, headers=self.auth()
+        ) as response:
+            body = await response.json()
+            assert response.status == 200, body
+            return list(body["rows"])
+
+
+def start_control(
+    broker: EmbeddedBroker,
+    data_dir: Path,
+    *,
+    name: str = "control",
+    args: Sequence[str] = (),
+    env: Mapping[str, str] | None = None,
+) -> ControlProcess:
+    """Start `csignal control` on `broker` over `data_dir` and wait until its API listens."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    api = f"127.0.0.1:{free_port()}"
+    control = ControlProcess(
+        args=["control", *args],
+        log_path=data_dir.parent / f"{name}.log",
+        env=clean_env(
+            SIGNAL_BROKER=broker.url,
+            SIGNAL_DATA_DIR=str(data_dir),
+            SIGNAL_API=api,
+            **(env or {}),
+        ),
+        data_dir=data_dir,
+        api=api,
+    )
+    control.start()
+    try:
+        control.wait_for_log("operator API listening on")
+    except BaseException:
+        control.kill()
+        raise
+    return control
+
+
+def start_pipeline(
+    broker: EmbeddedBroker, workdir: Path, *, name: str = "pipeline"
+) -> ServiceProcess:
+    """Start a pipeline worker on `broker` with its data dir under `workdir`."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    worker = ServiceProcess(
+        args=["pipeline", "--broker", broker.url, "--data-dir", str(workdir / f"{name}-data")],
+        log_path=workdir / f"{name}.log",
+    )
+    return worker.start()

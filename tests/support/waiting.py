@@ -1,0 +1,59 @@
+"""Polling for a condition with a generous deadline: on a loaded machine anything may take a
+while, and a fixed sleep either wastes time or loses the race."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+T = TypeVar("T")
+
+# Deadlines are generous: they bound a broken test, they do not time a working one.
+DEADLINE_S = 60.0
+
+
+async def until(
+    check: Callable[[], Awaitable[T]],
+    what: str,
+    *,
+    within: float = DEADLINE_S,
+    every: float = 0.05,
+    alive: Callable[[], str | None] | None = None,
+) -> T:
+    """Await `check()` until it returns something truthy and return that.
+
+    `alive()` returns a reason to stop waiting (e.g. "the worker exited: …") or None.
+    """
+    deadline = time.monotonic() + within
+    while True:
+        result = await check()
+        if result:
+            return result
+        if alive is not None and (reason := alive()) is not None:
+            raise AssertionError(f"{what}: {reason}")
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: not within {within:g} s (last: {result!r})")
+        await asyncio.sleep(every)
+
+
+def until_sync(
+    check: Callable[[], T],
+    what: str,
+    *,
+    within: float = DEADLINE_S,
+    every: float = 0.05,
+    alive: Callable[[], str | None] | None = None,
+) -> T:
+    """`until` for code outside an event loop."""
+    deadline = time.monotonic() + within
+    while True:
+        result = check()
+        if result:
+            return result
+        if alive is not None and (reason := alive()) is not None:
+            raise AssertionError(f"{what}: {reason}")
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: not within {within:g} s (last: {result!r})")
+        time.sleep(every)
