@@ -1,26 +1,32 @@
 """Run every benchmark module in this package and write their figures to bench/report.txt.
 
-    python -m bench [module ...]
+    python -m bench [--smoke] [module ...]
 
 A benchmark module is any `bench/<name>.py` with a `main()` (plain or async) that prints its
-figures. Each runs with its own defaults; run one module directly to pass it options.
+figures. Each runs with its own defaults; run one module directly to pass it options. `--smoke`
+runs them with tiny sizes (see `bench/__init__.py`) and writes no report. A module that fails,
+even at import, is reported and the others still run; the exit status says whether any failed.
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import importlib
 import inspect
 import io
+import os
 import pkgutil
 import sys
 import time
 import traceback
-from collections.abc import Iterator
+from collections.abc import Awaitable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO, cast
+
+from bench import SMOKE_ENV
 
 HERE = Path(__file__).resolve().parent
 REPORT = HERE / "report.txt"
@@ -44,21 +50,22 @@ def modules() -> Iterator[str]:
 
 
 def run(name: str, out: TextIO) -> bool:
-    module = importlib.import_module(f"bench.{name}")
-    entry = getattr(module, "main", None)
-    if not callable(entry):
-        return True
     print(f"== {name}", file=out)
     started = time.monotonic()
     saved_argv = sys.argv
     sys.argv = [f"bench.{name}"]
     try:
         with contextlib.redirect_stdout(out):
+            module = importlib.import_module(f"bench.{name}")
+            entry = getattr(module, "main", None)
+            if not callable(entry):
+                print("   (no main(): nothing to run)", file=out)
+                return True
             result = entry()
             if inspect.isawaitable(result):
                 asyncio.run(_await(result))
         ok = True
-    except Exception:
+    except (Exception, SystemExit):
         traceback.print_exc(file=out)
         ok = False
     finally:
@@ -67,20 +74,31 @@ def run(name: str, out: TextIO) -> bool:
     return ok
 
 
-async def _await(awaitable: object) -> None:
-    await awaitable  # type: ignore[misc]
+async def _await(awaitable: Awaitable[object]) -> None:
+    await awaitable
 
 
-def main() -> int:
-    wanted = sys.argv[1:] or list(modules())
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes: check, not measure")
+    parser.add_argument("module", nargs="*", help="bench modules to run (default: all)")
+    args = parser.parse_args(argv)
+    wanted = args.module or list(modules())
     unknown = sorted(set(wanted) - set(modules()))
     if unknown:
         print(f"no bench module named {', '.join(unknown)}", file=sys.stderr)
         return 2
+    if args.smoke:
+        # Child processes the modules start (servers, workers) see the same mode.
+        os.environ[SMOKE_ENV] = "1"
     failed = []
-    with REPORT.open("w", encoding="utf-8") as report:
-        out = cast(TextIO, _Tee(sys.stdout, report))
-        print(f"Signal benchmarks, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC\n", file=out)
+    with contextlib.ExitStack() as stack:
+        streams: list[TextIO] = [sys.stdout]
+        if not args.smoke:
+            streams.append(stack.enter_context(REPORT.open("w", encoding="utf-8")))
+        out = cast(TextIO, _Tee(*streams))
+        kind = "smoke run (figures meaningless)" if args.smoke else "benchmarks"
+        print(f"Signal {kind}, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC\n", file=out)
         for name in wanted:
             if not run(name, out):
                 failed.append(name)

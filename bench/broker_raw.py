@@ -4,7 +4,7 @@
 
 Produces `--messages` JSON change-like records of about `--size` bytes (acks=all, as Signal
 produces) and then consumes and parses them all, printing messages/s for each side. Without
-`--broker` it starts its own embedded broker.
+`--broker` it starts its own embedded broker. Smoke mode (`bench/__init__.py`): 1,000 messages.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from collections.abc import Sequence
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
+from bench import sized
 from stream.broker import EmbeddedBroker, bootstrap_servers
 from stream.topics import TopicSpec, declare_topics
 
@@ -99,7 +100,7 @@ async def run(url: str, messages: int, size: int, partitions: int) -> None:
 
 async def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="bench.broker_raw", description=__doc__)
-    parser.add_argument("--messages", type=int, default=100_000)
+    parser.add_argument("--messages", type=int, default=sized(100_000, 1_000))
     parser.add_argument("--size", type=int, default=700)
     parser.add_argument("--partitions", type=int, default=8)
     parser.add_argument("--broker", help="use this broker instead of starting one")

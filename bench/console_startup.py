@@ -6,7 +6,8 @@ page fetches while keys keep arriving.
 The operator API (store, configuration, retry operations, metrics routes) serves from a child
 process, as control does; the console runs headless (`run_test`, 80×24) in this process, through
 `make_app` as `csignal console` builds it. The store is built once per size and reused from the
-temp directory on later runs (`--fresh` rebuilds).
+temp directory on later runs (`--fresh` rebuilds). Smoke mode (`bench/__init__.py`): 1,000
+outcomes and 300 retry items in a temp directory of its own, one start-up, two page fetches.
 
 Figures:
 - start → flow list painted: app start until the flow table holds every flow and has rendered;
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import statistics
 import sys
 import tempfile
@@ -35,6 +37,7 @@ from typing import Any, TypeVar
 import yaml
 from aiohttp import web
 
+from bench import sized, smoke
 from console.app import make_app
 from console.messages import QueuePageLoaded
 from stream.api.app import create_app
@@ -297,17 +300,26 @@ async def start_child(
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else "")
     parser.add_argument("--serve", type=Path, default=None, help=argparse.SUPPRESS)
-    parser.add_argument("--outcomes", type=int, default=1_000_000)
-    parser.add_argument("--retry-items", type=int, default=50_000)
-    parser.add_argument("--runs", type=int, default=5)
-    parser.add_argument("--pages", type=int, default=30)
+    parser.add_argument("--outcomes", type=int, default=sized(1_000_000, 1_000))
+    parser.add_argument("--retry-items", type=int, default=sized(50_000, 300))
+    parser.add_argument("--runs", type=int, default=sized(5, 1))
+    parser.add_argument("--pages", type=int, default=sized(30, 2))
     parser.add_argument("--fresh", action="store_true")
     args, _ = parser.parse_known_args()
     if args.serve is not None:
         serve(args.serve, args.outcomes, args.retry_items, args.fresh)
         return
-    data_dir = Path(tempfile.gettempdir()) / f"signal-console-bench-{args.outcomes}"
-    data_dir.mkdir(parents=True, exist_ok=True)
+    with contextlib.ExitStack() as stack:
+        if smoke():
+            # Never shared with another run (a full one, or a test running at the same time).
+            data_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="signal-")))
+        else:
+            data_dir = Path(tempfile.gettempdir()) / f"signal-console-bench-{args.outcomes}"
+            data_dir.mkdir(parents=True, exist_ok=True)
+        await measure(args, data_dir)
+
+
+async def measure(args: argparse.Namespace, data_dir: Path) -> None:
     child, url, seeded = await start_child(data_dir, args.outcomes, args.retry_items, args.fresh)
     try:
         if seeded:

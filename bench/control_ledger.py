@@ -1,10 +1,12 @@
 """Control's own costs: archive and outcome batches into DuckDB, the ingest API with broker acks,
 and how fast a flow toggle reaches a worker reading `signal-config`.
 
-    python -m bench.control_ledger [--changes 20000] [--outcomes 20000] [--batch 500]
+    python -m bench.control_ledger [--changes 20000] [--outcomes 20000] [--ingest 10000]
+                                   [--batch 500] [--toggles 10]
 
 Runs the real `Recorder`, `ConfigService` and operator API over a DuckDB file in a temporary
-directory and an embedded broker; nothing is mocked.
+directory and an embedded broker; nothing is mocked. Smoke mode (`bench/__init__.py`): 500
+changes, outcomes and ingested changes in batches of 100, and 2 toggles.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from typing import Any
 from aiohttp.test_utils import TestClient, TestServer
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
+from bench import sized
 from stream.api import ApiDeps, create_app
 from stream.broker import EmbeddedBroker
 from stream.control.config_service import ConfigService
@@ -146,6 +149,8 @@ async def bench_toggle(
         assert response.status == 200
         seen = False
         while not seen:
+            if time.perf_counter() - started > 30:
+                raise TimeoutError(f"toggle {n}: no snapshot with active={active} within 30 s")
             for messages in (await consumer.getmany(timeout_ms=50)).values():
                 for message in messages:
                     flows = json.loads(message.value)["account"]["flows"]
@@ -158,7 +163,7 @@ async def bench_toggle(
     )
 
 
-async def run(changes: int, outcomes: int, batch: int, ingest: int) -> None:
+async def run(changes: int, outcomes: int, batch: int, ingest: int, toggles: int) -> None:
     with tempfile.TemporaryDirectory() as tmp, EmbeddedBroker() as broker:
         data = Path(tmp)
         (data / "account.yaml").write_text(ACCOUNT, encoding="utf-8")
@@ -183,7 +188,7 @@ async def run(changes: int, outcomes: int, batch: int, ingest: int) -> None:
             await client.start_server()
             try:
                 await bench_ingest(client, "t", ingest, batch)
-                await bench_toggle(client, "t", broker.bootstrap_servers, topic, 10)
+                await bench_toggle(client, "t", broker.bootstrap_servers, topic, toggles)
             finally:
                 await client.close()
         finally:
@@ -194,12 +199,13 @@ async def run(changes: int, outcomes: int, batch: int, ingest: int) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.control_ledger")
-    parser.add_argument("--changes", type=int, default=20_000)
-    parser.add_argument("--outcomes", type=int, default=20_000)
-    parser.add_argument("--ingest", type=int, default=10_000)
-    parser.add_argument("--batch", type=int, default=500)
+    parser.add_argument("--changes", type=int, default=sized(20_000, 500))
+    parser.add_argument("--outcomes", type=int, default=sized(20_000, 500))
+    parser.add_argument("--ingest", type=int, default=sized(10_000, 500))
+    parser.add_argument("--batch", type=int, default=sized(500, 100))
+    parser.add_argument("--toggles", type=int, default=sized(10, 2))
     args = parser.parse_args()
-    asyncio.run(run(args.changes, args.outcomes, args.batch, args.ingest))
+    asyncio.run(run(args.changes, args.outcomes, args.batch, args.ingest, args.toggles))
 
 
 if __name__ == "__main__":

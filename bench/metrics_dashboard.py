@@ -7,13 +7,15 @@ The ledger is generated inside DuckDB (`INSERT … SELECT` over `range()` with d
 into a scratch database opened through `Store`, so the schema and the connection settings are the
 control service's own. Rows are written in the order the control service writes them — by first
 processing time — and retried pairs carry a later `processed_at`, as an in-place update would.
-Timings go through the same coroutines the API calls (thread hop included).
+Timings go through the same coroutines the API calls (thread hop included). In smoke mode
+(`bench/__init__.py`) the ledger holds 10,000 outcomes and each query runs once.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import statistics
 import tempfile
 import time
@@ -22,8 +24,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from bench import sized
 from stream.metrics import activity, parse_window, prometheus, queries
-from stream.store import Store, reads
+from stream.store import Store
 from stream.store.writer import Con
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
@@ -170,7 +173,7 @@ async def build(store: Store, n: int) -> None:
     ):
         text = sql.format(**values)
         t = time.perf_counter()
-        count = await reads.write(store, lambda con, q=text: _rows_added(con, q))
+        count = await store.write(functools.partial(_rows_added, sql=text))
         print(f"load      {label:26s} {count:>11,} rows in {time.perf_counter() - t:6.1f} s")
     await store.checkpoint()
 
@@ -242,9 +245,9 @@ def _cursor_of(item: dict[str, Any]) -> activity.Cursor:
 
 
 async def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--outcomes", type=int, default=10_000_000)
-    parser.add_argument("--runs", type=int, default=5)
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--outcomes", type=int, default=sized(10_000_000, 10_000))
+    parser.add_argument("--runs", type=int, default=sized(5, 1))
     parser.add_argument("--keep", type=Path, help="build (or reuse) the ledger at this path")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="signal-bench-") as tmp:

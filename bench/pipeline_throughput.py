@@ -13,7 +13,8 @@ Two runs on one embedded broker, after the raw aiokafka consume rate of the same
   that, Marketo's rate limit bounds delivery at about 375 leads/s per instance.
 
 Throughput = changes / (first produce → last outcome seen), changes produced as fast as the
-producer can while the worker runs.
+producer can while the worker runs. Smoke mode (`bench/__init__.py`): 200 routed and 50 delivered
+changes, through the same broker, sandbox and worker process.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from typing import Any
 import yaml
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
+from bench import sized
 from bench.broker_raw import consume, produce
 from stream.broker import EmbeddedBroker, die_with_parent
 from stream.marketo.sandbox import Sandbox, SandboxConfig
@@ -231,8 +233,8 @@ async def run(route_changes: int, deliver_changes: int) -> None:
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="bench.pipeline_throughput", description=__doc__)
-    parser.add_argument("--route-changes", type=int, default=20_000)
-    parser.add_argument("--deliver-changes", type=int, default=3_000)
+    parser.add_argument("--route-changes", type=int, default=sized(20_000, 200))
+    parser.add_argument("--deliver-changes", type=int, default=sized(3_000, 50))
     args = parser.parse_args(argv)
     asyncio.run(run(args.route_changes, args.deliver_changes))
 

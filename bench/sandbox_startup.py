@@ -2,7 +2,7 @@
 
 Runs the command several times and prints each figure with the median, next to the time a bare
 `python -c pass` takes on the same machine in the same run, since interpreter start-up is most of
-it and these machines are shared.
+it and these machines are shared. Smoke mode (`bench/__init__.py`): one run of each.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import subprocess
 import sys
 import time
 
-RUNS = 5
+from bench import sized
 
 
 def _bare_python() -> float:
@@ -44,8 +44,9 @@ def _sandbox_start() -> float:
 
 
 def main() -> None:
-    bare = [_bare_python() for _ in range(RUNS)]
-    starts = [_sandbox_start() for _ in range(RUNS)]
+    runs = sized(5, 1)
+    bare = [_bare_python() for _ in range(runs)]
+    starts = [_sandbox_start() for _ in range(runs)]
     print(f"sandbox start-up: {', '.join(f'{s:.2f}' for s in starts)} s")
     print(
         f"sandbox start-up median {statistics.median(starts):.2f} s (bound 2 s); "

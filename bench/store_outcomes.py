@@ -3,7 +3,8 @@
     python -m bench.store_outcomes [--inserts 100000] [--batch 500] [--ledger 1000000]
 
 Everything goes through the public `Store` API (thread hop, Arrow conversion, one transaction
-per batch), because that is the cost the control service pays.
+per batch), because that is the cost the control service pays. Smoke mode (`bench/__init__.py`):
+1,000 inserts in batches of 100 and 500, a 2,000-row ledger.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from bench import sized
 from stream.store import ChangeRow, OutcomeRow, Store
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
@@ -161,10 +163,10 @@ async def view_query_time(path: Path, ledger: int) -> None:
 
 
 async def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--inserts", type=int, default=100_000)
-    parser.add_argument("--batch", type=int, nargs="+", default=[500, 5000])
-    parser.add_argument("--ledger", type=int, default=1_000_000)
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--inserts", type=int, default=sized(100_000, 1_000))
+    parser.add_argument("--batch", type=int, nargs="+", default=sized([500, 5000], [100, 500]))
+    parser.add_argument("--ledger", type=int, default=sized(1_000_000, 2_000))
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="signal-bench-") as tmp:
         for batch in args.batch:
