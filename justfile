@@ -16,14 +16,19 @@ sync:
 run *ARGS: sync
     uv run --frozen csignal run --demo {{ARGS}}
 
-# Run the test suite; a run that collects no test fails.
+# Run the whole test suite on every core (pytest-xdist); a run that collects no test fails.
+# `just test -n 0 tests/x.py` runs one file serially.
 test *ARGS: sync
     #!/usr/bin/env bash
     set -uo pipefail
-    uv run --frozen pytest {{ARGS}}
+    uv run --frozen pytest -n "${SIGNAL_TEST_WORKERS:-auto}" --dist loadscope {{ARGS}}
     rc=$?
     if [ "$rc" -eq 5 ]; then echo "pytest collected no tests: failing" >&2; exit 1; fi
     exit "$rc"
+
+# The inner loop: everything but the slow end-to-end tests and the bench smoke runs.
+test-fast *ARGS: sync
+    uv run --frozen pytest -n "${SIGNAL_TEST_WORKERS:-auto}" --dist loadscope -m "not e2e and not bench" {{ARGS}}
 
 # ruff (lint + format check), mypy and the import contracts (lint-imports; pyproject.toml).
 lint: sync
