@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import select
 import signal
 import sys
 from collections import deque
@@ -146,27 +147,38 @@ class SignalConsole(App[int]):
             self.set_keymap(self.keymap_overrides)
         for problem in self.keymap_problems:
             self.report_error("apply the keymap", problem)
-        await self.switch_mode("flows")
+        # Watch the terminal before the first screen paints: a hang-up that arrives while the
+        # flow list loads must not be missed.
         if self.watch_tty and sys.stdin is not None and sys.stdin.isatty():
             self.set_interval(TTY_CHECK_S, self._check_tty)
             loop = asyncio.get_running_loop()
-            for number in (signal.SIGHUP, signal.SIGTERM):
-                with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-                    loop.add_signal_handler(number, self._lost_tty)
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                loop.add_signal_handler(signal.SIGHUP, self._lost_tty)
+                loop.add_signal_handler(signal.SIGTERM, self.exit)
+        await self.switch_mode("flows")
 
     async def on_unmount(self) -> None:
         await self.client.close()
 
     def _check_tty(self) -> None:
+        """The terminal is gone when the parent is gone or the tty reports a hang-up; a hung-up
+        pty still passes isatty(), so poll it for POLLHUP as well."""
         try:
-            alive = os.isatty(sys.stdin.fileno()) and os.getppid() != 1
+            fd = sys.stdin.fileno()
+            poller = select.poll()
+            poller.register(fd, select.POLLIN)
+            hung_up = any(ev & (select.POLLHUP | select.POLLERR) for _, ev in poller.poll(0))
+            alive = os.isatty(fd) and os.getppid() != 1 and not hung_up
         except (OSError, ValueError):
             alive = False
         if not alive:
             self._lost_tty()
 
     def _lost_tty(self) -> None:
-        self.exit(return_code=0)
+        """Leave at once: there is no terminal left to restore, and Textual's orderly shutdown
+        writes to it and can block for ever on a hung-up pty (seen under load). The console keeps
+        no state of its own (control holds everything), so nothing is lost."""
+        os._exit(0)
 
     # --- navigation ------------------------------------------------------------------------
 

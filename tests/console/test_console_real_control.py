@@ -3,12 +3,7 @@ DuckDB file and operator API, and a Marketo sandbox for Save & Test."""
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
-import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import aiohttp
@@ -19,71 +14,27 @@ from textual.widgets import DataTable, TextArea
 from console.app import make_app
 from console.client import ConsoleClient
 from console.messages import ConnectionTested
-from stream.broker import EmbeddedBroker, die_with_parent, free_port
+from stream.broker import EmbeddedBroker
 from stream.certain.demo_account import SECRET_ENV, demo_account
-from stream.marketo.sandbox import Sandbox, SandboxConfig
+from stream.marketo.sandbox import Sandbox
 from tests.console.console_helpers import fixed_clock, keys, screen_text, settle
+from tests.support.processes import start_control
 
 pytestmark = pytest.mark.integration
-REPO = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(scope="module")
-def console_broker() -> Iterator[EmbeddedBroker]:
-    with EmbeddedBroker() as running:
-        yield running
-
-
-@pytest.fixture
-async def marketo() -> AsyncIterator[Sandbox]:
-    sandbox = Sandbox(SandboxConfig())
-    await sandbox.start("127.0.0.1", 0)
-    yield sandbox
-    await sandbox.stop()
 
 
 @pytest.fixture
 def real_control(
-    console_broker: EmbeddedBroker, marketo: Sandbox, tmp_path: Path
+    module_broker: EmbeddedBroker, sandbox: Sandbox, tmp_path: Path
 ) -> Iterator[tuple[str, str]]:
     data_dir = tmp_path / "data"
     data_dir.mkdir()
-    (data_dir / "account.yaml").write_text(yaml.safe_dump(demo_account(marketo.url)))
-    port = free_port()
-    env = {
-        **os.environ,
-        "SIGNAL_BROKER": console_broker.url,
-        "SIGNAL_DATA_DIR": str(data_dir),
-        "SIGNAL_API": f"127.0.0.1:{port}",
-        SECRET_ENV: "sandbox-secret",
-    }
-    log_path = tmp_path / "control.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "stream", "control"],
-            cwd=REPO,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            preexec_fn=die_with_parent(),
-        )
+    (data_dir / "account.yaml").write_text(yaml.safe_dump(demo_account(sandbox.url)))
+    control = start_control(module_broker, data_dir, env={SECRET_ENV: "sandbox-secret"})
     try:
-        deadline = time.monotonic() + 60
-        while "operator API listening on" not in log_path.read_text(errors="replace"):
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError(log_path.read_text(errors="replace")[-3000:])
-            time.sleep(0.1)
-        token = (data_dir / "api-token").read_text().strip()
-        yield f"http://127.0.0.1:{port}", token
+        yield control.url, control.token
     finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        control.stop()
 
 
 async def test_console_drives_a_real_control(real_control: tuple[str, str]) -> None:

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.console.control_harness import Control
+from tests.support.waiting import pause
 
 pytestmark = pytest.mark.integration
 
@@ -37,7 +38,9 @@ def read_until(fd: int, *markers: bytes, within: float = 60.0) -> bytes:
 REAPED: set[int] = set()
 
 
-def wait_exit(pid: int, seconds: float) -> int | None:
+def wait_exit(pid: int, seconds: float, fd: int | None = None) -> int | None:
+    """Wait for the child to exit, draining its terminal meanwhile (`fd`): a console writing
+    its shutdown sequences into a full pty buffer would otherwise block, and so would the test."""
     end = time.monotonic() + seconds
     while True:
         done, status = os.waitpid(pid, os.WNOHANG)
@@ -46,7 +49,10 @@ def wait_exit(pid: int, seconds: float) -> int | None:
             return os.waitstatus_to_exitcode(status)
         if time.monotonic() >= end:
             return None
-        time.sleep(0.05)
+        if fd is None:
+            pause(0.05)
+        else:
+            read_until(fd, b"\0never", within=0.05)
 
 
 @pytest.fixture
@@ -77,7 +83,7 @@ def test_paints_the_flow_list_and_quits_on_q(console_in_pty: tuple[int, int]) ->
     screen = read_until(fd, b"Flows", b"complete")
     assert b"Flows" in screen and b"complete" in screen, screen[-2000:]
     os.write(fd, b"q")
-    assert wait_exit(pid, 60) == 0
+    assert wait_exit(pid, 60, fd) == 0
 
 
 def test_exits_when_the_terminal_goes_away(console_in_pty: tuple[int, int]) -> None:

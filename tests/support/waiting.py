@@ -4,6 +4,7 @@ while, and a fixed sleep either wastes time or loses the race."""
 from __future__ import annotations
 
 import asyncio
+import select
 import time
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
@@ -12,6 +13,17 @@ T = TypeVar("T")
 
 # Deadlines are generous: they bound a broken test, they do not time a working one.
 DEADLINE_S = 60.0
+
+
+def pause(seconds: float) -> None:
+    """A blocking sleep that also works under libfaketime.
+
+    `time.sleep` waits with clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME), which libfaketime
+    0.9.10 breaks when the suite runs on a shifted date (`FAKETIME_DONT_FAKE_MONOTONIC=1 faketime
+    '+60 days' just test`): every call fails with EINVAL. select() takes a relative timeout.
+    Use this instead of `time.sleep` everywhere in tests.
+    """
+    select.select([], [], [], seconds)
 
 
 async def until(
@@ -56,4 +68,4 @@ def until_sync(
             raise AssertionError(f"{what}: {reason}")
         if time.monotonic() > deadline:
             raise AssertionError(f"{what}: not within {within:g} s (last: {result!r})")
-        time.sleep(every)
+        pause(every)
