@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from stream.core.catalog import EventCatalog
-from tests.core.factories import event_change, registration_change
+from tests.support.changes import event_change, registration_change
 
 
 def test_event_change_enters_the_catalog() -> None:

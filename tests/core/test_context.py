@@ -8,7 +8,10 @@ import pytest
 
 from stream.core.catalog import EventCatalog
 from stream.core.context import build_context, to_text
-from tests.core.factories import ACCOUNT, catalog, event_change, registration_change
+from tests.support.accounts import example_account
+from tests.support.changes import catalog, event_change, registration_change
+
+ACCOUNT = example_account()
 
 
 def ctx_for(change: Any = None, cat: EventCatalog | None = None) -> Any:
@@ -89,7 +92,7 @@ def test_registration_in_unknown_event_reads_event_paths_as_empty() -> None:
 
 
 def test_session_paths() -> None:
-    ctx = ctx_for(registration_change("session_registration.status_change"))
+    ctx = ctx_for(registration_change(change_type="session_registration.status_change"))
     assert ctx.lookup("session.sessionName") == "Opening keynote"
     assert ctx.lookup("session.regSessionStatus") == "Attended"
 

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from config.models import (
+    Action,
     ActivateFor,
     CampaignRule,
     Destination,
@@ -27,12 +28,21 @@ from stream.core.results import (
     NotActivated,
     NotActivatedCode,
 )
-from tests.core.factories import ACCOUNT, catalog, event_change, registration_change
+from tests.support.accounts import example_account
+from tests.support.changes import catalog, event_change, registration_change
 
-NURTURE = ACCOUNT.flow("registered-to-nurture")
-VIP = ACCOUNT.flow("vip-attended")
-FORM = ACCOUNT.flow("complete-form")
-assert NURTURE is not None and VIP is not None and FORM is not None
+ACCOUNT = example_account()
+
+
+def example_flow(flow_id: str) -> Flow:
+    found = ACCOUNT.flow(flow_id)
+    assert found is not None, flow_id
+    return found
+
+
+NURTURE = example_flow("registered-to-nurture")
+VIP = example_flow("vip-attended")
+FORM = example_flow("complete-form")
 
 EXPECTED_PAYLOAD = {
     "email": "ana.ruiz@example.com",
@@ -119,7 +129,9 @@ def test_untagged_status_that_the_filters_drop_is_filtered_out_not_a_failure() -
 
 
 def test_vip_attended_triggers_with_session_token() -> None:
-    change = registration_change("session_registration.status_change", session_status="Attended")
+    change = registration_change(
+        change_type="session_registration.status_change", session_status="Attended"
+    )
     result = run(change, VIP)
     assert isinstance(result, Mapped)
     assert result.action == "trigger_campaign"
@@ -130,7 +142,9 @@ def test_vip_attended_triggers_with_session_token() -> None:
 
 def test_vip_attended_filters_out_other_attendee_types() -> None:
     change = registration_change(
-        "session_registration.status_change", session_status="Attended", attendee_type="Attendee"
+        change_type="session_registration.status_change",
+        session_status="Attended",
+        attendee_type="Attendee",
     )
     result = run(change, VIP)
     assert isinstance(result, FilteredOut)
@@ -138,7 +152,9 @@ def test_vip_attended_filters_out_other_attendee_types() -> None:
 
 
 def test_vip_session_registered_is_untagged() -> None:
-    change = registration_change("session_registration.status_change", session_status="Registered")
+    change = registration_change(
+        change_type="session_registration.status_change", session_status="Registered"
+    )
     result = run(change, VIP)
     assert isinstance(result, DataFailure) and result.field == "session.regSessionStatus"
     assert "'Registered'" in result.reason
@@ -146,7 +162,10 @@ def test_vip_session_registered_is_untagged() -> None:
 
 def test_complete_form_posts_test_registrations_that_are_complete() -> None:
     change = registration_change(
-        "registration.create_update", status="New", is_test=True, properties={"complete": True}
+        change_type="registration.create_update",
+        status="New",
+        is_test=True,
+        properties={"complete": True},
     )
     result = run(change, FORM)
     assert isinstance(result, Mapped)
@@ -154,7 +173,9 @@ def test_complete_form_posts_test_registrations_that_are_complete() -> None:
 
 
 def test_complete_form_ignores_incomplete_registrations() -> None:
-    change = registration_change("registration.create_update", status="New", is_test=True)
+    change = registration_change(
+        change_type="registration.create_update", status="New", is_test=True
+    )
     result = run(change, FORM)
     assert isinstance(result, NotActivated)
     assert result.code is NotActivatedCode.NO_MATCHING_TAG
@@ -166,7 +187,10 @@ def test_complete_form_ignores_incomplete_registrations() -> None:
 
 def test_test_registration_in_live_event_goes_only_to_test_flows() -> None:
     change = registration_change(
-        "registration.create_update", status="New", is_test=True, properties={"complete": True}
+        change_type="registration.create_update",
+        status="New",
+        is_test=True,
+        properties={"complete": True},
     )
     live_flow = NURTURE.model_copy(update={"source": Source.REGISTRATION_CREATE_UPDATE})
     live = run(change, live_flow)
@@ -198,7 +222,11 @@ def test_live_registration_in_live_event_skips_test_flows() -> None:
 @pytest.mark.parametrize(
     ("change", "code", "needle"),
     [
-        (registration_change("registration.create_update"), NotActivatedCode.SOURCE, "watches"),
+        (
+            registration_change(change_type="registration.create_update"),
+            NotActivatedCode.SOURCE,
+            "watches",
+        ),
         (registration_change(account_code="OTHER"), NotActivatedCode.ACCOUNT, "'OTHER'"),
         (registration_change(is_active=False), NotActivatedCode.INACTIVE_REGISTRATION, "R7QX2M9K1"),
         (registration_change(event_code="NEW26"), NotActivatedCode.UNKNOWN_EVENT, "NEW26"),
@@ -267,7 +295,7 @@ def test_form_post_without_form_is_a_failure() -> None:
         update={"destination": FORM.destination.model_copy(update={"form": None})}
     )
     change = registration_change(
-        "registration.create_update", is_test=True, properties={"complete": True}
+        change_type="registration.create_update", is_test=True, properties={"complete": True}
     )
     result = run(change, flow)
     assert isinstance(result, DataFailure) and result.field == "destination.form"
@@ -286,7 +314,7 @@ def event_flow(mode: Mode = Mode.LIVE) -> Flow:
         activate_for=ActivateFor(event_statuses=["event_live"]),
         destination=Destination(
             connection="mkto-prod",
-            action="trigger_campaign",  # type: ignore[arg-type]
+            action="trigger_campaign",
             mapping="event-fields",
             campaign=CampaignRule(event_question="marketoCampaignId", campaign_id=9),
             tokens={"{{my.eventName}}": "event.eventName"},
@@ -302,7 +330,7 @@ EVENT_ACCOUNT.mappings.append(
         name="Event fields",
         fields=[
             FieldMapping(target="eventCode", sources=["event.eventCode"]),
-            FieldMapping(target="eventType", sources=["event.eventType"], transforms=["upper"]),  # type: ignore[list-item]
+            FieldMapping(target="eventType", sources=["event.eventType"], transforms=["upper"]),
         ],
     )
 )
@@ -317,7 +345,7 @@ def test_event_create_update_activates_on_event_status_tag() -> None:
         form_id=None,
         tokens={"{{my.eventName}}": "Acme Summit 2026"},
         lookup_field="eventCode",
-        action="trigger_campaign",  # type: ignore[arg-type]
+        action=Action.TRIGGER_CAMPAIGN,
         connection_id="mkto-prod",
     )
 

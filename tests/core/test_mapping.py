@@ -16,7 +16,10 @@ from stream.core.mapping import (
     proper_case,
 )
 from stream.core.results import DataFailure
-from tests.core.factories import ACCOUNT, catalog, registration_change
+from tests.support.accounts import example_account
+from tests.support.changes import catalog, registration_change
+
+ACCOUNT = example_account()
 
 
 def ctx(**registration: Any) -> Any:
@@ -151,7 +154,7 @@ def test_field_without_sources_that_is_required_fails() -> None:
 
 
 def test_tokens_read_paths_and_skip_empty_values() -> None:
-    change = registration_change("session_registration.status_change")
+    change = registration_change(change_type="session_registration.status_change")
     context = build_context(change, ACCOUNT, catalog())
     tokens = {
         "{{my.session}}": "session.sessionName",

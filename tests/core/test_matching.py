@@ -20,7 +20,10 @@ from config.models import (
 from stream.core import matching
 from stream.core.context import build_context
 from stream.core.results import FilteredOut
-from tests.core.factories import ACCOUNT, catalog, event_change, registration_change
+from tests.support.accounts import example_account
+from tests.support.changes import catalog, event_change, registration_change
+
+ACCOUNT = example_account()
 
 # --- live / test -------------------------------------------------------------------------------
 
@@ -96,7 +99,7 @@ def account_with_property_tag() -> Any:
 def test_status_change_activation(
     change_kwargs: dict[str, Any], activate_for: dict[str, Any], matched: set[str]
 ) -> None:
-    change = registration_change("registration.status_change", **change_kwargs)
+    change = registration_change(change_type="registration.status_change", **change_kwargs)
     ctx = build_context(change, ACCOUNT, catalog())
     result = matching.activation(flow(Source.REGISTRATION_STATUS_CHANGE, **activate_for), ctx)
     assert result.matched == matched
@@ -147,7 +150,7 @@ def test_status_change_activation(
 def test_create_update_activation(
     change_kwargs: dict[str, Any], activate_for: dict[str, Any], matched: set[str]
 ) -> None:
-    change = registration_change("registration.create_update", **change_kwargs)
+    change = registration_change(change_type="registration.create_update", **change_kwargs)
     ctx = build_context(change, account_with_property_tag(), catalog())
     result = matching.activation(flow(Source.REGISTRATION_CREATE_UPDATE, **activate_for), ctx)
     assert result.matched == matched
@@ -155,13 +158,17 @@ def test_create_update_activation(
 
 def test_session_status_change_activates_on_new_session_status() -> None:
     f = flow(Source.SESSION_REGISTRATION_STATUS_CHANGE, session_registration_statuses=["attended"])
-    attended = registration_change("session_registration.status_change", session_status="Attended")
+    attended = registration_change(
+        change_type="session_registration.status_change", session_status="Attended"
+    )
     cancelled = registration_change(
-        "session_registration.status_change", session_status="Cancelled"
+        change_type="session_registration.status_change", session_status="Cancelled"
     )
     # the registration status 'Attended' is tagged 'attended' too, but only the session counts
     other = registration_change(
-        "session_registration.status_change", status="Attended", session_status="Registered"
+        change_type="session_registration.status_change",
+        status="Attended",
+        session_status="Registered",
     )
     for change, matched in [(attended, {"attended"}), (cancelled, set()), (other, set())]:
         ctx = build_context(change, ACCOUNT, catalog())
@@ -178,7 +185,7 @@ def test_event_create_update_activates_on_event_status() -> None:
 
 def test_activation_reports_tags_found_per_item() -> None:
     change = registration_change(
-        "registration.create_update", status="New", properties={"complete": True}
+        change_type="registration.create_update", status="New", properties={"complete": True}
     )
     ctx = build_context(change, ACCOUNT, catalog())
     result = matching.activation(flow(Source.REGISTRATION_CREATE_UPDATE), ctx)
@@ -241,7 +248,8 @@ def test_field_filter_ops(path: str, op: str, value: Any, holds: bool) -> None:
 
 def test_empty_list_and_whitespace_are_empty() -> None:
     rule = FieldFilter(field="x", op=FilterOp.IS_EMPTY)
-    for value in (None, "", "   ", [], ["", " "], {}):
+    empty: tuple[Any, ...] = (None, "", "   ", [], ["", " "], {})
+    for value in empty:
         assert matching.field_filter_holds(rule, value)
     for value in ("a", ["a"], 0, False):
         assert not matching.field_filter_holds(rule, value)

@@ -12,7 +12,10 @@ from stream.certain.events import ChangeEvent
 from stream.core.catalog import EventCatalog
 from stream.core.evaluate import evaluate, evaluate_all
 from stream.core.results import DataFailure, FilteredOut, Mapped, NotActivated
-from tests.core.factories import ACCOUNT, SUMMIT_SETUP, event_dict
+from tests.support.accounts import example_account
+from tests.support.changes import SUMMIT_SETUP, event_body
+
+ACCOUNT = example_account()
 
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -152,7 +155,7 @@ def catalogs(draw: st.DrawFn) -> EventCatalog:
     if draw(st.integers(0, 4)) == 0:
         return EventCatalog()
     overrides = draw(st.one_of(st.just({}), st.just({"isTest": True}), events))
-    event = {**event_dict(setup=SUMMIT_SETUP), **overrides}
+    event = {**event_body(setup=SUMMIT_SETUP), **overrides}
     change = ChangeEvent.model_validate(
         {
             "changeId": "e-1",

@@ -9,7 +9,10 @@ import pytest
 from config.models import ObjectKind
 from stream.certain.events import Event
 from stream.core import tags
-from tests.core.factories import ACCOUNT, SUMMIT_SETUP, event_change, registration_change
+from tests.support.accounts import example_account
+from tests.support.changes import SUMMIT_SETUP, event_change, registration_change
+
+ACCOUNT = example_account()
 
 
 def summit(**setup_overrides: Any) -> Event:

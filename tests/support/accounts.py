@@ -1,0 +1,25 @@
+"""The example account of the specification (`shared/examples/account.yaml`), for tests of the
+decision code and the pipeline: its flows, mappings and tags are what the change factories in
+`tests.support.changes` are written against."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from config.models import Account
+
+EXAMPLE_ACCOUNT = Path(__file__).resolve().parents[3] / "shared" / "examples" / "account.yaml"
+
+
+def example_account_data() -> dict[str, Any]:
+    """The example account as parsed YAML: a fresh dict on every call, free to modify."""
+    data: dict[str, Any] = yaml.safe_load(EXAMPLE_ACCOUNT.read_text(encoding="utf-8"))
+    return data
+
+
+def example_account() -> Account:
+    """The example account as the model (its client secret left as the `${…}` reference)."""
+    return Account.model_validate(example_account_data())
