@@ -1,78 +1,43 @@
-"""The DESIGN 4.2 example change and variants of it."""
+"""The DESIGN 4.2 example change and variants of it, built with the shared change factory."""
 
 from __future__ import annotations
 
 import copy
 from typing import Any
 
-DESIGN_EXAMPLE: dict[str, Any] = {
-    "changeId": "5d0c…",
-    "type": "registration.status_change",
-    "accountCode": "ACME",
-    "eventCode": "SUMMIT26",
-    "occurredAt": "2026-11-28T12:00:00Z",
-    "registration": {
-        "registrationCode": "R7QX2M9K1",
-        "attendeeTypeCode": "VIP",
-        "registrationStatusLabel": "Attended",
-        "previousStatusLabel": "New",
-        "isTest": False,
-        "isActive": True,
-        "properties": {
-            "complete": True,
-            "badgePrinted": True,
-            "onToDoList": False,
-            "invoiceGenerated": True,
-        },
-        "profile": {
-            "firstName": "Ana",
-            "lastName": "Ruiz",
-            "email": "ana@example.com",
-            "organization": "Acme",
-            "position": "CTO",
-            "phone": "+1 206 555 0100",
-            "address": {
-                "line1": "1 Main St",
-                "city": "Seattle",
-                "state": "WA",
-                "postalCode": "98101",
-                "country": "US",
-            },
-        },
-        "registrationQuestions": [{"questionCode": "DIET", "answers": ["Vegetarian"]}],
+from tests.support.changes import event_body, registration_json
+
+# The example of DESIGN 4.2, to the letter: the factory's registration with the example's status,
+# properties and profile.
+DESIGN_EXAMPLE: dict[str, Any] = registration_json(
+    "5d0c…",
+    occurred_at="2026-11-28T12:00:00Z",
+    status="Attended",
+    previous="New",
+    email="ana@example.com",
+    profile={"firstName": "Ana", "lastName": "Ruiz"},
+    properties={
+        "complete": True,
+        "badgePrinted": True,
+        "onToDoList": False,
+        "invoiceGenerated": True,
     },
-    "session": None,
-    "event": None,
-}
+)
 
-SESSION = {
-    "sessionCode": "KEYNOTE",
-    "sessionName": "Opening keynote",
-    "instanceId": "1",
-    "regSessionStatus": "Attended",
-    "previousRegSessionStatus": "Registered",
-    "startDate": "2026-12-01T09:00:00",
-    "endDate": "2026-12-01T10:00:00",
-}
+# The factory's session (the keynote, attended).
+SESSION: dict[str, Any] = registration_json(change_type="session_registration.status_change")[
+    "session"
+]
 
-EVENT = {
-    "eventCode": "SUMMIT26",
-    "eventName": "Acme Summit 2026",
-    "eventStatus": "Active",
-    "isTest": False,
-    "startDate": "2026-12-01T09:00:00",
-    "endDate": "2026-12-03T17:00:00",
-    "timezone": "America/Los_Angeles",
-    "eventType": "Conference",
-    "eventQuestions": {"marketoCampaignId": "2001"},
-    "setup": {
+EVENT = event_body(
+    setup={
         "statuses": [{"label": "Need photo", "classification": "Pending", "tags": ["registered"]}],
         "customProperties": [{"name": "Speaker", "tags": ["speaker"]}],
         "attendeeTypes": [{"code": "VIP", "tags": ["vip"]}],
         "registrationQuestions": [{"code": "DIET", "tags": ["diet"]}],
         "eventTags": ["signal_marketo"],
     },
-}
+)
 
 
 def example(**changes: Any) -> dict[str, Any]:

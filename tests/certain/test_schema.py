@@ -6,7 +6,9 @@ import json
 from typing import Any
 
 import pytest
-from jsonschema import Draft202012Validator
+
+# jsonschema ships no type information and types-jsonschema is not a dev dependency.
+from jsonschema import Draft202012Validator  # type: ignore[import-untyped]
 
 from stream.certain.events import ChangeEvent
 from stream.certain.schema import change_event_json_schema
