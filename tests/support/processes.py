@@ -8,22 +8,25 @@ behind, and an environment without the developer's own `SIGNAL_*` settings.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import aiohttp
 
 from stream.broker import EmbeddedBroker, die_with_parent, free_port
-from tests.support.waiting import until_sync
+from tests.support.waiting import DEADLINE_S, until, until_sync
 
 REPO = Path(__file__).resolve().parents[2]
 START_WITHIN_S = 90.0
+
+T = TypeVar("T")
 
 
 def clean_env(**extra: str) -> dict[str, str]:
@@ -179,3 +182,67 @@ def start_pipeline(
         log_path=workdir / f"{name}.log",
     )
     return worker.start()
+
+
+async def until_running(
+    check: Callable[[], Awaitable[T]],
+    what: str,
+    *processes: ServiceProcess,
+    within: float = DEADLINE_S,
+    every: float = 0.1,
+) -> T:
+    """`until` while `processes` serve the test: give up as soon as one of them exits, and name
+    the end of every process's log when waiting fails."""
+
+    def exited() -> str | None:
+        return next((reason for p in processes if (reason := p.exited()) is not None), None)
+
+    try:
+        return await until(check, what, within=within, every=every, alive=exited)
+    except AssertionError as failure:
+        running = [p for p in processes if p.exited() is None]  # an exited one's tail is shown
+        tails = "".join(f"\n--- {p.log_path.name}:\n{p.tail()}" for p in running)
+        raise AssertionError(f"{failure}{tails}") from None
+
+
+async def run_csignal(
+    *args: str, env: Mapping[str, str] | None = None, within: float = 120.0
+) -> tuple[int, str, str]:
+    """Run `csignal ARGS` (`python -m stream`) to its end: exit code, stdout, stderr."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "stream",
+        *args,
+        cwd=REPO,
+        env=dict(clean_env() if env is None else env),
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        out, err = await asyncio.wait_for(proc.communicate(), within)
+    except TimeoutError:
+        proc.kill()
+        await proc.wait()
+        raise AssertionError(f"csignal {' '.join(args)} did not finish in {within:g} s") from None
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()
+
+
+def processes_for(data_dir: Path) -> list[int]:
+    """Live processes (not zombies) whose environment sets SIGNAL_DATA_DIR to `data_dir`: what
+    a `csignal run` over that data dir started and left behind."""
+    marker = f"SIGNAL_DATA_DIR={data_dir}".encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            environ = (entry / "environ").read_bytes()
+            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            continue
+        if marker in environ.split(b"\0") and state != "Z":
+            found.append(int(entry.name))
+    return found
