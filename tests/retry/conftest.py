@@ -1,9 +1,9 @@
-"""Fixtures of the retry-queue tests: a real DuckDB store, a real embedded broker with a
+"""Fixtures of the retry-queue tests: a real DuckDB store, the shared embedded broker with a
 per-test redrive topic, and a fake clock (the schedule is hours long)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -12,27 +12,13 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from stream.api import ApiDeps, create_app
 from stream.broker import EmbeddedBroker
-from stream.certain.events import ChangeEvent
 from stream.control.config_service import ConfigService
 from stream.control.operations import Operations
 from stream.control.secret_store import SecretStore
 from stream.control.token import load_or_create_token
 from stream.store import Store
-from tests.retry.retry_helpers import (
-    SECRET,
-    SECRET_VAR,
-    FakeClock,
-    OpsApi,
-    RedriveTopic,
-    account_yaml,
-    event_dict,
-)
-
-
-@pytest.fixture(scope="session")
-def retry_broker() -> Iterator[EmbeddedBroker]:
-    with EmbeddedBroker() as running:
-        yield running
+from tests.retry.retry_helpers import SECRET, SECRET_VAR, OpsApi, RedriveTopic, account_yaml, event
+from tests.support.clock import FakeClock
 
 
 @pytest.fixture
@@ -45,8 +31,8 @@ async def store(tmp_path: Path) -> AsyncIterator[Store]:
 
 
 @pytest.fixture
-async def redrive(retry_broker: EmbeddedBroker) -> AsyncIterator[RedriveTopic]:
-    topic = RedriveTopic(retry_broker.bootstrap_servers)
+async def redrive(broker: EmbeddedBroker) -> AsyncIterator[RedriveTopic]:
+    topic = RedriveTopic(broker.bootstrap_servers)
     await topic.start()
     try:
         yield topic
@@ -69,7 +55,7 @@ async def ops_api(tmp_path: Path, redrive: RedriveTopic, clock: FakeClock) -> As
     store = await Store.open(data_dir / "signal.duckdb", reader_threads=2, threads=2)
     config = ConfigService(store, SecretStore(data_dir / "secrets.json"), env={SECRET_VAR: SECRET})
     await config.start(data_dir / "account.yaml")
-    config.apply_changes([ChangeEvent.model_validate(event_dict())])
+    config.apply_changes([event()])
     token = load_or_create_token(data_dir / "api-token")
 
     async def produce(records: Any) -> None:

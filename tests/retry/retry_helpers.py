@@ -1,29 +1,31 @@
-"""Shared data and helpers of the retry-queue, replay and preview tests (importable because pytest
-puts this folder on the path; the folder is not a package so it cannot shadow anything)."""
+"""Data and helpers of the retry-queue, replay and preview tests: this folder's account, its
+defaults over the shared change factory (`tests.support.changes`), a per-test redrive topic, and
+the record agent's way of storing outcomes."""
 
 from __future__ import annotations
 
 import asyncio
-import json
-import time
 import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import yaml
 from aiohttp.test_utils import TestClient
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaProducer
 
 from config.models import Account
 from stream.certain.events import ChangeEvent
 from stream.control.config_service import ConfigService
 from stream.control.operations import Operations
+from stream.control.recorder import outcome_row
+from stream.control.retry_scheduler import RetrySchedule, plan_retry
 from stream.core.catalog import EventCatalog
-from stream.messages import RedriveRequest
-from stream.store import ChangeRow, Store
-
-T0 = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
+from stream.messages import FailureCategory, OutcomeRecord, OutcomeStatus, RedriveRequest
+from stream.store import RetryItem, Store
+from tests.support.changes import EVENT_CODE, event_json, registration_json
+from tests.support.clock import FIXED
+from tests.support.topics import read_topic
 
 ACCOUNT_YAML = """\
 account: ACME
@@ -91,36 +93,34 @@ def account(service_url: str = "https://123-ABC-456.mktorest.com") -> Account:
     return Account.model_validate(raw)
 
 
+# The retry account maps only a few profile fields, and its event setup tags nothing: "New" is
+# tagged by the account's own assignments, an unknown status ("Waitlist") by nothing.
+STATUSES: list[dict[str, Any]] = [
+    {"label": "New", "classification": "Accepted", "tags": []},
+    {"label": "Waitlist", "classification": "Pending", "tags": []},
+]
+
+
 def event_dict(
-    code: str = "SUMMIT26",
+    code: str = EVENT_CODE,
     *,
     change_id: str = "evt-1",
-    occurred_at: datetime = T0 - timedelta(days=1),
+    occurred_at: datetime | str = FIXED - timedelta(days=1),
     statuses: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    return {
-        "changeId": change_id,
-        "type": "event.create_update",
-        "accountCode": "ACME",
-        "eventCode": code,
-        "occurredAt": occurred_at.isoformat(),
-        "event": {
-            "eventCode": code,
-            "eventName": "Acme Summit",
-            "eventStatus": "Active",
-            "isTest": False,
-            "eventQuestions": {},
-            "setup": {
-                "statuses": statuses
-                if statuses is not None
-                else [
-                    {"label": "New", "classification": "Accepted", "tags": []},
-                    {"label": "Waitlist", "classification": "Pending", "tags": []},
-                ],
-                "eventTags": [],
-            },
-        },
-    }
+    """The shared event change with this folder's setup (`statuses`, no event tags)."""
+    return event_json(
+        code,
+        change_id=change_id,
+        occurred_at=occurred_at,
+        name="Acme Summit",
+        questions={},
+        setup={"statuses": STATUSES if statuses is None else statuses, "eventTags": []},
+    )
+
+
+def event(code: str = EVENT_CODE, **options: Any) -> ChangeEvent:
+    return ChangeEvent.model_validate(event_dict(code, **options))
 
 
 def registration_dict(
@@ -128,53 +128,27 @@ def registration_dict(
     *,
     status: str = "New",
     code: str | None = None,
-    event_code: str = "SUMMIT26",
-    occurred_at: datetime = T0,
+    event_code: str = EVENT_CODE,
+    occurred_at: datetime | str = FIXED,
     email: str | None = None,
     first_name: str = "ana",
     change_type: str = "registration.status_change",
 ) -> dict[str, Any]:
+    """The shared registration change with this folder's defaults: registration `R-<change id>`
+    whose e-mail is `r-<change id>@example.com`, as the assertions on mapped payloads expect."""
     registration_code = code or f"R-{change_id}"
-    return {
-        "changeId": change_id,
-        "type": change_type,
-        "accountCode": "ACME",
-        "eventCode": event_code,
-        "occurredAt": occurred_at.isoformat(),
-        "registration": {
-            "registrationCode": registration_code,
-            "attendeeTypeCode": "Attendee",
-            "registrationStatusLabel": status,
-            "isTest": False,
-            "isActive": True,
-            "profile": {
-                "firstName": first_name,
-                "lastName": "Ruiz",
-                "email": email or f"{registration_code.lower()}@example.com",
-                "organization": "Acme",
-            },
-        },
-    }
-
-
-def change_row(data: dict[str, Any], *, received_at: datetime | None = None) -> ChangeRow:
-    change = ChangeEvent.model_validate(data)
-    return ChangeRow(
-        change_id=change.change_id,
-        type=change.type.value,
-        account_code=change.account_code,
-        event_code=change.event_code,
-        registration_code=change.registration_code,
-        is_test=False,
-        occurred_at=change.occurred_at,
-        received_at=received_at or change.occurred_at + timedelta(seconds=1),
-        payload=json.dumps(change.to_json_dict()),
-        source="api",
+    return registration_json(
+        change_id,
+        change_type,
+        event_code=event_code,
+        occurred_at=occurred_at,
+        code=registration_code,
+        status=status,
+        previous=None,
+        attendee_type="Attendee",
+        email=email or f"{registration_code.lower()}@example.com",
+        profile={"firstName": first_name, "lastName": "Ruiz", "organization": "Acme"},
     )
-
-
-def catalog_of(*events: dict[str, Any]) -> EventCatalog:
-    return EventCatalog().apply_all(ChangeEvent.model_validate(e) for e in events)
 
 
 @dataclass
@@ -183,18 +157,6 @@ class StaticConfig:
 
     account: Account
     catalog: EventCatalog = field(default_factory=EventCatalog)
-
-
-class FakeClock:
-    def __init__(self, now: datetime = T0) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, **delta: float) -> datetime:
-        self.now += timedelta(**delta)
-        return self.now
 
 
 class RedriveTopic:
@@ -223,76 +185,55 @@ class RedriveTopic:
         await asyncio.gather(*futures)
 
     async def read(
-        self, expect: int | None = None, *, settle_s: float = 0.5, timeout_s: float = 15.0
+        self, expect: int | None = None, *, settle_s: float = 0.5
     ) -> list[tuple[bytes, RedriveRequest]]:
-        """Every record in the topic: waits for `expect` records, then `settle_s` more to see
-        that no extra record arrives."""
-        consumer = AIOKafkaConsumer(
+        """Every record in the topic: waits for `expect` records (with a generous deadline), then
+        `settle_s` more to see that no extra record arrives. Without `expect` it reads for
+        `settle_s` only, for tests that check that nothing was published."""
+        records = await read_topic(
+            self.bootstrap,
             self.name,
-            bootstrap_servers=self.bootstrap,
-            auto_offset_reset="earliest",
-            enable_auto_commit=False,
-            group_id=None,
+            until=lambda found: expect is None or len(found) >= expect,
+            settle=settle_s,
         )
-        await consumer.start()
-        found: list[tuple[bytes, RedriveRequest]] = []
-        try:
-            deadline = time.monotonic() + timeout_s
-            quiet_until: float | None = None
-            while time.monotonic() < deadline:
-                batch = await consumer.getmany(timeout_ms=100)
-                for records in batch.values():
-                    for r in records:
-                        found.append((r.key, RedriveRequest.loads(r.value)))
-                if expect is not None and len(found) >= expect and quiet_until is None:
-                    quiet_until = time.monotonic() + settle_s
-                if expect is None and quiet_until is None:
-                    quiet_until = time.monotonic() + settle_s
-                if quiet_until is not None and time.monotonic() >= quiet_until:
-                    break
-        finally:
-            await consumer.stop()
-        return found
+        return [(r.key, RedriveRequest.loads(r.value)) for r in records]
 
 
-def outcome_row(record: Any) -> Any:
-    """The ledger row of an `OutcomeRecord`, as the record agent stores it."""
-    from stream.store import OutcomeRow
-
-    return OutcomeRow(
-        change_id=record.change_id,
-        flow_id=record.flow_id,
-        flow_name=record.flow_name,
-        mode=record.mode,
-        status=record.status.value,
-        occurred_at=record.occurred_at,
-        processed_at=record.processed_at,
-        attempt=record.attempt,
-        registration_code=record.registration_code,
-        event_code=record.event_code,
-        action=record.action,
-        category=record.category.value if record.category is not None else None,
-        reason=record.reason,
-        connection_id=record.connection_id,
-        marketo_code=record.marketo_code,
-        replay_id=record.replay_id,
+def failed_outcome(cid: str, category: str, **extra: Any) -> OutcomeRecord:
+    """A first failed delivery of `cid` by the nurture flow: a technical failure (HTTP 503,
+    retryable) or a data failure (Marketo 1003), at the fixed moment."""
+    return OutcomeRecord(
+        change_id=cid,
+        flow_id="nurture",
+        flow_name="Registered to nurture",
+        mode="live",
+        connection_id="mkto",
+        status=OutcomeStatus.FAILED,
+        category=FailureCategory(category),
+        reason="HTTP 503" if category == "technical" else "1003 Invalid email",
+        retryable=category == "technical",
+        occurred_at=FIXED,
+        processed_at=FIXED,
+        registration_code=f"R-{cid}",
+        **extra,
     )
 
 
-async def record_outcome(store: Any, record: Any, schedule: Any, now: datetime) -> Any:
-    """Store one outcome and its retry item the way the record agent does (`plan_retry`)."""
-    from stream.control.retry_scheduler import plan_retry
-
+async def record_outcome(
+    store: Store, record: OutcomeRecord, schedule: RetrySchedule, now: datetime
+) -> RetryItem:
+    """Store one outcome and its retry item the way the record agent does (`plan_retry`); the
+    item as stored afterwards."""
     existing = await store.get_retry_item(record.change_id, record.flow_id)
     item = plan_retry(record, existing, schedule=schedule, now=now, jitter=lambda: 0.5)
     await store.record_outcomes([outcome_row(record)], [item] if item is not None else [])
-    return await store.get_retry_item(record.change_id, record.flow_id)
+    return await item_of(store, record.change_id, record.flow_id)
 
 
-async def record_new_outcomes(store: Any, records: Any, schedule: Any, now: datetime) -> None:
+async def record_new_outcomes(
+    store: Store, records: list[OutcomeRecord], schedule: RetrySchedule, now: datetime
+) -> None:
     """Store first outcomes (no item yet) and their retry items in one batch."""
-    from stream.control.retry_scheduler import plan_retry
-
     items = [plan_retry(r, None, schedule=schedule, now=now, jitter=lambda: 0.5) for r in records]
     await store.record_outcomes(
         [outcome_row(r) for r in records], [i for i in items if i is not None]
@@ -319,10 +260,8 @@ class OpsApi:
         return response.status, body
 
 
-async def item_of(store: Store, change_id: str, flow_id: str = "nurture") -> Any:
+async def item_of(store: Store, change_id: str, flow_id: str = "nurture") -> RetryItem:
     """The stored retry item, which the test expects to exist."""
-    from stream.store import RetryItem
-
     found = await store.get_retry_item(change_id, flow_id)
     assert isinstance(found, RetryItem), f"no retry item for {change_id}/{flow_id}"
     return found

@@ -3,49 +3,34 @@ bearer-token middleware, over a real store, config service and broker."""
 
 from __future__ import annotations
 
-import asyncio
 from datetime import timedelta
 from typing import Any
 
 from stream.control.retry_scheduler import DEFAULT_SCHEDULE
-from stream.messages import FailureCategory, OutcomeRecord, OutcomeStatus
 from tests.retry.retry_helpers import (
-    T0,
-    FakeClock,
     OpsApi,
     RedriveTopic,
-    change_row,
     event_dict,
+    failed_outcome,
     record_new_outcomes,
     registration_dict,
 )
+from tests.support.changes import change_row
+from tests.support.clock import FIXED, FakeClock
+from tests.support.waiting import until
 
-
-def failed(cid: str, category: str, **extra: Any) -> OutcomeRecord:
-    return OutcomeRecord(
-        change_id=cid,
-        flow_id="nurture",
-        flow_name="Registered to nurture",
-        mode="live",
-        connection_id="mkto",
-        status=OutcomeStatus.FAILED,
-        category=FailureCategory(category),
-        reason="HTTP 503" if category == "technical" else "1003 Invalid email",
-        retryable=category == "technical",
-        occurred_at=T0,
-        processed_at=T0,
-        registration_code=f"R-{cid}",
-        **extra,
-    )
+# The API's operations run on the test's FakeClock: the fixed dates never meet the real clock.
 
 
 async def seed(api: OpsApi, clock: FakeClock, n_data: int = 3, n_tech: int = 2) -> None:
     ids = [f"d{i}" for i in range(n_data)] + [f"t{i}" for i in range(n_tech)]
     rows = [change_row(event_dict())]
-    rows += [change_row(registration_dict(i, occurred_at=T0 + timedelta(minutes=1))) for i in ids]
+    rows += [
+        change_row(registration_dict(i, occurred_at=FIXED + timedelta(minutes=1))) for i in ids
+    ]
     await api.store.archive_changes(rows)
-    records = [failed(i, "data") for i in ids if i.startswith("d")]
-    records += [failed(i, "technical") for i in ids if i.startswith("t")]
+    records = [failed_outcome(i, "data") for i in ids if i.startswith("d")]
+    records += [failed_outcome(i, "technical") for i in ids if i.startswith("t")]
     await record_new_outcomes(api.store, records, DEFAULT_SCHEDULE, clock.now)
 
 
@@ -134,7 +119,7 @@ async def test_replay_dry_run_start_progress_and_cancel(
     ops_api: OpsApi, redrive: RedriveTopic
 ) -> None:
     rows = [
-        change_row(registration_dict(f"c{i}", occurred_at=T0 + timedelta(minutes=i)))
+        change_row(registration_dict(f"c{i}", occurred_at=FIXED + timedelta(minutes=i)))
         for i in range(4)
     ]
     await ops_api.store.archive_changes(rows)
@@ -154,11 +139,13 @@ async def test_replay_dry_run_start_progress_and_cancel(
     )
     assert status == 202 and body["state"] in ("running", "done")
     replay_id = body["id"]
-    for _ in range(100):
+
+    async def finished() -> dict[str, Any] | None:
         status, body = await ops_api.call("GET", f"/api/v1/replays/{replay_id}")
-        if body["state"] != "running":
-            break
-        await asyncio.sleep(0.05)
+        assert status == 200, body
+        return None if body["state"] == "running" else dict(body)
+
+    body = await until(finished, f"replay {replay_id} finished")
     assert (body["state"], body["published"], body["scanned"]) == ("done", 4, 4)
     assert len(await redrive.read(4)) == 4
     status, body = await ops_api.call("DELETE", f"/api/v1/replays/{replay_id}")
@@ -180,7 +167,7 @@ async def test_replay_dry_run_start_progress_and_cancel(
 
 async def test_mapping_preview(ops_api: OpsApi) -> None:
     rows = [
-        change_row(registration_dict(f"c{i}", occurred_at=T0 + timedelta(minutes=i)))
+        change_row(registration_dict(f"c{i}", occurred_at=FIXED + timedelta(minutes=i)))
         for i in range(4)
     ]
     await ops_api.store.archive_changes(rows)

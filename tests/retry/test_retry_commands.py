@@ -1,69 +1,31 @@
 """`csignal retry`, `replay`, `flows` and `metrics` as an operator runs them: real processes
-talking HTTP to the operator API app (served by the test) over a real store and broker."""
+talking HTTP to the operator API app (served by the test) over a real store and broker. The app's
+operations run on the test's FakeClock, so the fixed dates never meet the real clock."""
 
 from __future__ import annotations
 
-import asyncio
 import json
-import os
-import sys
 from datetime import timedelta
-from typing import Any
+from pathlib import Path
 
 from stream.control.retry_scheduler import DEFAULT_SCHEDULE
-from stream.messages import FailureCategory, OutcomeRecord, OutcomeStatus
-from tests.retry.retry_helpers import (
-    T0,
-    FakeClock,
-    OpsApi,
-    RedriveTopic,
-    change_row,
-    record_new_outcomes,
-)
+from tests.retry.retry_helpers import OpsApi, RedriveTopic, failed_outcome, record_new_outcomes
 from tests.retry.retry_helpers import registration_dict as reg
+from tests.support.changes import change_row
+from tests.support.clock import FIXED, FakeClock
+from tests.support.processes import clean_env, run_csignal
 
 
 async def csignal(api: OpsApi, *args: str, actor: str = "ana") -> tuple[int, str, str]:
     url = str(api.client.make_url("")).rstrip("/")
-    env = {**os.environ, "SIGNAL_API_TOKEN": api.token, "SIGNAL_ACTOR": actor}
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "stream",
-        *args,
-        "--api",
-        url,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        env=env,
-    )
-    out, err = await asyncio.wait_for(proc.communicate(), 60)
-    assert proc.returncode is not None
-    return proc.returncode, out.decode(), err.decode()
+    env = clean_env(SIGNAL_API_TOKEN=api.token, SIGNAL_ACTOR=actor)
+    return await run_csignal(*args, "--api", url, env=env, within=60)
 
 
 async def seed(api: OpsApi, clock: FakeClock) -> None:
     ids = ["d0", "d1", "t0"]
     await api.store.archive_changes([change_row(reg(i)) for i in ids])
-    records: list[Any] = []
-    for cid in ids:
-        tech = cid.startswith("t")
-        records.append(
-            OutcomeRecord(
-                change_id=cid,
-                flow_id="nurture",
-                flow_name="Registered to nurture",
-                mode="live",
-                connection_id="mkto",
-                status=OutcomeStatus.FAILED,
-                category=FailureCategory.TECHNICAL if tech else FailureCategory.DATA,
-                reason="HTTP 503" if tech else "1003 Invalid email",
-                retryable=tech,
-                occurred_at=T0,
-                processed_at=T0,
-                registration_code=f"R-{cid}",
-            )
-        )
+    records = [failed_outcome(c, "technical" if c.startswith("t") else "data") for c in ids]
     await record_new_outcomes(api.store, records, DEFAULT_SCHEDULE, clock.now)
 
 
@@ -94,7 +56,7 @@ async def test_retry_list_and_submit(
 
 
 async def test_replay_dry_run_and_real_run(ops_api: OpsApi, redrive: RedriveTopic) -> None:
-    rows = [change_row(reg(f"c{i}", occurred_at=T0 + timedelta(minutes=i))) for i in range(3)]
+    rows = [change_row(reg(f"c{i}", occurred_at=FIXED + timedelta(minutes=i))) for i in range(3)]
     await ops_api.store.archive_changes(rows)
     code, out, err = await csignal(ops_api, "replay", "nurture", "--event", "SUMMIT26", "--dry-run")
     assert code == 0, err
@@ -135,23 +97,11 @@ async def test_flows_list_and_switches(ops_api: OpsApi) -> None:
     assert code == 1 and "ghost" in err
 
 
-async def test_commands_without_a_control_say_so(tmp_path: Any) -> None:
-    env = {**os.environ, "SIGNAL_API_TOKEN": "x", "SIGNAL_DATA_DIR": str(tmp_path)}
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "stream",
-        "retry",
-        "list",
-        "--api",
-        "127.0.0.1:9",
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        env=env,
-    )
-    _, err = await asyncio.wait_for(proc.communicate(), 60)
-    assert proc.returncode == 1
-    assert err.decode().startswith("csignal retry:")
+async def test_commands_without_a_control_say_so(tmp_path: Path) -> None:
+    env = clean_env(SIGNAL_API_TOKEN="x", SIGNAL_DATA_DIR=str(tmp_path))
+    code, _, err = await run_csignal("retry", "list", "--api", "127.0.0.1:9", env=env, within=60)
+    assert code == 1
+    assert err.startswith("csignal retry:")
 
 
 def test_metrics_render_as_text() -> None:

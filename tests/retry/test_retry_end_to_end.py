@@ -4,7 +4,8 @@ schedule and operator resubmits (C-11, C-12, reliability §10).
 
 Control's record agent is played here by a small consumer of `signal-outcomes` that stores each
 outcome with the retry transition the record agent uses (`plan_retry`); everything else is the
-service's own code.
+service's own code. The scheduler and the sandbox's quota run on the real clock, so every change
+is dated now.
 """
 
 from __future__ import annotations
@@ -12,12 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
-import signal
-import subprocess
-import sys
-import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -25,69 +21,24 @@ from typing import Any
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from stream.broker import EmbeddedBroker, die_with_parent
-from stream.certain.events import ChangeEvent
+from stream.broker import EmbeddedBroker
 from stream.control.config_service import ConfigService
+from stream.control.recorder import outcome_row
 from stream.control.resubmit import Resubmitter
 from stream.control.retry_scheduler import DEMO_SCHEDULE, RetryScheduler, plan_retry
-from stream.marketo.sandbox import Sandbox, SandboxConfig
+from stream.control.secret_store import SecretStore
+from stream.marketo.sandbox import Sandbox
 from stream.messages import ConfigSnapshot, OutcomeRecord, OutcomeStatus
 from stream.store import Store
 from stream.topics import ALL_TOPICS, declare_topics
-from tests.retry.retry_helpers import (
-    SECRET,
-    SECRET_VAR,
-    account_yaml,
-    change_row,
-    event_dict,
-    outcome_row,
-)
+from tests.retry.retry_helpers import SECRET, SECRET_VAR, account_yaml, event
 from tests.retry.retry_helpers import registration_dict as reg
+from tests.support.changes import change_row
+from tests.support.clock import now as clock_now
+from tests.support.clock import recent
+from tests.support.processes import ServiceProcess, start_pipeline, until_running
 
-REPO = Path(__file__).resolve().parents[2]
 S = DEMO_SCHEDULE
-
-
-class Worker:
-    def __init__(self, broker: EmbeddedBroker, workdir: Path) -> None:
-        self.log_path = workdir / "pipeline.log"
-        self.command = [
-            sys.executable,
-            "-m",
-            "stream",
-            "pipeline",
-            "--broker",
-            broker.url,
-            "--data-dir",
-            str(workdir / "pipeline-data"),
-        ]
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("SIGNAL_")}
-        with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen(
-                self.command,
-                cwd=REPO,
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                preexec_fn=die_with_parent(),
-            )
-
-    def stop(self) -> None:
-        process, self.process = self.process, None
-        if process is not None and process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-
-    def tail(self) -> str:
-        return self.log_path.read_bytes()[-3000:].decode("utf-8", "replace")
 
 
 class Control:
@@ -143,33 +94,14 @@ class Control:
     def of(self, change_id: str) -> list[OutcomeRecord]:
         return [o for o in self.outcomes if o.change_id == change_id and o.flow_id == "nurture"]
 
-    async def wait(
-        self, check: Callable[[], Any], what: str, worker: Worker, within: float
-    ) -> None:
-        deadline = time.monotonic() + within
-        while time.monotonic() < deadline:
-            if await check():
-                return
-            if worker.process is None or worker.process.poll() is not None:
-                raise AssertionError(f"the pipeline worker exited:\n{worker.tail()}")
-            await asyncio.sleep(0.1)
-        raise AssertionError(f"{what} not seen within {within:g} s\n{worker.tail()}")
-
-
-@pytest.fixture(scope="module")
-def e2e_broker() -> Iterator[EmbeddedBroker]:
-    with EmbeddedBroker() as running:
-        yield running
-
 
 @pytest.fixture
 async def world(
-    tmp_path: Path, e2e_broker: EmbeddedBroker
-) -> AsyncIterator[tuple[Control, Worker, Sandbox, RetryScheduler]]:
-    await declare_topics(e2e_broker.url, ALL_TOPICS)
-    sandbox = Sandbox(SandboxConfig())
-    await sandbox.start("127.0.0.1", 0)
-    producer = AIOKafkaProducer(bootstrap_servers=e2e_broker.bootstrap_servers, acks="all")
+    tmp_path: Path, module_broker: EmbeddedBroker, sandbox: Sandbox
+) -> AsyncIterator[tuple[Control, ServiceProcess, Sandbox, RetryScheduler]]:
+    """Signal's own topic names: a broker of this module's own."""
+    await declare_topics(module_broker.url, ALL_TOPICS)
+    producer = AIOKafkaProducer(bootstrap_servers=module_broker.bootstrap_servers, acks="all")
     await producer.start()
 
     async def publish(snapshot: ConfigSnapshot) -> None:
@@ -179,17 +111,14 @@ async def world(
     data_dir.mkdir()
     (data_dir / "account.yaml").write_text(account_yaml(sandbox.url), encoding="utf-8")
     store = await Store.open(data_dir / "signal.duckdb", reader_threads=2, threads=2)
-    from stream.control.secret_store import SecretStore
-
     config = ConfigService(
         store, SecretStore(data_dir / "secrets.json"), publish=publish, env={SECRET_VAR: SECRET}
     )
     await config.start(data_dir / "account.yaml")
     control = Control(store, config, producer)
-    recorder = asyncio.create_task(control.record_forever(e2e_broker.bootstrap_servers))
+    recorder = asyncio.create_task(control.record_forever(module_broker.bootstrap_servers))
     scheduler = RetryScheduler(store, control.publish_redrive, schedule=S)
-    worker = Worker(e2e_broker, tmp_path)
-    worker.start()
+    worker = start_pipeline(module_broker, tmp_path)
     try:
         yield control, worker, sandbox, scheduler
     finally:
@@ -201,25 +130,28 @@ async def world(
         await config.stop()
         await store.close()
         await producer.stop()
-        await sandbox.stop()
 
 
 @pytest.mark.integration
+@pytest.mark.e2e
 async def test_outage_retries_abandons_resubmits_data_failure_and_quota_park(
-    world: tuple[Control, Worker, Sandbox, RetryScheduler],
+    world: tuple[Control, ServiceProcess, Sandbox, RetryScheduler],
 ) -> None:
     control, worker, sandbox, scheduler = world
-    event = event_dict()
-    control.config.apply_changes([ChangeEvent.model_validate(event)])
-    await control.ingest(event)
+    summit = event(occurred_at=recent(days=1))
+    control.config.apply_changes([summit])
+    await control.ingest(summit.to_json_dict())
     # warm up: the worker is up, has the configuration and a token before anything breaks
-    now = datetime.now(UTC)
+    now = clock_now()
     await control.ingest(reg("w0", occurred_at=now))
 
-    async def delivered(cid: str) -> bool:
-        return any(o.status is OutcomeStatus.DELIVERED for o in control.of(cid))
+    def delivered(cid: str) -> Callable[[], Awaitable[bool]]:
+        async def check() -> bool:
+            return any(o.status is OutcomeStatus.DELIVERED for o in control.of(cid))
 
-    await control.wait(lambda: delivered("w0"), "the warm-up delivery", worker, 120)
+        return check
+
+    await until_running(delivered("w0"), "the warm-up delivery", worker, within=120)
     scheduler.start()
 
     # --- an outage: three retries on the demo schedule, then abandoned -------------------------
@@ -230,7 +162,7 @@ async def test_outage_retries_abandons_resubmits_data_failure_and_quota_park(
         item = await control.store.get_retry_item("c1", "nurture")
         return item is not None and item.status == "abandoned"
 
-    await control.wait(abandoned, "c1 abandoned", worker, 150)
+    await until_running(abandoned, "c1 abandoned", worker, within=150)
     item = await control.store.get_retry_item("c1", "nurture")
     assert item is not None and item.attempts == 4 and item.category == "technical"
     c1 = control.of("c1")
@@ -245,6 +177,7 @@ async def test_outage_retries_abandons_resubmits_data_failure_and_quota_park(
     for gap, delay in zip(gaps, S.delays, strict=True):
         assert gap >= delay.total_seconds() * (1 - S.jitter), gaps
     assert sandbox.state.find("email", "r-c1@example.com") == []
+    # A deliberate lower bound: a retry after abandonment would come within the longest delay.
     await asyncio.sleep(S.delays[-1].total_seconds() * 1.5)
     assert len(control.of("c1")) == 4, "nothing is retried after abandonment"
 
@@ -253,13 +186,13 @@ async def test_outage_retries_abandons_resubmits_data_failure_and_quota_park(
     resubmitter = Resubmitter(control.store, control.publish_redrive, schedule=S)
     result = await resubmitter.resubmit([("c1", "nurture")], "ana")
     assert result.submitted == 1
-    await control.wait(lambda: delivered("c1"), "c1 delivered after resubmit", worker, 60)
+    await until_running(delivered("c1"), "c1 delivered after resubmit", worker)
 
     async def resolved() -> bool:
         item = await control.store.get_retry_item("c1", "nurture")
         return item is not None and item.status == "resolved"
 
-    await control.wait(resolved, "c1 resolved", worker, 30)
+    await until_running(resolved, "c1 resolved", worker)
     again = await resubmitter.resubmit([("c1", "nurture")], "bo")
     assert (again.submitted, again.skipped_already_resolved) == (0, 1)
     assert len(sandbox.state.find("email", "r-c1@example.com")) == 1
@@ -272,7 +205,7 @@ async def test_outage_retries_abandons_resubmits_data_failure_and_quota_park(
         item = await control.store.get_retry_item("c2", "nurture")
         return item is not None
 
-    await control.wait(held, "c2 in the retry queue", worker, 60)
+    await until_running(held, "c2 in the retry queue", worker)
     item = await control.store.get_retry_item("c2", "nurture")
     assert item is not None
     assert (item.status, item.category, item.next_attempt_at) == ("pending", "data", None)
@@ -287,12 +220,14 @@ async def test_outage_retries_abandons_resubmits_data_failure_and_quota_park(
     async def parked() -> bool:
         return any(o.status is OutcomeStatus.PARKED for o in control.of("c3"))
 
-    await control.wait(parked, "c3 parked", worker, 60)
+    await until_running(parked, "c3 parked", worker)
     item = await control.store.get_retry_item("c3", "nurture")
     assert item is not None and item.status == "pending" and item.attempts == 0
     park = next(o for o in control.of("c3") if o.status is OutcomeStatus.PARKED)
     assert park.resume_at is not None and item.next_attempt_at == park.resume_at
     assert park.resume_at > datetime.now(UTC) + timedelta(minutes=1)
+    # A deliberate lower bound: the running scheduler polls every fraction of a second, so a
+    # redrive before the reset would show within this time.
     await asyncio.sleep(3)
     assert not [r for r in control.redrives if r[0] == "c3"], "nothing before the reset"
     assert len(control.of("c2")) == 1, "the data failure was not retried"
@@ -305,5 +240,5 @@ async def test_outage_retries_abandons_resubmits_data_failure_and_quota_park(
     published = await scheduler.run_once(park.resume_at + timedelta(seconds=1))
     assert published == 1
     assert [(a, k) for c, a, k in control.redrives if c == "c3"] == [(1, "retry")]
-    await control.wait(lambda: delivered("c3"), "c3 delivered after the reset", worker, 120)
+    await until_running(delivered("c3"), "c3 delivered after the reset", worker, within=120)
     assert len(sandbox.state.find("email", "r-c3@example.com")) == 1

@@ -4,26 +4,26 @@ one, with each field's sources, transforms and any data failure."""
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 from stream.certain.events import ChangeEvent
 from stream.control.preview import preview_change, preview_recent
 from stream.store import Store
-from tests.retry.retry_helpers import (
-    T0,
-    account,
-    catalog_of,
-    change_row,
-    event_dict,
-    registration_dict,
-)
+from tests.retry.retry_helpers import account, event, registration_dict
+from tests.support.changes import catalog, change_row
+from tests.support.clock import FIXED
 
 
-def test_a_pasted_change_shows_each_field() -> None:
+def _preview(data: dict[str, Any]) -> dict[str, Any]:
+    """The nurture flow's preview of one pasted change, as the API returns it."""
     acct = account()
     flow = acct.flow("nurture")
     assert flow is not None
-    change = ChangeEvent.model_validate(registration_dict("p1", first_name="  maria JOSE "))
-    preview = preview_change(change, flow, acct, catalog_of(event_dict())).to_dict()
+    return preview_change(ChangeEvent.model_validate(data), flow, acct, catalog(event())).to_dict()
+
+
+def test_a_pasted_change_shows_each_field() -> None:
+    preview = _preview(registration_dict("p1", first_name="  maria JOSE "))
     assert preview["outcome"]["status"] == "would_send"
     assert preview["payload"]["firstName"] == "Maria Jose"
     first = next(f for f in preview["fields"] if f["target"] == "firstName")
@@ -37,13 +37,9 @@ def test_a_pasted_change_shows_each_field() -> None:
 
 
 def test_a_required_field_left_empty_is_named() -> None:
-    acct = account()
-    flow = acct.flow("nurture")
-    assert flow is not None
     data = registration_dict("p2")
     data["registration"]["profile"]["email"] = "   "
-    change = ChangeEvent.model_validate(data)
-    preview = preview_change(change, flow, acct, catalog_of(event_dict())).to_dict()
+    preview = _preview(data)
     assert preview["outcome"]["status"] == "data_failure"
     assert preview["outcome"]["field"] == "email"
     assert preview["payload"] is None
@@ -52,26 +48,24 @@ def test_a_required_field_left_empty_is_named() -> None:
 
 
 def test_a_change_the_flow_would_not_take_says_why() -> None:
-    acct = account()
-    flow = acct.flow("nurture")
-    assert flow is not None
-    change = ChangeEvent.model_validate(registration_dict("p3", status="Attended"))
-    preview = preview_change(change, flow, acct, catalog_of(event_dict())).to_dict()
+    preview = _preview(registration_dict("p3", status="Attended"))
     assert preview["outcome"]["status"] == "not_activated"
     assert "no activate-for tag matched" in preview["outcome"]["reason"]
     assert preview["fields"], "the mapping is still shown"
 
 
 async def test_recent_registrations_come_from_the_archive_newest_first(store: Store) -> None:
-    rows = [change_row(event_dict())]
+    rows = [change_row(event())]
     rows += [
-        change_row(registration_dict(f"r{n}", occurred_at=T0 + timedelta(minutes=n)))
+        change_row(registration_dict(f"r{n}", occurred_at=FIXED + timedelta(minutes=n)))
         for n in range(8)
     ]
     rows.append(
         change_row(
             registration_dict(
-                "cu", change_type="registration.create_update", occurred_at=T0 + timedelta(hours=1)
+                "cu",
+                change_type="registration.create_update",
+                occurred_at=FIXED + timedelta(hours=1),
             )
         )
     )
@@ -79,7 +73,7 @@ async def test_recent_registrations_come_from_the_archive_newest_first(store: St
     acct = account()
     flow = acct.flow("nurture")
     assert flow is not None
-    previews, problems = await preview_recent(store, flow, acct, catalog_of(event_dict()), 3)
+    previews, problems = await preview_recent(store, flow, acct, catalog(event()), 3)
     assert problems == []
     assert [p.change_id for p in previews] == ["r7", "r6", "r5"]
     assert all(p.outcome["status"] == "would_send" for p in previews)

@@ -8,42 +8,44 @@ from datetime import timedelta
 
 import pytest
 
+from stream.control.recorder import outcome_row
 from stream.control.replay import ReplayError, ReplayManager, ReplayScope, dry_run
 from stream.messages import OutcomeRecord, OutcomeStatus
 from stream.store import Store
 from tests.retry.retry_helpers import (
-    T0,
-    FakeClock,
     RedriveTopic,
     StaticConfig,
     account,
-    catalog_of,
-    change_row,
-    event_dict,
-    outcome_row,
+    event,
     registration_dict,
 )
+from tests.support.changes import catalog, change_row
+from tests.support.clock import FIXED, FakeClock
+from tests.support.waiting import until
+
+# Replays take their clock from the test (a FakeClock) and their scope from the arguments: the
+# fixed dates never meet the real clock.
 
 
 def config() -> StaticConfig:
-    return StaticConfig(account(), catalog_of(event_dict(), event_dict("OTHER", change_id="e2")))
+    return StaticConfig(account(), catalog(event(), event("OTHER", change_id="e2")))
 
 
 async def seed(store: Store) -> None:
     """SUMMIT26: 6 status changes (4 New → would send, 1 Attended → not activated, 1 Waitlist →
     untagged data failure), 1 session change (another flow's source) and 1 event change;
     OTHER: 2 New registrations; and one SUMMIT26 change outside the time range."""
-    rows = [change_row(event_dict(occurred_at=T0 - timedelta(hours=1)))]
+    rows = [change_row(event(occurred_at=FIXED - timedelta(hours=1)))]
     statuses = ["New", "New", "Attended", "New", "Waitlist", "New"]
     for n, status in enumerate(statuses):
-        data = registration_dict(f"s{n}", status=status, occurred_at=T0 + timedelta(minutes=n))
+        data = registration_dict(f"s{n}", status=status, occurred_at=FIXED + timedelta(minutes=n))
         rows.append(change_row(data))
     rows.append(
         change_row(
             registration_dict(
                 "sess",
                 change_type="session_registration.status_change",
-                occurred_at=T0 + timedelta(minutes=10),
+                occurred_at=FIXED + timedelta(minutes=10),
             )
             | {
                 "session": {
@@ -56,10 +58,10 @@ async def seed(store: Store) -> None:
     )
     for n in range(2):
         data = registration_dict(
-            f"o{n}", event_code="OTHER", occurred_at=T0 + timedelta(minutes=20 + n)
+            f"o{n}", event_code="OTHER", occurred_at=FIXED + timedelta(minutes=20 + n)
         )
         rows.append(change_row(data))
-    rows.append(change_row(registration_dict("late", occurred_at=T0 + timedelta(days=3))))
+    rows.append(change_row(registration_dict("late", occurred_at=FIXED + timedelta(days=3))))
     await store.archive_changes(rows)
 
 
@@ -121,11 +123,13 @@ def test_scope_is_checked() -> None:
     with pytest.raises(ReplayError, match="either a date range"):
         ReplayScope("nurture")
     with pytest.raises(ReplayError, match="either a date range"):
-        ReplayScope("nurture", occurred_from=T0, occurred_to=T0 + timedelta(1), event_code="E")
+        ReplayScope(
+            "nurture", occurred_from=FIXED, occurred_to=FIXED + timedelta(1), event_code="E"
+        )
     with pytest.raises(ReplayError, match="before"):
-        ReplayScope("nurture", occurred_from=T0, occurred_to=T0)
+        ReplayScope("nurture", occurred_from=FIXED, occurred_to=FIXED)
     with pytest.raises(ReplayError, match="time zone"):
-        ReplayScope("nurture", occurred_from=T0.replace(tzinfo=None), occurred_to=T0)
+        ReplayScope("nurture", occurred_from=FIXED.replace(tzinfo=None), occurred_to=FIXED)
 
 
 async def test_a_replay_publishes_exactly_the_flows_changes_in_range(
@@ -133,7 +137,7 @@ async def test_a_replay_publishes_exactly_the_flows_changes_in_range(
 ) -> None:
     await seed(store)
     manager = ReplayManager(store, redrive.publish, config(), clock, page_size=3, chunk=2)
-    scope = ReplayScope("nurture", occurred_from=T0, occurred_to=T0 + timedelta(days=1))
+    scope = ReplayScope("nurture", occurred_from=FIXED, occurred_to=FIXED + timedelta(days=1))
     replay = await manager.start(scope, "ana")
     assert replay.task is not None
     await replay.task
@@ -156,8 +160,8 @@ async def test_a_replay_publishes_exactly_the_flows_changes_in_range(
             flow_name="Nurture",
             mode="live",
             status=OutcomeStatus.DELIVERED,
-            occurred_at=T0,
-            processed_at=T0 + timedelta(hours=1),
+            occurred_at=FIXED,
+            processed_at=FIXED + timedelta(hours=1),
             replay_id=replay.id,
         )
         for _, r in sent[:5]
@@ -177,9 +181,9 @@ async def test_a_replay_publishes_exactly_the_flows_changes_in_range(
 async def test_cancel_stops_a_running_replay(
     store: Store, redrive: RedriveTopic, clock: FakeClock
 ) -> None:
-    rows = [change_row(event_dict(occurred_at=T0 - timedelta(hours=1)))]
+    rows = [change_row(event(occurred_at=FIXED - timedelta(hours=1)))]
     rows += [
-        change_row(registration_dict(f"c{n:04d}", occurred_at=T0 + timedelta(seconds=n)))
+        change_row(registration_dict(f"c{n:04d}", occurred_at=FIXED + timedelta(seconds=n)))
         for n in range(400)
     ]
     await store.archive_changes(rows)
@@ -187,14 +191,17 @@ async def test_cancel_stops_a_running_replay(
         store, redrive.publish, config(), clock, page_size=50, chunk=10, pace_s=0.05
     )
     replay = await manager.start(ReplayScope("nurture", event_code="SUMMIT26"), "ana")
-    for _ in range(500):
-        if replay.published >= 30:
-            break
-        await asyncio.sleep(0.02)
+
+    async def under_way() -> bool:
+        return replay.published >= 30
+
+    await until(under_way, "30 changes of the replay published", every=0.02)
     cancelled = await manager.cancel(replay.id, "bo")
     assert cancelled is not None and cancelled.state == "cancelled"
     stopped_at = replay.published
     assert 30 <= stopped_at < 400
+    # A deliberate lower bound: a replay that kept going would publish a chunk every 0.05 s,
+    # several of them in this time.
     await asyncio.sleep(0.3)
     progress = await manager.progress(replay.id)
     assert progress is not None

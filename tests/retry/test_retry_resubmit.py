@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from stream.certain.events import ChangeEvent
+from stream.control.recorder import outcome_row
 from stream.control.resubmit import Resubmitter, parse_filter
 from stream.control.retry_scheduler import DEFAULT_SCHEDULE, RetryScheduler
 from stream.core.evaluate import evaluate
@@ -19,19 +20,16 @@ from stream.messages import FailureCategory, OutcomeRecord, OutcomeStatus
 from stream.pipeline.route import route_change
 from stream.store import RetryFilter, Store
 from tests.retry.retry_helpers import (
-    T0,
-    FakeClock,
     RedriveTopic,
     account,
-    catalog_of,
-    change_row,
-    event_dict,
+    event,
     item_of,
-    outcome_row,
     record_new_outcomes,
     record_outcome,
     registration_dict,
 )
+from tests.support.changes import catalog, change_row
+from tests.support.clock import FIXED, FakeClock
 
 S = DEFAULT_SCHEDULE
 
@@ -45,7 +43,7 @@ def outcome(cid: str, status: OutcomeStatus, attempt: int = 1, **extra: Any) -> 
         "connection_id": "mkto",
         "status": status,
         "attempt": attempt,
-        "occurred_at": T0,
+        "occurred_at": FIXED,
         "registration_code": f"R-{cid}",
     }
     if status is OutcomeStatus.FAILED:
@@ -152,7 +150,7 @@ async def test_resubmit_uses_the_configuration_of_now(
     """An untagged status is a data failure; tagging it in the event setup (a catalog change)
     and resubmitting makes the pipeline deliver it."""
     acct = account()
-    before = catalog_of(event_dict())
+    before = catalog(event())
     data = registration_dict("c1", status="Waitlist")
     change = ChangeEvent.model_validate(data)
     flow = acct.flow("nurture")
@@ -166,15 +164,15 @@ async def test_resubmit_uses_the_configuration_of_now(
         S,
         clock.now,
     )
-    fixed = event_dict(
+    fixed = event(
         change_id="evt-2",
-        occurred_at=T0 + timedelta(hours=1),
+        occurred_at=FIXED + timedelta(hours=1),
         statuses=[
             {"label": "New", "classification": "Accepted", "tags": []},
             {"label": "Waitlist", "classification": "Pending", "tags": ["registered"]},
         ],
     )
-    after = before.apply(ChangeEvent.model_validate(fixed))
+    after = before.apply(fixed)
     resubmitter = Resubmitter(store, redrive.publish, clock, S)
     assert (await resubmitter.resubmit([("c1", "nurture")], "ana")).submitted == 1
     [(_, request)] = await redrive.read(1)

@@ -20,7 +20,7 @@ from stream.control.retry_scheduler import (
 )
 from stream.messages import FailureCategory, OutcomeRecord, OutcomeStatus
 from stream.store import RetryItem
-from tests.retry.retry_helpers import T0
+from tests.support.clock import FIXED
 
 LOW, MID, HIGH = (lambda: 0.0), (lambda: 0.5), (lambda: 0.999999)
 
@@ -34,8 +34,8 @@ def outcome(status: OutcomeStatus, attempt: int = 1, **extra: Any) -> OutcomeRec
         connection_id="mkto",
         status=status,
         attempt=attempt,
-        occurred_at=T0,
-        processed_at=T0,
+        occurred_at=FIXED,
+        processed_at=FIXED,
         **extra,
     )
 
@@ -87,12 +87,12 @@ def test_delays_grow_even_at_the_jitter_extremes() -> None:
 
 
 def test_cap_is_one_attempt_plus_three_retries() -> None:
-    assert next_attempt_at(DEFAULT_SCHEDULE, 1, T0, MID) == T0 + timedelta(minutes=5)
-    assert next_attempt_at(DEFAULT_SCHEDULE, 3, T0, MID) == T0 + timedelta(hours=2)
-    assert next_attempt_at(DEFAULT_SCHEDULE, 4, T0, MID) is None
-    assert next_attempt_at(DEFAULT_SCHEDULE, 9, T0, MID) is None
+    assert next_attempt_at(DEFAULT_SCHEDULE, 1, FIXED, MID) == FIXED + timedelta(minutes=5)
+    assert next_attempt_at(DEFAULT_SCHEDULE, 3, FIXED, MID) == FIXED + timedelta(hours=2)
+    assert next_attempt_at(DEFAULT_SCHEDULE, 4, FIXED, MID) is None
+    assert next_attempt_at(DEFAULT_SCHEDULE, 9, FIXED, MID) is None
     with pytest.raises(ValueError):
-        next_attempt_at(DEFAULT_SCHEDULE, 0, T0, MID)
+        next_attempt_at(DEFAULT_SCHEDULE, 0, FIXED, MID)
     with pytest.raises(ValueError):
         retry_delay(DEFAULT_SCHEDULE, 4, MID)
 
@@ -100,8 +100,8 @@ def test_cap_is_one_attempt_plus_three_retries() -> None:
 def test_a_schedule_is_configurable_and_checked() -> None:
     two = RetrySchedule(delays=(timedelta(seconds=1), timedelta(seconds=3)), jitter=0.0)
     assert two.max_attempts == 3
-    assert next_attempt_at(two, 2, T0, HIGH) == T0 + timedelta(seconds=3)
-    assert next_attempt_at(two, 3, T0, HIGH) is None
+    assert next_attempt_at(two, 2, FIXED, HIGH) == FIXED + timedelta(seconds=3)
+    assert next_attempt_at(two, 3, FIXED, HIGH) is None
     with pytest.raises(ValueError):
         RetrySchedule(jitter=1.0)
     with pytest.raises(ValueError):
@@ -109,12 +109,12 @@ def test_a_schedule_is_configurable_and_checked() -> None:
 
 
 def test_technical_failures_walk_the_schedule_then_abandon() -> None:
-    item = plan_retry(technical(1), None, schedule=DEFAULT_SCHEDULE, now=T0, jitter=MID)
+    item = plan_retry(technical(1), None, schedule=DEFAULT_SCHEDULE, now=FIXED, jitter=MID)
     assert item is not None
     assert (item.status, item.category, item.attempts) == ("pending", "technical", 1)
-    assert item.next_attempt_at == T0 + timedelta(minutes=5)
+    assert item.next_attempt_at == FIXED + timedelta(minutes=5)
     assert item.integration == "mkto" and item.reason == "HTTP 503"
-    now = T0
+    now = FIXED
     for attempt, wait in ((2, timedelta(minutes=30)), (3, timedelta(hours=2))):
         now += timedelta(minutes=10)
         retrying = RetryItem(**{**_fields(item), "status": "retrying"})
@@ -123,7 +123,7 @@ def test_technical_failures_walk_the_schedule_then_abandon() -> None:
         )
         assert item is not None and item.status == "pending"
         assert item.attempts == attempt and item.next_attempt_at == now + wait
-        assert item.created_at == T0
+        assert item.created_at == FIXED
     final = plan_retry(technical(4), item, schedule=DEFAULT_SCHEDULE, now=now, jitter=MID)
     assert final is not None
     assert (final.status, final.attempts, final.next_attempt_at) == ("abandoned", 4, None)
@@ -136,7 +136,7 @@ def test_data_failures_are_never_scheduled() -> None:
         reason="1003 Invalid email",
         marketo_code="1003",
     )
-    item = plan_retry(failed, None, schedule=DEFAULT_SCHEDULE, now=T0, jitter=MID)
+    item = plan_retry(failed, None, schedule=DEFAULT_SCHEDULE, now=FIXED, jitter=MID)
     assert item is not None
     assert (item.status, item.category, item.attempts, item.next_attempt_at) == (
         "pending",
@@ -148,60 +148,63 @@ def test_data_failures_are_never_scheduled() -> None:
 
 
 def test_configuration_failures_are_held_for_the_operator() -> None:
-    item = plan_retry(technical(1, retryable=False), None, schedule=DEFAULT_SCHEDULE, now=T0)
+    item = plan_retry(technical(1, retryable=False), None, schedule=DEFAULT_SCHEDULE, now=FIXED)
     assert item is not None
     assert (item.status, item.category, item.next_attempt_at) == ("pending", "technical", None)
 
 
 def test_quota_parks_until_the_reset_without_spending_an_attempt() -> None:
-    reset = T0 + timedelta(hours=11)
+    reset = FIXED + timedelta(hours=11)
     first = plan_retry(
         outcome(OutcomeStatus.PARKED, 1, marketo_code="607", resume_at=reset),
         None,
         schedule=DEFAULT_SCHEDULE,
-        now=T0,
+        now=FIXED,
     )
     assert first is not None
     assert (first.status, first.attempts, first.next_attempt_at) == ("pending", 0, reset)
     # a retry (attempt 3) parked: still two spent, due at the reset
     spent = RetryItem(**{**_fields(first), "attempts": 2, "status": "retrying"})
     again = plan_retry(
-        outcome(OutcomeStatus.PARKED, 3, resume_at=reset), spent, schedule=DEFAULT_SCHEDULE, now=T0
+        outcome(OutcomeStatus.PARKED, 3, resume_at=reset),
+        spent,
+        schedule=DEFAULT_SCHEDULE,
+        now=FIXED,
     )
     assert again is not None and (again.attempts, again.next_attempt_at) == (2, reset)
 
 
 def test_success_resolves_and_late_or_foreign_outcomes_are_ignored() -> None:
-    open_item = plan_retry(technical(2), None, schedule=DEFAULT_SCHEDULE, now=T0, jitter=MID)
+    open_item = plan_retry(technical(2), None, schedule=DEFAULT_SCHEDULE, now=FIXED, jitter=MID)
     assert open_item is not None
     for status in (
         OutcomeStatus.DELIVERED,
         OutcomeStatus.SKIPPED_DUPLICATE,
         OutcomeStatus.NOT_ACTIVATED,
     ):
-        done = plan_retry(outcome(status, 3), open_item, schedule=DEFAULT_SCHEDULE, now=T0)
+        done = plan_retry(outcome(status, 3), open_item, schedule=DEFAULT_SCHEDULE, now=FIXED)
         assert done is not None and done.status == "resolved" and done.next_attempt_at is None
     assert (
-        plan_retry(outcome(OutcomeStatus.DELIVERED), None, schedule=DEFAULT_SCHEDULE, now=T0)
+        plan_retry(outcome(OutcomeStatus.DELIVERED), None, schedule=DEFAULT_SCHEDULE, now=FIXED)
         is None
     )
-    assert plan_retry(technical(1), open_item, schedule=DEFAULT_SCHEDULE, now=T0) is None
+    assert plan_retry(technical(1), open_item, schedule=DEFAULT_SCHEDULE, now=FIXED) is None
     replayed = technical(1).model_copy(update={"replay_id": "rp-1"})
-    assert plan_retry(replayed, None, schedule=DEFAULT_SCHEDULE, now=T0) is None
+    assert plan_retry(replayed, None, schedule=DEFAULT_SCHEDULE, now=FIXED) is None
     dry = outcome(OutcomeStatus.WOULD_SEND)
-    assert plan_retry(dry, None, schedule=DEFAULT_SCHEDULE, now=T0) is None
+    assert plan_retry(dry, None, schedule=DEFAULT_SCHEDULE, now=FIXED) is None
 
 
 def test_a_lost_attempt_counts_and_can_abandon() -> None:
-    item = plan_retry(technical(1), None, schedule=DEFAULT_SCHEDULE, now=T0, jitter=MID)
+    item = plan_retry(technical(1), None, schedule=DEFAULT_SCHEDULE, now=FIXED, jitter=MID)
     assert item is not None
     retrying = RetryItem(**{**_fields(item), "status": "retrying", "lease_owner": "s"})
-    lost = lost_attempt(retrying, schedule=DEFAULT_SCHEDULE, now=T0, jitter=MID)
+    lost = lost_attempt(retrying, schedule=DEFAULT_SCHEDULE, now=FIXED, jitter=MID)
     assert (lost.status, lost.attempts, lost.lease_owner) == ("pending", 2, None)
-    assert lost.next_attempt_at == T0 + timedelta(minutes=30)
+    assert lost.next_attempt_at == FIXED + timedelta(minutes=30)
     assert "no outcome for attempt 2" in (lost.last_error or "")
     last = RetryItem(**{**_fields(item), "status": "retrying", "attempts": 3})
-    assert lost_attempt(last, schedule=DEFAULT_SCHEDULE, now=T0).status == "abandoned"
+    assert lost_attempt(last, schedule=DEFAULT_SCHEDULE, now=FIXED).status == "abandoned"
 
 
 def _fields(item: RetryItem) -> dict[str, Any]:

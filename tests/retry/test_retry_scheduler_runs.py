@@ -13,15 +13,15 @@ from stream.control.retry_scheduler import DEFAULT_SCHEDULE, RetryScheduler
 from stream.messages import FailureCategory, OutcomeRecord, OutcomeStatus
 from stream.store import Store
 from tests.retry.retry_helpers import (
-    T0,
-    FakeClock,
     RedriveTopic,
-    change_row,
     item_of,
     record_new_outcomes,
     record_outcome,
     registration_dict,
 )
+from tests.support.changes import change_row
+from tests.support.clock import FIXED, FakeClock
+from tests.support.waiting import until
 
 S = DEFAULT_SCHEDULE
 
@@ -38,7 +38,7 @@ def failed(attempt: int, *, category: str | None = "technical", **extra: Any) ->
         "reason": "HTTP 503 Service Unavailable",
         "retryable": category == "technical",
         "attempt": attempt,
-        "occurred_at": T0,
+        "occurred_at": FIXED,
         "registration_code": "R-c1",
     }
     fields.update(extra)
@@ -53,17 +53,24 @@ async def archive(store: Store, *ids: str) -> None:
     await store.archive_changes([change_row(registration_dict(i)) for i in ids])
 
 
+async def first_failure(store: Store, clock: FakeClock) -> None:
+    """c1 archived, and its first delivery failed now (technical: due again in 5 minutes)."""
+    await archive(store, "c1")
+    await record_outcome(store, failed(1, processed_at=clock.now), S, clock.now)
+
+
 async def test_technical_failure_is_retried_three_times_then_abandoned(
     store: Store, redrive: RedriveTopic, clock: FakeClock
 ) -> None:
     await archive(store, "c1")
     item = await record_outcome(store, failed(1, processed_at=clock.now), S, clock.now)
-    assert item.status == "pending" and item.next_attempt_at == T0 + timedelta(minutes=5)
+    assert item.status == "pending" and item.next_attempt_at == FIXED + timedelta(minutes=5)
     sched = scheduler(store, redrive, clock)
     assert await sched.run_once(clock.advance(minutes=4, seconds=59)) == 0
     waits = [timedelta(minutes=5), timedelta(minutes=30), timedelta(hours=2)]
     for attempt in (2, 3, 4):
         due = (await item_of(store, "c1", "nurture")).next_attempt_at
+        assert due is not None
         clock.now = due
         assert await sched.run_once(clock.now) == 1
         assert await sched.run_once(clock.now) == 0, "an item in flight is not re-driven"
@@ -103,7 +110,7 @@ async def test_quota_park_resumes_at_the_reset_without_spending_an_attempt(
     store: Store, redrive: RedriveTopic, clock: FakeClock
 ) -> None:
     await archive(store, "c1")
-    reset = T0 + timedelta(hours=11)
+    reset = FIXED + timedelta(hours=11)
     parked = failed(
         1,
         status=OutcomeStatus.PARKED,
@@ -178,8 +185,7 @@ async def test_two_schedulers_at_once_send_each_item_once(
 async def test_a_refused_publish_puts_items_back_and_retries_later(
     store: Store, redrive: RedriveTopic, clock: FakeClock
 ) -> None:
-    await archive(store, "c1")
-    await record_outcome(store, failed(1, processed_at=clock.now), S, clock.now)
+    await first_failure(store, clock)
     sched = scheduler(store, redrive, clock)
     redrive.fail_next = 1
     assert await sched.run_once(clock.advance(minutes=6)) == 0
@@ -196,8 +202,7 @@ async def test_a_refused_publish_puts_items_back_and_retries_later(
 async def test_an_attempt_without_outcome_counts_as_lost(
     store: Store, redrive: RedriveTopic, clock: FakeClock
 ) -> None:
-    await archive(store, "c1")
-    await record_outcome(store, failed(1, processed_at=clock.now), S, clock.now)
+    await first_failure(store, clock)
     sched = scheduler(store, redrive, clock)
     assert await sched.run_once(clock.advance(minutes=6)) == 1
     assert await sched.run_once(clock.advance(minutes=29)) == 0
@@ -224,16 +229,16 @@ async def test_an_item_whose_change_is_not_archived_is_abandoned(
 async def test_the_loop_runs_until_stopped(
     store: Store, redrive: RedriveTopic, clock: FakeClock
 ) -> None:
-    await archive(store, "c1")
-    await record_outcome(store, failed(1, processed_at=clock.now), S, clock.now)
+    await first_failure(store, clock)
     clock.advance(minutes=6)
     sched = scheduler(store, redrive, clock)
     sched.start()
     try:
-        for _ in range(100):
-            if sched.stats.published:
-                break
-            await asyncio.sleep(0.05)
+
+        async def published() -> bool:
+            return sched.stats.published > 0
+
+        await until(published, "the scheduler loop publishing the due item")
     finally:
         await sched.stop()
     assert sched.stats.published == 1

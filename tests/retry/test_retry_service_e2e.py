@@ -1,159 +1,128 @@
 """The retry queue and replays through the real services: `csignal control` (demo retry schedule)
 and `csignal pipeline` as processes on an embedded broker, the Marketo sandbox with an outage,
-and the operator acting through `csignal retry`, `csignal replay` and the operator API."""
+and the operator acting through `csignal retry`, `csignal replay` and the operator API.
+
+The services compare with the real clock (retry schedule, catalog order), so every change is
+dated relative to now."""
 
 from __future__ import annotations
 
 import asyncio
-import os
+import json
 import re
-import signal
-import subprocess
-import sys
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 
 from stream.apiclient import ApiClient
-from stream.broker import EmbeddedBroker, die_with_parent, free_port
-from stream.marketo.sandbox import Sandbox, SandboxConfig
+from stream.broker import EmbeddedBroker
+from stream.marketo.sandbox import Sandbox
 from tests.retry.retry_helpers import SECRET, SECRET_VAR, account_yaml, event_dict
 from tests.retry.retry_helpers import registration_dict as reg
+from tests.support.clock import now as clock_now
+from tests.support.clock import recent
+from tests.support.processes import (
+    ControlProcess,
+    ServiceProcess,
+    run_csignal,
+    start_control,
+    start_pipeline,
+    until_running,
+)
+from tests.support.topics import read_topic
 
-REPO = Path(__file__).resolve().parents[2]
-pytestmark = pytest.mark.integration
-
-
-@dataclass
-class Proc:
-    process: subprocess.Popen[bytes]
-    log_path: Path
-
-    def tail(self) -> str:
-        return self.log_path.read_bytes()[-3000:].decode("utf-8", "replace")
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+pytestmark = [pytest.mark.integration, pytest.mark.e2e]
+T = TypeVar("T")
 
 
 @dataclass
 class Services:
-    control: Proc
-    pipeline: Proc
+    control: ControlProcess
+    pipeline: ServiceProcess
     sandbox: Sandbox
     api: ApiClient
-    env: dict[str, str]
+    broker: EmbeddedBroker
 
     async def csignal(self, *args: str) -> tuple[int, str, str]:
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "stream",
-            *args,
-            cwd=REPO,
-            env=self.env,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-        )
-        out, err = await asyncio.wait_for(proc.communicate(), 120)
-        assert proc.returncode is not None
-        return proc.returncode, out.decode(), err.decode()
+        env = {**self.control.env, "SIGNAL_API_TOKEN": self.control.token}
+        return await run_csignal(*args, env=env)
 
     async def scalar(self, sql: str) -> Any:
         return await self.api.scalar(sql)
 
-    async def wait(self, check: Callable[[], Awaitable[bool]], what: str, within: float) -> None:
-        deadline = time.monotonic() + within
-        while time.monotonic() < deadline:
-            if await check():
-                return
-            for proc in (self.control, self.pipeline):
-                if proc.process.poll() is not None:
-                    raise AssertionError(f"a service exited:\n{proc.tail()}")
-            await asyncio.sleep(0.2)
-        raise AssertionError(
-            f"{what} not seen within {within:g} s\ncontrol:\n{self.control.tail()}\n"
-            f"pipeline:\n{self.pipeline.tail()}"
+    async def wait(self, check: Callable[[], Awaitable[T]], what: str, within: float = 60.0) -> T:
+        """Poll `check` while both services run; their log tails name what went wrong."""
+        return await until_running(
+            check, what, self.control, self.pipeline, within=within, every=0.2
         )
-
-
-@pytest.fixture(scope="module")
-def service_broker() -> Iterator[EmbeddedBroker]:
-    with EmbeddedBroker() as running:
-        yield running
-
-
-def _spawn(args: list[str], env: dict[str, str], log_path: Path) -> Proc:
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "stream", *args],
-            cwd=REPO,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            preexec_fn=die_with_parent(),
-        )
-    return Proc(process, log_path)
 
 
 @pytest.fixture
-async def services(tmp_path: Path, service_broker: EmbeddedBroker) -> AsyncIterator[Services]:
-    sandbox = Sandbox(SandboxConfig())
-    await sandbox.start("127.0.0.1", 0)
+async def services(
+    tmp_path: Path, module_broker: EmbeddedBroker, sandbox: Sandbox
+) -> AsyncIterator[Services]:
+    """Signal's own services use fixed topic names and groups: a broker of this module's own."""
     data_dir = tmp_path / "var"
     data_dir.mkdir()
     (data_dir / "account.yaml").write_text(account_yaml(sandbox.url), encoding="utf-8")
-    port = free_port()
-    base = {k: v for k, v in os.environ.items() if not k.startswith("SIGNAL_")}
-    env = {
-        **base,
-        "SIGNAL_BROKER": service_broker.url,
-        "SIGNAL_DATA_DIR": str(data_dir),
-        "SIGNAL_API": f"127.0.0.1:{port}",
-        SECRET_VAR: SECRET,
-        "SIGNAL_ACTOR": "ops-ana",
-    }
-    control = _spawn(["control", "--retry-schedule", "demo"], env, tmp_path / "control.log")
-    pipeline = _spawn(
-        ["pipeline", "--data-dir", str(tmp_path / "pipeline")],
-        {k: v for k, v in env.items() if k != "SIGNAL_DATA_DIR"},
-        tmp_path / "pipeline.log",
-    )
-    deadline = time.monotonic() + 90
-    while "operator API listening on" not in control.tail():
-        if control.process.poll() is not None or time.monotonic() > deadline:
-            pipeline.stop()
-            raise AssertionError(f"control did not start:\n{control.tail()}")
-        await asyncio.sleep(0.1)
-    token = (data_dir / "api-token").read_text().strip()
-    api = ApiClient(f"http://127.0.0.1:{port}", token)
+    pipeline = start_pipeline(module_broker, tmp_path)
     try:
-        yield Services(control, pipeline, sandbox, api, {**env, "SIGNAL_API_TOKEN": token})
+        control = await asyncio.to_thread(
+            start_control,
+            module_broker,
+            data_dir,
+            args=["--retry-schedule", "demo"],
+            env={SECRET_VAR: SECRET, "SIGNAL_ACTOR": "ops-ana"},
+        )
+    except BaseException:
+        pipeline.kill()
+        raise
+    api = ApiClient(control.url, control.token)
+    try:
+        yield Services(control, pipeline, sandbox, api, module_broker)
     finally:
         await api.close()
         pipeline.stop()
         control.stop()
-        await sandbox.stop()
+
+
+async def pipeline_has(services: Services, change_id: str, event_code: str) -> None:
+    """Wait until the pipeline worker applied a configuration snapshot whose catalog holds the
+    event change `change_id` (control publishes it; the worker logs each snapshot it applies)."""
+
+    def carries(value: bytes) -> bool:
+        entry = json.loads(value)["catalog"]["events"].get(event_code) or {}
+        return bool(entry.get("changeId") == change_id)
+
+    async def published() -> int | None:
+        records = await read_topic(
+            services.broker.bootstrap_servers,
+            "signal-config",
+            until=lambda rs: any(carries(r.value) for r in rs),
+            within=1.0,
+        )
+        return next((json.loads(r.value)["version"] for r in records if carries(r.value)), None)
+
+    version = await services.wait(published, f"a snapshot with {change_id}")
+    assert version is not None
+
+    async def applied() -> bool:
+        found = re.findall(r"configuration snapshot (\d+) applied", services.pipeline.log())
+        return any(int(v) >= version for v in found)
+
+    await services.wait(applied, f"the pipeline applying snapshot {version} or later")
 
 
 async def test_outage_abandon_resubmit_and_replay_through_the_services(
     services: Services,
 ) -> None:
     s = services
-    now = datetime.now(UTC)
-    result = await s.api.post_changes([event_dict(), reg("w0", occurred_at=now)])
+    now = clock_now()
+    summit = event_dict(occurred_at=recent(days=1))
+    result = await s.api.post_changes([summit, reg("w0", occurred_at=now)])
     assert result.accepted == 2
 
     async def status_of(cid: str) -> str | None:
@@ -261,17 +230,14 @@ async def test_outage_abandon_resubmit_and_replay_through_the_services(
         value = await s.scalar("SELECT status FROM retry_queue WHERE change_id = 'u1'")
         return value in ("pending", "resolved")
 
-    # the new setup reaches the worker within about 2 s; an operator who resubmits sooner sees
-    # the item come back held, and resubmits again
-    for _ in range(5):
-        await asyncio.sleep(2.0)
-        code, out, err = await s.csignal(
-            "retry", "submit", "--all-matching", "--category", "data", "--status", "pending"
-        )
-        assert code == 0, err
-        assert out.startswith("submitted 1;"), out
-        await s.wait(settled, "u1 settled after a resubmit", 60)
-        if await status_of("u1") == "delivered":
-            break
+    # an operator who resubmits before the new setup reached the worker sees the item come back
+    # held: wait until the worker has applied it, then one resubmit delivers
+    await pipeline_has(s, "evt-2", "SUMMIT26")
+    code, out, err = await s.csignal(
+        "retry", "submit", "--all-matching", "--category", "data", "--status", "pending"
+    )
+    assert code == 0, err
+    assert out.startswith("submitted 1;"), out
+    await s.wait(settled, "u1 settled after a resubmit")
     assert await status_of("u1") == "delivered"
     assert len(s.sandbox.state.find("email", "r-u1@example.com")) == 1

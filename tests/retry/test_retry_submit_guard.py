@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.retry.retry_helpers import FakeClock, OpsApi, RedriveTopic
+from tests.retry.retry_helpers import OpsApi, RedriveTopic
 from tests.retry.test_retry_api_routes import seed
+from tests.support.clock import FakeClock
 
 SUBMIT = "/api/v1/retry-queue/submit"
 
