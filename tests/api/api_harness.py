@@ -1,7 +1,6 @@
 """The operator API under aiohttp's test client over a real store, config service and broker.
 
-A module of its own (not `conftest`) so test files can import it by a name no other test folder
-uses.
+A module of its own (not `conftest`) so test files can import it by its package path.
 """
 
 from __future__ import annotations
@@ -16,6 +15,7 @@ from typing import Any
 from aiohttp.test_utils import TestClient, TestServer
 from aiokafka import AIOKafkaProducer
 
+from config.models import Connection, Mapping
 from stream.api import ApiDeps, create_app
 from stream.broker import EmbeddedBroker
 from stream.control.config_service import ConfigService
@@ -55,6 +55,25 @@ class Api:
 
     async def delete(self, path: str, **kw: Any) -> Any:
         return await self.client.delete(path, headers=kw.pop("headers", self.auth), **kw)
+
+    def connection(self, connection_id: str) -> Connection:
+        """The connection as the config service holds it now (which the test expects to exist)."""
+        found = self.config.account.connection(connection_id)
+        assert found is not None, f"no connection {connection_id!r}"
+        return found
+
+    def mapping(self, mapping_id: str) -> Mapping:
+        """The mapping as the config service holds it now (which the test expects to exist)."""
+        found = self.config.account.mapping(mapping_id)
+        assert found is not None, f"no mapping {mapping_id!r}"
+        return found
+
+    @property
+    def published_version(self) -> int:
+        """The version of the snapshot the config service published last."""
+        published = self.config.published
+        assert published is not None, "no snapshot published yet"
+        return published.version
 
 
 def prepare_data_dir(data_dir: Path, account_yaml: str | None = ACCOUNT_YAML) -> Path:

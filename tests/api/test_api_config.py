@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import yaml
 
 from stream.broker import EmbeddedBroker
 from tests.api.api_harness import Api, prepare_data_dir, start_api, stop_api
-from tests.api.api_helpers import ACCOUNT_YAML, LITERAL_SECRET, SECRET, read_topic, snapshots
+from tests.api.api_helpers import ACCOUNT_YAML, LITERAL_SECRET, SECRET, snapshots
+from tests.support.topics import read_topic
 
 
 async def test_export_yaml_has_the_import_shape_without_secrets(api: Api) -> None:
@@ -60,7 +62,9 @@ async def test_import_round_trip_changes_only_what_differs(api: Api) -> None:
         api.bootstrap,
         api.config_topic,
         until=lambda rs: (
-            [f["id"] for f in snapshots(rs)[-1]["account"]["flows"]] == ["registered-to-nurture"]
+            bool(rs)
+            and [f["id"] for f in snapshots(rs)[-1]["account"]["flows"]]
+            == ["registered-to-nurture"]
         ),
         within=3,
     )
@@ -114,19 +118,15 @@ async def test_literal_secret_is_kept_but_never_exported(api: Api) -> None:
     assert connection["secret_set"] is True
 
 
-async def test_configuration_survives_a_restart(
-    tmp_path: object, api_broker: EmbeddedBroker
-) -> None:
-    from pathlib import Path
-
-    data_dir = prepare_data_dir(Path(str(tmp_path)) / "var")
-    first, producer = await start_api(data_dir, api_broker)
+async def test_configuration_survives_a_restart(tmp_path: Path, broker: EmbeddedBroker) -> None:
+    data_dir = prepare_data_dir(tmp_path / "var")
+    first, producer = await start_api(data_dir, broker)
     try:
         await first.post("/api/v1/flows/registered-to-nurture/mode", json={"mode": "test"})
     finally:
         await stop_api(first, producer)
     (data_dir / "account.yaml").write_text("account: IGNORED\n", encoding="utf-8")
-    second, producer = await start_api(data_dir, api_broker)
+    second, producer = await start_api(data_dir, broker)
     try:
         flow = await (await second.get("/api/v1/flows/registered-to-nurture")).json()
         assert flow["mode"] == "test"

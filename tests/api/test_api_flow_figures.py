@@ -5,19 +5,20 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from stream.store.rows import OutcomeRow
+from stream.store.rows import OutcomeRow, OutcomeStatus
 from tests.api.api_harness import Api
 
+# Every request names the end of its period (`to`): the figures never meet the real clock.
 END = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 
 
-def outcome(n: int, flow_id: str, status: str, at: datetime) -> OutcomeRow:
+def outcome(n: int, flow_id: str, status: OutcomeStatus, at: datetime) -> OutcomeRow:
     return OutcomeRow(
         change_id=f"c-{n}",
         flow_id=flow_id,
         flow_name=flow_id,
         mode="live",
-        status=status,  # type: ignore[arg-type]
+        status=status,
         category="data" if status == "failed" else None,
         occurred_at=at,
         processed_at=at,

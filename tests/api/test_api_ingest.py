@@ -13,7 +13,8 @@ from aiokafka import AIOKafkaProducer
 from stream.api.deps import DEPS
 from stream.broker import EmbeddedBroker
 from tests.api.api_harness import Api
-from tests.api.api_helpers import event_change, read_topic, registration_change
+from tests.support.changes import event_json, registration_json
+from tests.support.topics import read_topic
 
 
 async def _rejected(api: Api) -> list[list[Any]]:
@@ -24,17 +25,17 @@ async def _rejected(api: Api) -> list[list[Any]]:
 
 
 async def test_mixed_batch_valid_produced_once_invalid_reported(api: Api) -> None:
-    bad_time = registration_change("c-bad-time", occurredAt="2026-11-28T12:00:00")
-    bad_type = registration_change("c-bad-type", type="registration.deleted")
-    no_status = registration_change("c-no-status")
+    bad_time = registration_json("c-bad-time", extra={"occurredAt": "2026-11-28T12:00:00"})
+    bad_type = registration_json("c-bad-type", extra={"type": "registration.deleted"})
+    no_status = registration_json("c-no-status")
     del no_status["registration"]["registrationStatusLabel"]
     items = [
-        registration_change("c-1", "R1"),
+        registration_json("c-1", code="R1"),
         bad_time,
-        event_change("c-ev"),
+        event_json(change_id="c-ev"),
         "not an object",
         bad_type,
-        registration_change("c-2", "R2"),
+        registration_json("c-2", code="R2"),
         no_status,
     ]
     response = await api.post("/api/v1/changes", json=items)
@@ -69,7 +70,7 @@ async def test_mixed_batch_valid_produced_once_invalid_reported(api: Api) -> Non
 
 
 async def test_all_valid_is_202_and_ndjson_works(api: Api) -> None:
-    lines = [json.dumps(registration_change(f"n-{i}", f"R{i}")) for i in range(3)]
+    lines = [json.dumps(registration_json(f"n-{i}", code=f"R{i}")) for i in range(3)]
     text = "\n".join([lines[0], "", lines[1], lines[2]]) + "\n"
     response = await api.post(
         "/api/v1/changes",
@@ -90,7 +91,7 @@ async def test_all_valid_is_202_and_ndjson_works(api: Api) -> None:
 
 
 async def test_ndjson_bad_line_reports_its_line_number(api: Api) -> None:
-    text = json.dumps(registration_change("l-0")) + "\n{oops\n"
+    text = json.dumps(registration_json("l-0")) + "\n{oops\n"
     response = await api.post("/api/v1/changes", data=text.encode())
     assert response.status == 207
     errors = (await response.json())["errors"]
@@ -99,14 +100,14 @@ async def test_ndjson_bad_line_reports_its_line_number(api: Api) -> None:
 
 
 async def test_single_pretty_printed_object(api: Api) -> None:
-    text = json.dumps(registration_change("single"), indent=2)
+    text = json.dumps(registration_json("single"), indent=2)
     response = await api.post("/api/v1/changes", data=text.encode())
     assert response.status == 202
     assert (await response.json())["change_ids"] == ["single"]
 
 
 async def test_same_change_twice_in_a_batch_is_produced_once(api: Api) -> None:
-    item = registration_change("dup")
+    item = registration_json("dup")
     response = await api.post("/api/v1/changes", json=[item, item])
     body = await response.json()
     assert response.status == 202
@@ -141,9 +142,9 @@ async def test_all_invalid_is_400_and_recorded(api: Api) -> None:
 
 
 async def test_broker_down_is_503_and_nothing_counts_as_accepted(
-    api: Api, api_broker: EmbeddedBroker
+    api: Api, broker: EmbeddedBroker
 ) -> None:
-    stopped = AIOKafkaProducer(bootstrap_servers=api_broker.bootstrap_servers)
+    stopped = AIOKafkaProducer(bootstrap_servers=broker.bootstrap_servers)
     await stopped.start()
     await stopped.stop()
 
@@ -153,7 +154,7 @@ async def test_broker_down_is_503_and_nothing_counts_as_accepted(
 
     api.client.app[DEPS].produce_changes = produce
     api.client.app[DEPS].produce_timeout_s = 1.0
-    response = await api.post("/api/v1/changes", json=[registration_change("a"), {"bad": 1}])
+    response = await api.post("/api/v1/changes", json=[registration_json("a"), {"bad": 1}])
     assert response.status == 503
     body = await response.json()
     assert body["accepted"] == 0

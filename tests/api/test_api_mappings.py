@@ -6,7 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 from tests.api.api_harness import Api
-from tests.api.api_helpers import read_topic, snapshots
+from tests.api.api_helpers import snapshots
+from tests.support.topics import read_topic
 
 FIELDS: list[dict[str, Any]] = [
     {"target": "email", "sources": ["registration.profile.email"], "transforms": ["trim"]},
@@ -38,7 +39,7 @@ async def test_replace_with_if_match_then_a_stale_edit_is_refused(api: Api) -> N
     assert saved.status == 200
     body = await saved.json()
     assert body["version"] > version and body["fields"][1]["target"] == "company"
-    assert api.config.account.mapping("lead-basic").fields[1].target == "company"  # type: ignore[union-attr]
+    assert api.mapping("lead-basic").fields[1].target == "company"
 
     stale = await api.put(
         "/api/v1/mappings/lead-basic",
@@ -47,7 +48,7 @@ async def test_replace_with_if_match_then_a_stale_edit_is_refused(api: Api) -> N
     )
     assert stale.status == 409
     assert (await stale.json())["errors"][0]["path"] == "version"
-    assert api.config.account.mapping("lead-basic").name == "Lead basics"  # type: ignore[union-attr]
+    assert api.mapping("lead-basic").name == "Lead basics"
 
     audit = await api.store.config_audit(kind="mapping", object_id="lead-basic")
     assert [a.actor for a in audit if a.action == "update"] == ["ana"]

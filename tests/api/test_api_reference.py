@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from stream.certain.parsing import parse_changes
 from tests.api.api_harness import Api
-from tests.api.api_helpers import event_change
+from tests.support.changes import event_json
+
+VIP_SETUP: dict[str, Any] = {"attendeeTypes": [{"code": "VIP", "tags": ["vip"]}]}
 
 
 async def test_tags_with_assignments(api: Api) -> None:
@@ -22,7 +26,12 @@ async def test_tags_with_assignments(api: Api) -> None:
 
 async def test_catalog_events(api: Api) -> None:
     assert (await (await api.get("/api/v1/catalog/events")).json()) == {"events": []}
-    accepted, _ = parse_changes([event_change("e-1"), event_change("e-2", "EXPO27")])
+    accepted, _ = parse_changes(
+        [
+            event_json(change_id="e-1", name="Summit 2026", setup=VIP_SETUP),
+            event_json("EXPO27", change_id="e-2", name="Summit 2026", setup=VIP_SETUP),
+        ]
+    )
     assert api.config.apply_changes(accepted) is True
     assert api.config.apply_changes(accepted) is False
     events = (await (await api.get("/api/v1/catalog/events")).json())["events"]
