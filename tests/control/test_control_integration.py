@@ -9,25 +9,22 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
-import subprocess
-import sys
-import time
-from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from stream.broker import EmbeddedBroker, die_with_parent, free_port
+from stream.broker import EmbeddedBroker
 from stream.store import Store
+from tests.support.changes import encoded, event_json, registration_json
+from tests.support.clock import recent
+from tests.support.processes import ControlProcess, start_control, until_running
+from tests.support.topics import produce, read_topic
 
-REPO = Path(__file__).resolve().parents[2]
 SECRET = "integration-s3cret"
 ACCOUNT = """\
 account: ACME
@@ -56,127 +53,41 @@ flows:
     destination:
       {connection: mkto, action: create_update_lead, mapping: m, campaign: {campaign_id: 7}}
 """
-# Outcomes are stamped shortly before the run: the scheduler compares `resume_at` with the real
-# clock, so a fixed date would turn the parked item into a past one as the calendar moves on.
-T0 = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=30)
 RETRY_DELAYS = (60.0, 600.0, 3600.0)
 
-pytestmark = pytest.mark.integration
+# Control's services use fixed topic names and groups: each test takes the module's own broker.
+pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 
 
-@pytest.fixture(scope="module")
-def control_broker() -> Iterator[EmbeddedBroker]:
-    with EmbeddedBroker() as running:
-        yield running
+async def start(broker: EmbeddedBroker, data_dir: Path, name: str) -> ControlProcess:
+    """`csignal control` with this module's retry delays and the account's secret."""
+    return await asyncio.to_thread(
+        start_control,
+        broker,
+        data_dir,
+        name=name,
+        args=["--retry-delays", ",".join(str(d) for d in RETRY_DELAYS)],
+        env={"CONTROL_TEST_SECRET": SECRET},
+    )
 
 
-@dataclass
-class ControlProcess:
-    process: subprocess.Popen[bytes]
-    log_path: Path
-    url: str
-    token: str
-    data_dir: Path
-
-    def log(self) -> str:
-        return self.log_path.read_bytes().decode("utf-8", "replace")
-
-    async def sql(self, session: aiohttp.ClientSession, sql: str) -> list[list[Any]]:
-        async with session.post(
-            f"{self.url}/api/v1/sql",
-            json={"sql": sql},
-            headers={"Authorization": f"Bearer {self.token}"},
-        ) as response:
-            body = await response.json()
-            assert response.status == 200, body
-            return list(body["rows"])
-
-    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30.0) -> int:
-        if self.process.poll() is None:
-            self.process.send_signal(sig)
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-                tail = self.log()[-3000:]
-                raise AssertionError(f"control did not stop in {timeout}s:\n{tail}") from None
-        return self.process.returncode
+def registration(change_id: str, code: str, **options: Any) -> tuple[str, bytes, bytes]:
+    """A registration change as the ingest API puts it on `certain-changes`."""
+    data = registration_json(change_id, code=code, status="New", **options)
+    return ("certain-changes", code.encode(), encoded(data))
 
 
-def start_control(broker: EmbeddedBroker, data_dir: Path, name: str) -> ControlProcess:
-    port = free_port()
-    env = {
-        **os.environ,
-        "SIGNAL_BROKER": broker.url,
-        "SIGNAL_DATA_DIR": str(data_dir),
-        "SIGNAL_API": f"127.0.0.1:{port}",
-        "CONTROL_TEST_SECRET": SECRET,
-    }
-    log_path = data_dir.parent / f"{name}.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "stream",
-                "control",
-                "--retry-delays",
-                ",".join(str(d) for d in RETRY_DELAYS),
-            ],
-            cwd=REPO,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            preexec_fn=die_with_parent(),
-        )
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        text = log_path.read_bytes().decode("utf-8", "replace")
-        if "operator API listening on" in text:
-            token = (data_dir / "api-token").read_text().strip()
-            return ControlProcess(process, log_path, f"http://127.0.0.1:{port}", token, data_dir)
-        if process.poll() is not None:
-            raise AssertionError(f"control exited early:\n{text[-3000:]}")
-        time.sleep(0.1)
-    process.kill()
-    raise AssertionError("control did not start its API in 60 s")
+EVENT_CHANGE = event_json(
+    change_id="ev-1",
+    name="Summit 2026",
+    setup={"statuses": [{"label": "VIP Confirmed", "tags": ["registered"]}]},
+)
 
 
-def registration(change_id: str, code: str, **extra: Any) -> dict[str, Any]:
-    return {
-        "changeId": change_id,
-        "type": "registration.status_change",
-        "accountCode": "ACME",
-        "eventCode": "SUMMIT26",
-        "occurredAt": "2026-11-28T12:00:00Z",
-        "registration": {
-            "registrationCode": code,
-            "registrationStatusLabel": "New",
-            "isTest": extra.pop("is_test", False),
-            "profile": {"email": f"{code.lower()}@example.com"},
-        },
-        **extra,
-    }
-
-
-EVENT_CHANGE = {
-    "changeId": "ev-1",
-    "type": "event.create_update",
-    "accountCode": "ACME",
-    "eventCode": "SUMMIT26",
-    "occurredAt": "2026-11-28T11:00:00Z",
-    "event": {
-        "eventCode": "SUMMIT26",
-        "eventName": "Summit 2026",
-        "eventStatus": "Active",
-        "setup": {"statuses": [{"label": "VIP Confirmed", "tags": ["registered"]}]},
-    },
-}
-
-
-def outcome(change_id: str, status: str, **extra: Any) -> dict[str, Any]:
+def outcome(change_id: str, status: str, at: datetime, **extra: Any) -> dict[str, Any]:
+    """An outcome record as a pipeline worker sends it, occurred at `at` and processed 2 s
+    later: the scheduler compares `resume_at` and retry times with the real clock, so `at` is
+    recent, never a fixed day that the calendar leaves behind."""
     return {
         "change_id": change_id,
         "flow_id": "f1",
@@ -187,58 +98,35 @@ def outcome(change_id: str, status: str, **extra: Any) -> dict[str, Any]:
         "action": "create_update_lead",
         "connection_id": "mkto",
         "status": status,
-        "occurred_at": T0.isoformat(),
-        "processed_at": (T0 + timedelta(seconds=2)).isoformat(),
+        "occurred_at": at.isoformat(),
+        "processed_at": (at + timedelta(seconds=2)).isoformat(),
         **extra,
     }
 
 
-async def produce(broker: EmbeddedBroker, records: list[tuple[str, bytes, bytes]]) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=broker.bootstrap_servers, acks="all")
-    await producer.start()
-    try:
-        futures = [await producer.send(topic, value, key=key) for topic, key, value in records]
-        await asyncio.gather(*futures)
-    finally:
-        await producer.stop()
+def outcomes(*records: dict[str, Any]) -> list[tuple[str, bytes, bytes]]:
+    return [("signal-outcomes", r["change_id"].encode(), json.dumps(r).encode()) for r in records]
 
 
-async def newest_snapshot(broker: EmbeddedBroker) -> dict[str, Any]:
-    consumer = AIOKafkaConsumer(
-        "signal-config",
-        bootstrap_servers=broker.bootstrap_servers,
-        auto_offset_reset="earliest",
-        group_id=None,
-    )
-    await consumer.start()
-    try:
-        values: list[bytes] = []
-        deadline = time.monotonic() + 3
-        while time.monotonic() < deadline:
-            batch = await consumer.getmany(timeout_ms=200)
-            if not batch and values:
-                break
-            for messages in batch.values():
-                values.extend(m.value for m in messages)
-        assert values, "no snapshot on signal-config"
-        return dict(json.loads(values[-1]))
-    finally:
-        await consumer.stop()
+async def newest_snapshot(broker: EmbeddedBroker, event_code: str) -> dict[str, Any]:
+    """The newest snapshot on `signal-config` once it carries `event_code` in its catalog."""
+
+    def carries(records: list[Any]) -> bool:
+        return bool(records) and event_code in json.loads(records[-1].value)["catalog"]["events"]
+
+    values = await read_topic(broker.bootstrap_servers, "signal-config", until=carries)
+    assert values, "no snapshot on signal-config"
+    return dict(json.loads(values[-1].value))
 
 
 async def wait_rows(
     control: ControlProcess, session: aiohttp.ClientSession, sql: str, count: int
 ) -> list[list[Any]]:
-    deadline = time.monotonic() + 45
-    rows: list[list[Any]] = []
-    while time.monotonic() < deadline:
+    async def enough() -> list[list[Any]]:
         rows = await control.sql(session, sql)
-        if len(rows) >= count:
-            return rows
-        if control.process.poll() is not None:
-            raise AssertionError(f"control exited:\n{control.log()[-3000:]}")
-        await asyncio.sleep(0.25)
-    raise AssertionError(f"{sql!r}: {len(rows)} rows, expected {count}\n{control.log()[-2000:]}")
+        return rows if len(rows) >= count else []
+
+    return await until_running(enough, f"{count} rows of {sql!r}", control, every=0.25)
 
 
 @pytest.fixture
@@ -247,31 +135,30 @@ async def session() -> AsyncIterator[aiohttp.ClientSession]:
         yield s
 
 
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    """Control's data dir, with the account to import at the first start."""
+    path = tmp_path / "var"
+    path.mkdir()
+    (path / "account.yaml").write_text(ACCOUNT, encoding="utf-8")
+    return path
+
+
 async def test_control_records_changes_outcomes_and_calls(
-    control_broker: EmbeddedBroker, tmp_path: Path, session: aiohttp.ClientSession
+    module_broker: EmbeddedBroker, data_dir: Path, session: aiohttp.ClientSession
 ) -> None:
-    data_dir = tmp_path / "var"
-    data_dir.mkdir()
-    (data_dir / "account.yaml").write_text(ACCOUNT, encoding="utf-8")
-    control = start_control(control_broker, data_dir, "control-1")
+    t0 = recent(minutes=30)
+    control = await start(module_broker, data_dir, "control-1")
     try:
-        changes = [
-            ("certain-changes", b"R1", json.dumps(registration("c-1", "R1")).encode()),
-            (
-                "certain-changes",
-                b"R2",
-                json.dumps(registration("c-2", "R2", is_test=True)).encode(),
-            ),
-            ("certain-changes", b"R1", json.dumps(registration("c-1", "R1")).encode()),
-            ("certain-changes", b"SUMMIT26", json.dumps(EVENT_CHANGE).encode()),
+        changes: list[tuple[str, bytes | None, bytes]] = [
+            registration("c-1", "R1"),
+            registration("c-2", "R2", is_test=True),
+            registration("c-1", "R1"),
+            ("certain-changes", b"SUMMIT26", encoded(EVENT_CHANGE)),
             ("certain-changes", b"R9", b"{not json"),
-            (
-                "certain-changes",
-                b"R8",
-                json.dumps(registration("c-bad", "R8", type="x.y")).encode(),
-            ),
+            registration("c-bad", "R8", extra={"type": "x.y"}),
         ]
-        await produce(control_broker, changes)
+        await produce(module_broker.bootstrap_servers, changes)
         rows = await wait_rows(
             control,
             session,
@@ -297,37 +184,39 @@ async def test_control_records_changes_outcomes_and_calls(
 
         # The event change updated the catalog and the published snapshot.
         async with session.get(
-            f"{control.url}/api/v1/catalog/events/SUMMIT26",
-            headers={"Authorization": f"Bearer {control.token}"},
+            f"{control.url}/api/v1/catalog/events/SUMMIT26", headers=control.auth()
         ) as response:
             assert response.status == 200
             assert (await response.json())["event"]["eventName"] == "Summit 2026"
-        snapshot = await newest_snapshot(control_broker)
+        snapshot = await newest_snapshot(module_broker, "SUMMIT26")
         assert snapshot["catalog"]["events"]["SUMMIT26"]["event"]["eventName"] == "Summit 2026"
         assert snapshot["secrets"] == {"mkto": SECRET}
         assert [f["id"] for f in snapshot["account"]["flows"]] == ["f1"]
 
-        resume = T0 + timedelta(hours=6)
-        outcomes = [
-            outcome("c-1", "delivered", marketo_lead_id=101, lead_result="created"),
-            outcome("c-2", "failed", category="technical", reason="HTTP 503", retryable=True),
-            outcome("c-3", "failed", category="data", reason="email is empty"),
-            outcome("c-4", "parked", reason="daily quota", resume_at=resume.isoformat()),
+        resume = t0 + timedelta(hours=6)
+        records = outcomes(
+            outcome("c-1", "delivered", t0, marketo_lead_id=101, lead_result="created"),
+            outcome("c-2", "failed", t0, category="technical", reason="HTTP 503", retryable=True),
+            outcome("c-3", "failed", t0, category="data", reason="email is empty"),
+            outcome("c-4", "parked", t0, reason="daily quota", resume_at=resume.isoformat()),
             outcome(
-                "c-5", "failed", category="technical", reason="timeout", attempt=4, retryable=True
+                "c-5",
+                "failed",
+                t0,
+                category="technical",
+                reason="timeout",
+                attempt=4,
+                retryable=True,
             ),
-            outcome("c-6", "failed", category="technical", reason="HTTP 500", retryable=True),
-            outcome("c-7", "failed", category="technical", reason="Marketo 603: no permission"),
-        ]
-        records = [
-            ("signal-outcomes", o["change_id"].encode(), json.dumps(o).encode()) for o in outcomes
-        ]
+            outcome("c-6", "failed", t0, category="technical", reason="HTTP 500", retryable=True),
+            outcome("c-7", "failed", t0, category="technical", reason="Marketo 603: no permission"),
+        )
         records.append(("signal-outcomes", b"junk", b"{}"))
         calls = [
             {
                 "connection_id": "mkto",
                 "endpoint": "/rest/v1/leads.json",
-                "started_at": T0.isoformat(),
+                "started_at": t0.isoformat(),
                 "duration_ms": 42.5,
                 "http_status": 200,
                 "batch_size": 2,
@@ -337,7 +226,7 @@ async def test_control_records_changes_outcomes_and_calls(
         ]
         records += [("signal-api-calls", b"mkto", json.dumps(c).encode()) for c in calls]
         sent_at = datetime.now(UTC)
-        await produce(control_broker, records)
+        await produce(module_broker.bootstrap_servers, records)
 
         rows = await wait_rows(
             control,
@@ -377,10 +266,11 @@ async def test_control_records_changes_outcomes_and_calls(
         later = outcome(
             "c-2",
             "delivered",
+            t0,
             attempt=2,
-            processed_at=(T0 + timedelta(minutes=6)).isoformat(),
+            processed_at=(t0 + timedelta(minutes=6)).isoformat(),
         )
-        await produce(control_broker, [("signal-outcomes", b"c-2", json.dumps(later).encode())])
+        await produce(module_broker.bootstrap_servers, outcomes(later))
         await wait_rows(
             control,
             session,
@@ -399,16 +289,15 @@ async def test_control_records_changes_outcomes_and_calls(
         # Changes sent through the ingest API arrive through the topic like any other.
         async with session.post(
             f"{control.url}/api/v1/changes",
-            json=[registration("c-api", "R7")],
-            headers={"Authorization": f"Bearer {control.token}"},
+            json=[registration_json("c-api", code="R7", status="New")],
+            headers=control.auth(),
         ) as response:
             assert response.status == 202
         await wait_rows(control, session, "SELECT 1 FROM changes WHERE change_id = 'c-api'", 1)
 
         # The retry queue, metrics and Prometheus routes are served by the same worker.
-        auth = {"Authorization": f"Bearer {control.token}"}
         for path in ("/api/v1/retry-queue", "/api/v1/metrics/summary", "/metrics"):
-            async with session.get(f"{control.url}{path}", headers=auth) as response:
+            async with session.get(f"{control.url}{path}", headers=control.auth()) as response:
                 assert response.status == 200, (path, await response.text())
 
         async with session.get(f"{control.url}/healthz") as response:
@@ -434,43 +323,32 @@ async def test_control_records_changes_outcomes_and_calls(
 
 
 async def test_restart_keeps_configuration_and_does_not_record_twice(
-    control_broker: EmbeddedBroker, tmp_path: Path, session: aiohttp.ClientSession
+    module_broker: EmbeddedBroker, data_dir: Path, session: aiohttp.ClientSession
 ) -> None:
-    data_dir = tmp_path / "var"
-    data_dir.mkdir()
-    (data_dir / "account.yaml").write_text(ACCOUNT, encoding="utf-8")
-    first = start_control(control_broker, data_dir, "control-a")
+    t0 = recent(minutes=30)
+    first = await start(module_broker, data_dir, "control-a")
     try:
         async with session.post(
             f"{first.url}/api/v1/flows/f1/mode",
             json={"mode": "test"},
-            headers={"Authorization": f"Bearer {first.token}", "X-Signal-Actor": "ana"},
+            headers=first.auth(**{"X-Signal-Actor": "ana"}),
         ) as response:
             assert response.status == 200
-        await produce(
-            control_broker,
-            [("signal-outcomes", b"r-1", json.dumps(outcome("r-1", "delivered")).encode())],
-        )
+        await produce(module_broker.bootstrap_servers, outcomes(outcome("r-1", "delivered", t0)))
         await wait_rows(first, session, "SELECT 1 FROM outcomes WHERE change_id = 'r-1'", 1)
     finally:
         assert first.stop() == 0
     (data_dir / "account.yaml").write_text(ACCOUNT.replace("Flow one", "Ignored"), "utf-8")
-    second = start_control(control_broker, data_dir, "control-b")
+    second = await start(module_broker, data_dir, "control-b")
     try:
-        async with session.get(
-            f"{second.url}/api/v1/flows/f1",
-            headers={"Authorization": f"Bearer {second.token}"},
-        ) as response:
+        async with session.get(f"{second.url}/api/v1/flows/f1", headers=second.auth()) as response:
             flow = await response.json()
         assert (flow["mode"], flow["name"]) == ("test", "Flow one")
         audit = await second.sql(
             session, "SELECT actor, action FROM config_audit WHERE object = 'flow' ORDER BY seq"
         )
         assert audit == [["system:account.yaml", "create"], ["ana", "update"]]
-        await produce(
-            control_broker,
-            [("signal-outcomes", b"r-2", json.dumps(outcome("r-2", "delivered")).encode())],
-        )
+        await produce(module_broker.bootstrap_servers, outcomes(outcome("r-2", "delivered", t0)))
         await wait_rows(second, session, "SELECT 1 FROM outcomes WHERE change_id = 'r-2'", 1)
         rows = await second.sql(session, "SELECT count(*) FROM outcome_attempts")
         assert rows == [[2]]

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -17,34 +17,23 @@ from stream.control.recorder import RawRecord, Recorder
 from stream.control.secret_store import SecretStore
 from stream.messages import ConfigSnapshot
 from stream.store import Store, StoreWriteError
+from tests.support.changes import encoded, event_json, registration_json
+from tests.support.clock import FIXED
+from tests.support.waiting import until
 
-T0 = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
+# No date here meets the real clock: the outcomes are a delivery and a data failure, which the
+# retry queue never schedules.
 
 
 def change(change_id: str, **extra: Any) -> bytes:
-    body = {
-        "changeId": change_id,
-        "type": "registration.status_change",
-        "accountCode": "ACME",
-        "eventCode": "EXPO",
-        "occurredAt": "2026-11-28T12:00:00Z",
-        "registration": {"registrationCode": f"R-{change_id}", "registrationStatusLabel": "New"},
-    }
-    body.update(extra)
-    return json.dumps(body).encode()
+    """A registration change of the EXPO event as it arrives on `certain-changes`; `extra`
+    overrides top-level fields."""
+    data = registration_json(change_id, event_code="EXPO", code=f"R-{change_id}", extra=extra)
+    return encoded(data)
 
 
 def event(change_id: str, *, is_test: bool = False) -> bytes:
-    return json.dumps(
-        {
-            "changeId": change_id,
-            "type": "event.create_update",
-            "accountCode": "ACME",
-            "eventCode": "EXPO",
-            "occurredAt": "2026-11-28T11:00:00Z",
-            "event": {"eventName": "Expo", "isTest": is_test},
-        }
-    ).encode()
+    return encoded(event_json("EXPO", change_id=change_id, name="Expo", is_test=is_test))
 
 
 class Published:
@@ -100,7 +89,11 @@ async def test_archive_keeps_valid_rejects_invalid_and_updates_the_catalog(
     assert rejected[1][2] == 14 and "invalid JSON" in rejected[1][1][0]
     assert rejected[2][0] == "c-2" and rejected[2][1][0].startswith("occurredAt:")
     assert config.catalog.get("EXPO") is not None
-    await asyncio.sleep(0.1)
+
+    async def expo_published() -> bool:
+        return bool(published.snapshots) and "EXPO" in published.snapshots[-1].catalog["events"]
+
+    await until(expo_published, "a snapshot with the EXPO event")
     assert published.snapshots[-1].catalog["events"]["EXPO"]["event"]["eventName"] == "Expo"
     assert recorder.last_change_seen is not None
     # Redelivery of the same records adds nothing.
@@ -124,8 +117,8 @@ async def test_outcomes_and_api_calls(parts: tuple[Store, ConfigService, Publish
         "flow_id": "f",
         "flow_name": "F",
         "mode": "live",
-        "occurred_at": T0.isoformat(),
-        "processed_at": (T0 + timedelta(seconds=1)).isoformat(),
+        "occurred_at": FIXED.isoformat(),
+        "processed_at": (FIXED + timedelta(seconds=1)).isoformat(),
     }
     values: list[bytes | None] = [
         json.dumps({**base, "change_id": "a", "status": "delivered"}).encode(),
@@ -141,7 +134,7 @@ async def test_outcomes_and_api_calls(parts: tuple[Store, ConfigService, Publish
     call = {
         "connection_id": "mkto",
         "endpoint": "/rest/v1/leads.json",
-        "started_at": T0.isoformat(),
+        "started_at": FIXED.isoformat(),
         "duration_ms": 12.0,
     }
     assert await recorder.record_api_calls([json.dumps(call).encode(), b"{}"]) == 1
@@ -173,14 +166,16 @@ async def test_cancelled_during_a_write_finishes_it_first(
     store, config, _ = parts
     unrecorded: list[str] = []
     recorder = Recorder(store, config, on_unrecorded=unrecorded.append)
+    started = asyncio.Event()
     finished = asyncio.Event()
 
     async def slow_write() -> None:
-        await asyncio.sleep(0.2)
+        started.set()
+        await asyncio.sleep(0.2)  # the write itself, long enough to be cancelled in the middle
         finished.set()
 
     task = asyncio.create_task(recorder.durably("slow", slow_write))
-    await asyncio.sleep(0.05)
+    await asyncio.wait_for(started.wait(), 60)
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
@@ -199,7 +194,11 @@ async def test_cancelled_while_the_store_keeps_failing_reports_unrecorded_work(
         raise StoreWriteError("read-only file system")
 
     task = asyncio.create_task(recorder.durably("3 outcomes", always_fails))
-    await asyncio.sleep(0.2)
+
+    async def failing() -> bool:
+        return recorder.counts["write_failures"] >= 2
+
+    await until(failing, "the write failing and being retried")
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
