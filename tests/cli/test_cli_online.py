@@ -2,101 +2,38 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
-import os
-import signal
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from stream.apiclient import ApiClient, RequestRefused, TokenRefused
-from stream.broker import EmbeddedBroker, free_port
+from stream.broker import EmbeddedBroker
 from stream.certain import simulator as sim
 from stream.certain.demo_account import SECRET_ENV, demo_account_yaml
 from stream.certain.sim_send import write_file
 from stream.cli import main
+from tests.support.processes import ControlProcess, start_control
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 
-ROOT = Path(__file__).resolve().parents[2]
-
-
-@dataclass
-class Control:
-    api: str
-    data_dir: Path
-    process: subprocess.Popen[bytes]
-
-    @property
-    def url(self) -> str:
-        return f"http://{self.api}"
-
-    @property
-    def token(self) -> str:
-        return (self.data_dir / "api-token").read_text(encoding="utf-8").strip()
-
 
 @pytest.fixture(scope="module")
-def control(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Control]:
-    data_dir = tmp_path_factory.mktemp("control")
-    log = open(data_dir / "control.log", "wb")  # noqa: SIM115 - closed below
-    with EmbeddedBroker() as broker:
-        api = f"127.0.0.1:{free_port()}"
-        env = {k: v for k, v in os.environ.items() if not k.startswith("SIGNAL_")}
-        env.update(
-            SIGNAL_API=api,
-            SIGNAL_DATA_DIR=str(data_dir),
-            SIGNAL_BROKER=broker.url,
-            **{SECRET_ENV: "cli-secret"},
-        )
-        process = subprocess.Popen(
-            [sys.executable, "-m", "stream", "control"],
-            cwd=ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        running = Control(api, data_dir, process)
-        try:
-            asyncio.run(_ready(running))
-            yield running
-        finally:
-            if process.poll() is None:
-                os.killpg(process.pid, signal.SIGTERM)
-                try:
-                    process.wait(20)
-                except subprocess.TimeoutExpired:
-                    os.killpg(process.pid, signal.SIGKILL)
-                    process.wait()
-            log.close()
-
-
-async def _ready(control: Control) -> None:
-    deadline = time.monotonic() + 60
-    async with ApiClient(control.url, "none") as client:
-        while time.monotonic() < deadline:
-            if control.process.poll() is not None:
-                log = (control.data_dir / "control.log").read_text(errors="replace")
-                raise AssertionError(f"csignal control exited:\n{log[-3000:]}")
-            try:
-                health = await client.healthz()
-                if health.get("ok", True) and (control.data_dir / "api-token").exists():
-                    return
-            except Exception:
-                pass
-            await asyncio.sleep(0.2)
-    raise AssertionError("csignal control never became ready")
+def control(
+    module_broker: EmbeddedBroker, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ControlProcess]:
+    """One `csignal control` for the module (Signal's own topic names: the module's broker)."""
+    data_dir = tmp_path_factory.mktemp("cli-online") / "var"
+    running = start_control(module_broker, data_dir, env={SECRET_ENV: "cli-secret"})
+    try:
+        yield running
+    finally:
+        running.stop()
 
 
 @pytest.fixture
-def env(control: Control, monkeypatch: pytest.MonkeyPatch) -> Control:
+def env(control: ControlProcess, monkeypatch: pytest.MonkeyPatch) -> ControlProcess:
     monkeypatch.setenv("SIGNAL_API", control.api)
     monkeypatch.setenv("SIGNAL_DATA_DIR", str(control.data_dir))
     monkeypatch.delenv("SIGNAL_API_TOKEN", raising=False)
@@ -104,7 +41,7 @@ def env(control: Control, monkeypatch: pytest.MonkeyPatch) -> Control:
 
 
 def test_ingest_lists_rejections_by_line_and_exits_1(
-    env: Control, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    env: ControlProcess, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     items = sim.generate(seed=77, rate=10, duration=4)
     path = tmp_path / "changes.jsonl"
@@ -123,7 +60,7 @@ def test_ingest_lists_rejections_by_line_and_exits_1(
 
 
 def test_ingest_all_good_exits_0(
-    env: Control, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    env: ControlProcess, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     items = [i for i in sim.generate(seed=78, rate=10, duration=2) if i.valid]
     path = tmp_path / "good.jsonl"
@@ -132,7 +69,7 @@ def test_ingest_all_good_exits_0(
     assert ", 0 rejected" in capsys.readouterr().out
 
 
-def test_sql_formats(env: Control, capsys: pytest.CaptureFixture[str]) -> None:
+def test_sql_formats(env: ControlProcess, capsys: pytest.CaptureFixture[str]) -> None:
     query = "SELECT 1 AS one, 'a,b' AS text UNION ALL SELECT 2, NULL ORDER BY one"
     assert main(["sql", query, "--format", "json"]) == 0
     assert json.loads(capsys.readouterr().out) == [
@@ -146,14 +83,16 @@ def test_sql_formats(env: Control, capsys: pytest.CaptureFixture[str]) -> None:
     assert "one | text" in table and "(2 rows)" in table
 
 
-def test_sql_truncation_is_reported(env: Control, capsys: pytest.CaptureFixture[str]) -> None:
+def test_sql_truncation_is_reported(
+    env: ControlProcess, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert main(["sql", "SELECT * FROM range(10)", "--max-rows", "3", "--format", "csv"]) == 0
     captured = capsys.readouterr()
     assert len(captured.out.strip().splitlines()) == 4
     assert "truncated" in captured.err
 
 
-def test_sql_refused_write(env: Control, capsys: pytest.CaptureFixture[str]) -> None:
+def test_sql_refused_write(env: ControlProcess, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["sql", "DELETE FROM changes"]) == 1
     err = capsys.readouterr().err
     assert err.startswith("csignal sql: POST /api/v1/sql failed (400)")
@@ -161,14 +100,14 @@ def test_sql_refused_write(env: Control, capsys: pytest.CaptureFixture[str]) -> 
 
 
 def test_wrong_token(
-    env: Control, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    env: ControlProcess, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setenv("SIGNAL_API_TOKEN", "not-the-token")
     assert main(["sql", "SELECT 1"]) == 1
     assert "the API token was refused — check $SIGNAL_DATA_DIR/api-token" in capsys.readouterr().err
 
 
-async def test_client_flows_and_config_round_trip(control: Control) -> None:
+async def test_client_flows_and_config_round_trip(control: ControlProcess) -> None:
     async with ApiClient(control.url, control.token) as client:
         health = await client.healthz()
         assert health["ok"] is True
@@ -194,7 +133,7 @@ async def test_client_flows_and_config_round_trip(control: Control) -> None:
 
 
 def test_config_import_and_export_go_through_control(
-    env: Control, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    env: ControlProcess, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     good = tmp_path / "account.yaml"
     good.write_text(demo_account_yaml("http://127.0.0.1:9", "cli-client"), encoding="utf-8")
@@ -211,7 +150,7 @@ def test_config_import_and_export_go_through_control(
     assert "not imported" in err
 
 
-def test_simulate_into_the_api(env: Control, capsys: pytest.CaptureFixture[str]) -> None:
+def test_simulate_into_the_api(env: ControlProcess, capsys: pytest.CaptureFixture[str]) -> None:
     items = sim.generate(seed=79, rate=20, duration=1)
     bad = sum(1 for item in items if not item.valid)
     assert main(["simulate", "--rate", "20", "--duration", "1", "--seed", "79"]) == 0

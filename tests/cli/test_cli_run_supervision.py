@@ -13,24 +13,10 @@ import pytest
 
 from stream.broker import free_port
 from stream.runner import Runner, RunOptions
+from tests.support.processes import processes_for
+from tests.support.waiting import until
 
 pytestmark = pytest.mark.integration
-
-
-def _live_processes_for(data_dir: Path) -> list[int]:
-    marker = f"SIGNAL_DATA_DIR={data_dir}".encode()
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
-            continue
-        try:
-            environ = (entry / "environ").read_bytes()
-            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
-        except (OSError, IndexError):
-            continue
-        if marker in environ.split(b"\0") and state != "Z":
-            found.append(int(entry.name))
-    return found
 
 
 @pytest.fixture
@@ -49,6 +35,7 @@ def _run(options: RunOptions) -> tuple[int, str]:
     return code, out.getvalue()
 
 
+@pytest.mark.e2e
 @pytest.mark.timeout(120)
 def test_crash_loop_stops_the_run_with_the_reason(data_dir: Path) -> None:
     (data_dir / "signal.duckdb").mkdir(parents=True)  # control cannot open its database
@@ -60,7 +47,7 @@ def test_crash_loop_stops_the_run_with_the_reason(data_dir: Path) -> None:
     assert out.count("restarting control in") == 2
     assert "Is a directory" in out  # the end of the child's log is shown
     assert (data_dir / "logs" / "control.log").exists()
-    assert _live_processes_for(data_dir) == []
+    assert processes_for(data_dir) == []
 
 
 def test_unusable_broker_is_named(data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -68,7 +55,7 @@ def test_unusable_broker_is_named(data_dir: Path, monkeypatch: pytest.MonkeyPatc
     code, out = _run(RunOptions(headless=True, data_dir=data_dir))
     assert code == 1
     assert "cannot be used" in out and "check SIGNAL_BROKER" in out
-    assert _live_processes_for(data_dir) == []
+    assert processes_for(data_dir) == []
 
 
 def test_taken_api_port_is_named(data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -80,9 +67,10 @@ def test_taken_api_port_is_named(data_dir: Path, monkeypatch: pytest.MonkeyPatch
         code, out = _run(RunOptions(headless=True, data_dir=data_dir))
     assert code == 1
     assert f"something already listens on {address}" in out
-    assert _live_processes_for(data_dir) == []
+    assert processes_for(data_dir) == []
 
 
+@pytest.mark.e2e
 @pytest.mark.timeout(120)
 def test_bad_config_file_is_refused_with_its_problems(data_dir: Path, tmp_path: Path) -> None:
     from stream.certain.demo_account import demo_account_yaml
@@ -94,7 +82,7 @@ def test_bad_config_file_is_refused_with_its_problems(data_dir: Path, tmp_path: 
     assert code == 1
     assert f"{bad} was not imported:" in out
     assert "\n  flows[3].destination.mapping: unknown mapping 'x'" in out
-    assert _live_processes_for(data_dir) == []
+    assert processes_for(data_dir) == []
 
 
 @pytest.mark.timeout(120)
@@ -102,14 +90,17 @@ async def test_embedded_broker_exit_stops_the_run(data_dir: Path) -> None:
     out = io.StringIO()
     runner = Runner(RunOptions(headless=True, data_dir=data_dir, out=out))
     task = asyncio.create_task(runner.run())
-    deadline = asyncio.get_running_loop().time() + 60
-    while "control pid" not in out.getvalue():
-        assert not task.done(), out.getvalue()
-        assert asyncio.get_running_loop().time() < deadline, out.getvalue()
-        await asyncio.sleep(0.05)
+
+    async def control_started() -> bool:
+        return "control pid" in out.getvalue()
+
+    def ended() -> str | None:
+        return f"the run ended:\n{out.getvalue()}" if task.done() else None
+
+    await until(control_started, "control started by the run", alive=ended)
     assert runner.broker is not None and runner.broker.pid is not None
     os.kill(runner.broker.pid, signal.SIGKILL)
     code = await asyncio.wait_for(task, 60)
     assert code == 1
     assert "the embedded broker exited" in out.getvalue()
-    assert _live_processes_for(data_dir) == []
+    assert processes_for(data_dir) == []

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 import pytest
 
 from config.completeness import completeness
+from config.models import Account
 from config.validation import validate_account
 from config.yamlio import load_text
 from stream.certain import simulator as sim
@@ -128,24 +129,25 @@ def test_status_moves_follow_certain(run60: list[sim.SimChange]) -> None:
                 assert registration["registrationStatusLabel"] in allowed
 
 
-def _demo_account() -> object:
+def _demo_account() -> Account:
     loaded = load_text(demo_account_yaml("http://127.0.0.1:9"), env={SECRET_ENV: "s3cret"})
     assert loaded.problems == []
+    assert loaded.account is not None
     return loaded.account
 
 
 def test_demo_account_valid_and_every_flow_complete() -> None:
     account = _demo_account()
-    assert validate_account(account) == []  # type: ignore[arg-type]
-    flows = account.flows  # type: ignore[attr-defined]
-    assert {f.destination.action.value for f in flows} == {
+    assert validate_account(account) == []
+    flows = account.flows
+    assert {f.destination.action and f.destination.action.value for f in flows} == {
         "create_update_lead",
         "trigger_campaign",
         "form_post",
     }
     assert {f.mode.value for f in flows} == {"live", "test"}
     for flow in flows:
-        assert completeness(flow, account) == [], flow.id  # type: ignore[arg-type]
+        assert completeness(flow, account) == [], flow.id
 
 
 def test_demo_account_export_keeps_secret_as_reference() -> None:
@@ -167,12 +169,12 @@ def test_demo_traffic_exercises_every_flow_and_failure(run60: list[sim.SimChange
         if isinstance(change, Rejection):
             continue
         catalog = catalog.apply(change)
-        for flow, result in evaluate_all(change, account, catalog):  # type: ignore[arg-type]
+        for flow, result in evaluate_all(change, account, catalog):
             statuses.add(result.status)
             if isinstance(result, Mapped):
                 mapped[flow.id] += 1
             if isinstance(result, DataFailure):
                 failures.add(result.field)
-    assert set(mapped) == {f.id for f in account.flows}  # type: ignore[attr-defined]
+    assert set(mapped) == {f.id for f in account.flows}
     assert {"email", "registration.registrationStatusLabel"} <= failures
     assert statuses == {"mapped", "not_activated", "filtered_out", "data_failure"}
