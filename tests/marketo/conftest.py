@@ -5,15 +5,15 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
 import pytest
 
 from stream.marketo.sandbox import Sandbox
-
-MakeSandbox = Callable[..., Awaitable[Sandbox]]
+from tests.support.fixtures import MakeSandbox
+from tests.support.marketo import CLIENT_ID, CLIENT_SECRET
 
 
 class Reply:
@@ -40,7 +40,7 @@ class MarketoHttp:
         self.base = base
         self.token: str | None = None
 
-    async def auth(self, client_id: str = "sandbox-client", secret: str = "sandbox-secret") -> str:
+    async def auth(self, client_id: str = CLIENT_ID, secret: str = CLIENT_SECRET) -> str:
         reply = await self.raw(
             "GET",
             "/identity/oauth/token",
@@ -89,3 +89,13 @@ async def http() -> AsyncIterator[aiohttp.ClientSession]:
 @pytest.fixture
 def mkto(sandbox: Sandbox, http: aiohttp.ClientSession) -> MarketoHttp:
     return MarketoHttp(http, sandbox.url)
+
+
+async def signed_in(
+    make_sandbox: MakeSandbox, http: aiohttp.ClientSession, **config: Any
+) -> tuple[Sandbox, MarketoHttp]:
+    """A sandbox started with `config`, and a MarketoHttp on it already holding a token."""
+    sb = await make_sandbox(**config)
+    mkto = MarketoHttp(http, sb.url)
+    await mkto.auth()
+    return sb, mkto

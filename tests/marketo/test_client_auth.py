@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
-from typing import Any
 
 import pytest
 from pydantic import SecretStr
@@ -14,26 +12,8 @@ from stream.marketo.client import MarketoClient
 from stream.marketo.errors import FailureClass, MarketoError
 from stream.marketo.results import CallRecord
 from stream.marketo.sandbox import ManualClock, Sandbox
-from stream.marketo.settings import MarketoSettings
-
-MakeSandbox = Callable[..., Any]
-
-
-def settings_for(sb: Sandbox, **overrides: Any) -> MarketoSettings:
-    values: dict[str, Any] = {
-        "connection_id": "conn-test",
-        "base_url": sb.url,
-        "client_id": "sandbox-client",
-        "client_secret": SecretStr("sandbox-secret"),
-        "backoff_base_s": 0.01,
-        "concurrency_backoff_s": 0.01,
-    }
-    values.update(overrides)
-    return MarketoSettings(**values)
-
-
-def lead(i: int) -> dict[str, Any]:
-    return {"email": f"person{i}@example.com", "firstName": f"P{i}", "lastName": "Test"}
+from tests.support.fixtures import MakeSandbox
+from tests.support.marketo import lead, settings_for
 
 
 async def test_fifty_concurrent_calls_share_one_token_request(sandbox: Sandbox) -> None:

@@ -16,21 +16,12 @@ from stream.marketo.connection_test import test_connection as save_and_test
 from stream.marketo.errors import FailureClass, MarketoError
 from stream.marketo.sandbox import Sandbox
 from stream.marketo.settings import MarketoSettings
-
-MakeSandbox = Callable[..., Awaitable[Sandbox]]
+from tests.support.marketo import settings_at as default_settings
 
 
 def settings_at(url: str, **overrides: Any) -> MarketoSettings:
-    values: dict[str, Any] = {
-        "connection_id": "conn-test",
-        "base_url": url,
-        "client_id": "sandbox-client",
-        "client_secret": SecretStr("sandbox-secret"),
-        "backoff_base_s": 0.01,
-        "max_attempts": 1,
-    }
-    values.update(overrides)
-    return MarketoSettings(**values)
+    """The shared settings with one attempt per call: a connection test reports, never retries."""
+    return default_settings(url, **{"max_attempts": 1, **overrides})
 
 
 @pytest.fixture

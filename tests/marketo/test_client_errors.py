@@ -3,20 +3,20 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from pydantic import SecretStr
 
 from stream.marketo.client import MarketoClient
 from stream.marketo.errors import FailureClass, MarketoError
 from stream.marketo.results import CallRecord
 from stream.marketo.sandbox import ManualClock, Sandbox
 from stream.marketo.settings import MarketoSettings
+from tests.support.fixtures import MakeSandbox
+from tests.support.marketo import lead
+from tests.support.marketo import settings_for as default_settings
 
-MakeSandbox = Callable[..., Awaitable[Sandbox]]
 X, T, Q, S, D = (
     FailureClass.TECHNICAL,
     FailureClass.THROTTLE,
@@ -27,21 +27,8 @@ X, T, Q, S, D = (
 
 
 def settings_for(sb: Sandbox, **overrides: Any) -> MarketoSettings:
-    values: dict[str, Any] = {
-        "connection_id": "conn-test",
-        "base_url": sb.url,
-        "client_id": "sandbox-client",
-        "client_secret": SecretStr("sandbox-secret"),
-        "backoff_base_s": 0.01,
-        "concurrency_backoff_s": 0.01,
-        "rate_window_s": 0.2,
-    }
-    values.update(overrides)
-    return MarketoSettings(**values)
-
-
-def lead(i: int, **extra: Any) -> dict[str, Any]:
-    return {"email": f"person{i}@example.com", "firstName": f"P{i}", "lastName": "Test", **extra}
+    """The shared settings with a short rate window (the throttle tests wait it out)."""
+    return default_settings(sb, **{"rate_window_s": 0.2, **overrides})
 
 
 def sync_codes(sb: Sandbox) -> list[str | None]:
@@ -353,7 +340,10 @@ async def test_chunks_respect_the_body_size_cap(sandbox: Sandbox) -> None:
 
 async def test_quota_spent_mid_burst_stops_the_waiting_calls(make_sandbox: MakeSandbox) -> None:
     sb = await make_sandbox(daily_quota=5)
-    async with MarketoClient(settings_for(sb, max_in_flight=1)) as client:
+    # A window far longer than the test: the count below must not depend on how fast the
+    # machine made the six calls (with the 0.2 s window a loaded machine forgot one).
+    settings = settings_for(sb, max_in_flight=1, rate_window_s=60)
+    async with MarketoClient(settings) as client:
         results = await client.upsert_leads([lead(i) for i in range(3000)])
         assert client.quota_parked_until is not None
         assert client.limits.window.used() == 6

@@ -7,29 +7,19 @@ runs against 100 calls / 20 s in production, only the window is shorter.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
 from typing import Any
-
-from pydantic import SecretStr
 
 from stream.marketo.client import MarketoClient
 from stream.marketo.sandbox import Sandbox
 from stream.marketo.settings import MarketoSettings
-
-MakeSandbox = Callable[..., Awaitable[Sandbox]]
+from tests.support.fixtures import MakeSandbox
+from tests.support.marketo import settings_for as default_settings
 
 
 def settings_for(sb: Sandbox, **overrides: Any) -> MarketoSettings:
-    values: dict[str, Any] = {
-        "connection_id": "conn-burst",
-        "base_url": sb.url,
-        "client_id": "sandbox-client",
-        "client_secret": SecretStr("sandbox-secret"),
-        "backoff_base_s": 0.01,
-        "concurrency_backoff_s": 0.05,
-    }
-    values.update(overrides)
-    return MarketoSettings(**values)
+    """The shared settings as one burst's connection, backing off a little longer on 615."""
+    values: dict[str, Any] = {"connection_id": "conn-burst", "concurrency_backoff_s": 0.05}
+    return default_settings(sb, **{**values, **overrides})
 
 
 def max_in_any_window(times: list[float], window: float) -> int:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -14,26 +13,8 @@ from stream.marketo.errors import FailureClass, MarketoError
 from stream.marketo.results import CallRecord
 from stream.marketo.sandbox import Sandbox
 from stream.marketo.settings import MarketoSettings
-
-MakeSandbox = Callable[..., Awaitable[Sandbox]]
-
-
-def settings_for(sb: Sandbox, **overrides: Any) -> MarketoSettings:
-    values: dict[str, Any] = {
-        "connection_id": "conn-test",
-        "base_url": sb.url,
-        "client_id": "sandbox-client",
-        "client_secret": SecretStr("sandbox-secret"),
-        "backoff_base_s": 0.01,
-        "concurrency_backoff_s": 0.01,
-    }
-    values.update(overrides)
-    return MarketoSettings(**values)
-
-
-def lead(i: int, **extra: Any) -> dict[str, Any]:
-    return {"email": f"person{i}@example.com", "firstName": f"P{i}", "lastName": "Test", **extra}
-
+from tests.support.fixtures import MakeSandbox
+from tests.support.marketo import lead, settings_for
 
 # ---- settings ---------------------------------------------------------------------------------
 

@@ -7,6 +7,7 @@ import asyncio
 import pytest
 from pydantic import SecretStr
 
+from stream.marketo.sandbox import ManualClock
 from stream.marketo.token import IssuedToken, TokenCache, TokenLapsedError
 
 
@@ -26,14 +27,6 @@ class FakeIdentity:
         return IssuedToken(SecretStr(value), expires_in, "api@x")
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 async def no_sleep(_: float) -> None:
     await asyncio.sleep(0)
 
@@ -48,13 +41,13 @@ async def test_many_callers_share_one_fetch() -> None:
 
 
 async def test_token_reused_until_the_margin_then_refreshed() -> None:
-    clock = Clock()
+    clock = ManualClock(1000.0)
     identity = FakeIdentity(("t1", 3600), ("t2", 3600))
     cache = TokenCache(identity, margin_s=60, clock=clock)
     first = await cache.get()
-    clock.now += 3539
+    clock.advance(3539)
     assert await cache.get() is first
-    clock.now += 2
+    clock.advance(2)
     second = await cache.get()
     assert second.value.get_secret_value() == "t2"
     assert identity.calls == 2
@@ -62,18 +55,18 @@ async def test_token_reused_until_the_margin_then_refreshed() -> None:
 
 async def test_reissued_token_is_used_to_its_end_without_asking_again() -> None:
     # Marketo returns the same token with a falling expires_in until it has run out.
-    clock = Clock()
+    clock = ManualClock(1000.0)
     identity = FakeIdentity(("t1", 3600), ("t1", 59), ("t2", 3600))
     cache = TokenCache(identity, margin_s=60, clock=clock, sleep=no_sleep)
     await cache.get()
-    clock.now += 3541
+    clock.advance(3541)
     again = await cache.get()
     assert again.value.get_secret_value() == "t1"
     assert identity.calls == 2
-    clock.now += 50  # still 9 s left: no identity call per API call
+    clock.advance(50)  # still 9 s left: no identity call per API call
     assert (await cache.get()).value.get_secret_value() == "t1"
     assert identity.calls == 2
-    clock.now += 8
+    clock.advance(8)
     assert (await cache.get()).value.get_secret_value() == "t2"
 
 

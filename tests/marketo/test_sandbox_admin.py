@@ -8,7 +8,8 @@ import aiohttp
 import pytest
 
 from stream.marketo.sandbox import ManualClock, Sandbox, SandboxConfig
-from tests.marketo.conftest import MakeSandbox, MarketoHttp
+from tests.marketo.conftest import MarketoHttp, signed_in
+from tests.support.fixtures import MakeSandbox
 
 DESCRIBE = "/rest/v1/leads/describe.json"
 
@@ -113,9 +114,7 @@ async def test_outage_503_for_a_window_of_sandbox_time(
     make_sandbox: MakeSandbox, http: aiohttp.ClientSession
 ) -> None:
     clock = ManualClock(1_790_000_000.0)
-    sb = await make_sandbox(clock=clock)
-    mkto = MarketoHttp(http, sb.url)
-    await mkto.auth()
+    _sb, mkto = await signed_in(make_sandbox, http, clock=clock)
     await mkto.raw("POST", "/_sandbox/outage", json={"seconds": 30})
     assert (await mkto.call("GET", DESCRIBE)).status == 503
     assert (await mkto.raw("GET", "/identity/oauth/token")).status == 503
@@ -127,9 +126,7 @@ async def test_outage_drop_closes_connection_without_reply(
     make_sandbox: MakeSandbox, http: aiohttp.ClientSession
 ) -> None:
     clock = ManualClock(1_790_000_000.0)
-    sb = await make_sandbox(clock=clock)
-    mkto = MarketoHttp(http, sb.url)
-    await mkto.auth()
+    sb, mkto = await signed_in(make_sandbox, http, clock=clock)
     sb.start_outage(10, mode="drop")
     with pytest.raises(aiohttp.ClientError):
         await mkto.call("GET", DESCRIBE)

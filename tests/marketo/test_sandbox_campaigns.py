@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from stream.marketo.sandbox import Sandbox
-from tests.marketo.conftest import MakeSandbox, MarketoHttp
+from tests.marketo.conftest import MarketoHttp
+from tests.support.fixtures import MakeSandbox
 
 CAMPAIGNS = "/rest/v1/campaigns.json"
 

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from stream.marketo.sandbox import Sandbox
-from tests.marketo.conftest import MakeSandbox, MarketoHttp
+from tests.marketo.conftest import MarketoHttp
+from tests.support.fixtures import MakeSandbox
 
 FORMS = "/rest/asset/v1/forms.json"
 SUBMIT = "/rest/v1/leads/submitForm.json"
@@ -76,7 +79,7 @@ async def test_form_fields_use_soap_style_ids(mkto: MarketoHttp) -> None:
 
 
 async def test_submit_form_creates_then_updates(mkto: MarketoHttp, sandbox: Sandbox) -> None:
-    body = {
+    body: dict[str, Any] = {
         "formId": 1234,
         "input": [
             {

@@ -5,7 +5,8 @@ from __future__ import annotations
 import aiohttp
 
 from stream.marketo.sandbox import ManualClock, Sandbox
-from tests.marketo.conftest import MakeSandbox, MarketoHttp
+from tests.marketo.conftest import MarketoHttp
+from tests.support.fixtures import MakeSandbox
 
 CREDS = {
     "grant_type": "client_credentials",

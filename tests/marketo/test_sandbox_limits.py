@@ -9,23 +9,22 @@ from zoneinfo import ZoneInfo
 import aiohttp
 
 from stream.marketo.sandbox import ManualClock
-from tests.marketo.conftest import MakeSandbox, MarketoHttp
+from tests.marketo.conftest import MarketoHttp, signed_in
+from tests.support.fixtures import MakeSandbox
 
 DESCRIBE = "/rest/v1/leads/describe.json"
 CHICAGO = ZoneInfo("America/Chicago")
 
 
-def chicago(*args: int) -> float:
-    return datetime(*args, tzinfo=CHICAGO).timestamp()  # type: ignore[misc]
+def chicago(year: int, month: int, day: int, hour: int, minute: int, second: int) -> float:
+    return datetime(year, month, day, hour, minute, second, tzinfo=CHICAGO).timestamp()
 
 
 async def test_606_at_call_101_within_20_s_then_rolls(
     make_sandbox: MakeSandbox, http: aiohttp.ClientSession
 ) -> None:
     clock = ManualClock(1_790_000_000.0)
-    sb = await make_sandbox(clock=clock)
-    mkto = MarketoHttp(http, sb.url)
-    await mkto.auth()
+    _sb, mkto = await signed_in(make_sandbox, http, clock=clock)
     for _ in range(50):
         assert (await mkto.call("GET", DESCRIBE)).body["success"] is True
     clock.advance(10)
@@ -47,9 +46,7 @@ async def test_606_at_call_101_within_20_s_then_rolls(
 async def test_615_with_11_concurrent_slow_calls(
     make_sandbox: MakeSandbox, http: aiohttp.ClientSession
 ) -> None:
-    sb = await make_sandbox()
-    mkto = MarketoHttp(http, sb.url)
-    await mkto.auth()
+    sb, mkto = await signed_in(make_sandbox, http)
     sb.set_latency(400)
     replies = await asyncio.gather(*(mkto.call("GET", DESCRIBE) for _ in range(11)))
     codes = sorted(r.code or "ok" for r in replies)
@@ -65,9 +62,7 @@ async def test_607_until_next_chicago_midnight(
     make_sandbox: MakeSandbox, http: aiohttp.ClientSession
 ) -> None:
     clock = ManualClock(chicago(2026, 11, 28, 23, 59, 50))  # CST, UTC-6
-    sb = await make_sandbox(clock=clock, daily_quota=3)
-    mkto = MarketoHttp(http, sb.url)
-    await mkto.auth()
+    _sb, mkto = await signed_in(make_sandbox, http, clock=clock, daily_quota=3)
     for _ in range(3):
         assert (await mkto.call("GET", DESCRIBE)).body["success"] is True
     over = await mkto.call("GET", DESCRIBE)
@@ -82,9 +77,7 @@ async def test_607_resets_at_central_daylight_midnight(
     make_sandbox: MakeSandbox, http: aiohttp.ClientSession
 ) -> None:
     clock = ManualClock(chicago(2026, 7, 1, 23, 30, 0))  # CDT, UTC-5
-    sb = await make_sandbox(clock=clock, daily_quota=1)
-    mkto = MarketoHttp(http, sb.url)
-    await mkto.auth()
+    sb, mkto = await signed_in(make_sandbox, http, clock=clock, daily_quota=1)
     sb.exhaust_quota()
     assert (await mkto.call("GET", DESCRIBE)).code == "607"
     clock.set(datetime(2026, 7, 2, 4, 59, 59, tzinfo=ZoneInfo("UTC")).timestamp())
@@ -96,9 +89,9 @@ async def test_607_resets_at_central_daylight_midnight(
 async def test_refused_calls_do_not_spend_quota(
     make_sandbox: MakeSandbox, http: aiohttp.ClientSession
 ) -> None:
-    sb = await make_sandbox(rate_limit_calls=1, daily_quota=2, clock=ManualClock(1e9))
-    mkto = MarketoHttp(http, sb.url)
-    await mkto.auth()
+    sb, mkto = await signed_in(
+        make_sandbox, http, rate_limit_calls=1, daily_quota=2, clock=ManualClock(1e9)
+    )
     assert (await mkto.call("GET", DESCRIBE)).body["success"] is True
     for _ in range(3):
         assert (await mkto.call("GET", DESCRIBE)).code == "606"
