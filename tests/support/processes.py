@@ -13,6 +13,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,12 +22,32 @@ from typing import Any, TypeVar
 import aiohttp
 
 from stream.broker import EmbeddedBroker, die_with_parent, free_port
-from tests.support.waiting import DEADLINE_S, until, until_sync
+from tests.support.waiting import DEADLINE_S, pause, until, until_sync
 
 REPO = Path(__file__).resolve().parents[2]
 START_WITHIN_S = 90.0
 
 T = TypeVar("T")
+
+
+def wait_exit(process: subprocess.Popen[Any], timeout: float) -> int:
+    """`process.wait(timeout)`, also under libfaketime: Popen.wait with a timeout sleeps with
+    `time.sleep`, which fails on a shifted date (see `tests.support.waiting.pause`)."""
+    deadline = time.monotonic() + timeout
+    while (code := process.poll()) is None:
+        if time.monotonic() > deadline:
+            raise subprocess.TimeoutExpired(process.args, timeout)
+        pause(0.02)
+    return code
+
+
+def pid_alive(pid: int) -> bool:
+    """True while `pid` exists and is not a zombie waiting to be reaped."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        return stat.rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
 
 
 def clean_env(**extra: str) -> dict[str, str]:
@@ -44,11 +65,13 @@ class ServiceProcess:
     log_path: Path
     env: Mapping[str, str] = field(default_factory=clean_env)
     process: subprocess.Popen[bytes] | None = None
+    module: str = "stream"
+    """The module run with `python -m` (a test's own app, e.g. `tests.runtime.faust_echo_app`)."""
 
     def start(self) -> ServiceProcess:
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "stream", *self.args],
+                [sys.executable, "-m", self.module, *self.args],
                 cwd=REPO,
                 env=dict(self.env),
                 stdin=subprocess.DEVNULL,
@@ -98,7 +121,7 @@ class ServiceProcess:
         if process.poll() is None:
             process.send_signal(sig)
             try:
-                process.wait(timeout)
+                wait_exit(process, timeout)
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
@@ -205,15 +228,17 @@ async def until_running(
         raise AssertionError(f"{failure}{tails}") from None
 
 
-async def run_csignal(
-    *args: str, env: Mapping[str, str] | None = None, within: float = 120.0
+async def run_to_end(
+    argv: Sequence[str],
+    *,
+    env: Mapping[str, str] | None = None,
+    within: float = 120.0,
+    what: str | None = None,
 ) -> tuple[int, str, str]:
-    """Run `csignal ARGS` (`python -m stream`) to its end: exit code, stdout, stderr."""
+    """Run `argv` (from the repository root) to its end: exit code, stdout, stderr. Fails if it
+    takes longer than `within` seconds, naming it as `what` (default: the command line)."""
     proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "stream",
-        *args,
+        *argv,
         cwd=REPO,
         env=dict(clean_env() if env is None else env),
         stdin=asyncio.subprocess.DEVNULL,
@@ -225,9 +250,22 @@ async def run_csignal(
     except TimeoutError:
         proc.kill()
         await proc.wait()
-        raise AssertionError(f"csignal {' '.join(args)} did not finish in {within:g} s") from None
+        name = what or " ".join(argv)
+        raise AssertionError(f"{name} did not finish in {within:g} s") from None
     assert proc.returncode is not None
     return proc.returncode, out.decode(), err.decode()
+
+
+async def run_csignal(
+    *args: str, env: Mapping[str, str] | None = None, within: float = 120.0
+) -> tuple[int, str, str]:
+    """Run `csignal ARGS` (`python -m stream`) to its end: exit code, stdout, stderr."""
+    return await run_to_end(
+        [sys.executable, "-m", "stream", *args],
+        env=env,
+        within=within,
+        what=f"csignal {' '.join(args)}",
+    )
 
 
 def processes_for(data_dir: Path) -> list[int]:
