@@ -1,32 +1,27 @@
 from __future__ import annotations
 
-import json
+import dataclasses
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from stream.store import ChangeRow, OutcomeRow, Store
+from tests.support.changes import change_row, registration_json
+from tests.support.clock import FIXED
 
-T0 = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
+T0 = FIXED  # store code takes its times as arguments: the date itself does not matter
 
 
 def change(change_id: str, *, minutes: int = 0, **overrides: Any) -> ChangeRow:
-    fields: dict[str, Any] = {
-        "change_id": change_id,
-        "type": "registration.status_change",
-        "account_code": "ACME",
-        "event_code": "SUMMIT26",
-        "registration_code": f"R-{change_id}",
-        "is_test": False,
-        "occurred_at": T0 + timedelta(minutes=minutes),
-        "received_at": T0 + timedelta(minutes=minutes, seconds=1),
-        "payload": json.dumps({"changeId": change_id, "type": "registration.status_change"}),
-    }
-    fields.update(overrides)
-    return ChangeRow(**fields)
+    """The archive row of a registration change `minutes` after T0 (the shared factory's change,
+    as read from the topic); `overrides` replace row fields."""
+    data = registration_json(
+        change_id, code=f"R-{change_id}", occurred_at=T0 + timedelta(minutes=minutes)
+    )
+    return dataclasses.replace(change_row(data, source="topic"), **overrides)
 
 
 def outcome(change_id: str, flow_id: str = "flow-1", **overrides: Any) -> OutcomeRow:

@@ -7,8 +7,7 @@ import pytest
 
 from stream.store import ConfigConflictError, SecretLeakError, Store
 from stream.store.secrets import find_secrets, is_sensitive_key
-
-from .conftest import T0
+from tests.store.conftest import T0
 
 CONNECTION: dict[str, Any] = {
     "name": "Marketo prod",

@@ -8,8 +8,7 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 
 from stream.store import ApiCallRow, RejectedRow, Store, StoreReadError, StoreWriteError
-
-from .conftest import T0, change, outcome
+from tests.store.conftest import T0, change, outcome
 
 
 async def test_archive_is_idempotent_by_change_id(store: Store) -> None:

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from stream.store import Store, StoreClosedError, StoreError, StoreLockedError
-
-from .conftest import change
+from tests.store.conftest import change
+from tests.support.processes import run_to_end, wait_exit
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -24,6 +24,10 @@ def _python(code: str, *args: str) -> subprocess.Popen[str]:
         stderr=subprocess.PIPE,
         text=True,
     )
+
+
+async def _run_python(code: str, *args: str) -> tuple[int, str, str]:
+    return await run_to_end([sys.executable, "-c", textwrap.dedent(code), *args], within=60)
 
 
 OPEN_IN_CHILD = """
@@ -45,9 +49,8 @@ sys.exit(asyncio.run(main()))
 
 
 async def test_second_process_gets_a_clear_error(store: Store) -> None:
-    child = _python(OPEN_IN_CHILD, str(store.path))
-    out, err = child.communicate(timeout=60)
-    assert child.returncode == 3, err
+    code, out, err = await _run_python(OPEN_IN_CHILD, str(store.path))
+    assert code == 3, err
     assert "in use by another process" in out
     assert str(store.path) in out
     assert "Only one control service" in out
@@ -56,9 +59,8 @@ async def test_second_process_gets_a_clear_error(store: Store) -> None:
 async def test_after_close_another_process_can_open(db_path: Path) -> None:
     store = await Store.open(db_path)
     await store.close()
-    child = _python(OPEN_IN_CHILD, str(db_path))
-    _, err = child.communicate(timeout=60)
-    assert child.returncode == 0, err
+    code, _, err = await _run_python(OPEN_IN_CHILD, str(db_path))
+    assert code == 0, err
 
 
 async def test_second_open_in_the_same_process_is_refused(store: Store) -> None:
@@ -112,7 +114,7 @@ async def test_committed_batch_survives_sigkill(db_path: Path) -> None:
     line = child.stdout.readline()
     assert line.strip() == "committed", child.stderr.read() if child.stderr else ""
     os.kill(child.pid, signal.SIGKILL)
-    child.wait(timeout=30)
+    wait_exit(child, 30)
     child.stdout.close()
     if child.stderr:
         child.stderr.close()

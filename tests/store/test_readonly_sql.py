@@ -9,8 +9,7 @@ import pytest
 
 from stream.store import SqlFailedError, SqlRefusedError, Store, StoreReadError, readonly_sql
 from stream.store.readonly_sql import check_read_only, json_value, run_read_only
-
-from .conftest import T0, change, outcome
+from tests.store.conftest import T0, change, outcome
 
 REFUSED: list[tuple[str, str]] = [
     ("INSERT INTO change_log VALUES ('x')", "INSERT"),

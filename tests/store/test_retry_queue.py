@@ -4,8 +4,7 @@ from datetime import timedelta
 from typing import Any
 
 from stream.store import Page, RetryFilter, RetryItem, Store
-
-from .conftest import T0, outcome
+from tests.store.conftest import T0, outcome
 
 MIN = timedelta(minutes=1)
 

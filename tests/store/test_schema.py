@@ -7,8 +7,7 @@ import pytest
 
 from stream.store import VIEW_COLUMNS, SchemaVersionError, Store
 from stream.store.schema import MIGRATIONS, Migration, current_version, migrate
-
-from .conftest import change
+from tests.store.conftest import change
 
 
 async def test_views_have_the_promised_names_and_columns(store: Store) -> None:
