@@ -9,7 +9,7 @@ running SQL — so a wrong query cannot agree with them by construction.
 
 from __future__ import annotations
 
-import json
+import dataclasses
 import random
 from collections import Counter
 from dataclasses import dataclass, field
@@ -17,7 +17,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from stream.store import ApiCallRow, ChangeRow, OutcomeRow, RejectedRow, RetryItem
+from stream.store.rows import FailureCategory, Mode, OutcomeStatus, RetryStatus
 from stream.store.store import LEDGER_ONLY_STATUSES
+from tests.support.changes import change_row, registration_json
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -26,7 +28,7 @@ EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 @dataclass(frozen=True)
 class FlowDef:
     flow_id: str
-    mode: str
+    mode: Mode
     action: str
     connection_id: str
     active: bool
@@ -100,18 +102,17 @@ def generate(seed: int = 7, changes: int = 360) -> Stream:
         is_test = rnd.random() < 0.3
         registration = None if rnd.random() < 0.05 else f"R{rnd.randrange(120):04d}"
         occurred = NOW - timedelta(seconds=rnd.uniform(0, 9 * 86400))
+        data = registration_json(
+            change_id,
+            event_code=f"EV{i % 5}",
+            code=registration or "R-unknown",
+            is_test=is_test,
+            occurred_at=occurred,
+        )
+        row = change_row(data, source="topic")  # received a second after it occurred
+        # Some changes carry no registration code: the figures must cope with that.
         change_rows.append(
-            ChangeRow(
-                change_id=change_id,
-                type="registration.status_change",
-                account_code="ACME",
-                event_code=f"EV{i % 5}",
-                registration_code=registration,
-                is_test=is_test,
-                occurred_at=occurred,
-                received_at=occurred + timedelta(seconds=1),
-                payload=json.dumps({"changeId": change_id}),
-            )
+            dataclasses.replace(row, registration_code=registration, is_test=is_test)
         )
         mode = "test" if is_test else "live"
         for flow in FLOWS:
@@ -135,14 +136,14 @@ def _story(
     pair = Pair(change_id, flow, registration)
     at = occurred + timedelta(seconds=rnd.uniform(0.5, 5))
 
-    def attempt(status: str, when: datetime, **kw: Any) -> None:
+    def attempt(status: OutcomeStatus, when: datetime, **kw: Any) -> None:
         pair.attempts.append(
             OutcomeRow(
                 change_id=change_id,
                 flow_id=flow.flow_id,
                 flow_name=f"Flow {flow.flow_id}",
-                mode=flow.mode,  # type: ignore[arg-type]
-                status=status,  # type: ignore[arg-type]
+                mode=flow.mode,
+                status=status,
                 occurred_at=occurred,
                 processed_at=when,
                 attempt=len(pair.attempts) + 1,
@@ -161,14 +162,16 @@ def _story(
             "delivered", when, lead_result=result, marketo_lead_id=rnd.randrange(1, 10**6), **kw
         )
 
-    def retry(status: str, category: str, created: datetime, updated: datetime, n: int) -> None:
+    def retry(
+        status: RetryStatus, category: FailureCategory, created: datetime, updated: datetime, n: int
+    ) -> None:
         pair.retry = RetryItem(
             change_id=change_id,
             flow_id=flow.flow_id,
             flow_name=f"Flow {flow.flow_id}",
             integration=flow.connection_id,
-            status=status,  # type: ignore[arg-type]
-            category=category,  # type: ignore[arg-type]
+            status=status,
+            category=category,
             attempts=n,
             reason="HTTP 503" if category == "technical" else "required field 'email' is empty",
             created_at=created,
@@ -208,7 +211,7 @@ def _story(
                 break
             attempt("failed", at, category="technical", reason="HTTP 503")
         else:
-            status = "abandoned" if tries == 3 else "retrying"
+            status: RetryStatus = "abandoned" if tries == 3 else "retrying"
             retry(status, "technical", first, at, len(pair.attempts))
         pair.code = pair.state.category if pair.state.status == "failed" else None
     elif story == "data":
@@ -235,7 +238,9 @@ def _calls(rnd: random.Random) -> list[ApiCallRow]:
 
     def call(cid: str, at: datetime) -> None:
         kind = rnd.random()
-        http, marketo, cls = 200, None, None
+        http: int | None = 200
+        marketo: str | None = None
+        cls: str | None = None
         if kind < 0.06:
             http = 503
         elif kind < 0.10:

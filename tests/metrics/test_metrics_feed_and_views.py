@@ -8,6 +8,7 @@ from collections import Counter
 import pytest
 
 from stream.metrics import ParameterError, activity, parse_window, prometheus, views
+from stream.metrics.definitions import Mode
 from stream.metrics.queries import RuntimeStatus
 from stream.store import Store
 from stream.store.store import LEDGER_ONLY_STATUSES
@@ -17,14 +18,14 @@ from tests.metrics.metrics_stream_gen import NOW, Stream, feed_order
 
 @pytest.mark.parametrize(("mode", "period", "limit"), [("live", "7d", 37), ("test", "24h", 5)])
 async def test_feed_pages_cover_the_window_newest_first_once(
-    metrics_store: Store, recorded_stream: Stream, mode: str, period: str, limit: int
+    metrics_store: Store, recorded_stream: Stream, mode: Mode, period: str, limit: int
 ) -> None:
     window = parse_window(period, now=NOW)
     seen: list[tuple[str, str]] = []
     before = None
     pages = 0
     while True:
-        page = await activity.page(metrics_store, mode, window, limit=limit, before=before)  # type: ignore[arg-type]
+        page = await activity.page(metrics_store, mode, window, limit=limit, before=before)
         assert len(page["items"]) <= limit
         seen += [(i["change_id"], i["flow_id"]) for i in page["items"]]
         pages += 1
@@ -135,11 +136,11 @@ async def test_prometheus_counters_match_the_stream(
     for (mode, status), n in attempts.items():
         assert value("signal_outcome_attempts_total", mode=mode, status=status) == n
     states = Counter((p.flow.mode, p.state.status) for p in recorded_stream.pairs)
-    for (mode, status), n in states.items():
-        assert value("signal_outcomes", mode=mode, status=status) == n
+    for (flow_mode, state), n in states.items():
+        assert value("signal_outcomes", mode=flow_mode, status=state) == n
     queue = Counter((i.status, i.category) for i in recorded_stream.retry_items)
-    for (status, category), n in queue.items():
-        assert value("signal_retry_queue_items", status=status, category=category) == n
+    for (item_status, category), n in queue.items():
+        assert value("signal_retry_queue_items", status=item_status, category=category) == n
     calls = Counter(c.connection_id for c in recorded_stream.calls)
     for cid, n in calls.items():
         assert value("signal_marketo_calls_total", connection=cid) == n

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from stream.metrics import RuntimeStatus, parse_window, queries
+from stream.metrics.definitions import Mode
 from stream.store import Store
 from tests.metrics.metrics_stream_gen import (
     NOW,
@@ -44,10 +45,10 @@ def test_generated_stream_covers_every_figure(recorded_stream: Stream) -> None:
 
 @pytest.mark.parametrize(("mode", "period"), CASES)
 async def test_summary_figures(
-    metrics_store: Store, recorded_stream: Stream, mode: str, period: str
+    metrics_store: Store, recorded_stream: Stream, mode: Mode, period: str
 ) -> None:
     window = parse_window(period, now=NOW)
-    got = await queries.summary(metrics_store, mode, window)  # type: ignore[arg-type]
+    got = await queries.summary(metrics_store, mode, window)
     want = expected_summary(recorded_stream, mode, window.start, window.end, window.bucket)
 
     assert got["mode"] == mode
@@ -71,10 +72,10 @@ async def test_summary_figures(
 
 @pytest.mark.parametrize(("mode", "period"), CASES)
 async def test_troubleshooting_figures(
-    metrics_store: Store, recorded_stream: Stream, mode: str, period: str
+    metrics_store: Store, recorded_stream: Stream, mode: Mode, period: str
 ) -> None:
     window = parse_window(period, now=NOW)
-    got = await queries.troubleshooting(metrics_store, mode, window)  # type: ignore[arg-type]
+    got = await queries.troubleshooting(metrics_store, mode, window)
     want = expected_troubleshooting(recorded_stream, mode, window.start, window.end, window.bucket)
 
     got_connections = got.pop("connection_activity")
