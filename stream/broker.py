@@ -19,7 +19,6 @@ import ctypes.util
 import io
 import os
 import re
-import select
 import signal
 import socket
 import struct
@@ -157,16 +156,6 @@ def probe_cluster_id(host: str, port: int, timeout: float = 1.0) -> str | None:
         return None
     cluster_id: str | None = response.cluster_id
     return cluster_id
-
-
-def _pause(seconds: float) -> None:
-    """Sleep with a relative timeout (select), not `time.sleep`.
-
-    `time.sleep` waits with clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME), which libfaketime
-    0.9.10 breaks when Signal runs on a shifted date with the monotonic clock left real (how the
-    suite is checked against the calendar, see the README): every call fails with EINVAL.
-    """
-    select.select([], [], [], seconds)
 
 
 def die_with_parent() -> Callable[[], None] | None:
@@ -361,7 +350,7 @@ class EmbeddedBroker:
                     f"broker did not answer on {self.bootstrap_servers} within "
                     f"{self.start_timeout:g}s"
                 )
-            _pause(0.02)
+            time.sleep(0.02)
 
     def _failure(self, reason: str) -> BrokerStartError:
         return BrokerStartError(f"embedded broker failed to start: {reason}\n{self.log_tail()}")

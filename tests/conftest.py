@@ -15,11 +15,13 @@ __all__ = ["broker", "make_sandbox", "module_broker", "sandbox"]
 SLOW_FIRST = ("e2e", "bench")
 
 
+def _module(item: pytest.Item) -> str:
+    return item.module.__name__ if isinstance(item, pytest.Function) else ""
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     slow_modules = {
-        item.module.__name__
-        for item in items
-        if item.module is not None and any(item.get_closest_marker(m) for m in SLOW_FIRST)
+        _module(item) for item in items if any(item.get_closest_marker(m) for m in SLOW_FIRST)
     }
     # A stable sort keeps each module's own order; only whole modules move.
-    items.sort(key=lambda item: item.module is None or item.module.__name__ not in slow_modules)
+    items.sort(key=lambda item: _module(item) not in slow_modules)

@@ -3,6 +3,8 @@ with its sample payload."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,21 +14,25 @@ from textual.widgets import Input, Select
 from tests.console.console_helpers import MakeConsole
 from tests.console.control_harness import Control
 from tests.console.test_console_replay import FLOW
-from tests.console.test_console_snapshots import SIZES, snap_control, steps
+from tests.console.test_console_snapshots import SIZES, snapshot_control, steps
 
-__all__ = ["snap_control"]
+
+@pytest.fixture
+def replay_control(tmp_path: Path) -> Iterator[Control]:
+    """A control of its own per test: each test changes a flow before it looks."""
+    yield from snapshot_control(tmp_path)
 
 
 @pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
 @pytest.mark.parametrize("dry_run", [False, True], ids=["form", "dry_run"])
 def test_replay_screen(
     snap_compare: Any,
-    snap_control: Control,
+    replay_control: Control,
     make_console: MakeConsole,
     dry_run: bool,
     size: tuple[int, int],
 ) -> None:
-    snap_control.call(_activate_for_cancelled_now(snap_control))
+    replay_control.call(_activate_for_cancelled_now(replay_control))
 
     async def run(pilot: Pilot[Any]) -> None:
         await steps(("7",))(pilot)
@@ -37,7 +43,7 @@ def test_replay_screen(
             screen.query_one("#replay-to", Input).value = "2026-11-28"
             await steps(("ctrl+d",))(pilot)
 
-    app = make_console(snap_control)
+    app = make_console(replay_control)
     assert snap_compare(app, terminal_size=size, run_before=run)
 
 

@@ -51,20 +51,24 @@ def fixed_connection_url(service: Control) -> None:
     service.call(change())
 
 
-@pytest.fixture
-def snap_control(tmp_path: Path) -> Iterator[Control]:
-    service = Control(tmp_path, base=CLOCK).start()
+# Snapshots only look: one control per module serves them all (a test that changed something
+# would show in the snapshots of the tests after it).
+def snapshot_control(data_dir: Path, **options: Any) -> Iterator[Control]:
+    """A control seeded relative to the console's fixed clock, with a fixed connection URL."""
+    service = Control(data_dir, base=CLOCK, **options).start()
     fixed_connection_url(service)
     yield service
     service.stop()
 
 
-@pytest.fixture
-def quiet_control(tmp_path: Path) -> Iterator[Control]:
-    service = Control(tmp_path, base=CLOCK, outcomes=False).start()
-    fixed_connection_url(service)
-    yield service
-    service.stop()
+@pytest.fixture(scope="module")
+def snap_control(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Control]:
+    yield from snapshot_control(tmp_path_factory.mktemp("snap"))
+
+
+@pytest.fixture(scope="module")
+def quiet_control(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Control]:
+    yield from snapshot_control(tmp_path_factory.mktemp("quiet"), outcomes=False)
 
 
 def steps(presses: tuple[str, ...]) -> Callable[[Pilot[Any]], Awaitable[None]]:

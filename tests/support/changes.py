@@ -16,6 +16,7 @@ from typing import Any
 from stream.certain.events import ChangeEvent
 from stream.core.catalog import EventCatalog
 from stream.store import ChangeRow
+from stream.store.rows import ChangeSource
 from tests.support.clock import FIXED
 
 ACCOUNT_CODE = "ACME"
@@ -201,7 +202,7 @@ def change_row(
     data: dict[str, Any] | ChangeEvent,
     *,
     received_at: datetime | None = None,
-    source: str = "api",
+    source: ChangeSource = "api",
 ) -> ChangeRow:
     """The archive row control stores for a change."""
     change = data if isinstance(data, ChangeEvent) else ChangeEvent.model_validate(data)

@@ -16,12 +16,12 @@ DEADLINE_S = 60.0
 
 
 def pause(seconds: float) -> None:
-    """A blocking sleep that also works under libfaketime.
+    """A blocking sleep that works under libfaketime even outside `just test`.
 
     `time.sleep` waits with clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME), which libfaketime
-    0.9.10 breaks when the suite runs on a shifted date (`FAKETIME_DONT_FAKE_MONOTONIC=1 faketime
-    '+60 days' just test`): every call fails with EINVAL. select() takes a relative timeout.
-    Use this instead of `time.sleep` everywhere in tests.
+    0.9.10 breaks on a shifted date (every call fails with EINVAL). `just test` patches
+    `time.sleep` in every process of such a run (tests/faketime/sitecustomize.py); this works
+    when pytest is started by hand too.
     """
     select.select([], [], [], seconds)
 
