@@ -102,4 +102,4 @@ def test_offsets_are_kept() -> None:
 def test_models_are_frozen() -> None:
     change = ChangeEvent.model_validate(DESIGN_EXAMPLE)
     with pytest.raises(ValueError, match="frozen"):
-        change.change_id = "other"  # type: ignore[misc]
+        change.change_id = "other"  # type: ignore[misc]  # frozen model: the assignment must fail

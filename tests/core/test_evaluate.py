@@ -71,7 +71,7 @@ def test_registered_to_nurture_maps_a_new_registration() -> None:
         form_id=None,
         tokens={},
         lookup_field="email",
-        action="create_update_lead",  # type: ignore[arg-type]
+        action=Action.CREATE_UPDATE_LEAD,
         connection_id="mkto-prod",
     )
 
