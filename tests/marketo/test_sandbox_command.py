@@ -8,6 +8,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -17,6 +18,7 @@ import aiohttp
 
 from stream.commands.sandbox import COMMAND
 from stream.marketo.sandbox import SandboxSeed
+from tests.support.processes import run_csignal, wait_exit
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -83,17 +85,17 @@ async def test_starts_logs_url_and_stops_on_sigterm(tmp_path: Path) -> None:
         assert body["result"][0]["firstName"] == "Seed"
     finally:
         proc.send_signal(signal.SIGTERM)
-        out, err = proc.communicate(timeout=10)
+        wait_exit(proc, 10)
+        out, err = proc.communicate()
     assert proc.returncode == 0
     assert "s3cr3t-value" not in out + err + line
 
 
-def test_bad_seed_file_exits_2(tmp_path: Path) -> None:
+async def test_bad_seed_file_exits_2(tmp_path: Path) -> None:
     seed = tmp_path / "seed.json"
     seed.write_text(json.dumps({"campaigns": [{"name": "no id"}]}))
-    proc = start("--seed", str(seed))
-    _, err = proc.communicate(timeout=10)
-    assert proc.returncode == 2
+    code, _, err = await run_csignal("sandbox", "--seed", str(seed), within=60)
+    assert code == 2
     assert "csignal sandbox" in err
 
 
@@ -110,14 +112,11 @@ def test_seed_loads_json_and_yaml(tmp_path: Path) -> None:
     assert SandboxSeed.load(tmp_path / "s.json") == SandboxSeed.load(tmp_path / "s.yaml")
 
 
-def test_port_in_use_exits_1() -> None:
-    import socket
-
+async def test_port_in_use_exits_1() -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        proc = start("--port", str(port))
-        _, err = proc.communicate(timeout=10)
-    assert proc.returncode == 1
+        code, _, err = await run_csignal("sandbox", "--port", str(port), within=60)
+    assert code == 1
     assert f"cannot listen on 127.0.0.1:{port}" in err
