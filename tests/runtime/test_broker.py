@@ -8,11 +8,11 @@ import os
 import signal
 import subprocess
 import sys
-import time
+import uuid
 from pathlib import Path
 
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaProducer
 
 from stream.broker import (
     BrokerStartError,
@@ -23,26 +23,15 @@ from stream.broker import (
     resolve_broker,
 )
 from stream.topics import ALL_TOPICS, TopicMismatch, TopicSpec, declare_topics
+from tests.support.processes import pid_alive
+from tests.support.topics import produce, read_topic
+from tests.support.waiting import until_sync
 
 REPO = Path(__file__).resolve().parents[2]
 
 
-def _alive(pid: int) -> bool:
-    """True while `pid` exists and is not a zombie waiting to be reaped."""
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1].split()[0]
-    except (FileNotFoundError, IndexError):
-        return False
-    return state != "Z"
-
-
-def _wait_gone(pid: int, timeout: float = 5.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if not _alive(pid):
-            return True
-        time.sleep(0.05)
-    return False
+def _wait_gone(pid: int, what: str = "") -> None:
+    until_sync(lambda: not pid_alive(pid), what or f"process {pid} gone")
 
 
 class _Settings:
@@ -62,7 +51,7 @@ def test_starts_answers_and_stops_without_orphan() -> None:
     finally:
         broker.stop()
     assert not broker.running
-    assert _wait_gone(pid)
+    _wait_gone(pid)
     assert probe_cluster_id("127.0.0.1", broker.port, timeout=0.2) is None
     broker.stop()  # a second stop is harmless
 
@@ -80,34 +69,22 @@ async def test_two_brokers_side_by_side_are_independent() -> None:
         finally:
             await producer.stop()
         assert "only-on-one" not in metadata.topics()
-    assert _wait_gone(one.pid or 0) and _wait_gone(two.pid or 0)
+    _wait_gone(one.pid or 0)
+    _wait_gone(two.pid or 0)
 
 
 @pytest.mark.integration
 async def test_produce_and_consume_roundtrip(broker: EmbeddedBroker) -> None:
-    topic = TopicSpec("roundtrip", 2, "k", "test")
+    topic = TopicSpec(f"roundtrip-{uuid.uuid4().hex[:8]}", 2, "k", "test")
     await declare_topics(broker.url, [topic])
-    producer = AIOKafkaProducer(bootstrap_servers=broker.bootstrap_servers, acks="all")
-    await producer.start()
-    try:
-        for n in range(10):
-            await producer.send(topic.name, json.dumps({"n": n}).encode(), key=str(n).encode())
-        await producer.flush()
-    finally:
-        await producer.stop()
-    consumer = AIOKafkaConsumer(
-        topic.name, bootstrap_servers=broker.bootstrap_servers, auto_offset_reset="earliest"
+    await produce(
+        broker.bootstrap_servers,
+        [(topic.name, str(n).encode(), json.dumps({"n": n}).encode()) for n in range(10)],
     )
-    await consumer.start()
-    seen: set[int] = set()
-    try:
-        deadline = time.monotonic() + 20
-        while len(seen) < 10 and time.monotonic() < deadline:
-            batches = await consumer.getmany(timeout_ms=500)
-            for messages in batches.values():
-                seen.update(json.loads(m.value)["n"] for m in messages)
-    finally:
-        await consumer.stop()
+    records = await read_topic(
+        broker.bootstrap_servers, topic.name, until=lambda read: len(read) >= 10
+    )
+    seen = {json.loads(r.value)["n"] for r in records}
     assert seen == set(range(10))
 
 
@@ -124,11 +101,11 @@ def test_dies_with_its_parent_process(tmp_path: Path) -> None:
     try:
         assert parent.stdout is not None
         pid = int(parent.stdout.readline())
-        assert _alive(pid)
+        assert pid_alive(pid)
     finally:
         parent.send_signal(signal.SIGKILL)
         parent.wait()
-    assert _wait_gone(pid), "broker outlived a SIGKILLed parent"
+    _wait_gone(pid, "broker gone after its parent was SIGKILLed")
 
 
 def test_missing_binary_gives_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -206,7 +183,7 @@ async def test_declare_topics_creates_contract_and_is_idempotent(broker: Embedde
 
 @pytest.mark.integration
 async def test_concurrent_declarations_agree(broker: EmbeddedBroker) -> None:
-    spec = TopicSpec("declared-concurrently", 3, "k", "test")
+    spec = TopicSpec(f"declared-concurrently-{uuid.uuid4().hex[:8]}", 3, "k", "test")
     results = await asyncio.gather(*(declare_topics(broker.url, [spec]) for _ in range(3)))
     assert all(r == {spec.name: 3} for r in results)
 
@@ -215,15 +192,16 @@ async def test_concurrent_declarations_agree(broker: EmbeddedBroker) -> None:
 async def test_auto_created_topic_with_too_few_partitions_is_refused(
     broker: EmbeddedBroker,
 ) -> None:
+    name = f"auto-created-{uuid.uuid4().hex[:8]}"
     producer = AIOKafkaProducer(bootstrap_servers=broker.bootstrap_servers)
     await producer.start()
     try:
-        await producer.send_and_wait("auto-created", b"x")
-        auto_partitions = len(await producer.partitions_for("auto-created"))
+        await producer.send_and_wait(name, b"x")
+        auto_partitions = len(await producer.partitions_for(name))
     finally:
         await producer.stop()
-    spec = TopicSpec("auto-created", auto_partitions + 4, "k", "test")
-    with pytest.raises(TopicMismatch, match="auto-created"):
+    spec = TopicSpec(name, auto_partitions + 4, "k", "test")
+    with pytest.raises(TopicMismatch, match=name):
         await declare_topics(broker.url, [spec])
 
 

@@ -6,57 +6,44 @@ its own topics and consumer group. Join times are printed (run with `-s`), never
 
 from __future__ import annotations
 
-import asyncio
 import json
-import os
 import signal
-import subprocess
-import sys
 import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import faust
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from stream.broker import EmbeddedBroker, die_with_parent
+from stream.broker import EmbeddedBroker
 from stream.faust_settings import faust_settings
 from stream.topics import PARTITIONS as TOPIC_PARTITIONS
 from stream.topics import TopicSpec, declare_topics
+from tests.support.processes import ServiceProcess, clean_env
+from tests.support.topics import produce
+from tests.support.waiting import until
 
-REPO = Path(__file__).resolve().parents[2]
 PARTITIONS = 4
 JOIN_TIMEOUT = 60.0
 
 
-class EchoWorker:
+@dataclass
+class EchoWorker(ServiceProcess):
     """One `faust worker` process of the echo app, with its assignment log."""
 
-    def __init__(self, name: str, env: dict[str, str], workdir: Path) -> None:
-        self.name = name
-        self.events = workdir / f"{name}-events.jsonl"
-        self.log_path = workdir / f"{name}.log"
-        self._env = {**env, "ECHO_WORKER": name, "ECHO_EVENTS": str(self.events)}
-        self.process: subprocess.Popen[bytes] | None = None
-        self.started_at = 0.0
+    name: str = ""
+    events: Path = Path()
+    started_at: float = 0.0
 
     def start(self) -> EchoWorker:
         self.events.unlink(missing_ok=True)
         self.started_at = time.monotonic()
-        with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "tests.runtime.faust_echo_app", "worker", "-l", "info"],
-                cwd=REPO,
-                env=self._env,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                preexec_fn=die_with_parent(),
-            )
+        super().start()
         return self
 
     def assignments(self) -> list[dict[str, Any]]:
@@ -74,36 +61,15 @@ class EchoWorker:
         self, predicate: Callable[[], bool], what: str, within: float = JOIN_TIMEOUT
     ) -> float:
         """Seconds from process start until `predicate` held."""
-        deadline = time.monotonic() + within
-        while time.monotonic() < deadline:
-            if self.process is not None and self.process.poll() is not None:
-                raise AssertionError(f"{self.name} exited early:\n{self.log_tail()}")
-            if predicate():
-                return time.monotonic() - self.started_at
-            await asyncio.sleep(0.05)
-        raise AssertionError(f"{self.name}: {what} not seen in {within:g}s\n{self.log_tail()}")
+
+        async def holds() -> bool:
+            return predicate()
+
+        await until(holds, f"{self.name}: {what}", within=within, alive=self.exited)
+        return time.monotonic() - self.started_at
 
     async def wait_joined(self) -> float:
         return await self.wait_for(lambda: bool(self.current()), "partition assignment")
-
-    def stop(self, sig: int = signal.SIGTERM, timeout: float = 20.0) -> int:
-        process = self.process
-        if process is None:
-            return 0
-        if process.poll() is None:
-            process.send_signal(sig)
-            try:
-                process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-        self.process = None
-        return process.returncode
-
-    def log_tail(self, limit: int = 3000) -> str:
-        if not self.log_path.exists():
-            return ""
-        return self.log_path.read_bytes()[-limit:].decode("utf-8", "replace")
 
 
 class EchoGroup:
@@ -113,11 +79,11 @@ class EchoGroup:
         suffix = uuid.uuid4().hex[:8]
         self.source = f"echo-in-{suffix}"
         self.sink = f"echo-out-{suffix}"
+        self.group_id = f"echo-{suffix}"  # Faust's consumer group is its app id
         self._workdir = workdir
         self._env = {
-            **os.environ,
             "ECHO_BROKER": broker.url,
-            "ECHO_APP_ID": f"echo-{suffix}",
+            "ECHO_APP_ID": self.group_id,
             "ECHO_IN": self.source,
             "ECHO_OUT": self.sink,
             "ECHO_PARTITIONS": str(PARTITIONS),
@@ -126,7 +92,15 @@ class EchoGroup:
         self.workers: list[EchoWorker] = []
 
     def worker(self, name: str) -> EchoWorker:
-        worker = EchoWorker(name, self._env, self._workdir)
+        events = self._workdir / f"{name}-events.jsonl"
+        worker = EchoWorker(
+            args=["worker", "-l", "info"],
+            log_path=self._workdir / f"{name}.log",
+            env=clean_env(**self._env, ECHO_WORKER=name, ECHO_EVENTS=str(events)),
+            module="tests.runtime.faust_echo_app",
+            name=name,
+            events=events,
+        )
         self.workers.append(worker)
         return worker
 
@@ -144,14 +118,21 @@ async def _declare(broker: EmbeddedBroker, *names: str) -> None:
 
 
 async def _produce(broker: EmbeddedBroker, topic: str, numbers: range) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=broker.bootstrap_servers, acks="all")
-    await producer.start()
+    records = [(topic, str(n).encode(), json.dumps({"n": n}).encode()) for n in numbers]
+    await produce(broker.bootstrap_servers, records)
+
+
+async def _committed(broker: EmbeddedBroker, group_id: str, topic: str) -> int:
+    """Messages of `topic` the consumer group has committed, over all partitions."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=broker.bootstrap_servers, group_id=group_id, enable_auto_commit=False
+    )
+    await consumer.start()
     try:
-        for n in numbers:
-            await producer.send(topic, json.dumps({"n": n}).encode(), key=str(n).encode())
-        await producer.flush()
+        offsets = [await consumer.committed(TopicPartition(topic, p)) for p in range(PARTITIONS)]
     finally:
-        await producer.stop()
+        await consumer.stop()
+    return sum(offset or 0 for offset in offsets)
 
 
 class OutputReader:
@@ -170,7 +151,7 @@ class OutputReader:
     async def __aexit__(self, *exc: object) -> None:
         await self._consumer.stop()
 
-    async def read_until(self, count: int, within: float = 30.0) -> list[dict[str, Any]]:
+    async def read_until(self, count: int, within: float = 60.0) -> list[dict[str, Any]]:
         deadline = time.monotonic() + within
         while len(self.records) < count and time.monotonic() < deadline:
             batches = await self._consumer.getmany(timeout_ms=300)
@@ -179,7 +160,11 @@ class OutputReader:
         return self.records
 
     async def settle(self, quiet: float = 2.0) -> list[dict[str, Any]]:
-        """Keep reading until nothing new arrives for `quiet` seconds (to catch duplicates)."""
+        """Keep reading until nothing new arrives for `quiet` seconds (to catch duplicates).
+
+        A deliberate lower bound: a duplicate that would arrive later than `quiet` after the
+        last record goes unseen, so this waits on purpose instead of polling for a condition.
+        """
         last = time.monotonic()
         while time.monotonic() - last < quiet:
             batches = await self._consumer.getmany(timeout_ms=300)
@@ -214,6 +199,7 @@ def test_settings_web_port_and_overrides(tmp_path: Path) -> None:
 
 
 @pytest.mark.integration
+@pytest.mark.e2e
 async def test_worker_transforms_every_message(broker: EmbeddedBroker, echo: EchoGroup) -> None:
     source, sink = echo.source, echo.sink
     await _declare(broker, source, sink)
@@ -232,6 +218,7 @@ async def test_worker_transforms_every_message(broker: EmbeddedBroker, echo: Ech
 
 
 @pytest.mark.integration
+@pytest.mark.e2e
 async def test_restart_resumes_from_committed_offsets(
     broker: EmbeddedBroker, echo: EchoGroup
 ) -> None:
@@ -242,9 +229,13 @@ async def test_restart_resumes_from_committed_offsets(
     await _produce(broker, source, range(100))
     async with OutputReader(broker, sink) as reader:
         assert len(await reader.read_until(100)) == 100
-        # Offsets are committed every second while running, not only at shutdown: a worker
-        # killed outright after going idle must not get its work redelivered.
-        await asyncio.sleep(2.5)
+
+        # Offsets are committed while running, not only at shutdown: once the group has
+        # committed all 100, a worker killed outright must not get its work redelivered.
+        async def all_committed() -> bool:
+            return await _committed(broker, echo.group_id, source) == 100
+
+        await until(all_committed, "offsets of all 100 committed", alive=first.exited)
         first.stop(signal.SIGKILL)
 
         second = echo.worker("second").start()
@@ -267,6 +258,7 @@ async def test_restart_resumes_from_committed_offsets(
 
 
 @pytest.mark.integration
+@pytest.mark.e2e
 async def test_two_workers_split_the_partitions(broker: EmbeddedBroker, echo: EchoGroup) -> None:
     source, sink = echo.source, echo.sink
     await _declare(broker, source, sink)
