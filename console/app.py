@@ -177,7 +177,11 @@ class SignalConsole(App[int]):
     def _lost_tty(self) -> None:
         """Leave at once: there is no terminal left to restore, and Textual's orderly shutdown
         writes to it and can block for ever on a hung-up pty (seen under load). The console keeps
-        no state of its own (control holds everything), so nothing is lost."""
+        no state of its own (control holds everything), so nothing is lost. A headless app
+        (tests, Pilot) has no terminal to block on and exits in order."""
+        if self.is_headless:
+            self.exit(return_code=0)
+            return
         os._exit(0)
 
     # --- navigation ------------------------------------------------------------------------
