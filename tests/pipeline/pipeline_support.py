@@ -1,24 +1,37 @@
 """Data shared by the pipeline tests: the example account pointed at a sandbox, Certain-shaped
-changes, config snapshots and delivery requests."""
+changes, config snapshots and delivery requests.
+
+Changes come from `tests.support.changes` with this folder's defaults: change `n` is
+registration `R{n:06d}` of user `n` (email user{n}@example.com), complete, with a fresh change id
+and, unless given, the real time as its moment (a worker handles it as it would a live change);
+the event carries only the setup the example flows need, and no campaign question.
+"""
 
 from __future__ import annotations
 
 import copy
 import itertools
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
-import yaml
+from pydantic import SecretStr
 
 from config.models import Account
 from stream.certain.events import ChangeEvent
 from stream.core.catalog import EventCatalog
 from stream.messages import ConfigSnapshot, DeliveryRequest
+from tests.support import changes
+from tests.support.accounts import example_account_data
+from tests.support.clock import now
 
-EXAMPLE_ACCOUNT = Path("/work/shared/examples/account.yaml")
 CONNECTION = "mkto-prod"
 SECRET = "sandbox-secret"
+SESSION_NAME = "Keynote"
+EVENT_SETUP: dict[str, Any] = {
+    "attendeeTypes": [{"code": "VIP", "tags": ["vip"]}],
+    "registrationQuestions": [{"code": "DIET", "tags": ["diet"]}],
+    "eventTags": ["signal_marketo"],
+}
 _ids = itertools.count(1)
 
 
@@ -27,7 +40,7 @@ def account_data(
 ) -> dict[str, Any]:
     """The example account (no secret in it), its connection aimed at `service_url`; with
     `all_active` every flow is active and live (the form flow is a test flow in the example)."""
-    raw: dict[str, Any] = yaml.safe_load(EXAMPLE_ACCOUNT.read_text())
+    raw = example_account_data()
     connection = raw["connections"][0]
     connection.update(service_url=service_url, client_id="sandbox-client")
     connection["force_update"] = force_update
@@ -48,8 +61,6 @@ def account_data(
 
 def account(service_url: str = "http://127.0.0.1:9", **options: Any) -> Account:
     built = Account.model_validate(account_data(service_url, **options))
-    from pydantic import SecretStr
-
     for connection in built.connections:
         connection.client_secret = SecretStr(SECRET)
     return built
@@ -67,33 +78,21 @@ def snapshot(
 
 
 def event_json(
-    code: str = "SUMMIT26",
+    code: str = changes.EVENT_CODE,
     *,
     change_id: str | None = None,
     is_test: bool = False,
     questions: dict[str, Any] | None = None,
     occurred_at: str = "2026-11-01T08:00:00Z",
 ) -> dict[str, Any]:
-    return {
-        "changeId": change_id or f"evt-{next(_ids)}",
-        "type": "event.create_update",
-        "accountCode": "ACME",
-        "eventCode": code,
-        "occurredAt": occurred_at,
-        "event": {
-            "eventCode": code,
-            "eventName": "Acme Summit 2026",
-            "eventStatus": "Active",
-            "isTest": is_test,
-            "eventType": "Conference",
-            "eventQuestions": dict(questions or {}),
-            "setup": {
-                "attendeeTypes": [{"code": "VIP", "tags": ["vip"]}],
-                "registrationQuestions": [{"code": "DIET", "tags": ["diet"]}],
-                "eventTags": ["signal_marketo"],
-            },
-        },
-    }
+    return changes.event_json(
+        code,
+        change_id=change_id or f"evt-{next(_ids)}",
+        occurred_at=occurred_at,
+        is_test=is_test,
+        questions=dict(questions or {}),
+        setup=copy.deepcopy(EVENT_SETUP),
+    )
 
 
 def registration_json(
@@ -103,41 +102,25 @@ def registration_json(
     status: str = "New",
     email: str | None = None,
     country: str = "US",
-    event_code: str = "SUMMIT26",
+    event_code: str = changes.EVENT_CODE,
     kind: str = "registration.status_change",
     session_status: str = "Attended",
     occurred_at: str | None = None,
 ) -> dict[str, Any]:
-    change: dict[str, Any] = {
-        "changeId": change_id or f"chg-{next(_ids)}",
-        "type": kind,
-        "accountCode": "ACME",
-        "eventCode": event_code,
-        "occurredAt": occurred_at or datetime.now(UTC).isoformat(),
-        "registration": {
-            "registrationCode": f"R{n:06d}",
-            "attendeeTypeCode": "VIP",
-            "registrationStatusLabel": status,
-            "isTest": False,
-            "isActive": True,
-            "properties": {"complete": True},
-            "profile": {
-                "firstName": "ana",
-                "lastName": f"ruiz{n}",
-                "email": email if email is not None else f"user{n}@example.com",
-                "organization": "Acme",
-                "address": {"city": "Seattle", "state": "WA", "country": country},
-            },
-            "registrationQuestions": [{"questionCode": "DIET", "answers": ["Vegetarian"]}],
-        },
-    }
-    if kind == "session_registration.status_change":
-        change["session"] = {
-            "sessionCode": "S1",
-            "sessionName": "Keynote",
-            "regSessionStatus": session_status,
-        }
-    return change
+    session = {"sessionCode": "S1", "sessionName": SESSION_NAME, "regSessionStatus": session_status}
+    return changes.registration_json(
+        change_id or f"chg-{next(_ids)}",
+        kind,
+        event_code=event_code,
+        occurred_at=occurred_at or now(),
+        session=session,
+        code=f"R{n:06d}",
+        status=status,
+        email=email if email is not None else f"user{n}@example.com",
+        country=country,
+        properties={"complete": True},
+        profile={"firstName": "ana", "lastName": f"ruiz{n}"},
+    )
 
 
 def change(data: dict[str, Any]) -> ChangeEvent:

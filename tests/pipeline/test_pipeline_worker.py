@@ -1,22 +1,19 @@
 """A real pipeline worker (`python -m stream pipeline`) on a real embedded broker, delivering to a
 real Marketo sandbox served by this test.
 
-The worker uses Signal's fixed topic names and consumer group, so this module starts a broker of
-its own instead of sharing the session's. Figures (snapshot apply time, repeated calls after a
-SIGKILL) are printed (run with `-s`), never asserted.
+The worker uses Signal's fixed topic names and consumer group, so this module takes a broker of
+its own (`module_broker`) instead of sharing the session's. Figures (snapshot apply time,
+repeated calls after a SIGKILL) are printed (run with `-s`), never asserted.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
-import subprocess
-import sys
 import time
 from collections import Counter, defaultdict
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -24,77 +21,33 @@ from typing import Any
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from stream.broker import EmbeddedBroker, die_with_parent
+from stream.broker import EmbeddedBroker
 from stream.marketo.sandbox import Sandbox
 from stream.messages import Redrive, RedriveRequest
-from stream.topics import ALL_TOPICS, declare_topics
-from tests.pipeline.pipeline_support import catalog_with, event_json, registration_json, snapshot
+from stream.topics import ALL_TOPICS, DELIVERIES, OUTCOMES, declare_topics
+from tests.pipeline.pipeline_support import (
+    SESSION_NAME,
+    catalog_with,
+    event_json,
+    registration_json,
+    snapshot,
+)
+from tests.support.processes import ServiceProcess, start_pipeline, until_running
 
-REPO = Path(__file__).resolve().parents[2]
 NURTURE, VIP, FORM = "registered-to-nurture", "vip-attended", "complete-form"
 FLOWS = (NURTURE, VIP, FORM)
 
 
-class Worker:
-    def __init__(self, broker: EmbeddedBroker, workdir: Path, name: str) -> None:
-        self.log_path = workdir / f"{name}.log"
-        self.command = [
-            sys.executable,
-            "-m",
-            "stream",
-            "pipeline",
-            "--broker",
-            broker.url,
-            "--data-dir",
-            str(workdir / "data"),
-        ]
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> Worker:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("SIGNAL_")}
-        with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen(
-                self.command,
-                cwd=REPO,
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                preexec_fn=die_with_parent(),
-            )
-        return self
-
-    def alive(self) -> bool:
-        return self.process is not None and self.process.poll() is None
-
-    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30.0) -> int | None:
-        process, self.process = self.process, None
-        if process is None:
-            return None
-        if process.poll() is None:
-            process.send_signal(sig)
-            try:
-                process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-        return process.returncode
-
-    def log_tail(self, limit: int = 4000) -> str:
-        if not self.log_path.exists():
-            return ""
-        return self.log_path.read_bytes()[-limit:].decode("utf-8", "replace")
-
-
 class Outcomes:
-    """Every record on `signal-outcomes`, read without a group, with the time it was seen."""
+    """Every record on `signal-outcomes`, and every delivery request on `signal-deliveries`,
+    read without a group."""
 
     def __init__(self, servers: str) -> None:
         self._consumer = AIOKafkaConsumer(
-            "signal-outcomes", bootstrap_servers=servers, auto_offset_reset="earliest"
+            OUTCOMES.name, DELIVERIES.name, bootstrap_servers=servers, auto_offset_reset="earliest"
         )
         self.records: list[dict[str, Any]] = []
-        self.seen_at: list[float] = []
+        self.requests: list[dict[str, Any]] = []
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -104,11 +57,9 @@ class Outcomes:
     async def _run(self) -> None:
         while True:
             batches = await self._consumer.getmany(timeout_ms=100)
-            now = time.monotonic()
-            for messages in batches.values():
-                for message in messages:
-                    self.records.append(json.loads(message.value))
-                    self.seen_at.append(now)
+            for partition, messages in batches.items():
+                into = self.records if partition.topic == OUTCOMES.name else self.requests
+                into.extend(json.loads(message.value) for message in messages)
 
     async def stop(self) -> None:
         if self._task is not None:
@@ -127,34 +78,32 @@ class Outcomes:
         answered = {c: sorted({r["flow_id"] for r in self.of(c)}) for c in change_ids}
         return {c: f for c, f in answered.items() if len(f) < flows}
 
+    def requested(self, flow_id: str) -> set[str]:
+        """Changes the worker routed to `flow_id` for delivery (requests on signal-deliveries)."""
+        return {r["change_id"] for r in self.requests if r["flow_id"] == flow_id}
+
     async def wait(
         self,
         predicate: Callable[[], bool],
         what: str,
-        worker: Worker,
+        worker: ServiceProcess,
         within: float = 90.0,
         detail: Callable[[], object] | None = None,
     ) -> None:
-        deadline = time.monotonic() + within
-        while time.monotonic() < deadline:
-            if predicate():
-                return
-            if not worker.alive():
-                raise AssertionError(f"worker exited:\n{worker.log_tail()}")
-            await asyncio.sleep(0.05)
-        extra = f" ({detail()})" if detail is not None else ""
-        raise AssertionError(f"{what} not seen within {within:g}s{extra}\n{worker.log_tail()}")
+        async def holds() -> bool:
+            return predicate()
 
-
-@pytest.fixture(scope="module")
-def own_broker() -> Iterator[EmbeddedBroker]:
-    with EmbeddedBroker() as running:
-        yield running
+        try:
+            await until_running(holds, what, worker, within=within)
+        except AssertionError as failure:
+            if detail is None:
+                raise
+            raise AssertionError(f"{failure}\n({detail()})") from None
 
 
 @pytest.fixture
-async def producer(own_broker: EmbeddedBroker) -> AsyncIterator[AIOKafkaProducer]:
-    made = AIOKafkaProducer(bootstrap_servers=own_broker.bootstrap_servers, acks="all")
+async def producer(module_broker: EmbeddedBroker) -> AsyncIterator[AIOKafkaProducer]:
+    made = AIOKafkaProducer(bootstrap_servers=module_broker.bootstrap_servers, acks="all")
     await made.start()
     yield made
     await made.stop()
@@ -172,21 +121,21 @@ async def send_change(producer: AIOKafkaProducer, change: dict[str, Any]) -> str
 
 
 @pytest.mark.integration
+@pytest.mark.e2e
 async def test_worker_routes_delivers_dedupes_follows_config_and_survives_sigkill(
-    own_broker: EmbeddedBroker,
+    module_broker: EmbeddedBroker,
     producer: AIOKafkaProducer,
     sandbox: Sandbox,
     tmp_path: Path,
 ) -> None:
-    await declare_topics(own_broker.url, ALL_TOPICS)
-    outcomes = Outcomes(own_broker.bootstrap_servers)
+    await declare_topics(module_broker.url, ALL_TOPICS)
+    outcomes = Outcomes(module_broker.bootstrap_servers)
     await outcomes.start()
-    workers: list[Worker] = []
+    worker: ServiceProcess | None = None
     try:
         await send(producer, "signal-config", "snapshot", snapshot(sandbox.url).dumps())
         started = time.monotonic()
-        worker = Worker(own_broker, tmp_path, "first").start()
-        workers.append(worker)
+        worker = start_pipeline(module_broker, tmp_path, name="worker")
 
         # --- every kind of outcome -------------------------------------------------------
         event = await send_change(producer, event_json())
@@ -224,7 +173,7 @@ async def test_worker_routes_delivers_dedupes_follows_config_and_survives_sigkil
         assert len(sandbox.state.form_fills) == 1
         vip_runs = [r for r in sandbox.state.campaign_runs if r["campaignId"] == 1002]
         assert vip_runs and vip_runs[0]["tokens"] == [
-            {"name": "{{my.session}}", "value": "Keynote"}
+            {"name": "{{my.session}}", "value": SESSION_NAME}
         ]
         assert not [r for r in outcomes.records if r["change_id"] == "broken"]
 
@@ -305,8 +254,7 @@ async def test_worker_routes_delivers_dedupes_follows_config_and_survives_sigkil
         done_at_kill = sum(bool(outcomes.status(c, NURTURE)) for c in ids)
         await producing
         restarted = time.monotonic()
-        worker = Worker(own_broker, tmp_path, "second").start()
-        workers.append(worker)
+        worker.start()  # the same worker again: same data dir, its log continued
         await outcomes.wait(
             lambda: not outcomes.missing(ids),
             "outcomes for every change of the burst",
@@ -383,7 +331,15 @@ async def test_worker_routes_delivers_dedupes_follows_config_and_survives_sigkil
         finally:
             prober.cancel()
             await asyncio.gather(prober, return_exceptions=True)
-        await asyncio.sleep(3)  # let deliveries of probes routed before the switch finish
+
+        # Probes routed before the switch may still be on their way to Marketo: wait until every
+        # probe is routed and every delivery requested for the flow has its outcome.
+        def deliveries_settled() -> bool:
+            routed = all(len(outcomes.of(c)) >= 2 for c in probes)
+            pending = outcomes.requested(NURTURE) & set(probes)
+            return routed and all(outcomes.status(c, NURTURE) for c in pending)
+
+        await outcomes.wait(deliveries_settled, "outcomes of the probes' deliveries", worker)
         with_flow = [NURTURE in {r["flow_id"] for r in outcomes.of(c)} for c in probes]
         switch = with_flow.index(False)
         assert any(with_flow[:switch]) and not any(with_flow[switch:])
@@ -405,6 +361,6 @@ async def test_worker_routes_delivers_dedupes_follows_config_and_survives_sigkil
         assert all(statuses for statuses in per_pair.values())
         assert worker.stop() == 0
     finally:
-        for running in workers:
-            running.stop(signal.SIGKILL)
+        if worker is not None:
+            worker.stop(signal.SIGKILL)
         await outcomes.stop()
