@@ -68,7 +68,7 @@ async def test_view_waits_for_the_first_snapshot_and_applies_events_at_once() ->
     view = ConfigView()
     assert not view.ready
     waiter = asyncio.create_task(view.wait_ready())
-    await asyncio.sleep(0.05)
+    await asyncio.sleep(0.05)  # a lower bound: time for the waiter to (wrongly) finish early
     assert not waiter.done()
     view.take(build_snapshot(snapshot("http://127.0.0.1:9")))
     await asyncio.wait_for(waiter, 1)
@@ -84,7 +84,7 @@ async def test_wait_next_wakes_on_a_snapshot() -> None:
     view = ConfigView()
     assert not await view.wait_next(0.05)
     waiting = asyncio.create_task(view.wait_next(2))
-    await asyncio.sleep(0.01)
+    await asyncio.sleep(0.01)  # the task starts waiting in the loop's next turn, before this ends
     view.take(build_snapshot(snapshot("http://127.0.0.1:9")))
     assert await waiting
 
