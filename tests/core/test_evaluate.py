@@ -28,7 +28,7 @@ from stream.core.results import (
     NotActivated,
     NotActivatedCode,
 )
-from tests.support.accounts import example_account
+from tests.support.accounts import EXAMPLE_LEAD_PAYLOAD, example_account
 from tests.support.changes import catalog, event_change, registration_change
 
 ACCOUNT = example_account()
@@ -44,17 +44,6 @@ NURTURE = example_flow("registered-to-nurture")
 VIP = example_flow("vip-attended")
 FORM = example_flow("complete-form")
 
-EXPECTED_PAYLOAD = {
-    "email": "ana.ruiz@example.com",
-    "firstName": "Ana Maria",
-    "lastName": "Ruiz",
-    "company": "Acme",
-    "title": "CTO",
-    "city": "Seattle, WA",
-    "certainRegistrationCode": "R7QX2M9K1",
-    "dietaryNeeds": "Vegetarian",
-}
-
 
 def run(change: ChangeEvent, flow: Flow, cat: EventCatalog | None = None) -> Any:
     return evaluate(change, flow, ACCOUNT, cat if cat is not None else catalog())
@@ -66,7 +55,7 @@ def run(change: ChangeEvent, flow: Flow, cat: EventCatalog | None = None) -> Any
 def test_registered_to_nurture_maps_a_new_registration() -> None:
     result = run(registration_change(status="New"), NURTURE)
     assert result == Mapped(
-        payload=EXPECTED_PAYLOAD,
+        payload=EXAMPLE_LEAD_PAYLOAD,
         campaign_id=2001,  # the event question beats the flow's 1001
         form_id=None,
         tokens={},
@@ -137,7 +126,7 @@ def test_vip_attended_triggers_with_session_token() -> None:
     assert result.action == "trigger_campaign"
     assert result.campaign_id == 1002
     assert result.tokens == {"{{my.session}}": "Opening keynote"}
-    assert result.payload == EXPECTED_PAYLOAD
+    assert result.payload == EXAMPLE_LEAD_PAYLOAD
 
 
 def test_vip_attended_filters_out_other_attendee_types() -> None:

@@ -16,7 +16,7 @@ from stream.core.mapping import (
     proper_case,
 )
 from stream.core.results import DataFailure
-from tests.support.accounts import example_account
+from tests.support.accounts import EXAMPLE_LEAD_PAYLOAD, example_account
 from tests.support.changes import catalog, registration_change
 
 ACCOUNT = example_account()
@@ -86,16 +86,7 @@ def test_join_then_transform() -> None:
 def test_example_mapping_produces_the_marketo_payload() -> None:
     mapping = ACCOUNT.mapping("lead-basic")
     assert mapping is not None
-    assert map_fields(mapping, ctx()) == {
-        "email": "ana.ruiz@example.com",
-        "firstName": "Ana Maria",
-        "lastName": "Ruiz",
-        "company": "Acme",
-        "title": "CTO",
-        "city": "Seattle, WA",
-        "certainRegistrationCode": "R7QX2M9K1",
-        "dietaryNeeds": "Vegetarian",
-    }
+    assert map_fields(mapping, ctx()) == EXAMPLE_LEAD_PAYLOAD
 
 
 def test_empty_optional_fields_are_left_out() -> None:

@@ -23,3 +23,17 @@ def example_account_data() -> dict[str, Any]:
 def example_account() -> Account:
     """The example account as the model (its client secret left as the `${…}` reference)."""
     return Account.model_validate(example_account_data())
+
+
+# What the example account's `lead-basic` mapping makes of the default registration of
+# `tests.support.changes` (its profile trimmed, proper-cased and lower-cased as the mapping says).
+EXAMPLE_LEAD_PAYLOAD: dict[str, str] = {
+    "email": "ana.ruiz@example.com",
+    "firstName": "Ana Maria",
+    "lastName": "Ruiz",
+    "company": "Acme",
+    "title": "CTO",
+    "city": "Seattle, WA",
+    "certainRegistrationCode": "R7QX2M9K1",
+    "dietaryNeeds": "Vegetarian",
+}
