@@ -3,8 +3,7 @@ console built through the same factory `csignal console` uses, with a fixed cloc
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -12,13 +11,8 @@ import pytest
 from textual.widgets import Input, TextArea
 
 from console.app import SignalConsole, make_app
+from tests.console.console_helpers import CLOCK, MakeConsole, fixed_clock
 from tests.console.control_harness import Control
-
-CLOCK = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
-
-
-def fixed_clock() -> datetime:
-    return CLOCK
 
 
 @pytest.fixture(autouse=True)
@@ -42,9 +36,6 @@ def fixed_control(tmp_path: Path) -> Iterator[Control]:
     service = Control(tmp_path, base=CLOCK).start()
     yield service
     service.stop()
-
-
-MakeConsole = Callable[..., SignalConsole]
 
 
 @pytest.fixture

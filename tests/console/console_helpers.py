@@ -4,15 +4,17 @@ console factory's type, importable by a module name no other test folder uses.""
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from textual.pilot import Pilot
 
 from console.app import SignalConsole
 from tests.console.svg_text import svg_lines
+from tests.support.clock import FIXED
 
-CLOCK = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
+# The console's clock in tests: the shared fixed moment (snapshots show times relative to it).
+CLOCK = FIXED
 MakeConsole = Callable[..., SignalConsole]
 
 

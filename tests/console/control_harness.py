@@ -31,6 +31,7 @@ from stream.control.secret_store import SecretStore
 from stream.marketo.sandbox import Sandbox, SandboxConfig
 from stream.store import Store
 from stream.store.rows import ChangeRow, OutcomeRow, RetryItem
+from tests.support.clock import FIXED
 
 T = TypeVar("T")
 TOKEN = "console-test-token"
@@ -146,7 +147,7 @@ class Control:
 
 def event_changes() -> list[ChangeEvent]:
     """The simulator's event announcements: set-ups with tagged and untagged items."""
-    start = datetime(2026, 11, 28, 8, 0, tzinfo=UTC)
+    start = FIXED - timedelta(hours=4)
     out = []
     for item in generate(seed=7, rate=10, duration=1, start=start):
         if isinstance(item.body, dict) and item.body.get("type") == "event.create_update":
@@ -189,7 +190,8 @@ async def seed(store: Store, now: datetime, *, outcomes: bool = True) -> None:
                     connection_id="demo-marketo",
                 )
             )
-    fixed = datetime(2026, 11, 28, 9, 0, tzinfo=UTC)
+    # Retry items at fixed times: the queue's rows (ages, order) stay the same in snapshots.
+    fixed = FIXED - timedelta(hours=3)
     for i in range(45):
         retries.append(
             RetryItem(
@@ -229,7 +231,7 @@ async def seed(store: Store, now: datetime, *, outcomes: bool = True) -> None:
 
 
 def registration_template() -> dict[str, Any]:
-    start = datetime(2026, 11, 28, 8, 0, tzinfo=UTC)
+    start = FIXED - timedelta(hours=4)
     for item in generate(seed=7, rate=10, duration=3, start=start):
         body = item.body
         if (
