@@ -7,8 +7,7 @@ from typing import Any
 
 import pytest
 
-# jsonschema ships no type information and types-jsonschema is not a dev dependency.
-from jsonschema import Draft202012Validator  # type: ignore[import-untyped]
+from jsonschema import Draft202012Validator
 
 from stream.certain.events import ChangeEvent
 from stream.certain.schema import change_event_json_schema

@@ -10,15 +10,18 @@ Nothing changes outside faketime.
 
 from __future__ import annotations
 
+import operator
 import os
 import select
 import time
+from typing import SupportsIndex
 
 if os.environ.get("FAKETIME") and os.environ.get("LD_PRELOAD", "").find("faketime") >= 0:
 
-    def _sleep(seconds: float) -> None:
-        if seconds < 0:
+    def _sleep(seconds: float | SupportsIndex) -> None:
+        delay = seconds if isinstance(seconds, float) else float(operator.index(seconds))
+        if delay < 0:
             raise ValueError("sleep length must be non-negative")
-        select.select([], [], [], seconds)
+        select.select([], [], [], delay)
 
     time.sleep = _sleep
