@@ -6,7 +6,6 @@ import json
 from typing import Any
 
 import pytest
-
 from jsonschema import Draft202012Validator
 
 from stream.certain.events import ChangeEvent
