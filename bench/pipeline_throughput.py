@@ -44,7 +44,7 @@ from stream.messages import ConfigSnapshot
 from stream.topics import ALL_TOPICS, TopicSpec, declare_topics
 
 REPO = Path(__file__).resolve().parents[1]
-ACCOUNT = Path("/work/shared/examples/account.yaml")
+ACCOUNT = Path(__file__).resolve().parents[1] / "tests" / "config" / "data" / "account.yaml"
 FLOWS = 3
 
 

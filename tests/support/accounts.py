@@ -11,7 +11,9 @@ import yaml
 
 from config.models import Account
 
-EXAMPLE_ACCOUNT = Path(__file__).resolve().parents[3] / "shared" / "examples" / "account.yaml"
+# The repository's copy of the specification's example (tests/config checks it still matches the
+# shared original when that is at hand), so a clone anywhere has it.
+EXAMPLE_ACCOUNT = Path(__file__).resolve().parents[1] / "config" / "data" / "account.yaml"
 
 
 def example_account_data() -> dict[str, Any]:
