@@ -16,14 +16,15 @@ sync:
 run *ARGS: sync
     uv run --frozen csignal run --demo {{ARGS}}
 
-# Run the whole test suite on every core (pytest-xdist); a run that collects no test fails.
+# Run the whole test suite on every core (pytest-xdist; one worker more than cores, as most tests
+# wait on processes and sockets); a run that collects no test fails.
 # `just test -n 0 tests/x.py` runs one file serially.
 test *ARGS: sync
     #!/usr/bin/env bash
     set -uo pipefail
     # On a shifted date (faketime, see the README) every Python process sleeps with select().
     if [ -n "${FAKETIME:-}" ]; then export PYTHONPATH="$PWD/tests/faketime${PYTHONPATH:+:$PYTHONPATH}"; fi
-    uv run --frozen pytest -n "${SIGNAL_TEST_WORKERS:-auto}" --dist loadscope {{ARGS}}
+    uv run --frozen pytest -n "${SIGNAL_TEST_WORKERS:-$(( $(nproc) + 1 ))}" --dist loadscope {{ARGS}}
     rc=$?
     if [ "$rc" -eq 5 ]; then echo "pytest collected no tests: failing" >&2; exit 1; fi
     exit "$rc"
