@@ -51,7 +51,9 @@ async def _activate_for_cancelled(control: Control) -> None:
 
 
 def _slow_replays(control: Control) -> None:
-    """Ten changes a chunk, a pause between chunks: long enough to watch and to cancel."""
+    """Five changes a chunk, a pause between chunks: long enough to watch and to cancel, even
+    on a loaded machine where the console takes seconds to press its keys (a faster replay
+    finished before the cancel reached it)."""
     from stream.control.replay import ReplayManager
 
     assert control.ops is not None and control.store is not None and control.config is not None
@@ -60,7 +62,7 @@ def _slow_replays(control: Control) -> None:
         control.redriven.extend(records)
 
     control.ops.replays = ReplayManager(
-        control.store, publish, control.config, chunk=10, pace_s=0.4
+        control.store, publish, control.config, chunk=5, pace_s=1.5
     )
 
 
