@@ -61,9 +61,7 @@ def _slow_replays(control: Control) -> None:
     async def publish(records: Sequence[tuple[bytes, bytes]]) -> None:
         control.redriven.extend(records)
 
-    control.ops.replays = ReplayManager(
-        control.store, publish, control.config, chunk=5, pace_s=1.5
-    )
+    control.ops.replays = ReplayManager(control.store, publish, control.config, chunk=5, pace_s=1.5)
 
 
 def test_the_replay_actions_are_in_the_registry() -> None:
