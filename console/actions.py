@@ -57,6 +57,28 @@ ACTIONS: tuple[ActionSpec, ...] = (
     ActionSpec("debug", "f12", "app.debug_info", "Debug info"),
     ActionSpec("refresh-faster", "plus", "app.refresh_interval(-1)", "Refresh more often"),
     ActionSpec("refresh-slower", "minus", "app.refresh_interval(1)", "Refresh less often"),
+    # leaving the console under `csignal run` (the quit dialog; console.session)
+    ActionSpec(
+        "quit-detach",
+        "d",
+        "detach",
+        "Detach: close the console, Signal keeps running",
+        scope="quit",
+        show=True,
+    ),
+    ActionSpec(
+        "quit-stop",
+        "s",
+        "stop_signal",
+        "Stop Signal: stop deliveries and every service",
+        scope="quit",
+        show=True,
+    ),
+    ActionSpec("quit-cancel", "escape,c,q", "cancel", "Cancel: stay in the console", scope="quit"),
+    ActionSpec("quit-help", "question_mark", "app.help", "Help", scope="quit"),
+    # text panels (item detail, reasons, previews, debug info)
+    ActionSpec("panel-close", "escape,q,enter", "close", "Close", scope="panel"),
+    ActionSpec("panel-help", "question_mark", "app.help", "Help", scope="panel"),
     # flows
     ActionSpec("flow-open", "enter", "open_flow", "Open", scope="flows"),
     ActionSpec(

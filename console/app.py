@@ -1,7 +1,12 @@
 """The Signal operations console: a Textual app over control's operator API.
 
 Screens are modes (`flows`, `connections`, `catalog`, `retry`, `metrics`, `sql`), reached by
-number keys, `:` commands or the palette; `q` goes back, and quits from the flow list.
+number keys, `:` commands or the palette; `q` goes back, and quits from the flow list. Under
+`csignal run` (`under_run`) quitting asks first: detach (Signal keeps running) or stop Signal,
+answered through the exit code (console.session).
+
+Everything shown comes from the API or the operator, so none of it is parsed as markup unless
+escaped first (console.fmt.esc, fmt.plain); notifications are always plain text.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ import os
 import select
 import signal
 import sys
+import traceback
 from collections import deque
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -23,10 +29,11 @@ from textual import on
 from textual.app import App, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.command import Hit, Hits, Provider
+from textual.notifications import SeverityLevel
 from textual.screen import Screen
 from textual.worker import Worker, WorkerState
 
-from console import actions
+from console import actions, session
 from console.client import ConsoleClient, api_base_url, read_token
 from console.keymap import load_keymap
 from console.screens.base import BaseScreen
@@ -35,6 +42,7 @@ from console.screens.connections import ConnectionsScreen
 from console.screens.flows import FlowsScreen
 from console.screens.help import DebugScreen, HelpScreen
 from console.screens.metrics import MetricsScreen
+from console.screens.modals import QuitModal
 from console.screens.replay import ReplayScreen
 from console.screens.retry import RetryScreen
 from console.screens.sql import SqlScreen
@@ -124,8 +132,14 @@ class SignalConsole(App[int]):
         watch_tty: bool = True,
         keymap: dict[str, str] | None = None,
         keymap_problems: list[str] | None = None,
+        under_run: bool = False,
+        crash_log: Path | None = None,
     ) -> None:
         super().__init__()
+        self.under_run = under_run
+        """Started by `csignal run`: quitting asks to detach or to stop Signal."""
+        self.crash_log = crash_log
+        """Where an unhandled exception's traceback is appended (it is also printed)."""
         self.keymap_overrides = dict(keymap or {})
         self.keymap_problems = list(keymap_problems or [])
         self.client = client
@@ -159,6 +173,33 @@ class SignalConsole(App[int]):
 
     async def on_unmount(self) -> None:
         await self.client.close()
+
+    def notify(
+        self,
+        message: str,
+        *,
+        title: str = "",
+        severity: SeverityLevel = "information",
+        timeout: float | None = None,
+        markup: bool = True,
+    ) -> None:
+        """Always plain text: messages carry API errors, flow names and operator input, which
+        may hold square brackets (an error reading `[/x]` must not crash the console)."""
+        super().notify(message, title=title, severity=severity, timeout=timeout, markup=False)
+
+    def _handle_exception(self, error: Exception) -> None:
+        """An unhandled exception ends the console (exit code 1, traceback on the terminal);
+        under `csignal run` its traceback is kept in `crash_log` too, since the runner's status
+        lines soon scroll it away."""
+        if self.crash_log is not None:
+            with contextlib.suppress(OSError):
+                self.crash_log.parent.mkdir(parents=True, exist_ok=True)
+                with self.crash_log.open("a", encoding="utf-8") as log:
+                    log.write(
+                        f"{datetime.now(UTC).isoformat(timespec='seconds')} console crashed\n"
+                    )
+                    log.write("".join(traceback.format_exception(error)))
+        super()._handle_exception(error)
 
     def _check_tty(self) -> None:
         """The terminal is gone when the parent is gone or the tty reports a hang-up; a hung-up
@@ -197,13 +238,51 @@ class SignalConsole(App[int]):
         elif self.current_mode != "flows":
             await self.switch_mode("flows")
         else:
+            self.request_quit()
+
+    # --- leaving ---------------------------------------------------------------------------
+
+    def request_quit(self) -> None:
+        """Quit; under `csignal run` ask first whether to detach or to stop Signal."""
+        if not self.under_run:
             self.exit(0)
+            return
+        if isinstance(self.screen, QuitModal):
+            return
+        self.push_screen(QuitModal(), self._quit_answer)
+
+    def _quit_answer(self, answer: str | None) -> None:
+        if answer == "detach":
+            self.exit(session.DETACH, return_code=session.DETACH)
+        elif answer == "stop":
+            self.exit(session.STOP_SIGNAL, return_code=session.STOP_SIGNAL)
+
+    async def action_quit(self) -> None:
+        """`ctrl+q`: quits at once standalone; under `csignal run` it asks, and a second
+        `ctrl+q` in the dialog detaches (the console always quits on ctrl+q ctrl+q, and Signal
+        stops only when the operator chooses so)."""
+        if not self.under_run:
+            self.exit(0)
+        elif isinstance(self.screen, QuitModal):
+            self.exit(session.DETACH, return_code=session.DETACH)
+        else:
+            self.request_quit()
+
+    def action_help_quit(self) -> None:
+        """`ctrl+c` (Textual's reminder that it does not quit): under `csignal run` the operator
+        most likely means to stop Signal, so offer the choice."""
+        if self.under_run:
+            self.request_quit()
+        else:
+            self.notify("press ctrl+q (or q on the flow list) to quit", title="Quit?")
 
     def action_help(self) -> None:
         screen = self.screen
-        scope = screen.SCOPE if isinstance(screen, BaseScreen) else actions.GLOBAL
+        scope = getattr(screen, "SCOPE", actions.GLOBAL)
         if not isinstance(screen, HelpScreen):
-            self.push_screen(HelpScreen(scope, self.read_only, self.keymap_overrides))
+            self.push_screen(
+                HelpScreen(scope, self.read_only, self.keymap_overrides, under_run=self.under_run)
+            )
 
     def action_refresh_interval(self, step: int) -> None:
         """Step the refresh interval through REFRESH_STEPS; the next poll uses it."""
@@ -232,7 +311,7 @@ class SignalConsole(App[int]):
             return
         name, rest = words[0].lower(), words[1:]
         if name in ("q", "quit", "exit"):
-            self.exit(0)
+            self.request_quit()
         elif name in ("help", "?"):
             self.action_help()
         elif name in COMMAND_MODES:
@@ -276,6 +355,8 @@ def make_app(
     refresh_s: float = 5.0,
     watch_tty: bool = True,
     keymap_file: Path | None = None,
+    under_run: bool = False,
+    crash_log: Path | None = None,
 ) -> SignalConsole:
     client = ConsoleClient(api_base_url(api_url), token if token is not None else read_token())
     keymap, problems = load_keymap(keymap_file)
@@ -287,4 +368,6 @@ def make_app(
         watch_tty=watch_tty,
         keymap=keymap,
         keymap_problems=problems,
+        under_run=under_run,
+        crash_log=crash_log,
     )

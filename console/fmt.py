@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
+from typing import Any
 
 from rich.text import Text
 
@@ -69,3 +70,31 @@ def cell(value: object, width: int = 40) -> str:
     text = "" if value is None else str(value)
     text = text.replace("\n", " ")
     return text if len(text) <= width else text[: width - 1] + "…"
+
+
+ZERO_WIDTH_SPACE = "\u200b"
+
+
+def esc(value: object) -> str:
+    """`value` as literal text inside Textual content markup (top bar, border titles, labels):
+    data, key names and operator input may hold square brackets (`[/b]`, `]`, `flows [x]`) that
+    must not parse as tags. Every `[` is escaped: `textual.markup.escape` leaves a `[` that does
+    not look like a tag (`[ ctrl+b`), which Textual's parser still reads as one. A trailing
+    backslash would escape the tag after it, however many backslashes: an invisible zero-width
+    space ends the value instead."""
+    text = str(value).replace("[", "\\[")
+    return text + ZERO_WIDTH_SPACE if text.endswith("\\") else text
+
+
+def plain(value: object) -> Text:
+    """A table cell shown as it is: DataTable parses a `str` cell (and a column label) as Rich
+    markup, so a value like `[/b]` would crash the render. Same layout as a markup-free string
+    cell (no wrap, no trailing newline)."""
+    if isinstance(value, Text):
+        return value
+    return Text("" if value is None else str(value), no_wrap=True, end="")
+
+
+def cells(values: Iterable[Any]) -> list[Any]:
+    """A row's cells with every string made `plain`; other renderables pass unchanged."""
+    return [plain(v) if isinstance(v, str) else v for v in values]

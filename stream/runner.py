@@ -16,9 +16,13 @@ restarting a deterministic failure only hides it.
 The embedded broker is not restarted: it keeps topics in memory only, so a new one would start
 empty under services that believe otherwise; its exit stops the run with that explanation.
 
-Without `--headless` the console runs in the foreground (quitting it stops Signal) and the
-runner's own messages go to `logs/run.log`; headless, a status line (changes, outcomes by status,
-sandbox leads) is printed every few seconds from the API's `/sql`.
+Without `--headless` the console runs in the foreground as a client (`csignal console
+--under-run`) and the runner's own messages go to `logs/run.log` meanwhile. Quitting it asks the
+operator to detach or to stop Signal, and its exit code carries the answer (console.session): only
+"Stop Signal" stops the run. Any other end — detach, a crash (traceback on the terminal and in
+`logs/console.log`), a kill — leaves the services delivering: the runner says what happened and
+how to reattach (`csignal console`), and goes on as headless. Headless, a status line (changes,
+outcomes by status, sandbox leads) is printed every few seconds from the API's `/sql`.
 
 Stopping (Ctrl-C, SIGTERM): the simulator first, then the pipeline, then control (SIGTERM, then
 SIGKILL after `STOP_TIMEOUT_S`), the sandbox, and the broker last, so services flush while
@@ -34,14 +38,17 @@ import random
 import secrets
 import signal
 import sys
+import termios
 import time
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any, TextIO
 
 from config.settings import Settings
+from console import session
 from stream.apiclient import ApiClient, ApiError, RequestRefused
 from stream.broker import BrokerStartError, EmbeddedBroker, die_with_parent, normalize_broker_url
 from stream.topics import TopicMismatch, declare_topics
@@ -76,6 +83,9 @@ class RunOptions:
     """First restart delay; doubles per recent crash up to BACKOFF_MAX_S."""
     crash_limit: int = CRASH_LIMIT
     out: TextIO = field(default_factory=lambda: sys.stdout)
+    console_command: Sequence[str] = ()
+    """The console's program (default: this Python's `-m stream console`); the runner adds
+    `--api URL --under-run --crash-log FILE`. Tests put a console of their own here."""
 
 
 # --- one supervised child -------------------------------------------------------------------
@@ -178,6 +188,8 @@ class Runner:
         self.tasks: list[asyncio.Task[Any]] = []
         self.started = time.monotonic()
         self.first_delivery_s: float | None = None
+        self.timing_first_delivery = True
+        """The first status lines time the first delivery (headless: they start with the run)."""
         self.sent = 0
         self.rejected = 0
         self.console_running = False
@@ -319,12 +331,10 @@ class Runner:
             )
             if self.options.demo:
                 self.tasks.append(asyncio.create_task(self._simulate(client), name="simulator"))
-            if not self.options.headless:
-                await self._console(client.base_url)
+            if self.options.headless:
+                self.say("Ctrl-C stops everything.")
+            elif await self._console(client.base_url):
                 return
-            if not self.options.headless:
-                self.say("(the console is not part of this build; running headless)")
-            self.say("Ctrl-C stops everything.")
             await self._status_loop(client)
         except RunError as error:
             self.failure = str(error)
@@ -370,19 +380,29 @@ class Runner:
         for warning in warnings:
             self.say(f"  warning: {warning}")
 
-    async def _console(self, api_url: str) -> None:
-        """The console in the foreground of this terminal; quitting it stops the run.
+    async def _console(self, api_url: str) -> bool:
+        """The console in the foreground of this terminal, as one client among others. True
+        when the run is to stop: the operator chose "Stop Signal" there, or the run is stopping
+        anyway (then the console is ended). Any other end of the console — detach, a crash, a
+        kill — leaves the services running and returns False.
 
         It stays in our process group (it needs the terminal), and dies with us like the rest.
         """
-        self.say(f"opening the console; quit it to stop Signal (messages: {self.logs / 'run.log'})")
+        crash_log = self.logs / session.CRASH_LOG_NAME
+        crash_size = _size(crash_log)
+        self.say(
+            "opening the console: q on its flow list offers to detach (Signal keeps running) or "
+            f"to stop Signal (messages meanwhile: {self.logs / 'run.log'})"
+        )
+        program = list(self.options.console_command) or [sys.executable, "-m", "stream", "console"]
+        modes = _terminal_modes()
         process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "stream",
-            "console",
+            *program,
             "--api",
             api_url,
+            "--under-run",
+            "--crash-log",
+            str(crash_log),
             env=dict(os.environ, SIGNAL_DATA_DIR=str(self.data_dir)),
             preexec_fn=die_with_parent(),
         )
@@ -401,7 +421,45 @@ class Runner:
                     process.kill()
                     await process.wait()
             self.console_running = False
+        code = process.returncode
+        if self.stop_event.is_set():
+            return True
+        if code == session.STOP_SIGNAL:
+            self.say("Stop Signal was chosen in the console: stopping everything.")
             self.stop_event.set()
+            return True
+        if code is not None and code < 0:
+            _restore_terminal(modes, self.out)  # a killed console leaves it raw
+        crashed = _size(crash_log) > crash_size
+        self.say(self._console_ended(code, crash_log if crashed else None, api_url))
+        self.timing_first_delivery = False  # the status lines start long after it
+        return False
+
+    def _console_ended(self, code: int | None, crash_log: Path | None, api_url: str) -> str:
+        """What the terminal is told when the console ended and Signal keeps running."""
+        if crash_log is not None:
+            what = (
+                f"The console crashed (exit code {code}); its traceback is above and in "
+                f"{crash_log}."
+            )
+        elif code == session.DETACH:
+            what = "The console was closed (detached)."
+        elif code is not None and code < 0:
+            try:
+                name = signal.Signals(-code).name
+            except ValueError:
+                name = f"signal {-code}"
+            what = f"The console was ended by {name}."
+        else:
+            what = f"The console exited with code {code}."
+        pids = ", ".join(f"{c.name} pid {c.pid}" for c in self.children)
+        data_dir = f"SIGNAL_DATA_DIR={self.data_dir} " if self.options.data_dir else ""
+        return (
+            f"{what}\nSignal keeps running and delivering ({pids}); messages from while the "
+            f"console was open are in {self.logs / 'run.log'}.\n"
+            f"Reattach with: {data_dir}csignal console --api {api_url}\n"
+            "Status lines follow; Ctrl-C here stops everything."
+        )
 
     # -- supervision ------------------------------------------------------------------------------
 
@@ -498,7 +556,7 @@ class Runner:
         except ApiError as error:
             return f"[{stamp}] status unavailable: {error}"
         counts = {str(row[0]): int(row[1]) for row in result.rows}
-        if counts.get("delivered") and self.first_delivery_s is None:
+        if counts.get("delivered") and self.first_delivery_s is None and self.timing_first_delivery:
             self.first_delivery_s = time.monotonic() - self.started
             self.say(f"first delivery recorded {self.first_delivery_s:.1f}s after start")
         parts = [f"changes {changes}"] + [f"{k} {v}" for k, v in counts.items()]
@@ -525,6 +583,44 @@ class Runner:
                 await self.sandbox.stop()
         if self.broker is not None:
             await self.broker.stop_async()
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return -1
+
+
+def _terminal_modes() -> list[Any] | None:
+    """The terminal's modes before the console takes it over (None without a terminal)."""
+    try:
+        fd = sys.stdin.fileno()
+        return termios.tcgetattr(fd) if os.isatty(fd) else None
+    except (OSError, ValueError, termios.error):
+        return None
+
+
+# Leave the alternate screen, show the cursor, wrap lines again, end mouse reporting, bracketed
+# paste, focus events and the kitty keyboard protocol: what a Textual app switches on or off and
+# restores on exit.
+RESET_TERMINAL = (
+    "\x1b[?1049l\x1b[?25h\x1b[?7h\x1b[?1000l\x1b[?1002l\x1b[?1003l\x1b[?1006l\x1b[?1015l"
+    "\x1b[?1004l\x1b[?2004l\x1b[<u"
+)
+
+
+def _restore_terminal(modes: list[Any] | None, out: TextIO) -> None:
+    """Undo what a killed console could not: the saved line modes (so Ctrl-C is a signal
+    again) and Textual's screen modes."""
+    if modes is None:
+        return
+    with contextlib.suppress(OSError, ValueError, termios.error):
+        termios.tcsetattr(sys.stdin.fileno(), termios.TCSADRAIN, modes)
+    with contextlib.suppress(OSError, ValueError):
+        if out.isatty():
+            out.write(RESET_TERMINAL)
+            out.flush()
 
 
 def run(options: RunOptions) -> int:

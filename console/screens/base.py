@@ -20,7 +20,7 @@ from textual.widgets import Footer, Input, Static
 from textual.worker import Worker, WorkerState
 
 from console import actions
-from console.fmt import ago
+from console.fmt import ago, esc
 
 if TYPE_CHECKING:
     from console.app import SignalConsole
@@ -153,9 +153,9 @@ class BaseScreen(Screen[None]):
         except Exception:
             return
         ro = " [reverse bold] RO [/]" if self.console.read_only else ""
-        note = f"  {self.status_note}" if self.status_note else ""
+        note = f"  {esc(self.status_note)}" if self.status_note else ""
         fresh = self.freshness() if self.POLLS else ""
-        bar.update(f"[b]Signal[/b] ▸ {self.title_text}{ro}{note}  [dim]{fresh}[/dim]")
+        bar.update(f"[b]Signal[/b] ▸ {esc(self.title_text)}{ro}{note}  [dim]{esc(fresh)}[/dim]")
         bar.set_class(self.stale, "stale")
 
     @on(Worker.StateChanged)

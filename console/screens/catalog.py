@@ -152,21 +152,31 @@ class CatalogScreen(BaseScreen):
                     name = Text(f"! {tag['name']}", style="bold yellow")
                     flagged += 1
                 tags.add_row(
-                    name,
-                    fmt.cell(", ".join(o.replace("_", " ") for o in tag.get("objects", [])), 24),
-                    str(assigned) if assigned else "event",
-                    fmt.cell(", ".join(users), 40) or "—",
+                    *fmt.cells(
+                        [
+                            name,
+                            fmt.cell(
+                                ", ".join(o.replace("_", " ") for o in tag.get("objects", [])), 24
+                            ),
+                            str(assigned) if assigned else "event",
+                            fmt.cell(", ".join(users), 40) or "—",
+                        ]
+                    ),
                     key=tag["name"],
                 )
             events.clear()
             self.events = {e["eventCode"]: e for e in message.events}
             for event in message.events:
                 events.add_row(
-                    event["eventCode"],
-                    fmt.cell(event.get("eventName"), 26),
-                    event.get("eventStatus") or "",
-                    "yes" if event.get("isTest") else "",
-                    fmt.short_stamp(event.get("updatedAt")),
+                    *fmt.cells(
+                        [
+                            event["eventCode"],
+                            fmt.cell(event.get("eventName"), 26),
+                            event.get("eventStatus") or "",
+                            "yes" if event.get("isTest") else "",
+                            fmt.short_stamp(event.get("updatedAt")),
+                        ]
+                    ),
                     key=event["eventCode"],
                 )
         tags.border_title = f"tags [{tags.row_count}]"

@@ -99,10 +99,14 @@ class ConnectionsScreen(BaseScreen):
             table.clear()
             for row in message.connections:
                 table.add_row(
-                    fmt.cell(row.name, 20),
-                    secret_text(row),
-                    "yes" if row.primary else "",
-                    row.service_url,
+                    *fmt.cells(
+                        [
+                            fmt.cell(row.name, 20),
+                            secret_text(row),
+                            "yes" if row.primary else "",
+                            row.service_url,
+                        ]
+                    ),
                     key=row.id,
                 )
             if message.connections:
@@ -179,7 +183,7 @@ class ConnectionsScreen(BaseScreen):
         row = self.selected()
         if row is None:
             return
-        self.query_one("#test-result", Static).update(f"Testing {row.name}…")
+        self.query_one("#test-result", Static).update(Text(f"Testing {row.name}…"))
         self.run_test(row.id)
 
     @work(exclusive=True, group="connection-test", exit_on_error=False)
@@ -271,7 +275,8 @@ class ConnectionForm(BaseScreen):
         if self.row is None:
             return "Client Secret"
         if self.row.secret_set:
-            return f"Client Secret (set, {self.row.secret_source or 'stored'}; type to replace)"
+            source = fmt.esc(self.row.secret_source or "stored")
+            return f"Client Secret (set, {source}; type to replace)"
         return "Client Secret (not set)"
 
     def values(self) -> tuple[dict[str, Any], str | None]:

@@ -33,6 +33,7 @@ from textual.widgets import (
 )
 
 from config.models import ACTIVATE_FOR_KINDS, Action, Source, StandardProperty
+from console import fmt
 from console.client import ApiError, FlowRow, NotAvailable, Refused, TargetField
 from console.messages import ApiFailed, FieldsRefreshed, FlowDetailLoaded, FlowSaved, PreviewLoaded
 from console.screens.base import BaseScreen
@@ -62,7 +63,9 @@ class TagPicker(SelectionList[str]):
         for index in range(self.option_count):
             option = self.get_option_at_index(index)
             value = str(option.value)
-            self.replace_option_prompt_at_index(index, f"{'✓' if value in chosen else ' '} {value}")
+            self.replace_option_prompt_at_index(
+                index, Text(f"{'✓' if value in chosen else ' '} {value}")
+            )
 
     def on_selection_list_selected_changed(self) -> None:
         self.mark()
@@ -248,12 +251,12 @@ class FlowDetailScreen(BaseScreen):
                 names = [p.value for p in StandardProperty]
             else:
                 names = [t["name"] for t in tags if object_kind.value in t.get("objects", [])]
-            box.add_options([(name, name, name in chosen) for name in names])
+            box.add_options([(Text(name), name, name in chosen) for name in names])
             box.mark()
         self.query_one("#filters", TextArea).text = json.dumps(raw.get("filters") or [], indent=1)
         self.query_one("#dest-name", Input).value = destination.get("name") or ""
         connections = [
-            (c.get("name", c["id"]), c["id"]) for c in self.account.get("connections", [])
+            (Text(c.get("name", c["id"])), c["id"]) for c in self.account.get("connections", [])
         ]
         self.query_one("#connection", Select).set_options(connections)
         self._select("#connection", destination.get("connection"))
@@ -264,7 +267,9 @@ class FlowDetailScreen(BaseScreen):
         self.query_one("#form-id", Input).value = str(
             (destination.get("form") or {}).get("form_id") or ""
         )
-        mappings = [(m.get("name", m["id"]), m["id"]) for m in self.account.get("mappings", [])]
+        mappings = [
+            (Text(m.get("name", m["id"])), m["id"]) for m in self.account.get("mappings", [])
+        ]
         self.query_one("#mapping", Select).set_options(mappings)
         self._select("#mapping", destination.get("mapping"))
         self._load_mapping(destination.get("mapping"))
@@ -305,11 +310,15 @@ class FlowDetailScreen(BaseScreen):
             else:
                 state = Text("✗ unknown field", style="bold red")
             table.add_row(
-                field.get("target", ""),
-                " + ".join(field.get("sources", [])),
-                ",".join(field.get("transforms", [])),
-                "yes" if required else "",
-                state,
+                *fmt.cells(
+                    [
+                        field.get("target", ""),
+                        " + ".join(field.get("sources", [])),
+                        ",".join(field.get("transforms", [])),
+                        "yes" if required else "",
+                        state,
+                    ]
+                ),
                 key=str(index),
             )
         dirty = " (changed, saved with the flow)" if self.mapping_dirty else ""
@@ -382,7 +391,7 @@ class FlowDetailScreen(BaseScreen):
         if not isinstance(value, str):
             self.notify("choose a connection first", severity="warning")
             return
-        self.query_one("#preview", Static).update(f"Refreshing target fields of {value}…")
+        self.query_one("#preview", Static).update(Text(f"Refreshing target fields of {value}…"))
         self.refresh_fields(value)
 
     @work(exclusive=True, group="flow-fields", exit_on_error=False)
@@ -399,7 +408,7 @@ class FlowDetailScreen(BaseScreen):
         self.target_fields = message.fields
         self._render_mapping()
         note = f"✓ {len(message.fields)} target fields from {message.connection_id}"
-        self.query_one("#preview", Static).update(note)
+        self.query_one("#preview", Static).update(Text(note))
         self.notify(note, timeout=3)
 
     def action_preview(self) -> None:

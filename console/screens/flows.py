@@ -160,22 +160,22 @@ class FlowsScreen(BaseScreen):
                 cursor = table.cursor_row
                 table.clear()
                 for flow in visible:
-                    table.add_row(*self._cells(flow).values(), key=flow.id)
+                    table.add_row(*fmt.cells(self._cells(flow).values()), key=flow.id)
                 if visible:
                     table.move_cursor(row=min(cursor, len(visible) - 1))
             else:
                 for flow in visible:
                     cells = self._cells(flow)
                     if flow.id not in current:
-                        table.add_row(*cells.values(), key=flow.id)
+                        table.add_row(*fmt.cells(cells.values()), key=flow.id)
                         continue
                     for column, value in cells.items():
                         if str(table.get_cell(flow.id, column)) != str(value):
-                            table.update_cell(flow.id, column, value)
+                            table.update_cell(flow.id, column, fmt.plain(value))
         title = f"flows [{len(visible)}]"
         if self.filter_text:
             title = f"flows /{self.filter_text}/ [{len(visible)} of {len(self.flows)}]"
-        table.border_title = title
+        table.border_title = fmt.esc(title)
         self._subtitle()
 
     def _subtitle(self) -> None:
@@ -184,7 +184,7 @@ class FlowsScreen(BaseScreen):
         dest = ""
         if flow is not None and self.narrow:
             dest = "/".join(x for x in (flow.connection, flow.action) if x) or "no destination"
-            dest = f"{fmt.cell(dest, 40)} · "
+            dest = f"{fmt.esc(fmt.cell(dest, 40))} · "
         table.border_subtitle = f"{dest}Sent/Fail: today (UTC)"
 
     @on(DataTable.RowHighlighted)

@@ -14,6 +14,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Static
 
 from console import actions
+from console.fmt import esc
 
 if TYPE_CHECKING:
     from console.app import SignalConsole
@@ -29,7 +30,11 @@ SCOPE_TITLES = {
     "metrics": "Metrics",
     "sql": "SQL",
     "replay": "Replay",
+    "quit": "Leaving the console",
+    "panel": "Text panel",
 }
+MODAL_SCOPES = frozenset({"quit", "panel"})
+"""Dialogs: only their own keys work there, so help lists only those."""
 KEY_NAMES = {
     "question_mark": "?",
     "colon": ":",
@@ -44,19 +49,46 @@ def key_text(keys: str) -> str:
     return " ".join(KEY_NAMES.get(k, k) for k in keys.split(","))
 
 
-def help_text(scope: str, read_only: bool, keymap: dict[str, str] | None = None) -> str:
+def help_text(
+    scope: str,
+    read_only: bool,
+    keymap: dict[str, str] | None = None,
+    *,
+    under_run: bool = False,
+) -> str:
+    """The keys of `scope` and the global ones (a dialog's own keys only), as content markup:
+    every key name and description is escaped, since key names such as `[` and `]` would
+    otherwise open or close markup tags (`[ ctrl+b … [b]Everywhere[/b]` failed to render, and
+    crashed the console: issue 17)."""
     keymap = keymap or {}
     lines: list[str] = []
-    for section in (scope, actions.GLOBAL) if scope != actions.GLOBAL else (actions.GLOBAL,):
-        lines.append(f"[b]{SCOPE_TITLES.get(section, section)}[/b]")
+    if scope in MODAL_SCOPES or scope == actions.GLOBAL:
+        sections: tuple[str, ...] = (scope,)
+    else:
+        sections = (scope, actions.GLOBAL)
+    for section in sections:
+        lines.append(f"[b]{esc(SCOPE_TITLES.get(section, section))}[/b]")
         for spec in actions.for_scope(section):
             if read_only and spec.dangerous:
                 continue
             mark = " [red]![/red]" if spec.dangerous else ""
             keys = keymap.get(spec.id, spec.keys)
-            lines.append(f"  {key_text(keys):<14} {spec.description}{mark}")
+            lines.append(f"  {esc(f'{key_text(keys):<14}')} {esc(spec.description)}{mark}")
         lines.append("")
-    lines.append("Arrows or j/k move, g/G top/bottom; ctrl+p palette; ctrl+q quits.")
+    if scope == "quit":
+        lines.append("Signal runs under `csignal run`; the console is one of its clients.")
+        lines.append("Detach leaves it delivering; `csignal console` reattaches.")
+        return "\n".join(lines)
+    if scope in MODAL_SCOPES:
+        return "\n".join(lines).rstrip()
+    if under_run:
+        lines.append("Arrows or j/k move, g/G top/bottom; ctrl+p palette.")
+        lines.append(
+            "q on the flow list (or ctrl+q) asks: detach (Signal keeps running; "
+            "`csignal console` reattaches) or stop Signal."
+        )
+    else:
+        lines.append("Arrows or j/k move, g/G top/bottom; ctrl+p palette; ctrl+q quits.")
     lines.append(":flows :connections :events :retry :metrics :sql :q")
     if read_only:
         lines.append("[reverse] RO [/] read-only: actions that change anything are hidden.")
@@ -71,17 +103,27 @@ class HelpScreen(ModalScreen[None]):
         Binding("escape,q,question_mark", "close", "Close", id="help-close")
     ]
 
-    def __init__(self, scope: str, read_only: bool, keymap: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        scope: str,
+        read_only: bool,
+        keymap: dict[str, str] | None = None,
+        *,
+        under_run: bool = False,
+    ) -> None:
         super().__init__()
         self.scope = scope
         self.read_only = read_only
         self.keymap = keymap or {}
+        self.under_run = under_run
 
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="help") as box:
             box.border_title = "Keys"
             box.border_subtitle = "esc closes"
-            yield Static(help_text(self.scope, self.read_only, self.keymap))
+            yield Static(
+                help_text(self.scope, self.read_only, self.keymap, under_run=self.under_run)
+            )
 
     def action_close(self) -> None:
         self.dismiss(None)
@@ -89,9 +131,8 @@ class HelpScreen(ModalScreen[None]):
 
 class DebugScreen(ModalScreen[None]):
     CSS_PATH = Path(__file__).with_name("help.tcss")
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape,q", "close", "Close", id="debug-close")
-    ]
+    SCOPE: ClassVar[str] = "panel"
+    BINDINGS: ClassVar[list[BindingType]] = [*actions.bindings("panel")]
 
     def __init__(self, app: SignalConsole) -> None:
         super().__init__()
@@ -107,13 +148,13 @@ class DebugScreen(ModalScreen[None]):
         lines = [
             f"Signal console {version('signal-integration')}  textual {version('textual')}  "
             f"python {platform.python_version()}",
-            f"API: {self.console.client.base_url}",
+            f"API: {esc(self.console.client.base_url)}",
             f"read-only: {self.console.read_only}   refresh: {self.console.refresh_s:g}s",
             "",
             "[b]Last errors[/b]",
         ]
         for at, what, error in list(self.console.errors)[-10:]:
-            lines.append(f"  {at:%H:%M:%S} {what}: {error}")
+            lines.append(f"  {at:%H:%M:%S} {esc(what)}: {esc(error)}")
         if not self.console.errors:
             lines.append("  none")
         with VerticalScroll(id="help") as box:

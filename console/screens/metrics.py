@@ -224,7 +224,7 @@ class MetricsScreen(BaseScreen):
         if message.summary is None:
             self.query_one("#summary-text", Static).update(f"Summary: {NOT_AVAILABLE}")
         else:
-            self.query_one("#summary-text", Static).update(summary_text(message.summary))
+            self.query_one("#summary-text", Static).update(Text(summary_text(message.summary)))
             activity = message.summary.get("registration_activity") or []
             self.query_one("#activity-spark", Sparkline).data = [
                 float(b.get("changes", 0)) for b in activity
@@ -233,7 +233,7 @@ class MetricsScreen(BaseScreen):
             self.query_one("#trouble-text", Static).update(f"Troubleshooting: {NOT_AVAILABLE}")
         else:
             body = message.troubleshooting
-            self.query_one("#trouble-text", Static).update(troubleshooting_text(body))
+            self.query_one("#trouble-text", Static).update(Text(troubleshooting_text(body)))
             retries = body.get("retry_activity") or []
             self.query_one("#retry-spark", Sparkline).data = [
                 float(b.get("retries", 0)) for b in retries
@@ -253,11 +253,15 @@ class MetricsScreen(BaseScreen):
                 latency = row.get("latency_ms") or {}
                 limit = row.get("rate_limit") or {}
                 table.add_row(
-                    fmt.cell(row.get("connection_id"), 16),
-                    _n(row.get("calls")),
-                    _n(row.get("errors")),
-                    f"{float(latency.get('p95') or 0):.0f}",
-                    f"{limit.get('headroom', '—')} of {limit.get('budget_per_20s', '—')}",
+                    *fmt.cells(
+                        [
+                            fmt.cell(row.get("connection_id"), 16),
+                            _n(row.get("calls")),
+                            _n(row.get("errors")),
+                            f"{float(latency.get('p95') or 0):.0f}",
+                            f"{limit.get('headroom', '—')} of {limit.get('budget_per_20s', '—')}",
+                        ]
+                    ),
                     key=str(row.get("connection_id")),
                 )
         table.border_title = "connection activity"

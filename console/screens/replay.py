@@ -22,6 +22,7 @@ from textual.timer import Timer
 from textual.widgets import Input, Label, Select, Static
 
 from console.client import ApiError
+from console.fmt import esc
 from console.messages import ApiFailed, ReplayDryRun, ReplayFlowsLoaded, ReplayProgress
 from console.screens.base import BaseScreen
 from console.screens.modals import ConfirmModal, TypeToConfirmModal
@@ -103,7 +104,7 @@ class ReplayScreen(BaseScreen):
 
     @on(ReplayFlowsLoaded)
     def flows_loaded(self, message: ReplayFlowsLoaded) -> None:
-        options = [(f"{f.name} ({f.id})", f.id) for f in message.flows if f.complete]
+        options = [(Text(f"{f.name} ({f.id})"), f.id) for f in message.flows if f.complete]
         self.query_one("#replay-flow", Select).set_options(options)
         self.flows_ready = True
         if self._pending_args:
@@ -156,7 +157,7 @@ class ReplayScreen(BaseScreen):
             self.notify(scope, severity="warning")
             return
         report = self.query_one("#replay-report", Static)
-        report.update(f"Dry run of {scope['flow_id']} for {scope_text(scope)}…")
+        report.update(Text(f"Dry run of {scope['flow_id']} for {scope_text(scope)}…"))
         report.loading = True
         self.dry_run(scope)
 
@@ -175,7 +176,9 @@ class ReplayScreen(BaseScreen):
         report = self.query_one("#replay-report", Static)
         report.loading = False
         box = self.query_one("#replay-report-box", VerticalScroll)
-        box.border_title = f"dry run · {message.scope['flow_id']} · {scope_text(message.scope)}"
+        box.border_title = esc(
+            f"dry run · {message.scope['flow_id']} · {scope_text(message.scope)}"
+        )
         box.scroll_home(animate=False)
         report.update(self._report_text(message.report))
 
@@ -307,7 +310,7 @@ class ReplayScreen(BaseScreen):
             text += f" · {progress['error']}"
         if state == "running":
             text += " · ctrl+x cancels"
-        box.update(text)
+        box.update(Text(text))
         box.set_class(state == "running", "running")
 
     def action_cancel_replay(self) -> None:

@@ -210,7 +210,7 @@ class RetryScreen(BaseScreen):
                 cursor = table.cursor_row
                 table.clear()
                 for row in self.page.rows if self.page else []:
-                    table.add_row(*self._cells(row), key=row.key)
+                    table.add_row(*fmt.cells(self._cells(row)), key=row.key)
                 if keys:
                     table.move_cursor(row=min(cursor, len(keys) - 1))
             else:
@@ -218,14 +218,14 @@ class RetryScreen(BaseScreen):
                 for key in keys:
                     for column, value in zip(columns, self._cells(self.rows[key]), strict=True):
                         if str(table.get_cell(key, column)) != str(value):
-                            table.update_cell(key, column, value)
+                            table.update_cell(key, column, fmt.plain(value))
         self._title()
 
     def _title(self) -> None:
         table = self.query_one(DataTable)
         described = self.filters.describe()
         title = f"retry queue [{described}]" if described else "retry queue"
-        table.border_title = title
+        table.border_title = fmt.esc(title)
         if self.page is None:
             table.border_subtitle = ""
             return
@@ -334,7 +334,7 @@ class RetryScreen(BaseScreen):
         else:
             self.selected_keys[row.key] = (row.change_id, row.flow_id)
         self.query_one(DataTable).update_cell(
-            row.key, "sel", "✓" if row.key in self.selected_keys else " "
+            row.key, "sel", fmt.plain("✓" if row.key in self.selected_keys else " ")
         )
         self.query_one(DataTable).action_cursor_down()
         self._title()

@@ -90,9 +90,9 @@ class SqlScreen(BaseScreen):
         with self.app.batch_update():
             table.clear(columns=True)
             for index, name in enumerate(result.columns):
-                table.add_column(name, key=f"c{index}")
+                table.add_column(fmt.plain(name), key=f"c{index}")
             for number, row in enumerate(result.rows):
-                table.add_row(*(fmt.cell(v, 40) for v in row), key=str(number))
+                table.add_row(*fmt.cells(fmt.cell(v, 40) for v in row), key=str(number))
         count = len(result.rows)
         more = f" (truncated at the cap of {self.max_rows})" if result.truncated else ""
         table.border_title = f"results [{count}{'+' if result.truncated else ''}]"

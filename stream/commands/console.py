@@ -3,6 +3,11 @@
 It talks to control's operator API only; the token comes from `SIGNAL_API_TOKEN` or
 `$SIGNAL_DATA_DIR/api-token`. Over SSH (`SSH_CONNECTION` set) the redraw rate drops to 20 frames
 a second unless `TEXTUAL_FPS` says otherwise: a remote terminal gains nothing from 60.
+
+`csignal run` starts it with `--under-run` (not listed in --help): quitting then asks whether to
+detach or to stop Signal, and the exit code tells the runner (console.session); a crash's
+traceback is also appended to `--crash-log`. The exit code is the console's own: 0 when it was
+quit, 1 when it crashed, `session.STOP_SIGNAL` when the operator chose to stop Signal.
 """
 
 from __future__ import annotations
@@ -10,6 +15,7 @@ from __future__ import annotations
 import argparse
 import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 
@@ -41,6 +47,8 @@ class ConsoleCommand:
             action="store_true",
             help="print the default keys by action id (for $SIGNAL_CONSOLE_KEYMAP) and exit",
         )
+        parser.add_argument("--under-run", action="store_true", help=argparse.SUPPRESS)
+        parser.add_argument("--crash-log", type=Path, default=None, help=argparse.SUPPRESS)
         parser.set_defaults(handler=run)
         return parser
 
@@ -61,6 +69,14 @@ def run(args: argparse.Namespace) -> int:
         os.environ["TEXTUAL_FPS"] = SSH_FPS
     from console.app import make_app
 
-    app = make_app(args.api, None, read_only=args.read_only)
+    app = make_app(
+        args.api,
+        None,
+        read_only=args.read_only,
+        under_run=args.under_run,
+        crash_log=args.crash_log,
+    )
     result = app.run()
+    if app.return_code:  # a crash (1) or the operator's choice under `csignal run`
+        return app.return_code
     return int(result or 0) if isinstance(result, int) else 0
