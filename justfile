@@ -29,9 +29,9 @@ test *ARGS: sync
     if [ "$rc" -eq 5 ]; then echo "pytest collected no tests: failing" >&2; exit 1; fi
     exit "$rc"
 
-# The inner loop: everything but the slow end-to-end tests and the bench smoke runs.
+# The inner loop: everything but the end-to-end tests, the bench smoke runs and the slow modules.
 test-fast *ARGS:
-    just test -m "'not e2e and not bench'" {{ARGS}}
+    just test -m "'not e2e and not bench and not slow'" {{ARGS}}
 
 # ruff (lint + format check), mypy and the import contracts (lint-imports; pyproject.toml).
 lint: sync

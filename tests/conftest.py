@@ -12,7 +12,7 @@ from tests.support.fixtures import broker, make_sandbox, module_broker, sandbox
 
 __all__ = ["broker", "make_sandbox", "module_broker", "sandbox"]
 
-SLOW_FIRST = ("e2e", "bench")
+SLOW_FIRST = ("e2e", "bench", "slow")
 
 
 def _module(item: pytest.Item) -> str:

@@ -27,6 +27,9 @@ from config.models import Flow
 from tests.console.console_helpers import MakeConsole, screen_text, settle, type_text
 from tests.console.control_harness import Control, incomplete_flow
 
+# Minutes of Pilot key presses: started first by `just test`, left out of `just test-fast`.
+pytestmark = pytest.mark.slow
+
 SIZES = [(80, 24), (120, 40)]
 ODD_FLOW = "odd-name"
 ODD_NAME = "Odd [/b] name [red]"
