@@ -261,9 +261,7 @@ class SignalConsole(App[int]):
         """`ctrl+q`: quits at once standalone; under `csignal run` it asks, and a second
         `ctrl+q` in the dialog detaches (the console always quits on ctrl+q ctrl+q, and Signal
         stops only when the operator chooses so)."""
-        if not self.under_run:
-            self.exit(0)
-        elif isinstance(self.screen, QuitModal):
+        if self.under_run and isinstance(self.screen, QuitModal):
             self.exit(session.DETACH, return_code=session.DETACH)
         else:
             self.request_quit()

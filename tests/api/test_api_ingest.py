@@ -14,6 +14,7 @@ from stream.api.deps import DEPS
 from stream.broker import EmbeddedBroker
 from tests.api.api_harness import Api
 from tests.support.changes import event_json, registration_json
+from tests.support.clock import FIXED
 from tests.support.topics import read_topic
 
 
@@ -25,7 +26,9 @@ async def _rejected(api: Api) -> list[list[Any]]:
 
 
 async def test_mixed_batch_valid_produced_once_invalid_reported(api: Api) -> None:
-    bad_time = registration_json("c-bad-time", extra={"occurredAt": "2026-11-28T12:00:00"})
+    # A timestamp without its zone (the day is irrelevant: ingest never compares it with now).
+    naive = FIXED.replace(tzinfo=None).isoformat()
+    bad_time = registration_json("c-bad-time", extra={"occurredAt": naive})
     bad_type = registration_json("c-bad-type", extra={"type": "registration.deleted"})
     no_status = registration_json("c-no-status")
     del no_status["registration"]["registrationStatusLabel"]

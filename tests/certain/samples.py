@@ -8,7 +8,7 @@ from typing import Any
 from tests.support.changes import event_body, registration_json
 
 # The example of DESIGN 4.2, to the letter: the factory's registration with the example's status,
-# properties and profile.
+# properties, profile and timestamp (parsing only: nothing compares it with the real clock).
 DESIGN_EXAMPLE: dict[str, Any] = registration_json(
     "5d0c…",
     occurred_at="2026-11-28T12:00:00Z",

@@ -70,14 +70,19 @@ async def test_under_run_q_asks_and_cancel_keeps_the_console(
     assert app.return_code == session.DETACH
 
 
-async def test_under_run_stop_signal_is_its_own_exit_code(
-    quit_control: Control, make_console: MakeConsole
+@pytest.mark.parametrize(
+    ("presses", "code"),
+    [(("q", "s"), session.STOP_SIGNAL), (("ctrl+q", "ctrl+q"), session.DETACH)],
+    ids=["stop-signal-is-its-own-exit-code", "ctrl-q-twice-detaches"],
+)
+async def test_under_run_keys_answer_with_their_exit_code(
+    quit_control: Control, make_console: MakeConsole, presses: tuple[str, str], code: int
 ) -> None:
     app = make_console(quit_control, under_run=True)
     async with app.run_test(size=(80, 24)) as pilot:
         await settle(pilot)
-        await keys(pilot, "q", "s")
-    assert app.return_code == session.STOP_SIGNAL
+        await keys(pilot, *presses)
+    assert app.return_code == code
 
 
 @pytest.mark.parametrize("how", ["ctrl+q", "ctrl+c", ":q"])
@@ -96,16 +101,6 @@ async def test_under_run_every_way_out_asks_first(
         assert isinstance(app.screen, QuitModal), how
         # the dialog's Detach button has the focus: enter detaches
         await keys(pilot, "enter")
-    assert app.return_code == session.DETACH
-
-
-async def test_under_run_ctrl_q_twice_detaches(
-    quit_control: Control, make_console: MakeConsole
-) -> None:
-    app = make_console(quit_control, under_run=True)
-    async with app.run_test(size=(80, 24)) as pilot:
-        await settle(pilot)
-        await keys(pilot, "ctrl+q", "ctrl+q")
     assert app.return_code == session.DETACH
 
 

@@ -16,7 +16,7 @@ import select
 import time
 from typing import SupportsIndex
 
-if os.environ.get("FAKETIME") and os.environ.get("LD_PRELOAD", "").find("faketime") >= 0:
+if os.environ.get("FAKETIME") and "faketime" in os.environ.get("LD_PRELOAD", ""):
 
     def _sleep(seconds: float | SupportsIndex) -> None:
         delay = seconds if isinstance(seconds, float) else float(operator.index(seconds))

@@ -36,6 +36,3 @@ class FakeClock:
     def advance(self, **delta: float) -> datetime:
         self.now += timedelta(**delta)
         return self.now
-
-    def set(self, moment: datetime) -> None:
-        self.now = moment

@@ -26,6 +26,20 @@ def pause(seconds: float) -> None:
     select.select([], [], [], seconds)
 
 
+def _give_up_if(
+    what: str,
+    within: float,
+    deadline: float,
+    alive: Callable[[], str | None] | None,
+    last: object,
+) -> None:
+    """Fail the wait when the watched process is gone or the deadline has passed."""
+    if alive is not None and (reason := alive()) is not None:
+        raise AssertionError(f"{what}: {reason}")
+    if time.monotonic() > deadline:
+        raise AssertionError(f"{what}: not within {within:g} s (last: {last!r})")
+
+
 async def until(
     check: Callable[[], Awaitable[T]],
     what: str,
@@ -43,10 +57,7 @@ async def until(
         result = await check()
         if result:
             return result
-        if alive is not None and (reason := alive()) is not None:
-            raise AssertionError(f"{what}: {reason}")
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not within {within:g} s (last: {result!r})")
+        _give_up_if(what, within, deadline, alive, result)
         await asyncio.sleep(every)
 
 
@@ -64,8 +75,5 @@ def until_sync(
         result = check()
         if result:
             return result
-        if alive is not None and (reason := alive()) is not None:
-            raise AssertionError(f"{what}: {reason}")
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not within {within:g} s (last: {result!r})")
+        _give_up_if(what, within, deadline, alive, result)
         pause(every)

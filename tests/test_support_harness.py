@@ -1,0 +1,55 @@
+"""The shared harness's own failure paths: a wait that gives up must say why, and the faketime
+sleep must let a shifted-date run sleep at all."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.support.waiting import until, until_sync
+
+FAKETIME_DIR = Path(__file__).parent / "faketime"
+
+
+async def test_until_returns_the_first_truthy_result() -> None:
+    seen: list[int] = []
+
+    async def check() -> list[int]:
+        seen.append(1)
+        return seen if len(seen) >= 3 else []
+
+    assert await until(check, "three checks", every=0) == [1, 1, 1]
+
+
+async def test_until_gives_up_at_its_deadline_naming_what_and_the_last_result() -> None:
+    async def never() -> str:
+        return ""
+
+    with pytest.raises(AssertionError, match=r"the row: not within 0\.05 s \(last: ''\)"):
+        await until(never, "the row", within=0.05, every=0.01)
+
+
+def test_until_sync_stops_at_once_when_the_watched_process_is_gone() -> None:
+    with pytest.raises(AssertionError, match="the row: worker exited"):
+        until_sync(lambda: 0, "the row", within=60, alive=lambda: "worker exited")
+
+
+@pytest.mark.skipif(shutil.which("faketime") is None, reason="Debian's faketime is not installed")
+def test_a_shifted_date_run_can_sleep() -> None:
+    env = {
+        "FAKETIME_DONT_FAKE_MONOTONIC": "1",
+        "PYTHONPATH": str(FAKETIME_DIR),
+        "PATH": "/usr/bin:/bin",
+    }
+    done = subprocess.run(
+        ["faketime", "+60 days", sys.executable, "-c", "import time; time.sleep(0.01)"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
