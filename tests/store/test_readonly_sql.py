@@ -221,7 +221,9 @@ async def test_long_query_runs_off_the_event_loop_and_times_out(store: Store) ->
         await slow
     stop.set()
     await ticking
-    assert ticks >= 20
+    # A query run on the loop would have frozen the ticker for the whole 0.6 s; a handful of
+    # ticks is proof enough on a machine slowed by other work.
+    assert ticks >= 5
     # The interrupted cursor left nothing behind: the next query works.
     follow = await store.query("SELECT count(*) FROM changes")
     assert follow.rows == ((1,),)
