@@ -32,6 +32,10 @@ class Message(BaseModel):
 
 
 class OutcomeStatus(StrEnum):
+    QUEUED = "queued"
+    """Routed to Marketo, no answer yet: the ledger's record of a delivery in flight. It becomes
+    a pair's state only when the pair has none (or is queued already); the deliver step's
+    outcome replaces it. Control's recovery re-drives pairs queued longer than its grace."""
     NOT_ACTIVATED = "not_activated"
     FILTERED_OUT = "filtered_out"
     DELIVERED = "delivered"
@@ -55,7 +59,9 @@ class Redrive(Message):
 
     flow_id: str
     attempt: int = Field(ge=1)
-    kind: str = "retry"  # retry | resubmit | replay
+    kind: str = "retry"  # retry | resubmit | replay | recovery
+    """`recovery`: control re-drives a change (or a queued pair) the ledger holds without a final
+    outcome, after a crash or a broker that forgot; it is a first delivery, not a retry."""
     replay_id: str | None = None
     dry_run: bool = False
     actor: str | None = None

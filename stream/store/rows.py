@@ -15,6 +15,7 @@ from typing import Any, Literal, get_args
 
 Mode = Literal["live", "test"]
 OutcomeStatus = Literal[
+    "queued",
     "not_activated",
     "filtered_out",
     "delivered",
