@@ -13,8 +13,16 @@ through a transient fault (a broker hiccup, a crashed agent). A child that keeps
 (`CRASH_LIMIT` exits within `CRASH_WINDOW_S`) stops the run with a clear message instead:
 restarting a deterministic failure only hides it.
 
-The embedded broker is not restarted: it keeps topics in memory only, so a new one would start
-empty under services that believe otherwise; its exit stops the run with that explanation.
+The run heals when the embedded broker dies: the broker keeps topics, offsets and anything in
+flight in memory only, so a new one starts empty under services whose consumer groups and
+producers believe otherwise. The runner stops control and the pipeline (SIGTERM, then SIGKILL
+after `HEAL_STOP_TIMEOUT_S`), starts a new broker on the same port (so every configured bootstrap
+address stays valid; on another free port, handed to the children, if that one cannot be bound),
+declares the topics, and starts control and the pipeline again. The ledger is the source of truth
+(DESIGN 2, crash contract): control's recovery re-drives what had no final outcome. The status
+lines count the heals (`broker restarts N`). A broker that keeps dying (`CRASH_LIMIT` exits within
+`CRASH_WINDOW_S`) stops the run like any other crash loop. Control or the pipeline dying alone is
+restarted alone, as above.
 
 Without `--headless` the console runs in the foreground as a client (`csignal console
 --under-run`) and the runner's own messages go to `logs/run.log` meanwhile. Quitting it asks the
@@ -54,6 +62,10 @@ from stream.broker import BrokerStartError, EmbeddedBroker, die_with_parent, nor
 from stream.topics import TopicMismatch, declare_topics
 
 STOP_TIMEOUT_S = 10.0
+HEAL_STOP_TIMEOUT_S = 5.0
+"""Grace for control and the pipeline when the broker died under them: a clean stop lets control
+checkpoint DuckDB, but a Faust worker flushing to a dead broker may wait for nothing."""
+BROKER_WATCH_S = 0.5
 READY_TIMEOUT_S = 90.0
 STATUS_EVERY_S = 5.0
 CRASH_LIMIT = 5
@@ -183,6 +195,11 @@ class Runner:
         self.broker_url = ""
         self.sandbox: Any = None
         self.children: list[Child] = []
+        self.child_env: dict[str, str] = {}
+        """The children's environment; a healed broker on another port updates it in place."""
+        self.supervisors: dict[str, asyncio.Task[None]] = {}
+        self.broker_exits: deque[float] = deque()
+        self.broker_restarts = 0
         self.stop_event = asyncio.Event()
         self.failure: str | None = None
         self.tasks: list[asyncio.Task[Any]] = []
@@ -235,7 +252,8 @@ class Runner:
 
     async def _start(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        env = dict(os.environ)
+        env = self.child_env
+        env.update(os.environ)
         env["SIGNAL_DATA_DIR"] = str(self.data_dir)
         env["PYTHONUNBUFFERED"] = "1"
         self._check_api_port()
@@ -263,7 +281,7 @@ class Runner:
         broker_pid = f", broker pid {self.broker.pid}" if self.broker is not None else ""
         self.say(f"control pid {control.pid}, pipeline pid {pipeline.pid}{broker_pid}")
         for child in self.children:
-            self.tasks.append(asyncio.create_task(self._supervise(child), name=child.name))
+            self._start_supervising(child)
 
         if self.broker is not None:
             self.tasks.append(asyncio.create_task(self._watch_broker(), name="broker"))
@@ -492,18 +510,100 @@ class Runner:
             await child.start()
             self.say(f"{child.name} restarted (pid {child.pid})")
 
+    def _start_supervising(self, child: Child) -> None:
+        task = asyncio.create_task(self._supervise(child), name=child.name)
+        self.supervisors[child.name] = task
+        self.tasks.append(task)
+
     async def _watch_broker(self) -> None:
-        broker = self.broker
-        assert broker is not None
         while not self.stop_event.is_set():
-            if not broker.running:
-                self._fail(
-                    "the embedded broker exited (it keeps topics in memory only, so it is not "
-                    f"restarted); its log:\n{broker.log_tail(2000)}"
-                )
+            broker = self.broker
+            assert broker is not None
+            if not broker.running and not await self._heal(broker):
                 return
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.stop_event.wait(), 1.0)
+                await asyncio.wait_for(self.stop_event.wait(), BROKER_WATCH_S)
+
+    async def _heal(self, dead: EmbeddedBroker) -> bool:
+        """The embedded broker died: a new one, the topics, then control and the pipeline again.
+        False when the run is to stop instead (crash limit, no broker could be started)."""
+        now = time.monotonic()
+        self.broker_exits.append(now)
+        while self.broker_exits and now - self.broker_exits[0] > CRASH_WINDOW_S:
+            self.broker_exits.popleft()
+        port = dead.port
+        tail = "\n".join("    " + line for line in dead.log_tail(2000).splitlines()[-15:])
+        self.say(f"the embedded broker (pid {dead.pid}) exited; its log:\n{tail}")
+        await dead.stop_async()
+        exits = len(self.broker_exits)
+        if exits >= self.options.crash_limit:
+            self._fail(
+                f"the embedded broker exited {exits} times within {CRASH_WINDOW_S:g}s; "
+                f"stopping (see {self.logs / 'broker.log'})"
+            )
+            return False
+        self.say(
+            "the broker kept topics, offsets and messages in flight in memory only: stopping "
+            "control and the pipeline, starting a new broker, then both again (control's "
+            "recovery re-drives from the ledger what has no outcome yet)"
+        )
+        for name in list(self.supervisors):
+            task = self.supervisors.pop(name)
+            task.cancel()
+            with contextlib.suppress(BaseException):
+                await task
+        for child in reversed(self.children):  # pipeline, then control
+            await child.stop(HEAL_STOP_TIMEOUT_S)
+        delay = min(BACKOFF_MAX_S, self.options.restart_backoff_s * 2 ** (exits - 1))
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.stop_event.wait(), delay)
+        if self.stop_event.is_set():
+            return False
+        try:
+            broker = await self._new_broker(port)
+        except RunError as error:
+            self._fail(str(error))
+            return False
+        self.broker = broker
+        self.broker_url = broker.url
+        self.child_env["SIGNAL_BROKER"] = broker.url
+        try:
+            await declare_topics(broker.url)
+        except Exception as error:
+            self._fail(
+                f"the new embedded broker at {broker.bootstrap_servers} refused the topics "
+                f"({type(error).__name__}: {error})"
+            )
+            return False
+        for child in self.children:
+            child.stopping = False
+            child.exits.clear()  # exits while the broker was gone are not the child's own crashes
+            await child.start()
+            self._start_supervising(child)
+        self.broker_restarts += 1
+        where = "same port" if broker.port == port else f"port {port} was taken, children moved"
+        pids = ", ".join(f"{c.name} pid {c.pid}" for c in self.children)
+        self.say(
+            f"healed: new embedded broker at {broker.bootstrap_servers} ({where}), "
+            f"broker pid {broker.pid}, {pids}"
+        )
+        return True
+
+    async def _new_broker(self, port: int) -> EmbeddedBroker:
+        """A fresh embedded broker on `port`, or on a free port when that one cannot be bound."""
+        log_path = self.logs / "broker.log"
+        broker = EmbeddedBroker(port=port, log_path=log_path)
+        try:
+            await broker.start_async()
+            return broker
+        except BrokerStartError as error:
+            self.say(f"no new broker on port {port} ({error}); trying a free port")
+        broker = EmbeddedBroker(log_path=log_path)
+        try:
+            await broker.start_async()
+        except BrokerStartError as error:
+            raise RunError(f"the embedded broker could not be started again: {error}") from None
+        return broker
 
     def _fail(self, message: str) -> None:
         if self.failure is None:
@@ -565,6 +665,8 @@ class Runner:
         restarts = sum(c.restarts for c in self.children)
         if restarts:
             parts.append(f"restarts {restarts}")
+        if self.broker_restarts:
+            parts.append(f"broker restarts {self.broker_restarts}")
         return f"[{stamp}] " + " · ".join(parts)
 
     # -- stop -----------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from stream.apiclient import ApiClient, ApiError
 from stream.broker import free_port
 from stream.runner import Runner, RunOptions
 from tests.support.processes import processes_for
@@ -85,22 +86,84 @@ def test_bad_config_file_is_refused_with_its_problems(data_dir: Path, tmp_path: 
     assert processes_for(data_dir) == []
 
 
-@pytest.mark.timeout(120)
-async def test_embedded_broker_exit_stops_the_run(data_dir: Path) -> None:
-    out = io.StringIO()
-    runner = Runner(RunOptions(headless=True, data_dir=data_dir, out=out))
+async def _start_runner(runner: Runner, out: io.StringIO) -> asyncio.Task[int]:
     task = asyncio.create_task(runner.run())
-
-    async def control_started() -> bool:
-        return "control pid" in out.getvalue()
 
     def ended() -> str | None:
         return f"the run ended:\n{out.getvalue()}" if task.done() else None
 
-    await until(control_started, "control started by the run", alive=ended)
+    async def started() -> bool:
+        return "control pid" in out.getvalue()
+
+    await until(started, "control started by the run", alive=ended)
+    return task
+
+
+async def _healed(out: io.StringIO, times: int, task: asyncio.Task[int]) -> None:
+    async def healed() -> bool:
+        return out.getvalue().count("healed: new embedded broker") >= times
+
+    def ended() -> str | None:
+        return f"the run ended:\n{out.getvalue()}" if task.done() else None
+
+    await until(healed, f"heal number {times}", within=90, alive=ended)
+
+
+@pytest.mark.e2e
+@pytest.mark.timeout(180)
+async def test_embedded_broker_exit_heals_the_run(data_dir: Path) -> None:
+    out = io.StringIO()
+    runner = Runner(RunOptions(headless=True, data_dir=data_dir, out=out))
+    task = await _start_runner(runner, out)
+    try:
+        first = runner.broker
+        assert first is not None and first.pid is not None
+        old_children = [child.pid for child in runner.children]
+        port = first.port
+        os.kill(first.pid, signal.SIGKILL)
+        await _healed(out, 1, task)
+        healed = runner.broker
+        assert healed is not None and healed is not first and healed.running
+        assert healed.port == port  # the children's bootstrap address is still right
+        assert all(child.running for child in runner.children), out.getvalue()
+        assert [child.pid for child in runner.children] != old_children
+        assert f"broker pid {healed.pid}" in out.getvalue()
+        assert runner.broker_restarts == 1
+        client = ApiClient(runner.settings.api_url, settings=runner.settings)
+        try:
+
+            async def answers() -> bool:
+                try:
+                    return (await client.healthz()).get("ok", True) is not False
+                except ApiError:
+                    return False
+
+            await until(answers, "the API after the heal", within=90, every=0.2)
+            assert "broker restarts 1" in await runner.status_line(client)
+        finally:
+            await client.close()
+    finally:
+        runner.stop_event.set()
+        code = await asyncio.wait_for(task, 60)
+    assert code == 0, out.getvalue()
+    assert processes_for(data_dir) == []
+
+
+@pytest.mark.e2e
+@pytest.mark.timeout(180)
+async def test_a_broker_that_keeps_dying_stops_the_run(data_dir: Path) -> None:
+    out = io.StringIO()
+    options = RunOptions(
+        headless=True, data_dir=data_dir, out=out, restart_backoff_s=0.05, crash_limit=2
+    )
+    runner = Runner(options)
+    task = await _start_runner(runner, out)
+    assert runner.broker is not None and runner.broker.pid is not None
+    os.kill(runner.broker.pid, signal.SIGKILL)
+    await _healed(out, 1, task)
     assert runner.broker is not None and runner.broker.pid is not None
     os.kill(runner.broker.pid, signal.SIGKILL)
     code = await asyncio.wait_for(task, 60)
     assert code == 1
-    assert "the embedded broker exited" in out.getvalue()
+    assert "the embedded broker exited 2 times within" in out.getvalue()
     assert processes_for(data_dir) == []
