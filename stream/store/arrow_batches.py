@@ -12,7 +12,14 @@ from typing import Any, TypeVar
 
 import pyarrow as pa  # type: ignore[import-untyped]
 
-from stream.store.rows import ApiCallRow, ChangeRow, OutcomeRow, RejectedRow, RetryItem
+from stream.store.rows import (
+    ApiCallRow,
+    ChangeRow,
+    OutcomeRow,
+    RejectedRecordRow,
+    RejectedRow,
+    RetryItem,
+)
 
 R = TypeVar("R")
 
@@ -32,12 +39,23 @@ CHANGE_COLUMNS: dict[str, pa.DataType] = {
     "kafka_partition": pa.int32(),
     "kafka_offset": pa.int64(),
     "payload": STR,
+    "published_at": TS,
 }
 
 REJECTED_COLUMNS: dict[str, pa.DataType] = {
     "received_at": TS,
     "source": STR,
     "change_id": STR,
+    "reasons": pa.list_(STR),
+    "payload": STR,
+    "kafka_partition": pa.int32(),
+    "kafka_offset": pa.int64(),
+}
+
+REJECTED_RECORD_COLUMNS: dict[str, pa.DataType] = {
+    "received_at": TS,
+    "topic": STR,
+    "agent": STR,
     "reasons": pa.list_(STR),
     "payload": STR,
     "kafka_partition": pa.int32(),
@@ -123,6 +141,10 @@ def changes_table(rows: Sequence[ChangeRow]) -> pa.Table:
 
 def rejected_table(rows: Sequence[RejectedRow]) -> pa.Table:
     return to_table(rows, REJECTED_COLUMNS, {"reasons": lambda r: list(r.reasons)})
+
+
+def rejected_records_table(rows: Sequence[RejectedRecordRow]) -> pa.Table:
+    return to_table(rows, REJECTED_RECORD_COLUMNS, {"reasons": lambda r: list(r.reasons)})
 
 
 def outcomes_table(rows: Sequence[OutcomeRow]) -> pa.Table:

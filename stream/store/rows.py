@@ -65,7 +65,12 @@ def _non_empty(value: str, name: str) -> None:
 
 @dataclass(frozen=True, slots=True)
 class ChangeRow:
-    """One change received, archived verbatim; `payload` is the change event as JSON text."""
+    """One change received, archived verbatim; `payload` is the change event as JSON text.
+
+    `published_at` is when the broker acknowledged the change on `certain-changes`: None for a
+    change accepted by the ingest API and not yet published (the outbox); a change archived
+    from the topic was published when it was received.
+    """
 
     change_id: str
     type: str
@@ -79,6 +84,7 @@ class ChangeRow:
     source: ChangeSource = "topic"
     kafka_partition: int | None = None
     kafka_offset: int | None = None
+    published_at: datetime | None = None
 
     def __post_init__(self) -> None:
         _non_empty(self.change_id, "change_id")
@@ -86,6 +92,7 @@ class ChangeRow:
         _member(self.source, CHANGE_SOURCES, "source")
         object.__setattr__(self, "occurred_at", utc(self.occurred_at, "occurred_at"))
         object.__setattr__(self, "received_at", utc(self.received_at, "received_at"))
+        object.__setattr__(self, "published_at", _optional_utc(self.published_at, "published_at"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +111,28 @@ class RejectedRow:
         if not self.reasons:
             raise ValueError("a rejected change needs at least one reason")
         _member(self.source, CHANGE_SOURCES, "source")
+        object.__setattr__(self, "reasons", tuple(self.reasons))
+        object.__setattr__(self, "received_at", utc(self.received_at, "received_at"))
+
+
+@dataclass(frozen=True, slots=True)
+class RejectedRecordRow:
+    """A record of one of Signal's topics that control could not take (unreadable, or kept out
+    of its batch by an unexpected error), with the reasons, so nothing is dropped silently."""
+
+    received_at: datetime
+    topic: str
+    agent: str
+    reasons: tuple[str, ...]
+    payload: str
+    kafka_partition: int | None = None
+    kafka_offset: int | None = None
+
+    def __post_init__(self) -> None:
+        _non_empty(self.topic, "topic")
+        _non_empty(self.agent, "agent")
+        if not self.reasons:
+            raise ValueError("a rejected record needs at least one reason")
         object.__setattr__(self, "reasons", tuple(self.reasons))
         object.__setattr__(self, "received_at", utc(self.received_at, "received_at"))
 

@@ -268,6 +268,55 @@ _V1_VIEWS = (
     """,
 )
 
+_V2_OUTBOX_AND_REJECTED_RECORDS = (
+    # The ingest outbox: NULL until the broker acknowledged the change on `certain-changes`.
+    # Every row archived before this version came from the topic, so it was published when
+    # received.
+    "ALTER TABLE change_log ADD COLUMN published_at TIMESTAMPTZ",
+    "UPDATE change_log SET published_at = received_at",
+    """
+    CREATE OR REPLACE VIEW changes AS
+    SELECT change_id, type, account_code, event_code, registration_code, is_test,
+           occurred_at, received_at, payload, source, kafka_partition, kafka_offset,
+           published_at
+    FROM change_log
+    """,
+    # Records of Signal's own topics (outcomes, Marketo calls) that control could not take,
+    # and records of any topic kept out of a batch by an unexpected error: an operator finds
+    # them here with the reason instead of only in a log.
+    """
+    CREATE TABLE rejected_records (
+        received_at TIMESTAMPTZ NOT NULL,
+        topic VARCHAR NOT NULL,
+        agent VARCHAR NOT NULL,
+        reasons VARCHAR[] NOT NULL,
+        payload VARCHAR NOT NULL,
+        kafka_partition INTEGER,
+        kafka_offset BIGINT
+    )
+    """,
+)
+
+# Recovery (control re-drives what the ledger holds without a final outcome): one row per
+# (change, flow) it re-drove, with how often and when; `flow_id` '' marks a change for which no
+# flow was expected to act, so it is not evaluated again every scan. A pair re-driven the
+# allowed number of times without a final outcome is `stranded_at` (counted, never dropped).
+_V3_RECOVERY = (
+    """
+    CREATE TABLE recovery_log (
+        change_id VARCHAR NOT NULL,
+        flow_id VARCHAR NOT NULL,
+        reason VARCHAR NOT NULL,
+        note VARCHAR,
+        redrives INTEGER NOT NULL,
+        first_at TIMESTAMPTZ NOT NULL,
+        last_at TIMESTAMPTZ NOT NULL,
+        stranded_at TIMESTAMPTZ,
+        PRIMARY KEY (change_id, flow_id)
+    )
+    """,
+)
+
 Apply = Callable[[duckdb.DuckDBPyConnection], None]
 
 
@@ -282,6 +331,12 @@ class Migration:
 
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "ledger tables and analytics views", (*_V1_TABLES, *_V1_VIEWS)),
+    Migration(
+        2,
+        "change_log.published_at (ingest outbox) and rejected_records",
+        _V2_OUTBOX_AND_REJECTED_RECORDS,
+    ),
+    Migration(3, "recovery log", _V3_RECOVERY),
 )
 
 _VERSION_TABLE = """

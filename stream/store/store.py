@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar, cast
@@ -29,6 +30,7 @@ from stream.store.rows import (
     ConfigObject,
     OutcomeRow,
     Page,
+    RejectedRecordRow,
     RejectedRow,
     RetryFilter,
     RetryItem,
@@ -45,10 +47,19 @@ T = TypeVar("T")
 RESOLVING_STATUSES = ("delivered", "not_activated", "filtered_out", "skipped_stale")
 """A later outcome with one of these statuses ends the (change, flow)'s stay in the retry queue."""
 
+IN_FLIGHT_STATUS = "queued"
+"""A delivery routed to Marketo with no answer yet. Its attempt row is kept; it becomes the
+pair's state only while the pair has no state or is itself queued, never replaces a final state
+and does not count as an attempt (see `Store.record_outcomes`)."""
+
 LEDGER_ONLY_STATUSES = ("would_send", "skipped_duplicate")
 """Attempt rows that describe a pair without changing it: a dry run's `would_send` and a
 redelivery noticed as a duplicate stay in the ledger but never become the pair's current state
-(a dry run of a delivered pair must not make it look undelivered)."""
+(a dry run of a delivered pair must not make it look undelivered). One exception: a duplicate
+noticed for a pair still `queued` proves an earlier delivery whose outcome was lost, and makes
+the pair delivered."""
+
+_NOT_FINAL = (*LEDGER_ONLY_STATUSES, IN_FLIGHT_STATUS)
 
 _OUTCOME_INSERT_COLUMNS = ", ".join(ab.OUTCOME_COLUMNS)
 _OUTCOME_INSERT = (
@@ -61,32 +72,110 @@ _NEWER = (
     "(excluded.processed_at, excluded.attempt, excluded.outcome_id) > "
     "(delivery_state.processed_at, delivery_state.attempt, delivery_state.outcome_id)"
 )
+_STATE_COLUMNS = f"""(change_id, flow_id, {", ".join(_LATEST_COLUMNS)},
+         attempts, first_processed_at, delivered_at, updated_at)"""
+_NEWEST_PER_PAIR = """QUALIFY row_number() OVER (
+        PARTITION BY change_id, flow_id
+        ORDER BY processed_at DESC, attempt DESC, outcome_id DESC) = 1"""
+
+
+def _take_if(condition: str) -> str:
+    return ", ".join(
+        f"{c} = CASE WHEN {condition} THEN excluded.{c} ELSE delivery_state.{c} END"
+        for c in _LATEST_COLUMNS
+    )
+
+
 _STATE_UPSERT = f"""
-    INSERT INTO delivery_state
-        (change_id, flow_id, {", ".join(_LATEST_COLUMNS)},
-         attempts, first_processed_at, delivered_at, updated_at)
+    INSERT INTO delivery_state {_STATE_COLUMNS}
     SELECT change_id, flow_id, {", ".join(_LATEST_COLUMNS)},
            count(*) OVER pair, min(processed_at) OVER pair,
            min(processed_at) FILTER (WHERE status = 'delivered') OVER pair, now()
     FROM batch
-    WHERE status NOT IN {LEDGER_ONLY_STATUSES}
+    WHERE status NOT IN {_NOT_FINAL}
     WINDOW pair AS (PARTITION BY change_id, flow_id)
-    QUALIFY row_number() OVER (
-        PARTITION BY change_id, flow_id
-        ORDER BY processed_at DESC, attempt DESC, outcome_id DESC) = 1
+    {_NEWEST_PER_PAIR}
     ON CONFLICT (change_id, flow_id) DO UPDATE SET
-        {
-    ", ".join(
-        f"{c} = CASE WHEN {_NEWER} THEN excluded.{c} ELSE delivery_state.{c} END"
-        for c in _LATEST_COLUMNS
-    )
-},
+        {_take_if(f"delivery_state.status = '{IN_FLIGHT_STATUS}' OR {_NEWER}")},
         attempts = delivery_state.attempts + excluded.attempts,
         first_processed_at = least(delivery_state.first_processed_at, excluded.first_processed_at),
         delivered_at = least(delivery_state.delivered_at, excluded.delivered_at),
         updated_at = excluded.updated_at
 """
+"""Final rows (every status but queued and the ledger-only ones): the newest per pair becomes
+the state, over a queued state whatever the times, over a final state when newer."""
+
+_QUEUED_UPSERT = f"""
+    INSERT INTO delivery_state {_STATE_COLUMNS}
+    SELECT change_id, flow_id, {", ".join(_LATEST_COLUMNS)},
+           0, min(processed_at) OVER pair, NULL, now()
+    FROM batch
+    WHERE status = '{IN_FLIGHT_STATUS}'
+    WINDOW pair AS (PARTITION BY change_id, flow_id)
+    {_NEWEST_PER_PAIR}
+    ON CONFLICT (change_id, flow_id) DO UPDATE SET
+        {_take_if(f"delivery_state.status = '{IN_FLIGHT_STATUS}' AND {_NEWER}")},
+        first_processed_at = least(delivery_state.first_processed_at, excluded.first_processed_at),
+        updated_at = excluded.updated_at
+"""
+"""Queued rows, after the final ones of the same batch: a pair without state becomes queued, a
+queued pair follows its newest queued row, any other state stays."""
+
+_DUPLICATE_PROVES_DELIVERY = f"""
+    UPDATE delivery_state d SET
+        {", ".join(f"{c} = b.{c}" for c in _LATEST_COLUMNS if c != "status")},
+        status = 'delivered',
+        attempts = d.attempts + 1,
+        first_processed_at = least(d.first_processed_at, b.processed_at),
+        delivered_at = b.processed_at,
+        updated_at = now()
+    FROM (SELECT * FROM batch WHERE status = 'skipped_duplicate'
+          QUALIFY row_number() OVER (
+              PARTITION BY change_id, flow_id ORDER BY processed_at, attempt, outcome_id) = 1) b
+    WHERE d.change_id = b.change_id AND d.flow_id = b.flow_id
+      AND d.status = '{IN_FLIGHT_STATUS}'
+"""
+"""A duplicate noticed for a pair still queued: the delivered-keys log proved a delivery whose
+outcome was lost (a crash between Marketo's answer and the outcome), so the pair is delivered,
+at the duplicate's time, with its reason."""
+
 _RETRY_SELECT = ", ".join(ab.RETRY_COLUMNS)
+
+_CHANGE_INSERT_COLUMNS = ", ".join(ab.CHANGE_COLUMNS)
+_CHANGE_VALUES = _CHANGE_INSERT_COLUMNS.replace("payload", "payload::JSON")
+_ARCHIVE_AS_GIVEN = (
+    f"INSERT INTO change_log ({_CHANGE_INSERT_COLUMNS}) SELECT {_CHANGE_VALUES} FROM batch "
+    "ON CONFLICT (change_id) DO NOTHING"
+)
+_ARCHIVE_PUBLISHED = (
+    f"INSERT INTO change_log ({_CHANGE_INSERT_COLUMNS}) "
+    f"SELECT {_CHANGE_VALUES.replace('published_at', 'coalesce(published_at, received_at)')} "
+    "FROM batch ON CONFLICT (change_id) DO NOTHING"
+)
+_MARK_ECHOED = """
+    UPDATE change_log c SET published_at = b.published_at
+    FROM (SELECT change_id, min(coalesce(published_at, received_at)) AS published_at
+          FROM batch GROUP BY change_id) b
+    WHERE c.change_id = b.change_id AND c.published_at IS NULL
+"""
+_UNPUBLISHED_OF_BATCH = (
+    f"SELECT {_CHANGE_INSERT_COLUMNS.replace('payload', 'payload::VARCHAR')} FROM change_log "
+    "WHERE published_at IS NULL AND change_id IN (SELECT change_id FROM batch) "
+    "ORDER BY received_at, change_id"
+)
+_REJECTED_INSERT = (
+    f"INSERT INTO rejected_changes ({', '.join(ab.REJECTED_COLUMNS)}) "
+    f"SELECT {', '.join(ab.REJECTED_COLUMNS)} FROM batch"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class AcceptedChanges:
+    """What `Store.accept_changes` committed: rows added, and the batch's rows still to
+    publish (as stored)."""
+
+    added: int
+    unpublished: list[ChangeRow]
 
 
 def first(rows: list[Any]) -> Any:
@@ -197,25 +286,105 @@ class Store:
     # -- changes ---------------------------------------------------------------------------
 
     async def archive_changes(self, rows: Sequence[ChangeRow]) -> int:
-        """Archive changes; a change_id already archived is ignored. Returns rows added."""
+        """Archive changes read from `certain-changes`; a change_id already archived is ignored.
+        Returns rows added.
+
+        The changes were published (they were read from the topic): a row without
+        `published_at` gets its `received_at`, and a change the ingest API accepted but had
+        not marked published yet is marked now.
+        """
         if not rows:
             return 0
         table = ab.changes_table(rows)
-        columns = ", ".join(ab.CHANGE_COLUMNS)
+
+        def work(con: Con) -> int:
+            with _registered(con, "batch", table):
+                con.execute(_MARK_ECHOED).fetchall()
+                row = first(con.execute(_ARCHIVE_PUBLISHED).fetchall())
+            return int(row[0]) if row else 0
+
+        return await self._db.write(work)
+
+    async def accept_changes(
+        self, rows: Sequence[ChangeRow], rejected: Sequence[RejectedRow] = ()
+    ) -> AcceptedChanges:
+        """The ingest outbox: archive changes not yet published (`published_at` as given,
+        normally None) and keep rejected input, in one transaction.
+
+        A change_id already archived is left as it is. Returns the rows added and, read back
+        in the same transaction, the stored rows of this batch still waiting to be published
+        (new ones, and earlier ones whose publication never completed): those are what the
+        caller publishes, then passes to `mark_published`.
+        """
+        if not rows and not rejected:
+            return AcceptedChanges(0, [])
+        table = ab.changes_table(rows) if rows else None
+        bad = ab.rejected_table(rejected) if rejected else None
+
+        def work(con: Con) -> AcceptedChanges:
+            added = 0
+            pending: list[ChangeRow] = []
+            if table is not None:
+                with _registered(con, "batch", table):
+                    row = first(con.execute(_ARCHIVE_AS_GIVEN).fetchall())
+                    added = int(row[0]) if row else 0
+                    found = con.execute(_UNPUBLISHED_OF_BATCH).fetchall()
+                pending = [_change_from_row(r) for r in found]
+            if bad is not None:
+                _insert_arrow(con, bad, _REJECTED_INSERT)
+            return AcceptedChanges(added, pending)
+
+        return await self._db.write(work)
+
+    async def mark_published(self, change_ids: Iterable[str], at: datetime) -> int:
+        """Record that the broker acknowledged these changes; rows already marked keep their
+        time. Returns the rows marked now."""
+        ids = list(dict.fromkeys(change_ids))
+        if not ids:
+            return 0
+        when = utc(at, "at")
+        keys = pa.table({"change_id": pa.array(ids, type=ab.STR)})
         sql = (
-            f"INSERT INTO change_log ({columns}) "
-            f"SELECT {columns.replace('payload', 'payload::JSON')} FROM batch "
-            "ON CONFLICT (change_id) DO NOTHING"
+            "UPDATE change_log SET published_at = ? "
+            "WHERE published_at IS NULL AND change_id IN (SELECT change_id FROM wanted)"
         )
-        return await self._db.write(lambda con: _insert_arrow(con, table, sql))
+
+        def work(con: Con) -> int:
+            with _registered(con, "wanted", keys):
+                row = first(con.execute(sql, [when]).fetchall())
+            return int(row[0]) if row else 0
+
+        return await self._db.write(work)
+
+    async def unpublished_changes(self, older_than: datetime, limit: int = 1000) -> list[ChangeRow]:
+        """Changes accepted by the ingest API that the broker never acknowledged, received at
+        or before `older_than`, oldest first (for recovery to publish)."""
+        if limit < 1:
+            raise ValueError(f"limit must be at least 1, got {limit}")
+        columns = ", ".join(ab.CHANGE_COLUMNS).replace("payload", "payload::VARCHAR")
+        sql = (
+            f"SELECT {columns} FROM change_log "
+            "WHERE published_at IS NULL AND received_at <= ? "
+            "ORDER BY received_at, change_id LIMIT ?"
+        )
+        params = [utc(older_than, "older_than"), limit]
+        rows = await self._db.read(lambda con: con.execute(sql, params).fetchall())
+        return [_change_from_row(r) for r in rows]
 
     async def record_rejected(self, rows: Sequence[RejectedRow]) -> None:
         """Keep invalid input (raw text) with its reasons."""
         if not rows:
             return
         table = ab.rejected_table(rows)
-        columns = ", ".join(ab.REJECTED_COLUMNS)
-        sql = f"INSERT INTO rejected_changes ({columns}) SELECT {columns} FROM batch"
+        await self._db.write(lambda con: _insert_arrow(con, table, _REJECTED_INSERT))
+
+    async def record_rejected_records(self, rows: Sequence[RejectedRecordRow]) -> None:
+        """Keep records of Signal's topics that control could not take, with the reasons."""
+        if not rows:
+            return
+        table = ab.rejected_records_table(rows)
+        columns = ", ".join(ab.REJECTED_RECORD_COLUMNS)
+        sql = f"INSERT INTO rejected_records ({columns}) SELECT {columns} FROM batch"
         await self._db.write(lambda con: _insert_arrow(con, table, sql))
 
     async def get_changes(self, change_ids: Iterable[str]) -> dict[str, ChangeRow]:
@@ -279,9 +448,13 @@ class Store:
         """Append attempt rows, update the current state per (change, flow), and upsert retry
         items, all in one transaction.
 
-        A redelivered outcome (same outcome_id) is ignored. The newest attempt by
+        A redelivered outcome (same outcome_id) is ignored. The newest final attempt by
         (processed_at, attempt, outcome_id) becomes the pair's state whatever the arrival order;
-        a non-failure outcome resolves a retry item recorded before it.
+        a non-failure outcome resolves a retry item recorded before it. A `queued` row (in
+        flight) becomes the state only of a pair without state or still queued, and is not
+        counted in `attempts`; a final row replaces a queued state whatever its time, so a
+        final outcome recorded before its queued row keeps the pair final. A
+        `skipped_duplicate` row makes a queued pair delivered (see `LEDGER_ONLY_STATUSES`).
         Returns the number of attempt rows added.
         """
         if not rows and not retry_items:
@@ -301,7 +474,13 @@ class Store:
                     fresh = pa.array([r[0] for r in ids], type=ab.STR)
                     new = table.filter(pc.is_in(table["outcome_id"], value_set=fresh))
                 if new is not None:
-                    _insert_arrow(con, new, _STATE_UPSERT)
+                    with _registered(con, "batch", new):
+                        for statement in (
+                            _STATE_UPSERT,
+                            _QUEUED_UPSERT,
+                            _DUPLICATE_PROVES_DELIVERY,
+                        ):
+                            con.execute(statement).fetchall()
             if retries is not None:
                 _upsert_retries(con, retries)
             if new is not None:

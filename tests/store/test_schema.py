@@ -6,7 +6,7 @@ import duckdb
 import pytest
 
 from stream.store import VIEW_COLUMNS, SchemaVersionError, Store
-from stream.store.schema import MIGRATIONS, Migration, current_version, migrate
+from stream.store.schema import MIGRATIONS, Migration, current_version, latest_version, migrate
 from tests.store.conftest import change
 
 
@@ -73,11 +73,12 @@ def test_migration_hook_applies_pending_versions_in_order(tmp_path: Path) -> Non
         seen.append(current_version(c))
         c.execute("INSERT INTO extra VALUES (42)")
 
-    v2 = Migration(2, "extra table", ("CREATE TABLE extra (x INTEGER)",), apply=backfill)
-    assert migrate(con, MIGRATIONS) == [1]
-    assert migrate(con, (*MIGRATIONS, v2)) == [2]
-    assert migrate(con, (*MIGRATIONS, v2)) == []
-    assert seen == [1]
+    newest = latest_version()
+    extra = Migration(newest + 1, "extra table", ("CREATE TABLE extra (x INTEGER)",), backfill)
+    assert migrate(con, MIGRATIONS) == [m.version for m in MIGRATIONS]
+    assert migrate(con, (*MIGRATIONS, extra)) == [newest + 1]
+    assert migrate(con, (*MIGRATIONS, extra)) == []
+    assert seen == [newest]
     assert con.execute("SELECT x FROM extra").fetchall() == [(42,)]
     con.close()
 
@@ -85,10 +86,13 @@ def test_migration_hook_applies_pending_versions_in_order(tmp_path: Path) -> Non
 def test_a_failing_migration_leaves_the_previous_version(tmp_path: Path) -> None:
     con = duckdb.connect(str(tmp_path / "m.duckdb"))
     migrate(con)
-    broken = Migration(2, "broken", ("CREATE TABLE half (x INTEGER)", "SELECT * FROM nowhere"))
+    newest = latest_version()
+    broken = Migration(
+        newest + 1, "broken", ("CREATE TABLE half (x INTEGER)", "SELECT * FROM nowhere")
+    )
     with pytest.raises(duckdb.CatalogException):
         migrate(con, (*MIGRATIONS, broken))
-    assert current_version(con) == 1
+    assert current_version(con) == newest
     tables = con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = 'half'")
     assert tables.fetchall() == [(0,)]
     con.close()
