@@ -1,15 +1,22 @@
-"""`POST /api/v1/changes`: change events from Certain (or any producer) into `certain-changes`.
+"""`POST /api/v1/changes`: change events from Certain (or any producer) into the ledger, then
+into `certain-changes`.
 
 The body is a JSON array of change events, a single change event, or NDJSON (one per line).
-Every valid item is produced to `certain-changes`, keyed by registration code (event code for
-`event.create_update`), and the answer is sent only after the broker acknowledged all of them, so
-an accepted change is never lost. Invalid items are recorded as rejected changes (source `api`)
-and listed in the answer by position, field and reason.
+Ingest is an outbox: the valid items are committed to the ledger first (as control's archive
+agent would archive them, `stream.control.archive`; `published_at` empty), together with the
+invalid ones as rejected changes (source `api`). Only then are the changes produced to
+`certain-changes`, keyed by registration code (event code for `event.create_update`); once the
+broker acknowledged them they are marked published. An accepted change is therefore in the
+ledger before the client hears so, whatever happens to the broker afterwards.
 
 Answers: 202 when every item was accepted; 207 when some were accepted and some rejected (the
 accepted ones are in, only the listed ones need fixing); 400 when nothing was accepted; 503 when
-the broker did not acknowledge — then nothing counts as accepted and the whole body may be sent
-again (`changeId` makes that harmless).
+the ledger did not take the batch — then nothing counts as accepted and the whole body may be
+sent again. `published` says whether the broker acknowledged the accepted changes: when it did
+not (down, or too slow), the answer is still 202/207 with `published: false` and a `message`,
+and control's recovery publishes the changes from the ledger later; sending them again is not
+needed. A resent change (same `changeId`) is harmless: it is archived once, and published again
+only if its earlier publication was never acknowledged.
 """
 
 from __future__ import annotations
@@ -22,20 +29,15 @@ from typing import Any
 
 from aiohttp import web
 
-from config.models import Source
-from stream.api.deps import deps_of
+from stream.api.deps import ApiDeps, deps_of
 from stream.api.errors import json_error
 from stream.certain.events import ChangeEvent
 from stream.certain.parsing import Rejection, parse_changes
-from stream.store import RejectedRow
+from stream.control.archive import Received, archive_valid, change_record
+from stream.store import ChangeRow, RejectedRow
+from stream.store.store import AcceptedChanges
 
 log = logging.getLogger("signal.api.ingest")
-
-
-def change_key(change: ChangeEvent) -> str:
-    if change.type is Source.EVENT_CREATE_UPDATE or change.registration_code is None:
-        return change.event_code
-    return change.registration_code
 
 
 def _items(raw: bytes) -> Any:
@@ -87,36 +89,63 @@ async def post_changes(request: web.Request) -> web.Response:
         )
     accepted, rejected = parse_changes(_items(raw))
     now = datetime.now(UTC)
-    if rejected:
-        await deps.store.record_rejected([_rejected_row(r, now) for r in rejected])
-    unique: dict[str, ChangeEvent] = {}
-    for change in accepted:
-        unique.setdefault(change.change_id, change)
-    records = [
-        (
-            change_key(change).encode(),
-            json.dumps(change.to_json_dict(), ensure_ascii=False, separators=(",", ":")).encode(),
+    bad = [_rejected_row(r, now) for r in rejected]
+    received = [Received(change, _payload(change)) for change in accepted]
+
+    async def write(rows: list[ChangeRow]) -> AcceptedChanges:
+        return await deps.store.accept_changes(rows, bad)
+
+    try:
+        committed = await archive_valid(deps.config, received, now=now, source="api", write=write)
+    except Exception as error:
+        log.warning("the ledger did not take %d changes: %s", len(received), error)
+        return json_error(
+            503,
+            f"the ledger did not take the changes ({type(error).__name__}); "
+            "nothing was accepted, send the batch again",
+            accepted=0,
+            rejected=len(rejected),
         )
-        for change in unique.values()
-    ]
-    if records:
-        try:
-            await asyncio.wait_for(deps.produce_changes(records), deps.produce_timeout_s)
-        except Exception as error:
-            log.warning("producing %d changes failed: %s", len(records), type(error).__name__)
-            return json_error(
-                503,
-                f"the broker did not acknowledge the changes ({type(error).__name__}); "
-                "nothing was accepted, send the batch again",
-                accepted=0,
-                rejected=len(rejected),
-            )
-    body = {
-        "accepted": len(records),
+    change_ids = list(dict.fromkeys(change.change_id for change in accepted))
+    problem = await _publish(deps, committed.unpublished)
+    body: dict[str, Any] = {
+        "accepted": len(change_ids),
         "rejected": len(rejected),
-        "duplicates": len(accepted) - len(records),
-        "change_ids": list(unique),
+        "duplicates": len(accepted) - len(change_ids),
+        "change_ids": change_ids,
         "errors": [_error_item(r) for r in rejected],
+        "published": problem is None,
     }
-    status = 202 if not rejected else (207 if records else 400)
+    if problem is not None:
+        body["message"] = (
+            f"the changes are accepted and kept in the ledger, but the broker did not "
+            f"acknowledge them ({problem}); recovery will publish them, no need to send again"
+        )
+    status = 202 if not rejected else (207 if change_ids else 400)
     return web.json_response(body, status=status)
+
+
+def _payload(change: ChangeEvent) -> str:
+    return json.dumps(change.to_json_dict(), ensure_ascii=False, separators=(",", ":"))
+
+
+async def _publish(deps: ApiDeps, rows: list[ChangeRow]) -> str | None:
+    """Produce the committed rows still unpublished and mark them; None when done, else why
+    not. A failed mark is only logged: control marks them when it reads them from the topic."""
+    if not rows:
+        return None
+    try:
+        records = [change_record(row) for row in rows]
+        await asyncio.wait_for(deps.produce_changes(records), deps.produce_timeout_s)
+    except Exception as error:
+        log.warning(
+            "producing %d accepted changes failed (%s); they wait in the ledger for recovery",
+            len(rows),
+            type(error).__name__,
+        )
+        return type(error).__name__
+    try:
+        await deps.store.mark_published([row.change_id for row in rows], datetime.now(UTC))
+    except Exception as error:
+        log.warning("marking %d changes published failed: %s", len(rows), error)
+    return None

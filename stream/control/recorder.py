@@ -21,9 +21,9 @@ from typing import Any, TypeVar
 
 from pydantic import ValidationError
 
-from config.models import Source
 from stream.certain.events import ChangeEvent
 from stream.certain.parsing import Rejection, parse_change
+from stream.control.archive import Received, archive_valid
 from stream.control.config_service import ConfigService
 from stream.control.retry_scheduler import DEFAULT_SCHEDULE, Jitter, RetrySchedule, plan_retry
 from stream.messages import ApiCallRecord, OutcomeRecord, utcnow
@@ -115,58 +115,35 @@ class Recorder:
     # --- certain-changes -------------------------------------------------------------------
 
     async def archive(self, records: Sequence[RawRecord]) -> tuple[int, int]:
-        """Archive valid changes, keep invalid ones as rejected, fold event changes into the
-        catalog. Returns (changes archived, rejected)."""
+        """Archive valid changes (`archive_valid`, shared with the ingest API), keep invalid
+        ones as rejected. Returns (changes archived, rejected)."""
         now = utcnow()
-        changes: dict[str, tuple[ChangeEvent, RawRecord, str]] = {}
+        valid: list[Received] = []
         rejected: list[RejectedRow] = []
         for record in records:
             parsed, text = _parse_record(record)
             if isinstance(parsed, Rejection):
                 rejected.append(_rejected(parsed, record, text, now))
             else:
-                changes.setdefault(parsed.change_id, (parsed, record, text))
-        events = [c for c, _, _ in changes.values() if c.type is Source.EVENT_CREATE_UPDATE]
-        if events:
-            self.config.apply_changes(events)
-        rows = [self._change_row(c, r, t, now) for c, r, t in changes.values()]
-        added = 0
-        if rows:
-            added = await self.durably(
+                valid.append(Received(parsed, text, record.partition, record.offset))
+
+        async def write(rows: list[ChangeRow]) -> int:
+            if not rows:
+                return 0
+            return await self.durably(
                 f"{len(rows)} changes", lambda: self.store.archive_changes(rows)
             )
+
+        added = await archive_valid(self.config, valid, now=now, source="topic", write=write)
         if rejected:
             await self.durably(
                 f"{len(rejected)} rejected changes", lambda: self.store.record_rejected(rejected)
             )
-        if rows:
+        if valid:
             self.last_change_seen = now
         self.counts["changes"] += added
         self.counts["rejected"] += len(rejected)
         return added, len(rejected)
-
-    def _change_row(
-        self, change: ChangeEvent, record: RawRecord, text: str, now: datetime
-    ) -> ChangeRow:
-        event = change.event or self.config.catalog.get(change.event_code)
-        is_test = bool(
-            (change.registration is not None and change.registration.is_test)
-            or (event is not None and event.is_test)
-        )
-        return ChangeRow(
-            change_id=change.change_id,
-            type=change.type.value,
-            account_code=change.account_code,
-            event_code=change.event_code,
-            registration_code=change.registration_code,
-            is_test=is_test,
-            occurred_at=change.occurred_at,
-            received_at=now,
-            payload=text,
-            source="topic",
-            kafka_partition=record.partition,
-            kafka_offset=record.offset,
-        )
 
     # --- signal-outcomes -------------------------------------------------------------------
 

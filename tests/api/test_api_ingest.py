@@ -1,10 +1,13 @@
-"""`POST /api/v1/changes`: valid items produced once with broker acks, invalid ones reported by
-position and field and recorded as rejected."""
+"""`POST /api/v1/changes`: valid items committed to the ledger, then produced once with broker
+acks and marked published; invalid ones reported by position and field and recorded as
+rejected. Failure paths: the broker down after the commit (accepted, unpublished, left for
+recovery), the ledger down (503, nothing accepted), resends (archived once, published once)."""
 
 from __future__ import annotations
 
 import json
 from collections import Counter
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -12,6 +15,7 @@ from aiokafka import AIOKafkaProducer
 
 from stream.api.deps import DEPS
 from stream.broker import EmbeddedBroker
+from stream.store import StoreWriteError
 from tests.api.api_harness import Api
 from tests.support.changes import event_json, registration_json
 from tests.support.clock import FIXED
@@ -88,6 +92,7 @@ async def test_all_valid_is_202_and_ndjson_works(api: Api) -> None:
         "duplicates": 0,
         "change_ids": ["n-0", "n-1", "n-2"],
         "errors": [],
+        "published": True,
     }
     records = await read_topic(api.bootstrap, api.changes_topic, until=lambda rs: len(rs) >= 3)
     assert sorted(r.key for r in records) == [b"R0", b"R1", b"R2"]
@@ -144,22 +149,105 @@ async def test_all_invalid_is_400_and_recorded(api: Api) -> None:
     assert len(await _rejected(api)) == 2
 
 
-async def test_broker_down_is_503_and_nothing_counts_as_accepted(
-    api: Api, broker: EmbeddedBroker
-) -> None:
-    stopped = AIOKafkaProducer(bootstrap_servers=broker.bootstrap_servers)
-    await stopped.start()
-    await stopped.stop()
+def _broker_down(api: Api, broker: EmbeddedBroker) -> None:
+    """Ingest's producer now fails: a stopped producer raises at once."""
 
     async def produce(records: Any) -> None:
+        stopped = AIOKafkaProducer(bootstrap_servers=broker.bootstrap_servers)
+        await stopped.start()
+        await stopped.stop()
         for key, value in records:
             await stopped.send("certain-changes-unused", value, key=key)
 
     api.client.app[DEPS].produce_changes = produce
     api.client.app[DEPS].produce_timeout_s = 1.0
+
+
+async def _ledger(api: Api) -> list[tuple[Any, ...]]:
+    result = await api.store.query(
+        "SELECT change_id, source, is_test, published_at IS NOT NULL FROM changes ORDER BY 1"
+    )
+    return [tuple(r) for r in result.rows]
+
+
+async def test_accepted_changes_are_in_the_ledger_before_the_answer(api: Api) -> None:
+    items = [
+        event_json("TESTEV", change_id="ev-test", is_test=True),
+        registration_json("r-test", code="RT", event_code="TESTEV"),
+        registration_json("r-live", code="RL"),
+    ]
+    response = await api.post("/api/v1/changes", json=items)
+    assert response.status == 202
+    assert (await response.json())["published"] is True
+    # Archived as control's archive agent would: is_test from the batch's own event change,
+    # the event folded into the catalog, published_at set once the broker acknowledged.
+    assert await _ledger(api) == [
+        ("ev-test", "api", True, True),
+        ("r-live", "api", False, True),
+        ("r-test", "api", True, True),
+    ]
+    event = api.config.catalog.get("TESTEV")
+    assert event is not None and event.is_test
+
+
+async def test_broker_down_after_the_commit_still_accepts_and_says_unpublished(
+    api: Api, broker: EmbeddedBroker
+) -> None:
+    _broker_down(api, broker)
     response = await api.post("/api/v1/changes", json=[registration_json("a"), {"bad": 1}])
+    assert response.status == 207
+    body = await response.json()
+    assert (body["accepted"], body["rejected"], body["change_ids"]) == (1, 1, ["a"])
+    assert body["published"] is False
+    assert "recovery will publish them" in body["message"]
+    assert await _ledger(api) == [("a", "api", False, False)]
+    waiting = await api.store.unpublished_changes(datetime.now(UTC))
+    assert [r.change_id for r in waiting] == ["a"]
+    assert len(await _rejected(api)) == 1
+
+
+async def test_ledger_failure_is_503_and_nothing_counts_as_accepted(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def refuse(*_: Any) -> Any:
+        raise StoreWriteError("write rolled back: disk full")
+
+    monkeypatch.setattr(api.store, "accept_changes", refuse)
+    items = [registration_json("a"), event_json("NEWEV", change_id="ev-new"), {"bad": 1}]
+    response = await api.post("/api/v1/changes", json=items)
     assert response.status == 503
     body = await response.json()
-    assert body["accepted"] == 0
-    assert body["rejected"] == 1
+    assert (body["accepted"], body["rejected"]) == (0, 1)
     assert "send the batch again" in body["errors"][0]["message"]
+    assert api.config.catalog.get("NEWEV") is None
+    records = await read_topic(api.bootstrap, api.changes_topic, until=lambda rs: False, within=0.5)
+    assert records == []
+
+
+async def test_a_resent_change_is_archived_once_and_published_once(
+    api: Api, broker: EmbeddedBroker
+) -> None:
+    deps = api.client.app[DEPS]
+    produce = deps.produce_changes
+    _broker_down(api, broker)
+    first = await api.post("/api/v1/changes", json=[registration_json("a", code="RA")])
+    assert (first.status, (await first.json())["published"]) == (202, False)
+
+    deps.produce_changes = produce
+    # The client sends again: the change is not archived twice, its publication completes.
+    again = await api.post("/api/v1/changes", json=[registration_json("a", code="RA")])
+    assert (again.status, (await again.json())["published"]) == (202, True)
+    assert await _ledger(api) == [("a", "api", False, True)]
+    # Once more, now that it is published: nothing is produced again.
+    third = await api.post("/api/v1/changes", json=[registration_json("a", code="RA")])
+    assert (third.status, await third.json()) == (
+        202,
+        {"accepted": 1, "rejected": 0, "duplicates": 0, "change_ids": ["a"], "errors": [],
+         "published": True},
+    )  # fmt: skip
+    records = await read_topic(
+        api.bootstrap, api.changes_topic, until=lambda rs: len(rs) >= 1, settle=0.5
+    )
+    assert [(r.key, json.loads(r.value)["changeId"]) for r in records] == [(b"RA", "a")]
+    count = await api.store.query("SELECT count(*) FROM changes")
+    assert count.rows == ((1,),)
