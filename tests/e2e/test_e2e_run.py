@@ -273,7 +273,7 @@ async def _toggle_stops_deliveries(
 
     # The scenario, not a wait for anything: changes keep arriving (every 50 ms) from 1 s before
     # the toggle to 2.5 s after it.
-    posted: list[tuple[float, str]] = []  # (wall-clock time posted, change id)
+    posted: list[tuple[float, str]] = []  # (wall-clock time the post was sent, change id)
     emails: dict[str, str] = {}  # email of each posted change → its change id
     stop_posting = asyncio.Event()
 
@@ -282,8 +282,9 @@ async def _toggle_stops_deliveries(
         while not stop_posting.is_set():
             number += 1
             body = _registration_like(template, number)
+            sent = time.time()
             await client.post_changes([body])
-            posted.append((time.time(), body["changeId"]))
+            posted.append((sent, body["changeId"]))
             emails[body["registration"]["profile"]["email"].lower()] = body["changeId"]
             await asyncio.sleep(0.05)
 
@@ -321,9 +322,12 @@ async def _toggle_stops_deliveries(
         "flow inactive: last change taken was evaluated "
         f"{evaluated[last_taken_cid] - replied:+.2f}s and the first one ignored "
         f"{evaluated[first_ignored_cid] - replied:+.2f}s from the API reply "
-        f"(posted {posted[first_ignored][0] - replied:+.2f}s)"
+        f"(sent {posted[first_ignored][0] - replied:+.2f}s)"
     )
-    assert evaluated[first_ignored_cid] - replied <= 2.0
+    # The contract (applied within 2 s of the reply), judged by when each change was sent: a
+    # change cannot be accepted before it is sent, whereas a loaded machine may evaluate it late.
+    late = [cid for sent, cid in posted if sent - replied > 2.0 and cid in taken]
+    assert not late, f"{len(late)} changes sent over 2 s after the reply still took the flow"
     flows = {f.id: f for f in await client.flows()}
     assert flows[flow_id].active is False
 
