@@ -130,6 +130,10 @@ class OutcomeRecord(Message):
     retryable: bool = False
     resume_at: datetime | None = None
     request_id: str | None = None
+    possible_repeat: bool = False
+    """A delivered outcome of a pair an earlier attempt marked "sending" without recording its
+    answer (a worker killed while Marketo had the call): Marketo may have run it twice. The
+    ledger counts these as `repeat_after_crash`."""
 
 
 class ApiCallRecord(Message):

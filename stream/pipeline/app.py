@@ -7,13 +7,24 @@ never passes a change whose outcomes (or delivery requests) are not durable.
 - `route` (`certain-changes`, `signal-redrive`): parse, apply event changes to the local catalog,
   evaluate (pure, `route.py`), publish outcomes decided without Marketo and `DeliveryRequest`s
   keyed by connection id.
+  Every delivery request goes with a `queued` outcome for its pair, in the same publish, so the
+  ledger sees each delivery in flight.
 - `deliver` (`signal-deliveries`): one partition per connection, so one worker owns each
   connection's batching and rate limit; skips pairs already delivered (`delivered_log.py`), calls
-  Marketo (`deliver.py`) and publishes one outcome per request.
+  Marketo (`deliver.py`) and publishes one outcome per request. Around each completing Marketo
+  call it writes the pairs' "sending" marks, then their delivered keys as soon as Marketo
+  acknowledged the call (each awaited), so a worker killed mid-batch repeats at most the calls
+  in flight; a pair found "sending" is delivered again with `possible_repeat` on its outcome.
+  Before deciding duplicates of recovery redrives it catches up with the delivered-keys log.
 
 Faust acks an event when the agent body raises, so nothing raises out of a batch: record-level
 problems become outcomes, and a failure to publish (broker unreachable) is retried in place,
-holding the partition, until it succeeds or the worker is stopped.
+holding the partition, until it succeeds or the worker is stopped. No record is dropped with only
+a log line: an unreadable delivery request or redrive, a change whose routing broke and a batch
+that failed unexpectedly all become `failed` outcomes when their change and flow can be read.
+What cannot be read at all is counted (`unrecorded`) and logged: an unreadable record of
+`certain-changes` is kept by control in `rejected_changes` anyway; an unreadable delivery request
+or redrive without a change id has nothing the ledger could file it under.
 """
 
 from __future__ import annotations
@@ -49,10 +60,17 @@ from stream.messages import (
     utcnow,
 )
 from stream.pipeline.clients import ClientPool, Unusable
-from stream.pipeline.deliver import Result, deliver_batch, outcome_for, unreachable_outcomes
+from stream.pipeline.deliver import (
+    CallHooks,
+    Result,
+    deliver_batch,
+    outcome_for,
+    queued_outcome,
+    unreachable_outcomes,
+)
 from stream.pipeline.delivered import delivery_key, duplicate_outcome, split_duplicates
 from stream.pipeline.delivered_log import DeliveredLog
-from stream.pipeline.route import Routed, route_change
+from stream.pipeline.route import Routed, route_change, route_failure
 from stream.pipeline.snapshot import ConfigView, SnapshotReader
 from stream.topics import API_CALLS, CHANGES, DELIVERED, DELIVERIES, OUTCOMES, REDRIVE, faust_topic
 
@@ -94,6 +112,9 @@ class PipelineOptions:
     delivered_retention_s: float = 7 * 24 * 3600.0
     """How long a delivered pair is remembered: far beyond redeliveries after a crash or a
     rebalance (seconds to minutes); control's ledger catches older resubmits of a delivered pair."""
+    delivered_sync_s: float = 10.0
+    """How long a batch with recovery redrives waits for the delivered-keys log to catch up with
+    its end (keys control re-seeded from the ledger) before deciding duplicates anyway."""
     client_overrides: dict[str, Any] = field(default_factory=dict)
     faust_overrides: dict[str, Any] = field(default_factory=dict)
 
@@ -109,7 +130,9 @@ class Counters:
     failed: int = 0
     parked: int = 0
     duplicates: int = 0
+    possible_repeats: int = 0
     errors: int = 0
+    unrecorded: int = 0
     publish_retries: int = 0
 
     def line(self) -> str:
@@ -211,8 +234,9 @@ class Pipeline:
             except Exception:
                 log.debug("stopping the producer failed", exc_info=True)
 
-    async def publish(self, records: Sequence[tuple[str, str, Message | bytes]]) -> None:
-        """Send (topic, key, message) records and wait for the broker to acknowledge each.
+    async def publish(self, records: Sequence[tuple[str, str, Message | bytes | None]]) -> None:
+        """Send (topic, key, message) records and wait for the broker to acknowledge each
+        (`None`: a tombstone).
 
         Records that failed are sent again until they are acknowledged: moving on would let the
         offset be committed without them. A record may thus be sent twice; readers deduplicate.
@@ -225,7 +249,7 @@ class Pipeline:
                 futures = [
                     await producer.send(
                         topic,
-                        value if isinstance(value, bytes) else value.dumps(),
+                        value if value is None or isinstance(value, bytes) else value.dumps(),
                         key=key.encode(),
                     )
                     for topic, key, value in pending
@@ -281,7 +305,8 @@ class Pipeline:
     async def route_events(self, events: Sequence[Any], *, redrive: bool) -> None:
         try:
             await self.view.wait_ready()
-            parsed = [(event, self._parse_one(event, redrive)) for event in events]
+            rejected: list[OutcomeRecord] = []
+            parsed = [(event, self._parse_one(event, redrive, rejected)) for event in events]
             # Event changes first: a registration taken in the same batch as its event's
             # create_update must not be held back as "event unknown".
             for _, item in parsed:
@@ -291,20 +316,74 @@ class Pipeline:
             for event, item in parsed:
                 if item is not None:
                     routed.extend(await self._route_one(event, *item))
-            records: list[tuple[str, str, Message | bytes]] = [
-                (OUTCOMES.name, o.change_id, o) for o in routed.outcomes
-            ]
-            records += [(DELIVERIES.name, d.connection_id, d) for d in routed.deliveries]
-            await self.publish(records)
+            routed.outcomes.extend(rejected)
+            await self.publish(route_records(routed))
             self.counters.outcomes += len(routed.outcomes)
             self.counters.deliveries += len(routed.deliveries)
         except asyncio.CancelledError:
             raise
-        except Exception:
+        except Exception as error:
             self.counters.errors += 1
-            log.exception("route batch failed unexpectedly")
+            log.exception("route batch failed unexpectedly; recording its changes as failed")
+            await self._route_batch_failed(events, redrive, error)
 
-    def _parse_one(self, event: Any, redrive: bool) -> tuple[ChangeEvent, Redrive | None] | None:
+    async def _route_batch_failed(
+        self, events: Sequence[Any], redrive: bool, error: Exception
+    ) -> None:
+        """Failed outcomes for every change of a batch whose routing broke (`route_failure`)."""
+        reason = f"internal error while routing: {_describe(error)}"
+        routed = Routed()
+        lost = 0
+        for event in events:
+            try:
+                parsed = _parse(event.message.value, redrive)
+                if isinstance(parsed, Rejection):
+                    outcome = self._rejected_redrive(event, parsed) if redrive else None
+                    if outcome is not None:
+                        routed.outcomes.append(outcome)
+                    elif redrive:
+                        lost += 1
+                    continue
+                change, why = parsed
+                routed.extend(self._route_failure(event, change, why, reason))
+            except Exception:
+                lost += 1
+                log.exception("cannot record the routing failure of %s", _where(event))
+        try:
+            await self.publish(route_records(routed))
+            self.counters.outcomes += len(routed.outcomes)
+            self.counters.failed += len(routed.outcomes)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            lost = len(events)
+            log.exception("cannot publish the routing failures of a batch")
+        if lost:
+            self.counters.unrecorded += lost
+            log.error(
+                "%d records of a failed route batch reached no outcome (total %d)",
+                lost,
+                self.counters.unrecorded,
+            )
+
+    def _route_failure(
+        self, event: Any, change: ChangeEvent, why: Redrive | None, reason: str
+    ) -> Routed:
+        account = self.view.account if self.view.ready else None
+        return route_failure(
+            change,
+            account,
+            reason=reason,
+            now=utcnow(),
+            received_at=_received_at(event),
+            redrive=why,
+        )
+
+    def _parse_one(
+        self, event: Any, redrive: bool, rejected: list[OutcomeRecord]
+    ) -> tuple[ChangeEvent, Redrive | None] | None:
+        """The change (and redrive) of a record; None if unreadable, with the outcome of an
+        unreadable redrive added to `rejected`."""
         message = event.message
         try:
             parsed = _parse(message.value, redrive)
@@ -320,6 +399,18 @@ class Pipeline:
                 parsed.path or "(record)",
                 parsed.reason,
             )
+            if redrive:
+                # Control archived the change (it keeps unreadable input of certain-changes in
+                # rejected_changes itself); a redrive the pipeline cannot read is its outcome.
+                outcome = self._rejected_redrive(event, parsed)
+                if outcome is not None:
+                    rejected.append(outcome)
+                else:
+                    self.counters.unrecorded += 1
+                    log.error(
+                        "unreadable redrive at %s names no change and flow; not recorded",
+                        _where(event),
+                    )
             return None
         if parsed[1] is None:
             self.counters.changes += 1
@@ -342,15 +433,36 @@ class Pipeline:
                 received_at=_received_at(event),
                 redrive=why,
             )
-        except Exception:
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:
             self.counters.errors += 1
-            log.exception(
-                "cannot route %s[%s]@%s",
-                event.message.topic,
-                event.message.partition,
-                event.message.offset,
-            )
-            return Routed()
+            log.exception("cannot route %s; recording it as failed", _where(event))
+            reason = f"internal error while routing: {_describe(error)}"
+            return self._route_failure(event, change, why, reason)
+
+    def _rejected_redrive(self, event: Any, rejection: Rejection) -> OutcomeRecord | None:
+        """The failed outcome of a redrive the pipeline cannot read, if it names its pair."""
+        try:
+            data = json.loads(event.message.value or b"")
+        except (ValueError, UnicodeDecodeError):
+            return None
+        if not isinstance(data, dict):
+            return None
+        change = data.get("change") if isinstance(data.get("change"), dict) else {}
+        why = data.get("redrive") if isinstance(data.get("redrive"), dict) else {}
+        assert isinstance(change, dict) and isinstance(why, dict)
+        fields = {
+            "change_id": change.get("changeId"),
+            "flow_id": why.get("flow_id"),
+            "occurred_at": change.get("occurredAt"),
+            "event_code": change.get("eventCode"),
+            "attempt": why.get("attempt"),
+            "redrive_kind": why.get("kind"),
+            "replay_id": why.get("replay_id"),
+        }
+        reason = f"redrive not readable by the pipeline: {rejection.path or '(record)'}: "
+        return salvaged_failure(fields, reason + rejection.reason, retryable=False)
 
     async def _await_event(self, event_code: str) -> None:
         """Give control a moment to publish an event this worker has not seen (≤ 2 s, once per
@@ -369,18 +481,20 @@ class Pipeline:
     # ---- deliver ----------------------------------------------------------------------------
 
     async def deliver_events(self, events: Sequence[Any]) -> None:
+        requests: list[DeliveryRequest] = []
+        unreadable: list[OutcomeRecord] = []
+        recorded = False
         try:
             await self.view.wait_ready()
             await self.delivered.wait_loaded()
-            requests: list[DeliveryRequest] = []
             for event in events:
                 try:
                     requests.append(DeliveryRequest.loads(event.message.value))
                 except Exception as error:
                     self.counters.errors += 1
-                    log.error("unreadable delivery request skipped: %s", str(error)[:300])
+                    unreadable.extend(self._unreadable_request(event, error))
             try:
-                outcomes, delivered = await self._deliver(requests)
+                outcomes, unpublished = await self._deliver(requests)
             except asyncio.CancelledError:
                 raise
             except Exception as error:
@@ -388,22 +502,74 @@ class Pipeline:
                 self.counters.errors += 1
                 log.exception("delivering a batch of %d failed unexpectedly", len(requests))
                 outcomes = [_internal_failure(r, error) for r in requests]
-                delivered = []
+                unpublished = []
+            outcomes = unreadable + outcomes
             await self.publish([(OUTCOMES.name, o.change_id, o) for o in outcomes])
+            recorded = True
             await self._flush_calls()
-            keys = self.delivered.note(delivery_key(requests[i]) for i in delivered)
+            keys = self.delivered.note(unpublished)
             await self.publish([(DELIVERED.name, key, stamp) for key, stamp in keys])
             self._count(outcomes)
         except asyncio.CancelledError:
             raise
-        except Exception:
+        except Exception as error:
             self.counters.errors += 1
             log.exception("deliver batch failed unexpectedly")
+            if not recorded:
+                await self._deliver_batch_failed(requests, unreadable, error)
+
+    async def _deliver_batch_failed(
+        self,
+        requests: Sequence[DeliveryRequest],
+        unreadable: Sequence[OutcomeRecord],
+        error: Exception,
+    ) -> None:
+        """Failed outcomes (technical, retryable) for a batch that broke before its outcomes
+        were published. A pair delivered meanwhile has its key in the log already, so its retry
+        ends as a duplicate, not a second send."""
+        outcomes = [*unreadable, *(_internal_failure(r, error) for r in requests)]
+        try:
+            await self.publish([(OUTCOMES.name, o.change_id, o) for o in outcomes])
+            self._count(outcomes)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            self.counters.unrecorded += len(outcomes)
+            log.exception(
+                "%d outcomes of a failed deliver batch could not be published (total %d)",
+                len(outcomes),
+                self.counters.unrecorded,
+            )
+
+    def _unreadable_request(self, event: Any, error: Exception) -> list[OutcomeRecord]:
+        """The failed outcome of a delivery request that cannot be read, when its change and
+        flow can: technical and retryable, since a retry routes the archived change again."""
+        reason = f"unreadable delivery request: {_describe(error)}"
+        try:
+            data = json.loads(event.message.value or b"")
+        except (ValueError, UnicodeDecodeError):
+            data = None
+        outcome = salvaged_failure(data, reason, retryable=True) if isinstance(data, dict) else None
+        if outcome is None:
+            self.counters.unrecorded += 1
+            log.error(
+                "unreadable delivery request at %s names no change and flow; not recorded "
+                "(total %d): %s",
+                _where(event),
+                self.counters.unrecorded,
+                reason,
+            )
+            return []
+        log.error("unreadable delivery request at %s recorded as failed: %s", _where(event), reason)
+        return [outcome]
 
     async def _deliver(
         self, requests: list[DeliveryRequest]
-    ) -> tuple[list[OutcomeRecord], list[int]]:
-        """Outcomes for `requests`, and the indices of those delivered now."""
+    ) -> tuple[list[OutcomeRecord], list[str]]:
+        """Outcomes for `requests`, and the delivered keys not written to the log yet."""
+        if any(r.redrive_kind == "recovery" for r in requests):
+            # Control re-seeds delivered keys from its ledger before it re-drives: read them.
+            await self.delivered.sync(self.options.delivered_sync_s)
         fresh, duplicates = split_duplicates(requests, self.delivered)
         now = utcnow()
         outcomes = [duplicate_outcome(requests[i], now) for i in duplicates]
@@ -414,22 +580,59 @@ class Pipeline:
                 len(duplicates),
                 self.counters.duplicates,
             )
+        again = {i for i in fresh if self.delivered.is_sending(delivery_key(requests[i]))}
         by_connection: dict[str, list[int]] = defaultdict(list)
         for index in fresh:
             by_connection[requests[index].connection_id].append(index)
+        written: set[str] = set()
+        hooks = self._hooks(written)
         results = await asyncio.gather(
             *(
-                self._deliver_connection(cid, [requests[i] for i in group])
+                self._deliver_connection(cid, [requests[i] for i in group], hooks)
                 for cid, group in by_connection.items()
             )
         )
-        delivered: list[int] = []
+        unpublished: list[str] = []
+        repeats = 0
         for group, group_outcomes in zip(by_connection.values(), results, strict=True):
-            outcomes.extend(group_outcomes)
             for index, outcome in zip(group, group_outcomes, strict=True):
                 if outcome.status is OutcomeStatus.DELIVERED:
-                    delivered.append(index)
-        return outcomes, delivered
+                    key = delivery_key(requests[index])
+                    if key not in written:
+                        unpublished.append(key)
+                    if index in again:
+                        repeats += 1
+                        outcome = outcome.model_copy(update={"possible_repeat": True})
+                outcomes.append(outcome)
+        if repeats:
+            self.counters.possible_repeats += repeats
+            log.warning(
+                "%d deliveries were marked sending by an attempt that recorded no answer; "
+                "delivered again, outcomes marked as possible repeats (total %d)",
+                repeats,
+                self.counters.possible_repeats,
+            )
+        return outcomes, unpublished
+
+    def _hooks(self, written: set[str]) -> CallHooks:
+        """The delivered-keys log around each completing Marketo call; `written` collects the
+        delivered keys published by the hooks."""
+
+        async def on_sending(requests: Sequence[DeliveryRequest]) -> None:
+            records = self.delivered.note_sending(delivery_key(r) for r in requests)
+            await self.publish([(DELIVERED.name, key, value) for key, value in records])
+
+        async def on_acknowledged(requests: Sequence[DeliveryRequest]) -> None:
+            keys = [delivery_key(r) for r in requests]
+            records = self.delivered.note(keys)
+            await self.publish([(DELIVERED.name, key, value) for key, value in records])
+            written.update(keys)
+
+        async def on_refused(requests: Sequence[DeliveryRequest]) -> None:
+            records = self.delivered.clear_sending(delivery_key(r) for r in requests)
+            await self.publish([(DELIVERED.name, key, value) for key, value in records])
+
+        return CallHooks(on_sending, on_acknowledged, on_refused)
 
     def _count(self, outcomes: Sequence[OutcomeRecord]) -> None:
         c = self.counters
@@ -443,7 +646,7 @@ class Pipeline:
                 c.parked += 1
 
     async def _deliver_connection(
-        self, connection_id: str, requests: list[DeliveryRequest]
+        self, connection_id: str, requests: list[DeliveryRequest], hooks: CallHooks | None = None
     ) -> list[OutcomeRecord]:
         snapshot = self.view.snapshot
         connection = snapshot.account.connection(connection_id)
@@ -456,7 +659,9 @@ class Pipeline:
         except Unusable as error:
             return unreachable_outcomes(requests, str(error))
         try:
-            return await deliver_batch(requests, client, force_update=connection.force_update)
+            return await deliver_batch(
+                requests, client, force_update=connection.force_update, hooks=hooks
+            )
         except asyncio.CancelledError:
             raise
         except Exception as error:
@@ -469,10 +674,79 @@ def _internal_failure(request: DeliveryRequest, error: Exception) -> OutcomeReco
     result = Result(
         OutcomeStatus.FAILED,
         FailureCategory.TECHNICAL,
-        reason=f"internal error while delivering: {type(error).__name__}",
+        reason=f"internal error while delivering: {_describe(error)}",
         retryable=True,
     )
     return outcome_for(request, result, utcnow())
+
+
+def route_records(routed: Routed) -> list[tuple[str, str, Message | bytes | None]]:
+    """What a route batch publishes: its outcomes, and each delivery request with the `queued`
+    outcome of its pair (so the ledger sees the delivery in flight)."""
+    records: list[tuple[str, str, Message | bytes | None]] = [
+        (OUTCOMES.name, o.change_id, o) for o in routed.outcomes
+    ]
+    for request in routed.deliveries:
+        records.append((OUTCOMES.name, request.change_id, queued_outcome(request)))
+        records.append((DELIVERIES.name, request.connection_id, request))
+    return records
+
+
+def salvaged_failure(
+    fields: dict[str, Any], reason: str, *, retryable: bool
+) -> OutcomeRecord | None:
+    """A `failed` (technical) outcome built from what can be read of a broken record: None
+    unless it names its change and flow. Fields that do not validate are left out."""
+    change_id, flow_id = fields.get("change_id"), fields.get("flow_id")
+    if not (isinstance(change_id, str) and change_id and isinstance(flow_id, str) and flow_id):
+        return None
+    base: dict[str, Any] = {
+        "change_id": change_id,
+        "flow_id": flow_id,
+        "flow_name": flow_id,
+        "mode": "live",
+        "status": OutcomeStatus.FAILED,
+        "category": FailureCategory.TECHNICAL,
+        "reason": reason[:500],
+        "retryable": retryable,
+        "occurred_at": utcnow(),
+    }
+    optional = {
+        "flow_name",
+        "mode",
+        "occurred_at",
+        "registration_code",
+        "event_code",
+        "action",
+        "connection_id",
+        "attempt",
+        "redrive_kind",
+        "replay_id",
+        "campaign_id",
+        "form_id",
+    }
+    record = dict(base)
+    for name in optional:
+        value = fields.get(name)
+        if value is None or (name == "mode" and value not in ("live", "test")):
+            continue
+        try:
+            OutcomeRecord.model_validate({**base, name: value})
+        except ValueError:
+            continue
+        record[name] = value
+    return OutcomeRecord.model_validate(record)
+
+
+def _describe(error: BaseException) -> str:
+    text = str(error).splitlines()
+    detail = text[0][:300] if text else ""
+    return f"{type(error).__name__}: {detail}" if detail else type(error).__name__
+
+
+def _where(event: Any) -> str:
+    message = event.message
+    return f"{message.topic}[{message.partition}]@{message.offset}"
 
 
 def _parse(value: bytes | None, redrive: bool) -> tuple[ChangeEvent, Redrive | None] | Rejection:

@@ -13,19 +13,29 @@ window). Requests are grouped so Marketo's batch endpoints carry as many leads a
 Nothing here raises for a Marketo or record-level problem: each request gets an outcome saying
 delivered, failed (data or technical) or parked (quota, or throttling that outlasted the client's
 patience). Auth and throttling are handled inside the client.
+
+Completing calls (a campaign request, a form submit: the call after which a request is delivered)
+are reported to the caller's `CallHooks` as they happen: before the call (`on_sending`), and once
+Marketo answered (`on_acknowledged` for the requests it delivered, `on_refused` for those it
+answered without running). The deliver agent records them in the delivered-keys log at once, so
+a worker killed mid-batch repeats at most the calls that were in flight, not the whole batch.
+Campaign calls of one batch go one at a time for the same reason (Marketo's rate limit of 100
+calls per 20 s makes that cost little throughput); form submits, one lead each, go concurrently
+within the client's in-flight limit. This module knows nothing of Kafka: the hooks are plain
+coroutines.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from stream.marketo.client import MarketoClient, UpsertAction
-from stream.marketo.errors import FailureClass, MarketoError, MarketoFailure
+from stream.marketo.errors import FailureClass, MarketoError, MarketoFailure, classify_http_status
 from stream.marketo.results import RecordResult
 from stream.messages import (
     DeliveryRequest,
@@ -36,7 +46,16 @@ from stream.messages import (
 )
 from stream.pipeline.route import latency_ms
 
-__all__ = ["Result", "deliver_batch", "failure_result", "outcome_for", "unreachable_outcomes"]
+__all__ = [
+    "CallHooks",
+    "Result",
+    "deliver_batch",
+    "failure_result",
+    "not_run",
+    "outcome_for",
+    "queued_outcome",
+    "unreachable_outcomes",
+]
 
 CREATE_UPDATE_LEAD = "create_update_lead"
 TRIGGER_CAMPAIGN = "trigger_campaign"
@@ -59,6 +78,40 @@ class Result:
     retryable: bool = False
     resume_at: datetime | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+
+
+Notify = Callable[[Sequence[DeliveryRequest]], Awaitable[None]]
+
+
+async def _nothing(requests: Sequence[DeliveryRequest]) -> None:
+    return None
+
+
+@dataclass(frozen=True)
+class CallHooks:
+    """Coroutines awaited around each completing Marketo call (see the module docstring).
+
+    `on_sending(requests)` runs before the call goes out, `on_acknowledged(requests)` once Marketo
+    answered, with the requests that call delivered, `on_refused(requests)` with those it answered
+    without running them (`not_run`); requests whose answer leaves it open (a timeout, a 5xx)
+    get neither. A hook that raises fails the batch like any internal error.
+    """
+
+    on_sending: Notify = _nothing
+    on_acknowledged: Notify = _nothing
+    on_refused: Notify = _nothing
+
+
+def not_run(failure: MarketoFailure) -> bool:
+    """Whether a failed call certainly did not run: Marketo answered it (an error envelope, a
+    record-level reason, a 4xx), or it never left (local checks, identity). A timeout, a dropped
+    connection or a 5xx may have run on Marketo's side."""
+    if failure.source in ("marketo", "record", "local", "identity"):
+        return True
+    if failure.source == "http" and failure.http_status is not None:
+        status = failure.http_status
+        return status < 500 and classify_http_status(status) is not FailureClass.TECHNICAL
+    return False
 
 
 def failure_result(failure: MarketoFailure, stage: str) -> Result:
@@ -149,6 +202,13 @@ def outcome_for(request: DeliveryRequest, result: Result, now: datetime) -> Outc
     )
 
 
+def queued_outcome(request: DeliveryRequest) -> OutcomeRecord:
+    """The ledger's record of `request` in flight: status `queued`, stamped with the routing time
+    so the deliver step's outcome is always newer. No latency: nothing was delivered yet."""
+    queued = outcome_for(request, Result(OutcomeStatus.QUEUED), request.routed_at)
+    return queued.model_copy(update={"latency_ms": None})
+
+
 def unreachable_outcomes(
     requests: Sequence[DeliveryRequest], reason: str, now: datetime | None = None
 ) -> list[OutcomeRecord]:
@@ -163,20 +223,23 @@ async def deliver_batch(
     *,
     force_update: bool = False,
     now: Callable[[], datetime] = utcnow,
+    hooks: CallHooks | None = None,
 ) -> list[OutcomeRecord]:
-    """Deliver `requests` (one connection) and return one outcome per request, in input order."""
+    """Deliver `requests` (one connection) and return one outcome per request, in input order;
+    `hooks` hear of each completing call as it happens."""
     by_action: dict[str, list[int]] = defaultdict(list)
     for index, request in enumerate(requests):
         by_action[request.action].append(index)
     results: dict[int, Result] = {}
+    calls = _Completing(requests, hooks or CallHooks(), results)
     jobs = []
     for action, indices in by_action.items():
         if action == CREATE_UPDATE_LEAD:
-            jobs.append(_create_update(requests, indices, client, results))
+            jobs.append(_create_update(requests, indices, client, calls))
         elif action == TRIGGER_CAMPAIGN:
-            jobs.append(_trigger(requests, indices, client, results, force_update))
+            jobs.append(_trigger(requests, indices, client, calls, force_update))
         elif action == FORM_POST:
-            jobs.append(_forms(requests, indices, client, results))
+            jobs.append(_forms(requests, indices, client, calls))
         else:
             for index in indices:
                 results[index] = _config(f"unknown action {action!r}")
@@ -186,6 +249,39 @@ async def deliver_batch(
         outcome_for(request, results.get(index) or _lost(), stamp)
         for index, request in enumerate(requests)
     ]
+
+
+class _Completing:
+    """Runs the completing calls of one batch: the hooks around each, the results after.
+
+    `campaign_lock` lets one campaign call of the batch be in flight at a time, whichever action
+    it serves."""
+
+    def __init__(
+        self, requests: Sequence[DeliveryRequest], hooks: CallHooks, results: dict[int, Result]
+    ) -> None:
+        self.requests = requests
+        self.hooks = hooks
+        self.results = results
+        self.campaign_lock = asyncio.Lock()
+
+    async def sending(self, indices: Sequence[int]) -> None:
+        await self.hooks.on_sending([self.requests[i] for i in indices])
+
+    async def answered(self, answers: Sequence[tuple[int, Result, MarketoFailure | None]]) -> None:
+        """Results of one call: (request index, result, the call's failure for that request)."""
+        delivered: list[DeliveryRequest] = []
+        refused: list[DeliveryRequest] = []
+        for index, result, failure in answers:
+            self.results[index] = result
+            if result.status is OutcomeStatus.DELIVERED:
+                delivered.append(self.requests[index])
+            elif failure is not None and not_run(failure):
+                refused.append(self.requests[index])
+        if delivered:
+            await self.hooks.on_acknowledged(delivered)
+        if refused:
+            await self.hooks.on_refused(refused)
 
 
 def _lost() -> Result:
@@ -249,12 +345,12 @@ async def _create_update(
     requests: Sequence[DeliveryRequest],
     indices: Sequence[int],
     client: MarketoClient,
-    results: dict[int, Result],
+    calls: _Completing,
 ) -> None:
     synced = await _upsert(requests, indices, client, "createOrUpdate")
     ready: dict[int, tuple[int, str | None]] = {}
-    _sort_synced(synced, "upsert", results, ready)
-    await _campaigns(requests, ready, client, results)
+    _sort_synced(synced, "upsert", calls.results, ready)
+    await _campaigns(requests, ready, client, calls)
 
 
 def _sort_synced(
@@ -283,9 +379,10 @@ async def _trigger(
     requests: Sequence[DeliveryRequest],
     indices: Sequence[int],
     client: MarketoClient,
-    results: dict[int, Result],
+    calls: _Completing,
     force_update: bool,
 ) -> None:
+    results = calls.results
     ready: dict[int, tuple[int, str | None]] = {}
     if force_update:
         synced = await _upsert(requests, indices, client, "createOrUpdate")
@@ -296,7 +393,7 @@ async def _trigger(
             ready[index] = (lead_id, TRIGGERED)
         synced = await _upsert(requests, missing, client, "createOnly") if missing else {}
     _sort_synced(synced, "create lead", results, ready)
-    await _campaigns(requests, ready, client, results)
+    await _campaigns(requests, ready, client, calls)
 
 
 async def _existing(
@@ -340,36 +437,41 @@ async def _campaigns(
     requests: Sequence[DeliveryRequest],
     ready: Mapping[int, tuple[int, str | None]],
     client: MarketoClient,
-    results: dict[int, Result],
+    calls: _Completing,
 ) -> None:
-    """Request each campaign for the leads that are ready (one call per 100 leads and tokens)."""
+    """Request each campaign for the leads that are ready: one call per campaign, tokens and
+    100 leads, one call at a time, each between the hooks."""
     groups: dict[tuple[int, tuple[tuple[str, str], ...]], list[int]] = defaultdict(list)
     for index in ready:
         request = requests[index]
         if request.campaign_id is None:
-            results[index] = _data("no campaign id for this change (event question or flow)")
+            calls.results[index] = _data("no campaign id for this change (event question or flow)")
             continue
         tokens = tuple(sorted(request.tokens.items()))
         groups[(request.campaign_id, tokens)].append(index)
-
-    async def one(campaign_id: int, tokens: dict[str, str], group: list[int]) -> None:
-        lead_ids = [ready[i][0] for i in group]
-        answers = await client.request_campaign(campaign_id, lead_ids, tokens=tokens)
-        for index, answer in zip(group, answers, strict=True):
-            lead_id, lead_result = ready[index]
-            if answer.failure is not None:
-                result = failure_result(answer.failure, f"campaign {campaign_id}")
-                result.lead_id = lead_id
-                results[index] = result
-            else:
-                results[index] = Result(
-                    OutcomeStatus.DELIVERED,
-                    lead_id=lead_id,
-                    lead_result=lead_result,
-                    request_id=answer.request_id,
-                )
-
-    await asyncio.gather(*(one(cid, dict(tokens), g) for (cid, tokens), g in groups.items()))
+    size = max(1, client.settings.campaign_batch_size)
+    for (campaign_id, tokens), group in groups.items():
+        for start in range(0, len(group), size):
+            chunk = group[start : start + size]
+            async with calls.campaign_lock:
+                await calls.sending(chunk)
+                lead_ids = [ready[i][0] for i in chunk]
+                answers = await client.request_campaign(campaign_id, lead_ids, tokens=dict(tokens))
+                done: list[tuple[int, Result, MarketoFailure | None]] = []
+                for index, answer in zip(chunk, answers, strict=True):
+                    lead_id, lead_result = ready[index]
+                    if answer.failure is not None:
+                        result = failure_result(answer.failure, f"campaign {campaign_id}")
+                        result.lead_id = lead_id
+                    else:
+                        result = Result(
+                            OutcomeStatus.DELIVERED,
+                            lead_id=lead_id,
+                            lead_result=lead_result,
+                            request_id=answer.request_id,
+                        )
+                    done.append((index, result, answer.failure))
+                await calls.answered(done)
 
 
 # ---- forms -------------------------------------------------------------------------------------
@@ -379,24 +481,26 @@ async def _forms(
     requests: Sequence[DeliveryRequest],
     indices: Sequence[int],
     client: MarketoClient,
-    results: dict[int, Result],
+    calls: _Completing,
 ) -> None:
     async def one(index: int) -> None:
         request = requests[index]
         if request.form_id is None:
-            results[index] = _data("no form for this form post")
+            calls.results[index] = _data("no form for this form post")
             return
+        await calls.sending([index])
         answer = await client.submit_form(
             request.form_id, request.payload, program_id=request.program_id
         )
         if answer.failure is not None:
-            results[index] = failure_result(answer.failure, f"form {request.form_id}")
+            result = failure_result(answer.failure, f"form {request.form_id}")
         else:
-            results[index] = Result(
+            result = Result(
                 OutcomeStatus.DELIVERED,
                 lead_id=answer.lead_id,
                 lead_result=answer.status or "form_posted",
                 request_id=answer.request_id,
             )
+        await calls.answered([(index, result, answer.failure)])
 
     await asyncio.gather(*(one(i) for i in indices))

@@ -19,7 +19,7 @@ from config.completeness import completeness
 from config.models import Account, Flow
 from stream.certain.events import ChangeEvent
 from stream.core.catalog import EventCatalog
-from stream.core.evaluate import evaluate, evaluate_all
+from stream.core.evaluate import default_runnable, evaluate, evaluate_all
 from stream.core.results import DataFailure, Evaluation, FilteredOut, Mapped, NotActivated
 from stream.messages import (
     DeliveryRequest,
@@ -29,7 +29,10 @@ from stream.messages import (
     Redrive,
 )
 
-__all__ = ["Routed", "latency_ms", "route_change"]
+__all__ = ["ROUTE_FLOW", "Routed", "latency_ms", "route_change", "route_failure"]
+
+ROUTE_FLOW = "(route)"
+"""`flow_id` of a routing failure that could not be tied to any flow (see `route_failure`)."""
 
 
 @dataclass
@@ -89,6 +92,59 @@ def route_change(
     for flow, evaluation in pairs:
         routed.extend(_one(change, flow, evaluation, redrive, now=now, received_at=received_at))
     return routed
+
+
+def route_failure(
+    change: ChangeEvent,
+    account: Account | None,
+    *,
+    reason: str,
+    now: datetime,
+    received_at: datetime | None = None,
+    redrive: Redrive | None = None,
+) -> Routed:
+    """Failed outcomes (technical, retryable) for a change whose routing broke unexpectedly, so
+    the ledger holds it instead of a log line.
+
+    One outcome per flow the change would have been evaluated for: the redrive's flow, or every
+    active, complete flow of the account. Per flow rather than one record for the whole change,
+    because the ledger's state, retry queue and recovery work per (change, flow): a retry
+    re-drives each pair through routing again, exactly as for a Marketo failure. Only when no
+    flow can be named (no account yet, none active, or the flows themselves cannot be read) is
+    the outcome a single record with flow id `ROUTE_FLOW`, which an operator sees in `outcomes`;
+    it is not retryable (a retry of an unknown flow would only be refused): the operator replays
+    the change once the cause is fixed.
+    """
+    flows: list[Flow] = []
+    names: list[tuple[Flow | None, str]]
+    if redrive is not None:
+        flow = account.flow(redrive.flow_id) if account is not None else None
+        names = [(flow, redrive.flow_id)]
+    else:
+        try:
+            if account is not None:
+                runnable = default_runnable(account)
+                flows = [flow for flow in account.flows if flow.active and runnable(flow)]
+        except Exception:
+            flows = []
+        names = [(flow, flow.id) for flow in flows] or [(None, ROUTE_FLOW)]
+    return Routed(
+        outcomes=[
+            _outcome(
+                change,
+                flow,
+                redrive,
+                now=now,
+                received_at=received_at,
+                status=OutcomeStatus.FAILED,
+                flow_id=flow_id,
+                category=FailureCategory.TECHNICAL,
+                reason=reason,
+                retryable=flow_id != ROUTE_FLOW,
+            )
+            for flow, flow_id in names
+        ]
+    )
 
 
 def _redrive_refusal(flow: Flow | None, redrive: Redrive, account: Account) -> str | None:

@@ -39,14 +39,16 @@ FLOWS = (NURTURE, VIP, FORM)
 
 
 class Outcomes:
-    """Every record on `signal-outcomes`, and every delivery request on `signal-deliveries`,
-    read without a group."""
+    """Every record on `signal-outcomes` (the `queued` ones, which route publishes with each
+    delivery request, kept apart in `queued`), and every delivery request on
+    `signal-deliveries`, read without a group."""
 
     def __init__(self, servers: str) -> None:
         self._consumer = AIOKafkaConsumer(
             OUTCOMES.name, DELIVERIES.name, bootstrap_servers=servers, auto_offset_reset="earliest"
         )
         self.records: list[dict[str, Any]] = []
+        self.queued: list[dict[str, Any]] = []
         self.requests: list[dict[str, Any]] = []
         self._task: asyncio.Task[None] | None = None
 
@@ -58,8 +60,14 @@ class Outcomes:
         while True:
             batches = await self._consumer.getmany(timeout_ms=100)
             for partition, messages in batches.items():
-                into = self.records if partition.topic == OUTCOMES.name else self.requests
-                into.extend(json.loads(message.value) for message in messages)
+                for message in messages:
+                    record = json.loads(message.value)
+                    if partition.topic != OUTCOMES.name:
+                        self.requests.append(record)
+                    elif record["status"] == "queued":
+                        self.queued.append(record)
+                    else:
+                        self.records.append(record)
 
     async def stop(self) -> None:
         if self._task is not None:
@@ -359,6 +367,9 @@ async def test_worker_routes_delivers_dedupes_follows_config_and_survives_sigkil
         for record in outcomes.records:
             per_pair[(record["change_id"], record["flow_id"])].append(record["status"])
         assert all(statuses for statuses in per_pair.values())
+        # Every delivery request went out with the queued outcome of its pair.
+        queued = {(q["change_id"], q["flow_id"]) for q in outcomes.queued}
+        assert {(r["change_id"], r["flow_id"]) for r in outcomes.requests} <= queued
         assert worker.stop() == 0
     finally:
         if worker is not None:
