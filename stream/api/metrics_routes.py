@@ -137,6 +137,9 @@ def add_metrics_routes(
     async def troubleshooting(request: web.Request) -> web.StreamResponse:
         mode, window = _mode_and_window(request)
         body = await queries.troubleshooting(store, mode, window, rate_shares=await shares())
+        recovery = (await status()).recovery
+        # Recovery covers the whole ledger (every mode, its own horizon), not the window.
+        body["recovery"] = None if recovery is None else recovery.to_json()
         return web.json_response(body)
 
     async def feed(request: web.Request) -> web.StreamResponse:

@@ -17,7 +17,7 @@ import contextlib
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +31,7 @@ from stream.broker import bootstrap_servers
 from stream.control.config_service import ConfigService
 from stream.control.operations import Operations
 from stream.control.recorder import Recorder
+from stream.control.recovery import Recovery, RecoveryPolicy, publish_to
 from stream.control.retry_scheduler import DEFAULT_SCHEDULE, RetrySchedule
 from stream.control.secret_store import SecretStore
 from stream.control.token import load_or_create_token
@@ -55,11 +56,26 @@ class ControlSettings:
     batch_within_s: float = 0.2
     publish_debounce_s: float = 0.05
     store_memory_limit: str | None = None
+    recovery_every_s: float = 15.0
+    recovery_grace_s: float = 60.0
+    recovery_horizon_s: float = 7 * 24 * 3600.0
+    recovery_max_redrives: int = 5
+    recovery_batch: int = 2000
     faust_overrides: dict[str, Any] = field(default_factory=dict)
 
     @property
     def database_path(self) -> Path:
         return self.data_dir / "signal.duckdb"
+
+    @property
+    def recovery_policy(self) -> RecoveryPolicy:
+        return RecoveryPolicy(
+            grace=timedelta(seconds=self.recovery_grace_s),
+            horizon=timedelta(seconds=self.recovery_horizon_s),
+            every_s=self.recovery_every_s,
+            max_redrives=self.recovery_max_redrives,
+            batch_size=self.recovery_batch,
+        )
 
     @property
     def token_path(self) -> Path:
@@ -96,6 +112,7 @@ class ControlRuntime(Service):
         self.recorder: Recorder | None = None
         self.producer: AIOKafkaProducer | None = None
         self.operations: Operations | None = None
+        self.recovery: Recovery | None = None
         self.api_url: str | None = None
         self._runner: web.AppRunner | None = None
 
@@ -124,6 +141,15 @@ class ControlRuntime(Service):
             self.store, self.config, self._produce_redrives, schedule=s.retry_schedule
         )
         self.operations.scheduler.start()
+        self.recovery = Recovery(
+            self.store,
+            self.config,
+            publish_changes=self._produce_changes,
+            publish_redrives=self._produce_redrives,
+            publish_delivered=publish_to(self.producer, topics.DELIVERED.name),
+            policy=s.recovery_policy,
+        )
+        self.recovery.start()
         await self._start_api()
         self.ready.set()
 
@@ -131,6 +157,8 @@ class ControlRuntime(Service):
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+        if self.recovery is not None:
+            await self.recovery.stop()
         if self.operations is not None:
             await self.operations.close()
         if self.config is not None:
@@ -152,7 +180,7 @@ class ControlRuntime(Service):
             token=load_or_create_token(s.token_path),
             broker_ok=self._broker_ok,
             last_change_seen=self._seen,
-            runtime_status=lambda: RuntimeStatus(last_change_seen_at=self._seen()),
+            runtime_status=self._runtime_status,
         )
         app = create_app(deps, self.operations)
         runner = web.AppRunner(app, access_log=None)
@@ -168,6 +196,10 @@ class ControlRuntime(Service):
         log.info("operator API listening on %s", self.api_url)
         if self.on_listening is not None:
             self.on_listening(self.api_url)
+
+    def _runtime_status(self) -> RuntimeStatus:
+        recovery = self.recovery.status() if self.recovery is not None else None
+        return RuntimeStatus(last_change_seen_at=self._seen(), recovery=recovery)
 
     def _seen(self) -> datetime | None:
         return self.recorder.last_change_seen if self.recorder is not None else None

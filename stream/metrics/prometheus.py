@@ -23,6 +23,7 @@ from stream.metrics.definitions import (
     rate_budget,
 )
 from stream.metrics.queries import RuntimeStatus
+from stream.metrics.recovery import RecoveryStatus
 from stream.store.store import Store
 from stream.store.writer import Con
 
@@ -189,6 +190,8 @@ def collect_on(
         alive = Family("signal_workers_alive", "gauge", "Pipeline workers alive (runtime).")
         alive.add(runtime.workers_alive)
         families.append(alive)
+    if runtime.recovery is not None:
+        families += recovery_families(runtime.recovery)
     if runtime.last_change_seen_at is not None:
         last = Family(
             "signal_last_change_seen_timestamp_seconds",
@@ -197,6 +200,96 @@ def collect_on(
         )
         last.add(runtime.last_change_seen_at.timestamp())
         families.append(last)
+    return families
+
+
+def recovery_families(status: RecoveryStatus) -> list[Family]:
+    """Control's recovery: its settings, what the ledger holds without a final outcome (as of
+    the last scan), what it re-drove and gave up on. Alert on `signal_recovery_stranded > 0`,
+    on a growing `signal_recovery_oldest_age_seconds`, and on failed scans."""
+
+    def gauge(name: str, help_text: str, value: float) -> Family:
+        family = Family(name, "gauge", help_text)
+        family.add(value)
+        return family
+
+    def counter(name: str, help_text: str, value: float) -> Family:
+        family = Family(name, "counter", help_text)
+        family.add(value)
+        return family
+
+    families = [
+        gauge(
+            "signal_recovery_grace_seconds",
+            "How long a change or queued delivery may wait for its outcome before recovery "
+            "re-drives it.",
+            status.grace_s,
+        ),
+        gauge(
+            "signal_recovery_max_redrives",
+            "Redrives per (change, flow) before recovery gives up (stranded).",
+            status.max_redrives,
+        ),
+        gauge(
+            "signal_recovery_unpublished_changes",
+            "Changes accepted by the ingest API not yet acknowledged by the broker.",
+            status.unpublished,
+        ),
+        gauge(
+            "signal_recovery_unrouted_changes",
+            "Changes published longer than the grace ago with no outcome for any flow.",
+            status.unrouted,
+        ),
+        gauge(
+            "signal_recovery_queued_overdue",
+            "(change, flow) pairs queued for Marketo longer than the grace ago, no answer.",
+            status.queued_overdue,
+        ),
+        counter(
+            "signal_recovery_redriven_total",
+            "(change, flow) redrives made by recovery (from the ledger).",
+            status.redriven_total,
+        ),
+        gauge(
+            "signal_recovery_stranded",
+            "Pairs re-driven the allowed number of times and still without a final outcome.",
+            status.stranded,
+        ),
+        gauge(
+            "signal_recovery_nothing_expected_changes",
+            "Changes recovery found no flow would act on.",
+            status.nothing_expected,
+        ),
+        counter(
+            "signal_recovery_scans_failed_total",
+            "Recovery scans that failed since control started (broker or store down).",
+            status.failed_scans,
+        ),
+    ]
+    families.append(
+        gauge(
+            "signal_recovery_oldest_age_seconds",
+            "Age of the oldest unpublished change, unrouted change or overdue queued pair "
+            "(0 when there is none).",
+            status.oldest_age_s or 0.0,
+        )
+    )
+    if status.last_scan_at is not None:
+        families.append(
+            gauge(
+                "signal_recovery_last_scan_timestamp_seconds",
+                "Unix time of the last recovery scan.",
+                status.last_scan_at.timestamp(),
+            )
+        )
+    if status.reseeded_keys is not None:
+        families.append(
+            gauge(
+                "signal_recovery_reseeded_keys",
+                "Delivered keys written back to signal-delivered from the ledger at start.",
+                status.reseeded_keys,
+            )
+        )
     return families
 
 

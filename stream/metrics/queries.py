@@ -28,6 +28,7 @@ from stream.metrics.definitions import (
     rate_budget,
     reason_code_sql,
 )
+from stream.metrics.recovery import RecoveryStatus
 from stream.store.store import Store
 from stream.store.writer import Con
 
@@ -41,6 +42,8 @@ class RuntimeStatus:
     last_change_seen_at: datetime | None = None
     consumer_lag: int | None = None
     workers_alive: int | None = None
+    recovery: RecoveryStatus | None = None
+    """The control's recovery service (stream/control/recovery.py), when it runs."""
 
 
 def iso(value: datetime | None) -> str | None:

@@ -1,0 +1,538 @@
+"""Recovery: control re-drives what the ledger holds without a final outcome (DESIGN 2, "Crash
+contract").
+
+DuckDB is the source of truth and the broker a transport that may forget: the embedded broker
+loses every topic, consumer offset and the compacted `signal-delivered` topic when it dies, and
+a process killed mid-batch leaves work half done. On start, and then every `every_s`, recovery:
+
+1. **re-seeds delivered keys** (first, once per start, before any redrive): every delivery the
+   ledger recorded within the horizon is written back to `signal-delivered`, in the pipeline's
+   key format, and the broker's acknowledgements awaited, so a re-driven pair that was in fact
+   delivered is recognised as a duplicate instead of being sent again;
+2. **publishes the outbox**: changes the ingest API accepted and committed but the broker never
+   acknowledged go to `certain-changes` (keyed like ingest) and are marked published. The outbox
+   is published whatever its age: a change answered with 202 must reach the pipeline;
+3. **re-drives queued pairs**: a (change, flow) routed to Marketo (`queued`) longer than the
+   grace ago with no answer is re-driven for that flow (kind `recovery`, same attempt and
+   replay), so the delivered-keys check decides whether it still needs sending;
+4. **re-drives unrouted changes**: a change published longer than the grace ago with no outcome
+   for any flow is evaluated with the pure core against control's configuration and catalog;
+   each active, complete flow that would act on it (anything but "not activated": a delivery, a
+   filter, a data failure — outcomes an operator expects to see) is re-driven. A change no flow
+   would act on gets a `nothing_expected` row in the recovery log and is not evaluated again.
+
+Only changes received within the horizon are looked at (queued pairs and unrouted changes).
+A pair is re-driven at most once per grace period and at most `max_redrives` times; after that
+it is *stranded*: recorded in the log, counted in metrics, never silently dropped. Each scan
+takes at most `batch_size` of each kind and goes again at once when a batch was full.
+
+The decisions (`decide`, `plan_unrouted`) are pure functions of their inputs and a clock;
+the ledger is read and written through `stream.store.recovery` (off the event loop). A scan that
+fails (broker down, store error) is logged and counted, and the next period tries again: nothing
+escapes the loop, so the worker keeps running.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+from aiokafka import AIOKafkaProducer
+
+from config.models import Account
+from stream.certain.events import ChangeEvent
+from stream.control.redrive import (
+    Clock,
+    ConfigSource,
+    parse_archived,
+    redrive_key,
+    redrive_record,
+    utc_now,
+)
+from stream.core.catalog import EventCatalog
+from stream.core.evaluate import evaluate_all
+from stream.core.results import NotActivated
+from stream.delivery_keys import delivered_value, delivery_key
+from stream.messages import Redrive
+from stream.metrics.recovery import RecoveryStatus
+from stream.store import Store
+from stream.store.recovery import (
+    QueuedPair,
+    RecoveryEntry,
+    UnroutedChange,
+    delivered_keys,
+    ledger_figures,
+    note_nothing_expected,
+    note_redriven,
+    note_stranded,
+    queued_overdue,
+    unrouted_changes,
+)
+
+log = logging.getLogger("signal.control.recovery")
+
+Records = Sequence[tuple[bytes, bytes]]
+Publish = Callable[[Records], Awaitable[None]]
+"""Send (key, value) records to one topic; returns once the broker acknowledged all."""
+
+KIND = "recovery"
+
+
+@dataclass(frozen=True)
+class RecoveryPolicy:
+    grace: timedelta = timedelta(seconds=60)
+    """How long a change or queued pair may wait for its outcome before recovery re-drives it,
+    and the least time between two redrives of one pair."""
+    horizon: timedelta = timedelta(days=7)
+    """Only changes received this recently are looked at."""
+    every_s: float = 15.0
+    max_redrives: int = 5
+    batch_size: int = 2000
+    publish_timeout_s: float = 30.0
+    """A publish the broker has not acknowledged by then fails the scan."""
+    reseed_chunk: int = 20_000
+    """Delivered keys sent (and acknowledged) per round trip when re-seeding."""
+
+    def __post_init__(self) -> None:
+        if self.grace <= timedelta(0):
+            raise ValueError("the recovery grace must be positive")
+        if self.horizon <= self.grace:
+            raise ValueError("the recovery horizon must be longer than the grace")
+        if self.every_s <= 0:
+            raise ValueError("the recovery period must be positive")
+        if self.max_redrives < 1:
+            raise ValueError("max_redrives must be at least 1")
+        if self.batch_size < 1 or self.reseed_chunk < 1:
+            raise ValueError("batch sizes must be at least 1")
+
+
+# -- decisions: pure -------------------------------------------------------------------------
+
+
+class Decision(StrEnum):
+    WAIT = "wait"
+    REDRIVE = "redrive"
+    STRANDED = "stranded"
+
+
+def decide(
+    since: datetime, entry: RecoveryEntry | None, now: datetime, policy: RecoveryPolicy
+) -> Decision:
+    """What to do with one pair that has no final outcome, pending since `since`.
+
+    Younger than the grace, re-driven within the grace, or already given up on: wait. Re-driven
+    `max_redrives` times already: stranded. Otherwise: re-drive.
+    """
+    cutoff = now - policy.grace
+    if since >= cutoff:
+        return Decision.WAIT
+    if entry is not None:
+        if entry.stranded_at is not None or entry.last_at >= cutoff:
+            return Decision.WAIT
+        if entry.redrives >= policy.max_redrives:
+            return Decision.STRANDED
+    return Decision.REDRIVE
+
+
+def within_horizon(received_at: datetime, now: datetime, policy: RecoveryPolicy) -> bool:
+    return received_at >= now - policy.horizon
+
+
+@dataclass(frozen=True)
+class UnroutedPlan:
+    """For one unrouted change: the flows to re-drive and to give up on, or why nothing is
+    expected of it."""
+
+    redrive: tuple[str, ...] = ()
+    stranded: tuple[str, ...] = ()
+    nothing_expected: str | None = None
+
+
+def expected_flows(change: ChangeEvent, account: Account, catalog: EventCatalog) -> list[str]:
+    """Active, complete flows that would act on `change` (anything but not activated)."""
+    return [
+        flow.id
+        for flow, evaluation in evaluate_all(change, account, catalog)
+        if not isinstance(evaluation, NotActivated)
+    ]
+
+
+def plan_unrouted(
+    change: ChangeEvent | str,
+    since: datetime,
+    entries: Mapping[str, RecoveryEntry],
+    account: Account,
+    catalog: EventCatalog,
+    now: datetime,
+    policy: RecoveryPolicy,
+) -> UnroutedPlan:
+    """`change` is the parsed archive, or why it no longer parses."""
+    if isinstance(change, str):
+        return UnroutedPlan(nothing_expected=change)
+    flows = expected_flows(change, account, catalog)
+    if not flows:
+        return UnroutedPlan(nothing_expected="no active, complete flow acts on this change")
+    redrive: list[str] = []
+    stranded: list[str] = []
+    for flow_id in flows:
+        decision = decide(since, entries.get(flow_id), now, policy)
+        if decision is Decision.REDRIVE:
+            redrive.append(flow_id)
+        elif decision is Decision.STRANDED:
+            stranded.append(flow_id)
+    return UnroutedPlan(tuple(redrive), tuple(stranded))
+
+
+# -- the service -----------------------------------------------------------------------------
+
+
+@dataclass
+class ScanResult:
+    published: int = 0
+    redriven_queued: int = 0
+    redriven_unrouted: int = 0
+    stranded: int = 0
+    nothing_expected: int = 0
+    full: bool = False
+    """A batch was full: more may be waiting, scan again without waiting."""
+
+    @property
+    def redriven(self) -> int:
+        return self.redriven_queued + self.redriven_unrouted
+
+
+def publish_to(producer: AIOKafkaProducer, topic: str) -> Publish:
+    """A `Publish` for one topic through `producer` (acks as the producer was configured)."""
+
+    async def publish(records: Records) -> None:
+        futures = [await producer.send(topic, value, key=key) for key, value in records]
+        await asyncio.gather(*futures)
+
+    return publish
+
+
+@dataclass
+class _Counters:
+    scans: int = 0
+    failed_scans: int = 0
+    last_scan_at: datetime | None = None
+    last_error: str | None = None
+    reseeded_keys: int | None = None
+    reseed_s: float | None = None
+    figures: RecoveryStatus | None = field(default=None)
+
+
+class Recovery:
+    """Re-seeds delivered keys, publishes the outbox and re-drives what has no final outcome;
+    see the module docstring."""
+
+    def __init__(
+        self,
+        store: Store,
+        config: ConfigSource,
+        *,
+        publish_changes: Publish,
+        publish_redrives: Publish,
+        publish_delivered: Publish,
+        policy: RecoveryPolicy | None = None,
+        clock: Clock = utc_now,
+    ) -> None:
+        self._store = store
+        self._config = config
+        self._publish_changes = publish_changes
+        self._publish_redrives = publish_redrives
+        self._publish_delivered = publish_delivered
+        self.policy = policy or RecoveryPolicy()
+        self._clock = clock
+        self._counters = _Counters()
+        self._task: asyncio.Task[None] | None = None
+        self._wake = asyncio.Event()
+
+    @property
+    def reseeded(self) -> bool:
+        return self._counters.reseeded_keys is not None
+
+    def status(self) -> RecoveryStatus:
+        """The figures of the last scan and the service's own counters, for metrics."""
+        p, c = self.policy, self._counters
+        base = c.figures or RecoveryStatus(
+            grace_s=p.grace.total_seconds(),
+            horizon_s=p.horizon.total_seconds(),
+            every_s=p.every_s,
+            max_redrives=p.max_redrives,
+        )
+        return replace(
+            base,
+            scans=c.scans,
+            failed_scans=c.failed_scans,
+            last_scan_at=c.last_scan_at,
+            last_error=c.last_error,
+            reseeded_keys=c.reseeded_keys,
+            reseed_s=c.reseed_s,
+        )
+
+    async def _send(self, publish: Publish, records: Records) -> None:
+        if records:
+            await asyncio.wait_for(publish(records), self.policy.publish_timeout_s)
+
+    # -- 1. delivered keys ---------------------------------------------------------------------
+
+    async def reseed(self, now: datetime | None = None) -> int:
+        """Write the ledger's delivered keys within the horizon to `signal-delivered` and wait
+        for the broker's acknowledgements; returns the number of keys."""
+        now = now or self._clock()
+        started = time.monotonic()
+        keys = await delivered_keys(self._store, since=now - self.policy.horizon)
+        read_s = time.monotonic() - started
+        records = [
+            (
+                delivery_key(k.change_id, k.flow_id, k.replay_id).encode(),
+                delivered_value(k.delivered_at),
+            )
+            for k in keys
+        ]
+        chunk = self.policy.reseed_chunk
+        for start in range(0, len(records), chunk):
+            await self._send(self._publish_delivered, records[start : start + chunk])
+        elapsed = time.monotonic() - started
+        self._counters.reseeded_keys = len(records)
+        self._counters.reseed_s = elapsed
+        log.info(
+            "re-seeded %d delivered keys from the ledger in %.2f s (read %.2f s, acknowledged "
+            "%.2f s)",
+            len(records),
+            elapsed,
+            read_s,
+            elapsed - read_s,
+        )
+        return len(records)
+
+    # -- 2. the outbox -------------------------------------------------------------------------
+
+    async def _outbox(self, now: datetime) -> tuple[int, bool]:
+        limit = self.policy.batch_size
+        rows = await self._store.unpublished_changes(now - self.policy.grace, limit)
+        if not rows:
+            return 0, False
+        await self._send(
+            self._publish_changes, [(redrive_key(r), r.payload.encode()) for r in rows]
+        )
+        await self._store.mark_published([r.change_id for r in rows], now)
+        log.warning("published %d accepted changes the broker had not acknowledged", len(rows))
+        return len(rows), len(rows) >= limit
+
+    # -- 3. queued pairs -----------------------------------------------------------------------
+
+    async def _queued(self, now: datetime, result: ScanResult) -> None:
+        p = self.policy
+        pairs = await queued_overdue(
+            self._store, cutoff=now - p.grace, horizon=now - p.horizon, limit=p.batch_size
+        )
+        result.full = result.full or len(pairs) >= p.batch_size
+        redrive: list[QueuedPair] = []
+        stranded: list[QueuedPair] = []
+        for pair in pairs:
+            decision = decide(pair.since, pair.entry, now, p)
+            if decision is Decision.REDRIVE:
+                redrive.append(pair)
+            elif decision is Decision.STRANDED:
+                stranded.append(pair)
+        if redrive:
+            rows = await self._store.get_changes(pair.change_id for pair in redrive)
+            sent = [pair for pair in redrive if pair.change_id in rows]
+            records = [
+                redrive_record(
+                    rows[pair.change_id],
+                    Redrive(
+                        flow_id=pair.flow_id,
+                        attempt=pair.attempt,
+                        kind=KIND,
+                        replay_id=pair.replay_id,
+                    ),
+                )
+                for pair in sent
+            ]
+            await self._send(self._publish_redrives, records)
+            await note_redriven(
+                self._store, [(x.change_id, x.flow_id, "queued") for x in sent], now
+            )
+            result.redriven_queued += len(sent)
+            log.warning("re-drove %d pairs queued longer than %s", len(sent), p.grace)
+        if stranded:
+            await note_stranded(
+                self._store, [(x.change_id, x.flow_id, "queued") for x in stranded], now
+            )
+            result.stranded += len(stranded)
+            log.error(
+                "gave up on %d queued pairs after %d redrives (stranded), e.g. %s/%s",
+                len(stranded),
+                p.max_redrives,
+                stranded[0].change_id,
+                stranded[0].flow_id,
+            )
+
+    # -- 4. unrouted changes -------------------------------------------------------------------
+
+    async def _unrouted(self, now: datetime, result: ScanResult) -> None:
+        p = self.policy
+        changes = await unrouted_changes(
+            self._store, cutoff=now - p.grace, horizon=now - p.horizon, limit=p.batch_size
+        )
+        result.full = result.full or len(changes) >= p.batch_size
+        if not changes:
+            return
+        account, catalog = self._config.account, self._config.catalog
+        records: list[tuple[bytes, bytes]] = []
+        redriven: list[tuple[str, str, str]] = []
+        stranded: list[tuple[str, str, str]] = []
+        nothing: list[tuple[str, str]] = []
+        for index, change in enumerate(changes):
+            if index % 100 == 99:
+                await asyncio.sleep(0)  # evaluation is pure CPU: let the loop breathe
+            if len(redriven) >= p.batch_size:
+                result.full = True
+                break
+            plan = self._plan(change, account, catalog, now)
+            if plan.nothing_expected is not None:
+                nothing.append((change.row.change_id, plan.nothing_expected))
+            for flow_id in plan.redrive:
+                records.append(
+                    redrive_record(change.row, Redrive(flow_id=flow_id, attempt=1, kind=KIND))
+                )
+                redriven.append((change.row.change_id, flow_id, "unrouted"))
+            stranded.extend((change.row.change_id, f, "unrouted") for f in plan.stranded)
+        if records:
+            await self._send(self._publish_redrives, records)
+            await note_redriven(self._store, redriven, now)
+            result.redriven_unrouted += len(redriven)
+            log.warning(
+                "re-drove %d (change, flow) pairs of changes without any outcome after %s",
+                len(redriven),
+                p.grace,
+            )
+        if stranded:
+            await note_stranded(self._store, stranded, now)
+            result.stranded += len(stranded)
+            log.error(
+                "gave up on %d pairs of unrouted changes after %d redrives (stranded)",
+                len(stranded),
+                p.max_redrives,
+            )
+        if nothing:
+            await note_nothing_expected(self._store, nothing, now)
+            result.nothing_expected += len(nothing)
+
+    def _plan(
+        self, change: UnroutedChange, account: Account, catalog: EventCatalog, now: datetime
+    ) -> UnroutedPlan:
+        return plan_unrouted(
+            parse_archived(change.row),
+            change.since,
+            change.entries,
+            account,
+            catalog,
+            now,
+            self.policy,
+        )
+
+    # -- one scan --------------------------------------------------------------------------------
+
+    async def scan(self, now: datetime | None = None) -> ScanResult:
+        """One round: re-seed (until done once), outbox, queued pairs, unrouted changes, then
+        refresh the figures. Raises what failed; the figures are refreshed either way."""
+        now = now or self._clock()
+        c = self._counters
+        c.scans += 1
+        c.last_scan_at = now
+        result = ScanResult()
+        try:
+            if not self.reseeded:
+                await self.reseed(now)
+            result.published, full = await self._outbox(now)
+            result.full = full
+            await self._queued(now, result)
+            await self._unrouted(now, result)
+        except Exception as error:
+            c.failed_scans += 1
+            c.last_error = f"{type(error).__name__}: {error}"
+            raise
+        else:
+            c.last_error = None
+        finally:
+            await self._refresh(now)
+        return result
+
+    async def _refresh(self, now: datetime) -> None:
+        p = self.policy
+        try:
+            figures = await ledger_figures(
+                self._store, cutoff=now - p.grace, horizon=now - p.horizon
+            )
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:
+            log.warning("recovery figures not refreshed: %s", error)
+            return
+        oldest = None
+        if figures.oldest is not None:
+            oldest = max(0.0, (now - figures.oldest).total_seconds())
+        self._counters.figures = RecoveryStatus(
+            grace_s=p.grace.total_seconds(),
+            horizon_s=p.horizon.total_seconds(),
+            every_s=p.every_s,
+            max_redrives=p.max_redrives,
+            unpublished=figures.unpublished,
+            unrouted=figures.unrouted,
+            queued_overdue=figures.queued_overdue,
+            redriven_total=figures.redriven_total,
+            stranded=figures.stranded,
+            nothing_expected=figures.nothing_expected,
+            oldest_age_s=oldest,
+        )
+
+    # -- the loop --------------------------------------------------------------------------------
+
+    def wake(self) -> None:
+        """Scan now instead of waiting for the period."""
+        self._wake.set()
+
+    async def run(self) -> None:
+        """Scan on start and every period until cancelled; a failed scan is logged and the next
+        period tries again."""
+        while True:
+            again = False
+            try:
+                again = (await self.scan()).full
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:
+                log.error(
+                    "recovery scan failed (%s: %s); trying again in %.0f s",
+                    type(error).__name__,
+                    error,
+                    self.policy.every_s,
+                )
+            if again:
+                continue
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.policy.every_s)
+            self._wake.clear()
+
+    def start(self) -> asyncio.Task[None]:
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self.run(), name="recovery")
+        return self._task
+
+    async def stop(self) -> None:
+        task, self._task = self._task, None
+        if task is None:
+            return
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task

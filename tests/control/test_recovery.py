@@ -1,0 +1,576 @@
+"""Control's recovery: the decisions (grace, horizon, cap, nothing expected) with an injected
+clock, the service on a real DuckDB file with recording publishers, the failure paths, and what
+metrics show. The run against the real embedded broker is in test_recovery_broker.py."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+
+from config.models import Account
+from stream.api.metrics_routes import add_metrics_routes
+from stream.control.recovery import (
+    Decision,
+    Recovery,
+    RecoveryPolicy,
+    decide,
+    plan_unrouted,
+    within_horizon,
+)
+from stream.core.catalog import EventCatalog
+from stream.delivery_keys import delivered_value, delivery_key
+from stream.messages import DeliveryRequest, RedriveRequest
+from stream.metrics.queries import RuntimeStatus
+from stream.metrics.recovery import RecoveryStatus
+from stream.pipeline import delivered as pipeline_delivered
+from stream.store import ChangeRow, OutcomeRow, Store
+from stream.store.recovery import RecoveryEntry
+from tests.support.accounts import example_account
+from tests.support.changes import catalog, change_row, registration_change, registration_json
+from tests.support.clock import FIXED, FakeClock
+from tests.support.waiting import until
+
+FLOW = "registered-to-nurture"  # the example account's flow for registration status changes
+GRACE = timedelta(seconds=60)
+POLICY = RecoveryPolicy(grace=GRACE, horizon=timedelta(days=7), every_s=0.05, max_redrives=5)
+
+
+# -- the pure decisions ------------------------------------------------------------------------
+
+
+def entry(redrives: int, last_ago_s: float, *, stranded: bool = False) -> RecoveryEntry:
+    last = FIXED - timedelta(seconds=last_ago_s)
+    return RecoveryEntry(redrives, last, last if stranded else None)
+
+
+@pytest.mark.parametrize(
+    ("pending_s", "log", "expected"),
+    [
+        (30, None, Decision.WAIT),
+        (60, None, Decision.WAIT),
+        (61, None, Decision.REDRIVE),
+        (3600, entry(1, 30), Decision.WAIT),
+        (3600, entry(1, 61), Decision.REDRIVE),
+        (3600, entry(4, 61), Decision.REDRIVE),
+        (3600, entry(5, 61), Decision.STRANDED),
+        (3600, entry(5, 600, stranded=True), Decision.WAIT),
+    ],
+    ids=[
+        "younger-than-grace",
+        "exactly-the-grace",
+        "older-than-grace",
+        "re-driven-within-grace",
+        "re-driven-before-grace",
+        "below-the-cap",
+        "at-the-cap",
+        "already-stranded",
+    ],
+)
+def test_decide(pending_s: float, log: RecoveryEntry | None, expected: Decision) -> None:
+    since = FIXED - timedelta(seconds=pending_s)
+    assert decide(since, log, FIXED, POLICY) is expected
+
+
+def test_horizon() -> None:
+    assert within_horizon(FIXED - timedelta(days=7), FIXED, POLICY)
+    assert not within_horizon(FIXED - timedelta(days=7, seconds=1), FIXED, POLICY)
+
+
+def test_policy_refuses_nonsense() -> None:
+    with pytest.raises(ValueError, match="grace"):
+        RecoveryPolicy(grace=timedelta(0))
+    with pytest.raises(ValueError, match="horizon"):
+        RecoveryPolicy(grace=timedelta(hours=2), horizon=timedelta(hours=1))
+    with pytest.raises(ValueError, match="max_redrives"):
+        RecoveryPolicy(max_redrives=0)
+
+
+def test_plan_redrives_the_flows_that_would_act_only() -> None:
+    account, events = example_account(), catalog()
+    old = FIXED - timedelta(minutes=5)
+    plan = plan_unrouted(registration_change("c1"), old, {}, account, events, FIXED, POLICY)
+    # vip-attended watches session changes: not activated, so not expected
+    assert (plan.redrive, plan.stranded, plan.nothing_expected) == ((FLOW,), (), None)
+
+    capped = {FLOW: entry(5, 120)}
+    plan = plan_unrouted(registration_change("c1"), old, capped, account, events, FIXED, POLICY)
+    assert (plan.redrive, plan.stranded) == ((), (FLOW,))
+
+    young = FIXED - timedelta(seconds=5)
+    plan = plan_unrouted(registration_change("c1"), young, {}, account, events, FIXED, POLICY)
+    assert (plan.redrive, plan.stranded, plan.nothing_expected) == ((), (), None)
+
+
+def test_plan_marks_a_change_no_flow_acts_on() -> None:
+    account, events = example_account(), catalog()
+    old = FIXED - timedelta(minutes=5)
+    unknown_event = registration_change("c2", event_code="NOPE")
+    plan = plan_unrouted(unknown_event, old, {}, account, events, FIXED, POLICY)
+    assert plan.redrive == () and plan.nothing_expected
+    nothing_active = account.model_copy(
+        update={"flows": [f.model_copy(update={"active": False}) for f in account.flows]}
+    )
+    plan = plan_unrouted(registration_change("c1"), old, {}, nothing_active, events, FIXED, POLICY)
+    assert plan.redrive == () and plan.nothing_expected
+    plan = plan_unrouted("archived payload is not JSON", old, {}, account, events, FIXED, POLICY)
+    assert plan.nothing_expected == "archived payload is not JSON"
+
+
+def test_the_shared_key_is_the_pipelines_key() -> None:
+    request = DeliveryRequest(
+        change_id="c1",
+        flow_id="f1",
+        flow_name="F",
+        mode="live",
+        connection_id="mkto",
+        action="create_update_lead",
+        occurred_at=FIXED,
+        payload={},
+    )
+    assert delivery_key("c1", "f1") == pipeline_delivered.delivery_key(request)
+    replay = request.model_copy(update={"replay_id": "rp-9"})
+    assert delivery_key("c1", "f1", "rp-9") == pipeline_delivered.delivery_key(replay)
+    assert float(delivered_value(FIXED)) == FIXED.timestamp()
+    assert delivered_value(FIXED) == repr(FIXED.timestamp()).encode()
+
+
+# -- the service on a real DuckDB file ---------------------------------------------------------
+
+
+@dataclass
+class Config:
+    account: Account = field(default_factory=example_account)
+    catalog: EventCatalog = field(default_factory=catalog)
+
+
+@dataclass
+class Broker:
+    """Recording publishers, in the order they were called; `down` makes them fail."""
+
+    sent: list[tuple[str, list[tuple[bytes, bytes]]]] = field(default_factory=list)
+    down: bool = False
+
+    def publisher(self, topic: str) -> Any:
+        async def publish(records: Any) -> None:
+            if self.down:
+                raise ConnectionError("broker unreachable")
+            self.sent.append((topic, list(records)))
+
+        return publish
+
+    def records(self, topic: str) -> list[tuple[bytes, bytes]]:
+        return [r for t, batch in self.sent if t == topic for r in batch]
+
+    def redrives(self) -> list[RedriveRequest]:
+        return [RedriveRequest.loads(v) for _, v in self.records("redrive")]
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[Store]:
+    s = await Store.open(tmp_path / "signal.duckdb", reader_threads=2, threads=2)
+    try:
+        yield s
+    finally:
+        await s.close()
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock(FIXED)
+
+
+@pytest.fixture
+def wire() -> Broker:
+    return Broker()
+
+
+def make_recovery(
+    store: Store, wire: Broker, clock: FakeClock, policy: RecoveryPolicy = POLICY
+) -> Recovery:
+    return Recovery(
+        store,
+        Config(),
+        publish_changes=wire.publisher("changes"),
+        publish_redrives=wire.publisher("redrive"),
+        publish_delivered=wire.publisher("delivered"),
+        policy=policy,
+        clock=clock,
+    )
+
+
+def archived(change_id: str, received_at: datetime, **options: Any) -> ChangeRow:
+    """A change archived from the topic (so published when received)."""
+    data = registration_json(change_id, code=f"R-{change_id}", occurred_at=received_at, **options)
+    return change_row(data, received_at=received_at, source="topic")
+
+
+def outcome(change_id: str, status: str, processed_at: datetime, **extra: Any) -> OutcomeRow:
+    fields: dict[str, Any] = {
+        "change_id": change_id,
+        "flow_id": FLOW,
+        "flow_name": "Registered to nurture",
+        "mode": "live",
+        "status": status,
+        "occurred_at": processed_at - timedelta(seconds=5),
+        "processed_at": processed_at,
+        "registration_code": f"R-{change_id}",
+        "event_code": "SUMMIT26",
+        "action": "create_update_lead",
+        "connection_id": "mkto-main",
+    }
+    fields.update(extra)
+    return OutcomeRow(**fields)
+
+
+async def test_a_queued_pair_is_redriven_once_per_grace_then_stranded(
+    store: Store, wire: Broker, clock: FakeClock
+) -> None:
+    now = clock()
+    await store.archive_changes([archived("q1", now - timedelta(minutes=10))])
+    await store.record_outcomes([outcome("q1", "queued", now - timedelta(seconds=90))])
+    recovery = make_recovery(store, wire, clock)
+
+    result = await recovery.scan()
+    assert result.redriven_queued == 1
+    [request] = wire.redrives()
+    assert request.change["changeId"] == "q1"
+    assert (request.redrive.flow_id, request.redrive.kind, request.redrive.attempt) == (
+        FLOW,
+        "recovery",
+        1,
+    )
+    assert wire.records("redrive")[0][0] == b"R-q1", "keyed like certain-changes"
+    assert recovery.status().queued_overdue == 1 and recovery.status().redriven_total == 1
+
+    await recovery.scan()
+    clock.advance(seconds=59)
+    await recovery.scan()
+    assert len(wire.redrives()) == 1, "not again within the grace"
+    for n in range(2, 6):
+        clock.advance(seconds=61)
+        await recovery.scan()
+        assert len(wire.redrives()) == n
+    clock.advance(seconds=61)
+    result = await recovery.scan()
+    assert result.stranded == 1 and len(wire.redrives()) == 5, "at most max_redrives"
+    status = recovery.status()
+    assert (status.stranded, status.redriven_total) == (1, 5)
+    clock.advance(hours=1)
+    await recovery.scan()
+    assert len(wire.redrives()) == 5, "a stranded pair is not re-driven again"
+
+    # once it is delivered after all, it no longer counts as stranded
+    await store.record_outcomes([outcome("q1", "delivered", clock())])
+    await recovery.scan()
+    assert (recovery.status().stranded, recovery.status().queued_overdue) == (0, 0)
+
+
+async def test_an_unrouted_change_is_evaluated_and_redriven_for_its_flows(
+    store: Store, wire: Broker, clock: FakeClock
+) -> None:
+    now = clock()
+    await store.archive_changes(
+        [
+            archived("u1", now - timedelta(minutes=5)),
+            archived("young", now - timedelta(seconds=10)),
+            archived("elsewhere", now - timedelta(minutes=5), event_code="NOPE"),
+            archived("routed", now - timedelta(minutes=5)),
+        ]
+    )
+    await store.record_outcomes([outcome("routed", "delivered", now - timedelta(minutes=4))])
+    recovery = make_recovery(store, wire, clock)
+
+    result = await recovery.scan()
+    assert (result.redriven_unrouted, result.nothing_expected) == (1, 1)
+    [request] = wire.redrives()
+    assert (request.change["changeId"], request.redrive.flow_id, request.redrive.kind) == (
+        "u1",
+        FLOW,
+        "recovery",
+    )
+    marker = await store.query("SELECT change_id, flow_id, reason FROM recovery_log ORDER BY 1")
+    assert marker.rows == (("elsewhere", "", "nothing_expected"), ("u1", FLOW, "unrouted"))
+    status = recovery.status()
+    assert status.unrouted == 1, "u1 (re-driven, no outcome yet); young is not overdue yet"
+    clock.advance(seconds=61)
+    await recovery.scan()
+    redriven = sorted((r.change["changeId"], r.redrive.flow_id) for r in wire.redrives())
+    assert redriven == [("u1", FLOW), ("u1", FLOW), ("young", FLOW)]
+    again = await store.query("SELECT count(*) FROM recovery_log WHERE flow_id = ''")
+    assert again.rows == ((1,),), "the change that expects nothing is not evaluated again"
+
+    # the pipeline's outcome arrives: no longer unrouted
+    await store.record_outcomes(
+        [
+            outcome("u1", "not_activated", clock()),
+            outcome("young", "queued", clock()),
+        ]
+    )
+    clock.advance(seconds=61)
+    await recovery.scan()
+    assert recovery.status().unrouted == 0
+
+
+async def test_the_unrouted_count_leaves_out_young_changes_and_changes_expecting_nothing(
+    store: Store, wire: Broker, clock: FakeClock
+) -> None:
+    now = clock()
+    await store.archive_changes(
+        [
+            archived("young", now - timedelta(seconds=10)),
+            archived("elsewhere", now - timedelta(minutes=5), event_code="NOPE"),
+        ]
+    )
+    recovery = make_recovery(store, wire, clock)
+    await recovery.scan()
+    status = recovery.status()
+    assert (status.unrouted, status.nothing_expected, status.redriven_total) == (0, 1, 0)
+    assert status.oldest_age_s is None, "nothing is overdue"
+
+
+async def test_changes_received_before_the_horizon_are_left_alone(
+    store: Store, wire: Broker, clock: FakeClock
+) -> None:
+    now = clock()
+    old = now - timedelta(days=7, minutes=1)
+    await store.archive_changes([archived("old", old), archived("old-q", old)])
+    await store.record_outcomes([outcome("old-q", "queued", old + timedelta(seconds=1))])
+    recovery = make_recovery(store, wire, clock)
+    await recovery.scan()
+    assert wire.redrives() == []
+    status = recovery.status()
+    assert (status.unrouted, status.queued_overdue, status.oldest_age_s) == (0, 0, None)
+
+
+async def test_the_outbox_is_published_and_marked(
+    store: Store, wire: Broker, clock: FakeClock
+) -> None:
+    now = clock()
+    pending = archived("api-1", now - timedelta(minutes=2))
+    fresh = archived("api-2", now - timedelta(seconds=5))
+    await store.accept_changes(
+        [
+            dataclasses.replace(pending, source="api", published_at=None),
+            dataclasses.replace(fresh, source="api", published_at=None),
+        ]
+    )
+    recovery = make_recovery(store, wire, clock)
+    assert recovery.status().unpublished == 0  # nothing scanned yet
+    result = await recovery.scan()
+    assert result.published == 1
+    [(key, value)] = wire.records("changes")
+    assert key == b"R-api-1" and json.loads(value)["changeId"] == "api-1"
+    rows = await store.query("SELECT change_id, published_at FROM changes ORDER BY 1")
+    assert rows.rows == (("api-1", now), ("api-2", None))
+    assert recovery.status().unpublished == 1, "the fresh one is still the ingest's to publish"
+    assert wire.redrives() == [], "a change just published is not unrouted"
+
+
+async def test_delivered_keys_are_reseeded_before_the_first_redrive(
+    store: Store, wire: Broker, clock: FakeClock
+) -> None:
+    now = clock()
+    delivered_at = now - timedelta(minutes=30)
+    await store.archive_changes(
+        [archived("d1", now - timedelta(hours=1)), archived("q1", now - timedelta(minutes=10))]
+    )
+    await store.record_outcomes(
+        [
+            outcome("d1", "delivered", delivered_at, lead_result="created"),
+            outcome(
+                "d1",
+                "delivered",
+                delivered_at + timedelta(minutes=1),
+                replayed=True,
+                replay_id="rp-1",
+            ),
+            outcome("q1", "queued", now - timedelta(minutes=5)),
+        ]
+    )
+    recovery = make_recovery(store, wire, clock)
+    await recovery.scan()
+    assert [topic for topic, _ in wire.sent] == ["delivered", "redrive"]
+    assert sorted(wire.records("delivered")) == sorted(
+        [
+            (f"d1\x1f{FLOW}".encode(), repr(delivered_at.timestamp()).encode()),
+            (
+                f"d1\x1f{FLOW}\x1freplay\x1frp-1".encode(),
+                repr((delivered_at + timedelta(minutes=1)).timestamp()).encode(),
+            ),
+        ]
+    )
+    assert recovery.status().reseeded_keys == 2
+    await recovery.scan()
+    assert len(wire.records("delivered")) == 2, "once per start"
+
+
+async def test_a_full_batch_asks_for_another_scan(store: Store, wire: Broker) -> None:
+    clock = FakeClock(FIXED)
+    now = clock()
+    await store.archive_changes([archived(f"u{i}", now - timedelta(minutes=5)) for i in range(3)])
+    recovery = make_recovery(store, wire, clock, dataclasses.replace(POLICY, batch_size=2))
+    first = await recovery.scan()
+    assert (first.redriven_unrouted, first.full) == (2, True)
+    second = await recovery.scan()
+    assert (second.redriven_unrouted, second.full) == (1, False)
+
+
+async def test_a_scan_with_the_broker_down_fails_and_the_next_one_catches_up(
+    store: Store, wire: Broker, clock: FakeClock
+) -> None:
+    now = clock()
+    await store.archive_changes([archived("q1", now - timedelta(minutes=10))])
+    await store.record_outcomes(
+        [
+            outcome("q1", "queued", now - timedelta(minutes=5)),
+            outcome("d1", "delivered", now - timedelta(minutes=5)),
+        ]
+    )
+    recovery = make_recovery(store, wire, clock)
+    wire.down = True
+    with pytest.raises(ConnectionError):
+        await recovery.scan()
+    status = recovery.status()
+    assert (status.failed_scans, status.reseeded_keys) == (1, None)
+    assert status.last_error and "broker unreachable" in status.last_error
+    assert status.queued_overdue == 1, "the figures are refreshed even when the scan fails"
+    logged = await store.query("SELECT count(*) FROM recovery_log")
+    assert logged.rows == ((0,),), "nothing counted as re-driven"
+
+    wire.down = False
+    await recovery.scan()
+    assert [topic for topic, _ in wire.sent] == ["delivered", "redrive"]
+    assert len(wire.redrives()) == 1
+    assert recovery.status().last_error is None
+
+
+async def test_the_loop_survives_failed_scans(store: Store, wire: Broker, clock: FakeClock) -> None:
+    now = clock()
+    await store.archive_changes([archived("q1", now - timedelta(minutes=10))])
+    await store.record_outcomes([outcome("q1", "queued", now - timedelta(minutes=5))])
+    recovery = make_recovery(store, wire, clock)
+    wire.down = True
+    task = recovery.start()
+    try:
+
+        async def failed_twice() -> bool:
+            return recovery.status().failed_scans >= 2
+
+        await until(failed_twice, "two failed scans")
+        assert not task.done(), "the loop keeps running"
+        wire.down = False
+
+        async def redriven() -> bool:
+            return len(wire.redrives()) == 1
+
+        await until(redriven, "the redrive once the broker is back")
+    finally:
+        await recovery.stop()
+    assert task.done() and task.cancelled()
+
+
+async def test_a_store_failure_fails_the_scan_not_the_loop(
+    store: Store, wire: Broker, clock: FakeClock
+) -> None:
+    recovery = make_recovery(store, wire, clock)
+    await store.close()
+    task = recovery.start()
+    try:
+
+        async def failed() -> bool:
+            return recovery.status().failed_scans >= 2
+
+        await until(failed, "failed scans on a closed store")
+        assert not task.done()
+    finally:
+        await recovery.stop()
+
+
+# -- what metrics show -------------------------------------------------------------------------
+
+STATUS = RecoveryStatus(
+    grace_s=60.0,
+    horizon_s=604800.0,
+    every_s=15.0,
+    max_redrives=5,
+    unpublished=2,
+    unrouted=3,
+    queued_overdue=4,
+    redriven_total=17,
+    stranded=1,
+    nothing_expected=6,
+    oldest_age_s=125.5,
+    scans=9,
+    failed_scans=1,
+    last_scan_at=FIXED,
+    reseeded_keys=100,
+    reseed_s=0.5,
+)
+
+
+@pytest.fixture
+async def client(store: Store) -> AsyncIterator[TestClient[web.Request, web.Application]]:
+    app = web.Application()
+    add_metrics_routes(app, store, runtime=lambda: RuntimeStatus(recovery=STATUS))
+    async with TestClient(TestServer(app, host="127.0.0.1")) as c:
+        yield c
+
+
+async def test_recovery_in_troubleshooting_and_prometheus(
+    client: TestClient[web.Request, web.Application],
+) -> None:
+    response = await client.get("/api/v1/metrics/troubleshooting")
+    assert response.status == 200
+    recovery = (await response.json())["recovery"]
+    assert recovery["grace_s"] == 60.0
+    assert (recovery["unpublished"], recovery["unrouted"], recovery["queued_overdue"]) == (2, 3, 4)
+    assert (recovery["redriven_total"], recovery["stranded"], recovery["oldest_age_s"]) == (
+        17,
+        1,
+        125.5,
+    )
+    assert recovery["last_scan_at"] == FIXED.isoformat()
+
+    text = await (await client.get("/metrics")).text()
+    for line in (
+        "signal_recovery_grace_seconds 60",
+        "signal_recovery_unpublished_changes 2",
+        "signal_recovery_unrouted_changes 3",
+        "signal_recovery_queued_overdue 4",
+        "signal_recovery_redriven_total 17",
+        "signal_recovery_stranded 1",
+        "signal_recovery_oldest_age_seconds 125.5",
+        "signal_recovery_scans_failed_total 1",
+        "# TYPE signal_recovery_redriven_total counter",
+    ):
+        assert line in text.splitlines(), line
+
+
+async def test_without_recovery_troubleshooting_says_null(store: Store) -> None:
+    app = web.Application()
+    add_metrics_routes(app, store)
+    async with TestClient(TestServer(app, host="127.0.0.1")) as c:
+        body = await (await c.get("/api/v1/metrics/troubleshooting")).json()
+        assert body["recovery"] is None
+        assert "signal_recovery" not in await (await c.get("/metrics")).text()
+
+
+async def test_the_service_status_before_any_scan(
+    store: Store, wire: Broker, clock: FakeClock
+) -> None:
+    status = make_recovery(store, wire, clock).status()
+    assert (status.grace_s, status.max_redrives, status.scans, status.oldest_age_s) == (
+        60.0,
+        5,
+        0,
+        None,
+    )
