@@ -7,15 +7,17 @@
   the retry queue, successes resolving open retry items.
 - `api_calls` on `signal-api-calls`: Marketo calls into `api_calls`.
 
-Each agent takes batches with `take()` and hands them to the `Recorder`, which returns only
-once the batch is committed in DuckDB; `take()` acks the batch after that. Nothing raises out of
-an agent: unreadable records are kept (changes) or counted and logged (internal topics), and a
-store failure blocks the agent until the store takes the batch.
+Each agent takes batches with `take_events()` and hands them to the `Recorder`, which returns
+only once the batch is committed in DuckDB; the batch is acked after that. Nothing raises out of
+an agent and nothing is dropped with only a log line: unreadable records are kept with their
+reasons (`rejected_changes` for changes, `rejected_records` for the internal topics), a store
+failure blocks the agent until the store takes the batch, and a batch that keeps failing with an
+unexpected error is kept record by record with the error before it is acked
+(`Recorder.guarded`).
 """
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -26,8 +28,6 @@ from stream.control.recorder import RawRecord, Recorder
 from stream.control.runtime import ControlRuntime, ControlSettings
 from stream.faust_settings import faust_settings
 from stream.topics import API_CALLS, CHANGES, OUTCOMES, faust_topic
-
-log = logging.getLogger("signal.control.app")
 
 
 @dataclass
@@ -62,32 +62,27 @@ def create_control(
         assert runtime.recorder is not None
         return runtime.recorder
 
+    def records(events: Any) -> list[RawRecord]:
+        return [RawRecord(e.value, e.message.partition, e.message.offset) for e in events]
+
     @app.agent(changes, name="archive")
     async def archive(stream: Any) -> None:
         ledger = await recorder()
         async for events in stream.take_events(settings.batch_max, within=settings.batch_within_s):
-            batch = [RawRecord(e.value, e.message.partition, e.message.offset) for e in events]
-            await _guarded("archive", ledger.archive(batch))
+            await ledger.guarded("archive", CHANGES.name, records(events), ledger.archive)
 
     @app.agent(outcomes, name="record")
     async def record(stream: Any) -> None:
         ledger = await recorder()
-        async for values in stream.take(settings.batch_max, within=settings.batch_within_s):
-            await _guarded("record", ledger.record_outcomes(values))
+        async for events in stream.take_events(settings.batch_max, within=settings.batch_within_s):
+            await ledger.guarded("record", OUTCOMES.name, records(events), ledger.record_outcomes)
 
     @app.agent(api_calls_topic, name="api_calls")
     async def api_calls(stream: Any) -> None:
         ledger = await recorder()
-        async for values in stream.take(settings.batch_max, within=settings.batch_within_s):
-            await _guarded("api_calls", ledger.record_api_calls(values))
+        async for events in stream.take_events(settings.batch_max, within=settings.batch_within_s):
+            await ledger.guarded(
+                "api_calls", API_CALLS.name, records(events), ledger.record_api_calls
+            )
 
     return Control(app, runtime)
-
-
-async def _guarded(agent: str, work: Any) -> None:
-    """The recorder retries store failures itself; anything else is a bug that must not crash
-    the worker (an exception escaping an agent stops every agent of the process)."""
-    try:
-        await work
-    except Exception:
-        log.exception("agent %s: unexpected error; batch skipped", agent)

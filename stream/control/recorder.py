@@ -5,6 +5,20 @@ committed; the agent acks the batch afterwards. A store failure is retried until
 so the agent blocks (and the partition waits in Kafka) rather than acking unrecorded work. If
 the worker is stopped while a write is still failing, the process exits at once without
 committing offsets, so the batch is redelivered to the next worker.
+
+No record is dropped with only a log line:
+- an unreadable change is kept in `rejected_changes` (source `topic`) with its reasons;
+- an unreadable outcome or Marketo-call record is kept in `rejected_records` (topic, agent,
+  partition, offset, raw text, reasons);
+- an unexpected error (anything but a store failure, which blocks as above) fails the batch.
+  `guarded` runs it again, up to `batch_tries` times, since every write of the batch is
+  idempotent (changes by change_id, outcomes by outcome_id) and the error may have been
+  transient; if it keeps failing, every record of the batch is kept with the error (changes in
+  `rejected_changes`, other topics in `rejected_records`) and only then is the batch acked. An
+  error that does not go away would otherwise block its partition forever (the pipeline's
+  outcomes and every later change waiting behind one bad batch) — keeping the records where an
+  operator queries them, with the reason, is the lesser harm, and recovery re-drives a delivery
+  whose outcome was lost that way.
 """
 
 from __future__ import annotations
@@ -27,8 +41,17 @@ from stream.control.archive import Received, archive_valid
 from stream.control.config_service import ConfigService
 from stream.control.retry_scheduler import DEFAULT_SCHEDULE, Jitter, RetrySchedule, plan_retry
 from stream.messages import ApiCallRecord, OutcomeRecord, utcnow
-from stream.store import ApiCallRow, ChangeRow, OutcomeRow, RejectedRow, RetryItem, Store
+from stream.store import (
+    ApiCallRow,
+    ChangeRow,
+    OutcomeRow,
+    RejectedRecordRow,
+    RejectedRow,
+    RetryItem,
+    Store,
+)
 from stream.store.arrow_batches import RETRY_COLUMNS
+from stream.topics import API_CALLS, CHANGES, OUTCOMES
 
 log = logging.getLogger("signal.control.recorder")
 
@@ -63,6 +86,7 @@ class Recorder:
         jitter: Jitter = random.random,
         max_backoff_s: float = 5.0,
         on_unrecorded: Callable[[str], None] = _hard_exit,
+        batch_tries: int = 3,
     ) -> None:
         self.store = store
         self.config = config
@@ -70,6 +94,7 @@ class Recorder:
         self.jitter = jitter
         self.max_backoff_s = max_backoff_s
         self.on_unrecorded = on_unrecorded
+        self.batch_tries = batch_tries
         self.last_change_seen: datetime | None = None
         self.counts: dict[str, int] = {
             "changes": 0,
@@ -80,6 +105,8 @@ class Recorder:
             "invalid_outcomes": 0,
             "invalid_api_calls": 0,
             "write_failures": 0,
+            "batch_failures": 0,
+            "unprocessed": 0,
         }
 
     # --- durable writes --------------------------------------------------------------------
@@ -111,6 +138,64 @@ class Recorder:
                 except asyncio.CancelledError:
                     self.on_unrecorded(what)
                     raise
+
+    async def guarded(
+        self,
+        agent: str,
+        topic: str,
+        batch: Sequence[RawRecord],
+        work: Callable[[Sequence[RawRecord]], Awaitable[object]],
+    ) -> None:
+        """Run `work(batch)`; on an unexpected error run it again (`batch_tries` in all), then
+        keep the batch's records in the ledger with the error. See the module docstring."""
+        failures = 0
+        while True:
+            try:
+                await work(batch)
+                return
+            except Exception as error:
+                failures += 1
+                self.counts["batch_failures"] += 1
+                if failures >= self.batch_tries:
+                    log.exception(
+                        "agent %s: unexpected error, try %d of %d; keeping the batch's %d "
+                        "records in the ledger with the error",
+                        agent,
+                        failures,
+                        self.batch_tries,
+                        len(batch),
+                    )
+                    await self.keep_unprocessed(agent, topic, batch, error)
+                    return
+                log.exception(
+                    "agent %s: unexpected error, try %d of %d; the batch runs again",
+                    agent,
+                    failures,
+                    self.batch_tries,
+                )
+                await asyncio.sleep(min(self.max_backoff_s, 0.1 * 2**failures))
+
+    async def keep_unprocessed(
+        self, agent: str, topic: str, batch: Sequence[RawRecord], error: BaseException
+    ) -> None:
+        """Every record of a batch that could not be processed, into the ledger with `error`."""
+        now = utcnow()
+        reason = (
+            f"not processed: agent {agent} failed on its batch after {self.batch_tries} tries "
+            f"({type(error).__name__}: {_brief(error)}); parts of the batch may be recorded"
+        )
+        if topic == CHANGES.name:
+            changes = [_unprocessed_change(record, reason, now) for record in batch]
+            await self.durably(
+                f"{len(changes)} unprocessed changes", lambda: self.store.record_rejected(changes)
+            )
+        else:
+            records = [_rejected_record(record, topic, agent, (reason,), now) for record in batch]
+            await self.durably(
+                f"{len(records)} unprocessed records",
+                lambda: self.store.record_rejected_records(records),
+            )
+        self.counts["unprocessed"] += len(batch)
 
     # --- certain-changes -------------------------------------------------------------------
 
@@ -147,21 +232,27 @@ class Recorder:
 
     # --- signal-outcomes -------------------------------------------------------------------
 
-    async def record_outcomes(self, values: Sequence[bytes | None]) -> int:
+    async def record_outcomes(self, values: Sequence[RawRecord | bytes | None]) -> int:
         """Outcomes into the ledger and, through `plan_retry` (the retry queue's transition
-        rule), their retry items, in one transaction."""
+        rule), their retry items, in one transaction; unreadable records into
+        `rejected_records`."""
         now = utcnow()
         outcomes: list[OutcomeRecord] = []
         rows: list[OutcomeRow] = []
-        for value in values:
+        unreadable: list[RejectedRecordRow] = []
+        for record in map(_raw, values):
             try:
-                outcome = OutcomeRecord.loads(value or b"")
+                outcome = OutcomeRecord.loads(record.value or b"")
                 rows.append(outcome_row(outcome))
             except (ValidationError, ValueError) as error:
                 self.counts["invalid_outcomes"] += 1
-                log.error("unreadable outcome record skipped: %s", _brief(error))
+                log.error("unreadable outcome record kept in rejected_records: %s", _brief(error))
+                unreadable.append(
+                    _rejected_record(record, OUTCOMES.name, "record", _reasons(error), now)
+                )
                 continue
             outcomes.append(outcome)
+        await self._keep_unreadable(unreadable)
         if not rows:
             return 0
         keys = {(o.change_id, o.flow_id) for o in outcomes}
@@ -203,18 +294,31 @@ class Recorder:
 
     # --- signal-api-calls ------------------------------------------------------------------
 
-    async def record_api_calls(self, values: Sequence[bytes | None]) -> int:
+    async def record_api_calls(self, values: Sequence[RawRecord | bytes | None]) -> int:
+        """Marketo calls into the ledger; unreadable records into `rejected_records`."""
+        now = utcnow()
         rows: list[ApiCallRow] = []
-        for value in values:
+        unreadable: list[RejectedRecordRow] = []
+        for record in map(_raw, values):
             try:
-                rows.append(api_call_row(ApiCallRecord.loads(value or b"")))
+                rows.append(api_call_row(ApiCallRecord.loads(record.value or b"")))
             except (ValidationError, ValueError) as error:
                 self.counts["invalid_api_calls"] += 1
-                log.error("unreadable API call record skipped: %s", _brief(error))
+                log.error("unreadable API call record kept in rejected_records: %s", _brief(error))
+                unreadable.append(
+                    _rejected_record(record, API_CALLS.name, "api_calls", _reasons(error), now)
+                )
+        await self._keep_unreadable(unreadable)
         if rows:
             await self.durably(f"{len(rows)} API calls", lambda: self.store.record_api_calls(rows))
         self.counts["api_calls"] += len(rows)
         return len(rows)
+
+    async def _keep_unreadable(self, rows: list[RejectedRecordRow]) -> None:
+        if rows:
+            await self.durably(
+                f"{len(rows)} unreadable records", lambda: self.store.record_rejected_records(rows)
+            )
 
 
 def outcome_row(outcome: OutcomeRecord) -> OutcomeRow:
@@ -289,6 +393,60 @@ def _rejected(rejection: Rejection, record: RawRecord, text: str, now: datetime)
     )
 
 
-def _brief(error: Exception) -> str:
+def _raw(value: RawRecord | bytes | None) -> RawRecord:
+    return value if isinstance(value, RawRecord) else RawRecord(value)
+
+
+def _text(value: bytes | None) -> str:
+    return (value or b"").decode("utf-8", errors="replace")
+
+
+def _reasons(error: Exception) -> tuple[str, ...]:
+    """One reason per problem: pydantic's field errors by path, else the error's first line."""
+    if isinstance(error, ValidationError):
+        found = tuple(
+            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" if e["loc"] else e["msg"]
+            for e in error.errors()
+        )
+        if found:
+            return found
+    return (_brief(error),)
+
+
+def _rejected_record(
+    record: RawRecord, topic: str, agent: str, reasons: tuple[str, ...], now: datetime
+) -> RejectedRecordRow:
+    return RejectedRecordRow(
+        received_at=now,
+        topic=topic,
+        agent=agent,
+        reasons=reasons,
+        payload=_text(record.value),
+        kafka_partition=record.partition,
+        kafka_offset=record.offset,
+    )
+
+
+def _unprocessed_change(record: RawRecord, reason: str, now: datetime) -> RejectedRow:
+    text = _text(record.value)
+    change_id = None
+    try:
+        value = json.loads(text)
+    except ValueError:
+        value = None
+    if isinstance(value, dict) and isinstance(value.get("changeId"), str):
+        change_id = value["changeId"]
+    return RejectedRow(
+        received_at=now,
+        reasons=(reason,),
+        payload=text,
+        source="topic",
+        change_id=change_id,
+        kafka_partition=record.partition,
+        kafka_offset=record.offset,
+    )
+
+
+def _brief(error: BaseException) -> str:
     text = str(error).splitlines()
     return text[0][:200] if text else type(error).__name__

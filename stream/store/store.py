@@ -379,12 +379,19 @@ class Store:
         await self._db.write(lambda con: _insert_arrow(con, table, _REJECTED_INSERT))
 
     async def record_rejected_records(self, rows: Sequence[RejectedRecordRow]) -> None:
-        """Keep records of Signal's topics that control could not take, with the reasons."""
+        """Keep records of Signal's topics that control could not take, with the reasons. A
+        redelivered record (same topic, agent, partition, offset and text) is kept once."""
         if not rows:
             return
         table = ab.rejected_records_table(rows)
         columns = ", ".join(ab.REJECTED_RECORD_COLUMNS)
-        sql = f"INSERT INTO rejected_records ({columns}) SELECT {columns} FROM batch"
+        sql = (
+            f"INSERT INTO rejected_records ({columns}) SELECT {columns} FROM batch b "
+            "WHERE b.kafka_offset IS NULL OR NOT EXISTS (SELECT 1 FROM rejected_records r "
+            "WHERE r.topic = b.topic AND r.agent = b.agent AND r.payload = b.payload "
+            "AND r.kafka_partition IS NOT DISTINCT FROM b.kafka_partition "
+            "AND r.kafka_offset = b.kafka_offset)"
+        )
         await self._db.write(lambda con: _insert_arrow(con, table, sql))
 
     async def get_changes(self, change_ids: Iterable[str]) -> dict[str, ChangeRow]:

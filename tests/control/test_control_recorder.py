@@ -203,3 +203,122 @@ async def test_cancelled_while_the_store_keeps_failing_reports_unrecorded_work(
     with pytest.raises(asyncio.CancelledError):
         await task
     assert unrecorded == ["3 outcomes"]
+
+
+# --- nothing dropped with only a log line ----------------------------------------------------
+
+
+def outcome_json(change_id: str, **extra: Any) -> bytes:
+    data = {
+        "change_id": change_id,
+        "flow_id": "f",
+        "flow_name": "F",
+        "mode": "live",
+        "status": "delivered",
+        "occurred_at": FIXED.isoformat(),
+        "processed_at": (FIXED + timedelta(seconds=1)).isoformat(),
+        **extra,
+    }
+    return json.dumps(data).encode()
+
+
+async def test_unreadable_internal_records_are_kept_with_their_reasons(
+    parts: tuple[Store, ConfigService, Published],
+) -> None:
+    store, config, _ = parts
+    recorder = Recorder(store, config)
+    batch = [
+        RawRecord(outcome_json("a"), 0, 5),
+        RawRecord(outcome_json("b", mode="sometimes"), 0, 6),
+        RawRecord(b"not json", 1, 7),
+        RawRecord(None, 1, 8),
+    ]
+    assert await recorder.record_outcomes(batch) == 1
+    assert await recorder.record_api_calls([RawRecord(b'{"endpoint": 1}', 2, 9)]) == 0
+    kept = await rows(
+        store,
+        "SELECT topic, agent, kafka_partition, kafka_offset, payload, reasons "
+        "FROM rejected_records ORDER BY kafka_offset",
+    )
+    assert [k[:4] for k in kept] == [
+        ("signal-outcomes", "record", 0, 6),
+        ("signal-outcomes", "record", 1, 7),
+        ("signal-outcomes", "record", 1, 8),
+        ("signal-api-calls", "api_calls", 2, 9),
+    ]
+    assert kept[0][4] == outcome_json("b", mode="sometimes").decode()
+    assert kept[0][5] == ["mode must be one of ['live', 'test'], got 'sometimes'"]
+    assert kept[1][4] == "not json" and kept[2][4] == ""
+    assert any(r.startswith("connection_id:") for r in kept[3][5])
+    assert (recorder.counts["invalid_outcomes"], recorder.counts["invalid_api_calls"]) == (3, 1)
+    # A redelivered batch (same positions, same text) is kept once.
+    assert await recorder.record_outcomes(batch) == 0
+    assert len(await rows(store, "SELECT 1 FROM rejected_records")) == 4
+
+
+async def test_a_batch_failing_once_runs_again_and_is_recorded(
+    parts: tuple[Store, ConfigService, Published],
+) -> None:
+    store, config, _ = parts
+    recorder = Recorder(store, config, max_backoff_s=0.01)
+    calls = 0
+
+    async def flaky(batch: Any) -> object:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise RuntimeError("transient")
+        return await recorder.archive(batch)
+
+    await recorder.guarded("archive", "certain-changes", [RawRecord(change("c-1"), 0, 1)], flaky)
+    assert calls == 2
+    assert await rows(store, "SELECT change_id FROM changes") == [("c-1",)]
+    assert await rows(store, "SELECT count(*) FROM rejected_changes") == [(0,)]
+    assert recorder.counts["batch_failures"] == 1
+
+
+async def test_a_change_batch_that_keeps_failing_is_kept_with_the_error(
+    parts: tuple[Store, ConfigService, Published], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store, config, _ = parts
+    recorder = Recorder(store, config, max_backoff_s=0.01)
+
+    def broken(_: Any) -> bool:
+        raise RuntimeError("catalog bug")
+
+    monkeypatch.setattr(config, "apply_changes", broken)
+    batch = [RawRecord(event("ev-1"), 0, 1), RawRecord(change("c-1"), 0, 2), RawRecord(b"{", 0, 3)]
+    await recorder.guarded("archive", "certain-changes", batch, recorder.archive)
+    assert recorder.counts["batch_failures"] == 3
+    kept = await rows(
+        store,
+        "SELECT change_id, source, kafka_offset, reasons FROM rejected_changes "
+        "WHERE reasons[1] LIKE 'not processed%' ORDER BY kafka_offset",
+    )
+    assert [k[:3] for k in kept] == [("ev-1", "topic", 1), ("c-1", "topic", 2), (None, "topic", 3)]
+    assert "agent archive" in kept[0][3][0] and "RuntimeError: catalog bug" in kept[0][3][0]
+    assert recorder.counts["unprocessed"] == 3
+
+
+async def test_an_outcome_batch_that_keeps_failing_is_kept_with_the_error(
+    parts: tuple[Store, ConfigService, Published],
+) -> None:
+    store, config, _ = parts
+    recorder = Recorder(store, config, max_backoff_s=0.01, batch_tries=2)
+
+    async def broken(_: Any) -> object:
+        raise KeyError("retry plan")
+
+    batch = [RawRecord(outcome_json("a"), 4, 40), RawRecord(outcome_json("b"), 4, 41)]
+    await recorder.guarded("record", "signal-outcomes", batch, broken)
+    kept = await rows(
+        store,
+        "SELECT topic, agent, kafka_offset, payload, reasons FROM rejected_records "
+        "ORDER BY kafka_offset",
+    )
+    assert [k[:3] for k in kept] == [
+        ("signal-outcomes", "record", 40),
+        ("signal-outcomes", "record", 41),
+    ]
+    assert json.loads(kept[0][3])["change_id"] == "a"
+    assert "KeyError" in kept[0][4][0] and "after 2 tries" in kept[0][4][0]
