@@ -7,7 +7,8 @@ series for a sparkline, read from the store with a parameterised query.
 lets a client line the buckets up with the clock it shows. Buckets are one hour up to two days,
 one day beyond, counted from the start of the window, oldest first; each holds every outcome
 the flow recorded in it (delivered, failed, not activated, filtered out …), so a flow that
-receives traffic but sends nothing still shows a trend.
+receives traffic but sends nothing still shows a trend. A delivery still in flight (queued)
+is not an outcome yet and counts nowhere.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from aiohttp import web
 
 from stream.api.deps import deps_of
 from stream.api.errors import json_error
-from stream.metrics.definitions import ParameterError, Window, parse_window
+from stream.metrics.definitions import DONE, ParameterError, Window, parse_window
 from stream.store.errors import StoreClosedError, StoreError
 from stream.store.writer import Con
 
@@ -28,7 +29,7 @@ HOUR = timedelta(hours=1)
 DAY = timedelta(days=1)
 COUNTED = ("delivered", "failed", "not_activated")
 
-_SQL = """
+_SQL = f"""
     SELECT flow_id,
            CAST(floor(epoch(processed_at - ?::TIMESTAMPTZ) / ?) AS BIGINT) AS bucket,
            count(*) FILTER (WHERE status = 'delivered') AS delivered,
@@ -36,7 +37,7 @@ _SQL = """
            count(*) FILTER (WHERE status = 'not_activated') AS not_activated,
            count(*) AS outcomes
     FROM outcomes
-    WHERE processed_at >= ?::TIMESTAMPTZ AND processed_at < ?::TIMESTAMPTZ
+    WHERE processed_at >= ?::TIMESTAMPTZ AND processed_at < ?::TIMESTAMPTZ AND {DONE}
     GROUP BY ALL
 """
 

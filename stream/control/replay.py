@@ -44,6 +44,7 @@ from stream.core.evaluate import evaluate
 from stream.core.results import DataFailure, FilteredOut, Mapped, NotActivated
 from stream.messages import Redrive
 from stream.store import ChangeRow, Store
+from stream.store.store import IN_FLIGHT_STATUS
 
 log = logging.getLogger("signal.control.replay")
 
@@ -303,7 +304,8 @@ class ReplayManager:
         return sorted(self._replays.values(), key=lambda r: r.started_at, reverse=True)
 
     async def progress(self, replay_id: str) -> dict[str, Any] | None:
-        """The replay's counters plus the outcomes recorded for it so far, by status."""
+        """The replay's counters plus the outcomes recorded for it so far, by status; queued
+        rows (deliveries routed to Marketo, answered by a later row) are counted apart."""
         replay = self._replays.get(replay_id)
         if replay is None:
             return None
@@ -313,10 +315,12 @@ class ReplayManager:
         )
         rows = await self._store.read(lambda con: con.execute(sql, [replay_id]).fetchall())
         by_status = {str(r[0]): int(r[1]) for r in rows}
+        in_flight = by_status.pop(IN_FLIGHT_STATUS, 0)
         return {
             **replay.to_dict(),
             "outcomes_seen": sum(by_status.values()),
             "outcomes": by_status,
+            "in_flight_rows": in_flight,
         }
 
     async def cancel(self, replay_id: str, actor: str) -> Replay | None:

@@ -14,6 +14,8 @@ Counting rules (DESIGN 5 "Metrics"; the same for every figure):
   age — an item abandoned last month still needs the operator — and items resolved within the
   period. Its mode is the mode of the item's (change, flow) outcome.
 - Rejected input and Marketo calls carry no mode: both modes show the same figures for them.
+- A pair whose state is `queued` (routed to Marketo, no answer yet) is in flight: it counts in
+  no figure above and is reported apart, with the oldest such pair (`in_flight`).
 
 Pure: no database or web imports.
 """
@@ -40,6 +42,14 @@ FAILURE_CATEGORIES: tuple[str, ...] = ("data", "technical")
 
 NOT_TRIGGERED_STATUSES: tuple[str, ...] = ("not_activated", "filtered_out", "failed")
 """Statuses that mean the flow's action did not happen, each broken down by reason."""
+
+IN_FLIGHT_STATUS = "queued"
+"""A delivery routed to Marketo with no answer yet: in flight, not processed. It is never
+counted as processed, triggered, not triggered, a failure or a retry attempt; the figures show
+it apart (`in_flight`: how many pairs, the oldest)."""
+
+DONE = f"status <> '{IN_FLIGHT_STATUS}'"
+"""SQL condition: the row is an outcome (anything but a delivery still in flight)."""
 
 # -- reason codes ---------------------------------------------------------------------------
 
@@ -273,7 +283,8 @@ SUMMARY_METRICS: tuple[Metric, ...] = (
     ),
     Metric(
         "processing_status",
-        "last change recorded (database), last change seen, consumer lag, workers alive (runtime)",
+        "last change recorded (database), deliveries in flight (queued pairs and the oldest; "
+        "database), last change seen, consumer lag, workers alive (runtime)",
         "runtime",
     ),
 )

@@ -17,6 +17,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from stream.metrics.definitions import (
+    IN_FLIGHT_STATUS,
+    MODES,
     RATE_WINDOW,
     call_error_code_sql,
     call_is_error_sql,
@@ -100,7 +102,8 @@ def collect_on(
     attempts = Family(
         "signal_outcome_attempts_total",
         "counter",
-        "Evaluations and delivery attempts recorded, by mode and status.",
+        "Evaluations and delivery attempts recorded, by mode and status "
+        "(status queued: deliveries routed to Marketo, answered by a later row).",
     )
     for mode, status, n in _rows(
         con, "SELECT mode, status, count(*) FROM outcome_attempts GROUP BY ALL ORDER BY 1, 2"
@@ -118,6 +121,28 @@ def collect_on(
         "WHERE status = 'delivered' AND lead_result IS NOT NULL GROUP BY ALL ORDER BY 1, 2",
     ):
         leads.add(n, mode=mode, result=result)
+    in_flight = Family(
+        "signal_in_flight_deliveries",
+        "gauge",
+        "(change, flow) pairs routed to Marketo with no answer yet (state queued), by mode.",
+    )
+    oldest = Family(
+        "signal_in_flight_oldest_age_seconds",
+        "gauge",
+        "Age of the oldest pair in flight (state queued), by mode; 0 when none.",
+    )
+    flying = {
+        str(mode): (int(n), first)
+        for mode, n, first in _rows(
+            con,
+            "SELECT mode, count(*), min(processed_at) FROM outcomes "
+            f"WHERE status = '{IN_FLIGHT_STATUS}' GROUP BY 1",
+        )
+    }
+    for mode in MODES:
+        n, first = flying.get(mode, (0, None))
+        in_flight.add(n, mode=mode)
+        oldest.add(0.0 if first is None else max(0.0, (now - first).total_seconds()), mode=mode)
     queue = Family("signal_retry_queue_items", "gauge", "Retry queue items by status and category.")
     for status, category, n in _rows(
         con, "SELECT status, category, count(*) FROM retry_queue GROUP BY ALL ORDER BY 1, 2"
@@ -180,7 +205,8 @@ def collect_on(
         recent.add(seen.get(cid, 0), connection=cid)
         budget.add(rate_budget(rate_shares.get(cid, 1.0)), connection=cid)
 
-    families = [received, rejected, attempts, states, leads, queue, calls, errors, duration]
+    families = [received, rejected, attempts, states, leads, in_flight, oldest, queue]
+    families += [calls, errors, duration]
     families += [recent, budget]
     if runtime.consumer_lag is not None:
         lag = Family("signal_consumer_lag", "gauge", "Messages not yet consumed (runtime).")

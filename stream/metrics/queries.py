@@ -15,7 +15,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from stream.metrics.definitions import (
+    DONE,
     FAILURE_CATEGORIES,
+    IN_FLIGHT_STATUS,
     NOT_TRIGGERED_STATUSES,
     OPEN_RETRY_STATUSES,
     QUANTILES,
@@ -84,7 +86,8 @@ def _one(con: Con, sql: str, params: list[Any]) -> tuple[Any, ...]:
 
 # -- Summary --------------------------------------------------------------------------------
 
-_IN_WINDOW = "mode = ? AND processed_at >= ? AND processed_at < ?"
+_IN_WINDOW = f"mode = ? AND processed_at >= ? AND processed_at < ? AND {DONE}"
+"""Outcomes of a mode in the window; deliveries still in flight are not outcomes yet."""
 
 _SUMMARY_TOTALS = f"""
     SELECT count(DISTINCT change_id), count(DISTINCT registration_code),
@@ -110,7 +113,25 @@ _SUMMARY_ACTIVITY = f"""
     GROUP BY bucket
 """
 
-_LAST_RECORDED = "SELECT max(processed_at) FROM outcomes WHERE mode = ?"
+_LAST_RECORDED = f"SELECT max(processed_at) FROM outcomes WHERE mode = ? AND {DONE}"
+
+_IN_FLIGHT = f"""
+    SELECT count(*), min(processed_at) FROM outcomes
+    WHERE mode = ? AND status = '{IN_FLIGHT_STATUS}'
+"""
+
+
+def in_flight_on(con: Con, mode: Mode, now: datetime | None = None) -> dict[str, Any]:
+    """Deliveries of `mode` routed to Marketo and not answered yet (pairs whose state is
+    queued), and the oldest of them."""
+    count, oldest = _one(con, _IN_FLIGHT, [mode])
+    now = now or datetime.now(UTC)
+    return {
+        "queued": int(count),
+        "oldest_queued_at": iso(oldest),
+        "oldest_queued_age_s": None if oldest is None else max(0.0, (now - oldest).total_seconds()),
+    }
+
 
 _ACTIVE_FLOWS = """
     SELECT count(*) FROM config_objects
@@ -152,6 +173,7 @@ def summary_on(
     if active_flows is None:
         active_flows = int(_one(con, _ACTIVE_FLOWS, [mode])[0])
     (last_recorded,) = _one(con, _LAST_RECORDED, [mode])
+    in_flight = in_flight_on(con, mode)
     return {
         "mode": mode,
         "period": period_json(window),
@@ -169,6 +191,7 @@ def summary_on(
         ),
         "processing_status": {
             "last_change_recorded_at": iso(last_recorded),
+            "in_flight": in_flight,
             "last_change_seen_at": iso(runtime.last_change_seen_at),
             "consumer_lag": runtime.consumer_lag,
             "workers_alive": runtime.workers_alive,
@@ -199,6 +222,7 @@ _RETRIED = f"""
     SELECT count(DISTINCT (change_id, flow_id)), count(*)
     FROM outcome_attempts WHERE {_IN_WINDOW} AND attempt > 1 AND NOT replayed
 """
+"""`_IN_WINDOW` leaves out the queued rows: routing a retry is not an attempt, its answer is."""
 
 _RETRY_ACTIVITY = f"""
     SELECT epoch_us(processed_at) // ? AS bucket, count(*),
@@ -307,6 +331,7 @@ def troubleshooting_on(
     return {
         "mode": mode,
         "period": period_json(window),
+        "in_flight": in_flight_on(con, mode),
         "retry_queue": {
             "by_status": {s: sum(c.values()) for s, c in queue.items()},
             "by_status_and_category": queue,

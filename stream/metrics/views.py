@@ -1,14 +1,17 @@
 """`metric_*` views: the dashboard's classifications as SQL operators can query themselves.
 
 They add columns to the stable views of DESIGN 4.6 (never replace them), so an operator's
-`SELECT reason_code, count(*) FROM metric_outcomes WHERE mode = 'live' GROUP BY ALL` gives the
-numbers the Summary shows. Installed with `CREATE OR REPLACE`, so running it at every start
-keeps them in step with this build.
+`SELECT reason_code, count(*) FROM metric_outcomes WHERE mode = 'live' AND NOT in_flight
+GROUP BY ALL` gives the numbers the Summary shows (`in_flight`: a delivery routed to Marketo
+with no answer yet, which no figure counts). Installed with `CREATE OR REPLACE`, so running it
+at every start keeps them in step with this build.
 """
 
 from __future__ import annotations
 
 from stream.metrics.definitions import (
+    DONE,
+    IN_FLIGHT_STATUS,
     NOT_TRIGGERED_STATUSES,
     call_error_code_sql,
     call_is_error_sql,
@@ -24,8 +27,9 @@ METRIC_VIEWS: dict[str, str] = {
         CREATE OR REPLACE VIEW metric_outcomes AS
         SELECT *, status = 'delivered' AS triggered,
                status IN ({_NOT_TRIGGERED}) AS not_triggered,
-               CASE WHEN status = 'delivered' THEN NULL ELSE {reason_code_sql()} END
-                   AS reason_code
+               CASE WHEN status IN ('delivered', '{IN_FLIGHT_STATUS}') THEN NULL
+                    ELSE {reason_code_sql()} END AS reason_code,
+               status = '{IN_FLIGHT_STATUS}' AS in_flight
         FROM outcomes
     """,
     "metric_api_calls": f"""
@@ -40,9 +44,9 @@ METRIC_VIEWS: dict[str, str] = {
         FROM retry_queue r
         LEFT JOIN outcomes o ON o.change_id = r.change_id AND o.flow_id = r.flow_id
     """,
-    "metric_retry_attempts": """
+    "metric_retry_attempts": f"""
         CREATE OR REPLACE VIEW metric_retry_attempts AS
-        SELECT * FROM outcome_attempts WHERE attempt > 1 AND NOT replayed
+        SELECT * FROM outcome_attempts WHERE attempt > 1 AND NOT replayed AND {DONE}
     """,
 }
 

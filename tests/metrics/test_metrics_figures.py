@@ -63,6 +63,7 @@ async def test_summary_figures(
         assert got[name] == value, name
     assert got["processing_status"] == {
         "last_change_recorded_at": last,
+        "in_flight": {"queued": 0, "oldest_queued_at": None, "oldest_queued_age_s": None},
         "last_change_seen_at": None,
         "consumer_lag": None,
         "workers_alive": None,

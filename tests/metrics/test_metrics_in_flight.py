@@ -1,0 +1,122 @@
+"""Deliveries in flight (state `queued`) count in no figure; they are reported apart, with the
+oldest, in the Summary, Troubleshooting, the `metric_*` views and Prometheus."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from stream.metrics import parse_window, prometheus, queries, views
+from stream.store import OutcomeRow, Store
+
+NOW = datetime.now(UTC).replace(microsecond=0)
+S = timedelta(seconds=1)
+
+
+def row(
+    change_id: str, status: str, at: timedelta, *, attempt: int = 1, **extra: Any
+) -> OutcomeRow:
+    return OutcomeRow(
+        change_id=change_id,
+        flow_id="flow-1",
+        flow_name="Flow 1",
+        mode="live",
+        status=status,  # type: ignore[arg-type]
+        occurred_at=NOW - timedelta(hours=1),
+        processed_at=NOW - at,
+        attempt=attempt,
+        registration_code=f"R-{change_id}",
+        action="create_update_lead",
+        **extra,
+    )
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[Store]:
+    s = await Store.open(tmp_path / "signal.duckdb", reader_threads=2, threads=2)
+    await views.install(s)
+    try:
+        yield s
+    finally:
+        await s.close()
+
+
+async def _record_mix(store: Store) -> None:
+    await store.record_outcomes(
+        [
+            # answered: queued, then delivered
+            row("done", "queued", 50 * S),
+            row("done", "delivered", 40 * S, lead_result="created"),
+            # in flight, the oldest one 30 s old
+            row("wait-1", "queued", 30 * S),
+            row("wait-2", "queued", 10 * S),
+            # a retry routed again (attempt 2) and not answered: the pair stays failed
+            row("retry", "failed", 20 * S, category="technical", reason="Marketo 502"),
+            row("retry", "queued", 5 * S, attempt=2),
+        ]
+    )
+
+
+async def test_summary_counts_no_queued_pair_and_reports_them_in_flight(store: Store) -> None:
+    await _record_mix(store)
+    window = parse_window("1h", now=NOW + S)
+    got = await queries.summary(store, "live", window, active_flows=1)
+    assert got["changes_processed"] == 2  # done and retry
+    assert got["actions_triggered"] == 1
+    assert got["actions_not_triggered"]["total"] == 1
+    assert got["other_outcomes"] == {}
+    activity = got["registration_activity"]
+    assert sum(b["changes"] for b in activity) == 2
+    assert sum(b["triggered"] + b["not_triggered"] for b in activity) == 2
+    status = got["processing_status"]
+    assert status["last_change_recorded_at"] == (NOW - 20 * S).isoformat()
+    in_flight = status["in_flight"]
+    assert (in_flight["queued"], in_flight["oldest_queued_at"]) == (2, (NOW - 30 * S).isoformat())
+    assert in_flight["oldest_queued_age_s"] >= 30
+
+
+async def test_troubleshooting_counts_no_routed_retry_as_an_attempt(store: Store) -> None:
+    await _record_mix(store)
+    window = parse_window("1h", now=NOW + S)
+    got = await queries.troubleshooting(store, "live", window, rate_shares={})
+    assert (got["total_retried"], got["retry_attempts"]) == (0, 0)
+    assert sum(b["retries"] for b in got["retry_activity"]) == 0
+    assert got["in_flight"]["queued"] == 2
+    empty = await queries.troubleshooting(store, "test", window, rate_shares={})
+    assert empty["in_flight"] == {
+        "queued": 0,
+        "oldest_queued_at": None,
+        "oldest_queued_age_s": None,
+    }
+
+
+async def test_views_mark_in_flight_pairs_and_leave_routing_out_of_retry_attempts(
+    store: Store,
+) -> None:
+    await _record_mix(store)
+    result = await store.query(
+        "SELECT change_id, in_flight, triggered, not_triggered, reason_code "
+        "FROM metric_outcomes ORDER BY change_id"
+    )
+    assert result.rows == (
+        ("done", False, True, False, None),
+        ("retry", False, False, True, "technical"),
+        ("wait-1", True, False, False, None),
+        ("wait-2", True, False, False, None),
+    )
+    attempts = await store.query("SELECT count(*) FROM metric_retry_attempts")
+    assert attempts.rows == ((0,),)
+
+
+async def test_prometheus_reports_in_flight_pairs_and_the_oldest_age(store: Store) -> None:
+    await _record_mix(store)
+    text = await prometheus.exposition(store, rate_shares={}, now=NOW + S)
+    assert 'signal_in_flight_deliveries{mode="live"} 2' in text
+    assert 'signal_in_flight_deliveries{mode="test"} 0' in text
+    assert 'signal_in_flight_oldest_age_seconds{mode="live"} 31' in text
+    assert 'signal_in_flight_oldest_age_seconds{mode="test"} 0' in text
+    assert 'signal_outcomes{mode="live",status="queued"} 2' in text
