@@ -92,7 +92,14 @@ class Control:
             await consumer.stop()
 
     def of(self, change_id: str) -> list[OutcomeRecord]:
-        return [o for o in self.outcomes if o.change_id == change_id and o.flow_id == "nurture"]
+        """The pair's outcomes, without the `queued` records route publishes with each request."""
+        return [
+            o
+            for o in self.outcomes
+            if o.change_id == change_id
+            and o.flow_id == "nurture"
+            and o.status is not OutcomeStatus.QUEUED
+        ]
 
 
 @pytest.fixture
