@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -18,6 +18,24 @@ class Settings(BaseSettings):
         default=Path("./var"), description="DuckDB file, API token, embedded-broker state."
     )
     api: str = Field(default="127.0.0.1:6066", description="host:port the operator API binds.")
+    recovery_every_s: float = Field(
+        default=15.0, gt=0, description="Seconds between control's recovery scans."
+    )
+    recovery_grace_s: float = Field(
+        default=60.0,
+        gt=0,
+        description="Seconds a change or queued delivery may wait for its outcome before "
+        "recovery re-drives it (and the least time between two redrives of one pair).",
+    )
+    recovery_horizon_days: float = Field(
+        default=7.0, gt=0, description="Recovery looks at changes received this many days back."
+    )
+    recovery_max_redrives: int = Field(
+        default=5, ge=1, description="Redrives per (change, flow) before it counts as stranded."
+    )
+    recovery_batch: int = Field(
+        default=2000, ge=1, description="Pairs (and changes) recovery takes per scan and kind."
+    )
 
     @field_validator("broker")
     @classmethod
@@ -31,6 +49,12 @@ class Settings(BaseSettings):
         if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
             raise ValueError(f"expected host:port (e.g. 127.0.0.1:6066), got {value!r}")
         return value
+
+    @model_validator(mode="after")
+    def _horizon_beyond_grace(self) -> Settings:
+        if self.recovery_horizon_days * 86400.0 <= self.recovery_grace_s:
+            raise ValueError("SIGNAL_RECOVERY_HORIZON_DAYS must be longer than the grace")
+        return self
 
     @property
     def api_host(self) -> str:

@@ -81,18 +81,52 @@ def troubleshooting_text(body: dict[str, Any]) -> str:
     validation = body.get("validation_errors") or {}
     statuses = " · ".join(f"{k} {_n(v)}" for k, v in by_status.items()) or "empty"
     cats = " · ".join(f"{k} {_n(v)}" for k, v in categories.items())
-    return "\n".join(
-        [
-            f"Retry queue open {_n(queue.get('open'))}: {statuses}",
-            f"  by category: {cats or '—'}",
-            f"Total retried {_n(body.get('total_retried'))} · attempts "
-            f"{_n(body.get('retry_attempts'))} · retried abandoned "
-            f"{_n(body.get('retried_abandoned'))}",
-            f"Validation errors {_n(validation.get('total'))} (rejected input "
-            f"{_n(validation.get('rejected_input'))}, data failures "
-            f"{_n(validation.get('data_failures'))})",
-        ]
-    )
+    lines = [
+        f"Retry queue open {_n(queue.get('open'))}: {statuses}",
+        f"  by category: {cats or '—'}",
+        f"Total retried {_n(body.get('total_retried'))} · attempts "
+        f"{_n(body.get('retry_attempts'))} · retried abandoned "
+        f"{_n(body.get('retried_abandoned'))}",
+        f"Validation errors {_n(validation.get('total'))} (rejected input "
+        f"{_n(validation.get('rejected_input'))}, data failures "
+        f"{_n(validation.get('data_failures'))})",
+    ]
+    recovery = body.get("recovery")
+    if isinstance(recovery, dict):
+        lines += recovery_lines(recovery)
+    return "\n".join(lines)
+
+
+def _duration(seconds: Any) -> str:
+    if seconds is None:
+        return "—"
+    value = float(seconds)
+    if value < 120:
+        return f"{value:.0f} s"
+    if value < 7200:
+        return f"{value / 60:.0f} min"
+    if value < 172800:
+        return f"{value / 3600:.1f} h"
+    return f"{value / 86400:.1f} d"
+
+
+def recovery_lines(recovery: dict[str, Any]) -> list[str]:
+    """Control's recovery: what the ledger holds without an outcome, re-driven and given up."""
+    stranded = int(recovery.get("stranded") or 0)
+    lines = [
+        f"Recovery (grace {_duration(recovery.get('grace_s'))}, every "
+        f"{_duration(recovery.get('every_s'))}, at most {_n(recovery.get('max_redrives'))} "
+        "redrives a pair)",
+        f"  unpublished {_n(recovery.get('unpublished'))} · unrouted "
+        f"{_n(recovery.get('unrouted'))} · queued overdue {_n(recovery.get('queued_overdue'))}"
+        f" · oldest {_duration(recovery.get('oldest_age_s'))}",
+        f"  re-driven {_n(recovery.get('redriven_total'))} · stranded {_n(stranded)}"
+        f"{' (re-driven the most times, still no outcome)' if stranded else ''}"
+        f" · last scan {fmt.short_time(recovery.get('last_scan_at')) or '—'}",
+    ]
+    if recovery.get("last_error"):
+        lines.append(f"  last scan failed: {recovery['last_error']}")
+    return lines
 
 
 def feed_key(item: dict[str, Any]) -> str:

@@ -15,9 +15,13 @@ import logging
 import os
 import sys
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
+
+if TYPE_CHECKING:
+    from config.settings import Settings
+    from stream.control.runtime import ControlSettings
 
 LISTENING = "operator API listening on"
 SCHEDULE_ENV = "SIGNAL_RETRY_SCHEDULE"
@@ -101,22 +105,33 @@ def run(args: argparse.Namespace) -> int:
             embedded.stop()
 
 
-def _run_worker(settings: Any, broker_url: str, schedule: Any, log_level: str) -> int:
-    from stream.control.app import create_control
+def control_settings(settings: Settings, broker_url: str, schedule: Any) -> ControlSettings:
+    """The control service's settings from the process settings (`SIGNAL_*`)."""
     from stream.control.runtime import ControlSettings
 
-    control_settings = ControlSettings(
+    return ControlSettings(
         broker_url=broker_url,
         data_dir=settings.data_dir,
         api_host=settings.api_host,
         api_port=settings.api_port,
         retry_schedule=schedule,
+        recovery_every_s=settings.recovery_every_s,
+        recovery_grace_s=settings.recovery_grace_s,
+        recovery_horizon_s=settings.recovery_horizon_days * 86400.0,
+        recovery_max_redrives=settings.recovery_max_redrives,
+        recovery_batch=settings.recovery_batch,
     )
 
-    def listening(url: str) -> None:
-        print(f"{LISTENING} {url} (token in {control_settings.token_path})", flush=True)
 
-    control = create_control(control_settings, on_listening=listening)
+def _run_worker(settings: Any, broker_url: str, schedule: Any, log_level: str) -> int:
+    from stream.control.app import create_control
+
+    options = control_settings(settings, broker_url, schedule)
+
+    def listening(url: str) -> None:
+        print(f"{LISTENING} {url} (token in {options.token_path})", flush=True)
+
+    control = create_control(options, on_listening=listening)
     worker = control.worker(loglevel=log_level)
     try:
         worker.execute_from_commandline()
