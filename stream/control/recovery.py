@@ -22,6 +22,9 @@ a process killed mid-batch leaves work half done. On start, and then every `ever
    would act on gets a `nothing_expected` row in the recovery log and is not evaluated again.
 
 Only changes received within the horizon are looked at (queued pairs and unrouted changes).
+The grace also runs from when this control started: outcomes produced while it was down wait
+in `signal-outcomes` for its record agent, so nothing is overdue before it had a grace period
+to record them (the outbox is published at once: nothing else would publish it).
 A pair is re-driven at most once per grace period and at most `max_redrives` times; after that
 it is *stranded*: recorded in the log, counted in metrics, never silently dropped. Each scan
 takes at most `batch_size` of each kind and goes again at once when a batch was full.
@@ -242,7 +245,9 @@ class Recovery:
         publish_delivered: Publish,
         policy: RecoveryPolicy | None = None,
         clock: Clock = utc_now,
+        started_at: datetime | None = None,
     ) -> None:
+        """`started_at`: when this control started (default: now, by `clock`)."""
         self._store = store
         self._config = config
         self._publish_changes = publish_changes
@@ -250,6 +255,7 @@ class Recovery:
         self._publish_delivered = publish_delivered
         self.policy = policy or RecoveryPolicy()
         self._clock = clock
+        self.started_at = started_at if started_at is not None else clock()
         self._counters = _Counters()
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
@@ -338,7 +344,7 @@ class Recovery:
         redrive: list[QueuedPair] = []
         stranded: list[QueuedPair] = []
         for pair in pairs:
-            decision = decide(pair.since, pair.entry, now, p)
+            decision = decide(max(pair.since, self.started_at), pair.entry, now, p)
             if decision is Decision.REDRIVE:
                 redrive.append(pair)
             elif decision is Decision.STRANDED:
@@ -433,7 +439,7 @@ class Recovery:
     ) -> UnroutedPlan:
         return plan_unrouted(
             parse_archived(change.row),
-            change.since,
+            max(change.since, self.started_at),
             change.entries,
             account,
             catalog,

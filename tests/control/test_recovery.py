@@ -204,6 +204,7 @@ def make_recovery(
         publish_delivered=wire.publisher("delivered"),
         policy=policy,
         clock=clock,
+        started_at=clock() - timedelta(hours=1),
     )
 
 
@@ -335,6 +336,34 @@ async def test_the_unrouted_count_leaves_out_young_changes_and_changes_expecting
     status = recovery.status()
     assert (status.unrouted, status.nothing_expected, status.redriven_total) == (0, 1, 0)
     assert status.oldest_age_s is None, "nothing is overdue"
+
+
+async def test_nothing_is_overdue_before_control_ran_for_a_grace(
+    store: Store, wire: Broker, clock: FakeClock
+) -> None:
+    """Outcomes produced while control was down wait in the topic for its record agent."""
+    now = clock()
+    await store.archive_changes(
+        [archived("q1", now - timedelta(hours=2)), archived("u1", now - timedelta(hours=2))]
+    )
+    await store.record_outcomes([outcome("q1", "queued", now - timedelta(hours=1))])
+    recovery = Recovery(
+        store,
+        Config(),
+        publish_changes=wire.publisher("changes"),
+        publish_redrives=wire.publisher("redrive"),
+        publish_delivered=wire.publisher("delivered"),
+        policy=POLICY,
+        clock=clock,
+    )
+    await recovery.scan()
+    clock.advance(seconds=60)
+    await recovery.scan()
+    assert wire.redrives() == []
+    assert recovery.status().queued_overdue == 1, "overdue by the ledger, shown as such"
+    clock.advance(seconds=1)
+    await recovery.scan()
+    assert sorted(r.change["changeId"] for r in wire.redrives()) == ["q1", "u1"]
 
 
 async def test_changes_received_before_the_horizon_are_left_alone(

@@ -79,6 +79,7 @@ async def test_recovery_redrives_publishes_and_reseeds_on_the_real_broker(
             publish_delivered=publish_to(producer, names["delivered"]),
             policy=RecoveryPolicy(),
             clock=clock,
+            started_at=now - timedelta(hours=1),
         )
         result = await recovery.scan()
     finally:
@@ -130,6 +131,7 @@ async def test_a_scan_fails_when_the_broker_is_gone(store: Store) -> None:
             publish_delivered=publish_to(producer, "recovery-gone-delivered"),
             policy=RecoveryPolicy(publish_timeout_s=3.0),
             clock=clock,
+            started_at=now - timedelta(hours=1),
         )
         with pytest.raises(Exception) as failure:
             await recovery.scan()
