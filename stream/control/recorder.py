@@ -346,6 +346,7 @@ def outcome_row(outcome: OutcomeRecord) -> OutcomeRow:
         connection_id=outcome.connection_id,
         marketo_code=outcome.marketo_code,
         replay_id=outcome.replay_id,
+        possible_repeat=outcome.possible_repeat,
     )
 
 

@@ -143,6 +143,20 @@ def collect_on(
         n, first = flying.get(mode, (0, None))
         in_flight.add(n, mode=mode)
         oldest.add(0.0 if first is None else max(0.0, (now - first).total_seconds()), mode=mode)
+    repeats = Family(
+        "signal_repeat_after_crash_total",
+        "counter",
+        "Deliveries made again after a crash for pairs marked sending without Marketo's answer "
+        "on record (Marketo may have run each twice), by mode.",
+    )
+    counted = dict(
+        _rows(
+            con,
+            "SELECT mode, count(*) FROM outcome_attempts WHERE possible_repeat GROUP BY 1",
+        )
+    )
+    for mode in MODES:
+        repeats.add(int(counted.get(mode, 0)), mode=mode)
     queue = Family("signal_retry_queue_items", "gauge", "Retry queue items by status and category.")
     for status, category, n in _rows(
         con, "SELECT status, category, count(*) FROM retry_queue GROUP BY ALL ORDER BY 1, 2"
@@ -205,7 +219,7 @@ def collect_on(
         recent.add(seen.get(cid, 0), connection=cid)
         budget.add(rate_budget(rate_shares.get(cid, 1.0)), connection=cid)
 
-    families = [received, rejected, attempts, states, leads, in_flight, oldest, queue]
+    families = [received, rejected, attempts, states, leads, in_flight, oldest, repeats, queue]
     families += [calls, errors, duration]
     families += [recent, budget]
     if runtime.consumer_lag is not None:

@@ -121,6 +121,18 @@ _IN_FLIGHT = f"""
 """
 
 
+_REPEATS = """
+    SELECT count(*) FROM outcome_attempts
+    WHERE mode = ? AND possible_repeat AND processed_at >= ? AND processed_at < ?
+"""
+
+
+def repeats_after_crash_on(con: Con, mode: Mode, start: datetime, end: datetime) -> int:
+    """Deliveries made again after a crash for pairs marked "sending" without Marketo's answer
+    on record: Marketo may have run each of them twice (the window a crash cannot close)."""
+    return int(_one(con, _REPEATS, [mode, start, end])[0])
+
+
 def in_flight_on(con: Con, mode: Mode, now: datetime | None = None) -> dict[str, Any]:
     """Deliveries of `mode` routed to Marketo and not answered yet (pairs whose state is
     queued), and the oldest of them."""
@@ -332,6 +344,7 @@ def troubleshooting_on(
         "mode": mode,
         "period": period_json(window),
         "in_flight": in_flight_on(con, mode),
+        "repeat_after_crash": repeats_after_crash_on(con, mode, window.start, window.end),
         "retry_queue": {
             "by_status": {s: sum(c.values()) for s, c in queue.items()},
             "by_status_and_category": queue,

@@ -85,6 +85,7 @@ OUTCOME_COLUMNS: dict[str, pa.DataType] = {
     "connection_id": STR,
     "marketo_code": STR,
     "replay_id": STR,
+    "possible_repeat": pa.bool_(),
 }
 
 API_CALL_COLUMNS: dict[str, pa.DataType] = {

@@ -176,6 +176,8 @@ class OutcomeRow:
     connection_id: str | None = None
     marketo_code: str | None = None
     replay_id: str | None = None
+    possible_repeat: bool = False
+    """Delivered again after a crash left the pair marked "sending": Marketo may have it twice."""
     outcome_id: str = field(default="")
 
     def __post_init__(self) -> None:

@@ -317,6 +317,31 @@ _V3_RECOVERY = (
     """,
 )
 
+# A delivery the pipeline made again for a pair it had marked "sending" before a crash, without
+# Marketo's answer on record: Marketo may have run it twice. Counted (`repeat_after_crash` in the
+# troubleshooting metrics, `signal_repeat_after_crash_total`), so the bounded window a crash
+# cannot close is visible instead of assumed.
+_V4_POSSIBLE_REPEAT = (
+    "ALTER TABLE outcome_log ADD COLUMN possible_repeat BOOLEAN NOT NULL DEFAULT false",
+    "ALTER TABLE delivery_state ADD COLUMN possible_repeat BOOLEAN NOT NULL DEFAULT false",
+    """
+    CREATE OR REPLACE VIEW outcomes AS
+    SELECT change_id, flow_id, flow_name, mode, registration_code, event_code, action, status,
+           category, reason, marketo_lead_id, lead_result, attempts, occurred_at, processed_at,
+           latency_ms, replayed, attempt, request_id, connection_id, marketo_code, replay_id,
+           outcome_id, first_processed_at, delivered_at, possible_repeat
+    FROM delivery_state
+    """,
+    """
+    CREATE OR REPLACE VIEW outcome_attempts AS
+    SELECT change_id, flow_id, attempt, flow_name, mode, registration_code, event_code, action,
+           status, category, reason, marketo_lead_id, lead_result, replayed, occurred_at,
+           processed_at, latency_ms, request_id, connection_id, marketo_code, replay_id,
+           outcome_id, recorded_at, possible_repeat
+    FROM outcome_log
+    """,
+)
+
 Apply = Callable[[duckdb.DuckDBPyConnection], None]
 
 
@@ -337,6 +362,9 @@ MIGRATIONS: tuple[Migration, ...] = (
         _V2_OUTBOX_AND_REJECTED_RECORDS,
     ),
     Migration(3, "recovery log", _V3_RECOVERY),
+    Migration(
+        4, "possible_repeat on outcomes (a delivery repeated after a crash)", _V4_POSSIBLE_REPEAT
+    ),
 )
 
 _VERSION_TABLE = """

@@ -8,10 +8,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import pytest
 
 from stream.metrics import parse_window, prometheus, queries, views
 from stream.store import OutcomeRow, Store
+from stream.store.schema import MIGRATIONS, migrate
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 S = timedelta(seconds=1)
@@ -120,3 +122,42 @@ async def test_prometheus_reports_in_flight_pairs_and_the_oldest_age(store: Stor
     assert 'signal_in_flight_oldest_age_seconds{mode="live"} 31' in text
     assert 'signal_in_flight_oldest_age_seconds{mode="test"} 0' in text
     assert 'signal_outcomes{mode="live",status="queued"} 2' in text
+
+
+async def test_a_delivery_repeated_after_a_crash_is_counted(store: Store) -> None:
+    """A pair marked sending before a crash and delivered again is a possible repeat: it is the
+    pair's state once (delivered), and counted in Troubleshooting and Prometheus."""
+    await store.record_outcomes(
+        [
+            row("again", "queued", 50 * S),
+            row("again", "delivered", 40 * S, lead_result="updated", possible_repeat=True),
+            row("once", "delivered", 30 * S, lead_result="created"),
+        ]
+    )
+    state = await store.query(
+        "SELECT change_id, status, possible_repeat FROM outcomes ORDER BY change_id"
+    )
+    assert state.rows == (("again", "delivered", True), ("once", "delivered", False))
+    got = await queries.troubleshooting(
+        store, "live", parse_window("1h", now=NOW + S), rate_shares={}
+    )
+    assert got["repeat_after_crash"] == 1
+    before = parse_window("1h", now=NOW - 45 * S)
+    assert (await queries.troubleshooting(store, "live", before))["repeat_after_crash"] == 0
+    text = await prometheus.exposition(store, rate_shares={}, now=NOW + S)
+    assert 'signal_repeat_after_crash_total{mode="live"} 1' in text
+    assert 'signal_repeat_after_crash_total{mode="test"} 0' in text
+
+
+async def test_migration_4_keeps_older_outcomes_as_no_repeat(tmp_path: Path) -> None:
+    path = tmp_path / "old.duckdb"
+    con = duckdb.connect(str(path))
+    migrate(con, MIGRATIONS[:3])
+    con.close()
+    old = await Store.open(path)
+    try:
+        got = await old.query("SELECT count(*) FILTER (WHERE possible_repeat) FROM outcomes")
+        assert got.rows == ((0,),)
+        assert await old.schema_version() == 4
+    finally:
+        await old.close()
