@@ -203,7 +203,7 @@ class ScanResult:
     stranded: int = 0
     nothing_expected: int = 0
     full: bool = False
-    """A batch was full: more may be waiting, scan again without waiting."""
+    """A batch was full and acted on: more may be waiting, scan again without waiting."""
 
     @property
     def redriven(self) -> int:
@@ -340,7 +340,6 @@ class Recovery:
         pairs = await queued_overdue(
             self._store, cutoff=now - p.grace, horizon=now - p.horizon, limit=p.batch_size
         )
-        result.full = result.full or len(pairs) >= p.batch_size
         redrive: list[QueuedPair] = []
         stranded: list[QueuedPair] = []
         for pair in pairs:
@@ -349,6 +348,9 @@ class Recovery:
                 redrive.append(pair)
             elif decision is Decision.STRANDED:
                 stranded.append(pair)
+        # a full batch of pairs that must still wait is no reason to scan again at once
+        if len(pairs) >= p.batch_size and (redrive or stranded):
+            result.full = True
         if redrive:
             rows = await self._store.get_changes(pair.change_id for pair in redrive)
             sent = [pair for pair in redrive if pair.change_id in rows]
@@ -390,7 +392,6 @@ class Recovery:
         changes = await unrouted_changes(
             self._store, cutoff=now - p.grace, horizon=now - p.horizon, limit=p.batch_size
         )
-        result.full = result.full or len(changes) >= p.batch_size
         if not changes:
             return
         account, catalog = self._config.account, self._config.catalog
@@ -413,6 +414,8 @@ class Recovery:
                 )
                 redriven.append((change.row.change_id, flow_id, "unrouted"))
             stranded.extend((change.row.change_id, f, "unrouted") for f in plan.stranded)
+        if len(changes) >= p.batch_size and (records or stranded or nothing):
+            result.full = True
         if records:
             await self._send(self._publish_redrives, records)
             await note_redriven(self._store, redriven, now)

@@ -453,6 +453,25 @@ async def test_a_full_batch_asks_for_another_scan(store: Store, wire: Broker) ->
     assert (second.redriven_unrouted, second.full) == (1, False)
 
 
+async def test_a_full_batch_that_must_wait_does_not_ask_for_another_scan(
+    store: Store, wire: Broker
+) -> None:
+    clock = FakeClock(FIXED)
+    now = clock()
+    await store.archive_changes([archived(f"u{i}", now - timedelta(minutes=5)) for i in range(3)])
+    recovery = Recovery(
+        store,
+        Config(),
+        publish_changes=wire.publisher("changes"),
+        publish_redrives=wire.publisher("redrive"),
+        publish_delivered=wire.publisher("delivered"),
+        policy=dataclasses.replace(POLICY, batch_size=2),
+        clock=clock,
+    )  # just started: nothing is overdue for a grace
+    result = await recovery.scan()
+    assert (result.redriven, result.full) == (0, False)
+
+
 async def test_a_scan_with_the_broker_down_fails_and_the_next_one_catches_up(
     store: Store, wire: Broker, clock: FakeClock
 ) -> None:
