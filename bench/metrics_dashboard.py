@@ -62,7 +62,8 @@ SELECT change_id, flow_id, 'Flow ' || flow_id, mode, registration_code, 'EV' || 
        first_at - INTERVAL 2 SECOND, processed_at,
        2000.0 + h % 900, 'req-' || i, 'conn-' || (flow_n % 3), NULL, NULL,
        'o-' || i || '-' || attempts, attempts, first_at,
-       CASE WHEN status = 'delivered' THEN processed_at END, processed_at
+       CASE WHEN status = 'delivered' THEN processed_at END, processed_at,
+       false
 FROM (
     SELECT *, first_at + CASE WHEN attempts > 1
                               THEN to_microseconds(((h % 14400) * 1000000)::BIGINT)
@@ -98,7 +99,7 @@ SELECT 'o-' || replace(d.request_id, 'req-', '') || '-' || a.k, d.change_id, d.f
                 (epoch_us(d.processed_at) - epoch_us(d.first_processed_at))
                 * (a.k - 1) // d.attempts)
        END,
-       d.latency_ms, d.request_id, d.connection_id, NULL, NULL, d.updated_at
+       d.latency_ms, d.request_id, d.connection_id, NULL, NULL, d.updated_at, false
 FROM delivery_state d, range(1, 4) a(k)
 WHERE a.k <= d.attempts
 """
@@ -119,12 +120,15 @@ WHERE status = 'failed' OR (status = 'delivered' AND attempts > 1)
 """
 
 _CHANGES = """
-INSERT INTO change_log
+INSERT INTO change_log (change_id, type, account_code, event_code, registration_code, is_test,
+                        occurred_at, received_at, source, kafka_partition, kafka_offset, payload,
+                        published_at)
 SELECT 'chg-' || c, 'registration.status_change', 'ACME', 'EV' || (c % 40),
        'R' || (hash(c) % 500000), c % 4 = 3,
        TIMESTAMPTZ '{start}' + to_microseconds(c * 3 * {step_us}) - INTERVAL 3 SECOND,
        TIMESTAMPTZ '{start}' + to_microseconds(c * 3 * {step_us}) - INTERVAL 2 SECOND,
-       'topic', 0, c, '{{}}'
+       'topic', 0, c, '{{}}',
+       TIMESTAMPTZ '{start}' + to_microseconds(c * 3 * {step_us}) - INTERVAL 2 SECOND
 FROM range({changes}) t(c)
 """
 

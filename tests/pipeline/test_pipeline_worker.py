@@ -348,10 +348,18 @@ async def test_worker_routes_delivers_dedupes_follows_config_and_survives_sigkil
             return routed and all(outcomes.status(c, NURTURE) for c in pending)
 
         await outcomes.wait(deliveries_settled, "outcomes of the probes' deliveries", worker)
-        with_flow = [NURTURE in {r["flow_id"] for r in outcomes.of(c)} for c in probes]
+
+        # Probes have different registration codes, so they sit on different partitions and
+        # nothing orders their routing across partitions: judge the switch in the order the
+        # worker routed them (a change's earliest record is stamped when it was routed).
+        def routed_at(change_id: str) -> datetime:
+            return min(datetime.fromisoformat(r["processed_at"]) for r in outcomes.of(change_id))
+
+        in_route_order = sorted(probes, key=routed_at)
+        with_flow = [NURTURE in {r["flow_id"] for r in outcomes.of(c)} for c in in_route_order]
         switch = with_flow.index(False)
         assert any(with_flow[:switch]) and not any(with_flow[switch:])
-        first = min(datetime.fromisoformat(r["processed_at"]) for r in outcomes.of(probes[switch]))
+        first = routed_at(in_route_order[switch])
         print(
             "inactive flow applied: first change ignored was routed "
             f"{(first - switched_wall).total_seconds():.3f}s after the snapshot was produced"
