@@ -1,0 +1,40 @@
+"""End to end, the crash contract (DESIGN 2): a burst of 3,000 registration changes accepted by a
+real `csignal run`, every process of the run SIGKILLed at once (during ingest; during delivery),
+the run started again on the same data dir: no accepted change is lost, and the repeats Marketo
+saw stay within what can be in flight (and are counted by the ledger when it has such a column).
+The harness and its figures: `tests/e2e/chaos_support.py`; more moments: `python -m bench.chaos`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.chaos_support import IN_FLIGHT_BOUND, Moment, chaos_run
+
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.e2e,
+    pytest.mark.slow,
+    pytest.mark.timeout(900),
+]
+
+CHANGES = 3000
+
+
+@pytest.mark.parametrize(
+    "moment", [Moment("ingest", 0.5), Moment("delivery", 0.5)], ids=["ingest", "delivery"]
+)
+async def test_kill_everything_loses_nothing(tmp_path: Path, moment: Moment) -> None:
+    result = await chaos_run(
+        tmp_path, label=f"kill at {moment}", kill="all", moment=moment, changes=CHANGES
+    )
+    print(result.line())
+    assert result.accepted > 0, result.line()
+    assert result.lost == 0, result.line()
+    assert result.recovery_s is not None, result.line()
+    assert result.not_in_marketo == 0, result.line()
+    assert result.marketo_repeats <= IN_FLIGHT_BOUND, result.line()
+    if result.ledger_repeats is not None:
+        assert result.ledger_repeats >= result.repeated_leads, result.line()
