@@ -1,7 +1,12 @@
 """`POST /api/v1/changes`: change events from Certain (or any producer) into the ledger, then
 into `certain-changes`.
 
-The body is a JSON array of change events, a single change event, or NDJSON (one per line).
+The body is a JSON array of change events, a single change event, or NDJSON (one per line), at
+most `MAX_BODY_BYTES` (413 beyond). One poisoned item never takes its batch down: an item that
+is not JSON, nested too deep, holds a lone surrogate or would be over the broker's message limit
+(`MAX_CHANGE_BYTES`) is rejected by its position like any invalid change
+(`stream.certain.parsing`). The body is parsed off the event loop.
+
 Ingest is an outbox: the valid items are committed to the ledger first (as control's archive
 agent would archive them, `stream.control.archive`; `published_at` empty), together with the
 invalid ones as rejected changes (source `api`). Only then are the changes produced to
@@ -24,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -32,7 +38,7 @@ from aiohttp import web
 from stream.api.deps import ApiDeps, deps_of
 from stream.api.errors import json_error
 from stream.certain.events import ChangeEvent
-from stream.certain.parsing import Rejection, parse_changes
+from stream.certain.parsing import Problem, Rejection, escaped, parse_items
 from stream.control.archive import Received, archive_valid, change_record
 from stream.store import ChangeRow, RejectedRow
 from stream.store.store import AcceptedChanges
@@ -40,23 +46,61 @@ from stream.store.store import AcceptedChanges
 log = logging.getLogger("signal.api.ingest")
 
 
-def _items(raw: bytes) -> Any:
-    """A lone JSON object (pretty-printed or not) is a batch of one; anything else is left to
-    `parse_changes`, which reads arrays and NDJSON."""
-    text = raw.lstrip()
-    if text.startswith(b"{"):
-        try:
-            value = json.loads(raw)
-        except ValueError:
-            return raw
-        if isinstance(value, dict):
-            return [value]
-    return raw
+MAX_BODY_BYTES = 16 * 1024 * 1024
+"""The largest body taken: `csignal ingest` sends 4 MB chunks; bigger batches are refused (413)
+before they are read in full."""
+MAX_CHANGE_BYTES = 1_000_000
+"""The largest change (key and JSON value) produced to `certain-changes`: under the broker's
+1 MiB message limit with room for the record's own overhead. A bigger change could never be
+published, so it is rejected rather than accepted."""
+_READ_CHUNK = 256 * 1024
+
+
+async def _read_body(request: web.Request, limit: int) -> bytes | None:
+    """The body, or None once it is over `limit` bytes (announced or as it arrives)."""
+    if request.content_length is not None and request.content_length > limit:
+        return None
+    parts: list[bytes] = []
+    size = 0
+    async for part in request.content.iter_chunked(_READ_CHUNK):
+        size += len(part)
+        if size > limit:
+            return None
+        parts.append(part)
+    return b"".join(parts)
+
+
+@dataclass
+class _Batch:
+    received: list[Received]
+    rejected: list[Rejection]
+
+
+def _parse(raw: bytes) -> _Batch:
+    """The body → the changes to accept with their payloads, and the rejections in order."""
+    received: list[Received] = []
+    rejected: list[Rejection] = []
+    for index, result in parse_items(raw):
+        if isinstance(result, Rejection):
+            rejected.append(result)
+            continue
+        payload = _payload(result)
+        size = len(payload.encode()) + len((result.registration_code or result.event_code).encode())
+        if size > MAX_CHANGE_BYTES:
+            reason = (
+                f"the change is {size:,} bytes as published; the broker takes at most "
+                f"{MAX_CHANGE_BYTES:,} bytes per change"
+            )
+            raw_item = result.to_json_dict()
+            rejected.append(Rejection(index, "", reason, raw_item, (Problem("", reason),)))
+            continue
+        received.append(Received(result, payload))
+    rejected.sort(key=lambda r: -1 if r.index is None else r.index)
+    return _Batch(received, rejected)
 
 
 def _rejected_row(rejection: Rejection, now: datetime) -> RejectedRow:
     raw = rejection.raw
-    payload = raw if isinstance(raw, str) else json.dumps(raw, ensure_ascii=False, default=str)
     change_id = raw.get("changeId") if isinstance(raw, dict) else None
     problems = rejection.problems or ()
     reasons = tuple(f"{p.path}: {p.reason}" if p.path else p.reason for p in problems) or (
@@ -64,11 +108,22 @@ def _rejected_row(rejection: Rejection, now: datetime) -> RejectedRow:
     )
     return RejectedRow(
         received_at=now,
-        reasons=reasons,
-        payload=payload,
+        reasons=tuple(escaped(reason) for reason in reasons),
+        payload=_stored(raw),
         source="api",
-        change_id=change_id if isinstance(change_id, str) else None,
+        change_id=escaped(change_id) if isinstance(change_id, str) else None,
     )
+
+
+def _stored(raw: Any) -> str:
+    """A rejected item as text the ledger takes: its own text, or its JSON with any lone
+    surrogate written as an escape."""
+    if isinstance(raw, str):
+        return escaped(raw)
+    try:
+        return escaped(json.dumps(raw, ensure_ascii=False, default=str))
+    except (RecursionError, ValueError, TypeError) as error:
+        return f"(not storable as JSON: {type(error).__name__})"
 
 
 def _error_item(rejection: Rejection) -> dict[str, Any]:
@@ -82,15 +137,21 @@ def _error_item(rejection: Rejection) -> dict[str, Any]:
 
 async def post_changes(request: web.Request) -> web.Response:
     deps = deps_of(request)
-    raw = await request.read()
+    raw = await _read_body(request, MAX_BODY_BYTES)
+    if raw is None:
+        return json_error(
+            413,
+            f"the body is over {MAX_BODY_BYTES:,} bytes; send the changes in smaller batches",
+            accepted=0,
+        )
     if not raw.strip():
         return json_error(
             400, "empty body: expected a JSON array of change events or NDJSON", accepted=0
         )
-    accepted, rejected = parse_changes(_items(raw))
     now = datetime.now(UTC)
-    bad = [_rejected_row(r, now) for r in rejected]
-    received = [Received(change, _payload(change)) for change in accepted]
+    batch, bad = await asyncio.to_thread(_parse_and_keep, raw, now)
+    received, rejected = batch.received, batch.rejected
+    accepted = [r.change for r in received]
 
     async def write(rows: list[ChangeRow]) -> AcceptedChanges:
         return await deps.store.accept_changes(rows, bad)
@@ -123,6 +184,11 @@ async def post_changes(request: web.Request) -> web.Response:
         )
     status = 202 if not rejected else (207 if change_ids else 400)
     return web.json_response(body, status=status)
+
+
+def _parse_and_keep(raw: bytes, now: datetime) -> tuple[_Batch, list[RejectedRow]]:
+    batch = _parse(raw)
+    return batch, [_rejected_row(r, now) for r in batch.rejected]
 
 
 def _payload(change: ChangeEvent) -> str:

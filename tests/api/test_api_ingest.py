@@ -251,3 +251,167 @@ async def test_a_resent_change_is_archived_once_and_published_once(
     assert [(r.key, json.loads(r.value)["changeId"]) for r in records] == [(b"RA", "a")]
     count = await api.store.query("SELECT count(*) FROM changes")
     assert count.rows == ((1,),)
+
+
+# -- poisoned items (issue 11, item 5): one bad item never takes its batch down ---------------
+
+
+def _escaped(items: list[Any]) -> bytes:
+    """A JSON array as a producer may write it: non-ASCII (a lone surrogate too) as escapes."""
+    return json.dumps(items, ensure_ascii=True).encode()
+
+
+def _nested(depth: int) -> Any:
+    value: Any = "deep"
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+def _deep_item_text(change_id: str, depth: int) -> str:
+    """An item nested `depth` levels deep, written without recursion (json.dumps would hit
+    Python's recursion limit)."""
+    item = json.dumps(registration_json(change_id))
+    return item[:-1] + ', "x": ' + "[" * depth + '"deep"' + "]" * depth + "}"
+
+
+async def _rows(api: Api, sql: str) -> list[list[Any]]:
+    return [list(r) for r in (await api.store.query(sql)).rows]
+
+
+async def test_lone_surrogate_is_one_rejection_and_stored_escaped(api: Api) -> None:
+    poisoned = registration_json("c-surrogate", profile={"firstName": "An\udc80a"})
+    items = [registration_json("c-ok-1", code="R1"), poisoned, registration_json("c-ok-2")]
+    response = await api.post("/api/v1/changes", data=_escaped(items))
+    assert response.status == 207
+    body = await response.json()
+    assert body["change_ids"] == ["c-ok-1", "c-ok-2"]
+    [error] = body["errors"]
+    assert error["index"] == 1
+    assert error["path"] == "registration.profile.firstName"
+    assert "surrogate" in error["message"]
+    # Kept in the ledger with the surrogate escaped; the database reads and writes on.
+    [row] = await _rows(api, "SELECT change_id, source, payload FROM rejected_changes")
+    assert row[:2] == ["c-surrogate", "api"]
+    assert json.loads(row[2])["registration"]["profile"]["firstName"] == "An\udc80a"
+    assert "\\udc80" in row[2]
+    again = await api.post("/api/v1/changes", json=[registration_json("c-after")])
+    assert again.status == 202
+    count = await _rows(api, "SELECT count(*) FROM changes")
+    assert count == [[3]]
+
+
+async def test_lone_surrogate_in_a_key_or_ndjson_line(api: Api) -> None:
+    keyed = registration_json("c-key", extra={"odd\ud800": 1})
+    lines = [json.dumps(registration_json("n-ok")), json.dumps(keyed, ensure_ascii=True)]
+    response = await api.post("/api/v1/changes", data="\n".join(lines).encode())
+    assert response.status == 207
+    [error] = (await response.json())["errors"]
+    assert error["index"] == 1 and "surrogate" in error["message"]
+    assert "\\ud800" in error["path"]
+    rejected = await _rows(api, "SELECT reasons, payload FROM rejected_changes")
+    assert "\\ud800" in rejected[0][1]
+
+
+@pytest.mark.parametrize("depth", [100, 1000, 5000])
+async def test_deeply_nested_item_is_one_rejection(api: Api, depth: int) -> None:
+    text = (
+        "["
+        + json.dumps(registration_json("d-ok-1"))
+        + ","
+        + _deep_item_text("d-deep", depth)
+        + ","
+        + json.dumps(registration_json("d-ok-2"))
+        + "]"
+    )
+    response = await api.post("/api/v1/changes", data=text.encode())
+    assert response.status == 207, await response.text()
+    body = await response.json()
+    assert body["change_ids"] == ["d-ok-1", "d-ok-2"]
+    [error] = body["errors"]
+    assert error["index"] == 1
+    assert "nested deeper than" in error["message"]
+    [row] = await _rows(api, "SELECT source, payload FROM rejected_changes")
+    assert row[0] == "api" and "d-deep" in row[1]
+
+
+async def test_deeply_nested_ndjson_line_and_single_object(api: Api) -> None:
+    lines = [json.dumps(registration_json("l-ok")), _deep_item_text("l-deep", 3000)]
+    response = await api.post("/api/v1/changes", data="\n".join(lines).encode())
+    assert response.status == 207
+    [error] = (await response.json())["errors"]
+    assert error["index"] == 1 and "nested deeper than" in error["message"]
+
+    single = await api.post("/api/v1/changes", data=_deep_item_text("s-deep", 3000).encode())
+    assert single.status == 400
+    [error] = (await single.json())["errors"]
+    assert error["index"] == 0 and "nested deeper than" in error["message"]
+    assert len(await _rows(api, "SELECT 1 FROM rejected_changes")) == 2
+
+
+async def test_item_over_the_broker_message_limit_is_one_rejection(api: Api) -> None:
+    huge = registration_json("big", extra={"notes": "x" * 1_100_000})
+    items = [registration_json("small", code="RS"), huge]
+    response = await api.post("/api/v1/changes", json=items)
+    assert response.status == 207, await response.text()
+    body = await response.json()
+    assert (body["change_ids"], body["published"]) == (["small"], True)
+    [error] = body["errors"]
+    assert error["index"] == 1
+    assert "broker" in error["message"] and "1,000,000" in error["message"]
+    [row] = await _rows(api, "SELECT change_id, source FROM rejected_changes")
+    assert row == ["big", "api"]
+    records = await read_topic(api.bootstrap, api.changes_topic, until=lambda rs: len(rs) >= 1)
+    assert [r.key for r in records] == [b"RS"]
+
+
+async def test_unreadable_item_in_an_array_leaves_the_others(api: Api) -> None:
+    ok = [json.dumps(registration_json(f"a-{i}")) for i in range(3)]
+    text = f"[{ok[0]}, {{oops: 1}}, {ok[1]} , 12 34, {ok[2]}]"
+    response = await api.post("/api/v1/changes", data=text.encode())
+    assert response.status == 207
+    body = await response.json()
+    assert body["change_ids"] == ["a-0", "a-1", "a-2"]
+    assert [e["index"] for e in body["errors"]] == [1, 3]
+    assert all("invalid JSON" in e["message"] for e in body["errors"])
+    payloads = await _rows(api, "SELECT payload FROM rejected_changes ORDER BY payload")
+    assert [p[0] for p in payloads] == ["12 34", "{oops: 1}"]
+
+
+@pytest.mark.parametrize(
+    ("text", "where"),
+    [
+        ('[{"changeId": "a"}, {"changeId": "b', "line 1 column 34"),
+        ('[{"changeId": "a"}}, {"changeId": "b"}]', "line 1 column 19"),
+        ('[\n  {"changeId": "a"},\n  {"changeId": "b"}', "line 3"),
+    ],
+)
+async def test_an_array_that_cannot_be_split_is_400_naming_the_position(
+    api: Api, text: str, where: str
+) -> None:
+    response = await api.post("/api/v1/changes", data=text.encode())
+    assert response.status == 400
+    [error] = (await response.json())["errors"]
+    assert error["index"] is None
+    assert "invalid JSON array" in error["message"] and where in error["message"]
+
+
+async def test_body_over_the_limit_is_413_naming_it(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("stream.api.ingest.MAX_BODY_BYTES", 4096)
+    body = json.dumps([registration_json(f"b-{i}") for i in range(10)]).encode()
+    assert len(body) > 4096
+    response = await api.post("/api/v1/changes", data=body)
+    assert response.status == 413
+    assert "4,096 bytes" in (await response.json())["errors"][0]["message"]
+
+    async def chunks() -> Any:  # no Content-Length: counted as it arrives
+        for start in range(0, len(body), 1000):
+            yield body[start : start + 1000]
+
+    streamed = await api.post("/api/v1/changes", data=chunks())
+    assert streamed.status == 413
+    assert await _rows(api, "SELECT count(*) FROM changes") == [[0]]
+    small = await api.post("/api/v1/changes", json=[registration_json("fits")])
+    assert small.status == 202

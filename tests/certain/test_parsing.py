@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from stream.certain.events import ChangeEvent
-from stream.certain.parsing import Rejection, parse_change, parse_changes
+from stream.certain.parsing import MAX_DEPTH, Rejection, parse_change, parse_changes, parse_items
 from tests.certain.samples import DESIGN_EXAMPLE, event_change, example, session_change
 
 
@@ -256,3 +256,73 @@ def test_parse_changes_never_raises_on_text(text: str) -> None:
     accepted, rejected = parse_changes(text)
     assert all(isinstance(r, Rejection) for r in rejected)
     assert all(isinstance(c, ChangeEvent) for c in accepted)
+
+
+# -- poisoned items: each one a rejection of its own, the rest of the batch kept --------------
+
+
+def test_lone_surrogate_names_its_path_and_reason() -> None:
+    item = example(changeId="s")
+    item["registration"]["profile"] = {"firstName": "An\udc80a"}
+    result = parse_change(item, index=3)
+    assert isinstance(result, Rejection)
+    assert (result.index, result.path) == (3, "registration.profile.firstName")
+    assert "surrogate" in result.reason and "\\udc80" in result.reason
+    keyed = parse_change(example(changeId="k", **{"x\ud800": 1}))
+    assert isinstance(keyed, Rejection) and keyed.path == "x\\ud800"
+    paired = parse_change(json.loads(json.dumps(example(changeId="p", note="😀"))))
+    assert isinstance(paired, ChangeEvent)
+
+
+def test_nesting_past_the_limit_is_a_rejection_at_its_path() -> None:
+    within: Any = "x"
+    for _ in range(MAX_DEPTH - 1):  # with the change's own object: MAX_DEPTH levels
+        within = [within]
+    assert isinstance(parse_change(example(changeId="ok", extra=within)), ChangeEvent)
+    result = parse_change(example(changeId="deep", extra=[within]))
+    assert isinstance(result, Rejection)
+    assert result.path.startswith("extra[0]") and "nested deeper than" in result.reason
+
+
+def test_an_array_with_an_unreadable_item_is_split_into_its_items() -> None:
+    good = [json.dumps(example(changeId=c)) for c in "abc"]
+    deep = "[" * 3000 + "]" * 3000
+    text = f"[{good[0]}, {{oops}}, {good[1]}, {deep},, {good[2]}] trailing"
+    results = parse_items(text)
+    accepted = [r.change_id for _, r in results if isinstance(r, ChangeEvent)]
+    assert accepted == ["a", "b", "c"]
+    rejected = [(i, r.reason.split(":")[0]) for i, r in results if isinstance(r, Rejection)]
+    assert rejected == [
+        (1, "invalid JSON"),
+        (3, f"nested deeper than {MAX_DEPTH} levels"),
+        (4, "invalid JSON"),
+        (None, "unexpected text after the JSON array"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("text", "where"),
+    [
+        ('[{"a": "b}', "a string that never ends at line 1 column 8"),
+        ('[{"a": 1]]', "an unexpected ']' at line 1 column 9"),
+        ('[\n {"a": 1},\n {"b": [2}', "an unexpected '}' at line 3 column 10"),
+        ('[{"a": 1}', "it never ends at line 1 column 10"),
+    ],
+)
+def test_an_array_that_cannot_be_split_names_the_position(text: str, where: str) -> None:
+    [(index, result)] = parse_items(text)
+    assert index is None and isinstance(result, Rejection)
+    assert "invalid JSON array" in result.reason and where in result.reason
+
+
+def test_ndjson_lines_end_only_at_newlines() -> None:
+    body = json.dumps(example(changeId="u", note="a\u2028b\x85c"), ensure_ascii=False)
+    accepted, rejected = parse_changes(body + "\n" + body.replace('"u"', '"v"'))
+    assert [c.change_id for c in accepted] == ["u", "v"] and rejected == []
+
+
+def test_a_deep_single_object_is_one_rejection() -> None:
+    text = '{\n "changeId": "d",\n "x": ' + "[" * 3000 + "]" * 3000 + "\n}"
+    [(index, result)] = parse_items(text)
+    assert index == 0 and isinstance(result, Rejection)
+    assert "nested deeper than" in result.reason
