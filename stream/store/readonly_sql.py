@@ -14,6 +14,11 @@ Layers, outermost first:
 4. The accepted statement runs in `BEGIN TRANSACTION READ ONLY` on a database opened with
    `enable_external_access=false` and a locked configuration (see `writer.py`), so even a gap in
    the checks above can neither write nor touch the file system.
+
+Every statement's work is bounded: its length (`MAX_SQL_CHARS`, refused before parsing), its
+time (the limit covers the checks above as well as the run; DuckDB work is interrupted), its
+rows (`max_rows`) and, for the operator API, the bytes of its JSON answer (`max_bytes`: rows
+past it are left out and the answer says `truncated`, `truncated_by: "bytes"`).
 """
 
 from __future__ import annotations
@@ -122,6 +127,11 @@ _PRAGMA_NAME = re.compile(r"\APRAGMA\s+([A-Za-z_][A-Za-z0-9_]*)", re.IGNORECASE)
 _DATA_NODE = re.compile(r"_QUERY_NODE\Z")
 
 MAX_ROWS_LIMIT = 100_000
+MAX_SQL_CHARS = 100_000
+"""Longer statements are refused before parsing (a 23 MB `IN (…)` list took minutes to check)."""
+MAX_ANSWER_BYTES = 16 * 1024 * 1024
+"""The operator API's cap on the rows of one JSON answer; more is a mistake or an attack."""
+_FETCH_CHUNK = 256
 
 
 def _strip_leading_noise(text: str) -> str:
@@ -131,6 +141,17 @@ def _strip_leading_noise(text: str) -> str:
 def _preview(text: str, width: int = 80) -> str:
     flat = " ".join(text.split())
     return flat if len(flat) <= width else flat[: width - 1] + "…"
+
+
+def _check_text(sql: str) -> None:
+    try:
+        sql.encode("utf-8")
+    except UnicodeEncodeError as error:
+        raise SqlRefusedError(
+            f"the statement is not valid Unicode text (character {error.start} is a lone "
+            "surrogate)",
+            _preview(sql.encode("utf-8", "backslashreplace").decode("ascii", "replace"), 200),
+        ) from None
 
 
 def _parse(parser: duckdb.DuckDBPyConnection, sql: str) -> list[duckdb.Statement]:
@@ -154,6 +175,12 @@ def check_read_only(sql: str, parser: duckdb.DuckDBPyConnection) -> str:
 
     `parser` is any DuckDB connection; it is used only to parse, never to run the statement.
     """
+    if len(sql) > MAX_SQL_CHARS:
+        raise SqlRefusedError(
+            f"the statement is {len(sql)} characters long; at most {MAX_SQL_CHARS} are allowed",
+            _preview(sql, 200),
+        )
+    _check_text(sql)
     statements = _parse(parser, sql)
     if not statements:
         raise SqlRefusedError("no statement given", sql)
@@ -216,14 +243,20 @@ def _check_pragma(text: str) -> None:
 
 def _check_select(text: str, parser: duckdb.DuckDBPyConnection) -> None:
     rows = parser.execute("SELECT json_serialize_sql(?::VARCHAR)", [text]).fetchall()
-    tree = json.loads(rows[0][0]) if rows else {"error": True}
+    try:
+        tree = json.loads(rows[0][0]) if rows else {"error": True}
+    except RecursionError:
+        raise SqlRefusedError("the statement is nested too deeply to be checked", text) from None
     if tree.get("error"):
         message = tree.get("error_message", "unknown reason")
         if tree.get("error_type") == "parser":
             raise SqlFailedError(f"Parser Error: {message}")
         raise SqlRefusedError(f"the statement could not be analysed ({message})", text)
     problems: list[str] = []
-    _walk(tree.get("statements", []), problems)
+    try:
+        _walk(tree.get("statements", []), problems)
+    except RecursionError:
+        raise SqlRefusedError("the statement is nested too deeply to be checked", text) from None
     if problems:
         unique = list(dict.fromkeys(problems))
         raise SqlRefusedError("; ".join(unique), text)
@@ -274,13 +307,18 @@ class Column:
 
 @dataclass(frozen=True, slots=True)
 class QueryResult:
-    """Rows of an operator query, capped; `truncated` says more rows were available."""
+    """Rows of an operator query, capped; `truncated` says more rows were available.
+
+    `truncated_by` names the cap that cut the answer: `rows` (`max_rows`) or `bytes` (the
+    answer-size cap of the operator API); None when nothing was left out.
+    """
 
     statement: str
     columns: tuple[Column, ...]
     rows: tuple[tuple[Any, ...], ...]
     truncated: bool
     elapsed_ms: float
+    truncated_by: str | None = None
 
     @property
     def column_names(self) -> tuple[str, ...]:
@@ -293,8 +331,13 @@ class QueryResult:
             "rows": [[json_value(v) for v in row] for row in self.rows],
             "row_count": len(self.rows),
             "truncated": self.truncated,
+            "truncated_by": self.truncated_by,
             "elapsed_ms": round(self.elapsed_ms, 3),
         }
+
+    def to_json_bytes(self) -> bytes:
+        """The JSON answer, encoded (blocking: run it off the event loop)."""
+        return json.dumps(self.to_json(), ensure_ascii=False).encode("utf-8", "backslashreplace")
 
 
 def json_value(value: Any) -> Any:
@@ -316,6 +359,11 @@ def json_value(value: Any) -> Any:
     return str(value)
 
 
+def _json_size(row: tuple[Any, ...]) -> int:
+    """About how many bytes `row` takes in the JSON answer (exact for ASCII text)."""
+    return len(json.dumps([json_value(v) for v in row], ensure_ascii=False)) + 1
+
+
 def _rollback(cursor: duckdb.DuckDBPyConnection) -> None:
     # A capped result is left partly read; drop it before ending the transaction. The cursor
     # is discarded after one query, so a failed rollback leaks nothing either.
@@ -325,53 +373,113 @@ def _rollback(cursor: duckdb.DuckDBPyConnection) -> None:
         cursor.execute("ROLLBACK")
 
 
+class _TimeLimit:
+    """Interrupts `cursor` once `timeout_s` has passed; `expired` says whether it did."""
+
+    def __init__(self, cursor: duckdb.DuckDBPyConnection, timeout_s: float | None) -> None:
+        self.timeout_s = timeout_s
+        self._expired = threading.Event()
+        self._timer: threading.Timer | None = None
+        if timeout_s is not None:
+
+            def interrupt() -> None:
+                self._expired.set()
+                cursor.interrupt()
+
+            self._timer = threading.Timer(timeout_s, interrupt)
+            self._timer.daemon = True
+
+    @property
+    def expired(self) -> bool:
+        return self._expired.is_set()
+
+    def error(self) -> SqlFailedError:
+        return SqlFailedError(f"query stopped after the {self.timeout_s:g} s time limit")
+
+    def check(self) -> None:
+        """Raise the time-limit error when the limit passed while no DuckDB call ran (an
+        interrupt outside a running statement is lost)."""
+        if self.expired:
+            raise self.error()
+
+    def __enter__(self) -> _TimeLimit:
+        if self._timer is not None:
+            self._timer.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+
+
 def run_read_only(
     cursor: duckdb.DuckDBPyConnection,
     sql: str,
     *,
     max_rows: int,
     timeout_s: float | None = None,
+    max_bytes: int | None = None,
 ) -> QueryResult:
     """Check `sql`, then run it in a read-only transaction on `cursor` (blocking).
 
-    A timeout interrupts the cursor rather than abandoning the thread, so a runaway query
-    frees its DuckDB worker threads too.
+    The time limit covers the check too. A timeout interrupts the cursor rather than
+    abandoning the thread, so a runaway query frees its DuckDB worker threads too. With
+    `max_bytes`, rows are taken only while their JSON stays within it.
     """
     if not 1 <= max_rows <= MAX_ROWS_LIMIT:
         raise ValueError(f"max_rows must be between 1 and {MAX_ROWS_LIMIT}, got {max_rows}")
-    statement = check_read_only(sql, cursor)
-    timer: threading.Timer | None = None
-    timed_out = threading.Event()
-    if timeout_s is not None:
-
-        def interrupt() -> None:
-            timed_out.set()
-            cursor.interrupt()
-
-        timer = threading.Timer(timeout_s, interrupt)
-        timer.daemon = True
     started = time.perf_counter()
-    cursor.execute("BEGIN TRANSACTION READ ONLY")
-    try:
-        if timer is not None:
-            timer.start()
-        cursor.execute(statement)
-        description = cursor.description or []
-        fetched = cursor.fetchmany(max_rows + 1)
-    except duckdb.Error as exc:
-        if timed_out.is_set():
-            raise SqlFailedError(f"query stopped after the {timeout_s:g} s time limit") from exc
-        raise SqlFailedError(str(exc)) from exc
-    finally:
-        if timer is not None:
-            timer.cancel()
-        _rollback(cursor)
+    limit = _TimeLimit(cursor, timeout_s)
+    with limit:
+        try:
+            statement = check_read_only(sql, cursor)
+            limit.check()
+            cursor.execute("BEGIN TRANSACTION READ ONLY")
+        except duckdb.Error as exc:
+            if limit.expired:
+                raise limit.error() from exc
+            raise SqlFailedError(str(exc)) from exc
+        try:
+            limit.check()
+            cursor.execute(statement)
+            description = cursor.description or []
+            rows, truncated_by = _fetch(cursor, max_rows, max_bytes, limit)
+        except duckdb.Error as exc:
+            if limit.expired:
+                raise limit.error() from exc
+            raise SqlFailedError(str(exc)) from exc
+        finally:
+            _rollback(cursor)
     elapsed_ms = (time.perf_counter() - started) * 1000
     columns = tuple(Column(str(d[0]), str(d[1])) for d in description)
     return QueryResult(
         statement=_preview(statement, 200),
         columns=columns,
-        rows=tuple(tuple(r) for r in fetched[:max_rows]),
-        truncated=len(fetched) > max_rows,
+        rows=rows,
+        truncated=truncated_by is not None,
         elapsed_ms=elapsed_ms,
+        truncated_by=truncated_by,
     )
+
+
+def _fetch(
+    cursor: duckdb.DuckDBPyConnection, max_rows: int, max_bytes: int | None, limit: _TimeLimit
+) -> tuple[tuple[tuple[Any, ...], ...], str | None]:
+    if max_bytes is None:
+        fetched = cursor.fetchmany(max_rows + 1)
+        rows = tuple(tuple(r) for r in fetched[:max_rows])
+        return rows, "rows" if len(fetched) > max_rows else None
+    taken: list[tuple[Any, ...]] = []
+    size = 0
+    while True:
+        limit.check()
+        chunk = cursor.fetchmany(min(_FETCH_CHUNK, max_rows + 1 - len(taken)))
+        if not chunk:
+            return tuple(taken), None
+        for row in chunk:
+            if len(taken) == max_rows:
+                return tuple(taken), "rows"
+            size += _json_size(tuple(row))
+            if size > max_bytes:
+                return tuple(taken), "bytes"
+            taken.append(tuple(row))

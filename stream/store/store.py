@@ -21,7 +21,7 @@ import pyarrow.compute as pc  # type: ignore[import-untyped]
 
 from stream.store import arrow_batches as ab
 from stream.store.errors import ConfigConflictError
-from stream.store.readonly_sql import QueryResult, run_read_only
+from stream.store.readonly_sql import MAX_ANSWER_BYTES, QueryResult, run_read_only
 from stream.store.rows import (
     ApiCallRow,
     ChangeRow,
@@ -235,6 +235,7 @@ class Store:
         path: Path,
         *,
         reader_threads: int = 4,
+        operator_threads: int = 2,
         threads: int | None = None,
         memory_limit: str | None = None,
     ) -> Store:
@@ -247,6 +248,7 @@ class Store:
             Path(path),
             setup=migrate,
             reader_threads=reader_threads,
+            operator_threads=operator_threads,
             threads=threads,
             memory_limit=memory_limit,
         )
@@ -279,6 +281,11 @@ class Store:
 
     async def schema_version(self) -> int:
         return await self._db.read(current_version)
+
+    async def probe(self, timeout_s: float = 2.0) -> bool:
+        """Does the database answer within `timeout_s`? (On a thread of its own: neither the
+        readers nor operators' statements can hold it up.)"""
+        return await self._db.probe(timeout_s)
 
     async def checkpoint(self) -> None:
         await self._db.write_raw(lambda con: con.execute("FORCE CHECKPOINT"))
@@ -774,6 +781,26 @@ class Store:
         return await self._db.read_isolated(
             lambda cursor: run_read_only(cursor, sql, max_rows=max_rows, timeout_s=timeout_s)
         )
+
+    async def operator_query(
+        self,
+        sql: str,
+        *,
+        max_rows: int = 1000,
+        timeout_s: float = 30.0,
+        max_bytes: int = MAX_ANSWER_BYTES,
+    ) -> tuple[QueryResult, bytes]:
+        """An operator's statement (`/sql`): guarded like `query`, on the operators' lane (apart
+        from the service's readers), its answer capped at `max_bytes` and encoded as JSON there
+        too. Returns the result and its JSON."""
+
+        def work(cursor: Con) -> tuple[QueryResult, bytes]:
+            result = run_read_only(
+                cursor, sql, max_rows=max_rows, timeout_s=timeout_s, max_bytes=max_bytes
+            )
+            return result, result.to_json_bytes()
+
+        return await self._db.read_operator(work)
 
 
 def _last_per_key(items: Sequence[RetryItem]) -> list[RetryItem]:

@@ -5,7 +5,10 @@ the loop. One writer thread owns the read-write connection and runs every write 
 transaction, in submission order (DuckDB allows one writing process, and a single writer thread
 also makes compare-and-set updates race-free). Reads run on a small pool of threads, each with
 its own cursor — a cursor is a separate DuckDB connection to the same database, so a long
-operator query runs beside the writer instead of behind it.
+operator query runs beside the writer instead of behind it. Operators' own statements (`/sql`)
+run on a lane of their own (`operator_threads`, default 2), so slow ones never take the
+service's readers (metrics, the retry queue); the health probe has one thread and cursor of its
+own for the same reason.
 
 The database is opened with:
 - `enable_external_access=false`: no file reads or writes through SQL (read_csv, COPY, ATTACH
@@ -101,6 +104,7 @@ class Database:
         readers: ThreadPoolExecutor,
         cursors: queue.SimpleQueue[Con],
         reader_count: int,
+        lanes: _Lanes,
     ) -> None:
         self.path = path
         self._con = con
@@ -108,6 +112,7 @@ class Database:
         self._readers = readers
         self._cursors = cursors
         self._reader_count = reader_count
+        self._lanes = lanes
         self._closed = False
         self._lock = threading.Lock()
 
@@ -118,6 +123,7 @@ class Database:
         *,
         setup: Callable[[Con], object] | None = None,
         reader_threads: int = 4,
+        operator_threads: int = 2,
         threads: int | None = None,
         memory_limit: str | None = None,
     ) -> Database:
@@ -127,6 +133,7 @@ class Database:
         writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="duckdb-writer")
         readers = ThreadPoolExecutor(max_workers=reader_threads, thread_name_prefix="duckdb-read")
         cursors: queue.SimpleQueue[Con] = queue.SimpleQueue()
+        lanes = _Lanes(operator_threads)
 
         def start() -> Con:
             con = _connect(path, threads, memory_limit)
@@ -135,6 +142,7 @@ class Database:
                     setup(con)
                 for _ in range(reader_threads):
                     cursors.put(con.cursor())
+                lanes.fill(con)
             except BaseException:
                 con.close()
                 raise
@@ -146,8 +154,9 @@ class Database:
         except BaseException:
             writer.shutdown(wait=False)
             readers.shutdown(wait=False)
+            lanes.shutdown(wait=False)
             raise
-        return cls(path, con, writer, readers, cursors, reader_threads)
+        return cls(path, con, writer, readers, cursors, reader_threads, lanes)
 
     def _ensure_open(self) -> None:
         if self._closed:
@@ -209,6 +218,21 @@ class Database:
 
         return await self.read(isolated)
 
+    async def read_operator(self, work: Callable[[Con], T]) -> T:
+        """Run `work` on the operators' lane, on a fresh cursor closed afterwards (so no
+        interrupt or transaction state can leak). The lane has `operator_threads` threads:
+        callers bound how many wait for it."""
+        self._ensure_open()
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._lanes.operators, self._lanes.run_operator, work)
+
+    async def probe(self, timeout_s: float) -> bool:
+        """Does the database answer a trivial read within `timeout_s`? On the probe's own
+        thread and cursor; concurrent probes share one read."""
+        if self._closed:
+            return False
+        return await self._lanes.probe(timeout_s)
+
     def _with_cursor(self, work: Callable[[Con], T]) -> T:
         cursor = self._cursors.get()
         try:
@@ -242,6 +266,78 @@ class Database:
 
         try:
             await loop.run_in_executor(None, self._readers.shutdown, True)
+            await loop.run_in_executor(None, self._lanes.close)
             await loop.run_in_executor(self._writer, shutdown)
         finally:
             self._writer.shutdown(wait=True)
+
+
+class _Lanes:
+    """The operators' lane and the health probe: threads and cursors apart from the readers."""
+
+    def __init__(self, operator_threads: int) -> None:
+        self.operators = ThreadPoolExecutor(
+            max_workers=operator_threads, thread_name_prefix="duckdb-operator"
+        )
+        self._operator_cursors: queue.SimpleQueue[Con] = queue.SimpleQueue()
+        self._operator_count = operator_threads
+        self._prober = ThreadPoolExecutor(max_workers=1, thread_name_prefix="duckdb-probe")
+        self._probe_cursor: Con | None = None
+        self._probing: asyncio.Future[bool] | None = None
+
+    def fill(self, con: Con) -> None:
+        """Take cursors of `con` (on the thread that owns it, at open)."""
+        for _ in range(self._operator_count):
+            self._operator_cursors.put(con.cursor())
+        self._probe_cursor = con.cursor()
+
+    def run_operator(self, work: Callable[[Con], T]) -> T:
+        base = self._operator_cursors.get()
+        try:
+            child = base.cursor()
+            try:
+                return work(child)
+            finally:
+                child.close()
+        except StoreError:
+            raise
+        except duckdb.Error as exc:
+            raise StoreReadError(f"read failed: {exc}") from exc
+        finally:
+            self._operator_cursors.put(base)
+
+    def _probe_once(self) -> bool:
+        cursor = self._probe_cursor
+        if cursor is None:
+            return False
+        try:
+            return cursor.execute("SELECT 1").fetchall() == [(1,)]
+        except duckdb.Error:
+            return False
+
+    async def probe(self, timeout_s: float) -> bool:
+        try:
+            if self._probing is None or self._probing.done():
+                loop = asyncio.get_running_loop()
+                self._probing = asyncio.ensure_future(
+                    loop.run_in_executor(self._prober, self._probe_once)
+                )
+            return await asyncio.wait_for(asyncio.shield(self._probing), timeout_s)
+        except (TimeoutError, RuntimeError):
+            return False
+
+    def shutdown(self, *, wait: bool) -> None:
+        self.operators.shutdown(wait=wait)
+        self._prober.shutdown(wait=wait)
+
+    def close(self) -> None:
+        """Wait for running work, then close the lanes' cursors (blocking)."""
+        self.shutdown(wait=True)
+        while True:
+            try:
+                self._operator_cursors.get_nowait().close()
+            except queue.Empty:
+                break
+        if self._probe_cursor is not None:
+            self._probe_cursor.close()
+            self._probe_cursor = None

@@ -1,6 +1,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -10,6 +14,7 @@ import pytest
 from stream.store import SqlFailedError, SqlRefusedError, Store, StoreReadError, readonly_sql
 from stream.store.readonly_sql import check_read_only, json_value, run_read_only
 from tests.store.conftest import T0, change, outcome
+from tests.support.waiting import until
 
 REFUSED: list[tuple[str, str]] = [
     ("INSERT INTO change_log VALUES ('x')", "INSERT"),
@@ -271,3 +276,139 @@ async def test_timestamps_read_back_in_utc(store: Store) -> None:
     result = await store.query("SELECT processed_at, current_setting('TimeZone') FROM outcomes")
     assert result.rows[0][0] == T0
     assert result.rows[0][1] == "UTC"
+
+
+# -- bounded work (issue 11) ----------------------------------------------------------------
+
+
+def test_an_over_long_statement_is_refused_before_it_is_parsed(
+    parser: duckdb.DuckDBPyConnection,
+) -> None:
+    values = ",".join(str(i) for i in range(400_000))  # about 2.7 MB; the probe's was 23 MB
+    sql = f"SELECT count(*) FROM range(10) t(i) WHERE i IN ({values})"
+    started = time.perf_counter()
+    with pytest.raises(SqlRefusedError, match="characters long; at most 100000") as refused:
+        run_read_only(parser.cursor(), sql, max_rows=1, timeout_s=30)
+    elapsed = time.perf_counter() - started
+    print(f"{len(sql)} characters refused in {elapsed * 1000:.1f} ms")
+    assert len(refused.value.statement) <= 200
+    assert elapsed < 5.0  # the check alone took seconds per megabyte
+
+
+def test_the_statement_check_counts_against_the_time_limit(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An analysis that runs long (here: made to run a slow statement) is stopped by the
+    statement's own time limit, instead of holding its thread before the limit starts."""
+    real_check = readonly_sql._check_select
+
+    def slow_check(text: str, parser: duckdb.DuckDBPyConnection) -> None:
+        real_check(text, parser)
+        parser.execute("SELECT count(*) FROM range(100000000000) t(i) WHERE i % 7 = 3").fetchall()
+
+    monkeypatch.setattr(readonly_sql, "_check_select", slow_check)
+    con = duckdb.connect()
+    cursor = con.cursor()
+    outcome: list[BaseException | None] = []
+
+    def run() -> None:
+        try:
+            run_read_only(cursor, "SELECT 1", max_rows=1, timeout_s=0.3)
+            outcome.append(None)
+        except BaseException as error:  # the test reads it below
+            outcome.append(error)
+
+    started = time.perf_counter()
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(30)
+    elapsed = time.perf_counter() - started
+    if thread.is_alive():
+        cursor.interrupt()
+        thread.join(30)
+        pytest.fail(f"the check ran on past the 0.3 s time limit ({elapsed:.1f} s)")
+    print(f"stopped after {elapsed:.2f} s")
+    assert isinstance(outcome[0], SqlFailedError), outcome
+    assert "time limit" in str(outcome[0])
+    con.close()
+
+
+@pytest.mark.parametrize(
+    ("sql", "why"),
+    [
+        ("SELECT " + "[" * 700 + "1" + "]" * 700, "nested too deeply"),
+        ("SELECT 1 FROM " + "(SELECT 1 FROM " * 700 + "range(1)" + ")" * 700, "nested too deeply"),
+        ("SELECT '\udc80'", "not valid Unicode"),
+    ],
+    ids=["deep-list", "deep-subqueries", "lone-surrogate"],
+)
+def test_statements_the_checker_cannot_take_are_refused(
+    parser: duckdb.DuckDBPyConnection, sql: str, why: str
+) -> None:
+    with pytest.raises(SqlRefusedError, match=why):
+        run_read_only(parser.cursor(), sql, max_rows=1, timeout_s=30)
+
+
+def test_the_answer_stops_at_its_byte_cap(parser: duckdb.DuckDBPyConnection) -> None:
+    cap = 1_000_000
+    started = time.perf_counter()
+    result = run_read_only(
+        parser.cursor(),
+        "SELECT repeat(chr(34), 2000) AS quotes FROM range(100000)",
+        max_rows=100_000,
+        timeout_s=30,
+        max_bytes=cap,
+    )
+    body = result.to_json_bytes()
+    print(f"{len(result.rows)} rows, {len(body)} bytes in {time.perf_counter() - started:.2f} s")
+    assert result.truncated and result.truncated_by == "bytes"
+    assert 0 < len(result.rows) < 100_000
+    assert len(body) <= cap + 1000
+    answer = json.loads(body)
+    assert (answer["truncated"], answer["truncated_by"]) == (True, "bytes")
+    assert answer["rows"][0] == ['"' * 2000]
+
+
+def test_the_row_cap_is_named_too(parser: duckdb.DuckDBPyConnection) -> None:
+    result = run_read_only(
+        parser.cursor(), "SELECT * FROM range(10)", max_rows=3, timeout_s=30, max_bytes=10_000
+    )
+    assert (len(result.rows), result.truncated_by) == (3, "rows")
+    whole = run_read_only(
+        parser.cursor(), "SELECT * FROM range(3)", max_rows=3, timeout_s=30, max_bytes=10_000
+    )
+    assert (len(whole.rows), whole.truncated, whole.truncated_by) == (3, False, None)
+
+
+async def test_operator_statements_leave_the_readers_and_the_probe_free(store: Store) -> None:
+    """Slow operator statements fill their own lane: the service's reads and the health probe
+    still answer at once."""
+    slow_sql = "SELECT count(*) FROM range(100000000000) t(i) WHERE i % 7 = 3"
+    slow = [
+        asyncio.create_task(store.operator_query(slow_sql, max_rows=1, timeout_s=2.0))
+        for _ in range(4)
+    ]
+    try:
+        await until_started(store)
+        started = time.perf_counter()
+        assert await store.probe(timeout_s=2.0) is True
+        probed = time.perf_counter() - started
+        version = await asyncio.wait_for(store.schema_version(), 5.0)
+        read = time.perf_counter() - started - probed
+        print(f"probe {probed * 1000:.1f} ms, reader {read * 1000:.1f} ms beside 4 slow statements")
+        assert version >= 1
+        assert not all(task.done() for task in slow)
+    finally:
+        for task in slow:
+            with contextlib.suppress(SqlFailedError):
+                await task
+
+
+async def until_started(store: Store) -> None:
+    """Wait until the operators' lane is busy (both of its threads taken)."""
+
+    async def busy() -> bool:
+        running = store._db._lanes.operators._work_queue.qsize()
+        return running >= 2
+
+    await until(busy, within=10.0, what="the slow statements queued on the operators' lane")
