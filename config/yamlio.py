@@ -22,6 +22,13 @@ from typing import Any
 
 import yaml
 
+from config.input_limits import (
+    BoundedSafeLoader,
+    InputLimitError,
+    check_data,
+    check_size,
+    prescan_yaml,
+)
 from config.models import Account
 from config.validation import Problem, check_raw
 
@@ -75,8 +82,9 @@ class Loaded:
 # --- load --------------------------------------------------------------------------------------
 
 
-class _StrictLoader(yaml.SafeLoader):
-    """Safe loading that refuses a repeated key, which YAML would otherwise let win silently."""
+class _StrictLoader(BoundedSafeLoader):
+    """Safe loading that refuses a repeated key, which YAML would otherwise let win silently,
+    and anchors, aliases and oversized documents (`config.input_limits`)."""
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         seen: dict[Any, yaml.Node] = {}
@@ -97,8 +105,18 @@ class _StrictLoader(yaml.SafeLoader):
 
 
 def parse_yaml(text: str) -> object:
+    """The YAML document in `text`, within `config.input_limits`' bounds; `YamlSyntaxError`
+    when it is not YAML or breaks a bound."""
     try:
-        return yaml.load(text, Loader=_StrictLoader)
+        check_size(text)
+        prescan_yaml(text)
+        data = yaml.load(text, Loader=_StrictLoader)
+        check_data(data)
+        return data
+    except InputLimitError as error:
+        raise YamlSyntaxError(str(error), None, None) from None
+    except RecursionError:
+        raise YamlSyntaxError("nested too deeply", None, None) from None
     except yaml.MarkedYAMLError as error:
         mark = error.problem_mark or error.context_mark
         problem = error.problem or error.context or "invalid YAML"

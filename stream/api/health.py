@@ -2,12 +2,17 @@
 
 200 when the store answers and the broker is reachable, 503 otherwise; the body says which, the
 version, the newest configuration snapshot published, and when the last change was seen.
+
+Cheap and independent of everything else control does: the store is probed on a thread and
+cursor of its own (not the readers `/sql`, metrics or the retry queue use), the broker check is
+shared by requests that arrive while one runs, and each check gives up after `CHECK_TIMEOUT_S`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
@@ -20,13 +25,10 @@ async def healthz(request: web.Request) -> web.Response:
     deps = deps_of(request)
     store_ok = False
     with contextlib.suppress(Exception):
-        await asyncio.wait_for(deps.store.schema_version(), CHECK_TIMEOUT_S)
-        store_ok = True
+        store_ok = await deps.store.probe(CHECK_TIMEOUT_S)
     broker_ok: bool | None = None
     if deps.broker_ok is not None:
-        broker_ok = False
-        with contextlib.suppress(Exception):
-            broker_ok = await asyncio.wait_for(deps.broker_ok(), CHECK_TIMEOUT_S)
+        broker_ok = await request.app[BROKER_CHECK].run(deps.broker_ok)
     seen = deps.last_change_seen() if deps.last_change_seen is not None else None
     published = deps.config.published
     ok = store_ok and broker_ok is not False
@@ -41,5 +43,28 @@ async def healthz(request: web.Request) -> web.Response:
     return web.json_response(body, status=200 if ok else 503)
 
 
+class SharedCheck:
+    """One broker check at a time: a request arriving while one runs waits for its answer."""
+
+    def __init__(self) -> None:
+        self._running: asyncio.Future[bool] | None = None
+
+    async def run(self, check: Callable[[], Awaitable[bool]]) -> bool:
+        if self._running is None or self._running.done():
+            self._running = asyncio.ensure_future(_bounded(check))
+        return await asyncio.shield(self._running)
+
+
+async def _bounded(check: Callable[[], Awaitable[bool]]) -> bool:
+    try:
+        return bool(await asyncio.wait_for(check(), CHECK_TIMEOUT_S))
+    except Exception:
+        return False
+
+
+BROKER_CHECK: web.AppKey[SharedCheck] = web.AppKey("signal_health_broker_check", SharedCheck)
+
+
 def add_routes(app: web.Application) -> None:
+    app[BROKER_CHECK] = SharedCheck()
     app.router.add_get("/healthz", healthz)

@@ -29,10 +29,11 @@ from typing import Any
 from pydantic import SecretStr
 
 from config.completeness import completeness
+from config.input_limits import parse_json
 from config.models import Account, Assignments, Connection, Flow, Mode, Tag
 from config.models import Mapping as MappingModel
 from config.validation import Problem, validate_account
-from config.yamlio import YamlSyntaxError, load_raw, load_text
+from config.yamlio import Loaded, YamlSyntaxError, load_raw, load_text
 from stream.certain.events import ChangeEvent
 from stream.certain.parsing import parse_change
 from stream.core.catalog import EMPTY_CATALOG, EventCatalog
@@ -419,13 +420,24 @@ class ConfigService:
     async def import_text(self, text: str, actor: str, *, json_body: bool = False) -> ImportResult:
         """Replace the account with a YAML (or JSON) document, validated as a whole.
 
-        Raises `InvalidConfigError` with every problem by path; nothing is changed then.
+        Raises `InvalidConfigError` with every problem by path; nothing is changed then. The
+        text is parsed and validated on a thread (`load_import`), off the event loop.
+        """
+        loaded = await asyncio.to_thread(self.load_import, text, json_body)
+        assert loaded.account is not None
+        return await self.replace_account(loaded.account, actor, literal=loaded.literal_secrets)
+
+    def load_import(self, text: str, json_body: bool = False) -> Loaded:
+        """The account in a YAML (or JSON) document, validated (blocking: parsing is bounded
+        by `config.input_limits`, but may still take a second or two).
+
+        Raises `InvalidConfigError` with every problem by path.
         """
         env = self._environment()
         try:
             if json_body:
                 try:
-                    raw = json.loads(text)
+                    raw = parse_json(text)
                 except ValueError as error:
                     raise InvalidConfigError(
                         f"not JSON: {error}", [Problem("", f"not JSON: {error}")]
@@ -441,7 +453,7 @@ class ConfigService:
             ) from None
         if loaded.account is None or loaded.problems:
             raise InvalidConfigError("the configuration has problems", loaded.problems)
-        return await self.replace_account(loaded.account, actor, literal=loaded.literal_secrets)
+        return loaded
 
     async def replace_account(
         self, account: Account, actor: str, *, literal: Iterable[str] = ()

@@ -37,6 +37,7 @@ from stream.control.secret_store import SecretStore
 from stream.control.token import load_or_create_token
 from stream.messages import ConfigSnapshot
 from stream.metrics.queries import RuntimeStatus
+from stream.private_files import secure_data_dir
 from stream.store import Store
 
 log = logging.getLogger("signal.control")
@@ -118,7 +119,7 @@ class ControlRuntime(Service):
 
     async def on_start(self) -> None:
         s = self.settings
-        s.data_dir.mkdir(parents=True, exist_ok=True)
+        secure_data_dir(s.data_dir, log)  # 0700, its files 0600 (stream.private_files)
         await topics.declare_topics(s.broker_url, _declared_topics())
         self.store = await Store.open(s.database_path, memory_limit=s.store_memory_limit)
         self.producer = AIOKafkaProducer(

@@ -53,10 +53,15 @@ def _read_existing(path: Path) -> str:
 
 
 def token_matches(expected: str, given: str | None) -> bool:
-    """Constant-time comparison; a missing token never matches."""
+    """Constant-time comparison; a missing token, or one that is not text (a header of
+    undecodable bytes), never matches."""
     if not given:
         return False
-    return hmac.compare_digest(expected.encode(), given.encode())
+    try:
+        offered = given.encode()
+    except UnicodeEncodeError:
+        return False
+    return hmac.compare_digest(expected.encode(), offered)
 
 
 def bearer_token(header: str | None) -> str | None:

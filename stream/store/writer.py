@@ -284,6 +284,8 @@ class _Lanes:
         self._prober = ThreadPoolExecutor(max_workers=1, thread_name_prefix="duckdb-probe")
         self._probe_cursor: Con | None = None
         self._probing: asyncio.Future[bool] | None = None
+        self._running: set[Con] = set()
+        self._running_lock = threading.Lock()
 
     def fill(self, con: Con) -> None:
         """Take cursors of `con` (on the thread that owns it, at open)."""
@@ -295,9 +297,13 @@ class _Lanes:
         base = self._operator_cursors.get()
         try:
             child = base.cursor()
+            with self._running_lock:
+                self._running.add(child)
             try:
                 return work(child)
             finally:
+                with self._running_lock:
+                    self._running.discard(child)
                 child.close()
         except StoreError:
             raise
@@ -327,11 +333,16 @@ class _Lanes:
             return False
 
     def shutdown(self, *, wait: bool) -> None:
-        self.operators.shutdown(wait=wait)
+        self.operators.shutdown(wait=wait, cancel_futures=True)
         self._prober.shutdown(wait=wait)
 
     def close(self) -> None:
-        """Wait for running work, then close the lanes' cursors (blocking)."""
+        """Interrupt operators' statements still running, wait for them, then close the lanes'
+        cursors (blocking)."""
+        with self._running_lock:
+            for cursor in self._running:
+                with contextlib.suppress(duckdb.Error):
+                    cursor.interrupt()
         self.shutdown(wait=True)
         while True:
             try:
