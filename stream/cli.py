@@ -13,6 +13,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from stream.commands import COMMANDS
+from stream.private_files import restrict_umask
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -29,6 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    restrict_umask()  # what Signal writes (data dir, logs, exports) is its owner's only
     parser = build_parser()
     args = parser.parse_args(argv)
     handler: Handler | None = getattr(args, "handler", None)

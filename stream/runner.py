@@ -59,6 +59,7 @@ from config.settings import Settings
 from console import session
 from stream.apiclient import ApiClient, ApiError, RequestRefused
 from stream.broker import BrokerStartError, EmbeddedBroker, die_with_parent, normalize_broker_url
+from stream.private_files import secure_data_dir
 from stream.topics import TopicMismatch, declare_topics
 
 STOP_TIMEOUT_S = 10.0
@@ -251,7 +252,11 @@ class Runner:
         return 0
 
     async def _start(self) -> None:
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+        tightened = secure_data_dir(self.data_dir, None)  # 0700, files 0600
+        if tightened:
+            self.say(
+                f"data dir made owner-only (it was readable by others): {', '.join(tightened)}"
+            )
         env = self.child_env
         env.update(os.environ)
         env["SIGNAL_DATA_DIR"] = str(self.data_dir)
