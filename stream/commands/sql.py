@@ -2,6 +2,10 @@
 
 DuckDB allows one writing process, and control is it; the query runs there, guarded to reads
 only. Output as an aligned table (default), CSV or JSON (a list of objects, one per row).
+
+The table is for a terminal: control characters in the data (an attendee named
+`\x1b]0;…\x07` would otherwise retitle or rewrite the operator's terminal) are shown escaped
+(`\x1b`), in column names too. CSV and JSON keep the data exact.
 """
 
 from __future__ import annotations
@@ -9,6 +13,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import re
 import sys
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -83,13 +88,28 @@ def _plain(value: Any) -> str:
     return str(value)
 
 
+_CONTROL = re.compile(r"[\x00-\x09\x0b-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
+"""C0 and C1 controls (ESC, CSI, OSC, BEL …), Unicode line separators and lone surrogates;
+line feeds are shown as ⏎ instead."""
+
+
+def _escape_controls(text: str) -> str:
+    return _CONTROL.sub(
+        lambda m: (
+            f"\\x{ord(m.group()):02x}" if ord(m.group()) < 0x100 else f"\\u{ord(m.group()):04x}"
+        ),
+        text,
+    )
+
+
 def _cell(value: Any) -> str:
     text = "NULL" if value is None else _plain(value)
-    text = text.replace("\n", "⏎")
+    text = _escape_controls(text.replace("\n", "⏎"))
     return text if len(text) <= MAX_CELL else text[: MAX_CELL - 1] + "…"
 
 
 def table(columns: list[str], rows: list[list[Any]]) -> str:
+    columns = [_cell(c) for c in columns]
     cells = [[_cell(v) for v in row] for row in rows]
     widths = [len(c) for c in columns]
     for row in cells:

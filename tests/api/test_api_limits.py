@@ -13,19 +13,8 @@ from stream.api import sql as sql_route
 from stream.api.account import IMPORT_SLOTS
 from stream.api.sql import SQL_SLOTS
 from tests.api.api_harness import Api
+from tests.support.hostile import HUGE_ANSWER_SQL, SLOW_SQL, alias_bomb
 from tests.support.waiting import until
-
-SLOW_SQL = "SELECT count(*) FROM range(100000000000) t(i) WHERE i % 7 = 3"
-
-
-def alias_bomb(levels: int = 8, width: int = 9) -> str:
-    """The probe's YAML: each level an anchored list of `width` aliases of the one before."""
-    lines = ['a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
-    previous = "a"
-    for name in "bcdefghijklmnop"[:levels]:
-        lines.append(f"{name}: &{name} [" + ",".join([f"*{previous}"] * width) + "]")
-        previous = name
-    return "\n".join(lines) + "\n"
 
 
 def error_messages(body: dict[str, object]) -> str:
@@ -120,7 +109,7 @@ async def test_the_answer_is_capped_in_bytes(api: Api, monkeypatch: pytest.Monke
     started = time.perf_counter()
     response = await api.post(
         "/api/v1/sql",
-        json={"sql": "SELECT repeat(chr(34), 2000) FROM range(100000)", "max_rows": 100_000},
+        json={"sql": HUGE_ANSWER_SQL, "max_rows": 100_000},
     )
     raw = await response.read()
     elapsed = time.perf_counter() - started

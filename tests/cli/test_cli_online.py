@@ -83,6 +83,26 @@ def test_sql_formats(env: ControlProcess, capsys: pytest.CaptureFixture[str]) ->
     assert "one | text" in table and "(2 rows)" in table
 
 
+ATTENDEE = "\x1b]0;pwned\x07Eve \x1b[2J\x9b31m"
+"""An attendee name that retitles the terminal, clears it and sets a colour (C1 CSI) when printed
+raw."""
+
+
+def test_sql_table_output_prints_no_terminal_escapes(
+    env: ControlProcess, capsys: pytest.CaptureFixture[str]
+) -> None:
+    query = f"SELECT '{ATTENDEE}' AS attendee, 1 AS n"
+    assert main(["sql", query]) == 0
+    table = capsys.readouterr().out
+    assert "\x1b" not in table and "\x07" not in table and "\x9b" not in table
+    assert "\\x1b]0;pwned\\x07Eve \\x1b[2J\\x9b31m" in table
+    # CSV and JSON keep the data exact.
+    assert main(["sql", query, "--format", "json"]) == 0
+    assert json.loads(capsys.readouterr().out) == [{"attendee": ATTENDEE, "n": 1}]
+    assert main(["sql", query, "--format", "csv"]) == 0
+    assert capsys.readouterr().out == f"attendee,n\n{ATTENDEE},1\n"
+
+
 def test_sql_truncation_is_reported(
     env: ControlProcess, capsys: pytest.CaptureFixture[str]
 ) -> None:
