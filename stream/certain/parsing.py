@@ -131,7 +131,7 @@ def _items(items: Sequence[Any] | str | bytes) -> list[tuple[int | None, Any]]:
         return list(enumerate(items))
     text = items.lstrip("\ufeff")
     start = text.lstrip()[:1]
-    if start == "[":
+    if start == "[" and not _array_then_more_lines(text):
         return _array_items(text)
     if start == "{":
         single = _single_object(text)
@@ -161,6 +161,20 @@ def _array_items(text: str) -> list[tuple[int | None, Any]]:
         reason = "unexpected text after the JSON array"
         result.append((None, _reject(None, rest.strip(), [Problem("", reason)])))
     return result
+
+
+def _array_then_more_lines(text: str) -> bool:
+    """NDJSON whose first line is an array: that line holds a whole value and more follows."""
+    body = text.lstrip()
+    newline = body.find("\n")
+    if newline < 0 or not body[newline:].strip():
+        return False
+    first = body[:newline]
+    try:
+        _commas, end = _scan(first, 0)
+    except _Unsplittable:
+        return False
+    return not first[end:].strip()
 
 
 def _single_object(text: str) -> tuple[int | None, Any] | None:

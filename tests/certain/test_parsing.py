@@ -326,3 +326,11 @@ def test_a_deep_single_object_is_one_rejection() -> None:
     [(index, result)] = parse_items(text)
     assert index == 0 and isinstance(result, Rejection)
     assert "nested deeper than" in result.reason
+
+
+def test_ndjson_whose_first_line_is_an_array() -> None:
+    lines = ["[1]", json.dumps(example(changeId="after")), "[" * 3000 + "]" * 3000]
+    results = parse_items("\n".join(lines))
+    assert [(i, isinstance(r, Rejection)) for i, r in results] == [(0, True), (1, False), (2, True)]
+    pretty = parse_items("[\n" + json.dumps(example(changeId="p")) + ",\n oops\n]\n")
+    assert [(i, isinstance(r, Rejection)) for i, r in pretty] == [(0, False), (1, True)]
