@@ -38,9 +38,12 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from bench import sized
 from bench.broker_raw import consume, produce
+from config.models import Account
+from config.secret_refs import secret_binding
 from stream.broker import EmbeddedBroker, die_with_parent
 from stream.marketo.sandbox import Sandbox, SandboxConfig
 from stream.messages import ConfigSnapshot
+from stream.sealing import KEY_FILE_NAME, SecretBox
 from stream.topics import ALL_TOPICS, TopicSpec, declare_topics
 
 REPO = Path(__file__).resolve().parents[1]
@@ -178,11 +181,14 @@ async def run(route_changes: int, deliver_changes: int) -> None:
             max_partition_fetch_bytes=4 * 1024 * 1024,
         )
         await consumer.start()
-        snapshot = ConfigSnapshot(
-            version=1, account=account(sandbox.url), secrets={"mkto-prod": "sandbox-secret"}
-        )
-        await producer.send_and_wait("signal-config", snapshot.dumps(), key=b"snapshot")
         with tempfile.TemporaryDirectory() as data_dir:
+            # The worker opens the sealed secret with the key in its data dir, as control's.
+            box = SecretBox.load_or_create(Path(data_dir) / KEY_FILE_NAME)
+            data = account(sandbox.url)
+            [connection] = Account.model_validate(data).connections
+            sealed = box.seal("sandbox-secret", "mkto-prod", secret_binding(connection))
+            snapshot = ConfigSnapshot(version=1, account=data, secrets={"mkto-prod": sealed})
+            await producer.send_and_wait("signal-config", snapshot.dumps(), key=b"snapshot")
             log_path = Path(data_dir) / "worker.log"
             env = {k: v for k, v in os.environ.items() if not k.startswith("SIGNAL_")}
             with log_path.open("wb") as log:

@@ -7,6 +7,8 @@ from pathlib import Path
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from config.secret_refs import DEFAULT_PATTERNS, EnvAllowList
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="SIGNAL_", env_file=".env", extra="ignore")
@@ -36,11 +38,26 @@ class Settings(BaseSettings):
     recovery_batch: int = Field(
         default=2000, ge=1, description="Pairs (and changes) recovery takes per scan and kind."
     )
+    secret_env_allowlist: str = Field(
+        default=",".join(DEFAULT_PATTERNS),
+        description="Patterns (*, ?) of the environment variables a ${VAR} secret reference may "
+        "name, separated by commas; empty: none.",
+    )
+    config_key_file: Path | None = Field(
+        default=None,
+        description="Key sealing the secrets on signal-config; default <data dir>/config-key.",
+    )
 
     @field_validator("broker")
     @classmethod
     def _blank_is_unset(cls, value: str | None) -> str | None:
         return value or None
+
+    @field_validator("secret_env_allowlist")
+    @classmethod
+    def _allowlist(cls, value: str) -> str:
+        EnvAllowList.parse(value)
+        return value
 
     @field_validator("api")
     @classmethod
@@ -55,6 +72,15 @@ class Settings(BaseSettings):
         if self.recovery_horizon_days * 86400.0 <= self.recovery_grace_s:
             raise ValueError("SIGNAL_RECOVERY_HORIZON_DAYS must be longer than the grace")
         return self
+
+    @property
+    def env_allowlist(self) -> EnvAllowList:
+        return EnvAllowList.parse(self.secret_env_allowlist)
+
+    @property
+    def config_key_path(self) -> Path:
+        """The key control seals connection secrets with before publishing them."""
+        return self.config_key_file or self.data_dir / "config-key"
 
     @property
     def api_host(self) -> str:

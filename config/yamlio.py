@@ -30,6 +30,7 @@ from config.input_limits import (
     prescan_yaml,
 )
 from config.models import Account
+from config.secret_refs import DEFAULT_ALLOWLIST, EnvAllowList
 from config.validation import Problem, check_raw
 
 ENV_REFERENCE = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$")
@@ -136,13 +137,18 @@ def parse_yaml(text: str) -> object:
 
 
 def resolve_secrets(
-    raw: object, env: Mapping[str, str] | None = None, *, require: bool = True
+    raw: object,
+    env: Mapping[str, str] | None = None,
+    *,
+    require: bool = True,
+    allow: EnvAllowList = DEFAULT_ALLOWLIST,
 ) -> tuple[object, list[Problem], list[str]]:
     """Replace `${VAR}` secrets by their values, remembering the variable name.
 
-    Returns the resolved copy, the problems (an unset variable, when `require`), and the paths
-    of secrets given literally. With `require=False` an unset variable leaves the secret empty
-    but keeps its reference, so the configuration still loads and exports unchanged.
+    Returns the resolved copy, the problems (an unset variable, when `require`; a name outside
+    `allow`, always), and the paths of secrets given literally. With `require=False` an unset
+    variable leaves the secret empty but keeps its reference, so the configuration still loads
+    and exports unchanged. A name outside `allow` is never looked up.
     """
     environment = os.environ if env is None else env
     if not isinstance(raw, Mapping) or not isinstance(raw.get("connections"), list):
@@ -165,6 +171,10 @@ def resolve_secrets(
         if name is None:
             continue
         connection["client_secret_ref"] = name
+        if not allow.allows(name):
+            connection.pop("client_secret", None)
+            problems.append(Problem(path, allow.refusal(name)))
+            continue
         value = environment.get(name)
         if value:
             connection["client_secret"] = value
@@ -178,17 +188,25 @@ def resolve_secrets(
 
 
 def load_text(
-    text: str, env: Mapping[str, str] | None = None, *, require_env: bool = True
+    text: str,
+    env: Mapping[str, str] | None = None,
+    *,
+    require_env: bool = True,
+    allow: EnvAllowList = DEFAULT_ALLOWLIST,
 ) -> Loaded:
     """Parse, resolve secrets, load and validate; never raises for a bad configuration
     except `YamlSyntaxError` when the text is not YAML at all."""
-    return load_raw(parse_yaml(text), env, require_env=require_env)
+    return load_raw(parse_yaml(text), env, require_env=require_env, allow=allow)
 
 
 def load_raw(
-    raw: object, env: Mapping[str, str] | None = None, *, require_env: bool = True
+    raw: object,
+    env: Mapping[str, str] | None = None,
+    *,
+    require_env: bool = True,
+    allow: EnvAllowList = DEFAULT_ALLOWLIST,
 ) -> Loaded:
-    resolved, problems, literal = resolve_secrets(raw, env, require=require_env)
+    resolved, problems, literal = resolve_secrets(raw, env, require=require_env, allow=allow)
     account, found = check_raw(resolved)
     return Loaded(account, [*problems, *found], literal)
 

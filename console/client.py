@@ -119,6 +119,9 @@ class ConnectionRow:
     primary: bool
     force_update: bool
     raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    secret_cleared: str | None = None
+    """Why control cleared the secret (the identity URL or client id changed), until a new one
+    is entered."""
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> ConnectionRow:
@@ -132,6 +135,7 @@ class ConnectionRow:
             primary=bool(data.get("primary", False)),
             force_update=bool(data.get("force_update", False)),
             raw=dict(data),
+            secret_cleared=data.get("secret_cleared") or None,
         )
 
 

@@ -2,7 +2,8 @@
 
 They are JSON on the wire and versioned by shape only, so every field a later reader might lack
 has a default. Secrets never travel in these messages except in `ConfigSnapshot`, which the
-pipeline needs to authenticate against Marketo; that topic is internal and never logged.
+pipeline needs to authenticate against Marketo, and there only sealed (`stream.sealing`): a plain
+consumer of `signal-config` reads no secret.
 """
 
 from __future__ import annotations
@@ -175,4 +176,6 @@ class ConfigSnapshot(Message):
     published_at: datetime = Field(default_factory=utcnow)
     account: dict[str, Any]
     secrets: dict[str, str] = Field(default_factory=dict, repr=False)
+    """Connection id → its client secret sealed for the connection's identity URL and client id
+    (`stream.sealing.SecretBox`); never a secret in clear."""
     catalog: dict[str, Any] = Field(default_factory=dict)

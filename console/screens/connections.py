@@ -1,7 +1,9 @@
 """Connections: the list, and the add/edit form with Save & Test.
 
 The client secret is write-only: the form never receives it, shows only whether one is set and
-where it comes from, and sends a new one only when the operator typed it.
+where it comes from, and sends a new one only when the operator typed it. A secret is bound to the
+identity URL and client id it was entered for: when a save changes either without a new secret,
+control clears it and the form says so; Save & Test then tests nothing until one is entered.
 """
 
 from __future__ import annotations
@@ -31,7 +33,14 @@ from console.screens.base import BaseScreen
 from console.screens.modals import TypeToConfirmModal
 
 CSS = Path(__file__).with_name("connections.tcss")
-READ_ONLY_KEYS = ("secret_set", "secret_source", "secret_updated_at", "version")
+READ_ONLY_KEYS = (
+    "secret_set",
+    "secret_source",
+    "secret_updated_at",
+    "secret_cleared",
+    "client_secret_ref",
+    "version",
+)
 
 
 def secret_text(row: ConnectionRow) -> Text:
@@ -240,7 +249,7 @@ class ConnectionForm(BaseScreen):
             )
             yield Label("Client Id")
             yield Input(raw.get("client_id") or "", id="client_id")
-            yield Label(self._secret_label())
+            yield Label(self._secret_label(), id="secret-label")
             yield Input(
                 "",
                 id="client_secret",
@@ -277,6 +286,8 @@ class ConnectionForm(BaseScreen):
         if self.row.secret_set:
             source = fmt.esc(self.row.secret_source or "stored")
             return f"Client Secret (set, {source}; type to replace)"
+        if self.row.secret_cleared:
+            return "Client Secret (cleared: enter it again)"
         return "Client Secret (not set)"
 
     def values(self) -> tuple[dict[str, Any], str | None]:
@@ -302,7 +313,7 @@ class ConnectionForm(BaseScreen):
         secret = self.query_one("#client_secret", Input).value or None
         return body, secret
 
-    def _busy(self, busy: bool, note: str = "") -> None:
+    def _busy(self, busy: bool, note: str | Text = "") -> None:
         self.query_one("#busy").display = busy
         for button in self.query(Button):
             button.disabled = busy
@@ -356,8 +367,8 @@ class ConnectionForm(BaseScreen):
             self.post_message(ApiFailed("save the connection", error.message))
             return
         self.post_message(ConnectionSaved(saved))
-        if not test:
-            return
+        if not test or not saved.secret_set:
+            return  # without a secret nothing is sent: `saved` says why
         try:
             result = await client.test_connection(saved.id)
         except ApiError as error:
@@ -375,8 +386,18 @@ class ConnectionForm(BaseScreen):
         self.query_one("#id", Input).disabled = True
         self.query_one("#client_secret", Input).value = ""
         self.query_one("#client_secret", Input).placeholder = "leave empty to keep"
+        self.query_one("#secret-label", Label).update(self._secret_label())
         self.notify(f"Saved {message.connection.name}", timeout=2)
-        if self._testing:
+        cleared = message.connection.secret_cleared
+        if cleared:
+            self.query_one("#client_secret", Input).placeholder = "client secret"
+            self.notify(cleared, title="Client secret cleared", severity="warning", timeout=10)
+        if self._testing and not message.connection.secret_set:
+            why = cleared or "there is no client secret; enter it"
+            self._busy(False, Text(f"✗ Saved, not tested: {why}", style="bold yellow"))
+        elif cleared:
+            self._busy(False, Text(f"✓ Saved — {cleared}", style="bold yellow"))
+        elif self._testing:
             self.query_one("#result", Static).update("✓ Saved — testing…")
         else:
             self._busy(False, "✓ Saved")

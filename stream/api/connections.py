@@ -2,8 +2,13 @@
 
 A connection's `client_secret` is accepted on create and replace and never returned: answers
 say only whether a secret is set, where it comes from and when it was last replaced. A body
-without `client_secret` keeps the stored one; `"client_secret": "${VAR}"` reads it from control's
-environment. Marketo calls made by a test or a refresh are recorded in `api_calls` like any other.
+without `client_secret` keeps the stored one, unless it changes the identity URL or the client
+id: the secret was entered for those, so it is cleared and the answer's `secret_cleared` says so
+("the client secret was cleared because the identity URL changed; enter it again").
+`"client_secret": "${VAR}"` reads it from control's environment, for a name on the allow-list
+only (`SIGNAL_SECRET_ENV_ALLOWLIST`; 422 otherwise, whether the variable exists or not); a
+`client_secret_ref` in the body is read-only like `secret_set`. Marketo calls made by a test or a
+refresh are recorded in `api_calls` like any other.
 """
 
 from __future__ import annotations
@@ -46,6 +51,7 @@ def connection_json(deps: ApiDeps, connection: Connection) -> dict[str, Any]:
         "secret_set": connection.client_secret is not None,
         "secret_source": deps.config.secret_source(connection),
         "secret_updated_at": deps.config.secret_updated_at(connection.id),
+        "secret_cleared": deps.config.secret_cleared(connection.id),
         "version": deps.config.version_of("connection", connection.id),
     }
 
@@ -62,10 +68,19 @@ async def get_connection(request: web.Request) -> web.Response:
     return web.json_response(connection_json(deps, connection))
 
 
-_READ_ONLY = ("secret_set", "secret_source", "secret_updated_at", "version")
+_READ_ONLY = (
+    "secret_set",
+    "secret_source",
+    "secret_updated_at",
+    "secret_cleared",
+    "client_secret_ref",
+    "version",
+)
 
 
-def _parse(body: dict[str, Any]) -> tuple[Connection | None, str | None, web.Response | None]:
+def _parse(
+    deps: ApiDeps, body: dict[str, Any]
+) -> tuple[Connection | None, str | None, web.Response | None]:
     """The connection and the new secret (None: keep), or a 422 answer."""
     body = {k: v for k, v in body.items() if k not in _READ_ONLY}
     secret = body.pop("client_secret", None)
@@ -75,6 +90,10 @@ def _parse(body: dict[str, Any]) -> tuple[Connection | None, str | None, web.Res
             return None, None, problems_response(422, [problem])
         match = _ENV_REFERENCE.match(secret.strip())
         if match:
+            allowlist = deps.config.env_allowlist
+            if not allowlist.allows(match.group(1)):
+                problem = Problem("client_secret", allowlist.refusal(match.group(1)))
+                return None, None, problems_response(422, [problem])
             body["client_secret_ref"] = match.group(1)
             secret = None
     try:
@@ -85,7 +104,7 @@ def _parse(body: dict[str, Any]) -> tuple[Connection | None, str | None, web.Res
 
 async def create_connection(request: web.Request) -> web.Response:
     deps = deps_of(request)
-    connection, secret, problem = _parse(await json_object(request))
+    connection, secret, problem = _parse(deps, await json_object(request))
     if problem is not None or connection is None:
         return problem or json_error(422, "invalid connection")
     saved = await deps.config.save_connection(
@@ -100,7 +119,7 @@ async def put_connection(request: web.Request) -> web.Response:
     deps.config.connection(connection_id)
     body = await json_object(request)
     body.setdefault("id", connection_id)
-    connection, secret, problem = _parse(body)
+    connection, secret, problem = _parse(deps, body)
     if problem is not None or connection is None:
         return problem or json_error(422, "invalid connection")
     if connection.id != connection_id:

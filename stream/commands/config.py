@@ -92,7 +92,7 @@ def _load_file(path: Path, err: TextIO) -> Loaded | None:
         print(f"{path}: not UTF-8 text ({error.reason})", file=err)
         return None
     try:
-        return load_text(text)
+        return load_text(text, allow=Settings().env_allowlist)
     except YamlSyntaxError as error:
         where = f":{error.line}:{error.column}" if error.line is not None else ""
         print(f"{path}{where}: YAML syntax error: {error.problem}", file=err)

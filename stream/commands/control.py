@@ -120,6 +120,8 @@ def control_settings(settings: Settings, broker_url: str, schedule: Any) -> Cont
         recovery_horizon_s=settings.recovery_horizon_days * 86400.0,
         recovery_max_redrives=settings.recovery_max_redrives,
         recovery_batch=settings.recovery_batch,
+        env_allowlist=settings.env_allowlist,
+        config_key_file=settings.config_key_path,
     )
 
 

@@ -30,7 +30,9 @@ class PipelineCommand:
             self.name,
             help=self.help,
             description="Consume certain-changes and signal-redrive, evaluate flows, deliver to "
-            "Marketo and publish outcomes. Settings: SIGNAL_BROKER, SIGNAL_DATA_DIR.",
+            "Marketo and publish outcomes. Settings: SIGNAL_BROKER, SIGNAL_DATA_DIR, "
+            "SIGNAL_CONFIG_KEY_FILE (the key control seals connection secrets with; default "
+            "<data dir>/config-key).",
         )
         parser.add_argument("--broker", help="Kafka URL (default: $SIGNAL_BROKER)")
         parser.add_argument("--data-dir", type=Path, help="default: $SIGNAL_DATA_DIR or ./var")
@@ -97,8 +99,12 @@ def run(args: argparse.Namespace) -> int:
     import faust
 
     from stream.pipeline.app import PipelineOptions, create_app
+    from stream.sealing import KEY_FILE_NAME
 
-    app = create_app(PipelineOptions(broker_url=url, data_dir=Path(data_dir)))
+    key_file = settings.config_key_file or Path(data_dir) / KEY_FILE_NAME
+    app = create_app(
+        PipelineOptions(broker_url=url, data_dir=Path(data_dir), config_key_file=key_file)
+    )
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     worker = faust.Worker(app, loglevel=args.log_level, loop=loop, redirect_stdouts=False)

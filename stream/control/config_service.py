@@ -3,13 +3,19 @@
 Each object (tag, connection, mapping, flow, the assignments, the account header with the order
 of every list) is one row of `config_objects`, so the audit trail says which flow changed and
 how, not "the account changed". Secrets never reach the store: a connection's secret comes from
-the environment variable it names or from the `SecretStore` file; the stored body only says when
-the secret was last replaced, which is what makes a secret change visible in the audit.
+the environment variable it names (only names on the allow-list, `EnvAllowList`) or from the
+`SecretStore` file; the stored body only says when the secret was last replaced, which is what
+makes a secret change visible in the audit, and why it was cleared, if it was.
+
+A secret is bound to the identity URL and client id it was entered for (`secret_binding`): a
+change of either that does not come with a new secret (or `${VAR}` reference) clears it, and
+says so (`secret_cleared`), so a secret is never sent to a host it was not entered for.
 
 Every change (configuration by an operator, catalog by an `event.create_update` change) marks the
 snapshot dirty; a publisher task sends the whole `ConfigSnapshot` to `signal-config` after a short
 debounce, so a burst of edits costs one message and a single edit reaches workers in well under a
-second.
+second. The snapshot's secrets are sealed (`stream.sealing`): no plain consumer of the topic can
+read them.
 """
 
 from __future__ import annotations
@@ -32,6 +38,12 @@ from config.completeness import completeness
 from config.input_limits import parse_json
 from config.models import Account, Assignments, Connection, Flow, Mode, Tag
 from config.models import Mapping as MappingModel
+from config.secret_refs import (
+    DEFAULT_ALLOWLIST,
+    EnvAllowList,
+    cleared_notice,
+    secret_binding,
+)
 from config.validation import Problem, validate_account
 from config.yamlio import Loaded, YamlSyntaxError, load_raw, load_text
 from stream.certain.events import ChangeEvent
@@ -39,6 +51,7 @@ from stream.certain.parsing import parse_change
 from stream.core.catalog import EMPTY_CATALOG, EventCatalog
 from stream.marketo.settings import MarketoSettings
 from stream.messages import ConfigSnapshot
+from stream.sealing import SealError, SecretBox
 from stream.store import ConfigObject, Store
 from stream.store.errors import StoreError
 
@@ -61,6 +74,8 @@ ASSIGNMENTS_KIND = "assignments"
 SINGLETON_ID = "account"
 SECRET_MARK = "secret_updated_at"
 """Stored in a connection's body instead of the secret: when it was last replaced."""
+CLEARED_MARK = "secret_cleared"
+"""Stored in a connection's body while its secret is cleared: why (a change of destination)."""
 
 _CATALOG_SQL = (
     "SELECT payload::VARCHAR FROM changes WHERE type = 'event.create_update' "
@@ -112,12 +127,17 @@ class ImportResult:
     warnings: list[str] = field(default_factory=list)
 
 
-def account_from_snapshot(snapshot: ConfigSnapshot) -> Account:
-    """The account a snapshot carries, with each connection's secret put back."""
+def account_from_snapshot(snapshot: ConfigSnapshot, box: SecretBox) -> Account:
+    """The account a snapshot carries, with each connection's secret opened and put back (a
+    secret that does not open for the connection's destination is left out)."""
     account = Account.model_validate(snapshot.account)
     for connection in account.connections:
-        secret = snapshot.secrets.get(connection.id)
-        if secret:
+        sealed = snapshot.secrets.get(connection.id)
+        if sealed:
+            try:
+                secret = box.open(sealed, connection.id, secret_binding(connection))
+            except SealError:
+                continue
             connection.client_secret = SecretStr(secret)
     return account
 
@@ -130,17 +150,24 @@ class ConfigService:
         *,
         publish: Publisher | None = None,
         env: Mapping[str, str] | None = None,
+        env_allowlist: EnvAllowList = DEFAULT_ALLOWLIST,
+        box: SecretBox | None = None,
         debounce_s: float = 0.05,
     ) -> None:
+        """`box` seals the secrets of published snapshots; without one a key of this process
+        only is used (workers elsewhere cannot open them, but nothing travels in clear)."""
         self._store = store
         self._secrets = secrets
         self._publish = publish
         self._env = env
+        self.env_allowlist = env_allowlist
+        self.box = box or SecretBox.generate()
         self._debounce_s = debounce_s
         self._account = Account(account=DEFAULT_ACCOUNT_NAME)
         self._stored = False
         self._versions: dict[tuple[str, str], int] = {}
         self._secret_marks: dict[str, str] = {}
+        self._cleared: dict[str, str] = {}
         self._catalog: EventCatalog = EMPTY_CATALOG
         self._lock = asyncio.Lock()
         self._dirty = asyncio.Event()
@@ -156,6 +183,7 @@ class ConfigService:
         the catalog from archived event changes, publish the first snapshot."""
         objects = await self._store.load_config()
         if objects:
+            self._bind_legacy_secrets(objects)
             self._account = self._from_objects(objects)
             self._stored = True
         elif import_path is not None and (text := _read_text(import_path)) is not None:
@@ -217,6 +245,10 @@ class ConfigService:
     def secret_updated_at(self, connection_id: str) -> str | None:
         return self._secret_marks.get(connection_id)
 
+    def secret_cleared(self, connection_id: str) -> str | None:
+        """Why the connection's secret was cleared (until a new one is given), else None."""
+        return self._cleared.get(connection_id)
+
     def marketo_settings(self, connection_id: str, **overrides: Any) -> MarketoSettings:
         connection = self.connection(connection_id)
         if connection.client_id is None:
@@ -225,9 +257,11 @@ class ConfigService:
                 [Problem("client_id", "required to reach Marketo")],
             )
         if connection.client_secret is None:
+            cleared = self._cleared.get(connection_id)
             raise InvalidConfigError(
-                f"connection {connection_id!r} has no client secret",
-                [Problem("client_secret", "required to reach Marketo")],
+                f"connection {connection_id!r} has no client secret"
+                + (f": {cleared}" if cleared else ""),
+                [Problem("client_secret", cleared or "required to reach Marketo")],
             )
         return MarketoSettings(
             connection_id=connection.id,
@@ -242,10 +276,11 @@ class ConfigService:
         )
 
     def snapshot(self) -> ConfigSnapshot:
-        """The whole configuration and catalog as workers need them, secrets included."""
+        """The whole configuration and catalog as workers need them, secrets sealed, each for
+        its connection's identity URL and client id."""
         self._snapshot_version = max(self._snapshot_version + 1, time.time_ns() // 1_000_000)
         secrets = {
-            c.id: c.client_secret.get_secret_value()
+            c.id: self.box.seal(c.client_secret.get_secret_value(), c.id, secret_binding(c))
             for c in self._account.connections
             if c.client_secret is not None
         }
@@ -381,7 +416,10 @@ class ConfigService:
         expected_version: int | None = None,
     ) -> Connection:
         """Create or replace a connection. `secret` replaces the stored secret; None keeps it
-        (secrets are write-only, so a client that read the connection never has it)."""
+        (secrets are write-only, so a client that read the connection never has it) unless the
+        identity URL or the client id changed: then the secret (stored, or the `${VAR}`
+        reference) is cleared and `secret_cleared` says why. `connection.client_secret_ref` set
+        means a `${VAR}` reference given with this change."""
         async with self._lock:
             existing = self._account.connection(connection.id)
             if create and existing is not None:
@@ -394,10 +432,21 @@ class ConfigService:
             self._check_version("connection", connection.id, expected_version)
             new = connection.model_copy(deep=True)
             new.client_secret = None
+            self._check_reference(new.client_secret_ref, "client_secret")
+            given = secret is not None or new.client_secret_ref is not None
+            cleared = self._cleared.copy()
+            forget: set[str] = set()
             if secret is not None:
                 new.client_secret_ref = None
-            elif existing is not None and new.client_secret_ref is None:
-                new.client_secret_ref = existing.client_secret_ref
+            if given:
+                cleared.pop(new.id, None)
+            elif existing is not None:
+                moved = secret_binding(existing).changes_to(secret_binding(new))
+                if moved is None:
+                    new.client_secret_ref = existing.client_secret_ref
+                elif existing.client_secret_ref is not None or new.id in self._secrets:
+                    cleared[new.id] = cleared_notice(moved)
+                    forget.add(new.id)
             account = self._account.model_copy(deep=True)
             if existing is None:
                 account.connections.append(new)
@@ -405,15 +454,23 @@ class ConfigService:
                 index = next(i for i, c in enumerate(account.connections) if c.id == new.id)
                 account.connections[index] = new
             secrets = {new.id: secret} if secret is not None else {}
-            await self._commit(account, actor, secrets=secrets)
+            await self._commit(account, actor, secrets=secrets, forget=forget, cleared=cleared)
+            if forget:
+                log.info("connection %s: %s", new.id, cleared[new.id])
         return self.connection(connection.id)
+
+    def _check_reference(self, name: str | None, path: str) -> None:
+        if name is not None and not self.env_allowlist.allows(name):
+            refusal = self.env_allowlist.refusal(name)
+            raise InvalidConfigError(refusal, [Problem(path, refusal)])
 
     async def delete_connection(self, connection_id: str, actor: str) -> None:
         async with self._lock:
             self.connection(connection_id)
             account = self._account.model_copy(deep=True)
             account.connections = [c for c in account.connections if c.id != connection_id]
-            await self._commit(account, actor, forget={connection_id})
+            cleared = {k: v for k, v in self._cleared.items() if k != connection_id}
+            await self._commit(account, actor, forget={connection_id}, cleared=cleared)
 
     # --- whole account ---------------------------------------------------------------------
 
@@ -442,9 +499,9 @@ class ConfigService:
                     raise InvalidConfigError(
                         f"not JSON: {error}", [Problem("", f"not JSON: {error}")]
                     ) from None
-                loaded = load_raw(raw, env, require_env=False)
+                loaded = load_raw(raw, env, require_env=False, allow=self.env_allowlist)
             else:
-                loaded = load_text(text, env, require_env=False)
+                loaded = load_text(text, env, require_env=False, allow=self.env_allowlist)
         except YamlSyntaxError as error:
             where = f"line {error.line}, column {error.column}" if error.line else ""
             raise InvalidConfigError(
@@ -464,15 +521,33 @@ class ConfigService:
                 raise InvalidConfigError("the configuration has problems", problems)
             new = account.model_copy(deep=True)
             secrets: dict[str, str] = {}
-            for connection in new.connections:
+            cleared: dict[str, str] = {}
+            notices: list[str] = []
+            for index, connection in enumerate(new.connections):
+                self._check_reference(
+                    connection.client_secret_ref, f"connections[{index}].client_secret"
+                )
                 secret = connection.client_secret
                 if connection.client_secret_ref is None and secret is not None:
                     secrets[connection.id] = secret.get_secret_value()
                 connection.client_secret = None
+                if connection.client_secret_ref is not None or connection.id in secrets:
+                    continue
+                existing = self._account.connection(connection.id)
+                if existing is None:
+                    continue
+                moved = secret_binding(existing).changes_to(secret_binding(connection))
+                if moved is not None and connection.id in self._secrets:
+                    cleared[connection.id] = cleared_notice(moved)
+                    notices.append(f"connections[{index}]: {cleared[connection.id]}")
+                elif connection.id in self._cleared:
+                    cleared[connection.id] = self._cleared[connection.id]
             keep = {c.id for c in new.connections}
-            forget = {c.id for c in self._account.connections} - keep
+            forget = ({c.id for c in self._account.connections} - keep) | set(cleared)
             before = self._bodies(self._account) if self._stored else {}
-            await self._commit(new, actor, secrets=secrets, forget=forget, validate=False)
+            await self._commit(
+                new, actor, secrets=secrets, forget=forget, cleared=cleared, validate=False
+            )
             after = self._bodies(self._account)
         result = ImportResult(self._account.account)
         for key in after:
@@ -485,8 +560,9 @@ class ConfigService:
         result.warnings = [
             f"{path}: literal secret; kept by control, never exported" for path in literal
         ]
+        result.warnings += notices
         for index, connection in enumerate(self._account.connections):
-            if connection.client_secret is None:
+            if connection.client_secret is None and connection.id not in cleared:
                 ref = connection.client_secret_ref
                 why = f" (environment variable {ref} is not set)" if ref else ""
                 result.warnings.append(f"connections[{index}]: no client secret{why}")
@@ -523,10 +599,13 @@ class ConfigService:
         *,
         secrets: Mapping[str, str] | None = None,
         forget: Iterable[str] = (),
+        cleared: Mapping[str, str] | None = None,
         validate: bool = True,
     ) -> None:
         """Store what differs between the current account and `account`, audited per object,
-        then make it current and schedule a snapshot. Caller holds the lock."""
+        then make it current and schedule a snapshot. `secrets` are stored bound to their
+        connection's destination in `account`; `cleared` (None: unchanged) says which
+        connections' secrets were cleared and why. Caller holds the lock."""
         if validate:
             old = {str(p) for p in validate_account(self._account)}
             fresh = [p for p in validate_account(account) if str(p) not in old]
@@ -539,8 +618,13 @@ class ConfigService:
                 marks[connection_id] = now
         for connection_id in forget:
             marks.pop(connection_id, None)
-        old_bodies = self._bodies(self._account, self._secret_marks) if self._stored else {}
-        new_bodies = self._bodies(account, marks)
+        notes = dict(self._cleared if cleared is None else cleared)
+        ids = {c.id for c in account.connections}
+        notes = {k: v for k, v in notes.items() if k in ids}
+        old_bodies = (
+            self._bodies(self._account, self._secret_marks, self._cleared) if self._stored else {}
+        )
+        new_bodies = self._bodies(account, marks, notes)
         try:
             for key, body in new_bodies.items():
                 if old_bodies.get(key) != body:
@@ -553,11 +637,13 @@ class ConfigService:
             log.exception("configuration change by %s only partly stored; reloading", actor)
             await self._reload()
             raise
-        for connection_id, secret in (secrets or {}).items():
-            self._secrets.set(connection_id, secret)
+        bindings = {c.id: secret_binding(c) for c in account.connections}
         for connection_id in forget:
             self._secrets.delete(connection_id)
+        for connection_id, secret in (secrets or {}).items():
+            self._secrets.set(connection_id, secret, bindings.get(connection_id))
         self._secret_marks = marks
+        self._cleared = notes
         self._account = self._with_secrets(account)
         self._stored = True
         self._dirty.set()
@@ -568,9 +654,13 @@ class ConfigService:
             self._account = self._from_objects(objects)
 
     def _bodies(
-        self, account: Account, marks: Mapping[str, str] | None = None
+        self,
+        account: Account,
+        marks: Mapping[str, str] | None = None,
+        cleared: Mapping[str, str] | None = None,
     ) -> dict[tuple[str, str], dict[str, Any]]:
         marks = self._secret_marks if marks is None else marks
+        cleared = self._cleared if cleared is None else cleared
         order = {
             section: [_key_of(item) for item in getattr(account, section)]
             for section, _ in SECTIONS
@@ -585,6 +675,8 @@ class ConfigService:
                 if kind == "connection":
                     body.pop("client_secret", None)
                     body[SECRET_MARK] = marks.get(item.id)
+                    if item.id in cleared:
+                        body[CLEARED_MARK] = cleared[item.id]
                 bodies[(kind, _key_of(item))] = body
         return bodies
 
@@ -612,21 +704,39 @@ class ConfigService:
                     mark = body.pop(SECRET_MARK, None)
                     if mark:
                         self._secret_marks[object_id] = str(mark)
+                    note = body.pop(CLEARED_MARK, None)
+                    if note:
+                        self._cleared[object_id] = str(note)
                 items.append(body)
             data[section] = items
         account = Account.model_validate(data)
         return self._with_secrets(account)
 
     def _with_secrets(self, account: Account) -> Account:
+        """Put each connection's secret in: from an allowed `${VAR}`, or the stored one when it
+        was entered for the connection's identity URL and client id."""
         env = self._environment()
         for connection in account.connections:
             secret: str | None
             if connection.client_secret_ref:
-                secret = env.get(connection.client_secret_ref) or None
+                secret = self.env_allowlist.lookup(env, connection.client_secret_ref)
             else:
-                secret = self._secrets.get(connection.id)
+                secret = self._secrets.get_for(connection.id, secret_binding(connection))
             connection.client_secret = SecretStr(secret) if secret else None
         return account
+
+    def _bind_legacy_secrets(self, objects: Sequence[ConfigObject]) -> None:
+        """Secrets kept before secrets were bound belong to their connection as stored now."""
+        unbound = set(self._secrets.unbound())
+        for obj in objects:
+            if obj.kind != "connection" or obj.object_id not in unbound:
+                continue
+            body = {k: v for k, v in obj.body.items() if k not in (SECRET_MARK, CLEARED_MARK)}
+            try:
+                connection = Connection.model_validate(body)
+            except ValueError:
+                continue
+            self._secrets.bind(obj.object_id, secret_binding(connection))
 
     def _environment(self) -> Mapping[str, str]:
         return os.environ if self._env is None else self._env

@@ -25,6 +25,7 @@ from aiohttp import web
 from aiokafka import AIOKafkaProducer
 from mode import Service
 
+from config.secret_refs import DEFAULT_ALLOWLIST, EnvAllowList
 from stream import topics
 from stream.api import ApiDeps, create_app
 from stream.broker import bootstrap_servers
@@ -38,6 +39,7 @@ from stream.control.token import load_or_create_token
 from stream.messages import ConfigSnapshot
 from stream.metrics.queries import RuntimeStatus
 from stream.private_files import secure_data_dir
+from stream.sealing import KEY_FILE_NAME, SecretBox
 from stream.store import Store
 
 log = logging.getLogger("signal.control")
@@ -62,6 +64,8 @@ class ControlSettings:
     recovery_horizon_s: float = 7 * 24 * 3600.0
     recovery_max_redrives: int = 5
     recovery_batch: int = 2000
+    env_allowlist: EnvAllowList = DEFAULT_ALLOWLIST
+    config_key_file: Path | None = None
     faust_overrides: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -89,6 +93,11 @@ class ControlSettings:
     @property
     def secrets_path(self) -> Path:
         return self.data_dir / "secrets.json"
+
+    @property
+    def config_key_path(self) -> Path:
+        """The key sealing the secrets of published snapshots (`stream.sealing`)."""
+        return self.config_key_file or self.data_dir / KEY_FILE_NAME
 
 
 def _declared_topics() -> Sequence[topics.TopicSpec]:
@@ -133,6 +142,8 @@ class ControlRuntime(Service):
             self.store,
             SecretStore(s.secrets_path),
             publish=self._publish_snapshot,
+            env_allowlist=s.env_allowlist,
+            box=SecretBox.load_or_create(s.config_key_path),
             debounce_s=s.publish_debounce_s,
         )
         await self.config.start(s.account_path)

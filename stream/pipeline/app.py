@@ -72,6 +72,7 @@ from stream.pipeline.delivered import delivery_key, duplicate_outcome, split_dup
 from stream.pipeline.delivered_log import DeliveredLog
 from stream.pipeline.route import Routed, route_change, route_failure
 from stream.pipeline.snapshot import ConfigView, SnapshotReader
+from stream.sealing import KEY_FILE_NAME, KeyFile
 from stream.topics import API_CALLS, CHANGES, DELIVERED, DELIVERIES, OUTCOMES, REDRIVE, faust_topic
 
 log = logging.getLogger("signal.pipeline")
@@ -115,8 +116,15 @@ class PipelineOptions:
     delivered_sync_s: float = 10.0
     """How long a batch with recovery redrives waits for the delivered-keys log to catch up with
     its end (keys control re-seeded from the ledger) before deciding duplicates anyway."""
+    config_key_file: Path | None = None
+    """The key control seals connection secrets with (`stream.sealing`); default
+    `<data_dir>/config-key`."""
     client_overrides: dict[str, Any] = field(default_factory=dict)
     faust_overrides: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def config_key_path(self) -> Path:
+        return self.config_key_file or self.data_dir / KEY_FILE_NAME
 
 
 @dataclass
@@ -176,7 +184,7 @@ class Pipeline:
         self.changes_topic = faust_topic(app, CHANGES, **raw)
         self.redrive_topic = faust_topic(app, REDRIVE, **raw)
         self.deliveries_topic = faust_topic(app, DELIVERIES, **raw)
-        reader = SnapshotReader(o.broker_url, self.view)
+        reader = SnapshotReader(o.broker_url, self.view, KeyFile(o.config_key_path))
 
         @app.task  # type: ignore[untyped-decorator]
         async def read_config() -> None:

@@ -10,9 +10,13 @@ control republishes the catalog in snapshots, debounced, so a snapshot may lag b
 worker already knows. Taking a snapshot therefore keeps any local event entry that is newer than
 the snapshot's.
 
-`ConfigSnapshot.secrets` maps connection id → client secret. The account dict carries no secret
-(exports omit them), so they are put back into the rebuilt `Account`'s connections, which is also
-what `config.completeness` checks for.
+`ConfigSnapshot.secrets` maps connection id → client secret *sealed* by control
+(`stream.sealing`): the worker opens each with the key file it shares with control, and only for
+a connection whose identity URL and client id are still the ones it was sealed for. The account
+dict carries no secret (exports omit them), so the opened secrets are put back into the rebuilt
+`Account`'s connections, which is also what `config.completeness` checks for. A secret that does
+not open is left out (the connection then has none, and its deliveries fail saying so) and the
+reason is logged, never the secret.
 """
 
 from __future__ import annotations
@@ -28,10 +32,12 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from pydantic import SecretStr, ValidationError
 
 from config.models import Account
+from config.secret_refs import secret_binding
 from stream.broker import bootstrap_servers
 from stream.certain.events import ChangeEvent
 from stream.core.catalog import EventCatalog
 from stream.messages import ConfigSnapshot
+from stream.sealing import KeyFile, SealError, SecretBox
 from stream.topics import CONFIG
 
 log = logging.getLogger("signal.pipeline.snapshot")
@@ -53,18 +59,32 @@ class Snapshot:
         return self.secrets.get(connection_id)
 
 
-def build_snapshot(message: ConfigSnapshot) -> Snapshot:
-    """Rebuild the account (secrets put back) and catalog; raises ValueError when unusable."""
+def build_snapshot(message: ConfigSnapshot, keys: KeyFile | SecretBox) -> Snapshot:
+    """Rebuild the account (secrets opened and put back) and catalog; raises ValueError when
+    unusable."""
     try:
         account = Account.model_validate(message.account)
+        secrets: dict[str, str] = {}
         for connection in account.connections:
-            secret = message.secrets.get(connection.id)
-            if secret:
-                connection.client_secret = SecretStr(secret)
+            sealed = message.secrets.get(connection.id)
+            if not sealed:
+                continue
+            try:
+                secret = keys.open(sealed, connection.id, secret_binding(connection))
+            except SealError as error:
+                log.error(
+                    "snapshot %s: the secret of connection %s cannot be used: %s",
+                    message.version,
+                    connection.id,
+                    error,
+                )
+                continue
+            secrets[connection.id] = secret
+            connection.client_secret = SecretStr(secret)
         catalog = EventCatalog.from_dict(message.catalog or {})
     except ValidationError as error:
         raise ValueError(f"snapshot {message.version} is not a valid account: {error}") from None
-    return Snapshot(message.version, account, dict(message.secrets), catalog)
+    return Snapshot(message.version, account, secrets, catalog)
 
 
 def merge_catalogs(snapshot: EventCatalog, local: EventCatalog) -> EventCatalog:
@@ -149,10 +169,17 @@ class SnapshotReader:
     """Reads `signal-config` without a consumer group and feeds a `ConfigView`."""
 
     def __init__(
-        self, broker_url: str, view: ConfigView, *, topic: str = CONFIG.name, poll_ms: int = 100
+        self,
+        broker_url: str,
+        view: ConfigView,
+        keys: KeyFile,
+        *,
+        topic: str = CONFIG.name,
+        poll_ms: int = 100,
     ) -> None:
         self._servers = bootstrap_servers(broker_url)
         self._view = view
+        self._keys = keys
         self._topic = topic
         self._poll_ms = poll_ms
         self._consumer: AIOKafkaConsumer | None = None
@@ -201,7 +228,7 @@ class SnapshotReader:
             for records in batches.values():
                 for record in records:
                     self._next = record.offset + 1
-                    parsed = _parse(record.value)
+                    parsed = _parse(record.value, self._keys)
                     if parsed is not None:
                         newest = parsed
             if newest is not None:
@@ -214,11 +241,11 @@ class SnapshotReader:
                 )
 
 
-def _parse(value: bytes | None) -> Snapshot | None:
+def _parse(value: bytes | None, keys: KeyFile) -> Snapshot | None:
     if value is None:
         return None
     try:
-        return build_snapshot(ConfigSnapshot.loads(value))
+        return build_snapshot(ConfigSnapshot.loads(value), keys)
     except (ValidationError, ValueError) as error:
         log.error("ignoring an unusable record on %s: %s", CONFIG.name, str(error)[:500])
         return None

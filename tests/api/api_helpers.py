@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-SECRET_VAR = "SIGNAL_TEST_MARKETO_SECRET"
+SECRET_VAR = "SIGNAL_SECRET_TEST_MARKETO"
 SECRET = "s3cr3t-from-env-7f1d"
 LITERAL_SECRET = "literal-s3cret-9a2b"
 
@@ -28,7 +28,7 @@ connections:
     target: marketo
     service_url: https://123-abc-456.mktorest.com/
     client_id: 3f1c0c1e-demo
-    client_secret: ${SIGNAL_TEST_MARKETO_SECRET}
+    client_secret: ${SIGNAL_SECRET_TEST_MARKETO}
     primary: true
 mappings:
   - id: lead-basic

@@ -30,7 +30,7 @@ async def test_export_json(api: Api) -> None:
     ):
         data = await response.json()
         assert data["account"] == "ACME"
-        assert data["connections"][0]["client_secret"] == "${SIGNAL_TEST_MARKETO_SECRET}"
+        assert data["connections"][0]["client_secret"] == "${SIGNAL_SECRET_TEST_MARKETO}"
 
 
 async def test_import_round_trip_changes_only_what_differs(api: Api) -> None:

@@ -7,7 +7,9 @@ import json
 from typing import Any
 
 from stream.broker import free_port
+from stream.control.config_service import account_from_snapshot
 from stream.marketo.sandbox import Sandbox
+from stream.messages import ConfigSnapshot
 from tests.api.api_harness import Api
 from tests.api.api_helpers import LITERAL_SECRET, SECRET, snapshots
 from tests.support.topics import read_topic
@@ -50,7 +52,7 @@ async def test_list_and_get_never_return_secrets(api: Api) -> None:
     assert connection["id"] == "mkto-prod"
     assert "client_secret" not in connection
     assert connection["secret_set"] is True
-    assert connection["secret_source"] == "env:SIGNAL_TEST_MARKETO_SECRET"
+    assert connection["secret_source"] == "env:SIGNAL_SECRET_TEST_MARKETO"
     assert SECRET not in await _all_bodies_and_audit(api)
     missing = await api.get("/api/v1/connections/nope")
     assert missing.status == 404
@@ -94,13 +96,19 @@ async def test_create_update_delete_keep_secrets_write_only(api: Api, sandbox: S
     )
     assert audit[2].actor == "ana"
 
-    # The pipeline gets the secret through the snapshot, and only there.
+    # The pipeline gets the secret through the snapshot, and only there, sealed.
+    def opened(records: list[Any]) -> str | None:
+        message = ConfigSnapshot.loads(records[-1].value)
+        account = account_from_snapshot(message, api.config.box)
+        connection = account.connection("mkto-sandbox")
+        secret = connection.client_secret if connection is not None else None
+        return secret.get_secret_value() if secret is not None else None
+
     records = await read_topic(
-        api.bootstrap,
-        api.config_topic,
-        until=lambda rs: bool(rs) and snapshots(rs)[-1]["secrets"].get("mkto-sandbox") == "n3w-s3c",
+        api.bootstrap, api.config_topic, until=lambda rs: bool(rs) and opened(rs) == "n3w-s3c"
     )
-    assert snapshots(records)[-1]["secrets"]["mkto-sandbox"] == "n3w-s3c"
+    assert "n3w-s3c" not in b"".join(r.value for r in records).decode()
+    assert snapshots(records)[-1]["secrets"]["mkto-sandbox"].startswith("sealed:v1:")
     everything = await _all_bodies_and_audit(api)
     for secret in (LITERAL_SECRET, "n3w-s3c", SECRET):
         assert secret not in everything
@@ -114,11 +122,11 @@ async def test_create_update_delete_keep_secrets_write_only(api: Api, sandbox: S
 
 
 async def test_secret_as_env_reference(api: Api) -> None:
-    body = _connection("https://1-2-3.mktorest.com", client_secret="${SIGNAL_TEST_MARKETO_SECRET}")
+    body = _connection("https://1-2-3.mktorest.com", client_secret="${SIGNAL_SECRET_TEST_MARKETO}")
     response = await api.post("/api/v1/connections", json=body)
     data = await response.json()
-    assert data["client_secret_ref"] == "SIGNAL_TEST_MARKETO_SECRET"
-    assert data["secret_source"] == "env:SIGNAL_TEST_MARKETO_SECRET"
+    assert data["client_secret_ref"] == "SIGNAL_SECRET_TEST_MARKETO"
+    assert data["secret_source"] == "env:SIGNAL_SECRET_TEST_MARKETO"
 
 
 async def test_connection_validation_and_referenced_delete(api: Api) -> None:
@@ -174,7 +182,7 @@ async def test_save_and_test_unreachable_url(api: Api) -> None:
 
 
 async def test_test_without_secret_or_unknown_connection(api: Api) -> None:
-    body = _connection("https://1-2-3.mktorest.com", client_secret="${UNSET_VARIABLE_X}")
+    body = _connection("https://1-2-3.mktorest.com", client_secret="${SIGNAL_SECRET_UNSET_X}")
     await api.post("/api/v1/connections", json=body)
     response = await api.post("/api/v1/connections/mkto-sandbox/test")
     assert response.status == 422

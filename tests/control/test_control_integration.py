@@ -37,7 +37,7 @@ connections:
     name: Marketo
     service_url: https://123-abc-456.mktorest.com/
     client_id: demo
-    client_secret: ${CONTROL_TEST_SECRET}
+    client_secret: ${SIGNAL_SECRET_CONTROL_TEST}
 mappings:
   - id: m
     name: M
@@ -67,7 +67,7 @@ async def start(broker: EmbeddedBroker, data_dir: Path, name: str) -> ControlPro
         data_dir,
         name=name,
         args=["--retry-delays", ",".join(str(d) for d in RETRY_DELAYS)],
-        env={"CONTROL_TEST_SECRET": SECRET},
+        env={"SIGNAL_SECRET_CONTROL_TEST": SECRET},
     )
 
 

@@ -28,7 +28,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 RECOVERY_ENV = {
     "SIGNAL_RECOVERY_GRACE_S": "2",
     "SIGNAL_RECOVERY_EVERY_S": "0.5",
-    "CONTROL_TEST_SECRET": SECRET,
+    "SIGNAL_SECRET_CONTROL_TEST": SECRET,
 }
 
 

@@ -12,14 +12,17 @@ from __future__ import annotations
 import copy
 import itertools
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from pydantic import SecretStr
 
 from config.models import Account
+from config.secret_refs import secret_binding
 from stream.certain.events import ChangeEvent
 from stream.core.catalog import EventCatalog
 from stream.messages import ConfigSnapshot, DeliveryRequest
+from stream.sealing import SecretBox
 from tests.support import changes
 from tests.support.accounts import example_account_data
 from tests.support.clock import now
@@ -32,7 +35,15 @@ EVENT_SETUP: dict[str, Any] = {
     "registrationQuestions": [{"code": "DIET", "tags": ["diet"]}],
     "eventTags": ["signal_marketo"],
 }
+BOX = SecretBox.generate()
+"""The key control would hold: the snapshots of these tests carry the secret sealed with it."""
 _ids = itertools.count(1)
+
+
+def write_key(path: Path) -> Path:
+    """`BOX`'s key as a worker reads it (control's `config-key` file)."""
+    BOX.save(path)
+    return path
 
 
 def account_data(
@@ -69,11 +80,11 @@ def account(service_url: str = "http://127.0.0.1:9", **options: Any) -> Account:
 def snapshot(
     service_url: str, version: int = 1, catalog: dict[str, Any] | None = None, **options: Any
 ) -> ConfigSnapshot:
+    data = account_data(service_url, **options)
+    [connection] = Account.model_validate(data).connections
+    sealed = BOX.seal(SECRET, CONNECTION, secret_binding(connection))
     return ConfigSnapshot(
-        version=version,
-        account=account_data(service_url, **options),
-        secrets={CONNECTION: SECRET},
-        catalog=catalog or {},
+        version=version, account=data, secrets={CONNECTION: sealed}, catalog=catalog or {}
     )
 
 

@@ -42,6 +42,7 @@ from stream.pipeline.route import ROUTE_FLOW, route_change, route_failure
 from stream.pipeline.snapshot import build_snapshot
 from stream.topics import ALL_TOPICS, DELIVERED, DELIVERIES, OUTCOMES, declare_topics
 from tests.pipeline.pipeline_support import (
+    BOX,
     account,
     catalog_with,
     change,
@@ -177,7 +178,7 @@ async def pipeline(
     await declare_topics(module_broker.url, ALL_TOPICS)
     made = Pipeline(PipelineOptions(broker_url=module_broker.url, data_dir=tmp_path))
     catalog = catalog_with(EVENT).to_dict()
-    made.view.take(build_snapshot(snapshot(sandbox.url, catalog=catalog)))
+    made.view.take(build_snapshot(snapshot(sandbox.url, catalog=catalog), BOX))
     reader = asyncio.create_task(made.delivered.run())
     try:
         await asyncio.wait_for(made.delivered.wait_loaded(), 60)

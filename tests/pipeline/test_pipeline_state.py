@@ -16,6 +16,7 @@ from stream.pipeline.delivered import delivery_key, duplicate_outcome, split_dup
 from stream.pipeline.delivered_log import DeliveredLog
 from stream.pipeline.snapshot import ConfigView, build_snapshot, merge_catalogs
 from tests.pipeline.pipeline_support import (
+    BOX,
     CONNECTION,
     SECRET,
     account,
@@ -29,7 +30,7 @@ from tests.pipeline.pipeline_support import (
 
 
 def test_snapshot_puts_secrets_back_so_flows_are_complete() -> None:
-    built = build_snapshot(snapshot("http://127.0.0.1:9"))
+    built = build_snapshot(snapshot("http://127.0.0.1:9"), BOX)
     connection = built.account.connection(CONNECTION)
     assert connection is not None and connection.client_secret is not None
     assert connection.client_secret.get_secret_value() == SECRET
@@ -39,14 +40,14 @@ def test_snapshot_puts_secrets_back_so_flows_are_complete() -> None:
 
 def test_snapshot_without_secret_leaves_flows_incomplete() -> None:
     message = snapshot("http://127.0.0.1:9").model_copy(update={"secrets": {}})
-    built = build_snapshot(message)
+    built = build_snapshot(message, BOX)
     assert all(completeness(f, built.account) for f in built.account.flows)
 
 
 def test_invalid_snapshot_is_refused() -> None:
     message = snapshot("http://127.0.0.1:9").model_copy(update={"account": {"flows": "x"}})
     with pytest.raises(ValueError, match="not a valid account"):
-        build_snapshot(message)
+        build_snapshot(message, BOX)
 
 
 def test_merge_keeps_newer_local_events() -> None:
@@ -70,13 +71,13 @@ async def test_view_waits_for_the_first_snapshot_and_applies_events_at_once() ->
     waiter = asyncio.create_task(view.wait_ready())
     await asyncio.sleep(0.05)  # a lower bound: time for the waiter to (wrongly) finish early
     assert not waiter.done()
-    view.take(build_snapshot(snapshot("http://127.0.0.1:9")))
+    view.take(build_snapshot(snapshot("http://127.0.0.1:9"), BOX))
     await asyncio.wait_for(waiter, 1)
     assert view.version == 1
     assert view.apply_event(change(event_json("NEW26")))
     assert "NEW26" in view.catalog
     assert not view.apply_event(change(event_json("NEW26", occurred_at="2020-01-01T00:00:00Z")))
-    view.take(build_snapshot(snapshot("http://127.0.0.1:9", version=2)))
+    view.take(build_snapshot(snapshot("http://127.0.0.1:9", version=2), BOX))
     assert "NEW26" in view.catalog  # the snapshot lags; the local entry survives it
 
 
@@ -85,7 +86,7 @@ async def test_wait_next_wakes_on_a_snapshot() -> None:
     assert not await view.wait_next(0.05)
     waiting = asyncio.create_task(view.wait_next(2))
     await asyncio.sleep(0.01)  # the task starts waiting in the loop's next turn, before this ends
-    view.take(build_snapshot(snapshot("http://127.0.0.1:9")))
+    view.take(build_snapshot(snapshot("http://127.0.0.1:9"), BOX))
     assert await waiting
 
 

@@ -31,6 +31,7 @@ from tests.pipeline.pipeline_support import (
     event_json,
     registration_json,
     snapshot,
+    write_key,
 )
 from tests.support.processes import ServiceProcess, start_pipeline, until_running
 
@@ -143,7 +144,9 @@ async def test_worker_routes_delivers_dedupes_follows_config_and_survives_sigkil
     try:
         await send(producer, "signal-config", "snapshot", snapshot(sandbox.url).dumps())
         started = time.monotonic()
-        worker = start_pipeline(module_broker, tmp_path, name="worker")
+        worker = start_pipeline(
+            module_broker, tmp_path, name="worker", config_key=write_key(tmp_path / "config-key")
+        )
 
         # --- every kind of outcome -------------------------------------------------------
         event = await send_change(producer, event_json())

@@ -43,7 +43,7 @@ connections:
     target: marketo
     service_url: __SERVICE_URL__
     client_id: sandbox-client
-    client_secret: ${SIGNAL_RETRY_TEST_SECRET}
+    client_secret: ${SIGNAL_SECRET_RETRY_TEST}
     primary: true
 mappings:
   - id: lead-basic
@@ -79,7 +79,7 @@ flows:
       mapping: lead-basic
       campaign: {campaign_id: 1001}
 """
-SECRET_VAR = "SIGNAL_RETRY_TEST_SECRET"
+SECRET_VAR = "SIGNAL_SECRET_RETRY_TEST"
 SECRET = "sandbox-secret"
 
 

@@ -29,6 +29,7 @@ from stream.control.retry_scheduler import DEMO_SCHEDULE, RetryScheduler, plan_r
 from stream.control.secret_store import SecretStore
 from stream.marketo.sandbox import Sandbox
 from stream.messages import ConfigSnapshot, OutcomeRecord, OutcomeStatus
+from stream.sealing import SecretBox
 from stream.store import Store
 from stream.topics import ALL_TOPICS, declare_topics
 from tests.retry.retry_helpers import SECRET, SECRET_VAR, account_yaml, event
@@ -119,13 +120,17 @@ async def world(
     (data_dir / "account.yaml").write_text(account_yaml(sandbox.url), encoding="utf-8")
     store = await Store.open(data_dir / "signal.duckdb", reader_threads=2, threads=2)
     config = ConfigService(
-        store, SecretStore(data_dir / "secrets.json"), publish=publish, env={SECRET_VAR: SECRET}
+        store,
+        SecretStore(data_dir / "secrets.json"),
+        publish=publish,
+        env={SECRET_VAR: SECRET},
+        box=SecretBox.load_or_create(data_dir / "config-key"),
     )
     await config.start(data_dir / "account.yaml")
     control = Control(store, config, producer)
     recorder = asyncio.create_task(control.record_forever(module_broker.bootstrap_servers))
     scheduler = RetryScheduler(store, control.publish_redrive, schedule=S)
-    worker = start_pipeline(module_broker, tmp_path)
+    worker = start_pipeline(module_broker, tmp_path, config_key=data_dir / "config-key")
     try:
         yield control, worker, sandbox, scheduler
     finally:

@@ -68,7 +68,7 @@ async def services(
     data_dir = tmp_path / "var"
     data_dir.mkdir()
     (data_dir / "account.yaml").write_text(account_yaml(sandbox.url), encoding="utf-8")
-    pipeline = start_pipeline(module_broker, tmp_path)
+    pipeline = start_pipeline(module_broker, tmp_path, config_key=data_dir / "config-key")
     try:
         control = await asyncio.to_thread(
             start_control,

@@ -196,13 +196,20 @@ def start_control(
 
 
 def start_pipeline(
-    broker: EmbeddedBroker, workdir: Path, *, name: str = "pipeline"
+    broker: EmbeddedBroker,
+    workdir: Path,
+    *,
+    name: str = "pipeline",
+    config_key: Path | None = None,
 ) -> ServiceProcess:
-    """Start a pipeline worker on `broker` with its data dir under `workdir`."""
+    """Start a pipeline worker on `broker` with its data dir under `workdir`; `config_key` is
+    the key file control seals connection secrets with (`<control's data dir>/config-key`)."""
     workdir.mkdir(parents=True, exist_ok=True)
+    extra = {"SIGNAL_CONFIG_KEY_FILE": str(config_key)} if config_key is not None else {}
     worker = ServiceProcess(
         args=["pipeline", "--broker", broker.url, "--data-dir", str(workdir / f"{name}-data")],
         log_path=workdir / f"{name}.log",
+        env=clean_env(**extra),
     )
     return worker.start()
 
