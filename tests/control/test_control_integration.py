@@ -19,6 +19,9 @@ import aiohttp
 import pytest
 
 from stream.broker import EmbeddedBroker
+from stream.control.config_service import account_from_snapshot
+from stream.messages import ConfigSnapshot
+from stream.sealing import SecretBox
 from stream.store import Store
 from tests.support.changes import encoded, event_json, registration_json
 from tests.support.clock import recent
@@ -190,7 +193,13 @@ async def test_control_records_changes_outcomes_and_calls(
             assert (await response.json())["event"]["eventName"] == "Summit 2026"
         snapshot = await newest_snapshot(module_broker, "SUMMIT26")
         assert snapshot["catalog"]["events"]["SUMMIT26"]["event"]["eventName"] == "Summit 2026"
-        assert snapshot["secrets"] == {"mkto": SECRET}
+        # The secret travels sealed with control's key file, for the connection's destination.
+        message = ConfigSnapshot.model_validate(snapshot)
+        box = SecretBox.load(data_dir / "config-key")
+        connection = account_from_snapshot(message, box).connection("mkto")
+        assert connection is not None and connection.client_secret is not None
+        assert connection.client_secret.get_secret_value() == SECRET
+        assert SECRET not in json.dumps(snapshot)
         assert [f["id"] for f in snapshot["account"]["flows"]] == ["f1"]
 
         resume = t0 + timedelta(hours=6)
