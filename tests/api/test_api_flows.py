@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
@@ -79,7 +80,10 @@ async def test_create_flow_is_audited_and_published(api: Api) -> None:
         api, lambda s: any(f["id"] == "attended-trigger" for f in s["account"]["flows"])
     )
     print(f"snapshot with the new flow seen {time.monotonic() - started:.3f}s after the POST")
-    assert snapshot["secrets"] == {"mkto-prod": "s3cr3t-from-env-7f1d"}
+    # The connection's secret rides along, sealed: never in clear on the topic.
+    assert list(snapshot["secrets"]) == ["mkto-prod"]
+    assert snapshot["secrets"]["mkto-prod"].startswith("sealed:v1:")
+    assert "s3cr3t-from-env-7f1d" not in json.dumps(snapshot)
     audit = await api.store.config_audit(kind="flow", object_id="attended-trigger")
     assert [(a.action, a.actor) for a in audit] == [("create", "ana")]
     assert audit[0].change["after"]["name"] == "Attended → trigger"
