@@ -274,7 +274,11 @@ def _secret_as_reference(connection: dict[str, Any]) -> None:
 
 
 class _ExportDumper(yaml.SafeDumper):
-    """Block style for sections, one-line flow style for short records and scalar lists."""
+    """Block style for sections, one-line flow style for short records and scalar lists; no
+    anchors or aliases, which imports refuse."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
 
     def increase_indent(self, flow: bool = False, indentless: bool = False) -> None:
         super().increase_indent(flow, False)

@@ -257,6 +257,14 @@ def _destination(action: str, mapping: str, **extra: Any) -> dict[str, Any]:
     }
 
 
+class _PlainDumper(yaml.SafeDumper):
+    """Repeated values written out each time: configuration imports refuse YAML anchors and
+    aliases (an alias bomb is cheap to send and costly to expand)."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
+
+
 def demo_account_yaml(
     service_url: str, client_id: str = "sandbox-client", secret_env: str = SECRET_ENV
 ) -> str:
@@ -264,7 +272,10 @@ def demo_account_yaml(
         "# Signal demo account (csignal run --demo): flows for the simulator's events, "
         "delivering to the Marketo sandbox.\n"
     )
-    body = yaml.safe_dump(
-        demo_account(service_url, client_id, secret_env), sort_keys=False, allow_unicode=True
+    body = yaml.dump(
+        demo_account(service_url, client_id, secret_env),
+        Dumper=_PlainDumper,
+        sort_keys=False,
+        allow_unicode=True,
     )
     return header + body

@@ -153,7 +153,9 @@ async def test_outage_abandon_resubmit_and_replay_through_the_services(
     await s.wait(abandoned, "c1 abandoned after 3 retries", 150)
     attempts = await s.api.sql(
         "SELECT attempt, status, category, reason FROM outcome_attempts "
-        "WHERE change_id = 'c1' AND flow_id = 'nurture' ORDER BY processed_at"
+        # each attempt's queued row (its delivery in flight) is left out
+        "WHERE change_id = 'c1' AND flow_id = 'nurture' AND status <> 'queued' "
+        "ORDER BY processed_at"
     )
     assert [r[0] for r in attempts.rows] == [1, 2, 3, 4], attempts.rows
     assert s.sandbox.state.find("email", "r-c1@example.com") == []
@@ -203,7 +205,7 @@ async def test_outage_abandon_resubmit_and_replay_through_the_services(
     await s.wait(replayed, "both replayed outcomes", 60)
     rows = await s.api.sql(
         "SELECT change_id, status, replayed FROM outcome_attempts "
-        f"WHERE replay_id = '{replay_id}' ORDER BY change_id"
+        f"WHERE replay_id = '{replay_id}' AND status <> 'queued' ORDER BY change_id"
     )
     assert [tuple(r) for r in rows.rows] == [("c1", "delivered", True), ("w0", "delivered", True)]
 
