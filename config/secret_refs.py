@@ -79,22 +79,31 @@ DEFAULT_ALLOWLIST = EnvAllowList()
 
 @dataclass(frozen=True)
 class SecretBinding:
-    """Where a connection's secret goes: the token endpoint and the client id sent with it."""
+    """Where a connection's secret and the tokens it buys go: the token endpoint and the client
+    id sent with the secret, and the service URL that receives the access token (with an
+    explicit `access_token_url`, moving only the service URL would hand a valid token to the
+    new host)."""
 
     identity_url: str
     client_id: str | None
+    service_url: str | None = None
+    """None: bound before the service URL was part of the binding; such a binding matches any
+    service URL until the secret is stored again."""
 
     def changes_to(self, other: SecretBinding) -> str | None:
         """What changed from this binding to `other` ("the identity URL", …), None if nothing."""
-        url = self.identity_url != other.identity_url
-        client = self.client_id != other.client_id
-        if url and client:
-            return "the identity URL and the client id changed"
-        if url:
-            return "the identity URL changed"
-        if client:
-            return "the client id changed"
-        return None
+        moved = []
+        if self.identity_url != other.identity_url:
+            moved.append("the identity URL")
+        elif self.service_url is not None and self.service_url != other.service_url:
+            # Named only when the identity URL stayed (an explicit access_token_url): a derived
+            # identity URL moves with the service URL and says enough.
+            moved.append("the service URL")
+        if self.client_id != other.client_id:
+            moved.append("the client id")
+        if not moved:
+            return None
+        return " and ".join(moved) + " changed"
 
 
 def identity_url(connection: Connection) -> str:
@@ -102,12 +111,16 @@ def identity_url(connection: Connection) -> str:
     `access_token_url` when set, else `<service URL without /rest>/identity/oauth/token`."""
     if connection.access_token_url is not None:
         return str(connection.access_token_url).strip().rstrip("/")
-    base = connection.base_url.strip().rstrip("/").removesuffix("/rest")
-    return f"{base}/identity/oauth/token"
+    return f"{service_base(connection)}/identity/oauth/token"
+
+
+def service_base(connection: Connection) -> str:
+    """The service URL as the client uses it (no trailing slash, no `/rest`)."""
+    return connection.base_url.strip().rstrip("/").removesuffix("/rest")
 
 
 def secret_binding(connection: Connection) -> SecretBinding:
-    return SecretBinding(identity_url(connection), connection.client_id)
+    return SecretBinding(identity_url(connection), connection.client_id, service_base(connection))
 
 
 def cleared_notice(reason: str) -> str:

@@ -53,7 +53,13 @@ def is_sealed(text: str) -> bool:
 
 def _aad(connection_id: str, binding: SecretBinding) -> bytes:
     return json.dumps(
-        ["signal-connection-secret", connection_id, binding.identity_url, binding.client_id],
+        [
+            "signal-connection-secret",
+            connection_id,
+            binding.identity_url,
+            binding.client_id,
+            binding.service_url,
+        ],
         separators=(",", ":"),
     ).encode()
 

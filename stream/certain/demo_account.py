@@ -11,6 +11,7 @@ an `${ENV}` reference, never a literal, so an export of the demo account carries
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import yaml
@@ -73,7 +74,18 @@ _OWNER_FIELDS: list[dict[str, Any]] = [
 def demo_account(
     service_url: str, client_id: str = "sandbox-client", secret_env: str = SECRET_ENV
 ) -> dict[str, Any]:
-    """The demo account as plain data (the shape `csignal config import` reads)."""
+    """The demo account as plain data (the shape `csignal config import` reads), with no value
+    shared between two places, so any YAML dumper writes it without anchors (imports refuse
+    them)."""
+    return _unshared(_demo_account(service_url, client_id, secret_env))
+
+
+def _unshared(data: dict[str, Any]) -> dict[str, Any]:
+    copied: dict[str, Any] = json.loads(json.dumps(data))
+    return copied
+
+
+def _demo_account(service_url: str, client_id: str, secret_env: str) -> dict[str, Any]:
     connection = {
         "id": CONNECTION_ID,
         "name": "Marketo sandbox",

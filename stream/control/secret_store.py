@@ -38,6 +38,7 @@ class StoredSecret:
             "secret": self.value,
             "identity_url": self.binding.identity_url,
             "client_id": self.binding.client_id,
+            "service_url": self.binding.service_url,
         }
 
     @classmethod
@@ -47,9 +48,12 @@ class StoredSecret:
         if not isinstance(data, dict) or not isinstance(data.get("secret"), str):
             return None
         url, client = data.get("identity_url"), data.get("client_id")
+        service = data.get("service_url")
         if not isinstance(url, str) or not (client is None or isinstance(client, str)):
             return None
-        return cls(data["secret"], SecretBinding(url, client))
+        if not (service is None or isinstance(service, str)):
+            return None
+        return cls(data["secret"], SecretBinding(url, client, service))
 
 
 class SecretStore:
@@ -77,7 +81,9 @@ class SecretStore:
     def get_for(self, connection_id: str, binding: SecretBinding) -> str | None:
         """The secret when it was entered for `binding` (or predates binding), else None."""
         entry = self._secrets.get(connection_id)
-        if entry is None or (entry.binding is not None and entry.binding != binding):
+        if entry is None or (
+            entry.binding is not None and entry.binding.changes_to(binding) is not None
+        ):
             return None
         return entry.value
 

@@ -142,6 +142,38 @@ async def test_token_url_and_client_id_changes_clear_it_too(
         await store.close()
 
 
+async def test_moving_only_the_service_url_clears_it_even_with_a_fixed_token_url(
+    tmp_path: Path,
+) -> None:
+    """With an explicit access_token_url the secret itself would still go to the right place,
+    but the access token it buys would go to the new service host: that clears it too."""
+    store, service = await open_service(tmp_path)
+    try:
+        token_url = f"{URL}/identity/oauth/token"
+        await service.save_connection(
+            edited(service, access_token_url=token_url), "ana", create=False
+        )
+        assert secret_of(service) == "literal-secret-1"
+        moved = edited(service, access_token_url=token_url, service_url=EVIL)
+        await service.save_connection(moved, "ana", create=False)
+        assert secret_of(service) is None
+        assert service.secret_cleared("mkto") == (
+            "the client secret was cleared because the service URL changed; enter it again"
+        )
+    finally:
+        await service.stop()
+        await store.close()
+
+
+def test_a_binding_kept_before_the_service_url_counted_still_matches() -> None:
+    legacy = SecretBinding(f"{URL}/identity/oauth/token", "cid")
+    now = SecretBinding(f"{URL}/identity/oauth/token", "cid", URL)
+    assert legacy.changes_to(now) is None
+    assert now.changes_to(SecretBinding(now.identity_url, "cid", EVIL)) == (
+        "the service URL changed"
+    )
+
+
 async def test_changes_that_keep_the_destination_keep_the_secret(tmp_path: Path) -> None:
     store, service = await open_service(tmp_path)
     try:
