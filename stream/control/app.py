@@ -7,6 +7,10 @@
   the retry queue, successes resolving open retry items.
 - `api_calls` on `signal-api-calls`: Marketo calls into `api_calls`.
 
+Next to them, started by the runtime, `delivery_marks` (`stream.control.marks`) keeps
+`signal-delivered` in the ledger within tens of milliseconds, in a consumer group of its own so
+it never waits behind these agents.
+
 Each agent takes batches with `take_events()` and hands them to the `Recorder`, which returns
 only once the batch is committed in DuckDB; the batch is acked after that. Nothing raises out of
 an agent and nothing is dropped with only a log line: unreadable records are kept with their

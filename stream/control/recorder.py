@@ -8,11 +8,13 @@ committing offsets, so the batch is redelivered to the next worker.
 
 No record is dropped with only a log line:
 - an unreadable change is kept in `rejected_changes` (source `topic`) with its reasons;
-- an unreadable outcome or Marketo-call record is kept in `rejected_records` (topic, agent,
-  partition, offset, raw text, reasons);
+- an unreadable outcome, Marketo-call or delivered-keys record is kept in `rejected_records`
+  (topic, agent, partition, offset, raw text, reasons; a keyed record's payload carries its key
+  and value);
 - an unexpected error (anything but a store failure, which blocks as above) fails the batch.
   `guarded` runs it again, up to `batch_tries` times, since every write of the batch is
-  idempotent (changes by change_id, outcomes by outcome_id) and the error may have been
+  idempotent (changes by change_id, outcomes by outcome_id, delivery marks by key) and the
+  error may have been
   transient; if it keeps failing, every record of the batch is kept with the error (changes in
   `rejected_changes`, other topics in `rejected_records`) and only then is the batch acked. An
   error that does not go away would otherwise block its partition forever (the pipeline's
@@ -40,6 +42,7 @@ from stream.certain.parsing import Rejection, parse_change
 from stream.control.archive import Received, archive_valid
 from stream.control.config_service import ConfigService
 from stream.control.retry_scheduler import DEFAULT_SCHEDULE, Jitter, RetrySchedule, plan_retry
+from stream.delivery_keys import parse_key, parse_value
 from stream.messages import ApiCallRecord, OutcomeRecord, utcnow
 from stream.store import (
     ApiCallRow,
@@ -51,7 +54,8 @@ from stream.store import (
     Store,
 )
 from stream.store.arrow_batches import RETRY_COLUMNS
-from stream.topics import API_CALLS, CHANGES, OUTCOMES
+from stream.store.recovery import DeliveryMark, record_delivery_marks
+from stream.topics import API_CALLS, CHANGES, DELIVERED, OUTCOMES
 
 log = logging.getLogger("signal.control.recorder")
 
@@ -68,6 +72,8 @@ class RawRecord:
     value: bytes | None
     partition: int | None = None
     offset: int | None = None
+    key: bytes | None = None
+    """Kept only where the key carries meaning (`signal-delivered`)."""
 
 
 def _hard_exit(what: str) -> None:
@@ -104,6 +110,8 @@ class Recorder:
             "api_calls": 0,
             "invalid_outcomes": 0,
             "invalid_api_calls": 0,
+            "marks": 0,
+            "invalid_marks": 0,
             "write_failures": 0,
             "batch_failures": 0,
             "unprocessed": 0,
@@ -314,6 +322,46 @@ class Recorder:
         self.counts["api_calls"] += len(rows)
         return len(rows)
 
+    # --- signal-delivered --------------------------------------------------------------------
+
+    async def record_marks(self, records: Sequence[RawRecord]) -> int:
+        """Delivered keys, "sending" marks and tombstones of `signal-delivered` into
+        `delivery_marks`, in log order, in one transaction; unreadable records (a key or value
+        no writer of the log produces) into `rejected_records`. Returns the records kept as
+        marks."""
+        now = utcnow()
+        marks: list[DeliveryMark] = []
+        unreadable: list[RejectedRecordRow] = []
+        for record in records:
+            try:
+                if record.key is None:
+                    raise ValueError("a delivered-keys record without a key")
+                key = record.key.decode("utf-8")
+                parts = parse_key(key)
+                read = parse_value(record.value)
+            except ValueError as error:  # UnicodeDecodeError is one
+                self.counts["invalid_marks"] += 1
+                log.error("unreadable delivered-keys record kept in rejected_records: %s", error)
+                unreadable.append(
+                    _rejected_record(
+                        record, DELIVERED.name, "delivery_marks", (_brief(error),), now
+                    )
+                )
+                continue
+            marks.append(
+                DeliveryMark(
+                    key, parts.change_id, parts.flow_id, parts.replay_id, read.state, read.at
+                )
+            )
+        await self._keep_unreadable(unreadable)
+        if marks:
+            await self.durably(
+                f"{len(marks)} delivery marks",
+                lambda: record_delivery_marks(self.store, marks, now),
+            )
+        self.counts["marks"] += len(marks)
+        return len(marks)
+
     async def _keep_unreadable(self, rows: list[RejectedRecordRow]) -> None:
         if rows:
             await self.durably(
@@ -417,12 +465,16 @@ def _reasons(error: Exception) -> tuple[str, ...]:
 def _rejected_record(
     record: RawRecord, topic: str, agent: str, reasons: tuple[str, ...], now: datetime
 ) -> RejectedRecordRow:
+    payload = _text(record.value)
+    if record.key is not None:
+        value = None if record.value is None else payload
+        payload = json.dumps({"key": _text(record.key), "value": value})
     return RejectedRecordRow(
         received_at=now,
         topic=topic,
         agent=agent,
         reasons=reasons,
-        payload=_text(record.value),
+        payload=payload,
         kafka_partition=record.partition,
         kafka_offset=record.offset,
     )

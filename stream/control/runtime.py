@@ -30,6 +30,7 @@ from stream import topics
 from stream.api import ApiDeps, create_app
 from stream.broker import bootstrap_servers
 from stream.control.config_service import ConfigService
+from stream.control.marks import DeliveryMarksAgent
 from stream.control.operations import Operations
 from stream.control.recorder import Recorder
 from stream.control.recovery import Recovery, RecoveryPolicy, publish_to
@@ -123,6 +124,7 @@ class ControlRuntime(Service):
         self.producer: AIOKafkaProducer | None = None
         self.operations: Operations | None = None
         self.recovery: Recovery | None = None
+        self.marks: DeliveryMarksAgent | None = None
         self.api_url: str | None = None
         self._runner: web.AppRunner | None = None
 
@@ -149,6 +151,10 @@ class ControlRuntime(Service):
         await self.config.start(s.account_path)
         self.recorder = Recorder(self.store, self.config, schedule=s.retry_schedule)
         self.recorder.last_change_seen = await self._last_change_seen()
+        self.marks = DeliveryMarksAgent(
+            self.recorder, s.broker_url, group_id=f"{s.app_id}-delivery-marks"
+        )
+        self.marks.start()
         self.operations = Operations.build(
             self.store, self.config, self._produce_redrives, schedule=s.retry_schedule
         )
@@ -171,6 +177,8 @@ class ControlRuntime(Service):
             self._runner = None
         if self.recovery is not None:
             await self.recovery.stop()
+        if self.marks is not None:
+            await self.marks.stop()
         if self.operations is not None:
             await self.operations.close()
         if self.config is not None:

@@ -38,6 +38,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from stream.broker import bootstrap_servers
+from stream.delivery_keys import SENDING
 from stream.topics import DELIVERED
 
 log = logging.getLogger("signal.pipeline.delivered")
@@ -45,9 +46,6 @@ log = logging.getLogger("signal.pipeline.delivered")
 __all__ = ["DeliveredLog"]
 
 Publish = Callable[[list[tuple[str, bytes | None]]], Awaitable[None]]
-
-SENDING = b"sending:"
-"""Prefix of a "sending" mark's value (`b"sending:<epoch>"`)."""
 
 
 class DeliveredLog:

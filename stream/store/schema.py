@@ -342,6 +342,26 @@ _V4_POSSIBLE_REPEAT = (
     """,
 )
 
+# The delivered-keys log (`signal-delivered`) as control reads it: one row per delivery key
+# (`stream.delivery_keys`), `sending` while a Marketo call completing the pair was started
+# without its answer on record, `delivered` once Marketo acknowledged it. The embedded broker
+# forgets the topic when it dies; these rows (with the delivered outcomes) are what control
+# re-seeds it from, so outcomes still waiting on `signal-outcomes` at a crash do not make a
+# delivered pair look undelivered, and a pair marked sending is counted as a possible repeat.
+_V5_DELIVERY_MARKS = (
+    """
+    CREATE TABLE delivery_marks (
+        key VARCHAR PRIMARY KEY,
+        change_id VARCHAR NOT NULL,
+        flow_id VARCHAR NOT NULL,
+        replay_id VARCHAR,
+        state VARCHAR NOT NULL,
+        marked_at TIMESTAMPTZ NOT NULL,
+        updated_at TIMESTAMPTZ NOT NULL
+    )
+    """,
+)
+
 Apply = Callable[[duckdb.DuckDBPyConnection], None]
 
 
@@ -365,6 +385,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(
         4, "possible_repeat on outcomes (a delivery repeated after a crash)", _V4_POSSIBLE_REPEAT
     ),
+    Migration(5, "delivery marks (the delivered-keys log kept in the ledger)", _V5_DELIVERY_MARKS),
 )
 
 _VERSION_TABLE = """

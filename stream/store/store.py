@@ -56,8 +56,8 @@ LEDGER_ONLY_STATUSES = ("would_send", "skipped_duplicate")
 """Attempt rows that describe a pair without changing it: a dry run's `would_send` and a
 redelivery noticed as a duplicate stay in the ledger but never become the pair's current state
 (a dry run of a delivered pair must not make it look undelivered). One exception: a duplicate
-noticed for a pair still `queued` proves an earlier delivery whose outcome was lost, and makes
-the pair delivered."""
+noticed for a pair with no state or still `queued` proves an earlier delivery whose outcome was
+lost, and makes the pair delivered."""
 
 _NOT_FINAL = (*LEDGER_ONLY_STATUSES, IN_FLIGHT_STATUS)
 
@@ -122,22 +122,27 @@ _QUEUED_UPSERT = f"""
 queued pair follows its newest queued row, any other state stays."""
 
 _DUPLICATE_PROVES_DELIVERY = f"""
-    UPDATE delivery_state d SET
-        {", ".join(f"{c} = b.{c}" for c in _LATEST_COLUMNS if c != "status")},
-        status = 'delivered',
-        attempts = d.attempts + 1,
-        first_processed_at = least(d.first_processed_at, b.processed_at),
-        delivered_at = b.processed_at,
-        updated_at = now()
-    FROM (SELECT * FROM batch WHERE status = 'skipped_duplicate'
-          QUALIFY row_number() OVER (
-              PARTITION BY change_id, flow_id ORDER BY processed_at, attempt, outcome_id) = 1) b
-    WHERE d.change_id = b.change_id AND d.flow_id = b.flow_id
-      AND d.status = '{IN_FLIGHT_STATUS}'
+    INSERT INTO delivery_state {_STATE_COLUMNS}
+    SELECT change_id, flow_id,
+           {", ".join("'delivered'" if c == "status" else c for c in _LATEST_COLUMNS)},
+           1, processed_at, processed_at, now()
+    FROM batch
+    WHERE status = 'skipped_duplicate'
+    QUALIFY row_number() OVER (
+        PARTITION BY change_id, flow_id ORDER BY processed_at, attempt, outcome_id) = 1
+    ON CONFLICT (change_id, flow_id) DO UPDATE SET
+        {", ".join(f"{c} = excluded.{c}" for c in _LATEST_COLUMNS)},
+        attempts = delivery_state.attempts + 1,
+        first_processed_at = least(delivery_state.first_processed_at, excluded.processed_at),
+        delivered_at = excluded.processed_at,
+        updated_at = excluded.updated_at
+    WHERE delivery_state.status = '{IN_FLIGHT_STATUS}'
 """
-"""A duplicate noticed for a pair still queued: the delivered-keys log proved a delivery whose
-outcome was lost (a crash between Marketo's answer and the outcome), so the pair is delivered,
-at the duplicate's time, with its reason."""
+"""A duplicate noticed for a pair with no state or still queued: the delivered-keys log proved
+a delivery whose outcome was lost (a crash between Marketo's answer and the outcome; after a
+crash of everything, the pair's queued row may be lost too, so recovery re-drove it as a change
+nobody routed), so the pair is delivered, at the duplicate's time, with its reason. Never over
+a final state."""
 
 _RETRY_SELECT = ", ".join(ab.RETRY_COLUMNS)
 
@@ -468,7 +473,8 @@ class Store:
         flight) becomes the state only of a pair without state or still queued, and is not
         counted in `attempts`; a final row replaces a queued state whatever its time, so a
         final outcome recorded before its queued row keeps the pair final. A
-        `skipped_duplicate` row makes a queued pair delivered (see `LEDGER_ONLY_STATUSES`).
+        `skipped_duplicate` row makes a pair without state or queued delivered (see
+        `LEDGER_ONLY_STATUSES`).
         Returns the number of attempt rows added.
         """
         if not rows and not retry_items:

@@ -244,17 +244,50 @@ async def test_queued_and_duplicate_in_one_batch_make_the_pair_delivered(store: 
     assert (await _state(store))[:3] == ("delivered", 1, "already delivered")
 
 
-async def test_a_duplicate_stays_ledger_only_unless_the_pair_is_queued(store: Store) -> None:
+def dup(change_id: str, *, at: int, attempt: int = 1) -> OutcomeRow:
+    return outcome(
+        change_id, status="skipped_duplicate", lead_result=None, attempt=attempt,
+        reason="already delivered", processed_at=T0 + at * S,
+    )  # fmt: skip
+
+
+async def test_a_duplicate_never_replaces_a_final_state(store: Store) -> None:
     failed = outcome("c1", status="failed", category="technical", reason="Marketo 502")
     duplicate = outcome("c1", status="skipped_duplicate", lead_result=None, attempt=2,
                         processed_at=T0 + 9 * S)  # fmt: skip
     await store.record_outcomes([failed])
     await store.record_outcomes([duplicate])
     assert (await _state(store))[:3] == ("failed", 1, "Marketo 502")
-    alone = outcome("c2", status="skipped_duplicate", lead_result=None)
-    await store.record_outcomes([alone])
-    none = await store.query("SELECT count(*) FROM outcomes WHERE change_id = 'c2'")
-    assert none.rows == ((0,),)
+    delivered = outcome("c2", processed_at=T0 + 2 * S)
+    await store.record_outcomes([delivered])
+    await store.record_outcomes([dup("c2", at=9, attempt=2)])
+    assert await _state(store, "c2") == ("delivered", 1, None, T0 + 2 * S, T0 + 2 * S, T0 + 2 * S)
+
+
+async def test_a_duplicate_for_a_pair_without_state_proves_its_delivery(store: Store) -> None:
+    """After a crash of everything, a pair's queued and delivered outcomes may both have been
+    lost with the broker: recovery re-drives its change as unrouted, the worker finds the pair's
+    re-seeded key and skips it; the duplicate is the ledger's only proof of the delivery."""
+    await store.record_outcomes([dup("c2", at=9, attempt=2), dup("c2", at=7)])
+    assert await _state(store, "c2") == (
+        "delivered", 1, "already delivered", T0 + 7 * S, T0 + 7 * S, T0 + 7 * S
+    )  # fmt: skip
+    assert await store.seen("c2", "flow-1")
+    # A later duplicate (another redrive) changes nothing: the pair is final now.
+    await store.record_outcomes([dup("c2", at=30, attempt=3)])
+    assert (await _state(store, "c2"))[:4] == ("delivered", 1, "already delivered", T0 + 7 * S)
+    # Its delivered outcome, recorded late, keeps the pair delivered at the first delivery.
+    await store.record_outcomes([outcome("c2", processed_at=T0 + 3 * S)])
+    state = await _state(store, "c2")
+    assert (state[0], state[1], state[5]) == ("delivered", 2, T0 + 3 * S)
+
+
+async def test_a_final_row_in_the_same_batch_decides_over_a_duplicate(store: Store) -> None:
+    """A pair without state, its duplicate and a final row in one batch: the final row decides."""
+    failed = outcome("c3", status="failed", category="technical", reason="Marketo 502",
+                     processed_at=T0 + 5 * S)  # fmt: skip
+    await store.record_outcomes([dup("c3", at=4), failed])
+    assert (await _state(store, "c3"))[:3] == ("failed", 1, "Marketo 502")
 
 
 async def test_a_queued_row_does_not_resolve_a_retry_item(store: Store) -> None:
