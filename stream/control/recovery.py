@@ -6,12 +6,9 @@ loses every topic, consumer offset and the compacted `signal-delivered` topic wh
 a process killed mid-batch leaves work half done. On start, and then every `every_s`, recovery:
 
 1. **re-seeds delivered keys** (first, once per start, before any redrive): every delivery the
-   ledger knows of within the horizon — recorded outcomes, and the delivered keys control kept
-   from `signal-delivered` (`delivery_marks`), which run ahead of the outcomes — is written back
-   to `signal-delivered`, in the pipeline's key format, and so is every "sending" mark without a
-   delivery (`sending:<epoch>`); the broker's acknowledgements are awaited. A re-driven pair
-   that was in fact delivered is recognised as a duplicate instead of being sent again, and one
-   whose call was in flight at a crash is delivered again as a possible repeat, counted;
+   ledger recorded within the horizon is written back to `signal-delivered`, in the pipeline's
+   key format, and the broker's acknowledgements awaited, so a re-driven pair that was in fact
+   delivered is recognised as a duplicate instead of being sent again;
 2. **publishes the outbox**: changes the ingest API accepted and committed but the broker never
    acknowledged go to `certain-changes` (keyed like ingest) and are marked published. The outbox
    is published whatever its age: a change answered with 202 must reach the pipeline;
@@ -23,6 +20,10 @@ a process killed mid-batch leaves work half done. On start, and then every `ever
    each active, complete flow that would act on it (anything but "not activated": a delivery, a
    filter, a data failure — outcomes an operator expects to see) is re-driven. A change no flow
    would act on gets a `nothing_expected` row in the recovery log and is not evaluated again.
+   An evaluation that cannot be trusted decides nothing: a change whose event control's catalog
+   does not hold (its test mode and setup unknown, so every flow that watches it says "not
+   activated") is *deferred* — logged, and evaluated again a grace period later — never marked
+   as expecting nothing.
 
 Only changes received within the horizon are looked at (queued pairs and unrouted changes).
 The grace also runs from when this control started: outcomes produced while it was down wait
@@ -63,8 +64,8 @@ from stream.control.redrive import (
 )
 from stream.core.catalog import EventCatalog
 from stream.core.evaluate import evaluate_all
-from stream.core.results import NotActivated
-from stream.delivery_keys import delivered_value, delivery_key, sending_value
+from stream.core.results import NotActivated, NotActivatedCode
+from stream.delivery_keys import delivered_value, delivery_key
 from stream.messages import Redrive
 from stream.metrics.recovery import RecoveryStatus
 from stream.store import Store
@@ -74,12 +75,11 @@ from stream.store.recovery import (
     UnroutedChange,
     delivered_keys,
     ledger_figures,
+    note_deferred,
     note_nothing_expected,
     note_redriven,
     note_stranded,
-    prune_delivery_marks,
     queued_overdue,
-    stored_marks,
     unrouted_changes,
 )
 
@@ -154,21 +154,35 @@ def within_horizon(received_at: datetime, now: datetime, policy: RecoveryPolicy)
 
 @dataclass(frozen=True)
 class UnroutedPlan:
-    """For one unrouted change: the flows to re-drive and to give up on, or why nothing is
-    expected of it."""
+    """For one unrouted change: the flows to re-drive and to give up on, why nothing is
+    expected of it, or why it cannot be decided yet (`deferred`)."""
 
     redrive: tuple[str, ...] = ()
     stranded: tuple[str, ...] = ()
     nothing_expected: str | None = None
+    deferred: str | None = None
+
+
+class Untrusted(Exception):
+    """The evaluation rests on something control does not know yet; decide nothing now."""
 
 
 def expected_flows(change: ChangeEvent, account: Account, catalog: EventCatalog) -> list[str]:
-    """Active, complete flows that would act on `change` (anything but not activated)."""
-    return [
-        flow.id
-        for flow, evaluation in evaluate_all(change, account, catalog)
-        if not isinstance(evaluation, NotActivated)
-    ]
+    """Active, complete flows that would act on `change` (anything but not activated).
+
+    Raises `Untrusted` when a flow is not activated only because the change's event is not in
+    `catalog`: whether it acts depends on the event, which control has not seen (yet).
+    """
+    flows = []
+    for flow, evaluation in evaluate_all(change, account, catalog):
+        if not isinstance(evaluation, NotActivated):
+            flows.append(flow.id)
+        elif evaluation.code is NotActivatedCode.UNKNOWN_EVENT:
+            raise Untrusted(
+                f"event {change.event_code} is not in control's catalog, so whether flow "
+                f"{flow.id} acts on this change is not known yet"
+            )
+    return flows
 
 
 def plan_unrouted(
@@ -181,9 +195,14 @@ def plan_unrouted(
     policy: RecoveryPolicy,
 ) -> UnroutedPlan:
     """`change` is the parsed archive, or why it no longer parses."""
+    if since >= now - policy.grace:
+        return UnroutedPlan()  # nothing is decided within the grace
     if isinstance(change, str):
         return UnroutedPlan(nothing_expected=change)
-    flows = expected_flows(change, account, catalog)
+    try:
+        flows = expected_flows(change, account, catalog)
+    except Untrusted as why:
+        return UnroutedPlan(deferred=str(why))
     if not flows:
         return UnroutedPlan(nothing_expected="no active, complete flow acts on this change")
     redrive: list[str] = []
@@ -207,6 +226,7 @@ class ScanResult:
     redriven_unrouted: int = 0
     stranded: int = 0
     nothing_expected: int = 0
+    deferred: int = 0
     full: bool = False
     """A batch was full and acted on: more may be waiting, scan again without waiting."""
 
@@ -295,29 +315,19 @@ class Recovery:
     # -- 1. delivered keys ---------------------------------------------------------------------
 
     async def reseed(self, now: datetime | None = None) -> int:
-        """Write the ledger's delivered keys and "sending" marks within the horizon to
-        `signal-delivered` and wait for the broker's acknowledgements; returns the number of
-        records. Marks older than the horizon are forgotten first."""
+        """Write the ledger's delivered keys within the horizon to `signal-delivered` and wait
+        for the broker's acknowledgements; returns the number of keys."""
         now = now or self._clock()
         started = time.monotonic()
-        since = now - self.policy.horizon
-        await prune_delivery_marks(self._store, before=since)
-        keys = await delivered_keys(self._store, since=since)
-        marks = await stored_marks(self._store, since=since)
+        keys = await delivered_keys(self._store, since=now - self.policy.horizon)
         read_s = time.monotonic() - started
-        values = {
-            delivery_key(k.change_id, k.flow_id, k.replay_id): delivered_value(k.delivered_at)
+        records = [
+            (
+                delivery_key(k.change_id, k.flow_id, k.replay_id).encode(),
+                delivered_value(k.delivered_at),
+            )
             for k in keys
-        }
-        for mark in marks:
-            if mark.state == "delivered":
-                values.setdefault(mark.key, delivered_value(mark.marked_at))
-        sending = 0
-        for mark in marks:
-            if mark.state == "sending" and mark.key not in values:
-                values[mark.key] = sending_value(mark.marked_at)
-                sending += 1
-        records = [(key.encode(), value) for key, value in values.items()]
+        ]
         chunk = self.policy.reseed_chunk
         for start in range(0, len(records), chunk):
             await self._send(self._publish_delivered, records[start : start + chunk])
@@ -325,10 +335,9 @@ class Recovery:
         self._counters.reseeded_keys = len(records)
         self._counters.reseed_s = elapsed
         log.info(
-            "re-seeded %d delivered keys and %d sending marks from the ledger in %.2f s (read "
-            "%.2f s, acknowledged %.2f s)",
-            len(records) - sending,
-            sending,
+            "re-seeded %d delivered keys from the ledger in %.2f s (read %.2f s, acknowledged "
+            "%.2f s)",
+            len(records),
             elapsed,
             read_s,
             elapsed - read_s,
@@ -415,6 +424,7 @@ class Recovery:
         redriven: list[tuple[str, str, str]] = []
         stranded: list[tuple[str, str, str]] = []
         nothing: list[tuple[str, str]] = []
+        deferred: list[tuple[str, str]] = []
         for index, change in enumerate(changes):
             if index % 100 == 99:
                 await asyncio.sleep(0)  # evaluation is pure CPU: let the loop breathe
@@ -424,13 +434,15 @@ class Recovery:
             plan = self._plan(change, account, catalog, now)
             if plan.nothing_expected is not None:
                 nothing.append((change.row.change_id, plan.nothing_expected))
+            if plan.deferred is not None:
+                deferred.append((change.row.change_id, plan.deferred))
             for flow_id in plan.redrive:
                 records.append(
                     redrive_record(change.row, Redrive(flow_id=flow_id, attempt=1, kind=KIND))
                 )
                 redriven.append((change.row.change_id, flow_id, "unrouted"))
             stranded.extend((change.row.change_id, f, "unrouted") for f in plan.stranded)
-        if len(changes) >= p.batch_size and (records or stranded or nothing):
+        if len(changes) >= p.batch_size and (records or stranded or nothing or deferred):
             result.full = True
         if records:
             await self._send(self._publish_redrives, records)
@@ -452,6 +464,16 @@ class Recovery:
         if nothing:
             await note_nothing_expected(self._store, nothing, now)
             result.nothing_expected += len(nothing)
+        if deferred:
+            # logged, so the next scans look at other changes first; again after the grace
+            await note_deferred(self._store, deferred, now)
+            result.deferred += len(deferred)
+            log.warning(
+                "%d changes without any outcome left undecided for now, e.g. %s: %s",
+                len(deferred),
+                deferred[0][0],
+                deferred[0][1],
+            )
 
     def _plan(
         self, change: UnroutedChange, account: Account, catalog: EventCatalog, now: datetime

@@ -7,8 +7,9 @@ never passes a change whose outcomes (or delivery requests) are not durable.
 - `route` (`certain-changes`, `signal-redrive`): parse, apply event changes to the local catalog,
   evaluate (pure, `route.py`), publish outcomes decided without Marketo and `DeliveryRequest`s
   keyed by connection id.
-  Every delivery request goes with a `queued` outcome for its pair, in the same publish, so the
-  ledger sees each delivery in flight.
+  Every delivery request goes with a `queued` outcome for its pair, in the same publish and ahead
+  of the batch's other outcomes, so the ledger sees each delivery in flight, even when a crash
+  cuts the publish short (`route_records`).
 - `deliver` (`signal-deliveries`): one partition per connection, so one worker owns each
   connection's batching and rate limit; skips pairs already delivered (`delivered_log.py`), calls
   Marketo (`deliver.py`) and publishes one outcome per request. Around each completing Marketo
@@ -689,14 +690,22 @@ def _internal_failure(request: DeliveryRequest, error: Exception) -> OutcomeReco
 
 
 def route_records(routed: Routed) -> list[tuple[str, str, Message | bytes | None]]:
-    """What a route batch publishes: its outcomes, and each delivery request with the `queued`
-    outcome of its pair (so the ledger sees the delivery in flight)."""
-    records: list[tuple[str, str, Message | bytes | None]] = [
-        (OUTCOMES.name, o.change_id, o) for o in routed.outcomes
-    ]
+    """What a route batch publishes: each delivery request with the `queued` outcome of its pair
+    (so the ledger sees the delivery in flight), then the outcomes decided without Marketo.
+
+    The order matters after a crash. A change's outcomes share its partition of
+    `signal-outcomes` (keyed by change id), and control records them in batches, so what the
+    ledger holds of a change whose records were cut short by a crash is a prefix of them.
+    Recovery re-drives a change only when it has no outcome at all, and a queued pair only once
+    it is recorded: were the decided outcomes first (a `not_activated` of another flow), a
+    prefix holding them without the queued record would leave the delivery unseen by both.
+    Queued records first, a prefix either holds the queued pair or nothing else of its change.
+    """
+    records: list[tuple[str, str, Message | bytes | None]] = []
     for request in routed.deliveries:
         records.append((OUTCOMES.name, request.change_id, queued_outcome(request)))
         records.append((DELIVERIES.name, request.connection_id, request))
+    records.extend((OUTCOMES.name, o.change_id, o) for o in routed.outcomes)
     return records
 
 

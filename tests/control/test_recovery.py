@@ -1,6 +1,7 @@
-"""Control's recovery: the decisions (grace, horizon, cap, nothing expected) with an injected
-clock, the service on a real DuckDB file with recording publishers, the failure paths, and what
-metrics show. The run against the real embedded broker is in test_recovery_broker.py."""
+"""Control's recovery: the decisions (grace, horizon, cap, nothing expected, deferred) with an
+injected clock, the service on a real DuckDB file with recording publishers, a route batch cut
+short by a crash, the failure paths, and what metrics show. The run against the real embedded
+broker is in test_recovery_broker.py."""
 
 from __future__ import annotations
 
@@ -18,24 +19,35 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from config.models import Account
 from stream.api.metrics_routes import add_metrics_routes
+from stream.control.recorder import outcome_row
 from stream.control.recovery import (
     Decision,
     Recovery,
     RecoveryPolicy,
+    UnroutedPlan,
     decide,
     plan_unrouted,
     within_horizon,
 )
 from stream.core.catalog import EventCatalog
 from stream.delivery_keys import delivered_value, delivery_key
-from stream.messages import DeliveryRequest, RedriveRequest
+from stream.messages import DeliveryRequest, OutcomeRecord, RedriveRequest
 from stream.metrics.queries import RuntimeStatus
 from stream.metrics.recovery import RecoveryStatus
 from stream.pipeline import delivered as pipeline_delivered
+from stream.pipeline.app import route_records
+from stream.pipeline.route import Routed, route_change
 from stream.store import ChangeRow, OutcomeRow, Store
 from stream.store.recovery import RecoveryEntry
+from stream.topics import OUTCOMES
 from tests.support.accounts import example_account
-from tests.support.changes import catalog, change_row, registration_change, registration_json
+from tests.support.changes import (
+    catalog,
+    change_row,
+    event_change,
+    registration_change,
+    registration_json,
+)
 from tests.support.clock import FIXED, FakeClock
 from tests.support.waiting import until
 
@@ -113,9 +125,9 @@ def test_plan_redrives_the_flows_that_would_act_only() -> None:
 def test_plan_marks_a_change_no_flow_acts_on() -> None:
     account, events = example_account(), catalog()
     old = FIXED - timedelta(minutes=5)
-    unknown_event = registration_change("c2", event_code="NOPE")
-    plan = plan_unrouted(unknown_event, old, {}, account, events, FIXED, POLICY)
-    assert plan.redrive == () and plan.nothing_expected
+    elsewhere = registration_change("c2", account_code="OTHER")
+    plan = plan_unrouted(elsewhere, old, {}, account, events, FIXED, POLICY)
+    assert plan.redrive == () and plan.nothing_expected and plan.deferred is None
     nothing_active = account.model_copy(
         update={"flows": [f.model_copy(update={"active": False}) for f in account.flows]}
     )
@@ -123,6 +135,19 @@ def test_plan_marks_a_change_no_flow_acts_on() -> None:
     assert plan.redrive == () and plan.nothing_expected
     plan = plan_unrouted("archived payload is not JSON", old, {}, account, events, FIXED, POLICY)
     assert plan.nothing_expected == "archived payload is not JSON"
+
+
+def test_plan_decides_nothing_for_an_event_control_does_not_know() -> None:
+    """Every flow that watches the change says "not activated" because its event is not in the
+    catalog: that says nothing about whether a flow acts on it, so nothing is decided."""
+    account, change, empty = example_account(), registration_change("c3"), EventCatalog()
+    old = FIXED - timedelta(minutes=5)
+    plan = plan_unrouted(change, old, {}, account, empty, FIXED, POLICY)
+    assert (plan.redrive, plan.stranded, plan.nothing_expected) == ((), (), None)
+    assert plan.deferred and "SUMMIT26" in plan.deferred and "catalog" in plan.deferred
+    young = FIXED - timedelta(seconds=5)
+    plan = plan_unrouted(change, young, {}, account, empty, FIXED, POLICY)
+    assert plan == UnroutedPlan(), "within the grace nothing is decided at all"
 
 
 def test_the_shared_key_is_the_pipelines_key() -> None:
@@ -194,11 +219,16 @@ def wire() -> Broker:
 
 
 def make_recovery(
-    store: Store, wire: Broker, clock: FakeClock, policy: RecoveryPolicy = POLICY
+    store: Store,
+    wire: Broker,
+    clock: FakeClock,
+    policy: RecoveryPolicy = POLICY,
+    *,
+    config: Config | None = None,
 ) -> Recovery:
     return Recovery(
         store,
-        Config(),
+        config or Config(),
         publish_changes=wire.publisher("changes"),
         publish_redrives=wire.publisher("redrive"),
         publish_delivered=wire.publisher("delivered"),
@@ -283,7 +313,7 @@ async def test_an_unrouted_change_is_evaluated_and_redriven_for_its_flows(
         [
             archived("u1", now - timedelta(minutes=5)),
             archived("young", now - timedelta(seconds=10)),
-            archived("elsewhere", now - timedelta(minutes=5), event_code="NOPE"),
+            archived("elsewhere", now - timedelta(minutes=5), account_code="OTHER"),
             archived("routed", now - timedelta(minutes=5)),
         ]
     )
@@ -321,6 +351,72 @@ async def test_an_unrouted_change_is_evaluated_and_redriven_for_its_flows(
     assert recovery.status().unrouted == 0
 
 
+async def test_a_change_of_an_unknown_event_is_deferred_not_marked(
+    store: Store, wire: Broker, clock: FakeClock
+) -> None:
+    """Control's catalog lacks the change's event: the change is not marked as expecting
+    nothing, other changes are scanned meanwhile, and once the event is known (a grace period
+    later) it is re-driven for the flow that acts on it."""
+    now = clock()
+    await store.archive_changes(
+        [
+            archived("unknown", now - timedelta(minutes=5), event_code="LATER26"),
+            archived("known", now - timedelta(minutes=4)),
+        ]
+    )
+    config = Config()
+    recovery = make_recovery(store, wire, clock, config=config)
+    result = await recovery.scan()
+    assert (result.deferred, result.nothing_expected, result.redriven_unrouted) == (1, 0, 1)
+    assert [r.change["changeId"] for r in wire.redrives()] == ["known"]
+    rows = await store.query("SELECT change_id, flow_id, reason, note FROM recovery_log ORDER BY 1")
+    assert [r[:3] for r in rows.rows] == [
+        ("known", FLOW, "unrouted"),
+        ("unknown", "(deferred)", "deferred"),
+    ]
+    assert "LATER26" in str(rows.rows[1][3])
+    assert recovery.status().nothing_expected == 0 and recovery.status().unrouted == 2
+
+    clock.advance(seconds=30)
+    assert (await recovery.scan()).deferred == 0, "not evaluated again within the grace"
+    config.catalog = catalog(event_change(), event_change("LATER26"))
+    clock.advance(seconds=31)
+    result = await recovery.scan()
+    assert (result.deferred, result.nothing_expected) == (0, 0)
+    redriven = [(r.change["changeId"], r.redrive.flow_id) for r in wire.redrives()]
+    assert ("unknown", FLOW) in redriven
+
+
+async def test_a_route_batch_cut_short_by_a_crash_leaves_no_delivery_unseen(
+    store: Store, wire: Broker, clock: FakeClock
+) -> None:
+    """A crash cuts the records of a route batch short: what the ledger holds of each change is
+    a prefix of its records (one partition of signal-outcomes per change id, recorded batch by
+    batch), and the broker forgets the rest. Whatever the cut, recovery re-drives the delivery
+    of every change: as a queued pair, or as a change without any outcome."""
+    now = clock()
+    routed_at = now - timedelta(minutes=5)
+    changes = [archived(f"cut-{n}", now - timedelta(minutes=6)) for n in range(3)]
+    await store.archive_changes(changes)
+    routed = Routed()
+    for row in changes:
+        change = registration_change(row.change_id, code=f"R-{row.change_id}")
+        routed.extend(route_change(change, example_account(), catalog(), now=routed_at))
+    published = [v for topic, _, v in route_records(routed) if topic == OUTCOMES.name]
+    recorded: list[OutcomeRecord] = []
+    for cut, row in enumerate(changes):
+        mine = [o for o in published if isinstance(o, OutcomeRecord)]
+        mine = [o for o in mine if o.change_id == row.change_id]
+        assert len(mine) == 2, "a delivery (queued) and vip-attended's not_activated"
+        recorded.extend(mine[:cut])  # cut-0: nothing, cut-1: the first record, cut-2: both
+    await store.record_outcomes([outcome_row(o) for o in recorded])
+
+    recovery = make_recovery(store, wire, clock)
+    await recovery.scan()
+    redriven = sorted((r.change["changeId"], r.redrive.flow_id) for r in wire.redrives())
+    assert redriven == [(row.change_id, FLOW) for row in changes]
+
+
 async def test_the_unrouted_count_leaves_out_young_changes_and_changes_expecting_nothing(
     store: Store, wire: Broker, clock: FakeClock
 ) -> None:
@@ -328,7 +424,7 @@ async def test_the_unrouted_count_leaves_out_young_changes_and_changes_expecting
     await store.archive_changes(
         [
             archived("young", now - timedelta(seconds=10)),
-            archived("elsewhere", now - timedelta(minutes=5), event_code="NOPE"),
+            archived("elsewhere", now - timedelta(minutes=5), account_code="OTHER"),
         ]
     )
     recovery = make_recovery(store, wire, clock)
