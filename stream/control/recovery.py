@@ -6,9 +6,12 @@ loses every topic, consumer offset and the compacted `signal-delivered` topic wh
 a process killed mid-batch leaves work half done. On start, and then every `every_s`, recovery:
 
 1. **re-seeds delivered keys** (first, once per start, before any redrive): every delivery the
-   ledger recorded within the horizon is written back to `signal-delivered`, in the pipeline's
-   key format, and the broker's acknowledgements awaited, so a re-driven pair that was in fact
-   delivered is recognised as a duplicate instead of being sent again;
+   ledger knows of within the horizon — recorded outcomes, and the delivered keys control kept
+   from `signal-delivered` (`delivery_marks`), which run ahead of the outcomes — is written back
+   to `signal-delivered`, in the pipeline's key format, and so is every "sending" mark without a
+   delivery (`sending:<epoch>`); the broker's acknowledgements are awaited. A re-driven pair
+   that was in fact delivered is recognised as a duplicate instead of being sent again, and one
+   whose call was in flight at a crash is delivered again as a possible repeat, counted;
 2. **publishes the outbox**: changes the ingest API accepted and committed but the broker never
    acknowledged go to `certain-changes` (keyed like ingest) and are marked published. The outbox
    is published whatever its age: a change answered with 202 must reach the pipeline;
@@ -65,7 +68,7 @@ from stream.control.redrive import (
 from stream.core.catalog import EventCatalog
 from stream.core.evaluate import evaluate_all
 from stream.core.results import NotActivated, NotActivatedCode
-from stream.delivery_keys import delivered_value, delivery_key
+from stream.delivery_keys import delivered_value, delivery_key, sending_value
 from stream.messages import Redrive
 from stream.metrics.recovery import RecoveryStatus
 from stream.store import Store
@@ -79,7 +82,9 @@ from stream.store.recovery import (
     note_nothing_expected,
     note_redriven,
     note_stranded,
+    prune_delivery_marks,
     queued_overdue,
+    stored_marks,
     unrouted_changes,
 )
 
@@ -315,19 +320,29 @@ class Recovery:
     # -- 1. delivered keys ---------------------------------------------------------------------
 
     async def reseed(self, now: datetime | None = None) -> int:
-        """Write the ledger's delivered keys within the horizon to `signal-delivered` and wait
-        for the broker's acknowledgements; returns the number of keys."""
+        """Write the ledger's delivered keys and "sending" marks within the horizon to
+        `signal-delivered` and wait for the broker's acknowledgements; returns the number of
+        records. Marks older than the horizon are forgotten first."""
         now = now or self._clock()
         started = time.monotonic()
-        keys = await delivered_keys(self._store, since=now - self.policy.horizon)
+        since = now - self.policy.horizon
+        await prune_delivery_marks(self._store, before=since)
+        keys = await delivered_keys(self._store, since=since)
+        marks = await stored_marks(self._store, since=since)
         read_s = time.monotonic() - started
-        records = [
-            (
-                delivery_key(k.change_id, k.flow_id, k.replay_id).encode(),
-                delivered_value(k.delivered_at),
-            )
+        values = {
+            delivery_key(k.change_id, k.flow_id, k.replay_id): delivered_value(k.delivered_at)
             for k in keys
-        ]
+        }
+        for mark in marks:
+            if mark.state == "delivered":
+                values.setdefault(mark.key, delivered_value(mark.marked_at))
+        sending = 0
+        for mark in marks:
+            if mark.state == "sending" and mark.key not in values:
+                values[mark.key] = sending_value(mark.marked_at)
+                sending += 1
+        records = [(key.encode(), value) for key, value in values.items()]
         chunk = self.policy.reseed_chunk
         for start in range(0, len(records), chunk):
             await self._send(self._publish_delivered, records[start : start + chunk])
@@ -335,9 +350,10 @@ class Recovery:
         self._counters.reseeded_keys = len(records)
         self._counters.reseed_s = elapsed
         log.info(
-            "re-seeded %d delivered keys from the ledger in %.2f s (read %.2f s, acknowledged "
-            "%.2f s)",
-            len(records),
+            "re-seeded %d delivered keys and %d sending marks from the ledger in %.2f s (read "
+            "%.2f s, acknowledged %.2f s)",
+            len(records) - sending,
+            sending,
             elapsed,
             read_s,
             elapsed - read_s,
