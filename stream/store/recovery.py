@@ -9,7 +9,8 @@ what "older than the grace" and "within the horizon" mean.
 `delivery_marks` keeps the delivered-keys log (`signal-delivered`, `stream.delivery_keys`) as
 control reads it: one row per key, `sending` or `delivered`. A delivery overrides a "sending"
 mark and is never undone; a tombstone removes a "sending" mark only. Writing the same records
-again changes nothing, so a redelivered batch is harmless.
+again changes nothing, so a redelivered batch is harmless. Its writes run on the store's apart
+lane (`Store.write_apart`), so they never wait behind an outcome batch.
 
 `recovery_log` has one row per (change, flow) recovery re-drove — its reason (`unrouted` or
 `queued`), how many times, first and last time, and when it gave up (`stranded_at`) — one
@@ -524,7 +525,7 @@ async def record_delivery_marks(
                 with _registered(con, "batch", _marks_table(groups[state])):
                     con.execute(sql, {} if state == "withdrawn" else params).fetchall()
 
-    await store.write(work)
+    await store.write_apart(work)
     return MarksWritten(len(groups["delivered"]), len(groups["sending"]), len(groups["withdrawn"]))
 
 
@@ -550,4 +551,4 @@ async def prune_delivery_marks(store: Store, *, before: datetime) -> int:
         ).fetchall()
         return len(rows)
 
-    return await store.write(work)
+    return await store.write_apart(work)

@@ -284,6 +284,13 @@ class Store:
         like); DuckDB errors roll it back and surface as `StoreWriteError`."""
         return await self._db.write(work)
 
+    async def write_apart(self, work: Callable[[Con], T]) -> T:
+        """Run `work(con)` as one transaction on a writing lane of its own, beside the writer
+        thread: for small writes to tables no other write touches (the delivery marks), which
+        must not wait behind the writer's batches. DuckDB errors roll it back and surface as
+        `StoreWriteError`."""
+        return await self._db.write_apart(work)
+
     async def schema_version(self) -> int:
         return await self._db.read(current_version)
 

@@ -10,6 +10,11 @@ run on a lane of their own (`operator_threads`, default 2), so slow ones never t
 service's readers (metrics, the retry queue); the health probe has one thread and cursor of its
 own for the same reason.
 
+One more writing lane, `write_apart`, has a thread and cursor of its own for small transactions
+on tables no other write touches (the delivery marks, written as the pipeline sends): they must
+not wait behind the writer's batches. DuckDB runs transactions of one database side by side and
+only conflicts on rows both changed, which separate tables never do.
+
 The database is opened with:
 - `enable_external_access=false`: no file reads or writes through SQL (read_csv, COPY, ATTACH
   of files, INSTALL/LOAD of extension files, secrets storage), no replacement scans of files
@@ -105,6 +110,8 @@ class Database:
         cursors: queue.SimpleQueue[Con],
         reader_count: int,
         lanes: _Lanes,
+        apart: ThreadPoolExecutor,
+        apart_cursor: Con,
     ) -> None:
         self.path = path
         self._con = con
@@ -113,6 +120,8 @@ class Database:
         self._cursors = cursors
         self._reader_count = reader_count
         self._lanes = lanes
+        self._apart = apart
+        self._apart_cursor = apart_cursor
         self._closed = False
         self._lock = threading.Lock()
 
@@ -134,8 +143,9 @@ class Database:
         readers = ThreadPoolExecutor(max_workers=reader_threads, thread_name_prefix="duckdb-read")
         cursors: queue.SimpleQueue[Con] = queue.SimpleQueue()
         lanes = _Lanes(operator_threads)
+        apart = ThreadPoolExecutor(max_workers=1, thread_name_prefix="duckdb-apart")
 
-        def start() -> Con:
+        def start() -> tuple[Con, Con]:
             con = _connect(path, threads, memory_limit)
             try:
                 if setup is not None:
@@ -143,20 +153,22 @@ class Database:
                 for _ in range(reader_threads):
                     cursors.put(con.cursor())
                 lanes.fill(con)
+                apart_cursor = con.cursor()
             except BaseException:
                 con.close()
                 raise
-            return con
+            return con, apart_cursor
 
         loop = asyncio.get_running_loop()
         try:
-            con = await loop.run_in_executor(writer, start)
+            con, apart_cursor = await loop.run_in_executor(writer, start)
         except BaseException:
             writer.shutdown(wait=False)
             readers.shutdown(wait=False)
             lanes.shutdown(wait=False)
+            apart.shutdown(wait=False)
             raise
-        return cls(path, con, writer, readers, cursors, reader_threads, lanes)
+        return cls(path, con, writer, readers, cursors, reader_threads, lanes, apart, apart_cursor)
 
     def _ensure_open(self) -> None:
         if self._closed:
@@ -168,14 +180,22 @@ class Database:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._writer, self._in_transaction, work)
 
+    async def write_apart(self, work: Callable[[Con], T]) -> T:
+        """Run `work` in one transaction on the apart lane (see the module docstring)."""
+        self._ensure_open()
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(
+            self._apart, self._in_transaction, work, self._apart_cursor
+        )
+
     async def write_raw(self, work: Callable[[Con], T]) -> T:
         """Run `work` on the writer thread outside a transaction (CHECKPOINT and the like)."""
         self._ensure_open()
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._writer, work, self._con)
 
-    def _in_transaction(self, work: Callable[[Con], T]) -> T:
-        con = self._con
+    def _in_transaction(self, work: Callable[[Con], T], con: Con | None = None) -> T:
+        con = self._con if con is None else con
         for attempt in range(1, _CONFLICT_RETRIES + 1):
             con.execute("BEGIN TRANSACTION")
             try:
@@ -183,21 +203,21 @@ class Database:
                 con.execute("COMMIT")
                 return result
             except duckdb.TransactionException as exc:
-                self._rollback()
+                self._rollback(con)
                 if "conflict" not in str(exc).lower() or attempt == _CONFLICT_RETRIES:
                     raise StoreWriteError(f"write rolled back: {exc}") from exc
                 log.warning("DuckDB transaction conflict, retrying (%d): %s", attempt, exc)
             except duckdb.Error as exc:
-                self._rollback()
+                self._rollback(con)
                 raise StoreWriteError(f"write rolled back: {exc}") from exc
             except BaseException:
-                self._rollback()
+                self._rollback(con)
                 raise
         raise AssertionError("unreachable")
 
-    def _rollback(self) -> None:
+    def _rollback(self, con: Con | None = None) -> None:
         with contextlib.suppress(duckdb.Error):
-            self._con.execute("ROLLBACK")
+            (self._con if con is None else con).execute("ROLLBACK")
 
     async def read(self, work: Callable[[Con], T]) -> T:
         """Run `work` on a reader thread with a cursor of its own."""
@@ -267,9 +287,16 @@ class Database:
         try:
             await loop.run_in_executor(None, self._readers.shutdown, True)
             await loop.run_in_executor(None, self._lanes.close)
+            await loop.run_in_executor(None, self._close_apart)
             await loop.run_in_executor(self._writer, shutdown)
         finally:
             self._writer.shutdown(wait=True)
+
+    def _close_apart(self) -> None:
+        """Finish the apart lane's queued writes, then close its cursor (blocking)."""
+        self._apart.shutdown(wait=True)
+        with contextlib.suppress(duckdb.Error):
+            self._apart_cursor.close()
 
 
 class _Lanes:

@@ -71,11 +71,35 @@ recovery (which re-drives only the flows that would act) does not recreate it.""
 FINAL_EXCLUDED = ("queued",)
 """Outcome statuses that are not final (a delivery in flight)."""
 
-MARKETO_MAX_IN_FLIGHT = 10
+CONNECTIONS = 1
+"""Marketo connections of the account (the example account's one)."""
 CAMPAIGN_LEADS_PER_CALL = 100
-IN_FLIGHT_BOUND = MARKETO_MAX_IN_FLIGHT * CAMPAIGN_LEADS_PER_CALL
-"""The most campaign requests a kill can repeat: every call in flight (Marketo's 10 concurrent
-calls), each with its most leads (100 per campaign request)."""
+"""The most leads of one campaign request (Marketo's limit; `deliver.py` fills calls up to it)."""
+FORM_POSTS_IN_FLIGHT = 0
+"""Form submits in flight at once (one lead each, up to the client's 10 calls in flight); the
+account delivers no form posts."""
+RECORDING_WINDOW_CALLS = 1
+"""Completing calls per connection whose delivered-keys records may miss the ledger at a kill.
+
+Control reads `signal-delivered` into the ledger (`delivery_marks`) in batches taken within
+50 ms and written behind at most one other ledger transaction: tens of milliseconds, under one
+Marketo round trip (the sandbox answers after 100 ms). At the kill, the call in flight may have
+its "sending" mark still on its way, so the ledger cannot know of it; the call before it was
+marked at least one round trip earlier."""
+IN_FLIGHT_BOUND = CONNECTIONS * (2 * CAMPAIGN_LEADS_PER_CALL + FORM_POSTS_IN_FLIGHT)
+"""The most campaign requests a kill of everything can repeat: per connection, the campaign call
+in flight (campaign calls of a connection go one at a time, `deliver.py`), the call acknowledged
+just before it whose delivered key may not have reached the ledger yet (its "sending" mark has,
+so it is delivered again and counted), and the form posts in flight. Re-driven pairs whose
+delivered key reached the ledger are skipped as duplicates; outcomes still on `signal-outcomes`
+at the kill no longer matter."""
+UNCOUNTED_ALLOWANCE = CONNECTIONS * (
+    RECORDING_WINDOW_CALLS * CAMPAIGN_LEADS_PER_CALL + FORM_POSTS_IN_FLIGHT
+)
+"""Repeats the ledger may not count: those of calls whose "sending" mark was still within the
+recording window at the kill (`RECORDING_WINDOW_CALLS`). Every other repeat is of a pair the
+ledger held marked "sending", and the worker that delivers it again marks its outcome
+`possible_repeat`."""
 
 POST_BATCH = 100
 POST_CONCURRENCY = 4

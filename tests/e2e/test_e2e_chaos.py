@@ -1,7 +1,8 @@
 """End to end, the crash contract (DESIGN 2): a burst of 3,000 registration changes accepted by a
 real `csignal run`, every process of the run SIGKILLed at once (during ingest; during delivery),
-the run started again on the same data dir: no accepted change is lost, and the repeats Marketo
-saw stay within what can be in flight (and are counted by the ledger when it has such a column).
+the run started again on the same data dir: no accepted change is lost, the repeats Marketo saw
+stay within what can be in flight, and the ledger counts every repeat it can know of: all but
+those of a call whose "sending" mark was still on its way to the ledger at the kill.
 The harness and its figures: `tests/e2e/chaos_support.py`; more moments: `python -m bench.chaos`.
 """
 
@@ -11,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.chaos_support import IN_FLIGHT_BOUND, Moment, chaos_run
+from tests.e2e.chaos_support import IN_FLIGHT_BOUND, UNCOUNTED_ALLOWANCE, Moment, chaos_run
 
 pytestmark = [
     pytest.mark.integration,
@@ -36,5 +37,5 @@ async def test_kill_everything_loses_nothing(tmp_path: Path, moment: Moment) -> 
     assert result.recovery_s is not None, result.line()
     assert result.not_in_marketo == 0, result.line()
     assert result.marketo_repeats <= IN_FLIGHT_BOUND, result.line()
-    if result.ledger_repeats is not None:
-        assert result.ledger_repeats >= result.repeated_leads, result.line()
+    assert result.ledger_repeats is not None, result.line()
+    assert result.repeated_leads <= result.ledger_repeats + UNCOUNTED_ALLOWANCE, result.line()

@@ -4,8 +4,11 @@ records of a batch count in log order, and writing a batch again changes nothing
 
 from __future__ import annotations
 
+import asyncio
 import random
+import threading
 from datetime import timedelta
+from typing import Any
 
 from stream.delivery_keys import delivery_key
 from stream.store import Store
@@ -124,3 +127,25 @@ async def test_marks_are_read_and_pruned_by_time(store: Store) -> None:
     ]
     assert await prune_delivery_marks(store, before=T0 + 50 * S) == 1
     assert set(await marks(store)) == {"new"}
+
+
+async def test_marks_never_wait_behind_the_writer(store: Store) -> None:
+    """Marks go on the store's apart lane: written and readable while a long transaction holds
+    the writer thread, which then commits its own work unharmed."""
+    release = threading.Event()
+
+    def long_batch(con: Any) -> None:
+        con.execute("INSERT INTO rejected_records VALUES (now(), 't', 'a', ['r'], 'p', 0, 1)")
+        if not release.wait(60):
+            raise TimeoutError("never released")
+
+    holding = asyncio.ensure_future(store.write(long_batch))
+    try:
+        await asyncio.wait_for(record_delivery_marks(store, [mark("h", "sending", 1)], T0), 30)
+        assert await marks(store) == {"h": ("sending", T0 + S)}
+        assert not holding.done()
+    finally:
+        release.set()
+        await holding
+    count = await store.query("SELECT count(*) FROM rejected_records")
+    assert count.rows == ((1,),)
