@@ -104,6 +104,22 @@ class _StrictLoader(BoundedSafeLoader):
                 seen[key] = key_node
         return super().construct_mapping(node, deep)
 
+    def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
+        """A scalar PyYAML cannot convert (`2026-13-45`, `!!int x`) is a syntax error at its
+        position, not a `ValueError` escaping as a server error."""
+        try:
+            return super().construct_object(node, deep)
+        except (ValueError, TypeError, OverflowError) as error:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"cannot read {_brief_value(node)}: {error}", node.start_mark
+            ) from None
+
+
+def _brief_value(node: yaml.Node) -> str:
+    value = node.value if isinstance(node, yaml.ScalarNode) else node.tag
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
 
 def parse_yaml(text: str) -> object:
     """The YAML document in `text`, within `config.input_limits`' bounds; `YamlSyntaxError`
