@@ -162,6 +162,8 @@ class SqlResult:
     rows: list[list[Any]]
     truncated: bool
     elapsed_ms: float | None = None
+    truncated_by: str | None = None
+    """`rows` (the row cap) or `bytes` (control's answer size cap)."""
 
 
 @dataclass(frozen=True)
@@ -603,6 +605,9 @@ class ConsoleClient:
             rows=[list(r) for r in body.get("rows", [])],
             truncated=bool(body.get("truncated", False)),
             elapsed_ms=body.get("elapsed_ms"),
+            truncated_by=body.get("truncated_by")
+            if isinstance(body.get("truncated_by"), str)
+            else None,
         )
 
 

@@ -114,6 +114,8 @@ class SqlResult:
     columns: list[str]
     rows: list[list[Any]]
     truncated: bool = False
+    truncated_by: str | None = None
+    """The cap that cut the answer: `rows` (max_rows) or `bytes` (control's answer size cap)."""
 
 
 @dataclass(frozen=True)
@@ -396,7 +398,13 @@ class ApiClient:
             for c in reply.get("columns", [])
         ]
         rows = [list(r) for r in reply.get("rows", [])]
-        return SqlResult(columns, rows, bool(reply.get("truncated", False)))
+        by = reply.get("truncated_by")
+        return SqlResult(
+            columns,
+            rows,
+            bool(reply.get("truncated", False)),
+            by if isinstance(by, str) else None,
+        )
 
     async def scalar(self, query: str) -> Any:
         result = await self.sql(query, max_rows=1)

@@ -94,7 +94,11 @@ class SqlScreen(BaseScreen):
             for number, row in enumerate(result.rows):
                 table.add_row(*fmt.cells(fmt.cell(v, 40) for v in row), key=str(number))
         count = len(result.rows)
-        more = f" (truncated at the cap of {self.max_rows})" if result.truncated else ""
+        more = ""
+        if result.truncated_by == "bytes":
+            more = " (truncated by the answer size cap: select fewer or narrower columns)"
+        elif result.truncated:
+            more = f" (truncated at the cap of {self.max_rows})"
         table.border_title = f"results [{count}{'+' if result.truncated else ''}]"
         self.query_one("#sql-status", Static).update(self._status_text(f"{count} rows{more}"))
 

@@ -56,7 +56,13 @@ def run(args: argparse.Namespace) -> int:
     async def work(client: ApiClient) -> int:
         result = await client.sql(args.query, max_rows=args.max_rows)
         render(result, args.format, sys.stdout)
-        if result.truncated:
+        if result.truncated_by == "bytes":
+            print(
+                f"(truncated at {len(result.rows)} rows by the answer size cap; "
+                "select fewer or narrower columns, or page with LIMIT and OFFSET)",
+                file=sys.stderr,
+            )
+        elif result.truncated:
             print(
                 f"(truncated at {len(result.rows)} rows; use --max-rows to see more)",
                 file=sys.stderr,

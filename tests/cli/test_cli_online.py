@@ -109,7 +109,20 @@ def test_sql_truncation_is_reported(
     assert main(["sql", "SELECT * FROM range(10)", "--max-rows", "3", "--format", "csv"]) == 0
     captured = capsys.readouterr()
     assert len(captured.out.strip().splitlines()) == 4
-    assert "truncated" in captured.err
+    assert "truncated at 3 rows; use --max-rows" in captured.err
+
+
+def test_sql_cut_by_the_answer_size_cap_says_so(
+    env: ControlProcess, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """More rows would not help when control's byte cap cut the answer: the hint says what will."""
+    query = "SELECT repeat('x', 4000) AS wide FROM range(6000)"  # 24 MB over a 16 MiB cap
+    assert main(["sql", query, "--max-rows", "6000", "--format", "csv"]) == 0
+    captured = capsys.readouterr()
+    shown = len(captured.out.strip().splitlines()) - 1
+    assert 0 < shown < 6000
+    assert f"truncated at {shown} rows by the answer size cap" in captured.err
+    assert "--max-rows" not in captured.err
 
 
 def test_sql_refused_write(env: ControlProcess, capsys: pytest.CaptureFixture[str]) -> None:
