@@ -9,6 +9,9 @@ id: the secret was entered for those, so it is cleared and the answer's `secret_
 only (`SIGNAL_SECRET_ENV_ALLOWLIST`; 422 otherwise, whether the variable exists or not); a
 `client_secret_ref` in the body is read-only like `secret_set`. Marketo calls made by a test or a
 refresh are recorded in `api_calls` like any other.
+
+`POST /api/v1/connections/test` tests candidate settings without saving them, so an editor can
+test first and save only what works (the console's Save & Test does).
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ from stream.marketo.client import MarketoClient
 from stream.marketo.connection_test import explain, refresh_target_fields, test_connection
 from stream.marketo.errors import MarketoError
 from stream.marketo.results import CallRecord
+from stream.marketo.settings import MarketoSettings
 from stream.messages import ApiCallRecord
 
 log = logging.getLogger("signal.api.connections")
@@ -156,6 +160,24 @@ async def test(request: web.Request) -> web.Response:
     deps = deps_of(request)
     connection_id = request.match_info["connection_id"]
     settings = deps.config.marketo_settings(connection_id, **deps.connection_test_settings)
+    return await _test_answer(deps, settings)
+
+
+async def test_candidate(request: web.Request) -> web.Response:
+    """Test connection settings before they are saved: the body of a create or replace (with
+    `id`); nothing is stored and the configuration's version does not move. A body without
+    `client_secret` is tested with the stored secret of the connection with that id only while
+    it keeps the identity URL, client id and service URL that secret was entered for; otherwise
+    422 on `client_secret` (enter it again), as a save would have cleared it."""
+    deps = deps_of(request)
+    candidate, secret, problem = _parse(deps, await json_object(request))
+    if problem is not None or candidate is None:
+        return problem or json_error(422, "invalid connection")
+    settings = deps.config.candidate_settings(candidate, secret, **deps.connection_test_settings)
+    return await _test_answer(deps, settings)
+
+
+async def _test_answer(deps: ApiDeps, settings: MarketoSettings) -> web.Response:
     result = await test_connection(settings, on_call=_call_recorder(deps))
     failure = result.failure
     return web.json_response(
@@ -205,5 +227,6 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/api/v1/connections/{connection_id}", get_connection)
     app.router.add_put("/api/v1/connections/{connection_id}", put_connection)
     app.router.add_delete("/api/v1/connections/{connection_id}", delete_connection)
+    app.router.add_post("/api/v1/connections/test", test_candidate)
     app.router.add_post("/api/v1/connections/{connection_id}/test", test)
     app.router.add_post("/api/v1/connections/{connection_id}/fields/refresh", refresh_fields)

@@ -1,27 +1,20 @@
-"""Read-only reference data: tags with their assignments, the event catalog, the change schema."""
+"""Reference data: tags with their assignments (written through `stream.api.tags`), the event
+catalog, the change schema."""
 
 from __future__ import annotations
-
-from typing import Any
 
 from aiohttp import web
 
 from stream.api.deps import deps_of
 from stream.api.errors import json_error
+from stream.api.tags import add_routes as add_tag_routes
+from stream.api.tags import tags_json
 from stream.certain.schema import change_event_json_schema
 
 
 async def list_tags(request: web.Request) -> web.Response:
-    account = deps_of(request).config.account
-    assignments = account.assignments.model_dump(mode="json")
-    tags: list[dict[str, Any]] = []
-    for tag in account.tags:
-        assigned = {
-            kind: sorted(label for label, names in items.items() if tag.name in names)
-            for kind, items in assignments.items()
-        }
-        tags.append({**tag.model_dump(mode="json"), "assigned_to": assigned})
-    return web.json_response({"tags": tags, "assignments": assignments})
+    config = deps_of(request).config
+    return web.json_response(tags_json(config.account, config.assignments_version))
 
 
 async def list_events(request: web.Request) -> web.Response:
@@ -60,6 +53,7 @@ async def change_schema(request: web.Request) -> web.Response:
 
 def add_routes(app: web.Application) -> None:
     app.router.add_get("/api/v1/tags", list_tags)
+    add_tag_routes(app)
     app.router.add_get("/api/v1/catalog/events", list_events)
     app.router.add_get("/api/v1/catalog/events/{event_code}", get_event)
     app.router.add_get("/api/v1/schema/change", change_schema)

@@ -404,6 +404,49 @@ class ConfigService:
             await self._commit(account, actor)
         return self.mapping(mapping.id)
 
+    # --- tag assignments -------------------------------------------------------------------
+
+    @property
+    def assignments_version(self) -> int | None:
+        return self.version_of(ASSIGNMENTS_KIND, SINGLETON_ID)
+
+    async def save_assignments(
+        self, assignments: Assignments, actor: str, *, expected_version: int | None = None
+    ) -> Assignments:
+        """Replace the account-level tag assignments, validated with the whole account (an
+        unknown tag, or one that does not apply to the item's kind, is refused by its path) and
+        audited as the `assignments` object; workers get them with the next snapshot."""
+        async with self._lock:
+            self._check_version(ASSIGNMENTS_KIND, SINGLETON_ID, expected_version)
+            account = self._account.model_copy(deep=True)
+            account.assignments = assignments.model_copy(deep=True)
+            await self._commit(account, actor)
+        return self._account.assignments
+
+    async def assign_tags(
+        self,
+        kind: str,
+        label: str,
+        tags: Sequence[str],
+        actor: str,
+        *,
+        expected_version: int | None = None,
+    ) -> Assignments:
+        """Set the tags of one item (`kind` an `Assignments` field, `label` the item's label);
+        an empty `tags` removes the item's assignment. Other items are left as they are, so two
+        operators tagging different statuses do not overwrite each other."""
+        async with self._lock:
+            self._check_version(ASSIGNMENTS_KIND, SINGLETON_ID, expected_version)
+            account = self._account.model_copy(deep=True)
+            items: dict[str, list[str]] = dict(getattr(account.assignments, kind))
+            if tags:
+                items[label] = list(dict.fromkeys(tags))
+            else:
+                items.pop(label, None)
+            setattr(account.assignments, kind, items)
+            await self._commit(account, actor)
+        return self._account.assignments
+
     # --- connections -----------------------------------------------------------------------
 
     async def save_connection(
@@ -458,6 +501,58 @@ class ConfigService:
             if forget:
                 log.info("connection %s: %s", new.id, cleared[new.id])
         return self.connection(connection.id)
+
+    def candidate_settings(
+        self, candidate: Connection, secret: str | None = None, **overrides: Any
+    ) -> MarketoSettings:
+        """Settings to test `candidate` before it is saved; nothing is stored.
+
+        The secret is `secret` when given, else the `${VAR}` the candidate names (allow-listed,
+        and set), else the stored secret of the connection with the candidate's id, but only
+        while the candidate keeps the identity URL, client id and service URL that secret was
+        entered for (`secret_binding`): a test never sends a stored secret anywhere a save
+        would have cleared it for. Raises `InvalidConfigError` naming `client_secret` otherwise.
+        """
+        if candidate.client_id is None:
+            raise InvalidConfigError(
+                "the connection has no client id",
+                [Problem("client_id", "required to reach Marketo")],
+            )
+        value = secret
+        if value is None and candidate.client_secret_ref is not None:
+            name = candidate.client_secret_ref
+            self._check_reference(name, "client_secret")
+            value = self.env_allowlist.lookup(self._environment(), name)
+            if value is None:
+                why = f"environment variable {name} is not set (from ${{{name}}})"
+                raise InvalidConfigError(why, [Problem("client_secret", why)])
+        if value is None:
+            value = self._stored_secret_for(candidate)
+        return MarketoSettings(
+            connection_id=candidate.id,
+            base_url=candidate.base_url,
+            client_id=candidate.client_id,
+            client_secret=SecretStr(value),
+            identity_url=str(candidate.access_token_url) if candidate.access_token_url else None,
+            scope=candidate.scope,
+            rate_share=candidate.rate_share,
+            max_in_flight=candidate.max_in_flight,
+            **overrides,
+        )
+
+    def _stored_secret_for(self, candidate: Connection) -> str:
+        """The secret of the stored connection `candidate` edits, if it may go where the
+        candidate would send it."""
+        existing = self._account.connection(candidate.id)
+        if existing is None or existing.client_secret is None:
+            cleared = self._cleared.get(candidate.id) if existing is not None else None
+            why = cleared or "required to test the connection: enter the client secret"
+            raise InvalidConfigError(why, [Problem("client_secret", why)])
+        moved = secret_binding(existing).changes_to(secret_binding(candidate))
+        if moved is not None:
+            why = f"the stored client secret is not sent because {moved}; enter it again"
+            raise InvalidConfigError(why, [Problem("client_secret", why)])
+        return existing.client_secret.get_secret_value()
 
     def _check_reference(self, name: str | None, path: str) -> None:
         if name is not None and not self.env_allowlist.allows(name):
