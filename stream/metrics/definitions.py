@@ -6,6 +6,10 @@ Counting rules (DESIGN 5 "Metrics"; the same for every figure):
 - An outcome is the current state of one (change, flow) pair (the `outcomes` view). It belongs
   to the mode of its flow and to the period containing its `processed_at` (the time of its
   latest attempt): a pair retried into a later period moves there, so no pair is counted twice.
+- A replay does not rewrite a delivered pair: its outcomes are attempts of their own
+  (`outcome_attempts`, `replay_id`), and the pair keeps the state of its first delivery, so a
+  lead counted in *leads created* stays there (and in its period) when the replay's delivery
+  comes back "updated" or fails. A replay of a pair never delivered becomes its state.
 - A change is *processed* in a mode and period when at least one of its outcomes is; unique
   registrations are the distinct registration codes of those outcomes.
 - Retry attempts are attempt rows (`outcome_attempts`) with `attempt > 1` that are not replays,
@@ -274,7 +278,11 @@ SUMMARY_METRICS: tuple[Metric, ...] = (
     ),
     Metric("active_flows", "flows of this mode switched on", "configuration"),
     Metric("form_posts", "delivered outcomes of form_post flows", "outcomes"),
-    Metric("leads_created", "delivered outcomes Marketo reported as created", "outcomes"),
+    Metric(
+        "leads_created",
+        "delivered outcomes Marketo reported as created (a replay of the pair leaves it created)",
+        "outcomes",
+    ),
     Metric("leads_updated", "delivered outcomes Marketo reported as updated", "outcomes"),
     Metric(
         "registration_activity",

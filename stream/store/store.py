@@ -86,24 +86,43 @@ def _take_if(condition: str) -> str:
     )
 
 
+_REPLAY_KEEPS_DELIVERED = "NOT (excluded.replayed AND delivery_state.status = 'delivered')"
+"""A replayed row never replaces a delivered state: the first delivery (and whether Marketo
+created the lead then) is the pair's history, and a replay is an attempt of its own, kept in
+`outcome_attempts` and in the replay's progress. A replay of a pair never delivered (failed,
+filtered out, not activated) still becomes its state."""
+
+_FINAL_REPLACES = (
+    f"(delivery_state.status = '{IN_FLIGHT_STATUS}' OR {_NEWER}) AND {_REPLAY_KEEPS_DELIVERED}"
+)
+
 _STATE_UPSERT = f"""
     INSERT INTO delivery_state {_STATE_COLUMNS}
     SELECT change_id, flow_id, {", ".join(_LATEST_COLUMNS)},
-           count(*) OVER pair, min(processed_at) OVER pair,
-           min(processed_at) FILTER (WHERE status = 'delivered') OVER pair, now()
-    FROM batch
-    WHERE status NOT IN {_NOT_FINAL}
-    WINDOW pair AS (PARTITION BY change_id, flow_id)
+           attempts, first_processed_at, delivered_at, now()
+    FROM (
+        SELECT *,
+               count(*) OVER pair AS attempts, min(processed_at) OVER pair AS first_processed_at,
+               min(processed_at) FILTER (WHERE status = 'delivered') OVER pair AS delivered_at,
+               count(*) FILTER (WHERE status = 'delivered') OVER (
+                   pair ORDER BY processed_at, attempt, outcome_id
+                   ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS delivered_before
+        FROM batch
+        WHERE status NOT IN {_NOT_FINAL}
+        WINDOW pair AS (PARTITION BY change_id, flow_id)
+    )
+    WHERE NOT replayed OR delivered_before = 0
     {_NEWEST_PER_PAIR}
     ON CONFLICT (change_id, flow_id) DO UPDATE SET
-        {_take_if(f"delivery_state.status = '{IN_FLIGHT_STATUS}' OR {_NEWER}")},
+        {_take_if(_FINAL_REPLACES)},
         attempts = delivery_state.attempts + excluded.attempts,
         first_processed_at = least(delivery_state.first_processed_at, excluded.first_processed_at),
         delivered_at = least(delivery_state.delivered_at, excluded.delivered_at),
         updated_at = excluded.updated_at
 """
 """Final rows (every status but queued and the ledger-only ones): the newest per pair becomes
-the state, over a queued state whatever the times, over a final state when newer."""
+the state, over a queued state whatever the times, over a final state when newer; a replayed row
+after a delivery, in the batch or in the state, does not (`_REPLAY_KEEPS_DELIVERED`)."""
 
 _QUEUED_UPSERT = f"""
     INSERT INTO delivery_state {_STATE_COLUMNS}
@@ -481,7 +500,8 @@ class Store:
         counted in `attempts`; a final row replaces a queued state whatever its time, so a
         final outcome recorded before its queued row keeps the pair final. A
         `skipped_duplicate` row makes a pair without state or queued delivered (see
-        `LEDGER_ONLY_STATUSES`).
+        `LEDGER_ONLY_STATUSES`). A replayed row never replaces a delivered state (a lead the
+        first delivery created stays created; see `_REPLAY_KEEPS_DELIVERED`).
         Returns the number of attempt rows added.
         """
         if not rows and not retry_items:

@@ -73,8 +73,17 @@ class Pair:
 
     @property
     def state(self) -> OutcomeRow:
-        """The newest attempt that changes the pair (ledger-only rows never do)."""
-        return [a for a in self.attempts if a.status not in LEDGER_ONLY_STATUSES][-1]
+        """The newest attempt that changes the pair: ledger-only rows never do, and neither
+        does a replayed row once the pair was delivered (the first delivery stays its state)."""
+        state: OutcomeRow | None = None
+        for a in self.attempts:
+            if a.status in LEDGER_ONLY_STATUSES:
+                continue
+            if a.replayed and state is not None and state.status == "delivered":
+                continue
+            state = a
+        assert state is not None
+        return state
 
 
 @dataclass

@@ -211,8 +211,14 @@ async def test_state_follows_newer_batches_and_remembers_delivery(store: Store) 
     result = await store.query(
         "SELECT status, reason, replayed, attempts, first_processed_at, delivered_at FROM outcomes"
     )
-    assert result.rows == (("failed", "email missing", True, 2, T0 + s, T0 + s),)
+    # a replay after the delivery is an attempt of its own: the delivered state stays
+    assert result.rows == (("delivered", None, False, 2, T0 + s, T0 + s),)
     assert await store.seen("c1", "flow-1")
+    await store.record_outcomes([outcome("c1", status="failed", category="technical",
+                                         reason="timeout", lead_result=None,
+                                         processed_at=T0 + 10 * s, attempt=2)])  # fmt: skip
+    result = await store.query("SELECT status, reason, replayed, attempts FROM outcomes")
+    assert result.rows == (("failed", "timeout", False, 3),), "other newer rows still replace it"
 
 
 async def test_state_matches_ranking_every_attempt(store: Store) -> None:
@@ -257,9 +263,18 @@ async def test_replay_outcomes_are_distinct_and_carry_their_context(store: Store
     assert replay.replayed and replay.outcome_id != original.outcome_id
     assert await store.record_outcomes([original, replay]) == 2
     result = await store.query(
-        "SELECT status, replayed, replay_id, connection_id, marketo_code, attempts FROM outcomes"
+        "SELECT status, replayed, replay_id, connection_id, marketo_code FROM outcome_attempts "
+        "WHERE replayed"
     )
-    assert result.rows == (("failed", True, "rp-7", "mkto", "1004", 2),)
+    assert result.rows == (("failed", True, "rp-7", "mkto", "1004"),)
+    state = await store.query("SELECT status, replayed, attempts FROM outcomes")
+    assert state.rows == (("delivered", False, 2),), "the replay did not undo the delivery"
+    never_delivered = outcome("c2", status="filtered_out", lead_result=None)
+    replay_delivers = outcome("c2", replay_id="rp-7", processed_at=T0 + timedelta(hours=1))
+    await store.record_outcomes([never_delivered])
+    await store.record_outcomes([replay_delivers])
+    state = await store.query("SELECT status, replay_id FROM outcomes WHERE change_id = 'c2'")
+    assert state.rows == (("delivered", "rp-7"),), "a replay still delivers what never was"
 
 
 async def test_dry_run_and_duplicate_rows_stay_in_the_ledger_only(store: Store) -> None:
