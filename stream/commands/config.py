@@ -92,7 +92,9 @@ def _load_file(path: Path, err: TextIO) -> Loaded | None:
         print(f"{path}: not UTF-8 text ({error.reason})", file=err)
         return None
     try:
-        return load_text(text, allow=Settings().env_allowlist)
+        # An unset `${VAR}` is a warning, as control's import says it: the connection has no
+        # secret until the variable is set where the configuration is loaded.
+        return load_text(text, require_env=False, allow=Settings().env_allowlist)
     except YamlSyntaxError as error:
         where = f":{error.line}:{error.column}" if error.line is not None else ""
         print(f"{path}{where}: YAML syntax error: {error.problem}", file=err)
@@ -110,6 +112,16 @@ def _report(loaded: Loaded, out: TextIO) -> None:
         )
     if loaded.account is None:
         return
+    refused = {p.path for p in loaded.problems}
+    for index, connection in enumerate(loaded.account.connections):
+        ref = connection.client_secret_ref
+        path = f"connections[{index}].client_secret"
+        if ref and connection.client_secret is None and path not in refused:
+            print(
+                f"warning: connections[{index}]: no client secret (environment variable {ref} "
+                "is not set); it sends nothing to Marketo until the variable is set",
+                file=out,
+            )
     for index, flow in enumerate(loaded.account.flows):
         reasons = completeness(flow, loaded.account)
         if reasons:
