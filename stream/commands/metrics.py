@@ -1,6 +1,11 @@
-"""`csignal metrics`: the Metrics dashboard's Summary and Troubleshooting tabs as text or JSON.
+"""`csignal metrics`: the Metrics dashboard's Summary and Troubleshooting tabs as a table, JSON
+or CSV.
 
-csignal metrics [summary|troubleshooting] [--mode live|test] [--period 24h] [--format text|json]
+csignal metrics [summary|troubleshooting] [--mode live|test] [--period 24h]
+                [--format table|json|csv]
+
+`table` (or `text`) is for reading; `csv` is one `field,value` line per figure, nested figures
+under dotted names (`actions_not_triggered.not_activated.total`).
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from typing import Any, TextIO
 
 from stream.apiclient import ApiClient
 from stream.commands._api import add_api_option, run_with_client, table
+from stream.commands.base import add_format_option, write_csv_record, write_json
 
 
 @dataclass(frozen=True)
@@ -29,7 +35,7 @@ class MetricsCommand:
         )
         parser.add_argument("--mode", choices=("live", "test"), default="live")
         parser.add_argument("--period", default="24h", help="e.g. 15m, 1h, 24h, 7d, 30d")
-        parser.add_argument("--format", choices=("text", "json"), default="text")
+        add_format_option(parser)
         add_api_option(parser)
         parser.set_defaults(handler=run)
         return parser
@@ -42,8 +48,9 @@ def run(args: argparse.Namespace) -> int:
     async def work(client: ApiClient) -> int:
         body = await client.metrics(args.tab, args.mode, args.period)
         if args.format == "json":
-            json.dump(body, sys.stdout, indent=2, ensure_ascii=False)
-            sys.stdout.write("\n")
+            write_json(body, sys.stdout)
+        elif args.format == "csv":
+            write_csv_record(body, sys.stdout)
         else:
             print(f"{args.tab} — {args.mode}, {args.period}")
             render(body, sys.stdout)

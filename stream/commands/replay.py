@@ -7,6 +7,7 @@ event, after the flow changed.
 
 A dry run prints what would be sent (counts and a sample of payloads) and sends nothing. A real
 replay prints its progress until it is done; Ctrl-C cancels it (what was sent stays sent).
+`--format json|csv` prints the final state (or the dry run) as JSON or as `field,value` lines.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import Any
 
 from stream.apiclient import ApiClient
 from stream.commands._api import add_api_option, run_with_client
+from stream.commands.base import add_format_option, write_csv_record, write_json
 
 USAGE = 2
 POLL_S = 0.5
@@ -44,7 +46,7 @@ class ReplayCommand:
         parser.add_argument("--no-wait", action="store_true", help="start and return at once")
         parser.add_argument("--status", metavar="REPLAY_ID", help="show a replay's progress")
         parser.add_argument("--cancel", metavar="REPLAY_ID", help="cancel a running replay")
-        parser.add_argument("--format", choices=("text", "json"), default="text")
+        add_format_option(parser)
         add_api_option(parser)
         parser.set_defaults(handler=run)
         return parser
@@ -112,9 +114,8 @@ async def _replay(client: ApiClient, args: argparse.Namespace, body: dict[str, A
 
 
 def _print_progress(reply: dict[str, Any], fmt: str, *, final: bool) -> None:
-    if fmt == "json" and final:
-        json.dump(reply, sys.stdout, indent=2, ensure_ascii=False)
-        sys.stdout.write("\n")
+    if fmt in ("json", "csv") and final:
+        (write_json if fmt == "json" else write_csv_record)(reply, sys.stdout)
         return
     outcomes = reply.get("outcomes") or {}
     seen = ", ".join(f"{k} {v}" for k, v in sorted(outcomes.items())) or "none yet"
@@ -129,9 +130,8 @@ def _print_progress(reply: dict[str, Any], fmt: str, *, final: bool) -> None:
 
 
 def _print_dry_run(reply: dict[str, Any], fmt: str) -> None:
-    if fmt == "json":
-        json.dump(reply, sys.stdout, indent=2, ensure_ascii=False)
-        sys.stdout.write("\n")
+    if fmt in ("json", "csv"):
+        (write_json if fmt == "json" else write_csv_record)(reply, sys.stdout)
         return
     counts = reply.get("counts", {})
     print(

@@ -1,7 +1,7 @@
 """`csignal retry`: the retry queue from the command line (the console's Retry Queue, scriptable).
 
     csignal retry list [--integration ID] [--status S] [--category C] [--flow F] [--search TEXT]
-                       [--page N] [--page-size M] [--format table|json]
+                       [--page N] [--page-size M] [--format table|json|csv]
     csignal retry submit CHANGE_ID/FLOW_ID ...
     csignal retry submit --all-matching [--integration ID] [--status S] [--category C] ...
 
@@ -12,13 +12,13 @@ resolved or already in flight are skipped and counted, never sent twice.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from dataclasses import dataclass
 from typing import Any
 
 from stream.apiclient import ApiClient
 from stream.commands._api import add_api_option, run_with_client, table
+from stream.commands.base import add_format_option, write_csv_record, write_csv_rows, write_json
 
 STATUSES = ("pending", "retrying", "abandoned", "resolved")
 CATEGORIES = ("data", "technical")
@@ -52,7 +52,7 @@ class RetryCommand:
         )
         parser.add_argument("--page", type=int, default=1, metavar="N", help="page (from 1)")
         parser.add_argument("--page-size", type=int, default=50, metavar="M", help="rows a page")
-        parser.add_argument("--format", choices=("table", "json"), default="table")
+        add_format_option(parser)
         add_api_option(parser)
         parser.set_defaults(handler=run)
         return parser
@@ -96,12 +96,16 @@ async def _list(client: ApiClient, args: argparse.Namespace) -> int:
     body = await client.retry_list(query, offset, args.page_size)
     items = body.get("items", [])
     if args.format == "json":
-        json.dump(body, sys.stdout, indent=2, ensure_ascii=False)
-        sys.stdout.write("\n")
+        write_json(body, sys.stdout)
         return 0
     columns = ["change_id", "flow_id", "integration", "status", "category", "attempts"]
     columns += ["next_attempt_at", "reason"]
-    table(columns, [[i.get(c) for c in columns] for i in items], sys.stdout)
+    if args.format == "csv":
+        # Every field the items carry, the table's first: a script should not lose the error.
+        columns = list(dict.fromkeys([*columns, *(k for i in items for k in i)]))
+        write_csv_rows(columns, ([i.get(c) for c in columns] for i in items), sys.stdout)
+    else:
+        table(columns, [[i.get(c) for c in columns] for i in items], sys.stdout)
     total = int(body.get("total", len(items)))
     pages = max(1, -(-total // args.page_size))
     print(f"{total} item(s); page {args.page} of {pages}", file=sys.stderr)
@@ -131,8 +135,9 @@ def _submit(args: argparse.Namespace) -> int:
     async def work(client: ApiClient) -> int:
         reply = await client.retry_submit(body)
         if args.format == "json":
-            json.dump(reply, sys.stdout, indent=2, ensure_ascii=False)
-            sys.stdout.write("\n")
+            write_json(reply, sys.stdout)
+        elif args.format == "csv":
+            write_csv_record(reply, sys.stdout)
         else:
             print(
                 f"submitted {reply.get('submitted', 0)}; "

@@ -21,6 +21,7 @@ from typing import Any, TextIO
 
 from stream.apiclient import ApiClient, SqlResult
 from stream.commands._api import add_api_option, run_with_client
+from stream.commands.base import add_format_option
 
 MAX_CELL = 60
 
@@ -38,9 +39,7 @@ class SqlCommand:
             "(views: changes, outcomes, retry_queue, api_calls, config_audit).",
         )
         parser.add_argument("query", metavar="SQL", help='e.g. "SELECT status, count(*) …"')
-        parser.add_argument(
-            "--format", choices=("table", "csv", "json"), default="table", help="output format"
-        )
+        add_format_option(parser)
         parser.add_argument(
             "--max-rows", type=int, default=1000, metavar="N", help="rows to return (default 1000)"
         )
