@@ -3,6 +3,7 @@
     GET /api/v1/metrics/summary          ?mode=live|test &period=24h | &from=…&to=…
     GET /api/v1/metrics/troubleshooting  same parameters
     GET /api/v1/activity                 same, plus &limit=1..500 &before=<next_before>
+                                         &status=delivered,failed &exclude_status=not_activated
     GET /metrics                         Prometheus text format 0.0.4
 
 Authentication is the application's bearer-token middleware, for `/metrics` too: the counters
@@ -72,6 +73,13 @@ def _mode_and_window(request: web.Request) -> tuple[Mode, Window]:
     except ParameterError as exc:
         raise _BadParameter("period", str(exc)) from None
     return mode, window
+
+
+def _statuses(request: web.Request, name: str) -> tuple[str, ...] | None:
+    try:
+        return activity.parse_statuses(request.query.get(name), name)
+    except ParameterError as exc:
+        raise _BadParameter(name, str(exc)) from None
 
 
 def _limit(request: web.Request) -> int:
@@ -145,13 +153,22 @@ def add_metrics_routes(
     async def feed(request: web.Request) -> web.StreamResponse:
         mode, window = _mode_and_window(request)
         limit = _limit(request)
+        statuses, exclude = _statuses(request, "status"), _statuses(request, "exclude_status")
         text = request.query.get("before")
         try:
             before = activity.decode_cursor(text) if text else None
         except ParameterError as exc:
             raise _BadParameter("before", str(exc)) from None
         return web.json_response(
-            await activity.page(store, mode, window, limit=limit, before=before)
+            await activity.page(
+                store,
+                mode,
+                window,
+                limit=limit,
+                before=before,
+                statuses=statuses,
+                exclude=exclude,
+            )
         )
 
     async def scrape(request: web.Request) -> web.StreamResponse:

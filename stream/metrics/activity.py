@@ -14,6 +14,7 @@ from typing import Any
 
 from stream.metrics.definitions import Mode, ParameterError, Window
 from stream.metrics.queries import iso, period_json
+from stream.store.rows import OUTCOME_STATUSES
 from stream.store.store import Store
 from stream.store.writer import Con
 
@@ -40,6 +41,22 @@ def decode_cursor(text: str) -> Cursor:
     return when, change_id, flow_id
 
 
+def parse_statuses(text: str | None, name: str = "status") -> tuple[str, ...] | None:
+    """A comma-separated list of outcome statuses (`delivered,failed`), or None when absent or
+    blank; an unknown status is a `ParameterError` naming it and the statuses there are."""
+    if text is None or not text.strip():
+        return None
+    statuses = tuple(dict.fromkeys(part.strip() for part in text.split(",") if part.strip()))
+    unknown = [s for s in statuses if s not in OUTCOME_STATUSES]
+    if unknown:
+        raise ParameterError(
+            f"{name}: {', '.join(repr(s) for s in unknown)} "
+            f"{'is not an outcome status' if len(unknown) == 1 else 'are not outcome statuses'}"
+            f"; expected a comma-separated list of {', '.join(sorted(OUTCOME_STATUSES))}"
+        )
+    return statuses
+
+
 _COLUMNS = (
     "processed_at, change_id, flow_id, registration_code, event_code, flow_name, action, "
     "status, category, reason, lead_result, marketo_lead_id, attempts"
@@ -62,11 +79,21 @@ def page_on(
     *,
     limit: int = DEFAULT_LIMIT,
     before: Cursor | None = None,
+    statuses: tuple[str, ...] | None = None,
+    exclude: tuple[str, ...] | None = None,
 ) -> dict[str, Any]:
+    """A page of the feed; `statuses` keeps only those outcome statuses, `exclude` drops
+    those (the operator hiding the not_activated rows that make most of a busy feed)."""
     if not 1 <= limit <= MAX_LIMIT:
         raise ParameterError(f"limit must be between 1 and {MAX_LIMIT}")
     clauses = ["mode = ?", "processed_at >= ?", "processed_at < ?"]
     params: list[Any] = [mode, window.start, window.end]
+    if statuses:
+        clauses.append(f"status IN ({', '.join('?' for _ in statuses)})")
+        params += statuses
+    if exclude:
+        clauses.append(f"status NOT IN ({', '.join('?' for _ in exclude)})")
+        params += exclude
     if before is not None:
         # The plain bound lets DuckDB skip row groups; the row comparison breaks ties.
         clauses += ["processed_at <= ?", "(processed_at, change_id, flow_id) < (?, ?, ?)"]
@@ -113,7 +140,13 @@ async def page(
     *,
     limit: int = DEFAULT_LIMIT,
     before: Cursor | None = None,
+    statuses: tuple[str, ...] | None = None,
+    exclude: tuple[str, ...] | None = None,
 ) -> dict[str, Any]:
     if not 1 <= limit <= MAX_LIMIT:
         raise ParameterError(f"limit must be between 1 and {MAX_LIMIT}")
-    return await store.read(lambda con: page_on(con, mode, window, limit=limit, before=before))
+    return await store.read(
+        lambda con: page_on(
+            con, mode, window, limit=limit, before=before, statuses=statuses, exclude=exclude
+        )
+    )
