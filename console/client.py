@@ -610,6 +610,49 @@ class ConsoleClient:
             else None,
         )
 
+    # --- candidate connection tests and tag assignments -------------------------------------
+
+    async def test_candidate_connection(
+        self, body: Mapping[str, Any], secret: str | None = None
+    ) -> TestResult:
+        """Test connection settings before saving them; control stores nothing. Without
+        `secret`, control uses the stored one only if the settings keep its destination
+        (`Refused` on `client_secret` otherwise)."""
+        payload = dict(body)
+        if secret:
+            payload["client_secret"] = secret
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        reply = await self.request(
+            "POST", f"{PREFIX}/connections/test", json=payload, timeout_s=TEST_TIMEOUT_S
+        )
+        elapsed = (loop.time() - started) * 1000
+        checks = tuple(
+            (str(c.get("name", "")), bool(c.get("ok")), str(c.get("message", "")))
+            for c in reply.get("checks", [])
+        )
+        fields = reply.get("fields", 0)
+        return TestResult(
+            ok=bool(reply.get("ok")),
+            message=str(reply.get("message", "")),
+            elapsed_ms=elapsed,
+            checks=checks,
+            fields=fields if isinstance(fields, int) else len(fields or []),
+        )
+
+    async def assign_tags(
+        self, kind: str, label: str, tags: Sequence[str], version: int | None = None
+    ) -> dict[str, Any]:
+        """Set one item's account-level tags (`kind` registration_statuses,
+        session_registration_statuses or event_statuses; no tags removes the assignment); the
+        answer is `tags()`'s shape. With `version`, control refuses (409) if they changed."""
+        payload = {"kind": kind, "label": label, "tags": list(tags)}
+        return dict(
+            await self.request(
+                "PATCH", f"{PREFIX}/tags/assignments", json=payload, if_match=version
+            )
+        )
+
 
 def _problems(body: Any) -> list[Problem]:
     if not isinstance(body, dict):

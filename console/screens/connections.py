@@ -4,10 +4,15 @@ The client secret is write-only: the form never receives it, shows only whether 
 where it comes from, and sends a new one only when the operator typed it. A secret is bound to the
 identity URL and client id it was entered for: when a save changes either without a new secret,
 control clears it and the form says so; Save & Test then tests nothing until one is entered.
+
+Save & Test tests the settings on the form *before* saving them (control's candidate test), so
+wrong credentials never go live: it saves only when the test passes, or when the operator
+confirms "save anyway" after a failed one. Nothing is saved while the dialog is open.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 from urllib.parse import urlparse
@@ -17,6 +22,7 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, VerticalScroll
+from textual.message import Message
 from textual.validation import Function
 from textual.widgets import Button, DataTable, Input, Label, LoadingIndicator, Static, Switch
 
@@ -30,9 +36,22 @@ from console.messages import (
     ConnectionTested,
 )
 from console.screens.base import BaseScreen
-from console.screens.modals import TypeToConfirmModal
+from console.screens.modals import ConfirmModal, TypeToConfirmModal
 
 CSS = Path(__file__).with_name("connections.tcss")
+
+
+@dataclass
+class CandidateFailed(Message, bubble=False):
+    """A Save & Test whose test failed (`result`) or was refused (`result` None, e.g. no
+    secret to send): nothing was saved; `body` and `secret` are what "save anyway" saves."""
+
+    body: dict[str, Any]
+    secret: str | None = field(repr=False)
+    result: TestResult | None
+    reason: str
+
+
 READ_ONLY_KEYS = (
     "secret_set",
     "secret_source",
@@ -54,6 +73,26 @@ def test_text(result: TestResult) -> Text:
     if result.ok:
         return Text(f"✓ Connected in {result.elapsed_ms:.0f} ms — {result.message}", style="green")
     return Text(f"✗ {result.message}", style="bold red")
+
+
+def secret_label(row: ConnectionRow | None) -> str:
+    """The secret field's label: whether a secret is set, what kind and where control keeps
+    it (the value itself never reaches the console)."""
+    if row is None:
+        return "Client Secret"
+    if row.secret_set:
+        source = row.secret_source or "stored"
+        if source.startswith("env:"):
+            where = f"read from control's environment variable {source.removeprefix('env:')}"
+        else:
+            when = fmt.short_stamp(row.raw.get("secret_updated_at"))
+            where = "entered here, kept in control's secret store" + (
+                f" (replaced {when})" if when else ""
+            )
+        return fmt.esc(f"Client Secret (set: {where}; type to replace)")
+    if row.secret_cleared:
+        return "Client Secret (cleared: enter it again)"
+    return "Client Secret (not set)"
 
 
 def is_url(value: str) -> bool:
@@ -281,14 +320,7 @@ class ConnectionForm(BaseScreen):
         self.query_one(first, Input).focus()
 
     def _secret_label(self) -> str:
-        if self.row is None:
-            return "Client Secret"
-        if self.row.secret_set:
-            source = fmt.esc(self.row.secret_source or "stored")
-            return f"Client Secret (set, {source}; type to replace)"
-        if self.row.secret_cleared:
-            return "Client Secret (cleared: enter it again)"
-        return "Client Secret (not set)"
+        return secret_label(self.row)
 
     def values(self) -> tuple[dict[str, Any], str | None]:
         raw = {
@@ -346,15 +378,41 @@ class ConnectionForm(BaseScreen):
             )
             return
         self._testing = test
-        self._busy(True, "Saving and testing…" if test else "Saving…")
-        self.save(body, secret, test)
+        if test:
+            self._busy(True, "Testing before saving…")
+            self.test_then_save(body, secret)
+        else:
+            self._busy(True, "Saving…")
+            self.save(body, secret)
 
     @work(exclusive=True, group="connection-save", exit_on_error=False)
-    async def save(self, body: dict[str, Any], secret: str | None, test: bool) -> None:
-        client = self.console.client
+    async def test_then_save(self, body: dict[str, Any], secret: str | None) -> None:
+        """Test the form's settings; save them only when the test passes (a failed test asks
+        whether to save anyway, `CandidateFailed`)."""
+        try:
+            result = await self.console.client.test_candidate_connection(body, secret)
+        except Refused as error:
+            self.post_message(CandidateFailed(body, secret, None, error.message))
+            for problem in error.problems:
+                self.call_later(self._mark, problem.path.split(".")[0])
+            return
+        except ApiError as error:
+            self.post_message(ApiFailed("test the connection", error.message))
+            return
+        if not result.ok:
+            self.post_message(CandidateFailed(body, secret, result, result.message))
+            return
+        if await self._save(body, secret):
+            self.post_message(ConnectionTested(str(body.get("id", "")), result))
+
+    @work(exclusive=True, group="connection-save", exit_on_error=False)
+    async def save(self, body: dict[str, Any], secret: str | None) -> None:
+        await self._save(body, secret)
+
+    async def _save(self, body: dict[str, Any], secret: str | None) -> bool:
         try:
             version = self.row.raw.get("version") if self.row else None
-            saved = await client.save_connection(
+            saved = await self.console.client.save_connection(
                 body, create=self.row is None, secret=secret, version=version
             )
         except Refused as error:
@@ -362,19 +420,32 @@ class ConnectionForm(BaseScreen):
             for problem in error.problems:
                 name = problem.path.split(".")[0]
                 self.call_later(self._mark, name)
-            return
+            return False
         except ApiError as error:
             self.post_message(ApiFailed("save the connection", error.message))
-            return
+            return False
         self.post_message(ConnectionSaved(saved))
-        if not test or not saved.secret_set:
-            return  # without a secret nothing is sent: `saved` says why
-        try:
-            result = await client.test_connection(saved.id)
-        except ApiError as error:
-            self.post_message(ApiFailed("test the connection", error.message))
-            return
-        self.post_message(ConnectionTested(saved.id, result))
+        return True
+
+    @on(CandidateFailed)
+    def candidate_failed(self, message: CandidateFailed) -> None:
+        """Nothing was saved: say why, and let the operator save anyway on purpose."""
+        why = message.reason
+        self._busy(False, Text(f"✗ Not saved — the test failed: {why}", style="bold red"))
+        if message.result is None:
+            self.console.report_error("test the connection", why)
+        question = (
+            f"The connection test failed: {why}\n\nNothing was saved. Save these settings "
+            "anyway? Deliveries through this connection fail until it is fixed."
+        )
+
+        def answer(ok: bool | None) -> None:
+            if ok:
+                self._testing = False
+                self._busy(True, "Saving without a passing test…")
+                self.save(message.body, message.secret)
+
+        self.app.push_screen(ConfirmModal(question, title="Save anyway?"), answer)
 
     def _mark(self, name: str) -> None:
         for box in self.query(f"#{name}").results(Input):
@@ -392,22 +463,20 @@ class ConnectionForm(BaseScreen):
         if cleared:
             self.query_one("#client_secret", Input).placeholder = "client secret"
             self.notify(cleared, title="Client secret cleared", severity="warning", timeout=10)
-        if self._testing and not message.connection.secret_set:
-            why = cleared or "there is no client secret; enter it"
-            self._busy(False, Text(f"✗ Saved, not tested: {why}", style="bold yellow"))
-        elif cleared:
+        if cleared:
             self._busy(False, Text(f"✓ Saved — {cleared}", style="bold yellow"))
-        elif self._testing:
-            self.query_one("#result", Static).update("✓ Saved — testing…")
-        else:
+        elif not self._testing:
             self._busy(False, "✓ Saved")
 
     @on(ConnectionTested)
     def tested(self, message: ConnectionTested) -> None:
         self._busy(False)
-        self.query_one("#result", Static).update(test_text(message.result))
+        text = test_text(message.result)
         if message.result.ok:
-            self.notify("Connection test passed", timeout=2)
+            text.append(" — saved")
+        self.query_one("#result", Static).update(text)
+        if message.result.ok:
+            self.notify("Connection test passed; saved", timeout=2)
         else:
             self.notify(
                 message.result.message, title="Connection test failed", severity="error", timeout=10

@@ -7,7 +7,7 @@ from textual.widgets import DataTable, Input, Static, TextArea
 
 from console.client import ConsoleClient
 from console.messages import ConnectionTested, Resubmitted, SqlFinished
-from console.screens.connections import ConnectionForm
+from console.screens.connections import CandidateFailed, ConnectionForm
 from console.screens.modals import ConfirmModal, TextModal, TypeToConfirmModal
 from tests.console.console_helpers import MakeConsole, keys, screen_text, settle, type_text
 from tests.console.control_harness import TOKEN, Control
@@ -33,12 +33,13 @@ async def test_save_and_test_good_then_bad_secret(
         app.screen.query_one("#client_secret", Input).value = "not-the-secret"
         await keys(pilot, "ctrl+t")
         await settle(pilot)
-        bad = [m for m in messages if isinstance(m, ConnectionTested)][-1]
-        assert not bad.result.ok
+        [bad] = [m for m in messages if isinstance(m, CandidateFailed)]
+        assert bad.result is not None and not bad.result.ok
+        assert isinstance(app.screen, ConfirmModal), "a failed test saves nothing unasked"
+        await keys(pilot, "n")
         text = screen_text(pilot)
         assert "✗" in text and isinstance(app.screen, ConnectionForm)
         assert "not-the-secret" not in text
-        assert app.screen.query_one("#client_secret", Input).value == ""
 
 
 async def test_new_connection_with_a_bad_url_is_marked(
