@@ -103,6 +103,11 @@ class Settings(BaseSettings):
         return self.data_dir / "api-token"
 
     @property
+    def api_read_only_token_path(self) -> Path:
+        """The viewers' token: the API answers reads only (`csignal console --read-only`)."""
+        return self.data_dir / "api-token-read-only"
+
+    @property
     def account_path(self) -> Path:
         """The stored account configuration (export form: secrets only as `${VAR}` references)."""
         return self.data_dir / "account.yaml"

@@ -25,7 +25,7 @@ from functools import partial
 from pathlib import Path
 from typing import ClassVar
 
-from textual import on
+from textual import events, on
 from textual.app import App, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.command import Hit, Hits, Provider
@@ -34,7 +34,7 @@ from textual.screen import Screen
 from textual.worker import Worker, WorkerState
 
 from console import actions, session
-from console.client import ConsoleClient, api_base_url, read_token
+from console.client import ConsoleClient, api_base_url, read_token, token_file
 from console.keymap import load_keymap
 from console.screens.base import BaseScreen
 from console.screens.catalog import CatalogScreen
@@ -71,12 +71,13 @@ def _now() -> datetime:
 
 
 class SignalCommands(Provider):
-    """The palette lists what the keys do: navigation plus the current screen's actions."""
+    """The palette lists what the keys do: navigation plus the actions of the screen it was
+    opened over (`self.screen`; `app.screen` is the palette itself while it is open)."""
 
     def _entries(self) -> list[tuple[str, str, Callable[[], object]]]:
         app = self.app
         assert isinstance(app, SignalConsole)
-        screen = app.screen
+        screen = self.screen
         scope = screen.SCOPE if isinstance(screen, BaseScreen) else actions.GLOBAL
         entries: list[tuple[str, str, Callable[[], object]]] = []
         for spec in [*actions.for_scope(actions.GLOBAL), *actions.for_scope(scope)]:
@@ -96,9 +97,10 @@ class SignalCommands(Provider):
             yield Hit(1.0, name, run, help=help_text)
 
     async def search(self, query: str) -> Hits:
+        """Matches the description, then the key: "resub" finds Resubmit, "live" Live/test."""
         matcher = self.matcher(query)
         for name, help_text, run in self._entries():
-            score = matcher.match(name)
+            score = max(matcher.match(name), matcher.match(help_text) * 0.5)
             if score > 0:
                 yield Hit(score, matcher.highlight(name), run, help=help_text)
 
@@ -224,6 +226,36 @@ class SignalConsole(App[int]):
             self.exit(return_code=0)
             return
         os._exit(0)
+
+    # --- read-only ---------------------------------------------------------------------------
+
+    def on_key(self, event: events.Key) -> None:
+        """A key bound to a change does nothing in read-only mode (its binding is refused, and
+        control would refuse the request too); say so instead of ignoring the key. Runs after
+        the bindings had their turn, and only for keys no widget took (an Input keeps its text)."""
+        if not self.read_only:
+            return
+        spec = self.read_only_refusal(event.key)
+        if spec is not None:
+            self.notify(
+                f"{spec.description} changes Signal, and this console is read-only "
+                "(--read-only, with the read-only API token); use `csignal console` "
+                "without --read-only to make changes",
+                title="Read-only",
+                severity="warning",
+            )
+
+    def read_only_refusal(self, key: str) -> actions.ActionSpec | None:
+        """The registry's mutating action `key` is bound to on the current screen, if any."""
+        screen = self.screen
+        scope = getattr(screen, "SCOPE", actions.GLOBAL)
+        for _node, bindings in screen._modal_binding_chain:
+            for binding in bindings.key_to_bindings.get(key, ()):
+                if binding.id is not None and binding.id in actions.BY_ID:
+                    spec = actions.BY_ID[binding.id]
+                    if spec.dangerous and spec.scope in (scope, actions.GLOBAL):
+                        return spec
+        return None
 
     # --- navigation ------------------------------------------------------------------------
 
@@ -356,7 +388,12 @@ def make_app(
     under_run: bool = False,
     crash_log: Path | None = None,
 ) -> SignalConsole:
-    client = ConsoleClient(api_base_url(api_url), token if token is not None else read_token())
+    if token is None:
+        token = read_token(read_only=read_only)
+        hint = str(token_file(read_only=read_only))
+    else:
+        hint = "the token given"
+    client = ConsoleClient(api_base_url(api_url), token, token_hint=hint)
     keymap, problems = load_keymap(keymap_file)
     return SignalConsole(
         client,

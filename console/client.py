@@ -3,12 +3,16 @@
 Kept free of Textual so tests and scripts reuse it. Every failure is an `ApiError` whose text is
 what the operator should read: control not running, the token refused, a route this control does
 not serve yet (`NotAvailable`), or a request it turned down (`Refused`, with each problem by path).
-The token is only ever sent as a bearer header; it never appears in a message or a repr.
+The token is only ever sent as a bearer header; it never appears in a message or a repr. It is
+`SIGNAL_API_TOKEN`, else the file `SIGNAL_API_TOKEN_FILE` names, else `$SIGNAL_DATA_DIR/api-token`;
+a read-only console (`read_token(read_only=True)`) uses `$SIGNAL_DATA_DIR/api-token-read-only`,
+with which control refuses every change (403), whatever the console sends.
 """
 
 from __future__ import annotations
 
 import asyncio
+import getpass
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -21,6 +25,8 @@ import aiohttp
 from config.settings import Settings
 
 TOKEN_ENV = "SIGNAL_API_TOKEN"
+TOKEN_FILE_ENV = "SIGNAL_API_TOKEN_FILE"
+READ_ONLY_TOKEN_ENV = "SIGNAL_API_READ_ONLY_TOKEN"
 API_ENV = "SIGNAL_API"
 PREFIX = "/api/v1"
 DEFAULT_TIMEOUT_S = 10.0
@@ -271,29 +277,75 @@ def api_base_url(api: str | None = None) -> str:
     return value
 
 
-def read_token() -> str | None:
+def read_token(*, read_only: bool = False) -> str | None:
+    """The operator token (`SIGNAL_API_TOKEN`, `SIGNAL_API_TOKEN_FILE`, the data dir's
+    `api-token`), or with `read_only` the viewers' token (`SIGNAL_API_READ_ONLY_TOKEN`, the data
+    dir's `api-token-read-only`): a read-only console never falls back to the operator's."""
+    if read_only:
+        env = os.environ.get(READ_ONLY_TOKEN_ENV, "").strip()
+        return env or _read_file(Settings().api_read_only_token_path)
     env = os.environ.get(TOKEN_ENV, "").strip()
     if env:
         return env
-    path: Path = Settings().api_token_path
+    named = os.environ.get(TOKEN_FILE_ENV, "").strip()
+    return _read_file(Path(named).expanduser() if named else Settings().api_token_path)
+
+
+def token_file(*, read_only: bool = False) -> Path:
+    """Where `read_token` looks last, for messages."""
+    if read_only:
+        return Settings().api_read_only_token_path
+    named = os.environ.get(TOKEN_FILE_ENV, "").strip()
+    return Path(named).expanduser() if named else Settings().api_token_path
+
+
+def _read_file(path: Path) -> str | None:
     try:
         return path.read_text(encoding="ascii").strip() or None
-    except OSError:
+    except (OSError, UnicodeDecodeError):
         return None
+
+
+def login_name() -> str:
+    """The operator's login name for the audit trail: `$USER` or `$LOGNAME` when not empty,
+    else the password database's name, else `uid:<n>` (a container's user may have none)."""
+    for variable in ("USER", "LOGNAME"):
+        name = os.environ.get(variable, "").strip()
+        if name:
+            return name
+    try:
+        name = getpass.getuser().strip()
+    except (OSError, KeyError):
+        name = ""
+    return name or f"uid:{os.getuid()}"
 
 
 # --- the client ---------------------------------------------------------------------------------
 
 
 class ConsoleClient:
-    def __init__(self, base_url: str, token: str | None, actor: str | None = None) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        token: str | None,
+        actor: str | None = None,
+        *,
+        token_hint: str = "$SIGNAL_DATA_DIR/api-token",
+    ) -> None:
         self.base_url = base_url.rstrip("/")
         self._token = token
-        self._actor = actor or os.environ.get("USER") or "console"
+        self._actor = (actor or "").strip() or login_name()
+        self._token_hint = token_hint
+        """Where the token came from, for the messages when it is missing or refused."""
         self._session: aiohttp.ClientSession | None = None
 
     def __repr__(self) -> str:
         return f"ConsoleClient({self.base_url!r})"
+
+    @property
+    def actor(self) -> str:
+        """What the audit trail records for this console's changes."""
+        return f"console:{self._actor}"
 
     async def close(self) -> None:
         if self._session is not None and not self._session.closed:
@@ -316,14 +368,15 @@ class ConsoleClient:
         auth: bool = True,
         if_match: int | None = None,
     ) -> Any:
-        headers = {"Accept": "application/json", "X-Signal-Actor": f"console:{self._actor}"}
+        headers = {"Accept": "application/json", "X-Signal-Actor": self.actor}
         if if_match is not None:
             headers["If-Match"] = str(if_match)
         if auth:
             if not self._token:
                 raise Unauthorized(
-                    "no API token: set SIGNAL_API_TOKEN or SIGNAL_DATA_DIR to control's data "
-                    "directory (it writes api-token on first start)"
+                    f"no API token in {self._token_hint}: set SIGNAL_API_TOKEN or point "
+                    "SIGNAL_DATA_DIR at control's data directory (control writes its tokens "
+                    "on first start)"
                 )
             headers["Authorization"] = f"Bearer {self._token}"
         url = f"{self.base_url}{path}"
@@ -354,7 +407,7 @@ class ConsoleClient:
         if status < 400:
             return body
         if status == 401:
-            raise Unauthorized("the API token was refused — check $SIGNAL_DATA_DIR/api-token")
+            raise Unauthorized(f"the API token was refused — check {self._token_hint}")
         problems = _problems(body)
         if status in (404, 405) and _route_missing(body):
             raise NotAvailable(f"{path.split('?')[0]} is not available from this control yet")

@@ -4,14 +4,18 @@ Everything outside control reaches data through this API, so failures must read 
 operator should do: control not running, the token refused, a request the API turned down. Those
 are `ApiError`s with a human message; nothing here prints or exits.
 
-The token comes from `SIGNAL_API_TOKEN`, else from `$SIGNAL_DATA_DIR/api-token` (written by
-control on its first start). It is sent only as a bearer header and never appears in a message.
+The token comes from `SIGNAL_API_TOKEN`, else from the file `SIGNAL_API_TOKEN_FILE` names, else
+from `$SIGNAL_DATA_DIR/api-token` (written by control on its first start). It is sent only as a
+bearer header and never appears in a message. A script that should only look uses the read-only
+token: `SIGNAL_API_TOKEN_FILE=$SIGNAL_DATA_DIR/api-token-read-only csignal …`; control then
+refuses every change with 403 ("this API token is read-only …"), raised as `RequestRefused`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import getpass
 import json
 import os
 import time
@@ -27,6 +31,7 @@ import aiohttp
 from config.settings import Settings
 
 TOKEN_ENV = "SIGNAL_API_TOKEN"
+TOKEN_FILE_ENV = "SIGNAL_API_TOKEN_FILE"
 API_PREFIX = "/api/v1"
 DEFAULT_CHUNK_LINES = 500
 DEFAULT_CHUNK_BYTES = 4 * 1024 * 1024
@@ -166,15 +171,36 @@ ACTOR_ENV = "SIGNAL_ACTOR"
 
 def actor() -> str:
     """Who is acting, for the audit trail: `$SIGNAL_ACTOR`, else the login name."""
-    name = os.environ.get(ACTOR_ENV) or os.environ.get("USER") or os.environ.get("LOGNAME")
-    return (name or "cli").strip()[:100] or "cli"
+    name = (os.environ.get(ACTOR_ENV) or "").strip() or login_name()
+    return name[:100]
+
+
+def login_name() -> str:
+    """The operator's login name: `$USER` or `$LOGNAME` when set and not empty, else the
+    account's name from the password database, else `uid:<n>` (a container's user may have
+    none), so the audit trail always names someone."""
+    for variable in ("USER", "LOGNAME"):
+        name = os.environ.get(variable, "").strip()
+        if name:
+            return name
+    try:
+        name = getpass.getuser().strip()
+    except (OSError, KeyError):
+        name = ""
+    return name or f"uid:{os.getuid()}"
+
+
+def token_path(settings: Settings | None = None) -> Path:
+    """The token file used when `SIGNAL_API_TOKEN` is not set."""
+    named = os.environ.get(TOKEN_FILE_ENV, "").strip()
+    return Path(named).expanduser() if named else (settings or Settings()).api_token_path
 
 
 def read_token(settings: Settings | None = None) -> str | None:
     env = os.environ.get(TOKEN_ENV, "").strip()
     if env:
         return env
-    path = (settings or Settings()).api_token_path
+    path = token_path(settings)
     try:
         text = path.read_text(encoding="utf-8").strip()
     except OSError:
@@ -227,7 +253,7 @@ class ApiClient:
     def _auth(self) -> dict[str, str]:
         token = self._token or read_token(self._settings)
         if token is None:
-            raise TokenMissing((self._settings or Settings()).api_token_path)
+            raise TokenMissing(token_path(self._settings))
         self._token = token
         return {"Authorization": f"Bearer {token}", "X-Signal-Actor": actor()}
 
@@ -302,7 +328,7 @@ class ApiClient:
         if is_json:
             with contextlib.suppress(ValueError):
                 body = json.loads(raw) if raw else None
-        if status in (401, 403):
+        if status == 401:
             raise TokenRefused()
         if status >= 400 and status not in set(ok_statuses):
             raise RequestRefused(method, path, status, _detail(body), _problems(body))

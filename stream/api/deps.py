@@ -44,6 +44,9 @@ class ApiDeps:
     config: ConfigService
     produce_changes: ProduceChanges
     token: str
+    """The operator's token: every route."""
+    read_only_token: str | None = None
+    """The viewers' token: reads only (stream.control.token); None: no such token is accepted."""
     version: str = field(default_factory=package_version)
     broker_ok: Callable[[], Awaitable[bool]] | None = None
     produce_timeout_s: float = 30.0

@@ -1,8 +1,12 @@
 """`csignal console [--api URL] [--read-only]`: the operations console (Textual).
 
 It talks to control's operator API only; the token comes from `SIGNAL_API_TOKEN` or
-`$SIGNAL_DATA_DIR/api-token`. Over SSH (`SSH_CONNECTION` set) the redraw rate drops to 20 frames
-a second unless `TEXTUAL_FPS` says otherwise: a remote terminal gains nothing from 60.
+`$SIGNAL_DATA_DIR/api-token`. `--read-only` uses the read-only token instead
+(`SIGNAL_API_READ_ONLY_TOKEN` or `$SIGNAL_DATA_DIR/api-token-read-only`, never the operator's), so
+control refuses every change whatever the console sends; without that token it does not start.
+
+Over SSH (`SSH_CONNECTION` set) the redraw rate drops to 20 frames a second unless `TEXTUAL_FPS`
+says otherwise: a remote terminal gains nothing from 60.
 
 `csignal run` starts it with `--under-run` (not listed in --help): quitting then asks whether to
 detach or to stop Signal, and the exit code tells the runner (console.session); a crash's
@@ -14,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,7 +45,8 @@ class ConsoleCommand:
         parser.add_argument(
             "--read-only",
             action="store_true",
-            help="hide every action that changes anything",
+            help="hide every action that changes anything and use the read-only API token "
+            "($SIGNAL_DATA_DIR/api-token-read-only), with which control refuses every change",
         )
         parser.add_argument(
             "--print-keymap",
@@ -68,7 +74,16 @@ def run(args: argparse.Namespace) -> int:
     if os.environ.get("SSH_CONNECTION") and "TEXTUAL_FPS" not in os.environ:
         os.environ["TEXTUAL_FPS"] = SSH_FPS
     from console.app import make_app
+    from console.client import read_token, token_file
 
+    if args.read_only and read_token(read_only=True) is None:
+        print(
+            f"csignal console: no read-only API token: {token_file(read_only=True)} does not "
+            "exist and SIGNAL_API_READ_ONLY_TOKEN is not set — start control once (it writes "
+            "the token) or point SIGNAL_DATA_DIR at its data",
+            file=sys.stderr,
+        )
+        return 2
     app = make_app(
         args.api,
         None,

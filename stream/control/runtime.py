@@ -36,7 +36,11 @@ from stream.control.recorder import Recorder
 from stream.control.recovery import Recovery, RecoveryPolicy, publish_to
 from stream.control.retry_scheduler import DEFAULT_SCHEDULE, RetrySchedule
 from stream.control.secret_store import SecretStore
-from stream.control.token import load_or_create_token
+from stream.control.token import (
+    OPERATOR_TOKEN_FILE,
+    READ_ONLY_TOKEN_FILE,
+    load_or_create_token,
+)
 from stream.messages import ConfigSnapshot
 from stream.metrics.queries import RuntimeStatus
 from stream.private_files import secure_data_dir
@@ -85,7 +89,11 @@ class ControlSettings:
 
     @property
     def token_path(self) -> Path:
-        return self.data_dir / "api-token"
+        return self.data_dir / OPERATOR_TOKEN_FILE
+
+    @property
+    def read_only_token_path(self) -> Path:
+        return self.data_dir / READ_ONLY_TOKEN_FILE
 
     @property
     def account_path(self) -> Path:
@@ -198,6 +206,7 @@ class ControlRuntime(Service):
             config=self.config,
             produce_changes=self._produce_changes,
             token=load_or_create_token(s.token_path),
+            read_only_token=load_or_create_token(s.read_only_token_path),
             broker_ok=self._broker_ok,
             last_change_seen=self._seen,
             runtime_status=self._runtime_status,

@@ -1,8 +1,14 @@
-"""The operator API's bearer token: one per installation, kept in `$SIGNAL_DATA_DIR/api-token`.
+"""The operator API's bearer tokens, two per installation, kept in the data dir:
 
-Generated on first start so a fresh install is never open; the file is created with mode 0600 in
-one step (no window in which another user could read it) and tightened again if someone loosened
-it. Comparison is constant-time so the token cannot be guessed byte by byte from response times.
+- `api-token`, the operator's: every route;
+- `api-token-read-only`, for viewers (`csignal console --read-only`, dashboards, scripts that only
+  look): every GET, and the POSTs that only read (`/sql`, a mapping preview, a replay's dry run);
+  any other write is refused with 403, so read-only holds on the server whatever the client does.
+
+Each is generated on first start so a fresh install is never open; the file is created with mode
+0600 in one step (no window in which another user could read it) and tightened again if someone
+loosened it. Comparison is constant-time so a token cannot be guessed byte by byte from response
+times.
 """
 
 from __future__ import annotations
@@ -15,6 +21,10 @@ from pathlib import Path
 
 TOKEN_BYTES = 32
 FILE_MODE = 0o600
+OPERATOR_TOKEN_FILE = "api-token"
+READ_ONLY_TOKEN_FILE = "api-token-read-only"
+OPERATOR = "operator"
+READ_ONLY = "read-only"
 
 
 class TokenFileError(RuntimeError):
@@ -62,6 +72,16 @@ def token_matches(expected: str, given: str | None) -> bool:
     except UnicodeEncodeError:
         return False
     return hmac.compare_digest(expected.encode(), offered)
+
+
+def token_role(operator: str, read_only: str | None, given: str | None) -> str | None:
+    """`OPERATOR` or `READ_ONLY` for the token a request carries, None when it is neither.
+    Both comparisons always run, so the answer's timing does not tell which token was close."""
+    is_operator = token_matches(operator, given)
+    is_read_only = read_only is not None and token_matches(read_only, given)
+    if is_operator:
+        return OPERATOR
+    return READ_ONLY if is_read_only else None
 
 
 def bearer_token(header: str | None) -> str | None:
