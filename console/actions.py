@@ -206,6 +206,9 @@ ACTIONS: tuple[ActionSpec, ...] = (
     ActionSpec("metrics-mode", "m", "toggle_mode", "Live/test", scope="metrics", show=True),
     ActionSpec("metrics-period", "d", "next_period", "Period", scope="metrics", show=True),
     ActionSpec("metrics-follow", "end", "follow", "Follow feed", scope="metrics"),
+    ActionSpec(
+        "metrics-feed-status", "s", "cycle_feed_status", "Feed status", scope="metrics", show=True
+    ),
     # replay
     ActionSpec(
         "replay-dry-run", "ctrl+d", "dry_run", "Dry run", scope="replay", show=True, priority=True

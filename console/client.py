@@ -641,8 +641,21 @@ class ConsoleClient:
         body = await self.request("GET", f"{PREFIX}/metrics/troubleshooting", params=params)
         return dict(body)
 
-    async def activity(self, mode: str, period: str, limit: int = 100) -> list[dict[str, Any]]:
+    async def activity(
+        self,
+        mode: str,
+        period: str,
+        limit: int = 100,
+        *,
+        status: Sequence[str] = (),
+        exclude_status: Sequence[str] = (),
+    ) -> list[dict[str, Any]]:
+        """The newest outcomes; `status` keeps only those statuses, `exclude_status` drops them."""
         params = {"mode": mode, "period": period, "limit": str(limit)}
+        if status:
+            params["status"] = ",".join(status)
+        if exclude_status:
+            params["exclude_status"] = ",".join(exclude_status)
         body = await self.request("GET", f"{PREFIX}/activity", params=params)
         return list(body.get("items", []))
 

@@ -122,6 +122,8 @@ class MetricsSnapshot(Message, bubble=False):
     troubleshooting: dict[str, Any] | None
     feed: list[dict[str, Any]] = field(default_factory=list)
     unavailable: list[str] = field(default_factory=list)
+    feed_status: str = "all"
+    """The feed's status filter the snapshot was fetched with (a stale one is dropped)."""
 
 
 @dataclass

@@ -2,13 +2,20 @@
 
 All three come from control in one refresh; a part this control does not serve shows a plain
 "not available" note instead of failing the others. The feed follows new outcomes while its view
-is at the bottom, and holds still (counting what arrived) while the operator scrolls back.
+is at the bottom, and holds still (counting what arrived) while the operator scrolls back; `s`
+cycles its status filter (control filters, so a rare status is not crowded out of the page by
+the not_activated rows that make most of a busy feed).
+
+The Summary says what each figure counts: changes and registrations once each, actions once
+per change × flow (every flow of the mode evaluates every change, so "not triggered" easily
+outnumbers the changes processed).
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections import deque
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -26,6 +33,26 @@ from console.screens.base import BaseScreen
 
 PERIODS = ("1h", "24h", "7d", "30d")
 NOT_AVAILABLE = "not available from this control yet"
+
+
+@dataclass(frozen=True)
+class FeedFilter:
+    """One choice of the feed's status filter: statuses kept, or statuses left out."""
+
+    name: str
+    label: str
+    status: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+
+
+FEED_FILTERS: tuple[FeedFilter, ...] = (
+    FeedFilter("all", "all"),
+    FeedFilter("activated", "all but not activated", exclude=("not_activated",)),
+    FeedFilter("delivered", "delivered", status=("delivered",)),
+    FeedFilter("failed", "failed", status=("failed",)),
+    FeedFilter("not_activated", "not activated", status=("not_activated",)),
+    FeedFilter("filtered_out", "filtered out", status=("filtered_out",)),
+)
 
 
 def _n(value: Any) -> str:
@@ -47,6 +74,11 @@ def selector_text(mode: str, period: str) -> Text:
     return text
 
 
+PER_PAIR = "Per change × flow (one outcome for each flow that evaluated a change)"
+"""The unit of triggered, not triggered, leads and form posts: metrics.definitions counts an
+outcome per (change, flow) pair, so these do not add up to the changes processed."""
+
+
 def summary_text(body: dict[str, Any]) -> str:
     not_triggered = body.get("actions_not_triggered") or {}
     na = (not_triggered.get("not_activated") or {}).get("total", 0)
@@ -55,15 +87,17 @@ def summary_text(body: dict[str, Any]) -> str:
     status = body.get("processing_status") or {}
     active = body.get("active_flows")
     lines = [
-        f"Changes processed  {_n(body.get('changes_processed')):>8}   "
-        f"Unique registrations {_n(body.get('unique_registrations')):>8}",
-        f"Actions triggered  {_n(body.get('actions_triggered')):>8}   "
-        f"Not triggered        {_n(not_triggered.get('total')):>8}",
-        f"  not activated {_n(na)} · filtered out {_n(fo)} · failed {_n(failed)}",
-        f"Active flows       {'—' if active is None else _n(active):>8}   "
-        f"Form posts           {_n(body.get('form_posts')):>8}",
-        f"Leads created      {_n(body.get('leads_created')):>8}   "
-        f"Leads updated        {_n(body.get('leads_updated')):>8}",
+        "Per change",
+        f"  Changes processed  {_n(body.get('changes_processed')):>8}   "
+        f"Unique registrations  {_n(body.get('unique_registrations')):>8}",
+        PER_PAIR,
+        f"  Actions triggered  {_n(body.get('actions_triggered')):>8}   "
+        f"Actions not triggered {_n(not_triggered.get('total')):>8}",
+        f"    not activated {_n(na)} · filtered out {_n(fo)} · failed {_n(failed)}",
+        f"  Leads created      {_n(body.get('leads_created')):>8}   "
+        f"Leads updated         {_n(body.get('leads_updated')):>8}",
+        f"  Form posts         {_n(body.get('form_posts')):>8}",
+        f"Active flows (now)   {'—' if active is None else _n(active):>8}",
         "Processing: last change recorded "
         f"{fmt.short_time(status.get('last_change_recorded_at')) or '—'}"
         f" · lag {_opt(status.get('consumer_lag'))} · workers {_opt(status.get('workers_alive'))}",
@@ -153,11 +187,13 @@ class MetricsScreen(BaseScreen):
         Binding("left,h", "tab(-1)", show=False),
         Binding("right,l", "tab(1)", show=False),
     ]
+    FEED_TAB = "feed"
 
     def __init__(self) -> None:
         super().__init__()
         self.mode = "live"
         self.period = "24h"
+        self.feed_filter = FEED_FILTERS[0]
         self.seen: deque[str] = deque(maxlen=2000)
         self.unseen = 0
         self.following = True
@@ -169,7 +205,7 @@ class MetricsScreen(BaseScreen):
         with TabbedContent(id="tabs"):
             with TabPane("Summary", id="summary"), Vertical():
                 yield Static("loading…", id="summary-text")
-                yield Static("Registration activity", classes="plot-title")
+                yield Static("Registration activity (changes)", classes="plot-title")
                 yield Sparkline([], id="activity-spark")
             with TabPane("Troubleshooting", id="trouble"), Vertical():
                 yield Static("loading…", id="trouble-text")
@@ -199,12 +235,21 @@ class MetricsScreen(BaseScreen):
         self.period = PERIODS[(PERIODS.index(self.period) + 1) % len(PERIODS)]
         self._changed_selection()
 
+    def action_cycle_feed_status(self) -> None:
+        """The next status filter of the feed, shown at once: the feed is cleared and refetched
+        (control filters), and its tab comes to the front so the key visibly does something."""
+        index = FEED_FILTERS.index(self.feed_filter)
+        self.feed_filter = FEED_FILTERS[(index + 1) % len(FEED_FILTERS)]
+        self.query_one(TabbedContent).active = self.FEED_TAB
+        self._changed_selection()
+
     def _changed_selection(self) -> None:
         self.query_one("#selectors", Static).update(selector_text(self.mode, self.period))
         self.query_one("#feed-log", RichLog).clear()
         self.seen.clear()
         self.unseen = 0
         self.following = True
+        self._feed_state()
         self.action_refresh_now()
 
     def action_tab(self, step: int) -> None:
@@ -224,15 +269,17 @@ class MetricsScreen(BaseScreen):
     # --- loading ---------------------------------------------------------------------------
 
     def load(self) -> None:
-        self.fetch(self.mode, self.period)
+        self.fetch(self.mode, self.period, self.feed_filter)
 
     @work(exclusive=True, group="metrics-load", exit_on_error=False)
-    async def fetch(self, mode: str, period: str) -> None:
+    async def fetch(self, mode: str, period: str, feed: FeedFilter) -> None:
         client = self.console.client
         results = await asyncio.gather(
             client.metrics_summary(mode, period),
             client.metrics_troubleshooting(mode, period),
-            client.activity(mode, period, limit=200),
+            client.activity(
+                mode, period, limit=200, status=feed.status, exclude_status=feed.exclude
+            ),
             return_exceptions=True,
         )
         unavailable: list[str] = []
@@ -248,12 +295,17 @@ class MetricsScreen(BaseScreen):
                 raise result
             else:
                 parts.append(result)
-        summary, trouble, feed = parts
-        self.post_message(MetricsSnapshot(mode, period, summary, trouble, feed or [], unavailable))
+        summary, trouble, items = parts
+        self.post_message(
+            MetricsSnapshot(
+                mode, period, summary, trouble, items or [], unavailable, feed_status=feed.name
+            )
+        )
 
     @on(MetricsSnapshot)
     def snapshot(self, message: MetricsSnapshot) -> None:
-        if (message.mode, message.period) != (self.mode, self.period):
+        wanted = (self.mode, self.period, self.feed_filter.name)
+        if (message.mode, message.period, message.feed_status) != wanted:
             return
         if message.summary is None:
             self.query_one("#summary-text", Static).update(f"Summary: {NOT_AVAILABLE}")
@@ -318,9 +370,10 @@ class MetricsScreen(BaseScreen):
             state = "following new outcomes"
         else:
             state = f"paused ({self.unseen} new) — end to follow"
-        self.query_one("#feed-state", Static).update(
-            Text(f"{len(self.seen)} outcomes · {state}", style="dim")
-        )
+        text = Text(f"{len(self.seen)} outcomes · {state} · status: ", style="dim")
+        text.append(self.feed_filter.label, style="bold" if self.feed_filter.name != "all" else "")
+        text.append(" (s)", style="dim")
+        self.query_one("#feed-state", Static).update(text)
 
     @on(ApiFailed)
     def failed(self, message: ApiFailed) -> None:
