@@ -168,3 +168,33 @@ async def test_the_console_client_with_the_read_only_token_is_refused_with_the_r
         assert "this API token is read-only" in refused.value.message
     finally:
         await client.close()
+
+
+async def test_a_read_only_console_uses_the_read_only_token_never_the_operators(
+    control: ControlProcess, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from console.app import make_app
+
+    monkeypatch.setenv("SIGNAL_DATA_DIR", str(control.data_dir))
+    monkeypatch.setenv("SIGNAL_API_TOKEN", control.token)
+    app = make_app(control.url, None, read_only=True, watch_tty=False)
+    try:
+        assert [f.id for f in await app.client.flows()]
+        with pytest.raises(Refused) as refused:
+            await app.client.set_mode(FLOW, "live")
+        assert refused.value.status == 403
+    finally:
+        await app.client.close()
+
+
+async def test_console_read_only_without_the_read_only_token_does_not_start(
+    control: ControlProcess, tmp_path: Path
+) -> None:
+    empty = tmp_path / "elsewhere"
+    empty.mkdir()
+    env = clean_env(
+        SIGNAL_API=control.api, SIGNAL_DATA_DIR=str(empty), SIGNAL_API_TOKEN=control.token
+    )
+    code, _out, err = await run_csignal("console", "--read-only", env=env)
+    assert code == 2
+    assert f"no read-only API token: {empty / 'api-token-read-only'} does not exist" in err
