@@ -4,7 +4,9 @@ The broker runs in this process's care (embedded, unless `SIGNAL_BROKER` points 
 control and the pipeline worker are child processes (`python -m stream control|pipeline`) so
 they behave exactly as in a real deployment, and they die with this process even if it is
 killed (`die_with_parent`). `--demo` adds the Marketo sandbox (in this process), imports the
-demo account pointing at it, and feeds the simulator's traffic into the ingest API.
+demo account pointing at it (into an empty data dir only: an account already stored is the
+operator's and is kept, its demo connection pointed at this run's sandbox), and feeds the
+simulator's traffic into the ingest API.
 
 Supervision: a child that exits unexpectedly is reported with the end of its log and restarted
 after a growing delay (1 s, 2 s, 4 s … 30 s). Both services are built to restart — offsets in
@@ -41,6 +43,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import random
 import secrets
@@ -338,11 +341,7 @@ class Runner:
                     str(self.options.config_file),
                 )
             if self.options.demo:
-                from stream.certain.demo_account import demo_account_yaml
-
-                await self._import(
-                    client, demo_account_yaml(self.sandbox.url, DEMO_CLIENT_ID), "the demo account"
-                )
+                await self._demo_account(client)
             if self.options.demo or self.options.config_file is not None:
                 # Workers apply a new configuration within CONFIG_APPLY_S; changes sent before
                 # that would be evaluated against the previous one.
@@ -386,6 +385,70 @@ class Runner:
             f"control did not become ready within {READY_TIMEOUT_S:g}s ({last}); "
             f"its log:\n{self.children[0].log_tail()}"
         )
+
+    async def _demo_account(self, client: ApiClient) -> None:
+        """Import the demo account into an empty data dir only. An account already stored is
+        the operator's (edited flows, filters, transforms) and is kept as it is; only the demo
+        connection is pointed at this run's sandbox, whose port is new at every start."""
+        from stream.certain.demo_account import demo_account_yaml
+
+        try:
+            stored = json.loads(await client.get_config("json"))
+        except ApiError as error:
+            raise RunError(f"reading the stored account failed: {error}") from None
+        except ValueError as error:
+            raise RunError(f"control's account export is not JSON: {error}") from None
+        counts = {kind: len(stored.get(kind) or []) for kind in ("flows", "connections")}
+        if not any(value for key, value in stored.items() if key != "account"):
+            await self._import(
+                client, demo_account_yaml(self.sandbox.url, DEMO_CLIENT_ID), "the demo account"
+            )
+            return
+        held = ", ".join(
+            f"{n} {kind if n != 1 else kind.removesuffix('s')}" for kind, n in counts.items()
+        )
+        self.say(
+            f"keeping the account in {self.data_dir}: {held} (the demo account is imported only "
+            "into an empty data dir); start with an empty --data-dir for a fresh demo"
+        )
+        await self._repoint_demo_connection(client)
+
+    async def _repoint_demo_connection(self, client: ApiClient) -> None:
+        """The kept demo connection reaches the previous run's sandbox, gone with it: give it
+        this run's URL, and its `${VAR}` secret again (a new URL without one would clear it).
+        A connection the operator pointed elsewhere (not this sandbox's client id, or not a
+        loopback URL) is left alone."""
+        from stream.certain.demo_account import CONNECTION_ID, SECRET_ENV
+
+        try:
+            connection = await client.call("GET", f"/connections/{CONNECTION_ID}")
+        except RequestRefused as error:
+            if error.status == 404:
+                return
+            raise RunError(f"reading connection {CONNECTION_ID!r} failed: {error}") from None
+        except ApiError as error:
+            raise RunError(f"reading connection {CONNECTION_ID!r} failed: {error}") from None
+        old = str(connection.get("service_url") or "").rstrip("/")
+        new = self.sandbox.url.rstrip("/")
+        loopback = old.startswith(("http://127.0.0.1:", "http://localhost:"))
+        if old == new or not loopback or connection.get("client_id") != DEMO_CLIENT_ID:
+            return
+        body = {
+            key: value
+            for key, value in connection.items()
+            if not key.startswith("secret_") and key not in ("client_secret_ref", "version")
+        }
+        body["service_url"] = new
+        token_url = str(connection.get("access_token_url") or "")
+        if token_url.startswith(old):
+            body["access_token_url"] = new + token_url[len(old) :]
+        if connection.get("client_secret_ref") == SECRET_ENV:
+            body["client_secret"] = f"${{{SECRET_ENV}}}"
+        try:
+            await client.call("PUT", f"/connections/{CONNECTION_ID}", body=body)
+        except ApiError as error:
+            raise RunError(f"pointing {CONNECTION_ID!r} at the sandbox failed: {error}") from None
+        self.say(f"connection {CONNECTION_ID} now points at this run's sandbox ({new})")
 
     async def _import(self, client: ApiClient, text: str, what: str) -> None:
         try:
