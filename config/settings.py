@@ -43,6 +43,12 @@ class Settings(BaseSettings):
         description="Patterns (*, ?) of the environment variables a ${VAR} secret reference may "
         "name, separated by commas; empty: none.",
     )
+    stop_deadline_s: float = Field(
+        default=20.0,
+        gt=0,
+        description="Seconds control or a pipeline worker may take to stop after SIGTERM/SIGINT "
+        "before it exits at once (the ledger keeps what was committed).",
+    )
     config_key_file: Path | None = Field(
         default=None,
         description="Key sealing the secrets on signal-config; default <data dir>/config-key.",

@@ -8,11 +8,23 @@ from __future__ import annotations
 
 import pytest
 
+from stream.broker import free_port
 from tests.support.fixtures import broker, make_sandbox, module_broker, sandbox
 
 __all__ = ["broker", "make_sandbox", "module_broker", "sandbox"]
 
 SLOW_FIRST = ("e2e", "bench", "slow")
+
+
+@pytest.fixture(autouse=True)
+def _no_default_control(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Point `SIGNAL_API` at a closed loopback port unless a test sets its own.
+
+    Without it, a test that expects "control not running" (the CLI's file fallback) would talk to
+    whatever Signal happens to run on this machine at the default 127.0.0.1:6066, with its own
+    token, and fail for reasons that have nothing to do with the code under test.
+    """
+    monkeypatch.setenv("SIGNAL_API", f"127.0.0.1:{free_port()}")
 
 
 def _module(item: pytest.Item) -> str:

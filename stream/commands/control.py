@@ -116,6 +116,7 @@ def control_settings(settings: Settings, broker_url: str, schedule: Any) -> Cont
         api_port=settings.api_port,
         retry_schedule=schedule,
         recovery_every_s=settings.recovery_every_s,
+        stop_deadline_s=settings.stop_deadline_s,
         recovery_grace_s=settings.recovery_grace_s,
         recovery_horizon_s=settings.recovery_horizon_days * 86400.0,
         recovery_max_redrives=settings.recovery_max_redrives,

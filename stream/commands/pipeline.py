@@ -96,10 +96,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"csignal pipeline: cannot declare topics on {url}: {exc}", file=sys.stderr)
         return 1
 
-    import faust
-
     from stream.pipeline.app import PipelineOptions, create_app
     from stream.sealing import KEY_FILE_NAME
+    from stream.stop_deadline import DeadlineWorker
 
     key_file = settings.config_key_file or Path(data_dir) / KEY_FILE_NAME
     app = create_app(
@@ -107,7 +106,14 @@ def run(args: argparse.Namespace) -> int:
     )
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
-    worker = faust.Worker(app, loglevel=args.log_level, loop=loop, redirect_stdouts=False)
+    worker = DeadlineWorker(
+        app,
+        loglevel=args.log_level,
+        loop=loop,
+        redirect_stdouts=False,
+        stop_deadline_s=settings.stop_deadline_s,
+        name="csignal pipeline",
+    )
     try:
         worker.execute_from_commandline()
     except SystemExit as exit_:

@@ -31,6 +31,7 @@ import faust
 from stream.control.recorder import RawRecord, Recorder
 from stream.control.runtime import ControlRuntime, ControlSettings
 from stream.faust_settings import faust_settings
+from stream.stop_deadline import DeadlineWorker
 from stream.topics import API_CALLS, CHANGES, OUTCOMES, faust_topic
 
 
@@ -43,7 +44,8 @@ class Control:
         """A Faust worker running the runtime (started first, stopped last) and the app."""
         options.setdefault("loglevel", "info")
         options.setdefault("redirect_stdouts", False)
-        return faust.Worker(self.app, self.runtime, **options)
+        options.setdefault("stop_deadline_s", self.runtime.settings.stop_deadline_s)
+        return DeadlineWorker(self.app, self.runtime, name="csignal control", **options)
 
 
 def create_control(

@@ -65,6 +65,7 @@ class ControlSettings:
     publish_debounce_s: float = 0.05
     store_memory_limit: str | None = None
     recovery_every_s: float = 15.0
+    stop_deadline_s: float = 20.0
     recovery_grace_s: float = 60.0
     recovery_horizon_s: float = 7 * 24 * 3600.0
     recovery_max_redrives: int = 5

@@ -201,6 +201,7 @@ def start_pipeline(
     *,
     name: str = "pipeline",
     config_key: Path | None = None,
+    env: Mapping[str, str] | None = None,
 ) -> ServiceProcess:
     """Start a pipeline worker on `broker` with its data dir under `workdir`; `config_key` is
     the key file control seals connection secrets with (`<control's data dir>/config-key`)."""
@@ -209,7 +210,7 @@ def start_pipeline(
     worker = ServiceProcess(
         args=["pipeline", "--broker", broker.url, "--data-dir", str(workdir / f"{name}-data")],
         log_path=workdir / f"{name}.log",
-        env=clean_env(**extra),
+        env=clean_env(**extra, **(env or {})),
     )
     return worker.start()
 
