@@ -127,6 +127,33 @@ ACTIONS: tuple[ActionSpec, ...] = (
         priority=True,
     ),
     ActionSpec("flow-close", "escape", "close", "Close", scope="flow", show=True),
+    ActionSpec(
+        "flow-add-field",
+        "ctrl+n",
+        "add_field",
+        "Add mapping field",
+        scope="flow",
+        dangerous=True,
+        priority=True,
+    ),
+    ActionSpec(
+        "flow-delete-field",
+        "ctrl+d",
+        "delete_field",
+        "Delete mapping field",
+        scope="flow",
+        dangerous=True,
+        priority=True,
+    ),
+    # one mapping field (the flow editor's field dialog)
+    ActionSpec(
+        "field-done", "ctrl+s", "done", "Done", scope="field-form", show=True, priority=True
+    ),
+    ActionSpec("field-cancel", "escape", "cancel", "Cancel", scope="field-form", show=True),
+    # leaving an editor with unsaved edits
+    ActionSpec("unsaved-save", "s", "save", "Save the edits, then close", scope="unsaved"),
+    ActionSpec("unsaved-discard", "d", "discard", "Discard the edits and close", scope="unsaved"),
+    ActionSpec("unsaved-keep", "escape,k", "keep", "Keep editing", scope="unsaved"),
     # connections
     ActionSpec("conn-open", "enter", "edit", "Edit", scope="connections"),
     ActionSpec(

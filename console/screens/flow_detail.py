@@ -3,8 +3,13 @@ and its mapping, with Refresh Target Fields and Preview Mapping.
 
 Saving an incomplete flow is allowed (the guide lets an operator finish later); the answer's
 reasons show under the form. A changed mapping is saved first, through its own route with the
-version it was read at, so an edit never overwrites someone else's change to the same mapping
-(which other flows may share).
+version it was read at, so an edit never overwrites someone else's change to the same mapping;
+when other flows share that mapping the editor names them under the mapping table and asks
+before saving, since the edit changes what they send too.
+
+Esc with unsaved edits asks (save / discard / keep editing). The filters' JSON is checked as it
+is typed and its error shows right under the field. Every key goes through the action registry
+(scopes `flow` and `field-form`).
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from typing import Any, ClassVar
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
-from textual.binding import Binding, BindingType
+from textual.binding import BindingType
 from textual.containers import Horizontal, VerticalScroll
 from textual.screen import ModalScreen
 from textual.suggester import SuggestFromList
@@ -33,11 +38,12 @@ from textual.widgets import (
 )
 
 from config.models import ACTIVATE_FOR_KINDS, Action, Source, StandardProperty
-from console import fmt
+from console import actions, fmt
 from console.client import ApiError, FlowRow, NotAvailable, Refused, TargetField
 from console.messages import ApiFailed, FieldsRefreshed, FlowDetailLoaded, FlowSaved, PreviewLoaded
 from console.screens.base import BaseScreen
-from console.screens.modals import TextModal, TypeToConfirmModal
+from console.screens.mapping_preview import MappingPreviewModal
+from console.screens.modals import ConfirmModal, TypeToConfirmModal, UnsavedModal
 
 CSS = Path(__file__).with_name("flow_detail.tcss")
 KIND_TITLES = {
@@ -75,10 +81,8 @@ class FieldForm(ModalScreen[dict[str, Any] | None]):
     """One mapping field: target (suggested from the connection's fields), sources, transforms."""
 
     CSS_PATH = CSS
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape", "cancel", "Cancel", id="field-cancel"),
-        Binding("ctrl+s", "done", "Done", id="field-done", priority=True),
-    ]
+    SCOPE: ClassVar[str] = "field-form"
+    BINDINGS: ClassVar[list[BindingType]] = [*actions.bindings("field-form")]
 
     def __init__(self, field: dict[str, Any] | None, targets: list[str]) -> None:
         super().__init__()
@@ -140,10 +144,6 @@ class FlowDetailScreen(BaseScreen):
     SCOPE = "flow"
     TITLE_TEXT = "Flow"
     POLLS = False
-    EXTRA_BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("ctrl+n", "add_field", "Add field", show=False, priority=True),
-        Binding("ctrl+d", "delete_field", "Delete field", show=False, priority=True),
-    ]
 
     def __init__(self, flow_id: str | None) -> None:
         super().__init__()
@@ -154,6 +154,9 @@ class FlowDetailScreen(BaseScreen):
         self.mapping_dirty = False
         self.target_fields: list[TargetField] = []
         self.title_text = f"Flow {flow_id}" if flow_id else "New flow"
+        self.baseline: dict[str, Any] | None = None
+        """The form as loaded or last saved: what Esc compares with to find unsaved edits."""
+        self.close_after_save = False
 
     # --- layout ----------------------------------------------------------------------------
 
@@ -178,6 +181,7 @@ class FlowDetailScreen(BaseScreen):
                 yield TagPicker(id=f"af-{kind}", classes="tags")
             yield Static("Filters (JSON list; all must hold)", classes="section")
             yield TextArea("[]", id="filters", language=None)
+            yield Static("", id="filters-error")
             yield Static("Destination", classes="section")
             with Horizontal(classes="row"):
                 yield Label("Name", classes="label")
@@ -278,6 +282,10 @@ class FlowDetailScreen(BaseScreen):
             for widget in self.query("Input, Select, SelectionList, TextArea, Checkbox"):
                 widget.disabled = True
         self.loaded()
+        self.call_after_refresh(self._take_baseline)
+
+    def _take_baseline(self) -> None:
+        self.baseline = self.flow_body(show_errors=False)
 
     def _select(self, selector: str, value: Any) -> None:
         box = self.query_one(selector, Select)
@@ -323,6 +331,26 @@ class FlowDetailScreen(BaseScreen):
             )
         dirty = " (changed, saved with the flow)" if self.mapping_dirty else ""
         table.border_title = f"mapping fields [{len(self.mapping_fields)}]{dirty}"
+        shared = self._shared_with(self._mapping_id())
+        note = f"shared with {', '.join(shared)} · " if shared else ""
+        table.border_subtitle = fmt.esc(f"{note}enter edit · ctrl+n add · ctrl+d delete")
+
+    def _shared_with(self, mapping_id: str | None) -> list[str]:
+        """The names of the other flows whose destination uses `mapping_id`."""
+        if not mapping_id:
+            return []
+        names = {f.get("id"): f.get("name") or f.get("id") for f in self.account.get("flows", [])}
+        mapping: dict[str, Any] = next(
+            (m for m in self.account.get("mappings", []) if m["id"] == mapping_id), {}
+        )
+        users = mapping.get("used_by")
+        if users is None:
+            users = [
+                f.get("id")
+                for f in self.account.get("flows", [])
+                if (f.get("destination") or {}).get("mapping") == mapping_id
+            ]
+        return [str(names.get(u) or u) for u in users if u and u != self.flow_id]
 
     def _show_reasons(self, flow: FlowRow) -> None:
         box = self.query_one("#reasons", Static)
@@ -439,13 +467,14 @@ class FlowDetailScreen(BaseScreen):
 
     @on(PreviewLoaded)
     def preview_loaded(self, message: PreviewLoaded) -> None:
-        self.app.push_screen(
-            TextModal("Mapping preview", json.dumps(message.preview, indent=2, default=str))
-        )
+        name = self.flow.name if self.flow is not None else ""
+        self.app.push_screen(MappingPreviewModal(message.preview, name))
 
     # --- saving ----------------------------------------------------------------------------
 
-    def flow_body(self) -> dict[str, Any] | None:
+    def flow_body(self, show_errors: bool = True) -> dict[str, Any] | None:
+        """The flow as the form holds it, or None when the filters are not a JSON list (with
+        `show_errors`, the error shows beside the field, which takes the focus)."""
         raw = dict(self.flow.raw) if self.flow else {}
         for key in ("complete", "incomplete_reasons", "version"):
             raw.pop(key, None)
@@ -457,13 +486,10 @@ class FlowDetailScreen(BaseScreen):
             value = self.query_one(selector, Select).value
             return value if isinstance(value, str) else None
 
-        try:
-            filters = json.loads(self.query_one("#filters", TextArea).text or "[]")
-        except ValueError as error:
-            self.query_one("#filters", TextArea).add_class("error")
-            self.query_one("#reasons", Static).update(
-                Text(f"✗ filters are not valid JSON: {error}", style="bold red")
-            )
+        filters, problem = filters_of(self.query_one("#filters", TextArea).text)
+        if problem is not None:
+            if show_errors:
+                self._show_filters_error(problem, focus=True)
             return None
         destination = dict(raw.get("destination") or {})
         campaign_q, campaign_id, form_id = (
@@ -503,24 +529,52 @@ class FlowDetailScreen(BaseScreen):
         return raw
 
     def action_save(self) -> None:
+        self._save(close=False)
+
+    def _save(self, close: bool) -> None:
+        """Ask what must be asked (a mapping shared with other flows, TEST → LIVE), then save;
+        with `close`, the editor closes once control has taken the save."""
+        self.close_after_save = False
         if self.console.read_only:
             return
         body = self.flow_body()
         if body is None:
             return
-        self.query_one("#filters", TextArea).remove_class("error")
+        self._show_filters_error(None)
+        mapping = body["destination"].get("mapping")
+        shared = self._shared_with(mapping) if self.mapping_dirty else []
+        if shared:
+
+            def go_on(ok: bool | None) -> None:
+                if ok:
+                    self._save_live_checked(body, close)
+
+            question = (
+                f"Mapping '{mapping}' is shared: flows {', '.join(repr(n) for n in shared)} use "
+                "it too. Saving your field changes changes what those flows send as well. Save?"
+            )
+            self.app.push_screen(ConfirmModal(question, title="Shared mapping"), go_on)
+            return
+        self._save_live_checked(body, close)
+
+    def _save_live_checked(self, body: dict[str, Any], close: bool) -> None:
         was_live = bool(self.flow and self.flow.mode == "live")
         if body["mode"] == "live" and not was_live:
 
             def confirmed(ok: bool | None) -> None:
                 if ok:
+                    self.close_after_save = close
                     self.save(body)
 
             question = f"Save '{body['name']}' as LIVE? Real registrations will be sent."
             self.app.push_screen(
-                TypeToConfirmModal(question, body["name"], title="TEST → LIVE"), confirmed
+                TypeToConfirmModal(
+                    question, body["id"], title="TEST → LIVE", flow_name=body["name"]
+                ),
+                confirmed,
             )
             return
+        self.close_after_save = close
         self.save(body)
 
     @work(exclusive=True, group="flow-save", exit_on_error=False)
@@ -579,14 +633,79 @@ class FlowDetailScreen(BaseScreen):
         self.update_bar()
         state = "complete" if message.flow.complete else "saved incomplete"
         self.notify(f"Saved {message.flow.name} ({state})", timeout=3)
+        self.baseline = self.flow_body(show_errors=False)
+        if self.close_after_save:
+            self.close_after_save = False
+            self.dismiss()
 
     @on(ApiFailed)
     def failed(self, message: ApiFailed) -> None:
         if message.unavailable:
             self.query_one("#preview", Static).update(Text(message.error, style="yellow"))
             return
+        self.close_after_save = False
         self.query_one("#reasons", Static).update(Text(f"✗ {message.error}", style="bold red"))
         self.console.report_error(message.what, message.error)
 
+    # --- filters ---------------------------------------------------------------------------
+
+    @on(TextArea.Changed, "#filters")
+    def filters_changed(self, event: TextArea.Changed) -> None:
+        self._show_filters_error(filters_of(event.text_area.text)[1])
+
+    def _show_filters_error(self, problem: str | None, focus: bool = False) -> None:
+        area = self.query_one("#filters", TextArea)
+        box = self.query_one("#filters-error", Static)
+        area.set_class(problem is not None, "error")
+        box.set_class(problem is not None, "shown")
+        box.update(Text(f"✗ filters: {problem}", style="bold red") if problem else "")
+        if problem is not None and focus:
+            area.focus()
+            self.call_after_refresh(box.scroll_visible)
+
+    # --- leaving ---------------------------------------------------------------------------
+
+    def unsaved(self) -> bool:
+        """Edits not saved yet: a changed mapping, or a form that differs from the baseline."""
+        if self.console.read_only or self.flow is None:
+            return False
+        return self.mapping_dirty or self.flow_body(show_errors=False) != self.baseline
+
     def action_close(self) -> None:
-        self.dismiss()
+        if not self.unsaved():
+            self.dismiss()
+            return
+        name = self.query_one("#name", Input).value.strip() or self.flow_id or "this new flow"
+
+        def answer(choice: str | None) -> None:
+            if choice == "save":
+                self._save(close=True)
+            elif choice == "discard":
+                self.dismiss()
+
+        question = f"'{name}' has edits that are not saved. Save them, discard them, or go on?"
+        self.app.push_screen(UnsavedModal(question), answer)
+
+
+JSON_KINDS: dict[type, str] = {
+    dict: "an object",
+    str: "a string",
+    int: "a number",
+    float: "a number",
+    bool: "true or false",
+    type(None): "null",
+}
+
+
+def filters_of(text: str) -> tuple[list[Any], str | None]:
+    """The filters typed, or why they are not a JSON list (line and column of a syntax error)."""
+    try:
+        value = json.loads(text or "[]")
+    except json.JSONDecodeError as error:
+        return [], f"not valid JSON at line {error.lineno}, column {error.colno}: {error.msg}"
+    if not isinstance(value, list):
+        return (
+            [],
+            f"expected a JSON list of rules ([...]), got {JSON_KINDS.get(type(value), 'a value')}",
+        )
+    return value, None

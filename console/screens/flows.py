@@ -23,8 +23,13 @@ SOURCE_SHORT = {
     "session_registration.status_change": "session",
     "event.create_update": "event",
 }
+WIDE = 120
+"""From this width every column shows, the destination in a column of its own."""
 NARROW = 100
-"""Below this width the destination column goes and the trend shortens."""
+"""From `NARROW` to `WIDE` the destination moves to the table's subtitle (the selected flow's)
+so that Sent, Fail and the 12 h trend keep their columns; below `NARROW` the names and the
+trend shorten too (8 h), so the table still fits 80 columns."""
+NAME_WIDTH = {"wide": 26, "medium": 30, "narrow": 18}
 
 
 class FilterInput(Input):
@@ -52,7 +57,16 @@ class FlowsScreen(BaseScreen):
         self.flows: dict[str, FlowRow] = {}
         self.stats: dict[str, FlowStats] = {}
         self.filter_text = ""
-        self.narrow: bool | None = None
+        self.layout_name: str | None = None
+
+    @property
+    def narrow(self) -> bool:
+        """The shortened layout: short names, 8 h trend (below `NARROW` columns)."""
+        return self.layout_name == "narrow"
+
+    @property
+    def dest_in_subtitle(self) -> bool:
+        return self.layout_name != "wide"
 
     def body(self) -> ComposeResult:
         table: DataTable[Any] = DataTable(id="flows", cursor_type="row", zebra_stripes=True)
@@ -66,18 +80,23 @@ class FlowsScreen(BaseScreen):
         self._build_columns()
         self.query_one(DataTable).loading = True
 
+    def _layout_for(self, width: int) -> str:
+        if width >= WIDE:
+            return "wide"
+        return "medium" if width >= NARROW else "narrow"
+
     def on_resize(self) -> None:
-        if self.narrow != (self.size.width < NARROW):
+        if self.layout_name != self._layout_for(self.size.width):
             self._build_columns()
             self._render_rows(full=True)
 
     def _build_columns(self) -> None:
-        self.narrow = self.size.width < NARROW
+        self.layout_name = self._layout_for(self.size.width)
         table = self.query_one(DataTable)
         table.clear(columns=True)
-        table.add_column("Name", key="name", width=18 if self.narrow else 26)
+        table.add_column("Name", key="name", width=NAME_WIDTH[self.layout_name])
         table.add_column("Source", key="source", width=7)
-        if not self.narrow:
+        if not self.dest_in_subtitle:
             table.add_column("Destination", key="dest", width=26)
         table.add_column("Status", key="status", width=10)
         table.add_column("Act", key="active", width=5)
@@ -132,7 +151,7 @@ class FlowsScreen(BaseScreen):
         trend = stats.hourly[-8:] if self.narrow else stats.hourly
         dest = "/".join(x for x in (flow.connection, flow.action) if x) or "—"
         cells: dict[str, Any] = {
-            "name": fmt.cell(flow.name, 26),
+            "name": fmt.cell(flow.name, NAME_WIDTH[self.layout_name or "wide"]),
             "source": SOURCE_SHORT.get(flow.source or "", "—"),
             "dest": fmt.cell(dest, 26),
             "status": fmt.status_text(flow.complete),
@@ -142,7 +161,7 @@ class FlowsScreen(BaseScreen):
             "failed": Text(str(stats.failed), justify="right", style="red" if stats.failed else ""),
             "trend": fmt.spark_text(trend),
         }
-        if self.narrow:
+        if self.dest_in_subtitle:
             cells.pop("dest")
         return cells
 
@@ -182,7 +201,7 @@ class FlowsScreen(BaseScreen):
         table = self.query_one(DataTable)
         flow = self.selected()
         dest = ""
-        if flow is not None and self.narrow:
+        if flow is not None and self.dest_in_subtitle:
             dest = "/".join(x for x in (flow.connection, flow.action) if x) or "no destination"
             dest = f"{fmt.esc(fmt.cell(dest, 40))} · "
         table.border_subtitle = f"{dest}Sent/Fail: today (UTC)"
@@ -240,11 +259,23 @@ class FlowsScreen(BaseScreen):
         self.app.push_screen(TextModal(f"{flow.name}", body))
 
     def action_toggle_active(self) -> None:
+        """Anything that starts or stops LIVE deliveries asks first (the safe answer focused);
+        switching a TEST flow on or off does not, nor does it ask what an incomplete flow
+        would not do anyway, beyond saying it will not run."""
         flow = self.selected()
         if flow is None:
             return
+        live = flow.mode == "live"
         if flow.active:
-            self.set_active(flow.id, False)
+            if not live:
+                self.set_active(flow.id, False)
+                return
+            question = (
+                f"Deactivate '{flow.name}' ({flow.id})? It is LIVE: its deliveries to "
+                "Marketo stop until it is activated again; changes that arrive meanwhile are "
+                "not sent."
+            )
+            self._confirm_active(flow.id, False, question, "Deactivate LIVE flow")
             return
         if not flow.complete:
             reasons = "\n".join(f"• {r}" for r in flow.reasons)
@@ -253,14 +284,26 @@ class FlowsScreen(BaseScreen):
                 "An incomplete flow never runs; control will refuse until it is complete. "
                 "Try to activate it anyway?"
             )
-
-            def answer(ok: bool | None) -> None:
-                if ok:
-                    self.set_active(flow.id, True)
-
-            self.app.push_screen(ConfirmModal(question, title="Activate incomplete flow"), answer)
+            self._confirm_active(flow.id, True, question, "Activate incomplete flow")
+            return
+        if live:
+            question = (
+                f"Activate '{flow.name}' ({flow.id})? It is LIVE: real registrations of live "
+                "events will be sent to Marketo from now on."
+            )
+            self._confirm_active(flow.id, True, question, "Activate LIVE flow")
             return
         self.set_active(flow.id, True)
+
+    def _confirm_active(self, flow_id: str, active: bool, question: str, title: str) -> None:
+        """Ask; the flow is the one selected when the question opened, whatever is selected
+        when it is answered."""
+
+        def answer(ok: bool | None) -> None:
+            if ok:
+                self.set_active(flow_id, active)
+
+        self.app.push_screen(ConfirmModal(question, title=title), answer)
 
     def action_toggle_mode(self) -> None:
         flow = self.selected()
@@ -284,10 +327,13 @@ class FlowsScreen(BaseScreen):
                 self.set_mode(flow.id, "live")
 
         question = (
-            f"Switch '{flow.name}' to LIVE? Real registrations of live events will be sent "
-            "to Marketo."
+            f"Switch '{flow.name}' ({flow.id}) to LIVE? Real registrations of live events will "
+            "be sent to Marketo."
         )
-        self.app.push_screen(TypeToConfirmModal(question, flow.name, title="TEST → LIVE"), to_live)
+        self.app.push_screen(
+            TypeToConfirmModal(question, flow.id, title="TEST → LIVE", flow_name=flow.name),
+            to_live,
+        )
 
     @work(exclusive=True, group="flows-mutate", exit_on_error=False)
     async def set_active(self, flow_id: str, active: bool) -> None:

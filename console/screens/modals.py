@@ -1,6 +1,7 @@
 """Confirmations: yes/no with the safe button focused, type-to-confirm for bulk or irreversible
-actions (the operator types the flow name or the item count), text panels, and the quit dialog
-of a console under `csignal run` (detach / stop Signal / cancel).
+actions (the operator types the flow id or name, or the item count), text panels, the quit dialog
+of a console under `csignal run` (detach / stop Signal / cancel) and the unsaved-edits dialog
+of an editor (save / discard / keep editing).
 
 Questions, titles and bodies carry flow names, filters and API text: they are shown as plain
 text (or escaped where a title is content markup), never parsed as markup."""
@@ -18,6 +19,7 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Static
 
+from config.flow_confirm import ascii_form, confirms_flow, refusal
 from console import actions
 from console.fmt import esc
 
@@ -59,36 +61,72 @@ class ConfirmModal(ModalScreen[bool]):
 
 
 class TypeToConfirmModal(ModalScreen[bool]):
-    """Confirmed only when the typed text equals `expected` exactly."""
+    """Confirmed only when the typed text equals `expected` exactly, or, for an action on a
+    flow (`flow_name` given, `expected` the flow id), when it is the flow id or the flow's name
+    in any case with its non-ASCII characters typed in ASCII (`->` for `→`): an SSH keyboard
+    cannot type every name. A refused entry says why inside the dialog, beside the field."""
 
     CSS_PATH = CSS
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "cancel", "Cancel", id="confirm-cancel")
     ]
 
-    def __init__(self, question: str, expected: str, *, title: str = "Type to confirm") -> None:
+    def __init__(
+        self,
+        question: str,
+        expected: str,
+        *,
+        title: str = "Type to confirm",
+        flow_name: str | None = None,
+    ) -> None:
         super().__init__()
         self.question = question
         self.expected = expected
         self.title_text = title
+        self.flow_name = flow_name
 
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog") as box:
             box.border_title = esc(self.title_text)
             yield Static(self.question, id="question", markup=False)
-            yield Label(f"Type [b]{esc(self.expected)}[/b] and press enter (esc cancels):")
+            if self.flow_name is None:
+                yield Label(f"Type [b]{esc(self.expected)}[/b] and press enter (esc cancels):")
+            else:
+                yield Static(
+                    f"Type the flow id [b]{esc(self.expected)}[/b] or its name "
+                    f"([b]{esc(ascii_form(self.flow_name))}[/b], any case) and press enter "
+                    "(esc cancels):",
+                    id="expected",
+                )
             yield Input(placeholder=self.expected, id="typed")
+            yield Static("", id="refused", markup=False)
 
     def on_mount(self) -> None:
         self.query_one(Input).focus()
 
+    def matches(self, typed: str) -> bool:
+        if self.flow_name is None:
+            return typed.strip() == self.expected
+        return confirms_flow(typed, self.expected, self.flow_name)
+
+    def why_not(self, typed: str) -> str:
+        if self.flow_name is not None:
+            return refusal(typed, self.expected, self.flow_name)
+        if not typed.strip():
+            return f"nothing was typed; type {self.expected!r}"
+        return f"{typed.strip()!r} is not {self.expected!r}; type it exactly"
+
     @on(Input.Submitted)
     def submitted(self, event: Input.Submitted) -> None:
-        if event.value.strip() == self.expected:
+        if self.matches(event.value):
             self.dismiss(True)
-        else:
-            event.input.add_class("error")
-            self.notify(f"type {self.expected!r} exactly to confirm", severity="warning")
+            return
+        event.input.add_class("error")
+        self.query_one("#refused", Static).update(Text(f"✗ {self.why_not(event.value)}"))
+
+    @on(Input.Changed)
+    def changed(self, event: Input.Changed) -> None:
+        event.input.remove_class("error")
 
     def action_cancel(self) -> None:
         self.dismiss(False)
@@ -169,3 +207,53 @@ class QuitModal(ModalScreen[str]):
     @on(Button.Pressed)
     def pressed(self, event: Button.Pressed) -> None:
         self.dismiss(event.button.id or "cancel")
+
+
+class UnsavedModal(ModalScreen[str]):
+    """Leaving an editor with unsaved edits: dismissed with "save", "discard" or "keep". Keep
+    editing, the safe choice, has the focus; the keys come from the registry (scope `unsaved`)."""
+
+    CSS_PATH = CSS
+    SCOPE: ClassVar[str] = "unsaved"
+    BINDINGS: ClassVar[list[BindingType]] = [
+        *actions.bindings("unsaved"),
+        Binding("left,h", "app.focus_previous", "", show=False),
+        Binding("right,l", "app.focus_next", "", show=False),
+    ]
+
+    def __init__(self, what: str, *, title: str = "Unsaved changes") -> None:
+        super().__init__()
+        self.what = what
+        self.title_text = title
+
+    def _key(self, action_id: str) -> str:
+        overrides: dict[str, str] = getattr(self.app, "keymap_overrides", {})
+        key = overrides.get(action_id, actions.BY_ID[action_id].keys).split(",")[0]
+        return {"escape": "esc"}.get(key, key)
+
+    def compose(self) -> ComposeResult:
+        save, discard, keep = (self._key(f"unsaved-{n}") for n in ("save", "discard", "keep"))
+        with Vertical(id="dialog") as box:
+            box.border_title = esc(self.title_text)
+            box.border_subtitle = esc(f"{save} save · {discard} discard · {keep} keep editing")
+            yield Static(self.what, id="question", markup=False)
+            with Horizontal(id="buttons"):
+                yield Button(Text(f"Save ({save})"), id="save", variant="primary")
+                yield Button(Text(f"Discard ({discard})"), id="discard", variant="error")
+                yield Button(Text(f"Keep editing ({keep})"), id="keep")
+
+    def on_mount(self) -> None:
+        self.query_one("#keep", Button).focus()
+
+    def action_save(self) -> None:
+        self.dismiss("save")
+
+    def action_discard(self) -> None:
+        self.dismiss("discard")
+
+    def action_keep(self) -> None:
+        self.dismiss("keep")
+
+    @on(Button.Pressed)
+    def pressed(self, event: Button.Pressed) -> None:
+        self.dismiss(event.button.id or "keep")

@@ -118,7 +118,7 @@ async def test_flow_editor_saves_incomplete_and_shows_why(
         assert "Mapping preview" in screen_text(pilot)
         await keys(pilot, "escape")
         editor.query_one("#campaign-id", Input).value = "1001"
-        await keys(pilot, "ctrl+s")
+        await keys(pilot, "ctrl+s", "y")  # lead-basic is shared with other flows: asked first
         await settle(pilot)
         client = ConsoleClient(control.url, TOKEN)
         try:
@@ -252,7 +252,7 @@ async def test_keymap_file_remaps_keys_and_reports_mistakes(
         client = ConsoleClient(control.url, TOKEN)
         try:
             assert (await client.flow("registered-to-nurture")).active
-            await keys(pilot, "x")
+            await keys(pilot, "x", "y")  # a LIVE flow: switching it off asks first
             assert not (await client.flow("registered-to-nurture")).active
         finally:
             await client.close()

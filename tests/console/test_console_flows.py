@@ -49,12 +49,12 @@ async def test_toggle_active_reaches_control(control: Control, make_console: Mak
     async with app.run_test(size=(80, 24), message_hook=messages.append) as pilot:
         await settle(pilot)
         await goto_row(pilot, "registered-to-nurture")
-        await keys(pilot, "a")
+        await keys(pilot, "a", "y")  # a LIVE flow: switching it off or on asks first
         assert not (await api_flow(control, "registered-to-nurture")).active
         assert any(isinstance(m, FlowChanged) and not m.flow.active for m in messages)
         table = app.screen.query_one(DataTable)
         assert "off" in str(table.get_cell("registered-to-nurture", "active"))
-        await keys(pilot, "a")
+        await keys(pilot, "a", "y")
         assert (await api_flow(control, "registered-to-nurture")).active
 
 

@@ -188,6 +188,7 @@ PLACES: dict[str, Place] = {
             Probe("reasons", on_row(ODD_FLOW, "i"), "TextModal", text=ODD_NAME),
             Probe("activate-incomplete", on_row(ODD_FLOW, "a"), "ConfirmModal"),
             Probe("to-live", on_row(TEST_FLOW, "t"), "TypeToConfirmModal"),
+            Probe("deactivate-live", on_row(LIVE_FLOW, "a"), "ConfirmModal"),
             Probe("to-test", on_row(LIVE_FLOW, "t"), "ConfirmModal"),
             Probe("filter", then(press("slash"), typed("#filter", "[/b")), "", text="/[/b/"),
             Probe(
@@ -211,7 +212,13 @@ PLACES: dict[str, Place] = {
         "FlowDetailScreen",
         (
             Probe("add-field", press("ctrl+n"), "FieldForm"),
-            Probe("preview", press("ctrl+o"), "TextModal", text="Mapping preview"),
+            Probe("preview", press("ctrl+o"), "MappingPreviewModal", text="Mapping preview"),
+            Probe(
+                "unsaved",
+                then(typed("#name", BRACKETS), press("escape")),
+                "UnsavedModal",
+                text="not saved",
+            ),
         ),
     ),
     "odd-flow-editor": Place(

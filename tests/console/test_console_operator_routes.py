@@ -96,7 +96,7 @@ async def test_mapping_editor_saves_through_the_mapping_route(
     async with app.run_test(size=(120, 40)) as pilot:
         await _open_flow(pilot, app, "registered-to-nurture")
         await _add_field(pilot, app, "phone", "registration.profile.phone")
-        await keys(pilot, "ctrl+s")
+        await keys(pilot, "ctrl+s", "y")  # lead-basic is shared with other flows: asked first
         await settle(pilot)
         assert not app.errors
     assert control.store is not None
@@ -126,7 +126,7 @@ async def test_a_stale_mapping_edit_is_refused_and_keeps_the_other_save(
         finally:
             await other.close()
         await _add_field(pilot, app, "phone", "registration.profile.phone")
-        await keys(pilot, "ctrl+s")
+        await keys(pilot, "ctrl+s", "y")  # lead-basic is shared with other flows: asked first
         await settle(pilot)
         assert any("someone else changed mapping 'lead-basic'" in e for _, _, e in app.errors)
     client = ConsoleClient(control.url, TOKEN)

@@ -55,7 +55,7 @@ async def test_console_drives_a_real_control(real_control: tuple[str, str]) -> N
             table = app.screen.query_one(DataTable)
             assert table.row_count == len(demo_account("http://x")["flows"])
             table.move_cursor(row=table.get_row_index("registered-to-nurture"))
-            await keys(pilot, "a")
+            await keys(pilot, "a", "y")  # a LIVE flow: switching it off asks first
             assert not (await client.flow("registered-to-nurture")).active
             await keys(pilot, "2")
             await settle(pilot)
