@@ -1,10 +1,11 @@
 """Replay: send a flow's archived changes through it again, after the flow was changed.
 
 Dry run first, always: the screen only starts a real replay of exactly the scope (flow, event
-code or date range) it last dry-ran, whose counts and sample payload are on screen, and only
-after the operator types the flow's id. A running replay shows live progress (published,
-outcomes recorded so far) from `GET /replays/{id}` and can be cancelled: what was published
-stays published, nothing more goes out.
+code or date range, and "only changes not yet delivered") it last dry-ran, whose counts and
+sample payload are on screen, and only after the operator types the flow's id. A replay's
+progress comes from `GET /replays/{id}` until every published change has its final outcome:
+what it published, then delivered / failed / not sent / awaiting outcome, as control words it.
+While it publishes, ctrl+x cancels the rest: what was published stays published.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.timer import Timer
-from textual.widgets import Input, Label, Select, Static
+from textual.widgets import Checkbox, Input, Label, Select, Static
 
 from console.client import ApiError
 from console.fmt import esc
@@ -79,6 +80,11 @@ class ReplayScreen(BaseScreen):
                 yield Input(placeholder="2026-11-27 or ISO time", id="replay-from")
                 yield Label("  to")
                 yield Input(placeholder="2026-11-28 (day included)", id="replay-to")
+            with Horizontal():
+                yield Label("", classes="bare")
+                yield Checkbox(
+                    "only changes not yet delivered for this flow", id="replay-undelivered"
+                )
         report = Static(
             "Choose a flow and an event code or a date range, then ctrl+d for a dry run: it "
             "shows what would be sent, and sends nothing.",
@@ -87,7 +93,7 @@ class ReplayScreen(BaseScreen):
         with VerticalScroll(id="replay-report-box") as box:
             box.border_title = "dry run"
             yield report
-        yield Static("no replay running", id="replay-progress")
+        yield Static("no replay started", id="replay-progress")
 
     def on_mount(self) -> None:
         super().on_mount()
@@ -127,6 +133,9 @@ class ReplayScreen(BaseScreen):
 
     # --- scope -----------------------------------------------------------------------------
 
+    def _only_undelivered(self) -> bool:
+        return self.query_one("#replay-undelivered", Checkbox).value
+
     def scope(self) -> dict[str, Any] | str:
         """The scope on screen as the API takes it, or what is wrong with it."""
         flow = self.query_one("#replay-flow", Select).value
@@ -137,8 +146,9 @@ class ReplayScreen(BaseScreen):
         stop = self.query_one("#replay-to", Input).value.strip()
         if event and (start or stop):
             return "give an event code or a date range, not both"
+        only = {"only_undelivered": True} if self._only_undelivered() else {}
         if event:
-            return {"flow_id": flow, "event_code": event}
+            return {"flow_id": flow, "event_code": event, **only}
         if not (start and stop):
             return "give an event code, or both from and to"
         try:
@@ -147,7 +157,7 @@ class ReplayScreen(BaseScreen):
             return "from and to are dates (2026-11-27) or ISO 8601 times"
         if begin >= end:
             return "from must be before to"
-        return {"flow_id": flow, "from": begin.isoformat(), "to": end.isoformat()}
+        return {"flow_id": flow, "from": begin.isoformat(), "to": end.isoformat(), **only}
 
     # --- dry run ---------------------------------------------------------------------------
 
@@ -187,6 +197,10 @@ class ReplayScreen(BaseScreen):
         text = Text()
         text.append(f"{report.get('in_scope', 0)} changes in scope", style="bold")
         text.append(f" (of {report.get('scanned', 0)} scanned)\n")
+        if report.get("only_undelivered"):
+            text.append(
+                f"{report.get('skipped_delivered', 0)} already delivered by this flow, left out\n"
+            )
         text.append(f"would send {counts.get('would_send', 0)}", style="bold green")
         for key, label in (
             ("not_activated", "not activated"),
@@ -225,7 +239,7 @@ class ReplayScreen(BaseScreen):
             self.notify(scope, severity="warning")
             return
         if self.running:
-            self.notify("a replay is running; cancel it (ctrl+x) or wait", severity="warning")
+            self.notify("a replay is publishing; cancel it (ctrl+x) or wait", severity="warning")
             return
         if scope != self.dry_scope or self.dry_report is None:
             self.notify("run a dry run of this scope first (ctrl+d)", severity="warning")
@@ -246,7 +260,13 @@ class ReplayScreen(BaseScreen):
 
     @property
     def running(self) -> bool:
-        return self.progress is not None and self.progress.get("state") == "running"
+        """The replay is publishing: there is something left to cancel."""
+        return self.progress is not None and self.progress.get("state") == "publishing"
+
+    @property
+    def following(self) -> bool:
+        """The replay's published changes do not all have their final outcome yet."""
+        return self.progress is not None and not self.progress.get("finished", True)
 
     @work(exclusive=True, group="replay-start", exit_on_error=False)
     async def start_replay(self, scope: dict[str, Any]) -> None:
@@ -264,18 +284,17 @@ class ReplayScreen(BaseScreen):
         self.replay_id = str(progress.get("id") or "")
         self.progress = progress
         self._render_progress(progress)
-        if self.running and self._poller is None:
+        if self.following and self._poller is None:
             self._poller = self.set_interval(POLL_S, self.poll_replay)
-        elif not self.running:
+        elif not self.following and (self._poller is not None or first):
             self._stop_polling()
-            if not first or progress.get("state") != "running":
-                state = progress.get("state")
-                severity = "information" if state == "done" else "warning"
-                self.notify(
-                    f"Replay {self.replay_id} {state}: {progress.get('published', 0)} sent",
-                    severity=severity,  # type: ignore[arg-type]
-                    timeout=5,
-                )
+            state = progress.get("state")
+            severity = "information" if state == "done" else "warning"
+            self.notify(
+                f"Replay {self.replay_id} {progress.get('summary') or state}",
+                severity=severity,  # type: ignore[arg-type]
+                timeout=8,
+            )
 
     def _stop_polling(self) -> None:
         if self._poller is not None:
@@ -298,24 +317,25 @@ class ReplayScreen(BaseScreen):
     def _render_progress(self, progress: dict[str, Any]) -> None:
         box = self.query_one("#replay-progress", Static)
         state = str(progress.get("state", "?"))
-        outcomes = progress.get("outcomes") or {}
-        seen = ", ".join(f"{k} {v}" for k, v in outcomes.items()) or "none yet"
-        text = (
-            f"replay {progress.get('id')} · {state} · published {progress.get('published', 0)}"
-            f" of {progress.get('in_scope', 0)} in scope · outcomes: {seen}"
-        )
-        if progress.get("cancelled_by"):
-            text += f" · cancelled by {progress['cancelled_by']}"
-        if progress.get("error"):
-            text += f" · {progress['error']}"
-        if state == "running":
-            text += " · ctrl+x cancels"
+        text = f"replay {progress.get('id')} · {progress.get('summary') or state}"
+        if state == "publishing":
+            text += " · ctrl+x cancels the rest"
         box.update(Text(text))
-        box.set_class(state == "running", "running")
+        box.set_class(state == "publishing", "running")
+        box.set_class(self.following and state != "publishing", "awaiting")
 
     def action_cancel_replay(self) -> None:
-        if not self.running or not self.replay_id:
-            self.notify("no replay is running", severity="warning")
+        if not self.replay_id or self.progress is None:
+            self.notify("no replay to cancel: start one with ctrl+s", severity="warning")
+            return
+        if not self.running:
+            pending = int(self.progress.get("pending") or 0)
+            waiting = f"; {pending} published changes await their outcome" if pending else ""
+            state = str(self.progress.get("state")).replace("_", " ")
+            self.notify(
+                f"replay {self.replay_id} is {state}: nothing left to cancel{waiting}",
+                severity="warning",
+            )
             return
         replay_id = self.replay_id
 
@@ -324,7 +344,9 @@ class ReplayScreen(BaseScreen):
                 self.cancel_replay(replay_id)
 
         question = (
-            f"Cancel replay {replay_id}? What was published stays published; nothing more is sent."
+            f"Cancel replay {replay_id}? It stops publishing: "
+            f"{self.progress.get('published', 0)} changes published so far stay published and "
+            "go on to Marketo; the rest of the scope is not published."
         )
         self.app.push_screen(ConfirmModal(question, title="Cancel replay"), answer)
 

@@ -1,4 +1,8 @@
-"""Replays over HTTP: start one (or a dry run), follow its progress, cancel it."""
+"""Replays over HTTP: start one (or a dry run), follow its progress, cancel it.
+
+`only_undelivered` (true/false) leaves out the changes the flow already delivered. Cancelling a
+replay that has nothing left to publish answers 409 with the reason; an unknown id 404.
+"""
 
 from __future__ import annotations
 
@@ -46,13 +50,16 @@ async def start(request: web.Request) -> web.Response:
     body = await json_object(request)
     dry = body.get("dry_run", False)
     if not isinstance(dry, bool):
-        return json_error(400, "expected true or false", "dry_run")
+        return json_error(400, f"expected true or false, got {dry!r}", "dry_run")
+    only = body.get("only_undelivered", False)
+    if not isinstance(only, bool):
+        return json_error(400, f"expected true or false, got {only!r}", "only_undelivered")
     try:
         scope = scope_from(body)
         if dry:
-            report = await dry_run(ops.store, ops.config, scope)
+            report = await dry_run(ops.store, ops.config, scope, only_undelivered=only)
             return web.json_response(report.to_dict())
-        replay = await ops.replays.start(scope, actor_of(request))
+        replay = await ops.replays.start(scope, actor_of(request), only_undelivered=only)
     except ReplayError as error:
         return json_error(error.status, error.message)
     progress = await ops.replays.progress(replay.id)
@@ -61,7 +68,8 @@ async def start(request: web.Request) -> web.Response:
 
 async def list_replays(request: web.Request) -> web.Response:
     ops = ops_of(request)
-    return web.json_response({"replays": [r.to_dict() for r in ops.replays.all()]})
+    replays = [await ops.replays.progress(r.id) for r in ops.replays.all()]
+    return web.json_response({"replays": [r for r in replays if r is not None]})
 
 
 async def get_replay(request: web.Request) -> web.Response:
@@ -74,7 +82,10 @@ async def get_replay(request: web.Request) -> web.Response:
 async def cancel_replay(request: web.Request) -> web.Response:
     ops = ops_of(request)
     replay_id = request.match_info["replay_id"]
-    replay = await ops.replays.cancel(replay_id, actor_of(request))
+    try:
+        replay = await ops.replays.cancel(replay_id, actor_of(request))
+    except ReplayError as error:
+        return json_error(error.status, error.message)
     if replay is None:
         return json_error(404, f"no replay {replay_id!r}")
     return web.json_response(await ops.replays.progress(replay_id))

@@ -2,11 +2,14 @@
 event, after the flow changed.
 
     csignal replay FLOW --from 2026-11-01T00:00:00Z --to 2026-11-28T00:00:00Z [--dry-run]
-    csignal replay FLOW --event SUMMIT26 [--dry-run]
+    csignal replay FLOW --event SUMMIT26 [--only-undelivered] [--dry-run]
     csignal replay --status REPLAY_ID | --cancel REPLAY_ID
 
 A dry run prints what would be sent (counts and a sample of payloads) and sends nothing. A real
-replay prints its progress until it is done; Ctrl-C cancels it (what was sent stays sent).
+replay prints its progress — published, then delivered / failed / not sent / awaiting outcome —
+until every published change has its final outcome; Ctrl-C while it publishes cancels the rest
+(what was published stays published). `--cancel` exits 0 only when it stopped a replay: an
+unknown id, or a replay with nothing left to publish, is an error (exit 1) that says why.
 `--format json|csv` prints the final state (or the dry run) as JSON or as `field,value` lines.
 """
 
@@ -43,6 +46,11 @@ class ReplayCommand:
         parser.add_argument("--to", dest="end", metavar="TIME", help="ISO 8601, with zone")
         parser.add_argument("--event", metavar="CODE", help="one event's changes")
         parser.add_argument("--dry-run", action="store_true", help="show what would be sent")
+        parser.add_argument(
+            "--only-undelivered",
+            action="store_true",
+            help="only changes this flow has not delivered yet",
+        )
         parser.add_argument("--no-wait", action="store_true", help="start and return at once")
         parser.add_argument("--status", metavar="REPLAY_ID", help="show a replay's progress")
         parser.add_argument("--cancel", metavar="REPLAY_ID", help="cancel a running replay")
@@ -65,6 +73,8 @@ def request_body(args: argparse.Namespace) -> dict[str, Any] | str:
     if ranged and (args.start is None or args.end is None):
         return "a date range needs both --from and --to"
     body: dict[str, Any] = {"flow_id": args.flow, "dry_run": bool(args.dry_run)}
+    if args.only_undelivered:
+        body["only_undelivered"] = True
     if ranged:
         body.update({"from": args.start, "to": args.end})
     else:
@@ -73,12 +83,16 @@ def request_body(args: argparse.Namespace) -> dict[str, Any] | str:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.status and args.cancel:
+        print("csignal replay: give --status or --cancel, not both", file=sys.stderr)
+        return USAGE
     if args.status or args.cancel:
         replay_id = args.status or args.cancel
 
         async def one(client: ApiClient) -> int:
             if args.cancel:
                 reply = await client.replay_cancel(replay_id)
+                print(f"replay {replay_id} cancelled", file=sys.stderr)
             else:
                 reply = await client.replay_get(replay_id)
             _print_progress(reply, args.format, final=True)
@@ -103,11 +117,20 @@ async def _replay(client: ApiClient, args: argparse.Namespace, body: dict[str, A
         _print_progress(reply, args.format, final=True)
         return 0
     try:
-        while reply.get("state") == "running":
+        while not reply.get("finished"):
             _print_progress(reply, "text", final=False)
             await asyncio.sleep(POLL_S)
             reply = await client.replay_get(replay_id)
     except (KeyboardInterrupt, asyncio.CancelledError):
+        reply = await client.replay_get(replay_id)
+        if reply.get("state") != "publishing":
+            print(
+                f"stopped following replay {replay_id}; it goes on "
+                f"(csignal replay --status {replay_id})",
+                file=sys.stderr,
+            )
+            _print_progress(reply, args.format, final=True)
+            return 1
         reply = await client.replay_cancel(replay_id)
     _print_progress(reply, args.format, final=True)
     return 0 if reply.get("state") in ("done", "cancelled") else 1
@@ -117,15 +140,7 @@ def _print_progress(reply: dict[str, Any], fmt: str, *, final: bool) -> None:
     if fmt in ("json", "csv") and final:
         (write_json if fmt == "json" else write_csv_record)(reply, sys.stdout)
         return
-    outcomes = reply.get("outcomes") or {}
-    seen = ", ".join(f"{k} {v}" for k, v in sorted(outcomes.items())) or "none yet"
-    line = (
-        f"{reply.get('id')}: {reply.get('state')} - scanned {reply.get('scanned', 0)}, "
-        f"published {reply.get('published', 0)}, outcomes seen "
-        f"{reply.get('outcomes_seen', 0)} ({seen})"
-    )
-    if reply.get("error"):
-        line += f"; error: {reply['error']}"
+    line = f"{reply.get('id')}: {reply.get('summary') or reply.get('state')}"
     print(line, file=sys.stdout if final else sys.stderr)
 
 
@@ -138,6 +153,8 @@ def _print_dry_run(reply: dict[str, Any], fmt: str) -> None:
         f"dry run: {reply.get('in_scope', 0)} change(s) in scope of {reply.get('scanned', 0)} "
         "scanned; nothing was sent"
     )
+    if reply.get("only_undelivered"):
+        print(f"  already delivered, left out: {reply.get('skipped_delivered', 0)}")
     for key in ("would_send", "not_activated", "filtered_out", "data_failure", "unreadable"):
         print(f"  {key.replace('_', ' ')}: {counts.get(key, 0)}")
     for warning in reply.get("warnings", []):

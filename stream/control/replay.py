@@ -10,9 +10,16 @@ produces is stored with the replay id (marked replayed).
 A dry run evaluates the same changes in this process with the pure core and reports what would
 be sent (counts by decision and a sample of payloads) without publishing anything.
 
-A replay runs as a task of the control service, publishing page by page; it reports progress
-(scanned, published, outcomes seen so far) and can be cancelled, which stops it between two
-chunks: what was published stays published, nothing more goes out.
+With `only_undelivered`, changes this flow already delivered are left out (dry run and replay
+alike): a replay then completes what failed, was filtered out or never ran, and sends nothing
+twice.
+
+A replay runs as a task of the control service, publishing chunk by chunk and never more than
+`MAX_PENDING` pairs ahead of their outcomes. Its progress counts what it published and what
+became of it — delivered, failed, not sent, pending (no final outcome yet) — and it is "done"
+only when every published pair has its final outcome. Cancel stops what is not yet published,
+between two chunks; what was published stays published. A replay's outcomes never replace a
+delivered pair's state in the ledger (`stream.store.store._REPLAY_KEEPS_DELIVERED`).
 """
 
 from __future__ import annotations
@@ -51,6 +58,9 @@ log = logging.getLogger("signal.control.replay")
 SAMPLE_SIZE = 10
 PAGE_SIZE = 500
 CHUNK = 100
+MAX_PENDING = 1000
+"""Published pairs of one replay allowed to await their outcome before it publishes more."""
+WAIT_S = 0.5
 
 
 class ReplayError(Exception):
@@ -128,6 +138,12 @@ async def changes_in_scope(
             return
 
 
+async def undelivered(store: Store, flow_id: str, rows: list[ChangeRow]) -> list[ChangeRow]:
+    """The rows whose change `flow_id` has not delivered (`only_undelivered`)."""
+    delivered = await store.seen_many((r.change_id, flow_id) for r in rows)
+    return [r for r in rows if (r.change_id, flow_id) not in delivered]
+
+
 # --- dry run ------------------------------------------------------------------------------------
 
 
@@ -141,6 +157,8 @@ class DryRunReport:
     filtered_out: int = 0
     data_failure: int = 0
     unreadable: int = 0
+    only_undelivered: bool = False
+    skipped_delivered: int = 0
     reasons: Counter[str] = field(default_factory=Counter)
     sample: list[dict[str, Any]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
@@ -158,6 +176,8 @@ class DryRunReport:
                 "data_failure": self.data_failure,
                 "unreadable": self.unreadable,
             },
+            "only_undelivered": self.only_undelivered,
+            "skipped_delivered": self.skipped_delivered,
             "reasons": [{"reason": r, "count": n} for r, n in self.reasons.most_common(20)],
             "sample": self.sample,
             "warnings": self.warnings,
@@ -165,14 +185,19 @@ class DryRunReport:
 
 
 async def dry_run(
-    store: Store, config: ConfigSource, scope: ReplayScope, *, sample_size: int = SAMPLE_SIZE
+    store: Store,
+    config: ConfigSource,
+    scope: ReplayScope,
+    *,
+    sample_size: int = SAMPLE_SIZE,
+    only_undelivered: bool = False,
 ) -> DryRunReport:
     """What a replay would send, evaluated here with the current configuration and catalog."""
     account, catalog = config.account, config.catalog
     flow = account.flow(scope.flow_id)
     if flow is None:
         raise ReplayError(f"no flow {scope.flow_id!r}", 404)
-    report = DryRunReport(scope)
+    report = DryRunReport(scope, only_undelivered=only_undelivered)
     refusal = flow_refusal(flow, scope, config)
     if refusal is not None:
         report.warnings.append(f"{refusal}; a replay now would send nothing")
@@ -180,8 +205,12 @@ async def dry_run(
         return report
     async for scanned, rows in changes_in_scope(store, scope, flow.source.value):
         report.scanned += scanned
+        report.in_scope += len(rows)
+        if only_undelivered:
+            kept = await undelivered(store, scope.flow_id, rows)
+            report.skipped_delivered += len(rows) - len(kept)
+            rows = kept
         for row in rows:
-            report.in_scope += 1
             change = parse_archived(row)
             if isinstance(change, str):
                 report.unreadable += 1
@@ -212,18 +241,41 @@ async def dry_run(
 
 # --- real replays -------------------------------------------------------------------------------
 
+NOT_FINAL_STATUSES = (IN_FLIGHT_STATUS, "would_send", "parked")
+"""Replay outcomes that are not its answer yet: in flight, a dry run's row, parked until
+Marketo's daily quota resets."""
+DELIVERED_STATUSES = ("delivered", "skipped_duplicate")
+"""A duplicate noticed for a replay's own key proves this replay delivered the pair."""
+
+_REPLAY_OUTCOMES = f"""
+    SELECT status, count(*) FROM (
+        SELECT status FROM outcome_log
+        WHERE replay_id = ? AND flow_id = ? AND status NOT IN {NOT_FINAL_STATUSES}
+        QUALIFY row_number() OVER (
+            PARTITION BY change_id ORDER BY processed_at DESC, attempt DESC, outcome_id DESC) = 1
+    ) GROUP BY status ORDER BY status
+"""
+"""The final outcome of each of the replay's pairs (the newest), counted by status."""
+
 
 @dataclass
 class Replay:
+    """One replay: its scope and what its publishing task did. `publishing` is the task's
+    state (publishing | published | cancelled | failed); the state reported to operators also
+    counts the outcomes of what was published (see `ReplayManager.progress`)."""
+
     id: str
     scope: ReplayScope
     actor: str
     started_at: datetime
-    state: str = "running"  # running | done | cancelled | failed
+    only_undelivered: bool = False
+    publishing: str = "publishing"
     scanned: int = 0
     in_scope: int = 0
     published: int = 0
     unreadable: int = 0
+    skipped_delivered: int = 0
+    waiting_for_outcomes: bool = False
     finished_at: datetime | None = None
     cancelled_by: str | None = None
     error: str | None = None
@@ -235,21 +287,95 @@ class Replay:
             "id": self.id,
             "scope": self.scope.to_dict(),
             "flow_id": self.scope.flow_id,
+            "only_undelivered": self.only_undelivered,
             "actor": self.actor,
-            "state": self.state,
+            "publishing": self.publishing,
             "started_at": self.started_at.isoformat(),
             "finished_at": self.finished_at.isoformat() if self.finished_at else None,
             "scanned": self.scanned,
             "in_scope": self.in_scope,
             "published": self.published,
             "unreadable": self.unreadable,
+            "skipped_delivered": self.skipped_delivered,
+            "waiting_for_outcomes": self.waiting_for_outcomes,
             "cancelled_by": self.cancelled_by,
             "error": self.error,
         }
 
 
+@dataclass(frozen=True)
+class OutcomeCounts:
+    """The final outcomes recorded so far for a replay's published pairs."""
+
+    by_status: dict[str, int]
+
+    @property
+    def delivered(self) -> int:
+        return sum(self.by_status.get(s, 0) for s in DELIVERED_STATUSES)
+
+    @property
+    def failed(self) -> int:
+        return self.by_status.get("failed", 0)
+
+    @property
+    def final(self) -> int:
+        return sum(self.by_status.values())
+
+    @property
+    def not_sent(self) -> int:
+        return self.final - self.delivered - self.failed
+
+
+def replay_state(replay: Replay, pending: int) -> str:
+    """publishing | awaiting_outcomes | done | cancelled | failed: "done" only when everything
+    in scope was published and every published pair has its final outcome."""
+    if replay.publishing == "publishing":
+        return "publishing"
+    if replay.publishing == "published":
+        return "awaiting_outcomes" if pending else "done"
+    return replay.publishing
+
+
+def summary_text(replay: Replay, counts: OutcomeCounts, pending: int) -> str:
+    """One line an operator reads: what was published and what became of it."""
+    state = replay_state(replay, pending)
+    outcome = f"{counts.delivered:,} delivered, {counts.failed:,} failed"
+    if counts.not_sent:
+        outcome += f", {counts.not_sent:,} not sent"
+    if pending:
+        outcome += f", {pending:,} awaiting outcome"
+    skipped = (
+        f"; {replay.skipped_delivered:,} already delivered, skipped"
+        if replay.skipped_delivered
+        else ""
+    )
+    if state == "publishing":
+        wait = (
+            " (waiting for outcomes before publishing more)" if replay.waiting_for_outcomes else ""
+        )
+        head = f"publishing: {replay.published:,} published so far{wait}"
+    elif state == "awaiting_outcomes":
+        head = f"published {replay.published:,}, {pending:,} awaiting outcome"
+    elif state == "done":
+        head = f"done: published {replay.published:,}"
+    elif state == "cancelled":
+        who = f" by {replay.cancelled_by}" if replay.cancelled_by else ""
+        head = (
+            f"cancelled{who} after publishing {replay.published:,}; the rest of the scope was "
+            "not published"
+        )
+    else:
+        head = f"failed after publishing {replay.published:,}: {replay.error}"
+    return f"{head}{skipped} · {outcome}"
+
+
 class ReplayManager:
-    """Runs replays as tasks of the control service and answers for their progress."""
+    """Runs replays as tasks of the control service and answers for their progress.
+
+    Publishing keeps at most `max_pending` of the replay's pairs without a final outcome: a
+    long replay goes out as the pipeline answers, so a cancel still stops most of it (what is
+    published cannot be called back).
+    """
 
     def __init__(
         self,
@@ -261,6 +387,8 @@ class ReplayManager:
         page_size: int = PAGE_SIZE,
         chunk: int = CHUNK,
         pace_s: float = 0.0,
+        max_pending: int = MAX_PENDING,
+        wait_s: float = WAIT_S,
     ) -> None:
         self._store = store
         self._publish = publish
@@ -269,9 +397,13 @@ class ReplayManager:
         self._page_size = page_size
         self._chunk = chunk
         self._pace_s = pace_s
+        self._max_pending = max_pending
+        self._wait_s = wait_s
         self._replays: dict[str, Replay] = {}
 
-    async def start(self, scope: ReplayScope, actor: str) -> Replay:
+    async def start(
+        self, scope: ReplayScope, actor: str, *, only_undelivered: bool = False
+    ) -> Replay:
         flow = self._config.account.flow(scope.flow_id)
         if flow is None:
             raise ReplayError(f"no flow {scope.flow_id!r}", 404)
@@ -279,7 +411,11 @@ class ReplayManager:
         if refusal is not None:
             raise ReplayError(refusal)
         replay = Replay(
-            id=f"rp-{uuid.uuid4().hex[:12]}", scope=scope, actor=actor, started_at=self._clock()
+            id=f"rp-{uuid.uuid4().hex[:12]}",
+            scope=scope,
+            actor=actor,
+            started_at=self._clock(),
+            only_undelivered=only_undelivered,
         )
         self._replays[replay.id] = replay
         await audit(
@@ -288,7 +424,7 @@ class ReplayManager:
             object_kind=AUDIT_REPLAY,
             object_id=replay.id,
             action="start",
-            change=scope.to_dict(),
+            change={**scope.to_dict(), "only_undelivered": only_undelivered},
             at=replay.started_at,
         )
         assert flow.source is not None
@@ -303,39 +439,49 @@ class ReplayManager:
     def all(self) -> list[Replay]:
         return sorted(self._replays.values(), key=lambda r: r.started_at, reverse=True)
 
+    async def outcome_counts(self, replay: Replay) -> OutcomeCounts:
+        rows = await self._store.read(
+            lambda con: con.execute(_REPLAY_OUTCOMES, [replay.id, replay.scope.flow_id]).fetchall()
+        )
+        return OutcomeCounts({str(r[0]): int(r[1]) for r in rows})
+
     async def progress(self, replay_id: str) -> dict[str, Any] | None:
-        """The replay's counters plus the outcomes recorded for it so far, by status; queued
-        rows (deliveries routed to Marketo, answered by a later row) are counted apart."""
+        """The replay's counters and what became of its published pairs: delivered, failed,
+        not sent (not activated, filtered out…) and pending (published, no final outcome yet).
+        `finished` is true once publishing stopped and no pair is pending."""
         replay = self._replays.get(replay_id)
         if replay is None:
             return None
-        sql = (
-            "SELECT status, count(*) FROM outcome_log WHERE replay_id = ? GROUP BY status "
-            "ORDER BY status"
-        )
-        rows = await self._store.read(lambda con: con.execute(sql, [replay_id]).fetchall())
-        by_status = {str(r[0]): int(r[1]) for r in rows}
-        in_flight = by_status.pop(IN_FLIGHT_STATUS, 0)
+        counts = await self.outcome_counts(replay)
+        pending = max(0, replay.published - counts.final)
         return {
             **replay.to_dict(),
-            "outcomes_seen": sum(by_status.values()),
-            "outcomes": by_status,
-            "in_flight_rows": in_flight,
+            "state": replay_state(replay, pending),
+            "finished": replay.publishing != "publishing" and pending == 0,
+            "delivered": counts.delivered,
+            "failed": counts.failed,
+            "not_sent": counts.not_sent,
+            "pending": pending,
+            "outcomes_seen": counts.final,
+            "outcomes": counts.by_status,
+            "summary": summary_text(replay, counts, pending),
         }
 
     async def cancel(self, replay_id: str, actor: str) -> Replay | None:
+        """Stop publishing; None for an unknown id. Raises ReplayError (409) when there is
+        nothing left to cancel: the replay published everything, or stopped already."""
         replay = self._replays.get(replay_id)
         if replay is None:
             return None
-        if replay.state != "running":
-            return replay
+        if replay.publishing != "publishing":
+            raise ReplayError(await self._nothing_to_cancel(replay), 409)
         replay.cancel_requested = True
         replay.cancelled_by = actor
         task = replay.task
         if task is not None and not task.done():
             with contextlib.suppress(asyncio.CancelledError):
                 await asyncio.wait_for(asyncio.shield(task), timeout=30.0)
-        if replay.state == "running":  # the task did not stop in time: stop it hard
+        if replay.publishing == "publishing":  # the task did not stop in time: stop it hard
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -351,6 +497,19 @@ class ReplayManager:
         )
         return replay
 
+    async def _nothing_to_cancel(self, replay: Replay) -> str:
+        if replay.publishing == "cancelled":
+            return f"replay {replay.id} was cancelled already by {replay.cancelled_by}"
+        if replay.publishing == "failed":
+            return f"replay {replay.id} stopped already: {replay.error}"
+        counts = await self.outcome_counts(replay)
+        pending = max(0, replay.published - counts.final)
+        waiting = f", {pending:,} still awaiting outcome" if pending else ""
+        return (
+            f"replay {replay.id} has nothing left to cancel: all {replay.published:,} changes "
+            f"were published{waiting} (what is published cannot be called back)"
+        )
+
     async def close(self) -> None:
         """Stop every running replay (control is shutting down)."""
         for replay in self._replays.values():
@@ -359,12 +518,13 @@ class ReplayManager:
                 replay.task.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await replay.task
-                if replay.state == "running":
+                if replay.publishing == "publishing":
                     self._finish(replay, "cancelled")
 
     def _finish(self, replay: Replay, state: str, error: str | None = None) -> None:
-        replay.state = state
+        replay.publishing = state
         replay.error = error
+        replay.waiting_for_outcomes = False
         replay.finished_at = self._clock()
 
     async def _run(self, replay: Replay, change_type: str) -> None:
@@ -375,6 +535,7 @@ class ReplayManager:
             ):
                 replay.scanned += scanned
                 for start in range(0, len(rows), self._chunk):
+                    await self._wait_for_room(replay)
                     if replay.cancel_requested:
                         self._finish(replay, "cancelled")
                         return
@@ -384,8 +545,8 @@ class ReplayManager:
                 if replay.cancel_requested:
                     self._finish(replay, "cancelled")
                     return
-            self._finish(replay, "done")
-            log.info("replay %s done: %d published", replay.id, replay.published)
+            self._finish(replay, "published")
+            log.info("replay %s published %d changes", replay.id, replay.published)
         except asyncio.CancelledError:
             self._finish(replay, "cancelled")
             raise
@@ -393,10 +554,24 @@ class ReplayManager:
             log.exception("replay %s failed", replay.id)
             self._finish(replay, "failed", f"{type(error).__name__}: {error}")
 
+    async def _wait_for_room(self, replay: Replay) -> None:
+        """Hold the next chunk while `max_pending` published pairs await their outcome."""
+        while not replay.cancel_requested:
+            counts = await self.outcome_counts(replay)
+            replay.waiting_for_outcomes = replay.published - counts.final >= self._max_pending
+            if not replay.waiting_for_outcomes:
+                return
+            await asyncio.sleep(self._wait_s)
+        replay.waiting_for_outcomes = False
+
     async def _publish_chunk(self, replay: Replay, rows: list[ChangeRow]) -> None:
+        replay.in_scope += len(rows)
+        if replay.only_undelivered:
+            kept = await undelivered(self._store, replay.scope.flow_id, rows)
+            replay.skipped_delivered += len(rows) - len(kept)
+            rows = kept
         records: list[tuple[bytes, bytes]] = []
         for row in rows:
-            replay.in_scope += 1
             if isinstance(parse_archived(row), str):
                 replay.unreadable += 1
                 continue

@@ -1,5 +1,5 @@
 """The replay screen against a real operator API: dry run first, then a typed confirmation,
-live progress until the replay is done, and cancel while it runs."""
+live progress until every published change has its outcome, and cancel while it publishes."""
 
 from __future__ import annotations
 
@@ -64,6 +64,37 @@ def _slow_replays(control: Control) -> None:
     control.ops.replays = ReplayManager(control.store, publish, control.config, chunk=5, pace_s=1.5)
 
 
+async def answer_replay(control: Control, replay_id: str) -> None:
+    """What the pipeline would record for a replay's published changes: all delivered but the
+    first, which fails."""
+    from stream.control.recorder import outcome_row
+    from stream.messages import FailureCategory, OutcomeRecord, OutcomeStatus, RedriveRequest
+    from tests.support.clock import FIXED
+
+    assert control.store is not None
+    store = control.store
+    ids = [RedriveRequest.loads(value).change["changeId"] for _, value in control.redriven]
+    records = [
+        OutcomeRecord(
+            change_id=change_id,
+            flow_id=FLOW,
+            flow_name=FLOW,
+            mode="test",
+            status=OutcomeStatus.FAILED if n == 0 else OutcomeStatus.DELIVERED,
+            category=FailureCategory.DATA if n == 0 else None,
+            occurred_at=FIXED,
+            processed_at=FIXED,
+            replay_id=replay_id,
+        )
+        for n, change_id in enumerate(ids)
+    ]
+
+    async def record() -> None:
+        await store.record_outcomes([outcome_row(r) for r in records])
+
+    await control.acall(record())
+
+
 def test_the_replay_actions_are_in_the_registry() -> None:
     assert actions.is_dangerous("replay", "start_replay")
     assert actions.is_dangerous("replay", "cancel_replay")
@@ -103,12 +134,24 @@ async def test_dry_run_then_confirmed_replay_runs_to_done(
         await keys(pilot, "enter")
         for _ in range(100):
             await settle(pilot)
-            if screen.progress and screen.progress.get("state") != "running":
+            if screen.progress and screen.progress.get("state") != "publishing":
+                break
+            await pilot.pause(0.1)
+        assert screen.progress is not None
+        assert screen.progress["state"] == "awaiting_outcomes", "nothing answered yet: not done"
+        assert screen.progress["published"] == len(control.redriven) > 0
+        published = screen.progress["published"]
+        assert f"published {published}, {published} awaiting outcome" in screen_text(pilot)
+        await answer_replay(control, screen.progress["id"])
+        for _ in range(100):
+            await settle(pilot)
+            if screen.progress and screen.progress.get("finished"):
                 break
             await pilot.pause(0.1)
         assert screen.progress is not None and screen.progress["state"] == "done"
-        assert screen.progress["published"] == len(control.redriven) > 0
-        assert "· done · published" in screen_text(pilot)
+        assert f"done: published {published} · {published - 1} delivered, 1 failed" in (
+            screen_text(pilot)
+        )
 
 
 async def test_a_changed_scope_needs_a_new_dry_run(
@@ -154,12 +197,15 @@ async def test_cancel_stops_a_running_replay(control: Control, make_console: Mak
         await keys(pilot, "y")
         for _ in range(100):
             await settle(pilot)
-            if screen.progress and screen.progress.get("state") != "running":
+            if screen.progress and screen.progress.get("state") != "publishing":
                 break
             await pilot.pause(0.1)
         assert screen.progress is not None and screen.progress["state"] == "cancelled"
         assert screen.progress["published"] == len(control.redriven) < 45
         assert "cancelled by" in screen_text(pilot)
+        await keys(pilot, "ctrl+x")
+        assert not isinstance(app.screen, ConfirmModal), "nothing is left to cancel"
+        assert "nothing left to cancel" in " ".join(n.message for n in app._notifications)
 
 
 async def test_read_only_hides_the_real_replay(control: Control, make_console: MakeConsole) -> None:

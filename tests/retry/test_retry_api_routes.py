@@ -137,19 +137,21 @@ async def test_replay_dry_run_start_progress_and_cancel(
         actor="ana",
         json={"flow_id": "nurture", "from": "2026-11-28T00:00:00Z", "to": "2026-11-29T00:00:00Z"},
     )
-    assert status == 202 and body["state"] in ("running", "done")
+    assert status == 202 and body["state"] in ("publishing", "awaiting_outcomes")
     replay_id = body["id"]
 
-    async def finished() -> dict[str, Any] | None:
+    async def published() -> dict[str, Any] | None:
         status, body = await ops_api.call("GET", f"/api/v1/replays/{replay_id}")
         assert status == 200, body
-        return None if body["state"] == "running" else dict(body)
+        return None if body["state"] == "publishing" else dict(body)
 
-    body = await until(finished, f"replay {replay_id} finished")
-    assert (body["state"], body["published"], body["scanned"]) == ("done", 4, 4)
+    body = await until(published, f"replay {replay_id} published")
+    assert (body["state"], body["published"], body["scanned"]) == ("awaiting_outcomes", 4, 4)
+    assert "4 awaiting outcome" in body["summary"] and body["finished"] is False
     assert len(await redrive.read(4)) == 4
     status, body = await ops_api.call("DELETE", f"/api/v1/replays/{replay_id}")
-    assert status == 200 and body["state"] == "done", "a finished replay stays finished"
+    assert status == 409, "everything is published: nothing is left to cancel"
+    assert "nothing left to cancel" in body["errors"][0]["message"]
     status, body = await ops_api.call("GET", "/api/v1/replays")
     assert [r["id"] for r in body["replays"]] == [replay_id]
     assert (await ops_api.call("GET", "/api/v1/replays/rp-nope"))[0] == 404
@@ -160,6 +162,7 @@ async def test_replay_dry_run_start_progress_and_cancel(
         ({"flow_id": "nurture", "from": "yesterday", "to": "2026-11-29T00:00:00Z"}, 400),
         ({"flow_id": "ghost", "event_code": "SUMMIT26"}, 404),
         ({"flow_id": "nurture", "event_code": "SUMMIT26", "dry_run": "yes"}, 400),
+        ({"flow_id": "nurture", "event_code": "SUMMIT26", "only_undelivered": 1}, 400),
     ):
         status, body = await ops_api.call("POST", "/api/v1/replays", json=bad)
         assert status == code, (bad, body)

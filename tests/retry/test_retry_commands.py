@@ -70,10 +70,14 @@ async def test_replay_dry_run_and_real_run(ops_api: OpsApi, redrive: RedriveTopi
         "2026-11-28T00:00:00Z",
         "--to",
         "2026-11-29T00:00:00Z",
+        "--no-wait",
     )
     assert code == 0, err
-    assert ": done - scanned 3, published 3" in out
     assert len(await redrive.read(3)) == 3
+    replay_id = err.split()[1]
+    code, out, err = await csignal(ops_api, "replay", "--status", replay_id)
+    assert code == 0, err
+    assert f"{replay_id}: published 3, 3 awaiting outcome" in out
     code, _, err = await csignal(ops_api, "replay", "nurture", "--from", "2026-11-28T00:00:00Z")
     assert code == 2 and "both --from and --to" in err
     code, _, err = await csignal(ops_api, "replay", "ghost", "--event", "SUMMIT26")

@@ -150,8 +150,12 @@ async def test_a_replay_publishes_exactly_the_flows_changes_in_range(
     assert {k for k, _ in sent} == {f"R-{c}".encode() for c in expected}
     progress = await manager.progress(replay.id)
     assert progress is not None
-    assert (progress["state"], progress["scanned"], progress["published"]) == ("done", 9, 8)
-    assert progress["outcomes_seen"] == 0
+    assert (progress["state"], progress["scanned"], progress["published"]) == (
+        "awaiting_outcomes",
+        9,
+        8,
+    ), "everything is published, nothing answered yet: not done"
+    assert (progress["outcomes_seen"], progress["pending"], progress["finished"]) == (0, 8, False)
     # the pipeline's outcomes carry the replay id: they are counted and marked replayed
     records = [
         OutcomeRecord(
@@ -170,6 +174,11 @@ async def test_a_replay_publishes_exactly_the_flows_changes_in_range(
     progress = await manager.progress(replay.id)
     assert progress is not None
     assert progress["outcomes_seen"] == 5 and progress["outcomes"] == {"delivered": 5}
+    assert (progress["state"], progress["delivered"], progress["pending"]) == (
+        "awaiting_outcomes",
+        5,
+        3,
+    )
     result = await store.query(
         f"SELECT count(*) FROM outcome_attempts WHERE replay_id = '{replay.id}' AND replayed"
     )
@@ -197,7 +206,7 @@ async def test_cancel_stops_a_running_replay(
 
     await until(under_way, "30 changes of the replay published", every=0.02)
     cancelled = await manager.cancel(replay.id, "bo")
-    assert cancelled is not None and cancelled.state == "cancelled"
+    assert cancelled is not None and cancelled.publishing == "cancelled"
     stopped_at = replay.published
     assert 30 <= stopped_at < 400
     # A deliberate lower bound: a replay that kept going would publish a chunk every 0.05 s,
@@ -210,3 +219,6 @@ async def test_cancel_stops_a_running_replay(
     assert len(await redrive.read(stopped_at, settle_s=0.5)) == stopped_at
     assert [a.action for a in await store.config_audit(kind="replay")] == ["cancel", "start"]
     assert await manager.cancel("rp-unknown", "bo") is None
+    with pytest.raises(ReplayError, match="cancelled already by bo") as again:
+        await manager.cancel(replay.id, "bo")
+    assert again.value.status == 409
