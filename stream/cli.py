@@ -14,6 +14,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from stream.commands import COMMANDS
+from stream.commands.base import FORMATS
 from stream.private_files import restrict_umask
 
 Handler = Callable[[argparse.Namespace], int]
@@ -28,6 +29,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="csignal",
         description="Signal: real-time delivery of Certain registration changes to Marketo.",
+        epilog=f"Commands that print data take --format {'|'.join(FORMATS)} "
+        "(table is the default; text is the same as table).",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for command in COMMANDS:

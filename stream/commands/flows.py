@@ -1,7 +1,7 @@
 """`csignal flows`: list flows with their sent and failed counts, switch one on or off, move it
 between live and test.
 
-csignal flows [list] [--period today|24h|7d…] [--format table|json]
+csignal flows [list] [--period today|24h|7d…] [--format table|json|csv]
 csignal flows active FLOW on|off
 csignal flows mode FLOW live|test [--yes]
 
@@ -22,6 +22,7 @@ from typing import Any
 from config.flow_confirm import confirms_flow, expected_text, refusal
 from stream.apiclient import ApiClient, FlowInfo
 from stream.commands._api import add_api_option, run_with_client, table
+from stream.commands.base import add_format_option, write_csv_rows
 
 USAGE = 2
 DEFAULT_PERIOD = "today"
@@ -58,7 +59,7 @@ class FlowsCommand:
             metavar="PERIOD",
             help="the period of the sent/failed counts: today (UTC, the default), 24h, 7d …",
         )
-        parser.add_argument("--format", choices=("table", "json"), default="table")
+        add_format_option(parser)
         add_api_option(parser)
         parser.set_defaults(handler=run)
         return parser
@@ -162,7 +163,15 @@ async def _list(client: ApiClient, fmt: str, period: str = DEFAULT_PERIOD) -> in
         for f in flows
     ]
     columns = ["id", "name", "mode", "active", "sent", "failed", "complete"]
-    table(columns, rows, sys.stdout, max_cell=80)
+    if fmt == "csv":
+        # The table's rows, uncut, with why a flow is incomplete in a column of its own.
+        lines = (
+            [*row[:-1], "yes" if f.complete else "no", "; ".join(f.reasons)]
+            for row, f in zip(rows, flows, strict=True)
+        )
+        write_csv_rows([*columns, "reasons"], lines, sys.stdout)
+    else:
+        table(columns, rows, sys.stdout, max_cell=80)
     print(f"sent/failed: {_period_words(period)}", file=sys.stderr)
     return 0
 
