@@ -127,6 +127,7 @@ ACTIONS: tuple[ActionSpec, ...] = (
         priority=True,
     ),
     ActionSpec("flow-close", "escape", "close", "Close", scope="flow", show=True),
+    ActionSpec("flow-back", "q", "close", "Back (asks when edits are unsaved)", scope="flow"),
     ActionSpec(
         "flow-add-field",
         "ctrl+n",

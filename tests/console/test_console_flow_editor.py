@@ -236,6 +236,17 @@ async def test_esc_with_unsaved_edits_asks_save_discard_or_keep(
         await keys(pilot, "escape", "d")  # discard
         assert isinstance(app.screen, FlowsScreen)
         assert (await api_flow(control, TEST_FLOW)).name == original
+        # q (back) outside a text field asks the same; in one it is typed
+        editor = await open_flow(pilot, TEST_FLOW)
+        name = editor.query_one("#name", Input)
+        name.focus()
+        await keys(pilot, "end", "q")
+        assert on_top(app) is editor and name.value == f"{original}q"
+        editor.query_one("#af-registration_statuses").focus()
+        await keys(pilot, "q")
+        assert isinstance(app.screen, UnsavedModal)
+        await keys(pilot, "d")
+        assert isinstance(app.screen, FlowsScreen)
         editor = await open_flow(pilot, TEST_FLOW)
         editor.query_one("#name", Input).value = "Renamed test flow"
         await keys(pilot, "escape", "s")  # save, then close
