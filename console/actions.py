@@ -200,6 +200,18 @@ ACTIONS: tuple[ActionSpec, ...] = (
     ActionSpec("conn-close", "escape", "close", "Close", scope="connection-form", show=True),
     # catalog
     ActionSpec("catalog-open", "enter", "open_event", "Event setup", scope="catalog"),
+    ActionSpec(
+        "catalog-assign",
+        "a",
+        "assign_tags",
+        "Assign tags…",
+        scope="catalog",
+        show=True,
+        dangerous=True,
+    ),
+    # assigning tags to one item (account level)
+    ActionSpec("assign-save", "ctrl+s", "save", "Save", scope="assign", show=True, priority=True),
+    ActionSpec("assign-cancel", "escape", "cancel", "Cancel", scope="assign", show=True),
     # retry queue
     ActionSpec("retry-open", "enter", "open_item", "Detail", scope="retry"),
     ActionSpec("retry-select", "space", "select", "Select", scope="retry", show=True),
@@ -212,6 +224,27 @@ ACTIONS: tuple[ActionSpec, ...] = (
         "resubmit_all",
         "Resubmit all matching",
         scope="retry",
+        show=True,
+        dangerous=True,
+    ),
+    ActionSpec(
+        "retry-tag-status",
+        "T",
+        "tag_status",
+        "Tag this status…",
+        scope="retry",
+        dangerous=True,
+    ),
+    # a retry item's detail
+    ActionSpec("item-close", "escape,q,enter", "close", "Close", scope="retry-item"),
+    ActionSpec("item-help", "question_mark", "app.help", "Help", scope="retry-item"),
+    ActionSpec(
+        "item-tag-status",
+        "t,T",
+        "tag_status",
+        "Tag this status…",
+        scope="retry-item",
+        show=True,
         dangerous=True,
     ),
     ActionSpec("retry-search", "slash", "filter", "Search", scope="retry", show=True),

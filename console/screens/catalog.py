@@ -5,6 +5,9 @@ tag (it becomes a data failure), so in an event's set-up an untagged status, cus
 attendee type (when a flow filters on attendee-type tags) or question (when a mapping reads
 `answers.…`) is flagged. Tags that flows use but that nothing carries at account level are
 flagged too (event set-ups may still carry them).
+
+`a` assigns tags at account level (`AssignTagsModal`): to a status the operator names, with the
+selected tag offered when the tags table has the focus.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from textual.widgets import DataTable
 from console import fmt
 from console.client import ApiError, FlowRow
 from console.messages import ApiFailed, CatalogLoaded
+from console.screens.assign_tags import AssignTagsModal, describe, kinds_of_tag
 from console.screens.base import BaseScreen
 from console.screens.modals import TextModal
 
@@ -102,6 +106,7 @@ class CatalogScreen(BaseScreen):
         super().__init__()
         self.flows: list[FlowRow] = []
         self.events: dict[str, dict[str, Any]] = {}
+        self.tags_body: dict[str, Any] = {}
 
     def body(self) -> ComposeResult:
         tags: DataTable[Any] = DataTable(id="tags", cursor_type="row", zebra_stripes=True)
@@ -138,6 +143,7 @@ class CatalogScreen(BaseScreen):
     @on(CatalogLoaded)
     def catalog_loaded(self, message: CatalogLoaded) -> None:
         self.flows = message.flows
+        self.tags_body = message.tags
         used = flow_tags(message.flows)
         tags = self.query_one("#tags", DataTable)
         events = self.query_one("#events", DataTable)
@@ -223,3 +229,33 @@ class CatalogScreen(BaseScreen):
         text, flagged = setup_report(event, dependencies(self.flows))
         title = f"{code} set-up" + (f" — {flagged} untagged item(s) flows need" if flagged else "")
         self.app.call_later(self.app.push_screen, TextModal(title, text))
+
+    def action_assign_tags(self) -> None:
+        """Assign tags to a status; with the tags table focused, the selected tag is offered
+        for the first kind of item it applies to."""
+        if not self.tags_body:
+            self.notify("tags are still loading", severity="warning")
+            return
+        add: tuple[str, ...] = ()
+        kind = "registration_statuses"
+        table = self.query_one("#tags", DataTable)
+        if self.focused is table and table.row_count:
+            name = str(table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value)
+            [tag] = [t for t in self.tags_body.get("tags", []) if t.get("name") == name] or [{}]
+            kinds = kinds_of_tag(tag)
+            if kinds:
+                kind, add = kinds[0], (name,)
+            else:
+                self.notify(
+                    f"tag '{name}' applies to no status; account-level assignments are for "
+                    "registration, session registration and event statuses",
+                    severity="warning",
+                    markup=False,
+                )
+
+        def done(answer: dict[str, Any] | None) -> None:
+            if answer:
+                self.notify(describe(answer), title="Tags assigned", timeout=4)
+                self.action_refresh_now()
+
+        self.app.push_screen(AssignTagsModal(self.tags_body, kind=kind, add=add), done)

@@ -2,6 +2,11 @@
 
 Never the whole queue: one page at a time from the API with the filter applied there, honest
 totals in the border, and resubmits act on the keys captured when the prompt opened.
+
+A resolved item's detail leads with its final outcome (the error it had is history, marked
+"was" in the list). A data failure whose status resolves no tags is fixed by tagging the status:
+`T` on the row (or `t` in its detail) opens the account-level tag form for that status, and `r`
+then resubmits.
 """
 
 from __future__ import annotations
@@ -15,14 +20,18 @@ from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
+from textual.containers import Vertical
+from textual.screen import ModalScreen
 from textual.widgets import DataTable, Input, Static
 
-from console import fmt
+from console import actions, fmt
 from console.client import ApiError, NotAvailable, RetryFilters, RetryPage, RetryRow
 from console.messages import ApiFailed, QueuePageLoaded, Resubmitted, RetryItemLoaded
+from console.screens.assign_tags import AssignTagsModal, describe
 from console.screens.base import BaseScreen
-from console.screens.modals import ConfirmModal, TextModal, TypeToConfirmModal
+from console.screens.modals import ConfirmModal, TypeToConfirmModal
 
+MODAL_CSS = Path(__file__).with_name("modals.tcss")
 PAGE_SIZE = 100
 RESUBMIT_ALL = "resubmit all matching"
 NARROW = 100
@@ -34,19 +43,79 @@ UNAVAILABLE = (
 )
 
 
-def item_text(detail: dict[str, Any]) -> str:
-    """An item's detail as an operator reads it: state, attempts, then what it would send."""
+FAILED_STATUSES = frozenset({"failed", "data_failure", "parked", "queued"})
+UNTAGGED_FIELDS = {
+    "registration.registrationStatusLabel": "registration_statuses",
+    "session.regSessionStatus": "session_registration_statuses",
+    "event.eventStatus": "event_statuses",
+}
+"""The field a "resolves no tags" data failure names → the assignment kind that fixes it."""
+
+
+def final_outcome(detail: dict[str, Any]) -> str | None:
+    """A resolved item's final outcome, from its last recorded attempt; None when not resolved."""
     item = detail.get("item") or {}
+    if item.get("status") != "resolved":
+        return None
+    attempts = detail.get("attempts") or []
+    last = attempts[-1] if attempts else None
+    if not last or last.get("status") in FAILED_STATUSES:
+        return f"resolved {item.get('updated_at')}; no later outcome recorded"
+    parts = [str(last.get("status")), str(last.get("processed_at") or "")]
+    if last.get("marketo_lead_id") is not None:
+        lead = f"lead {last['marketo_lead_id']}"
+        parts.append(f"{lead} ({last['lead_result']})" if last.get("lead_result") else lead)
+    if last.get("reason"):
+        parts.append(str(last["reason"]))
+    if last.get("replay_id"):
+        parts.append(f"replay {last['replay_id']}")
+    return "  ".join(p for p in parts if p)
+
+
+def untagged_status(detail: dict[str, Any]) -> tuple[str, str, str] | None:
+    """(assignment kind, status label, event code) when the item fails today because its
+    status resolves no tags, else None."""
+    preview = detail.get("preview") or {}
+    outcome = preview.get("outcome") or {}
+    kind = UNTAGGED_FIELDS.get(str(outcome.get("field")))
+    if outcome.get("status") != "data_failure" or kind is None:
+        return None
+    value: Any = detail.get("change") or {}
+    for part in str(outcome["field"]).split("."):
+        value = value.get(part) if isinstance(value, dict) else None
+    if not isinstance(value, str) or not value.strip():
+        return None
+    return kind, value.strip(), str(preview.get("event_code") or "")
+
+
+def item_text(detail: dict[str, Any]) -> str:
+    """An item's detail as an operator reads it: state (a resolved item's final outcome first),
+    attempts, then what it would send."""
+    item = detail.get("item") or {}
+    final = final_outcome(detail)
+    was = "was: " if final else ""
     lines = [
         f"flow        {item.get('flow_name') or item.get('flow_id')}  ({item.get('flow_id')})",
         f"change      {item.get('change_id')}",
         f"status      {item.get('status')}  category {item.get('category')}  "
         f"attempts {item.get('attempts')}",
-        f"reason      {item.get('reason') or '—'}",
-        f"last error  {item.get('last_error') or '—'}",
+    ]
+    if final:
+        lines.append(f"outcome     {final}")
+    lines += [
+        f"reason      {was}{item.get('reason') or '—'}",
+        f"last error  {was}{item.get('last_error') or '—'}",
         f"next try    {item.get('next_attempt_at') or '—'}",
         f"updated     {item.get('updated_at')}",
     ]
+    untagged = untagged_status(detail)
+    if untagged and not final:
+        kind, label, event = untagged
+        words = kind.removesuffix("es").replace("_", " ")
+        lines.append(
+            f"fix         {words} '{label}'{f' in event {event}' if event else ''} resolves no "
+            "tags: t tags it (account level), then r resubmits"
+        )
     if item.get("resubmitted_by"):
         lines.append(f"resubmitted {item.get('resubmitted_at')} by {item.get('resubmitted_by')}")
     attempts = detail.get("attempts") or []
@@ -67,6 +136,34 @@ def item_text(detail: dict[str, Any]) -> str:
 
 def _next(options: tuple[str | None, ...], value: str | None) -> str | None:
     return options[(options.index(value) + 1) % len(options)]
+
+
+class ItemDetail(ModalScreen[str | None]):
+    """A retry item's detail; `t` closes it asking the queue to tag the item's status."""
+
+    CSS_PATH: ClassVar[Any] = [MODAL_CSS, Path(__file__).with_name("retry.tcss")]
+    SCOPE: ClassVar[str] = "retry-item"
+    BINDINGS: ClassVar[list[BindingType]] = [*actions.bindings("retry-item")]
+
+    def __init__(self, title: str, body: str, *, taggable: bool = False) -> None:
+        super().__init__()
+        self.title_text = title
+        self.body = body
+        self.taggable = taggable
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="dialog", classes="wide") as box:
+            box.border_title = fmt.esc(self.title_text)
+            box.border_subtitle = (
+                "esc closes · t tag this status" if self.taggable else "esc closes"
+            )
+            yield Static(self.body, id="body", markup=False)
+
+    def action_close(self) -> None:
+        self.dismiss(None)
+
+    def action_tag_status(self) -> None:
+        self.dismiss("tag")
 
 
 class SearchInput(Input):
@@ -196,7 +293,11 @@ class RetryScreen(BaseScreen):
             Text(row.status, style=status_style.get(row.status, "")),
             "data" if row.category == "data" else "tech",
             str(row.attempts),
-            fmt.cell(row.reason or row.last_error, 22 if self.narrow else 30),
+            fmt.cell(
+                ("was: " if row.status == "resolved" else "")
+                + (row.reason or row.last_error or ""),
+                22 if self.narrow else 30,
+            ),
             fmt.short_stamp(row.updated_at),
         ]
         return cells if self.narrow else [*cells, row.change_id]
@@ -358,7 +459,71 @@ class RetryScreen(BaseScreen):
 
     @on(RetryItemLoaded)
     def item_loaded(self, message: RetryItemLoaded) -> None:
-        self.app.push_screen(TextModal(message.title, item_text(message.detail)))
+        detail = message.detail
+
+        def closed(answer: str | None) -> None:
+            if answer == "tag":
+                self.tag_detail(detail)
+
+        taggable = untagged_status(detail) is not None and final_outcome(detail) is None
+        self.app.push_screen(
+            ItemDetail(message.title, item_text(detail), taggable=taggable), closed
+        )
+
+    def action_tag_status(self) -> None:
+        row = self.current()
+        if row is not None:
+            self.tag_status(row)
+
+    @work(exclusive=True, group="retry-tag", exit_on_error=False)
+    async def tag_status(self, row: RetryRow) -> None:
+        try:
+            detail = await self.console.client.retry_item(row.change_id, row.flow_id)
+        except ApiError as error:
+            self.post_message(ApiFailed("load the item", error.message))
+            return
+        await self.tag_status_of(detail)
+
+    @work(exclusive=True, group="retry-tag", exit_on_error=False)
+    async def tag_detail(self, detail: dict[str, Any]) -> None:
+        await self.tag_status_of(detail)
+
+    async def tag_status_of(self, detail: dict[str, Any]) -> None:
+        """Open the tag form for the status the item's data failure names, if it has one."""
+        if self.console.read_only:
+            self.notify("read-only console: tag assignments cannot be changed", markup=False)
+            return
+        untagged = untagged_status(detail)
+        if untagged is None:
+            outcome = ((detail.get("preview") or {}).get("outcome") or {}).get("reason")
+            self.notify(
+                "This item does not fail for an untagged status"
+                + (f" (today: {outcome})" if outcome else ""),
+                severity="warning",
+                markup=False,
+            )
+            return
+        kind, label, event = untagged
+        try:
+            tags_body = await self.console.client.tags()
+        except ApiError as error:
+            self.post_message(ApiFailed("load the tags", error.message))
+            return
+        words = kind.removesuffix("es").replace("_", " ")
+        context = (
+            f"The {words} '{label}'{f' in event {event}' if event else ''} resolves no tags, so "
+            "no flow can act on it. Tag it here (account level, every event), then resubmit "
+            "the item with r."
+        )
+
+        def done(answer: dict[str, Any] | None) -> None:
+            if answer:
+                self.notify(describe(answer) + " — press r to resubmit", title="Tagged", timeout=6)
+                self.action_refresh_now()
+
+        self.app.push_screen(
+            AssignTagsModal(tags_body, kind=kind, label=label, context=context), done
+        )
 
     @on(DataTable.RowSelected)
     def row_selected(self, event: DataTable.RowSelected) -> None:

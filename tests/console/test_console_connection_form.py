@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from textual.pilot import Pilot
+from textual.screen import Screen
 from textual.widgets import Input, Label, Static
 
 from console.client import ConnectionRow, ConsoleClient
@@ -40,6 +41,12 @@ async def _open_form(pilot: Pilot[Any]) -> ConnectionForm:
     return form
 
 
+def _on_top(pilot: Pilot[Any], kind: type[Screen[Any]]) -> bool:
+    """Whether the screen on top is a `kind` (a function, so the type checker does not narrow
+    `app.screen` for the rest of the test)."""
+    return isinstance(pilot.app.screen, kind)
+
+
 def _label(form: ConnectionForm) -> str:
     return str(form.query_one("#secret-label", Label).render())
 
@@ -59,7 +66,7 @@ async def test_a_wrong_secret_is_tested_first_and_nothing_is_saved(
         form.query_one("#client_secret", Input).value = "not-the-secret"
         await keys(pilot, "ctrl+t")
         await settle(pilot)
-        assert isinstance(app.screen, ConfirmModal)
+        assert _on_top(pilot, ConfirmModal)
         shown = screen_text(pilot)
         assert "bad client id or secret" in shown and "Nothing was saved" in shown
         assert "not-the-secret" not in shown
@@ -81,7 +88,7 @@ async def test_save_anyway_saves_the_failed_settings_when_confirmed(
         form.query_one("#client_secret", Input).value = "not-the-secret"
         await keys(pilot, "ctrl+t")
         await settle(pilot)
-        assert isinstance(app.screen, ConfirmModal)
+        assert _on_top(pilot, ConfirmModal)
         await keys(pilot, "y")
         await settle(pilot)
         assert app.screen is form
@@ -142,7 +149,7 @@ async def test_moving_the_identity_url_is_not_tested_with_the_stored_secret(
         form.query_one("#service_url", Input).value = "http://127.0.0.1:9"
         await keys(pilot, "ctrl+t")
         await settle(pilot)
-        assert isinstance(app.screen, ConfirmModal)
+        assert _on_top(pilot, ConfirmModal)
         shown = screen_text(pilot)
         assert "identity URL changed" in shown and "enter it again" in shown
         await keys(pilot, "n")

@@ -252,13 +252,14 @@ PLACES: dict[str, Place] = {
                 "TextModal",
                 text="set-up",
             ),
+            Probe("assign", press("a"), "AssignTagsModal", text="Assign tags"),
         ),
     ),
     "retry": Place(
         press("4"),
         "RetryScreen",
         (
-            Probe("detail", press("enter"), "TextModal"),
+            Probe("detail", press("enter"), "ItemDetail"),
             Probe("resubmit", press("r"), "ConfirmModal"),
             Probe("resubmit-all", press("R"), "TypeToConfirmModal"),
             Probe(
@@ -270,7 +271,8 @@ PLACES: dict[str, Place] = {
             ),
         ),
     ),
-    "retry-detail": Place(press("4", "enter"), "TextModal"),
+    "retry-detail": Place(press("4", "enter"), "ItemDetail"),
+    "assign-tags": Place(press("3", "a"), "AssignTagsModal", modes=("operator",)),
     "metrics": Place(
         press("5"),
         "MetricsScreen",

@@ -9,6 +9,7 @@ from console.client import ConsoleClient
 from console.messages import ConnectionTested, Resubmitted, SqlFinished
 from console.screens.connections import CandidateFailed, ConnectionForm
 from console.screens.modals import ConfirmModal, TextModal, TypeToConfirmModal
+from console.screens.retry import ItemDetail
 from tests.console.console_helpers import MakeConsole, keys, screen_text, settle, type_text
 from tests.console.control_harness import TOKEN, Control
 
@@ -139,7 +140,7 @@ async def test_retry_queue_pages_filters_and_resubmits(
         assert table.row_count == 1
         await keys(pilot, "enter")
         await settle(pilot)
-        assert isinstance(app.screen, TextModal)
+        assert isinstance(app.screen, ItemDetail)
         text = screen_text(pilot)
         assert "rq-044" in text and "would send now" in text
 
