@@ -90,6 +90,9 @@ ONLINE = [
     ["metrics", "troubleshooting", "--format", "json"],
     ["retry", "list"],
     ["retry", "list", "--format", "json"],
+    ["metrics", "--format", "csv"],
+    ["flows", "--format", "csv"],
+    ["replay", "complete-form", "--event", "SUMMIT26", "--dry-run"],
     ["config", "export"],
 ]
 
