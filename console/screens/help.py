@@ -32,8 +32,10 @@ SCOPE_TITLES = {
     "replay": "Replay",
     "quit": "Leaving the console",
     "panel": "Text panel",
+    "field-form": "Mapping field",
+    "unsaved": "Unsaved edits",
 }
-MODAL_SCOPES = frozenset({"quit", "panel"})
+MODAL_SCOPES = frozenset({"quit", "panel", "field-form", "unsaved"})
 """Dialogs: only their own keys work there, so help lists only those."""
 KEY_NAMES = {
     "question_mark": "?",

@@ -17,6 +17,7 @@ from console import actions
 from console.client import ConsoleClient, FlowRow
 from console.screens.flow_detail import FieldForm, FlowDetailScreen
 from console.screens.flows import FlowsScreen
+from console.screens.help import help_text
 from console.screens.mapping_preview import MappingPreviewModal
 from console.screens.modals import ConfirmModal, TypeToConfirmModal, UnsavedModal
 from tests.console.console_helpers import MakeConsole, keys, screen_text, settle, type_text
@@ -326,3 +327,13 @@ async def test_editor_keys_come_from_the_registry_and_follow_the_keymap(
         assert isinstance(app.screen, FlowDetailScreen)
         table = app.screen.query_one("#mapping-fields", DataTable)
         assert "phone" in str(table.get_row_at(table.row_count - 1)[0])
+
+
+def test_editor_dialogs_have_help_of_their_own() -> None:
+    """A dialog's help lists its own keys under its own title, not the screen's behind it."""
+    for scope, title, key in (
+        ("field-form", "Mapping field", "Done"),
+        ("unsaved", "Unsaved edits", "Keep editing"),
+    ):
+        text = help_text(scope, read_only=False)
+        assert title in text and key in text and "Everywhere" not in text, scope
