@@ -240,3 +240,26 @@ async def test_a_resolved_item_shows_its_final_outcome_and_the_footer_has_r(
         shown = screen_text(pilot)
         assert "outcome     delivered" in shown and "lead 4242 (created)" in shown
         assert "reason      was: " in shown
+
+
+async def test_a_read_only_console_does_not_open_the_tag_form(
+    control: Control, make_console: MakeConsole
+) -> None:
+    _add_item(control, "rq-photo", "abandoned")
+    before = await _tags(control)
+    app = make_console(control, read_only=True)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await keys(pilot, "3")
+        await settle(pilot)
+        await keys(pilot, "a")
+        assert not isinstance(app.screen, AssignTagsModal)
+        await _search(pilot, "rq-photo")
+        await keys(pilot, "enter")
+        await settle(pilot)
+        assert isinstance(app.screen, ItemDetail)
+        await keys(pilot, "t")
+        await settle(pilot)
+        assert isinstance(app.screen, RetryScreen)
+        notes = " ".join(n.message for n in app._notifications)
+        assert "read-only console: tag assignments cannot be changed" in notes
+    assert await _tags(control) == before
