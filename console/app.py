@@ -33,7 +33,7 @@ from textual.notifications import SeverityLevel
 from textual.screen import Screen
 from textual.worker import Worker, WorkerState
 
-from console import actions, session
+from console import actions, fmt, session
 from console.client import ConsoleClient, api_base_url, read_token, token_file
 from console.keymap import load_keymap
 from console.screens.base import BaseScreen
@@ -363,6 +363,8 @@ class SignalConsole(App[int]):
     # --- errors ----------------------------------------------------------------------------
 
     def report_error(self, what: str, error: str) -> None:
+        # A DuckDB or Marketo error may quote the data it choked on: escaped like any data.
+        error = fmt.safe(error, keep="\n")
         self.errors.append((self.clock(), what, error))
         self.notify(error, title=f"Could not {what}", severity="error", timeout=10)
 

@@ -1,4 +1,11 @@
-"""Text for the screens: states in words and symbols, never colour alone (NO_COLOR, SSH)."""
+"""Text for the screens: states in words and symbols, never colour alone (NO_COLOR, SSH).
+
+Data reaches the screens from attendees (names, status labels, reasons that quote them): every
+helper here that turns a value into text shows its control characters, bidi overrides and line
+separators escaped (`\x1b`, `\u202e`; `config.terminal_text`), so a value cannot drive the
+operator's terminal. A screen that builds a `Text` from data itself passes the value through
+`safe` first.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +14,8 @@ from datetime import datetime
 from typing import Any
 
 from rich.text import Text
+
+from config.terminal_text import escape_controls
 
 BLOCKS = "▁▂▃▄▅▆▇█"
 
@@ -43,13 +52,14 @@ def ago(seconds: float) -> str:
 
 
 def short_time(text: str | None) -> str:
-    """`HH:MM:SS` of an ISO time (UTC as the API sends it); the raw text if it does not parse."""
+    """`HH:MM:SS` of an ISO time (UTC as the API sends it); the text (escaped) if it does not
+    parse."""
     if not text:
         return ""
     try:
         return datetime.fromisoformat(text).strftime("%H:%M:%S")
     except ValueError:
-        return text
+        return safe(text)
 
 
 def short_stamp(text: str | None) -> str:
@@ -58,7 +68,13 @@ def short_stamp(text: str | None) -> str:
     try:
         return datetime.fromisoformat(text).strftime("%m-%d %H:%M")
     except ValueError:
-        return text
+        return safe(text)
+
+
+def safe(value: object, keep: str = "") -> str:
+    """`value` as text a terminal shows and never acts on: control characters, bidi overrides
+    and line separators escaped, except those in `keep` (a multi-line body keeps `"\n"`)."""
+    return escape_controls("" if value is None else str(value), keep)
 
 
 def outcome_text(status: str) -> Text:
@@ -68,7 +84,7 @@ def outcome_text(status: str) -> Text:
 
 def cell(value: object, width: int = 40) -> str:
     text = "" if value is None else str(value)
-    text = text.replace("\n", " ")
+    text = safe(text.replace("\n", " "))
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
@@ -81,18 +97,19 @@ def esc(value: object) -> str:
     must not parse as tags. Every `[` is escaped: `textual.markup.escape` leaves a `[` that does
     not look like a tag (`[ ctrl+b`), which Textual's parser still reads as one. A trailing
     backslash would escape the tag after it, however many backslashes: an invisible zero-width
-    space ends the value instead."""
-    text = str(value).replace("[", "\\[")
+    space ends the value instead. Control characters are escaped (`safe`)."""
+    text = safe(str(value)).replace("[", "\\[")
     return text + ZERO_WIDTH_SPACE if text.endswith("\\") else text
 
 
 def plain(value: object) -> Text:
     """A table cell shown as it is: DataTable parses a `str` cell (and a column label) as Rich
     markup, so a value like `[/b]` would crash the render. Same layout as a markup-free string
-    cell (no wrap, no trailing newline)."""
+    cell (no wrap, no trailing newline); control characters escaped (`safe`, line feeds kept).
+    A `Text` passes unchanged: whoever built it from data passed the data through `safe`."""
     if isinstance(value, Text):
         return value
-    return Text("" if value is None else str(value), no_wrap=True, end="")
+    return Text(safe(value, keep="\n"), no_wrap=True, end="")
 
 
 def cells(values: Iterable[Any]) -> list[Any]:

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from rich.text import Text
+from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical
@@ -41,7 +42,7 @@ def outcome_text(outcome: dict[str, Any]) -> Text:
     reason = outcome.get("reason")
     text = f"{words}: {reason}" if reason and status != "would_send" else words
     style = "green" if status == "would_send" else "bold red" if "fail" in status else "yellow"
-    return Text(text, style=style)
+    return Text(fmt.safe(text), style=style)
 
 
 def field_result(field: dict[str, Any]) -> Text:
@@ -73,8 +74,8 @@ def preview_rows(preview: dict[str, Any]) -> list[tuple[str, list[Any]]]:
             (
                 f"c{n}",
                 [
-                    Text(f"▸ {who}", style="bold"),
-                    Text(where, style="bold"),
+                    Text(f"▸ {fmt.safe(who)}", style="bold"),
+                    Text(fmt.safe(where), style="bold"),
                     "",
                     outcome_text(change.get("outcome") or {}),
                 ],
@@ -114,10 +115,14 @@ class MappingPreviewModal(ModalScreen[None]):
     SCOPE: ClassVar[str] = "panel"
     BINDINGS: ClassVar[list[BindingType]] = [*actions.bindings("panel")]
 
-    def __init__(self, preview: dict[str, Any], flow_name: str = "") -> None:
+    def __init__(
+        self, preview: dict[str, Any], flow_name: str = "", *, unsaved: bool = False
+    ) -> None:
         super().__init__()
         self.preview = preview
         self.flow_name = flow_name
+        self.unsaved = unsaved
+        """The editor holds mapping edits not saved yet: the preview (control's) lacks them."""
 
     def compose(self) -> ComposeResult:
         with Vertical(id="preview-dialog"):
@@ -131,11 +136,14 @@ class MappingPreviewModal(ModalScreen[None]):
             table.border_title = fmt.esc(f"Mapping preview · {mapping} on {flow}")
             table.border_subtitle = "↑↓ pgup pgdn home end · ←→ long text · esc closes"
             yield table
-            yield Static(self._notes(), id="preview-notes", markup=False)
+            yield Static("", id="preview-row", markup=False)
+            yield Static(fmt.safe(self._notes(), keep="\n"), id="preview-notes", markup=False)
 
     def _notes(self) -> str:
         previews = self.preview.get("previews") or []
         lines = [f"Nothing is sent. {len(previews)} recent change(s) of the flow's source."]
+        if self.unsaved:
+            lines.append("The mapping as saved: field changes not saved yet are not in it.")
         if not previews:
             lines.append("No archived change of this flow's source yet: nothing to preview.")
         lines.extend(f"! {p}" for p in self.preview.get("problems") or [])
@@ -147,5 +155,36 @@ class MappingPreviewModal(ModalScreen[None]):
             table.add_row(*fmt.cells(cells), key=key)
         table.focus()
 
+    @on(DataTable.RowHighlighted)
+    def highlighted(self, event: DataTable.RowHighlighted) -> None:
+        """The highlighted row in full below the table: at 80 columns a long reason or value
+        does not fit its cell."""
+        self.query_one("#preview-row", Static).update(
+            row_detail(self.preview, str(event.row_key.value))
+        )
+
     def action_close(self) -> None:
         self.dismiss(None)
+
+
+def row_detail(preview: dict[str, Any], key: str) -> str:
+    """The whole text of one row (`c<n>` a registration, `c<n>-f<i>` one of its fields)."""
+    change_part, _, field_part = key.partition("-f")
+    try:
+        change = (preview.get("previews") or [])[int(change_part.removeprefix("c"))]
+    except (ValueError, IndexError):
+        return ""
+    who = change.get("registration_code") or change.get("change_id") or "?"
+    if not field_part:
+        return f"{who}: {outcome_text(change.get('outcome') or {}).plain}"
+    try:
+        field = (change.get("fields") or [])[int(field_part)]
+    except (ValueError, IndexError):
+        return ""
+    sources = " + ".join(
+        f"{s.get('path')}={s.get('value') or '∅'}"
+        for s in field.get("sources") or []
+        if isinstance(s, dict)
+    )
+    result = field.get("failure") or field_result(field).plain
+    return f"{who} · {field.get('target')} = {field.get('value') or '∅'} ← {sources} · {result}"

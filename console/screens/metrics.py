@@ -169,13 +169,13 @@ def feed_key(item: dict[str, Any]) -> str:
 
 def feed_line(item: dict[str, Any]) -> Text:
     text = Text(f"{fmt.short_time(item.get('time'))} ")
-    text.append(f"{item.get('registration_code') or '—':<10} ")
+    text.append(f"{fmt.safe(item.get('registration_code') or '—'):<10} ")
     text.append(f"{fmt.cell(item.get('event_code') or '', 10):<10} ")
     text.append(f"{fmt.cell(item.get('flow_name') or item.get('flow_id'), 18):<18} ")
     text.append_text(fmt.outcome_text(str(item.get("status", ""))))
     detail = item.get("detail") or ""
     if detail:
-        text.append(f" {detail}", style="dim")
+        text.append(f" {fmt.safe(detail)}", style="dim")
     return text
 
 

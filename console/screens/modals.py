@@ -21,7 +21,7 @@ from textual.widgets import Button, Input, Label, Static
 
 from config.flow_confirm import ascii_form, confirms_flow, refusal
 from console import actions
-from console.fmt import esc
+from console.fmt import esc, safe
 
 CSS = Path(__file__).with_name("modals.tcss")
 
@@ -148,7 +148,8 @@ class TextModal(ModalScreen[None]):
         with Vertical(id="dialog", classes="wide") as box:
             box.border_title = esc(self.title_text)
             box.border_subtitle = "esc closes"
-            yield Static(self.body, id="body", markup=False)
+            # Detail bodies quote data (catalog labels, flow reasons): escaped, lines kept.
+            yield Static(safe(self.body, keep="\n"), id="body", markup=False)
 
     def action_close(self) -> None:
         self.dismiss(None)

@@ -2,6 +2,11 @@
 
 A statement control refuses (a write, a file read, several statements) or DuckDB rejects shows
 the reason under the query box, which keeps the text so it can be fixed.
+
+Cells, column names and errors (DuckDB quotes the value it could not convert) come from the
+data: they show control characters, bidi overrides and line separators escaped (`\x1b`,
+`fmt.cell`, `fmt.plain`, `fmt.safe`), as `csignal sql` does, so a status label like
+`Reg\x1b]0;…\x07` cannot retitle or rewrite the operator's terminal.
 """
 
 from __future__ import annotations
@@ -107,5 +112,5 @@ class SqlScreen(BaseScreen):
         self.query_one("#results", DataTable).loading = False
         self.query_one("#query", TextArea).add_class("error")
         status = self.query_one("#sql-status", Static)
-        status.update(Text(f"✗ {message.error}", style="bold red"))
+        status.update(Text(f"✗ {fmt.safe(message.error)}", style="bold red"))
         self.console.report_error(message.what, message.error)

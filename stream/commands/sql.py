@@ -4,8 +4,12 @@ DuckDB allows one writing process, and control is it; the query runs there, guar
 only. Output as an aligned table (default), CSV or JSON (a list of objects, one per row).
 
 The table is for a terminal: control characters in the data (an attendee named
-`\x1b]0;…\x07` would otherwise retitle or rewrite the operator's terminal) are shown escaped
-(`\x1b`), in column names too. CSV and JSON keep the data exact.
+`\x1b]0;…\x07` would otherwise retitle or rewrite the operator's terminal), bidi overrides and
+line separators are shown escaped (`\x1b`, `\u202e`), in column names too
+(`config.terminal_text`, the rule the console shows data by). CSV written to a terminal is
+escaped the same way (line feeds and tabs kept); written to a file or a pipe it keeps the data
+exact. JSON keeps the data exact everywhere: such characters are written as JSON escapes
+(`\u001b`), which parse back to the same strings.
 """
 
 from __future__ import annotations
@@ -13,12 +17,12 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import re
 import sys
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, TextIO
 
+from config.terminal_text import escape_controls, escape_controls_json
 from stream.apiclient import ApiClient, SqlResult
 from stream.commands._api import add_api_option, run_with_client
 from stream.commands.base import add_format_option
@@ -74,13 +78,14 @@ def run(args: argparse.Namespace) -> int:
 def render(result: SqlResult, fmt: str, out: TextIO) -> None:
     if fmt == "json":
         rows = [dict(zip(result.columns, row, strict=False)) for row in result.rows]
-        json.dump(rows, out, ensure_ascii=False, indent=2, default=str)
+        out.write(escape_controls_json(json.dumps(rows, ensure_ascii=False, indent=2, default=str)))
         out.write("\n")
     elif fmt == "csv":
+        shown = _for_terminal if _is_terminal(out) else str
         writer = csv.writer(out, lineterminator="\n")
-        writer.writerow(result.columns)
+        writer.writerow([shown(c) for c in result.columns])
         for row in result.rows:
-            writer.writerow(["" if v is None else _plain(v) for v in row])
+            writer.writerow(["" if v is None else shown(_plain(v)) for v in row])
     else:
         out.write(table(result.columns, result.rows))
 
@@ -93,23 +98,18 @@ def _plain(value: Any) -> str:
     return str(value)
 
 
-_CONTROL = re.compile(r"[\x00-\x09\x0b-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
-"""C0 and C1 controls (ESC, CSI, OSC, BEL …), Unicode line separators and lone surrogates;
-line feeds are shown as ⏎ instead."""
+def _is_terminal(out: TextIO) -> bool:
+    isatty = getattr(out, "isatty", None)
+    return bool(isatty and isatty())
 
 
-def _escape_controls(text: str) -> str:
-    return _CONTROL.sub(
-        lambda m: (
-            f"\\x{ord(m.group()):02x}" if ord(m.group()) < 0x100 else f"\\u{ord(m.group()):04x}"
-        ),
-        text,
-    )
+def _for_terminal(text: str) -> str:
+    return escape_controls(text, keep="\n\t")
 
 
 def _cell(value: Any) -> str:
     text = "NULL" if value is None else _plain(value)
-    text = _escape_controls(text.replace("\n", "⏎"))
+    text = escape_controls(text.replace("\n", "⏎"))
     return text if len(text) <= MAX_CELL else text[: MAX_CELL - 1] + "…"
 
 
