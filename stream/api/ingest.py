@@ -7,6 +7,13 @@ is not JSON, nested too deep, holds a lone surrogate or would be over the broker
 (`MAX_CHANGE_BYTES`) is rejected by its position like any invalid change
 (`stream.certain.parsing`). The body is parsed off the event loop.
 
+Every request's work is bounded, whatever its bytes hold: at most `MAX_ITEMS` items (413 beyond,
+counted no further than that, nothing accepted or recorded); the first `REJECTIONS_IN_FULL`
+rejections are listed in the answer and kept in `rejected_changes` one by one, any further ones
+are counted (`errors_omitted`, present only then) and kept as one summary row, so a batch of
+invalid items can neither build an answer of megabytes nor fill the disk, and none goes
+unmentioned.
+
 Ingest is an outbox: the valid items are committed to the ledger first (as control's archive
 agent would archive them, `stream.control.archive`; `published_at` empty), together with the
 invalid ones as rejected changes (source `api`). Only then are the changes produced to
@@ -29,6 +36,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -37,6 +45,7 @@ from aiohttp import web
 
 from stream.api.deps import ApiDeps, deps_of
 from stream.api.errors import json_error
+from stream.api.limits import more_items_than
 from stream.certain.events import ChangeEvent
 from stream.certain.parsing import Problem, Rejection, escaped, parse_items
 from stream.control.archive import Received, archive_valid, change_record
@@ -53,6 +62,14 @@ MAX_CHANGE_BYTES = 1_000_000
 """The largest change (key and JSON value) produced to `certain-changes`: under the broker's
 1 MiB message limit with room for the record's own overhead. A bigger change could never be
 published, so it is rejected rather than accepted."""
+MAX_ITEMS = 10_000
+"""The most change events one request may carry: validating, recording and answering for each
+costs control's time, so a body of millions of tiny items (`[{},{},…]` fits 5 million in the
+body limit) is refused before any of them is looked at."""
+REJECTIONS_IN_FULL = 1_000
+"""Rejections of one request listed in the answer and kept as rows one by one; above
+`csignal ingest`'s 500 lines per request, so the CLI always hears of every rejected line."""
+_SUMMARY_REASONS = 10
 _READ_CHUNK = 256 * 1024
 
 
@@ -149,7 +166,16 @@ async def post_changes(request: web.Request) -> web.Response:
             400, "empty body: expected a JSON array of change events or NDJSON", accepted=0
         )
     now = datetime.now(UTC)
-    batch, bad = await asyncio.to_thread(_parse_and_keep, raw, now)
+    parsed = await asyncio.to_thread(_parse_and_keep, raw, now)
+    if parsed is None:
+        return json_error(
+            413,
+            f"the body holds more than {MAX_ITEMS:,} change events (counted no further); at most "
+            f"{MAX_ITEMS:,} are taken per request: send them in smaller batches",
+            accepted=0,
+            max_items=MAX_ITEMS,
+        )
+    batch, bad = parsed
     received, rejected = batch.received, batch.rejected
     accepted = [r.change for r in received]
 
@@ -174,21 +200,68 @@ async def post_changes(request: web.Request) -> web.Response:
         "rejected": len(rejected),
         "duplicates": len(accepted) - len(change_ids),
         "change_ids": change_ids,
-        "errors": [_error_item(r) for r in rejected],
+        "errors": [_error_item(r) for r in rejected[:REJECTIONS_IN_FULL]],
         "published": problem is None,
     }
+    messages: list[str] = []
+    if len(rejected) > REJECTIONS_IN_FULL:
+        body["errors_omitted"] = len(rejected) - REJECTIONS_IN_FULL
+        messages.append(
+            f"{len(rejected):,} items were rejected; the first {REJECTIONS_IN_FULL:,} are listed "
+            f"and kept one by one, the other {len(rejected) - REJECTIONS_IN_FULL:,} are counted "
+            "in one summary row of rejected_changes"
+        )
     if problem is not None:
-        body["message"] = (
+        messages.append(
             f"the changes are accepted and kept in the ledger, but the broker did not "
             f"acknowledge them ({problem}); recovery will publish them, no need to send again"
         )
+    if messages:
+        body["message"] = "; ".join(messages)
     status = 202 if not rejected else (207 if change_ids else 400)
     return web.json_response(body, status=status)
 
 
-def _parse_and_keep(raw: bytes, now: datetime) -> tuple[_Batch, list[RejectedRow]]:
+def _parse_and_keep(raw: bytes, now: datetime) -> tuple[_Batch, list[RejectedRow]] | None:
+    """The batch and the rejected rows to keep; None when the body holds over `MAX_ITEMS`
+    items (nothing of it parsed). Blocking: run it on a thread."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        text = None  # one rejection for the whole body (`stream.certain.parsing`)
+    if text is not None and more_items_than(text, MAX_ITEMS):
+        return None
     batch = _parse(raw)
-    return batch, [_rejected_row(r, now) for r in batch.rejected]
+    kept = [_rejected_row(r, now) for r in batch.rejected[:REJECTIONS_IN_FULL]]
+    rest = batch.rejected[REJECTIONS_IN_FULL:]
+    if rest:
+        kept.append(_summary_row(rest, now))
+    return batch, kept
+
+
+def _summary_row(rest: list[Rejection], now: datetime) -> RejectedRow:
+    """One row for the rejections of a request past the first `REJECTIONS_IN_FULL`: how
+    many, their positions and their most common reasons."""
+    reasons = Counter(escaped(f"{r.path}: {r.reason}" if r.path else r.reason)[:200] for r in rest)
+    indexes = [r.index for r in rest if r.index is not None]
+    where = f" (items {min(indexes)} to {max(indexes)})" if indexes else ""
+    lines = [
+        f"{len(rest):,} more items of this request were rejected{where}; only the first "
+        f"{REJECTIONS_IN_FULL:,} rejections of a request are kept one by one"
+    ]
+    lines += [f"{count:,} × {reason}" for reason, count in reasons.most_common(_SUMMARY_REASONS)]
+    payload = {
+        "rejected_not_kept": len(rest),
+        "first_index": min(indexes) if indexes else None,
+        "last_index": max(indexes) if indexes else None,
+        "reasons": dict(reasons.most_common(_SUMMARY_REASONS)),
+    }
+    return RejectedRow(
+        received_at=now,
+        reasons=tuple(lines),
+        payload=json.dumps(payload, ensure_ascii=False),
+        source="api",
+    )
 
 
 def _payload(change: ChangeEvent) -> str:
