@@ -468,7 +468,7 @@ class FlowDetailScreen(BaseScreen):
     @on(PreviewLoaded)
     def preview_loaded(self, message: PreviewLoaded) -> None:
         name = self.flow.name if self.flow is not None else ""
-        self.app.push_screen(MappingPreviewModal(message.preview, name))
+        self.app.push_screen(MappingPreviewModal(message.preview, name, unsaved=self.mapping_dirty))
 
     # --- saving ----------------------------------------------------------------------------
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from textual.pilot import Pilot
-from textual.widgets import DataTable, Input, Select, TextArea
+from textual.widgets import DataTable, Input, Select, Static, TextArea
 from textual.widgets._select import SelectCurrent
 
 from console import actions
@@ -188,8 +188,16 @@ async def test_preview_is_a_table_per_registration_that_scrolls_with_the_keyboar
         assert table.scroll_y == 0
         await keys(pilot, "j", "j")
         assert table.cursor_row == 2
+        detail = str(app.screen.query_one("#preview-row", Static).render())
+        assert "registration.profile." in detail and " ← " in detail  # the row in full
+        assert "not saved yet" not in screen_text(pilot)
         await keys(pilot, "escape")
         assert isinstance(app.screen, FlowDetailScreen)
+        app.screen.query_one("#mapping-fields", DataTable).focus()
+        await keys(pilot, "ctrl+d", "ctrl+o")
+        await settle(pilot)
+        assert isinstance(app.screen, MappingPreviewModal)
+        assert "field changes not saved yet are not in it" in screen_text(pilot)
 
 
 async def test_a_shared_mapping_is_named_and_asked_about_before_it_is_saved(
