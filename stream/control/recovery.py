@@ -95,6 +95,8 @@ Publish = Callable[[Records], Awaitable[None]]
 """Send (key, value) records to one topic; returns once the broker acknowledged all."""
 
 KIND = "recovery"
+#: How often a running control forgets delivery marks older than the horizon.
+PRUNE_EVERY = timedelta(hours=1)
 
 
 @dataclass(frozen=True)
@@ -289,6 +291,7 @@ class Recovery:
         self._counters = _Counters()
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
+        self._pruned_at: datetime | None = None
 
     @property
     def reseeded(self) -> bool:
@@ -326,7 +329,7 @@ class Recovery:
         now = now or self._clock()
         started = time.monotonic()
         since = now - self.policy.horizon
-        await prune_delivery_marks(self._store, before=since)
+        await self._prune(now)
         keys = await delivered_keys(self._store, since=since)
         marks = await stored_marks(self._store, since=since)
         read_s = time.monotonic() - started
@@ -521,6 +524,8 @@ class Recovery:
             result.full = full
             await self._queued(now, result)
             await self._unrouted(now, result)
+            if self._pruned_at is None or now - self._pruned_at >= PRUNE_EVERY:
+                await self._prune(now)
         except Exception as error:
             c.failed_scans += 1
             c.last_error = f"{type(error).__name__}: {error}"
@@ -530,6 +535,12 @@ class Recovery:
         finally:
             await self._refresh(now)
         return result
+
+    async def _prune(self, now: datetime) -> None:
+        """Forget delivery marks older than the horizon: at start, and hourly after, so a
+        control that runs for months keeps a week of marks, not all of them."""
+        await prune_delivery_marks(self._store, before=now - self.policy.horizon)
+        self._pruned_at = now
 
     async def _refresh(self, now: datetime) -> None:
         p = self.policy

@@ -21,6 +21,7 @@ from config.models import Account
 from stream.api.metrics_routes import add_metrics_routes
 from stream.control.recorder import outcome_row
 from stream.control.recovery import (
+    PRUNE_EVERY,
     Decision,
     Recovery,
     RecoveryPolicy,
@@ -38,7 +39,7 @@ from stream.pipeline import delivered as pipeline_delivered
 from stream.pipeline.app import route_records
 from stream.pipeline.route import Routed, route_change
 from stream.store import ChangeRow, OutcomeRow, Store
-from stream.store.recovery import RecoveryEntry
+from stream.store.recovery import DeliveryMark, RecoveryEntry, record_delivery_marks
 from stream.topics import OUTCOMES
 from tests.support.accounts import example_account
 from tests.support.changes import (
@@ -536,6 +537,32 @@ async def test_delivered_keys_are_reseeded_before_the_first_redrive(
     assert recovery.status().reseeded_keys == 2
     await recovery.scan()
     assert len(wire.records("delivered")) == 2, "once per start"
+
+
+async def test_a_running_control_forgets_marks_past_the_horizon_hourly(
+    store: Store, wire: Broker, clock: FakeClock
+) -> None:
+    def sending(change_id: str, at: datetime) -> DeliveryMark:
+        key = delivery_key(change_id, FLOW, None)
+        return DeliveryMark(key, change_id, FLOW, None, "sending", at)
+
+    async def kept() -> list[str]:
+        found = await store.query("SELECT change_id FROM delivery_marks ORDER BY 1")
+        return [str(row[0]) for row in found.rows]
+
+    policy = dataclasses.replace(POLICY, horizon=timedelta(hours=1))
+    recovery = make_recovery(store, wire, clock, policy)
+    start = clock()
+    await record_delivery_marks(store, [sending("old", start - timedelta(minutes=30))], start)
+    await recovery.scan()
+    assert await kept() == ["old"], "within the horizon at start"
+    await record_delivery_marks(store, [sending("new", start)], start)
+    clock.advance(minutes=45)
+    await recovery.scan()
+    assert await kept() == ["new", "old"], "past the horizon, but pruned less than an hour ago"
+    clock.advance(seconds=(PRUNE_EVERY - timedelta(minutes=45)).total_seconds())
+    await recovery.scan()
+    assert await kept() == ["new"]
 
 
 async def test_a_full_batch_asks_for_another_scan(store: Store, wire: Broker) -> None:
