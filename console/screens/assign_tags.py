@@ -23,7 +23,7 @@ from textual.widgets import Button, Input, Label, Select, Static
 
 from console import actions
 from console.client import ApiError, Refused
-from console.fmt import esc
+from console.fmt import esc, safe
 
 if TYPE_CHECKING:
     from console.app import SignalConsole
@@ -78,7 +78,7 @@ class AssignTagsModal(ModalScreen[dict[str, Any] | None]):
             box.border_title = "Assign tags (account level)"
             box.border_subtitle = "ctrl+s save · esc cancel"
             if self.context:
-                yield Static(self.context, id="context", markup=False)
+                yield Static(safe(self.context, keep="\n"), id="context", markup=False)
             yield Label("Item kind")
             yield Select(
                 [(words, kind) for kind, (words, _) in KINDS.items()],
@@ -87,7 +87,7 @@ class AssignTagsModal(ModalScreen[dict[str, Any] | None]):
                 id="kind",
             )
             yield Label("Label (as Certain shows it, e.g. Need photo)")
-            yield Input(self.label, id="label")
+            yield Input(safe(self.label), id="label")
             yield Label("Tags (comma-separated; empty removes the assignment)")
             yield Input(", ".join(self._tags_for(self.kind, self.label)), id="tags")
             yield Static(id="hint", markup=False)
@@ -103,6 +103,12 @@ class AssignTagsModal(ModalScreen[dict[str, Any] | None]):
     def _current(self, kind: str) -> dict[str, list[str]]:
         return dict((self.tags_body.get("assignments") or {}).get(kind) or {})
 
+    def _label(self) -> str:
+        """The label typed, or the label the dialog was opened with when the box still shows
+        it: the box shows a label's control characters escaped, which is not the label."""
+        typed = self.query_one("#label", Input).value
+        return self.label if typed == safe(self.label) else typed
+
     def _tags_for(self, kind: str, label: str) -> list[str]:
         """What the item carries now, plus the tags this dialog was opened to add."""
         return list(dict.fromkeys([*self._current(kind).get(label.strip(), []), *self.add]))
@@ -115,7 +121,7 @@ class AssignTagsModal(ModalScreen[dict[str, Any] | None]):
             for t in self.tags_body.get("tags") or []
             if needed in (t.get("objects") or [])
         ]
-        label = self.query_one("#label", Input).value.strip()
+        label = self._label().strip()
         now = self._current(kind).get(label)
         lines = [f"tags for a {words}: {', '.join(usable) or 'none (add one to the account)'}"]
         if label:
@@ -124,13 +130,13 @@ class AssignTagsModal(ModalScreen[dict[str, Any] | None]):
                 if now
                 else f"'{label}' has no tag at account level"
             )
-        self.query_one("#hint", Static).update("\n".join(lines))
+        self.query_one("#hint", Static).update(safe("\n".join(lines), keep="\n"))
 
     @on(Select.Changed, "#kind")
     @on(Input.Changed, "#label")
     def item_changed(self, event: Select.Changed | Input.Changed) -> None:
         kind = str(self.query_one("#kind", Select).value)
-        label = self.query_one("#label", Input).value
+        label = self._label()
         if isinstance(event, Input.Changed) or label.strip():
             self.query_one("#tags", Input).value = ", ".join(self._tags_for(kind, label))
         self._hint()
@@ -156,7 +162,7 @@ class AssignTagsModal(ModalScreen[dict[str, Any] | None]):
         for box in self.query(Input):
             box.remove_class("error")
         kind = str(self.query_one("#kind", Select).value)
-        label = self.query_one("#label", Input).value.strip()
+        label = self._label().strip()
         if not label:
             self.query_one("#label", Input).add_class("error")
             self._error("Label: expected the item's label as Certain shows it, got nothing")

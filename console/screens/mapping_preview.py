@@ -160,7 +160,7 @@ class MappingPreviewModal(ModalScreen[None]):
         """The highlighted row in full below the table: at 80 columns a long reason or value
         does not fit its cell."""
         self.query_one("#preview-row", Static).update(
-            row_detail(self.preview, str(event.row_key.value))
+            fmt.safe(row_detail(self.preview, str(event.row_key.value)))
         )
 
     def action_close(self) -> None:

@@ -157,7 +157,8 @@ class ItemDetail(ModalScreen[str | None]):
             box.border_subtitle = (
                 "esc closes · t tag this status" if self.taggable else "esc closes"
             )
-            yield Static(self.body, id="body", markup=False)
+            # The body quotes the change (labels, reasons, Marketo's errors): escaped.
+            yield Static(fmt.safe(self.body, keep="\n"), id="body", markup=False)
 
     def action_close(self) -> None:
         self.dismiss(None)

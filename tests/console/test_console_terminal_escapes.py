@@ -6,21 +6,24 @@ in detail panels, the activity feed and the mapping preview — against a real o
 from __future__ import annotations
 
 import json
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from rich.text import Text
 from textual.coordinate import Coordinate
-from textual.widgets import DataTable, Static, TextArea
+from textual.widgets import DataTable, Input, Static, TextArea
 
 from console import fmt
-from console.screens.mapping_preview import preview_rows
+from console.client import ConsoleClient
+from console.screens.assign_tags import AssignTagsModal
+from console.screens.mapping_preview import MappingPreviewModal, preview_rows
 from console.screens.metrics import feed_line
 from console.screens.modals import TextModal
+from console.screens.retry import ItemDetail, RetryScreen
 from console.screens.sql import SqlScreen
-from stream.store.rows import ChangeRow
+from stream.store.rows import ChangeRow, RetryItem
 from tests.console.console_helpers import MakeConsole, keys, screen_text, settle
-from tests.console.control_harness import Control, registration_template
+from tests.console.control_harness import TOKEN, Control, registration_template
 from tests.support.clock import FIXED
 
 LABEL = "Reg\x1b]0;PWNED1\x07\x1b[31mRED"
@@ -143,25 +146,26 @@ def test_activity_feed_line_shows_the_data_escaped() -> None:
     assert f"status '{SHOWN}' resolves no tags" in line.plain
 
 
-def test_mapping_preview_rows_show_the_data_escaped() -> None:
-    rows = preview_rows(
+HOSTILE_PREVIEW: dict[str, Any] = {
+    "previews": [
         {
-            "previews": [
+            "registration_code": "R\x1b]0;x\x071",
+            "event_code": "EV\u2029",
+            "outcome": {"status": "data_failure", "reason": f"bad {LABEL}"},
+            "fields": [
                 {
-                    "registration_code": "R\x1b]0;x\x071",
-                    "event_code": "EV\u2029",
-                    "outcome": {"status": "data_failure", "reason": f"bad {LABEL}"},
-                    "fields": [
-                        {
-                            "target": "status",
-                            "sources": [{"path": "registration.label", "value": LABEL}],
-                            "value": LABEL,
-                        }
-                    ],
+                    "target": "status",
+                    "sources": [{"path": "registration.label", "value": LABEL}],
+                    "value": LABEL,
                 }
-            ]
+            ],
         }
-    )
+    ]
+}
+
+
+def test_mapping_preview_rows_show_the_data_escaped() -> None:
+    rows = preview_rows(HOSTILE_PREVIEW)
     # As the modal adds them: `fmt.cells` makes the string cells plain Text.
     texts = [c.plain for _, cells in rows for c in fmt.cells(cells)]
     for text in texts:
@@ -169,3 +173,99 @@ def test_mapping_preview_rows_show_the_data_escaped() -> None:
     joined = "\n".join(texts)
     assert "▸ R\\x1b]0;x\\x071" in joined and "EV\\u2029" in joined
     assert f"bad {SHOWN}" in joined
+
+
+async def test_mapping_preview_highlighted_row_shows_the_data_escaped(
+    control: Control, make_console: MakeConsole
+) -> None:
+    app = make_console(control)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        await app.push_screen(MappingPreviewModal(HOSTILE_PREVIEW, "flow"))
+        await settle(pilot)
+        await keys(pilot, "down")
+        row = app.screen.query_one("#preview-row", Static).render()
+        text = row.plain if isinstance(row, Text) else str(row)
+        assert f"= {SHOWN} ←" in text, text
+        _no_raw(text)
+        _no_raw(screen_text(pilot))
+
+
+async def test_retry_detail_and_its_tag_form_show_the_label_escaped_and_save_it_exact(
+    control: Control, make_console: MakeConsole
+) -> None:
+    """A retry item failing because its (hostile) status label resolves no tags: the detail
+    shows the label escaped, `t` opens the tag form with the label escaped in its box, and
+    saving it assigns the tags to the label exactly as the data has it."""
+    assert control.store is not None
+    body = registration_template()
+    body = {
+        **body,
+        "changeId": "rq-hostile",
+        "eventCode": "SUMMIT26",
+        "registration": {**body["registration"], "registrationStatusLabel": LABEL},
+    }
+    at = datetime.now(UTC) - timedelta(hours=1)
+    change = ChangeRow(
+        change_id="rq-hostile",
+        type=body["type"],
+        account_code=body["accountCode"],
+        event_code=body["eventCode"],
+        registration_code=body["registration"]["registrationCode"],
+        is_test=False,
+        occurred_at=at,
+        received_at=at,
+        payload=json.dumps(body),
+        source="api",
+    )
+    item = RetryItem(
+        change_id="rq-hostile",
+        flow_id="registered-to-nurture",
+        flow_name="Registered to nurture",
+        integration="demo-marketo",
+        status="abandoned",
+        category="data",
+        reason=f"status '{LABEL}' in event resolves no tags",
+        attempts=1,
+        updated_at=at + timedelta(minutes=5),
+        created_at=at + timedelta(minutes=1),
+        last_error=f"no tag for {LABEL}",
+    )
+    control.call(control.store.archive_changes([change]))
+    control.call(control.store.record_outcomes([], [item]))
+    app = make_console(control)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await keys(pilot, "4")
+        await settle(pilot)
+        assert isinstance(app.screen, RetryScreen)
+        await keys(pilot, "slash")
+        app.screen.query_one(Input).value = "rq-hostile"
+        await keys(pilot, "enter")
+        await settle(pilot)
+        assert app.screen.query_one(DataTable).row_count == 1
+        _no_raw(screen_text(pilot))
+        await keys(pilot, "enter")
+        await settle(pilot)
+        assert isinstance(app.screen, ItemDetail)
+        shown = app.screen.query_one("#body", Static).render()
+        text = shown.plain if isinstance(shown, Text) else str(shown)
+        assert f"status '{SHOWN}' in event resolves no tags" in text
+        assert "\n" in text and "\\x0a" not in text  # its lines kept
+        _no_raw(text)
+        _no_raw(screen_text(pilot))
+        await keys(pilot, "t")
+        await settle(pilot)
+        modal = app.screen
+        assert isinstance(modal, AssignTagsModal)
+        assert modal.query_one("#label", Input).value == SHOWN
+        _no_raw(screen_text(pilot))
+        modal.query_one("#tags", Input).value = "registered"
+        await keys(pilot, "ctrl+s")
+        await settle(pilot)
+        assert not isinstance(app.screen, AssignTagsModal)
+    client = ConsoleClient(control.url, TOKEN)
+    try:
+        tags = await client.tags()
+    finally:
+        await client.close()
+    assert tags["assignments"]["registration_statuses"][LABEL] == ["registered"]
