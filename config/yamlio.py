@@ -30,7 +30,7 @@ from config.input_limits import (
     prescan_yaml,
 )
 from config.models import Account
-from config.secret_refs import DEFAULT_ALLOWLIST, EnvAllowList
+from config.secret_refs import DEFAULT_ALLOWLIST, EnvAllowList, url_hosts
 from config.validation import Problem, check_raw
 
 ENV_REFERENCE = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$")
@@ -162,7 +162,8 @@ def resolve_secrets(
     """Replace `${VAR}` secrets by their values, remembering the variable name.
 
     Returns the resolved copy, the problems (an unset variable, when `require`; a name outside
-    `allow`, always), and the paths of secrets given literally. With `require=False` an unset
+    `allow`, or bound by it to hosts the connection's URLs are not on, always), and the paths of
+    secrets given literally. With `require=False` an unset
     variable leaves the secret empty but keeps its reference, so the configuration still loads
     and exports unchanged. A name outside `allow` is never looked up.
     """
@@ -187,9 +188,12 @@ def resolve_secrets(
         if name is None:
             continue
         connection["client_secret_ref"] = name
-        if not allow.allows(name):
+        # Where the value would go: the identity URL (explicit, or on the service URL's host)
+        # and the service URL.
+        hosts = url_hosts(connection.get("access_token_url"), connection.get("service_url"))
+        if not allow.allows_for(name, hosts):
             connection.pop("client_secret", None)
-            problems.append(Problem(path, allow.refusal(name)))
+            problems.append(Problem(path, allow.refusal_for(name, hosts)))
             continue
         value = environment.get(name)
         if value:

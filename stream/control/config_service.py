@@ -42,6 +42,7 @@ from config.secret_refs import (
     DEFAULT_ALLOWLIST,
     EnvAllowList,
     cleared_notice,
+    destination_hosts,
     secret_binding,
 )
 from config.validation import Problem, validate_account
@@ -475,7 +476,7 @@ class ConfigService:
             self._check_version("connection", connection.id, expected_version)
             new = connection.model_copy(deep=True)
             new.client_secret = None
-            self._check_reference(new.client_secret_ref, "client_secret")
+            self._check_reference(new, "client_secret")
             given = secret is not None or new.client_secret_ref is not None
             cleared = self._cleared.copy()
             forget: set[str] = set()
@@ -521,8 +522,10 @@ class ConfigService:
         value = secret
         if value is None and candidate.client_secret_ref is not None:
             name = candidate.client_secret_ref
-            self._check_reference(name, "client_secret")
-            value = self.env_allowlist.lookup(self._environment(), name)
+            self._check_reference(candidate, "client_secret")
+            value = self.env_allowlist.lookup(
+                self._environment(), name, destination_hosts(candidate)
+            )
             if value is None:
                 why = f"environment variable {name} is not set (from ${{{name}}})"
                 raise InvalidConfigError(why, [Problem("client_secret", why)])
@@ -554,9 +557,13 @@ class ConfigService:
             raise InvalidConfigError(why, [Problem("client_secret", why)])
         return existing.client_secret.get_secret_value()
 
-    def _check_reference(self, name: str | None, path: str) -> None:
-        if name is not None and not self.env_allowlist.allows(name):
-            refusal = self.env_allowlist.refusal(name)
+    def _check_reference(self, connection: Connection, path: str) -> None:
+        """Refuse the connection's `${VAR}` unless the allow-list names it for the hosts the
+        connection sends its secret and tokens to."""
+        name = connection.client_secret_ref
+        hosts = destination_hosts(connection)
+        if name is not None and not self.env_allowlist.allows_for(name, hosts):
+            refusal = self.env_allowlist.refusal_for(name, hosts)
             raise InvalidConfigError(refusal, [Problem(path, refusal)])
 
     async def delete_connection(self, connection_id: str, actor: str) -> None:
@@ -619,9 +626,7 @@ class ConfigService:
             cleared: dict[str, str] = {}
             notices: list[str] = []
             for index, connection in enumerate(new.connections):
-                self._check_reference(
-                    connection.client_secret_ref, f"connections[{index}].client_secret"
-                )
+                self._check_reference(connection, f"connections[{index}].client_secret")
                 secret = connection.client_secret
                 if connection.client_secret_ref is None and secret is not None:
                     secrets[connection.id] = secret.get_secret_value()
@@ -814,7 +819,9 @@ class ConfigService:
         for connection in account.connections:
             secret: str | None
             if connection.client_secret_ref:
-                secret = self.env_allowlist.lookup(env, connection.client_secret_ref)
+                secret = self.env_allowlist.lookup(
+                    env, connection.client_secret_ref, destination_hosts(connection)
+                )
             else:
                 secret = self._secrets.get_for(connection.id, secret_binding(connection))
             connection.client_secret = SecretStr(secret) if secret else None

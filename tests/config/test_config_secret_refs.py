@@ -3,13 +3,20 @@ identity URL a secret is bound to is the one the Marketo client sends it to (ite
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
 from pydantic import SecretStr, ValidationError
 
 from config.models import Connection
-from config.secret_refs import DEFAULT_ALLOWLIST, EnvAllowList, identity_url, secret_binding
+from config.secret_refs import (
+    DEFAULT_ALLOWLIST,
+    EnvAllowList,
+    destination_hosts,
+    identity_url,
+    secret_binding,
+)
 from config.settings import Settings
 from config.yamlio import load_raw, load_text
 from stream.certain.demo_account import SECRET_ENV, demo_account
@@ -124,3 +131,71 @@ def test_the_bound_identity_url_is_where_the_client_sends_the_secret(
     )
     assert identity_url(connection) == settings.token_url
     assert secret_binding(connection).client_id == "cid"
+
+
+# --- destinations: NAME_PATTERN@HOST_PATTERN -----------------------------------------------------
+
+BOUND = EnvAllowList.parse("MARKETO_*@*.mktorest.com, SIGNAL_SECRET_LOCAL@127.0.0.1, OPEN_*")
+
+
+def test_bound_entries_parse_and_match_hosts_case_insensitively() -> None:
+    assert BOUND.patterns == ("MARKETO_*@*.mktorest.com", "SIGNAL_SECRET_LOCAL@127.0.0.1", "OPEN_*")
+    assert BOUND.allows("MARKETO_X") and BOUND.allows("OPEN_ANY")
+    assert BOUND.allows_for("MARKETO_X", ["123-ABC-456.MKTOREST.com"])
+    assert not BOUND.allows_for("MARKETO_X", ["evil.example", "1-2-3.mktorest.com"])
+    assert not BOUND.allows_for("MARKETO_X", ["mktorest.com.evil.example"])
+    assert BOUND.allows_for("SIGNAL_SECRET_LOCAL", ["127.0.0.1"])
+    assert not BOUND.allows_for("SIGNAL_SECRET_LOCAL", ["localhost"])
+    assert BOUND.allows_for("OPEN_ANY", ["anywhere.example"])  # unbound: any host
+    assert not BOUND.allows_for("HOME", ["1-2-3.mktorest.com"])
+    # The default list is unbound, as before: compatible with every existing account.
+    assert DEFAULT_ALLOWLIST.allows_for("MARKETO_X", ["anywhere.example"])
+
+
+@pytest.mark.parametrize(
+    "text", ["MARKETO_*@", "MARKETO_*@evil/path", "MARKETO_*@host@host", "@*.mktorest.com"]
+)
+def test_a_bad_host_pattern_is_refused_naming_the_entry(text: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(repr(text))):
+        EnvAllowList.parse(text)
+
+
+def test_the_setting_takes_bound_entries(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SIGNAL_SECRET_ENV_ALLOWLIST", "MARKETO_*@*.mktorest.com")
+    allow = Settings().env_allowlist
+    assert allow.allows_for("MARKETO_S", ["9-9-9.mktorest.com"])
+    assert not allow.allows_for("MARKETO_S", ["127.0.0.1"])
+
+
+def test_lookup_gives_the_value_only_for_an_allowed_destination() -> None:
+    env = {"MARKETO_S": "v4lue", "SIGNAL_SECRET_LOCAL": "l0cal"}
+    assert BOUND.lookup(env, "MARKETO_S", ("1-2-3.mktorest.com",)) == "v4lue"
+    assert BOUND.lookup(env, "MARKETO_S", ("127.0.0.1",)) is None
+    assert BOUND.lookup(env, "SIGNAL_SECRET_LOCAL", ("127.0.0.1",)) == "l0cal"
+
+
+def test_destination_hosts_are_the_identity_and_service_hosts() -> None:
+    plain = Connection(id="c", name="c", service_url="https://1-2-3.MKTOREST.com/rest")
+    assert destination_hosts(plain) == ("1-2-3.mktorest.com",)
+    split = Connection(
+        id="c",
+        name="c",
+        service_url="https://1-2-3.mktorest.com",
+        access_token_url="http://127.0.0.1:9/identity/oauth/token",
+    )
+    assert destination_hosts(split) == ("127.0.0.1", "1-2-3.mktorest.com")
+
+
+def test_a_refused_destination_is_a_problem_naming_the_host() -> None:
+    text = LOCAL_EXAMPLE.read_text(encoding="utf-8")
+    ok = load_text(text, {"MARKETO_CLIENT_SECRET": SECRET}, allow=BOUND)
+    assert ok.ok, ok.problems
+    moved = text.replace("mktorest.com", "mktorest.com.evil.example")
+    for env in ({"MARKETO_CLIENT_SECRET": SECRET}, {}):
+        loaded = load_text(moved, env, require_env=False, allow=BOUND)
+        [problem] = loaded.problems
+        assert problem.path == "connections[0].client_secret"
+        assert "MARKETO_CLIENT_SECRET may not be sent to host" in problem.message
+        assert ".mktorest.com.evil.example" in problem.message
+        assert "binds it to *.mktorest.com" in problem.message
+        assert SECRET not in str(loaded.account)
