@@ -2,12 +2,29 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from config.secret_refs import DEFAULT_PATTERNS, EnvAllowList
+
+_SIZE = re.compile(r"[0-9]+(\.[0-9]+)?\s*([KMGT]i?)?B", re.IGNORECASE)
+"""A size as DuckDB's memory_limit and max_temp_directory_size take it."""
+_LEAST_MEMORY = 64 * 1000**2
+
+
+def size_bytes(value: str) -> float:
+    """A size matching `_SIZE` in bytes (KB = 1000, KiB = 1024, as DuckDB counts)."""
+    found = _SIZE.fullmatch(value.strip())
+    if found is None:
+        raise ValueError(f"not a size: {value!r}")
+    unit = (found.group(2) or "").upper()
+    power = " KMGT".index(unit[:1]) if unit else 0
+    base = 1024 if unit.endswith("I") else 1000
+    number = float(value.strip()[: found.start(2) if unit else found.end() - 1].strip())
+    return number * float(base**power)
 
 
 class Settings(BaseSettings):
@@ -53,6 +70,16 @@ class Settings(BaseSettings):
         default=None,
         description="Key sealing the secrets on signal-config; default <data dir>/config-key.",
     )
+    db_memory_limit: str = Field(
+        default="1GB",
+        description="Memory control's DuckDB may use (operators' /sql statements included), "
+        "e.g. 512MB, 2GB; past it a statement fails with DuckDB's out-of-memory error.",
+    )
+    db_temp_limit: str = Field(
+        default="2GB",
+        description="Disk control's DuckDB may use for temporary files (a sort or join "
+        "bigger than the memory limit spills there), e.g. 2GB.",
+    )
 
     @field_validator("broker")
     @classmethod
@@ -63,6 +90,25 @@ class Settings(BaseSettings):
     @classmethod
     def _allowlist(cls, value: str) -> str:
         EnvAllowList.parse(value)
+        return value
+
+    @field_validator("db_memory_limit", "db_temp_limit")
+    @classmethod
+    def _size(cls, value: str) -> str:
+        if _SIZE.fullmatch(value.strip()) is None:
+            raise ValueError(
+                f"expected a size such as 512MB, 1GB or 1.5GiB (B, KB, MB, GB, TB, KiB, MiB, "
+                f"GiB, TiB), got {value!r}"
+            )
+        return value.strip()
+
+    @field_validator("db_memory_limit")
+    @classmethod
+    def _enough_memory(cls, value: str) -> str:
+        if size_bytes(value) < _LEAST_MEMORY:
+            raise ValueError(
+                f"expected at least 64MB (the ledger's own work needs it), got {value!r}"
+            )
         return value
 
     @field_validator("api")

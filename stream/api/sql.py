@@ -9,8 +9,10 @@ a statement DuckDB rejects (syntax, unknown column, time limit) is a 400 with Du
 Bounded work: a body over `MAX_BODY_BYTES` is a 413 and a statement over `MAX_SQL_CHARS` a 413,
 neither parsed; at most `MAX_RUNNING` statements run at once on the store's operators' lane
 (apart from the service's own readers), another is a 429 at once; each has `TIME_LIMIT_S`
-(checking included); an answer stops at `MAX_ANSWER_BYTES` (`truncated_by: "bytes"`). The
-statement runs, and its answer is encoded, off the event loop.
+(checking and reading the answer included); an answer stops at `MAX_ANSWER_BYTES`
+(`truncated_by: "bytes"`), read as Arrow and converted a slice at a time so the cap stops the
+work early; DuckDB's memory and temporary disk are capped (`SIGNAL_DB_MEMORY_LIMIT`,
+`SIGNAL_DB_TEMP_LIMIT`). The statement runs, and its answer is encoded, off the event loop.
 """
 
 from __future__ import annotations

@@ -123,6 +123,8 @@ def control_settings(settings: Settings, broker_url: str, schedule: Any) -> Cont
         recovery_batch=settings.recovery_batch,
         env_allowlist=settings.env_allowlist,
         config_key_file=settings.config_key_path,
+        store_memory_limit=settings.db_memory_limit,
+        store_temp_limit=settings.db_temp_limit,
     )
 
 

@@ -46,6 +46,7 @@ from stream.metrics.queries import RuntimeStatus
 from stream.private_files import secure_data_dir
 from stream.sealing import KEY_FILE_NAME, SecretBox
 from stream.store import Store
+from stream.store.writer import DEFAULT_MEMORY_LIMIT, DEFAULT_TEMP_LIMIT
 
 log = logging.getLogger("signal.control")
 
@@ -63,7 +64,8 @@ class ControlSettings:
     batch_max: int = 500
     batch_within_s: float = 0.2
     publish_debounce_s: float = 0.05
-    store_memory_limit: str | None = None
+    store_memory_limit: str = DEFAULT_MEMORY_LIMIT
+    store_temp_limit: str = DEFAULT_TEMP_LIMIT
     recovery_every_s: float = 15.0
     stop_deadline_s: float = 20.0
     recovery_grace_s: float = 60.0
@@ -141,7 +143,9 @@ class ControlRuntime(Service):
         s = self.settings
         secure_data_dir(s.data_dir, log)  # 0700, its files 0600 (stream.private_files)
         await topics.declare_topics(s.broker_url, _declared_topics())
-        self.store = await Store.open(s.database_path, memory_limit=s.store_memory_limit)
+        self.store = await Store.open(
+            s.database_path, memory_limit=s.store_memory_limit, temp_limit=s.store_temp_limit
+        )
         self.producer = AIOKafkaProducer(
             bootstrap_servers=bootstrap_servers(s.broker_url),
             client_id=f"{s.app_id}-producer",

@@ -37,6 +37,7 @@ from typing import Any
 from uuid import UUID
 
 import duckdb
+import pyarrow as pa  # type: ignore[import-untyped]
 
 from stream.store.errors import SqlFailedError, SqlRefusedError
 
@@ -132,6 +133,11 @@ MAX_SQL_CHARS = 100_000
 MAX_ANSWER_BYTES = 16 * 1024 * 1024
 """The operator API's cap on the rows of one JSON answer; more is a mistake or an attack."""
 _FETCH_CHUNK = 256
+_ARROW_BATCH_ROWS = 2048
+_CONVERT_ROWS = 256
+_ARROW_PER_JSON = 4
+"""A value's Arrow form is at most this many times its JSON text (a BIGINT is 8 bytes in Arrow,
+at least 2 in JSON): a slice bigger than that many times the bytes left cannot fit the answer."""
 
 
 def _strip_leading_noise(text: str) -> str:
@@ -441,17 +447,22 @@ def run_read_only(
             raise SqlFailedError(str(exc)) from exc
         try:
             limit.check()
-            cursor.execute(statement)
-            description = cursor.description or []
-            rows, truncated_by = _fetch(cursor, max_rows, max_bytes, limit)
+            if max_bytes is None:
+                cursor.execute(statement)
+                description = [(str(d[0]), str(d[1])) for d in cursor.description or []]
+                rows, truncated_by = _fetch(cursor, max_rows, None, limit)
+            else:
+                description, rows, truncated_by = _fetch_bounded(
+                    cursor, statement, max_rows, max_bytes, limit
+                )
         except duckdb.Error as exc:
             if limit.expired:
                 raise limit.error() from exc
-            raise SqlFailedError(str(exc)) from exc
+            raise SqlFailedError(_failure(exc)) from exc
         finally:
             _rollback(cursor)
     elapsed_ms = (time.perf_counter() - started) * 1000
-    columns = tuple(Column(str(d[0]), str(d[1])) for d in description)
+    columns = tuple(Column(name, kind) for name, kind in description)
     return QueryResult(
         statement=_preview(statement, 200),
         columns=columns,
@@ -460,6 +471,70 @@ def run_read_only(
         elapsed_ms=elapsed_ms,
         truncated_by=truncated_by,
     )
+
+
+def _failure(error: duckdb.Error) -> str:
+    """DuckDB's message; for a statement past the memory or temporary-disk limit, its first line
+    and which settings set those limits (DuckDB's own advice, SET memory_limit, is refused)."""
+    text = str(error)
+    if isinstance(error, duckdb.OutOfMemoryException) or "max_temp_directory_size" in text:
+        first = text.strip().splitlines()[0] if text.strip() else type(error).__name__
+        return (
+            f"{first} — the statement needs more than control's database may use "
+            "(SIGNAL_DB_MEMORY_LIMIT of memory, SIGNAL_DB_TEMP_LIMIT of temporary disk); "
+            "narrow it (a WHERE, fewer columns, a LIMIT)"
+        )
+    return text
+
+
+def _fetch_bounded(
+    cursor: duckdb.DuckDBPyConnection,
+    statement: str,
+    max_rows: int,
+    max_bytes: int,
+    limit: _TimeLimit,
+) -> tuple[list[tuple[str, str]], tuple[tuple[Any, ...], ...], str | None]:
+    """The answer's columns and rows within `max_rows` and `max_bytes`, read without ever
+    holding the GIL for long: DuckDB streams the result as Arrow batches (built without the
+    GIL, and interrupted by the time limit), and rows become Python values only a slice of
+    `_CONVERT_ROWS` at a time, each slice's Arrow size checked first. A value far too big for
+    the answer (one list of a million strings) is never turned into Python objects at all;
+    the time limit is checked between slices."""
+    relation = cursor.sql(statement)
+    if relation is None:
+        return [], (), None
+    description = [(str(n), str(t)) for n, t in zip(relation.columns, relation.types, strict=True)]
+    reader = relation.to_arrow_reader(_ARROW_BATCH_ROWS)
+    converter = cursor.cursor()
+    taken: list[tuple[Any, ...]] = []
+    size = 0
+    try:
+        while True:
+            limit.check()
+            try:
+                batch = reader.read_next_batch()
+            except StopIteration:
+                return description, tuple(taken), None
+            start = 0
+            while start < batch.num_rows:
+                limit.check()
+                if len(taken) == max_rows:
+                    return description, tuple(taken), "rows"
+                piece = batch.slice(start, min(_CONVERT_ROWS, max_rows - len(taken)))
+                while piece.num_rows > 1 and piece.nbytes > _ARROW_PER_JSON * (max_bytes - size):
+                    piece = piece.slice(0, piece.num_rows // 2)
+                if piece.nbytes > _ARROW_PER_JSON * (max_bytes - size):
+                    return description, tuple(taken), "bytes"
+                start += piece.num_rows
+                for row in converter.from_arrow(pa.Table.from_batches([piece])).fetchall():
+                    size += _json_size(tuple(row))
+                    if size > max_bytes:
+                        return description, tuple(taken), "bytes"
+                    taken.append(tuple(row))
+    finally:
+        with contextlib.suppress(duckdb.Error):
+            converter.close()
+        reader.close()
 
 
 def _fetch(

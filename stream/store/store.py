@@ -40,7 +40,7 @@ from stream.store.rows import (
 )
 from stream.store.schema import current_version, migrate
 from stream.store.secrets import ensure_no_secrets
-from stream.store.writer import Con, Database
+from stream.store.writer import DEFAULT_MEMORY_LIMIT, DEFAULT_TEMP_LIMIT, Con, Database
 
 T = TypeVar("T")
 
@@ -261,7 +261,8 @@ class Store:
         reader_threads: int = 4,
         operator_threads: int = 2,
         threads: int | None = None,
-        memory_limit: str | None = None,
+        memory_limit: str | None = DEFAULT_MEMORY_LIMIT,
+        temp_limit: str | None = DEFAULT_TEMP_LIMIT,
     ) -> Store:
         """Open or create the database file and bring its schema up to date.
 
@@ -275,6 +276,7 @@ class Store:
             operator_threads=operator_threads,
             threads=threads,
             memory_limit=memory_limit,
+            temp_limit=temp_limit,
         )
         return cls(db)
 

@@ -25,6 +25,13 @@ The database is opened with:
   external access.
 - extension auto-install/auto-load off (nothing is fetched or loaded behind the guard's back).
 - `TimeZone` pinned globally to UTC so every cursor reads TIMESTAMPTZ as UTC.
+- a fixed `memory_limit` (`DEFAULT_MEMORY_LIMIT`, 1 GB, instead of DuckDB's 80 % of RAM) and
+  `max_temp_directory_size` (`DEFAULT_TEMP_LIMIT`, 2 GB, instead of 90 % of the free disk): one
+  operator statement (a sort of 400 million random numbers) took 6.7 GB of RAM. DuckDB sets both
+  per database, so they bound the ledger's own work too, which needs a small part of them; a
+  statement past them fails with DuckDB's "Out of Memory" error.
+- `arrow_lossless_conversion`, so an operator's answer read through Arrow
+  (`stream.store.readonly_sql`) keeps HUGEINT, UUID, BIT and TIME WITH TIME ZONE as they are.
 - then `lock_configuration=true`, so no statement (SET, RESET, PRAGMA x=y) can change a setting
   for the rest of the process's life — including turning external access back on.
 A second `duckdb.connect()` to the same file in this process would have to repeat exactly this
@@ -67,16 +74,25 @@ log = logging.getLogger(__name__)
 _CONFLICT_RETRIES = 3
 
 
-def _connect(path: Path, threads: int | None, memory_limit: str | None) -> Con:
+DEFAULT_MEMORY_LIMIT = "1GB"
+DEFAULT_TEMP_LIMIT = "2GB"
+
+
+def _connect(
+    path: Path, threads: int | None, memory_limit: str | None, temp_limit: str | None
+) -> Con:
     config: dict[str, str | bool | int | float | list[str]] = {
         "enable_external_access": False,
         "autoinstall_known_extensions": False,
         "autoload_known_extensions": False,
+        "arrow_lossless_conversion": True,
     }
     if threads is not None:
         config["threads"] = threads
     if memory_limit is not None:
         config["memory_limit"] = memory_limit
+    if temp_limit is not None:
+        config["max_temp_directory_size"] = temp_limit
     try:
         con = duckdb.connect(str(path), config=config)
     except duckdb.IOException as exc:
@@ -134,7 +150,8 @@ class Database:
         reader_threads: int = 4,
         operator_threads: int = 2,
         threads: int | None = None,
-        memory_limit: str | None = None,
+        memory_limit: str | None = DEFAULT_MEMORY_LIMIT,
+        temp_limit: str | None = DEFAULT_TEMP_LIMIT,
     ) -> Database:
         """Open (creating) the file in the writer thread and run `setup` (migrations) there."""
         path = Path(path)
@@ -146,7 +163,7 @@ class Database:
         apart = ThreadPoolExecutor(max_workers=1, thread_name_prefix="duckdb-apart")
 
         def start() -> tuple[Con, Con]:
-            con = _connect(path, threads, memory_limit)
+            con = _connect(path, threads, memory_limit, temp_limit)
             try:
                 if setup is not None:
                     setup(con)
