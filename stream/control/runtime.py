@@ -28,6 +28,7 @@ from mode import Service
 from config.secret_refs import DEFAULT_ALLOWLIST, EnvAllowList
 from stream import topics
 from stream.api import ApiDeps, create_app
+from stream.api.app import BadRequestLog
 from stream.broker import bootstrap_servers
 from stream.control.config_service import ConfigService
 from stream.control.marks import DeliveryMarksAgent
@@ -217,7 +218,7 @@ class ControlRuntime(Service):
             runtime_status=self._runtime_status,
         )
         app = create_app(deps, self.operations)
-        runner = web.AppRunner(app, access_log=None)
+        runner = web.AppRunner(app, access_log=None, logger=BadRequestLog())
         await runner.setup()
         site = web.TCPSite(runner, s.api_host, s.api_port)
         await site.start()
