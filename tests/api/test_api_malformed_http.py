@@ -76,6 +76,7 @@ async def test_a_malformed_request_is_one_warning_line(control: ControlProcess, 
         return new if "malformed HTTP request refused" in new else None
 
     new = await until(logged, f"control logged the malformed request ({what})", within=30.0)
+    assert new is not None
     print(f"{what}: {new.strip()[:300]}")
     lines = [line for line in new.splitlines() if "malformed HTTP request" in line]
     assert len(lines) == 1, new
