@@ -8,6 +8,7 @@ consumer of `signal-config` reads no secret.
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
@@ -135,6 +136,10 @@ class OutcomeRecord(Message):
     """A delivered outcome of a pair an earlier attempt marked "sending" without recording its
     answer (a worker killed while Marketo had the call): Marketo may have run it twice. The
     ledger counts these as `repeat_after_crash`."""
+    siblings: list[str] = Field(default_factory=list)
+    """On a `queued` record: the other flows the same route queued for this change. Control
+    marks them queued too, so a crash that cuts the route's records after this one leaves
+    every delivery of the change in the ledger (recovery re-drives the overdue ones)."""
 
 
 class ApiCallRecord(Message):
@@ -179,3 +184,15 @@ class ConfigSnapshot(Message):
     """Connection id → its client secret sealed for the connection's identity URL and client id
     (`stream.sealing.SecretBox`); never a secret in clear."""
     catalog: dict[str, Any] = Field(default_factory=dict)
+    auth: str | None = None
+    """Control's tag over `authenticated_bytes()` (`stream.sealing.SecretBox.tag`): the broker
+    lets any local client produce to `signal-config`, so a worker applies only a snapshot whose
+    tag its key file verifies."""
+
+    def authenticated_bytes(self) -> bytes:
+        """What the tag covers: every field but the tag, as canonical JSON (sorted keys, ASCII),
+        so a worker computes the same bytes from the snapshot it parsed."""
+        data = self.model_dump(mode="json", exclude={"auth"})
+        return json.dumps(
+            ["signal-config-snapshot", data], sort_keys=True, separators=(",", ":")
+        ).encode()

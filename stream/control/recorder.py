@@ -31,7 +31,7 @@ import logging
 import os
 import random
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -251,7 +251,7 @@ class Recorder:
         for record in map(_raw, values):
             try:
                 outcome = OutcomeRecord.loads(record.value or b"")
-                rows.append(outcome_row(outcome))
+                rows.extend(outcome_rows(outcome))
             except (ValidationError, ValueError) as error:
                 self.counts["invalid_outcomes"] += 1
                 log.error("unreadable outcome record kept in rejected_records: %s", _brief(error))
@@ -396,6 +396,22 @@ def outcome_row(outcome: OutcomeRecord) -> OutcomeRow:
         replay_id=outcome.replay_id,
         possible_repeat=outcome.possible_repeat,
     )
+
+
+def outcome_rows(outcome: OutcomeRecord) -> list[OutcomeRow]:
+    """The ledger rows of one outcome record: its own, and for a `queued` record one `queued`
+    row per sibling flow the same route queued (named by flow id until its own record comes).
+    The store never lets `queued` replace a final state, so a sibling already recorded keeps
+    what it has."""
+    row = outcome_row(outcome)
+    if outcome.status.value != "queued":
+        return [row]
+    siblings = [
+        replace(row, flow_id=flow, flow_name=flow, action=None, connection_id=None, outcome_id="")
+        for flow in dict.fromkeys(outcome.siblings)
+        if flow and flow != outcome.flow_id
+    ]
+    return [row, *siblings]
 
 
 def api_call_row(call: ApiCallRecord) -> ApiCallRow:

@@ -699,11 +699,22 @@ def route_records(routed: Routed) -> list[tuple[str, str, Message | bytes | None
     Recovery re-drives a change only when it has no outcome at all, and a queued pair only once
     it is recorded: were the decided outcomes first (a `not_activated` of another flow), a
     prefix holding them without the queued record would leave the delivery unseen by both.
-    Queued records first, a prefix either holds the queued pair or nothing else of its change.
+    Queued records first, a prefix either holds the queued pair or nothing else of its change;
+    and each queued record names its `siblings` (the change's other deliveries of this route),
+    so a prefix holding one queued record lets the ledger mark them all in flight.
     """
+    flows: dict[tuple[str, str | None], list[str]] = defaultdict(list)
+    for request in routed.deliveries:
+        flows[(request.change_id, request.replay_id)].append(request.flow_id)
     records: list[tuple[str, str, Message | bytes | None]] = []
     for request in routed.deliveries:
-        records.append((OUTCOMES.name, request.change_id, queued_outcome(request)))
+        queued = queued_outcome(request)
+        siblings = [
+            f for f in flows[(request.change_id, request.replay_id)] if f != request.flow_id
+        ]
+        if siblings:
+            queued = queued.model_copy(update={"siblings": siblings})
+        records.append((OUTCOMES.name, request.change_id, queued))
         records.append((DELIVERIES.name, request.connection_id, request))
     records.extend((OUTCOMES.name, o.change_id, o) for o in routed.outcomes)
     return records

@@ -19,7 +19,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from config.models import Account
 from stream.api.metrics_routes import add_metrics_routes
-from stream.control.recorder import outcome_row
+from stream.control.recorder import outcome_row, outcome_rows
 from stream.control.recovery import (
     PRUNE_EVERY,
     Decision,
@@ -416,6 +416,46 @@ async def test_a_route_batch_cut_short_by_a_crash_leaves_no_delivery_unseen(
     await recovery.scan()
     redriven = sorted((r.change["changeId"], r.redrive.flow_id) for r in wire.redrives())
     assert redriven == [(row.change_id, FLOW) for row in changes]
+
+
+async def test_a_crash_between_the_deliveries_of_one_change_loses_neither(
+    store: Store, wire: Broker, clock: FakeClock
+) -> None:
+    """Two flows act on each change. Whatever prefix of the route's records the ledger holds,
+    recovery re-drives both deliveries: a recorded queued record names its sibling, and control
+    marks that one queued too."""
+    account = example_account()
+    twin = next(f for f in account.flows if f.id == FLOW).model_copy(
+        update={"id": "nurture-twin", "name": "Registered to nurture, twin"}
+    )
+    account.flows.append(twin)
+    config = Config(account=account)
+    now = clock()
+    routed_at = now - timedelta(minutes=5)
+    changes = [archived(f"two-{n}", now - timedelta(minutes=6)) for n in range(4)]
+    await store.archive_changes(changes)
+    routed = Routed()
+    for row in changes:
+        change = registration_change(row.change_id, code=f"R-{row.change_id}")
+        routed.extend(route_change(change, account, config.catalog, now=routed_at))
+    published = [v for topic, _, v in route_records(routed) if topic == OUTCOMES.name]
+    rows = []
+    for cut, row in enumerate(changes):
+        mine = [o for o in published if isinstance(o, OutcomeRecord)]
+        mine = [o for o in mine if o.change_id == row.change_id]
+        assert [(o.flow_id, o.status.value, o.siblings) for o in mine[:2]] == [
+            (FLOW, "queued", ["nurture-twin"]),
+            ("nurture-twin", "queued", [FLOW]),
+        ]
+        rows.extend(r for o in mine[:cut] for r in outcome_rows(o))
+    await store.record_outcomes(rows)
+
+    recovery = make_recovery(store, wire, clock, config=config)
+    await recovery.scan()
+    redriven = sorted((r.change["changeId"], r.redrive.flow_id) for r in wire.redrives())
+    assert redriven == sorted(
+        (row.change_id, flow) for row in changes for flow in (FLOW, "nurture-twin")
+    )
 
 
 async def test_the_unrouted_count_leaves_out_young_changes_and_changes_expecting_nothing(
