@@ -12,9 +12,9 @@ worse than holding a change until the event is known.
 
 from __future__ import annotations
 
-import importlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
+from config.completeness import is_complete
 from config.models import CAMPAIGN_ACTIONS, Account, Action, Flow, Source
 from stream.certain.events import ChangeEvent
 from stream.core import matching
@@ -68,38 +68,9 @@ def evaluate_all(
 
 
 def default_runnable(account: Account) -> Runnable:
-    """A flow runs when `config.completeness` finds nothing missing."""
-    try:
-        module = importlib.import_module("config.completeness")
-        completeness: Callable[[Flow, Account], Sequence[str]] = module.completeness
-    except (ImportError, AttributeError):
-        return lambda flow: not basic_incompleteness(flow)
-    return lambda flow: not completeness(flow, account)
-
-
-def basic_incompleteness(flow: Flow) -> list[str]:
-    """What a flow lacks to run, judged from the flow alone (used when `config.completeness`
-    is not available)."""
-    missing = []
-    destination = flow.destination
-    if flow.source is None:
-        missing.append("source")
-    if flow.activate_for.is_empty():
-        missing.append("activate_for")
-    if destination.connection is None:
-        missing.append("destination.connection")
-    if destination.action is None:
-        missing.append("destination.action")
-    if destination.mapping is None:
-        missing.append("destination.mapping")
-    if destination.action in CAMPAIGN_ACTIONS and (
-        destination.campaign is None
-        or (destination.campaign.campaign_id is None and not destination.campaign.event_question)
-    ):
-        missing.append("destination.campaign")
-    if destination.action is Action.FORM_POST and destination.form is None:
-        missing.append("destination.form")
-    return missing
+    """A flow runs when `config.completeness` finds nothing missing (the rule the console and
+    the API show an incomplete flow's reasons by)."""
+    return lambda flow: is_complete(flow, account)
 
 
 def evaluate_in(ctx: ChangeContext, flow: Flow) -> Evaluation:

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from config.completeness import completeness
 from config.models import (
     Action,
     ActivateFor,
@@ -20,7 +21,7 @@ from config.models import (
 )
 from stream.certain.events import ChangeEvent
 from stream.core.catalog import EventCatalog
-from stream.core.evaluate import basic_incompleteness, evaluate, evaluate_all
+from stream.core.evaluate import default_runnable, evaluate, evaluate_all
 from stream.core.results import (
     DataFailure,
     FilteredOut,
@@ -375,15 +376,17 @@ def test_evaluate_all_skips_incomplete_flows_by_default() -> None:
     assert [flow.id for flow, _ in results] == ["registered-to-nurture", "vip-attended"]
 
 
-def test_basic_incompleteness_names_what_is_missing() -> None:
-    assert basic_incompleteness(NURTURE) == []
-    assert basic_incompleteness(Flow(id="x", name="x")) == [
-        "source",
-        "activate_for",
-        "destination.connection",
-        "destination.action",
-        "destination.mapping",
-    ]
+def test_a_flow_runs_by_the_completeness_rule_the_console_shows() -> None:
+    """One rule for "can this flow run": config.completeness, which also sees the account (a
+    mapping that does not exist), not only the flow."""
+    runnable = default_runnable(ACCOUNT)
+    assert runnable(NURTURE)
+    assert not runnable(Flow(id="x", name="x"))
+    dangling = NURTURE.model_copy(
+        update={"destination": NURTURE.destination.model_copy(update={"mapping": "gone"})}
+    )
+    assert completeness(dangling, ACCOUNT) == ["mapping 'gone' does not exist"]
+    assert not runnable(dangling)
 
 
 # --- results serialise -------------------------------------------------------------------------
