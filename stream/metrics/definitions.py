@@ -132,10 +132,6 @@ def call_error_code_sql() -> str:
     return "coalesce(marketo_error, 'http_' || http_status::VARCHAR, error_class, 'no_response')"
 
 
-def call_is_error(http_status: int | None, marketo_error: str | None) -> bool:
-    return http_status is None or http_status >= 400 or marketo_error is not None
-
-
 def call_error_code(
     http_status: int | None, marketo_error: str | None, error_class: str | None
 ) -> str:

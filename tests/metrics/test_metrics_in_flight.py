@@ -12,6 +12,7 @@ import duckdb
 import pytest
 
 from stream.metrics import parse_window, prometheus, queries, views
+from stream.metrics.definitions import SUMMARY_METRICS, TROUBLESHOOTING_METRICS
 from stream.store import OutcomeRow, Store
 from stream.store.schema import MIGRATIONS, latest_version, migrate
 
@@ -161,3 +162,15 @@ async def test_migration_4_keeps_older_outcomes_as_no_repeat(tmp_path: Path) -> 
         assert await old.schema_version() == latest_version()
     finally:
         await old.close()
+
+
+async def test_the_metric_catalogue_names_what_the_endpoints_answer(store: Store) -> None:
+    """`definitions.SUMMARY_METRICS` and `TROUBLESHOOTING_METRICS` describe the figures for
+    readers of the code and the docs; each names a key of its endpoint's answer, so a renamed
+    or dropped figure fails here instead of leaving the catalogue wrong."""
+    await _record_mix(store)
+    window = parse_window("1h", now=NOW + S)
+    summary = await queries.summary(store, "live", window, active_flows=1)
+    trouble = await queries.troubleshooting(store, "live", window, rate_shares={})
+    assert {m.name for m in SUMMARY_METRICS} <= set(summary)
+    assert {m.name for m in TROUBLESHOOTING_METRICS} <= set(trouble)
