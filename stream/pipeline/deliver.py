@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from config.models import Action
 from stream.marketo.client import MarketoClient, UpsertAction
 from stream.marketo.errors import FailureClass, MarketoError, MarketoFailure, classify_http_status
 from stream.marketo.results import RecordResult
@@ -57,9 +58,6 @@ __all__ = [
     "unreachable_outcomes",
 ]
 
-CREATE_UPDATE_LEAD = "create_update_lead"
-TRIGGER_CAMPAIGN = "trigger_campaign"
-FORM_POST = "form_post"
 TRIGGERED = "campaign_triggered"
 """`lead_result` of a trigger on an existing lead that was not updated (Force Update off)."""
 
@@ -234,11 +232,11 @@ async def deliver_batch(
     calls = _Completing(requests, hooks or CallHooks(), results)
     jobs = []
     for action, indices in by_action.items():
-        if action == CREATE_UPDATE_LEAD:
+        if action == Action.CREATE_UPDATE_LEAD:
             jobs.append(_create_update(requests, indices, client, calls))
-        elif action == TRIGGER_CAMPAIGN:
+        elif action == Action.TRIGGER_CAMPAIGN:
             jobs.append(_trigger(requests, indices, client, calls, force_update))
-        elif action == FORM_POST:
+        elif action == Action.FORM_POST:
             jobs.append(_forms(requests, indices, client, calls))
         else:
             for index in indices:
