@@ -74,7 +74,8 @@ CHANGES = TopicSpec(
     "certain-changes",
     PARTITIONS,
     key="registration code (event code for event.create_update)",
-    purpose="change events from Certain, and retries/replays re-driven by control",
+    purpose="change events from Certain: produced by Certain-side producers, and by control for "
+    "changes accepted through POST /api/v1/changes (after they are in the ledger)",
     configs={"retention.ms": str(RETENTION_MS)},
 )
 OUTCOMES = TopicSpec(
@@ -95,9 +96,9 @@ DELIVERIES = TopicSpec(
 CONFIG = TopicSpec(
     "signal-config",
     1,
-    key="object identity (e.g. 'account', 'catalog:<event code>')",
-    purpose="configuration and event catalog published by control; every record is the full "
-    "latest state of its key, so the topic is compacted and one partition keeps them in order",
+    key="'snapshot': one record holds the whole account configuration and event catalog",
+    purpose="configuration snapshots published by control (secrets sealed); every record is the "
+    "full latest state, so the topic is compacted and one partition keeps them in order",
     configs={"cleanup.policy": "compact"},
 )
 API_CALLS = TopicSpec(
@@ -121,9 +122,11 @@ DELIVERED = TopicSpec(
     "signal-delivered",
     PARTITIONS,
     key="delivery key (change id, flow id [, replay id])",
-    purpose="(change, flow) pairs the pipeline delivered, read whole by every pipeline worker so "
-    "a redelivered or redriven pair is not sent to Marketo twice; compacted, and forgotten after "
-    "a week",
+    purpose="(change, flow) pairs the pipeline delivered, and 'sending' marks written just before "
+    "a completing Marketo call (a tombstone withdraws one Marketo did not run); read whole by "
+    "every pipeline worker so a redelivered or redriven pair is not sent to Marketo twice; kept "
+    "in the ledger by control (delivery_marks) and written back at its start, since the embedded "
+    "broker forgets; compacted, and forgotten after a week",
     configs={"cleanup.policy": "compact,delete", "retention.ms": str(7 * 24 * 3600 * 1000)},
 )
 
