@@ -181,6 +181,18 @@ def die_with_parent() -> Callable[[], None] | None:
     return hook
 
 
+def signal_group(pid: int, signum: int) -> None:
+    """Signal the process group `pid` leads (the process and what it started); the process
+    alone when the group cannot be signalled, and nothing when it is already gone."""
+    try:
+        os.killpg(pid, signum)
+    except ProcessLookupError:
+        pass
+    except PermissionError:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signum)
+
+
 class EmbeddedBroker:
     """One memory-only `tansu` broker on a free 127.0.0.1 port, owned by this process.
 
@@ -384,24 +396,14 @@ class EmbeddedBroker:
         process = self._process
         if process is not None:
             if process.poll() is None:
-                self._signal_group(process.pid, signal.SIGTERM)
+                signal_group(process.pid, signal.SIGTERM)
                 try:
                     process.wait(self.stop_timeout)
                 except subprocess.TimeoutExpired:
-                    self._signal_group(process.pid, signal.SIGKILL)
+                    signal_group(process.pid, signal.SIGKILL)
                     process.wait()
             self._process = None
         self._close_log()
-
-    @staticmethod
-    def _signal_group(pid: int, signum: int) -> None:
-        try:
-            os.killpg(pid, signum)
-        except ProcessLookupError:
-            pass
-        except PermissionError:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signum)
 
     def _close_log(self) -> None:
         if self._log is not None:

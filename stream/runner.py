@@ -61,7 +61,13 @@ from typing import IO, Any, TextIO
 from config.settings import Settings
 from console import session
 from stream.apiclient import ApiClient, ApiError, RequestRefused
-from stream.broker import BrokerStartError, EmbeddedBroker, die_with_parent, normalize_broker_url
+from stream.broker import (
+    BrokerStartError,
+    EmbeddedBroker,
+    die_with_parent,
+    normalize_broker_url,
+    signal_group,
+)
 from stream.private_files import secure_data_dir
 from stream.topics import TopicMismatch, declare_topics
 
@@ -157,11 +163,11 @@ class Child:
         self.stopping = True
         process = self.process
         if process is not None and process.returncode is None:
-            _signal_group(process.pid, signal.SIGTERM)
+            signal_group(process.pid, signal.SIGTERM)
             try:
                 await asyncio.wait_for(process.wait(), grace)
             except TimeoutError:
-                _signal_group(process.pid, signal.SIGKILL)
+                signal_group(process.pid, signal.SIGKILL)
                 await process.wait()
         if self._log is not None:
             with contextlib.suppress(OSError):
@@ -170,17 +176,7 @@ class Child:
 
     def kill_now(self) -> None:
         if self.process is not None and self.process.returncode is None:
-            _signal_group(self.process.pid, signal.SIGKILL)
-
-
-def _signal_group(pid: int, signum: int) -> None:
-    try:
-        os.killpg(pid, signum)
-    except ProcessLookupError:
-        pass
-    except PermissionError:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signum)
+            signal_group(self.process.pid, signal.SIGKILL)
 
 
 # --- the run --------------------------------------------------------------------------------
