@@ -43,7 +43,7 @@ from config.secret_refs import secret_binding
 from stream.broker import EmbeddedBroker, die_with_parent
 from stream.marketo.sandbox import Sandbox, SandboxConfig
 from stream.messages import ConfigSnapshot
-from stream.sealing import KEY_FILE_NAME, SecretBox
+from stream.sealing import KEY_FILE_NAME, SecretBox, authenticate
 from stream.topics import ALL_TOPICS, TopicSpec, declare_topics
 
 REPO = Path(__file__).resolve().parents[1]
@@ -187,7 +187,9 @@ async def run(route_changes: int, deliver_changes: int) -> None:
             data = account(sandbox.url)
             [connection] = Account.model_validate(data).connections
             sealed = box.seal("sandbox-secret", "mkto-prod", secret_binding(connection))
-            snapshot = ConfigSnapshot(version=1, account=data, secrets={"mkto-prod": sealed})
+            snapshot = authenticate(
+                ConfigSnapshot(version=1, account=data, secrets={"mkto-prod": sealed}), box
+            )
             await producer.send_and_wait("signal-config", snapshot.dumps(), key=b"snapshot")
             log_path = Path(data_dir) / "worker.log"
             env = {k: v for k, v in os.environ.items() if not k.startswith("SIGNAL_")}

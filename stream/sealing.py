@@ -14,6 +14,15 @@ another host, even by a snapshot that paired it with a changed URL.
 
 Text form: `sealed:v1:<key id>:<base64url(nonce ‖ ciphertext ‖ tag)>`; the key id (the first 8 hex
 digits of the key's SHA-256) tells a worker holding another key why it cannot open a secret.
+
+The same key authenticates whole snapshots. The embedded broker has no authentication: any local
+user can produce to `signal-config`, and a forged snapshot (flows switched, filters emptied) would
+be applied until control published again. So control tags every snapshot with HMAC-SHA256 over
+its canonical bytes (`ConfigSnapshot.authenticated_bytes`), under a key derived from the sealing
+key with HKDF-SHA256 and its own label (never the AES key itself), and a worker refuses a
+snapshot whose tag is missing or does not verify. Text form: `hmac-sha256:v1:<key id>:<base64url
+(tag)>`. An authentic older snapshot can still be produced again by a local user; control's next
+publication (at every change, and at its start) replaces it.
 """
 
 from __future__ import annotations
@@ -21,30 +30,56 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import hmac
 import json
 import logging
 import os
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from config.secret_refs import SecretBinding
 
+if TYPE_CHECKING:
+    from stream.messages import ConfigSnapshot
+
 log = logging.getLogger("signal.sealing")
 
-__all__ = ["KEY_FILE_NAME", "KeyFile", "SealError", "SecretBox", "is_sealed"]
+__all__ = [
+    "KEY_FILE_NAME",
+    "AuthError",
+    "KeyFile",
+    "SealError",
+    "SecretBox",
+    "authenticate",
+    "is_sealed",
+]
 
 KEY_FILE_NAME = "config-key"
 KEY_BYTES = 32
 NONCE_BYTES = 12
 FILE_MODE = 0o600
 PREFIX = "sealed:v1:"
+AUTH_PREFIX = "hmac-sha256:v1:"
+AUTH_LABEL = b"signal-config snapshot authentication v1"
+"""HKDF `info` of the snapshot tag key: a key of its own, derived apart from the AES key."""
 
 
 class SealError(ValueError):
     """A sealed secret that cannot be opened (another key, another destination, damaged)."""
+
+
+class AuthError(ValueError):
+    """A snapshot whose tag is missing, damaged, made with another key, or wrong."""
+
+
+def _tag_key(key: bytes) -> bytes:
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=AUTH_LABEL).derive(key)
 
 
 def is_sealed(text: str) -> bool:
@@ -72,6 +107,7 @@ class SecretBox:
             raise ValueError(f"a sealing key has {KEY_BYTES} bytes, not {len(key)}")
         self._aead = AESGCM(key)
         self._key = key
+        self._tag_key = _tag_key(key)
         self.key_id = hashlib.sha256(key).hexdigest()[:8]
 
     def __repr__(self) -> str:
@@ -146,6 +182,42 @@ class SecretBox:
         except (InvalidTag, ValueError):
             raise SealError("not sealed for this connection's identity URL and client id") from None
 
+    # --- authenticating snapshots -------------------------------------------------------------
+
+    def tag(self, data: bytes) -> str:
+        """The tag of `data` (a snapshot's `authenticated_bytes`)."""
+        mac = hmac.new(self._tag_key, data, hashlib.sha256).digest()
+        return f"{AUTH_PREFIX}{self.key_id}:{base64.urlsafe_b64encode(mac).decode()}"
+
+    def verify(self, data: bytes, tag: str | None) -> None:
+        """Return when `tag` is this key's tag of `data`; `AuthError` saying why otherwise."""
+        key_id, body = _split_tag(tag)
+        if key_id != self.key_id:
+            raise AuthError(f"tagged with another key ({key_id}; this process holds {self.key_id})")
+        try:
+            given = base64.urlsafe_b64decode(body.encode())
+        except (binascii.Error, ValueError):
+            raise AuthError("its tag is damaged (not base64)") from None
+        expected = hmac.new(self._tag_key, data, hashlib.sha256).digest()
+        if not hmac.compare_digest(given, expected):
+            raise AuthError("its tag does not match its content (forged or altered)")
+
+
+def authenticate(snapshot: ConfigSnapshot, box: SecretBox) -> ConfigSnapshot:
+    """`snapshot` with `box`'s tag over its content, as control publishes it."""
+    return snapshot.model_copy(update={"auth": box.tag(snapshot.authenticated_bytes())})
+
+
+def _split_tag(tag: str | None) -> tuple[str, str]:
+    if not tag:
+        raise AuthError("it carries no tag (not published by control)")
+    if not tag.startswith(AUTH_PREFIX):
+        raise AuthError("its tag is not an hmac-sha256:v1 tag")
+    key_id, sep, body = tag[len(AUTH_PREFIX) :].partition(":")
+    if not sep or not key_id or not body:
+        raise AuthError("its tag is damaged (no key id)")
+    return key_id, body
+
 
 def _split(sealed: str) -> tuple[str, str]:
     if not is_sealed(sealed):
@@ -180,6 +252,17 @@ class KeyFile:
         if box is None or (box.key_id != key_id and self.problem):
             raise SealError(f"no key {key_id} to open it: {self.problem}")
         return box.open(sealed, connection_id, binding)
+
+    def verify(self, data: bytes, tag: str | None) -> None:
+        """`SecretBox.verify` with this file's key, read again when the tag names another key
+        (control's data dir was set up anew); `AuthError` saying why a snapshot is refused."""
+        key_id, _ = _split_tag(tag)
+        box = self._box
+        if box is None or box.key_id != key_id:
+            box = self._reload() or box
+        if box is None:
+            raise AuthError(f"no key to verify it: {self.problem}")
+        box.verify(data, tag)
 
     def _reload(self) -> SecretBox | None:
         try:

@@ -52,7 +52,7 @@ from stream.certain.parsing import parse_change
 from stream.core.catalog import EMPTY_CATALOG, EventCatalog
 from stream.marketo.settings import MarketoSettings
 from stream.messages import ConfigSnapshot
-from stream.sealing import SealError, SecretBox
+from stream.sealing import SealError, SecretBox, authenticate
 from stream.store import ConfigObject, Store
 from stream.store.errors import StoreError
 
@@ -278,19 +278,21 @@ class ConfigService:
 
     def snapshot(self) -> ConfigSnapshot:
         """The whole configuration and catalog as workers need them, secrets sealed, each for
-        its connection's identity URL and client id."""
+        its connection's identity URL and client id, the whole tagged (`stream.sealing`)."""
         self._snapshot_version = max(self._snapshot_version + 1, time.time_ns() // 1_000_000)
         secrets = {
             c.id: self.box.seal(c.client_secret.get_secret_value(), c.id, secret_binding(c))
             for c in self._account.connections
             if c.client_secret is not None
         }
-        return ConfigSnapshot(
+        snapshot = ConfigSnapshot(
             version=self._snapshot_version,
             account=self._account.model_dump(mode="json"),
             secrets=secrets,
             catalog=self._catalog.to_dict(),
         )
+        # Tagged with the same key file: workers apply no snapshot another producer made.
+        return authenticate(snapshot, self.box)
 
     # --- flows -----------------------------------------------------------------------------
 

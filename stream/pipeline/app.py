@@ -212,7 +212,11 @@ class Pipeline:
 
         @app.timer(30.0)  # type: ignore[untyped-decorator]
         async def report() -> None:
-            log.info("pipeline counters: %s", self.counters.line())
+            log.info(
+                "pipeline counters: %s snapshots_refused=%d",
+                self.counters.line(),
+                self.view.snapshots_refused,
+            )
 
         @app.on_before_shutdown.connect  # type: ignore[arg-type]
         async def close_clients(sender: Any, *_: Any, **__: Any) -> None:

@@ -17,6 +17,12 @@ dict carries no secret (exports omit them), so the opened secrets are put back i
 `Account`'s connections, which is also what `config.completeness` checks for. A secret that does
 not open is left out (the connection then has none, and its deliveries fail saying so) and the
 reason is logged, never the secret.
+
+The snapshot as a whole is authenticated: control tags it with a key derived from the same key
+file (`stream.sealing`), and the reader applies only a snapshot whose tag verifies. A record
+without a tag or with a wrong one (anyone on the machine can produce to the embedded broker) is
+refused with an error in the log and counted (`ConfigView.snapshots_refused`); the worker keeps
+the configuration it has.
 """
 
 from __future__ import annotations
@@ -37,7 +43,7 @@ from stream.broker import bootstrap_servers
 from stream.certain.events import ChangeEvent
 from stream.core.catalog import EventCatalog
 from stream.messages import ConfigSnapshot
-from stream.sealing import KeyFile, SealError, SecretBox
+from stream.sealing import AuthError, KeyFile, SealError, SecretBox
 from stream.topics import CONFIG
 
 log = logging.getLogger("signal.pipeline.snapshot")
@@ -107,6 +113,8 @@ class ConfigView:
         self._changed = asyncio.Event()
         self._ready = asyncio.Event()
         self.snapshots_applied = 0
+        self.snapshots_refused = 0
+        """Records on `signal-config` refused as not authentic (no tag, a wrong one)."""
         self.applied_at = 0.0
 
     @property
@@ -228,8 +236,10 @@ class SnapshotReader:
             for records in batches.values():
                 for record in records:
                     self._next = record.offset + 1
-                    parsed = _parse(record.value, self._keys)
-                    if parsed is not None:
+                    parsed = _parse(record.value, self._keys, self._view.version)
+                    if parsed is REFUSED:
+                        self._view.snapshots_refused += 1
+                    elif isinstance(parsed, Snapshot):
                         newest = parsed
             if newest is not None:
                 self._view.take(newest)
@@ -241,11 +251,35 @@ class SnapshotReader:
                 )
 
 
-def _parse(value: bytes | None, keys: KeyFile) -> Snapshot | None:
+REFUSED = "refused"
+"""`_parse`'s answer for a record that is not an authentic snapshot."""
+
+
+def _parse(value: bytes | None, keys: KeyFile, applied: int | None = None) -> Snapshot | str | None:
+    """The snapshot in a record; REFUSED when it is not authentic, None when unusable.
+    `applied`: the version the worker holds, named in the refusal (it is kept)."""
     if value is None:
         return None
     try:
-        return build_snapshot(ConfigSnapshot.loads(value), keys)
+        message = ConfigSnapshot.loads(value)
     except (ValidationError, ValueError) as error:
+        log.error("ignoring an unusable record on %s: %s", CONFIG.name, str(error)[:500])
+        return None
+    try:
+        keys.verify(message.authenticated_bytes(), message.auth)
+    except AuthError as error:
+        kept = f"version {applied}" if applied is not None else "none yet"
+        log.error(
+            "refusing configuration snapshot %s on %s: %s; the configuration applied before is "
+            "kept (%s). Only control, holding the config-key, publishes snapshots",
+            message.version,
+            CONFIG.name,
+            error,
+            kept,
+        )
+        return REFUSED
+    try:
+        return build_snapshot(message, keys)
+    except ValueError as error:
         log.error("ignoring an unusable record on %s: %s", CONFIG.name, str(error)[:500])
         return None

@@ -22,7 +22,7 @@ from config.secret_refs import secret_binding
 from stream.certain.events import ChangeEvent
 from stream.core.catalog import EventCatalog
 from stream.messages import ConfigSnapshot, DeliveryRequest
-from stream.sealing import SecretBox
+from stream.sealing import SecretBox, authenticate
 from tests.support import changes
 from tests.support.accounts import example_account_data
 from tests.support.clock import now
@@ -83,9 +83,10 @@ def snapshot(
     data = account_data(service_url, **options)
     [connection] = Account.model_validate(data).connections
     sealed = BOX.seal(SECRET, CONNECTION, secret_binding(connection))
-    return ConfigSnapshot(
+    made = ConfigSnapshot(
         version=version, account=data, secrets={CONNECTION: sealed}, catalog=catalog or {}
     )
+    return authenticate(made, BOX)  # as control tags it: workers refuse an untagged one
 
 
 def event_json(

@@ -24,8 +24,10 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from stream.broker import EmbeddedBroker
 from stream.marketo.sandbox import Sandbox
 from stream.messages import Redrive, RedriveRequest
+from stream.sealing import authenticate
 from stream.topics import ALL_TOPICS, DELIVERIES, OUTCOMES, declare_topics
 from tests.pipeline.pipeline_support import (
+    BOX,
     SESSION_NAME,
     catalog_with,
     event_json,
@@ -327,6 +329,8 @@ async def test_worker_routes_delivers_dedupes_follows_config_and_survives_sigkil
             (flow,) = [f for f in inactive.account["flows"] if f["id"] == NURTURE]
             flow["active"] = False
             switched_wall = datetime.now(UTC)
+            # Tagged again after the edit, as control tags what it publishes.
+            inactive = authenticate(inactive, BOX)
             await send(producer, "signal-config", "snapshot", inactive.dumps())
 
             def ignored() -> list[dict[str, Any]]:
