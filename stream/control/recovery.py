@@ -45,7 +45,6 @@ escapes the loop, so the worker keeps running.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -57,6 +56,7 @@ from aiokafka import AIOKafkaProducer
 
 from config.models import Account
 from stream.certain.events import ChangeEvent
+from stream.control.periodic import Periodic
 from stream.control.redrive import (
     Clock,
     ConfigSource,
@@ -263,9 +263,11 @@ class _Counters:
     figures: RecoveryStatus | None = field(default=None)
 
 
-class Recovery:
+class Recovery(Periodic):
     """Re-seeds delivered keys, publishes the outbox and re-drives what has no final outcome;
     see the module docstring."""
+
+    task_name = "recovery"
 
     def __init__(
         self,
@@ -289,8 +291,7 @@ class Recovery:
         self._clock = clock
         self.started_at = started_at if started_at is not None else clock()
         self._counters = _Counters()
-        self._task: asyncio.Task[None] | None = None
-        self._wake = asyncio.Event()
+        super().__init__()
         self._pruned_at: datetime | None = None
 
     @property
@@ -572,10 +573,6 @@ class Recovery:
 
     # -- the loop --------------------------------------------------------------------------------
 
-    def wake(self) -> None:
-        """Scan now instead of waiting for the period."""
-        self._wake.set()
-
     async def run(self) -> None:
         """Scan on start and every period until cancelled; a failed scan is logged and the next
         period tries again."""
@@ -594,19 +591,4 @@ class Recovery:
                 )
             if again:
                 continue
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.policy.every_s)
-            self._wake.clear()
-
-    def start(self) -> asyncio.Task[None]:
-        if self._task is None or self._task.done():
-            self._task = asyncio.create_task(self.run(), name="recovery")
-        return self._task
-
-    async def stop(self) -> None:
-        task, self._task = self._task, None
-        if task is None:
-            return
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+            await self.pause(self.policy.every_s)

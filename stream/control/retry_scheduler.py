@@ -28,7 +28,6 @@ scheduled like any other failure, so a vanished attempt can neither strand an it
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import random
 import socket
@@ -37,6 +36,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
+from stream.control.periodic import Periodic
 from stream.control.redrive import Clock, Publish, redrive_record, utc_now
 from stream.messages import FailureCategory, OutcomeRecord, OutcomeStatus, Redrive
 from stream.store import RetryItem, Store
@@ -281,8 +281,10 @@ class SchedulerStats:
     store_failures: int = 0
 
 
-class RetryScheduler:
+class RetryScheduler(Periodic):
     """Re-drives due retry items; see the module docstring."""
+
+    task_name = "retry-scheduler"
 
     def __init__(
         self,
@@ -301,8 +303,7 @@ class RetryScheduler:
         self.owner = owner or f"scheduler:{socket.gethostname()}:{uuid.uuid4().hex[:8]}"
         self._jitter = jitter
         self.stats = SchedulerStats()
-        self._task: asyncio.Task[None] | None = None
-        self._wake = asyncio.Event()
+        super().__init__()
 
     async def run_once(self, now: datetime | None = None) -> int:
         """Claim what is due at `now`, re-drive it; returns the number of redrives published."""
@@ -385,10 +386,6 @@ class RetryScheduler:
 
     # --- the loop ----------------------------------------------------------------------------
 
-    def wake(self) -> None:
-        """Run again now instead of waiting for the poll interval."""
-        self._wake.set()
-
     async def run(self) -> None:
         """Run until cancelled; a store or broker failure is logged and retried next round."""
         while True:
@@ -404,19 +401,4 @@ class RetryScheduler:
             except Exception:
                 self.stats.store_failures += 1
                 log.exception("retry scheduler round failed")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.schedule.poll_interval_s)
-            self._wake.clear()
-
-    def start(self) -> asyncio.Task[None]:
-        if self._task is None or self._task.done():
-            self._task = asyncio.create_task(self.run(), name="retry-scheduler")
-        return self._task
-
-    async def stop(self) -> None:
-        task, self._task = self._task, None
-        if task is None:
-            return
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+            await self.pause(self.schedule.poll_interval_s)
