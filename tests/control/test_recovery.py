@@ -439,7 +439,7 @@ async def test_a_crash_between_the_deliveries_of_one_change_loses_neither(
         change = registration_change(row.change_id, code=f"R-{row.change_id}")
         routed.extend(route_change(change, account, config.catalog, now=routed_at))
     published = [v for topic, _, v in route_records(routed) if topic == OUTCOMES.name]
-    rows = []
+    rows: list[OutcomeRow] = []
     for cut, row in enumerate(changes):
         mine = [o for o in published if isinstance(o, OutcomeRecord)]
         mine = [o for o in mine if o.change_id == row.change_id]
