@@ -33,8 +33,9 @@ from textual.notifications import SeverityLevel
 from textual.screen import Screen
 from textual.worker import Worker, WorkerState
 
+from apiclient.access import token_file
+from apiclient.client import ApiClient
 from console import actions, fmt, session
-from console.client import ConsoleClient, api_base_url, read_token, token_file
 from console.keymap import load_keymap
 from console.screens.base import BaseScreen
 from console.screens.catalog import CatalogScreen
@@ -126,7 +127,7 @@ class SignalConsole(App[int]):
 
     def __init__(
         self,
-        client: ConsoleClient,
+        client: ApiClient,
         *,
         read_only: bool = False,
         clock: Clock = _now,
@@ -390,12 +391,10 @@ def make_app(
     under_run: bool = False,
     crash_log: Path | None = None,
 ) -> SignalConsole:
-    if token is None:
-        token = read_token(read_only=read_only)
-        hint = str(token_file(read_only=read_only))
-    else:
-        hint = "the token given"
-    client = ConsoleClient(api_base_url(api_url), token, token_hint=hint)
+    # Without a token given, the client reads it at its first call: a missing or unreadable
+    # token file is then an error the console shows, naming the file.
+    hint = "the token given" if token is not None else str(token_file(read_only=read_only))
+    client = ApiClient.for_console(api_url, token, read_only=read_only, token_hint=hint)
     keymap, problems = load_keymap(keymap_file)
     return SignalConsole(
         client,

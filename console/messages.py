@@ -11,7 +11,7 @@ from typing import Any
 
 from textual.message import Message
 
-from console.client import (
+from apiclient.rows import (
     ConnectionRow,
     FlowRow,
     FlowStats,

@@ -450,10 +450,7 @@ class Runner:
         try:
             result = await client.put_config(text)
         except RequestRefused as error:
-            listed = "".join(
-                f"\n  {path}: {message}" if path else f"\n  {message}"
-                for path, message in error.problems
-            )
+            listed = "".join(f"\n  {problem}" for problem in error.problems)
             raise RunError(f"{what} was not imported:{listed or ' ' + error.detail}") from None
         except ApiError as error:
             raise RunError(f"importing {what} failed: {error}") from None

@@ -8,7 +8,8 @@ import sys
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol, TextIO, TypeVar
 
-from stream.apiclient import ApiClient, ApiError
+from apiclient.client import ApiClient
+from apiclient.errors import ApiError
 
 T = TypeVar("T")
 

@@ -22,12 +22,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
+from apiclient.client import ApiClient
+from apiclient.errors import ApiError, ControlUnreachable, RequestRefused
 from config.completeness import completeness
 from config.models import Account
 from config.schema import account_json_schema
 from config.settings import Settings
 from config.yamlio import Loaded, YamlSyntaxError, dump_account, load_text, write_account
-from stream.apiclient import ApiClient, ApiError, ControlUnreachable, RequestRefused
 
 OK = 0
 INVALID = 1
@@ -230,8 +231,8 @@ def _with_control(work: Callable[[ApiClient], Awaitable[int]]) -> int | None:
     try:
         return asyncio.run(main())
     except RequestRefused as error:
-        for path, message in error.problems:
-            print(f"{path}: {message}" if path else message, file=sys.stderr)
+        for problem in error.problems:
+            print(problem, file=sys.stderr)
         if not error.problems:
             print(error.detail, file=sys.stderr)
         return INVALID

@@ -73,10 +73,16 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if os.environ.get("SSH_CONNECTION") and "TEXTUAL_FPS" not in os.environ:
         os.environ["TEXTUAL_FPS"] = SSH_FPS
+    from apiclient.access import read_token, token_file
+    from apiclient.errors import ApiError
     from console.app import make_app
-    from console.client import read_token, token_file
 
-    if args.read_only and read_token(read_only=True) is None:
+    try:
+        missing = args.read_only and read_token(read_only=True) is None
+    except ApiError as error:  # a token file that cannot be read: say which, do not start
+        print(f"csignal console: {error}", file=sys.stderr)
+        return 2
+    if missing:
         print(
             f"csignal console: no read-only API token: {token_file(read_only=True)} does not "
             "exist and SIGNAL_API_READ_ONLY_TOKEN is not set — start control once (it writes "

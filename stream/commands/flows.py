@@ -19,8 +19,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from apiclient.client import ApiClient
+from apiclient.rows import FlowRow
 from config.flow_confirm import confirms_flow, expected_text, refusal
-from stream.apiclient import ApiClient, FlowInfo
 from stream.commands._api import add_api_option, run_with_client, table
 from stream.commands.base import add_format_option, write_csv_rows
 
@@ -93,12 +94,12 @@ def run(args: argparse.Namespace) -> int:
         if going_live and not await _confirm_live(client, args.flow, _ask):
             return USAGE
         if args.action == "active":
-            reply = await client.set_flow_active(args.flow, args.value == "on")
+            flow = await client.set_active(args.flow, args.value == "on")
         else:
-            reply = await client.set_flow_mode(args.flow, args.value)
-        state = "active" if reply.get("active") else "inactive"
-        complete = "" if reply.get("complete", True) else " (incomplete: it will not run)"
-        print(f"{args.flow}: {state}, {reply.get('mode')}{complete}")
+            flow = await client.set_mode(args.flow, args.value)
+        state = "active" if flow.active else "inactive"
+        complete = "" if flow.complete else " (incomplete: it will not run)"
+        print(f"{args.flow}: {state}, {flow.mode}{complete}")
         return 0
 
     return run_with_client("flows", args, change)
@@ -133,12 +134,10 @@ async def _confirm_live(client: ApiClient, flow_id: str, ask: Callable[[str], st
 
 async def _figures(client: ApiClient, period: str) -> dict[str, dict[str, int]]:
     """Per-flow counts over `period` from control; a bad period is the caller's error."""
-    reply = await client.call("GET", "/flows/figures", query={"period": period})
-    flows = reply.get("flows") if isinstance(reply, dict) else None
+    flows = await client.flow_figures(period)
     return {
-        str(flow_id): {k: int(v.get(k) or 0) for k in ("delivered", "failed", "not_activated")}
-        for flow_id, v in (flows or {}).items()
-        if isinstance(v, dict)
+        flow_id: {k: int(v.get(k) or 0) for k in ("delivered", "failed", "not_activated")}
+        for flow_id, v in flows.items()
     }
 
 
@@ -176,7 +175,7 @@ async def _list(client: ApiClient, fmt: str, period: str = DEFAULT_PERIOD) -> in
     return 0
 
 
-def _counts(flow: FlowInfo, figures: dict[str, dict[str, int]]) -> dict[str, int]:
+def _counts(flow: FlowRow, figures: dict[str, dict[str, int]]) -> dict[str, int]:
     return figures.get(flow.id) or {"delivered": 0, "failed": 0, "not_activated": 0}
 
 

@@ -15,7 +15,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
-from stream.apiclient import DEFAULT_CHUNK_LINES, ApiClient, ApiError, IngestResult
+from apiclient.client import ApiClient
+from apiclient.errors import ApiError
+from apiclient.ingest import DEFAULT_CHUNK_LINES
+from apiclient.rows import IngestResult
 from stream.commands._api import add_api_option, run_with_client
 
 MAX_LISTED = 200

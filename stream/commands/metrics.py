@@ -16,7 +16,7 @@ import sys
 from dataclasses import dataclass
 from typing import Any, TextIO
 
-from stream.apiclient import ApiClient
+from apiclient.client import ApiClient
 from stream.commands._api import add_api_option, run_with_client, table
 from stream.commands.base import add_format_option, write_csv_record, write_json
 

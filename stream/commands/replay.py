@@ -22,7 +22,7 @@ import sys
 from dataclasses import dataclass
 from typing import Any
 
-from stream.apiclient import ApiClient
+from apiclient.client import ApiClient
 from stream.commands._api import add_api_option, run_with_client
 from stream.commands.base import add_format_option, write_csv_record, write_json
 
@@ -94,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
                 reply = await client.replay_cancel(replay_id)
                 print(f"replay {replay_id} cancelled", file=sys.stderr)
             else:
-                reply = await client.replay_get(replay_id)
+                reply = await client.replay(replay_id)
             _print_progress(reply, args.format, final=True)
             return 0
 
@@ -120,9 +120,9 @@ async def _replay(client: ApiClient, args: argparse.Namespace, body: dict[str, A
         while not reply.get("finished"):
             _print_progress(reply, "text", final=False)
             await asyncio.sleep(POLL_S)
-            reply = await client.replay_get(replay_id)
+            reply = await client.replay(replay_id)
     except (KeyboardInterrupt, asyncio.CancelledError):
-        reply = await client.replay_get(replay_id)
+        reply = await client.replay(replay_id)
         if reply.get("state") != "publishing":
             print(
                 f"stopped following replay {replay_id}; it goes on "

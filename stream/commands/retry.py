@@ -16,7 +16,7 @@ import sys
 from dataclasses import dataclass
 from typing import Any
 
-from stream.apiclient import ApiClient
+from apiclient.client import ApiClient
 from stream.commands._api import add_api_option, run_with_client, table
 from stream.commands.base import add_format_option, write_csv_record, write_csv_rows, write_json
 
@@ -133,7 +133,7 @@ def _submit(args: argparse.Namespace) -> int:
         body = {"items": keys}
 
     async def work(client: ApiClient) -> int:
-        reply = await client.retry_submit(body)
+        reply = await client.retry_submit_body(body)
         if args.format == "json":
             write_json(reply, sys.stdout)
         elif args.format == "csv":

@@ -22,8 +22,9 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, TextIO
 
+from apiclient.client import ApiClient
+from apiclient.rows import SqlResult
 from config.terminal_text import escape_controls, escape_controls_json
-from stream.apiclient import ApiClient, SqlResult
 from stream.commands._api import add_api_option, run_with_client
 from stream.commands.base import add_format_option
 

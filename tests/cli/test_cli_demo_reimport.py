@@ -41,7 +41,7 @@ async def test_a_second_demo_run_keeps_the_operators_account(tmp_path: Path) -> 
         await first.wait_for(r"Signal is running", within=120)
         assert "imported the demo account" in first.output
         async with client(first) as api:
-            await api.set_flow_active(EDITED, False)
+            await api.set_active(EDITED, False)
             assert (await flow(api, EDITED))["active"] is False
             audited = await api.scalar("SELECT count(*) FROM config_audit")
     except BaseException:

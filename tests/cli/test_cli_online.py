@@ -150,13 +150,13 @@ async def test_client_flows_and_config_round_trip(control: ControlProcess) -> No
         assert "${" + SECRET_ENV + "}" in exported and "cli-secret" not in exported
         flows = {f.id: f for f in await client.flows()}
         assert flows["complete-form"].active and flows["complete-form"].complete
-        await client.set_flow_active("complete-form", False)
-        await client.set_flow_mode("test-form", "live")
+        await client.set_active("complete-form", False)
+        await client.set_mode("test-form", "live")
         flows = {f.id: f for f in await client.flows()}
         assert flows["complete-form"].active is False
         assert flows["test-form"].mode == "live"
         with pytest.raises(RequestRefused) as refused:
-            await client.set_flow_mode("test-form", "sometimes")
+            await client.set_mode("test-form", "sometimes")
         assert refused.value.status == 422 and "mode" in str(refused.value)
         with pytest.raises(RequestRefused):
             await client.put_config("account: [unclosed")

@@ -143,5 +143,5 @@ async def test_control_going_away_marks_the_view_stale(
         await keys(pilot, "ctrl+r")
         text = screen_text(pilot)
         assert "stale" in text
-        assert app.errors and "cannot connect" in app.errors[-1][2]
+        assert app.errors and "is not reachable" in app.errors[-1][2]
         assert app.screen.query_one(DataTable).row_count == 8

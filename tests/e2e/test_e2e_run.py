@@ -290,7 +290,7 @@ async def _toggle_stops_deliveries(
 
     poster = asyncio.create_task(keep_posting())
     await asyncio.sleep(1.0)
-    await client.set_flow_active(flow_id, False)
+    await client.set_active(flow_id, False)
     replied = time.time()
     await asyncio.sleep(2.5)
     stop_posting.set()
