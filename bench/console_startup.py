@@ -40,9 +40,9 @@ from aiohttp import web
 from bench import sized, smoke
 from console.app import make_app
 from console.messages import QueuePageLoaded
+from simulators.certain.demo_account import demo_account
 from stream.api.app import create_app
 from stream.api.deps import ApiDeps
-from stream.certain.demo_account import demo_account
 from stream.control.config_service import ConfigService
 from stream.control.operations import Operations
 from stream.control.secret_store import SecretStore

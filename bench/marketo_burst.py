@@ -23,9 +23,9 @@ from collections import Counter
 from pydantic import SecretStr
 
 from bench import sized
+from simulators.marketo.sandbox import Sandbox, SandboxConfig
 from stream.marketo.client import MarketoClient
 from stream.marketo.results import CallRecord
-from stream.marketo.sandbox import Sandbox, SandboxConfig
 from stream.marketo.settings import (
     MARKETO_CALLS_PER_WINDOW,
     MARKETO_LEAD_BATCH,

@@ -40,8 +40,8 @@ from bench import sized
 from bench.broker_raw import consume, produce
 from config.models import Account
 from config.secret_refs import secret_binding
+from simulators.marketo.sandbox import Sandbox, SandboxConfig
 from stream.broker import EmbeddedBroker, die_with_parent
-from stream.marketo.sandbox import Sandbox, SandboxConfig
 from stream.messages import ConfigSnapshot
 from stream.sealing import KEY_FILE_NAME, SecretBox, authenticate
 from stream.topics import ALL_TOPICS, TopicSpec, declare_topics

@@ -265,8 +265,8 @@ class Runner:
         env["SIGNAL_BROKER"] = self.broker_url
 
         if self.options.demo:
-            from stream.certain.demo_account import SECRET_ENV
-            from stream.marketo.sandbox import Sandbox, SandboxConfig
+            from simulators.certain.demo_account import SECRET_ENV
+            from simulators.marketo.sandbox import Sandbox, SandboxConfig
 
             secret = secrets.token_urlsafe(24)
             env[SECRET_ENV] = secret
@@ -386,7 +386,7 @@ class Runner:
         """Import the demo account into an empty data dir only. An account already stored is
         the operator's (edited flows, filters, transforms) and is kept as it is; only the demo
         connection is pointed at this run's sandbox, whose port is new at every start."""
-        from stream.certain.demo_account import demo_account_yaml
+        from simulators.certain.demo_account import demo_account_yaml
 
         try:
             stored = json.loads(await client.get_config("json"))
@@ -414,7 +414,7 @@ class Runner:
         this run's URL, and its `${VAR}` secret again (a new URL without one would clear it).
         A connection the operator pointed elsewhere (not this sandbox's client id, or not a
         loopback URL) is left alone."""
-        from stream.certain.demo_account import CONNECTION_ID, SECRET_ENV
+        from simulators.certain.demo_account import CONNECTION_ID, SECRET_ENV
 
         try:
             connection = await client.call("GET", f"/connections/{CONNECTION_ID}")
@@ -674,8 +674,8 @@ class Runner:
     # -- demo traffic and status ----------------------------------------------------------------
 
     async def _simulate(self, client: ApiClient) -> None:
-        from stream.certain.sim_send import send_paced
-        from stream.certain.simulator import generate
+        from simulators.certain.send import send_paced
+        from simulators.certain.traffic import generate
 
         seed = self.options.seed
         if seed is None:

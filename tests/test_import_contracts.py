@@ -1,7 +1,7 @@
 """The import contracts (`[tool.importlinter]` in pyproject.toml, run by `just lint`) bite.
 
-lint-imports runs on a copy of config/, stream/, console/ and pyproject.toml: the copy as it is
-passes, and one injected import per contract breaks exactly that contract.
+lint-imports runs on a copy of config/, stream/, console/, simulators/ and pyproject.toml: the
+copy as it is passes, and one injected import per contract breaks exactly that contract.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ("config", "stream", "console")
+PACKAGES = ("config", "stream", "console", "simulators")
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
 CONTRACTS = {c["id"]: c for c in PYPROJECT["tool"]["importlinter"]["contracts"]}
 
@@ -36,10 +36,34 @@ VIOLATIONS = {
         "import duckdb",
         "stream.core.tags -> duckdb",
     ),
-    "marketo-client-no-sandbox": (
+    "production-no-simulators": (
         "stream/marketo/client.py",
-        "import stream.marketo.sandbox_state",
-        "stream.marketo.client -> stream.marketo.sandbox_state",
+        "import simulators.marketo.state",
+        "stream.marketo.client -> simulators.marketo.state",
+    ),
+}
+
+# The modules that run a simulator (`csignal sandbox`, `csignal simulate`, `csignal run --demo`):
+# the only production modules the contract lets import `simulators`.
+SIMULATOR_RUNNERS = {"stream.commands.sandbox", "stream.commands.simulate", "stream.runner"}
+
+# Further imports of the simulators from production code, each breaking only that contract: from
+# another package, and from a runner importing a simulator module it is not listed for.
+SIMULATOR_VIOLATIONS = {
+    "console": (
+        "console/fmt.py",
+        "import simulators.marketo.sandbox",
+        "console.fmt -> simulators.marketo.sandbox",
+    ),
+    "config": (
+        "config/completeness.py",
+        "import simulators.marketo.schema",
+        "config.completeness -> simulators.marketo.schema",
+    ),
+    "runner-unlisted": (
+        "stream/commands/sandbox.py",
+        "import simulators.certain.traffic",
+        "stream.commands.sandbox -> simulators.certain.traffic",
     ),
 }
 
@@ -72,9 +96,11 @@ def _lint_imports(cwd: Path) -> subprocess.CompletedProcess[str]:
 def _verdicts(output: str) -> dict[str, str]:
     verdicts = {}
     for contract in CONTRACTS.values():
-        lines = [line for line in output.splitlines() if line.startswith(contract["name"] + " ")]
+        prefix = contract["name"] + " "
+        lines = [line for line in output.splitlines() if line.startswith(prefix)]
         assert len(lines) == 1, (contract["name"], output)
-        verdicts[contract["id"]] = lines[0].rsplit(" ", 1)[1]
+        # "KEPT", "BROKEN", or "KEPT (7 ignored imports)" for a contract with exceptions.
+        verdicts[contract["id"]] = lines[0][len(prefix) :].split()[0]
     return verdicts
 
 
@@ -83,18 +109,16 @@ def test_every_contract_has_an_injected_violation() -> None:
     assert all(c["type"] == "forbidden" for c in CONTRACTS.values())
 
 
-def test_every_marketo_module_is_client_or_sandbox() -> None:
-    """Module expressions have no `sandbox_*`, so the contract lists both sides by name."""
-    contract = CONTRACTS["marketo-client-no-sandbox"]
-    client, sandbox = set(contract["source_modules"]), set(contract["forbidden_modules"])
-    modules = {
-        "stream.marketo" + ("" if p.stem == "__init__" else "." + p.stem)
-        for p in (ROOT / "stream" / "marketo").glob("*.py")
-    }
-    assert client | sandbox == modules
-    assert client.isdisjoint(sandbox)
-    assert all(m.split(".")[-1].startswith("sandbox") for m in sandbox)
-    assert not any(m.split(".")[-1].startswith("sandbox") for m in client)
+def test_only_the_simulator_runners_may_import_the_simulators() -> None:
+    """Every production package is a source; the exceptions are named pairs, runners only."""
+    contract = CONTRACTS["production-no-simulators"]
+    assert set(contract["source_modules"]) == set(PACKAGES) - {"simulators"}
+    assert contract["forbidden_modules"] == ["simulators"]
+    pairs = [line.split(" -> ") for line in contract["ignore_imports"]]
+    assert all(len(pair) == 2 for pair in pairs), contract["ignore_imports"]
+    assert {importer for importer, _ in pairs} == SIMULATOR_RUNNERS
+    assert all(imported.startswith("simulators.") for _, imported in pairs)
+    assert not any("*" in line for line in contract["ignore_imports"])
 
 
 def test_unmodified_tree_keeps_every_contract(tmp_path: Path) -> None:
@@ -104,9 +128,8 @@ def test_unmodified_tree_keeps_every_contract(tmp_path: Path) -> None:
     assert set(_verdicts(output).values()) == {"KEPT"}
 
 
-@pytest.mark.parametrize("contract_id", sorted(VIOLATIONS))
-def test_injected_violation_breaks_its_contract(tmp_path: Path, contract_id: str) -> None:
-    path, statement, chain = VIOLATIONS[contract_id]
+def _assert_breaks_only(tmp_path: Path, contract_id: str, violation: tuple[str, str, str]) -> None:
+    path, statement, chain = violation
     tree = _copy_tree(tmp_path)
     with (tree / path).open("a", encoding="utf-8") as module:
         module.write(f"\n{statement}  # injected by {__name__}\n")
@@ -118,3 +141,13 @@ def test_injected_violation_breaks_its_contract(tmp_path: Path, contract_id: str
     assert verdicts.pop(contract_id) == "BROKEN", output
     assert set(verdicts.values()) == {"KEPT"}, output
     assert chain in output, output
+
+
+@pytest.mark.parametrize("contract_id", sorted(VIOLATIONS))
+def test_injected_violation_breaks_its_contract(tmp_path: Path, contract_id: str) -> None:
+    _assert_breaks_only(tmp_path, contract_id, VIOLATIONS[contract_id])
+
+
+@pytest.mark.parametrize("case", sorted(SIMULATOR_VIOLATIONS))
+def test_production_import_of_a_simulator_breaks_the_contract(tmp_path: Path, case: str) -> None:
+    _assert_breaks_only(tmp_path, "production-no-simulators", SIMULATOR_VIOLATIONS[case])

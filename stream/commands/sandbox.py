@@ -62,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
             stream=sys.stderr,
             format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         )
-    from stream.marketo.sandbox import Sandbox, SandboxConfig, SandboxSeed
+    from simulators.marketo.sandbox import Sandbox, SandboxConfig, SandboxSeed
 
     secret = args.client_secret or os.environ.get(SECRET_ENV) or "sandbox-secret"
     try:

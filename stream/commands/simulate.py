@@ -17,9 +17,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
+from simulators.certain.send import send_paced, write_file, write_jsonl
+from simulators.certain.traffic import SimChange, generate
 from stream.apiclient import ApiClient, IngestResult
-from stream.certain.sim_send import send_paced, write_file, write_jsonl
-from stream.certain.simulator import SimChange, generate
 from stream.commands._api import add_api_option, run_with_client
 
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from simulators.marketo.sandbox import Sandbox
 from stream.broker import free_port
-from stream.marketo.sandbox import Sandbox
 from tests.api.api_harness import Api
 from tests.api.api_helpers import SECRET_VAR
 

@@ -14,8 +14,8 @@ import aiohttp
 import pytest
 
 from console.client import ConsoleClient, Refused
+from simulators.certain.demo_account import SECRET_ENV, demo_account_yaml
 from stream.broker import EmbeddedBroker
-from stream.certain.demo_account import SECRET_ENV, demo_account_yaml
 from tests.support.processes import ControlProcess, clean_env, run_csignal, start_control
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]

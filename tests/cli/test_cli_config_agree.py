@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from simulators.certain.demo_account import SECRET_ENV, demo_account_yaml
 from stream.broker import EmbeddedBroker, free_port
-from stream.certain.demo_account import SECRET_ENV, demo_account_yaml
 from stream.cli import main
 from tests.support.processes import ControlProcess, start_control
 

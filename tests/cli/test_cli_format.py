@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from simulators.certain.demo_account import SECRET_ENV, demo_account_yaml
 from stream.broker import EmbeddedBroker
-from stream.certain.demo_account import SECRET_ENV, demo_account_yaml
 from stream.cli import build_parser, main
 from stream.commands.base import FORMATS, flatten, write_csv_record
 from tests.support.processes import ControlProcess, start_control

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
+from simulators.certain import traffic as sim
+from simulators.certain.demo_account import SECRET_ENV, demo_account_yaml
+from simulators.certain.send import write_file
 from stream.apiclient import ApiClient, RequestRefused, TokenRefused
 from stream.broker import EmbeddedBroker
-from stream.certain import simulator as sim
-from stream.certain.demo_account import SECRET_ENV, demo_account_yaml
-from stream.certain.sim_send import write_file
 from stream.cli import main
 from tests.support.processes import ControlProcess, start_control
 

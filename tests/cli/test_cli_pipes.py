@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from simulators.certain.demo_account import SECRET_ENV, demo_account_yaml
 from stream.broker import EmbeddedBroker
-from stream.certain.demo_account import SECRET_ENV, demo_account_yaml
 from stream.cli import READER_GONE
 from tests.support.processes import REPO, ControlProcess, clean_env, start_control
 

@@ -74,7 +74,7 @@ def test_taken_api_port_is_named(data_dir: Path, monkeypatch: pytest.MonkeyPatch
 @pytest.mark.e2e
 @pytest.mark.timeout(120)
 def test_bad_config_file_is_refused_with_its_problems(data_dir: Path, tmp_path: Path) -> None:
-    from stream.certain.demo_account import demo_account_yaml
+    from simulators.certain.demo_account import demo_account_yaml
 
     bad = tmp_path / "bad.yaml"
     text = demo_account_yaml("http://127.0.0.1:9").replace("mapping: form-fields", "mapping: x")

@@ -11,8 +11,8 @@ from config.completeness import completeness
 from config.models import Account
 from config.validation import validate_account
 from config.yamlio import load_text
-from stream.certain import simulator as sim
-from stream.certain.demo_account import SECRET_ENV, demo_account_yaml
+from simulators.certain import traffic as sim
+from simulators.certain.demo_account import SECRET_ENV, demo_account_yaml
 from stream.certain.parsing import Rejection, parse_change
 from stream.core.catalog import EventCatalog
 from stream.core.evaluate import evaluate_all

@@ -19,7 +19,7 @@ from config.secret_refs import (
 )
 from config.settings import Settings
 from config.yamlio import load_raw, load_text
-from stream.certain.demo_account import SECRET_ENV, demo_account
+from simulators.certain.demo_account import SECRET_ENV, demo_account
 from stream.cli import main
 from stream.marketo.settings import MarketoSettings
 from tests.config.config_helpers import LOCAL_EXAMPLE, SECRET, SHARED_EXAMPLE

@@ -19,16 +19,16 @@ from typing import Any, TypeVar
 import yaml
 from aiohttp import web
 
+from simulators.certain.demo_account import SECRET_ENV, demo_account
+from simulators.certain.traffic import generate
+from simulators.marketo.sandbox import Sandbox, SandboxConfig
 from stream.api.app import create_app
 from stream.api.deps import ApiDeps
-from stream.certain.demo_account import SECRET_ENV, demo_account
 from stream.certain.events import ChangeEvent
 from stream.certain.parsing import parse_change
-from stream.certain.simulator import generate
 from stream.control.config_service import ConfigService
 from stream.control.operations import Operations
 from stream.control.secret_store import SecretStore
-from stream.marketo.sandbox import Sandbox, SandboxConfig
 from stream.store import Store
 from stream.store.rows import ChangeRow, OutcomeRow, RetryItem
 from tests.support.clock import FIXED

@@ -14,9 +14,9 @@ from textual.widgets import DataTable, TextArea
 from console.app import make_app
 from console.client import ConsoleClient
 from console.messages import ConnectionTested
+from simulators.certain.demo_account import SECRET_ENV, demo_account
+from simulators.marketo.sandbox import Sandbox
 from stream.broker import EmbeddedBroker
-from stream.certain.demo_account import SECRET_ENV, demo_account
-from stream.marketo.sandbox import Sandbox
 from tests.console.console_helpers import fixed_clock, keys, screen_text, settle
 from tests.support.processes import start_control
 

@@ -13,12 +13,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from config.models import Account, Action
+from simulators.certain.traffic import SimChange
+from simulators.marketo.state import EMAIL_RE
 from stream.certain.parsing import Rejection, parse_change
-from stream.certain.simulator import SimChange
 from stream.core.catalog import EventCatalog
 from stream.core.evaluate import evaluate_all
 from stream.core.results import DataFailure, FilteredOut, Mapped, NotActivated
-from stream.marketo.sandbox_state import EMAIL_RE
 
 
 @dataclass

@@ -29,9 +29,9 @@ from pathlib import Path
 import pytest
 
 from console import session
+from simulators.certain.demo_account import SECRET_ENV
 from stream.apiclient import ApiClient
 from stream.broker import free_port
-from stream.certain.demo_account import SECRET_ENV
 from stream.runner import Runner, RunOptions
 from tests.e2e import crashing_console
 from tests.support.processes import REPO, clean_env, processes_for

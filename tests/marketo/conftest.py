@@ -11,7 +11,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from stream.marketo.sandbox import Sandbox
+from simulators.marketo.sandbox import Sandbox
 from tests.support.fixtures import MakeSandbox
 from tests.support.marketo import CLIENT_ID, CLIENT_SECRET
 

@@ -8,10 +8,10 @@ import logging
 import pytest
 from pydantic import SecretStr
 
+from simulators.marketo.sandbox import ManualClock, Sandbox
 from stream.marketo.client import MarketoClient
 from stream.marketo.errors import FailureClass, MarketoError
 from stream.marketo.results import CallRecord
-from stream.marketo.sandbox import ManualClock, Sandbox
 from tests.support.fixtures import MakeSandbox
 from tests.support.marketo import lead, settings_for
 

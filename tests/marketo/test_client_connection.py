@@ -10,11 +10,11 @@ import pytest
 from aiohttp import web
 from pydantic import SecretStr
 
+from simulators.marketo.sandbox import Sandbox
 from stream.marketo.client import MarketoClient
 from stream.marketo.connection_test import refresh_target_fields
 from stream.marketo.connection_test import test_connection as save_and_test
 from stream.marketo.errors import FailureClass, MarketoError
-from stream.marketo.sandbox import Sandbox
 from stream.marketo.settings import MarketoSettings
 from tests.support.marketo import settings_at as default_settings
 

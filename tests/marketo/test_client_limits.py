@@ -9,8 +9,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from simulators.marketo.sandbox import Sandbox
 from stream.marketo.client import MarketoClient
-from stream.marketo.sandbox import Sandbox
 from stream.marketo.settings import MarketoSettings
 from tests.support.fixtures import MakeSandbox
 from tests.support.marketo import settings_for as default_settings

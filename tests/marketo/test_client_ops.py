@@ -8,10 +8,10 @@ from typing import Any
 import pytest
 from pydantic import SecretStr, ValidationError
 
+from simulators.marketo.sandbox import Sandbox
 from stream.marketo.client import MarketoClient
 from stream.marketo.errors import FailureClass, MarketoError
 from stream.marketo.results import CallRecord
-from stream.marketo.sandbox import Sandbox
 from stream.marketo.settings import MarketoSettings
 from tests.support.fixtures import MakeSandbox
 from tests.support.marketo import lead, settings_for

@@ -7,7 +7,7 @@ import asyncio
 import pytest
 from pydantic import SecretStr
 
-from stream.marketo.sandbox import ManualClock
+from simulators.marketo.sandbox import ManualClock
 from stream.marketo.token import IssuedToken, TokenCache, TokenLapsedError
 
 

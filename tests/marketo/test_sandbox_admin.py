@@ -7,7 +7,7 @@ import time
 import aiohttp
 import pytest
 
-from stream.marketo.sandbox import ManualClock, Sandbox, SandboxConfig
+from simulators.marketo.sandbox import ManualClock, Sandbox, SandboxConfig
 from tests.marketo.conftest import MarketoHttp, signed_in
 from tests.support.fixtures import MakeSandbox
 

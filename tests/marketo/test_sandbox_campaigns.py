@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from stream.marketo.sandbox import Sandbox
+from simulators.marketo.sandbox import Sandbox
 from tests.marketo.conftest import MarketoHttp
 from tests.support.fixtures import MakeSandbox
 

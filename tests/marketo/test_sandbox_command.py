@@ -16,8 +16,8 @@ from pathlib import Path
 
 import aiohttp
 
+from simulators.marketo.sandbox import SandboxSeed
 from stream.commands.sandbox import COMMAND
-from stream.marketo.sandbox import SandboxSeed
 from tests.support.processes import run_csignal, wait_exit
 
 ROOT = Path(__file__).resolve().parents[2]

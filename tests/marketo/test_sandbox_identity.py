@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import aiohttp
 
-from stream.marketo.sandbox import ManualClock, Sandbox
+from simulators.marketo.sandbox import ManualClock, Sandbox
 from tests.marketo.conftest import MarketoHttp
 from tests.support.fixtures import MakeSandbox
 

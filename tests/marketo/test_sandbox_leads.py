@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from stream.marketo.sandbox import Sandbox
+from simulators.marketo.sandbox import Sandbox
 from tests.marketo.conftest import MarketoHttp
 
 LEADS = "/rest/v1/leads.json"

@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 
 import aiohttp
 
-from stream.marketo.sandbox import ManualClock
+from simulators.marketo.sandbox import ManualClock
 from tests.marketo.conftest import MarketoHttp, signed_in
 from tests.support.fixtures import MakeSandbox
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import aiohttp
 
-from stream.marketo.sandbox import Sandbox
+from simulators.marketo.sandbox import Sandbox
 
 
 async def test_fixture_serves_identity_and_sync(sandbox: Sandbox) -> None:

@@ -11,8 +11,8 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from config.models import Account
+from simulators.certain.demo_account import CONNECTION_ID, SECRET_ENV, demo_account
 from stream.api.metrics_routes import add_metrics_routes, config_providers
-from stream.certain.demo_account import CONNECTION_ID, SECRET_ENV, demo_account
 from stream.control.config_service import ConfigService
 from stream.control.secret_store import SecretStore
 from stream.metrics import RuntimeStatus

@@ -8,9 +8,9 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 import pytest
 from pydantic import SecretStr
 
+from simulators.marketo.sandbox import Sandbox
 from stream.marketo.client import MarketoClient
 from stream.marketo.errors import FailureClass, MarketoFailure
-from stream.marketo.sandbox import Sandbox
 from stream.marketo.settings import MarketoSettings
 from stream.messages import DeliveryRequest, OutcomeStatus
 from stream.pipeline.deliver import CallHooks, deliver_batch, not_run

@@ -23,8 +23,8 @@ from typing import Any
 import pytest
 from aiokafka import AIOKafkaConsumer
 
+from simulators.marketo.sandbox import Sandbox
 from stream.broker import EmbeddedBroker
-from stream.marketo.sandbox import Sandbox
 from stream.messages import (
     DeliveryRequest,
     Message,

@@ -8,9 +8,9 @@ from collections.abc import AsyncIterator
 import pytest
 from pydantic import SecretStr
 
+from simulators.marketo.sandbox import Sandbox
 from stream.marketo.client import MarketoClient
 from stream.marketo.errors import FailureClass, MarketoFailure
-from stream.marketo.sandbox import Sandbox
 from stream.marketo.settings import MarketoSettings
 from stream.messages import FailureCategory, OutcomeStatus
 from stream.pipeline.deliver import deliver_batch, failure_result

@@ -8,7 +8,7 @@ import time
 import pytest
 
 from config.completeness import completeness
-from stream.marketo.sandbox import Sandbox
+from simulators.marketo.sandbox import Sandbox
 from stream.messages import ApiCallRecord, OutcomeStatus
 from stream.pipeline.clients import ClientPool, Unusable
 from stream.pipeline.deliver import deliver_batch

@@ -21,8 +21,8 @@ from typing import Any
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
+from simulators.marketo.sandbox import Sandbox
 from stream.broker import EmbeddedBroker
-from stream.marketo.sandbox import Sandbox
 from stream.messages import Redrive, RedriveRequest
 from stream.sealing import authenticate
 from stream.topics import ALL_TOPICS, DELIVERIES, OUTCOMES, declare_topics

@@ -21,13 +21,13 @@ from typing import Any
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
+from simulators.marketo.sandbox import Sandbox
 from stream.broker import EmbeddedBroker
 from stream.control.config_service import ConfigService
 from stream.control.recorder import outcome_row
 from stream.control.resubmit import Resubmitter
 from stream.control.retry_scheduler import DEMO_SCHEDULE, RetryScheduler, plan_retry
 from stream.control.secret_store import SecretStore
-from stream.marketo.sandbox import Sandbox
 from stream.messages import ConfigSnapshot, OutcomeRecord, OutcomeStatus
 from stream.sealing import SecretBox
 from stream.store import Store

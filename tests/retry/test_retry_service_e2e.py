@@ -17,9 +17,9 @@ from typing import Any, TypeVar
 
 import pytest
 
+from simulators.marketo.sandbox import Sandbox
 from stream.apiclient import ApiClient
 from stream.broker import EmbeddedBroker
-from stream.marketo.sandbox import Sandbox
 from tests.retry.retry_helpers import SECRET, SECRET_VAR, account_yaml, event_dict
 from tests.retry.retry_helpers import registration_dict as reg
 from tests.support.clock import now as clock_now

@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
+from simulators.marketo.sandbox import Sandbox, SandboxConfig
 from stream.broker import EmbeddedBroker
-from stream.marketo.sandbox import Sandbox, SandboxConfig
 
 MakeSandbox = Callable[..., Awaitable[Sandbox]]
 

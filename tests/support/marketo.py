@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import SecretStr
 
-from stream.marketo.sandbox import Sandbox
+from simulators.marketo.sandbox import Sandbox
 from stream.marketo.settings import MarketoSettings
 
 CLIENT_ID = "sandbox-client"

@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from stream.certain.simulator import ACCOUNT_CODE
+from simulators.certain.traffic import ACCOUNT_CODE
 
 SECRET_ENV = "SIGNAL_DEMO_MARKETO_SECRET"
 CONNECTION_ID = "demo-marketo"

@@ -22,23 +22,23 @@ from urllib.parse import parse_qsl
 from aiohttp import web
 from multidict import MultiDict
 
-from stream.marketo.sandbox_admin import register as register_admin
-from stream.marketo.sandbox_auth import TokenStore
-from stream.marketo.sandbox_campaigns import ROUTES as CAMPAIGN_ROUTES
-from stream.marketo.sandbox_config import ManualClock, SandboxConfig, SandboxSeed
-from stream.marketo.sandbox_forms import ROUTES as FORM_ROUTES
-from stream.marketo.sandbox_http import (
-    MarketoError,
+from simulators.marketo.admin import register as register_admin
+from simulators.marketo.auth import TokenStore
+from simulators.marketo.campaigns import ROUTES as CAMPAIGN_ROUTES
+from simulators.marketo.config import ManualClock, SandboxConfig, SandboxSeed
+from simulators.marketo.forms import ROUTES as FORM_ROUTES
+from simulators.marketo.leads import ROUTES as LEAD_ROUTES
+from simulators.marketo.limits import DailyQuota, Fault, Faults, OutageMode, RateWindow
+from simulators.marketo.routes import Call, Route, resolve
+from simulators.marketo.state import SandboxCall, SandboxState
+from simulators.marketo.wire import (
     Params,
     RequestIds,
+    SandboxError,
     error_envelope,
     iso,
     json_response,
 )
-from stream.marketo.sandbox_leads import ROUTES as LEAD_ROUTES
-from stream.marketo.sandbox_limits import DailyQuota, Fault, Faults, OutageMode, RateWindow
-from stream.marketo.sandbox_routes import Call, Route, resolve
-from stream.marketo.sandbox_state import CallRecord, SandboxState
 
 __all__ = ["ManualClock", "Sandbox", "SandboxConfig", "SandboxSeed", "build_app"]
 
@@ -155,7 +155,7 @@ class Sandbox:
         """Insert a lead directly (no validation, no call counted)."""
         return self.state.insert(dict(fields), self.now())
 
-    def calls(self, endpoint: str | None = None) -> list[CallRecord]:
+    def calls(self, endpoint: str | None = None) -> list[SandboxCall]:
         return [c for c in self.state.calls if endpoint is None or c.endpoint == endpoint]
 
     # -- request pipeline ---------------------------------------------------------------------
@@ -220,21 +220,21 @@ class Sandbox:
         log.client_id = self.tokens.client_of(token) if token else None
         latency = self.config.latency_ms + self.faults.latency_ms
 
-        def fail(err: MarketoError) -> web.StreamResponse:
+        def fail(err: SandboxError) -> web.StreamResponse:
             log.success, log.code = False, err.code
             return log.done(json_response(request, error_envelope(request_id, err, asset)))
 
         state = self.tokens.check(token, now)
-        refusal: MarketoError | None = None
+        refusal: SandboxError | None = None
         if state != "valid":
-            refusal = MarketoError("602" if state == "expired" else "601")
+            refusal = SandboxError("602" if state == "expired" else "601")
         elif not self.rate.allow(now):
-            refusal = MarketoError("606", self.rate.message)
+            refusal = SandboxError("606", self.rate.message)
         elif self.in_flight >= self.config.max_concurrent:
             limit = self.config.max_concurrent
-            refusal = MarketoError("615", f"Concurrent access limit '{limit}' reached")
+            refusal = SandboxError("615", f"Concurrent access limit '{limit}' reached")
         elif not self.quota.allow(now):
-            refusal = MarketoError("607")
+            refusal = SandboxError("607")
         if refusal is not None:
             await _sleep(latency)
             return fail(refusal)
@@ -247,9 +247,9 @@ class Sandbox:
             if fault is not None and fault.status is not None:
                 return log.done(_injected(fault.status))
             if fault is not None:
-                return fail(MarketoError(fault.code or "611", fault.message))
+                return fail(SandboxError(fault.code or "611", fault.message))
             if matched is None:
-                return fail(MarketoError("605" if known else "610"))
+                return fail(SandboxError("605" if known else "610"))
             call = Call(
                 request=request,
                 state=self.state,
@@ -262,7 +262,7 @@ class Sandbox:
             )
             try:
                 payload = matched.handler(call)
-            except MarketoError as err:
+            except SandboxError as err:
                 log.batch = call.batch_size
                 return fail(err)
             log.batch, log.success = call.batch_size, True
@@ -318,7 +318,7 @@ class _CallLog:
         state = self.sandbox.state
         state.trim_calls(self.sandbox.config.call_log_max - 1)
         state.calls.append(
-            CallRecord(
+            SandboxCall(
                 endpoint=self.endpoint,
                 method=self.request.method,
                 path=self.request.path,

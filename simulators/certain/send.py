@@ -14,8 +14,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import IO
 
+from simulators.certain.traffic import SimChange
 from stream.apiclient import ApiClient, IngestResult
-from stream.certain.simulator import SimChange
 
 TICK_S = 0.25
 BatchHook = Callable[[IngestResult], None]

@@ -11,15 +11,15 @@ from dataclasses import dataclass, field, fields
 from datetime import date, datetime
 from typing import Any
 
-from stream.marketo.sandbox_config import SandboxSeed, SeedCampaign, SeedForm
-from stream.marketo.sandbox_http import iso
-from stream.marketo.sandbox_schema import (
+from simulators.marketo.config import SandboxSeed, SeedCampaign, SeedForm
+from simulators.marketo.schema import (
     DEFAULT_CAMPAIGNS,
     DEFAULT_FORMS,
-    LeadField,
+    SandboxField,
     build_schema,
     merge_by_id,
 )
+from simulators.marketo.wire import iso
 
 EMAIL_RE = re.compile(
     r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+$"
@@ -31,7 +31,7 @@ class InvalidValue(ValueError):
     pass
 
 
-def coerce(fld: LeadField, value: Any) -> Any:
+def coerce(fld: SandboxField, value: Any) -> Any:
     """Validate and normalise one value for a field, as Marketo's type checks do."""
     if value is None:
         return None
@@ -102,7 +102,7 @@ def norm(fld_name: str, value: Any) -> str:
 
 
 @dataclass
-class CallRecord:
+class SandboxCall:
     endpoint: str
     method: str
     path: str
@@ -122,13 +122,13 @@ class CallRecord:
 
 @dataclass
 class SandboxState:
-    schema: dict[str, LeadField]
+    schema: dict[str, SandboxField]
     campaigns: dict[int, SeedCampaign]
     forms: dict[int, SeedForm]
     leads: dict[int, dict[str, Any]] = field(default_factory=dict)
     campaign_runs: list[dict[str, Any]] = field(default_factory=list)
     form_fills: list[dict[str, Any]] = field(default_factory=list)
-    calls: list[CallRecord] = field(default_factory=list)
+    calls: list[SandboxCall] = field(default_factory=list)
     partitions: list[dict[str, Any]] = field(default_factory=lambda: [dict(DEFAULT_PARTITION)])
     next_id: int = 1
     _index: dict[str, dict[Any, set[int]]] = field(

@@ -10,11 +10,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from stream.marketo.sandbox_config import SeedCampaign, SeedField, SeedForm, SeedFormField
+from simulators.marketo.config import SeedCampaign, SeedField, SeedForm, SeedFormField
 
 
 @dataclass(frozen=True)
-class LeadField:
+class SandboxField:
     id: int
     name: str
     displayName: str
@@ -239,14 +239,14 @@ DEFAULT_LEAD_FIELDS = ("id", "email", "updatedAt", "createdAt", "firstName", "la
 SYSTEM_FIELDS = ("id", "createdAt", "updatedAt", "leadPartitionId", "mktoName", "leadPerson")
 
 
-def build_schema(extra: list[SeedField]) -> dict[str, LeadField]:
-    fields: dict[str, LeadField] = {}
+def build_schema(extra: list[SeedField]) -> dict[str, SandboxField]:
+    fields: dict[str, SandboxField] = {}
     for n, (name, display, dtype, length, ro, soap, searchable) in enumerate(_STANDARD, start=1):
-        fields[name] = LeadField(n, name, display, dtype, length, ro, soap, searchable)
+        fields[name] = SandboxField(n, name, display, dtype, length, ro, soap, searchable)
     next_id = 1000
     for custom in [*DEFAULT_CUSTOM, *extra]:
         next_id += 1
-        fields[custom.name] = LeadField(
+        fields[custom.name] = SandboxField(
             id=next_id,
             name=custom.name,
             displayName=custom.displayName or custom.name,

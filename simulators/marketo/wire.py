@@ -56,7 +56,7 @@ MESSAGES: dict[str, str] = {
 }
 
 
-class MarketoError(Exception):
+class SandboxError(Exception):
     """A response-level failure: HTTP 200, `success:false`, request not executed."""
 
     def __init__(self, code: str | int, message: str | None = None) -> None:
@@ -65,8 +65,8 @@ class MarketoError(Exception):
         super().__init__(f"{self.code} {self.message}")
 
 
-def blank(name: str) -> MarketoError:
-    return MarketoError("701", f"{name} cannot be blank")
+def blank(name: str) -> SandboxError:
+    return SandboxError("701", f"{name} cannot be blank")
 
 
 def reason(code: str, message: str | None = None) -> dict[str, str]:
@@ -111,7 +111,7 @@ def lead_envelope(request_id: str, result: list[Any] | None = None, **extra: Any
     return body
 
 
-def error_envelope(request_id: str, error: MarketoError, asset: bool = False) -> dict[str, Any]:
+def error_envelope(request_id: str, error: SandboxError, asset: bool = False) -> dict[str, Any]:
     body: dict[str, Any] = {
         "requestId": request_id,
         "success": False,
@@ -175,7 +175,7 @@ class Params:
         try:
             return int(value)
         except ValueError:
-            raise MarketoError(
+            raise SandboxError(
                 "1001", f"Invalid value '{value}'. Required of type 'integer'"
             ) from None
 
@@ -186,7 +186,7 @@ def ints(values: Iterable[str], name: str) -> list[int]:
         try:
             out.append(int(value))
         except ValueError:
-            raise MarketoError(
+            raise SandboxError(
                 "1001", f"Invalid value '{value}'. Required of type 'integer'"
             ) from None
     return out
@@ -205,9 +205,9 @@ def page_offset(kind: str, token: str | None) -> int:
         got_kind, _, raw = base64.b32decode(padded).decode().partition(":")
         offset = int(raw)
     except (ValueError, UnicodeDecodeError):
-        raise MarketoError("1003", f"Invalid nextPageToken '{token}'") from None
+        raise SandboxError("1003", f"Invalid nextPageToken '{token}'") from None
     if got_kind != kind or offset < 0:
-        raise MarketoError("1003", f"Invalid nextPageToken '{token}'")
+        raise SandboxError("1003", f"Invalid nextPageToken '{token}'")
     return offset
 
 
@@ -215,5 +215,5 @@ def batch_size(params: Params, maximum: int) -> int:
     size = params.int("batchSize", maximum)
     assert size is not None
     if not 1 <= size <= maximum:
-        raise MarketoError("1003", f"batchSize must be between 1 and {maximum}")
+        raise SandboxError("1003", f"batchSize must be between 1 and {maximum}")
     return size

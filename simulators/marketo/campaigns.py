@@ -13,9 +13,10 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from stream.marketo.sandbox_config import SeedCampaign
-from stream.marketo.sandbox_http import (
-    MarketoError,
+from simulators.marketo.config import SeedCampaign
+from simulators.marketo.routes import Call, Route, route
+from simulators.marketo.wire import (
+    SandboxError,
     asset_envelope,
     asset_iso,
     batch_size,
@@ -26,7 +27,6 @@ from stream.marketo.sandbox_http import (
     page_offset,
     page_token,
 )
-from stream.marketo.sandbox_routes import Call, Route, route
 
 TOKEN_NAME = re.compile(r"^\{\{my\.[^{}]+\}\}$")
 CREATED_AT = "2024-01-15T10:00:00Z"
@@ -86,12 +86,12 @@ def _campaign(call: Call) -> SeedCampaign:
     try:
         campaign_id = int(call.match["id"])
     except ValueError:
-        raise MarketoError(
+        raise SandboxError(
             "1001", f"Invalid value '{call.match['id']}'. Required of type 'integer'"
         ) from None
     campaign = call.state.campaigns.get(campaign_id)
     if campaign is None:
-        raise MarketoError("1013", f"Campaign '{campaign_id}' not found")
+        raise SandboxError("1013", f"Campaign '{campaign_id}' not found")
     return campaign
 
 
@@ -103,18 +103,18 @@ def _lead_ids(raw: Any, limit: int) -> list[int]:
     if not raw:
         raise blank("leads")
     if not isinstance(raw, list):
-        raise MarketoError("1003", "Invalid value for 'leads'")
+        raise SandboxError("1003", "Invalid value for 'leads'")
     if len(raw) > limit:
-        raise MarketoError("1003", f"Max {limit} leads allowed per request, got {len(raw)}")
+        raise SandboxError("1003", f"Max {limit} leads allowed per request, got {len(raw)}")
     out: list[int] = []
     for item in raw:
         value = item.get("id") if isinstance(item, dict) else None
         if isinstance(value, bool) or not isinstance(value, int | str):
-            raise MarketoError("1003", f"Invalid lead id '{value}'")
+            raise SandboxError("1003", f"Invalid lead id '{value}'")
         try:
             out.append(int(value))
         except ValueError:
-            raise MarketoError("1003", f"Invalid lead id '{value}'") from None
+            raise SandboxError("1003", f"Invalid lead id '{value}'") from None
     return out
 
 
@@ -122,14 +122,14 @@ def _tokens(raw: Any, limit: int) -> list[dict[str, Any]]:
     if raw is None:
         return []
     if not isinstance(raw, list):
-        raise MarketoError("1003", "Invalid value for 'tokens'")
+        raise SandboxError("1003", "Invalid value for 'tokens'")
     if len(raw) > limit:
-        raise MarketoError("1003", f"Max {limit} tokens allowed per request, got {len(raw)}")
+        raise SandboxError("1003", f"Max {limit} tokens allowed per request, got {len(raw)}")
     out: list[dict[str, Any]] = []
     for item in raw:
         name = item.get("name") if isinstance(item, dict) else None
         if not isinstance(name, str) or not TOKEN_NAME.match(name):
-            raise MarketoError("1003", f"Invalid token name '{name}', expected '{{{{my.<name>}}}}'")
+            raise SandboxError("1003", f"Invalid token name '{name}', expected '{{{{my.<name>}}}}'")
         value = item.get("value") if isinstance(item, dict) else None
         out.append({"name": name, "value": value})
     return out
@@ -144,13 +144,13 @@ def trigger_campaign(call: Call) -> dict[str, Any]:
     leads = body_input.get("leads")
     call.batch_size = len(leads) if isinstance(leads, list) else None
     if campaign.type != "trigger":
-        raise MarketoError(
+        raise SandboxError(
             "1003", f"Campaign '{campaign.name}' is a batch campaign, not a trigger campaign"
         )
     if not campaign.active:
-        raise MarketoError("1003", f"Trigger campaign '{campaign.name}' is not active")
+        raise SandboxError("1003", f"Trigger campaign '{campaign.name}' is not active")
     if not campaign.requestable:
-        raise MarketoError(
+        raise SandboxError(
             "1003",
             f"Campaign '{campaign.name}' has no 'Campaign is Requested' trigger"
             " with source Web Service API",
@@ -217,9 +217,9 @@ def list_smart_campaigns(call: Call) -> dict[str, Any]:
     offset = params.int("offset", 0)
     assert max_return is not None and offset is not None
     if not 1 <= max_return <= 200:
-        raise MarketoError("1003", "maxReturn must be between 1 and 200")
+        raise SandboxError("1003", "maxReturn must be between 1 and 200")
     if offset < 0:
-        raise MarketoError("1003", "offset must not be negative")
+        raise SandboxError("1003", "offset must not be negative")
     active = (params.get("isActive") or "").lower()
     rows = [
         c

@@ -12,9 +12,11 @@ import json
 import re
 from typing import Any
 
-from stream.marketo.sandbox_config import SeedForm
-from stream.marketo.sandbox_http import (
-    MarketoError,
+from simulators.marketo.config import SeedForm
+from simulators.marketo.routes import Call, Route, route
+from simulators.marketo.state import InvalidValue, coerce
+from simulators.marketo.wire import (
+    SandboxError,
     asset_envelope,
     asset_iso,
     blank,
@@ -22,8 +24,6 @@ from stream.marketo.sandbox_http import (
     lead_envelope,
     skipped,
 )
-from stream.marketo.sandbox_routes import Call, Route, route
-from stream.marketo.sandbox_state import InvalidValue, coerce
 
 ASSET_CREATED = 1_705_312_800.0  # 2024-01-15T10:00:00Z
 FOLDER_ID = re.compile(r"""['"]?id['"]?\s*[:=]\s*['"]?(\d+)""")
@@ -82,9 +82,9 @@ def list_forms(call: Call) -> dict[str, Any]:
     max_return = _asset_int(call, "maxReturn", 20)
     offset = _asset_int(call, "offset", 0)
     if not 1 <= max_return <= 200:
-        raise MarketoError("1003", "maxReturn must be between 1 and 200")
+        raise SandboxError("1003", "maxReturn must be between 1 and 200")
     if offset < 0:
-        raise MarketoError("1003", "offset must not be negative")
+        raise SandboxError("1003", "offset must not be negative")
     rows = [
         f
         for f in sorted(call.state.forms.values(), key=lambda f: f.id)
@@ -137,16 +137,16 @@ def submit_form(call: Call) -> dict[str, Any]:
     if raw_id is None or raw_id == "":
         raise blank("formId")
     if isinstance(raw_id, bool) or not isinstance(raw_id, int | str) or not str(raw_id).isdigit():
-        raise MarketoError("1001", f"Invalid value '{raw_id}'. Required of type 'integer'")
+        raise SandboxError("1001", f"Invalid value '{raw_id}'. Required of type 'integer'")
     form = call.state.forms.get(int(raw_id))
     if form is None:
-        raise MarketoError("1013", f"Form '{raw_id}' not found")
+        raise SandboxError("1013", f"Form '{raw_id}' not found")
     inputs = data.get("input")
     if not inputs:
         raise blank("input")
     if not isinstance(inputs, list) or len(inputs) != 1:
         count = len(inputs) if isinstance(inputs, list) else "?"
-        raise MarketoError("1003", f"Exactly one input record is allowed, got {count}")
+        raise SandboxError("1003", f"Exactly one input record is allowed, got {count}")
     call.batch_size = 1
     result = _fill(call, form, inputs[0], data.get("programId"))
     return lead_envelope(call.request_id, [result])

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 if TYPE_CHECKING:
-    from stream.marketo.sandbox import Sandbox
+    from simulators.marketo.sandbox import Sandbox
 
 
 def _json(body: Any, status: int = 200) -> web.Response:

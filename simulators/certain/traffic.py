@@ -4,12 +4,12 @@ check-ins, mass actions, test data and the bad data real integrations see.
 Generation is pure and repeatable: `generate(seed, rate, duration, start)` returns the same
 changes (same change ids, same content) for the same arguments, so a failing run can be replayed
 exactly and tests can compute what the runtime must do with them. Sending the changes is a
-separate step (`stream.certain.sim_send`).
+separate step (`simulators.certain.send`).
 
 Every generated item carries `kinds` saying what it is meant to exercise (`test`, `invalid`,
 `missing_email`, `duplicate` …), which lets tests check coverage and callers count what they sent.
 The events, statuses, attendee types and questions match the demo account
-(`stream.certain.demo_account`), so the demo shows every outcome Signal can produce.
+(`simulators.certain.demo_account`), so the demo shows every outcome Signal can produce.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """What an endpoint handler receives (`Call`) and how endpoints are declared (`Route`).
 
 Handlers are plain synchronous functions of a `Call` returning the response body, raising
-`MarketoError` for response-level failures; the pipeline in `sandbox.py` does authentication,
+`SandboxError` for response-level failures; the pipeline in `sandbox.py` does authentication,
 limits, faults, latency, logging and the envelope around them.
 """
 
@@ -15,11 +15,11 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from stream.marketo.sandbox_http import MarketoError, Params
+from simulators.marketo.wire import Params, SandboxError
 
 if TYPE_CHECKING:
-    from stream.marketo.sandbox_config import SandboxConfig
-    from stream.marketo.sandbox_state import SandboxState
+    from simulators.marketo.config import SandboxConfig
+    from simulators.marketo.state import SandboxState
 
 
 @dataclass
@@ -40,19 +40,19 @@ class Call:
         if self._json is None:
             ctype = self.request.headers.get("Content-Type", "").lower()
             if "json" not in ctype:
-                raise MarketoError("612")
+                raise SandboxError("612")
             try:
                 self._json = json.loads(self.body.decode("utf-8") or "null")
             except (UnicodeDecodeError, ValueError):
-                raise MarketoError("609") from None
+                raise SandboxError("609") from None
             if self._json is None:
-                raise MarketoError("609")
+                raise SandboxError("609")
         return self._json
 
     def json_object(self) -> dict[str, Any]:
         data = self.json()
         if not isinstance(data, dict):
-            raise MarketoError("609")
+            raise SandboxError("609")
         return data
 
 

@@ -9,8 +9,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from stream.marketo.sandbox_http import (
-    MarketoError,
+from simulators.marketo.routes import Call, Route, route
+from simulators.marketo.schema import DEFAULT_LEAD_FIELDS
+from simulators.marketo.state import InvalidValue, SandboxState, coerce
+from simulators.marketo.wire import (
+    SandboxError,
     batch_size,
     blank,
     lead_envelope,
@@ -18,9 +21,6 @@ from stream.marketo.sandbox_http import (
     page_token,
     skipped,
 )
-from stream.marketo.sandbox_routes import Call, Route, route
-from stream.marketo.sandbox_schema import DEFAULT_LEAD_FIELDS
-from stream.marketo.sandbox_state import InvalidValue, SandboxState, coerce
 
 ACTIONS = ("createOrUpdate", "createOnly", "updateOnly", "createDuplicate")
 
@@ -30,19 +30,19 @@ def _inputs(call: Call, data: dict[str, Any]) -> list[Any]:
     if inputs is None or inputs == []:
         raise blank("input")
     if not isinstance(inputs, list):
-        raise MarketoError("1003", "Invalid value for 'input'")
+        raise SandboxError("1003", "Invalid value for 'input'")
     call.batch_size = len(inputs)
     limit = call.config.lead_batch_max
     if len(inputs) > limit:
-        raise MarketoError("1003", f"Max batch size is {limit}, input has {len(inputs)} records")
+        raise SandboxError("1003", f"Max batch size is {limit}, input has {len(inputs)} records")
     return inputs
 
 
 def _lookup_field(state: SandboxState, name: str) -> str:
     if name not in state.schema:
-        raise MarketoError("1006", f"Field '{name}' not found")
+        raise SandboxError("1006", f"Field '{name}' not found")
     if not state.searchable(name):
-        raise MarketoError("1011", f"Field '{name}' not supported")
+        raise SandboxError("1011", f"Field '{name}' not supported")
     return name
 
 
@@ -114,7 +114,7 @@ def sync_leads(call: Call) -> dict[str, Any]:
     inputs = _inputs(call, data)
     action = data.get("action") or "createOrUpdate"
     if action not in ACTIONS:
-        raise MarketoError("1003", f"Invalid action '{action}'")
+        raise SandboxError("1003", f"Invalid action '{action}'")
     lookup = _lookup_field(call.state, data.get("lookupField") or "email")
     partition = data.get("partitionName")
     results = [upsert(call, rec, action, lookup, partition) for rec in inputs]
@@ -127,7 +127,7 @@ def push_leads(call: Call) -> dict[str, Any]:
     if not program:
         raise blank("programName")
     if program not in {c.programName for c in call.state.campaigns.values()}:
-        raise MarketoError("1013", f"Program '{program}' not found")
+        raise SandboxError("1013", f"Program '{program}' not found")
     inputs = _inputs(call, data)
     lookup = _lookup_field(call.state, data.get("lookupField") or "email")
     partition = data.get("partitionName")
@@ -139,7 +139,7 @@ def _fields(call: Call) -> list[str]:
     fields = call.params.list("fields") or list(DEFAULT_LEAD_FIELDS)
     for name in fields:
         if name not in call.state.schema:
-            raise MarketoError("1006", f"Field '{name}' not found")
+            raise SandboxError("1006", f"Field '{name}' not found")
     return fields
 
 
@@ -153,10 +153,10 @@ def filter_leads(call: Call) -> dict[str, Any]:
         raise blank("filterValues")
     call.batch_size = len(values)
     if filter_type != "id" and not state.searchable(filter_type):
-        raise MarketoError("1011", f"Field '{filter_type}' not supported")
+        raise SandboxError("1011", f"Field '{filter_type}' not supported")
     limit = call.config.lead_batch_max
     if len(values) > limit:
-        raise MarketoError("1003", f"Max {limit} filterValues allowed, got {len(values)}")
+        raise SandboxError("1003", f"Max {limit} filterValues allowed, got {len(values)}")
     fields = _fields(call)
     size = batch_size(params, limit)
     offset = page_offset("leads", params.get("nextPageToken"))
@@ -168,7 +168,7 @@ def filter_leads(call: Call) -> dict[str, Any]:
                 seen.add(lead_id)
                 ids.append(lead_id)
     if len(ids) > call.config.max_filter_matches:
-        raise MarketoError(
+        raise SandboxError(
             "1003", f"Filter matches {len(ids)} leads, more than {call.config.max_filter_matches}"
         )
     page = [state.render(state.leads[i], fields) for i in ids[offset : offset + size]]
@@ -183,7 +183,7 @@ def get_lead(call: Call) -> dict[str, Any]:
     try:
         lead_id = int(call.match["id"])
     except ValueError:
-        raise MarketoError(
+        raise SandboxError(
             "1001", f"Invalid value '{call.match['id']}'. Required of type 'integer'"
         ) from None
     fields = _fields(call)
@@ -240,7 +240,7 @@ def activities_paging_token(call: Call) -> dict[str, Any]:
     try:
         stamp = datetime.fromisoformat(since.replace("Z", "+00:00"))
     except ValueError:
-        raise MarketoError(
+        raise SandboxError(
             "1001", f"Invalid value '{since}'. Required of type 'datetime'"
         ) from None
     if stamp.tzinfo is None:

@@ -1,0 +1,1 @@
+"""Simulated Certain traffic and the demo account it is sent for."""

@@ -1,0 +1,1 @@
+"""The Marketo sandbox: a real HTTP server that behaves like a Marketo instance."""
