@@ -45,7 +45,7 @@ class ControlTimeout(ControlUnreachable):
         super().__init__(
             base_url,
             f"timed out after {timeout_s:g} s",
-            f"control at {base_url} did not answer within {timeout_s:.0f} s",
+            f"control at {base_url} did not answer within {timeout_s:g} s",
         )
 
 

@@ -25,8 +25,9 @@ from typing import Any
 
 import aiohttp
 
+from apiclient.client import ApiClient
+from apiclient.errors import ApiError
 from bench import sized
-from stream.apiclient import ApiClient, ApiError
 from stream.broker import free_port
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -58,9 +58,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any, TextIO
 
+from apiclient.client import ApiClient
+from apiclient.errors import ApiError, RequestRefused
 from config.settings import Settings
 from console import session
-from stream.apiclient import ApiClient, ApiError, RequestRefused
 from stream.broker import (
     BrokerStartError,
     EmbeddedBroker,

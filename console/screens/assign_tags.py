@@ -21,8 +21,8 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Select, Static
 
+from apiclient.errors import ApiError, RequestRefused
 from console import actions
-from console.client import ApiError, Refused
 from console.fmt import esc, safe
 
 if TYPE_CHECKING:
@@ -178,7 +178,7 @@ class AssignTagsModal(ModalScreen[dict[str, Any] | None]):
             answer = await self.console.client.assign_tags(
                 kind, label, tags, version if isinstance(version, int) else None
             )
-        except Refused as error:
+        except RequestRefused as error:
             self._error(error.message)
             if any(p.path.startswith(("tags", "assignments")) for p in error.problems):
                 self.query_one("#tags", Input).add_class("error")

@@ -21,8 +21,9 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.widgets import DataTable
 
+from apiclient.errors import ApiError
+from apiclient.rows import FlowRow
 from console import fmt
-from console.client import ApiError, FlowRow
 from console.messages import ApiFailed, CatalogLoaded
 from console.screens.assign_tags import AssignTagsModal, describe, kinds_of_tag
 from console.screens.base import BaseScreen

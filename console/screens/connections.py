@@ -26,8 +26,9 @@ from textual.message import Message
 from textual.validation import Function
 from textual.widgets import Button, DataTable, Input, Label, LoadingIndicator, Static, Switch
 
+from apiclient.errors import ApiError, RequestRefused
+from apiclient.rows import ConnectionRow, TestResult
 from console import fmt
-from console.client import ApiError, ConnectionRow, Refused, TestResult
 from console.messages import (
     ApiFailed,
     ConnectionDeleted,
@@ -391,7 +392,7 @@ class ConnectionForm(BaseScreen):
         whether to save anyway, `CandidateFailed`)."""
         try:
             result = await self.console.client.test_candidate_connection(body, secret)
-        except Refused as error:
+        except RequestRefused as error:
             self.post_message(CandidateFailed(body, secret, None, error.message))
             for problem in error.problems:
                 self.call_later(self._mark, problem.path.split(".")[0])
@@ -415,7 +416,7 @@ class ConnectionForm(BaseScreen):
             saved = await self.console.client.save_connection(
                 body, create=self.row is None, secret=secret, version=version
             )
-        except Refused as error:
+        except RequestRefused as error:
             self.post_message(ApiFailed("save the connection", error.message))
             for problem in error.problems:
                 name = problem.path.split(".")[0]

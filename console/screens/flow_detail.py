@@ -37,9 +37,10 @@ from textual.widgets import (
     TextArea,
 )
 
+from apiclient.errors import ApiError, NotAvailable, RequestRefused
+from apiclient.rows import FlowRow, TargetField
 from config.models import ACTIVATE_FOR_KINDS, Action, Source, StandardProperty
 from console import actions, fmt
-from console.client import ApiError, FlowRow, NotAvailable, Refused, TargetField
 from console.messages import ApiFailed, FieldsRefreshed, FlowDetailLoaded, FlowSaved, PreviewLoaded
 from console.screens.base import BaseScreen
 from console.screens.mapping_preview import MappingPreviewModal
@@ -588,7 +589,7 @@ class FlowDetailScreen(BaseScreen):
                 flow = await client.save_flow(self.flow_id, body, version)
             else:
                 flow = await client.create_flow(body)
-        except Refused as error:
+        except RequestRefused as error:
             if error.status == 409 and any(p.path == "version" for p in error.problems):
                 text = (
                     "someone else saved this flow since it was opened; nothing was changed — "
@@ -612,7 +613,7 @@ class FlowDetailScreen(BaseScreen):
         body["fields"] = self.mapping_fields
         try:
             saved = await self.console.client.save_mapping(mapping_id, body, current.get("version"))
-        except Refused as error:
+        except RequestRefused as error:
             if error.status == 409 and any(p.path == "version" for p in error.problems):
                 raise ApiError(
                     f"someone else changed mapping {mapping_id!r} since it was opened; nothing "

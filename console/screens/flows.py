@@ -11,8 +11,9 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.widgets import DataTable, Input
 
+from apiclient.errors import ApiError
+from apiclient.rows import FlowRow, FlowStats
 from console import fmt
-from console.client import ApiError, FlowRow, FlowStats
 from console.messages import ApiFailed, FlowChanged, FlowsLoaded, FlowStatsLoaded
 from console.screens.base import BaseScreen
 from console.screens.modals import ConfirmModal, TextModal, TypeToConfirmModal

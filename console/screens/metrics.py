@@ -26,8 +26,8 @@ from textual.binding import Binding, BindingType
 from textual.containers import Vertical
 from textual.widgets import DataTable, RichLog, Sparkline, Static, TabbedContent, TabPane
 
+from apiclient.errors import ApiError, NotAvailable
 from console import fmt
-from console.client import ApiError, NotAvailable
 from console.messages import ApiFailed, MetricsSnapshot
 from console.screens.base import BaseScreen
 

@@ -22,7 +22,7 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.timer import Timer
 from textual.widgets import Checkbox, Input, Label, Select, Static
 
-from console.client import ApiError
+from apiclient.errors import ApiError
 from console.fmt import esc
 from console.messages import ApiFailed, ReplayDryRun, ReplayFlowsLoaded, ReplayProgress
 from console.screens.base import BaseScreen

@@ -24,8 +24,9 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import DataTable, Input, Static
 
+from apiclient.errors import ApiError, NotAvailable
+from apiclient.rows import RetryFilters, RetryPage, RetryRow
 from console import actions, fmt
-from console.client import ApiError, NotAvailable, RetryFilters, RetryPage, RetryRow
 from console.messages import ApiFailed, QueuePageLoaded, Resubmitted, RetryItemLoaded
 from console.screens.assign_tags import AssignTagsModal, describe
 from console.screens.base import BaseScreen

@@ -20,8 +20,8 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.widgets import DataTable, Static, TextArea
 
+from apiclient.errors import ApiError, RequestRefused
 from console import fmt
-from console.client import ApiError, Refused
 from console.messages import ApiFailed, SqlFinished
 from console.screens.base import BaseScreen
 
@@ -79,7 +79,7 @@ class SqlScreen(BaseScreen):
     async def execute(self, statement: str, max_rows: int) -> None:
         try:
             result = await self.console.client.sql(statement, max_rows=max_rows)
-        except Refused as error:
+        except RequestRefused as error:
             self.post_message(ApiFailed("run the query", error.message))
             return
         except ApiError as error:

@@ -14,8 +14,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import IO
 
+from apiclient.client import ApiClient
+from apiclient.rows import IngestResult
 from simulators.certain.traffic import SimChange
-from stream.apiclient import ApiClient, IngestResult
 
 TICK_S = 0.25
 BatchHook = Callable[[IngestResult], None]

@@ -17,9 +17,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
+from apiclient.client import ApiClient
+from apiclient.rows import IngestResult
 from simulators.certain.send import send_paced, write_file, write_jsonl
 from simulators.certain.traffic import SimChange, generate
-from stream.apiclient import ApiClient, IngestResult
 from stream.commands._api import add_api_option, run_with_client
 
 

@@ -13,7 +13,8 @@ from typing import Any
 import aiohttp
 import pytest
 
-from console.client import ConsoleClient, Refused
+from apiclient.client import ApiClient
+from apiclient.errors import RequestRefused
 from simulators.certain.demo_account import SECRET_ENV, demo_account_yaml
 from stream.broker import EmbeddedBroker
 from tests.support.processes import ControlProcess, clean_env, run_csignal, start_control
@@ -161,10 +162,10 @@ async def test_the_cli_with_the_read_only_token_file_reads_and_is_refused_writes
 async def test_the_console_client_with_the_read_only_token_is_refused_with_the_reason(
     control: ControlProcess,
 ) -> None:
-    client = ConsoleClient(control.url, read_only_token(control))
+    client = ApiClient.for_console(control.url, read_only_token(control))
     try:
         assert [f.id for f in await client.flows()]
-        with pytest.raises(Refused) as refused:
+        with pytest.raises(RequestRefused) as refused:
             await client.set_active(FLOW, False)
         assert refused.value.status == 403
         assert "this API token is read-only" in refused.value.message
@@ -182,7 +183,7 @@ async def test_a_read_only_console_uses_the_read_only_token_never_the_operators(
     app = make_app(control.url, None, read_only=True, watch_tty=False)
     try:
         assert [f.id for f in await app.client.flows()]
-        with pytest.raises(Refused) as refused:
+        with pytest.raises(RequestRefused) as refused:
             await app.client.set_mode(FLOW, "live")
         assert refused.value.status == 403
     finally:

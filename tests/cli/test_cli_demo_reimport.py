@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from stream.apiclient import ApiClient
+from apiclient.client import ApiClient
 from tests.e2e.e2e_support import RunProcess, start_run
 from tests.support.processes import until_running
 

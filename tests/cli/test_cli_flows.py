@@ -13,7 +13,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from console.client import ConsoleClient
+from apiclient.client import ApiClient
 from stream.cli import main
 from tests.console.control_harness import TOKEN, Control
 from tests.support.processes import REPO, clean_env
@@ -38,7 +38,7 @@ def env(control: Control, monkeypatch: pytest.MonkeyPatch) -> Control:
 
 def mode_of(control: Control, flow_id: str) -> str:
     async def read() -> str:
-        client = ConsoleClient(control.url, TOKEN)
+        client = ApiClient.for_console(control.url, TOKEN)
         try:
             return (await client.flow(flow_id)).mode
         finally:
@@ -49,7 +49,7 @@ def mode_of(control: Control, flow_id: str) -> str:
 
 def set_mode(control: Control, flow_id: str, mode: str) -> None:
     async def write() -> None:
-        client = ConsoleClient(control.url, TOKEN)
+        client = ApiClient.for_console(control.url, TOKEN)
         try:
             await client.set_mode(flow_id, mode)
         finally:

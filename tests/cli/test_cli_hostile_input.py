@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from stream.apiclient import SqlResult
+from apiclient.rows import SqlResult
 from stream.cli import main
 from stream.commands.sql import render
 from tests.support.hostile import alias_bomb

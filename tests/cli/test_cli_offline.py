@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from stream.apiclient import SqlResult, api_base_url
+from apiclient.rows import SqlResult
 from stream.broker import free_port
 from stream.certain.parsing import parse_changes
 from stream.cli import main
@@ -91,11 +91,6 @@ def test_sql_api_option_wins(no_control: str, capsys: pytest.CaptureFixture[str]
     other = f"http://127.0.0.1:{free_port()}"
     assert main(["sql", "SELECT 1", "--api", other]) == 1
     assert other in capsys.readouterr().err
-
-
-def test_base_url_forms() -> None:
-    assert api_base_url("127.0.0.1:6066") == "http://127.0.0.1:6066"
-    assert api_base_url("http://localhost:7000/") == "http://localhost:7000"
 
 
 RESULT = SqlResult(

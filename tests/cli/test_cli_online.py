@@ -11,7 +11,6 @@ import pytest
 from simulators.certain import traffic as sim
 from simulators.certain.demo_account import SECRET_ENV, demo_account_yaml
 from simulators.certain.send import write_file
-from stream.apiclient import ApiClient, RequestRefused, TokenRefused
 from stream.broker import EmbeddedBroker
 from stream.cli import main
 from tests.support.processes import ControlProcess, start_control
@@ -138,31 +137,6 @@ def test_wrong_token(
     monkeypatch.setenv("SIGNAL_API_TOKEN", "not-the-token")
     assert main(["sql", "SELECT 1"]) == 1
     assert "the API token was refused — check $SIGNAL_DATA_DIR/api-token" in capsys.readouterr().err
-
-
-async def test_client_flows_and_config_round_trip(control: ControlProcess) -> None:
-    async with ApiClient(control.url, control.token) as client:
-        health = await client.healthz()
-        assert health["ok"] is True
-        text = demo_account_yaml("http://127.0.0.1:9", "cli-client")
-        await client.put_config(text)
-        exported = await client.get_config()
-        assert "${" + SECRET_ENV + "}" in exported and "cli-secret" not in exported
-        flows = {f.id: f for f in await client.flows()}
-        assert flows["complete-form"].active and flows["complete-form"].complete
-        await client.set_active("complete-form", False)
-        await client.set_mode("test-form", "live")
-        flows = {f.id: f for f in await client.flows()}
-        assert flows["complete-form"].active is False
-        assert flows["test-form"].mode == "live"
-        with pytest.raises(RequestRefused) as refused:
-            await client.set_mode("test-form", "sometimes")
-        assert refused.value.status == 422 and "mode" in str(refused.value)
-        with pytest.raises(RequestRefused):
-            await client.put_config("account: [unclosed")
-    async with ApiClient(control.url, "wrong") as client:
-        with pytest.raises(TokenRefused):
-            await client.flows()
 
 
 def test_config_import_and_export_go_through_control(

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from stream.apiclient import ApiClient, ApiError
+from apiclient.client import ApiClient
+from apiclient.errors import ApiError
 from stream.broker import free_port
 from stream.runner import Runner, RunOptions
 from tests.support.processes import processes_for

@@ -7,8 +7,8 @@ from pathlib import Path
 from textual.command import CommandPalette
 from textual.widgets import DataTable, Input, Select, SelectionList
 
+from apiclient.client import ApiClient
 from console import actions
-from console.client import ConsoleClient
 from console.screens.flow_detail import FieldForm, FlowDetailScreen
 from console.screens.help import HelpScreen
 from tests.console.console_helpers import MakeConsole, keys, screen_text, settle, type_text
@@ -91,7 +91,7 @@ async def test_flow_editor_saves_incomplete_and_shows_why(
         editor.query_one("#name", Input).value = "Half built, renamed"
         await keys(pilot, "ctrl+s")
         await settle(pilot)
-        client = ConsoleClient(control.url, TOKEN)
+        client = ApiClient.for_console(control.url, TOKEN)
         try:
             flow = await client.flow("half-built")
         finally:
@@ -120,7 +120,7 @@ async def test_flow_editor_saves_incomplete_and_shows_why(
         editor.query_one("#campaign-id", Input).value = "1001"
         await keys(pilot, "ctrl+s", "y")  # lead-basic is shared with other flows: asked first
         await settle(pilot)
-        client = ConsoleClient(control.url, TOKEN)
+        client = ApiClient.for_console(control.url, TOKEN)
         try:
             account = await client.account()
             flow = await client.flow("half-built")
@@ -178,7 +178,7 @@ async def test_flow_editor_refuses_to_overwrite_a_newer_version(
         await settle(pilot)
         editor = app.screen
         assert isinstance(editor, FlowDetailScreen)
-        client = ConsoleClient(control.url, TOKEN)
+        client = ApiClient.for_console(control.url, TOKEN)
         try:
             await client.set_mode("registered-to-nurture", "test")
             editor.query_one("#name", Input).value = "Overwritten"
@@ -208,7 +208,7 @@ async def test_new_flow_is_saved_incomplete(control: Control, make_console: Make
         await settle(pilot)
         await keys(pilot, "ctrl+r")
         assert app.screen.query_one(DataTable).get_row_index("fresh-flow") >= 0
-    client = ConsoleClient(control.url, TOKEN)
+    client = ApiClient.for_console(control.url, TOKEN)
     try:
         flow = await client.flow("fresh-flow")
     finally:
@@ -249,7 +249,7 @@ async def test_keymap_file_remaps_keys_and_reports_mistakes(
         table = app.screen.query_one(DataTable)
         table.move_cursor(row=table.get_row_index("registered-to-nurture"))
         await keys(pilot, "a")
-        client = ConsoleClient(control.url, TOKEN)
+        client = ApiClient.for_console(control.url, TOKEN)
         try:
             assert (await client.flow("registered-to-nurture")).active
             await keys(pilot, "x", "y")  # a LIVE flow: switching it off asks first

@@ -11,7 +11,8 @@ from textual.pilot import Pilot
 from textual.screen import Screen
 from textual.widgets import Input, Label, Static
 
-from console.client import ConnectionRow, ConsoleClient
+from apiclient.client import ApiClient
+from apiclient.rows import ConnectionRow
 from console.screens.connections import ConnectionForm
 from console.screens.modals import ConfirmModal
 from tests.console.console_helpers import MakeConsole, keys, screen_text, settle
@@ -23,7 +24,7 @@ ENV_SOURCE = "env:SIGNAL_DEMO_MARKETO_SECRET"
 
 async def _stored(control: Control) -> tuple[ConnectionRow, bool]:
     """The connection as control has it, and whether its stored settings pass a test."""
-    client = ConsoleClient(control.url, TOKEN)
+    client = ApiClient.for_console(control.url, TOKEN)
     try:
         [row] = [c for c in await client.connections() if c.id == CONNECTION]
         result = await client.test_connection(CONNECTION) if row.secret_set else None

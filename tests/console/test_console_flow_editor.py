@@ -13,8 +13,9 @@ from textual.pilot import Pilot
 from textual.widgets import DataTable, Input, Select, Static, TextArea
 from textual.widgets._select import SelectCurrent
 
+from apiclient.client import ApiClient
+from apiclient.rows import FlowRow
 from console import actions
-from console.client import ConsoleClient, FlowRow
 from console.screens.flow_detail import FieldForm, FlowDetailScreen
 from console.screens.flows import FlowsScreen
 from console.screens.help import help_text
@@ -28,7 +29,7 @@ TEST_FLOW = "test-registered"
 
 
 async def api_flow(control: Control, flow_id: str) -> FlowRow:
-    client = ConsoleClient(control.url, TOKEN)
+    client = ApiClient.for_console(control.url, TOKEN)
     try:
         return await client.flow(flow_id)
     finally:
@@ -36,7 +37,7 @@ async def api_flow(control: Control, flow_id: str) -> FlowRow:
 
 
 async def api_mapping(control: Control, mapping_id: str) -> dict[str, Any]:
-    client = ConsoleClient(control.url, TOKEN)
+    client = ApiClient.for_console(control.url, TOKEN)
     try:
         return await client.mapping(mapping_id)
     finally:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from textual.widgets import DataTable, Input
 
-from console.client import ConsoleClient
+from apiclient.client import ApiClient
 from console.messages import FlowChanged, FlowsLoaded
 from console.screens.modals import ConfirmModal, TextModal, TypeToConfirmModal
 from tests.console.console_helpers import MakeConsole, keys, screen_text, settle, type_text
@@ -13,7 +13,7 @@ from tests.console.control_harness import TOKEN, Control
 
 
 async def api_flow(control: Control, flow_id: str):  # type: ignore[no-untyped-def]
-    client = ConsoleClient(control.url, TOKEN)
+    client = ApiClient.for_console(control.url, TOKEN)
     try:
         return await client.flow(flow_id)
     finally:

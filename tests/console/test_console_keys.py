@@ -12,7 +12,7 @@ from textual.command import CommandPalette
 from textual.pilot import Pilot
 from textual.widgets import Input
 
-from console.client import ConsoleClient
+from apiclient.client import ApiClient
 from console.screens.flows import FlowsScreen
 from console.screens.modals import ConfirmModal, TypeToConfirmModal
 from console.screens.replay import ReplayScreen
@@ -152,7 +152,7 @@ async def test_the_audit_names_the_console_operator_when_user_is_empty(
 ) -> None:
     monkeypatch.setenv("USER", "")
     monkeypatch.setenv("LOGNAME", "")
-    client = ConsoleClient(control.url, control.token)
+    client = ApiClient.for_console(control.url, control.token)
     try:
         assert client.actor == f"console:{getpass.getuser()}"
         await client.set_active("registered-to-nurture", False)
@@ -169,7 +169,7 @@ async def test_the_audit_keeps_the_console_login(
     control: Control, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("USER", "ana")
-    client = ConsoleClient(control.url, control.token)
+    client = ApiClient.for_console(control.url, control.token)
     try:
         await client.set_active("registered-to-nurture", False)
         result = await client.sql(

@@ -8,7 +8,9 @@ from typing import Any
 import pytest
 from textual.widgets import DataTable, Input
 
-from console.client import ConsoleClient, Refused, RetryFilters
+from apiclient.client import ApiClient
+from apiclient.errors import RequestRefused
+from apiclient.rows import RetryFilters
 from console.screens.flow_detail import FieldForm, FlowDetailScreen
 from console.screens.modals import TypeToConfirmModal
 from tests.console.console_helpers import CLOCK, MakeConsole, keys, settle, type_text
@@ -16,9 +18,9 @@ from tests.console.control_harness import TOKEN, Control
 
 
 async def test_resubmit_all_with_a_stale_count_is_refused(control: Control) -> None:
-    client = ConsoleClient(control.url, TOKEN)
+    client = ApiClient.for_console(control.url, TOKEN)
     try:
-        with pytest.raises(Refused) as refused:
+        with pytest.raises(RequestRefused) as refused:
             await client.retry_submit_matching(RetryFilters(status="abandoned"), 16)
         assert refused.value.status == 409
         [problem] = refused.value.problems
@@ -43,7 +45,7 @@ async def test_queue_moving_under_the_prompt_stops_the_resubmit(
         assert table.row_count == 15
         await keys(pilot, "R")
         assert isinstance(app.screen, TypeToConfirmModal)
-        other = ConsoleClient(control.url, TOKEN)
+        other = ApiClient.for_console(control.url, TOKEN)
         try:
             first = str(next(iter(table.rows)).value).split("|")
             await other.retry_submit([(first[0], first[1])])
@@ -59,7 +61,7 @@ async def test_queue_moving_under_the_prompt_stops_the_resubmit(
 
 
 async def test_flow_figures_come_from_the_figures_route(fixed_control: Control) -> None:
-    client = ConsoleClient(fixed_control.url, TOKEN)
+    client = ApiClient.for_console(fixed_control.url, TOKEN)
     try:
         stats = await client.flow_stats(CLOCK)
     finally:
@@ -103,7 +105,7 @@ async def test_mapping_editor_saves_through_the_mapping_route(
     audit = await control.acall(control.store.config_audit(kind="mapping"))
     changed = [a for a in audit if a.action == "update"]
     assert changed and changed[0].actor.startswith("console")
-    client = ConsoleClient(control.url, TOKEN)
+    client = ApiClient.for_console(control.url, TOKEN)
     try:
         mapping = await client.mapping("lead-basic")
     finally:
@@ -117,7 +119,7 @@ async def test_a_stale_mapping_edit_is_refused_and_keeps_the_other_save(
     app = make_console(control)
     async with app.run_test(size=(120, 40)) as pilot:
         await _open_flow(pilot, app, "registered-to-nurture")
-        other = ConsoleClient(control.url, TOKEN)
+        other = ApiClient.for_console(control.url, TOKEN)
         try:
             theirs = await other.mapping("lead-basic")
             await other.save_mapping(
@@ -129,7 +131,7 @@ async def test_a_stale_mapping_edit_is_refused_and_keeps_the_other_save(
         await keys(pilot, "ctrl+s", "y")  # lead-basic is shared with other flows: asked first
         await settle(pilot)
         assert any("someone else changed mapping 'lead-basic'" in e for _, _, e in app.errors)
-    client = ConsoleClient(control.url, TOKEN)
+    client = ApiClient.for_console(control.url, TOKEN)
     try:
         mapping = await client.mapping("lead-basic")
     finally:

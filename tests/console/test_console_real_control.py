@@ -11,8 +11,8 @@ import pytest
 import yaml
 from textual.widgets import DataTable, TextArea
 
+from apiclient.client import ApiClient
 from console.app import make_app
-from console.client import ConsoleClient
 from console.messages import ConnectionTested
 from simulators.certain.demo_account import SECRET_ENV, demo_account
 from simulators.marketo.sandbox import Sandbox
@@ -48,7 +48,7 @@ async def test_console_drives_a_real_control(real_control: tuple[str, str]) -> N
         watch_tty=False,
         keymap_file=Path("/nonexistent"),
     )
-    client = ConsoleClient(url, token)
+    client = ApiClient.for_console(url, token)
     try:
         async with app.run_test(size=(80, 24), message_hook=messages.append) as pilot:
             await settle(pilot)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from textual.widgets import DataTable, Input, Static, TextArea
 
-from console.client import ConsoleClient
+from apiclient.client import ApiClient
 from console.messages import ConnectionTested, Resubmitted, SqlFinished
 from console.screens.connections import CandidateFailed, ConnectionForm
 from console.screens.modals import ConfirmModal, TextModal, TypeToConfirmModal
@@ -62,7 +62,7 @@ async def test_new_connection_with_a_bad_url_is_marked(
         await keys(pilot, "ctrl+t")
         await settle(pilot)
         assert "✓ Connected in" in screen_text(pilot)
-        client = ConsoleClient(control.url, TOKEN)
+        client = ApiClient.for_console(control.url, TOKEN)
         try:
             saved = {c.id: c for c in await client.connections()}
         finally:
@@ -117,7 +117,7 @@ async def test_retry_queue_pages_filters_and_resubmits(
         await settle(pilot)
         assert any(isinstance(m, Resubmitted) and m.result.submitted == 2 for m in messages)
         assert table.row_count == 13
-        client = ConsoleClient(control.url, TOKEN)
+        client = ApiClient.for_console(control.url, TOKEN)
         try:
             for key in abandoned:
                 change_id, flow_id = key.split("|")
@@ -253,7 +253,7 @@ async def test_feed_follows_then_pauses_when_scrolled_back(
 async def test_deleting_a_connection_needs_its_id_and_control_guards_used_ones(
     control: Control, make_console: MakeConsole
 ) -> None:
-    client = ConsoleClient(control.url, TOKEN)
+    client = ApiClient.for_console(control.url, TOKEN)
     await client.save_connection(
         {"id": "spare", "name": "Spare", "service_url": "https://spare.mktorest.com"},
         create=True,

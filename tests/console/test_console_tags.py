@@ -11,7 +11,7 @@ from typing import Any
 from textual.pilot import Pilot
 from textual.widgets import DataTable, Input, Static
 
-from console.client import ConsoleClient
+from apiclient.client import ApiClient
 from console.screens.assign_tags import AssignTagsModal
 from console.screens.retry import ItemDetail, RetryScreen
 from stream.store.rows import ChangeRow, OutcomeRow, RetryItem
@@ -23,7 +23,7 @@ UNTAGGED = "Need photo"
 
 
 async def _tags(control: Control) -> dict[str, Any]:
-    client = ConsoleClient(control.url, TOKEN)
+    client = ApiClient.for_console(control.url, TOKEN)
     try:
         return await client.tags()
     finally:
@@ -31,7 +31,7 @@ async def _tags(control: Control) -> dict[str, Any]:
 
 
 async def _item(control: Control, change_id: str) -> dict[str, Any]:
-    client = ConsoleClient(control.url, TOKEN)
+    client = ApiClient.for_console(control.url, TOKEN)
     try:
         return await client.retry_item(change_id, FLOW)
     finally:

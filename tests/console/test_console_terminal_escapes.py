@@ -13,8 +13,8 @@ from rich.text import Text
 from textual.coordinate import Coordinate
 from textual.widgets import DataTable, Input, Static, TextArea
 
+from apiclient.client import ApiClient
 from console import fmt
-from console.client import ConsoleClient
 from console.screens.assign_tags import AssignTagsModal
 from console.screens.mapping_preview import MappingPreviewModal, preview_rows
 from console.screens.metrics import feed_line
@@ -263,7 +263,7 @@ async def test_retry_detail_and_its_tag_form_show_the_label_escaped_and_save_it_
         await keys(pilot, "ctrl+s")
         await settle(pilot)
         assert not isinstance(app.screen, AssignTagsModal)
-    client = ConsoleClient(control.url, TOKEN)
+    client = ApiClient.for_console(control.url, TOKEN)
     try:
         tags = await client.tags()
     finally:

@@ -29,7 +29,7 @@ from aiohttp.test_utils import TestServer
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from pydantic import SecretStr
 
-from stream.apiclient import ApiClient
+from apiclient.client import ApiClient
 from stream.broker import EmbeddedBroker
 from stream.topics import ALL_TOPICS
 from tests.retry.retry_helpers import account_yaml, event_dict

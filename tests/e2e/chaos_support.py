@@ -46,7 +46,8 @@ from typing import Any, Literal
 import aiohttp
 import yaml
 
-from stream.apiclient import ApiClient, ApiError
+from apiclient.client import ApiClient
+from apiclient.errors import ApiError
 from stream.broker import free_port
 from tests.e2e.e2e_support import RunProcess
 from tests.support.accounts import example_account_data

@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 from textual.widgets import DataTable
 
+from apiclient.client import ApiClient
 from console.app import make_app
-from stream.apiclient import ApiClient
 from tests.e2e.e2e_support import start_run
 from tests.support.waiting import until
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from stream.apiclient import ApiClient
+from apiclient.client import ApiClient
 from tests.control.test_private_files import loose_umask, modes, open_to_others
 from tests.e2e.e2e_support import start_run
 from tests.support.changes import registration_json

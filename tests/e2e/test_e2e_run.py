@@ -28,12 +28,12 @@ from typing import Any
 import aiohttp
 import pytest
 
+from apiclient.client import ApiClient
 from config.yamlio import load_text
 from simulators.certain import traffic as sim
 from simulators.certain.demo_account import SECRET_ENV, demo_account_yaml
 from simulators.certain.send import write_file
 from simulators.marketo.sandbox import Sandbox, SandboxConfig
-from stream.apiclient import ApiClient
 from tests.e2e.e2e_expect import Expectation, expect, sandbox_campaign_requests, sandbox_form_fills
 from tests.e2e.e2e_support import RunProcess, start_run
 from tests.support.waiting import until

@@ -28,9 +28,9 @@ from pathlib import Path
 
 import pytest
 
+from apiclient.client import ApiClient
 from console import session
 from simulators.certain.demo_account import SECRET_ENV
-from stream.apiclient import ApiClient
 from stream.broker import free_port
 from stream.runner import Runner, RunOptions
 from tests.e2e import crashing_console

@@ -17,8 +17,8 @@ from typing import Any, TypeVar
 
 import pytest
 
+from apiclient.client import ApiClient
 from simulators.marketo.sandbox import Sandbox
-from stream.apiclient import ApiClient
 from stream.broker import EmbeddedBroker
 from tests.retry.retry_helpers import SECRET, SECRET_VAR, account_yaml, event_dict
 from tests.retry.retry_helpers import registration_dict as reg

@@ -1,4 +1,4 @@
-"""The console's API client against a real operator API: shapes, toggles and failure text."""
+"""The operator-API client against a real operator API: shapes, toggles and failure text."""
 
 from __future__ import annotations
 
@@ -6,20 +6,14 @@ import socket
 
 import pytest
 
-from console.client import (
-    ConsoleClient,
-    NotAvailable,
-    Refused,
-    RetryFilters,
-    Unauthorized,
-    Unreachable,
-    api_base_url,
-)
+from apiclient.client import ApiClient
+from apiclient.errors import ControlUnreachable, NotAvailable, RequestRefused, TokenRefused
+from apiclient.rows import RetryFilters
 from tests.console.control_harness import TOKEN, Control
 
 
 async def test_flows_carry_completeness_and_toggles_round_trip(control: Control) -> None:
-    client = ConsoleClient(control.url, TOKEN)
+    client = ApiClient.for_console(control.url, TOKEN)
     try:
         flows = {f.id: f for f in await client.flows()}
         assert flows["registered-to-nurture"].complete
@@ -35,9 +29,9 @@ async def test_flows_carry_completeness_and_toggles_round_trip(control: Control)
 
 
 async def test_activating_an_incomplete_flow_is_refused_with_reasons(control: Control) -> None:
-    client = ConsoleClient(control.url, TOKEN)
+    client = ApiClient.for_console(control.url, TOKEN)
     try:
-        with pytest.raises(Refused) as caught:
+        with pytest.raises(RequestRefused) as caught:
             await client.set_active("half-built", True)
         assert caught.value.status == 409
         assert "incomplete" in caught.value.message
@@ -46,23 +40,23 @@ async def test_activating_an_incomplete_flow_is_refused_with_reasons(control: Co
 
 
 async def test_failures_read_as_what_to_do(control: Control) -> None:
-    bad = ConsoleClient(control.url, "wrong-token")
-    with pytest.raises(Unauthorized, match="token was refused"):
+    bad = ApiClient.for_console(control.url, "wrong-token")
+    with pytest.raises(TokenRefused, match="token was refused"):
         await bad.flows()
     await bad.close()
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    gone = ConsoleClient(f"http://127.0.0.1:{port}", TOKEN)
-    with pytest.raises(Unreachable, match=r"control is not reachable at .* running\?"):
+    gone = ApiClient.for_console(f"http://127.0.0.1:{port}", TOKEN)
+    with pytest.raises(ControlUnreachable, match=r"control is not reachable at .* running\?"):
         await gone.flows()
     await gone.close()
-    client = ConsoleClient(control.url, TOKEN)
+    client = ApiClient.for_console(control.url, TOKEN)
     try:
-        with pytest.raises(Refused) as missing:
+        with pytest.raises(RequestRefused) as missing:
             await client.flow("no-such-flow")
         assert missing.value.status == 404 and "no flow" in missing.value.message
-        with pytest.raises(Refused, match="refused"):
+        with pytest.raises(RequestRefused, match="refused"):
             await client.sql("DELETE FROM changes")
     finally:
         await client.close()
@@ -70,7 +64,7 @@ async def test_failures_read_as_what_to_do(control: Control) -> None:
 
 async def test_routes_a_control_lacks_are_not_available(tmp_path) -> None:  # type: ignore[no-untyped-def]
     service = Control(tmp_path, operations=False).start()
-    client = ConsoleClient(service.url, TOKEN)
+    client = ApiClient.for_console(service.url, TOKEN)
     try:
         with pytest.raises(NotAvailable):
             await client.retry_page(RetryFilters(), 0, 10)
@@ -82,7 +76,7 @@ async def test_routes_a_control_lacks_are_not_available(tmp_path) -> None:  # ty
 
 
 async def test_connections_never_carry_the_secret(control: Control) -> None:
-    client = ConsoleClient(control.url, TOKEN)
+    client = ApiClient.for_console(control.url, TOKEN)
     try:
         [connection] = await client.connections()
         assert connection.secret_set
@@ -97,7 +91,7 @@ async def test_connections_never_carry_the_secret(control: Control) -> None:
 
 
 async def test_sql_rows_and_cap(control: Control) -> None:
-    client = ConsoleClient(control.url, TOKEN)
+    client = ApiClient.for_console(control.url, TOKEN)
     try:
         result = await client.sql("SELECT change_id FROM outcomes ORDER BY 1", max_rows=5)
         assert result.columns == ["change_id"] and len(result.rows) == 5 and result.truncated
@@ -106,7 +100,7 @@ async def test_sql_rows_and_cap(control: Control) -> None:
 
 
 async def test_retry_queue_pages_and_resubmits(control: Control) -> None:
-    client = ConsoleClient(control.url, TOKEN)
+    client = ApiClient.for_console(control.url, TOKEN)
     try:
         page = await client.retry_page(RetryFilters(status="abandoned"), 0, 10)
         assert page.total == 15 and len(page.rows) == 10
@@ -126,24 +120,3 @@ async def test_retry_queue_pages_and_resubmits(control: Control) -> None:
         assert preview["mapping_id"] == "lead-basic"
     finally:
         await client.close()
-
-
-def test_base_url_from_flag_or_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("SIGNAL_API", "127.0.0.1:7000")
-    assert api_base_url(None) == "http://127.0.0.1:7000"
-    assert api_base_url("http://10.0.0.1:6066/") == "http://10.0.0.1:6066"
-    assert "token" not in repr(ConsoleClient("http://x", "secret-token"))
-
-
-def test_console_never_imports_stream_and_the_client_never_imports_textual() -> None:
-    import subprocess
-    import sys
-
-    check = (
-        "import sys, console.client\n"
-        "assert not any(m.split('.')[0] == 'textual' for m in sys.modules), 'textual'\n"
-        "import console.app\n"
-        "bad = sorted(m for m in sys.modules if m.split('.')[0] == 'stream')\n"
-        "assert not bad, bad\n"
-    )
-    subprocess.run([sys.executable, "-c", check], check=True)
