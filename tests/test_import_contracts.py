@@ -49,9 +49,14 @@ VIOLATIONS = {
     ),
 }
 
-# The modules that run a simulator (`csignal sandbox`, `csignal simulate`, `csignal run --demo`):
+# The modules that run a simulator (`csignal sandbox`, `certain-sandbox`, `simulate`, `run --demo`):
 # the only production modules the contract lets import `simulators`.
-SIMULATOR_RUNNERS = {"stream.commands.sandbox", "stream.commands.simulate", "stream.runner"}
+SIMULATOR_RUNNERS = {
+    "stream.commands.certain_sandbox",
+    "stream.commands.sandbox",
+    "stream.commands.simulate",
+    "stream.runner",
+}
 
 # Further imports of the simulators from production code, each breaking only that contract: from
 # another package, and from a runner importing a simulator module it is not listed for.

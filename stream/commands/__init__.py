@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from stream.commands import (
+    certain_sandbox,
     config,
     console,
     control,
@@ -26,6 +27,7 @@ COMMANDS: list[Command] = [
     pipeline.COMMAND,
     console.COMMAND,
     sandbox.COMMAND,
+    certain_sandbox.COMMAND,
     simulate.COMMAND,
     ingest.COMMAND,
     config.COMMAND,
