@@ -24,9 +24,9 @@ Clock and faults:
 - `POST /_sandbox/clock` `{"skewSeconds": -120}`: Certain's clock runs that far from this machine's.
 - `POST /_sandbox/latency` `{"ms": 250}`: extra latency on every API call.
 - `POST /_sandbox/faults` `{"status": 503, "count": 3}`: the next N API calls answer that status
-  (401 comes with its challenge); `{"malformed": N}`: the next N records served are broken (a
-  missing `registrationCode`, an unparseable `dateModified`, a `profile` that is not an object, in
-  turn). `GET` lists pending faults, `DELETE` clears them and the latency.
+  (401 comes with its challenge); `{"malformed": N}`: the next N registration records served are
+  broken (a missing `registrationCode`, an unparseable `dateModified`, a `profile` that is not an
+  object, in turn). `GET` lists pending faults, `DELETE` clears them and the latency.
 - `GET /_sandbox/status`, `GET /_sandbox/calls` (every API call: path, query, status, records).
 """
 

@@ -203,7 +203,9 @@ def mass_change(
         targets = targets[:limit]
     if not targets:
         raise ChangeError(f"no registration of event '{event.code}' matches", 404)
-    now = state.clock.now()
+    # One stamp for the whole action, later than every target's current one (so each record
+    # still moves forward even if it changed earlier in the same second).
+    now = max(state.clock.now(), *(r.date_modified + 1 for r in targets))
     for reg in targets:
         _apply(reg, event, changes, now)
     return targets

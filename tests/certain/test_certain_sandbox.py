@@ -262,6 +262,21 @@ async def test_events_list_detail_and_changes(client: Client) -> None:
     assert "Exhibitor" in {t["attendeeTypeCode"] for t in types["attendeeTypes"]}
 
 
+async def test_an_inactive_event_drops_out_of_is_active_true(client: Client) -> None:
+    _, active, _ = await client.get(f"{V1}/Event/ACME", {"isActive": "true"})
+    assert active["completeCollectionSize"] == 5
+    status, body = await client.admin(
+        "POST", "events", {"eventCode": "DEVDAY26", "isActive": False}
+    )
+    assert status == 200 and body["isActive"] is False
+    _, active, _ = await client.get(f"{V1}/Event/ACME", {"isActive": "true"})
+    assert "DEVDAY26" not in {e["eventCode"] for e in active["events"]}
+    status, body = await client.admin("POST", "events", {"eventCode": "DEVDAY26", "isActive": "no"})
+    assert (status, body["message"]) == (400, "'isActive' is 'no': expected true or false")
+    status, body = await client.admin("POST", "events", {"eventCode": "DEVDAY26", "colour": "red"})
+    assert status == 400 and body["message"].startswith("unknown event field 'colour': expected")
+
+
 async def test_session_registrations_follow_the_transitions(client: Client) -> None:
     _, body, _ = await client.get(f"{REGS}/SUMMIT26", {"max_results": "1"})
     code = body["registrations"][0]["registrationCode"]
@@ -376,6 +391,27 @@ async def test_mass_change_of_5000_is_seen_through_paging(client: Client) -> Non
     calls = [c for c in client.sandbox.calls if "/MASS26" in c["path"]]
     assert [c["records"] for c in calls] == [1000] * 5 + [0]
     assert calls[-1]["status"] == 404
+
+
+async def test_a_mass_change_has_one_stamp_later_than_every_record(client: Client) -> None:
+    """A record edited several times within a second runs ahead of the clock; a mass change that
+    includes it still stamps every record with one time, later than each one's own."""
+    await client.admin("POST", "events", {"eventCode": "FEW26"})
+    _, body = await client.admin("POST", "registrations", {"eventCode": "FEW26", "count": 3})
+    codes = [r["registrationCode"] for r in body["registrations"]]
+    for label in ("Attended", "Cancelled", "New", "Attended", "Cancelled"):
+        await client.admin(
+            "PATCH", f"registrations/ACME/FEW26/{codes[0]}", {"registrationStatusLabel": label}
+        )
+    _, before, _ = await client.get(f"{REGS}/FEW26")
+    previous = {r["registrationCode"]: stamp(r["dateModified"]) for r in before["registrations"]}
+    status, mass = await client.admin(
+        "POST",
+        "registrations/mass",
+        {"eventCode": "FEW26", "codes": codes, "set": {"registrationStatusLabel": "Attended"}},
+    )
+    assert status == 200 and len(mass["dateModified"]) == 1
+    assert all(stamp(mass["dateModified"][0]) > seen for seen in previous.values())
 
 
 async def test_admin_input_errors_name_the_field(client: Client) -> None:
