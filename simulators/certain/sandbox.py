@@ -35,6 +35,7 @@ from typing import Any
 from aiohttp import web
 
 from simulators.certain.sandbox_admin import register_admin
+from simulators.certain.sandbox_faults import MALFORMED_VARIANTS, Faults
 from simulators.certain.sandbox_query import (
     Collection,
     QueryError,
@@ -42,16 +43,13 @@ from simulators.certain.sandbox_query import (
     include_list,
     select,
 )
+from simulators.certain.sandbox_seed import DEFAULT_PASSWORD, DEFAULT_USER, seeded_state
 from simulators.certain.sandbox_state import (
-    DEFAULT_PASSWORD,
-    DEFAULT_USER,
-    Faults,
     SandboxClock,
     SandboxEvent,
     SandboxRegistration,
     SandboxState,
     SessionRegistration,
-    seeded_state,
 )
 
 __all__ = ["CertainSandbox", "Faults", "build_app"]
@@ -71,14 +69,6 @@ class Served:
 
     records: int = 0
     malformed: list[str] = field(default_factory=list)
-
-
-MALFORMED_VARIANTS: tuple[tuple[str, Callable[[dict[str, Any]], None]], ...] = (
-    ("registrationCode missing", lambda r: r.pop("registrationCode", None)),
-    ("dateModified unparseable", lambda r: r.__setitem__("dateModified", "31/13/2026 25:61")),
-    ("profile not an object", lambda r: r.__setitem__("profile", "<profile unavailable>")),
-)
-"""How a record is broken when a malformed-record fault is pending (cycled in this order)."""
 
 
 class CertainSandbox:

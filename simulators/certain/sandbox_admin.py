@@ -50,7 +50,9 @@ from simulators.certain.sandbox_changes import (
     soft_delete,
     upsert_event,
 )
-from simulators.certain.sandbox_state import DEFAULT_ACCOUNT, StatusFault, format_ts
+from simulators.certain.sandbox_faults import StatusFault
+from simulators.certain.sandbox_seed import DEFAULT_ACCOUNT
+from simulators.certain.sandbox_state import format_ts
 
 if TYPE_CHECKING:
     from simulators.certain.sandbox import CertainSandbox

@@ -15,6 +15,7 @@ import random
 from collections.abc import Mapping
 from typing import Any
 
+from simulators.certain.sandbox_seed import event_setup, new_profile, registration_code
 from simulators.certain.sandbox_state import (
     SESSION_STATUSES,
     SESSION_TRANSITIONS,
@@ -22,9 +23,6 @@ from simulators.certain.sandbox_state import (
     SandboxRegistration,
     SandboxState,
     SessionRegistration,
-    event_setup,
-    new_profile,
-    registration_code,
 )
 
 REGISTRATION_FIELDS = {
