@@ -309,6 +309,13 @@ async def test_session_registrations_follow_the_transitions(client: Client) -> N
         "Attended",
     )
     assert isinstance(item["instanceId"], int)
+    client.sandbox.clock.skew_s = 90
+    other = {**move, "sessionCode": "WS-DATA", "regSessionStatus": "Registered"}
+    assert (await client.admin("POST", "session-registrations", other))[0] == 200
+    status, body, _ = await client.get(
+        agendas, {"dateModified_after": item["dateModified"], "orderBy": "dateModified_asc"}
+    )
+    assert [a["sessionCode"] for a in body["registrationAgendas"]] == ["WS-DATA"]
 
 
 # --- admin routes ---------------------------------------------------------------------------------
