@@ -114,23 +114,10 @@ class RequestRefused(ApiError):
         self.message = "; ".join(str(p) for p in self.problems) or f"HTTP {status}"
 
 
-class NotAvailable(RequestRefused):
-    """aiohttp's own 404/405: this control does not serve the route."""
-
-    def __init__(self, method: str, path: str, status: int, body: Any = None) -> None:
-        text = f"{path.split('?')[0]} is not available from this control yet"
-        super().__init__(method, path, status, text, body=body)
-        self.message = text
-
-
 def refusal(method: str, path: str, status: int, body: Any) -> RequestRefused:
-    """The error for an error status: `NotAvailable` for aiohttp's own 404/405 (no such route,
-    as opposed to control's "no flow 'x'"), else `RequestRefused` with the API's problems."""
+    """The error for an error status: `RequestRefused` with the API's problems. The console and
+    control ship together, so a route control lacks is a defect, reported like any refusal."""
     problems = problems_of(body)
-    if status in (404, 405) and all(
-        p.message in ("Not Found", "Method Not Allowed") for p in problems
-    ):
-        return NotAvailable(method, path, status, body)
     return RequestRefused(method, path, status, detail_of(body), problems, body)
 
 

@@ -29,7 +29,6 @@ class ApiFailed(Message, bubble=False):
 
     what: str
     error: str
-    unavailable: bool = False
 
 
 @dataclass
@@ -118,10 +117,9 @@ class RetryItemLoaded(Message, bubble=False):
 class MetricsSnapshot(Message, bubble=False):
     mode: str
     period: str
-    summary: dict[str, Any] | None
-    troubleshooting: dict[str, Any] | None
+    summary: dict[str, Any]
+    troubleshooting: dict[str, Any]
     feed: list[dict[str, Any]] = field(default_factory=list)
-    unavailable: list[str] = field(default_factory=list)
     feed_status: str = "all"
     """The feed's status filter the snapshot was fetched with (a stale one is dropped)."""
 

@@ -14,7 +14,6 @@ is typed and its error shows right under the field. Every key goes through the a
 
 from __future__ import annotations
 
-import contextlib
 import json
 from pathlib import Path
 from typing import Any, ClassVar
@@ -37,7 +36,7 @@ from textual.widgets import (
     TextArea,
 )
 
-from apiclient.errors import ApiError, NotAvailable, RequestRefused
+from apiclient.errors import ApiError, RequestRefused
 from apiclient.rows import FlowRow, TargetField
 from config.models import ACTIVATE_FOR_KINDS, Action, Source, StandardProperty
 from console import actions, fmt
@@ -226,8 +225,7 @@ class FlowDetailScreen(BaseScreen):
         client = self.console.client
         try:
             account = await client.account()
-            with contextlib.suppress(NotAvailable):
-                account["mappings"] = await client.mappings()
+            account["mappings"] = await client.mappings()
             if self.flow_id:
                 flow = await client.flow(self.flow_id)
             else:
@@ -452,15 +450,6 @@ class FlowDetailScreen(BaseScreen):
         body = {"flow_id": flow_id} if flow_id else {}
         try:
             result = await self.console.client.preview_mapping(mapping_id, body)
-        except NotAvailable:
-            self.post_message(
-                ApiFailed(
-                    "preview the mapping",
-                    "Preview Mapping is not available from this control yet",
-                    unavailable=True,
-                )
-            )
-            return
         except ApiError as error:
             self.post_message(ApiFailed("preview the mapping", error.message))
             return
@@ -641,9 +630,6 @@ class FlowDetailScreen(BaseScreen):
 
     @on(ApiFailed)
     def failed(self, message: ApiFailed) -> None:
-        if message.unavailable:
-            self.query_one("#preview", Static).update(Text(message.error, style="yellow"))
-            return
         self.close_after_save = False
         self.query_one("#reasons", Static).update(Text(f"✗ {message.error}", style="bold red"))
         self.console.report_error(message.what, message.error)

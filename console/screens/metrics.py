@@ -26,13 +26,12 @@ from textual.binding import Binding, BindingType
 from textual.containers import Vertical
 from textual.widgets import DataTable, RichLog, Sparkline, Static, TabbedContent, TabPane
 
-from apiclient.errors import ApiError, NotAvailable
+from apiclient.errors import ApiError
 from console import fmt
 from console.messages import ApiFailed, MetricsSnapshot
 from console.screens.base import BaseScreen
 
 PERIODS = ("1h", "24h", "7d", "30d")
-NOT_AVAILABLE = "not available from this control yet"
 
 
 @dataclass(frozen=True)
@@ -282,13 +281,9 @@ class MetricsScreen(BaseScreen):
             ),
             return_exceptions=True,
         )
-        unavailable: list[str] = []
         parts: list[Any] = []
         for name, result in zip(("summary", "troubleshooting", "activity"), results, strict=True):
-            if isinstance(result, NotAvailable):
-                unavailable.append(name)
-                parts.append(None)
-            elif isinstance(result, ApiError):
+            if isinstance(result, ApiError):
                 self.post_message(ApiFailed(f"load {name}", result.message))
                 return
             elif isinstance(result, BaseException):
@@ -297,9 +292,7 @@ class MetricsScreen(BaseScreen):
                 parts.append(result)
         summary, trouble, items = parts
         self.post_message(
-            MetricsSnapshot(
-                mode, period, summary, trouble, items or [], unavailable, feed_status=feed.name
-            )
+            MetricsSnapshot(mode, period, summary, trouble, items or [], feed_status=feed.name)
         )
 
     @on(MetricsSnapshot)
@@ -307,28 +300,19 @@ class MetricsScreen(BaseScreen):
         wanted = (self.mode, self.period, self.feed_filter.name)
         if (message.mode, message.period, message.feed_status) != wanted:
             return
-        if message.summary is None:
-            self.query_one("#summary-text", Static).update(f"Summary: {NOT_AVAILABLE}")
-        else:
-            self.query_one("#summary-text", Static).update(Text(summary_text(message.summary)))
-            activity = message.summary.get("registration_activity") or []
-            self.query_one("#activity-spark", Sparkline).data = [
-                float(b.get("changes", 0)) for b in activity
-            ]
-        if message.troubleshooting is None:
-            self.query_one("#trouble-text", Static).update(f"Troubleshooting: {NOT_AVAILABLE}")
-        else:
-            body = message.troubleshooting
-            self.query_one("#trouble-text", Static).update(Text(troubleshooting_text(body)))
-            retries = body.get("retry_activity") or []
-            self.query_one("#retry-spark", Sparkline).data = [
-                float(b.get("retries", 0)) for b in retries
-            ]
-            self._connections(body.get("connection_activity") or [])
-        if "activity" in message.unavailable:
-            self.query_one("#feed-state", Static).update(f"Activity feed: {NOT_AVAILABLE}")
-        else:
-            self._feed(message.feed)
+        self.query_one("#summary-text", Static).update(Text(summary_text(message.summary)))
+        activity = message.summary.get("registration_activity") or []
+        self.query_one("#activity-spark", Sparkline).data = [
+            float(b.get("changes", 0)) for b in activity
+        ]
+        body = message.troubleshooting
+        self.query_one("#trouble-text", Static).update(Text(troubleshooting_text(body)))
+        retries = body.get("retry_activity") or []
+        self.query_one("#retry-spark", Sparkline).data = [
+            float(b.get("retries", 0)) for b in retries
+        ]
+        self._connections(body.get("connection_activity") or [])
+        self._feed(message.feed)
         self.loaded()
 
     def _connections(self, rows: list[dict[str, Any]]) -> None:

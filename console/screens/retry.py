@@ -24,7 +24,7 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import DataTable, Input, Static
 
-from apiclient.errors import ApiError, NotAvailable
+from apiclient.errors import ApiError
 from apiclient.rows import RetryFilters, RetryPage, RetryRow
 from console import actions, fmt
 from console.messages import ApiFailed, QueuePageLoaded, Resubmitted, RetryItemLoaded
@@ -38,10 +38,6 @@ RESUBMIT_ALL = "resubmit all matching"
 NARROW = 100
 STATUSES = (None, "pending", "retrying", "abandoned", "resolved")
 CATEGORIES = (None, "data", "technical")
-UNAVAILABLE = (
-    "The retry queue is not available from this control yet.\n\n"
-    "Control answered 404 for /api/v1/retry-queue; the other screens work as usual."
-)
 
 
 FAILED_STATUSES = frozenset({"failed", "data_failure", "parked", "queued"})
@@ -195,14 +191,12 @@ class RetryScreen(BaseScreen):
         self.page: RetryPage | None = None
         self.rows: dict[str, RetryRow] = {}
         self.selected_keys: dict[str, tuple[str, str]] = {}
-        self.unavailable = False
         self.narrow: bool | None = None
         self.integrations: tuple[str | None, ...] = (None,)
 
     def body(self) -> ComposeResult:
         table: DataTable[Any] = DataTable(id="queue", cursor_type="row", zebra_stripes=True)
         yield table
-        yield Static(UNAVAILABLE, id="unavailable")
         search = SearchInput(
             placeholder="search change id, flow or reason (enter applies)", id="search"
         )
@@ -232,7 +226,6 @@ class RetryScreen(BaseScreen):
 
     def on_mount(self) -> None:
         self._build_columns()
-        self.query_one("#unavailable").display = False
         self.query_one(DataTable).loading = True
         self._title()
 
@@ -267,9 +260,6 @@ class RetryScreen(BaseScreen):
                 pass
         try:
             page = await self.console.client.retry_page(filters, offset, PAGE_SIZE)
-        except NotAvailable as error:
-            self.post_message(ApiFailed("load the retry queue", error.message, unavailable=True))
-            return
         except ApiError as error:
             self.post_message(ApiFailed("load the retry queue", error.message))
             return
@@ -277,10 +267,7 @@ class RetryScreen(BaseScreen):
 
     @on(QueuePageLoaded)
     def page_loaded(self, message: QueuePageLoaded) -> None:
-        self.unavailable = False
-        self.query_one("#unavailable").display = False
         table = self.query_one(DataTable)
-        table.display = True
         table.loading = False
         self.page = message.page
         self.rows = {r.key: r for r in message.page.rows}
@@ -346,13 +333,6 @@ class RetryScreen(BaseScreen):
     def failed(self, message: ApiFailed) -> None:
         table = self.query_one(DataTable)
         table.loading = False
-        if message.unavailable:
-            self.unavailable = True
-            table.display = False
-            self.query_one("#unavailable").display = True
-            self.status_note = "not available"
-            self.loaded()
-            return
         self.console.report_error(message.what, message.error)
         if message.what == "load the retry queue":
             self.loaded(ok=False)
@@ -452,8 +432,6 @@ class RetryScreen(BaseScreen):
         title = f"{row.flow_name} · {row.change_id}"
         try:
             detail = await self.console.client.retry_item(row.change_id, row.flow_id)
-        except NotAvailable:
-            detail = {"item": row.raw}
         except ApiError as error:
             self.post_message(ApiFailed("load the item", error.message))
             return

@@ -7,7 +7,7 @@ import socket
 import pytest
 
 from apiclient.client import ApiClient
-from apiclient.errors import ControlUnreachable, NotAvailable, RequestRefused, TokenRefused
+from apiclient.errors import ControlUnreachable, RequestRefused, TokenRefused
 from apiclient.rows import RetryFilters
 from tests.console.control_harness import TOKEN, Control
 
@@ -60,19 +60,6 @@ async def test_failures_read_as_what_to_do(control: Control) -> None:
             await client.sql("DELETE FROM changes")
     finally:
         await client.close()
-
-
-async def test_routes_a_control_lacks_are_not_available(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    service = Control(tmp_path, operations=False).start()
-    client = ApiClient.for_console(service.url, TOKEN)
-    try:
-        with pytest.raises(NotAvailable):
-            await client.retry_page(RetryFilters(), 0, 10)
-        with pytest.raises(NotAvailable, match="not available from this control yet"):
-            await client.preview_mapping("lead-basic")
-    finally:
-        await client.close()
-        service.stop()
 
 
 async def test_connections_never_carry_the_secret(control: Control) -> None:

@@ -58,13 +58,11 @@ class Control:
         *,
         seed: bool = True,
         outcomes: bool = True,
-        operations: bool = True,
         base: datetime | None = None,
     ) -> None:
         self.data_dir = data_dir
         self.outcomes = outcomes
         self.base = base
-        self.operations = operations
         self.ops: Operations | None = None
         self.redriven: list[tuple[bytes, bytes]] = []
         self.seed = seed
@@ -119,8 +117,7 @@ class Control:
         async def redrive(records: Sequence[tuple[bytes, bytes]]) -> None:
             self.redriven.extend(records)
 
-        if self.operations:
-            self.ops = Operations.build(self.store, self.config, redrive)
+        self.ops = Operations.build(self.store, self.config, redrive)
         deps = ApiDeps(store=self.store, config=self.config, produce_changes=produce, token=TOKEN)
         app = create_app(deps, self.ops)
         self._runner = web.AppRunner(app, access_log=None)

@@ -173,13 +173,13 @@ async def test_a_snapshot_fetched_under_another_filter_is_dropped(
         assert len(before) == DELIVERED
         stale = [_item("stale-1", "failed")]
         screen.post_message(
-            MetricsSnapshot(screen.mode, screen.period, None, None, stale, feed_status="all")
+            MetricsSnapshot(screen.mode, screen.period, {}, {}, stale, feed_status="all")
         )
         await settle(pilot)
         assert feed_lines(screen) == before
         fresh = [_item("fresh-1", "delivered")]
         screen.post_message(
-            MetricsSnapshot(screen.mode, screen.period, None, None, fresh, feed_status="delivered")
+            MetricsSnapshot(screen.mode, screen.period, {}, {}, fresh, feed_status="delivered")
         )
         await settle(pilot)
         assert len(feed_lines(screen)) == DELIVERED + 1

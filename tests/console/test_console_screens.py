@@ -145,21 +145,6 @@ async def test_retry_queue_pages_filters_and_resubmits(
         assert "rq-044" in text and "would send now" in text
 
 
-async def test_retry_queue_not_available(tmp_path, make_console: MakeConsole) -> None:  # type: ignore[no-untyped-def]
-    service = Control(tmp_path, operations=False).start()
-    try:
-        app = make_console(service)
-        async with app.run_test(size=(80, 24)) as pilot:
-            await keys(pilot, "4")
-            await settle(pilot)
-            assert "not available from this control yet" in screen_text(pilot)
-            assert not app.errors
-            await keys(pilot, "r", "space")
-            assert app.screen.is_current
-    finally:
-        service.stop()
-
-
 async def test_metrics_tabs_mode_and_period(control: Control, make_console: MakeConsole) -> None:
     app = make_console(control)
     async with app.run_test(size=(80, 24)) as pilot:
