@@ -1,1 +1,2 @@
-"""Simulated Certain traffic and the demo account it is sent for."""
+"""The Certain side for demos and tests: a REST API sandbox to poll (`sandbox.py`), and
+simulated traffic pushed to the ingest API with the demo account it is sent for."""
