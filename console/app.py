@@ -371,12 +371,13 @@ class SignalConsole(App[int]):
 
     @on(Worker.StateChanged)
     def worker_state(self, event: Worker.StateChanged) -> None:
+        """A worker that raised unexpectedly, in any screen (screens pass their workers'
+        failures here, `console.screens.base.pass_worker_error_to_app`): an error notification,
+        and the console keeps running — it must never take Signal down with it."""
         if event.state == WorkerState.ERROR:
             error = event.worker.error
-            self.report_error(
-                event.worker.group or event.worker.name or "finish",
-                f"{type(error).__name__}: {error}",
-            )
+            what = event.worker.group or event.worker.name or "finish"
+            self.report_error(what.replace("-", " "), f"{type(error).__name__}: {error}")
 
 
 def make_app(

@@ -20,10 +20,12 @@ from textual.binding import BindingType
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Select, Static
+from textual.worker import Worker
 
 from apiclient.errors import ApiError, RequestRefused
 from console import actions
 from console.fmt import esc, safe
+from console.screens.base import pass_worker_error_to_app
 
 if TYPE_CHECKING:
     from console.app import SignalConsole
@@ -187,6 +189,10 @@ class AssignTagsModal(ModalScreen[dict[str, Any] | None]):
             self._error(error.message)
             return
         self.dismiss({**answer, "saved": {"kind": kind, "label": label}})
+
+    @on(Worker.StateChanged)
+    def _worker_failed(self, event: Worker.StateChanged) -> None:
+        pass_worker_error_to_app(self, event)
 
     def _error(self, message: str) -> None:
         self.query_one("#error", Static).update(Text(f"✗ {message}", "bold red") if message else "")

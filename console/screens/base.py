@@ -47,6 +47,14 @@ class CommandLine(Input):
         self.screen.focus_next()
 
 
+def pass_worker_error_to_app(screen: Screen[Any], event: Worker.StateChanged) -> None:
+    """Hand a worker's failure to the app, whose handler reports it (`SignalConsole.
+    worker_state`): `Worker.StateChanged` does not bubble, it reaches only the screen that ran
+    the worker, so every screen with workers passes its failures on through this."""
+    if event.state == WorkerState.ERROR:
+        screen.app.post_message(Worker.StateChanged(event.worker, event.state))
+
+
 class BaseScreen(Screen[None]):
     SCOPE: ClassVar[str] = actions.GLOBAL
     TITLE_TEXT: ClassVar[str] = ""
@@ -160,13 +168,12 @@ class BaseScreen(Screen[None]):
 
     @on(Worker.StateChanged)
     def _worker_failed(self, event: Worker.StateChanged) -> None:
-        """An unexpected exception in a worker is reported, never fatal."""
+        """An unexpected exception in a worker is reported (by the app), never fatal; a load
+        that failed so marks the screen stale and keeps the refresh loop going."""
         if event.state != WorkerState.ERROR:
             return
-        error = event.worker.error
-        group = event.worker.group or "work"
-        self.console.report_error(group.replace("-", " "), f"{type(error).__name__}: {error}")
-        if group.endswith("-load"):
+        pass_worker_error_to_app(self, event)
+        if (event.worker.group or "").endswith("-load"):
             self.loaded(ok=False)
 
     # --- command line ----------------------------------------------------------------------

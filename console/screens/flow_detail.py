@@ -569,10 +569,18 @@ class FlowDetailScreen(BaseScreen):
 
     @work(exclusive=True, group="flow-save", exit_on_error=False)
     async def save(self, body: dict[str, Any]) -> None:
+        """The mapping goes first, then the flow: two requests, so a flow refused after its
+        mapping was stored leaves the mapping changed, and the error says so (naming both)
+        rather than claiming nothing changed."""
         client = self.console.client
+        mapping_saved: str | None = None
         try:
-            if self.mapping_dirty and body["destination"].get("mapping"):
-                await self._save_mapping(body["destination"]["mapping"])
+            mapping = body["destination"].get("mapping")
+            if self.mapping_dirty and mapping:
+                await self._save_mapping(mapping)
+                mapping_saved = mapping
+                self.mapping_dirty = False
+                self._render_mapping()
             if self.flow_id:
                 version = self.flow.raw.get("version") if self.flow else None
                 flow = await client.save_flow(self.flow_id, body, version)
@@ -584,12 +592,20 @@ class FlowDetailScreen(BaseScreen):
                     "someone else saved this flow since it was opened; nothing was changed — "
                     "close and reopen it to see their version"
                 )
+                if mapping_saved is not None:
+                    text = (
+                        f"mapping {mapping_saved!r} was saved, but flow {body['name']!r} was "
+                        "not: someone else saved the flow since it was opened — close and "
+                        "reopen it, then re-apply your changes to the flow"
+                    )
             else:
-                text = "\n".join(str(p) for p in error.problems)
+                text = _after_mapping(mapping_saved, "\n".join(str(p) for p in error.problems))
             self.post_message(ApiFailed("save the flow", text))
             return
         except ApiError as error:
-            self.post_message(ApiFailed("save the flow", error.message))
+            self.post_message(
+                ApiFailed("save the flow", _after_mapping(mapping_saved, error.message))
+            )
             return
         self.post_message(FlowSaved(flow))
 
@@ -682,6 +698,13 @@ JSON_KINDS: dict[type, str] = {
     bool: "true or false",
     type(None): "null",
 }
+
+
+def _after_mapping(mapping_saved: str | None, text: str) -> str:
+    """A flow save's error, saying first that the mapping saved before it did change."""
+    if mapping_saved is None:
+        return text
+    return f"mapping {mapping_saved!r} was saved, the flow was not:\n{text}"
 
 
 def filters_of(text: str) -> tuple[list[Any], str | None]:

@@ -1,7 +1,15 @@
-"""Home: the flow list with active and live/test toggles and today's delivered/failed counts."""
+"""Home: the flow list with active and live/test toggles and today's delivered/failed counts.
+
+Toggles run one at a time, in the order pressed: a toggle pressed while another change (or its
+question) is under way waits its turn and is decided then, on the flow as that change left it, so
+`a a` switches a flow on and off again; none is cancelled mid-request.
+"""
 
 from __future__ import annotations
 
+from collections import deque
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -9,6 +17,7 @@ from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
+from textual.screen import ModalScreen
 from textual.widgets import DataTable, Input
 
 from apiclient.errors import ApiError
@@ -59,6 +68,10 @@ class FlowsScreen(BaseScreen):
         self.stats: dict[str, FlowStats] = {}
         self.filter_text = ""
         self.layout_name: str | None = None
+        self.switching: str | None = None
+        """The flow whose active or mode change (or its question) is under way, if any."""
+        self.switch_queue: deque[Callable[[], None]] = deque()
+        """Toggles pressed meanwhile, each run when the one before it has finished."""
 
     @property
     def narrow(self) -> bool:
@@ -259,24 +272,67 @@ class FlowsScreen(BaseScreen):
             )
         self.app.push_screen(TextModal(f"{flow.name}", body))
 
+    # --- switching, one change at a time ---------------------------------------------------
+
+    def _queue_switch(self, step: Callable[[], None]) -> None:
+        """Run `step` now, or after the change under way and those queued before it; each step
+        ends by starting a change, asking a question, or calling `_next_switch`."""
+        self.switch_queue.append(step)
+        if self.switching is None:
+            self._next_switch()
+        else:
+            self.notify(f"still switching {self.switching}… this change follows it", timeout=3)
+
+    def _next_switch(self) -> None:
+        self.switching = None
+        if self.switch_queue:
+            self.switch_queue.popleft()()
+
+    def _switch_active(self, flow: FlowRow, active: bool) -> None:
+        self.switching = flow.name
+        self.set_active(flow.id, active)
+
+    def _switch_mode(self, flow: FlowRow, mode: str) -> None:
+        self.switching = flow.name
+        self.set_mode(flow.id, mode)
+
+    def _ask(self, flow: FlowRow, modal: ModalScreen[bool], then: Callable[[], None]) -> None:
+        """Ask; `then` runs on yes. Further toggles wait for the answer."""
+        self.switching = flow.name
+
+        def answer(ok: bool | None) -> None:
+            if ok:
+                then()
+            else:
+                self._next_switch()
+
+        self.app.push_screen(modal, answer)
+
     def action_toggle_active(self) -> None:
+        flow = self.selected()
+        if flow is not None:
+            self._queue_switch(partial(self._toggle_active, flow.id))
+
+    def _toggle_active(self, flow_id: str) -> None:
         """Anything that starts or stops LIVE deliveries asks first (the safe answer focused);
         switching a TEST flow on or off does not, nor does it ask what an incomplete flow
-        would not do anyway, beyond saying it will not run."""
-        flow = self.selected()
+        would not do anyway, beyond saying it will not run. Decided on the flow as it is when
+        this toggle's turn comes."""
+        flow = self.flows.get(flow_id)
         if flow is None:
+            self._next_switch()
             return
         live = flow.mode == "live"
         if flow.active:
             if not live:
-                self.set_active(flow.id, False)
+                self._switch_active(flow, False)
                 return
             question = (
                 f"Deactivate '{flow.name}' ({flow.id})? It is LIVE: its deliveries to "
                 "Marketo stop until it is activated again; changes that arrive meanwhile are "
                 "not sent."
             )
-            self._confirm_active(flow.id, False, question, "Deactivate LIVE flow")
+            self._confirm_active(flow, False, question, "Deactivate LIVE flow")
             return
         if not flow.complete:
             reasons = "\n".join(f"• {r}" for r in flow.reasons)
@@ -285,74 +341,69 @@ class FlowsScreen(BaseScreen):
                 "An incomplete flow never runs; control will refuse until it is complete. "
                 "Try to activate it anyway?"
             )
-            self._confirm_active(flow.id, True, question, "Activate incomplete flow")
+            self._confirm_active(flow, True, question, "Activate incomplete flow")
             return
         if live:
             question = (
                 f"Activate '{flow.name}' ({flow.id})? It is LIVE: real registrations of live "
                 "events will be sent to Marketo from now on."
             )
-            self._confirm_active(flow.id, True, question, "Activate LIVE flow")
+            self._confirm_active(flow, True, question, "Activate LIVE flow")
             return
-        self.set_active(flow.id, True)
+        self._switch_active(flow, True)
 
-    def _confirm_active(self, flow_id: str, active: bool, question: str, title: str) -> None:
+    def _confirm_active(self, flow: FlowRow, active: bool, question: str, title: str) -> None:
         """Ask; the flow is the one selected when the question opened, whatever is selected
         when it is answered."""
-
-        def answer(ok: bool | None) -> None:
-            if ok:
-                self.set_active(flow_id, active)
-
-        self.app.push_screen(ConfirmModal(question, title=title), answer)
+        modal = ConfirmModal(question, title=title)
+        self._ask(flow, modal, partial(self._switch_active, flow, active))
 
     def action_toggle_mode(self) -> None:
         flow = self.selected()
+        if flow is not None:
+            self._queue_switch(partial(self._toggle_mode, flow.id))
+
+    def _toggle_mode(self, flow_id: str) -> None:
+        flow = self.flows.get(flow_id)
         if flow is None:
+            self._next_switch()
             return
         if flow.mode == "live":
-
-            def to_test(ok: bool | None) -> None:
-                if ok:
-                    self.set_mode(flow.id, "test")
-
             question = (
                 f"Switch '{flow.name}' to TEST? It stops taking live registrations and takes "
                 "test registrations only."
             )
-            self.app.push_screen(ConfirmModal(question, title="LIVE → TEST"), to_test)
+            modal: ModalScreen[bool] = ConfirmModal(question, title="LIVE → TEST")
+            self._ask(flow, modal, partial(self._switch_mode, flow, "test"))
             return
-
-        def to_live(ok: bool | None) -> None:
-            if ok:
-                self.set_mode(flow.id, "live")
-
         question = (
             f"Switch '{flow.name}' ({flow.id}) to LIVE? Real registrations of live events will "
             "be sent to Marketo."
         )
-        self.app.push_screen(
-            TypeToConfirmModal(question, flow.id, title="TEST → LIVE", flow_name=flow.name),
-            to_live,
-        )
+        modal = TypeToConfirmModal(question, flow.id, title="TEST → LIVE", flow_name=flow.name)
+        self._ask(flow, modal, partial(self._switch_mode, flow, "live"))
 
-    @work(exclusive=True, group="flows-mutate", exit_on_error=False)
+    @work(group="flows-mutate", exit_on_error=False)
     async def set_active(self, flow_id: str, active: bool) -> None:
+        """Never exclusive: the switch queue starts one change at a time, and a change
+        cancelled mid-request could be made by control with nobody told."""
         try:
             flow = await self.console.client.set_active(flow_id, active)
+            self.post_message(FlowChanged(flow, "activated" if active else "deactivated"))
         except ApiError as error:
             self.post_message(ApiFailed("change active", error.message))
-            return
-        self.post_message(FlowChanged(flow, "activated" if active else "deactivated"))
+        finally:
+            self.call_later(self._next_switch)
 
-    @work(exclusive=True, group="flows-mutate", exit_on_error=False)
+    @work(group="flows-mutate", exit_on_error=False)
     async def set_mode(self, flow_id: str, mode: str) -> None:
         try:
             flow = await self.console.client.set_mode(flow_id, mode)
+            self.post_message(FlowChanged(flow, f"now {mode.upper()}"))
         except ApiError as error:
             self.post_message(ApiFailed("change mode", error.message))
-            return
-        self.post_message(FlowChanged(flow, f"now {mode.upper()}"))
+        finally:
+            self.call_later(self._next_switch)
 
     @on(FlowChanged)
     def flow_changed(self, message: FlowChanged) -> None:
