@@ -18,6 +18,7 @@ from textual.widgets import DataTable
 
 from apiclient.client import ApiClient
 from console.app import make_app
+from console.screens.modals import ConfirmModal
 from tests.e2e.e2e_support import start_run
 from tests.support.waiting import until
 
@@ -62,6 +63,14 @@ async def _press_active(pilot: Any, client: ApiClient, want: bool) -> None:
     table = pilot.app.screen.query_one(DataTable)
     table.move_cursor(row=table.get_row_index(FLOW))
     await pilot.press("a")
+
+    # Switching a LIVE flow on or off stops or starts real sends: the console asks first.
+    async def asked() -> bool:
+        await pilot.pause()
+        return isinstance(pilot.app.screen, ConfirmModal)
+
+    await until(asked, "the console asking before it switches a LIVE flow", every=0)
+    await pilot.press("y")
 
     async def toggled() -> bool:
         if await _active(client) is want:
