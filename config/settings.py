@@ -58,7 +58,8 @@ class Settings(BaseSettings):
     secret_env_allowlist: str = Field(
         default=",".join(DEFAULT_PATTERNS),
         description="Patterns (*, ?) of the environment variables a ${VAR} secret reference may "
-        "name, separated by commas; empty: none.",
+        "name, separated by commas; empty: none. NAME@HOST binds an entry to the hosts its "
+        "value may be sent to (identity and service URL); an unbound entry goes to any host.",
     )
     stop_deadline_s: float = Field(
         default=20.0,
