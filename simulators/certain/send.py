@@ -7,7 +7,6 @@ arrive in control as they would from Certain, a few batches a second rather than
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import time
 from collections.abc import Callable, Sequence
@@ -16,9 +15,9 @@ from typing import IO
 
 from apiclient.client import ApiClient
 from apiclient.rows import IngestResult
+from simulators.certain.pacing import TICK_S, due_batches
 from simulators.certain.traffic import SimChange
 
-TICK_S = 0.25
 BatchHook = Callable[[IngestResult], None]
 
 
@@ -53,29 +52,11 @@ async def send_paced(
     (unless `stop` is set first).
     """
     total = IngestResult()
-    started = clock()
-    position = 0
-    while position < len(items):
-        if stop is not None and stop.is_set():
-            break
-        elapsed = clock() - started
-        due = position
-        while due < len(items) and items[due].offset <= elapsed:
-            due += 1
-        if due > position:
-            batch = items[position:due]
-            result = await client.post_changes(
-                [item.body for item in batch], first_line=position + 1
-            )
-            position = due
-            total.merge(result)
-            if on_batch is not None:
-                on_batch(total)
-            continue
-        wait = max(0.0, min(tick, items[position].offset - elapsed))
-        if stop is not None:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=wait)
-        else:
-            await asyncio.sleep(wait)
+    first = 1
+    async for batch in due_batches(items, stop=stop, tick=tick, clock=clock):
+        result = await client.post_changes([item.body for item in batch], first_line=first)
+        first += len(batch)
+        total.merge(result)
+        if on_batch is not None:
+            on_batch(total)
     return total

@@ -522,14 +522,17 @@ class _World:
         return self.emit(body, self.kinds_of(reg))
 
     def session_change(self, reg: _Registration | None = None) -> SimChange:
-        candidates = [r for r in self.registrations if r.status in ACCEPTED and r.event.sessions]
+        candidates = [r for r in self.registrations if r.status in ACCEPTED and _movable(r)]
         if reg is None:
             if not candidates:
                 return self.new_registration()
             reg = self.rng.choice(candidates)
-        session = self.rng.choice(reg.event.sessions)
+        movable = [s for s in reg.event.sessions if reg.sessions.get(s.code) in SESSION_TRANSITIONS]
+        if not movable:  # attended or no-show everywhere: Certain allows no further move
+            return self.new_registration()
+        session = self.rng.choice(movable)
         previous = reg.sessions.get(session.code)
-        moves = SESSION_TRANSITIONS.get(previous) or SESSION_TRANSITIONS[None]
+        moves = SESSION_TRANSITIONS[previous]
         to = _weighted(self.rng, moves)
         reg.sessions[session.code] = to
         body = self.envelope(SESSION_STATUS, reg.event)
@@ -606,6 +609,12 @@ class _World:
             item = self.transition(reg, "Attended")
             out.append(SimChange(item.offset, item.body, item.kinds | {MASS_ACTION}))
         return out
+
+
+def _movable(reg: _Registration) -> bool:
+    """A session of the registration's event it can still move in (Attended and No Show are
+    final in Certain, reference/certain-data.md §2.8)."""
+    return any(reg.sessions.get(s.code) in SESSION_TRANSITIONS for s in reg.event.sessions)
 
 
 def _weighted(rng: random.Random, choices: tuple[tuple[Any, int], ...]) -> Any:

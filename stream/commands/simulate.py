@@ -8,6 +8,7 @@ file. Without `--seed` a random one is picked and printed, so a run can be repea
 from __future__ import annotations
 
 import argparse
+import asyncio
 import random
 import sys
 import time
@@ -17,10 +18,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
+import aiohttp
+
 from apiclient.client import ApiClient
 from apiclient.rows import IngestResult
+from simulators.certain.sandbox_driver import DriveResult, drive_paced
 from simulators.certain.send import send_paced, write_file, write_jsonl
-from simulators.certain.traffic import SimChange, generate
+from simulators.certain.traffic import ACCOUNT_CODE, SimChange, generate
 from stream.commands._api import add_api_option, run_with_client
 
 
@@ -46,6 +50,12 @@ class SimulateCommand:
         target.add_argument("--dry-run", action="store_true", help="only summarise the changes")
         target.add_argument(
             "--output", "-o", type=Path, metavar="FILE.jsonl", help="write JSONL ('-' = stdout)"
+        )
+        target.add_argument(
+            "--certain-sandbox",
+            metavar="URL",
+            help="perform the traffic in a Certain sandbox (csignal certain-sandbox) for a "
+            "Certain source to poll, instead of posting change events",
         )
         add_api_option(parser)
         parser.set_defaults(handler=run)
@@ -82,6 +92,9 @@ def run(args: argparse.Namespace) -> int:
             print(f"wrote {len(items)} changes to {args.output}", file=info)
         return 0
 
+    if args.certain_sandbox is not None:
+        return _drive_sandbox(items, args.certain_sandbox, info)
+
     started = time.monotonic()
 
     def on_batch(total: IngestResult) -> None:
@@ -106,6 +119,54 @@ def run(args: argparse.Namespace) -> int:
         return run_with_client("simulate", args, work)
     except KeyboardInterrupt:
         return 130
+
+
+def _drive_sandbox(items: list[SimChange], url: str, info: TextIO) -> int:
+    """The traffic as actions in the Certain sandbox: registrations created and moved there, for
+    Signal's Certain source to find by polling."""
+    if not url.startswith(("http://", "https://")):
+        print(
+            f"csignal simulate: --certain-sandbox is {url!r}: expected an http(s) URL",
+            file=sys.stderr,
+        )
+        return 2
+    started = time.monotonic()
+
+    def on_batch(total: DriveResult) -> None:
+        if info.isatty():
+            print(
+                f"\r{total.items}/{len(items)} performed · {len(total.refused)} refused",
+                end="",
+                file=info,
+                flush=True,
+            )
+
+    async def work() -> DriveResult:
+        return await drive_paced(items, url, account=ACCOUNT_CODE, on_batch=on_batch)
+
+    try:
+        total = asyncio.run(work())
+    except KeyboardInterrupt:
+        return 130
+    except (aiohttp.ClientError, OSError) as error:
+        print(f"csignal simulate: Certain sandbox at {url}: {error}", file=sys.stderr)
+        return 1
+    if info.isatty():
+        print(file=info)
+    sandbox_summary(total, time.monotonic() - started, sys.stdout)
+    return 1 if total.refused else 0
+
+
+def sandbox_summary(total: DriveResult, seconds: float, out: TextIO) -> None:
+    out.write(
+        f"{total.items} steps in {seconds:.1f} s: {total.applied} performed in "
+        f"{total.calls} sandbox calls, {total.duplicates} repeats needing no action, "
+        f"{total.malformed} malformed records queued, {len(total.refused)} refused\n"
+    )
+    for where, status, message in total.refused[:10]:
+        out.write(f"  refused {status} {where}: {message}\n")
+    if len(total.refused) > 10:
+        out.write(f"  … and {len(total.refused) - 10} more refused\n")
 
 
 def _start(text: str | None) -> datetime:
