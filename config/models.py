@@ -1,4 +1,5 @@
-"""The account configuration: tags, assignments, connections, mappings and flows (DESIGN 4.5).
+"""The account configuration: tags, assignments, connections, mappings, flows and the Certain
+accounts polled for changes (DESIGN 4.5).
 
 These models describe *shape* only. Whether references resolve (a flow's mapping exists, a tag may
 be applied to that object kind …) is checked in `config.validation`, and whether a flow is ready to
@@ -13,6 +14,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import (
     AnyHttpUrl,
+    AwareDatetime,
     BaseModel,
     ConfigDict,
     Discriminator,
@@ -182,6 +184,89 @@ class Connection(Strict):
         return f"{self.base_url}/identity/oauth/token"
 
 
+# --- Certain sources ---------------------------------------------------------------------------
+
+POLL_INTERVAL_BOUNDS_S = (1.0, 3600.0)
+"""How often a Certain source may poll: from every second (demos, tests) to hourly."""
+REQUEST_BUDGET_BOUNDS = (1, 6000)
+"""Requests per minute a Certain source may make: Certain's limits are per account."""
+
+
+class EventsByTag(Strict):
+    """The account's active events that carry this event tag (Certain's event tags)."""
+
+    tag: NonEmpty
+
+
+def _one_events_value(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+    """One clear error instead of one per union member ('all', a list, {tag: …})."""
+    try:
+        return handler(value)
+    except ValidationError:
+        raise ValueError(
+            "expected 'all' (every active event), a list of event codes, or {tag: NAME} "
+            f"(the active events carrying that event tag), got {value!r}"
+        ) from None
+
+
+CertainEvents = Annotated[
+    Literal["all"] | Annotated[list[NonEmpty], Field(min_length=1)] | EventsByTag,
+    WrapValidator(_one_events_value),
+]
+
+
+def _one_start_value(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+    try:
+        return handler(value)
+    except ValidationError:
+        raise ValueError(
+            "expected 'now' or an ISO 8601 timestamp with a timezone "
+            f"(e.g. 2026-11-28T12:00:00Z), got {value!r}"
+        ) from None
+
+
+StartPoint = Annotated[Literal["now"] | AwareDatetime, WrapValidator(_one_start_value)]
+
+
+class CertainSource(Strict):
+    """A Certain account Signal polls for registration changes (reference/certain-data.md §3).
+
+    `host` is the account's Certain URL (`https://app.certain.com`, `https://appeu.certain.com`
+    or any other); the REST base `certainExternal/service/v1` is added to it. The password is a
+    secret with the rules of a connection's client secret: `${VAR}` from an allow-listed
+    variable (`password_ref` keeps the name), or given literally and kept outside the database;
+    never exported, never logged, bound to the host and username it was entered for.
+    """
+
+    id: Identifier
+    name: NonEmpty
+    host: AnyHttpUrl
+    account_code: Identifier
+    username: NonEmpty
+    password: SecretStr | None = Field(default=None, exclude=True)
+    password_ref: str | None = Field(
+        default=None,
+        description="Environment variable the password came from; exported instead of it.",
+    )
+    events: CertainEvents = "all"
+    poll_interval_s: float = Field(
+        default=30.0, ge=POLL_INTERVAL_BOUNDS_S[0], le=POLL_INTERVAL_BOUNDS_S[1]
+    )
+    start: StartPoint = Field(
+        default="now",
+        description="Where a new source starts: 'now', or changes modified after a timestamp.",
+    )
+    request_budget_per_minute: int = Field(
+        default=60, ge=REQUEST_BUDGET_BOUNDS[0], le=REQUEST_BUDGET_BOUNDS[1]
+    )
+    active: bool = True
+
+    @property
+    def base_url(self) -> str:
+        """The REST base every call of this source starts with."""
+        return f"{str(self.host).rstrip('/')}/certainExternal/service/v1"
+
+
 # --- mappings ----------------------------------------------------------------------------------
 
 DEFAULT_REQUIRED_TARGETS = frozenset({"email", "firstName", "lastName"})
@@ -332,12 +417,16 @@ class Account(Strict):
     connections: list[Connection] = Field(default_factory=list)
     mappings: list[Mapping] = Field(default_factory=list)
     flows: list[Flow] = Field(default_factory=list)
+    certain_sources: list[CertainSource] = Field(default_factory=list)
 
     def tag(self, name: str) -> Tag | None:
         return next((t for t in self.tags if t.name == name), None)
 
     def connection(self, connection_id: str) -> Connection | None:
         return next((c for c in self.connections if c.id == connection_id), None)
+
+    def certain_source(self, source_id: str) -> CertainSource | None:
+        return next((s for s in self.certain_sources if s.id == source_id), None)
 
     def mapping(self, mapping_id: str) -> Mapping | None:
         return next((m for m in self.mappings if m.id == mapping_id), None)

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from urllib.parse import urlsplit
 
-from config.models import Connection
+from config.models import CertainSource, Connection
 
 ALLOWLIST_ENV = "SIGNAL_SECRET_ENV_ALLOWLIST"
 DEFAULT_PATTERNS: tuple[str, ...] = ("MARKETO_*", "SIGNAL_SECRET_*", "SIGNAL_DEMO_MARKETO_SECRET")
@@ -207,3 +207,32 @@ def secret_binding(connection: Connection) -> SecretBinding:
 def cleared_notice(reason: str) -> str:
     """What the API and the console say when a change of destination cleared a secret."""
     return f"the client secret was cleared because {reason}; enter it again"
+
+
+# --- Certain sources -----------------------------------------------------------------------------
+
+CERTAIN_SECRET_PREFIX = "certain_source:"
+"""Stored passwords of Certain sources are kept under this prefix and the source's id, apart
+from connection ids (a source and a connection may share an id)."""
+
+
+def certain_secret_key(source: CertainSource | str) -> str:
+    """Where a Certain source's literal password is kept in the secret store."""
+    source_id = source if isinstance(source, str) else source.id
+    return f"{CERTAIN_SECRET_PREFIX}{source_id}"
+
+
+def certain_hosts(source: CertainSource) -> tuple[str, ...]:
+    """The host a Certain source sends its password to (HTTP Basic on every call)."""
+    return url_hosts(str(source.host))
+
+
+def certain_binding(source: CertainSource) -> SecretBinding:
+    """A Certain password is bound to the REST base it is sent to and the username it goes
+    with, as a client secret is to its identity URL and client id."""
+    return SecretBinding(source.base_url, source.username, source.base_url)
+
+
+def certain_cleared_notice(reason: str) -> str:
+    reason = reason.replace("the identity URL", "the host").replace("the client id", "the username")
+    return f"the password was cleared because {reason}; enter it again"

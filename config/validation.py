@@ -69,7 +69,7 @@ def format_path(loc: Iterable[str | int]) -> str:
 # --- load problems (pydantic errors) -----------------------------------------------------------
 
 _UNION_TAGS = {FILTER_TAG_FIELD, FILTER_TAG_ATTENDEE_TYPE}
-_SECRET_KEYS = {"client_secret"}
+_SECRET_KEYS = {"client_secret", "password"}
 _IDENTIFIER_HINT = (
     "an id of letters, digits, '_', '.' or '-', starting with a letter or digit, "
     "at most 100 characters"
@@ -324,6 +324,7 @@ def validate_account(account: Account) -> list[Problem]:
         *_connection_problems(account),
         *_mapping_problems(account),
         *(p for i, flow in enumerate(account.flows) for p in _flow_problems(account, i, flow)),
+        *_certain_source_problems(account),
     ]
 
 
@@ -333,6 +334,7 @@ def _duplicates(account: Account) -> Iterator[Problem]:
         ("connections", "connection", [c.id for c in account.connections]),
         ("mappings", "mapping", [m.id for m in account.mappings]),
         ("flows", "flow", [f.id for f in account.flows]),
+        ("certain_sources", "Certain source", [s.id for s in account.certain_sources]),
     ]
     for section, noun, keys in groups:
         key_name = "name" if section == "tags" else "id"
@@ -429,6 +431,38 @@ def _secret_problems(base: str, connection: Connection) -> Iterator[Problem]:
             yield Problem(
                 f"{base}.client_id",
                 f"unresolved environment reference {found.group()} (expected the client id)",
+            )
+
+
+def _certain_source_problems(account: Account) -> Iterator[Problem]:
+    """A Certain source's host is a base URL the REST path is appended to, and its password
+    (like a client secret) must not be an unresolved `${VAR}`."""
+    for index, source in enumerate(account.certain_sources):
+        base = f"certain_sources[{index}]"
+        host = source.host
+        if host.username or host.password:
+            yield Problem(
+                f"{base}.host",
+                "expected a URL without user:password (credentials go in username/password)",
+            )
+        elif host.query or host.fragment:
+            yield Problem(
+                f"{base}.host",
+                f"expected the account's Certain URL without a query or fragment, got '{host}'",
+            )
+        if source.password is not None:
+            found = _ENV_REFERENCE.search(source.password.get_secret_value())
+            if found:
+                yield Problem(
+                    f"{base}.password",
+                    f"unresolved environment reference {found.group()} "
+                    "(expected the variable to be set when the configuration is loaded)",
+                )
+        found = _ENV_REFERENCE.search(source.username)
+        if found:
+            yield Problem(
+                f"{base}.username",
+                f"unresolved environment reference {found.group()} (expected the username)",
             )
 
 

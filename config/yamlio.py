@@ -1,8 +1,9 @@
 """The account configuration as YAML: load (resolving `${VAR}` secrets) and export.
 
-Secrets come from the environment, never from a file Signal writes: `client_secret: ${VAR}` is
-resolved at load and the variable's *name* is kept in `client_secret_ref`, so an export writes
-`${VAR}` back. A literal secret in an imported file is used, but never exported or shown again.
+Secrets come from the environment, never from a file Signal writes: `client_secret: ${VAR}` (a
+Certain source's `password: ${VAR}`) is resolved at load and the variable's *name* is kept in
+`client_secret_ref` (`password_ref`), so an export writes `${VAR}` back. A literal secret in an
+imported file is used, but never exported or shown again.
 
 Export writes the shape of `examples/account.yaml`: keys in model order, defaults left out (except
 the few an operator reads first: a flow's mode and active flag, a connection's target), short
@@ -40,6 +41,13 @@ HEADER = (
     "# Signal account configuration (csignal config export).\n"
     "# Secrets are never exported: give them as ${ENV_VAR} references.\n"
 )
+
+_SECRETS: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
+    ("connections", "client_secret", "client_secret_ref", ("access_token_url", "service_url")),
+    ("certain_sources", "password", "password_ref", ("host",)),
+)
+"""Secrets a configuration holds: section, secret key, the key keeping its `${VAR}` name, and
+the keys of the URLs the secret is sent to (what an allow-list entry's host pattern checks)."""
 
 _ALWAYS_WRITTEN: dict[str, tuple[str, ...]] = {
     "flows": ("mode", "active"),
@@ -168,42 +176,48 @@ def resolve_secrets(
     and exports unchanged. A name outside `allow` is never looked up.
     """
     environment = os.environ if env is None else env
-    if not isinstance(raw, Mapping) or not isinstance(raw.get("connections"), list):
+    if not isinstance(raw, Mapping) or not any(
+        isinstance(raw.get(section), list) for section, *_ in _SECRETS
+    ):
         return raw, [], []
     resolved = deepcopy(dict(raw))
     problems: list[Problem] = []
     literal: list[str] = []
-    for index, connection in enumerate(resolved["connections"]):
-        if not isinstance(connection, dict):
+    for section, key, ref_key, url_keys in _SECRETS:
+        items = resolved.get(section)
+        if not isinstance(items, list):
             continue
-        path = f"connections[{index}].client_secret"
-        secret = connection.get("client_secret")
-        name: str | None = None
-        if isinstance(secret, str) and (match := ENV_REFERENCE.match(secret)):
-            name = match.group(1)
-        elif secret is None and isinstance(connection.get("client_secret_ref"), str):
-            name = connection["client_secret_ref"]
-        elif isinstance(secret, str) and "${" not in secret:
-            literal.append(path)
-        if name is None:
-            continue
-        connection["client_secret_ref"] = name
-        # Where the value would go: the identity URL (explicit, or on the service URL's host)
-        # and the service URL.
-        hosts = url_hosts(connection.get("access_token_url"), connection.get("service_url"))
-        if not allow.allows_for(name, hosts):
-            connection.pop("client_secret", None)
-            problems.append(Problem(path, allow.refusal_for(name, hosts)))
-            continue
-        value = environment.get(name)
-        if value:
-            connection["client_secret"] = value
-        else:
-            connection.pop("client_secret", None)
-            if require:
-                problems.append(
-                    Problem(path, f"environment variable {name} is not set (from ${{{name}}})")
-                )
+        for index, item in enumerate(items):
+            if not isinstance(item, dict):
+                continue
+            path = f"{section}[{index}].{key}"
+            secret = item.get(key)
+            name: str | None = None
+            if isinstance(secret, str) and (match := ENV_REFERENCE.match(secret)):
+                name = match.group(1)
+            elif secret is None and isinstance(item.get(ref_key), str):
+                name = item[ref_key]
+            elif isinstance(secret, str) and "${" not in secret:
+                literal.append(path)
+            if name is None:
+                continue
+            item[ref_key] = name
+            # Where the value would go: a connection's identity URL (explicit, or on the service
+            # URL's host) and service URL; a Certain source's host.
+            hosts = url_hosts(*(item.get(url_key) for url_key in url_keys))
+            if not allow.allows_for(name, hosts):
+                item.pop(key, None)
+                problems.append(Problem(path, allow.refusal_for(name, hosts)))
+                continue
+            value = environment.get(name)
+            if value:
+                item[key] = value
+            else:
+                item.pop(key, None)
+                if require:
+                    problems.append(
+                        Problem(path, f"environment variable {name} is not set (from ${{{name}}})")
+                    )
     return resolved, problems, literal
 
 
@@ -262,8 +276,9 @@ def export_data(account: Account) -> dict[str, Any]:
         ]
         if not data[section]:
             del data[section]
-    for connection in data.get("connections", []):
-        _secret_as_reference(connection)
+    for section, key, ref_key, _urls in _SECRETS:
+        for item in data.get(section, []):
+            _secret_as_reference(item, key, ref_key)
     return data
 
 
@@ -278,19 +293,19 @@ def _with_keys(dumped: dict[str, Any], model: Any, keys: tuple[str, ...]) -> dic
     return out
 
 
-def _secret_as_reference(connection: dict[str, Any]) -> None:
-    connection.pop("client_secret", None)
-    ref = connection.get("client_secret_ref")
+def _secret_as_reference(item: dict[str, Any], secret_key: str, ref_key: str) -> None:
+    item.pop(secret_key, None)
+    ref = item.get(ref_key)
     if ref is None:
         return
     ordered = {}
-    for key, value in connection.items():
-        if key == "client_secret_ref":
-            ordered["client_secret"] = f"${{{ref}}}"
+    for key, value in item.items():
+        if key == ref_key:
+            ordered[secret_key] = f"${{{ref}}}"
         else:
             ordered[key] = value
-    connection.clear()
-    connection.update(ordered)
+    item.clear()
+    item.update(ordered)
 
 
 class _ExportDumper(yaml.SafeDumper):

@@ -36,11 +36,15 @@ from pydantic import SecretStr
 
 from config.completeness import completeness
 from config.input_limits import parse_json
-from config.models import Account, Assignments, Connection, Flow, Mode, Tag
+from config.models import Account, Assignments, CertainSource, Connection, Flow, Mode, Tag
 from config.models import Mapping as MappingModel
 from config.secret_refs import (
     DEFAULT_ALLOWLIST,
     EnvAllowList,
+    certain_binding,
+    certain_cleared_notice,
+    certain_hosts,
+    certain_secret_key,
     cleared_notice,
     destination_hosts,
     secret_binding,
@@ -68,6 +72,7 @@ SECTIONS: tuple[tuple[str, str], ...] = (
     ("connections", "connection"),
     ("mappings", "mapping"),
     ("flows", "flow"),
+    ("certain_sources", "certain_source"),
 )
 """Account list → stored object kind."""
 HEADER_KIND = "account"
@@ -644,8 +649,9 @@ class ConfigService:
                     notices.append(f"connections[{index}]: {cleared[connection.id]}")
                 elif connection.id in self._cleared:
                     cleared[connection.id] = self._cleared[connection.id]
+            certain = self._certain_secrets(new, secrets, notices)
             keep = {c.id for c in new.connections}
-            forget = ({c.id for c in self._account.connections} - keep) | set(cleared)
+            forget = ({c.id for c in self._account.connections} - keep) | set(cleared) | certain
             before = self._bodies(self._account) if self._stored else {}
             await self._commit(
                 new, actor, secrets=secrets, forget=forget, cleared=cleared, validate=False
@@ -669,6 +675,44 @@ class ConfigService:
                 why = f" (environment variable {ref} is not set)" if ref else ""
                 result.warnings.append(f"connections[{index}]: no client secret{why}")
         return result
+
+    def _certain_secrets(
+        self, new: Account, secrets: dict[str, str], notices: list[str]
+    ) -> set[str]:
+        """Certain sources' passwords follow a client secret's rules: a `${VAR}` must be
+        allowed for the source's host; a literal one goes to the secret store (never the
+        database); an omitted one is kept while the host and username stay, else cleared.
+        Fills `secrets` and `notices`; returns the secret-store keys to forget."""
+        forget: set[str] = set()
+        for index, source in enumerate(new.certain_sources):
+            name, hosts = source.password_ref, certain_hosts(source)
+            if name is not None and not self.env_allowlist.allows_for(name, hosts):
+                refusal = self.env_allowlist.refusal_for(name, hosts)
+                path = f"certain_sources[{index}].password"
+                raise InvalidConfigError(refusal, [Problem(path, refusal)])
+            key = certain_secret_key(source)
+            if name is None and source.password is not None:
+                secrets[key] = source.password.get_secret_value()
+            source.password = None
+            if name is not None:
+                forget.add(key)
+                continue
+            existing = self._account.certain_source(source.id)
+            if key in secrets or existing is None or key not in self._secrets:
+                continue
+            moved = certain_binding(existing).changes_to(certain_binding(source))
+            if moved is not None:
+                forget.add(key)
+                notices.append(f"certain_sources[{index}]: {certain_cleared_notice(moved)}")
+        kept = {certain_secret_key(s) for s in new.certain_sources}
+        forget |= {certain_secret_key(s) for s in self._account.certain_sources} - kept
+        return forget
+
+    def certain_source(self, source_id: str) -> CertainSource:
+        source = self._account.certain_source(source_id)
+        if source is None:
+            raise NotFoundError(f"no Certain source {source_id!r}")
+        return source
 
     # --- catalog ---------------------------------------------------------------------------
 
@@ -740,6 +784,7 @@ class ConfigService:
             await self._reload()
             raise
         bindings = {c.id: secret_binding(c) for c in account.connections}
+        bindings |= {certain_secret_key(s): certain_binding(s) for s in account.certain_sources}
         for connection_id in forget:
             self._secrets.delete(connection_id)
         for connection_id, secret in (secrets or {}).items():
@@ -827,6 +872,16 @@ class ConfigService:
             else:
                 secret = self._secrets.get_for(connection.id, secret_binding(connection))
             connection.client_secret = SecretStr(secret) if secret else None
+        for source in account.certain_sources:
+            if source.password_ref:
+                password = self.env_allowlist.lookup(
+                    env, source.password_ref, certain_hosts(source)
+                )
+            else:
+                password = self._secrets.get_for(
+                    certain_secret_key(source), certain_binding(source)
+                )
+            source.password = SecretStr(password) if password else None
         return account
 
     def _bind_legacy_secrets(self, objects: Sequence[ConfigObject]) -> None:
@@ -892,7 +947,9 @@ def _read_text(path: Path) -> str | None:
         return None
 
 
-def _key_of(item: Tag | Connection | MappingModel | Flow | Assignments) -> str:
+def _key_of(
+    item: Tag | Connection | MappingModel | Flow | Assignments | CertainSource,
+) -> str:
     if isinstance(item, Tag):
         return item.name
     return str(getattr(item, "id", SINGLETON_ID))
