@@ -37,8 +37,8 @@ from collections.abc import Awaitable, Callable, Iterable
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from stream.broker import bootstrap_servers
 from stream.delivery_keys import SENDING
+from stream.pipeline.topic_reader import TopicReader
 from stream.topics import DELIVERED
 
 log = logging.getLogger("signal.pipeline.delivered")
@@ -57,9 +57,10 @@ class DeliveredLog:
         topic: str = DELIVERED.name,
         poll_ms: int = 100,
     ) -> None:
-        self._servers = bootstrap_servers(broker_url) if broker_url else []
+        self._reader = TopicReader(
+            broker_url, topic, client_id="signal-pipeline-delivered", log=log, poll_ms=poll_ms
+        )
         self._topic = topic
-        self._poll_ms = poll_ms
         self.retention_s = retention_s
         self.keys: dict[str, float] = {}
         self.sending: dict[str, float] = {}
@@ -205,30 +206,11 @@ class DeliveredLog:
 
     async def run(self) -> None:
         """Read the log from its start, then follow it; never raises except on cancellation."""
-        while True:
-            consumer = AIOKafkaConsumer(
-                bootstrap_servers=self._servers,
-                group_id=None,
-                enable_auto_commit=False,
-                auto_offset_reset="earliest",
-                client_id="signal-pipeline-delivered",
-                fetch_max_wait_ms=self._poll_ms,
-            )
-            try:
-                await consumer.start()
-                await self._follow(consumer)
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("reading %s failed; reconnecting in 1 s", self._topic)
-                await asyncio.sleep(1.0)
-            finally:
-                self._consumer = None
-                self._positions = {}
-                try:
-                    await consumer.stop()
-                except Exception:
-                    log.debug("closing the delivered-keys consumer failed", exc_info=True)
+        await self._reader.run(self._follow, on_close=self._closed)
+
+    def _closed(self) -> None:
+        self._consumer = None
+        self._positions = {}
 
     async def _follow(self, consumer: AIOKafkaConsumer) -> None:
         await consumer.topics()  # metadata, so the partitions are known
@@ -240,7 +222,9 @@ class DeliveredLog:
         started = time.monotonic()
         self._consumer = consumer
         while True:
-            batches = await consumer.getmany(*tps, timeout_ms=self._poll_ms, max_records=50_000)
+            batches = await consumer.getmany(
+                *tps, timeout_ms=self._reader.poll_ms, max_records=50_000
+            )
             for records in batches.values():
                 for record in records:
                     if record.key is not None:

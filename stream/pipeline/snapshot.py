@@ -39,10 +39,10 @@ from pydantic import SecretStr, ValidationError
 
 from config.models import Account
 from config.secret_refs import secret_binding
-from stream.broker import bootstrap_servers
 from stream.certain.events import ChangeEvent
 from stream.core.catalog import EventCatalog
 from stream.messages import ConfigSnapshot
+from stream.pipeline.topic_reader import TopicReader
 from stream.sealing import AuthError, KeyFile, SealError, SecretBox
 from stream.topics import CONFIG
 
@@ -185,53 +185,25 @@ class SnapshotReader:
         topic: str = CONFIG.name,
         poll_ms: int = 100,
     ) -> None:
-        self._servers = bootstrap_servers(broker_url)
+        self._reader = TopicReader(
+            broker_url, topic, client_id="signal-pipeline-config", log=log, poll_ms=poll_ms
+        )
         self._view = view
         self._keys = keys
-        self._topic = topic
-        self._poll_ms = poll_ms
-        self._consumer: AIOKafkaConsumer | None = None
         self._next: int | None = None
 
     async def run(self) -> None:
         """Read forever; reconnects after errors (never raises, except on cancellation)."""
-        while True:
-            try:
-                await self._read()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("reading %s failed; reconnecting in 1 s", self._topic)
-                await asyncio.sleep(1.0)
-            finally:
-                await self._close()
+        await self._reader.run(self._read)
 
-    async def _close(self) -> None:
-        consumer, self._consumer = self._consumer, None
-        if consumer is not None:
-            try:
-                await consumer.stop()
-            except Exception:
-                log.debug("closing the snapshot consumer failed", exc_info=True)
-
-    async def _read(self) -> None:
-        consumer = AIOKafkaConsumer(
-            bootstrap_servers=self._servers,
-            group_id=None,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            client_id="signal-pipeline-config",
-            fetch_max_wait_ms=self._poll_ms,
-        )
-        self._consumer = consumer
-        await consumer.start()
-        partition = TopicPartition(self._topic, 0)
+    async def _read(self, consumer: AIOKafkaConsumer) -> None:
+        partition = TopicPartition(self._reader.topic, 0)
         consumer.assign([partition])
         end = (await consumer.end_offsets([partition]))[partition]
         start = max(0, end - TAIL) if self._next is None else min(self._next, end)
         consumer.seek(partition, start)
         while True:
-            batches = await consumer.getmany(partition, timeout_ms=self._poll_ms)
+            batches = await consumer.getmany(partition, timeout_ms=self._reader.poll_ms)
             newest: Any = None
             for records in batches.values():
                 for record in records:
