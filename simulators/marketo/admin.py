@@ -1,4 +1,8 @@
-"""`/_sandbox/` admin routes: inspect leads, campaign runs, form fills and calls; inject faults.
+"""`/_sandbox/` admin routes: inspect leads, campaign runs, form fills, program memberships and
+calls; inject faults.
+
+`GET /_sandbox/programs` lists each program with its channel's statuses and its members
+(`?programId=N` for one); `GET /_sandbox/program-status-changes` every status change made.
 
 Not part of Marketo's API and unauthenticated (the sandbox binds loopback). Plain JSON, no
 envelope. Faults:
@@ -73,6 +77,29 @@ def register(app: web.Application, sb: Sandbox) -> None:
     async def form_fills(request: web.Request) -> web.Response:
         return _json({"formFills": sb.state.form_fills})
 
+    async def programs(request: web.Request) -> web.Response:
+        wanted = request.query.get("programId")
+        out = []
+        for program_id, program in sorted(sb.state.programs.items()):
+            if wanted is not None and wanted != str(program_id):
+                continue
+            channel = sb.state.channel_of(program)
+            members = sb.state.members.get(program_id, {})
+            out.append(
+                {
+                    "id": program_id,
+                    "name": program.name,
+                    "type": program.type,
+                    "channel": program.channel,
+                    "statuses": [s.model_dump() for s in channel.statuses],
+                    "members": [dict(m) for _, m in sorted(members.items())],
+                }
+            )
+        return _json({"programs": out})
+
+    async def status_changes(request: web.Request) -> web.Response:
+        return _json({"statusChanges": sb.state.status_changes})
+
     async def calls(request: web.Request) -> web.Response:
         endpoint = request.query.get("endpoint")
         return _json({"calls": [c.as_dict() for c in sb.calls(endpoint)]})
@@ -84,6 +111,9 @@ def register(app: web.Application, sb: Sandbox) -> None:
                 "instanceId": sb.config.instance_id,
                 "clientId": sb.config.client_id,
                 "leads": len(sb.state.leads),
+                "programMembers": {
+                    str(pid): len(m) for pid, m in sorted(sb.state.members.items()) if m
+                },
                 "rateWindowUsed": sb.rate.used(now),
                 "quotaUsed": sb.quota.used(now),
                 "inFlight": sb.in_flight,
@@ -154,6 +184,8 @@ def register(app: web.Application, sb: Sandbox) -> None:
     r.add_get("/_sandbox/leads", leads)
     r.add_get("/_sandbox/campaign-runs", campaign_runs)
     r.add_get("/_sandbox/form-fills", form_fills)
+    r.add_get("/_sandbox/programs", programs)
+    r.add_get("/_sandbox/program-status-changes", status_changes)
     r.add_get("/_sandbox/calls", calls)
     r.add_get("/_sandbox/faults", faults)
     r.add_post("/_sandbox/faults", add_fault)

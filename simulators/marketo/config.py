@@ -109,8 +109,48 @@ class SeedForm(BaseModel):
     fields: list[SeedFormField] = Field(default_factory=list)
 
 
+class SeedProgressionStatus(BaseModel):
+    """One status of a channel's progression. Members only move to a higher step (or to another
+    status of the same step); `success` marks the statuses that count as program success."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    step: int
+    success: bool = False
+    hidden: bool = False
+    description: str = ""
+
+
+class SeedChannel(BaseModel):
+    """A program channel (Webinar, Live Event …) and its progression statuses."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: int
+    name: str
+    applicableProgramType: str = "event"
+    statuses: list[SeedProgressionStatus] = Field(default_factory=list)
+
+
+class SeedProgram(BaseModel):
+    """A program; its statuses are those of its channel (named by `channel`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: int
+    name: str
+    type: str = "Event"
+    channel: str = "Webinar"
+    description: str = ""
+    workspace: str = "Default"
+    folderId: int = 15
+    folderName: str = "Events"
+
+
 class SandboxSeed(BaseModel):
-    """Seed data; campaigns and forms merge over the defaults by id unless `defaults` is off."""
+    """Seed data; campaigns, forms, channels and programs merge over the defaults by id unless
+    `defaults` is off."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -119,6 +159,8 @@ class SandboxSeed(BaseModel):
     leads: list[dict[str, Any]] = Field(default_factory=list)
     campaigns: list[SeedCampaign] = Field(default_factory=list)
     forms: list[SeedForm] = Field(default_factory=list)
+    channels: list[SeedChannel] = Field(default_factory=list)
+    programs: list[SeedProgram] = Field(default_factory=list)
 
     @classmethod
     def load(cls, path: str | Path) -> SandboxSeed:

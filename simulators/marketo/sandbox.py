@@ -29,6 +29,7 @@ from simulators.marketo.config import ManualClock, SandboxConfig, SandboxSeed
 from simulators.marketo.forms import ROUTES as FORM_ROUTES
 from simulators.marketo.leads import ROUTES as LEAD_ROUTES
 from simulators.marketo.limits import DailyQuota, Fault, Faults, OutageMode, RateWindow
+from simulators.marketo.programs import ROUTES as PROGRAM_ROUTES
 from simulators.marketo.routes import Call, Route, resolve
 from simulators.marketo.state import SandboxCall, SandboxState
 from simulators.marketo.wire import (
@@ -44,7 +45,7 @@ __all__ = ["ManualClock", "Sandbox", "SandboxConfig", "SandboxSeed", "build_app"
 
 log = logging.getLogger("signal.sandbox")
 
-ROUTES: list[Route] = [*LEAD_ROUTES, *CAMPAIGN_ROUTES, *FORM_ROUTES]
+ROUTES: list[Route] = [*LEAD_ROUTES, *CAMPAIGN_ROUTES, *FORM_ROUTES, *PROGRAM_ROUTES]
 SERVER_BODY_CAP = 64 * 1024 * 1024
 """aiohttp's own cap; Marketo's 1 MB limit is enforced by the sandbox with a proper 413."""
 SHUTDOWN_GRACE_S = 1.0

@@ -1,4 +1,5 @@
-"""The sandbox's in-memory Marketo instance: lead database, campaigns, forms and what happened.
+"""The sandbox's in-memory Marketo instance: lead database, campaigns, forms, programs with their
+members, and what happened.
 
 Tests read this directly (`Sandbox.state`); the admin routes serve the same data as JSON.
 """
@@ -11,7 +12,15 @@ from dataclasses import dataclass, field, fields
 from datetime import date, datetime
 from typing import Any
 
-from simulators.marketo.config import SandboxSeed, SeedCampaign, SeedForm
+from simulators.marketo.config import (
+    SandboxSeed,
+    SeedCampaign,
+    SeedChannel,
+    SeedForm,
+    SeedProgram,
+    SeedProgressionStatus,
+)
+from simulators.marketo.program_seed import DEFAULT_CHANNELS, DEFAULT_PROGRAMS
 from simulators.marketo.schema import (
     DEFAULT_CAMPAIGNS,
     DEFAULT_FORMS,
@@ -125,6 +134,11 @@ class SandboxState:
     schema: dict[str, SandboxField]
     campaigns: dict[int, SeedCampaign]
     forms: dict[int, SeedForm]
+    channels: dict[int, SeedChannel] = field(default_factory=dict)
+    programs: dict[int, SeedProgram] = field(default_factory=dict)
+    members: dict[int, dict[int, dict[str, Any]]] = field(default_factory=dict)
+    """program id -> lead id -> membership (status, step, success, dates)."""
+    status_changes: list[dict[str, Any]] = field(default_factory=list)
     leads: dict[int, dict[str, Any]] = field(default_factory=dict)
     campaign_runs: list[dict[str, Any]] = field(default_factory=list)
     form_fills: list[dict[str, Any]] = field(default_factory=list)
@@ -145,7 +159,16 @@ class SandboxState:
                 c.id: c for c in merge_by_id(DEFAULT_CAMPAIGNS, seed.campaigns, seed.defaults)
             },
             forms={f.id: f for f in merge_by_id(DEFAULT_FORMS, seed.forms, seed.defaults)},
+            channels={c.id: c for c in merge_by_id(DEFAULT_CHANNELS, seed.channels, seed.defaults)},
+            programs={p.id: p for p in merge_by_id(DEFAULT_PROGRAMS, seed.programs, seed.defaults)},
         )
+        channel_names = {c.name for c in state.channels.values()}
+        for program in state.programs.values():
+            if program.channel not in channel_names:
+                raise ValueError(
+                    f"seed program {program.id}: channel '{program.channel}' not found"
+                    f" (channels: {', '.join(sorted(channel_names))})"
+                )
         for n, lead in enumerate(seed.leads):
             state.insert(state.validated_seed_lead(n, lead), now)
         return state
@@ -250,6 +273,63 @@ class SandboxState:
 
     def mark_ran(self, campaign_id: int, lead_id: int) -> None:
         self._once[campaign_id].add(lead_id)
+
+    # -- programs -----------------------------------------------------------------------------
+
+    def channel_of(self, program: SeedProgram) -> SeedChannel:
+        return next(c for c in self.channels.values() if c.name == program.channel)
+
+    def program_status(self, program: SeedProgram, name: str) -> SeedProgressionStatus | None:
+        """The channel's status with that name (case-insensitive, as Marketo matches it)."""
+        wanted = name.strip().lower()
+        for status in self.channel_of(program).statuses:
+            if status.name.lower() == wanted:
+                return status
+        return None
+
+    def membership(self, program_id: int, lead_id: int) -> dict[str, Any] | None:
+        return self.members.get(program_id, {}).get(lead_id)
+
+    def set_member_status(
+        self,
+        program: SeedProgram,
+        lead_id: int,
+        status: SeedProgressionStatus,
+        now: float,
+        request_id: str,
+    ) -> str:
+        """Move a lead to `status`: "created" (new member), "updated", or "behind" when the lead
+        already is in that status or past its step (Marketo moves members forward only)."""
+        current = self.membership(program.id, lead_id)
+        if current is not None and (
+            current["statusName"] == status.name or current["step"] > status.step
+        ):
+            return "behind"
+        if current is None and status.step == 0:
+            return "behind"
+        stamp = iso(now)
+        record = {
+            "leadId": lead_id,
+            "programId": program.id,
+            "statusName": status.name,
+            "step": status.step,
+            "reachedSuccess": bool(status.success or (current or {}).get("reachedSuccess")),
+            "membershipDate": (current or {}).get("membershipDate", stamp),
+            "updatedAt": stamp,
+        }
+        self.members.setdefault(program.id, {})[lead_id] = record
+        self.status_changes.append(
+            {
+                "programId": program.id,
+                "leadId": lead_id,
+                "from": None if current is None else current["statusName"],
+                "to": status.name,
+                "time": stamp,
+                "at": now,
+                "requestId": request_id,
+            }
+        )
+        return "created" if current is None else "updated"
 
     # -- soap <-> rest -------------------------------------------------------------------------
 

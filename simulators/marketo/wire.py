@@ -52,7 +52,10 @@ MESSAGES: dict[str, str] = {
     "1016": "Too many imports",
     "1019": "Import in progress",
     "1022": "Object in use",
+    "1025": "Program status not found",
     "1029": "Too many jobs in queue",
+    "1036": "Duplicate key in input",
+    "1037": "Lead already in or past status",
 }
 
 
