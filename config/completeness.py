@@ -3,23 +3,15 @@
 The guide lets an operator save a flow half-built ("You can save an incomplete Flow and finish
 later"). Such a flow is valid, is stored and exported like any other, shows its reasons in the
 console and the API, and is never evaluated against changes until the list below is empty.
+
+The rules it shares with validation (which activate-for lists a source can match, what makes a
+campaign rule empty) are `config.validation`'s, so the two never disagree.
 """
 
 from __future__ import annotations
 
-from config.models import CAMPAIGN_ACTIONS, Account, Action, Flow, Source
-
-REQUIRED_ACTIVATE_FOR: dict[Source, tuple[str, ...]] = {
-    Source.REGISTRATION_CREATE_UPDATE: (
-        "registration_statuses",
-        "custom_registration_properties",
-        "standard_properties",
-    ),
-    Source.REGISTRATION_STATUS_CHANGE: ("registration_statuses",),
-    Source.SESSION_REGISTRATION_STATUS_CHANGE: ("session_registration_statuses",),
-    Source.EVENT_CREATE_UPDATE: ("event_statuses",),
-}
-"""At least one of these activate-for lists must hold a tag for the source to ever match."""
+from config.models import CAMPAIGN_ACTIONS, Account, Action, Flow
+from config.validation import ACTIVATE_FOR_BY_SOURCE, campaign_rule_is_empty
 
 EMAIL_TARGET = "email"
 
@@ -40,7 +32,7 @@ def _source_reasons(flow: Flow) -> list[str]:
     if flow.activate_for.is_empty():
         reasons.append("no activate-for tag")
     elif flow.source is not None:
-        needed = REQUIRED_ACTIVATE_FOR[flow.source]
+        needed = ACTIVATE_FOR_BY_SOURCE[flow.source]
         if not any(getattr(flow.activate_for, name) for name in needed):
             reasons.append(
                 f"activate-for has no tag that source {flow.source} can match "
@@ -80,7 +72,7 @@ def _destination_reasons(flow: Flow, account: Account) -> list[str]:
             reasons.append(f"mapping {mapping.id!r} does not map {EMAIL_TARGET}")
     if destination.action in CAMPAIGN_ACTIONS:
         campaign = destination.campaign
-        if campaign is None or (campaign.event_question is None and campaign.campaign_id is None):
+        if campaign is None or campaign_rule_is_empty(campaign):
             reasons.append(
                 f"no campaign id rule (event question or campaign id) for {destination.action}"
             )

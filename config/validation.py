@@ -30,6 +30,7 @@ from config.models import (
     Account,
     Action,
     AttendeeTypeFilter,
+    CampaignRule,
     Connection,
     FieldFilter,
     FilterOp,
@@ -301,7 +302,8 @@ ACTIVATE_FOR_BY_SOURCE: dict[Source, tuple[str, ...]] = {
     Source.SESSION_REGISTRATION_STATUS_CHANGE: ("session_registration_statuses",),
     Source.EVENT_CREATE_UPDATE: ("event_statuses",),
 }
-"""The activate-for lists that can match a change of each source (DESIGN 5, "Activate for")."""
+"""The activate-for lists that can match a change of each source (DESIGN 5, "Activate for").
+Validation refuses a list the source cannot match; completeness wants at least one it can."""
 
 TOKEN_NAME = re.compile(r"^\{\{my\.[^{}\s][^{}]*\}\}$")
 _ENV_REFERENCE = re.compile(r"\$\{[^}]*\}")
@@ -576,6 +578,12 @@ def _path_problems(
         yield Problem(path, message)
 
 
+def campaign_rule_is_empty(campaign: CampaignRule) -> bool:
+    """A rule naming neither an event question nor a campaign id never yields a campaign id:
+    invalid when written, and a campaign action without a usable rule is incomplete."""
+    return campaign.event_question is None and campaign.campaign_id is None
+
+
 def _destination_problems(account: Account, base: str, flow: Flow) -> Iterator[Problem]:
     destination = flow.destination
     if destination.connection is not None and account.connection(destination.connection) is None:
@@ -609,7 +617,7 @@ def _destination_problems(account: Account, base: str, flow: Flow) -> Iterator[P
     action = destination.action
     campaign = destination.campaign
     if campaign is not None:
-        if campaign.event_question is None and campaign.campaign_id is None:
+        if campaign_rule_is_empty(campaign):
             yield Problem(
                 f"{base}.campaign",
                 "empty campaign rule (expected event_question, campaign_id or both)",
