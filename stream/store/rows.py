@@ -29,7 +29,8 @@ OutcomeStatus = Literal[
 ]
 FailureCategory = Literal["data", "technical"]
 RetryStatus = Literal["pending", "retrying", "abandoned", "resolved"]
-ChangeSource = Literal["api", "topic", "replay", "file"]
+ChangeSource = Literal["api", "topic", "replay", "file", "poll"]
+"""Where a change came from; `poll`: the Certain source (`stream.control.certain_poller`)."""
 
 MODES: frozenset[str] = frozenset(get_args(Mode))
 OUTCOME_STATUSES: frozenset[str] = frozenset(get_args(OutcomeStatus))

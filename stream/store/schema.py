@@ -362,6 +362,37 @@ _V5_DELIVERY_MARKS = (
     """,
 )
 
+# The Certain source's place in each polled account (`stream.store.certain_state`): per source
+# and event, the newest `dateModified` taken (the watermark the next poll re-reads from, minus
+# an overlap), and per record the last version acted on (status, stamp, digest) so a re-read
+# emits nothing. Written in the transaction that archives the poll's changes (the outbox).
+_V6_CERTAIN_STATE = (
+    """
+    CREATE TABLE certain_watermarks (
+        source_id VARCHAR NOT NULL,
+        account_code VARCHAR NOT NULL,
+        event_code VARCHAR NOT NULL,
+        watermark TIMESTAMPTZ NOT NULL,
+        updated_at TIMESTAMPTZ NOT NULL,
+        PRIMARY KEY (source_id, account_code, event_code)
+    )
+    """,
+    """
+    CREATE TABLE certain_last_seen (
+        source_id VARCHAR NOT NULL,
+        account_code VARCHAR NOT NULL,
+        kind VARCHAR NOT NULL,
+        event_code VARCHAR NOT NULL,
+        code VARCHAR NOT NULL,
+        status VARCHAR,
+        date_modified TIMESTAMPTZ NOT NULL,
+        digest VARCHAR NOT NULL,
+        updated_at TIMESTAMPTZ NOT NULL,
+        PRIMARY KEY (source_id, account_code, kind, event_code, code)
+    )
+    """,
+)
+
 Apply = Callable[[duckdb.DuckDBPyConnection], None]
 
 
@@ -386,6 +417,7 @@ MIGRATIONS: tuple[Migration, ...] = (
         4, "possible_repeat on outcomes (a delivery repeated after a crash)", _V4_POSSIBLE_REPEAT
     ),
     Migration(5, "delivery marks (the delivered-keys log kept in the ledger)", _V5_DELIVERY_MARKS),
+    Migration(6, "Certain source state: watermarks and last-seen records", _V6_CERTAIN_STATE),
 )
 
 _VERSION_TABLE = """

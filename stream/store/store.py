@@ -346,7 +346,11 @@ class Store:
         return await self._db.write(work)
 
     async def accept_changes(
-        self, rows: Sequence[ChangeRow], rejected: Sequence[RejectedRow] = ()
+        self,
+        rows: Sequence[ChangeRow],
+        rejected: Sequence[RejectedRow] = (),
+        *,
+        also: Callable[[Con], None] | None = None,
     ) -> AcceptedChanges:
         """The ingest outbox: archive changes not yet published (`published_at` as given,
         normally None) and keep rejected input, in one transaction.
@@ -354,9 +358,10 @@ class Store:
         A change_id already archived is left as it is. Returns the rows added and, read back
         in the same transaction, the stored rows of this batch still waiting to be published
         (new ones, and earlier ones whose publication never completed): those are what the
-        caller publishes, then passes to `mark_published`.
+        caller publishes, then passes to `mark_published`. `also` writes in the same
+        transaction (the Certain source's watermark and last-seen state).
         """
-        if not rows and not rejected:
+        if not rows and not rejected and also is None:
             return AcceptedChanges(0, [])
         table = ab.changes_table(rows) if rows else None
         bad = ab.rejected_table(rejected) if rejected else None
@@ -372,6 +377,8 @@ class Store:
                 pending = [_change_from_row(r) for r in found]
             if bad is not None:
                 _insert_arrow(con, bad, _REJECTED_INSERT)
+            if also is not None:
+                also(con)
             return AcceptedChanges(added, pending)
 
         return await self._db.write(work)
