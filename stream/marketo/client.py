@@ -22,19 +22,33 @@ from stream.marketo.errors import FailureClass
 from stream.marketo.limits import CallLimits, MonotonicClock, Sleep, WallClock, utc_now
 from stream.marketo.protocol import (
     CAMPAIGNS_PATH,
+    CHANNELS_PATH,
     DESCRIBE_PATH,
     FORMS_PATH,
     LEADS_PATH,
     MAX_ASSET_PAGE,
     MAX_PAGES,
+    PROGRAMS_PATH,
     SUBMIT_FORM_PATH,
     chunks,
     compact,
     local_result,
+    match_program_records,
     match_records,
+    program_status_body,
+    program_status_path,
     token_name,
 )
-from stream.marketo.results import Campaign, Form, FormField, LeadField, RecordResult
+from stream.marketo.results import (
+    Campaign,
+    Channel,
+    Form,
+    FormField,
+    LeadField,
+    Program,
+    ProgressionStatus,
+    RecordResult,
+)
 from stream.marketo.settings import MarketoSettings
 from stream.marketo.token import AccessToken
 from stream.marketo.transport import CallHook, Transport
@@ -377,6 +391,72 @@ class MarketoClient:
         if answer.failure is not None:
             return RecordResult(0, None, failure=answer.failure, request_id=answer.request_id)
         return match_records([0], answer, SUBMIT_FORM_PATH)[0]
+
+    # ---- programs ----------------------------------------------------------------------------
+
+    async def _asset_pages(self, path: str, params: Mapping[str, str]) -> list[Mapping[str, Any]]:
+        """Every item of an offset-paged asset list (a short page ends it)."""
+        rows: list[Mapping[str, Any]] = []
+        offset = 0
+        for _ in range(MAX_PAGES):
+            page = {**params, "maxReturn": str(MAX_ASSET_PAGE), "offset": str(offset)}
+            envelope = await self._transport.read(path, page)
+            result = envelope.get("result") or []
+            rows.extend(r for r in result if isinstance(r, Mapping))
+            if len(result) < MAX_ASSET_PAGE:
+                break
+            offset += MAX_ASSET_PAGE
+        return rows
+
+    async def list_programs(self) -> list[Program]:
+        rows = await self._asset_pages(PROGRAMS_PATH, {})
+        return [Program.from_api(r) for r in rows if isinstance(r.get("id"), int)]
+
+    async def list_channels(self) -> list[Channel]:
+        return [Channel.from_api(r) for r in await self._asset_pages(CHANNELS_PATH, {})]
+
+    async def program_statuses(self, program_id: int) -> list[ProgressionStatus]:
+        """The statuses of a program's channel, in step order; empty when the program or its
+        channel is unknown."""
+        envelope = await self._transport.read(f"/rest/asset/v1/program/{int(program_id)}.json", {})
+        items = [r for r in envelope.get("result") or [] if isinstance(r, Mapping)]
+        channel = items[0].get("channel") if items else None
+        if not isinstance(channel, str):
+            return []
+        for found in await self.list_channels():
+            if found.name == channel:
+                return sorted(found.statuses, key=lambda s: s.step)
+        return []
+
+    async def set_program_status(
+        self, program_id: int, status: str, lead_ids: Sequence[int]
+    ) -> list[RecordResult]:
+        """Set leads' status in a program (300 per call), adding those not yet members.
+
+        One result per lead, in input order: `created` (new member), `updated`, `not_changed`
+        (the lead already is in that status or past it: Marketo moves members forward only;
+        Marketo's words in `detail`), or a failure classified as every other call's."""
+        path = program_status_path(program_id)
+        size = self.settings.lead_batch_size
+        groups = [
+            list(range(i, min(i + size, len(lead_ids)))) for i in range(0, len(lead_ids), size)
+        ]
+
+        async def one(indices: list[int]) -> list[RecordResult]:
+            ids = [int(lead_ids[i]) for i in indices]
+            answer = await self._transport.call(
+                "POST", path, body=program_status_body(status, ids), batch_size=len(indices)
+            )
+            if answer.failure is not None:
+                rid = answer.request_id
+                return [
+                    RecordResult(i, None, lead, failure=answer.failure, request_id=rid)
+                    for i, lead in zip(indices, ids, strict=True)
+                ]
+            return match_program_records(indices, ids, answer, path)
+
+        batches = await asyncio.gather(*(one(g) for g in groups))
+        return [r for batch in batches for r in batch]
 
     # ---- checks used by the connection test ------------------------------------------------
 

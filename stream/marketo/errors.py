@@ -81,6 +81,7 @@ RESPONSE_CODES: Final[Mapping[str, FailureClass]] = MappingProxyType(
         "1006": _S,  # lookup or requested field does not exist: mapping configuration
         "1011": _S,  # field cannot be used as lookup or filter: mapping configuration
         "1013": _S,  # unknown campaign (or other object the configuration names)
+        "1025": _S,  # program status not in the program's channel: flow configuration
         "1029": _X,  # too many jobs in the queue
     }
 )

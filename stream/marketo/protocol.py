@@ -34,6 +34,10 @@ DESCRIBE_PATH = "/rest/v1/leads/describe.json"
 CAMPAIGNS_PATH = "/rest/v1/campaigns.json"
 SUBMIT_FORM_PATH = "/rest/v1/leads/submitForm.json"
 FORMS_PATH = "/rest/asset/v1/forms.json"
+PROGRAMS_PATH = "/rest/asset/v1/programs.json"
+CHANNELS_PATH = "/rest/asset/v1/channels.json"
+BACKWARD_CODE = "1037"
+"""A record skipped because the lead already is in, or past, the status asked for."""
 # Marketo refuses URIs over 8 KB (414); longer reads go as POST with `_method=GET`.
 MAX_URL_CHARS = 7_000
 MAX_PAGES = 10_000
@@ -249,6 +253,46 @@ def match_records(
                 known=False,
             )
         out.append(RecordResult(index, status, lead_id, failure, rid))
+    return out
+
+
+def program_status_path(program_id: int) -> str:
+    """Sync Program Member Status: sets the status, adding leads that are not members yet."""
+    return f"/rest/v1/programs/{int(program_id)}/members/status.json"
+
+
+def program_status_body(status: str, lead_ids: Sequence[int]) -> bytes:
+    return compact({"statusName": status, "input": [{"leadId": int(i)} for i in lead_ids]})
+
+
+def match_program_records(
+    indices: Sequence[int], lead_ids: Sequence[int], answer: Answer, path: str
+) -> list[RecordResult]:
+    """Per-lead results of a program status call, by position. Marketo moves members forward
+    only: a lead already in the status or past it (1037) is `not_changed`, not a failure, with
+    Marketo's words in `detail`; every result carries the lead id it was sent for."""
+    out: list[RecordResult] = []
+    for record, lead_id in zip(
+        match_records(indices, answer, path, id_key="leadId"), lead_ids, strict=True
+    ):
+        failure = record.failure
+        if failure is not None and failure.source == "record" and failure.code == BACKWARD_CODE:
+            out.append(
+                RecordResult(
+                    record.index,
+                    "not_changed",
+                    lead_id,
+                    None,
+                    record.request_id,
+                    detail=failure.message or "lead already in or past that status",
+                )
+            )
+        else:
+            out.append(
+                RecordResult(
+                    record.index, record.status, lead_id, failure, record.request_id, record.detail
+                )
+            )
     return out
 
 

@@ -27,6 +27,8 @@ class RecordResult:
     lead_id: int | None = None
     failure: MarketoFailure | None = None
     request_id: str | None = None
+    detail: str | None = None
+    """Marketo's words for a record it answered but left as it was (`not_changed`)."""
 
     @property
     def ok(self) -> bool:
@@ -135,6 +137,72 @@ class FormField:
             required=bool(item.get("required", False)),
             max_length=int(ml) if isinstance(ml, int) else None,
             raw=dict(item),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ProgressionStatus:
+    """One status of a program's channel: members move only to a higher step."""
+
+    name: str
+    step: int
+    success: bool = False
+    hidden: bool = False
+
+    @classmethod
+    def from_api(cls, item: Mapping[str, Any]) -> ProgressionStatus:
+        step = item.get("step")
+        return cls(
+            name=str(item.get("name", "")),
+            step=int(step) if isinstance(step, int) and not isinstance(step, bool) else 0,
+            success=bool(item.get("success", False)),
+            hidden=bool(item.get("hidden", False)),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Channel:
+    name: str
+    statuses: tuple[ProgressionStatus, ...]
+    id: int | None = None
+    program_type: str | None = None
+
+    @classmethod
+    def from_api(cls, item: Mapping[str, Any]) -> Channel:
+        raw = item.get("progressionStatuses")
+        statuses = raw if isinstance(raw, list) else []
+        cid = item.get("id")
+        kind = item.get("applicableProgramType")
+        return cls(
+            name=str(item.get("name", "")),
+            statuses=tuple(
+                ProgressionStatus.from_api(s) for s in statuses if isinstance(s, Mapping)
+            ),
+            id=cid if isinstance(cid, int) else None,
+            program_type=kind if isinstance(kind, str) else None,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Program:
+    id: int
+    name: str
+    type: str | None = None
+    channel: str | None = None
+    workspace: str | None = None
+
+    @classmethod
+    def from_api(cls, item: Mapping[str, Any]) -> Program:
+        def text(key: str) -> str | None:
+            value = item.get(key)
+            return value if isinstance(value, str) else None
+
+        return cls(
+            id=int(item["id"]),
+            name=str(item.get("name", "")),
+            type=text("type"),
+            channel=text("channel"),
+            workspace=text("workspace"),
         )
 
 
