@@ -20,7 +20,7 @@ from datetime import datetime
 from types import MappingProxyType
 from typing import Final, Literal
 
-CLASSIFICATION_VERSION: Final = "2026-11-28.1"
+CLASSIFICATION_VERSION: Final = "2026-12-05.1"
 
 
 class FailureClass(enum.StrEnum):

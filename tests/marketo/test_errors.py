@@ -37,6 +37,7 @@ RESPONSE_EXPECTED = {
     "701": S, "702": S, "703": S, "704": S, "709": S, "710": S, "711": S,
     "1003": S,  # request campaign on a batch campaign: configuration
     "1013": S,  # unknown campaign: configuration
+    "1025": S,  # program status not in the program's channel: flow configuration
     "1006": S,  # lookup/requested field missing: mapping configuration
     "1011": S,  # field not usable as filter: mapping configuration
 }  # fmt: skip
