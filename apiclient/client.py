@@ -589,6 +589,18 @@ class ApiClient:
         }
         return list((await self._object("GET", "/activity", query=query)).get("items", []))
 
+    # -- the ledger: backups, exports, a person's data ------------------------------------------
+
+    async def ledger_backup(self, directory: str) -> dict[str, Any]:
+        """Start a backup into `directory` (absolute, on control's host, new or empty); the
+        answer is the job (`id`, `state`), followed with `ledger_job`."""
+        return await self._object("POST", "/ledger/backups", body={"dir": directory})
+
+    async def ledger_job(self, job_id: str) -> dict[str, Any]:
+        """A backup's or export's progress: `state` running|done|failed, `table`, `rows_done`
+        of `rows_total`, then `result` or `error`."""
+        return await self._object("GET", f"/ledger/jobs/{_segment(job_id)}")
+
     # -- sql ------------------------------------------------------------------------------------
 
     async def sql(self, statement: str, max_rows: int | None = None) -> SqlResult:

@@ -22,6 +22,7 @@ from stream.api import (
     sql,
 )
 from stream.api.deps import DEPS, ApiDeps
+from stream.api.ledger_routes import add_ledger_routes
 from stream.api.metrics_routes import add_metrics_routes, config_providers
 from stream.api.middleware import auth_middleware, error_middleware
 from stream.api.preview_routes import add_preview_routes
@@ -92,6 +93,7 @@ def create_app(deps: ApiDeps, ops: Operations | None = None) -> web.Application:
     reference.add_routes(app)
     account.add_routes(app)
     sql.add_routes(app)
+    add_ledger_routes(app)
     active_flows, rate_shares = config_providers(deps.config)
     add_metrics_routes(
         app,

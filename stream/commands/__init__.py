@@ -10,6 +10,7 @@ from stream.commands import (
     control,
     flows,
     ingest,
+    ledger,
     metrics,
     pipeline,
     replay,
@@ -36,4 +37,6 @@ COMMANDS: list[Command] = [
     retry.COMMAND,
     replay.COMMAND,
     metrics.COMMAND,
+    ledger.BACKUP,
+    ledger.RESTORE,
 ]

@@ -1,0 +1,140 @@
+"""`csignal backup DIR` and `csignal restore DIR`: a consistent copy of the ledger taken by the
+running control, and its restore into a stopped installation.
+
+`backup` asks control (the only process that opens the ledger) to write the copy on its host, then
+follows the job, printing each table's progress and, at the end, the size written. `restore`
+works on the data directory itself and refuses while a control holds the ledger.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TextIO
+
+from apiclient.client import ApiClient
+from stream.commands._api import FAILED, add_api_option, run_with_client
+
+POLL_S = 0.5
+
+
+def human_bytes(size: int) -> str:
+    value = float(size)
+    for unit in ("B", "KB", "MB", "GB"):
+        if value < 1000 or unit == "GB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1000
+    raise AssertionError("unreachable")
+
+
+async def follow_job(
+    client: ApiClient, job: dict[str, Any], out: TextIO, poll_s: float = POLL_S
+) -> dict[str, Any]:
+    """Poll a ledger job until it ends, printing a line each time it moves to another table."""
+    shown: str | None = None
+    while True:
+        table = job.get("table")
+        if table and table != shown:
+            print(f"  copying {table} ({job.get('rows_total', 0)} rows)", file=out, flush=True)
+            shown = table
+        if job.get("state") != "running":
+            return job
+        await asyncio.sleep(poll_s)
+        job = await client.ledger_job(str(job["id"]))
+
+
+@dataclass(frozen=True)
+class BackupCommand:
+    name: str = "backup"
+
+    def register(self, sub: Any) -> argparse.ArgumentParser:
+        parser: argparse.ArgumentParser = sub.add_parser(
+            self.name,
+            help="a consistent copy of the ledger, taken while Signal runs",
+            description="Ask the running control for a consistent copy of the ledger (every "
+            "table as of one instant) in DIR, a new or empty directory on control's host. "
+            "Secrets and API tokens are not part of it.",
+        )
+        parser.add_argument("dir", metavar="DIR", help="where to write the backup")
+        add_api_option(parser)
+        parser.set_defaults(handler=run_backup)
+        return parser
+
+
+def run_backup(args: argparse.Namespace) -> int:
+    directory = str(Path(args.dir).expanduser().absolute())
+
+    async def work(client: ApiClient) -> int:
+        job = await client.ledger_backup(directory)
+        print(f"backing up the ledger into {directory} ({job['id']})", flush=True)
+        job = await follow_job(client, job, sys.stdout)
+        if job.get("state") != "done":
+            print(f"csignal backup: failed: {job.get('error')}", file=sys.stderr)
+            return FAILED
+        result = job.get("result") or {}
+        for table, count in sorted((result.get("tables") or {}).items()):
+            print(f"  {table}: {count} rows")
+        rows = sum(int(n) for n in (result.get("tables") or {}).values())
+        print(
+            f"backup done: {rows} rows in {len(result.get('tables') or {})} tables, "
+            f"{human_bytes(int(result.get('bytes', 0)))} written to {directory} "
+            f"(schema version {result.get('schema_version')}, {result.get('elapsed_s')} s)"
+        )
+        return 0
+
+    return run_with_client("backup", args, work)
+
+
+@dataclass(frozen=True)
+class RestoreCommand:
+    name: str = "restore"
+
+    def register(self, sub: Any) -> argparse.ArgumentParser:
+        parser: argparse.ArgumentParser = sub.add_parser(
+            self.name,
+            help="restore a backup into a stopped installation",
+            description="Put the backup in DIR in place of the data directory's ledger. Control "
+            "must be stopped; a ledger that already holds rows is replaced only with --force; "
+            "a backup from a newer Signal is refused.",
+        )
+        parser.add_argument("dir", metavar="DIR", help="a directory written by csignal backup")
+        parser.add_argument(
+            "--data-dir",
+            metavar="DIR",
+            default=None,
+            help="the installation's data directory (default: $SIGNAL_DATA_DIR, ./var)",
+        )
+        parser.add_argument(
+            "--force", action="store_true", help="replace a ledger that already holds rows"
+        )
+        parser.set_defaults(handler=run_restore)
+        return parser
+
+
+def run_restore(args: argparse.Namespace) -> int:
+    from config.settings import Settings
+    from stream.store.backup import restore_backup
+    from stream.store.errors import StoreError
+
+    data_dir = Path(args.data_dir) if args.data_dir else Settings().data_dir
+    try:
+        report = restore_backup(Path(args.dir), data_dir, force=args.force)
+    except StoreError as error:
+        print(f"csignal restore: {error}", file=sys.stderr)
+        return FAILED
+    rows = sum(report.tables.values())
+    print(
+        f"restored {rows} rows in {len(report.tables)} tables "
+        f"({human_bytes(report.bytes)}, schema version {report.schema_version}) into "
+        f"{report.data_dir}; start control to use it"
+    )
+    if report.replaced:
+        print(f"replaced a ledger of {sum(report.replaced.values())} rows")
+    return 0
+
+
+BACKUP = BackupCommand()
+RESTORE = RestoreCommand()
