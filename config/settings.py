@@ -55,6 +55,18 @@ class Settings(BaseSettings):
     recovery_batch: int = Field(
         default=2000, ge=1, description="Pairs (and changes) recovery takes per scan and kind."
     )
+    recovery_defer_max_s: float = Field(
+        default=3600.0,
+        gt=0,
+        description="Seconds a change whose event control does not know may wait (deferred) "
+        "before recovery records it as failed for the flows waiting for the event.",
+    )
+    recovery_defer_limit: int = Field(
+        default=10_000,
+        ge=0,
+        description="Changes that may wait deferred at once; recovery records one more as "
+        "failed at once.",
+    )
     secret_env_allowlist: str = Field(
         default=",".join(DEFAULT_PATTERNS),
         description="Patterns (*, ?) of the environment variables a ${VAR} secret reference may "

@@ -26,7 +26,12 @@ a process killed mid-batch leaves work half done. On start, and then every `ever
    An evaluation that cannot be trusted decides nothing: a change whose event control's catalog
    does not hold (its test mode and setup unknown, so every flow that watches it says "not
    activated") is *deferred* — logged, and evaluated again a grace period later — never marked
-   as expecting nothing.
+   as expecting nothing. A deferral is bounded: a change that waited `defer_max` (since it was
+   first deferred), or that would make more than `defer_limit` changes wait at once, is given
+   up on: each flow waiting for the event gets a `failed` outcome (category data, not retried
+   automatically, held in the retry queue for an operator's resubmit once the event is known)
+   with the reason, published to `signal-outcomes` like any outcome, and the deferral is closed
+   in the log (`deferral_expired`). Both counts are in metrics.
 
 Only changes received within the horizon are looked at (queued pairs and unrouted changes).
 The grace also runs from when this control started: outcomes produced while it was down wait
@@ -54,7 +59,7 @@ from enum import StrEnum
 
 from aiokafka import AIOKafkaProducer
 
-from config.models import Account
+from config.models import Account, Flow
 from stream.certain.events import ChangeEvent
 from stream.control.periodic import Periodic
 from stream.control.redrive import (
@@ -69,15 +74,18 @@ from stream.core.catalog import EventCatalog
 from stream.core.evaluate import evaluate_all
 from stream.core.results import NotActivated, NotActivatedCode
 from stream.delivery_keys import delivered_value, delivery_key, sending_value
-from stream.messages import Redrive
+from stream.messages import FailureCategory, OutcomeRecord, OutcomeStatus, Redrive
 from stream.metrics.recovery import RecoveryStatus
 from stream.store import Store
 from stream.store.recovery import (
+    DEFERRED_MARKER,
     QueuedPair,
     RecoveryEntry,
     UnroutedChange,
+    deferrals_waiting,
     delivered_keys,
     ledger_figures,
+    note_deferral_expired,
     note_deferred,
     note_nothing_expected,
     note_redriven,
@@ -113,6 +121,11 @@ class RecoveryPolicy:
     """A publish the broker has not acknowledged by then fails the scan."""
     reseed_chunk: int = 20_000
     """Delivered keys sent (and acknowledged) per round trip when re-seeding."""
+    defer_max: timedelta = timedelta(hours=1)
+    """How long a change may stay deferred (since it was first deferred) before it is given up
+    on and recorded as failed."""
+    defer_limit: int = 10_000
+    """How many changes may wait deferred at once; one more is given up on at once."""
 
     def __post_init__(self) -> None:
         if self.grace <= timedelta(0):
@@ -125,6 +138,10 @@ class RecoveryPolicy:
             raise ValueError("max_redrives must be at least 1")
         if self.batch_size < 1 or self.reseed_chunk < 1:
             raise ValueError("batch sizes must be at least 1")
+        if self.defer_max <= timedelta(0):
+            raise ValueError("the longest deferral must be positive")
+        if self.defer_limit < 0:
+            raise ValueError("defer_limit cannot be negative")
 
 
 # -- decisions: pure -------------------------------------------------------------------------
@@ -223,6 +240,54 @@ def plan_unrouted(
     return UnroutedPlan(tuple(redrive), tuple(stranded))
 
 
+def waiting_flows(change: ChangeEvent, account: Account, catalog: EventCatalog) -> list[Flow]:
+    """The active, complete flows that are not activated only because `change`'s event is not
+    in `catalog`: the flows a deferred change waits for."""
+    return [
+        flow
+        for flow, evaluation in evaluate_all(change, account, catalog)
+        if isinstance(evaluation, NotActivated)
+        and evaluation.code is NotActivatedCode.UNKNOWN_EVENT
+    ]
+
+
+def deferral_outcomes(
+    change: ChangeEvent, flows: Sequence[Flow], reason: str, now: datetime
+) -> list[OutcomeRecord]:
+    """The `failed` outcome of each flow a given-up deferral waited for: a data failure (the
+    event is missing, retrying cannot help until it is known), held for an operator."""
+    return [
+        OutcomeRecord(
+            change_id=change.change_id,
+            flow_id=flow.id,
+            flow_name=flow.name,
+            mode=flow.mode.value,
+            registration_code=change.registration_code,
+            event_code=change.event_code,
+            status=OutcomeStatus.FAILED,
+            category=FailureCategory.DATA,
+            reason=reason[:500],
+            retryable=False,
+            occurred_at=change.occurred_at,
+            processed_at=now,
+            redrive_kind=KIND,
+        )
+        for flow in flows
+    ]
+
+
+def deferral_start(entries: Mapping[str, RecoveryEntry], now: datetime) -> datetime:
+    """Since when a change waits deferred: its deferral's first time, or now (a new one)."""
+    entry = entries.get(DEFERRED_MARKER)
+    if entry is None:
+        return now
+    return entry.first_at or entry.last_at
+
+
+def _span(value: timedelta) -> str:
+    return str(timedelta(seconds=round(value.total_seconds())))
+
+
 # -- the service -----------------------------------------------------------------------------
 
 
@@ -234,6 +299,8 @@ class ScanResult:
     stranded: int = 0
     nothing_expected: int = 0
     deferred: int = 0
+    deferral_expired: int = 0
+    """Deferred changes given up on in this scan (their failed outcomes published)."""
     full: bool = False
     """A batch was full and acted on: more may be waiting, scan again without waiting."""
 
@@ -277,16 +344,20 @@ class Recovery(Periodic):
         publish_changes: Publish,
         publish_redrives: Publish,
         publish_delivered: Publish,
+        publish_outcomes: Publish | None = None,
         policy: RecoveryPolicy | None = None,
         clock: Clock = utc_now,
         started_at: datetime | None = None,
     ) -> None:
-        """`started_at`: when this control started (default: now, by `clock`)."""
+        """`started_at`: when this control started (default: now, by `clock`).
+        `publish_outcomes` (to `signal-outcomes`) records given-up deferrals; without it a
+        deferred change keeps waiting, whatever its bounds (counted in `deferred`)."""
         self._store = store
         self._config = config
         self._publish_changes = publish_changes
         self._publish_redrives = publish_redrives
         self._publish_delivered = publish_delivered
+        self._publish_outcomes = publish_outcomes
         self.policy = policy or RecoveryPolicy()
         self._clock = clock
         self.started_at = started_at if started_at is not None else clock()
@@ -306,6 +377,8 @@ class Recovery(Periodic):
             horizon_s=p.horizon.total_seconds(),
             every_s=p.every_s,
             max_redrives=p.max_redrives,
+            defer_max_s=p.defer_max.total_seconds(),
+            defer_limit=p.defer_limit,
         )
         return replace(
             base,
@@ -444,7 +517,7 @@ class Recovery(Periodic):
         redriven: list[tuple[str, str, str]] = []
         stranded: list[tuple[str, str, str]] = []
         nothing: list[tuple[str, str]] = []
-        deferred: list[tuple[str, str]] = []
+        undecided: list[tuple[UnroutedChange, str]] = []
         for index, change in enumerate(changes):
             if index % 100 == 99:
                 await asyncio.sleep(0)  # evaluation is pure CPU: let the loop breathe
@@ -455,15 +528,16 @@ class Recovery(Periodic):
             if plan.nothing_expected is not None:
                 nothing.append((change.row.change_id, plan.nothing_expected))
             if plan.deferred is not None:
-                deferred.append((change.row.change_id, plan.deferred))
+                undecided.append((change, plan.deferred))
             for flow_id in plan.redrive:
                 records.append(
                     redrive_record(change.row, Redrive(flow_id=flow_id, attempt=1, kind=KIND))
                 )
                 redriven.append((change.row.change_id, flow_id, "unrouted"))
             stranded.extend((change.row.change_id, f, "unrouted") for f in plan.stranded)
-        if len(changes) >= p.batch_size and (records or stranded or nothing or deferred):
+        if len(changes) >= p.batch_size and (records or stranded or nothing or undecided):
             result.full = True
+        deferred = await self._bound_deferrals(undecided, account, catalog, now, result)
         if records:
             await self._send(self._publish_redrives, records)
             await note_redriven(self._store, redriven, now)
@@ -494,6 +568,71 @@ class Recovery(Periodic):
                 deferred[0][0],
                 deferred[0][1],
             )
+
+    async def _bound_deferrals(
+        self,
+        undecided: Sequence[tuple[UnroutedChange, str]],
+        account: Account,
+        catalog: EventCatalog,
+        now: datetime,
+        result: ScanResult,
+    ) -> list[tuple[str, str]]:
+        """Give up on the deferrals past their bounds (failed outcomes published, deferral
+        closed); returns the (change_id, why) that keep waiting."""
+        p = self.policy
+        if not undecided or self._publish_outcomes is None:
+            return [(change.row.change_id, why) for change, why in undecided]
+        room = p.defer_limit - await deferrals_waiting(self._store)
+        waiting: list[tuple[str, str]] = []
+        expired: list[tuple[ChangeEvent, str]] = []
+        for change, why in undecided:
+            parsed = parse_archived(change.row)
+            waited = now - deferral_start(change.entries, now)
+            new = DEFERRED_MARKER not in change.entries
+            if isinstance(parsed, str):  # deferred changes parse; kept waiting if not
+                waiting.append((change.row.change_id, why))
+            elif waited >= p.defer_max:
+                expired.append(
+                    (
+                        parsed,
+                        f"{why}; gave up after waiting {_span(waited)} (at most "
+                        f"{_span(p.defer_max)}): resubmit once the event is known",
+                    )
+                )
+            elif new and room <= 0:
+                expired.append(
+                    (
+                        parsed,
+                        f"{why}; gave up at once: {p.defer_limit:,} changes already wait "
+                        "for what control does not know: resubmit once the event is known",
+                    )
+                )
+            else:
+                room -= 1 if new else 0
+                waiting.append((change.row.change_id, why))
+        if expired:
+            outcomes = [
+                o
+                for change, reason in expired
+                for o in deferral_outcomes(
+                    change, waiting_flows(change, account, catalog), reason, now
+                )
+            ]
+            await self._send(
+                self._publish_outcomes, [(o.change_id.encode(), o.dumps()) for o in outcomes]
+            )
+            await note_deferral_expired(
+                self._store, [(c.change_id, reason) for c, reason in expired], now
+            )
+            result.deferral_expired += len(expired)
+            log.error(
+                "gave up on %d deferred changes (%d failed outcomes recorded), e.g. %s: %s",
+                len(expired),
+                len(outcomes),
+                expired[0][0].change_id,
+                expired[0][1],
+            )
+        return waiting
 
     def _plan(
         self, change: UnroutedChange, account: Account, catalog: EventCatalog, now: datetime
@@ -569,6 +708,10 @@ class Recovery(Periodic):
             stranded=figures.stranded,
             nothing_expected=figures.nothing_expected,
             oldest_age_s=oldest,
+            defer_max_s=p.defer_max.total_seconds(),
+            defer_limit=p.defer_limit,
+            deferred=figures.deferred,
+            deferral_expired=figures.deferral_expired,
         )
 
     # -- the loop --------------------------------------------------------------------------------

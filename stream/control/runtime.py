@@ -75,6 +75,8 @@ class ControlSettings:
     recovery_batch: int = 2000
     env_allowlist: EnvAllowList = DEFAULT_ALLOWLIST
     config_key_file: Path | None = None
+    recovery_defer_max_s: float = 3600.0
+    recovery_defer_limit: int = 10_000
     faust_overrides: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -91,6 +93,8 @@ class ControlSettings:
             batch_size=self.recovery_batch,
         )
 
+            defer_max=timedelta(seconds=self.recovery_defer_max_s),
+            defer_limit=self.recovery_defer_limit,
     @property
     def token_path(self) -> Path:
         return self.data_dir / OPERATOR_TOKEN_FILE
@@ -182,6 +186,7 @@ class ControlRuntime(Service):
             policy=s.recovery_policy,
         )
         self.recovery.start()
+            publish_outcomes=publish_to(self.producer, topics.OUTCOMES.name),
         await self._start_api()
         self.ready.set()
 

@@ -304,6 +304,18 @@ def recovery_families(status: RecoveryStatus) -> list[Family]:
             "signal_recovery_scans_failed_total",
             "Recovery scans that failed since control started (broker or store down).",
             status.failed_scans,
+        gauge(
+            "signal_recovery_deferred_changes",
+            "Changes without any outcome waiting for an event control's catalog does not hold "
+            "(bounded by signal_recovery_defer_limit).",
+            status.deferred,
+        ),
+        counter(
+            "signal_recovery_deferral_expired_total",
+            "Deferred changes given up on (waited too long, or too many waited) and recorded "
+            "as failed (from the ledger).",
+            status.deferral_expired,
+        ),
         ),
     ]
     families.append(
@@ -318,6 +330,22 @@ def recovery_families(status: RecoveryStatus) -> list[Family]:
         families.append(
             gauge(
                 "signal_recovery_last_scan_timestamp_seconds",
+    if status.defer_max_s is not None:
+        families.append(
+            gauge(
+                "signal_recovery_defer_max_seconds",
+                "How long a change may stay deferred before it is recorded as failed.",
+                status.defer_max_s,
+            )
+        )
+    if status.defer_limit is not None:
+        families.append(
+            gauge(
+                "signal_recovery_defer_limit",
+                "How many changes may wait deferred at once.",
+                status.defer_limit,
+            )
+        )
                 "Unix time of the last recovery scan.",
                 status.last_scan_at.timestamp(),
             )

@@ -39,6 +39,14 @@ class RecoveryStatus:
     """Changes recovery found no flow would act on (not evaluated again)."""
     oldest_age_s: float | None = None
     """Age of the oldest unpublished, unrouted or overdue queued item; None when there is none."""
+    defer_max_s: float | None = None
+    """How long a change may stay deferred before it is given up on (failed outcomes)."""
+    defer_limit: int | None = None
+    """How many changes may wait deferred at once."""
+    deferred: int = 0
+    """Changes waiting, without any outcome, for an event control's catalog does not hold."""
+    deferral_expired: int = 0
+    """Deferred changes given up on and recorded as failed, all time."""
     scans: int = 0
     failed_scans: int = 0
     last_scan_at: datetime | None = None
@@ -60,6 +68,10 @@ class RecoveryStatus:
             "stranded": self.stranded,
             "nothing_expected": self.nothing_expected,
             "oldest_age_s": self.oldest_age_s,
+            "defer_max_s": self.defer_max_s,
+            "defer_limit": self.defer_limit,
+            "deferred": self.deferred,
+            "deferral_expired": self.deferral_expired,
             "scans": self.scans,
             "failed_scans": self.failed_scans,
             "last_scan_at": _iso(self.last_scan_at),

@@ -17,7 +17,9 @@ lane (`Store.write_apart`), so they never wait behind an outcome batch.
 row with `flow_id` '' per change for which no flow was expected to act (`nothing_expected`), and
 one with `flow_id` '(deferred)' per change recovery could not decide on yet (`deferred`, e.g. its
 event unknown to control's catalog): its `last_at` keeps the change out of the scans for a grace
-period, then it is evaluated again.
+period, then it is evaluated again; its `first_at` says since when it waits. A deferral that
+outlived its bound is closed (`reason` 'deferral_expired', `stranded_at` set, the why in `note`)
+once its failed outcomes are published, and is not evaluated again.
 """
 
 from __future__ import annotations
@@ -47,9 +49,11 @@ __all__ = [
     "RecoveryEntry",
     "StoredMark",
     "UnroutedChange",
+    "deferrals_waiting",
     "delivered_keys",
     "fold_marks",
     "ledger_figures",
+    "note_deferral_expired",
     "note_deferred",
     "note_nothing_expected",
     "note_redriven",
@@ -67,6 +71,8 @@ CHANGE_MARKER = ""
 DEFERRED = "deferred"
 DEFERRED_MARKER = "(deferred)"
 """`flow_id` of a change recovery could not decide on yet (no flow id has parentheses)."""
+DEFERRAL_EXPIRED = "deferral_expired"
+"""`reason` of a deferral given up on (waited too long, or too many waited)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +82,8 @@ class RecoveryEntry:
     redrives: int
     last_at: datetime
     stranded_at: datetime | None = None
+    first_at: datetime | None = None
+    """The first redrive (or, for a deferral, when it began to wait)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +129,10 @@ class LedgerFigures:
     nothing_expected: int = 0
     oldest: datetime | None = None
     """The oldest moment among the unpublished, unrouted and overdue queued items."""
+    deferred: int = 0
+    """Changes waiting, still without any outcome, for something control does not know yet."""
+    deferral_expired: int = 0
+    """Deferrals given up on (recorded as failed outcomes), all time."""
 
 
 @contextlib.contextmanager
@@ -133,10 +145,12 @@ def _registered(con: Con, name: str, table: pa.Table) -> Iterator[None]:
             con.unregister(name)
 
 
-def _entry(redrives: Any, last_at: Any, stranded_at: Any) -> RecoveryEntry | None:
+def _entry(
+    redrives: Any, last_at: Any, stranded_at: Any, first_at: Any = None
+) -> RecoveryEntry | None:
     if redrives is None or last_at is None:
         return None
-    return RecoveryEntry(int(redrives), last_at, stranded_at)
+    return RecoveryEntry(int(redrives), last_at, stranded_at, first_at)
 
 
 # -- candidates ------------------------------------------------------------------------------
@@ -188,7 +202,7 @@ _UNROUTED = f"""
 """
 
 _ENTRIES_OF = """
-    SELECT r.change_id, r.flow_id, r.redrives, r.last_at, r.stranded_at
+    SELECT r.change_id, r.flow_id, r.redrives, r.last_at, r.stranded_at, r.first_at
     FROM recovery_log r JOIN wanted w ON w.change_id = r.change_id
     WHERE r.flow_id <> ''
 """
@@ -213,8 +227,8 @@ async def unrouted_changes(
         wanted = pa.table({"change_id": pa.array([str(r[0]) for r in rows], type=ab.STR)})
         entries: dict[str, dict[str, RecoveryEntry]] = {}
         with _registered(con, "wanted", wanted):
-            for cid, fid, redrives, last_at, stranded_at in con.execute(_ENTRIES_OF).fetchall():
-                entry = _entry(redrives, last_at, stranded_at)
+            for cid, fid, *log in con.execute(_ENTRIES_OF).fetchall():
+                entry = _entry(*log)
                 if entry is not None:
                     entries.setdefault(str(cid), {})[str(fid)] = entry
         found = []
@@ -329,6 +343,47 @@ async def note_deferred(store: Store, changes: Sequence[tuple[str, str]], at: da
     await _write_batch(store, table, _DEFERRED, at)
 
 
+_WAITING = f"""
+    SELECT count(*) FROM recovery_log r
+    WHERE r.flow_id = '{DEFERRED_MARKER}' AND r.stranded_at IS NULL
+      AND NOT EXISTS (SELECT 1 FROM delivery_state d WHERE d.change_id = r.change_id)
+"""
+
+
+async def deferrals_waiting(store: Store) -> int:
+    """Changes deferred and still waiting: not given up on, still without any outcome."""
+    return int(await store.read(lambda con: con.execute(_WAITING).fetchall()[0][0]))
+
+
+_DEFERRAL_EXPIRED = f"""
+    INSERT INTO recovery_log
+        (change_id, flow_id, reason, note, redrives, first_at, last_at, stranded_at)
+    SELECT change_id, '{DEFERRED_MARKER}', '{DEFERRAL_EXPIRED}', note, 0, $at, $at, $at FROM batch
+    ON CONFLICT (change_id, flow_id) DO UPDATE SET
+        reason = excluded.reason,
+        note = excluded.note,
+        last_at = excluded.last_at,
+        stranded_at = coalesce(recovery_log.stranded_at, excluded.stranded_at)
+"""
+
+
+async def note_deferral_expired(
+    store: Store, changes: Sequence[tuple[str, str]], at: datetime
+) -> None:
+    """Close the deferral of each (change_id, why) at `at`: its failed outcomes are published,
+    so `unrouted_changes` leaves it out from now on (its first_at is kept)."""
+    if not changes:
+        return
+    unique = dict(changes)
+    table = pa.table(
+        {
+            "change_id": pa.array(list(unique), type=ab.STR),
+            "note": pa.array(list(unique.values()), type=ab.STR),
+        }
+    )
+    await _write_batch(store, table, _DEFERRAL_EXPIRED, at)
+
+
 # -- figures ---------------------------------------------------------------------------------
 
 _FIGURES = f"""
@@ -347,24 +402,31 @@ _FIGURES = f"""
         WHERE d.status = 'queued' AND d.processed_at < $cutoff AND c.received_at >= $horizon),
     log AS (
         SELECT coalesce(sum(redrives), 0) AS redriven,
-               count(*) FILTER (WHERE flow_id = '') AS nothing
+               count(*) FILTER (WHERE flow_id = '') AS nothing,
+               count(*) FILTER (WHERE flow_id = '{DEFERRED_MARKER}'
+                                  AND reason = '{DEFERRAL_EXPIRED}') AS expired
         FROM recovery_log),
+    deferred AS (
+        SELECT count(*) AS n FROM recovery_log r
+        WHERE r.flow_id = '{DEFERRED_MARKER}' AND r.stranded_at IS NULL
+          AND NOT EXISTS (SELECT 1 FROM delivery_state d WHERE d.change_id = r.change_id)),
     stranded AS (
         SELECT count(*) AS n FROM recovery_log r
-        WHERE r.stranded_at IS NOT NULL AND r.flow_id <> ''
+        WHERE r.stranded_at IS NOT NULL AND r.flow_id NOT IN ('', '{DEFERRED_MARKER}')
           AND NOT EXISTS (SELECT 1 FROM delivery_state d
                           WHERE d.change_id = r.change_id AND d.flow_id = r.flow_id
                             AND d.status <> 'queued'))
     SELECT unpublished.n, unrouted.n, queued.n, log.redriven, stranded.n, log.nothing,
-           least(unpublished.oldest, unrouted.oldest, queued.oldest)
-    FROM unpublished, unrouted, queued, log, stranded
+           least(unpublished.oldest, unrouted.oldest, queued.oldest), deferred.n, log.expired
+    FROM unpublished, unrouted, queued, log, stranded, deferred
 """
 
 
 async def ledger_figures(store: Store, *, cutoff: datetime, horizon: datetime) -> LedgerFigures:
     """Counts for metrics: unpublished changes, unrouted changes and queued pairs older than
     `cutoff` (of changes received since `horizon`), redrives ever made, pairs given up on and
-    still without a final outcome, changes expecting nothing, and the oldest pending moment."""
+    still without a final outcome, changes expecting nothing, the oldest pending moment, changes
+    deferred and still waiting, and deferrals given up on."""
     params = {"cutoff": utc(cutoff, "cutoff"), "horizon": utc(horizon, "horizon")}
     row = await store.read(lambda con: con.execute(_FIGURES, params).fetchall()[0])
     return LedgerFigures(
@@ -375,6 +437,8 @@ async def ledger_figures(store: Store, *, cutoff: datetime, horizon: datetime) -
         stranded=int(row[4]),
         nothing_expected=int(row[5]),
         oldest=row[6],
+        deferred=int(row[7]),
+        deferral_expired=int(row[8]),
     )
 
 
