@@ -73,10 +73,10 @@ class ControlSettings:
     recovery_horizon_s: float = 7 * 24 * 3600.0
     recovery_max_redrives: int = 5
     recovery_batch: int = 2000
-    env_allowlist: EnvAllowList = DEFAULT_ALLOWLIST
-    config_key_file: Path | None = None
     recovery_defer_max_s: float = 3600.0
     recovery_defer_limit: int = 10_000
+    env_allowlist: EnvAllowList = DEFAULT_ALLOWLIST
+    config_key_file: Path | None = None
     faust_overrides: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -91,10 +91,10 @@ class ControlSettings:
             every_s=self.recovery_every_s,
             max_redrives=self.recovery_max_redrives,
             batch_size=self.recovery_batch,
-        )
-
             defer_max=timedelta(seconds=self.recovery_defer_max_s),
             defer_limit=self.recovery_defer_limit,
+        )
+
     @property
     def token_path(self) -> Path:
         return self.data_dir / OPERATOR_TOKEN_FILE
@@ -183,10 +183,10 @@ class ControlRuntime(Service):
             publish_changes=self._produce_changes,
             publish_redrives=self._produce_redrives,
             publish_delivered=publish_to(self.producer, topics.DELIVERED.name),
+            publish_outcomes=publish_to(self.producer, topics.OUTCOMES.name),
             policy=s.recovery_policy,
         )
         self.recovery.start()
-            publish_outcomes=publish_to(self.producer, topics.OUTCOMES.name),
         await self._start_api()
         self.ready.set()
 

@@ -300,10 +300,6 @@ def recovery_families(status: RecoveryStatus) -> list[Family]:
             "Changes recovery found no flow would act on.",
             status.nothing_expected,
         ),
-        counter(
-            "signal_recovery_scans_failed_total",
-            "Recovery scans that failed since control started (broker or store down).",
-            status.failed_scans,
         gauge(
             "signal_recovery_deferred_changes",
             "Changes without any outcome waiting for an event control's catalog does not hold "
@@ -316,6 +312,10 @@ def recovery_families(status: RecoveryStatus) -> list[Family]:
             "as failed (from the ledger).",
             status.deferral_expired,
         ),
+        counter(
+            "signal_recovery_scans_failed_total",
+            "Recovery scans that failed since control started (broker or store down).",
+            status.failed_scans,
         ),
     ]
     families.append(
@@ -326,10 +326,6 @@ def recovery_families(status: RecoveryStatus) -> list[Family]:
             status.oldest_age_s or 0.0,
         )
     )
-    if status.last_scan_at is not None:
-        families.append(
-            gauge(
-                "signal_recovery_last_scan_timestamp_seconds",
     if status.defer_max_s is not None:
         families.append(
             gauge(
@@ -346,6 +342,10 @@ def recovery_families(status: RecoveryStatus) -> list[Family]:
                 status.defer_limit,
             )
         )
+    if status.last_scan_at is not None:
+        families.append(
+            gauge(
+                "signal_recovery_last_scan_timestamp_seconds",
                 "Unix time of the last recovery scan.",
                 status.last_scan_at.timestamp(),
             )
