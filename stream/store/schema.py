@@ -393,6 +393,24 @@ _V6_CERTAIN_STATE = (
     """,
 )
 
+# Parquet exports for warehouses (`stream.store.export`) are incremental: each run takes the
+# rows recorded after the last run's watermark for that table and destination. `recorded_at`
+# (the commit order of the writer thread, as on outcome_log and api_call_log) is what the
+# watermark compares; rows archived before this version carry the migration's time.
+_V7_LEDGER_EXPORTS = (
+    "ALTER TABLE change_log ADD COLUMN recorded_at TIMESTAMPTZ DEFAULT now()",
+    """
+    CREATE TABLE ledger_exports (
+        table_name VARCHAR NOT NULL,
+        destination VARCHAR NOT NULL,
+        watermark TIMESTAMPTZ NOT NULL,
+        rows_exported BIGINT NOT NULL,
+        exported_at TIMESTAMPTZ NOT NULL,
+        PRIMARY KEY (table_name, destination)
+    )
+    """,
+)
+
 Apply = Callable[[duckdb.DuckDBPyConnection], None]
 
 
@@ -418,6 +436,9 @@ MIGRATIONS: tuple[Migration, ...] = (
     ),
     Migration(5, "delivery marks (the delivered-keys log kept in the ledger)", _V5_DELIVERY_MARKS),
     Migration(6, "Certain source state: watermarks and last-seen records", _V6_CERTAIN_STATE),
+    Migration(
+        7, "Parquet export watermarks (change_log.recorded_at, ledger_exports)", _V7_LEDGER_EXPORTS
+    ),
 )
 
 _VERSION_TABLE = """
