@@ -1,7 +1,8 @@
 """Chaos: bursts of registration changes into a real `csignal run`, killed at chosen moments;
 lost changes, repeats to Marketo and time to full recovery per run.
 
-    python -m bench.chaos [RUNS] [--changes 3000] [--worker-runs 1] [--recovery-within 300]
+    python -m bench.chaos [RUNS] [--changes 3000] [--broker-runs 1] [--worker-runs 1]
+                          [--recovery-within 300]
 
 Each run (`tests/e2e/chaos_support.py`) has its own `csignal sandbox --latency-ms 100`, data dir
 and `csignal run --headless --config …` (Create/Update Lead flow with its campaign); a burst of
@@ -12,8 +13,11 @@ outcomes in the ledger):
 - RUNS (default 10) kills of every process of the run at once (SIGKILL to the runner, broker,
   control and pipeline), then `csignal run --headless` again on the same data dir; the moments
   go round ingest, delivery and recording at different fractions;
-- one kill of the embedded broker alone (the run heals by itself);
-- `--worker-runs` (default 1) runs with a second pipeline worker, SIGKILLed mid-delivery.
+- `--broker-runs` kills of the embedded broker alone (the run heals by itself; default 1, 0
+  when RUNS is 0);
+- `--worker-runs` (default 1) runs with two pipeline workers, the run's and a second one, where
+  the one delivering to Marketo is SIGKILLed mid-burst (at 30 % to 70 % of the leads upserted).
+  Item 5's measurement: `python -m bench.chaos 0 --worker-runs 20 --changes 6000`.
 
 Per run: accepted, lost (accepted changes without a final outcome for every flow after
 `--recovery-within` seconds), repeats to Marketo (campaign requests beyond the first for a lead,
@@ -56,7 +60,7 @@ MOMENTS = [
 """Different moments for the kills of everything, taken in turn (shifted a little each round)."""
 
 
-def schedule(runs: int, worker_runs: int) -> list[tuple[Kill, Moment]]:
+def schedule(runs: int, worker_runs: int, broker_runs: int = 1) -> list[tuple[Kill, Moment]]:
     if sized(False, True):
         return [("all", Moment("recording", 1.0))]
     plan: list[tuple[Kill, Moment]] = []
@@ -65,7 +69,7 @@ def schedule(runs: int, worker_runs: int) -> list[tuple[Kill, Moment]]:
         shift = 0.05 * (number // len(MOMENTS))
         fraction = min(0.98, moment.fraction + shift)
         plan.append(("all", Moment(moment.phase, fraction)))
-    plan.append(("broker", Moment("delivery", 0.4)))
+    plan.extend(("broker", Moment("delivery", 0.4)) for _ in range(broker_runs))
     plan.extend(("worker", Moment("delivery", 0.3 + 0.1 * (n % 5))) for n in range(worker_runs))
     return plan
 
@@ -90,8 +94,10 @@ def summary(results: list[ChaosResult]) -> list[str]:
     return lines
 
 
-async def run(runs: int, changes: int, worker_runs: int, recovery_within: float) -> None:
-    plan = schedule(runs, worker_runs)
+async def run(
+    runs: int, changes: int, worker_runs: int, recovery_within: float, broker_runs: int = 1
+) -> None:
+    plan = schedule(runs, worker_runs, broker_runs)
     print(
         f"{len(plan)} chaos runs, {changes} changes each, sandbox latency "
         f"{SANDBOX_LATENCY_MS:g} ms, recovery deadline {recovery_within:g} s"
@@ -116,10 +122,16 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.chaos", description=__doc__)
     parser.add_argument("runs", nargs="?", type=int, default=10, help="kills of everything")
     parser.add_argument("--changes", type=int, default=sized(3000, 30))
+    parser.add_argument(
+        "--broker-runs", type=int, default=None, help="default: 1, or 0 when RUNS is 0"
+    )
     parser.add_argument("--worker-runs", type=int, default=1)
     parser.add_argument("--recovery-within", type=float, default=sized(300.0, 90.0))
     args = parser.parse_args(argv)
-    asyncio.run(run(args.runs, args.changes, args.worker_runs, args.recovery_within))
+    if min(args.runs, args.worker_runs, args.broker_runs or 0) < 0:
+        parser.error("run counts cannot be negative")
+    broker_runs = args.broker_runs if args.broker_runs is not None else min(1, args.runs)
+    asyncio.run(run(args.runs, args.changes, args.worker_runs, args.recovery_within, broker_runs))
 
 
 if __name__ == "__main__":

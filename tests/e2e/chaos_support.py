@@ -18,7 +18,10 @@ One run (`chaos_run`):
 4. what is killed (`Kill`): `all` = every process of the run at once (runner, broker, control,
    pipeline: SIGKILL to each), then `csignal run --headless` again on the same data dir;
    `broker` = only the embedded broker (the run heals by itself); `worker` = a second pipeline
-   worker started next to the run's, killed mid-burst (its partitions move to the other one);
+   worker started next to the run's, then whichever of the two is delivering (the one with a
+   connection open to the sandbox: the account's one connection is one partition of
+   `signal-deliveries`, so one worker delivers) SIGKILLed mid-burst; its partitions move to the
+   other one (the run also restarts its own worker when that was the one killed);
 5. wait until every accepted change has a final outcome (not `queued`) for each flow that acts
    on it (`MATCHED`), or the deadline; then count.
 
@@ -138,14 +141,18 @@ class ChaosResult:
     """Kill (restart for `all`) → every accepted change with its final outcomes; None: never."""
     at_kill: dict[str, int] = field(default_factory=dict)
     statuses: dict[str, int] = field(default_factory=dict)
+    victim: str = ""
+    """For `worker`: which worker was killed (`run's` or `second`), and whether it was the one
+    delivering at the kill."""
 
     def line(self) -> str:
         recovery = f"{self.recovery_s:.1f}s" if self.recovery_s is not None else "never"
         ledger = "n/a" if self.ledger_repeats is None else str(self.ledger_repeats)
         seen = ", ".join(f"{k} {v}" for k, v in self.at_kill.items())
         statuses = ", ".join(f"{k} {v}" for k, v in sorted(self.statuses.items()))
+        victim = f" [{self.victim}]" if self.victim else ""
         return (
-            f"{self.label:<12} kill {self.kill:<6} at {self.moment!s:<15} ({seen}): "
+            f"{self.label:<12} kill {self.kill:<6}{victim} at {self.moment!s:<15} ({seen}): "
             f"accepted {self.accepted}/{self.posted}, lost {self.lost}, "
             f"repeats to Marketo {self.marketo_repeats} ({self.repeated_leads} leads), "
             f"counted by the ledger {ledger}, not in Marketo {self.not_in_marketo}, "
@@ -500,7 +507,7 @@ async def chaos_run(
                 os.kill(broker_pid, signal.SIGKILL)
             else:
                 assert extra is not None
-                extra.kill()
+                result.victim = kill_delivering_worker(run, extra, sandbox.port)
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(posting, 120)
             if not posting.done():
@@ -573,6 +580,47 @@ async def chaos_run(
     return result
 
 
+def sockets_to(port: int) -> set[str]:
+    """Inodes of established TCP connections to 127.0.0.1:`port` (IPv4 and IPv6 tables)."""
+    inodes: set[str] = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError):
+            for line in Path(table).read_text().splitlines()[1:]:
+                fields = line.split()
+                remote, state, inode = fields[2], fields[3], fields[9]
+                if state == "01" and int(remote.rsplit(":", 1)[1], 16) == port:
+                    inodes.add(inode)
+    return inodes
+
+
+def connected_to(pid: int, inodes: set[str]) -> bool:
+    """Whether process `pid` holds one of the sockets `inodes`."""
+    try:
+        links = [os.readlink(fd) for fd in Path(f"/proc/{pid}/fd").iterdir()]
+    except OSError:
+        return False
+    return any(link.startswith("socket:[") and link[8:-1] in inodes for link in links)
+
+
+def kill_delivering_worker(run: RunProcess, extra: ServiceProcess, sandbox_port: int) -> str:
+    """SIGKILL the pipeline worker that is talking to Marketo (the sandbox) now: the one that
+    owns the connection's partition of `signal-deliveries`. Returns which one it was.
+
+    Killing the other would measure nothing: it has no Marketo call in flight."""
+    own = [int(m) for m in re.findall(r"pipeline (?:pid|restarted \(pid) (\d+)", run.output)]
+    workers = {"run's": own[-1] if own else None, "second": extra.pid}
+    inodes = sockets_to(sandbox_port)
+    delivering = [
+        name for name, pid in workers.items() if pid is not None and connected_to(pid, inodes)
+    ]
+    victim = delivering[0] if delivering else "second"
+    pid = workers[victim]
+    assert pid is not None
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGKILL)
+    return f"{victim} worker{'' if delivering else ', none seen delivering'}"
+
+
 async def _count(client: ApiClient, query: str, expected: int) -> bool:
     try:
         return int(await client.scalar(query) or 0) >= expected
@@ -592,8 +640,28 @@ async def _start_extra_worker(run: RunProcess, workdir: Path) -> ServiceProcess:
             str(workdir / "worker-2-data"),
         ],
         log_path=workdir / "worker-2.log",
-        env=clean_env(PYTHONUNBUFFERED="1"),
+        # control's key, so the worker can verify the configuration snapshots (without it the
+        # worker refuses them and never routes or delivers anything)
+        env=clean_env(
+            PYTHONUNBUFFERED="1", SIGNAL_CONFIG_KEY_FILE=str(run.data_dir / "config-key")
+        ),
     )
     worker.start()
     worker.wait_for_log("Ready", within=START_WITHIN_S)
+
+    async def configured() -> bool:
+        return re.search(r"configuration snapshot \S+ applied", worker.log()) is not None
+
+    def usable() -> str | None:
+        if "refusing configuration snapshot" in worker.log():
+            return f"the second worker refuses the configuration:\n{worker.tail()}"
+        return worker.exited()
+
+    try:
+        await until(
+            configured, "the second worker's configuration", within=START_WITHIN_S, alive=usable
+        )
+    except BaseException:
+        worker.kill()
+        raise
     return worker
