@@ -11,6 +11,7 @@ campaign rule empty) are `config.validation`'s, so the two never disagree.
 from __future__ import annotations
 
 from config.models import CAMPAIGN_ACTIONS, Account, Action, Flow
+from config.program_rules import program_rule_is_empty, unmapped_activating_tags
 from config.validation import ACTIVATE_FOR_BY_SOURCE, campaign_rule_is_empty
 
 EMAIL_TARGET = "email"
@@ -78,4 +79,19 @@ def _destination_reasons(flow: Flow, account: Account) -> list[str]:
             )
     if destination.action == Action.FORM_POST and destination.form is None:
         reasons.append("no form for form_post")
+    if destination.action == Action.UPDATE_PROGRAM_STATUS:
+        reasons += _program_reasons(flow)
+    return reasons
+
+
+def _program_reasons(flow: Flow) -> list[str]:
+    rule = flow.destination.program
+    action = Action.UPDATE_PROGRAM_STATUS
+    reasons: list[str] = []
+    if program_rule_is_empty(rule):
+        reasons.append(f"no program id rule (event question or program id) for {action}")
+    if rule is None or not rule.statuses:
+        reasons.append(f"no status map (status tag → program status) for {action}")
+    for tag in unmapped_activating_tags(flow):
+        reasons.append(f"activate-for tag {tag!r} has no program status in the status map")
     return reasons

@@ -85,6 +85,7 @@ class Action(StrEnum):
     TRIGGER_CAMPAIGN = "trigger_campaign"
     CREATE_UPDATE_LEAD = "create_update_lead"
     FORM_POST = "form_post"
+    UPDATE_PROGRAM_STATUS = "update_program_status"
 
 
 CAMPAIGN_ACTIONS = frozenset({Action.TRIGGER_CAMPAIGN, Action.CREATE_UPDATE_LEAD})
@@ -383,6 +384,21 @@ class FormRule(Strict):
     program_id: int | None = Field(default=None, gt=0)
 
 
+class ProgramRule(Strict):
+    """The Marketo program a registration's status goes to, and which status.
+
+    Like the campaign id, the event question wins when the event has a value for it; otherwise
+    the flow's program id. `statuses` maps the change's status tags (registration status tags,
+    or session registration status tags for session flows) to the program's status names."""
+
+    event_question: NonEmpty | None = None
+    program_id: int | None = Field(default=None, gt=0)
+    statuses: dict[Identifier, NonEmpty] = Field(
+        default_factory=dict,
+        description="Status tag → the program's status name (e.g. att → Attended).",
+    )
+
+
 class Destination(Strict):
     name: NonEmpty | None = None
     connection: Identifier | None = None
@@ -390,6 +406,7 @@ class Destination(Strict):
     mapping: Identifier | None = None
     campaign: CampaignRule | None = None
     form: FormRule | None = None
+    program: ProgramRule | None = None
     tokens: dict[NonEmpty, NonEmpty] = Field(
         default_factory=dict, description="Marketo program token ({{my.x}}) → source path."
     )

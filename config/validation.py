@@ -38,6 +38,7 @@ from config.models import (
     ObjectKind,
     Source,
 )
+from config.program_rules import PROGRAM_SOURCES, status_kind
 
 
 @dataclass(frozen=True)
@@ -584,6 +585,35 @@ def campaign_rule_is_empty(campaign: CampaignRule) -> bool:
     return campaign.event_question is None and campaign.campaign_id is None
 
 
+def _program_problems(account: Account, base: str, flow: Flow) -> Iterator[Problem]:
+    """The program rule: only for update_program_status, from a source with a registrant, its
+    status map keyed by tags of the change's status kind."""
+    destination = flow.destination
+    action = destination.action
+    source = flow.source
+    wrong_source = source is not None and source not in PROGRAM_SOURCES
+    if action is Action.UPDATE_PROGRAM_STATUS and wrong_source:
+        yield Problem(
+            f"{base}.action",
+            f"action {action} needs a registration or session registration source, "
+            f"not {source} (expected: {', '.join(sorted(PROGRAM_SOURCES))})",
+        )
+    rule = destination.program
+    if rule is None:
+        return
+    if action is not None and action is not Action.UPDATE_PROGRAM_STATUS:
+        yield Problem(
+            f"{base}.program",
+            f"a program rule does not apply to action {action} "
+            f"(only to {Action.UPDATE_PROGRAM_STATUS})",
+        )
+    kind = status_kind(flow.source)
+    for name in rule.statuses:
+        message = _tag_problem(account, name, kind)
+        if message:
+            yield Problem(f"{base}.program.statuses[{name!r}]", message)
+
+
 def _destination_problems(account: Account, base: str, flow: Flow) -> Iterator[Problem]:
     destination = flow.destination
     if destination.connection is not None and account.connection(destination.connection) is None:
@@ -633,12 +663,13 @@ def _destination_problems(account: Account, base: str, flow: Flow) -> Iterator[P
             f"{base}.form",
             f"a form does not apply to action {action} (only to {Action.FORM_POST})",
         )
-    if destination.tokens and action == Action.FORM_POST:
+    if destination.tokens and action in (Action.FORM_POST, Action.UPDATE_PROGRAM_STATUS):
         yield Problem(
             f"{base}.tokens",
             f"tokens do not apply to action {action} "
             f"(only to {', '.join(sorted(CAMPAIGN_ACTIONS))})",
         )
+    yield from _program_problems(account, base, flow)
     for name, source_path in destination.tokens.items():
         path = f"{base}.tokens[{name!r}]"
         if not TOKEN_NAME.match(name):
