@@ -11,8 +11,8 @@ import pytest
 from config.completeness import completeness
 from config.models import Account, Action
 from config.schema import account_json_schema
-from config.validation import validate_account
-from config.yamlio import check_raw, dump_account, load_account
+from config.validation import check_raw, validate_account
+from config.yamlio import dump_account, load_account
 from tests.config.config_helpers import mutated
 
 PROGRAM = {
