@@ -302,8 +302,6 @@ ACTIONS: tuple[ActionSpec, ...] = (
 )
 
 BY_ID: dict[str, ActionSpec] = {a.id: a for a in ACTIONS}
-DANGEROUS: frozenset[str] = frozenset(a.action for a in ACTIONS if a.dangerous)
-"""Action names (as bound) that change something; hidden and refused in read-only mode."""
 
 
 def for_scope(scope: str) -> list[ActionSpec]:

@@ -131,11 +131,6 @@ class SqlFinished(Message, bubble=False):
 
 
 @dataclass
-class HealthChecked(Message, bubble=False):
-    health: dict[str, Any]
-
-
-@dataclass
 class ReplayFlowsLoaded(Message, bubble=False):
     flows: list[FlowRow]
 

@@ -236,7 +236,6 @@ DEFAULT_CUSTOM: list[SeedField] = [
 ]
 
 DEFAULT_LEAD_FIELDS = ("id", "email", "updatedAt", "createdAt", "firstName", "lastName")
-SYSTEM_FIELDS = ("id", "createdAt", "updatedAt", "leadPartitionId", "mktoName", "leadPerson")
 
 
 def build_schema(extra: list[SeedField]) -> dict[str, SandboxField]:

@@ -40,7 +40,6 @@ from stream.store.store import Store
 from stream.store.writer import Con
 
 __all__ = [
-    "NOTHING_EXPECTED",
     "DeliveredKey",
     "DeliveryMark",
     "LedgerFigures",
@@ -65,9 +64,6 @@ __all__ = [
     "unrouted_changes",
 ]
 
-NOTHING_EXPECTED = "nothing_expected"
-CHANGE_MARKER = ""
-"""`flow_id` of a change-level row (nothing expected)."""
 DEFERRED = "deferred"
 DEFERRED_MARKER = "(deferred)"
 """`flow_id` of a change recovery could not decide on yet (no flow id has parentheses)."""

@@ -35,10 +35,6 @@ ChangeSource = Literal["api", "topic", "replay", "file", "poll"]
 MODES: frozenset[str] = frozenset(get_args(Mode))
 OUTCOME_STATUSES: frozenset[str] = frozenset(get_args(OutcomeStatus))
 FAILURE_CATEGORIES: frozenset[str] = frozenset(get_args(FailureCategory))
-LEAD_RESULTS: frozenset[str] = frozenset(
-    {"created", "updated", "form_posted", "campaign_triggered", "skipped"}
-)
-"""Usual `lead_result` values; Marketo's per-record status is stored as given, not checked."""
 RETRY_STATUSES: frozenset[str] = frozenset(get_args(RetryStatus))
 CHANGE_SOURCES: frozenset[str] = frozenset(get_args(ChangeSource))
 
