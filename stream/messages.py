@@ -93,6 +93,9 @@ class DeliveryRequest(Message):
     campaign_id: int | None = None
     form_id: int | None = None
     program_id: int | None = None
+    """The form's program (form_post), or the program whose status is set."""
+    program_status: str | None = None
+    """update_program_status: the program status name this change sets."""
     tokens: dict[str, str] = Field(default_factory=dict)
     attempt: int = 1
     redrive_kind: str | None = None

@@ -17,7 +17,8 @@ from stream.core.results import DataFailure
 _DIGITS = re.compile(r"\d+")
 
 
-def _question_value(questions: Mapping[str, QuestionValue], code: str) -> QuestionValue:
+def question_value(questions: Mapping[str, QuestionValue], code: str) -> QuestionValue:
+    """The event's answer to question `code` (exact code first, then ignoring case)."""
     if code in questions:
         return questions[code]
     key = code.strip().casefold()
@@ -47,7 +48,7 @@ def resolve_campaign_id(
 ) -> int | DataFailure:
     question = rule.event_question if rule is not None else None
     if question:
-        value = _question_value(event_questions, question)
+        value = question_value(event_questions, question)
         if not _is_blank(value):
             number = parse_campaign_id(value)
             if number is None:

@@ -22,6 +22,7 @@ from stream.core.campaign import resolve_campaign_id
 from stream.core.catalog import EventCatalog
 from stream.core.context import ChangeContext, build_context
 from stream.core.mapping import map_fields, map_tokens
+from stream.core.program import resolve_program_id, resolve_program_status
 from stream.core.results import (
     DataFailure,
     Evaluation,
@@ -169,12 +170,23 @@ def _destination(ctx: ChangeContext, flow: Flow) -> Evaluation:
 
     campaign_id: int | None = None
     form_id: int | None = None
+    program_id: int | None = None
+    program_status: str | None = None
+    questions = ctx.event.event_questions if ctx.event is not None else {}
     if destination.action in CAMPAIGN_ACTIONS:
-        questions = ctx.event.event_questions if ctx.event is not None else {}
         resolved = resolve_campaign_id(destination.campaign, questions)
         if isinstance(resolved, DataFailure):
             return resolved
         campaign_id = resolved
+    elif destination.action is Action.UPDATE_PROGRAM_STATUS:
+        program = resolve_program_id(destination.program, questions)
+        if isinstance(program, DataFailure):
+            return program
+        status = resolve_program_status(destination.program, ctx)
+        if isinstance(status, DataFailure):
+            return status
+        program_id, program_status = program, status
+    if destination.action in CAMPAIGN_ACTIONS or program_id is not None:
         lookup = destination.lookup_field
         if not payload.get(lookup, "").strip():
             return DataFailure(
@@ -193,6 +205,8 @@ def _destination(ctx: ChangeContext, flow: Flow) -> Evaluation:
         lookup_field=destination.lookup_field,
         action=destination.action,
         connection_id=destination.connection,
+        program_id=program_id,
+        program_status=program_status,
     )
 
 

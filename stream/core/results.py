@@ -75,12 +75,17 @@ class Mapped:
     lookup_field: str
     action: Action
     connection_id: str
+    program_id: int | None = None
+    program_status: str | None = None
+    """update_program_status: the program and the status name this change sets."""
     status: ClassVar[str] = "mapped"
 
     @property
     def reason(self) -> str:
         target = (
-            f"campaign {self.campaign_id}"
+            f"program {self.program_id}: {self.program_status}"
+            if self.program_id is not None and self.program_status is not None
+            else f"campaign {self.campaign_id}"
             if self.campaign_id is not None
             else f"form {self.form_id}"
             if self.form_id is not None
@@ -98,6 +103,8 @@ class Mapped:
             "lookup_field": self.lookup_field,
             "action": self.action.value,
             "connection_id": self.connection_id,
+            "program_id": self.program_id,
+            "program_status": self.program_status,
         }
 
 

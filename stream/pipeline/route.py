@@ -217,7 +217,14 @@ def _one(
                 lookup_field=evaluation.lookup_field,
                 campaign_id=evaluation.campaign_id,
                 form_id=evaluation.form_id,
-                program_id=form.program_id if form is not None else None,
+                program_id=(
+                    evaluation.program_id
+                    if evaluation.program_id is not None
+                    else form.program_id
+                    if form is not None
+                    else None
+                ),
+                program_status=evaluation.program_status,
                 tokens=dict(evaluation.tokens),
                 attempt=redrive.attempt if redrive is not None else 1,
                 redrive_kind=redrive.kind if redrive is not None else None,
