@@ -364,10 +364,15 @@ class Recovery(Periodic):
         self._counters = _Counters()
         super().__init__()
         self._pruned_at: datetime | None = None
+        self._reseeded = asyncio.Event()
 
     @property
     def reseeded(self) -> bool:
         return self._counters.reseeded_keys is not None
+
+    async def wait_reseeded(self) -> None:
+        """Return once the delivered keys were re-seeded (what a resumed replay waits for)."""
+        await self._reseeded.wait()
 
     def status(self) -> RecoveryStatus:
         """The figures of the last scan and the service's own counters, for metrics."""
@@ -426,6 +431,7 @@ class Recovery(Periodic):
         elapsed = time.monotonic() - started
         self._counters.reseeded_keys = len(records)
         self._counters.reseed_s = elapsed
+        self._reseeded.set()
         log.info(
             "re-seeded %d delivered keys and %d sending marks from the ledger in %.2f s (read "
             "%.2f s, acknowledged %.2f s)",

@@ -15,10 +15,18 @@ alike): a replay then completes what failed, was filtered out or never ran, and 
 twice.
 
 A replay runs as a task of the control service, publishing chunk by chunk and never more than
-`MAX_PENDING` pairs ahead of their outcomes. Its progress counts what it published and what
-became of it — delivered, failed, not sent, pending (no final outcome yet) — and it is "done"
-only when every published pair has its final outcome. Cancel stops what is not yet published,
-between two chunks; what was published stays published. A replay's outcomes never replace a
+`MAX_PENDING` pairs ahead of their outcomes. Its scope, state and progress are saved in the
+ledger (`stream.store.replays`) when it starts, after each chunk the broker acknowledged and when
+it stops, so a replay outlives the control that ran it: a control that starts again resumes each
+replay still publishing after the last change it saved as published (once recovery re-seeded the
+delivered keys, so the chunk that may go out twice is skipped as duplicates), or, when the flow
+can no longer be replayed, reports it `interrupted` with what it had published. A control that
+stops leaves its running replays publishing in the ledger, for the next start to resume.
+
+Its progress counts what it published and what became of it — delivered, failed, not sent,
+pending (no final outcome yet) — and it is "done" only when every published pair has its final
+outcome. Cancel stops what is not yet published, between two chunks; what was published stays
+published. A replay's outcomes never replace a
 delivered pair's state in the ledger (`stream.store.store._REPLAY_KEEPS_DELIVERED`).
 """
 
@@ -29,7 +37,7 @@ import contextlib
 import logging
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -51,6 +59,7 @@ from stream.core.evaluate import evaluate
 from stream.core.results import DataFailure, FilteredOut, Mapped, NotActivated
 from stream.messages import Redrive
 from stream.store import ChangeRow, Store
+from stream.store.replays import ReplayRecord, load_replays, save_replay
 from stream.store.store import IN_FLIGHT_STATUS
 
 log = logging.getLogger("signal.control.replay")
@@ -118,10 +127,14 @@ def flow_refusal(flow: Flow | None, scope: ReplayScope, config: ConfigSource) ->
 
 
 async def changes_in_scope(
-    store: Store, scope: ReplayScope, change_type: str, page_size: int = PAGE_SIZE
+    store: Store,
+    scope: ReplayScope,
+    change_type: str,
+    page_size: int = PAGE_SIZE,
+    after: tuple[datetime, str] | None = None,
 ) -> AsyncIterator[tuple[int, list[ChangeRow]]]:
-    """(rows scanned, rows of `change_type`) per page of archived changes in scope."""
-    after: tuple[datetime, str] | None = None
+    """(rows scanned, rows of `change_type`) per page of archived changes in scope, from the
+    start or after the (occurred_at, change_id) `after`."""
     while True:
         page = await store.list_changes(
             occurred_from=scope.occurred_from,
@@ -279,8 +292,67 @@ class Replay:
     finished_at: datetime | None = None
     cancelled_by: str | None = None
     error: str | None = None
+    after: tuple[datetime, str] | None = None
+    """The (occurred_at, change_id) up to which the scope is published (None: from the start)."""
+    resumes: int = 0
+    """How many times a restarted control resumed it."""
     task: asyncio.Task[None] | None = field(default=None, repr=False)
     cancel_requested: bool = False
+
+    def record(self, now: datetime) -> ReplayRecord:
+        """The ledger row of this replay as it is now."""
+        return ReplayRecord(
+            id=self.id,
+            flow_id=self.scope.flow_id,
+            occurred_from=self.scope.occurred_from,
+            occurred_to=self.scope.occurred_to,
+            event_code=self.scope.event_code,
+            only_undelivered=self.only_undelivered,
+            actor=self.actor,
+            started_at=self.started_at,
+            publishing=self.publishing,
+            scanned=self.scanned,
+            in_scope=self.in_scope,
+            published=self.published,
+            unreadable=self.unreadable,
+            skipped_delivered=self.skipped_delivered,
+            after_occurred_at=self.after[0] if self.after else None,
+            after_change_id=self.after[1] if self.after else None,
+            finished_at=self.finished_at,
+            cancelled_by=self.cancelled_by,
+            error=self.error,
+            resumes=self.resumes,
+            updated_at=now,
+        )
+
+    @classmethod
+    def from_record(cls, row: ReplayRecord) -> Replay:
+        after = None
+        if row.after_occurred_at is not None and row.after_change_id is not None:
+            after = (row.after_occurred_at, row.after_change_id)
+        return cls(
+            id=row.id,
+            scope=ReplayScope(
+                flow_id=row.flow_id,
+                occurred_from=row.occurred_from,
+                occurred_to=row.occurred_to,
+                event_code=row.event_code,
+            ),
+            actor=row.actor,
+            started_at=row.started_at,
+            only_undelivered=row.only_undelivered,
+            publishing=row.publishing,
+            scanned=row.scanned,
+            in_scope=row.in_scope,
+            published=row.published,
+            unreadable=row.unreadable,
+            skipped_delivered=row.skipped_delivered,
+            finished_at=row.finished_at,
+            cancelled_by=row.cancelled_by,
+            error=row.error,
+            after=after,
+            resumes=row.resumes,
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -300,6 +372,7 @@ class Replay:
             "waiting_for_outcomes": self.waiting_for_outcomes,
             "cancelled_by": self.cancelled_by,
             "error": self.error,
+            "resumes": self.resumes,
         }
 
 
@@ -327,8 +400,9 @@ class OutcomeCounts:
 
 
 def replay_state(replay: Replay, pending: int) -> str:
-    """publishing | awaiting_outcomes | done | cancelled | failed: "done" only when everything
-    in scope was published and every published pair has its final outcome."""
+    """publishing | awaiting_outcomes | done | cancelled | failed | interrupted: "done" only
+    when everything in scope was published and every published pair has its final outcome;
+    "interrupted" when a restarted control could not resume it."""
     if replay.publishing == "publishing":
         return "publishing"
     if replay.publishing == "published":
@@ -363,6 +437,11 @@ def summary_text(replay: Replay, counts: OutcomeCounts, pending: int) -> str:
         head = (
             f"cancelled{who} after publishing {replay.published:,}; the rest of the scope was "
             "not published"
+        )
+    elif state == "interrupted":
+        head = (
+            f"interrupted by a control restart after publishing {replay.published:,}; the rest "
+            f"of the scope was not published: {replay.error}"
         )
     else:
         head = f"failed after publishing {replay.published:,}: {replay.error}"
@@ -417,6 +496,7 @@ class ReplayManager:
             started_at=self._clock(),
             only_undelivered=only_undelivered,
         )
+        await self._save(replay)  # before anything is published: a restart knows of it
         self._replays[replay.id] = replay
         await audit(
             self._store,
@@ -432,6 +512,72 @@ class ReplayManager:
             self._run(replay, flow.source.value), name=f"replay-{replay.id}"
         )
         return replay
+
+    async def resume(self, ready: Callable[[], Awaitable[object]] | None = None) -> list[Replay]:
+        """At control's start: load the replays the ledger knows (so they are listed and
+        answered for), and resume each one still publishing after the last change it saved as
+        published, once `ready()` returned (recovery re-seeded the delivered keys, so what was
+        published but not saved before the restart is skipped as duplicates, not sent twice).
+        A replay whose flow can no longer be replayed is reported `interrupted` with what it
+        had published. Returns the replays resumed."""
+        resumed: list[Replay] = []
+        for row in await load_replays(self._store):
+            if row.id in self._replays:
+                continue
+            replay = Replay.from_record(row)
+            self._replays[replay.id] = replay
+            if replay.publishing != "publishing":
+                continue
+            flow = self._config.account.flow(replay.scope.flow_id)
+            refusal = flow_refusal(flow, replay.scope, self._config)
+            if refusal is not None or flow is None or flow.source is None:
+                self._finish(replay, "interrupted", f"not resumed: {refusal}")
+                await self._save(replay)
+                await self._audit_restart(replay, "interrupted")
+                log.warning(
+                    "replay %s interrupted by a control restart after publishing %d: %s",
+                    replay.id,
+                    replay.published,
+                    refusal,
+                )
+                continue
+            replay.resumes += 1
+            await self._save(replay)
+            await self._audit_restart(replay, "resume")
+            replay.task = asyncio.create_task(
+                self._resume(replay, flow.source.value, ready), name=f"replay-{replay.id}"
+            )
+            resumed.append(replay)
+        return resumed
+
+    async def _resume(
+        self, replay: Replay, change_type: str, ready: Callable[[], Awaitable[object]] | None
+    ) -> None:
+        try:
+            if ready is not None:
+                await ready()
+        except asyncio.CancelledError:
+            self._finish(replay, "cancelled")
+            raise
+        log.info(
+            "resuming replay %s after a control restart (%d published before)",
+            replay.id,
+            replay.published,
+        )
+        await self._run(replay, change_type)
+
+    async def _audit_restart(self, replay: Replay, action: str) -> None:
+        await audit(
+            self._store,
+            actor=replay.actor,
+            object_kind=AUDIT_REPLAY,
+            object_id=replay.id,
+            action=action,
+            change={**replay.scope.to_dict(), "published": replay.published},
+        )
+
+    async def _save(self, replay: Replay) -> None:
+        await save_replay(self._store, replay.record(self._clock()))
 
     def get(self, replay_id: str) -> Replay | None:
         return self._replays.get(replay_id)
@@ -487,6 +633,7 @@ class ReplayManager:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
             self._finish(replay, "cancelled")
+        await self._save(replay)
         await audit(
             self._store,
             actor=actor,
@@ -511,7 +658,8 @@ class ReplayManager:
         )
 
     async def close(self) -> None:
-        """Stop every running replay (control is shutting down)."""
+        """Stop every running replay (control is shutting down). The ledger keeps them
+        publishing, as saved after their last chunk: the next start resumes them."""
         for replay in self._replays.values():
             if replay.task is not None and not replay.task.done():
                 replay.cancel_requested = True
@@ -528,31 +676,59 @@ class ReplayManager:
         replay.finished_at = self._clock()
 
     async def _run(self, replay: Replay, change_type: str) -> None:
+        """Publish the scope after `replay.after`, chunk by chunk, saving the progress after
+        each chunk the broker acknowledged."""
         scope = replay.scope
         try:
-            async for scanned, rows in changes_in_scope(
-                self._store, scope, change_type, self._page_size
-            ):
-                replay.scanned += scanned
-                for start in range(0, len(rows), self._chunk):
+            after = replay.after
+            while True:
+                page = await self._store.list_changes(
+                    occurred_from=scope.occurred_from,
+                    occurred_to=scope.occurred_to,
+                    event_code=scope.event_code,
+                    after=after,
+                    limit=self._page_size,
+                )
+                typed = [(i, row) for i, row in enumerate(page) if row.type == change_type]
+                counted = 0  # rows of the page in `scanned` already
+                for start in range(0, len(typed), self._chunk):
                     await self._wait_for_room(replay)
                     if replay.cancel_requested:
-                        self._finish(replay, "cancelled")
+                        await self._stop(replay, "cancelled")
                         return
-                    await self._publish_chunk(replay, rows[start : start + self._chunk])
+                    part = typed[start : start + self._chunk]
+                    await self._publish_chunk(replay, [row for _, row in part])
+                    last = part[-1][0]
+                    replay.scanned += last + 1 - counted
+                    counted = last + 1
+                    replay.after = (page[last].occurred_at, page[last].change_id)
+                    await self._save(replay)
                     if self._pace_s:
                         await asyncio.sleep(self._pace_s)
+                if page:
+                    replay.scanned += len(page) - counted
+                    after = replay.after = (page[-1].occurred_at, page[-1].change_id)
                 if replay.cancel_requested:
-                    self._finish(replay, "cancelled")
+                    await self._stop(replay, "cancelled")
                     return
-            self._finish(replay, "published")
+                if len(page) < self._page_size:
+                    break
+            await self._stop(replay, "published")
             log.info("replay %s published %d changes", replay.id, replay.published)
         except asyncio.CancelledError:
-            self._finish(replay, "cancelled")
+            self._finish(replay, "cancelled")  # the caller saves it, or control is stopping
             raise
         except Exception as error:
             log.exception("replay %s failed", replay.id)
             self._finish(replay, "failed", f"{type(error).__name__}: {error}")
+            try:
+                await self._save(replay)
+            except Exception:
+                log.exception("replay %s: its failure could not be saved in the ledger", replay.id)
+
+    async def _stop(self, replay: Replay, state: str) -> None:
+        self._finish(replay, state)
+        await self._save(replay)
 
     async def _wait_for_room(self, replay: Replay) -> None:
         """Hold the next chunk while `max_pending` published pairs await their outcome."""

@@ -187,6 +187,11 @@ class ControlRuntime(Service):
             policy=s.recovery_policy,
         )
         self.recovery.start()
+        # Replays a previous control left publishing go on once the delivered keys are back.
+        await self.operations.replays.resume(ready=self.recovery.wait_reseeded)
+        # Polls the account's Certain sources into the same outbox the ingest API writes.
+        self.certain = CertainSources(self.store, self.config, self._produce_changes)
+        self.certain.start()
         await self._start_api()
         self.ready.set()
 

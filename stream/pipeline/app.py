@@ -16,7 +16,8 @@ never passes a change whose outcomes (or delivery requests) are not durable.
   call it writes the pairs' "sending" marks, then their delivered keys as soon as Marketo
   acknowledged the call (each awaited), so a worker killed mid-batch repeats at most the calls
   in flight; a pair found "sending" is delivered again with `possible_repeat` on its outcome.
-  Before deciding duplicates of recovery redrives it catches up with the delivered-keys log.
+  Before deciding duplicates of recovery and replay redrives it catches up with the
+  delivered-keys log.
 
 Faust acks an event when the agent body raises, so nothing raises out of a batch: record-level
 problems become outcomes, and a failure to publish (broker unreachable) is retried in place,
@@ -580,8 +581,9 @@ class Pipeline:
         self, requests: list[DeliveryRequest]
     ) -> tuple[list[OutcomeRecord], list[str]]:
         """Outcomes for `requests`, and the delivered keys not written to the log yet."""
-        if any(r.redrive_kind == "recovery" for r in requests):
-            # Control re-seeds delivered keys from its ledger before it re-drives: read them.
+        if any(r.redrive_kind in ("recovery", "replay") for r in requests):
+            # Control re-seeds delivered keys from its ledger before it re-drives (and before it
+            # resumes a replay after a restart): read them.
             await self.delivered.sync(self.options.delivered_sync_s)
         fresh, duplicates = split_duplicates(requests, self.delivered)
         now = utcnow()

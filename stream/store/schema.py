@@ -411,6 +411,36 @@ _V7_LEDGER_EXPORTS = (
     """,
 )
 
+# Replays outlive the control that runs them (`stream.store.replays`): scope, state, counters and
+# `after`, the (occurred_at, change_id) up to which the scope was published, saved per chunk.
+_V8_REPLAYS = (
+    """
+    CREATE TABLE replays (
+        id VARCHAR PRIMARY KEY,
+        flow_id VARCHAR NOT NULL,
+        occurred_from TIMESTAMPTZ,
+        occurred_to TIMESTAMPTZ,
+        event_code VARCHAR,
+        only_undelivered BOOLEAN NOT NULL,
+        actor VARCHAR NOT NULL,
+        started_at TIMESTAMPTZ NOT NULL,
+        publishing VARCHAR NOT NULL,
+        scanned BIGINT NOT NULL,
+        in_scope BIGINT NOT NULL,
+        published BIGINT NOT NULL,
+        unreadable BIGINT NOT NULL,
+        skipped_delivered BIGINT NOT NULL,
+        after_occurred_at TIMESTAMPTZ,
+        after_change_id VARCHAR,
+        finished_at TIMESTAMPTZ,
+        cancelled_by VARCHAR,
+        error VARCHAR,
+        resumes INTEGER NOT NULL,
+        updated_at TIMESTAMPTZ NOT NULL
+    )
+    """,
+)
+
 Apply = Callable[[duckdb.DuckDBPyConnection], None]
 
 
@@ -439,6 +469,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(
         7, "Parquet export watermarks (change_log.recorded_at, ledger_exports)", _V7_LEDGER_EXPORTS
     ),
+    Migration(8, "replays (a replay's progress survives a control restart)", _V8_REPLAYS),
 )
 
 _VERSION_TABLE = """
