@@ -8,7 +8,12 @@ window). Requests are grouped so Marketo's batch endpoints carry as many leads a
 - trigger_campaign: make sure each lead exists — createOrUpdate when the connection forces
   updates, otherwise look the leads up and create only the missing ones — then request the
   campaign with the mapped tokens;
-- form_post: submitForm, one lead per call.
+- form_post: submitForm, one lead per call;
+- update_program_status: upsert as create_update_lead does, then set the program status, one
+  call per program and status for up to 300 leads (a lead changed twice in one batch goes in a
+  later call, so its changes land in order). Marketo moves members forward only: a lead already
+  in the status or past it is delivered with `lead_result` `not_changed` and Marketo's reason,
+  not failed.
 
 Nothing here raises for a Marketo or record-level problem: each request gets an outcome saying
 delivered, failed (data or technical) or parked (quota, or throttling that outlasted the client's
@@ -238,6 +243,8 @@ async def deliver_batch(
             jobs.append(_trigger(requests, indices, client, calls, force_update))
         elif action == Action.FORM_POST:
             jobs.append(_forms(requests, indices, client, calls))
+        elif action == Action.UPDATE_PROGRAM_STATUS:
+            jobs.append(_program_status(requests, indices, client, calls))
         else:
             for index in indices:
                 results[index] = _config(f"unknown action {action!r}")
@@ -502,3 +509,92 @@ async def _forms(
         await calls.answered([(index, result, answer.failure)])
 
     await asyncio.gather(*(one(i) for i in indices))
+
+
+# ---- program status ----------------------------------------------------------------------------
+
+NOT_CHANGED = "not_changed"
+"""`lead_result` of a program status Marketo left as it was (the lead is in it or past it)."""
+
+
+def _lead_rounds(ready: Mapping[int, tuple[int, str | None]]) -> list[list[int]]:
+    """Split so no round carries one lead twice; a lead's later change goes in a later round."""
+    rounds: list[list[int]] = []
+    seen: list[set[int]] = []
+    for index in sorted(ready):
+        lead_id = ready[index][0]
+        for number, leads in enumerate(seen):
+            if lead_id not in leads:
+                leads.add(lead_id)
+                rounds[number].append(index)
+                break
+        else:
+            seen.append({lead_id})
+            rounds.append([index])
+    return rounds
+
+
+async def _program_status(
+    requests: Sequence[DeliveryRequest],
+    indices: Sequence[int],
+    client: MarketoClient,
+    calls: _Completing,
+) -> None:
+    """Upsert the leads, then set their program status: one call per (program, status) and
+    300 leads, one completing call at a time, each between the hooks."""
+    synced = await _upsert(requests, indices, client, "createOrUpdate")
+    ready: dict[int, tuple[int, str | None]] = {}
+    _sort_synced(synced, "upsert", calls.results, ready)
+    size = max(1, client.settings.lead_batch_size)
+    for round_ in _lead_rounds(ready):
+        groups: dict[tuple[int, str], list[int]] = defaultdict(list)
+        for index in round_:
+            request = requests[index]
+            if request.program_id is None or not request.program_status:
+                calls.results[index] = _data("no program or program status for this change")
+                continue
+            groups[(request.program_id, request.program_status)].append(index)
+        for group in groups.values():
+            for start in range(0, len(group), size):
+                await _program_call(requests, group[start : start + size], ready, client, calls)
+
+
+async def _program_call(
+    requests: Sequence[DeliveryRequest],
+    chunk: list[int],
+    ready: Mapping[int, tuple[int, str | None]],
+    client: MarketoClient,
+    calls: _Completing,
+) -> None:
+    program_id = requests[chunk[0]].program_id
+    status = requests[chunk[0]].program_status
+    assert program_id is not None and status is not None
+    stage = f"program {program_id}"
+    async with calls.campaign_lock:
+        await calls.sending(chunk)
+        lead_ids = [ready[i][0] for i in chunk]
+        answers = await client.set_program_status(program_id, status, lead_ids)
+        done: list[tuple[int, Result, MarketoFailure | None]] = []
+        for index, answer in zip(chunk, answers, strict=True):
+            lead_id, lead_result = ready[index]
+            if answer.failure is not None:
+                result = failure_result(answer.failure, f"{stage} status {status!r}")
+                result.lead_id = lead_id
+            elif answer.status == NOT_CHANGED:
+                result = Result(
+                    OutcomeStatus.DELIVERED,
+                    reason=f"{stage}: not changed to {status!r}: {answer.detail}",
+                    lead_id=lead_id,
+                    lead_result=NOT_CHANGED,
+                    request_id=answer.request_id,
+                )
+            else:
+                result = Result(
+                    OutcomeStatus.DELIVERED,
+                    reason=f"{stage}: status {status!r}",
+                    lead_id=lead_id,
+                    lead_result=lead_result,
+                    request_id=answer.request_id,
+                )
+            done.append((index, result, answer.failure))
+        await calls.answered(done)
