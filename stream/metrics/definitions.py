@@ -281,6 +281,12 @@ SUMMARY_METRICS: tuple[Metric, ...] = (
     ),
     Metric("leads_updated", "delivered outcomes Marketo reported as updated", "outcomes"),
     Metric(
+        "program_status_changes",
+        "delivered update_program_status outcomes: changed (Marketo moved the member) and "
+        "not_changed (the lead already was in that status or past it)",
+        "outcomes",
+    ),
+    Metric(
         "registration_activity",
         "per bucket: changes processed, actions triggered and not triggered",
         "outcomes",

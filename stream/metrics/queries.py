@@ -99,6 +99,14 @@ _SUMMARY_TOTALS = f"""
     FROM outcomes WHERE {_IN_WINDOW}
 """
 
+_PROGRAM_STATUS = f"""
+    SELECT count(*) FILTER (WHERE lead_result IS DISTINCT FROM 'not_changed'),
+           count(*) FILTER (WHERE lead_result = 'not_changed')
+    FROM outcomes
+    WHERE {_IN_WINDOW} AND status = 'delivered' AND action = 'update_program_status'
+"""
+"""Program status changes Marketo made, and those it left as they were (lead in or past it)."""
+
 _SUMMARY_REASONS = f"""
     SELECT status, {reason_code_sql()} AS code, count(*)
     FROM outcomes WHERE {_IN_WINDOW} AND status <> 'delivered'
@@ -181,6 +189,7 @@ def summary_on(
             not_triggered["total"] += n
         else:
             other[status] = other.get(status, 0) + n
+    program_changed, program_not_changed = _one(con, _PROGRAM_STATUS, span)
     activity = con.execute(_SUMMARY_ACTIVITY, [_micros(window.bucket), *span]).fetchall()
     if active_flows is None:
         active_flows = int(_one(con, _ACTIVE_FLOWS, [mode])[0])
@@ -198,6 +207,10 @@ def summary_on(
         "form_posts": int(forms),
         "leads_created": int(created),
         "leads_updated": int(updated),
+        "program_status_changes": {
+            "changed": int(program_changed),
+            "not_changed": int(program_not_changed),
+        },
         "registration_activity": _buckets(
             window, activity, ("changes", "triggered", "not_triggered")
         ),
