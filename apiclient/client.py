@@ -596,6 +596,14 @@ class ApiClient:
         answer is the job (`id`, `state`), followed with `ledger_job`."""
         return await self._object("POST", "/ledger/backups", body={"dir": directory})
 
+    async def ledger_export(
+        self, table: str, directory: str, since: str | None = None
+    ) -> dict[str, Any]:
+        """Start a Parquet export of `table` (changes, outcomes, api_calls) into
+        `directory/table/day=…/`: the rows recorded since the last export there."""
+        body = {"table": table, "dir": directory, "format": "parquet", "since": since}
+        return await self._object("POST", "/ledger/exports", body=body)
+
     async def ledger_job(self, job_id: str) -> dict[str, Any]:
         """A backup's or export's progress: `state` running|done|failed, `table`, `rows_done`
         of `rows_total`, then `result` or `error`."""

@@ -17,9 +17,16 @@ from aiohttp import web
 from stream.api.deps import DEPS, deps_of
 from stream.api.errors import json_error, json_object
 from stream.api.middleware import actor_of
-from stream.control.ledger_jobs import JobBusy, LedgerJob, LedgerJobs
+from stream.control.ledger_jobs import Finish, JobBusy, LedgerJob, LedgerJobs, Work
 from stream.control.redrive import audit
 from stream.store.backup import BackupError, check_target, take_backup
+from stream.store.export import (
+    ExportError,
+    ExportReport,
+    ExportRequest,
+    export_table,
+    save_watermark,
+)
 from stream.store.writer import Con
 
 JOBS: web.AppKey[LedgerJobs] = web.AppKey("signal_ledger_jobs", LedgerJobs)
@@ -47,23 +54,33 @@ async def start_backup(request: web.Request) -> web.Response:
         check_target(directory)
     except BackupError as error:
         return json_error(400, str(error).removeprefix("dir: "), "dir")
-    actor = actor_of(request)
 
     def work(con: Con, job: LedgerJob) -> dict[str, Any]:
         return take_backup(con, directory, job.progress).to_dict()
 
+    return await _start(request, "backup", work, {"dir": str(directory)})
+
+
+async def _start(
+    request: web.Request,
+    kind: str,
+    work: Work,
+    change: dict[str, Any],
+    finish: Finish | None = None,
+) -> web.Response:
+    """Start a job audited as `kind` (the audit row is written before the job starts)."""
+    actor = actor_of(request)
+    store = deps_of(request).store
+
+    async def audited(job_id: str) -> None:
+        await audit(
+            store, actor=actor, object_kind=OBJECT, object_id=job_id, action=kind, change=change
+        )
+
     try:
-        job = jobs_of(request).start("backup", actor, work)
+        job = await jobs_of(request).start(kind, actor, work, finish, before=audited)
     except JobBusy as error:
         return json_error(409, str(error))
-    await audit(
-        deps_of(request).store,
-        actor=actor,
-        object_kind=OBJECT,
-        object_id=job.id,
-        action="backup",
-        change={"dir": str(directory)},
-    )
     return web.json_response(job.to_dict(), status=202)
 
 
@@ -72,6 +89,30 @@ async def get_job(request: web.Request) -> web.Response:
     if job is None:
         return json_error(404, f"no ledger job {request.match_info['job_id']!r}")
     return web.json_response(job.to_dict())
+
+
+async def start_export(request: web.Request) -> web.Response:
+    body = await json_object(request)
+    try:
+        export = ExportRequest.parse(body)
+    except ExportError as error:
+        field, _, message = str(error).partition(": ")
+        return json_error(400, message, field)
+    store = deps_of(request).store
+
+    def work(con: Con, job: LedgerJob) -> dict[str, Any]:
+        return export_table(con, export, job.progress).to_dict()
+
+    async def finish(result: dict[str, Any]) -> None:
+        report = ExportReport(**result)
+        await store.write(lambda con: save_watermark(con, report))
+
+    change = {
+        "table": export.table,
+        "dir": str(export.directory),
+        "since": export.since.isoformat() if export.since else None,
+    }
+    return await _start(request, "export", work, change, finish)
 
 
 def add_ledger_routes(app: web.Application) -> None:
@@ -84,4 +125,5 @@ def add_ledger_routes(app: web.Application) -> None:
 
     app.on_cleanup.append(close)
     app.router.add_post("/api/v1/ledger/backups", start_backup)
+    app.router.add_post("/api/v1/ledger/exports", start_export)
     app.router.add_get("/api/v1/ledger/jobs/{job_id}", get_job)

@@ -39,4 +39,5 @@ COMMANDS: list[Command] = [
     metrics.COMMAND,
     ledger.BACKUP,
     ledger.RESTORE,
+    ledger.EXPORT,
 ]

@@ -136,5 +136,58 @@ def run_restore(args: argparse.Namespace) -> int:
     return 0
 
 
+EXPORT_TABLES = ("outcomes", "changes", "api_calls")
+
+
+@dataclass(frozen=True)
+class ExportCommand:
+    name: str = "export"
+
+    def register(self, sub: Any) -> argparse.ArgumentParser:
+        parser: argparse.ArgumentParser = sub.add_parser(
+            self.name,
+            help="the ledger as Parquet for a warehouse, by day, incrementally",
+            description="Write a table of the ledger as Parquet files under DIR/TABLE/day=…/ on "
+            "control's host: the rows recorded since the last export into DIR (the first "
+            "time: every row, or those from --since on). README: 'Caring for the ledger'.",
+        )
+        parser.add_argument("dir", metavar="DIR", help="where the files go")
+        parser.add_argument("--table", choices=EXPORT_TABLES, required=True)
+        parser.add_argument(
+            "--since",
+            metavar="WHEN",
+            default=None,
+            help="only rows from this UTC date or time on (2026-12-01, 2026-12-01T08:00:00Z)",
+        )
+        parser.add_argument("--format", choices=("parquet",), default="parquet")
+        add_api_option(parser)
+        parser.set_defaults(handler=run_export)
+        return parser
+
+
+def run_export(args: argparse.Namespace) -> int:
+    directory = str(Path(args.dir).expanduser().absolute())
+
+    async def work(client: ApiClient) -> int:
+        job = await client.ledger_export(args.table, directory, args.since)
+        print(f"exporting {args.table} into {directory} ({job['id']})", flush=True)
+        job = await follow_job(client, job, sys.stdout)
+        if job.get("state") != "done":
+            print(f"csignal export: failed: {job.get('error')}", file=sys.stderr)
+            return FAILED
+        result = job.get("result") or {}
+        days = result.get("days") or []
+        span = f", days {days[0]} to {days[-1]}" if days else ""
+        print(
+            f"export done: {result.get('rows', 0)} rows in {len(result.get('files') or [])} "
+            f"files ({human_bytes(int(result.get('bytes', 0)))}) under "
+            f"{result.get('destination')}{span}; watermark {result.get('watermark_to')}"
+        )
+        return 0
+
+    return run_with_client("export", args, work)
+
+
 BACKUP = BackupCommand()
+EXPORT = ExportCommand()
 RESTORE = RestoreCommand()

@@ -12,7 +12,7 @@ import asyncio
 import itertools
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -74,6 +74,9 @@ class LedgerJob:
 Work = Callable[[Con, LedgerJob], dict[str, Any]]
 """The job's blocking part, on a reader thread with a cursor of the ledger; returns its result."""
 
+Finish = Callable[[dict[str, Any]], Awaitable[None]]
+"""What follows a successful `Work` on the event loop (an export saves its watermark)."""
+
 
 class LedgerJobs:
     def __init__(self, store: Store) -> None:
@@ -88,7 +91,16 @@ class LedgerJobs:
     def get(self, job_id: str) -> LedgerJob | None:
         return self._jobs.get(job_id)
 
-    def start(self, kind: str, actor: str, work: Work) -> LedgerJob:
+    async def start(
+        self,
+        kind: str,
+        actor: str,
+        work: Work,
+        finish: Finish | None = None,
+        before: Callable[[str], Awaitable[None]] | None = None,
+    ) -> LedgerJob:
+        """Claim the one slot, run `before(job id)` (the audit row, so a backup holds the record
+        of itself), then start `work` in the background."""
         busy = self.running()
         if busy is not None:
             raise JobBusy(f"a {busy.kind} ({busy.id}) is still running; wait for it to finish")
@@ -96,14 +108,22 @@ class LedgerJobs:
         job = LedgerJob(f"{kind}-{stamp:%Y%m%dT%H%M%S}-{next(self._ids)}", kind, actor, stamp)
         self._jobs[job.id] = job
         self._forget_old()
-        task = asyncio.create_task(self._run(job, work), name=f"ledger-{job.id}")
+        if before is not None:
+            try:
+                await before(job.id)
+            except BaseException:
+                del self._jobs[job.id]
+                raise
+        task = asyncio.create_task(self._run(job, work, finish), name=f"ledger-{job.id}")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return job
 
-    async def _run(self, job: LedgerJob, work: Work) -> None:
+    async def _run(self, job: LedgerJob, work: Work, finish: Finish | None) -> None:
         try:
             result = await self._store.read(lambda con: work(con, job))
+            if finish is not None:
+                await finish(result)
         except Exception as error:  # reported to the operator through the job
             log.warning("ledger %s %s failed: %s", job.kind, job.id, error)
             job.error, job.state = str(error), "failed"

@@ -179,7 +179,7 @@ def _copy_table(snapshot: Con, target: Con, table: str, progress: Progress | Non
     total = int(snapshot.execute(f"SELECT count(*) FROM {_quoted(table)}").fetchall()[0][0])
     if progress is not None:
         progress(table, 0, total)
-    reader = snapshot.execute(f"SELECT {listed} FROM {_quoted(table)}").to_arrow_reader(BATCH_ROWS)
+    reader = snapshot.sql(f"SELECT {listed} FROM {_quoted(table)}").to_arrow_reader(BATCH_ROWS)
     if reader is None:
         raise BackupError(f"table {table}: DuckDB gave no rows to read")
     done = 0
