@@ -16,6 +16,9 @@ never passes a change whose outcomes (or delivery requests) are not durable.
   call it writes the pairs' "sending" marks, then their delivered keys as soon as Marketo
   acknowledged the call (each awaited), so a worker killed mid-batch repeats at most the calls
   in flight; a pair found "sending" is delivered again with `possible_repeat` on its outcome.
+  Each of those records goes to a journal in the worker's data dir first, written back to the
+  topic when the worker starts again (`marks_journal.py`): a crash of everything, broker
+  included, forgets none of them.
   Before deciding duplicates of recovery and replay redrives it catches up with the
   delivered-keys log.
 
@@ -72,6 +75,7 @@ from stream.pipeline.deliver import (
 )
 from stream.pipeline.delivered import delivery_key, duplicate_outcome, split_duplicates
 from stream.pipeline.delivered_log import DeliveredLog
+from stream.pipeline.marks_journal import MarksJournal, net
 from stream.pipeline.route import Routed, route_change, route_failure
 from stream.pipeline.snapshot import ConfigView, SnapshotReader
 from stream.sealing import KEY_FILE_NAME, KeyFile
@@ -82,6 +86,8 @@ log = logging.getLogger("signal.pipeline")
 __all__ = ["APP_ID", "Counters", "Pipeline", "PipelineOptions", "create_app"]
 
 APP_ID = "signal-pipeline"
+JOURNAL_DIR = "delivered-journal"
+"""Where in its data dir a worker journals its delivered-keys records (`marks_journal.py`)."""
 
 PRODUCER_OPTIONS: dict[str, Any] = {
     "acks": "all",
@@ -171,6 +177,8 @@ class Pipeline:
         self._producer: AIOKafkaProducer | None = None
         self._waited: dict[str, float] = {}
         self.delivered = DeliveredLog(options.broker_url, retention_s=options.delivered_retention_s)
+        self.journal = MarksJournal(options.data_dir / JOURNAL_DIR)
+        self._journal_replayed = False
         self.app = self._build_app()
 
     # ---- the app ----------------------------------------------------------------------------
@@ -500,6 +508,7 @@ class Pipeline:
         recorded = False
         try:
             await self.view.wait_ready()
+            await self._replay_journal()
             await self.delivered.wait_loaded()
             for event in events:
                 try:
@@ -522,6 +531,7 @@ class Pipeline:
             recorded = True
             await self._flush_calls()
             keys = self.delivered.note(unpublished)
+            self.journal.append(keys)
             await self.publish([(DELIVERED.name, key, stamp) for key, stamp in keys])
             self._count(outcomes)
         except asyncio.CancelledError:
@@ -531,6 +541,20 @@ class Pipeline:
             log.exception("deliver batch failed unexpectedly")
             if not recorded:
                 await self._deliver_batch_failed(requests, unreadable, error)
+
+    async def _replay_journal(self) -> None:
+        """Once per start, before delivering: this worker's journal of delivered-keys records
+        back to `signal-delivered` (`marks_journal.py`), so what it delivered or was sending
+        before a crash that took the broker's copy is known."""
+        if self._journal_replayed:
+            return
+        records = net(await asyncio.to_thread(self.journal.records))
+        for key, value in records:
+            self.delivered.apply(key, value)
+        await self.publish([(DELIVERED.name, key, value) for key, value in records])
+        self._journal_replayed = True
+        if records:
+            log.info("%d delivered-keys records written back from the journal", len(records))
 
     async def _deliver_batch_failed(
         self,
@@ -635,16 +659,19 @@ class Pipeline:
 
         async def on_sending(requests: Sequence[DeliveryRequest]) -> None:
             records = self.delivered.note_sending(delivery_key(r) for r in requests)
+            self.journal.append(records)
             await self.publish([(DELIVERED.name, key, value) for key, value in records])
 
         async def on_acknowledged(requests: Sequence[DeliveryRequest]) -> None:
             keys = [delivery_key(r) for r in requests]
             records = self.delivered.note(keys)
+            self.journal.append(records)
             await self.publish([(DELIVERED.name, key, value) for key, value in records])
             written.update(keys)
 
         async def on_refused(requests: Sequence[DeliveryRequest]) -> None:
             records = self.delivered.clear_sending(delivery_key(r) for r in requests)
+            self.journal.append(records)
             await self.publish([(DELIVERED.name, key, value) for key, value in records])
 
         return CallHooks(on_sending, on_acknowledged, on_refused)
