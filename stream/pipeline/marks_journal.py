@@ -86,7 +86,10 @@ class MarksJournal:
         if self._fd is None:
             self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
             path = self.directory / CURRENT
-            self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            self._fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
+            size = os.fstat(self._fd).st_size
+            if size and os.pread(self._fd, 1, size - 1) != b"\n":
+                os.write(self._fd, b"\n")  # end a line torn by a kill, so the next one reads
         return self._fd
 
     def _rotate(self) -> None:
