@@ -604,6 +604,16 @@ class ApiClient:
         body = {"table": table, "dir": directory, "format": "parquet", "since": since}
         return await self._object("POST", "/ledger/exports", body=body)
 
+    async def person_data(self, selector: Mapping[str, str]) -> dict[str, Any]:
+        """Everything the ledger holds on one person ({"email": …} or {"registration": …})."""
+        return await self._object("POST", "/ledger/person", body=dict(selector))
+
+    async def erase_person(self, selector: Mapping[str, str]) -> dict[str, Any]:
+        """Erase one person from the ledger; the answer says what was touched and lists the
+        Marketo lead ids delivered (to delete in Marketo too)."""
+        body = dict(selector)
+        return await self._object("POST", "/ledger/erasures", body=body, timeout_s=LONG_TIMEOUT_S)
+
     async def ledger_job(self, job_id: str) -> dict[str, Any]:
         """A backup's or export's progress: `state` running|done|failed, `table`, `rows_done`
         of `rows_total`, then `result` or `error`."""

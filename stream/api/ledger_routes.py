@@ -9,6 +9,9 @@ person's data is personal data, an erasure changes the ledger. Each action leave
 
 from __future__ import annotations
 
+import json
+import logging
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -27,10 +30,20 @@ from stream.store.export import (
     export_table,
     save_watermark,
 )
+from stream.store.person import (
+    ErasureReport,
+    PersonError,
+    Selector,
+    audit_erasure,
+    erase_person,
+    export_person,
+    scrub_free_blocks,
+)
 from stream.store.writer import Con
 
 JOBS: web.AppKey[LedgerJobs] = web.AppKey("signal_ledger_jobs", LedgerJobs)
 OBJECT = "ledger"
+log = logging.getLogger("signal.ledger")
 
 
 def jobs_of(request: web.Request) -> LedgerJobs:
@@ -115,6 +128,72 @@ async def start_export(request: web.Request) -> web.Response:
     return await _start(request, "export", work, change, finish)
 
 
+def _selector(body: dict[str, Any]) -> Selector:
+    return Selector.parse(body)
+
+
+async def export_person_route(request: web.Request) -> web.Response:
+    body = await json_object(request)
+    store = deps_of(request).store
+    try:
+        selector = _selector(body)
+        found = await store.read(lambda con: export_person(con, selector))
+    except PersonError as error:
+        field, _, message = str(error).partition(": ")
+        return json_error(
+            400 if "expected" in message or "exactly" in message else 404, message, field
+        )
+    await audit(
+        store,
+        actor=actor_of(request),
+        object_kind=OBJECT,
+        object_id=f"person-export-{datetime.now(UTC):%Y%m%dT%H%M%S}",
+        action="export-person",
+        change={"selector": selector.kind, "changes": len(found["change_ids"])},
+    )
+    return web.json_response(found, dumps=_dumps)
+
+
+async def erase_route(request: web.Request) -> web.Response:
+    body = await json_object(request)
+    store = deps_of(request).store
+    try:
+        selector = _selector(body)
+    except PersonError as error:
+        field, _, message = str(error).partition(": ")
+        return json_error(400, message, field)
+    busy = jobs_of(request).running()
+    if busy is not None:
+        return json_error(409, f"a {busy.kind} ({busy.id}) is running; erase once it finished")
+    actor, at = actor_of(request), datetime.now(UTC)
+    audit_id = f"erasure-{at:%Y%m%dT%H%M%S%f}"
+
+    def work(con: Con) -> ErasureReport:
+        report = erase_person(con, selector)
+        audit_erasure(con, at, actor, audit_id, report)
+        return report
+
+    try:
+        report = await store.write(work)
+    except PersonError as error:
+        field, _, message = str(error).partition(": ")
+        return json_error(404, message, field)
+
+    def checkpoint_and_scrub(con: Con) -> int:
+        con.execute("FORCE CHECKPOINT")
+        return scrub_free_blocks(con)
+
+    scrubbed = await store.write_raw(checkpoint_and_scrub)
+    log.warning("ledger: erasure %s by %s: %s", audit_id, actor, report.audit_change())
+    return web.json_response(
+        {**report.to_dict(), "free_blocks_scrubbed": scrubbed, "audit_id": audit_id}
+    )
+
+
+def _dumps(body: Any) -> str:
+    return json.dumps(body, default=str)
+
+
 def add_ledger_routes(app: web.Application) -> None:
     """Register the routes; the jobs live as long as the app (`on_cleanup` waits for one)."""
     jobs = LedgerJobs(app[DEPS].store)
@@ -127,3 +206,5 @@ def add_ledger_routes(app: web.Application) -> None:
     app.router.add_post("/api/v1/ledger/backups", start_backup)
     app.router.add_post("/api/v1/ledger/exports", start_export)
     app.router.add_get("/api/v1/ledger/jobs/{job_id}", get_job)
+    app.router.add_post("/api/v1/ledger/person", export_person_route)
+    app.router.add_post("/api/v1/ledger/erasures", erase_route)

@@ -40,4 +40,6 @@ COMMANDS: list[Command] = [
     ledger.BACKUP,
     ledger.RESTORE,
     ledger.EXPORT,
+    ledger.EXPORT_PERSON,
+    ledger.ERASE,
 ]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -188,6 +189,119 @@ def run_export(args: argparse.Namespace) -> int:
     return run_with_client("export", args, work)
 
 
+REFUSED = 2
+
+
+def _add_selector(parser: argparse.ArgumentParser) -> None:
+    who = parser.add_mutually_exclusive_group(required=True)
+    who.add_argument("--email", metavar="ADDRESS", help="the person's email address")
+    who.add_argument("--registration", metavar="CODE", help="one of their registration codes")
+
+
+def _selector(args: argparse.Namespace) -> dict[str, str]:
+    if args.email is not None:
+        return {"email": args.email}
+    return {"registration": args.registration}
+
+
+@dataclass(frozen=True)
+class ExportPersonCommand:
+    name: str = "export-person"
+
+    def register(self, sub: Any) -> argparse.ArgumentParser:
+        parser: argparse.ArgumentParser = sub.add_parser(
+            self.name,
+            help="everything the ledger holds on one person, as JSON",
+            description="Print, as JSON, everything the ledger holds on one person: their "
+            "changes (payloads included), outcomes, retry items, rejected records and the "
+            "Marketo calls whose errors quote them. Audited without the person's data.",
+        )
+        _add_selector(parser)
+        add_api_option(parser)
+        parser.set_defaults(handler=run_export_person)
+        return parser
+
+
+def run_export_person(args: argparse.Namespace) -> int:
+    async def work(client: ApiClient) -> int:
+        found = await client.person_data(_selector(args))
+        json.dump(found, sys.stdout, indent=2, ensure_ascii=False, default=str)
+        sys.stdout.write("\n")
+        return 0
+
+    return run_with_client("export-person", args, work)
+
+
+@dataclass(frozen=True)
+class EraseCommand:
+    name: str = "erase"
+
+    def register(self, sub: Any) -> argparse.ArgumentParser:
+        parser: argparse.ArgumentParser = sub.add_parser(
+            self.name,
+            help="erase one person from the ledger (right to erasure)",
+            description="Remove or redact one person's data in every table of the ledger and "
+            "make the bytes leave the file; figures stay. Confirmed with --yes, or at a "
+            "terminal by typing the email or registration code again. Prints what was touched "
+            "and the Marketo lead ids delivered (Marketo keeps them: delete them there).",
+        )
+        _add_selector(parser)
+        parser.add_argument("--yes", action="store_true", help="erase without being asked")
+        parser.add_argument(
+            "--format", choices=("table", "json"), default="table", help="output (default table)"
+        )
+        add_api_option(parser)
+        parser.set_defaults(handler=run_erase)
+        return parser
+
+
+def run_erase(args: argparse.Namespace) -> int:
+    selector = _selector(args)
+    ((kind, value),) = selector.items()
+    if not args.yes:
+        if not sys.stdin.isatty():
+            print(
+                "csignal erase: erasing a person cannot be undone; add --yes to confirm (there "
+                "is no terminal to ask in). Nothing changed.",
+                file=sys.stderr,
+            )
+            return REFUSED
+        typed = input(
+            f"Erase everything the ledger holds on {kind} {value}? This cannot be undone.\n"
+            f"Type the {kind} again to confirm: "
+        )
+        if typed.strip().lower() != value.strip().lower():
+            print("csignal erase: not confirmed. Nothing changed.", file=sys.stderr)
+            return REFUSED
+
+    async def work(client: ApiClient) -> int:
+        report = await client.erase_person(selector)
+        if args.format == "json":
+            json.dump(report, sys.stdout, indent=2, default=str)
+            sys.stdout.write("\n")
+            return 0
+        print(
+            f"erased: {report.get('registrations')} registrations, {report.get('changes')} "
+            f"changes (audit {report.get('audit_id')})"
+        )
+        for table, counts in sorted((report.get("touched") or {}).items()):
+            done = ", ".join(f"{n} {what}" for what, n in sorted(counts.items()))
+            print(f"  {table}: {done}")
+        leads = report.get("marketo_lead_ids") or []
+        if leads:
+            print(
+                "Marketo lead ids delivered (delete them in Marketo too): "
+                + ", ".join(str(n) for n in leads)
+            )
+        for destination in report.get("exported_to") or []:
+            print(f"Parquet files under {destination} written before still hold this person")
+        return 0
+
+    return run_with_client("erase", args, work)
+
+
 BACKUP = BackupCommand()
 EXPORT = ExportCommand()
+EXPORT_PERSON = ExportPersonCommand()
+ERASE = EraseCommand()
 RESTORE = RestoreCommand()

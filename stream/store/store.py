@@ -312,6 +312,11 @@ class Store:
         `StoreWriteError`."""
         return await self._db.write_apart(work)
 
+    async def write_raw(self, work: Callable[[Con], T]) -> T:
+        """Run `work(con)` on the writer thread outside a transaction: a CHECKPOINT and what
+        must follow one (an erasure's scrub of free blocks, stream.store.person)."""
+        return await self._db.write_raw(work)
+
     async def schema_version(self) -> int:
         return await self._db.read(current_version)
 

@@ -1,0 +1,394 @@
+"""One person's data in the ledger: found by email or registration code, exported as JSON,
+or erased.
+
+A person is the registrations whose change payloads carry their email (or the registration code
+given), the changes of those registrations, and everything recorded about those changes. Free
+text that may quote them (rejected payloads, outcome reasons, Marketo error texts) is matched by
+their email addresses and registration codes.
+
+Erasure keeps the figures and removes the person: change payloads become `{"erased": true}`,
+outcomes lose their registration code, Marketo lead id and any reason quoting the person (so
+every dashboard count stays), retry items, recovery entries, rejected records and the Certain
+source's last-seen rows are deleted. DuckDB keeps an updated or deleted value in its row group,
+and a freed block keeps its bytes, until something overwrites them; so the erasure rewrites
+every row group it touched (`_rewrite_row_groups`), checkpoints, and fills the file's free blocks
+with random bytes (`scrub_free_blocks`): afterwards neither the file nor its WAL holds the
+person's email, name or phone. The audit row says an erasure happened, by whom and what it
+touched, never who was erased.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from stream.store.errors import StoreError
+from stream.store.writer import Con
+
+EMAIL_PATH = "$.registration.profile.email"
+PHONE_PATH = "$.registration.profile.phone"
+MIN_PHONE = 7
+"""A phone shorter than this is too likely to occur in anyone's text to mark a row as theirs."""
+MAX_ROWS = 10_000
+"""Rows per table a person's export holds at most (a person has a handful)."""
+ERASED_PAYLOAD = '{"erased":true}'
+ERASED_TEXT = "[erased]"
+
+
+class PersonError(StoreError):
+    """A selector that names no one or is malformed; the message names the field."""
+
+
+@dataclass(frozen=True, slots=True)
+class Selector:
+    email: str | None = None
+    registration: str | None = None
+
+    @classmethod
+    def parse(cls, body: dict[str, Any]) -> Selector:
+        email, registration = body.get("email"), body.get("registration")
+        given = [k for k in ("email", "registration") if body.get(k) is not None]
+        if len(given) != 1:
+            raise PersonError("email: give exactly one of email or registration")
+        value = email if email is not None else registration
+        if not isinstance(value, str) or not value.strip():
+            raise PersonError(f"{given[0]}: expected a non-empty string, got {value!r}")
+        if email is not None and "@" not in value:
+            raise PersonError(f"email: expected an email address, got {value!r}")
+        return cls(
+            email=value.strip() if email is not None else None,
+            registration=value.strip() if registration is not None else None,
+        )
+
+    @property
+    def kind(self) -> str:
+        return "email" if self.email is not None else "registration"
+
+
+@dataclass(frozen=True, slots=True)
+class Person:
+    """What identifies the person in the ledger."""
+
+    change_ids: list[str]
+    registrations: list[str]
+    emails: list[str]
+    phones: list[str] = field(default_factory=list)
+
+    @property
+    def found(self) -> bool:
+        return bool(self.change_ids or self.registrations)
+
+    @property
+    def needles(self) -> list[str]:
+        """Texts whose presence in free text marks a row as theirs."""
+        return sorted({*self.emails, *self.phones, *self.registrations, *self.change_ids} - {""})
+
+
+def _email_expr(column: str = "payload") -> str:
+    return f"lower(trim(json_extract_string({column}, '{EMAIL_PATH}')))"
+
+
+def find_person(con: Con, selector: Selector) -> Person:
+    if selector.email is not None:
+        codes = con.execute(
+            f"SELECT DISTINCT registration_code FROM change_log WHERE {_email_expr()} = ? "
+            "AND registration_code IS NOT NULL",
+            [selector.email.lower()],
+        ).fetchall()
+        registrations = sorted({str(r[0]) for r in codes})
+    else:
+        assert selector.registration is not None
+        registrations = [selector.registration]
+    ids = con.execute(
+        "SELECT change_id FROM change_log WHERE list_contains(?, registration_code) "
+        + (f"OR {_email_expr()} = ? " if selector.email else "")
+        + "ORDER BY change_id",
+        [registrations, *([selector.email.lower()] if selector.email else [])],
+    ).fetchall()
+    change_ids = [str(r[0]) for r in ids]
+    emails = con.execute(
+        f"SELECT DISTINCT {_email_expr()} FROM change_log WHERE list_contains(?, change_id)",
+        [change_ids],
+    ).fetchall()
+    found_emails = {str(r[0]) for r in emails if r[0]}
+    if selector.email is not None:
+        found_emails.add(selector.email.lower())
+    phones = con.execute(
+        f"SELECT DISTINCT trim(json_extract_string(payload, '{PHONE_PATH}')) FROM change_log "
+        "WHERE list_contains(?, change_id)",
+        [change_ids],
+    ).fetchall()
+    found_phones = sorted({str(r[0]) for r in phones if r[0] and len(str(r[0])) >= MIN_PHONE})
+    return Person(change_ids, registrations, sorted(found_emails), found_phones)
+
+
+def _mentions(column: str, count: int) -> str:
+    """SQL matching rows whose `column` contains any of `count` texts (case-insensitive)."""
+    if count == 0:
+        return "false"
+    return "(" + " OR ".join(f"contains(lower({column}), lower(?))" for _ in range(count)) + ")"
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """How one table holds the person: which rows, and what erasure does to them."""
+
+    table: str
+    where: str
+    params: tuple[Any, ...]
+    redact: str | None = None
+    """SET clause; None deletes the rows."""
+
+
+def targets(con: Con, person: Person) -> list[Target]:
+    ids, needles = person.change_ids, person.needles
+    mine = "list_contains(?, change_id)"
+    found: list[Target] = [
+        Target(
+            "change_log",
+            mine,
+            (ids,),
+            f"payload = '{ERASED_PAYLOAD}', registration_code = NULL",
+        ),
+    ]
+    for table in ("outcome_log", "delivery_state"):
+        found.append(
+            Target(
+                table,
+                f"{mine} OR {_mentions('reason', len(needles))}",
+                (ids, *needles),
+                "registration_code = NULL, marketo_lead_id = NULL, reason = CASE WHEN "
+                f"{_mentions('reason', len(needles))} THEN '{ERASED_TEXT}' ELSE reason END",
+            )
+        )
+    found += [
+        Target("retry_items", mine, (ids,)),
+        Target("recovery_log", mine, (ids,)),
+        Target(
+            "rejected_changes",
+            f"{mine} OR {_mentions('payload', len(needles))}",
+            (ids, *needles),
+        ),
+        Target("rejected_records", _mentions("payload", len(needles)), tuple(needles)),
+        Target(
+            "api_call_log",
+            _mentions("marketo_error", len(needles)),
+            tuple(needles),
+            f"marketo_error = '{ERASED_TEXT}'",
+        ),
+    ]
+    if _has_table(con, "certain_last_seen"):
+        found.append(Target("certain_last_seen", "list_contains(?, code)", (person.registrations,)))
+    return found
+
+
+def _redact_params(target: Target, person: Person) -> tuple[Any, ...]:
+    """Parameters of the SET clause (the reason's CASE names the needles again)."""
+    if target.redact is not None and "CASE WHEN" in target.redact:
+        return tuple(person.needles)
+    return ()
+
+
+def _has_table(con: Con, name: str) -> bool:
+    rows = con.execute(
+        "SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'main' AND table_name = ? "
+        "AND database_name = current_database()",
+        [name],
+    ).fetchall()
+    return bool(rows[0][0])
+
+
+# -- export -------------------------------------------------------------------------------------
+
+
+def _rows(con: Con, sql: str, params: Sequence[Any]) -> list[dict[str, Any]]:
+    result = con.execute(sql, list(params))
+    names = [d[0] for d in result.description or ()]
+    return [
+        {
+            k: (v.isoformat() if hasattr(v, "isoformat") else v)
+            for k, v in zip(names, row, strict=True)
+        }
+        for row in result.fetchall()
+    ]
+
+
+def export_person(con: Con, selector: Selector) -> dict[str, Any]:
+    """Everything the ledger holds on the person, table by table (blocking; a reader)."""
+    person = find_person(con, selector)
+    if not person.found:
+        raise PersonError(f"{selector.kind}: the ledger holds nothing on this person")
+    tables: dict[str, list[dict[str, Any]]] = {}
+    for target in targets(con, person):
+        select = "*"
+        if target.table == "change_log":
+            select = "* EXCLUDE (payload), payload::VARCHAR AS payload"
+        rows = _rows(
+            con,
+            f"SELECT {select} FROM {target.table} WHERE {target.where} LIMIT {MAX_ROWS}",
+            target.params,
+        )
+        for row in rows:
+            if target.table == "change_log" and isinstance(row.get("payload"), str):
+                row["payload"] = json.loads(row["payload"])
+        tables[target.table] = rows
+    return {
+        "selector": selector.kind,
+        "registrations": person.registrations,
+        "emails": person.emails,
+        "change_ids": person.change_ids,
+        "tables": tables,
+    }
+
+
+# -- erasure ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ErasureReport:
+    selector: str
+    registrations: int
+    changes: int
+    touched: dict[str, dict[str, int]] = field(default_factory=dict)
+    """Per table: rows `redacted` or `deleted`, and `rewritten` (rows of the row groups
+    rewritten so the old bytes leave the file)."""
+    marketo_lead_ids: list[int] = field(default_factory=list)
+    """Leads Signal delivered the person to: Marketo keeps them until deleted there."""
+    exported_to: list[str] = field(default_factory=list)
+    """Parquet export destinations: files already written there still hold the person."""
+    free_blocks_scrubbed: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def audit_change(self) -> dict[str, Any]:
+        """What the audit keeps: counts, never who."""
+        return {
+            "selector": self.selector,
+            "registrations": self.registrations,
+            "changes": self.changes,
+            "touched": self.touched,
+            "marketo_leads": len(self.marketo_lead_ids),
+        }
+
+
+def erase_person(con: Con, selector: Selector) -> ErasureReport:
+    """Redact or delete the person's rows and rewrite the row groups that held them, in the
+    caller's transaction (the writer's). The caller then checkpoints and scrubs free blocks."""
+    person = find_person(con, selector)
+    if not person.found:
+        raise PersonError(f"{selector.kind}: the ledger holds nothing on this person")
+    leads = con.execute(
+        "SELECT DISTINCT marketo_lead_id FROM outcome_log WHERE list_contains(?, change_id) "
+        "AND status = 'delivered' AND marketo_lead_id IS NOT NULL ORDER BY 1",
+        [person.change_ids],
+    ).fetchall()
+    touched: dict[str, dict[str, int]] = {}
+    for target in targets(con, person):
+        counts = _erase_in(con, target, _redact_params(target, person))
+        if counts:
+            touched[target.table] = counts
+    return ErasureReport(
+        selector=selector.kind,
+        registrations=len(person.registrations),
+        changes=len(person.change_ids),
+        touched=touched,
+        marketo_lead_ids=[int(r[0]) for r in leads],
+        exported_to=[
+            str(r[0])
+            for r in con.execute(
+                "SELECT DISTINCT destination FROM ledger_exports ORDER BY 1"
+            ).fetchall()
+        ],
+    )
+
+
+def audit_erasure(con: Con, at: Any, actor: str, audit_id: str, report: ErasureReport) -> None:
+    """The audit row of an erasure, in the erasure's transaction: both or neither."""
+    con.execute(
+        'INSERT INTO config_audit_log ("at", actor, object, object_id, action, change) '
+        "VALUES (?, ?, 'ledger', ?, 'erase', ?::JSON)",
+        [at, actor, audit_id, json.dumps(report.audit_change(), sort_keys=True)],
+    )
+
+
+def _row_groups(con: Con, table: str) -> list[tuple[int, int]]:
+    """[start, end) rowid ranges of the table's row groups, in order; rows past the stored ones
+    (not yet checkpointed) form a last open range."""
+    sizes = con.execute(
+        "SELECT row_group_id, max(start + count) FROM pragma_storage_info(?) "
+        "WHERE column_id = 0 GROUP BY row_group_id ORDER BY row_group_id",
+        [table],
+    ).fetchall()
+    ranges: list[tuple[int, int]] = []
+    start = 0
+    for _group, size in sizes:
+        ranges.append((start, start + int(size)))
+        start += int(size)
+    ranges.append((start, 2**62))
+    return ranges
+
+
+def _erase_in(con: Con, target: Target, redact_params: tuple[Any, ...]) -> dict[str, int]:
+    """Erase the target's rows by rewriting every row group holding one: copy the group's rows
+    aside, apply the erasure to the copy, delete the whole group, insert the copy back."""
+    rowids = [
+        int(r[0])
+        for r in con.execute(
+            f"SELECT rowid FROM {target.table} WHERE {target.where}", list(target.params)
+        ).fetchall()
+    ]
+    if not rowids:
+        return {}
+    groups = [
+        (lo, hi) for lo, hi in _row_groups(con, target.table) if any(lo <= r < hi for r in rowids)
+    ]
+    in_groups = " OR ".join(f"(rowid >= {lo} AND rowid < {hi})" for lo, hi in groups)
+    con.execute("DROP TABLE IF EXISTS temp.erase_keep")
+    con.execute(f"CREATE TEMP TABLE erase_keep AS SELECT * FROM {target.table} WHERE {in_groups}")
+    rewritten = int(con.execute("SELECT count(*) FROM temp.erase_keep").fetchall()[0][0])
+    if target.redact is None:
+        con.execute(f"DELETE FROM temp.erase_keep WHERE {target.where}", list(target.params))
+        action = "deleted"
+    else:
+        con.execute(
+            f"UPDATE temp.erase_keep SET {target.redact} WHERE {target.where}",
+            [*redact_params, *target.params],
+        )
+        action = "redacted"
+    con.execute(f"DELETE FROM {target.table} WHERE {in_groups}")
+    con.execute(f"INSERT INTO {target.table} SELECT * FROM temp.erase_keep")
+    con.execute("DROP TABLE temp.erase_keep")
+    return {action: len(rowids), "rewritten": rewritten}
+
+
+def scrub_free_blocks(con: Con, rounds: int = 3) -> int:
+    """Overwrite the file's free blocks (which keep the bytes of what was freed) with random
+    text, then free them again; outside a transaction, after a CHECKPOINT. Returns the free
+    blocks found first."""
+    first = _free_blocks(con)[0]
+    for _ in range(rounds):
+        free, block_size = _free_blocks(con)
+        if free == 0:
+            break
+        con.execute(
+            "CREATE OR REPLACE TABLE erase_scrub AS SELECT md5(random()::VARCHAR) || "
+            "md5(random()::VARCHAR) AS x FROM range(?)",
+            [free * block_size // 16 + 1000],
+        )
+        con.execute("FORCE CHECKPOINT")
+        left = _free_blocks(con)[0]
+        con.execute("DROP TABLE erase_scrub")
+        con.execute("FORCE CHECKPOINT")
+        if left == 0:
+            break
+    return first
+
+
+def _free_blocks(con: Con) -> tuple[int, int]:
+    row = con.execute(
+        "SELECT free_blocks, block_size FROM pragma_database_size() LIMIT 1"
+    ).fetchall()[0]
+    return int(row[0]), int(row[1])
