@@ -12,105 +12,76 @@ change of either that does not come with a new secret (or `${VAR}` reference) cl
 says so (`secret_cleared`), so a secret is never sent to a host it was not entered for.
 
 Every change (configuration by an operator, catalog by an `event.create_update` change) marks the
-snapshot dirty; a publisher task sends the whole `ConfigSnapshot` to `signal-config` after a short
-debounce, so a burst of edits costs one message and a single edit reaches workers in well under a
-second. The snapshot's secrets are sealed (`stream.sealing`): no plain consumer of the topic can
-read them.
+snapshot dirty; the publisher (`stream.control.snapshot_publisher`) sends the whole
+`ConfigSnapshot` to `signal-config` after a short debounce. The snapshot's secrets are sealed
+(`stream.sealing`): no plain consumer of the topic can read them.
+
+Beside it, each for one concern: the stored form (`config_rows`), the secret rules and sealed
+snapshots (`config_secrets`), the settings a Marketo call uses (`connection_settings`), reading an
+imported document (`config_import`), the event catalog's rebuild (`event_catalog`), the refusals
+(`config_errors`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import json
 import logging
 import os
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from pydantic import SecretStr
-
 from config.completeness import completeness
-from config.input_limits import parse_json
-from config.models import Account, Assignments, CertainSource, Connection, Flow, Mode, Tag
+from config.models import Account, Assignments, CertainSource, Connection, Flow, Mode
 from config.models import Mapping as MappingModel
 from config.secret_refs import (
     DEFAULT_ALLOWLIST,
     EnvAllowList,
     certain_binding,
-    certain_cleared_notice,
-    certain_hosts,
     certain_secret_key,
     cleared_notice,
-    destination_hosts,
     secret_binding,
 )
 from config.validation import Problem, validate_account
-from config.yamlio import Loaded, YamlSyntaxError, load_raw, load_text
 from stream.certain.events import ChangeEvent
-from stream.certain.parsing import parse_change
 from stream.core.catalog import EMPTY_CATALOG, EventCatalog
 from stream.marketo.settings import MarketoSettings
 from stream.messages import ConfigSnapshot
-from stream.sealing import SealError, SecretBox, authenticate
+from stream.sealing import SecretBox
 from stream.store import ConfigObject, Store
 from stream.store.errors import StoreError
 
+from . import config_rows
+from .config_errors import ConfigServiceError, ConflictError, InvalidConfigError, NotFoundError
+from .config_import import ImportResult, import_result, read_document
+from .config_rows import ASSIGNMENTS_KIND, DEFAULT_ACCOUNT_NAME, SINGLETON_ID
+from .config_secrets import (
+    bind_legacy_secrets,
+    check_reference,
+    imported_secrets,
+    put_secrets,
+    seal_snapshot,
+)
+from .connection_settings import candidate_settings, saved_settings
+from .event_catalog import rebuild_catalog
 from .secret_store import SecretStore
+from .snapshot_publisher import Publisher, SnapshotPublisher
+
+__all__ = [
+    "ConfigService",
+    "ConfigServiceError",
+    "ConflictError",
+    "FlowView",
+    "ImportResult",
+    "InvalidConfigError",
+    "NotFoundError",
+    "Publisher",
+]
 
 log = logging.getLogger("signal.control.config")
-
-Publisher = Callable[[ConfigSnapshot], Awaitable[None]]
-
-DEFAULT_ACCOUNT_NAME = "default"
-SECTIONS: tuple[tuple[str, str], ...] = (
-    ("tags", "tag"),
-    ("connections", "connection"),
-    ("mappings", "mapping"),
-    ("flows", "flow"),
-    ("certain_sources", "certain_source"),
-)
-"""Account list → stored object kind."""
-HEADER_KIND = "account"
-ASSIGNMENTS_KIND = "assignments"
-SINGLETON_ID = "account"
-SECRET_MARK = "secret_updated_at"
-"""Stored in a connection's body instead of the secret: when it was last replaced."""
-CLEARED_MARK = "secret_cleared"
-"""Stored in a connection's body while its secret is cleared: why (a change of destination)."""
-
-_CATALOG_SQL = (
-    "SELECT payload::VARCHAR FROM changes WHERE type = 'event.create_update' "
-    "QUALIFY row_number() OVER (PARTITION BY event_code "
-    "ORDER BY occurred_at DESC, received_at DESC) = 1"
-)
-
-
-class ConfigServiceError(Exception):
-    """Base of the refusals the operator API turns into 4xx answers."""
-
-    status = 400
-
-    def __init__(self, message: str, problems: Sequence[Problem] = ()) -> None:
-        super().__init__(message)
-        self.message = message
-        self.problems = list(problems) or [Problem("", message)]
-
-
-class NotFoundError(ConfigServiceError):
-    status = 404
-
-
-class ConflictError(ConfigServiceError):
-    status = 409
-
-
-class InvalidConfigError(ConfigServiceError):
-    status = 422
 
 
 @dataclass(frozen=True)
@@ -122,30 +93,6 @@ class FlowView:
     @property
     def complete(self) -> bool:
         return not self.reasons
-
-
-@dataclass
-class ImportResult:
-    account: str
-    created: list[str] = field(default_factory=list)
-    updated: list[str] = field(default_factory=list)
-    deleted: list[str] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
-
-
-def account_from_snapshot(snapshot: ConfigSnapshot, box: SecretBox) -> Account:
-    """The account a snapshot carries, with each connection's secret opened and put back (a
-    secret that does not open for the connection's destination is left out)."""
-    account = Account.model_validate(snapshot.account)
-    for connection in account.connections:
-        sealed = snapshot.secrets.get(connection.id)
-        if sealed:
-            try:
-                secret = box.open(sealed, connection.id, secret_binding(connection))
-            except SealError:
-                continue
-            connection.client_secret = SecretStr(secret)
-    return account
 
 
 class ConfigService:
@@ -164,11 +111,9 @@ class ConfigService:
         only is used (workers elsewhere cannot open them, but nothing travels in clear)."""
         self._store = store
         self._secrets = secrets
-        self._publish = publish
         self._env = env
         self.env_allowlist = env_allowlist
         self.box = box or SecretBox.generate()
-        self._debounce_s = debounce_s
         self._account = Account(account=DEFAULT_ACCOUNT_NAME)
         self._stored = False
         self._versions: dict[tuple[str, str], int] = {}
@@ -176,11 +121,12 @@ class ConfigService:
         self._cleared: dict[str, str] = {}
         self._catalog: EventCatalog = EMPTY_CATALOG
         self._lock = asyncio.Lock()
-        self._dirty = asyncio.Event()
-        self._publisher: asyncio.Task[None] | None = None
         self._snapshot_version = 0
-        self.published: ConfigSnapshot | None = None
-        self.publish_failures = 0
+        self._publisher = (
+            SnapshotPublisher(publish, self.snapshot, debounce_s=debounce_s)
+            if publish is not None
+            else None
+        )
 
     # --- life cycle ------------------------------------------------------------------------
 
@@ -189,33 +135,30 @@ class ConfigService:
         the catalog from archived event changes, publish the first snapshot."""
         objects = await self._store.load_config()
         if objects:
-            self._bind_legacy_secrets(objects)
+            bind_legacy_secrets(self._secrets, objects)
             self._account = self._from_objects(objects)
             self._stored = True
         elif import_path is not None and (text := _read_text(import_path)) is not None:
             result = await self.import_text(text, f"{actor}:{import_path.name}")
             log.info("imported %s into the store (%s)", import_path, _count(result))
-        self._catalog = await self._load_catalog()
-        if self._publish is not None:
-            await self._publish_with_retry(self.snapshot())
-            self._publisher = asyncio.create_task(self._publish_loop(), name="config-publisher")
+        self._catalog = await rebuild_catalog(self._store)
+        if self._publisher is not None:
+            await self._publisher.start()
 
     async def stop(self) -> None:
-        task, self._publisher = self._publisher, None
-        if task is None:
-            return
-        if self._dirty.is_set():
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._publish_once(), 5.0)
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        if self._publisher is not None:
+            await self._publisher.stop()
 
     # --- reading ---------------------------------------------------------------------------
 
     @property
     def account(self) -> Account:
         return self._account
+
+    @property
+    def published(self) -> ConfigSnapshot | None:
+        """The last snapshot sent to `signal-config` (None before the first, or unpublished)."""
+        return None if self._publisher is None else self._publisher.published
 
     @property
     def catalog(self) -> EventCatalog:
@@ -257,47 +200,13 @@ class ConfigService:
 
     def marketo_settings(self, connection_id: str, **overrides: Any) -> MarketoSettings:
         connection = self.connection(connection_id)
-        if connection.client_id is None:
-            raise InvalidConfigError(
-                f"connection {connection_id!r} has no client id",
-                [Problem("client_id", "required to reach Marketo")],
-            )
-        if connection.client_secret is None:
-            cleared = self._cleared.get(connection_id)
-            raise InvalidConfigError(
-                f"connection {connection_id!r} has no client secret"
-                + (f": {cleared}" if cleared else ""),
-                [Problem("client_secret", cleared or "required to reach Marketo")],
-            )
-        return MarketoSettings(
-            connection_id=connection.id,
-            base_url=connection.base_url,
-            client_id=connection.client_id,
-            client_secret=connection.client_secret,
-            identity_url=str(connection.access_token_url) if connection.access_token_url else None,
-            scope=connection.scope,
-            rate_share=connection.rate_share,
-            max_in_flight=connection.max_in_flight,
-            **overrides,
-        )
+        return saved_settings(connection, self._cleared.get(connection_id), **overrides)
 
     def snapshot(self) -> ConfigSnapshot:
         """The whole configuration and catalog as workers need them, secrets sealed, each for
         its connection's identity URL and client id, the whole tagged (`stream.sealing`)."""
         self._snapshot_version = max(self._snapshot_version + 1, time.time_ns() // 1_000_000)
-        secrets = {
-            c.id: self.box.seal(c.client_secret.get_secret_value(), c.id, secret_binding(c))
-            for c in self._account.connections
-            if c.client_secret is not None
-        }
-        snapshot = ConfigSnapshot(
-            version=self._snapshot_version,
-            account=self._account.model_dump(mode="json"),
-            secrets=secrets,
-            catalog=self._catalog.to_dict(),
-        )
-        # Tagged with the same key file: workers apply no snapshot another producer made.
-        return authenticate(snapshot, self.box)
+        return seal_snapshot(self._snapshot_version, self._account, self._catalog, self.box)
 
     # --- flows -----------------------------------------------------------------------------
 
@@ -483,7 +392,7 @@ class ConfigService:
             self._check_version("connection", connection.id, expected_version)
             new = connection.model_copy(deep=True)
             new.client_secret = None
-            self._check_reference(new, "client_secret")
+            check_reference(self.env_allowlist, new, "client_secret")
             given = secret is not None or new.client_secret_ref is not None
             cleared = self._cleared.copy()
             forget: set[str] = set()
@@ -521,57 +430,15 @@ class ConfigService:
         entered for (`secret_binding`): a test never sends a stored secret anywhere a save
         would have cleared it for. Raises `InvalidConfigError` naming `client_secret` otherwise.
         """
-        if candidate.client_id is None:
-            raise InvalidConfigError(
-                "the connection has no client id",
-                [Problem("client_id", "required to reach Marketo")],
-            )
-        value = secret
-        if value is None and candidate.client_secret_ref is not None:
-            name = candidate.client_secret_ref
-            self._check_reference(candidate, "client_secret")
-            value = self.env_allowlist.lookup(
-                self._environment(), name, destination_hosts(candidate)
-            )
-            if value is None:
-                why = f"environment variable {name} is not set (from ${{{name}}})"
-                raise InvalidConfigError(why, [Problem("client_secret", why)])
-        if value is None:
-            value = self._stored_secret_for(candidate)
-        return MarketoSettings(
-            connection_id=candidate.id,
-            base_url=candidate.base_url,
-            client_id=candidate.client_id,
-            client_secret=SecretStr(value),
-            identity_url=str(candidate.access_token_url) if candidate.access_token_url else None,
-            scope=candidate.scope,
-            rate_share=candidate.rate_share,
-            max_in_flight=candidate.max_in_flight,
+        return candidate_settings(
+            candidate,
+            secret,
+            existing=self._account.connection(candidate.id),
+            cleared=self._cleared.get(candidate.id),
+            allowlist=self.env_allowlist,
+            env=self._environment(),
             **overrides,
         )
-
-    def _stored_secret_for(self, candidate: Connection) -> str:
-        """The secret of the stored connection `candidate` edits, if it may go where the
-        candidate would send it."""
-        existing = self._account.connection(candidate.id)
-        if existing is None or existing.client_secret is None:
-            cleared = self._cleared.get(candidate.id) if existing is not None else None
-            why = cleared or "required to test the connection: enter the client secret"
-            raise InvalidConfigError(why, [Problem("client_secret", why)])
-        moved = secret_binding(existing).changes_to(secret_binding(candidate))
-        if moved is not None:
-            why = f"the stored client secret is not sent because {moved}; enter it again"
-            raise InvalidConfigError(why, [Problem("client_secret", why)])
-        return existing.client_secret.get_secret_value()
-
-    def _check_reference(self, connection: Connection, path: str) -> None:
-        """Refuse the connection's `${VAR}` unless the allow-list names it for the hosts the
-        connection sends its secret and tokens to."""
-        name = connection.client_secret_ref
-        hosts = destination_hosts(connection)
-        if name is not None and not self.env_allowlist.allows_for(name, hosts):
-            refusal = self.env_allowlist.refusal_for(name, hosts)
-            raise InvalidConfigError(refusal, [Problem(path, refusal)])
 
     async def delete_connection(self, connection_id: str, actor: str) -> None:
         async with self._lock:
@@ -587,39 +454,13 @@ class ConfigService:
         """Replace the account with a YAML (or JSON) document, validated as a whole.
 
         Raises `InvalidConfigError` with every problem by path; nothing is changed then. The
-        text is parsed and validated on a thread (`load_import`), off the event loop.
+        text is parsed and validated on a thread (`read_document`), off the event loop.
         """
-        loaded = await asyncio.to_thread(self.load_import, text, json_body)
+        loaded = await asyncio.to_thread(
+            read_document, text, json_body, self._environment(), self.env_allowlist
+        )
         assert loaded.account is not None
         return await self.replace_account(loaded.account, actor, literal=loaded.literal_secrets)
-
-    def load_import(self, text: str, json_body: bool = False) -> Loaded:
-        """The account in a YAML (or JSON) document, validated (blocking: parsing is bounded
-        by `config.input_limits`, but may still take a second or two).
-
-        Raises `InvalidConfigError` with every problem by path.
-        """
-        env = self._environment()
-        try:
-            if json_body:
-                try:
-                    raw = parse_json(text)
-                except ValueError as error:
-                    raise InvalidConfigError(
-                        f"not JSON: {error}", [Problem("", f"not JSON: {error}")]
-                    ) from None
-                loaded = load_raw(raw, env, require_env=False, allow=self.env_allowlist)
-            else:
-                loaded = load_text(text, env, require_env=False, allow=self.env_allowlist)
-        except YamlSyntaxError as error:
-            where = f"line {error.line}, column {error.column}" if error.line else ""
-            raise InvalidConfigError(
-                f"YAML syntax error: {error}",
-                [Problem(where, f"YAML syntax error: {error.problem}")],
-            ) from None
-        if loaded.account is None or loaded.problems:
-            raise InvalidConfigError("the configuration has problems", loaded.problems)
-        return loaded
 
     async def replace_account(
         self, account: Account, actor: str, *, literal: Iterable[str] = ()
@@ -629,84 +470,29 @@ class ConfigService:
             if problems:
                 raise InvalidConfigError("the configuration has problems", problems)
             new = account.model_copy(deep=True)
-            secrets: dict[str, str] = {}
-            cleared: dict[str, str] = {}
-            notices: list[str] = []
-            for index, connection in enumerate(new.connections):
-                self._check_reference(connection, f"connections[{index}].client_secret")
-                secret = connection.client_secret
-                if connection.client_secret_ref is None and secret is not None:
-                    secrets[connection.id] = secret.get_secret_value()
-                connection.client_secret = None
-                if connection.client_secret_ref is not None or connection.id in secrets:
-                    continue
-                existing = self._account.connection(connection.id)
-                if existing is None:
-                    continue
-                moved = secret_binding(existing).changes_to(secret_binding(connection))
-                if moved is not None and connection.id in self._secrets:
-                    cleared[connection.id] = cleared_notice(moved)
-                    notices.append(f"connections[{index}]: {cleared[connection.id]}")
-                elif connection.id in self._cleared:
-                    cleared[connection.id] = self._cleared[connection.id]
-            certain = self._certain_secrets(new, secrets, notices)
-            keep = {c.id for c in new.connections}
-            forget = ({c.id for c in self._account.connections} - keep) | set(cleared) | certain
+            taken = imported_secrets(
+                new, self._account, self._secrets, self._cleared, self.env_allowlist
+            )
+            cleared = taken.cleared
             before = self._bodies(self._account) if self._stored else {}
             await self._commit(
-                new, actor, secrets=secrets, forget=forget, cleared=cleared, validate=False
+                new,
+                actor,
+                secrets=taken.secrets,
+                forget=taken.forget,
+                cleared=cleared,
+                validate=False,
             )
             after = self._bodies(self._account)
-        result = ImportResult(self._account.account)
-        for key in after:
-            name = f"{key[0]} {key[1]}"
-            if key not in before:
-                result.created.append(name)
-            elif before[key] != after[key]:
-                result.updated.append(name)
-        result.deleted = [f"{k[0]} {k[1]}" for k in before if k not in after]
-        result.warnings = [
-            f"{path}: literal secret; kept by control, never exported" for path in literal
-        ]
-        result.warnings += notices
-        for index, connection in enumerate(self._account.connections):
-            if connection.client_secret is None and connection.id not in cleared:
-                ref = connection.client_secret_ref
-                why = f" (environment variable {ref} is not set)" if ref else ""
-                result.warnings.append(f"connections[{index}]: no client secret{why}")
-        return result
-
-    def _certain_secrets(
-        self, new: Account, secrets: dict[str, str], notices: list[str]
-    ) -> set[str]:
-        """Certain sources' passwords follow a client secret's rules: a `${VAR}` must be
-        allowed for the source's host; a literal one goes to the secret store (never the
-        database); an omitted one is kept while the host and username stay, else cleared.
-        Fills `secrets` and `notices`; returns the secret-store keys to forget."""
-        forget: set[str] = set()
-        for index, source in enumerate(new.certain_sources):
-            name, hosts = source.password_ref, certain_hosts(source)
-            if name is not None and not self.env_allowlist.allows_for(name, hosts):
-                refusal = self.env_allowlist.refusal_for(name, hosts)
-                path = f"certain_sources[{index}].password"
-                raise InvalidConfigError(refusal, [Problem(path, refusal)])
-            key = certain_secret_key(source)
-            if name is None and source.password is not None:
-                secrets[key] = source.password.get_secret_value()
-            source.password = None
-            if name is not None:
-                forget.add(key)
-                continue
-            existing = self._account.certain_source(source.id)
-            if key in secrets or existing is None or key not in self._secrets:
-                continue
-            moved = certain_binding(existing).changes_to(certain_binding(source))
-            if moved is not None:
-                forget.add(key)
-                notices.append(f"certain_sources[{index}]: {certain_cleared_notice(moved)}")
-        kept = {certain_secret_key(s) for s in new.certain_sources}
-        forget |= {certain_secret_key(s) for s in self._account.certain_sources} - kept
-        return forget
+        return import_result(
+            self._account.account,
+            before,
+            after,
+            literal=literal,
+            notices=taken.notices,
+            connections=self._account.connections,
+            cleared=cleared,
+        )
 
     def certain_source(self, source_id: str) -> CertainSource:
         source = self._account.certain_source(source_id)
@@ -722,19 +508,8 @@ class ConfigService:
         if catalog == self._catalog:
             return False
         self._catalog = catalog
-        self._dirty.set()
+        self.mark_dirty()
         return True
-
-    async def _load_catalog(self) -> EventCatalog:
-        result = await self._store.query(_CATALOG_SQL, max_rows=100_000, timeout_s=None)
-        catalog = EMPTY_CATALOG
-        for (payload,) in result.rows:
-            parsed = parse_change(json.loads(payload))
-            if isinstance(parsed, ChangeEvent):
-                catalog = catalog.apply(parsed)
-        if result.truncated:
-            log.warning("catalog rebuilt from the first 100000 events only")
-        return catalog
 
     # --- storing ---------------------------------------------------------------------------
 
@@ -793,7 +568,7 @@ class ConfigService:
         self._cleared = notes
         self._account = self._with_secrets(account)
         self._stored = True
-        self._dirty.set()
+        self.mark_dirty()
 
     async def _reload(self) -> None:
         objects = await self._store.load_config()
@@ -805,97 +580,22 @@ class ConfigService:
         account: Account,
         marks: Mapping[str, str] | None = None,
         cleared: Mapping[str, str] | None = None,
-    ) -> dict[tuple[str, str], dict[str, Any]]:
-        marks = self._secret_marks if marks is None else marks
-        cleared = self._cleared if cleared is None else cleared
-        order = {
-            section: [_key_of(item) for item in getattr(account, section)]
-            for section, _ in SECTIONS
-        }
-        bodies: dict[tuple[str, str], dict[str, Any]] = {
-            (HEADER_KIND, SINGLETON_ID): {"account": account.account, "order": order},
-            (ASSIGNMENTS_KIND, SINGLETON_ID): account.assignments.model_dump(mode="json"),
-        }
-        for section, kind in SECTIONS:
-            for item in getattr(account, section):
-                body = item.model_dump(mode="json")
-                if kind == "connection":
-                    body.pop("client_secret", None)
-                    body[SECRET_MARK] = marks.get(item.id)
-                    if item.id in cleared:
-                        body[CLEARED_MARK] = cleared[item.id]
-                bodies[(kind, _key_of(item))] = body
-        return bodies
+    ) -> config_rows.Bodies:
+        return config_rows.bodies(
+            account,
+            self._secret_marks if marks is None else marks,
+            self._cleared if cleared is None else cleared,
+        )
 
     def _from_objects(self, objects: Sequence[ConfigObject]) -> Account:
-        by_kind: dict[str, dict[str, ConfigObject]] = {}
-        for obj in objects:
-            by_kind.setdefault(obj.kind, {})[obj.object_id] = obj
-            self._versions[(obj.kind, obj.object_id)] = obj.version
-        header = by_kind.get(HEADER_KIND, {}).get(SINGLETON_ID)
-        name = header.body.get("account", DEFAULT_ACCOUNT_NAME) if header else DEFAULT_ACCOUNT_NAME
-        order: dict[str, list[str]] = header.body.get("order", {}) if header else {}
-        assignments_obj = by_kind.get(ASSIGNMENTS_KIND, {}).get(SINGLETON_ID)
-        data: dict[str, Any] = {
-            "account": name,
-            "assignments": assignments_obj.body if assignments_obj else {},
-        }
-        for section, kind in SECTIONS:
-            stored = by_kind.get(kind, {})
-            ids = [i for i in order.get(section, []) if i in stored]
-            ids += sorted(i for i in stored if i not in ids)
-            items = []
-            for object_id in ids:
-                body = dict(stored[object_id].body)
-                if kind == "connection":
-                    mark = body.pop(SECRET_MARK, None)
-                    if mark:
-                        self._secret_marks[object_id] = str(mark)
-                    note = body.pop(CLEARED_MARK, None)
-                    if note:
-                        self._cleared[object_id] = str(note)
-                items.append(body)
-            data[section] = items
-        account = Account.model_validate(data)
-        return self._with_secrets(account)
+        stored = config_rows.read_objects(objects)
+        self._versions.update(stored.versions)
+        self._secret_marks.update(stored.marks)
+        self._cleared.update(stored.cleared)
+        return self._with_secrets(stored.account)
 
     def _with_secrets(self, account: Account) -> Account:
-        """Put each connection's secret in: from an allowed `${VAR}`, or the stored one when it
-        was entered for the connection's identity URL and client id."""
-        env = self._environment()
-        for connection in account.connections:
-            secret: str | None
-            if connection.client_secret_ref:
-                secret = self.env_allowlist.lookup(
-                    env, connection.client_secret_ref, destination_hosts(connection)
-                )
-            else:
-                secret = self._secrets.get_for(connection.id, secret_binding(connection))
-            connection.client_secret = SecretStr(secret) if secret else None
-        for source in account.certain_sources:
-            if source.password_ref:
-                password = self.env_allowlist.lookup(
-                    env, source.password_ref, certain_hosts(source)
-                )
-            else:
-                password = self._secrets.get_for(
-                    certain_secret_key(source), certain_binding(source)
-                )
-            source.password = SecretStr(password) if password else None
-        return account
-
-    def _bind_legacy_secrets(self, objects: Sequence[ConfigObject]) -> None:
-        """Secrets kept before secrets were bound belong to their connection as stored now."""
-        unbound = set(self._secrets.unbound())
-        for obj in objects:
-            if obj.kind != "connection" or obj.object_id not in unbound:
-                continue
-            body = {k: v for k, v in obj.body.items() if k not in (SECRET_MARK, CLEARED_MARK)}
-            try:
-                connection = Connection.model_validate(body)
-            except ValueError:
-                continue
-            self._secrets.bind(obj.object_id, secret_binding(connection))
+        return put_secrets(account, self._environment(), self.env_allowlist, self._secrets)
 
     def _environment(self) -> Mapping[str, str]:
         return os.environ if self._env is None else self._env
@@ -903,40 +603,9 @@ class ConfigService:
     # --- publishing ------------------------------------------------------------------------
 
     def mark_dirty(self) -> None:
-        self._dirty.set()
-
-    async def _publish_loop(self) -> None:
-        while True:
-            await self._dirty.wait()
-            await asyncio.sleep(self._debounce_s)
-            try:
-                await self._publish_once()
-            except Exception:
-                self.publish_failures += 1
-                log.exception("publishing the configuration snapshot failed; retrying")
-                self._dirty.set()
-                await asyncio.sleep(min(5.0, 0.5 * self.publish_failures))
-
-    async def _publish_once(self) -> None:
-        self._dirty.clear()
-        snapshot = self.snapshot()
-        assert self._publish is not None
-        await self._publish(snapshot)
-        self.published = snapshot
-        self.publish_failures = 0
-
-    async def _publish_with_retry(self, snapshot: ConfigSnapshot, attempts: int = 10) -> None:
-        assert self._publish is not None
-        for attempt in range(1, attempts + 1):
-            try:
-                await self._publish(snapshot)
-                self.published = snapshot
-                return
-            except Exception:
-                if attempt == attempts:
-                    raise
-                log.warning("publishing the first snapshot failed (attempt %d)", attempt)
-                await asyncio.sleep(min(5.0, 0.5 * attempt))
+        """A snapshot is due: the configuration or the catalog changed."""
+        if self._publisher is not None:
+            self._publisher.mark_dirty()
 
 
 def _read_text(path: Path) -> str | None:
@@ -945,14 +614,6 @@ def _read_text(path: Path) -> str | None:
         return path.read_text(encoding="utf-8")
     except FileNotFoundError:
         return None
-
-
-def _key_of(
-    item: Tag | Connection | MappingModel | Flow | Assignments | CertainSource,
-) -> str:
-    if isinstance(item, Tag):
-        return item.name
-    return str(getattr(item, "id", SINGLETON_ID))
 
 
 def _count(result: ImportResult) -> str:

@@ -8,7 +8,7 @@ from typing import Any
 
 from simulators.marketo.sandbox import Sandbox
 from stream.broker import free_port
-from stream.control.config_service import account_from_snapshot
+from stream.control.config_secrets import account_from_snapshot
 from stream.messages import ConfigSnapshot
 from tests.api.api_harness import Api
 from tests.api.api_helpers import LITERAL_SECRET, SECRET, snapshots

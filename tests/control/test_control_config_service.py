@@ -9,11 +9,8 @@ from pathlib import Path
 import pytest
 
 from config.models import Connection
-from stream.control.config_service import (
-    ConfigService,
-    InvalidConfigError,
-    account_from_snapshot,
-)
+from stream.control.config_secrets import account_from_snapshot
+from stream.control.config_service import ConfigService, InvalidConfigError
 from stream.control.secret_store import SecretStore
 from stream.messages import ConfigSnapshot
 from stream.store import Store

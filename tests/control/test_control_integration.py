@@ -19,7 +19,7 @@ import aiohttp
 import pytest
 
 from stream.broker import EmbeddedBroker
-from stream.control.config_service import account_from_snapshot
+from stream.control.config_secrets import account_from_snapshot
 from stream.messages import ConfigSnapshot
 from stream.sealing import SecretBox
 from stream.store import Store

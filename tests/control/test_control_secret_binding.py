@@ -14,11 +14,8 @@ import pytest
 
 from config.models import Connection
 from config.secret_refs import EnvAllowList, SecretBinding, secret_binding
-from stream.control.config_service import (
-    ConfigService,
-    InvalidConfigError,
-    account_from_snapshot,
-)
+from stream.control.config_secrets import account_from_snapshot
+from stream.control.config_service import ConfigService, InvalidConfigError
 from stream.control.secret_store import SecretStore
 from stream.messages import ConfigSnapshot
 from stream.pipeline.snapshot import build_snapshot
