@@ -27,7 +27,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Protocol
@@ -40,6 +40,7 @@ __all__ = [
     "BrokerStartError",
     "EmbeddedBroker",
     "bootstrap_servers",
+    "close_quietly",
     "die_with_parent",
     "free_port",
     "normalize_broker_url",
@@ -181,6 +182,13 @@ def die_with_parent() -> Callable[[], None] | None:
     return hook
 
 
+def close_quietly(handle: IO[bytes] | None) -> None:
+    """Close a child's log file; a close that fails must not stop the shutdown around it."""
+    if handle is not None:
+        with contextlib.suppress(OSError):
+            handle.close()
+
+
 def signal_group(pid: int, signum: int) -> None:
     """Signal the process group `pid` leads (the process and what it started); the process
     alone when the group cannot be signalled, and nothing when it is already gone."""
@@ -261,7 +269,10 @@ class EmbeddedBroker:
 
     def start(self) -> None:
         """Start the broker and block until it answers Kafka metadata requests."""
-        self._spawn_until_ready(self._wait_ready_blocking)
+        for attempt in self._attempts():
+            with attempt:
+                self._wait_ready_blocking()
+                return
 
     async def start_async(self) -> None:
         """Start the broker without blocking the event loop while it comes up.
@@ -269,39 +280,23 @@ class EmbeddedBroker:
         The process is forked on the calling (loop) thread so the parent-death signal stays tied
         to a thread that lives as long as the loop.
         """
-        binary = self.resolve_binary()
-        last_error: BrokerStartError | None = None
-        for _ in range(self._attempts()):
-            self._spawn(binary)
-            try:
+        for attempt in self._attempts():
+            with attempt:
                 await asyncio.to_thread(self._wait_ready_blocking)
                 return
-            except _PortTaken as exc:
-                last_error = exc.error
-                self._terminate()
-            except BaseException:
-                self._terminate()
-                raise
-        assert last_error is not None
-        raise last_error
 
-    def _attempts(self) -> int:
-        return 1 if self._requested_port is not None else _PORT_ATTEMPTS
-
-    def _spawn_until_ready(self, wait: Callable[[], None]) -> None:
+    def _attempts(self) -> Iterator[_Attempt]:
+        """Spawn the broker once per attempt; the caller waits for it inside the attempt. A port
+        another broker answers on is retried on a fresh port (only when none was asked for);
+        when every attempt found its port taken, the last such error is raised."""
         binary = self.resolve_binary()
+        tries = 1 if self._requested_port is not None else _PORT_ATTEMPTS
         last_error: BrokerStartError | None = None
-        for _ in range(self._attempts()):
+        for _ in range(tries):
             self._spawn(binary)
-            try:
-                wait()
-                return
-            except _PortTaken as exc:
-                last_error = exc.error
-                self._terminate()
-            except BaseException:
-                self._terminate()
-                raise
+            attempt = _Attempt(self._terminate)
+            yield attempt
+            last_error = attempt.port_taken
         assert last_error is not None
         raise last_error
 
@@ -406,10 +401,8 @@ class EmbeddedBroker:
         self._close_log()
 
     def _close_log(self) -> None:
-        if self._log is not None:
-            with contextlib.suppress(OSError):
-                self._log.close()
-            self._log = None
+        close_quietly(self._log)
+        self._log = None
 
     def __enter__(self) -> EmbeddedBroker:
         self.start()
@@ -438,6 +431,32 @@ class EmbeddedBroker:
     def __repr__(self) -> str:
         where = self.url if self._port is not None else "not started"
         return f"EmbeddedBroker({where}, pid={self.pid})"
+
+
+class _Attempt:
+    """One start attempt: a failed wait stops the spawned broker; a port found taken is kept
+    (`port_taken`) and swallowed so the next attempt can run, anything else goes on up."""
+
+    def __init__(self, terminate: Callable[[], None]) -> None:
+        self._terminate = terminate
+        self.port_taken: BrokerStartError | None = None
+
+    def __enter__(self) -> _Attempt:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool:
+        if exc is None:
+            return False
+        self._terminate()
+        if isinstance(exc, _PortTaken):
+            self.port_taken = exc.error
+            return True
+        return False
 
 
 class _PortTaken(Exception):

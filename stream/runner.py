@@ -65,6 +65,7 @@ from console import session
 from stream.broker import (
     BrokerStartError,
     EmbeddedBroker,
+    close_quietly,
     die_with_parent,
     normalize_broker_url,
     signal_group,
@@ -170,10 +171,8 @@ class Child:
             except TimeoutError:
                 signal_group(process.pid, signal.SIGKILL)
                 await process.wait()
-        if self._log is not None:
-            with contextlib.suppress(OSError):
-                self._log.close()
-            self._log = None
+        close_quietly(self._log)
+        self._log = None
 
     def kill_now(self) -> None:
         if self.process is not None and self.process.returncode is None:

@@ -145,6 +145,28 @@ def test_port_held_by_another_broker_is_not_mistaken_for_ours(broker: EmbeddedBr
     assert probe_cluster_id("127.0.0.1", broker.port) == broker.cluster_id
 
 
+@pytest.mark.integration
+async def test_start_async_refuses_a_port_held_by_another_broker(broker: EmbeddedBroker) -> None:
+    """The async start goes through the same attempts as `start`: the clash is refused and its
+    process stopped, the broker holding the port is left alone."""
+    clash = EmbeddedBroker(port=broker.port, start_timeout=5)
+    with pytest.raises(BrokerStartError):
+        await clash.start_async()
+    assert not clash.running
+    assert probe_cluster_id("127.0.0.1", broker.port) == broker.cluster_id
+
+
+@pytest.mark.integration
+async def test_start_async_reports_a_binary_that_exits(tmp_path: Path) -> None:
+    fake = tmp_path / "tansu"
+    fake.write_text("#!/bin/sh\necho 'cannot open storage' >&2\nexit 3\n")
+    fake.chmod(0o755)
+    broker = EmbeddedBroker(binary=str(fake))
+    with pytest.raises(BrokerStartError, match=r"exited with code 3[\s\S]*cannot open storage"):
+        await broker.start_async()
+    assert not broker.running
+
+
 def test_signal_broker_set_starts_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CALF_TANSU_BIN", "/nonexistent/tansu")  # starting would fail loudly
     url, started = resolve_broker(_Settings("kafka.internal:9092"))
