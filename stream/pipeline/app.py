@@ -9,7 +9,7 @@ never passes a change whose outcomes (or delivery requests) are not durable.
   keyed by connection id.
   Every delivery request goes with a `queued` outcome for its pair, in the same publish and ahead
   of the batch's other outcomes, so the ledger sees each delivery in flight, even when a crash
-  cuts the publish short (`route_records`).
+  cuts the publish short (`records.route_records`).
 - `deliver` (`signal-deliveries`): one partition per connection, so one worker owns each
   connection's batching and rate limit; skips pairs already delivered (`delivered_log.py`), calls
   Marketo (`deliver.py`) and publishes one outcome per request. Around each completing Marketo
@@ -24,9 +24,10 @@ never passes a change whose outcomes (or delivery requests) are not durable.
 
 Faust acks an event when the agent body raises, so nothing raises out of a batch: record-level
 problems become outcomes, and a failure to publish (broker unreachable) is retried in place,
-holding the partition, until it succeeds or the worker is stopped. No record is dropped with only
-a log line: an unreadable delivery request or redrive, a change whose routing broke and a batch
-that failed unexpectedly all become `failed` outcomes when their change and flow can be read.
+holding the partition, until it succeeds or the worker is stopped (`publisher.py`). No record is
+dropped with only a log line: an unreadable delivery request or redrive, a change whose routing
+broke and a batch that failed unexpectedly all become `failed` outcomes when their change and
+flow can be read (`records.py`).
 What cannot be read at all is counted (`unrecorded`) and logged: an unreadable record of
 `certain-changes` is kept by control in `rejected_changes` anyway; an unreadable delivery request
 or redrive without a change id has nothing the ledger could file it under.
@@ -41,67 +42,59 @@ import time
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import faust
-from aiokafka import AIOKafkaProducer
 
 from config.models import Source
-from stream.broker import bootstrap_servers
 from stream.certain.events import ChangeEvent
-from stream.certain.parsing import Rejection, parse_change
+from stream.certain.parsing import Rejection
 from stream.faust_settings import faust_settings
 from stream.messages import (
-    ApiCallRecord,
     DeliveryRequest,
-    FailureCategory,
-    Message,
     OutcomeRecord,
     OutcomeStatus,
     Redrive,
-    RedriveRequest,
     utcnow,
 )
 from stream.pipeline.clients import ClientPool, Unusable
 from stream.pipeline.deliver import (
     CallHooks,
-    Result,
     deliver_batch,
-    outcome_for,
-    queued_outcome,
     unreachable_outcomes,
 )
 from stream.pipeline.delivered import delivery_key, duplicate_outcome, split_duplicates
 from stream.pipeline.delivered_log import DeliveredLog
 from stream.pipeline.marks_journal import MarksJournal, net
+from stream.pipeline.publisher import Record, RecordPublisher
+from stream.pipeline.records import (
+    describe,
+    internal_failure,
+    parse_record,
+    route_records,
+    salvaged_failure,
+    time_received,
+    where,
+)
 from stream.pipeline.route import Routed, route_change, route_failure
 from stream.pipeline.snapshot import ConfigView, SnapshotReader
 from stream.sealing import KEY_FILE_NAME, KeyFile
-from stream.topics import API_CALLS, CHANGES, DELIVERED, DELIVERIES, OUTCOMES, REDRIVE, faust_topic
+from stream.topics import CHANGES, DELIVERED, DELIVERIES, OUTCOMES, REDRIVE, faust_topic
 
 log = logging.getLogger("signal.pipeline")
 
-__all__ = ["APP_ID", "Counters", "Pipeline", "PipelineOptions", "create_app"]
+__all__ = [
+    "APP_ID",
+    "Counters",
+    "Pipeline",
+    "PipelineOptions",
+    "create_app",
+]
 
 APP_ID = "signal-pipeline"
 JOURNAL_DIR = "delivered-journal"
 """Where in its data dir a worker journals its delivered-keys records (`marks_journal.py`)."""
-
-PRODUCER_OPTIONS: dict[str, Any] = {
-    "acks": "all",
-    "linger_ms": 2,
-    "max_batch_size": 256 * 1024,
-    "request_timeout_ms": 30_000,
-}
-"""The pipeline's own producer for outcomes, deliveries and API call records.
-
-A route batch publishes three outcomes per change at once and then waits for every ack. Through
-Faust's producer (one `topic.send` per record, 16 KiB batches) that took about 0.7 ms per record
-and capped a worker near 1,000 changes/s (bench/pipeline_throughput.py); a plain aiokafka
-producer with large batches sends them in a few round trips. `acks=all` as everywhere in Signal.
-"""
 
 
 @dataclass
@@ -155,16 +148,6 @@ class Counters:
         return " ".join(f"{k}={v}" for k, v in self.__dict__.items())
 
 
-def _received_at(event: Any) -> datetime | None:
-    stamp = getattr(event.message, "timestamp", None)
-    if not stamp:
-        return None
-    try:
-        return datetime.fromtimestamp(float(stamp), UTC)
-    except (TypeError, ValueError, OverflowError):
-        return None
-
-
 class Pipeline:
     """State shared by the agents of one worker: configuration view, clients, counters."""
 
@@ -172,9 +155,13 @@ class Pipeline:
         self.options = options
         self.view = ConfigView()
         self.counters = Counters()
-        self.pool = ClientPool(self._on_call, overrides=options.client_overrides)
-        self._call_futures: list[Any] = []
-        self._producer: AIOKafkaProducer | None = None
+        self.publisher = RecordPublisher(
+            options.broker_url,
+            f"{options.app_id}-publisher",
+            retry_s=options.publish_retry_s,
+            on_retry=self._publish_retried,
+        )
+        self.pool = ClientPool(self.publisher.on_call, overrides=options.client_overrides)
         self._waited: dict[str, float] = {}
         self.delivered = DeliveredLog(options.broker_url, retention_s=options.delivered_retention_s)
         self.journal = MarksJournal(options.data_dir / JOURNAL_DIR)
@@ -231,96 +218,18 @@ class Pipeline:
         async def close_clients(sender: Any, *_: Any, **__: Any) -> None:
             # Sent after the streams have finished their in-flight batches.
             await self.pool.close()
-            await self._stop_producer()
+            await self.publisher.stop()
 
         return app
 
+    def _publish_retried(self) -> None:
+        self.counters.publish_retries += 1
+
     # ---- publishing -------------------------------------------------------------------------
 
-    async def _get_producer(self) -> AIOKafkaProducer:
-        if self._producer is None:
-            producer = AIOKafkaProducer(
-                bootstrap_servers=bootstrap_servers(self.options.broker_url),
-                client_id=f"{self.options.app_id}-publisher",
-                **PRODUCER_OPTIONS,
-            )
-            await producer.start()
-            self._producer = producer
-        return self._producer
-
-    async def _stop_producer(self) -> None:
-        producer, self._producer = self._producer, None
-        if producer is not None:
-            try:
-                await producer.stop()
-            except Exception:
-                log.debug("stopping the producer failed", exc_info=True)
-
-    async def publish(self, records: Sequence[tuple[str, str, Message | bytes | None]]) -> None:
-        """Send (topic, key, message) records and wait for the broker to acknowledge each
-        (`None`: a tombstone).
-
-        Records that failed are sent again until they are acknowledged: moving on would let the
-        offset be committed without them. A record may thus be sent twice; readers deduplicate.
-        """
-        pending = list(records)
-        delay = self.options.publish_retry_s
-        while pending:
-            try:
-                producer = await self._get_producer()
-                futures = [
-                    await producer.send(
-                        topic,
-                        value if value is None or isinstance(value, bytes) else value.dumps(),
-                        key=key.encode(),
-                    )
-                    for topic, key, value in pending
-                ]
-                answers = await asyncio.gather(*futures, return_exceptions=True)
-            except asyncio.CancelledError:
-                raise
-            except Exception as error:
-                answers = [error] * len(pending)
-                await self._stop_producer()
-            failed = [
-                record
-                for record, answer in zip(pending, answers, strict=True)
-                if isinstance(answer, BaseException)
-            ]
-            if not failed:
-                return
-            first = next(a for a in answers if isinstance(a, BaseException))
-            self.counters.publish_retries += 1
-            log.error(
-                "%d of %d records not acknowledged by the broker (%s: %s); retrying in %.1f s",
-                len(failed),
-                len(pending),
-                type(first).__name__,
-                first,
-                delay,
-            )
-            pending = failed
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 30.0)
-
-    async def _on_call(self, record: ApiCallRecord) -> None:
-        try:
-            producer = await self._get_producer()
-            fut = await producer.send(
-                API_CALLS.name, record.dumps(), key=record.connection_id.encode()
-            )
-            self._call_futures.append(fut)
-        except Exception:
-            log.exception("cannot queue the API call record for %s", record.endpoint)
-
-    async def _flush_calls(self) -> None:
-        futures, self._call_futures = self._call_futures, []
-        if not futures:
-            return
-        answers = await asyncio.gather(*futures, return_exceptions=True)
-        lost = sum(1 for a in answers if isinstance(a, BaseException))
-        if lost:
-            log.error("%d API call records were not acknowledged by the broker", lost)
+    async def publish(self, records: Sequence[Record]) -> None:
+        """Send records and wait until the broker acknowledged every one (`RecordPublisher`)."""
+        await self.publisher.publish(records)
 
     # ---- route ------------------------------------------------------------------------------
 
@@ -353,12 +262,12 @@ class Pipeline:
         self, events: Sequence[Any], redrive: bool, error: Exception
     ) -> None:
         """Failed outcomes for every change of a batch whose routing broke (`route_failure`)."""
-        reason = f"internal error while routing: {_describe(error)}"
+        reason = f"internal error while routing: {describe(error)}"
         routed = Routed()
         lost = 0
         for event in events:
             try:
-                parsed = _parse(event.message.value, redrive)
+                parsed = parse_record(event.message.value, redrive)
                 if isinstance(parsed, Rejection):
                     outcome = self._rejected_redrive(event, parsed) if redrive else None
                     if outcome is not None:
@@ -370,7 +279,7 @@ class Pipeline:
                 routed.extend(self._route_failure(event, change, why, reason))
             except Exception:
                 lost += 1
-                log.exception("cannot record the routing failure of %s", _where(event))
+                log.exception("cannot record the routing failure of %s", where(event))
         try:
             await self.publish(route_records(routed))
             self.counters.outcomes += len(routed.outcomes)
@@ -397,7 +306,7 @@ class Pipeline:
             account,
             reason=reason,
             now=utcnow(),
-            received_at=_received_at(event),
+            received_at=time_received(event),
             redrive=why,
         )
 
@@ -408,7 +317,7 @@ class Pipeline:
         unreadable redrive added to `rejected`."""
         message = event.message
         try:
-            parsed = _parse(message.value, redrive)
+            parsed = parse_record(message.value, redrive)
         except Exception as error:
             parsed = Rejection(None, "", f"unreadable record: {type(error).__name__}", None)
         if isinstance(parsed, Rejection):
@@ -431,7 +340,7 @@ class Pipeline:
                     self.counters.unrecorded += 1
                     log.error(
                         "unreadable redrive at %s names no change and flow; not recorded",
-                        _where(event),
+                        where(event),
                     )
             return None
         if parsed[1] is None:
@@ -452,15 +361,15 @@ class Pipeline:
                 self.view.account,
                 self.view.catalog,
                 now=utcnow(),
-                received_at=_received_at(event),
+                received_at=time_received(event),
                 redrive=why,
             )
         except asyncio.CancelledError:
             raise
         except Exception as error:
             self.counters.errors += 1
-            log.exception("cannot route %s; recording it as failed", _where(event))
-            reason = f"internal error while routing: {_describe(error)}"
+            log.exception("cannot route %s; recording it as failed", where(event))
+            reason = f"internal error while routing: {describe(error)}"
             return self._route_failure(event, change, why, reason)
 
     def _rejected_redrive(self, event: Any, rejection: Rejection) -> OutcomeRecord | None:
@@ -524,12 +433,12 @@ class Pipeline:
                 # A bug, not a Marketo answer: still one outcome per request, retryable.
                 self.counters.errors += 1
                 log.exception("delivering a batch of %d failed unexpectedly", len(requests))
-                outcomes = [_internal_failure(r, error) for r in requests]
+                outcomes = [internal_failure(r, error) for r in requests]
                 unpublished = []
             outcomes = unreadable + outcomes
             await self.publish([(OUTCOMES.name, o.change_id, o) for o in outcomes])
             recorded = True
-            await self._flush_calls()
+            await self.publisher.flush_calls()
             keys = self.delivered.note(unpublished)
             self.journal.append(keys)
             await self.publish([(DELIVERED.name, key, stamp) for key, stamp in keys])
@@ -565,7 +474,7 @@ class Pipeline:
         """Failed outcomes (technical, retryable) for a batch that broke before its outcomes
         were published. A pair delivered meanwhile has its key in the log already, so its retry
         ends as a duplicate, not a second send."""
-        outcomes = [*unreadable, *(_internal_failure(r, error) for r in requests)]
+        outcomes = [*unreadable, *(internal_failure(r, error) for r in requests)]
         try:
             await self.publish([(OUTCOMES.name, o.change_id, o) for o in outcomes])
             self._count(outcomes)
@@ -582,7 +491,7 @@ class Pipeline:
     def _unreadable_request(self, event: Any, error: Exception) -> list[OutcomeRecord]:
         """The failed outcome of a delivery request that cannot be read, when its change and
         flow can: technical and retryable, since a retry routes the archived change again."""
-        reason = f"unreadable delivery request: {_describe(error)}"
+        reason = f"unreadable delivery request: {describe(error)}"
         try:
             data = json.loads(event.message.value or b"")
         except (ValueError, UnicodeDecodeError):
@@ -593,12 +502,12 @@ class Pipeline:
             log.error(
                 "unreadable delivery request at %s names no change and flow; not recorded "
                 "(total %d): %s",
-                _where(event),
+                where(event),
                 self.counters.unrecorded,
                 reason,
             )
             return []
-        log.error("unreadable delivery request at %s recorded as failed: %s", _where(event), reason)
+        log.error("unreadable delivery request at %s recorded as failed: %s", where(event), reason)
         return [outcome]
 
     async def _deliver(
@@ -709,125 +618,7 @@ class Pipeline:
         except Exception as error:
             self.counters.errors += 1
             log.exception("delivering %d requests to %s failed", len(requests), connection_id)
-            return [_internal_failure(r, error) for r in requests]
-
-
-def _internal_failure(request: DeliveryRequest, error: Exception) -> OutcomeRecord:
-    result = Result(
-        OutcomeStatus.FAILED,
-        FailureCategory.TECHNICAL,
-        reason=f"internal error while delivering: {_describe(error)}",
-        retryable=True,
-    )
-    return outcome_for(request, result, utcnow())
-
-
-def route_records(routed: Routed) -> list[tuple[str, str, Message | bytes | None]]:
-    """What a route batch publishes: each delivery request with the `queued` outcome of its pair
-    (so the ledger sees the delivery in flight), then the outcomes decided without Marketo.
-
-    The order matters after a crash. A change's outcomes share its partition of
-    `signal-outcomes` (keyed by change id), and control records them in batches, so what the
-    ledger holds of a change whose records were cut short by a crash is a prefix of them.
-    Recovery re-drives a change only when it has no outcome at all, and a queued pair only once
-    it is recorded: were the decided outcomes first (a `not_activated` of another flow), a
-    prefix holding them without the queued record would leave the delivery unseen by both.
-    Queued records first, a prefix either holds the queued pair or nothing else of its change;
-    and each queued record names its `siblings` (the change's other deliveries of this route),
-    so a prefix holding one queued record lets the ledger mark them all in flight.
-    """
-    flows: dict[tuple[str, str | None], list[str]] = defaultdict(list)
-    for request in routed.deliveries:
-        flows[(request.change_id, request.replay_id)].append(request.flow_id)
-    records: list[tuple[str, str, Message | bytes | None]] = []
-    for request in routed.deliveries:
-        queued = queued_outcome(request)
-        siblings = [
-            f for f in flows[(request.change_id, request.replay_id)] if f != request.flow_id
-        ]
-        if siblings:
-            queued = queued.model_copy(update={"siblings": siblings})
-        records.append((OUTCOMES.name, request.change_id, queued))
-        records.append((DELIVERIES.name, request.connection_id, request))
-    records.extend((OUTCOMES.name, o.change_id, o) for o in routed.outcomes)
-    return records
-
-
-def salvaged_failure(
-    fields: dict[str, Any], reason: str, *, retryable: bool
-) -> OutcomeRecord | None:
-    """A `failed` (technical) outcome built from what can be read of a broken record: None
-    unless it names its change and flow. Fields that do not validate are left out."""
-    change_id, flow_id = fields.get("change_id"), fields.get("flow_id")
-    if not (isinstance(change_id, str) and change_id and isinstance(flow_id, str) and flow_id):
-        return None
-    base: dict[str, Any] = {
-        "change_id": change_id,
-        "flow_id": flow_id,
-        "flow_name": flow_id,
-        "mode": "live",
-        "status": OutcomeStatus.FAILED,
-        "category": FailureCategory.TECHNICAL,
-        "reason": reason[:500],
-        "retryable": retryable,
-        "occurred_at": utcnow(),
-    }
-    optional = {
-        "flow_name",
-        "mode",
-        "occurred_at",
-        "registration_code",
-        "event_code",
-        "action",
-        "connection_id",
-        "attempt",
-        "redrive_kind",
-        "replay_id",
-        "campaign_id",
-        "form_id",
-    }
-    record = dict(base)
-    for name in optional:
-        value = fields.get(name)
-        if value is None or (name == "mode" and value not in ("live", "test")):
-            continue
-        try:
-            OutcomeRecord.model_validate({**base, name: value})
-        except ValueError:
-            continue
-        record[name] = value
-    return OutcomeRecord.model_validate(record)
-
-
-def _describe(error: BaseException) -> str:
-    text = str(error).splitlines()
-    detail = text[0][:300] if text else ""
-    return f"{type(error).__name__}: {detail}" if detail else type(error).__name__
-
-
-def _where(event: Any) -> str:
-    message = event.message
-    return f"{message.topic}[{message.partition}]@{message.offset}"
-
-
-def _parse(value: bytes | None, redrive: bool) -> tuple[ChangeEvent, Redrive | None] | Rejection:
-    if value is None:
-        return Rejection(None, "", "empty record", None)
-    try:
-        data = json.loads(value)
-    except (ValueError, UnicodeDecodeError) as error:
-        return Rejection(None, "", f"not JSON: {error}", value[:200].decode("utf-8", "replace"))
-    why: Redrive | None = None
-    if redrive:
-        try:
-            request = RedriveRequest.model_validate(data)
-        except Exception as error:
-            return Rejection(None, "", f"not a redrive request: {str(error)[:300]}", None)
-        data, why = request.change, request.redrive
-    parsed = parse_change(data)
-    if isinstance(parsed, Rejection):
-        return parsed
-    return parsed, why
+            return [internal_failure(r, error) for r in requests]
 
 
 def create_app(options: PipelineOptions) -> faust.App:

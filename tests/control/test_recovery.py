@@ -36,7 +36,7 @@ from stream.messages import DeliveryRequest, OutcomeRecord, RedriveRequest
 from stream.metrics.queries import RuntimeStatus
 from stream.metrics.recovery import RecoveryStatus
 from stream.pipeline import delivered as pipeline_delivered
-from stream.pipeline.app import route_records
+from stream.pipeline.records import route_records
 from stream.pipeline.route import Routed, route_change
 from stream.store import ChangeRow, OutcomeRow, Store
 from stream.store.recovery import DeliveryMark, RecoveryEntry, record_delivery_marks

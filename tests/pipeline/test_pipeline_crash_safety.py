@@ -34,10 +34,11 @@ from stream.messages import (
     RedriveRequest,
 )
 from stream.pipeline import app as pipeline_app
-from stream.pipeline.app import Pipeline, PipelineOptions, route_records, salvaged_failure
+from stream.pipeline.app import Pipeline, PipelineOptions
 from stream.pipeline.deliver import deliver_batch
 from stream.pipeline.delivered import delivery_key
 from stream.pipeline.delivered_log import DeliveredLog
+from stream.pipeline.records import route_records, salvaged_failure
 from stream.pipeline.route import ROUTE_FLOW, route_change, route_failure
 from stream.pipeline.snapshot import build_snapshot
 from stream.topics import ALL_TOPICS, DELIVERED, DELIVERIES, OUTCOMES, declare_topics
@@ -187,7 +188,7 @@ async def pipeline(
         reader.cancel()
         await asyncio.gather(reader, return_exceptions=True)
         await made.pool.close()
-        await made._stop_producer()
+        await made.publisher.stop()
 
 
 async def outcomes_of(
