@@ -49,14 +49,13 @@ import random
 import secrets
 import signal
 import sys
-import termios
 import time
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any, TextIO
+from typing import Any, TextIO
 
 from apiclient.client import ApiClient
 from apiclient.errors import ApiError, RequestRefused
@@ -65,15 +64,14 @@ from console import session
 from stream.broker import (
     BrokerStartError,
     EmbeddedBroker,
-    close_quietly,
     die_with_parent,
     normalize_broker_url,
-    signal_group,
 )
 from stream.private_files import secure_data_dir
+from stream.run_child import STOP_TIMEOUT_S, Child
+from stream.run_console import console_ended, file_size, restore_terminal, terminal_modes
 from stream.topics import TopicMismatch, declare_topics
 
-STOP_TIMEOUT_S = 10.0
 HEAL_STOP_TIMEOUT_S = 5.0
 """Grace for control and the pipeline when the broker died under them: a clean stop lets control
 checkpoint DuckDB, but a Faust worker flushing to a dead broker may wait for nothing."""
@@ -110,73 +108,6 @@ class RunOptions:
     console_command: Sequence[str] = ()
     """The console's program (default: this Python's `-m stream console`); the runner adds
     `--api URL --under-run --crash-log FILE`. Tests put a console of their own here."""
-
-
-# --- one supervised child -------------------------------------------------------------------
-
-
-class Child:
-    """`python -m stream <command>` with its log file, restarted on unexpected exit."""
-
-    def __init__(self, name: str, env: dict[str, str], log_path: Path) -> None:
-        self.name = name
-        self.env = env
-        self.log_path = log_path
-        self.process: asyncio.subprocess.Process | None = None
-        self.stopping = False
-        self.exits: deque[float] = deque()
-        self.restarts = 0
-        self._log: IO[bytes] | None = None
-
-    @property
-    def pid(self) -> int | None:
-        return self.process.pid if self.process is not None else None
-
-    @property
-    def running(self) -> bool:
-        return self.process is not None and self.process.returncode is None
-
-    async def start(self) -> None:
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        if self._log is None:
-            self._log = open(self.log_path, "ab")  # noqa: SIM115, ASYNC230 - tiny, lives with the child
-        self.process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "stream",
-            self.name,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=self._log,
-            stderr=asyncio.subprocess.STDOUT,
-            env=self.env,
-            start_new_session=True,
-            preexec_fn=die_with_parent(),
-        )
-
-    def log_tail(self, lines: int = 15) -> str:
-        try:
-            data = self.log_path.read_bytes()[-8000:]
-        except OSError:
-            return ""
-        text = data.decode("utf-8", "replace").splitlines()
-        return "\n".join("    " + line for line in text[-lines:])
-
-    async def stop(self, grace: float = STOP_TIMEOUT_S) -> None:
-        self.stopping = True
-        process = self.process
-        if process is not None and process.returncode is None:
-            signal_group(process.pid, signal.SIGTERM)
-            try:
-                await asyncio.wait_for(process.wait(), grace)
-            except TimeoutError:
-                signal_group(process.pid, signal.SIGKILL)
-                await process.wait()
-        close_quietly(self._log)
-        self._log = None
-
-    def kill_now(self) -> None:
-        if self.process is not None and self.process.returncode is None:
-            signal_group(self.process.pid, signal.SIGKILL)
 
 
 # --- the run --------------------------------------------------------------------------------
@@ -468,13 +399,13 @@ class Runner:
         It stays in our process group (it needs the terminal), and dies with us like the rest.
         """
         crash_log = self.logs / session.CRASH_LOG_NAME
-        crash_size = _size(crash_log)
+        crash_size = file_size(crash_log)
         self.say(
             "opening the console: q on its flow list offers to detach (Signal keeps running) or "
             f"to stop Signal (messages meanwhile: {self.logs / 'run.log'})"
         )
         program = list(self.options.console_command) or [sys.executable, "-m", "stream", "console"]
-        modes = _terminal_modes()
+        modes = terminal_modes()
         process = await asyncio.create_subprocess_exec(
             *program,
             "--api",
@@ -508,37 +439,21 @@ class Runner:
             self.stop_event.set()
             return True
         if code is not None and code < 0:
-            _restore_terminal(modes, self.out)  # a killed console leaves it raw
-        crashed = _size(crash_log) > crash_size
-        self.say(self._console_ended(code, crash_log if crashed else None, api_url))
+            restore_terminal(modes, self.out)  # a killed console leaves it raw
+        crashed = file_size(crash_log) > crash_size
+        data_dir = self.data_dir if self.options.data_dir else None
+        self.say(
+            console_ended(
+                code,
+                crash_log if crashed else None,
+                api_url,
+                children=[(c.name, c.pid) for c in self.children],
+                logs=self.logs,
+                data_dir=data_dir,
+            )
+        )
         self.timing_first_delivery = False  # the status lines start long after it
         return False
-
-    def _console_ended(self, code: int | None, crash_log: Path | None, api_url: str) -> str:
-        """What the terminal is told when the console ended and Signal keeps running."""
-        if crash_log is not None:
-            what = (
-                f"The console crashed (exit code {code}); its traceback is above and in "
-                f"{crash_log}."
-            )
-        elif code == session.DETACH:
-            what = "The console was closed (detached)."
-        elif code is not None and code < 0:
-            try:
-                name = signal.Signals(-code).name
-            except ValueError:
-                name = f"signal {-code}"
-            what = f"The console was ended by {name}."
-        else:
-            what = f"The console exited with code {code}."
-        pids = ", ".join(f"{c.name} pid {c.pid}" for c in self.children)
-        data_dir = f"SIGNAL_DATA_DIR={self.data_dir} " if self.options.data_dir else ""
-        return (
-            f"{what}\nSignal keeps running and delivering ({pids}); messages from while the "
-            f"console was open are in {self.logs / 'run.log'}.\n"
-            f"Reattach with: {data_dir}csignal console --api {api_url}\n"
-            "Status lines follow; Ctrl-C here stops everything."
-        )
 
     # -- supervision ------------------------------------------------------------------------------
 
@@ -548,10 +463,7 @@ class Runner:
             code = await child.process.wait()
             if child.stopping or self.stop_event.is_set():
                 return
-            now = time.monotonic()
-            child.exits.append(now)
-            while child.exits and now - child.exits[0] > CRASH_WINDOW_S:
-                child.exits.popleft()
+            _note_exit(child.exits)
             self.say(f"{child.name} (pid {child.pid}) exited with code {code}; its log:")
             self.say(child.log_tail())
             if len(child.exits) >= self.options.crash_limit:
@@ -588,10 +500,7 @@ class Runner:
     async def _heal(self, dead: EmbeddedBroker) -> bool:
         """The embedded broker died: a new one, the topics, then control and the pipeline again.
         False when the run is to stop instead (crash limit, no broker could be started)."""
-        now = time.monotonic()
-        self.broker_exits.append(now)
-        while self.broker_exits and now - self.broker_exits[0] > CRASH_WINDOW_S:
-            self.broker_exits.popleft()
+        _note_exit(self.broker_exits)
         port = dead.port
         tail = "\n".join("    " + line for line in dead.log_tail(2000).splitlines()[-15:])
         self.say(f"the embedded broker (pid {dead.pid}) exited; its log:\n{tail}")
@@ -748,42 +657,13 @@ class Runner:
             await self.broker.stop_async()
 
 
-def _size(path: Path) -> int:
-    try:
-        return path.stat().st_size
-    except OSError:
-        return -1
-
-
-def _terminal_modes() -> list[Any] | None:
-    """The terminal's modes before the console takes it over (None without a terminal)."""
-    try:
-        fd = sys.stdin.fileno()
-        return termios.tcgetattr(fd) if os.isatty(fd) else None
-    except (OSError, ValueError, termios.error):
-        return None
-
-
-# Leave the alternate screen, show the cursor, wrap lines again, end mouse reporting, bracketed
-# paste, focus events and the kitty keyboard protocol: what a Textual app switches on or off and
-# restores on exit.
-RESET_TERMINAL = (
-    "\x1b[?1049l\x1b[?25h\x1b[?7h\x1b[?1000l\x1b[?1002l\x1b[?1003l\x1b[?1006l\x1b[?1015l"
-    "\x1b[?1004l\x1b[?2004l\x1b[<u"
-)
-
-
-def _restore_terminal(modes: list[Any] | None, out: TextIO) -> None:
-    """Undo what a killed console could not: the saved line modes (so Ctrl-C is a signal
-    again) and Textual's screen modes."""
-    if modes is None:
-        return
-    with contextlib.suppress(OSError, ValueError, termios.error):
-        termios.tcsetattr(sys.stdin.fileno(), termios.TCSADRAIN, modes)
-    with contextlib.suppress(OSError, ValueError):
-        if out.isatty():
-            out.write(RESET_TERMINAL)
-            out.flush()
+def _note_exit(exits: deque[float]) -> None:
+    """Count an exit now in `exits`, keeping only those within `CRASH_WINDOW_S` (a crash loop
+    of a child or of the broker is `crash_limit` of them)."""
+    now = time.monotonic()
+    exits.append(now)
+    while exits and now - exits[0] > CRASH_WINDOW_S:
+        exits.popleft()
 
 
 def run(options: RunOptions) -> int:
