@@ -7,45 +7,37 @@ returns, the batch is committed to the WAL and synced: the caller may commit its
 
 from __future__ import annotations
 
-import contextlib
-import json
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from pathlib import Path
+from datetime import datetime
 from typing import Any, TypeVar, cast
 
-import duckdb
 import pyarrow as pa  # type: ignore[import-untyped]
 import pyarrow.compute as pc  # type: ignore[import-untyped]
 
 from stream.store import arrow_batches as ab
-from stream.store.errors import ConfigConflictError
+from stream.store.base import first, insert_arrow, registered
+from stream.store.config_objects import ConfigObjects
 from stream.store.readonly_sql import MAX_ANSWER_BYTES, QueryResult, run_read_only
+from stream.store.retry_queue import (
+    RetryQueue,
+    last_per_key,
+    resolve_retries,
+    upsert_retries,
+)
 from stream.store.rows import (
     ApiCallRow,
     ChangeRow,
     ChangeSource,
-    ConfigAuditEntry,
-    ConfigObject,
     OutcomeRow,
-    Page,
     RejectedRecordRow,
     RejectedRow,
-    RetryFilter,
     RetryItem,
-    RetryPage,
-    RetryStatus,
     utc,
 )
-from stream.store.schema import current_version, migrate
-from stream.store.secrets import ensure_no_secrets
-from stream.store.writer import DEFAULT_MEMORY_LIMIT, DEFAULT_TEMP_LIMIT, Con, Database
+from stream.store.writer import Con
 
 T = TypeVar("T")
-
-RESOLVING_STATUSES = ("delivered", "not_activated", "filtered_out", "skipped_stale")
-"""A later outcome with one of these statuses ends the (change, flow)'s stay in the retry queue."""
 
 IN_FLIGHT_STATUS = "queued"
 """A delivery routed to Marketo with no answer yet. Its attempt row is kept; it becomes the
@@ -163,8 +155,6 @@ crash of everything, the pair's queued row may be lost too, so recovery re-drove
 nobody routed), so the pair is delivered, at the duplicate's time, with its reason. Never over
 a final state."""
 
-_RETRY_SELECT = ", ".join(ab.RETRY_COLUMNS)
-
 _CHANGE_INSERT_COLUMNS = ", ".join(ab.CHANGE_COLUMNS)
 _CHANGE_VALUES = _CHANGE_INSERT_COLUMNS.replace("payload", "payload::JSON")
 _ARCHIVE_AS_GIVEN = (
@@ -202,131 +192,16 @@ class AcceptedChanges:
     unpublished: list[ChangeRow]
 
 
-def first(rows: list[Any]) -> Any:
-    """First row or None. Results are always fetched to the end: DuckDB 2.0 refuses the next
-    statement on a connection whose previous result was only partly read (`fetchone`)."""
-    return rows[0] if rows else None
-
-
-def _insert_arrow(con: Con, table: pa.Table, sql: str) -> int:
-    """Run `sql` (which reads from `batch`) with `table` registered as `batch`."""
-    with _registered(con, "batch", table):
-        row = first(con.execute(sql).fetchall())
-    return int(row[0]) if row else 0
-
-
-@contextlib.contextmanager
-def _registered(con: Con, name: str, table: pa.Table) -> Iterator[None]:
-    """Expose `table` to SQL as `name` for the block.
-
-    After a failed statement the transaction is aborted and even `unregister` fails; that
-    error must not hide the statement's own, and `register` replaces a stale name next time.
-    """
-    con.register(name, table)
-    try:
-        yield
-    except BaseException:
-        with contextlib.suppress(duckdb.Error):
-            con.unregister(name)
-        raise
-    con.unregister(name)
-
-
-def _retry_from_row(row: Sequence[Any]) -> RetryItem:
-    values = dict(zip(ab.RETRY_COLUMNS, row, strict=True))
-    return RetryItem(**values)
-
-
 def _change_from_row(row: Sequence[Any]) -> ChangeRow:
     values = dict(zip(ab.CHANGE_COLUMNS, row, strict=True))
     values["source"] = cast(ChangeSource, values["source"])
     return ChangeRow(**values)
 
 
-def _canonical(body: Mapping[str, Any]) -> str:
-    return json.dumps(body, sort_keys=True, separators=(",", ":"), default=str)
-
-
-class Store:
-    """The control service's DuckDB store; see the module docstring for threading."""
-
-    def __init__(self, db: Database) -> None:
-        self._db = db
-
-    @classmethod
-    async def open(
-        cls,
-        path: Path,
-        *,
-        reader_threads: int = 4,
-        operator_threads: int = 2,
-        threads: int | None = None,
-        memory_limit: str | None = DEFAULT_MEMORY_LIMIT,
-        temp_limit: str | None = DEFAULT_TEMP_LIMIT,
-    ) -> Store:
-        """Open or create the database file and bring its schema up to date.
-
-        Raises `StoreLockedError` when another process holds the file and `SchemaVersionError`
-        when the file comes from a newer build.
-        """
-        db = await Database.open(
-            Path(path),
-            setup=migrate,
-            reader_threads=reader_threads,
-            operator_threads=operator_threads,
-            threads=threads,
-            memory_limit=memory_limit,
-            temp_limit=temp_limit,
-        )
-        return cls(db)
-
-    @property
-    def path(self) -> Path:
-        return self._db.path
-
-    async def close(self) -> None:
-        """Finish queued writes, CHECKPOINT and release the file."""
-        await self._db.close()
-
-    async def __aenter__(self) -> Store:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.close()
-
-    async def read(self, work: Callable[[Con], T]) -> T:
-        """Run `work(cursor)` on a reader thread: the service's own parameterised reads
-        (metrics, dashboards), unguarded and uncapped, never on the event loop.
-        DuckDB errors surface as `StoreReadError`."""
-        return await self._db.read(work)
-
-    async def write(self, work: Callable[[Con], T]) -> T:
-        """Run `work(con)` as one transaction on the writer thread (derived views and the
-        like); DuckDB errors roll it back and surface as `StoreWriteError`."""
-        return await self._db.write(work)
-
-    async def write_apart(self, work: Callable[[Con], T]) -> T:
-        """Run `work(con)` as one transaction on a writing lane of its own, beside the writer
-        thread: for small writes to tables no other write touches (the delivery marks), which
-        must not wait behind the writer's batches. DuckDB errors roll it back and surface as
-        `StoreWriteError`."""
-        return await self._db.write_apart(work)
-
-    async def write_raw(self, work: Callable[[Con], T]) -> T:
-        """Run `work(con)` on the writer thread outside a transaction: a CHECKPOINT and what
-        must follow one (an erasure's scrub of free blocks, stream.store.person)."""
-        return await self._db.write_raw(work)
-
-    async def schema_version(self) -> int:
-        return await self._db.read(current_version)
-
-    async def probe(self, timeout_s: float = 2.0) -> bool:
-        """Does the database answer within `timeout_s`? (On a thread of its own: neither the
-        readers nor operators' statements can hold it up.)"""
-        return await self._db.probe(timeout_s)
-
-    async def checkpoint(self) -> None:
-        await self._db.write_raw(lambda con: con.execute("FORCE CHECKPOINT"))
+class Store(RetryQueue, ConfigObjects):
+    """The control service's DuckDB store; see the module docstring for threading. The retry
+    queue and the configuration objects are parts of their own (`retry_queue`,
+    `config_objects`) over the shared core (`base`)."""
 
     # -- changes ---------------------------------------------------------------------------
 
@@ -343,7 +218,7 @@ class Store:
         table = ab.changes_table(rows)
 
         def work(con: Con) -> int:
-            with _registered(con, "batch", table):
+            with registered(con, "batch", table):
                 con.execute(_MARK_ECHOED).fetchall()
                 row = first(con.execute(_ARCHIVE_PUBLISHED).fetchall())
             return int(row[0]) if row else 0
@@ -375,13 +250,13 @@ class Store:
             added = 0
             pending: list[ChangeRow] = []
             if table is not None:
-                with _registered(con, "batch", table):
+                with registered(con, "batch", table):
                     row = first(con.execute(_ARCHIVE_AS_GIVEN).fetchall())
                     added = int(row[0]) if row else 0
                     found = con.execute(_UNPUBLISHED_OF_BATCH).fetchall()
                 pending = [_change_from_row(r) for r in found]
             if bad is not None:
-                _insert_arrow(con, bad, _REJECTED_INSERT)
+                insert_arrow(con, bad, _REJECTED_INSERT)
             if also is not None:
                 also(con)
             return AcceptedChanges(added, pending)
@@ -402,7 +277,7 @@ class Store:
         )
 
         def work(con: Con) -> int:
-            with _registered(con, "wanted", keys):
+            with registered(con, "wanted", keys):
                 row = first(con.execute(sql, [when]).fetchall())
             return int(row[0]) if row else 0
 
@@ -428,7 +303,7 @@ class Store:
         if not rows:
             return
         table = ab.rejected_table(rows)
-        await self._db.write(lambda con: _insert_arrow(con, table, _REJECTED_INSERT))
+        await self._db.write(lambda con: insert_arrow(con, table, _REJECTED_INSERT))
 
     async def record_rejected_records(self, rows: Sequence[RejectedRecordRow]) -> None:
         """Keep records of Signal's topics that control could not take, with the reasons. A
@@ -444,7 +319,7 @@ class Store:
             "AND r.kafka_partition IS NOT DISTINCT FROM b.kafka_partition "
             "AND r.kafka_offset = b.kafka_offset)"
         )
-        await self._db.write(lambda con: _insert_arrow(con, table, sql))
+        await self._db.write(lambda con: insert_arrow(con, table, sql))
 
     async def get_changes(self, change_ids: Iterable[str]) -> dict[str, ChangeRow]:
         """Archived changes by id (unknown ids are absent), e.g. to re-drive a retry."""
@@ -459,7 +334,7 @@ class Store:
         )
 
         def read(con: Con) -> dict[str, ChangeRow]:
-            with _registered(con, "wanted", keys):
+            with registered(con, "wanted", keys):
                 rows = con.execute(sql).fetchall()
             return {r[0]: _change_from_row(r) for r in rows}
 
@@ -522,12 +397,12 @@ class Store:
             return 0
         unique = list({r.outcome_id: r for r in reversed(rows)}.values())[::-1]
         table = ab.outcomes_table(unique) if unique else None
-        retries = ab.retry_table(_last_per_key(retry_items)) if retry_items else None
+        retries = ab.retry_table(last_per_key(retry_items)) if retry_items else None
 
         def work(con: Con) -> int:
             new = None
             if table is not None:
-                with _registered(con, "batch", table):
+                with registered(con, "batch", table):
                     ids = con.execute(_OUTCOME_INSERT).fetchall()
                 if len(ids) == table.num_rows:
                     new = table
@@ -535,7 +410,7 @@ class Store:
                     fresh = pa.array([r[0] for r in ids], type=ab.STR)
                     new = table.filter(pc.is_in(table["outcome_id"], value_set=fresh))
                 if new is not None:
-                    with _registered(con, "batch", new):
+                    with registered(con, "batch", new):
                         for statement in (
                             _STATE_UPSERT,
                             _QUEUED_UPSERT,
@@ -543,9 +418,9 @@ class Store:
                         ):
                             con.execute(statement).fetchall()
             if retries is not None:
-                _upsert_retries(con, retries)
+                upsert_retries(con, retries)
             if new is not None:
-                _resolve_retries(con, new)
+                resolve_retries(con, new)
             return 0 if new is None else int(new.num_rows)
 
         return await self._db.write(work)
@@ -567,7 +442,7 @@ class Store:
         )
 
         def read(con: Con) -> set[tuple[str, str]]:
-            with _registered(con, "wanted", keys):
+            with registered(con, "wanted", keys):
                 rows = con.execute(
                     "SELECT d.change_id, d.flow_id FROM delivery_state d "
                     "JOIN wanted w USING (change_id, flow_id) WHERE d.delivered_at IS NOT NULL"
@@ -586,234 +461,7 @@ class Store:
         sql = (
             f"INSERT INTO api_call_log ({columns}, recorded_at) SELECT {columns}, now() FROM batch"
         )
-        await self._db.write(lambda con: _insert_arrow(con, table, sql))
-
-    # -- retry queue -----------------------------------------------------------------------
-
-    async def upsert_retry_items(self, items: Sequence[RetryItem]) -> None:
-        """Insert or replace retry items by (change_id, flow_id); created_at is kept."""
-        if not items:
-            return
-        table = ab.retry_table(_last_per_key(items))
-        await self._db.write(lambda con: _upsert_retries(con, table))
-
-    async def get_retry_item(self, change_id: str, flow_id: str) -> RetryItem | None:
-        sql = f"SELECT {_RETRY_SELECT} FROM retry_items WHERE change_id = ? AND flow_id = ?"
-        row = await self._db.read(
-            lambda con: first(con.execute(sql, [change_id, flow_id]).fetchall())
-        )
-        return _retry_from_row(row) if row else None
-
-    async def list_retry(
-        self, filters: RetryFilter | None = None, page: Page | None = None
-    ) -> RetryPage:
-        """Retry items matching `filters`, most recently updated first, with the total count."""
-        filters = filters or RetryFilter()
-        page = page or Page()
-        clauses: list[str] = []
-        params: list[Any] = []
-        for column in ("integration", "status", "category", "flow_id"):
-            value = getattr(filters, column)
-            if value is not None:
-                clauses.append(f"{column} = ?")
-                params.append(value)
-        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
-
-        def read(con: Con) -> RetryPage:
-            total_row = first(
-                con.execute(f"SELECT count(*) FROM retry_items {where}", params).fetchall()
-            )
-            rows = con.execute(
-                f"SELECT {_RETRY_SELECT} FROM retry_items {where} "
-                "ORDER BY updated_at DESC, change_id, flow_id LIMIT ? OFFSET ?",
-                [*params, page.limit, page.offset],
-            ).fetchall()
-            total = int(total_row[0]) if total_row else 0
-            return RetryPage(tuple(_retry_from_row(r) for r in rows), total)
-
-        return await self._db.read(read)
-
-    async def claim_due_retries(
-        self, *, now: datetime, limit: int, owner: str, lease_until: datetime
-    ) -> list[RetryItem]:
-        """Lease up to `limit` due items (pending/retrying, next_attempt_at ≤ now, no live
-        lease) to `owner`, oldest due first. Runs on the writer thread, so two claimers never
-        get the same item."""
-        now = utc(now, "now")
-        lease_until = utc(lease_until, "lease_until")
-        sql = f"""
-            UPDATE retry_items SET lease_owner = ?, lease_until = ?, updated_at = ?
-            WHERE (change_id, flow_id) IN (
-                SELECT change_id, flow_id FROM retry_items
-                WHERE status IN ('pending', 'retrying')
-                  AND next_attempt_at IS NOT NULL AND next_attempt_at <= ?
-                  AND (lease_until IS NULL OR lease_until <= ?)
-                ORDER BY next_attempt_at, change_id, flow_id
-                LIMIT ?)
-            RETURNING {_RETRY_SELECT}
-        """
-        params = [owner, lease_until, now, now, now, limit]
-        rows = await self._db.write(lambda con: con.execute(sql, params).fetchall())
-        items = [_retry_from_row(r) for r in rows]
-        return sorted(items, key=lambda i: (i.next_attempt_at or now, i.change_id, i.flow_id))
-
-    async def compare_and_set_retry(
-        self, item: RetryItem, *, expected: Iterable[RetryStatus | None]
-    ) -> bool:
-        """Write `item` only if the stored item's status is in `expected` (None: absent).
-
-        This is how a resubmit and the scheduler settle a race: exactly one write wins.
-        """
-        allowed = set(expected)
-        table = ab.retry_table([item])
-
-        def work(con: Con) -> bool:
-            row = first(
-                con.execute(
-                    "SELECT status FROM retry_items WHERE change_id = ? AND flow_id = ?",
-                    [item.change_id, item.flow_id],
-                ).fetchall()
-            )
-            current = None if row is None else row[0]
-            if current not in allowed:
-                return False
-            _upsert_retries(con, table)
-            return True
-
-        return await self._db.write(work)
-
-    # -- configuration ---------------------------------------------------------------------
-
-    async def save_config_object(
-        self,
-        kind: str,
-        object_id: str,
-        body: Mapping[str, Any],
-        actor: str,
-        *,
-        expected_version: int | None = None,
-        at: datetime | None = None,
-    ) -> ConfigObject:
-        """Create or replace one configuration object and audit the change.
-
-        `body` must already be redacted (it is refused otherwise). With `expected_version`, the
-        save fails with `ConfigConflictError` if someone else saved in between (0 = must not
-        exist yet). Saving an identical body is a no-op without an audit row.
-        """
-        if not kind or not object_id or not actor:
-            raise ValueError("kind, object_id and actor are required")
-        ensure_no_secrets(body, f"{kind} {object_id!r}")
-        when = utc(at, "at") if at is not None else datetime.now(UTC)
-        text = _canonical(body)
-
-        def work(con: Con) -> ConfigObject:
-            row = first(
-                con.execute(
-                    "SELECT body::VARCHAR, version, updated_at, updated_by FROM config_objects "
-                    "WHERE kind = ? AND object_id = ?",
-                    [kind, object_id],
-                ).fetchall()
-            )
-            version = 0 if row is None else int(row[1])
-            if expected_version is not None and expected_version != version:
-                raise ConfigConflictError(
-                    f"{kind} {object_id!r} is at version {version}, not {expected_version}; "
-                    "reload and apply the change again"
-                )
-            before = None if row is None else json.loads(row[0])
-            if row is not None and _canonical(before or {}) == text:
-                return ConfigObject(kind, object_id, dict(body), version, row[2], row[3])
-            con.execute(
-                "INSERT INTO config_objects VALUES (?, ?, ?::JSON, ?, ?, ?) "
-                "ON CONFLICT (kind, object_id) DO UPDATE SET body = excluded.body, "
-                "version = excluded.version, updated_at = excluded.updated_at, "
-                "updated_by = excluded.updated_by",
-                [kind, object_id, text, version + 1, when, actor],
-            )
-            _audit(
-                con,
-                when,
-                actor,
-                kind,
-                object_id,
-                "create" if row is None else "update",
-                {"before": before, "after": json.loads(text)},
-            )
-            return ConfigObject(kind, object_id, json.loads(text), version + 1, when, actor)
-
-        return await self._db.write(work)
-
-    async def delete_config_object(
-        self,
-        kind: str,
-        object_id: str,
-        actor: str,
-        *,
-        expected_version: int | None = None,
-        at: datetime | None = None,
-    ) -> bool:
-        """Delete one configuration object (audited). False if it did not exist."""
-        when = utc(at, "at") if at is not None else datetime.now(UTC)
-
-        def work(con: Con) -> bool:
-            row = first(
-                con.execute(
-                    "SELECT body::VARCHAR, version FROM config_objects "
-                    "WHERE kind = ? AND object_id = ?",
-                    [kind, object_id],
-                ).fetchall()
-            )
-            if row is None:
-                return False
-            if expected_version is not None and expected_version != int(row[1]):
-                raise ConfigConflictError(
-                    f"{kind} {object_id!r} is at version {row[1]}, not {expected_version}"
-                )
-            con.execute(
-                "DELETE FROM config_objects WHERE kind = ? AND object_id = ?", [kind, object_id]
-            )
-            _audit(
-                con,
-                when,
-                actor,
-                kind,
-                object_id,
-                "delete",
-                {"before": json.loads(row[0]), "after": None},
-            )
-            return True
-
-        return await self._db.write(work)
-
-    async def load_config(self, kind: str | None = None) -> list[ConfigObject]:
-        """Every stored configuration object (of one kind), ordered by kind and id."""
-        where, params = ("WHERE kind = ?", [kind]) if kind is not None else ("", [])
-        sql = (
-            "SELECT kind, object_id, body::VARCHAR, version, updated_at, updated_by "
-            f"FROM config_objects {where} ORDER BY kind, object_id"
-        )
-        rows = await self._db.read(lambda con: con.execute(sql, params).fetchall())
-        return [ConfigObject(r[0], r[1], json.loads(r[2]), int(r[3]), r[4], r[5]) for r in rows]
-
-    async def config_audit(
-        self, *, limit: int = 100, kind: str | None = None, object_id: str | None = None
-    ) -> list[ConfigAuditEntry]:
-        """Audit entries, newest first."""
-        clauses: list[str] = []
-        params: list[Any] = []
-        if kind is not None:
-            clauses.append("object = ?")
-            params.append(kind)
-        if object_id is not None:
-            clauses.append("object_id = ?")
-            params.append(object_id)
-        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
-        sql = (
-            "SELECT changed_at, actor, object, object_id, action, change::VARCHAR "
-            f"FROM config_audit {where} ORDER BY seq DESC LIMIT ?"
-        )
-        rows = await self._db.read(lambda con: con.execute(sql, [*params, limit]).fetchall())
-        return [ConfigAuditEntry(r[0], r[1], r[2], r[3], r[4], json.loads(r[5])) for r in rows]
+        await self._db.write(lambda con: insert_arrow(con, table, sql))
 
     # -- operator SQL ----------------------------------------------------------------------
 
@@ -848,58 +496,3 @@ class Store:
             return result, result.to_json_bytes()
 
         return await self._db.read_operator(work)
-
-
-def _last_per_key(items: Sequence[RetryItem]) -> list[RetryItem]:
-    """DuckDB refuses to update one row twice in a statement; the last item per key wins."""
-    latest: dict[tuple[str, str], RetryItem] = {}
-    for item in items:
-        latest[(item.change_id, item.flow_id)] = item
-    return list(latest.values())
-
-
-def _upsert_retries(con: Con, table: pa.Table) -> None:
-    updates = ", ".join(
-        f"{c} = excluded.{c}"
-        for c in ab.RETRY_COLUMNS
-        if c not in ("change_id", "flow_id", "created_at")
-    )
-    _insert_arrow(
-        con,
-        table,
-        f"INSERT INTO retry_items ({_RETRY_SELECT}) SELECT {_RETRY_SELECT} FROM batch "
-        f"ON CONFLICT (change_id, flow_id) DO UPDATE SET {updates}",
-    )
-
-
-def _resolve_retries(con: Con, table: pa.Table) -> None:
-    statuses = ", ".join(f"'{s}'" for s in RESOLVING_STATUSES)
-    _insert_arrow(
-        con,
-        table,
-        f"""
-        UPDATE retry_items r SET status = 'resolved', next_attempt_at = NULL,
-               lease_owner = NULL, lease_until = NULL, updated_at = b.processed_at
-        FROM (SELECT change_id, flow_id, max(processed_at) AS processed_at FROM batch
-              WHERE status IN ({statuses}) GROUP BY ALL) b
-        WHERE r.change_id = b.change_id AND r.flow_id = b.flow_id
-          AND r.status <> 'resolved' AND b.processed_at >= r.created_at
-        """,
-    )
-
-
-def _audit(
-    con: Con,
-    at: datetime,
-    actor: str,
-    kind: str,
-    object_id: str,
-    action: str,
-    change: dict[str, Any],
-) -> None:
-    ensure_no_secrets(change, f"audit entry for {kind} {object_id!r}")
-    con.execute(
-        'INSERT INTO config_audit_log ("at", actor, object, object_id, action, change) '
-        "VALUES (?, ?, ?, ?, ?, ?::JSON)",
-        [at, actor, kind, object_id, action, _canonical(change)],
-    )
