@@ -19,6 +19,7 @@ from stream.api import (
     ingest,
     mappings,
     reference,
+    sources_routes,
     sql,
 )
 from stream.api.deps import DEPS, ApiDeps
@@ -93,6 +94,7 @@ def create_app(deps: ApiDeps, ops: Operations | None = None) -> web.Application:
     reference.add_routes(app)
     account.add_routes(app)
     sql.add_routes(app)
+    sources_routes.add_routes(app)
     add_ledger_routes(app)
     active_flows, rate_shares = config_providers(deps.config)
     add_metrics_routes(

@@ -11,6 +11,7 @@ from typing import Any
 from aiohttp import web
 
 from stream.control.config_service import ConfigService
+from stream.metrics.certain_sources import CertainSourceStatus
 from stream.metrics.queries import RuntimeStatus
 from stream.store import Store
 
@@ -58,6 +59,8 @@ class ApiDeps:
     runtime_status: RuntimeStatusProvider | None = None
     """For the metrics routes; left out, they report the last change seen (when known) and
     null for the figures only a running pipeline knows."""
+    certain_sources: Callable[[], Sequence[CertainSourceStatus]] | None = None
+    """The Certain sources' pollers (`GET /api/v1/sources`); left out, none are running."""
 
     def runtime_provider(self) -> RuntimeStatusProvider:
         if self.runtime_status is not None:

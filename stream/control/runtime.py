@@ -30,6 +30,7 @@ from stream import topics
 from stream.api import ApiDeps, create_app
 from stream.api.app import BadRequestLog
 from stream.broker import bootstrap_servers
+from stream.control.certain_poller import CertainSources
 from stream.control.config_service import ConfigService
 from stream.control.marks import DeliveryMarksAgent
 from stream.control.operations import Operations
@@ -43,6 +44,7 @@ from stream.control.token import (
     load_or_create_token,
 )
 from stream.messages import ConfigSnapshot
+from stream.metrics.certain_sources import CertainSourceStatus
 from stream.metrics.queries import RuntimeStatus
 from stream.private_files import secure_data_dir
 from stream.sealing import KEY_FILE_NAME, SecretBox
@@ -141,6 +143,7 @@ class ControlRuntime(Service):
         self.operations: Operations | None = None
         self.recovery: Recovery | None = None
         self.marks: DeliveryMarksAgent | None = None
+        self.certain: CertainSources | None = None
         self.api_url: str | None = None
         self._runner: web.AppRunner | None = None
 
@@ -199,6 +202,8 @@ class ControlRuntime(Service):
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+        if self.certain is not None:
+            await self.certain.stop()
         if self.recovery is not None:
             await self.recovery.stop()
         if self.marks is not None:
@@ -226,6 +231,7 @@ class ControlRuntime(Service):
             broker_ok=self._broker_ok,
             last_change_seen=self._seen,
             runtime_status=self._runtime_status,
+            certain_sources=self._certain_statuses,
         )
         app = create_app(deps, self.operations)
         runner = web.AppRunner(app, access_log=None, logger=BadRequestLog())
@@ -244,7 +250,14 @@ class ControlRuntime(Service):
 
     def _runtime_status(self) -> RuntimeStatus:
         recovery = self.recovery.status() if self.recovery is not None else None
-        return RuntimeStatus(last_change_seen_at=self._seen(), recovery=recovery)
+        return RuntimeStatus(
+            last_change_seen_at=self._seen(),
+            recovery=recovery,
+            certain_sources=self._certain_statuses(),
+        )
+
+    def _certain_statuses(self) -> tuple[CertainSourceStatus, ...]:
+        return self.certain.statuses() if self.certain is not None else ()
 
     def _seen(self) -> datetime | None:
         return self.recorder.last_change_seen if self.recorder is not None else None

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from stream.metrics.certain_sources import STATES as CERTAIN_SOURCE_STATES
+from stream.metrics.certain_sources import CertainSourceStatus
 from stream.metrics.definitions import (
     IN_FLIGHT_STATUS,
     MODES,
@@ -232,6 +234,8 @@ def collect_on(
         families.append(alive)
     if runtime.recovery is not None:
         families += recovery_families(runtime.recovery)
+    if runtime.certain_sources:
+        families += certain_source_families(runtime.certain_sources, now)
     if runtime.last_change_seen_at is not None:
         last = Family(
             "signal_last_change_seen_timestamp_seconds",
@@ -359,6 +363,61 @@ def recovery_families(status: RecoveryStatus) -> list[Family]:
             )
         )
     return families
+
+
+def certain_source_families(
+    statuses: Sequence[CertainSourceStatus], now: datetime | None = None
+) -> list[Family]:
+    """Each Certain source's state, lag, last poll and totals (`stream.control.certain_poller`);
+    alert on `signal_certain_source_state{state="stopped: unauthorized"} == 1` and on a growing
+    lag."""
+    moment = now or datetime.now(UTC)
+    state = Family(
+        "signal_certain_source_state",
+        "gauge",
+        "1 for the state each Certain source is in (polling, backing off, stopped: …).",
+    )
+    lag = Family(
+        "signal_certain_source_lag_seconds",
+        "gauge",
+        "Now minus the newest dateModified the Certain source has seen.",
+    )
+    records = Family(
+        "signal_certain_source_last_poll_records", "gauge", "Records read by the last poll."
+    )
+    counters = {
+        name: Family(f"signal_certain_source_{name}_total", "counter", help_text)
+        for name, help_text in (
+            ("polls", "Polls completed by the Certain source."),
+            ("records", "Records read from Certain."),
+            ("changes", "Change events derived from the records read."),
+            ("rejected", "Malformed records rejected (kept in rejected_changes)."),
+            ("requests", "HTTP requests made to Certain."),
+            ("errors", "Polls that failed (5xx, timeout, refusal, 401)."),
+        )
+    }
+    last = Family(
+        "signal_certain_source_last_poll_timestamp_seconds",
+        "gauge",
+        "Unix time of the Certain source's last completed poll.",
+    )
+    for s in statuses:
+        labels = {"source": s.source_id, "account": s.account_code}
+        for name in CERTAIN_SOURCE_STATES:
+            state.add(1.0 if s.state == name else 0.0, **labels, state=name)
+        seconds = s.lag_s(moment)
+        if seconds is not None:
+            lag.add(seconds, **labels)
+        records.add(s.last_poll_records, **labels)
+        counters["polls"].add(s.polls, **labels)
+        counters["records"].add(s.records_total, **labels)
+        counters["changes"].add(s.changes_total, **labels)
+        counters["rejected"].add(s.rejected_total, **labels)
+        counters["requests"].add(s.requests_total, **labels)
+        counters["errors"].add(s.errors_total, **labels)
+        if s.last_poll_at is not None:
+            last.add(s.last_poll_at.timestamp(), **labels)
+    return [state, lag, records, *counters.values(), last]
 
 
 async def exposition(

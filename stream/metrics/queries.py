@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from stream.metrics.certain_sources import CertainSourceStatus
 from stream.metrics.definitions import (
     DONE,
     FAILURE_CATEGORIES,
@@ -46,6 +47,8 @@ class RuntimeStatus:
     workers_alive: int | None = None
     recovery: RecoveryStatus | None = None
     """The control's recovery service (stream/control/recovery.py), when it runs."""
+    certain_sources: tuple[CertainSourceStatus, ...] = ()
+    """Each configured Certain source's poller (stream/control/certain_poller.py)."""
 
 
 def iso(value: datetime | None) -> str | None:
