@@ -82,28 +82,18 @@ CAMPAIGN_LEADS_PER_CALL = 100
 FORM_POSTS_IN_FLIGHT = 0
 """Form submits in flight at once (one lead each, up to the client's 10 calls in flight); the
 account delivers no form posts."""
-RECORDING_WINDOW_CALLS = 1
-"""Completing calls per connection whose delivered-keys records may miss the ledger at a kill.
-
-Control reads `signal-delivered` into the ledger (`delivery_marks`) in batches taken within
-50 ms and written behind at most one other ledger transaction: tens of milliseconds, under one
-Marketo round trip (the sandbox answers after 100 ms). At the kill, the call in flight may have
-its "sending" mark still on its way, so the ledger cannot know of it; the call before it was
-marked at least one round trip earlier."""
-IN_FLIGHT_BOUND = CONNECTIONS * (2 * CAMPAIGN_LEADS_PER_CALL + FORM_POSTS_IN_FLIGHT)
-"""The most campaign requests a kill of everything can repeat: per connection, the campaign call
-in flight (campaign calls of a connection go one at a time, `deliver.py`), the call acknowledged
-just before it whose delivered key may not have reached the ledger yet (its "sending" mark has,
-so it is delivered again and counted), and the form posts in flight. Re-driven pairs whose
-delivered key reached the ledger are skipped as duplicates; outcomes still on `signal-outcomes`
-at the kill no longer matter."""
-UNCOUNTED_ALLOWANCE = CONNECTIONS * (
-    RECORDING_WINDOW_CALLS * CAMPAIGN_LEADS_PER_CALL + FORM_POSTS_IN_FLIGHT
-)
-"""Repeats the ledger may not count: those of calls whose "sending" mark was still within the
-recording window at the kill (`RECORDING_WINDOW_CALLS`). Every other repeat is of a pair the
-ledger held marked "sending", and the worker that delivers it again marks its outcome
-`possible_repeat`."""
+IN_FLIGHT_BOUND = CONNECTIONS * (CAMPAIGN_LEADS_PER_CALL + FORM_POSTS_IN_FLIGHT)
+"""The most campaign requests a kill can repeat: per connection, the campaign call in flight
+(campaign calls of a connection go one at a time, `deliver.py`) and the form posts in flight.
+Whatever the worker delivered before is known after the restart, from control's ledger or from
+the worker's own journal of its delivered-keys records (`stream/pipeline/marks_journal.py`,
+written back to `signal-delivered` when it starts again on its data dir), so it is skipped as a
+duplicate; outcomes still on `signal-outcomes` at the kill no longer matter."""
+UNCOUNTED_ALLOWANCE = 0
+"""Repeats the ledger may not count: none. The call in flight has its "sending" mark in the
+ledger or in the worker's journal, and the worker that delivers it again marks its outcome
+`possible_repeat` (before the journal, a call whose mark was still on its way to the ledger at
+a kill of everything went uncounted)."""
 
 POST_BATCH = 100
 POST_CONCURRENCY = 4

@@ -1,8 +1,8 @@
 """End to end, the crash contract (DESIGN 2): a burst of 3,000 registration changes accepted by a
 real `csignal run`, every process of the run SIGKILLed at once (during ingest; during delivery),
 the run started again on the same data dir: no accepted change is lost, the repeats Marketo saw
-stay within what can be in flight, and the ledger counts every repeat it can know of: all but
-those of a call whose "sending" mark was still on its way to the ledger at the kill.
+stay within the call in flight, and the ledger counts every repeat (the "sending" marks control
+had not read at the kill come back from the pipeline's journal).
 The harness and its figures: `tests/e2e/chaos_support.py`; more moments: `python -m bench.chaos`.
 """
 
