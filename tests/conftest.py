@@ -2,9 +2,15 @@
 
 The slow end-to-end modules run first: with `-n` workers (pytest-xdist, `--dist loadscope`), a
 long module started last would leave one worker busy while the other sits idle.
+
+`just test-fast` is the inner loop: every test that starts another process or a real broker is
+marked `slow` here, by one rule rather than test by test (`starts_processes`).
 """
 
 from __future__ import annotations
+
+import sys
+from types import ModuleType
 
 import pytest
 
@@ -31,7 +37,47 @@ def _module(item: pytest.Item) -> str:
     return item.module.__name__ if isinstance(item, pytest.Function) else ""
 
 
+BROKER_FIXTURES = frozenset({"broker", "module_broker"})
+SHARED_FIXTURES = "tests.support.fixtures"
+PROCESS_MODULES = frozenset({"tests.support.processes", "subprocess", "stream.broker"})
+PROCESS_NAMES = frozenset({"EmbeddedBroker", "Popen", "ServiceProcess", "ControlProcess"})
+
+
+def _holds_processes(module: ModuleType | None) -> bool:
+    """The module uses `subprocess`, the broker or `tests.support.processes` (any name of it)."""
+    if module is None:
+        return False
+    for name, value in vars(module).items():
+        if name in PROCESS_NAMES or (
+            isinstance(value, ModuleType) and value.__name__ in PROCESS_MODULES
+        ):
+            return True
+        if getattr(value, "__module__", None) in PROCESS_MODULES and name != "free_port":
+            return True
+    return False
+
+
+def starts_processes(item: pytest.Item) -> bool:
+    """An `integration` test, one using a broker fixture, or one whose module (or the module of
+    a fixture it uses, outside the shared in-process ones) starts processes or a broker."""
+    names = set(getattr(item, "fixturenames", ()))
+    if item.get_closest_marker("integration") or BROKER_FIXTURES & names:
+        return True
+    modules = {getattr(item, "module", None)}
+    info = getattr(item, "_fixtureinfo", None)
+    for defs in info.name2fixturedefs.values() if info is not None else ():
+        for fixturedef in defs:
+            module = getattr(fixturedef.func, "__module__", "")
+            if module != SHARED_FIXTURES:
+                modules.add(sys.modules.get(module))
+    return any(_holds_processes(module) for module in modules)
+
+
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if not item.get_closest_marker("slow") and starts_processes(item):
+            item.add_marker(pytest.mark.slow)
     slow_modules = {
         _module(item) for item in items if any(item.get_closest_marker(m) for m in SLOW_FIRST)
     }
