@@ -106,7 +106,9 @@ class CertainClient:
             raise CertainUnauthorized(f"Certain source {source.id!r} has no password")
         self._session = session
         self._source = source
-        self._auth = aiohttp.BasicAuth(source.username, source.password.get_secret_value())
+        self._authorization = aiohttp.encode_basic_auth(
+            source.username, source.password.get_secret_value()
+        )
         self._budget = budget
         self._timeout = aiohttp.ClientTimeout(total=timeout_s)
         self.requests = 0
@@ -153,10 +155,10 @@ class CertainClient:
         await self._budget.acquire()
         self.requests += 1
         url = f"{self._source.base_url}/{path}"
-        headers = {"Accept": "application/json"}
+        headers = {"Accept": "application/json", "Authorization": self._authorization}
         try:
             async with self._session.get(
-                url, params=params, auth=self._auth, headers=headers, timeout=self._timeout
+                url, params=params, headers=headers, timeout=self._timeout
             ) as response:
                 status = response.status
                 raw = await _read_capped(response)

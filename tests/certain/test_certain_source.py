@@ -316,3 +316,24 @@ async def test_a_control_killed_mid_poll_resumes_without_gaps_or_repeats(world: 
         f"count(*) FILTER (WHERE moves = 0 AND code NOT IN ({moved_list})) FROM per_code"
     )
     assert summary == [[len(codes), len(codes), len(moved), len(codes) - len(moved)]]
+
+
+async def test_deactivating_and_reactivating_takes_effect_without_a_restart(world: World) -> None:
+    await world.polls_after(1)
+    inactive = account_yaml(world.sandbox.url).replace(
+        "poll_interval_s: 1}", "poll_interval_s: 1, active: false}"
+    )
+    await world.import_yaml(inactive)
+
+    async def is_inactive() -> bool:
+        return bool((await world.source())["state"] == "inactive")
+
+    await until(is_inactive, "the source inactive", alive=world.control.exited)
+    calls_then = len(world.sandbox.calls)
+    [code] = await world.register()
+    assert await world.changes_of(code) == []
+    assert len(world.sandbox.calls) == calls_then, "an inactive source does not call Certain"
+    await world.import_yaml(account_yaml(world.sandbox.url))
+    await world.wait_changes(code, 1)
+    await world.polls_after(2)
+    assert await world.changes_of(code) == [("registration.create_update", "New", None)]
