@@ -132,7 +132,8 @@ def take_backup(source: Con, directory: Path, progress: Progress | None = None) 
         if version > latest_version():
             raise BackupError(f"the ledger's schema version {version} is newer than this build")
         migrate(target)
-        target.execute("BEGIN TRANSACTION")
+        # Each batch commits on its own: one transaction over the whole ledger would have to
+        # hold it in memory, and the file is only renamed into place once complete.
         target.execute("DELETE FROM schema_version")
         counts: dict[str, int] = {}
         target_tables = set(base_tables(target))
@@ -141,7 +142,6 @@ def take_backup(source: Con, directory: Path, progress: Progress | None = None) 
                 raise BackupError(f"table {table} of the ledger is unknown to this build")
             counts[table] = _copy_table(snapshot, target, table, progress)
         _advance_sequences(snapshot, target)
-        target.execute("COMMIT")
         snapshot.execute("COMMIT")
         target.execute("FORCE CHECKPOINT")
         target.close()

@@ -332,8 +332,12 @@ def _row_groups(con: Con, table: str) -> list[tuple[int, int]]:
 
 
 def _erase_in(con: Con, target: Target, redact_params: tuple[Any, ...]) -> dict[str, int]:
-    """Erase the target's rows by rewriting every row group holding one: copy the group's rows
-    aside, apply the erasure to the copy, delete the whole group, insert the copy back."""
+    """Erase the target's rows so that their old bytes leave the table's storage.
+
+    A table with a primary key is rewritten whole (a fresh copy, bulk-built index, swapped in
+    under the same name): deleting and re-inserting the same keys in one transaction makes
+    DuckDB's commit very slow (40 s for 250,000 keys), while a bulk copy takes seconds per
+    million rows. A table without one has only the row groups that held the rows rewritten."""
     rowids = [
         int(r[0])
         for r in con.execute(
@@ -342,6 +346,10 @@ def _erase_in(con: Con, target: Target, redact_params: tuple[Any, ...]) -> dict[
     ]
     if not rowids:
         return {}
+    action = "deleted" if target.redact is None else "redacted"
+    if _has_key(con, target.table):
+        _apply(con, target, target.table, redact_params)
+        return {action: len(rowids), "rewritten": _rewrite_whole(con, target.table)}
     groups = [
         (lo, hi) for lo, hi in _row_groups(con, target.table) if any(lo <= r < hi for r in rowids)
     ]
@@ -349,19 +357,63 @@ def _erase_in(con: Con, target: Target, redact_params: tuple[Any, ...]) -> dict[
     con.execute("DROP TABLE IF EXISTS temp.erase_keep")
     con.execute(f"CREATE TEMP TABLE erase_keep AS SELECT * FROM {target.table} WHERE {in_groups}")
     rewritten = int(con.execute("SELECT count(*) FROM temp.erase_keep").fetchall()[0][0])
-    if target.redact is None:
-        con.execute(f"DELETE FROM temp.erase_keep WHERE {target.where}", list(target.params))
-        action = "deleted"
-    else:
-        con.execute(
-            f"UPDATE temp.erase_keep SET {target.redact} WHERE {target.where}",
-            [*redact_params, *target.params],
-        )
-        action = "redacted"
+    _apply(con, target, "temp.erase_keep", redact_params)
     con.execute(f"DELETE FROM {target.table} WHERE {in_groups}")
     con.execute(f"INSERT INTO {target.table} SELECT * FROM temp.erase_keep")
     con.execute("DROP TABLE temp.erase_keep")
     return {action: len(rowids), "rewritten": rewritten}
+
+
+def _apply(con: Con, target: Target, table: str, redact_params: tuple[Any, ...]) -> None:
+    if target.redact is None:
+        con.execute(f"DELETE FROM {table} WHERE {target.where}", list(target.params))
+    else:
+        con.execute(
+            f"UPDATE {table} SET {target.redact} WHERE {target.where}",
+            [*redact_params, *target.params],
+        )
+
+
+def _has_key(con: Con, table: str) -> bool:
+    rows = con.execute(
+        "SELECT count(*) FROM duckdb_constraints() WHERE database_name = current_database() "
+        "AND schema_name = 'main' AND table_name = ? "
+        "AND constraint_type IN ('PRIMARY KEY', 'UNIQUE')",
+        [table],
+    ).fetchall()
+    return bool(rows[0][0])
+
+
+def _rewrite_whole(con: Con, table: str) -> int:
+    """Copy `table` into a fresh table of the same definition (constraints, defaults, indexes)
+    and swap it in; views name tables, so they read the copy. Returns the rows copied."""
+    ddl = str(
+        con.execute(
+            "SELECT sql FROM duckdb_tables() WHERE database_name = current_database() "
+            "AND schema_name = 'main' AND table_name = ?",
+            [table],
+        ).fetchall()[0][0]
+    )
+    indexes = [
+        str(r[0])
+        for r in con.execute(
+            "SELECT sql FROM duckdb_indexes() WHERE database_name = current_database() "
+            "AND schema_name = 'main' AND table_name = ? AND sql IS NOT NULL",
+            [table],
+        ).fetchall()
+    ]
+    fresh = f"{table}__erasing"
+    head = f"CREATE TABLE {table}("
+    if not ddl.startswith(head):
+        raise PersonError(f"table {table}: unexpected definition {ddl[:80]!r}")
+    con.execute(f"CREATE TABLE {fresh}(" + ddl.removeprefix(head))
+    con.execute(f"INSERT INTO {fresh} SELECT * FROM {table}")
+    copied = int(con.execute(f"SELECT count(*) FROM {fresh}").fetchall()[0][0])
+    con.execute(f"DROP TABLE {table}")
+    con.execute(f"ALTER TABLE {fresh} RENAME TO {table}")
+    for statement in indexes:
+        con.execute(statement)
+    return copied
 
 
 def scrub_free_blocks(con: Con, rounds: int = 3) -> int:
@@ -376,7 +428,7 @@ def scrub_free_blocks(con: Con, rounds: int = 3) -> int:
         con.execute(
             "CREATE OR REPLACE TABLE erase_scrub AS SELECT md5(random()::VARCHAR) || "
             "md5(random()::VARCHAR) AS x FROM range(?)",
-            [free * block_size // 16 + 1000],
+            [free * block_size // 40 + 1000],
         )
         con.execute("FORCE CHECKPOINT")
         left = _free_blocks(con)[0]
