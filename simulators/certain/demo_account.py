@@ -2,7 +2,8 @@
 
 It uses what the simulator's events carry (statuses, the tagged custom status and the untagged
 one, the VIP attendee types, the tagged dietary question, the `marketoCampaignId` event question)
-so every outcome shows up in a demo: deliveries of all three actions, live and test, filtered out,
+so every outcome shows up in a demo: deliveries of all four actions (program statuses in the
+sandbox's webinar program included), live and test, filtered out,
 not activated, and data failures for untagged statuses and missing emails.
 
 The connection points at a Marketo sandbox whose URL is known only once it listens; its secret is
@@ -23,6 +24,8 @@ CONNECTION_ID = "demo-marketo"
 CAMPAIGN_CONFIRMED = 1001
 CAMPAIGN_ATTENDED = 1002
 FORM_ID = 1234
+PROGRAM_ID = 1044
+"""The sandbox's webinar program (Registered, then Attended; members only move forward)."""
 
 _LEAD_FIELDS: list[dict[str, Any]] = [
     {
@@ -190,6 +193,23 @@ def _demo_account(service_url: str, client_id: str, secret_env: str) -> dict[str
                     "lead-basic",
                     campaign={"campaign_id": CAMPAIGN_ATTENDED},
                     tokens={"{{my.event}}": "event.eventName"},
+                ),
+            },
+            {
+                "id": "program-status",
+                "name": "Registration status → webinar program",
+                "mode": "live",
+                "active": True,
+                "source": "registration.status_change",
+                "activate_for": {"registration_statuses": ["registered", "attended"]},
+                "filters": [{"field": "event.tags", "op": "contains", "value": "signal_marketo"}],
+                "destination": _destination(
+                    "update_program_status",
+                    "lead-basic",
+                    program={
+                        "program_id": PROGRAM_ID,
+                        "statuses": {"registered": "Registered", "attended": "Attended"},
+                    },
                 ),
             },
             {

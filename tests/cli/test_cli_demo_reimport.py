@@ -55,7 +55,7 @@ async def test_a_second_demo_run_keeps_the_operators_account(tmp_path: Path) -> 
         sandbox_url = (await second.wait_for(r"Marketo sandbox: (http://\S+)")).group(1)
         await second.wait_for(r"Signal is running", within=120)
         output = second.output
-        assert f"keeping the account in {data_dir.resolve()}: 7 flows, 1 connection (" in output
+        assert f"keeping the account in {data_dir.resolve()}: 8 flows, 1 connection (" in output
         assert "start with an empty --data-dir for a fresh demo" in output
         assert "imported the demo account" not in output
         assert f"connection demo-marketo now points at this run's sandbox ({sandbox_url})" in output

@@ -23,7 +23,7 @@ SIZES = [(80, 24), (120, 40)]
 
 SCREENS: dict[str, tuple[str, ...]] = {
     "flows": (),
-    "flow_reasons": ("down", "down", "down", "down", "down", "down", "down", "i"),
+    "flow_reasons": ("down", "down", "down", "down", "down", "down", "down", "down", "i"),
     "flow_detail": ("enter",),
     "connections": ("2",),
     "connection_form": ("2", "enter"),

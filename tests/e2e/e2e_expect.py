@@ -14,6 +14,7 @@ from typing import Any
 
 from config.models import Account, Action
 from simulators.certain.traffic import SimChange
+from simulators.marketo.program_seed import DEFAULT_CHANNELS
 from simulators.marketo.state import EMAIL_RE
 from stream.certain.parsing import Rejection, parse_change
 from stream.core.catalog import EventCatalog
@@ -30,6 +31,9 @@ class Expectation:
     lead_emails: set[str] = field(default_factory=set)
     campaign_requests: Counter[tuple[int, str]] = field(default_factory=Counter)
     form_fills: Counter[tuple[int, str]] = field(default_factory=Counter)
+    program_members: dict[tuple[int, str], str] = field(default_factory=dict)
+    """(program id, email) → the status the member ends in: the furthest along of those the
+    changes set, as Marketo moves members forward only."""
 
 
 def marketo_accepts(email: str) -> bool:
@@ -74,6 +78,12 @@ def _delivery(result: Expectation, key: tuple[str, str], mapped: Mapped) -> None
     if mapped.action is Action.FORM_POST:
         assert mapped.form_id is not None
         result.form_fills[(mapped.form_id, email.lower())] += 1
+    elif mapped.action is Action.UPDATE_PROGRAM_STATUS:
+        assert mapped.program_id is not None and mapped.program_status is not None
+        member = (mapped.program_id, email.lower())
+        current = result.program_members.get(member)
+        if current is None or _step(mapped.program_status) > _step(current):
+            result.program_members[member] = mapped.program_status
     else:
         assert mapped.campaign_id is not None
         result.campaign_requests[(mapped.campaign_id, email.lower())] += 1
@@ -96,3 +106,23 @@ def sandbox_form_fills(
 ) -> Counter[tuple[int, str]]:
     email_of = {lead["id"]: str(lead.get("email", "")).lower() for lead in leads}
     return Counter((int(f["formId"]), email_of.get(f["leadId"], "?")) for f in fills)
+
+
+_STEPS = {s.name: s.step for c in DEFAULT_CHANNELS for s in c.statuses}
+
+
+def _step(status: str) -> int:
+    """The status's step in the sandbox's default channels (the demo's programs use them)."""
+    return _STEPS[status]
+
+
+def sandbox_program_members(
+    programs: list[dict[str, Any]], leads: list[dict[str, Any]]
+) -> dict[tuple[int, str], str]:
+    """(program id, email) → status, from the sandbox's `/_sandbox/programs`."""
+    email_of = {lead["id"]: str(lead.get("email", "")).lower() for lead in leads}
+    return {
+        (int(p["id"]), email_of.get(m["leadId"], f"#{m['leadId']}")): str(m["statusName"])
+        for p in programs
+        for m in p["members"]
+    }

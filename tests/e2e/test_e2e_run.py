@@ -34,7 +34,13 @@ from simulators.certain import traffic as sim
 from simulators.certain.demo_account import SECRET_ENV, demo_account_yaml
 from simulators.certain.send import write_file
 from simulators.marketo.sandbox import Sandbox, SandboxConfig
-from tests.e2e.e2e_expect import Expectation, expect, sandbox_campaign_requests, sandbox_form_fills
+from tests.e2e.e2e_expect import (
+    Expectation,
+    expect,
+    sandbox_campaign_requests,
+    sandbox_form_fills,
+    sandbox_program_members,
+)
 from tests.e2e.e2e_support import RunProcess, start_run
 from tests.support.waiting import until
 
@@ -243,6 +249,9 @@ async def test_acceptance_outcomes_match_the_core(tmp_path: Path, sandbox: Sandb
             assert set(sandbox_campaign_requests(runs, leads)) == set(expected.campaign_requests)
             fills = (await _get_json(f"{sandbox.url}/_sandbox/form-fills"))["formFills"]
             assert sandbox_form_fills(fills, leads) == expected.form_fills
+            programs = (await _get_json(f"{sandbox.url}/_sandbox/programs"))["programs"]
+            assert sandbox_program_members(programs, leads) == expected.program_members
+            assert expected.program_members, "the demo's program-status flow set no status"
 
             await _toggle_stops_deliveries(client, items, expected, sandbox)
     except BaseException:

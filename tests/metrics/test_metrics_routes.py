@@ -145,7 +145,7 @@ async def test_config_providers_count_active_complete_flows_and_read_shares(
         views = {v.flow.id: v for v in config.flow_views()}
         assert not views["vip-session-attended"].complete
         active_flows, rate_shares = config_providers(config)
-        assert active_flows("live") == 3  # five live flows: one switched off, one incomplete
+        assert active_flows("live") == 4  # six live flows: one switched off, one incomplete
         assert active_flows("test") == 2
         assert rate_shares() == {CONNECTION_ID: 0.25}
     finally:
