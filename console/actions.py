@@ -76,6 +76,14 @@ ACTIONS: tuple[ActionSpec, ...] = (
     ),
     ActionSpec("quit-cancel", "escape,c,q", "cancel", "Cancel: stay in the console", scope="quit"),
     ActionSpec("quit-help", "question_mark", "app.help", "Help", scope="quit"),
+    # every table (console.widgets.table), besides the arrows, page and ctrl+home/end keys
+    ActionSpec("table-down", "j", "cursor_down", "Next row", scope="table"),
+    ActionSpec("table-up", "k", "cursor_up", "Previous row", scope="table"),
+    ActionSpec("table-top", "g", "scroll_top", "First row", scope="table"),
+    ActionSpec("table-bottom", "G", "scroll_bottom", "Last row", scope="table"),
+    # the mapping preview, read top to bottom: home/end go to its first and last row
+    ActionSpec("preview-top", "home", "scroll_top", "First row", scope="preview-table"),
+    ActionSpec("preview-bottom", "end", "scroll_bottom", "Last row", scope="preview-table"),
     # text panels (item detail, reasons, previews, debug info)
     ActionSpec("panel-close", "escape,q,enter", "close", "Close", scope="panel"),
     ActionSpec("panel-help", "question_mark", "app.help", "Help", scope="panel"),

@@ -11,10 +11,10 @@ assignments as `GET /api/v1/tags` gives them) only when the change was saved.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, cast
+from typing import Any, ClassVar
 
 from rich.text import Text
-from textual import on, work
+from textual import on
 from textual.app import ComposeResult
 from textual.binding import BindingType
 from textual.containers import Horizontal, Vertical
@@ -24,11 +24,9 @@ from textual.worker import Worker
 
 from apiclient.errors import ApiError, RequestRefused
 from console import actions
+from console.calls import ApiCalls, api_worker
 from console.fmt import esc, safe
 from console.screens.base import pass_worker_error_to_app
-
-if TYPE_CHECKING:
-    from console.app import SignalConsole
 
 KINDS: dict[str, tuple[str, str]] = {
     "registration_statuses": ("registration status", "registration_status"),
@@ -48,7 +46,7 @@ def split_tags(text: str) -> list[str]:
     return list(dict.fromkeys(t.strip() for t in text.replace(";", ",").split(",") if t.strip()))
 
 
-class AssignTagsModal(ModalScreen[dict[str, Any] | None]):
+class AssignTagsModal(ApiCalls, ModalScreen[dict[str, Any] | None]):
     """Set the tags of one item (an empty list removes its assignment)."""
 
     CSS_PATH = Path(__file__).with_name("assign_tags.tcss")
@@ -70,10 +68,6 @@ class AssignTagsModal(ModalScreen[dict[str, Any] | None]):
         self.label = label
         self.add = add
         self.context = context
-
-    @property
-    def console(self) -> SignalConsole:
-        return cast("SignalConsole", self.app)
 
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog") as box:
@@ -173,22 +167,22 @@ class AssignTagsModal(ModalScreen[dict[str, Any] | None]):
         self._error("")
         self.save(kind, label, tags)
 
-    @work(exclusive=True, group="assign-save", exit_on_error=False)
+    @api_worker("assign-save")
     async def save(self, kind: str, label: str, tags: list[str]) -> None:
         version = self.tags_body.get("version")
-        try:
-            answer = await self.console.client.assign_tags(
-                kind, label, tags, version if isinstance(version, int) else None
-            )
-        except RequestRefused as error:
-            self._error(error.message)
-            if any(p.path.startswith(("tags", "assignments")) for p in error.problems):
-                self.query_one("#tags", Input).add_class("error")
-            return
-        except ApiError as error:
-            self._error(error.message)
-            return
+        assigning = self.console.client.assign_tags(
+            kind, label, tags, version if isinstance(version, int) else None
+        )
+        answer = await self.call_api("assign tags", assigning, failed=self._refused)
         self.dismiss({**answer, "saved": {"kind": kind, "label": label}})
+
+    def _refused(self, error: ApiError) -> None:
+        """Shown in the dialog, which stays open; a refusal naming the tags marks their box."""
+        self._error(error.message)
+        if isinstance(error, RequestRefused) and any(
+            p.path.startswith(("tags", "assignments")) for p in error.problems
+        ):
+            self.query_one("#tags", Input).add_class("error")
 
     @on(Worker.StateChanged)
     def _worker_failed(self, event: Worker.StateChanged) -> None:

@@ -1,5 +1,7 @@
 """What every console screen shares: the top bar (screen, RO badge, freshness), the `:` command
-line, registry bindings with read-only gating, and a refresh loop that never overlaps.
+line, registry bindings with read-only gating, a refresh loop that never overlaps, and calls to
+control that report their failures the same way everywhere (`console.calls`: `call_api` inside
+an `api_worker`).
 
 The loop: `poll()` starts one exclusive worker; when its result (or failure) arrives the screen
 renders and only then schedules the next poll, so a slow control never piles requests up.
@@ -8,7 +10,7 @@ renders and only then schedules the next poll, so a slow control never piles req
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, ClassVar, cast
+from typing import Any, ClassVar
 
 from textual import on
 from textual.app import ComposeResult
@@ -20,10 +22,8 @@ from textual.widgets import Footer, Input, Static
 from textual.worker import Worker, WorkerState
 
 from console import actions
+from console.calls import ApiCalls
 from console.fmt import ago, esc
-
-if TYPE_CHECKING:
-    from console.app import SignalConsole
 
 COMMANDS = [
     ":flows",
@@ -48,14 +48,14 @@ class CommandLine(Input):
 
 
 def pass_worker_error_to_app(screen: Screen[Any], event: Worker.StateChanged) -> None:
-    """Hand a worker's failure to the app, whose handler reports it (`SignalConsole.
-    worker_state`): `Worker.StateChanged` does not bubble, it reaches only the screen that ran
+    """Hand a worker's failure to the app, whose handler reports it (`console.app`'s
+    `worker_state`): `Worker.StateChanged` does not bubble, it reaches only the screen that ran
     the worker, so every screen with workers passes its failures on through this."""
     if event.state == WorkerState.ERROR:
         screen.app.post_message(Worker.StateChanged(event.worker, event.state))
 
 
-class BaseScreen(Screen[None]):
+class BaseScreen(ApiCalls, Screen[None]):
     SCOPE: ClassVar[str] = actions.GLOBAL
     TITLE_TEXT: ClassVar[str] = ""
     POLLS: ClassVar[bool] = True
@@ -74,10 +74,6 @@ class BaseScreen(Screen[None]):
         if "SCOPE" in cls.__dict__:
             cls.BINDINGS = [*actions.bindings(cls.SCOPE), *cls.__dict__.get("EXTRA_BINDINGS", [])]
         super().__init_subclass__(**kwargs)
-
-    @property
-    def console(self) -> SignalConsole:
-        return cast("SignalConsole", self.app)
 
     def compose(self) -> ComposeResult:
         yield Static(id="topbar")

@@ -16,18 +16,19 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from rich.text import Text
-from textual import on, work
+from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.widgets import DataTable
 
-from apiclient.errors import ApiError
 from apiclient.rows import FlowRow
 from console import fmt
+from console.calls import api_worker
 from console.messages import ApiFailed, CatalogLoaded
 from console.screens.assign_tags import AssignTagsModal, describe, kinds_of_tag
 from console.screens.base import BaseScreen
 from console.screens.modals import TextModal
+from console.widgets.table import SignalTable
 
 SETUP_KINDS = (
     ("statuses", "label", "statuses", "registration_statuses"),
@@ -99,8 +100,6 @@ class CatalogScreen(BaseScreen):
     TITLE_TEXT = "Tags & events"
     EXTRA_BINDINGS: ClassVar[list[BindingType]] = [
         Binding("tab", "app.focus_next", show=False),
-        Binding("j", "cursor_down", show=False),
-        Binding("k", "cursor_up", show=False),
     ]
 
     def __init__(self) -> None:
@@ -110,14 +109,14 @@ class CatalogScreen(BaseScreen):
         self.tags_body: dict[str, Any] = {}
 
     def body(self) -> ComposeResult:
-        tags: DataTable[Any] = DataTable(id="tags", cursor_type="row", zebra_stripes=True)
+        tags = SignalTable(id="tags", cursor_type="row", zebra_stripes=True)
         tags.border_title = "tags"
         tags.add_column("Tag", key="name", width=16)
         tags.add_column("Applies to", key="objects", width=24)
         tags.add_column("Assigned", key="assigned", width=9)
         tags.add_column("Used by flows", key="used")
         yield tags
-        events: DataTable[Any] = DataTable(id="events", cursor_type="row", zebra_stripes=True)
+        events = SignalTable(id="events", cursor_type="row", zebra_stripes=True)
         events.border_title = "events"
         events.add_column("Event", key="code", width=12)
         events.add_column("Name", key="name", width=26)
@@ -129,16 +128,13 @@ class CatalogScreen(BaseScreen):
     def load(self) -> None:
         self.fetch()
 
-    @work(exclusive=True, group="catalog-load", exit_on_error=False)
+    @api_worker("catalog-load")
     async def fetch(self) -> None:
         client = self.console.client
-        try:
-            tags = await client.tags()
-            events = await client.events()
-            flows = await client.flows()
-        except ApiError as error:
-            self.post_message(ApiFailed("load tags and events", error.message))
-            return
+        what = "load tags and events"
+        tags = await self.call_api(what, client.tags())
+        events = await self.call_api(what, client.events())
+        flows = await self.call_api(what, client.flows())
         self.post_message(CatalogLoaded(tags, events, flows))
 
     @on(CatalogLoaded)
@@ -199,34 +195,18 @@ class CatalogScreen(BaseScreen):
         self.console.report_error(message.what, message.error)
         self.loaded(ok=False)
 
-    def action_cursor_down(self) -> None:
-        table = self.focused
-        if isinstance(table, DataTable):
-            table.action_cursor_down()
-
-    def action_cursor_up(self) -> None:
-        table = self.focused
-        if isinstance(table, DataTable):
-            table.action_cursor_up()
-
     def action_open_event(self) -> None:
-        table = self.query_one("#events", DataTable)
-        if not table.row_count:
-            return
-        code = str(table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value)
-        self.open_event(code)
+        code = self.query_one("#events", SignalTable).selected_key()
+        if code is not None:
+            self.open_event(code)
 
     @on(DataTable.RowSelected, "#events")
     def event_selected(self, event: DataTable.RowSelected) -> None:
         self.open_event(str(event.row_key.value))
 
-    @work(exclusive=True, group="catalog-event", exit_on_error=False)
+    @api_worker("catalog-event")
     async def open_event(self, code: str) -> None:
-        try:
-            event = await self.console.client.event(code)
-        except ApiError as error:
-            self.post_message(ApiFailed(f"load event {code}", error.message))
-            return
+        event = await self.call_api(f"load event {code}", self.console.client.event(code))
         text, flagged = setup_report(event, dependencies(self.flows))
         title = f"{code} set-up" + (f" — {flagged} untagged item(s) flows need" if flagged else "")
         self.app.call_later(self.app.push_screen, TextModal(title, text))
@@ -239,9 +219,9 @@ class CatalogScreen(BaseScreen):
             return
         add: tuple[str, ...] = ()
         kind = "registration_statuses"
-        table = self.query_one("#tags", DataTable)
-        if self.focused is table and table.row_count:
-            name = str(table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value)
+        table = self.query_one("#tags", SignalTable)
+        name = table.selected_key()
+        if self.focused is table and name is not None:
             [tag] = [t for t in self.tags_body.get("tags", []) if t.get("name") == name] or [{}]
             kinds = kinds_of_tag(tag)
             if kinds:

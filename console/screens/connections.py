@@ -14,13 +14,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 from urllib.parse import urlparse
 
 from rich.text import Text
-from textual import on, work
+from textual import on
 from textual.app import ComposeResult
-from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, VerticalScroll
 from textual.message import Message
 from textual.validation import Function
@@ -29,6 +28,7 @@ from textual.widgets import Button, DataTable, Input, Label, LoadingIndicator, S
 from apiclient.errors import ApiError, RequestRefused
 from apiclient.rows import ConnectionRow, TestResult
 from console import fmt
+from console.calls import api_worker
 from console.messages import (
     ApiFailed,
     ConnectionDeleted,
@@ -38,6 +38,7 @@ from console.messages import (
 )
 from console.screens.base import BaseScreen
 from console.screens.modals import ConfirmModal, TypeToConfirmModal
+from console.widgets.table import SignalTable
 
 CSS = Path(__file__).with_name("connections.tcss")
 
@@ -105,10 +106,6 @@ class ConnectionsScreen(BaseScreen):
     CSS_PATH = CSS
     SCOPE = "connections"
     TITLE_TEXT = "Connections"
-    EXTRA_BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("j", "cursor_down", show=False),
-        Binding("k", "cursor_up", show=False),
-    ]
 
     def __init__(self) -> None:
         super().__init__()
@@ -116,7 +113,7 @@ class ConnectionsScreen(BaseScreen):
         self.results: dict[str, Text] = {}
 
     def body(self) -> ComposeResult:
-        table: DataTable[Any] = DataTable(id="connections", cursor_type="row", zebra_stripes=True)
+        table = SignalTable(id="connections", cursor_type="row", zebra_stripes=True)
         table.border_title = "connections"
         table.add_column("Name", key="name", width=20)
         table.add_column("Secret", key="secret", width=9)
@@ -131,12 +128,10 @@ class ConnectionsScreen(BaseScreen):
     def load(self) -> None:
         self.fetch()
 
-    @work(exclusive=True, group="connections-load", exit_on_error=False)
+    @api_worker("connections-load")
     async def fetch(self) -> None:
-        try:
-            self.post_message(ConnectionsLoaded(await self.console.client.connections()))
-        except ApiError as error:
-            self.post_message(ApiFailed("load connections", error.message))
+        connections = await self.call_api("load connections", self.console.client.connections())
+        self.post_message(ConnectionsLoaded(connections))
 
     @on(ConnectionsLoaded)
     def connections_loaded(self, message: ConnectionsLoaded) -> None:
@@ -173,17 +168,8 @@ class ConnectionsScreen(BaseScreen):
             self.query_one("#test-result", Static).update(Text(f"✗ {message.error}", "red"))
 
     def selected(self) -> ConnectionRow | None:
-        table = self.query_one(DataTable)
-        if not table.row_count:
-            return None
-        key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
-        return self.rows.get(str(key))
-
-    def action_cursor_down(self) -> None:
-        self.query_one(DataTable).action_cursor_down()
-
-    def action_cursor_up(self) -> None:
-        self.query_one(DataTable).action_cursor_up()
+        key = self.query_one(SignalTable).selected_key()
+        return None if key is None else self.rows.get(key)
 
     def action_edit(self) -> None:
         row = self.selected()
@@ -214,13 +200,10 @@ class ConnectionsScreen(BaseScreen):
             TypeToConfirmModal(question, row.id, title="Delete connection"), confirmed
         )
 
-    @work(exclusive=True, group="connection-delete", exit_on_error=False)
+    @api_worker("connection-delete")
     async def delete(self, connection_id: str) -> None:
-        try:
-            await self.console.client.delete_connection(connection_id)
-        except ApiError as error:
-            self.post_message(ApiFailed("delete the connection", error.message))
-            return
+        deleting = self.console.client.delete_connection(connection_id)
+        await self.call_api("delete the connection", deleting)
         self.post_message(ConnectionDeleted(connection_id))
 
     @on(ConnectionDeleted)
@@ -235,13 +218,10 @@ class ConnectionsScreen(BaseScreen):
         self.query_one("#test-result", Static).update(Text(f"Testing {row.name}…"))
         self.run_test(row.id)
 
-    @work(exclusive=True, group="connection-test", exit_on_error=False)
+    @api_worker("connection-test")
     async def run_test(self, connection_id: str) -> None:
-        try:
-            result = await self.console.client.test_connection(connection_id)
-        except ApiError as error:
-            self.post_message(ApiFailed("test the connection", error.message))
-            return
+        testing = self.console.client.test_connection(connection_id)
+        result = await self.call_api("test the connection", testing)
         self.post_message(ConnectionTested(connection_id, result))
 
     @on(ConnectionTested)
@@ -386,47 +366,49 @@ class ConnectionForm(BaseScreen):
             self._busy(True, "Saving…")
             self.save(body, secret)
 
-    @work(exclusive=True, group="connection-save", exit_on_error=False)
+    @api_worker("connection-save")
     async def test_then_save(self, body: dict[str, Any], secret: str | None) -> None:
         """Test the form's settings; save them only when the test passes (a failed test asks
         whether to save anyway, `CandidateFailed`)."""
-        try:
-            result = await self.console.client.test_candidate_connection(body, secret)
-        except RequestRefused as error:
+
+        def refused(error: ApiError) -> Message | None:
+            if not isinstance(error, RequestRefused):
+                return ApiFailed("test the connection", error.message)
             self.post_message(CandidateFailed(body, secret, None, error.message))
-            for problem in error.problems:
-                self.call_later(self._mark, problem.path.split(".")[0])
-            return
-        except ApiError as error:
-            self.post_message(ApiFailed("test the connection", error.message))
-            return
+            self._mark_problems(error)
+            return None
+
+        testing = self.console.client.test_candidate_connection(body, secret)
+        result = await self.call_api("test the connection", testing, failed=refused)
         if not result.ok:
             self.post_message(CandidateFailed(body, secret, result, result.message))
             return
-        if await self._save(body, secret):
-            self.post_message(ConnectionTested(str(body.get("id", "")), result))
+        await self._save(body, secret)
+        self.post_message(ConnectionTested(str(body.get("id", "")), result))
 
-    @work(exclusive=True, group="connection-save", exit_on_error=False)
+    @api_worker("connection-save")
     async def save(self, body: dict[str, Any], secret: str | None) -> None:
         await self._save(body, secret)
 
-    async def _save(self, body: dict[str, Any], secret: str | None) -> bool:
-        try:
-            version = self.row.raw.get("version") if self.row else None
-            saved = await self.console.client.save_connection(
-                body, create=self.row is None, secret=secret, version=version
-            )
-        except RequestRefused as error:
+    async def _save(self, body: dict[str, Any], secret: str | None) -> None:
+        """Save the form (a refusal marks the fields it names); the worker stops on failure."""
+
+        def refused(error: ApiError) -> None:
             self.post_message(ApiFailed("save the connection", error.message))
-            for problem in error.problems:
-                name = problem.path.split(".")[0]
-                self.call_later(self._mark, name)
-            return False
-        except ApiError as error:
-            self.post_message(ApiFailed("save the connection", error.message))
-            return False
+            if isinstance(error, RequestRefused):
+                self._mark_problems(error)
+
+        version = self.row.raw.get("version") if self.row else None
+        saving = self.console.client.save_connection(
+            body, create=self.row is None, secret=secret, version=version
+        )
+        saved = await self.call_api("save the connection", saving, failed=refused)
         self.post_message(ConnectionSaved(saved))
-        return True
+
+    def _mark_problems(self, error: RequestRefused) -> None:
+        """Mark the fields a refusal names (`client_id`, `service_url.host` → `#service_url`)."""
+        for problem in error.problems:
+            self.call_later(self._mark, problem.path.split(".")[0])
 
     @on(CandidateFailed)
     def candidate_failed(self, message: CandidateFailed) -> None:

@@ -10,40 +10,43 @@ before saving, since the edit changes what they send too.
 Esc with unsaved edits asks (save / discard / keep editing). The filters' JSON is checked as it
 is typed and its error shows right under the field. Every key goes through the action registry
 (scopes `flow` and `field-form`).
+
+The mapping's table, who shares it and how it is saved are in `flow_mapping`; the dialog for one
+mapping field is `field_form`.
 """
 
 from __future__ import annotations
 
 import json
+from functools import partial
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 from rich.text import Text
-from textual import on, work
+from textual import on
 from textual.app import ComposeResult
-from textual.binding import BindingType
 from textual.containers import Horizontal, VerticalScroll
-from textual.screen import ModalScreen
-from textual.suggester import SuggestFromList
-from textual.widgets import (
-    Checkbox,
-    DataTable,
-    Input,
-    Label,
-    Select,
-    SelectionList,
-    Static,
-    TextArea,
-)
+from textual.widgets import DataTable, Input, Label, Select, SelectionList, Static, TextArea
 
-from apiclient.errors import ApiError, RequestRefused
 from apiclient.rows import FlowRow, TargetField
 from config.models import ACTIVATE_FOR_KINDS, Action, Source, StandardProperty
-from console import actions, fmt
+from console.calls import api_worker
 from console.messages import ApiFailed, FieldsRefreshed, FlowDetailLoaded, FlowSaved, PreviewLoaded
 from console.screens.base import BaseScreen
+from console.screens.field_form import FieldForm
+from console.screens.flow_mapping import (
+    flow_save_failed,
+    mapping_of,
+    save_mapping,
+    shared_with,
+    show_fields,
+)
 from console.screens.mapping_preview import MappingPreviewModal
 from console.screens.modals import ConfirmModal, TypeToConfirmModal, UnsavedModal
+from console.widgets.table import SignalTable
+from console.widgets.tag_picker import TagPicker
+
+__all__ = ["FieldForm", "FlowDetailScreen", "filters_of"]
 
 CSS = Path(__file__).with_name("flow_detail.tcss")
 KIND_TITLES = {
@@ -53,90 +56,6 @@ KIND_TITLES = {
     "session_registration_statuses": "Session registration statuses",
     "event_statuses": "Event statuses",
 }
-TRANSFORMS = ("lower", "proper", "upper", "trim")
-
-
-def _split(text: str) -> list[str]:
-    return [part.strip() for part in text.split(",") if part.strip()]
-
-
-class TagPicker(SelectionList[str]):
-    """Tags to pick, each marked in words as well as colour ("✓ on" / "  off"), so the choice
-    reads the same without colour (NO_COLOR, some SSH terminals)."""
-
-    def mark(self) -> None:
-        chosen = set(self.selected)
-        for index in range(self.option_count):
-            option = self.get_option_at_index(index)
-            value = str(option.value)
-            self.replace_option_prompt_at_index(
-                index, Text(f"{'✓' if value in chosen else ' '} {value}")
-            )
-
-    def on_selection_list_selected_changed(self) -> None:
-        self.mark()
-
-
-class FieldForm(ModalScreen[dict[str, Any] | None]):
-    """One mapping field: target (suggested from the connection's fields), sources, transforms."""
-
-    CSS_PATH = CSS
-    SCOPE: ClassVar[str] = "field-form"
-    BINDINGS: ClassVar[list[BindingType]] = [*actions.bindings("field-form")]
-
-    def __init__(self, field: dict[str, Any] | None, targets: list[str]) -> None:
-        super().__init__()
-        self.field = field or {}
-        self.targets = targets
-
-    def compose(self) -> ComposeResult:
-        with VerticalScroll(id="field-dialog") as box:
-            box.border_title = "mapping field"
-            box.border_subtitle = "ctrl+s done · esc cancel"
-            yield Label("Target Marketo field")
-            yield Input(
-                self.field.get("target", ""),
-                id="f-target",
-                suggester=SuggestFromList(self.targets, case_sensitive=False),
-            )
-            yield Label("Source fields, comma separated (joined with the separator)")
-            yield Input(", ".join(self.field.get("sources", [])), id="f-sources")
-            yield Label("Separator")
-            yield Input(self.field.get("separator", " "), id="f-separator")
-            yield Label("Transforms in order (lower, proper, upper, trim)")
-            yield Input(", ".join(self.field.get("transforms", [])), id="f-transforms")
-            required = self.field.get("required")
-            yield Checkbox("Required", bool(required), id="f-required")
-
-    def on_mount(self) -> None:
-        self.query_one("#f-target", Input).focus()
-
-    def action_cancel(self) -> None:
-        self.dismiss(None)
-
-    def action_done(self) -> None:
-        target = self.query_one("#f-target", Input).value.strip()
-        transforms = _split(self.query_one("#f-transforms", Input).value)
-        bad = [t for t in transforms if t not in TRANSFORMS]
-        if not target or bad:
-            self.notify(
-                "a target is needed" if not target else f"unknown transform {bad[0]!r}",
-                severity="warning",
-            )
-            return
-        field = dict(self.field)
-        field.update(
-            target=target,
-            sources=_split(self.query_one("#f-sources", Input).value),
-            separator=self.query_one("#f-separator", Input).value or " ",
-            transforms=transforms,
-            required=self.query_one("#f-required", Checkbox).value,
-        )
-        self.dismiss(field)
-
-    @on(Input.Submitted)
-    def submitted(self) -> None:
-        self.action_done()
 
 
 class FlowDetailScreen(BaseScreen):
@@ -204,7 +123,7 @@ class FlowDetailScreen(BaseScreen):
             with Horizontal(classes="row"):
                 yield Label("Mapping", classes="label")
                 yield Select([], id="mapping", prompt="(none)")
-            table: DataTable[Any] = DataTable(id="mapping-fields", cursor_type="row")
+            table = SignalTable(id="mapping-fields", cursor_type="row")
             table.add_column("Target", key="target", width=20)
             table.add_column("Sources", key="sources", width=30)
             table.add_column("Transforms", key="transforms", width=12)
@@ -220,19 +139,16 @@ class FlowDetailScreen(BaseScreen):
 
     # --- loading ---------------------------------------------------------------------------
 
-    @work(exclusive=True, group="flow-load", exit_on_error=False)
+    @api_worker("flow-load")
     async def fetch(self) -> None:
         client = self.console.client
-        try:
-            account = await client.account()
-            account["mappings"] = await client.mappings()
-            if self.flow_id:
-                flow = await client.flow(self.flow_id)
-            else:
-                flow = FlowRow.from_json({"id": "", "name": "", "mode": "test"})
-        except ApiError as error:
-            self.post_message(ApiFailed("load the flow", error.message))
-            return
+        what = "load the flow"
+        account = await self.call_api(what, client.account())
+        account["mappings"] = await self.call_api(what, client.mappings())
+        if self.flow_id:
+            flow = await self.call_api(what, client.flow(self.flow_id))
+        else:
+            flow = FlowRow.from_json({"id": "", "name": "", "mode": "test"})
         self.post_message(FlowDetailLoaded(flow, account))
 
     @on(FlowDetailLoaded)
@@ -297,59 +213,23 @@ class FlowDetailScreen(BaseScreen):
             box.clear()
 
     def _load_mapping(self, mapping_id: str | None) -> None:
-        mapping = next((m for m in self.account.get("mappings", []) if m["id"] == mapping_id), None)
-        self.mapping_fields = [dict(f) for f in (mapping or {}).get("fields", [])]
+        mapping = mapping_of(self.account, mapping_id) or {}
+        self.mapping_fields = [dict(f) for f in mapping.get("fields", [])]
         self.mapping_dirty = False
         self._render_mapping()
 
     def _render_mapping(self) -> None:
-        table = self.query_one("#mapping-fields", DataTable)
-        known = {f.name for f in self.target_fields}
-        table.clear()
-        for index, field in enumerate(self.mapping_fields):
-            required = field.get("required")
-            if required is None:
-                required = field.get("target") in ("email", "firstName", "lastName")
-            if not known:
-                state = Text("? refresh (ctrl+f)", style="dim")
-            elif field.get("target") in known:
-                state = Text("✓")
-            else:
-                state = Text("✗ unknown field", style="bold red")
-            table.add_row(
-                *fmt.cells(
-                    [
-                        field.get("target", ""),
-                        " + ".join(field.get("sources", [])),
-                        ",".join(field.get("transforms", [])),
-                        "yes" if required else "",
-                        state,
-                    ]
-                ),
-                key=str(index),
-            )
-        dirty = " (changed, saved with the flow)" if self.mapping_dirty else ""
-        table.border_title = f"mapping fields [{len(self.mapping_fields)}]{dirty}"
-        shared = self._shared_with(self._mapping_id())
-        note = f"shared with {', '.join(shared)} · " if shared else ""
-        table.border_subtitle = fmt.esc(f"{note}enter edit · ctrl+n add · ctrl+d delete")
+        show_fields(
+            self.query_one("#mapping-fields", SignalTable),
+            self.mapping_fields,
+            {f.name for f in self.target_fields},
+            dirty=self.mapping_dirty,
+            shared=self._shared_with(self._mapping_id()),
+        )
 
     def _shared_with(self, mapping_id: str | None) -> list[str]:
         """The names of the other flows whose destination uses `mapping_id`."""
-        if not mapping_id:
-            return []
-        names = {f.get("id"): f.get("name") or f.get("id") for f in self.account.get("flows", [])}
-        mapping: dict[str, Any] = next(
-            (m for m in self.account.get("mappings", []) if m["id"] == mapping_id), {}
-        )
-        users = mapping.get("used_by")
-        if users is None:
-            users = [
-                f.get("id")
-                for f in self.account.get("flows", [])
-                if (f.get("destination") or {}).get("mapping") == mapping_id
-            ]
-        return [str(names.get(u) or u) for u in users if u and u != self.flow_id]
+        return shared_with(self.account, mapping_id, self.flow_id)
 
     def _show_reasons(self, flow: FlowRow) -> None:
         box = self.query_one("#reasons", Static)
@@ -421,13 +301,10 @@ class FlowDetailScreen(BaseScreen):
         self.query_one("#preview", Static).update(Text(f"Refreshing target fields of {value}…"))
         self.refresh_fields(value)
 
-    @work(exclusive=True, group="flow-fields", exit_on_error=False)
+    @api_worker("flow-fields")
     async def refresh_fields(self, connection_id: str) -> None:
-        try:
-            fields = await self.console.client.refresh_fields(connection_id)
-        except ApiError as error:
-            self.post_message(ApiFailed("refresh target fields", error.message))
-            return
+        refreshing = self.console.client.refresh_fields(connection_id)
+        fields = await self.call_api("refresh target fields", refreshing)
         self.post_message(FieldsRefreshed(connection_id, fields))
 
     @on(FieldsRefreshed)
@@ -445,15 +322,11 @@ class FlowDetailScreen(BaseScreen):
             return
         self.preview(mapping, self.flow_id)
 
-    @work(exclusive=True, group="flow-preview", exit_on_error=False)
+    @api_worker("flow-preview")
     async def preview(self, mapping_id: str, flow_id: str | None) -> None:
         body = {"flow_id": flow_id} if flow_id else {}
-        try:
-            result = await self.console.client.preview_mapping(mapping_id, body)
-        except ApiError as error:
-            self.post_message(ApiFailed("preview the mapping", error.message))
-            return
-        self.post_message(PreviewLoaded(result))
+        previewing = self.console.client.preview_mapping(mapping_id, body)
+        self.post_message(PreviewLoaded(await self.call_api("preview the mapping", previewing)))
 
     @on(PreviewLoaded)
     def preview_loaded(self, message: PreviewLoaded) -> None:
@@ -567,65 +440,28 @@ class FlowDetailScreen(BaseScreen):
         self.close_after_save = close
         self.save(body)
 
-    @work(exclusive=True, group="flow-save", exit_on_error=False)
+    @api_worker("flow-save")
     async def save(self, body: dict[str, Any]) -> None:
         """The mapping goes first, then the flow: two requests, so a flow refused after its
         mapping was stored leaves the mapping changed, and the error says so (naming both)
-        rather than claiming nothing changed."""
+        rather than claiming nothing changed (`flow_mapping.flow_save_failed`)."""
         client = self.console.client
+        what, name = "save the flow", body["name"]
         mapping_saved: str | None = None
-        try:
-            mapping = body["destination"].get("mapping")
-            if self.mapping_dirty and mapping:
-                await self._save_mapping(mapping)
-                mapping_saved = mapping
-                self.mapping_dirty = False
-                self._render_mapping()
-            if self.flow_id:
-                version = self.flow.raw.get("version") if self.flow else None
-                flow = await client.save_flow(self.flow_id, body, version)
-            else:
-                flow = await client.create_flow(body)
-        except RequestRefused as error:
-            if error.status == 409 and any(p.path == "version" for p in error.problems):
-                text = (
-                    "someone else saved this flow since it was opened; nothing was changed — "
-                    "close and reopen it to see their version"
-                )
-                if mapping_saved is not None:
-                    text = (
-                        f"mapping {mapping_saved!r} was saved, but flow {body['name']!r} was "
-                        "not: someone else saved the flow since it was opened — close and "
-                        "reopen it, then re-apply your changes to the flow"
-                    )
-            else:
-                text = _after_mapping(mapping_saved, "\n".join(str(p) for p in error.problems))
-            self.post_message(ApiFailed("save the flow", text))
-            return
-        except ApiError as error:
-            self.post_message(
-                ApiFailed("save the flow", _after_mapping(mapping_saved, error.message))
-            )
-            return
-        self.post_message(FlowSaved(flow))
-
-    async def _save_mapping(self, mapping_id: str) -> None:
-        mappings = self.account.get("mappings", [])
-        current = next((m for m in mappings if m["id"] == mapping_id), None)
-        if current is None:
-            raise ApiError(f"mapping {mapping_id!r} is not known to control; reopen the flow")
-        body = {"id": mapping_id, "name": current.get("name", mapping_id)}
-        body["fields"] = self.mapping_fields
-        try:
-            saved = await self.console.client.save_mapping(mapping_id, body, current.get("version"))
-        except RequestRefused as error:
-            if error.status == 409 and any(p.path == "version" for p in error.problems):
-                raise ApiError(
-                    f"someone else changed mapping {mapping_id!r} since it was opened; nothing "
-                    "was saved — close and reopen the flow to see their version"
-                ) from None
-            raise
-        current.update(saved)
+        mapping = body["destination"].get("mapping")
+        if self.mapping_dirty and mapping:
+            storing = save_mapping(client, self.account, mapping, self.mapping_fields)
+            await self.call_api(what, storing, failed=partial(flow_save_failed, None, name))
+            mapping_saved = mapping
+            self.mapping_dirty = False
+            self._render_mapping()
+        if self.flow_id:
+            version = self.flow.raw.get("version") if self.flow else None
+            saving = client.save_flow(self.flow_id, body, version)
+        else:
+            saving = client.create_flow(body)
+        failed = partial(flow_save_failed, mapping_saved, name)
+        self.post_message(FlowSaved(await self.call_api(what, saving, failed=failed)))
 
     @on(FlowSaved)
     def flow_saved(self, message: FlowSaved) -> None:
@@ -698,13 +534,6 @@ JSON_KINDS: dict[type, str] = {
     bool: "true or false",
     type(None): "null",
 }
-
-
-def _after_mapping(mapping_saved: str | None, text: str) -> str:
-    """A flow save's error, saying first that the mapping saved before it did change."""
-    if mapping_saved is None:
-        return text
-    return f"mapping {mapping_saved!r} was saved, the flow was not:\n{text}"
 
 
 def filters_of(text: str) -> tuple[list[Any], str | None]:

@@ -14,18 +14,19 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from rich.text import Text
-from textual import on, work
+from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.screen import ModalScreen
 from textual.widgets import DataTable, Input
 
-from apiclient.errors import ApiError
 from apiclient.rows import FlowRow, FlowStats
 from console import fmt
+from console.calls import api_worker
 from console.messages import ApiFailed, FlowChanged, FlowsLoaded, FlowStatsLoaded
 from console.screens.base import BaseScreen
 from console.screens.modals import ConfirmModal, TextModal, TypeToConfirmModal
+from console.widgets.table import SignalTable
 
 SOURCE_SHORT = {
     "registration.create_update": "reg c/u",
@@ -55,12 +56,6 @@ class FlowsScreen(BaseScreen):
     CSS_PATH = Path(__file__).with_name("flows.tcss")
     SCOPE = "flows"
     TITLE_TEXT = "Flows"
-    EXTRA_BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("j", "cursor('down')", show=False),
-        Binding("k", "cursor('up')", show=False),
-        Binding("g", "cursor('top')", show=False),
-        Binding("G", "cursor('bottom')", show=False),
-    ]
 
     def __init__(self) -> None:
         super().__init__()
@@ -83,7 +78,7 @@ class FlowsScreen(BaseScreen):
         return self.layout_name != "wide"
 
     def body(self) -> ComposeResult:
-        table: DataTable[Any] = DataTable(id="flows", cursor_type="row", zebra_stripes=True)
+        table = SignalTable(id="flows", cursor_type="row", zebra_stripes=True)
         table.border_title = "flows"
         yield table
         search = FilterInput(placeholder="filter flows by name (esc clears)", id="filter")
@@ -126,18 +121,12 @@ class FlowsScreen(BaseScreen):
     def load(self) -> None:
         self.fetch()
 
-    @work(exclusive=True, group="flows-load", exit_on_error=False)
+    @api_worker("flows-load")
     async def fetch(self) -> None:
         client = self.console.client
-        try:
-            self.post_message(FlowsLoaded(await client.flows()))
-        except ApiError as error:
-            self.post_message(ApiFailed("load flows", error.message))
-            return
-        try:
-            self.post_message(FlowStatsLoaded(await client.flow_stats(self.console.clock())))
-        except ApiError as error:
-            self.post_message(ApiFailed("load today's counts", error.message))
+        self.post_message(FlowsLoaded(await self.call_api("load flows", client.flows())))
+        stats = client.flow_stats(self.console.clock())
+        self.post_message(FlowStatsLoaded(await self.call_api("load today's counts", stats)))
 
     @on(FlowsLoaded)
     def flows_loaded(self, message: FlowsLoaded) -> None:
@@ -227,22 +216,8 @@ class FlowsScreen(BaseScreen):
     # --- actions ---------------------------------------------------------------------------
 
     def selected(self) -> FlowRow | None:
-        table = self.query_one(DataTable)
-        if not table.row_count:
-            return None
-        key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
-        return self.flows.get(str(key))
-
-    def action_cursor(self, where: str) -> None:
-        table = self.query_one(DataTable)
-        if where == "down":
-            table.action_cursor_down()
-        elif where == "up":
-            table.action_cursor_up()
-        elif where == "top":
-            table.move_cursor(row=0)
-        else:
-            table.move_cursor(row=table.row_count - 1)
+        key = self.query_one(SignalTable).selected_key()
+        return None if key is None else self.flows.get(key)
 
     def action_open_flow(self) -> None:
         flow = self.selected()
@@ -383,25 +358,22 @@ class FlowsScreen(BaseScreen):
         modal = TypeToConfirmModal(question, flow.id, title="TEST → LIVE", flow_name=flow.name)
         self._ask(flow, modal, partial(self._switch_mode, flow, "live"))
 
-    @work(group="flows-mutate", exit_on_error=False)
+    @api_worker("flows-mutate", exclusive=False)
     async def set_active(self, flow_id: str, active: bool) -> None:
         """Never exclusive: the switch queue starts one change at a time, and a change
         cancelled mid-request could be made by control with nobody told."""
         try:
-            flow = await self.console.client.set_active(flow_id, active)
+            change = self.console.client.set_active(flow_id, active)
+            flow = await self.call_api("change active", change)
             self.post_message(FlowChanged(flow, "activated" if active else "deactivated"))
-        except ApiError as error:
-            self.post_message(ApiFailed("change active", error.message))
         finally:
             self.call_later(self._next_switch)
 
-    @work(group="flows-mutate", exit_on_error=False)
+    @api_worker("flows-mutate", exclusive=False)
     async def set_mode(self, flow_id: str, mode: str) -> None:
         try:
-            flow = await self.console.client.set_mode(flow_id, mode)
+            flow = await self.call_api("change mode", self.console.client.set_mode(flow_id, mode))
             self.post_message(FlowChanged(flow, f"now {mode.upper()}"))
-        except ApiError as error:
-            self.post_message(ApiFailed("change mode", error.message))
         finally:
             self.call_later(self._next_switch)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import platform
 from importlib import metadata
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar
+from typing import ClassVar
 
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
@@ -15,9 +15,7 @@ from textual.widgets import Static
 
 from console import actions
 from console.fmt import esc
-
-if TYPE_CHECKING:
-    from console.app import SignalConsole
+from console.host import ConsoleHost
 
 SCOPE_TITLES = {
     actions.GLOBAL: "Everywhere",
@@ -136,7 +134,7 @@ class DebugScreen(ModalScreen[None]):
     SCOPE: ClassVar[str] = "panel"
     BINDINGS: ClassVar[list[BindingType]] = [*actions.bindings("panel")]
 
-    def __init__(self, app: SignalConsole) -> None:
+    def __init__(self, app: ConsoleHost) -> None:
         super().__init__()
         self.console = app
 

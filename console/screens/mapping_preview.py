@@ -13,12 +13,13 @@ from typing import Any, ClassVar
 from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
-from textual.binding import Binding, BindingType
+from textual.binding import BindingType
 from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import DataTable, Static
 
 from console import actions, fmt
+from console.widgets.table import SignalTable
 
 OUTCOME_WORDS = {
     "would_send": "would send",
@@ -96,16 +97,11 @@ def preview_rows(preview: dict[str, Any]) -> list[tuple[str, list[Any]]]:
     return rows
 
 
-class PreviewTable(DataTable[Any]):
-    """Rows move with the arrows and vim keys; home/end (and g/G) go to the first and last row,
-    not to the left and right edge, since a preview is read top to bottom."""
+class PreviewTable(SignalTable):
+    """The console's table keys, and home/end go to the first and last row, not to the left
+    and right edge, since a preview is read top to bottom (registry scope `preview-table`)."""
 
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("j", "cursor_down", show=False),
-        Binding("k", "cursor_up", show=False),
-        Binding("home,g", "scroll_top", show=False),
-        Binding("end,G", "scroll_bottom", show=False),
-    ]
+    BINDINGS: ClassVar[list[BindingType]] = [*actions.bindings("preview-table")]
 
 
 class MappingPreviewModal(ModalScreen[None]):

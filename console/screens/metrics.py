@@ -17,21 +17,23 @@ import asyncio
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 from rich.text import Text
-from textual import on, work
+from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical
 from textual.widgets import DataTable, RichLog, Sparkline, Static, TabbedContent, TabPane
 
-from apiclient.errors import ApiError
 from console import fmt
+from console.calls import api_worker
 from console.messages import ApiFailed, MetricsSnapshot
 from console.screens.base import BaseScreen
+from console.widgets.table import SignalTable
 
 PERIODS = ("1h", "24h", "7d", "30d")
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -210,7 +212,7 @@ class MetricsScreen(BaseScreen):
                 yield Static("loading…", id="trouble-text")
                 yield Static("Retry activity", classes="plot-title")
                 yield Sparkline([], id="retry-spark")
-                table: DataTable[Any] = DataTable(id="conn-activity", cursor_type="row")
+                table = SignalTable(id="conn-activity", cursor_type="row")
                 table.add_column("Connection", key="id", width=16)
                 table.add_column("Calls", key="calls", width=6)
                 table.add_column("Errors", key="errors", width=6)
@@ -270,8 +272,9 @@ class MetricsScreen(BaseScreen):
     def load(self) -> None:
         self.fetch(self.mode, self.period, self.feed_filter)
 
-    @work(exclusive=True, group="metrics-load", exit_on_error=False)
+    @api_worker("metrics-load")
     async def fetch(self, mode: str, period: str, feed: FeedFilter) -> None:
+        """The three parts at once; the first of them (in this order) that failed is told."""
         client = self.console.client
         results = await asyncio.gather(
             client.metrics_summary(mode, period),
@@ -283,13 +286,7 @@ class MetricsScreen(BaseScreen):
         )
         parts: list[Any] = []
         for name, result in zip(("summary", "troubleshooting", "activity"), results, strict=True):
-            if isinstance(result, ApiError):
-                self.post_message(ApiFailed(f"load {name}", result.message))
-                return
-            elif isinstance(result, BaseException):
-                raise result
-            else:
-                parts.append(result)
+            parts.append(await self.call_api(f"load {name}", _settled(result)))
         summary, trouble, items = parts
         self.post_message(
             MetricsSnapshot(mode, period, summary, trouble, items or [], feed_status=feed.name)
@@ -363,3 +360,10 @@ class MetricsScreen(BaseScreen):
     def failed(self, message: ApiFailed) -> None:
         self.console.report_error(message.what, message.error)
         self.loaded(ok=False)
+
+
+async def _settled(result: T | BaseException) -> T:
+    """A gathered result as the call would have ended: its answer, or its exception raised."""
+    if isinstance(result, BaseException):
+        raise result
+    return result

@@ -9,14 +9,14 @@ text (or escaped where a title is content markup), never parsed as markup."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
-from textual.screen import ModalScreen
+from textual.screen import ModalScreen, Screen
 from textual.widgets import Button, Input, Label, Static
 
 from config.flow_confirm import ascii_form, confirms_flow, refusal
@@ -24,6 +24,13 @@ from console import actions
 from console.fmt import esc, safe
 
 CSS = Path(__file__).with_name("modals.tcss")
+
+
+def first_key(screen: Screen[Any], action_id: str) -> str:
+    """The first key of a registry action, after the operator's keymap, as a dialog names it."""
+    overrides: dict[str, str] = getattr(screen.app, "keymap_overrides", {})
+    key = overrides.get(action_id, actions.BY_ID[action_id].keys).split(",")[0]
+    return {"escape": "esc"}.get(key, key)
 
 
 class ConfirmModal(ModalScreen[bool]):
@@ -176,14 +183,8 @@ class QuitModal(ModalScreen[str]):
         Binding("right,l", "app.focus_next", "", show=False),
     ]
 
-    def _key(self, action_id: str) -> str:
-        """The first key of an action, after the operator's keymap."""
-        overrides: dict[str, str] = getattr(self.app, "keymap_overrides", {})
-        key = overrides.get(action_id, actions.BY_ID[action_id].keys).split(",")[0]
-        return {"escape": "esc"}.get(key, key)
-
     def compose(self) -> ComposeResult:
-        detach, stop, cancel = (self._key(f"quit-{n}") for n in ("detach", "stop", "cancel"))
+        detach, stop, cancel = (first_key(self, f"quit-{n}") for n in ("detach", "stop", "cancel"))
         with Vertical(id="dialog") as box:
             box.border_title = "Leave the console"
             box.border_subtitle = esc(f"{detach} detach · {stop} stop Signal · {cancel} cancel")
@@ -227,13 +228,8 @@ class UnsavedModal(ModalScreen[str]):
         self.what = what
         self.title_text = title
 
-    def _key(self, action_id: str) -> str:
-        overrides: dict[str, str] = getattr(self.app, "keymap_overrides", {})
-        key = overrides.get(action_id, actions.BY_ID[action_id].keys).split(",")[0]
-        return {"escape": "esc"}.get(key, key)
-
     def compose(self) -> ComposeResult:
-        save, discard, keep = (self._key(f"unsaved-{n}") for n in ("save", "discard", "keep"))
+        save, discard, keep = (first_key(self, f"unsaved-{n}") for n in ("save", "discard", "keep"))
         with Vertical(id="dialog") as box:
             box.border_title = esc(self.title_text)
             box.border_subtitle = esc(f"{save} save · {discard} discard · {keep} keep editing")

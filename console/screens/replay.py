@@ -16,13 +16,13 @@ from pathlib import Path
 from typing import Any
 
 from rich.text import Text
-from textual import on, work
+from textual import on
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.timer import Timer
 from textual.widgets import Checkbox, Input, Label, Select, Static
 
-from apiclient.errors import ApiError
+from console.calls import api_worker
 from console.fmt import esc
 from console.messages import ApiFailed, ReplayDryRun, ReplayFlowsLoaded, ReplayProgress
 from console.screens.base import BaseScreen
@@ -99,13 +99,9 @@ class ReplayScreen(BaseScreen):
         super().on_mount()
         self.load_flows()
 
-    @work(exclusive=True, group="replay-load", exit_on_error=False)
+    @api_worker("replay-load")
     async def load_flows(self) -> None:
-        try:
-            flows = await self.console.client.flows()
-        except ApiError as error:
-            self.post_message(ApiFailed("load flows", error.message))
-            return
+        flows = await self.call_api("load flows", self.console.client.flows())
         self.post_message(ReplayFlowsLoaded(flows))
 
     @on(ReplayFlowsLoaded)
@@ -171,14 +167,10 @@ class ReplayScreen(BaseScreen):
         report.loading = True
         self.dry_run(scope)
 
-    @work(exclusive=True, group="replay-dry", exit_on_error=False)
+    @api_worker("replay-dry")
     async def dry_run(self, scope: dict[str, Any]) -> None:
-        try:
-            report = await self.console.client.replay_dry_run(scope)
-        except ApiError as error:
-            self.post_message(ApiFailed("dry-run the replay", error.message))
-            return
-        self.post_message(ReplayDryRun(scope, report))
+        running = self.console.client.replay_dry_run(scope)
+        self.post_message(ReplayDryRun(scope, await self.call_api("dry-run the replay", running)))
 
     @on(ReplayDryRun)
     def dry_run_done(self, message: ReplayDryRun) -> None:
@@ -268,14 +260,10 @@ class ReplayScreen(BaseScreen):
         """The replay's published changes do not all have their final outcome yet."""
         return self.progress is not None and not self.progress.get("finished", True)
 
-    @work(exclusive=True, group="replay-start", exit_on_error=False)
+    @api_worker("replay-start")
     async def start_replay(self, scope: dict[str, Any]) -> None:
-        try:
-            progress = await self.console.client.replay_start(scope)
-        except ApiError as error:
-            self.post_message(ApiFailed("start the replay", error.message))
-            return
-        self.post_message(ReplayProgress(progress))
+        starting = self.console.client.replay_start(scope)
+        self.post_message(ReplayProgress(await self.call_api("start the replay", starting)))
 
     @on(ReplayProgress)
     def progress_arrived(self, message: ReplayProgress) -> None:
@@ -305,14 +293,10 @@ class ReplayScreen(BaseScreen):
         if self.replay_id:
             self.fetch_progress(self.replay_id)
 
-    @work(exclusive=True, group="replay-poll", exit_on_error=False)
+    @api_worker("replay-poll")
     async def fetch_progress(self, replay_id: str) -> None:
-        try:
-            progress = await self.console.client.replay(replay_id)
-        except ApiError as error:
-            self.post_message(ApiFailed("follow the replay", error.message))
-            return
-        self.post_message(ReplayProgress(progress))
+        following = self.console.client.replay(replay_id)
+        self.post_message(ReplayProgress(await self.call_api("follow the replay", following)))
 
     def _render_progress(self, progress: dict[str, Any]) -> None:
         box = self.query_one("#replay-progress", Static)
@@ -350,14 +334,10 @@ class ReplayScreen(BaseScreen):
         )
         self.app.push_screen(ConfirmModal(question, title="Cancel replay"), answer)
 
-    @work(exclusive=True, group="replay-cancel", exit_on_error=False)
+    @api_worker("replay-cancel")
     async def cancel_replay(self, replay_id: str) -> None:
-        try:
-            progress = await self.console.client.replay_cancel(replay_id)
-        except ApiError as error:
-            self.post_message(ApiFailed("cancel the replay", error.message))
-            return
-        self.post_message(ReplayProgress(progress))
+        cancelling = self.console.client.replay_cancel(replay_id)
+        self.post_message(ReplayProgress(await self.call_api("cancel the replay", cancelling)))
 
     @on(ApiFailed)
     def failed(self, message: ApiFailed) -> None:

@@ -11,13 +11,14 @@ then resubmits.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, ClassVar
 
 from rich.text import Text
-from textual import on, work
+from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical
@@ -27,10 +28,12 @@ from textual.widgets import DataTable, Input, Static
 from apiclient.errors import ApiError
 from apiclient.rows import RetryFilters, RetryPage, RetryRow
 from console import actions, fmt
+from console.calls import api_worker
 from console.messages import ApiFailed, QueuePageLoaded, Resubmitted, RetryItemLoaded
 from console.screens.assign_tags import AssignTagsModal, describe
 from console.screens.base import BaseScreen
 from console.screens.modals import ConfirmModal, TypeToConfirmModal
+from console.widgets.table import SignalTable
 
 MODAL_CSS = Path(__file__).with_name("modals.tcss")
 PAGE_SIZE = 100
@@ -179,10 +182,6 @@ class RetryScreen(BaseScreen):
     CSS_PATH = Path(__file__).with_name("retry.tcss")
     SCOPE = "retry"
     TITLE_TEXT = "Retry queue"
-    EXTRA_BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("j", "cursor_down", show=False),
-        Binding("k", "cursor_up", show=False),
-    ]
 
     def __init__(self) -> None:
         super().__init__()
@@ -195,7 +194,7 @@ class RetryScreen(BaseScreen):
         self.integrations: tuple[str | None, ...] = (None,)
 
     def body(self) -> ComposeResult:
-        table: DataTable[Any] = DataTable(id="queue", cursor_type="row", zebra_stripes=True)
+        table = SignalTable(id="queue", cursor_type="row", zebra_stripes=True)
         yield table
         search = SearchInput(
             placeholder="search change id, flow or reason (enter applies)", id="search"
@@ -250,19 +249,18 @@ class RetryScreen(BaseScreen):
     def load(self) -> None:
         self.fetch(self.filters, self.page_offset)
 
-    @work(exclusive=True, group="retry-load", exit_on_error=False)
+    @api_worker("retry-load")
     async def fetch(self, filters: RetryFilters, offset: int) -> None:
+        client = self.console.client
         if len(self.integrations) == 1:
-            try:
-                connections = await self.console.client.connections()
+            # the integration filter's choices; without them the filter still takes `:retry
+            # integration:x`, so the page is loaded whatever this answers
+            with contextlib.suppress(ApiError):
+                connections = await client.connections()
                 self.integrations = (None, *(c.id for c in connections))
-            except ApiError:
-                pass
-        try:
-            page = await self.console.client.retry_page(filters, offset, PAGE_SIZE)
-        except ApiError as error:
-            self.post_message(ApiFailed("load the retry queue", error.message))
-            return
+        page = await self.call_api(
+            "load the retry queue", client.retry_page(filters, offset, PAGE_SIZE)
+        )
         self.post_message(QueuePageLoaded(page))
 
     @on(QueuePageLoaded)
@@ -343,12 +341,6 @@ class RetryScreen(BaseScreen):
 
     # --- navigation and filters ------------------------------------------------------------
 
-    def action_cursor_down(self) -> None:
-        self.query_one(DataTable).action_cursor_down()
-
-    def action_cursor_up(self) -> None:
-        self.query_one(DataTable).action_cursor_up()
-
     def action_next_page(self) -> None:
         if self.page and self.page_offset + PAGE_SIZE < self.page.total:
             self.page_offset += PAGE_SIZE
@@ -402,11 +394,9 @@ class RetryScreen(BaseScreen):
     # --- selection, detail, resubmit -------------------------------------------------------
 
     def current(self) -> RetryRow | None:
-        table = self.query_one(DataTable)
-        if not table.row_count or not table.display:
-            return None
-        key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
-        return self.rows.get(str(key))
+        table = self.query_one(SignalTable)
+        key = table.selected_key() if table.display else None
+        return None if key is None else self.rows.get(key)
 
     def action_select(self) -> None:
         row = self.current()
@@ -427,15 +417,15 @@ class RetryScreen(BaseScreen):
         if row is not None:
             self.open_item(row)
 
-    @work(exclusive=True, group="retry-item", exit_on_error=False)
+    @api_worker("retry-item")
     async def open_item(self, row: RetryRow) -> None:
         title = f"{row.flow_name} · {row.change_id}"
-        try:
-            detail = await self.console.client.retry_item(row.change_id, row.flow_id)
-        except ApiError as error:
-            self.post_message(ApiFailed("load the item", error.message))
-            return
+        detail = await self._item(row)
         self.post_message(RetryItemLoaded(title, detail))
+
+    async def _item(self, row: RetryRow) -> dict[str, Any]:
+        item = self.console.client.retry_item(row.change_id, row.flow_id)
+        return await self.call_api("load the item", item)
 
     @on(RetryItemLoaded)
     def item_loaded(self, message: RetryItemLoaded) -> None:
@@ -455,16 +445,11 @@ class RetryScreen(BaseScreen):
         if row is not None:
             self.tag_status(row)
 
-    @work(exclusive=True, group="retry-tag", exit_on_error=False)
+    @api_worker("retry-tag")
     async def tag_status(self, row: RetryRow) -> None:
-        try:
-            detail = await self.console.client.retry_item(row.change_id, row.flow_id)
-        except ApiError as error:
-            self.post_message(ApiFailed("load the item", error.message))
-            return
-        await self.tag_status_of(detail)
+        await self.tag_status_of(await self._item(row))
 
-    @work(exclusive=True, group="retry-tag", exit_on_error=False)
+    @api_worker("retry-tag")
     async def tag_detail(self, detail: dict[str, Any]) -> None:
         await self.tag_status_of(detail)
 
@@ -484,11 +469,7 @@ class RetryScreen(BaseScreen):
             )
             return
         kind, label, event = untagged
-        try:
-            tags_body = await self.console.client.tags()
-        except ApiError as error:
-            self.post_message(ApiFailed("load the tags", error.message))
-            return
+        tags_body = await self.call_api("load the tags", self.console.client.tags())
         words = kind.removesuffix("es").replace("_", " ")
         context = (
             f"The {words} '{label}'{f' in event {event}' if event else ''} resolves no tags, so "
@@ -549,23 +530,15 @@ class RetryScreen(BaseScreen):
             TypeToConfirmModal(question, str(count), title="Resubmit all matching"), answer
         )
 
-    @work(exclusive=True, group="retry-submit", exit_on_error=False)
+    @api_worker("retry-submit")
     async def submit(self, keys: list[tuple[str, str]]) -> None:
-        try:
-            result = await self.console.client.retry_submit(keys)
-        except ApiError as error:
-            self.post_message(ApiFailed("resubmit", error.message))
-            return
+        result = await self.call_api("resubmit", self.console.client.retry_submit(keys))
         self.post_message(Resubmitted(result))
 
-    @work(exclusive=True, group="retry-submit", exit_on_error=False)
+    @api_worker("retry-submit")
     async def submit_matching(self, filters: RetryFilters, count: int) -> None:
-        try:
-            result = await self.console.client.retry_submit_matching(filters, count)
-        except ApiError as error:
-            self.post_message(ApiFailed(RESUBMIT_ALL, error.message))
-            return
-        self.post_message(Resubmitted(result))
+        submitting = self.console.client.retry_submit_matching(filters, count)
+        self.post_message(Resubmitted(await self.call_api(RESUBMIT_ALL, submitting)))
 
     @on(Resubmitted)
     def resubmitted(self, message: Resubmitted) -> None:

@@ -12,18 +12,21 @@ data: they show control characters, bidi overrides and line separators escaped (
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from rich.text import Text
-from textual import on, work
+from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
+from textual.message import Message
 from textual.widgets import DataTable, Static, TextArea
 
 from apiclient.errors import ApiError, RequestRefused
 from console import fmt
+from console.calls import api_worker
 from console.messages import ApiFailed, SqlFinished
 from console.screens.base import BaseScreen
+from console.widgets.table import SignalTable
 
 ROW_CAPS = (100, 1000, 5000)
 STARTER = "SELECT flow_name, status, count(*) AS n\nFROM outcomes\nGROUP BY ALL ORDER BY n DESC"
@@ -49,7 +52,7 @@ class SqlScreen(BaseScreen):
         editor.border_subtitle = VIEWS
         yield editor
         yield Static(self._status_text("ready"), id="sql-status")
-        table: DataTable[Any] = DataTable(id="results", zebra_stripes=True)
+        table = SignalTable(id="results", zebra_stripes=True)
         table.border_title = "results"
         yield table
 
@@ -75,16 +78,10 @@ class SqlScreen(BaseScreen):
         self.query_one("#results", DataTable).loading = True
         self.execute(statement, self.max_rows)
 
-    @work(exclusive=True, group="sql-run", exit_on_error=False)
+    @api_worker("sql-run")
     async def execute(self, statement: str, max_rows: int) -> None:
-        try:
-            result = await self.console.client.sql(statement, max_rows=max_rows)
-        except RequestRefused as error:
-            self.post_message(ApiFailed("run the query", error.message))
-            return
-        except ApiError as error:
-            self.post_message(ApiFailed("reach control", error.message))
-            return
+        query = self.console.client.sql(statement, max_rows=max_rows)
+        result = await self.call_api("run the query", query, failed=_failure)
         self.post_message(SqlFinished(result, statement))
 
     @on(SqlFinished)
@@ -114,3 +111,9 @@ class SqlScreen(BaseScreen):
         status = self.query_one("#sql-status", Static)
         status.update(Text(f"✗ {fmt.safe(message.error)}", style="bold red"))
         self.console.report_error(message.what, message.error)
+
+
+def _failure(error: ApiError) -> Message:
+    """A statement control refused is the query's fault; anything else is reaching control."""
+    what = "run the query" if isinstance(error, RequestRefused) else "reach control"
+    return ApiFailed(what, error.message)
