@@ -50,6 +50,9 @@ LONG_TIMEOUT_S = 60.0
 TEST_TIMEOUT_S = 90.0
 """A connection test does one honest try with its own bounds on control's side (about a minute)."""
 SPARK_HOURS = 12
+ERASE_TIMEOUT_S = 1800.0
+"""An erasure rewrites the tables that held the person (seconds per million rows) while control
+holds its writer; on a large ledger that takes minutes, and the answer is the only report."""
 
 
 def _segment(value: str) -> str:
@@ -419,7 +422,7 @@ class ApiClient(Transport):
         """Erase one person from the ledger; the answer says what was touched and lists the
         Marketo lead ids delivered (to delete in Marketo too)."""
         body = dict(selector)
-        return await self._object("POST", "/ledger/erasures", body=body, timeout_s=LONG_TIMEOUT_S)
+        return await self._object("POST", "/ledger/erasures", body=body, timeout_s=ERASE_TIMEOUT_S)
 
     async def ledger_job(self, job_id: str) -> dict[str, Any]:
         """A backup's or export's progress: `state` running|done|failed, `table`, `rows_done`
