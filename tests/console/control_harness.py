@@ -8,7 +8,12 @@ service must not share either; a thread keeps it independent of both.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import json
+import random
+import shutil
+import socket
+import tempfile
 import threading
 from collections.abc import Coroutine, Sequence
 from concurrent.futures import Future
@@ -97,18 +102,30 @@ class Control:
 
     async def _start(self) -> None:
         self.sandbox = Sandbox(SandboxConfig())
-        await self.sandbox.start("127.0.0.1", 0)
+        # The imported account (and, at a fixed base, the seeded ledger) comes from a data dir
+        # built once per process and copied: the same rows as importing and seeding here, for a
+        # fraction of the CPU. Its connection points at a sandbox port kept for this process;
+        # when that port is busy (two controls at once), the account is imported here instead.
+        template = await _template(self.seed, self.outcomes, self.base)
+        try:
+            await self.sandbox.start("127.0.0.1", _template_port())
+        except OSError:
+            template = None
+            await self.sandbox.start("127.0.0.1", 0)
+        if template is not None:
+            for item in template.iterdir():
+                shutil.copy2(item, self.data_dir / item.name)
         self.store = await Store.open(self.data_dir / "signal.duckdb", reader_threads=2)
         secrets = SecretStore(self.data_dir / "secrets.json")
         self.config = ConfigService(
             self.store, secrets, env={SECRET_ENV: SANDBOX_SECRET}, debounce_s=0.0
         )
         await self.config.start()
-        account = demo_account(self.sandbox.url)
-        account["flows"].append(incomplete_flow())
-        await self.config.import_text(yaml.safe_dump(account), "test")
+        if template is None:
+            await _import_account(self.config, self.sandbox.url)
         if self.seed:
-            await seed(self.store, self.base or datetime.now(UTC), outcomes=self.outcomes)
+            if template is None or self.base is None:
+                await seed(self.store, self.base or datetime.now(UTC), outcomes=self.outcomes)
             self.config.apply_changes(event_changes())
 
         async def produce(records: Any) -> None:
@@ -140,6 +157,75 @@ class Control:
             await self.store.close()
         if self.sandbox is not None:
             await self.sandbox.stop()
+
+
+async def _import_account(config: ConfigService, sandbox_url: str) -> None:
+    account = demo_account(sandbox_url)
+    account["flows"].append(incomplete_flow())
+    await config.import_text(yaml.safe_dump(account), "test")
+
+
+_TEMPLATES: dict[tuple[bool, bool, datetime | None], Path] = {}
+_TEMPLATE_ROOT: list[Path] = []
+_PORT: list[int] = []
+
+
+def _template_port() -> int:
+    """This process's sandbox port: below the ephemeral range, so no port-0 bind of another
+    test takes it between two controls; free when first picked."""
+    if not _PORT:
+        for _ in range(200):
+            port = random.randrange(20000, 32000)
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+                try:
+                    sock.bind(("127.0.0.1", port))
+                except OSError:
+                    continue
+            _PORT.append(port)
+            break
+        else:
+            raise OSError("no free port for the console sandbox")
+    return _PORT[0]
+
+
+def _template_root() -> Path:
+    if not _TEMPLATE_ROOT:
+        root = Path(tempfile.mkdtemp(prefix="signal-control-template-"))
+        atexit.register(shutil.rmtree, root, ignore_errors=True)
+        _TEMPLATE_ROOT.append(root)
+    return _TEMPLATE_ROOT[0]
+
+
+async def _template(seeded: bool, outcomes: bool, base: datetime | None) -> Path | None:
+    """A closed data dir holding the imported account, plus the seeded ledger when its times
+    are fixed (`base`); outcomes seeded relative to the real time are written per control."""
+    fixed = seeded and base is not None
+    key = (True, outcomes, base) if fixed else (False, False, None)
+    if key in _TEMPLATES:
+        return _TEMPLATES[key]
+    try:
+        port = _template_port()
+    except OSError:
+        return None
+    directory = _template_root() / f"t{len(_TEMPLATES)}"
+    directory.mkdir()
+    store = await Store.open(directory / "signal.duckdb", reader_threads=1)
+    try:
+        config = ConfigService(
+            store,
+            SecretStore(directory / "secrets.json"),
+            env={SECRET_ENV: SANDBOX_SECRET},
+            debounce_s=0.0,
+        )
+        await config.start()
+        await _import_account(config, f"http://127.0.0.1:{port}")
+        if fixed and base is not None:
+            await seed(store, base, outcomes=outcomes)
+        await config.stop()
+    finally:
+        await store.close()
+    _TEMPLATES[key] = directory
+    return directory
 
 
 def event_changes() -> list[ChangeEvent]:
