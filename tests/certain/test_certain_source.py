@@ -2,13 +2,16 @@
 process, over loopback HTTP) and every change lands in the ledger exactly once, through 5xx
 bursts, a 401, malformed records, clock skew and a control killed mid-poll.
 
-Each test watches one event of its own, created before control starts, so the sandbox's seeded
-registrations stay out of the counts.
+Each test watches an event of its own (a fresh code: every control of the session archives
+what the others publish on the shared broker's `certain-changes`, and the sandbox's registration
+codes repeat from one sandbox to the next), created before control starts.
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
+import os
 import signal
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -26,7 +29,7 @@ from tests.support.waiting import until
 
 pytestmark = pytest.mark.slow
 
-EVENT = "SIGNALPOLL"
+_EVENTS = itertools.count(1)
 ACCOUNT_YAML = """\
 account: ACME
 certain_sources:
@@ -42,6 +45,7 @@ class World:
     broker: EmbeddedBroker
     data_dir: Path
     control: ControlProcess
+    event: str
 
     # --- the sandbox ---------------------------------------------------------------------
 
@@ -53,14 +57,14 @@ class World:
             return answer
 
     async def register(self, count: int = 1, **fields: Any) -> list[str]:
-        body: dict[str, Any] = {"eventCode": EVENT, "registrationStatusLabel": "New", **fields}
+        body: dict[str, Any] = {"eventCode": self.event, "registrationStatusLabel": "New", **fields}
         if count > 1:
             body["count"] = count
         answer = await self.admin("POST", "registrations", body)
         return [r["registrationCode"] for r in answer["registrations"]]
 
     async def move(self, code: str, status: str) -> None:
-        path = f"registrations/ACME/{EVENT}/{code}"
+        path = f"registrations/ACME/{self.event}/{code}"
         await self.admin("PATCH", path, {"registrationStatusLabel": status})
 
     # --- control -------------------------------------------------------------------------
@@ -91,7 +95,8 @@ class World:
         rows = await self.sql(
             "SELECT type, payload->>'$.registration.registrationStatusLabel', "
             "payload->>'$.registration.previousStatusLabel' FROM changes "
-            f"WHERE registration_code = '{code}' ORDER BY occurred_at, type DESC"
+            f"WHERE registration_code = '{code}' AND event_code = '{self.event}' "
+            "ORDER BY occurred_at, type DESC"
         )
         return [(r[0], r[1], r[2]) for r in rows]
 
@@ -124,8 +129,8 @@ class World:
             assert response.status == 200, await response.text()
 
 
-def account_yaml(url: str, password: str = DEFAULT_PASSWORD) -> str:
-    return ACCOUNT_YAML.format(url=url, password=password, event=EVENT)
+def account_yaml(url: str, event: str, password: str = DEFAULT_PASSWORD) -> str:
+    return ACCOUNT_YAML.format(url=url, password=password, event=event)
 
 
 @pytest.fixture
@@ -135,9 +140,10 @@ async def world(broker: EmbeddedBroker, tmp_path: Path) -> AsyncIterator[World]:
     http = aiohttp.ClientSession()
     data_dir = tmp_path / "var"
     data_dir.mkdir()
-    (data_dir / "account.yaml").write_text(account_yaml(sandbox.url), encoding="utf-8")
-    world = World(sandbox, http, broker, data_dir, control=None)  # type: ignore[arg-type]
-    await world.admin("POST", "events", {"eventCode": EVENT, "eventName": "Signal poll test"})
+    event = f"POLL{os.getpid()}X{next(_EVENTS)}"
+    (data_dir / "account.yaml").write_text(account_yaml(sandbox.url, event), encoding="utf-8")
+    world = World(sandbox, http, broker, data_dir, None, event)  # type: ignore[arg-type]
+    await world.admin("POST", "events", {"eventCode": event, "eventName": "Signal poll test"})
     await world.start_control()
     try:
         yield world
@@ -156,7 +162,7 @@ async def test_a_registrations_life_arrives_once_per_change(world: World) -> Non
     await world.wait_changes(code, 3)
     await world.move(code, "Attended")  # … and back
     await world.wait_changes(code, 4)
-    await world.admin("DELETE", f"registrations/ACME/{EVENT}/{code}")
+    await world.admin("DELETE", f"registrations/ACME/{world.event}/{code}")
     await world.wait_changes(code, 5)
     await world.polls_after(2)
     assert await world.changes_of(code) == [
@@ -168,16 +174,17 @@ async def test_a_registrations_life_arrives_once_per_change(world: World) -> Non
     ]
     deleted = await world.sql(
         "SELECT payload->>'$.registration.isActive' FROM changes "
-        f"WHERE registration_code = '{code}' ORDER BY occurred_at DESC LIMIT 1"
+        f"WHERE registration_code = '{code}' AND event_code = '{world.event}' "
+        "ORDER BY occurred_at DESC LIMIT 1"
     )
     assert deleted == [["false"]]
     sources = await world.sql(
-        f"SELECT DISTINCT source FROM change_log WHERE event_code = '{EVENT}'"
+        f"SELECT DISTINCT source FROM change_log WHERE event_code = '{world.event}'"
     )
     assert sources == [["poll"]]
     events = await world.sql(
         "SELECT count(*) FROM changes WHERE type = 'event.create_update' "
-        f"AND event_code = '{EVENT}'"
+        f"AND event_code = '{world.event}'"
     )
     assert events == [[1]]
     state = await world.source()
@@ -229,7 +236,7 @@ async def test_a_401_stops_the_source_until_its_password_changes(world: World) -
     assert sum(1 for c in world.sandbox.calls if c["status"] == 401) == refused_then, (
         "a stopped source does not call Certain again"
     )
-    await world.import_yaml(account_yaml(world.sandbox.url, "rotated-pw"))
+    await world.import_yaml(account_yaml(world.sandbox.url, world.event, "rotated-pw"))
     await world.wait_changes(code, 1)
     assert (await world.source())["state"] == "polling"
     await world.polls_after(2)
@@ -285,7 +292,7 @@ async def test_a_control_killed_mid_poll_resumes_without_gaps_or_repeats(world: 
     codes = await world.register(count=3000)
 
     async def some_taken() -> bool:
-        rows = await world.sql(f"SELECT count(*) FROM changes WHERE event_code = '{EVENT}'")
+        rows = await world.sql(f"SELECT count(*) FROM changes WHERE event_code = '{world.event}'")
         return bool(rows[0][0] > 1)
 
     await until(some_taken, "the first page archived", alive=world.control.exited, every=0.02)
@@ -298,7 +305,7 @@ async def test_a_control_killed_mid_poll_resumes_without_gaps_or_repeats(world: 
     async def all_taken() -> bool:
         rows = await world.sql(
             "SELECT count(*) FROM changes WHERE type LIKE 'registration.%' "
-            f"AND event_code = '{EVENT}'"
+            f"AND event_code = '{world.event}'"
         )
         return bool(rows[0][0] >= len(codes) + len(moved))
 
@@ -310,7 +317,7 @@ async def test_a_control_killed_mid_poll_resumes_without_gaps_or_repeats(world: 
         "WITH per_code AS (SELECT registration_code AS code, "
         "count(*) FILTER (WHERE type = 'registration.create_update') AS creates, "
         "count(*) FILTER (WHERE type = 'registration.status_change') AS moves FROM changes "
-        f"WHERE event_code = '{EVENT}' AND registration_code IS NOT NULL GROUP BY 1) "
+        f"WHERE event_code = '{world.event}' AND registration_code IS NOT NULL GROUP BY 1) "
         "SELECT count(*), count(*) FILTER (WHERE creates = 1), "
         f"count(*) FILTER (WHERE moves = 1 AND code IN ({moved_list})), "
         f"count(*) FILTER (WHERE moves = 0 AND code NOT IN ({moved_list})) FROM per_code"
@@ -320,7 +327,7 @@ async def test_a_control_killed_mid_poll_resumes_without_gaps_or_repeats(world: 
 
 async def test_deactivating_and_reactivating_takes_effect_without_a_restart(world: World) -> None:
     await world.polls_after(1)
-    inactive = account_yaml(world.sandbox.url).replace(
+    inactive = account_yaml(world.sandbox.url, world.event).replace(
         "poll_interval_s: 1}", "poll_interval_s: 1, active: false}"
     )
     await world.import_yaml(inactive)
@@ -333,7 +340,7 @@ async def test_deactivating_and_reactivating_takes_effect_without_a_restart(worl
     [code] = await world.register()
     assert await world.changes_of(code) == []
     assert len(world.sandbox.calls) == calls_then, "an inactive source does not call Certain"
-    await world.import_yaml(account_yaml(world.sandbox.url))
+    await world.import_yaml(account_yaml(world.sandbox.url, world.event))
     await world.wait_changes(code, 1)
     await world.polls_after(2)
     assert await world.changes_of(code) == [("registration.create_update", "New", None)]
