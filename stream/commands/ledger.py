@@ -18,6 +18,7 @@ from typing import Any, TextIO
 
 from apiclient.client import ApiClient
 from stream.commands._api import FAILED, add_api_option, run_with_client
+from stream.commands.base import add_format_option, write_csv_record
 
 POLL_S = 0.5
 
@@ -247,9 +248,7 @@ class EraseCommand:
         )
         _add_selector(parser)
         parser.add_argument("--yes", action="store_true", help="erase without being asked")
-        parser.add_argument(
-            "--format", choices=("table", "json"), default="table", help="output (default table)"
-        )
+        add_format_option(parser)
         add_api_option(parser)
         parser.set_defaults(handler=run_erase)
         return parser
@@ -279,6 +278,9 @@ def run_erase(args: argparse.Namespace) -> int:
         if args.format == "json":
             json.dump(report, sys.stdout, indent=2, default=str)
             sys.stdout.write("\n")
+            return 0
+        if args.format == "csv":
+            write_csv_record(report, sys.stdout)
             return 0
         print(
             f"erased: {report.get('registrations')} registrations, {report.get('changes')} "

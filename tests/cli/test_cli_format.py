@@ -25,6 +25,9 @@ from tests.support.processes import ControlProcess, start_control
 PRINTING = ("flows", "metrics", "replay", "retry", "sql")
 """The commands that print data and so take `--format`."""
 
+FILE_FORMATS = {"export": ("parquet",)}
+"""Commands whose `--format` names the format of the files they write, not what they print."""
+
 
 def _subcommands() -> dict[str, argparse.ArgumentParser]:
     parser = build_parser()
@@ -39,8 +42,11 @@ def _format_action(parser: argparse.ArgumentParser) -> argparse.Action | None:
 def test_every_command_with_format_offers_the_same_choices() -> None:
     commands = _subcommands()
     with_format = {name for name, p in commands.items() if _format_action(p) is not None}
-    assert with_format >= set(PRINTING)
-    for name in sorted(with_format):
+    assert with_format >= set(PRINTING) | {"erase"}
+    for name, choices in FILE_FORMATS.items():
+        action = _format_action(commands[name])
+        assert action is not None and tuple(action.choices or ()) == choices, name
+    for name in sorted(with_format - set(FILE_FORMATS)):
         action = _format_action(commands[name])
         assert action is not None
         assert tuple(action.choices or ()) == FORMATS == ("table", "json", "csv"), name

@@ -153,7 +153,7 @@ def test_config_import_and_export_go_through_control(
     bad.write_text(good.read_text().replace("mapping: form-fields", "mapping: nope"))
     assert main(["config", "import", str(bad)]) == 1
     err = capsys.readouterr().err
-    assert "flows[3].destination.mapping: unknown mapping 'nope'" in err
+    assert "flows[4].destination.mapping: unknown mapping 'nope'" in err
     assert "not imported" in err
 
 

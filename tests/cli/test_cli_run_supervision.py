@@ -83,7 +83,7 @@ def test_bad_config_file_is_refused_with_its_problems(data_dir: Path, tmp_path: 
     code, out = _run(RunOptions(headless=True, data_dir=data_dir, config_file=bad))
     assert code == 1
     assert f"{bad} was not imported:" in out
-    assert "\n  flows[3].destination.mapping: unknown mapping 'x'" in out
+    assert "\n  flows[4].destination.mapping: unknown mapping 'x'" in out
     assert processes_for(data_dir) == []
 
 

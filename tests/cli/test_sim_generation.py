@@ -144,6 +144,7 @@ def test_demo_account_valid_and_every_flow_complete() -> None:
         "create_update_lead",
         "trigger_campaign",
         "form_post",
+        "update_program_status",
     }
     assert {f.mode.value for f in flows} == {"live", "test"}
     for flow in flows:

@@ -34,7 +34,7 @@ async def test_list_shows_flows_with_state_in_words(
     async with app.run_test(size=(80, 24), message_hook=messages.append) as pilot:
         await settle(pilot)
         [loaded] = [m for m in messages if isinstance(m, FlowsLoaded)]
-        assert len(loaded.flows) == 8
+        assert len(loaded.flows) == 9
         text = screen_text(pilot)
         assert "incomplete" in text and "○ off" in text and "● on" in text
         assert "LIVE" in text and "TEST" in text
@@ -130,7 +130,7 @@ async def test_filter_narrows_and_escape_clears(
         assert table.row_count == 2
         assert "/test/" in str(table.border_title)
         await keys(pilot, "escape")
-        assert table.row_count == 8
+        assert table.row_count == 9
 
 
 async def test_control_going_away_marks_the_view_stale(
@@ -144,4 +144,4 @@ async def test_control_going_away_marks_the_view_stale(
         text = screen_text(pilot)
         assert "stale" in text
         assert app.errors and "is not reachable" in app.errors[-1][2]
-        assert app.screen.query_one(DataTable).row_count == 8
+        assert app.screen.query_one(DataTable).row_count == 9

@@ -171,8 +171,13 @@ async def test_outage_retries_abandons_resubmits_data_failure_and_quota_park(
     await control.ingest(reg("c1", occurred_at=now))
 
     async def abandoned() -> bool:
+        # The recorder writes the item, then notes the outcome: wait for both.
         item = await control.store.get_retry_item("c1", "nurture")
-        return item is not None and item.status == "abandoned"
+        return (
+            item is not None
+            and item.status == "abandoned"
+            and len(control.of("c1")) >= item.attempts
+        )
 
     await until_running(abandoned, "c1 abandoned", worker, within=150)
     item = await control.store.get_retry_item("c1", "nurture")
@@ -214,8 +219,9 @@ async def test_outage_retries_abandons_resubmits_data_failure_and_quota_park(
     await control.ingest(reg("c2", email="not-an-email", occurred_at=now))
 
     async def held() -> bool:
+        # The recorder writes the item, then notes the outcome: wait for both.
         item = await control.store.get_retry_item("c2", "nurture")
-        return item is not None
+        return item is not None and bool(control.of("c2"))
 
     await until_running(held, "c2 in the retry queue", worker)
     item = await control.store.get_retry_item("c2", "nurture")
