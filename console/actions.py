@@ -57,6 +57,22 @@ ACTIONS: tuple[ActionSpec, ...] = (
     ActionSpec("debug", "f12", "app.debug_info", "Debug info"),
     ActionSpec("refresh-faster", "plus", "app.refresh_interval(-1)", "Refresh more often"),
     ActionSpec("refresh-slower", "minus", "app.refresh_interval(1)", "Refresh less often"),
+    ActionSpec("quit", "ctrl+q", "quit", "Quit (asks under csignal run)", priority=True),
+    # the `:` command line and the filter/search fields of the flow list and the retry queue
+    ActionSpec("command-line-close", "escape", "dismiss", "Close", scope="command-line"),
+    ActionSpec("filter-clear", "escape", "clear", "Clear the filter", scope="filter"),
+    # `?` help itself
+    ActionSpec("help-close", "escape,q,question_mark", "close", "Close", scope="help"),
+    # yes/no questions (console.screens.modals.ConfirmModal)
+    ActionSpec("confirm-yes", "y", "answer(True)", "Yes", scope="confirm", show=True),
+    ActionSpec("confirm-no", "n,escape", "answer(False)", "No", scope="confirm", show=True),
+    # a confirmation typed out (going LIVE, erasing)
+    ActionSpec("confirm-cancel", "escape", "cancel", "Cancel", scope="type-confirm", show=True),
+    # moving between a dialog's buttons (yes/no, leaving the console, unsaved edits)
+    ActionSpec(
+        "dialog-previous", "left,h", "app.focus_previous", "Previous button", scope="dialog"
+    ),
+    ActionSpec("dialog-next", "right,l", "app.focus_next", "Next button", scope="dialog"),
     # leaving the console under `csignal run` (the quit dialog; console.session)
     ActionSpec(
         "quit-detach",
@@ -217,6 +233,7 @@ ACTIONS: tuple[ActionSpec, ...] = (
         show=True,
         dangerous=True,
     ),
+    ActionSpec("catalog-next-pane", "tab", "app.focus_next", "Next pane", scope="catalog"),
     # assigning tags to one item (account level)
     ActionSpec("assign-save", "ctrl+s", "save", "Save", scope="assign", show=True, priority=True),
     ActionSpec("assign-cancel", "escape", "cancel", "Cancel", scope="assign", show=True),
@@ -278,6 +295,8 @@ ACTIONS: tuple[ActionSpec, ...] = (
     ActionSpec(
         "metrics-feed-status", "s", "cycle_feed_status", "Feed status", scope="metrics", show=True
     ),
+    ActionSpec("metrics-tab-previous", "left,h", "tab(-1)", "Previous tab", scope="metrics"),
+    ActionSpec("metrics-tab-next", "right,l", "tab(1)", "Next tab", scope="metrics"),
     # replay
     ActionSpec(
         "replay-dry-run", "ctrl+d", "dry_run", "Dry run", scope="replay", show=True, priority=True
@@ -307,6 +326,7 @@ ACTIONS: tuple[ActionSpec, ...] = (
     ActionSpec(
         "sql-rows", "ctrl+l", "cycle_rows", "Row cap", scope="sql", show=True, priority=True
     ),
+    ActionSpec("sql-leave-editor", "escape", "leave_editor", "Leave the editor", scope="sql"),
 )
 
 BY_ID: dict[str, ActionSpec] = {a.id: a for a in ACTIONS}

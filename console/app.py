@@ -27,7 +27,7 @@ from typing import ClassVar
 
 from textual import events, on
 from textual.app import App, SystemCommand
-from textual.binding import Binding, BindingType
+from textual.binding import BindingType
 from textual.command import Hit, Hits, Provider
 from textual.notifications import SeverityLevel
 from textual.screen import Screen
@@ -119,10 +119,7 @@ class SignalConsole(App[int]):
         "replay": ReplayScreen,
     }
     COMMANDS: ClassVar[set[type[Provider]]] = {SignalCommands}  # type: ignore[assignment]
-    BINDINGS: ClassVar[list[BindingType]] = [
-        *actions.bindings(actions.GLOBAL),
-        Binding("ctrl+q", "quit", "Quit", show=False, priority=True, id="quit"),
-    ]
+    BINDINGS: ClassVar[list[BindingType]] = [*actions.bindings(actions.GLOBAL)]
     ENABLE_COMMAND_PALETTE = True
 
     def __init__(

@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 
 from textual import on
 from textual.app import ComposeResult
-from textual.binding import Binding, BindingType
+from textual.binding import BindingType
 from textual.screen import Screen
 from textual.suggester import SuggestFromList
 from textual.timer import Timer
@@ -39,7 +39,7 @@ COMMANDS = [
 
 
 class CommandLine(Input):
-    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "dismiss", "Close", show=False)]
+    BINDINGS: ClassVar[list[BindingType]] = [*actions.bindings("command-line")]
 
     def action_dismiss(self) -> None:
         self.value = ""
@@ -72,7 +72,7 @@ class BaseScreen(ApiCalls, Screen[None]):
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         if "SCOPE" in cls.__dict__:
-            cls.BINDINGS = [*actions.bindings(cls.SCOPE), *cls.__dict__.get("EXTRA_BINDINGS", [])]
+            cls.BINDINGS = [*actions.bindings(cls.SCOPE)]
         super().__init_subclass__(**kwargs)
 
     def compose(self) -> ComposeResult:

@@ -13,12 +13,11 @@ selected tag offered when the tags table has the focus.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
-from textual.binding import Binding, BindingType
 from textual.widgets import DataTable
 
 from apiclient.rows import FlowRow
@@ -98,9 +97,6 @@ class CatalogScreen(BaseScreen):
     CSS_PATH = Path(__file__).with_name("catalog.tcss")
     SCOPE = "catalog"
     TITLE_TEXT = "Tags & events"
-    EXTRA_BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("tab", "app.focus_next", show=False),
-    ]
 
     def __init__(self) -> None:
         super().__init__()

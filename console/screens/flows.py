@@ -16,12 +16,12 @@ from typing import Any, ClassVar
 from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
-from textual.binding import Binding, BindingType
+from textual.binding import BindingType
 from textual.screen import ModalScreen
 from textual.widgets import DataTable, Input
 
 from apiclient.rows import FlowRow, FlowStats
-from console import fmt
+from console import actions, fmt
 from console.calls import api_worker
 from console.messages import ApiFailed, FlowChanged, FlowsLoaded, FlowStatsLoaded
 from console.screens.base import BaseScreen
@@ -44,7 +44,7 @@ NAME_WIDTH = {"wide": 26, "medium": 30, "narrow": 18}
 
 
 class FilterInput(Input):
-    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "clear", "Clear", show=False)]
+    BINDINGS: ClassVar[list[BindingType]] = [*actions.bindings("filter")]
 
     def action_clear(self) -> None:
         self.value = ""

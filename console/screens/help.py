@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import ClassVar
 
 from textual.app import ComposeResult
-from textual.binding import Binding, BindingType
+from textual.binding import BindingType
 from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Static
@@ -32,8 +32,17 @@ SCOPE_TITLES = {
     "panel": "Text panel",
     "field-form": "Mapping field",
     "unsaved": "Unsaved edits",
+    "table": "Every table",
+    "filter": "Filter and search fields",
+    "command-line": "The : command line",
+    "help": "This help",
+    "confirm": "Yes/no questions",
+    "type-confirm": "Typed confirmations",
+    "dialog": "Dialog buttons",
 }
-MODAL_SCOPES = frozenset({"quit", "panel", "field-form", "unsaved"})
+MODAL_SCOPES = frozenset(
+    {"quit", "panel", "field-form", "unsaved", "help", "confirm", "type-confirm", "dialog"}
+)
 """Dialogs: only their own keys work there, so help lists only those."""
 KEY_NAMES = {
     "question_mark": "?",
@@ -65,7 +74,7 @@ def help_text(
     if scope in MODAL_SCOPES or scope == actions.GLOBAL:
         sections: tuple[str, ...] = (scope,)
     else:
-        sections = (scope, actions.GLOBAL)
+        sections = (scope, "table", actions.GLOBAL)
     for section in sections:
         lines.append(f"[b]{esc(SCOPE_TITLES.get(section, section))}[/b]")
         for spec in actions.for_scope(section):
@@ -82,13 +91,13 @@ def help_text(
     if scope in MODAL_SCOPES:
         return "\n".join(lines).rstrip()
     if under_run:
-        lines.append("Arrows or j/k move, g/G top/bottom; ctrl+p palette.")
+        lines.append("Arrows, page keys and ctrl+home/end move too; ctrl+p palette.")
         lines.append(
             "q on the flow list (or ctrl+q) asks: detach (Signal keeps running; "
             "`csignal console` reattaches) or stop Signal."
         )
     else:
-        lines.append("Arrows or j/k move, g/G top/bottom; ctrl+p palette; ctrl+q quits.")
+        lines.append("Arrows, page keys and ctrl+home/end move too; ctrl+p palette.")
     lines.append(":flows :connections :events :retry :metrics :sql :q")
     if read_only:
         lines.append("[reverse] RO [/] read-only: actions that change anything are hidden.")
@@ -99,9 +108,7 @@ def help_text(
 
 class HelpScreen(ModalScreen[None]):
     CSS_PATH = Path(__file__).with_name("help.tcss")
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape,q,question_mark", "close", "Close", id="help-close")
-    ]
+    BINDINGS: ClassVar[list[BindingType]] = [*actions.bindings("help")]
 
     def __init__(
         self,

@@ -17,12 +17,11 @@ import asyncio
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, TypeVar
+from typing import Any, TypeVar
 
 from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
-from textual.binding import Binding, BindingType
 from textual.containers import Vertical
 from textual.widgets import DataTable, RichLog, Sparkline, Static, TabbedContent, TabPane
 
@@ -184,10 +183,6 @@ class MetricsScreen(BaseScreen):
     CSS_PATH = Path(__file__).with_name("metrics.tcss")
     SCOPE = "metrics"
     TITLE_TEXT = "Metrics"
-    EXTRA_BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("left,h", "tab(-1)", show=False),
-        Binding("right,l", "tab(1)", show=False),
-    ]
     FEED_TAB = "feed"
 
     def __init__(self) -> None:

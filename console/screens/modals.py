@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
-from textual.binding import Binding, BindingType
+from textual.binding import BindingType
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen, Screen
 from textual.widgets import Button, Input, Label, Static
@@ -36,10 +36,8 @@ def first_key(screen: Screen[Any], action_id: str) -> str:
 class ConfirmModal(ModalScreen[bool]):
     CSS_PATH = CSS
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("y", "answer(True)", "Yes", id="confirm-yes"),
-        Binding("n,escape", "answer(False)", "No", id="confirm-no"),
-        Binding("left,h", "app.focus_previous", "", show=False),
-        Binding("right,l", "app.focus_next", "", show=False),
+        *actions.bindings("confirm"),
+        *actions.bindings("dialog"),
     ]
 
     def __init__(self, question: str, *, title: str = "Confirm", dangerous: bool = True) -> None:
@@ -74,9 +72,7 @@ class TypeToConfirmModal(ModalScreen[bool]):
     cannot type every name. A refused entry says why inside the dialog, beside the field."""
 
     CSS_PATH = CSS
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape", "cancel", "Cancel", id="confirm-cancel")
-    ]
+    BINDINGS: ClassVar[list[BindingType]] = [*actions.bindings("type-confirm")]
 
     def __init__(
         self,
@@ -179,8 +175,7 @@ class QuitModal(ModalScreen[str]):
     SCOPE: ClassVar[str] = "quit"
     BINDINGS: ClassVar[list[BindingType]] = [
         *actions.bindings("quit"),
-        Binding("left,h", "app.focus_previous", "", show=False),
-        Binding("right,l", "app.focus_next", "", show=False),
+        *actions.bindings("dialog"),
     ]
 
     def compose(self) -> ComposeResult:
@@ -219,8 +214,7 @@ class UnsavedModal(ModalScreen[str]):
     SCOPE: ClassVar[str] = "unsaved"
     BINDINGS: ClassVar[list[BindingType]] = [
         *actions.bindings("unsaved"),
-        Binding("left,h", "app.focus_previous", "", show=False),
-        Binding("right,l", "app.focus_next", "", show=False),
+        *actions.bindings("dialog"),
     ]
 
     def __init__(self, what: str, *, title: str = "Unsaved changes") -> None:

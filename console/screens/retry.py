@@ -20,7 +20,7 @@ from typing import Any, ClassVar
 from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
-from textual.binding import Binding, BindingType
+from textual.binding import BindingType
 from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import DataTable, Input, Static
@@ -168,7 +168,7 @@ class ItemDetail(ModalScreen[str | None]):
 
 
 class SearchInput(Input):
-    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "clear", "Clear", show=False)]
+    BINDINGS: ClassVar[list[BindingType]] = [*actions.bindings("filter")]
 
     def action_clear(self) -> None:
         self.value = ""

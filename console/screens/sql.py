@@ -12,12 +12,10 @@ data: they show control characters, bidi overrides and line separators escaped (
 from __future__ import annotations
 
 from pathlib import Path
-from typing import ClassVar
 
 from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
-from textual.binding import Binding, BindingType
 from textual.message import Message
 from textual.widgets import DataTable, Static, TextArea
 
@@ -38,9 +36,6 @@ class SqlScreen(BaseScreen):
     SCOPE = "sql"
     TITLE_TEXT = "SQL"
     POLLS = False
-    EXTRA_BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape", "leave_editor", "Leave editor", show=False),
-    ]
 
     def __init__(self) -> None:
         super().__init__()

@@ -286,3 +286,51 @@ async def test_a_call_failing_in_a_dialog_is_shown_in_the_dialog(
         assert error.startswith("✗ ") and "no-such-tag" in error
         assert dialog.query_one("#tags", Input).has_class("error")
         assert _told(app) == [] and _toasts(app) == []
+
+
+def _console_classes() -> list[type[Any]]:
+    """Every class with bindings that the console's modules define (not Textual's own)."""
+    import importlib
+    import inspect
+    import pkgutil
+
+    import console
+    import console.screens
+    import console.widgets
+
+    found: list[type[Any]] = []
+    for package in (console, console.screens, console.widgets):
+        for info in pkgutil.iter_modules(package.__path__, package.__name__ + "."):
+            module = importlib.import_module(info.name)
+            for _, cls in inspect.getmembers(module, inspect.isclass):
+                if cls.__module__ == module.__name__ and "BINDINGS" in cls.__dict__:
+                    found.append(cls)
+    return found
+
+
+def test_every_console_binding_comes_from_the_registry() -> None:
+    """A key bound outside the registry would be missing from help, the palette and keymaps."""
+    from textual.binding import Binding
+
+    from console import actions
+
+    classes = _console_classes()
+    assert len(classes) >= 15, [c.__name__ for c in classes]
+    outside: list[str] = []
+    for cls in classes:
+        for binding in cls.__dict__["BINDINGS"]:
+            assert isinstance(binding, Binding), (cls.__name__, binding)
+            spec = actions.BY_ID.get(binding.id or "")
+            if spec is None or (spec.keys, spec.action) != (binding.key, binding.action):
+                outside.append(f"{cls.__name__}: {binding.key} -> {binding.action}")
+    assert outside == []
+
+
+def test_help_lists_the_table_keys_with_the_screens_own() -> None:
+    from console.screens.help import help_text
+
+    for scope in ("flows", "retry", "sql"):
+        text = help_text(scope, read_only=False, keymap={"table-down": "J"})
+        assert "Every table" in text
+        assert "Next row" in text and "J " in text
+    assert "Every table" not in help_text("quit", read_only=False)
