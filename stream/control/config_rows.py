@@ -15,6 +15,7 @@ from typing import Any
 
 from config.models import Account, Assignments, CertainSource, Connection, Flow, Tag
 from config.models import Mapping as MappingModel
+from config.secret_refs import certain_secret_key
 from stream.store import ConfigObject
 
 __all__ = [
@@ -45,7 +46,8 @@ HEADER_KIND = "account"
 ASSIGNMENTS_KIND = "assignments"
 SINGLETON_ID = "account"
 SECRET_MARK = "secret_updated_at"
-"""Stored in a connection's body instead of the secret: when it was last replaced."""
+"""Stored in a connection's body instead of the secret, and in a Certain source's once a
+password was entered for it: when it was last replaced."""
 CLEARED_MARK = "secret_cleared"
 """Stored in a connection's body while its secret is cleared: why (a change of destination)."""
 
@@ -70,6 +72,9 @@ def bodies(account: Account, marks: Mapping[str, str], cleared: Mapping[str, str
                 body[SECRET_MARK] = marks.get(item.id)
                 if item.id in cleared:
                     body[CLEARED_MARK] = cleared[item.id]
+            elif kind == "certain_source" and (mark := marks.get(certain_secret_key(item.id))):
+                # Only once a password was entered here: rows stored before stay as they were.
+                body[SECRET_MARK] = mark
             result[(kind, _key_of(item))] = body
     return result
 
@@ -116,6 +121,8 @@ def read_objects(objects: Sequence[ConfigObject]) -> StoredAccount:
                 note = body.pop(CLEARED_MARK, None)
                 if note:
                     cleared[object_id] = str(note)
+            elif kind == "certain_source" and (mark := body.pop(SECRET_MARK, None)):
+                marks[certain_secret_key(object_id)] = str(mark)
             items.append(body)
         data[section] = items
     return StoredAccount(Account.model_validate(data), versions, marks, cleared)

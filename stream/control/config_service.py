@@ -55,6 +55,7 @@ from stream.store import ConfigObject, Store
 from stream.store.errors import StoreError
 
 from . import config_rows
+from .certain_source_config import candidate_source, saved_password
 from .config_errors import ConfigServiceError, ConflictError, InvalidConfigError, NotFoundError
 from .config_import import ImportResult, import_result, read_document
 from .config_rows import ASSIGNMENTS_KIND, DEFAULT_ACCOUNT_NAME, SINGLETON_ID
@@ -499,6 +500,52 @@ class ConfigService:
         if source is None:
             raise NotFoundError(f"no Certain source {source_id!r}")
         return source
+
+    async def save_certain_source(
+        self,
+        source: CertainSource,
+        actor: str,
+        *,
+        create: bool,
+        password: str | None = None,
+        expected_version: int | None = None,
+    ) -> tuple[CertainSource, str | None]:
+        """Create or replace one Certain source; the password follows a client secret's rules
+        (`certain_source_config.saved_password`). Returns the source and, when a change of host
+        or username cleared its stored password, why."""
+        async with self._lock:
+            existing = self._account.certain_source(source.id)
+            if create and existing is not None:
+                raise ConflictError(
+                    f"Certain source {source.id!r} already exists",
+                    [Problem("id", "already exists")],
+                )
+            if not create and existing is None:
+                raise NotFoundError(f"no Certain source {source.id!r}")
+            self._check_version("certain_source", source.id, expected_version)
+            new = source.model_copy(deep=True)
+            stored = certain_secret_key(new) in self._secrets
+            taken = saved_password(
+                new, existing, password, stored=stored, allowlist=self.env_allowlist
+            )
+            account = self._account.model_copy(deep=True)
+            items = account.certain_sources
+            index = next((i for i, s in enumerate(items) if s.id == new.id), len(items))
+            items[index : index + 1] = [new]
+            await self._commit(account, actor, secrets=taken.secrets, forget=taken.forget)
+            if taken.cleared:
+                log.info("Certain source %s: %s", new.id, taken.cleared)
+        return self.certain_source(source.id), taken.cleared
+
+    def candidate_source(self, candidate: CertainSource, password: str | None) -> CertainSource:
+        """`candidate` with the password a test of it sends (`certain_source_config`)."""
+        return candidate_source(
+            candidate,
+            password,
+            existing=self._account.certain_source(candidate.id),
+            allowlist=self.env_allowlist,
+            env=self._environment(),
+        )
 
     # --- catalog ---------------------------------------------------------------------------
 
