@@ -38,6 +38,7 @@ from apiclient.rows import (
     RetryFilters,
     RetryPage,
     RetryRow,
+    SourceRow,
     SqlResult,
     SubmitResult,
     TargetField,
@@ -246,6 +247,44 @@ class ApiClient(Transport):
             )
             for f in reply.get("fields", [])
         ]
+
+    # -- Certain sources ------------------------------------------------------------------------
+
+    async def sources(self) -> list[SourceRow]:
+        """Every Certain source with its settings and its poller's state."""
+        reply = await self._object("GET", "/sources")
+        return [SourceRow.from_json(s) for s in reply.get("sources", [])]
+
+    async def save_source(
+        self,
+        body: Mapping[str, Any],
+        *,
+        create: bool,
+        password: str | None = None,
+        version: int | None = None,
+    ) -> SourceRow:
+        """Create or replace a Certain source; without `password` control keeps the stored one
+        unless the host or username changed (the answer's `password_cleared` says so)."""
+        payload = dict(body)
+        if password:
+            payload["password"] = password
+        if create:
+            reply = await self._object("POST", "/sources", body=payload)
+        else:
+            route = f"/sources/{_segment(str(body['id']))}"
+            reply = await self._object("PUT", route, body=payload, if_match=version)
+        return SourceRow.from_json(reply)
+
+    async def test_candidate_source(
+        self, body: Mapping[str, Any], password: str | None = None
+    ) -> TestResult:
+        """Sign in with Certain source settings before saving them; control stores nothing.
+        Without `password` control uses the stored one only while host, username and account
+        code are unchanged (`RequestRefused` on `password` otherwise)."""
+        payload = dict(body)
+        if password:
+            payload["password"] = password
+        return await self._test("/sources/test", payload)
 
     # -- reference data, configuration, mappings ------------------------------------------------
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 
@@ -83,6 +84,65 @@ class ConnectionRow:
             raw=dict(data),
             secret_cleared=data.get("secret_cleared") or None,
         )
+
+
+@dataclass(frozen=True)
+class SourceRow:
+    """A Certain source as `GET /api/v1/sources` gives it: its settings (in `raw`, the body an
+    editor sends back) and how its poller is doing."""
+
+    id: str
+    name: str
+    host: str
+    account_code: str
+    state: str
+    password_set: bool
+    password_source: str | None
+    active: bool
+    last_poll_at: datetime | None = None
+    last_poll_records: int | None = None
+    lag_s: float | None = None
+    last_error: str | None = None
+    retry_at: datetime | None = None
+    errors: int = 0
+    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    password_cleared: str | None = None
+    """Why control cleared the password (the host or username changed), in a save's answer."""
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> SourceRow:
+        last_poll = data.get("last_poll")
+        records = last_poll.get("records") if isinstance(last_poll, dict) else None
+        totals = data.get("totals")
+        errors = totals.get("errors") if isinstance(totals, dict) else 0
+        lag = data.get("lag_s")
+        return cls(
+            id=str(data.get("id", "")),
+            name=str(data.get("name", "")),
+            host=str(data.get("host", "")),
+            account_code=str(data.get("account_code", "")),
+            state=str(data.get("state", "")),
+            password_set=bool(data.get("password_set", False)),
+            password_source=data.get("password_source"),
+            active=bool(data.get("active", True)),
+            last_poll_at=_stamp(data.get("last_poll_at")),
+            last_poll_records=records if isinstance(records, int) else None,
+            lag_s=float(lag) if isinstance(lag, int | float) else None,
+            last_error=data.get("last_error") or None,
+            retry_at=_stamp(data.get("retry_at")),
+            errors=errors if isinstance(errors, int) else 0,
+            raw=dict(data),
+            password_cleared=data.get("password_cleared") or None,
+        )
+
+
+def _stamp(value: Any) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        return None
 
 
 @dataclass(frozen=True)
