@@ -222,6 +222,37 @@ ACTIONS: tuple[ActionSpec, ...] = (
         priority=True,
     ),
     ActionSpec("conn-close", "escape", "close", "Close", scope="connection-form", show=True),
+    ActionSpec(
+        "source-new",
+        "c",
+        "new_source",
+        "New Certain source",
+        scope="connections",
+        show=True,
+        dangerous=True,
+    ),
+    # a Certain source's form (console.screens.source_form)
+    ActionSpec(
+        "source-save-test",
+        "ctrl+t",
+        "save_and_test",
+        "Save & Test",
+        scope="source-form",
+        show=True,
+        dangerous=True,
+        priority=True,
+    ),
+    ActionSpec(
+        "source-save",
+        "ctrl+s",
+        "save",
+        "Save",
+        scope="source-form",
+        show=True,
+        dangerous=True,
+        priority=True,
+    ),
+    ActionSpec("source-close", "escape", "close", "Close", scope="source-form", show=True),
     # catalog
     ActionSpec("catalog-open", "enter", "open_event", "Event setup", scope="catalog"),
     ActionSpec(

@@ -16,6 +16,7 @@ from apiclient.rows import (
     FlowRow,
     FlowStats,
     RetryPage,
+    SourceRow,
     SqlResult,
     SubmitResult,
     TargetField,
@@ -87,6 +88,22 @@ class ConnectionDeleted(Message, bubble=False):
 @dataclass
 class ConnectionTested(Message, bubble=False):
     connection_id: str
+    result: TestResult
+
+
+@dataclass
+class SourcesLoaded(Message, bubble=False):
+    sources: list[SourceRow]
+
+
+@dataclass
+class SourceSaved(Message, bubble=False):
+    source: SourceRow
+
+
+@dataclass
+class SourceTested(Message, bubble=False):
+    source_id: str
     result: TestResult
 
 

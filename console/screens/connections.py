@@ -12,10 +12,8 @@ confirms "save anyway" after a failed one. Nothing is saved while the dialog is 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
 from rich.text import Text
 from textual import on
@@ -26,8 +24,8 @@ from textual.validation import Function
 from textual.widgets import Button, DataTable, Input, Label, LoadingIndicator, Static, Switch
 
 from apiclient.errors import ApiError, RequestRefused
-from apiclient.rows import ConnectionRow, TestResult
-from console import fmt
+from apiclient.rows import ConnectionRow, SourceRow
+from console import fmt, source_status
 from console.calls import api_worker
 from console.messages import (
     ApiFailed,
@@ -35,71 +33,23 @@ from console.messages import (
     ConnectionSaved,
     ConnectionsLoaded,
     ConnectionTested,
+    SourcesLoaded,
+    SourceTested,
 )
 from console.screens.base import BaseScreen
+from console.screens.form_parts import (
+    READ_ONLY_KEYS,
+    CandidateFailed,
+    is_url,
+    secret_label,
+    secret_text,
+    test_text,
+)
 from console.screens.modals import ConfirmModal, TypeToConfirmModal
+from console.screens.source_form import SourceForm, source_body
 from console.widgets.table import SignalTable
 
 CSS = Path(__file__).with_name("connections.tcss")
-
-
-@dataclass
-class CandidateFailed(Message, bubble=False):
-    """A Save & Test whose test failed (`result`) or was refused (`result` None, e.g. no
-    secret to send): nothing was saved; `body` and `secret` are what "save anyway" saves."""
-
-    body: dict[str, Any]
-    secret: str | None = field(repr=False)
-    result: TestResult | None
-    reason: str
-
-
-READ_ONLY_KEYS = (
-    "secret_set",
-    "secret_source",
-    "secret_updated_at",
-    "secret_cleared",
-    "client_secret_ref",
-    "version",
-)
-
-
-def secret_text(row: ConnectionRow) -> Text:
-    if not row.secret_set:
-        return Text("✗ not set", style="bold yellow")
-    source = (row.secret_source or "stored").split(":")[0]
-    return Text(f"✓ {source}", style="green")
-
-
-def test_text(result: TestResult) -> Text:
-    if result.ok:
-        return Text(f"✓ Connected in {result.elapsed_ms:.0f} ms — {result.message}", style="green")
-    return Text(f"✗ {result.message}", style="bold red")
-
-
-def secret_label(row: ConnectionRow | None) -> str:
-    """The secret field's label: whether a secret is set, what kind and where control keeps
-    it (the value itself never reaches the console)."""
-    if row is None:
-        return "Client Secret"
-    if row.secret_set:
-        source = row.secret_source or "stored"
-        if source.startswith("env:"):
-            where = f"read from control's environment variable {source.removeprefix('env:')}"
-        else:
-            when = fmt.short_stamp(row.raw.get("secret_updated_at"))
-            where = "entered here, kept in control's secret store" + (
-                f" (replaced {when})" if when else ""
-            )
-        return fmt.esc(f"Client Secret (set: {where}; type to replace)")
-    if row.secret_cleared:
-        return "Client Secret (cleared: enter it again)"
-    return "Client Secret (not set)"
-
-
-def is_url(value: str) -> bool:
-    parsed = urlparse(value.strip())
-    return parsed.scheme in ("http", "https") and bool(parsed.netloc)
 
 
 class ConnectionsScreen(BaseScreen):
@@ -110,6 +60,7 @@ class ConnectionsScreen(BaseScreen):
     def __init__(self) -> None:
         super().__init__()
         self.rows: dict[str, ConnectionRow] = {}
+        self.sources: dict[str, SourceRow] = {}
         self.results: dict[str, Text] = {}
 
     def body(self) -> ComposeResult:
@@ -120,10 +71,19 @@ class ConnectionsScreen(BaseScreen):
         table.add_column("Pri", key="primary", width=3)
         table.add_column("Service URL", key="url")
         yield table
+        sources = SignalTable(id="sources", cursor_type="row", zebra_stripes=True)
+        sources.border_title = "Certain sources"
+        sources.add_column("Name", key="name", width=16)
+        sources.add_column("State", key="state")
+        sources.add_column("Lag", key="lag", width=4)
+        sources.add_column("Last poll", key="last_poll", width=9)
+        sources.add_column("Recs", key="records", width=5)
+        yield sources
+        yield Static(id="source-detail")
         yield Static(id="test-result")
 
     def on_mount(self) -> None:
-        self.query_one(DataTable).loading = True
+        self.query_one("#connections", DataTable).loading = True
 
     def load(self) -> None:
         self.fetch()
@@ -131,11 +91,59 @@ class ConnectionsScreen(BaseScreen):
     @api_worker("connections-load")
     async def fetch(self) -> None:
         connections = await self.call_api("load connections", self.console.client.connections())
+        sources = await self.call_api("load Certain sources", self.console.client.sources())
         self.post_message(ConnectionsLoaded(connections))
+        self.post_message(SourcesLoaded(sources))
+
+    @on(SourcesLoaded)
+    def sources_loaded(self, message: SourcesLoaded) -> None:
+        table = self.query_one("#sources", SignalTable)
+        self.sources = {s.id: s for s in message.sources}
+        now = self.console.clock()
+        cursor = table.cursor_row
+        with self.app.batch_update():
+            table.clear()
+            for row in message.sources:
+                table.add_row(
+                    *fmt.cells(
+                        [
+                            fmt.cell(row.name, 16),
+                            source_status.state_text(row),
+                            source_status.lag_text(row),
+                            source_status.last_poll_text(row, now),
+                            source_status.records_text(row),
+                        ]
+                    ),
+                    key=row.id,
+                )
+            if message.sources:
+                table.move_cursor(row=min(cursor, len(message.sources) - 1))
+        table.border_title = f"Certain sources [{len(self.sources)}]"
+        self._show_source()
+
+    @on(DataTable.RowHighlighted, "#sources")
+    def source_highlighted(self) -> None:
+        self._show_source()
+
+    def _show_source(self) -> None:
+        row = self.selected_source()
+        detail = self.query_one("#source-detail", Static)
+        if row is None:
+            detail.update("No Certain source yet: c adds one." if not self.sources else "")
+        else:
+            detail.update(source_status.detail_text(row))
+
+    def selected_source(self) -> SourceRow | None:
+        key = self.query_one("#sources", SignalTable).selected_key()
+        return None if key is None else self.sources.get(key)
+
+    def _sources_focused(self) -> bool:
+        focused = self.focused
+        return focused is not None and focused.id == "sources"
 
     @on(ConnectionsLoaded)
     def connections_loaded(self, message: ConnectionsLoaded) -> None:
-        table = self.query_one(DataTable)
+        table = self.query_one("#connections", SignalTable)
         table.loading = False
         self.rows = {c.id: c for c in message.connections}
         cursor = table.cursor_row
@@ -160,18 +168,23 @@ class ConnectionsScreen(BaseScreen):
 
     @on(ApiFailed)
     def failed(self, message: ApiFailed) -> None:
-        self.query_one(DataTable).loading = False
+        self.query_one("#connections", DataTable).loading = False
         self.console.report_error(message.what, message.error)
-        if message.what == "load connections":
+        if message.what in ("load connections", "load Certain sources"):
             self.loaded(ok=False)
         else:
             self.query_one("#test-result", Static).update(Text(f"✗ {message.error}", "red"))
 
     def selected(self) -> ConnectionRow | None:
-        key = self.query_one(SignalTable).selected_key()
+        key = self.query_one("#connections", SignalTable).selected_key()
         return None if key is None else self.rows.get(key)
 
     def action_edit(self) -> None:
+        if self._sources_focused():
+            source = self.selected_source()
+            if source is not None:
+                self.app.push_screen(SourceForm(source))
+            return
         row = self.selected()
         if row is not None:
             self.app.push_screen(ConnectionForm(row))
@@ -183,7 +196,17 @@ class ConnectionsScreen(BaseScreen):
     def action_new_connection(self) -> None:
         self.app.push_screen(ConnectionForm(None))
 
+    def action_new_source(self) -> None:
+        self.app.push_screen(SourceForm(None))
+
     def action_delete_connection(self) -> None:
+        if self._sources_focused():
+            self.notify(
+                "A Certain source is removed through the configuration (csignal config "
+                "import), or stopped by switching Active off in its form",
+                timeout=6,
+            )
+            return
         row = self.selected()
         if row is None:
             return
@@ -212,6 +235,12 @@ class ConnectionsScreen(BaseScreen):
         self.action_refresh_now()
 
     def action_test_selected(self) -> None:
+        if self._sources_focused():
+            source = self.selected_source()
+            if source is not None:
+                self.query_one("#test-result", Static).update(Text(f"Testing {source.name}…"))
+                self.run_source_test(source)
+            return
         row = self.selected()
         if row is None:
             return
@@ -223,6 +252,20 @@ class ConnectionsScreen(BaseScreen):
         testing = self.console.client.test_connection(connection_id)
         result = await self.call_api("test the connection", testing)
         self.post_message(ConnectionTested(connection_id, result))
+
+    @api_worker("connection-test")
+    async def run_source_test(self, source: SourceRow) -> None:
+        """The stored settings, tested as a candidate: control sends the stored password."""
+        testing = self.console.client.test_candidate_source(source_body(source.raw))
+        result = await self.call_api("test the Certain source", testing)
+        self.post_message(SourceTested(source.id, result))
+
+    @on(SourceTested)
+    def source_tested(self, message: SourceTested) -> None:
+        row = self.sources.get(message.source_id)
+        name = row.name if row else message.source_id
+        text = Text(f"{name}: ").append_text(test_text(message.result))
+        self.query_one("#test-result", Static).update(text)
 
     @on(ConnectionTested)
     def tested(self, message: ConnectionTested) -> None:

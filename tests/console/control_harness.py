@@ -25,12 +25,14 @@ import yaml
 from aiohttp import web
 
 from simulators.certain.demo_account import SECRET_ENV, demo_account
+from simulators.certain.sandbox import CertainSandbox
 from simulators.certain.traffic import generate
 from simulators.marketo.sandbox import Sandbox, SandboxConfig
 from stream.api.app import create_app
 from stream.api.deps import ApiDeps
 from stream.certain.events import ChangeEvent
 from stream.certain.parsing import parse_change
+from stream.control.certain_poller import CertainSources
 from stream.control.config_service import ConfigService
 from stream.control.operations import Operations
 from stream.control.secret_store import SecretStore
@@ -64,8 +66,14 @@ class Control:
         seed: bool = True,
         outcomes: bool = True,
         base: datetime | None = None,
+        certain: bool = False,
     ) -> None:
+        """`certain`: also a Certain sandbox (`certain_url`) and control's real pollers of the
+        account's Certain sources, whose states `GET /api/v1/sources` reports."""
         self.data_dir = data_dir
+        self.certain = certain
+        self.certain_sandbox: CertainSandbox | None = None
+        self.pollers: CertainSources | None = None
         self.outcomes = outcomes
         self.base = base
         self.ops: Operations | None = None
@@ -136,6 +144,12 @@ class Control:
 
         self.ops = Operations.build(self.store, self.config, redrive)
         deps = ApiDeps(store=self.store, config=self.config, produce_changes=produce, token=TOKEN)
+        if self.certain:
+            self.certain_sandbox = CertainSandbox(per_event=2)
+            await self.certain_sandbox.start()
+            self.pollers = CertainSources(self.store, self.config, produce, reconcile_s=0.1)
+            self.pollers.start()
+            deps.certain_sources = self.pollers.statuses
         app = create_app(deps, self.ops)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
@@ -144,10 +158,19 @@ class Control:
         port = self._runner.addresses[0][1]
         self.url = f"http://127.0.0.1:{port}"
 
+    @property
+    def certain_url(self) -> str:
+        assert self.certain_sandbox is not None, "started without certain=True"
+        return self.certain_sandbox.url
+
     async def _stop(self) -> None:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+        if self.pollers is not None:
+            await self.pollers.stop()
+        if self.certain_sandbox is not None:
+            await self.certain_sandbox.stop()
         if self.ops is not None:
             await self.ops.close()
             self.ops = None
