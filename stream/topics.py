@@ -29,6 +29,7 @@ __all__ = [
     "PARTITIONS",
     "REDRIVE",
     "RETENTION_MS",
+    "WORKERS",
     "TopicMismatch",
     "TopicSpec",
     "declare_topics",
@@ -130,6 +131,16 @@ DELIVERED = TopicSpec(
     configs={"cleanup.policy": "compact,delete", "retention.ms": str(7 * 24 * 3600 * 1000)},
 )
 
+WORKERS = TopicSpec(
+    "signal-workers",
+    1,
+    key="worker id (host:pid:random)",
+    purpose="each pipeline worker's heartbeat every 2 s and a last one when it stops cleanly "
+    "(stream/heartbeats.py); control counts the live workers from it, since the embedded broker "
+    "never drops a dead member from the consumer group; kept an hour",
+    configs={"retention.ms": str(3600 * 1000)},
+)
+
 ALL_TOPICS: tuple[TopicSpec, ...] = (
     CHANGES,
     OUTCOMES,
@@ -138,6 +149,7 @@ ALL_TOPICS: tuple[TopicSpec, ...] = (
     API_CALLS,
     REDRIVE,
     DELIVERED,
+    WORKERS,
 )
 
 

@@ -45,6 +45,8 @@ from stream.control.token import (
 )
 from stream.messages import ConfigSnapshot
 from stream.metrics.certain_sources import CertainSourceStatus
+from stream.metrics.consumer_lag import LagProbe
+from stream.metrics.live_workers import WorkerBeats
 from stream.metrics.queries import RuntimeStatus
 from stream.private_files import secure_data_dir
 from stream.sealing import KEY_FILE_NAME, SecretBox
@@ -146,6 +148,8 @@ class ControlRuntime(Service):
         self.certain: CertainSources | None = None
         self.api_url: str | None = None
         self._runner: web.AppRunner | None = None
+        self.lag = LagProbe(settings.broker_url, control_group=settings.app_id)
+        self.workers = WorkerBeats(settings.broker_url, client_id=f"{settings.app_id}-workers")
 
     async def on_start(self) -> None:
         s = self.settings
@@ -195,6 +199,7 @@ class ControlRuntime(Service):
         # Polls the account's Certain sources into the same outbox the ingest API writes.
         self.certain = CertainSources(self.store, self.config, self._produce_changes)
         self.certain.start()
+        self.workers.start()
         await self._start_api()
         self.ready.set()
 
@@ -202,6 +207,8 @@ class ControlRuntime(Service):
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+        await self.workers.stop()
+        await self.lag.close()
         if self.certain is not None:
             await self.certain.stop()
         if self.recovery is not None:
@@ -248,10 +255,12 @@ class ControlRuntime(Service):
         if self.on_listening is not None:
             self.on_listening(self.api_url)
 
-    def _runtime_status(self) -> RuntimeStatus:
+    async def _runtime_status(self) -> RuntimeStatus:
         recovery = self.recovery.status() if self.recovery is not None else None
         return RuntimeStatus(
             last_change_seen_at=self._seen(),
+            consumer_lag=await self.lag.reading(),
+            workers_alive=self.workers.count(),
             recovery=recovery,
             certain_sources=self._certain_statuses(),
         )

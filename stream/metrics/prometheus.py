@@ -5,7 +5,7 @@ Counters are all-time totals read from the append-only tables, so they only grow
 gauges. Alerts from the reliability playbook map onto them: abandoned retries
 (`signal_retry_queue_items{status="abandoned"}`), data-failure spikes
 (`rate(signal_outcome_attempts_total{status="failed"})`), 607s
-(`signal_marketo_call_errors_total{code="607"}`), lag (`signal_consumer_lag`).
+(`signal_marketo_call_errors_total{code="607"}`), lag (`signal_consumer_lag{topic,group}`).
 """
 
 from __future__ import annotations
@@ -225,8 +225,13 @@ def collect_on(
     families += [calls, errors, duration]
     families += [recent, budget]
     if runtime.consumer_lag is not None:
-        lag = Family("signal_consumer_lag", "gauge", "Messages not yet consumed (runtime).")
-        lag.add(runtime.consumer_lag)
+        lag = Family(
+            "signal_consumer_lag",
+            "gauge",
+            "Messages of a topic not yet committed by a group that reads it (runtime).",
+        )
+        for g in runtime.consumer_lag.groups:
+            lag.add(g.lag, topic=g.topic, group=g.group)
         families.append(lag)
     if runtime.workers_alive is not None:
         alive = Family("signal_workers_alive", "gauge", "Pipeline workers alive (runtime).")

@@ -31,6 +31,7 @@ from stream.metrics.definitions import (
     rate_budget,
     reason_code_sql,
 )
+from stream.metrics.lag import LagReading
 from stream.metrics.recovery import RecoveryStatus
 from stream.store.store import Store
 from stream.store.writer import Con
@@ -43,8 +44,10 @@ class RuntimeStatus:
     """What only the running services know; None means unknown."""
 
     last_change_seen_at: datetime | None = None
-    consumer_lag: int | None = None
+    consumer_lag: LagReading | None = None
+    """Lag per topic and reading group (stream/metrics/consumer_lag.py); None: not read."""
     workers_alive: int | None = None
+    """Pipeline workers heard from lately (stream/heartbeats.py); None: not known."""
     recovery: RecoveryStatus | None = None
     """The control's recovery service (stream/control/recovery.py), when it runs."""
     certain_sources: tuple[CertainSourceStatus, ...] = ()
@@ -198,6 +201,7 @@ def summary_on(
         active_flows = int(_one(con, _ACTIVE_FLOWS, [mode])[0])
     (last_recorded,) = _one(con, _LAST_RECORDED, [mode])
     in_flight = in_flight_on(con, mode)
+    lag = runtime.consumer_lag
     return {
         "mode": mode,
         "period": period_json(window),
@@ -221,7 +225,8 @@ def summary_on(
             "last_change_recorded_at": iso(last_recorded),
             "in_flight": in_flight,
             "last_change_seen_at": iso(runtime.last_change_seen_at),
-            "consumer_lag": runtime.consumer_lag,
+            "consumer_lag": None if lag is None else lag.total(),
+            "consumer_lag_by_topic": None if lag is None else lag.by_topic(),
             "workers_alive": runtime.workers_alive,
         },
     }

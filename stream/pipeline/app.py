@@ -36,6 +36,7 @@ or redrive without a change id has nothing the ledger could file it under.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import time
@@ -48,6 +49,7 @@ from typing import Any
 import faust
 
 from config.models import Source
+from stream import heartbeats
 from stream.certain.events import ChangeEvent
 from stream.certain.parsing import Rejection
 from stream.faust_settings import faust_settings
@@ -80,7 +82,7 @@ from stream.pipeline.records import (
 from stream.pipeline.route import Routed, route_change, route_failure
 from stream.pipeline.snapshot import ConfigView, SnapshotReader
 from stream.sealing import KEY_FILE_NAME, KeyFile
-from stream.topics import CHANGES, DELIVERED, DELIVERIES, OUTCOMES, REDRIVE, faust_topic
+from stream.topics import CHANGES, DELIVERED, DELIVERIES, OUTCOMES, REDRIVE, WORKERS, faust_topic
 
 log = logging.getLogger("signal.pipeline")
 
@@ -166,6 +168,7 @@ class Pipeline:
         self.delivered = DeliveredLog(options.broker_url, retention_s=options.delivered_retention_s)
         self.journal = MarksJournal(options.data_dir / JOURNAL_DIR)
         self._journal_replayed = False
+        self.worker_id = heartbeats.worker_id()
         self.app = self._build_app()
 
     # ---- the app ----------------------------------------------------------------------------
@@ -214,13 +217,27 @@ class Pipeline:
                 self.view.snapshots_refused,
             )
 
+        @app.timer(heartbeats.EVERY_S)  # type: ignore[untyped-decorator]
+        async def heartbeat() -> None:
+            await self.beat(stopping=False)
+
         @app.on_before_shutdown.connect  # type: ignore[arg-type]
         async def close_clients(sender: Any, *_: Any, **__: Any) -> None:
             # Sent after the streams have finished their in-flight batches.
+            await self.beat(stopping=True)
             await self.pool.close()
             await self.publisher.stop()
 
         return app
+
+    async def beat(self, *, stopping: bool) -> None:
+        """This worker's heartbeat (`stream.heartbeats`): control counts live workers by it. A
+        beat the broker does not take within its interval is dropped; the next one follows."""
+        value = heartbeats.beat_bytes(self.worker_id, utcnow(), stopping=stopping)
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(
+                self.publish([(WORKERS.name, self.worker_id, value)]), heartbeats.EVERY_S
+            )
 
     def _publish_retried(self) -> None:
         self.counters.publish_retries += 1

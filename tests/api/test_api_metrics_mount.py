@@ -11,6 +11,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from stream.api import create_app
 from stream.api.deps import DEPS, ApiDeps
+from stream.metrics.lag import GroupLag, LagReading
 from stream.metrics.queries import RuntimeStatus
 from tests.api.api_harness import Api
 
@@ -48,7 +49,8 @@ async def test_runtime_status_comes_through_deps(api: Api) -> None:
     seen = datetime(2026, 11, 28, 11, 0, tzinfo=UTC)
 
     async def status() -> RuntimeStatus:
-        return RuntimeStatus(last_change_seen_at=seen, consumer_lag=7, workers_alive=2)
+        lag = LagReading((GroupLag("signal-deliveries", "signal-pipeline", 7),))
+        return RuntimeStatus(last_change_seen_at=seen, consumer_lag=lag, workers_alive=2)
 
     app = create_app(replace(_deps_of(api), runtime_status=status))
     async with TestClient(TestServer(app, host="127.0.0.1")) as client:

@@ -9,6 +9,7 @@ import pytest
 
 from stream.metrics import ParameterError, activity, parse_window, prometheus, views
 from stream.metrics.definitions import Mode
+from stream.metrics.lag import GroupLag, LagReading
 from stream.metrics.queries import RuntimeStatus
 from stream.store import Store
 from stream.store.store import LEDGER_ONLY_STATUSES
@@ -121,11 +122,20 @@ def _parse(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
     return samples
 
 
+LAG = LagReading(
+    (
+        GroupLag("certain-changes", "signal-pipeline", 2),
+        GroupLag("certain-changes", "signal-control", 5),
+        GroupLag("signal-outcomes", "signal-control", 3),
+    )
+)
+
+
 async def test_prometheus_counters_match_the_stream(
     metrics_store: Store, recorded_stream: Stream
 ) -> None:
     text = await prometheus.exposition(
-        metrics_store, now=NOW, runtime=RuntimeStatus(consumer_lag=5, workers_alive=1)
+        metrics_store, now=NOW, runtime=RuntimeStatus(consumer_lag=LAG, workers_alive=1)
     )
     samples = _parse(text)
 
@@ -156,7 +166,13 @@ async def test_prometheus_counters_match_the_stream(
     )
     assert value("signal_marketo_calls_last_20s", connection="c1") == recent
     assert value("signal_changes_rejected_total") == len(recorded_stream.rejected)
-    assert value("signal_consumer_lag") == 5 and value("signal_workers_alive") == 1
+    lag = {g.topic + "/" + g.group: g.lag for g in LAG.groups}
+    assert {
+        f"{dict(labels)['topic']}/{dict(labels)['group']}": v
+        for (name, labels), v in samples.items()
+        if name == "signal_consumer_lag"
+    } == lag
+    assert value("signal_workers_alive") == 1
     assert ("signal_last_change_seen_timestamp_seconds", frozenset()) not in samples
 
 

@@ -10,6 +10,7 @@ import pytest
 
 from stream.metrics import RuntimeStatus, parse_window, queries
 from stream.metrics.definitions import Mode
+from stream.metrics.lag import GroupLag, LagReading
 from stream.store import Store
 from tests.metrics.metrics_stream_gen import (
     NOW,
@@ -66,6 +67,7 @@ async def test_summary_figures(
         "in_flight": {"queued": 0, "oldest_queued_at": None, "oldest_queued_age_s": None},
         "last_change_seen_at": None,
         "consumer_lag": None,
+        "consumer_lag_by_topic": None,
         "workers_alive": None,
     }
     assert sum(b["triggered"] for b in got["registration_activity"]) == got["actions_triggered"]
@@ -100,7 +102,17 @@ async def test_runtime_inputs_and_given_counts_are_reported(metrics_store: Store
         "live",
         window,
         active_flows=11,
-        runtime=RuntimeStatus(last_change_seen_at=seen, consumer_lag=42, workers_alive=2),
+        runtime=RuntimeStatus(
+            last_change_seen_at=seen,
+            consumer_lag=LagReading(
+                (
+                    GroupLag("certain-changes", "signal-pipeline", 40),
+                    GroupLag("certain-changes", "signal-control", 12),
+                    GroupLag("signal-deliveries", "signal-pipeline", 2),
+                )
+            ),
+            workers_alive=2,
+        ),
     )
     assert got["active_flows"] == 11
     status = got["processing_status"]
@@ -109,6 +121,8 @@ async def test_runtime_inputs_and_given_counts_are_reported(metrics_store: Store
         42,
         2,
     )
+    # A topic's lag is its slowest reader's; the total adds the topics.
+    assert status["consumer_lag_by_topic"] == {"certain-changes": 40, "signal-deliveries": 2}
     assert got["period"]["bucket_seconds"] == 60
     assert len(got["registration_activity"]) == 60
 

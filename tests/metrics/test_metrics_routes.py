@@ -17,6 +17,7 @@ from stream.control.config_service import ConfigService
 from stream.control.secret_store import SecretStore
 from stream.metrics import RuntimeStatus
 from stream.metrics.definitions import Mode
+from stream.metrics.lag import GroupLag, LagReading
 from stream.store import Store
 from tests.metrics.metrics_stream_gen import NOW
 
@@ -24,7 +25,8 @@ from tests.metrics.metrics_stream_gen import NOW
 @pytest.fixture
 async def client(metrics_store: Store) -> AsyncIterator[TestClient[web.Request, web.Application]]:
     async def runtime() -> RuntimeStatus:
-        return RuntimeStatus(last_change_seen_at=NOW, consumer_lag=3, workers_alive=1)
+        lag = LagReading((GroupLag("signal-outcomes", "signal-control", 3),))
+        return RuntimeStatus(last_change_seen_at=NOW, consumer_lag=lag, workers_alive=1)
 
     def flows(mode: Mode) -> int:
         return {"live": 4, "test": 1}[mode]
@@ -45,6 +47,7 @@ async def test_summary_over_http(client: TestClient[web.Request, web.Application
     assert body["mode"] == "test" and body["active_flows"] == 1
     assert body["period"]["from"] == "2026-11-27T12:00:00+00:00"
     assert body["processing_status"]["consumer_lag"] == 3
+    assert body["processing_status"]["consumer_lag_by_topic"] == {"signal-outcomes": 3}
     assert body["processing_status"]["last_change_seen_at"] == NOW.isoformat()
     assert len(body["registration_activity"]) == 24
 
@@ -76,6 +79,7 @@ async def test_prometheus_scrape(client: TestClient[web.Request, web.Application
     text = await response.text()
     assert "# TYPE signal_outcome_attempts_total counter" in text
     assert "signal_workers_alive 1" in text
+    assert 'signal_consumer_lag{group="signal-control",topic="signal-outcomes"} 3' in text
 
 
 @pytest.mark.parametrize(
