@@ -102,7 +102,24 @@ def summary_text(body: dict[str, Any]) -> str:
         f"{fmt.short_time(status.get('last_change_recorded_at')) or '—'}"
         f" · lag {_opt(status.get('consumer_lag'))} · workers {_opt(status.get('workers_alive'))}",
     ]
+    by_topic = status.get("consumer_lag_by_topic")
+    if isinstance(by_topic, dict) and by_topic:
+        lines.append("  lag by topic: " + lag_by_topic_text(by_topic))
     return "\n".join(lines)
+
+
+LAG_TOPIC_LABELS = {
+    "certain-changes": "changes",
+    "signal-deliveries": "deliveries",
+    "signal-outcomes": "outcomes",
+}
+"""Short names of the topics whose lag control reports (their full names label /metrics)."""
+
+
+def lag_by_topic_text(by_topic: dict[str, Any]) -> str:
+    known = [t for t in LAG_TOPIC_LABELS if t in by_topic]
+    others = sorted(t for t in by_topic if t not in LAG_TOPIC_LABELS)
+    return " · ".join(f"{LAG_TOPIC_LABELS.get(t, t)} {_n(by_topic[t])}" for t in [*known, *others])
 
 
 def troubleshooting_text(body: dict[str, Any]) -> str:
