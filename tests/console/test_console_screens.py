@@ -7,7 +7,8 @@ from textual.widgets import DataTable, Input, Static, TextArea
 
 from apiclient.client import ApiClient
 from console.messages import ConnectionTested, Resubmitted, SqlFinished
-from console.screens.connections import CandidateFailed, ConnectionForm
+from console.screens.connections import ConnectionForm
+from console.screens.form_parts import CandidateFailed
 from console.screens.modals import ConfirmModal, TextModal, TypeToConfirmModal
 from console.screens.retry import ItemDetail
 from tests.console.console_helpers import MakeConsole, keys, screen_text, settle, type_text
