@@ -214,3 +214,23 @@ async def test_the_filter_key_is_in_the_footer_and_help(
 def _footer(text: str) -> str:
     lines: Iterable[str] = text.splitlines()
     return list(lines)[-1]
+
+
+def test_summary_shows_lag_by_topic_only_when_control_reports_it() -> None:
+    unknown = summary_text({"processing_status": {"consumer_lag": None, "workers_alive": None}})
+    assert "lag — · workers —" in unknown and "lag by topic" not in unknown
+    known = summary_text(
+        {
+            "processing_status": {
+                "consumer_lag": 1234,
+                "workers_alive": 2,
+                "consumer_lag_by_topic": {
+                    "signal-outcomes": 4,
+                    "certain-changes": 1230,
+                    "signal-deliveries": 0,
+                },
+            }
+        }
+    )
+    assert "lag 1234 · workers 2" in known
+    assert "  lag by topic: changes 1,230 · deliveries 0 · outcomes 4" in known.splitlines()
