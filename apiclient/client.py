@@ -345,6 +345,15 @@ class ApiClient(Transport):
         route = f"/mappings/{_segment(mapping_id)}"
         return await self._object("PUT", route, body=dict(body), if_match=version)
 
+    async def create_mapping(self, body: Mapping[str, Any]) -> dict[str, Any]:
+        """Create a mapping (`id` in the body); 409 on `id` when one has that id already."""
+        return await self._object("POST", "/mappings", body=dict(body))
+
+    async def delete_mapping(self, mapping_id: str, version: int | None = None) -> None:
+        """Delete a mapping no flow uses; control refuses one in use (409, path `used_by`,
+        the flows named in the message)."""
+        await self._api("DELETE", f"/mappings/{_segment(mapping_id)}", if_match=version)
+
     async def preview_mapping(
         self, mapping_id: str, body: Mapping[str, Any] | None = None
     ) -> dict[str, Any]:

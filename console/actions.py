@@ -170,6 +170,37 @@ ACTIONS: tuple[ActionSpec, ...] = (
         dangerous=True,
         priority=True,
     ),
+    ActionSpec(
+        "flow-new-mapping",
+        "f7",
+        "new_mapping",
+        "New mapping",
+        scope="flow",
+        dangerous=True,
+        priority=True,
+    ),
+    ActionSpec(
+        "flow-delete-mapping",
+        "f8",
+        "delete_mapping",
+        "Delete the chosen mapping (refused while flows use it)",
+        scope="flow",
+        dangerous=True,
+        priority=True,
+    ),
+    # a new mapping (the flow editor's mapping dialog)
+    ActionSpec(
+        "mapping-form-done",
+        "ctrl+s",
+        "done",
+        "Create",
+        scope="mapping-form",
+        show=True,
+        priority=True,
+    ),
+    ActionSpec(
+        "mapping-form-cancel", "escape", "cancel", "Cancel", scope="mapping-form", show=True
+    ),
     # one mapping field (the flow editor's field dialog)
     ActionSpec(
         "field-done", "ctrl+s", "done", "Done", scope="field-form", show=True, priority=True

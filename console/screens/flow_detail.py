@@ -41,6 +41,7 @@ from console.screens.flow_mapping import (
     shared_with,
     show_fields,
 )
+from console.screens.mapping_form import MappingCreated, MappingDeleted, MappingForm, NewMapping
 from console.screens.mapping_preview import MappingPreviewModal
 from console.screens.modals import ConfirmModal, TypeToConfirmModal, UnsavedModal
 from console.widgets.table import SignalTable
@@ -123,6 +124,7 @@ class FlowDetailScreen(BaseScreen):
             with Horizontal(classes="row"):
                 yield Label("Mapping", classes="label")
                 yield Select([], id="mapping", prompt="(none)")
+                yield Static("f7 new · f8 delete", classes="hint")
             table = SignalTable(id="mapping-fields", cursor_type="row")
             table.add_column("Target", key="target", width=20)
             table.add_column("Sources", key="sources", width=30)
@@ -186,10 +188,7 @@ class FlowDetailScreen(BaseScreen):
         self.query_one("#form-id", Input).value = str(
             (destination.get("form") or {}).get("form_id") or ""
         )
-        mappings = [
-            (Text(m.get("name", m["id"])), m["id"]) for m in self.account.get("mappings", [])
-        ]
-        self.query_one("#mapping", Select).set_options(mappings)
+        self._mapping_options()
         self._select("#mapping", destination.get("mapping"))
         self._load_mapping(destination.get("mapping"))
         self._show_reasons(message.flow)
@@ -290,6 +289,83 @@ class FlowDetailScreen(BaseScreen):
     def _mapping_id(self) -> str | None:
         value = self.query_one("#mapping", Select).value
         return value if isinstance(value, str) else None
+
+    # --- creating and deleting mappings ---------------------------------------------------
+
+    def action_new_mapping(self) -> None:
+        if self.console.read_only or self.flow is None:
+            return
+        taken = {str(m["id"]) for m in self.account.get("mappings", [])}
+
+        def chosen(new: NewMapping | None) -> None:
+            if new is not None:
+                self.create_mapping(new)
+
+        self.app.push_screen(MappingForm(taken, self._mapping_id()), chosen)
+
+    @api_worker("flow-mapping")
+    async def create_mapping(self, new: NewMapping) -> None:
+        """A copy takes the fields the table shows, edits not saved yet included: the way to
+        make a variant without touching the mapping other flows share."""
+        fields = [dict(f) for f in self.mapping_fields] if new.copy_from else []
+        body = {"id": new.id, "name": new.name, "fields": fields}
+        creating = self.console.client.create_mapping(body)
+        self.post_message(MappingCreated(await self.call_api("create the mapping", creating)))
+
+    @on(MappingCreated)
+    def mapping_created(self, message: MappingCreated) -> None:
+        self.account.setdefault("mappings", []).append(message.mapping)
+        self._mapping_options()
+        self._select("#mapping", message.mapping["id"])
+        self._load_mapping(message.mapping["id"])
+        self.notify(f"Created mapping {message.mapping['id']}; save the flow to use it", timeout=4)
+
+    def action_delete_mapping(self) -> None:
+        mapping_id = self._mapping_id()
+        if self.console.read_only or self.flow is None:
+            return
+        if mapping_id is None:
+            self.notify("choose the mapping to delete first", severity="warning")
+            return
+        users = shared_with(self.account, mapping_id, None)
+        if users:
+            flows = ", ".join(repr(u) for u in users)
+            text = (
+                f"mapping {mapping_id!r} cannot be deleted: flows {flows} use it; "
+                "choose another mapping for them first"
+            )
+            self.query_one("#reasons", Static).update(Text(f"✗ {text}", style="bold red"))
+            self.notify(text, severity="error", timeout=6)
+            return
+
+        def confirmed(ok: bool | None) -> None:
+            if ok:
+                self.delete_mapping(mapping_id)
+
+        question = f"Delete mapping '{mapping_id}'? No flow uses it."
+        self.app.push_screen(ConfirmModal(question, title="Delete mapping"), confirmed)
+
+    @api_worker("flow-mapping")
+    async def delete_mapping(self, mapping_id: str) -> None:
+        version = (mapping_of(self.account, mapping_id) or {}).get("version")
+        deleting = self.console.client.delete_mapping(mapping_id, version)
+        await self.call_api("delete the mapping", deleting)
+        self.post_message(MappingDeleted(mapping_id))
+
+    @on(MappingDeleted)
+    def mapping_deleted(self, message: MappingDeleted) -> None:
+        mappings = self.account.get("mappings", [])
+        self.account["mappings"] = [m for m in mappings if m["id"] != message.mapping_id]
+        self._mapping_options()
+        self.query_one("#mapping", Select).clear()
+        self._load_mapping(None)
+        self.notify(f"Deleted mapping {message.mapping_id}", timeout=4)
+
+    def _mapping_options(self) -> None:
+        mappings = [
+            (Text(m.get("name", m["id"])), m["id"]) for m in self.account.get("mappings", [])
+        ]
+        self.query_one("#mapping", Select).set_options(mappings)
 
     # --- refresh fields and preview --------------------------------------------------------
 

@@ -31,6 +31,7 @@ SCOPE_TITLES = {
     "quit": "Leaving the console",
     "panel": "Text panel",
     "field-form": "Mapping field",
+    "mapping-form": "New mapping",
     "unsaved": "Unsaved edits",
     "table": "Every table",
     "filter": "Filter and search fields",
@@ -41,7 +42,17 @@ SCOPE_TITLES = {
     "dialog": "Dialog buttons",
 }
 MODAL_SCOPES = frozenset(
-    {"quit", "panel", "field-form", "unsaved", "help", "confirm", "type-confirm", "dialog"}
+    {
+        "quit",
+        "panel",
+        "field-form",
+        "mapping-form",
+        "unsaved",
+        "help",
+        "confirm",
+        "type-confirm",
+        "dialog",
+    }
 )
 """Dialogs: only their own keys work there, so help lists only those."""
 KEY_NAMES = {

@@ -11,6 +11,7 @@ mapping, and published to the workers.
     GET  /api/v1/mappings/{mapping_id}
     PUT  /api/v1/mappings/{mapping_id}    replace
     POST /api/v1/mappings/{mapping_id}    create with the id of the path
+    DELETE /api/v1/mappings/{mapping_id}  delete one no flow uses (409 naming the flows that do)
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from config.validation import Problem
 from stream.api.deps import deps_of
 from stream.api.errors import if_match_version, json_object, problems_response, validation_response
 from stream.api.middleware import actor_of
-from stream.control.config_service import ConfigService
+from stream.control.config_service import ConfigService, ConflictError
 
 READ_ONLY = ("version", "used_by")
 
@@ -92,9 +93,24 @@ async def put_mapping(request: web.Request) -> web.Response:
     return web.json_response(mapping_json(config, saved))
 
 
+async def delete_mapping(request: web.Request) -> web.Response:
+    """204, or 409 with `used_by` (the flows' ids) when flows still use the mapping: deleting
+    it would leave them pointing at nothing, so the operator moves them first."""
+    config = deps_of(request).config
+    mapping_id = request.match_info["id"]
+    try:
+        await config.delete_mapping(
+            mapping_id, actor_of(request), expected_version=if_match_version(request)
+        )
+    except ConflictError as error:
+        return problems_response(409, error.problems, used_by=config.mapping_users(mapping_id))
+    return web.Response(status=204)
+
+
 def add_routes(app: web.Application) -> None:
     app.router.add_get("/api/v1/mappings", list_mappings)
     app.router.add_post("/api/v1/mappings", create_mapping)
     app.router.add_get("/api/v1/mappings/{id}", get_mapping)
     app.router.add_put("/api/v1/mappings/{id}", put_mapping)
     app.router.add_post("/api/v1/mappings/{id}", create_mapping_at)
+    app.router.add_delete("/api/v1/mappings/{id}", delete_mapping)

@@ -322,6 +322,26 @@ class ConfigService:
             await self._commit(account, actor)
         return self.mapping(mapping.id)
 
+    async def delete_mapping(
+        self, mapping_id: str, actor: str, *, expected_version: int | None = None
+    ) -> None:
+        """Delete one mapping that no flow uses. A mapping in use is refused (409) naming the
+        flows, rather than leaving them pointing at nothing."""
+        async with self._lock:
+            self.mapping(mapping_id)
+            self._check_version("mapping", mapping_id, expected_version)
+            users = [f for f in self._account.flows if f.destination.mapping == mapping_id]
+            if users:
+                names = ", ".join(f"{f.name!r} ({f.id})" for f in users)
+                message = (
+                    f"mapping {mapping_id!r} is used by {len(users)} flow(s): {names}; "
+                    "choose another mapping for them first"
+                )
+                raise ConflictError(message, [Problem("used_by", message)])
+            account = self._account.model_copy(deep=True)
+            account.mappings = [m for m in account.mappings if m.id != mapping_id]
+            await self._commit(account, actor)
+
     # --- tag assignments -------------------------------------------------------------------
 
     @property

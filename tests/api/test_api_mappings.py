@@ -112,3 +112,53 @@ async def test_invalid_mappings_are_refused_by_path_and_nothing_changes(api: Api
     assert (await api.put("/api/v1/mappings/nope", json={"name": "X"})).status == 404
     after = await (await api.get("/api/v1/mappings/lead-basic")).json()
     assert after == before
+
+
+async def test_delete_a_mapping_in_use_is_refused_naming_its_flows(api: Api) -> None:
+    before = api.published_version
+    refused = await api.delete("/api/v1/mappings/lead-basic", headers=api.headers("ana"))
+    assert refused.status == 409
+    body = await refused.json()
+    assert body["used_by"] == ["registered-to-nurture"]
+    [error] = body["errors"]
+    assert error["path"] == "used_by"
+    assert "'Registered to nurture' (registered-to-nurture)" in error["message"]
+    assert api.mapping("lead-basic").name == "Lead basics"
+    audit = await api.store.config_audit(kind="mapping", object_id="lead-basic")
+    assert "delete" not in [a.action for a in audit]
+    assert api.published_version == before
+
+
+async def test_delete_an_unused_mapping_audits_and_publishes_it(api: Api) -> None:
+    made = await api.post("/api/v1/mappings", json={"id": "lead-spare", "name": "Spare"})
+    assert made.status == 201
+    version = (await made.json())["version"]
+
+    stale = await api.delete(
+        "/api/v1/mappings/lead-spare", headers={**api.auth, "If-Match": str(version + 1)}
+    )
+    assert stale.status == 409 and (await stale.json())["errors"][0]["path"] == "version"
+    assert api.config.account.mapping("lead-spare") is not None
+
+    gone = await api.delete(
+        "/api/v1/mappings/lead-spare", headers={**api.headers("bo"), "If-Match": str(version)}
+    )
+    assert gone.status == 204
+    assert api.config.account.mapping("lead-spare") is None
+    assert (await api.get("/api/v1/mappings/lead-spare")).status == 404
+    again = await api.delete("/api/v1/mappings/lead-spare")
+    assert again.status == 404 and "lead-spare" in (await again.json())["errors"][0]["message"]
+
+    audit = await api.store.config_audit(kind="mapping", object_id="lead-spare")
+    assert (audit[0].action, audit[0].actor) == ("delete", "bo")
+    records = await read_topic(
+        api.bootstrap,
+        api.config_topic,
+        until=lambda rs: any(
+            all(m["id"] != "lead-spare" for m in s["account"]["mappings"])
+            and any(m["id"] == "lead-basic" for m in s["account"]["mappings"])
+            for s in snapshots(rs)[-1:]
+        ),
+        within=3.0,
+    )
+    assert [m["id"] for m in snapshots(records)[-1]["account"]["mappings"]] == ["lead-basic"]
