@@ -35,7 +35,11 @@ from typing import Any
 from aiohttp import web
 
 from simulators.certain.sandbox_admin import register_admin
-from simulators.certain.sandbox_faults import MALFORMED_VARIANTS, Faults
+from simulators.certain.sandbox_faults import (
+    MALFORMED_SESSION_VARIANTS,
+    MALFORMED_VARIANTS,
+    Faults,
+)
 from simulators.certain.sandbox_query import (
     Collection,
     QueryError,
@@ -86,6 +90,7 @@ class CertainSandbox:
         self.faults = Faults()
         self.calls: list[dict[str, Any]] = []
         self._malformed_turn = 0
+        self._malformed_session_turn = 0
         self.url = ""
         self.app = build_app(self)
         self._runner: web.AppRunner | None = None
@@ -195,6 +200,18 @@ class CertainSandbox:
         self.faults.malformed -= 1
         reason, breaker = MALFORMED_VARIANTS[self._malformed_turn % len(MALFORMED_VARIANTS)]
         self._malformed_turn += 1
+        served.malformed.append(f"{record.get('registrationCode', '?')}: {reason}")
+        breaker(record)
+        return record
+
+    def spoil_session(self, record: dict[str, Any], served: Served) -> dict[str, Any]:
+        """Break the session registration record if such a fault is pending."""
+        if self.faults.malformed_sessions <= 0:
+            return record
+        self.faults.malformed_sessions -= 1
+        variants = MALFORMED_SESSION_VARIANTS
+        reason, breaker = variants[self._malformed_session_turn % len(variants)]
+        self._malformed_session_turn += 1
         served.malformed.append(f"{record.get('registrationCode', '?')}: {reason}")
         breaker(record)
         return record
@@ -316,7 +333,7 @@ def register_api(app: web.Application, sb: CertainSandbox) -> None:
         event = sb.event_of(request)
         records: list[SessionRegistration] = list(event.agendas.values())
         page = select(records, request.query, AGENDAS, "session registrations")
-        items = [a.as_json(event.code) for a in page.items]
+        items = [sb.spoil_session(a.as_json(event.code), served) for a in page.items]
         served.records = len(items)
         return envelope(page, AGENDAS.plural, items)
 

@@ -16,7 +16,8 @@ Data:
   `{"eventCode":…, "set":{…}, "where":{"registrationStatusLabel":"New"}, "limit":5000}`: one
   mass action, every record stamped with the same `dateModified`.
 - `POST /_sandbox/session-registrations` `{"eventCode":…, "registrationCode":…, "sessionCode":…,
-  "regSessionStatus":"Registered"}`: assign or move (reference §2.8 transitions).
+  "regSessionStatus":"Registered"}`: assign or move (reference §2.8 transitions); with
+  `"registrationCodes": […]` instead, a mass move answering the codes moved and those refused.
 - `POST /_sandbox/accounts/{acct}/password` `{"password":…}`: the API user's password changes
   (calls with the old one get 401 from then on).
 
@@ -26,7 +27,9 @@ Clock and faults:
 - `POST /_sandbox/faults` `{"status": 503, "count": 3}`: the next N API calls answer that status
   (401 comes with its challenge); `{"malformed": N}`: the next N registration records served are
   broken (a missing `registrationCode`, an unparseable `dateModified`, a `profile` that is not an
-  object, in turn). `GET` lists pending faults, `DELETE` clears them and the latency.
+  object, in turn); `{"malformedSessions": N}`: likewise the next N session registration records
+  (a missing `sessionCode`, an unparseable `dateModified`, a `regSessionStatus` that is not text).
+  `GET` lists pending faults, `DELETE` clears them and the latency.
 - `GET /_sandbox/status`, `GET /_sandbox/calls` (every API call: path, query, status, records).
 """
 
@@ -52,7 +55,7 @@ from simulators.certain.sandbox_changes import (
 )
 from simulators.certain.sandbox_faults import StatusFault
 from simulators.certain.sandbox_seed import DEFAULT_ACCOUNT
-from simulators.certain.sandbox_state import format_ts
+from simulators.certain.sandbox_state import SandboxEvent, format_ts
 
 if TYPE_CHECKING:
     from simulators.certain.sandbox import CertainSandbox
@@ -199,6 +202,8 @@ def register_admin(app: web.Application, sb: CertainSandbox) -> None:
 
     async def session_registrations(request: web.Request, data: dict[str, Any]) -> web.Response:
         event = event_of(data)
+        if "registrationCodes" in data:
+            return _json(mass_session_status(event, data))
         agenda = set_session_status(
             sb.state,
             event,
@@ -207,6 +212,30 @@ def register_admin(app: web.Application, sb: CertainSandbox) -> None:
             _str(data, "regSessionStatus"),
         )
         return _json(agenda.as_json(event.code))
+
+    def mass_session_status(event: SandboxEvent, data: dict[str, Any]) -> dict[str, Any]:
+        """A mass session move (a session's check-in list scanned at once): each registration
+        moves if Certain allows it; the refused ones are listed with their reason."""
+        codes = data.get("registrationCodes")
+        if (
+            not isinstance(codes, list)
+            or not 1 <= len(codes) <= MAX_BULK
+            or not all(isinstance(c, str) for c in codes)
+        ):
+            raise ChangeError(
+                f"'registrationCodes': expected a list of 1..{MAX_BULK} registration codes"
+            )
+        session_code, status = _str(data, "sessionCode"), _str(data, "regSessionStatus")
+        changed: list[str] = []
+        refused: list[dict[str, str]] = []
+        for code in codes:
+            try:
+                set_session_status(sb.state, event, code, session_code, status)
+            except ChangeError as error:
+                refused.append({"registrationCode": code, "message": str(error)})
+            else:
+                changed.append(code)
+        return {"changed": len(changed), "registrationCodes": changed, "refused": refused}
 
     async def password(request: web.Request, data: dict[str, Any]) -> web.Response:
         account = sb.state.account(request.match_info["acct"])
@@ -229,14 +258,17 @@ def register_admin(app: web.Application, sb: CertainSandbox) -> None:
     async def add_fault(request: web.Request, data: dict[str, Any]) -> web.Response:
         if "malformed" in data:
             sb.faults.malformed += _int(data, "malformed", 1)
+        elif "malformedSessions" in data:
+            sb.faults.malformed_sessions += _int(data, "malformedSessions", 1)
         elif "status" in data:
             code = _int(data, "status", 400, 599)
             count = _int(data, "count", 1) if "count" in data else 1
             sb.faults.statuses.append(StatusFault(code, count))
         else:
             raise ChangeError(
-                "give 'status' (an HTTP status for the next 'count' calls) or 'malformed' "
-                "(how many records to break)"
+                "give 'status' (an HTTP status for the next 'count' calls), 'malformed' "
+                "(how many registration records to break) or 'malformedSessions' (how many "
+                "session registration records)"
             )
         return _json(sb.faults.as_dict(), 201)
 

@@ -27,6 +27,7 @@ class Faults:
     latency_ms: float = 0.0
     statuses: list[StatusFault] = field(default_factory=list)
     malformed: int = 0
+    malformed_sessions: int = 0
 
     def take_status(self) -> int | None:
         while self.statuses:
@@ -42,12 +43,14 @@ class Faults:
         self.latency_ms = 0.0
         self.statuses.clear()
         self.malformed = 0
+        self.malformed_sessions = 0
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "latencyMs": self.latency_ms,
             "statuses": [f.as_dict() for f in self.statuses if f.remaining > 0],
             "malformed": self.malformed,
+            "malformedSessions": self.malformed_sessions,
         }
 
 
@@ -57,3 +60,10 @@ MALFORMED_VARIANTS: tuple[tuple[str, Callable[[dict[str, Any]], None]], ...] = (
     ("profile not an object", lambda r: r.__setitem__("profile", "<profile unavailable>")),
 )
 """How a record is broken when a malformed-record fault is pending (cycled in this order)."""
+
+MALFORMED_SESSION_VARIANTS: tuple[tuple[str, Callable[[dict[str, Any]], None]], ...] = (
+    ("sessionCode missing", lambda r: r.pop("sessionCode", None)),
+    ("dateModified unparseable", lambda r: r.__setitem__("dateModified", "31/13/2026 25:61")),
+    ("regSessionStatus not text", lambda r: r.__setitem__("regSessionStatus", 3)),
+)
+"""How a session registration record is broken (`malformedSessions` faults), in turn."""

@@ -23,6 +23,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+from urllib.parse import quote
 
 import aiohttp
 
@@ -126,6 +127,36 @@ class CertainClient:
         }
         return await self._page(f"Registration/{self._source.account_code}/{event_code}", params)
 
+    async def session_registrations(
+        self, event_code: str, after: datetime, start_index: int, max_results: int = PAGE_SIZE
+    ) -> Page:
+        """Session registrations (`registrationAgendas`) of one event modified after `after`,
+        oldest first, one page."""
+        params = {
+            "dateModified_after": format_timestamp(after),
+            "orderBy": "dateModified_asc",
+            "max_results": str(max_results),
+            "start_index": str(start_index),
+        }
+        path = f"RegistrationAgenda/{self._source.account_code}/{event_code}"
+        return await self._page(path, params, plural="registrationAgendas")
+
+    async def sessions(
+        self, event_code: str, start_index: int, max_results: int = PAGE_SIZE
+    ) -> Page:
+        """The event's sessions (names, tracks, instances), one page, from the API 2.0 family
+        (reference §2.8): API v1 names a session registration's session by code only."""
+        params = {"max_results": str(max_results), "start_index": str(start_index)}
+        path = f"accounts/{self._source.account_code}/events/{event_code}/sessions"
+        url = f"{str(self._source.host).rstrip('/')}/api/standard/2.0/{path}"
+        return await self._page(path, params, plural="sessions", url=url)
+
+    async def registration(self, event_code: str, code: str) -> Any:
+        """One registration; None when Certain has no such registration."""
+        params = {"includeList": "registration_questions,reg_properties"}
+        path = f"Registration/{self._source.account_code}/{event_code}/{quote(code, safe='')}"
+        return await self._get(path, params)
+
     async def events(self, start_index: int, max_results: int = PAGE_SIZE) -> Page:
         """The account's events (with their tags), one page."""
         params = {
@@ -140,8 +171,10 @@ class CertainClient:
         """One event with its questions and setup; None when Certain has no such event."""
         return await self._get(f"Event/{self._source.account_code}/{event_code}", {})
 
-    async def _page(self, path: str, params: Mapping[str, str], plural: str = "") -> Page:
-        body = await self._get(path, params)
+    async def _page(
+        self, path: str, params: Mapping[str, str], plural: str = "", url: str = ""
+    ) -> Page:
+        body = await self._get(path, params, url)
         if body is None:
             return Page([], 0)
         key = plural or "registrations"
@@ -151,10 +184,11 @@ class CertainClient:
         total = body.get("completeCollectionSize")
         return Page(records, total if isinstance(total, int) else None)
 
-    async def _get(self, path: str, params: Mapping[str, str]) -> Any:
+    async def _get(self, path: str, params: Mapping[str, str], url: str = "") -> Any:
+        """GET `path` under the v1 base (or `url`, which `path` then only names in messages)."""
         await self._budget.acquire()
         self.requests += 1
-        url = f"{self._source.base_url}/{path}"
+        url = url or f"{self._source.base_url}/{path}"
         headers = {"Accept": "application/json", "Authorization": self._authorization}
         try:
             async with self._session.get(

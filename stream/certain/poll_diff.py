@@ -84,6 +84,9 @@ class RecordDiff:
     code: str
     seen: LastSeen
     changes: list[ChangeEvent] = field(default_factory=list)
+    body: dict[str, Any] | None = None
+    """A registration as its changes carry it (set when there are changes): kept as last seen,
+    so a session change of the registration can carry it too."""
 
     @property
     def unchanged(self) -> bool:
@@ -173,9 +176,9 @@ def diff_registration(
         }
         parsed = parse_change(envelope)
         if isinstance(parsed, Rejection):
-            return _from_parsing(parsed, record, code)
+            return from_parsing(parsed, record, code)
         changes.append(parsed)
-    return RecordDiff(code, seen, changes)
+    return RecordDiff(code, seen, changes, registration)
 
 
 def _check_registration(record: Any) -> tuple[str, datetime] | RecordRejection:
@@ -230,18 +233,18 @@ def diff_event(account: str, record: Any, last: LastSeen | None) -> RecordDiff |
     }
     parsed = parse_change(envelope)
     if isinstance(parsed, Rejection):
-        return _from_parsing(parsed, record, code)
+        return from_parsing(parsed, record, code)
     return RecordDiff(code, seen, [parsed])
 
 
 # --- helpers -------------------------------------------------------------------------------------
 
 
-def _from_parsing(rejection: Rejection, record: Any, code: str) -> RecordRejection:
+def from_parsing(rejection: Rejection, record: Any, code: str) -> RecordRejection:
     """A change-contract problem, named by the record's own field (`registration.profile` →
     `profile`)."""
     path = rejection.path
-    for prefix in ("registration.", "event."):
+    for prefix in ("registration.", "session.", "event."):
         if path.startswith(prefix):
             path = path.removeprefix(prefix)
             break

@@ -3,7 +3,8 @@
 Certain has no public webhook API (reference/certain-data.md §3), so control polls each
 configured account: the account's events (`Event/{acct}`, the detail of an event whose
 `dateModified` moved, for its setup), then per watched event the registrations modified after
-the event's watermark minus `OVERLAP`, oldest first, page by page. Each record is compared with
+the event's watermark minus `OVERLAP`, oldest first, page by page, and then its session
+registrations likewise (`stream.control.certain_sessions`). Each record is compared with
 its last-seen state (`stream.certain.poll_diff`); each page's changes take the path every
 ingested change takes (`stream.control.archive.archive_valid`, source `poll`): archived in the
 ledger's outbox *together with* the records' new last-seen state and the moved watermark
@@ -62,6 +63,7 @@ from stream.certain.poll_diff import (
     parse_timestamp,
 )
 from stream.control.archive import Received, archive_valid, change_record
+from stream.control.certain_sessions import SessionPage, SessionRegistrations
 from stream.control.config_service import ConfigService
 from stream.metrics.certain_sources import (
     BACKING_OFF,
@@ -78,6 +80,7 @@ from stream.store.certain_state import (
     PollCommit,
     SeenRow,
     SourceKey,
+    Stream,
     commit_poll,
     load_last_seen,
     load_watermarks,
@@ -142,6 +145,9 @@ class SourcePoller:
         self._clock = clock
         self._rng = rng or random.Random()
         self._budget = RequestBudget(source.request_budget_per_minute)
+        self._sessions = SessionRegistrations(
+            key=self.key, store=store, overlap=OVERLAP, start_point=self._start_point
+        )
         self._failures = 0
         self.status = CertainSourceStatus(
             source.id, source.name, source.account_code, state=STARTING
@@ -232,6 +238,9 @@ class SourcePoller:
             events = await self._poll_events(client, result)
             for event_code in events:
                 await self._poll_registrations(client, event_code, marks, result)
+                result.records += await self._sessions.poll(
+                    client, event_code, self._session_commit(event_code, result)
+                )
         finally:
             result.requests = client.requests
         return result
@@ -328,6 +337,23 @@ class SourcePoller:
             if isinstance(diffed, RecordDiff):
                 latest[diffed.code] = diffed.seen
             self._take(out, diffed, "registration", event_code)
+        await self._drop_known_rejections(out, event_code)
+        return out
+
+    def _session_commit(
+        self, event_code: str, result: PollResult
+    ) -> Callable[[SessionPage, dict[str, datetime] | None], Awaitable[None]]:
+        async def commit(page: SessionPage, marks: dict[str, datetime] | None) -> None:
+            out = _Page(page.changes, [], list(page.seen), page.newest)
+            for rejection in page.rejections:
+                self._take(out, rejection, "session", event_code)
+            await self._drop_known_rejections(out, event_code)
+            await self._commit(out, marks, result, "sessions")
+
+        return commit
+
+    async def _drop_known_rejections(self, out: _Page, event_code: str) -> None:
+        """Keep each malformed record once: the overlap re-reads it on every poll."""
         known = await load_last_seen(
             self._store,
             self.key,
@@ -341,7 +367,6 @@ class SourcePoller:
             for row in fresh
         ]
         out.rejected = fresh
-        return out
 
     def _take(
         self,
@@ -353,7 +378,9 @@ class SourcePoller:
         if isinstance(diffed, RecordRejection):
             raw = _json(diffed.raw)
             where = f"Certain source {self.source.id!r}, event {event_code or diffed.code!r}"
-            if kind == "registration":
+            if kind == "session":
+                where += ", session registration"
+            if kind in ("registration", "session"):
                 where += f", registration {diffed.code!r}" if diffed.code else ""
             out.rejected.append(
                 RejectedRow(
@@ -367,18 +394,27 @@ class SourcePoller:
                 )
             )
             return
-        out.changes += diffed.changes
-        out.seen.append(SeenRow(kind, event_code, diffed.code, diffed.seen))
         if out.newest is None or diffed.seen.date_modified > out.newest:
             out.newest = diffed.seen.date_modified
+        if diffed.unchanged and kind == "registration":
+            # Nothing to write: the stored state (and the registration body kept with it) is
+            # that version or a newer one.
+            return
+        out.changes += diffed.changes
+        body = _json(diffed.body) if diffed.body is not None else None
+        out.seen.append(SeenRow(kind, event_code, diffed.code, diffed.seen, body=body))
 
     async def _commit(
-        self, out: _Page, watermarks: dict[str, datetime] | None, result: PollResult
+        self,
+        out: _Page,
+        watermarks: dict[str, datetime] | None,
+        result: PollResult,
+        stream: Stream = "registrations",
     ) -> None:
         received = [Received(c, _json(c.to_json_dict())) for c in out.changes]
 
         async def write(rows: list[ChangeRow]) -> AcceptedChanges:
-            commit = PollCommit(self.key, rows, out.rejected, out.seen, watermarks)
+            commit = PollCommit(self.key, rows, out.rejected, out.seen, watermarks, stream)
             return await commit_poll(self._store, commit)
 
         committed = await archive_valid(

@@ -1,4 +1,4 @@
-"""The Certain source's state in the ledger: watermarks and last-seen records (migration 6).
+"""The Certain source's state in the ledger: watermarks and last-seen records (migrations 6, 9).
 
 A poll reads records modified after its watermark (minus an overlap) and compares each with the
 version it last acted on (`stream.certain.poll_diff`). Both live here, keyed by the source's id
@@ -7,9 +7,14 @@ written by `commit_poll` in the same transaction that archives the poll's change
 after a crash either the changes and the state that says they were taken are both in the
 ledger, or neither is, so a restart neither loses nor repeats a change.
 
-Kinds of last-seen row: `registration` (code = registration code), `event` (event_code = code =
-the event code), `rejected` (code = a digest of a malformed record already kept in
+Kinds of last-seen row: `registration` (code = registration code; `body` = the registration as
+its last change carried it, which session changes carry along), `session` (code = registration
+code, `session_code` = the session: one session registration), `event` (event_code = code = the
+event code), `rejected` (code = a digest of a malformed record already kept in
 `rejected_changes`, so the overlap re-reading it does not keep it twice).
+
+Watermarks are kept per event and stream: `registrations` (`Registration/{acct}/{evt}`; the
+account's event list under `EVENT_LIST`) and `sessions` (`RegistrationAgenda/{acct}/{evt}`).
 """
 
 from __future__ import annotations
@@ -26,7 +31,8 @@ from stream.store.rows import ChangeRow, RejectedRow
 from stream.store.store import AcceptedChanges, Store
 from stream.store.writer import Con
 
-SeenKind = Literal["registration", "event", "rejected"]
+SeenKind = Literal["registration", "session", "event", "rejected"]
+Stream = Literal["registrations", "sessions"]
 EVENT_LIST = ""
 """The `event_code` of the watermark kept for the account's event list."""
 
@@ -47,6 +53,9 @@ class SeenRow:
     event_code: str
     code: str
     seen: LastSeen
+    session_code: str = ""
+    body: str | None = None
+    """JSON of the registration (kind `registration` only); None keeps no body."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,15 +68,19 @@ class PollCommit:
     rejected: Sequence[RejectedRow] = ()
     seen: Sequence[SeenRow] = ()
     watermarks: dict[str, datetime] | None = None
+    stream: Stream = "registrations"
+    """Which stream the watermarks belong to."""
 
 
-async def load_watermarks(store: Store, key: SourceKey) -> dict[str, datetime]:
-    """event code (`EVENT_LIST` for the event list) → watermark."""
+async def load_watermarks(
+    store: Store, key: SourceKey, stream: Stream = "registrations"
+) -> dict[str, datetime]:
+    """event code (`EVENT_LIST` for the event list) → watermark, of one stream."""
     sql = (
         "SELECT event_code, watermark FROM certain_watermarks "
-        "WHERE source_id = ? AND account_code = ?"
+        "WHERE source_id = ? AND account_code = ? AND stream = ?"
     )
-    params = [key.source_id, key.account_code]
+    params = [key.source_id, key.account_code, stream]
     rows = await store.read(lambda con: con.execute(sql, params).fetchall())
     return {str(code): _utc(stamp) for code, stamp in rows}
 
@@ -101,12 +114,74 @@ async def load_last_seen(
     }
 
 
+async def load_session_seen(
+    store: Store, key: SourceKey, event_code: str, pairs: Iterable[tuple[str, str]]
+) -> dict[tuple[str, str], LastSeen]:
+    """The last-seen state of these session registrations, by (registration, session) code."""
+    wanted = list(dict.fromkeys(pairs))
+    if not wanted:
+        return {}
+    table = pa.table(
+        {
+            "code": pa.array([p[0] for p in wanted], type=pa.string()),
+            "session_code": pa.array([p[1] for p in wanted], type=pa.string()),
+        }
+    )
+    sql = (
+        "SELECT s.code, s.session_code, s.status, s.date_modified, s.digest "
+        "FROM certain_last_seen s JOIN wanted_sessions w "
+        "ON s.code = w.code AND s.session_code = w.session_code "
+        "WHERE s.source_id = ? AND s.account_code = ? AND s.kind = 'session' "
+        "AND s.event_code = ?"
+    )
+    params = [key.source_id, key.account_code, event_code]
+
+    def read(con: Con) -> list[tuple[str, str, str | None, datetime, str]]:
+        con.register("wanted_sessions", table)
+        try:
+            return con.execute(sql, params).fetchall()
+        finally:
+            con.unregister("wanted_sessions")
+
+    rows = await store.read(read)
+    return {
+        (str(code), str(session)): LastSeen(_utc(stamp), str(digest), status)
+        for code, session, status, stamp, digest in rows
+    }
+
+
+async def load_bodies(
+    store: Store, key: SourceKey, event_code: str, codes: Iterable[str]
+) -> dict[str, str]:
+    """registration code → the registration as its last change carried it (JSON), for the
+    registrations that have one."""
+    wanted = list(dict.fromkeys(codes))
+    if not wanted:
+        return {}
+    table = pa.table({"code": pa.array(wanted, type=pa.string())})
+    sql = (
+        "SELECT s.code, s.body FROM certain_last_seen s JOIN wanted_bodies w ON s.code = w.code "
+        "WHERE s.source_id = ? AND s.account_code = ? AND s.kind = 'registration' "
+        "AND s.event_code = ? AND s.body IS NOT NULL"
+    )
+    params = [key.source_id, key.account_code, event_code]
+
+    def read(con: Con) -> list[tuple[str, str]]:
+        con.register("wanted_bodies", table)
+        try:
+            return con.execute(sql, params).fetchall()
+        finally:
+            con.unregister("wanted_bodies")
+
+    return {str(code): str(body) for code, body in await store.read(read)}
+
+
 async def commit_poll(store: Store, commit: PollCommit) -> AcceptedChanges:
     """Archive the changes (not yet published) and rejections, and write the state, in one
     transaction. Returns what `Store.accept_changes` does: the rows still to publish."""
     now = datetime.now(UTC)
     seen = _seen_table(commit.key, commit.seen, now)
-    marks = _watermark_table(commit.key, commit.watermarks or {}, now)
+    marks = _watermark_table(commit.key, commit.stream, commit.watermarks or {}, now)
 
     def also(con: Con) -> None:
         if seen is not None:
@@ -124,7 +199,7 @@ async def commit_poll(store: Store, commit: PollCommit) -> AcceptedChanges:
                 # older one over a newer.
                 con.execute(
                     "INSERT INTO certain_watermarks BY NAME SELECT * FROM mark_batch "
-                    "ON CONFLICT (source_id, account_code, event_code) DO UPDATE SET "
+                    "ON CONFLICT (source_id, account_code, event_code, stream) DO UPDATE SET "
                     "watermark = greatest(certain_watermarks.watermark, excluded.watermark), "
                     "updated_at = excluded.updated_at"
                 )
@@ -145,9 +220,9 @@ async def forget_source(store: Store, source_id: str) -> None:
 
 
 def _seen_table(key: SourceKey, rows: Sequence[SeenRow], now: datetime) -> pa.Table | None:
-    latest: dict[tuple[str, str, str], SeenRow] = {}
+    latest: dict[tuple[str, str, str, str], SeenRow] = {}
     for row in rows:
-        ident = (row.kind, row.event_code, row.code)
+        ident = (row.kind, row.event_code, row.code, row.session_code)
         kept = latest.get(ident)
         if kept is None or row.seen.date_modified >= kept.seen.date_modified:
             latest[ident] = row
@@ -162,15 +237,19 @@ def _seen_table(key: SourceKey, rows: Sequence[SeenRow], now: datetime) -> pa.Ta
             "kind": pa.array([r.kind for r in values], type=pa.string()),
             "event_code": pa.array([r.event_code for r in values], type=pa.string()),
             "code": pa.array([r.code for r in values], type=pa.string()),
+            "session_code": pa.array([r.session_code for r in values], type=pa.string()),
             "status": pa.array([r.seen.status for r in values], type=pa.string()),
             "date_modified": pa.array([r.seen.date_modified for r in values], type=_TS),
             "digest": pa.array([r.seen.digest for r in values], type=pa.string()),
+            "body": pa.array([r.body for r in values], type=pa.string()),
             "updated_at": pa.array([now] * n, type=_TS),
         }
     )
 
 
-def _watermark_table(key: SourceKey, marks: dict[str, datetime], now: datetime) -> pa.Table | None:
+def _watermark_table(
+    key: SourceKey, stream: Stream, marks: dict[str, datetime], now: datetime
+) -> pa.Table | None:
     if not marks:
         return None
     n = len(marks)
@@ -179,6 +258,7 @@ def _watermark_table(key: SourceKey, marks: dict[str, datetime], now: datetime) 
             "source_id": pa.array([key.source_id] * n, type=pa.string()),
             "account_code": pa.array([key.account_code] * n, type=pa.string()),
             "event_code": pa.array(list(marks), type=pa.string()),
+            "stream": pa.array([stream] * n, type=pa.string()),
             "watermark": pa.array(list(marks.values()), type=_TS),
             "updated_at": pa.array([now] * n, type=_TS),
         }

@@ -441,6 +441,121 @@ _V8_REPLAYS = (
     """,
 )
 
+# Session registrations (`RegistrationAgenda/{acct}/{evt}`) are polled like registrations: a
+# watermark of their own per event (`stream`: 'registrations' or 'sessions') and a last-seen row
+# per (registration, session) (`session_code`, '' for other kinds), keyed by the registration
+# code so a person's erasure finds them. A registration's row also keeps the registration as its
+# last change carried it (`body`, JSON): a session change carries the registration (profile,
+# attendee type) and reads it from there instead of one request per record. DuckDB cannot
+# change a primary key in place, so both tables are rebuilt.
+_V9_CERTAIN_SESSIONS = (
+    """
+    CREATE TABLE certain_watermarks_v9 (
+        source_id VARCHAR NOT NULL,
+        account_code VARCHAR NOT NULL,
+        event_code VARCHAR NOT NULL,
+        stream VARCHAR NOT NULL,
+        watermark TIMESTAMPTZ NOT NULL,
+        updated_at TIMESTAMPTZ NOT NULL,
+        PRIMARY KEY (source_id, account_code, event_code, stream)
+    )
+    """,
+    "INSERT INTO certain_watermarks_v9 SELECT source_id, account_code, event_code, "
+    "'registrations', watermark, updated_at FROM certain_watermarks",
+    "DROP TABLE certain_watermarks",
+    "ALTER TABLE certain_watermarks_v9 RENAME TO certain_watermarks",
+    """
+    CREATE TABLE certain_last_seen_v9 (
+        source_id VARCHAR NOT NULL,
+        account_code VARCHAR NOT NULL,
+        kind VARCHAR NOT NULL,
+        event_code VARCHAR NOT NULL,
+        code VARCHAR NOT NULL,
+        session_code VARCHAR NOT NULL,
+        status VARCHAR,
+        date_modified TIMESTAMPTZ NOT NULL,
+        digest VARCHAR NOT NULL,
+        body VARCHAR,
+        updated_at TIMESTAMPTZ NOT NULL,
+        PRIMARY KEY (source_id, account_code, kind, event_code, code, session_code)
+    )
+    """,
+    "INSERT INTO certain_last_seen_v9 SELECT source_id, account_code, kind, event_code, code, "
+    "'', status, date_modified, digest, NULL, updated_at FROM certain_last_seen",
+    "DROP TABLE certain_last_seen",
+    "ALTER TABLE certain_last_seen_v9 RENAME TO certain_last_seen",
+)
+
+# Retention (`stream.store.retention`) drops outcomes, attempts, Marketo calls and resolved retry
+# items past their age; what the dashboards count of them moves, in the same transaction, into
+# hourly rollups, so a period's figures are the same before and after. Dimensions are never NULL
+# ('' stands for none) so they can form the key the batches add into. Distinct counts (changes,
+# registrations, retried pairs) cannot be summed, so each pruned hour keeps the 64-bit hashes of
+# its distinct keys (`rollup_keys`): never a registration code itself. `retention_state` holds
+# each pass's watermarks (how far payloads are redacted).
+_V9_RETENTION = (
+    """
+    CREATE TABLE rollup_outcomes (
+        hour TIMESTAMPTZ NOT NULL,
+        mode VARCHAR NOT NULL,
+        status VARCHAR NOT NULL,
+        action VARCHAR NOT NULL,
+        lead_result VARCHAR NOT NULL,
+        reason_code VARCHAR NOT NULL,
+        category VARCHAR NOT NULL,
+        pairs BIGINT NOT NULL,
+        PRIMARY KEY (hour, mode, status, action, lead_result, reason_code, category)
+    )
+    """,
+    """
+    CREATE TABLE rollup_attempts (
+        hour TIMESTAMPTZ NOT NULL,
+        mode VARCHAR NOT NULL,
+        status VARCHAR NOT NULL,
+        retry BOOLEAN NOT NULL,
+        possible_repeat BOOLEAN NOT NULL,
+        attempts BIGINT NOT NULL,
+        PRIMARY KEY (hour, mode, status, retry, possible_repeat)
+    )
+    """,
+    """
+    CREATE TABLE rollup_api_calls (
+        hour TIMESTAMPTZ NOT NULL,
+        connection_id VARCHAR NOT NULL,
+        error_code VARCHAR NOT NULL,
+        calls BIGINT NOT NULL,
+        duration_ms DOUBLE NOT NULL,
+        PRIMARY KEY (hour, connection_id, error_code)
+    )
+    """,
+    """
+    CREATE TABLE rollup_retry_items (
+        hour TIMESTAMPTZ NOT NULL,
+        mode VARCHAR NOT NULL,
+        status VARCHAR NOT NULL,
+        category VARCHAR NOT NULL,
+        items BIGINT NOT NULL,
+        PRIMARY KEY (hour, mode, status, category)
+    )
+    """,
+    """
+    CREATE TABLE rollup_keys (
+        hour TIMESTAMPTZ NOT NULL,
+        mode VARCHAR NOT NULL,
+        kind VARCHAR NOT NULL,
+        key UBIGINT NOT NULL,
+        PRIMARY KEY (hour, mode, kind, key)
+    )
+    """,
+    """
+    CREATE TABLE retention_state (
+        name VARCHAR PRIMARY KEY,
+        watermark TIMESTAMPTZ NOT NULL,
+        updated_at TIMESTAMPTZ NOT NULL
+    )
+    """,
+)
+
 Apply = Callable[[duckdb.DuckDBPyConnection], None]
 
 
@@ -470,6 +585,12 @@ MIGRATIONS: tuple[Migration, ...] = (
         7, "Parquet export watermarks (change_log.recorded_at, ledger_exports)", _V7_LEDGER_EXPORTS
     ),
     Migration(8, "replays (a replay's progress survives a control restart)", _V8_REPLAYS),
+    Migration(9, "retention: hourly rollups of pruned rows, retention watermarks", _V9_RETENTION),
+    Migration(
+        10,
+        "Certain session registrations: watermark streams, session last-seen, registration bodies",
+        _V9_CERTAIN_SESSIONS,
+    ),
 )
 
 _VERSION_TABLE = """

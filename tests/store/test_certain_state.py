@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import dataclasses
 from datetime import timedelta
+from pathlib import Path
 
+import duckdb
 import pytest
 
 from stream.certain.poll_diff import LastSeen
@@ -17,10 +19,13 @@ from stream.store.certain_state import (
     SourceKey,
     commit_poll,
     forget_source,
+    load_bodies,
     load_last_seen,
+    load_session_seen,
     load_watermarks,
 )
 from stream.store.errors import StoreError
+from stream.store.schema import MIGRATIONS, migrate
 from tests.store.conftest import T0, change
 
 KEY = SourceKey("acme", "ACME")
@@ -85,3 +90,73 @@ async def test_a_failed_state_write_leaves_no_change_behind(store: Store) -> Non
         await commit_poll(store, PollCommit(KEY, [row], seen=[seen("R2")]))
     archived = await store.query("SELECT count(*) FROM changes")
     assert archived.rows == ((0,),)
+
+
+async def test_session_rows_and_watermarks_are_kept_apart_from_registrations(store: Store) -> None:
+    later = T0 + timedelta(minutes=3)
+    keynote = SeenRow(
+        "session", "SUMMIT26", "R1", LastSeen(later, "s", "Attended"), session_code="KEYNOTE"
+    )
+    workshop = SeenRow(
+        "session", "SUMMIT26", "R1", LastSeen(T0, "w", "Registered"), session_code="WORKSHOP"
+    )
+    await commit_poll(store, PollCommit(KEY, seen=[seen("R1")], watermarks={"SUMMIT26": T0}))
+    await commit_poll(
+        store,
+        PollCommit(
+            KEY, seen=[keynote, workshop], watermarks={"SUMMIT26": later}, stream="sessions"
+        ),
+    )
+    assert await load_watermarks(store, KEY) == {"SUMMIT26": T0}
+    assert await load_watermarks(store, KEY, "sessions") == {"SUMMIT26": later}
+    found = await load_session_seen(
+        store, KEY, "SUMMIT26", [("R1", "KEYNOTE"), ("R1", "WORKSHOP"), ("R1", "NONE")]
+    )
+    assert found == {
+        ("R1", "KEYNOTE"): LastSeen(later, "s", "Attended"),
+        ("R1", "WORKSHOP"): LastSeen(T0, "w", "Registered"),
+    }
+    registrations = await load_last_seen(store, KEY, "registration", "SUMMIT26", ["R1"])
+    assert registrations == {"R1": LastSeen(T0, "d", "New")}
+
+
+async def test_a_registration_body_is_kept_with_its_last_seen_row(store: Store) -> None:
+    with_body = dataclasses.replace(seen("R1"), body='{"registrationCode":"R1"}')
+    await commit_poll(store, PollCommit(KEY, seen=[with_body, seen("R2")]))
+    assert await load_bodies(store, KEY, "SUMMIT26", ["R1", "R2", "R3"]) == {
+        "R1": '{"registrationCode":"R1"}'
+    }
+    assert await load_bodies(store, KEY, "OTHER", ["R1"]) == {}
+
+
+def test_migration_9_keeps_the_state_of_migration_6(tmp_path: Path) -> None:
+    con = duckdb.connect(str(tmp_path / "m.duckdb"))
+    migrate(con, [m for m in MIGRATIONS if m.version < 9])
+    con.execute(
+        "INSERT INTO certain_watermarks VALUES ('acme', 'ACME', 'SUMMIT26', ?, ?)", [T0, T0]
+    )
+    con.execute(
+        "INSERT INTO certain_last_seen VALUES "
+        "('acme', 'ACME', 'registration', 'SUMMIT26', 'R1', 'New', ?, 'd', ?)",
+        [T0, T0],
+    )
+    assert migrate(con) == [m.version for m in MIGRATIONS if m.version >= 9]
+    marks = con.execute("SELECT event_code, stream, watermark FROM certain_watermarks")
+    assert marks.fetchall() == [("SUMMIT26", "registrations", T0)]
+    rows = con.execute(
+        "SELECT kind, code, session_code, status, digest, body FROM certain_last_seen"
+    )
+    assert rows.fetchall() == [("registration", "R1", "", "New", "d", None)]
+    # The new key takes a session row beside the registration's, and refuses a repeat.
+    con.execute(
+        "INSERT INTO certain_last_seen VALUES "
+        "('acme', 'ACME', 'session', 'SUMMIT26', 'R1', 'KEYNOTE', 'Registered', ?, 's', NULL, ?)",
+        [T0, T0],
+    )
+    with pytest.raises(duckdb.ConstraintException):
+        con.execute(
+            "INSERT INTO certain_last_seen VALUES ('acme', 'ACME', 'session', 'SUMMIT26', "
+            "'R1', 'KEYNOTE', 'Attended', ?, 's', NULL, ?)",
+            [T0, T0],
+        )
+    con.close()
