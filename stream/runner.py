@@ -6,7 +6,9 @@ they behave exactly as in a real deployment, and they die with this process even
 killed (`die_with_parent`). `--demo` adds the Marketo sandbox (in this process), imports the
 demo account pointing at it (into an empty data dir only: an account already stored is the
 operator's and is kept, its demo connection pointed at this run's sandbox), and feeds the
-simulator's traffic into the ingest API.
+simulator's traffic in: by default into a Certain sandbox the demo account's Certain source polls
+(`stream.demo_certain`), so the demo runs the chain a real install runs; with `demo_feed="push"`
+straight into the ingest API, as another producer would.
 
 Supervision: a child that exits unexpectedly is reported with the end of its log and restarted
 after a growing delay (1 s, 2 s, 4 s … 30 s). Both services are built to restart — offsets in
@@ -100,6 +102,9 @@ class RunOptions:
     data_dir: Path | None = None
     seed: int | None = None
     rate: float = DEMO_RATE
+    demo_feed: str = "certain"
+    """`certain`: traffic made in a Certain sandbox, polled by control; `push`: posted to the
+    ingest API."""
     status_every: float = STATUS_EVERY_S
     restart_backoff_s: float = 1.0
     """First restart delay; doubles per recent crash up to BACKOFF_MAX_S."""
@@ -125,6 +130,7 @@ class Runner:
         self.broker: EmbeddedBroker | None = None
         self.broker_url = ""
         self.sandbox: Any = None
+        self.certain_demo: Any = None
         self.children: list[Child] = []
         self.child_env: dict[str, str] = {}
         """The children's environment; a healed broker on another port updates it in place."""
@@ -207,6 +213,13 @@ class Runner:
             self.say(
                 f"Marketo sandbox: {self.sandbox.url} (leads at {self.sandbox.url}/_sandbox/leads)"
             )
+            if self.options.demo_feed == "certain":
+                from stream.demo_certain import CertainDemo
+
+                self.certain_demo = CertainDemo(
+                    self.say, rate=self.options.rate, seed=self.options.seed
+                )
+                await self.certain_demo.start()
 
         control = Child("control", env, self.logs / "control.log")
         pipeline = Child("pipeline", env, self.logs / "pipeline.log")
@@ -269,6 +282,13 @@ class Runner:
                 )
             if self.options.demo:
                 await self._demo_account(client)
+            if self.certain_demo is not None:
+                from stream.demo_certain import DemoError
+
+                try:
+                    await self.certain_demo.connect(client)
+                except DemoError as error:
+                    raise RunError(str(error)) from None
             if self.options.demo or self.options.config_file is not None:
                 # Workers apply a new configuration within CONFIG_APPLY_S; changes sent before
                 # that would be evaluated against the previous one.
@@ -278,7 +298,10 @@ class Runner:
                 f"Signal is running ({ready_s:.1f}s): operator API {client.base_url} "
                 f"(token in {self.settings.api_token_path}); logs in {self.logs}"
             )
-            if self.options.demo:
+            if self.certain_demo is not None:
+                drive = self.certain_demo.drive(self.stop_event)
+                self.tasks.append(asyncio.create_task(drive, name="simulator"))
+            elif self.options.demo:
                 self.tasks.append(asyncio.create_task(self._simulate(client), name="simulator"))
             if self.options.headless:
                 self.say("Ctrl-C stops everything.")
@@ -632,6 +655,8 @@ class Runner:
         parts = [f"changes {changes}"] + [f"{k} {v}" for k, v in counts.items()]
         if self.sandbox is not None:
             parts.append(f"sandbox leads {len(self.sandbox.state.leads)}")
+        if self.certain_demo is not None:
+            parts += self.certain_demo.status_parts()
         restarts = sum(c.restarts for c in self.children)
         if restarts:
             parts.append(f"restarts {restarts}")
@@ -653,6 +678,8 @@ class Runner:
         if self.sandbox is not None:
             with contextlib.suppress(Exception):
                 await self.sandbox.stop()
+        if self.certain_demo is not None:
+            await self.certain_demo.stop()
         if self.broker is not None:
             await self.broker.stop_async()
 

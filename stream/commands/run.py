@@ -18,8 +18,8 @@ class RunCommand:
             self.name,
             help=self.help,
             description="Start the embedded broker (unless SIGNAL_BROKER is set), control and "
-            "one pipeline worker; --demo adds the Marketo sandbox, a demo account and "
-            "simulated Certain traffic. Ctrl-C stops everything.",
+            "one pipeline worker; --demo adds the Marketo sandbox, a demo account, a Certain "
+            "sandbox it polls and simulated traffic. Ctrl-C stops everything.",
         )
         parser.add_argument(
             "--demo", action="store_true", help="sandbox, demo account and simulated traffic"
@@ -31,6 +31,13 @@ class RunCommand:
             "--config", type=Path, metavar="FILE", help="import this account configuration"
         )
         parser.add_argument("--data-dir", type=Path, metavar="DIR", help="override SIGNAL_DATA_DIR")
+        parser.add_argument(
+            "--demo-feed",
+            choices=("certain", "push"),
+            default="certain",
+            help="where the demo's traffic goes: into a Certain sandbox that Signal polls "
+            "(default, the chain a real install runs), or pushed to the ingest API",
+        )
         parser.add_argument("--seed", type=int, default=None, help="simulator seed (--demo)")
         parser.add_argument(
             "--rate", type=float, default=5.0, help="simulated changes per second (--demo)"
@@ -63,6 +70,7 @@ def run(args: argparse.Namespace) -> int:
             data_dir=args.data_dir,
             seed=args.seed,
             rate=args.rate,
+            demo_feed=args.demo_feed,
             status_every=max(0.5, args.status_every),
         )
     )

@@ -4,6 +4,7 @@ demo connection at its own sandbox so deliveries go on."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -64,8 +65,14 @@ async def test_a_second_demo_run_keeps_the_operators_account(tmp_path: Path) -> 
             connection = await api.call("GET", "/connections/demo-marketo")
             assert connection["service_url"].rstrip("/") == sandbox_url.rstrip("/")
             assert connection["secret_set"] is True
-            # One audit row more: the connection's new URL; no import over the operator's flows.
-            assert await api.scalar("SELECT count(*) FROM config_audit") == audited + 1
+            # Two audit rows more: the connection's and the Certain source's new URLs; no
+            # import over the operator's flows.
+            assert await api.scalar("SELECT count(*) FROM config_audit") == audited + 2
+            certain_url = re.search(r"Certain sandbox: (http://\S+)", output)
+            assert certain_url is not None
+            [source] = await api.sources()
+            assert source.host.rstrip("/") == certain_url.group(1).rstrip("/")
+            assert source.password_set
             before = await delivered(api)
 
             async def more_delivered() -> bool:
