@@ -229,12 +229,40 @@ def diff_event(account: str, record: Any, last: LastSeen | None) -> RecordDiff |
         "accountCode": account,
         "eventCode": code,
         "occurredAt": modified.isoformat().replace("+00:00", "Z"),
-        "event": dict(record),
+        "event": _with_event_tags(record),
     }
     parsed = parse_change(envelope)
     if isinstance(parsed, Rejection):
         return from_parsing(parsed, record, code)
     return RecordDiff(code, seen, [parsed])
+
+
+def event_tag_names(record: Mapping[str, Any]) -> set[str]:
+    """Tags as Certain lists them on an event (`{"tag": [{"name": …}]}`, reference §2.2), or a
+    plain list of names."""
+    tags = record.get("tags")
+    if isinstance(tags, dict):
+        tags = tags.get("tag")
+    names: set[str] = set()
+    if isinstance(tags, list):
+        for tag in tags:
+            if isinstance(tag, str):
+                names.add(tag)
+            elif isinstance(tag, dict) and isinstance(tag.get("name"), str):
+                names.add(tag["name"])
+    return names
+
+
+def _with_event_tags(record: Mapping[str, Any]) -> dict[str, Any]:
+    """The event as its change carries it: Certain lists the event's tags beside its fields,
+    flows read them from `setup.eventTags` (DESIGN 4.2), so they are copied there unless the
+    setup names them itself."""
+    event = dict(record)
+    names = event_tag_names(record)
+    setup = event.get("setup", {})
+    if names and isinstance(setup, dict) and "eventTags" not in setup:
+        event["setup"] = {**setup, "eventTags": sorted(names)}
+    return event
 
 
 # --- helpers -------------------------------------------------------------------------------------

@@ -60,6 +60,7 @@ from stream.certain.poll_diff import (
     RecordRejection,
     diff_event,
     diff_registration,
+    event_tag_names,
     parse_timestamp,
 )
 from stream.control.archive import Received, archive_valid, change_record
@@ -287,7 +288,7 @@ class SourcePoller:
         if record.get("isActive") is False:
             return False
         if isinstance(events, EventsByTag):
-            return events.tag in _event_tags(record)
+            return events.tag in event_tag_names(record)
         return True
 
     async def _poll_registrations(
@@ -443,22 +444,6 @@ class SourcePoller:
             return
         with contextlib.suppress(Exception):
             await self._store.mark_published([r.change_id for r in rows], self._clock())
-
-
-def _event_tags(record: dict[str, Any]) -> set[str]:
-    """Tags as `Event/{acct}?includeList=tags` gives them (`{"tag": [{"name": …}]}`), or a
-    plain list of names."""
-    tags = record.get("tags")
-    if isinstance(tags, dict):
-        tags = tags.get("tag")
-    names: set[str] = set()
-    if isinstance(tags, list):
-        for tag in tags:
-            if isinstance(tag, str):
-                names.add(tag)
-            elif isinstance(tag, dict) and isinstance(tag.get("name"), str):
-                names.add(tag["name"])
-    return names
 
 
 def _json(value: Any) -> str:

@@ -284,3 +284,24 @@ def test_a_malformed_event_is_rejected(rec: Any, field: str) -> None:
     result = diff_event("ACME", rec, None)
     assert isinstance(result, RecordRejection)
     assert result.field == field
+
+
+def test_an_events_certain_tags_become_its_setup_event_tags() -> None:
+    raw = {
+        "eventCode": "SUMMIT26",
+        "eventName": "Acme Summit",
+        "dateModified": T0,
+        "tags": {"tag": [{"name": "signal_marketo"}, {"name": "emea"}]},
+        "setup": {"statuses": []},
+    }
+    result = diff_event("ACME", raw, None)
+    assert isinstance(result, RecordDiff), result
+    [change] = result.changes
+    assert change.event is not None
+    assert change.event.setup.event_tags == ["emea", "signal_marketo"]
+    # A setup that names its event tags itself is left as it is.
+    own = dict(raw, setup={"eventTags": ["own"]})
+    result = diff_event("ACME", own, None)
+    assert isinstance(result, RecordDiff)
+    assert result.changes[0].event is not None
+    assert result.changes[0].event.setup.event_tags == ["own"]
