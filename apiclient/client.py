@@ -472,6 +472,11 @@ class ApiClient(Transport):
         body = dict(selector)
         return await self._object("POST", "/ledger/erasures", body=body, timeout_s=ERASE_TIMEOUT_S)
 
+    async def ledger_retention(self) -> dict[str, Any]:
+        """Retention settings (`policy`), the last pass, disk use (`file_bytes`) and the oldest
+        row each table keeps (`oldest`)."""
+        return await self._object("GET", "/ledger/retention")
+
     async def ledger_job(self, job_id: str) -> dict[str, Any]:
         """A backup's or export's progress: `state` running|done|failed, `table`, `rows_done`
         of `rows_total`, then `result` or `error`."""

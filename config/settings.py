@@ -93,6 +93,33 @@ class Settings(BaseSettings):
         description="Disk control's DuckDB may use for temporary files (a sort or join "
         "bigger than the memory limit spills there), e.g. 2GB.",
     )
+    retain_payload_days: int = Field(
+        default=90,
+        ge=1,
+        le=36_500,
+        description="Days a change's full payload (and a rejected record's text) is kept; "
+        "after that the payload is redacted and the row, with its figures, stays.",
+    )
+    retain_outcomes_days: int = Field(
+        default=400,
+        ge=1,
+        le=36_500,
+        description="Days outcomes, outcome attempts, Marketo calls, delivery marks and "
+        "recovery entries are kept; older ones are dropped and counted in hourly rollups.",
+    )
+    retain_retry_days: int = Field(
+        default=30,
+        ge=0,
+        le=36_500,
+        description="Days a resolved retry item is kept after it was resolved (open items "
+        "stay until resolved).",
+    )
+    retention_batch: int = Field(
+        default=5000,
+        ge=100,
+        le=1_000_000,
+        description="Rows one retention step drops or redacts in one short transaction.",
+    )
 
     @field_validator("broker")
     @classmethod
@@ -136,6 +163,18 @@ class Settings(BaseSettings):
     def _horizon_beyond_grace(self) -> Settings:
         if self.recovery_horizon_days * 86400.0 <= self.recovery_grace_s:
             raise ValueError("SIGNAL_RECOVERY_HORIZON_DAYS must be longer than the grace")
+        # Recovery re-publishes payloads and reads outcomes of its horizon: retention must not
+        # take them first.
+        for name, days in (
+            ("SIGNAL_RETAIN_PAYLOAD_DAYS", self.retain_payload_days),
+            ("SIGNAL_RETAIN_OUTCOMES_DAYS", self.retain_outcomes_days),
+        ):
+            if days <= self.recovery_horizon_days:
+                raise ValueError(
+                    f"{name}: expected more days than SIGNAL_RECOVERY_HORIZON_DAYS "
+                    f"({self.recovery_horizon_days:g}; recovery re-drives from what it keeps), "
+                    f"got {days}"
+                )
         return self
 
     @property

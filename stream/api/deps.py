@@ -61,6 +61,8 @@ class ApiDeps:
     null for the figures only a running pipeline knows."""
     certain_sources: Callable[[], Sequence[CertainSourceStatus]] | None = None
     """The Certain sources' pollers (`GET /api/v1/sources`); left out, none are running."""
+    retention: Callable[[], Awaitable[dict[str, Any]]] | None = None
+    """The pruner's settings, disk use and oldest rows (`GET /api/v1/ledger/retention`)."""
 
     def runtime_provider(self) -> RuntimeStatusProvider:
         if self.runtime_status is not None:

@@ -1,10 +1,11 @@
 """Caring for the ledger over HTTP: backups and Parquet exports (background jobs), a person's
-data as JSON, and the erasure of a person.
+data as JSON, the erasure of a person, and what retention keeps.
 
-Every route here is a POST (or a GET of a job), so a read-only token is refused by the auth
-middleware before it reaches them: a backup or an export writes files on control's host, a
-person's data is personal data, an erasure changes the ledger. Each action leaves a row in
-`config_audit` (object `ledger`) naming who asked, never the personal data itself.
+Every route here but the retention status is a POST (or a GET of a job), so a read-only token is
+refused by the auth middleware before it reaches them: a backup or an export writes files on
+control's host, a person's data is personal data, an erasure changes the ledger. Each action
+leaves a row in `config_audit` (object `ledger`) naming who asked, never the personal data
+itself.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from stream.store.person import (
     export_person,
     scrub_free_blocks,
 )
+from stream.store.retention import file_bytes, oldest_rows
 from stream.store.writer import Con
 
 JOBS: web.AppKey[LedgerJobs] = web.AppKey("signal_ledger_jobs", LedgerJobs)
@@ -190,6 +192,25 @@ async def erase_route(request: web.Request) -> web.Response:
     )
 
 
+async def retention_route(request: web.Request) -> web.Response:
+    """The retention settings, the last pass, disk use and the oldest row per table: no
+    personal data, so a read-only token may read it (the console's Troubleshooting tab)."""
+    deps = deps_of(request)
+    if deps.retention is not None:
+        return web.json_response(await deps.retention(), dumps=_dumps)
+    oldest = await deps.store.read(oldest_rows)
+    return web.json_response(
+        {
+            "policy": None,
+            "last_pass": None,
+            "running": False,
+            "totals": {},
+            "file_bytes": file_bytes(deps.store.path),
+            "oldest": {k: v.isoformat() if v else None for k, v in oldest.items()},
+        }
+    )
+
+
 def _dumps(body: Any) -> str:
     return json.dumps(body, default=str)
 
@@ -208,3 +229,4 @@ def add_ledger_routes(app: web.Application) -> None:
     app.router.add_get("/api/v1/ledger/jobs/{job_id}", get_job)
     app.router.add_post("/api/v1/ledger/person", export_person_route)
     app.router.add_post("/api/v1/ledger/erasures", erase_route)
+    app.router.add_get("/api/v1/ledger/retention", retention_route)

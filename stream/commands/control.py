@@ -15,6 +15,7 @@ import logging
 import os
 import sys
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
@@ -108,6 +109,7 @@ def run(args: argparse.Namespace) -> int:
 def control_settings(settings: Settings, broker_url: str, schedule: Any) -> ControlSettings:
     """The control service's settings from the process settings (`SIGNAL_*`)."""
     from stream.control.runtime import ControlSettings
+    from stream.store.retention import RetentionPolicy
 
     return ControlSettings(
         broker_url=broker_url,
@@ -127,6 +129,12 @@ def control_settings(settings: Settings, broker_url: str, schedule: Any) -> Cont
         config_key_file=settings.config_key_path,
         store_memory_limit=settings.db_memory_limit,
         store_temp_limit=settings.db_temp_limit,
+        retention=RetentionPolicy(
+            payload=timedelta(days=settings.retain_payload_days),
+            outcomes=timedelta(days=settings.retain_outcomes_days),
+            retry=timedelta(days=settings.retain_retry_days),
+            batch=settings.retention_batch,
+        ),
     )
 
 

@@ -36,6 +36,7 @@ from stream.control.marks import DeliveryMarksAgent
 from stream.control.operations import Operations
 from stream.control.recorder import Recorder
 from stream.control.recovery import Recovery, RecoveryPolicy, publish_to
+from stream.control.retention import Retention
 from stream.control.retry_scheduler import DEFAULT_SCHEDULE, RetrySchedule
 from stream.control.secret_store import SecretStore
 from stream.control.token import (
@@ -51,6 +52,7 @@ from stream.metrics.queries import RuntimeStatus
 from stream.private_files import secure_data_dir
 from stream.sealing import KEY_FILE_NAME, SecretBox
 from stream.store import Store
+from stream.store.retention import RetentionPolicy
 from stream.store.writer import DEFAULT_MEMORY_LIMIT, DEFAULT_TEMP_LIMIT
 
 log = logging.getLogger("signal.control")
@@ -81,6 +83,8 @@ class ControlSettings:
     recovery_defer_limit: int = 10_000
     env_allowlist: EnvAllowList = DEFAULT_ALLOWLIST
     config_key_file: Path | None = None
+    retention: RetentionPolicy = field(default_factory=RetentionPolicy)
+    retention_every_s: float = 3600.0
     faust_overrides: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -146,6 +150,7 @@ class ControlRuntime(Service):
         self.recovery: Recovery | None = None
         self.marks: DeliveryMarksAgent | None = None
         self.certain: CertainSources | None = None
+        self.retention: Retention | None = None
         self.api_url: str | None = None
         self._runner: web.AppRunner | None = None
         self.lag = LagProbe(settings.broker_url, control_group=settings.app_id)
@@ -213,6 +218,8 @@ class ControlRuntime(Service):
             await self.certain.stop()
         if self.recovery is not None:
             await self.recovery.stop()
+        if self.retention is not None:
+            await self.retention.stop()
         if self.marks is not None:
             await self.marks.stop()
         if self.operations is not None:
@@ -239,6 +246,7 @@ class ControlRuntime(Service):
             last_change_seen=self._seen,
             runtime_status=self._runtime_status,
             certain_sources=self._certain_statuses,
+            retention=self.retention.status if self.retention is not None else None,
         )
         app = create_app(deps, self.operations)
         runner = web.AppRunner(app, access_log=None, logger=BadRequestLog())
@@ -263,6 +271,7 @@ class ControlRuntime(Service):
             workers_alive=self.workers.count(),
             recovery=recovery,
             certain_sources=self._certain_statuses(),
+            retention=self.retention.snapshot() if self.retention is not None else None,
         )
 
     def _certain_statuses(self) -> tuple[CertainSourceStatus, ...]:

@@ -14,6 +14,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from stream.metrics.certain_sources import STATES as CERTAIN_SOURCE_STATES
@@ -28,6 +29,7 @@ from stream.metrics.definitions import (
 )
 from stream.metrics.queries import RuntimeStatus
 from stream.metrics.recovery import RecoveryStatus
+from stream.store.retention import file_bytes, oldest_rows
 from stream.store.store import Store
 from stream.store.writer import Con
 
@@ -108,7 +110,11 @@ def collect_on(
         "(status queued: deliveries routed to Marketo, answered by a later row).",
     )
     for mode, status, n in _rows(
-        con, "SELECT mode, status, count(*) FROM outcome_attempts GROUP BY ALL ORDER BY 1, 2"
+        con,
+        "SELECT mode, status, sum(n) FROM ("
+        "SELECT mode, status, count(*) AS n FROM outcome_attempts GROUP BY ALL "
+        "UNION ALL SELECT mode, status, sum(attempts) FROM rollup_attempts GROUP BY ALL) "
+        "GROUP BY ALL ORDER BY 1, 2",
     ):
         attempts.add(n, mode=mode, status=status)
     states = Family("signal_outcomes", "gauge", "(change, flow) pairs by current status and mode.")
@@ -154,7 +160,10 @@ def collect_on(
     counted = dict(
         _rows(
             con,
-            "SELECT mode, count(*) FROM outcome_attempts WHERE possible_repeat GROUP BY 1",
+            "SELECT mode, sum(n) FROM ("
+            "SELECT mode, count(*) AS n FROM outcome_attempts WHERE possible_repeat GROUP BY 1 "
+            "UNION ALL SELECT mode, sum(attempts) FROM rollup_attempts WHERE possible_repeat "
+            "GROUP BY 1) GROUP BY 1",
         )
     )
     for mode in MODES:
@@ -176,15 +185,21 @@ def collect_on(
     )
     for cid, n, total_ms in _rows(
         con,
-        "SELECT connection_id, count(*), sum(duration_ms) FROM api_calls GROUP BY 1 ORDER BY 1",
+        "SELECT connection_id, sum(n), sum(ms) FROM ("
+        "SELECT connection_id, count(*) AS n, sum(duration_ms) AS ms FROM api_calls GROUP BY 1 "
+        "UNION ALL SELECT connection_id, sum(calls), sum(duration_ms) FROM rollup_api_calls "
+        "GROUP BY 1) GROUP BY 1 ORDER BY 1",
     ):
         calls.add(n, connection=cid)
         duration.add(total_ms or 0.0, "_sum", connection=cid)
         duration.add(n, "_count", connection=cid)
     for cid, code, n in _rows(
         con,
-        f"SELECT connection_id, {call_error_code_sql()}, count(*) FROM api_calls "
-        f"WHERE {call_is_error_sql()} GROUP BY ALL ORDER BY 1, 2",
+        f"SELECT connection_id, code, sum(n) FROM ("
+        f"SELECT connection_id, {call_error_code_sql()} AS code, count(*) AS n FROM api_calls "
+        f"WHERE {call_is_error_sql()} GROUP BY ALL "
+        "UNION ALL SELECT connection_id, error_code, sum(calls) FROM rollup_api_calls "
+        "WHERE error_code <> '' GROUP BY ALL) GROUP BY ALL ORDER BY 1, 2",
     ):
         errors.add(n, connection=cid, code=code)
 
@@ -241,6 +256,7 @@ def collect_on(
         families += recovery_families(runtime.recovery)
     if runtime.certain_sources:
         families += certain_source_families(runtime.certain_sources, now)
+    families += ledger_families(con, runtime.retention)
     if runtime.last_change_seen_at is not None:
         last = Family(
             "signal_last_change_seen_timestamp_seconds",
@@ -249,6 +265,66 @@ def collect_on(
         )
         last.add(runtime.last_change_seen_at.timestamp())
         families.append(last)
+    return families
+
+
+def ledger_families(con: Con, retention: Mapping[str, Any] | None) -> list[Family]:
+    """The ledger's disk use and the oldest row each table keeps; with the pruner's snapshot
+    (`stream.control.retention.Retention.snapshot`), the retention settings and rows pruned."""
+    size = Family(
+        "signal_ledger_file_bytes",
+        "gauge",
+        "Disk used by the ledger: the DuckDB file and its write-ahead log, in bytes.",
+    )
+    free = Family(
+        "signal_ledger_free_bytes",
+        "gauge",
+        "Free blocks inside the DuckDB file (reused before the file grows), in bytes.",
+    )
+    for (path,) in _rows(
+        con, "SELECT path FROM duckdb_databases() WHERE database_name = current_database()"
+    ):
+        if path:
+            for file, n in file_bytes(Path(path)).items():
+                size.add(float(n), file=file)
+    for block, blocks in _rows(con, "SELECT block_size, free_blocks FROM pragma_database_size()"):
+        free.add(float(int(block) * int(blocks)))
+    oldest = Family(
+        "signal_ledger_oldest_row_timestamp_seconds",
+        "gauge",
+        "Unix time of the oldest row each ledger table keeps (change_log_payload: the oldest "
+        "change whose payload retention has not redacted).",
+    )
+    for table, at in oldest_rows(con).items():
+        if at is not None:
+            oldest.add(at.timestamp(), table=table)
+    families = [size, free, oldest]
+    if retention is not None:
+        days = Family("signal_ledger_retention_days", "gauge", "Retention settings, in days.")
+        for what, key in (
+            ("payload", "payload_days"),
+            ("outcomes", "outcomes_days"),
+            ("retry_resolved", "retry_resolved_days"),
+        ):
+            days.add(float(retention["policy"][key]), what=what)
+        pruned = Family(
+            "signal_ledger_retention_rows_total",
+            "counter",
+            "Rows retention dropped or redacted since control started, by table and action.",
+        )
+        for name, n in sorted(retention["totals"].items()):
+            table, _, action = name.partition(":")
+            pruned.add(float(n), table=table, action=action)
+        families += [days, pruned]
+        last = retention.get("last_pass")
+        if last is not None:
+            took = Family(
+                "signal_ledger_retention_last_pass_seconds",
+                "gauge",
+                "How long the last retention pass took.",
+            )
+            took.add(float(last["seconds"]))
+            families.append(took)
     return families
 
 

@@ -5,6 +5,11 @@ Each figure is read from the stable views (`outcomes`, `outcome_attempts`, `retr
 skip whole row groups by their min/max (rows arrive roughly in time order). The functions taking
 a cursor are synchronous and run on a store reader thread; `summary` and `troubleshooting` are
 the coroutines the API calls. Results are JSON-ready dicts (times as ISO 8601 UTC).
+
+Rows retention dropped (`stream.store.retention`) are counted from the hourly rollups: each
+figure adds the rollup hours that start in the window to the rows still kept, and a distinct
+count (changes, registrations, retried pairs) counts the union of the kept rows' key hashes and
+the rollup's. Latency percentiles and the busiest 20 s come from the calls still kept.
 """
 
 from __future__ import annotations
@@ -52,6 +57,8 @@ class RuntimeStatus:
     """The control's recovery service (stream/control/recovery.py), when it runs."""
     certain_sources: tuple[CertainSourceStatus, ...] = ()
     """Each configured Certain source's poller (stream/control/certain_poller.py)."""
+    retention: Mapping[str, Any] | None = None
+    """The pruner's settings and totals (stream/control/retention.py `snapshot`)."""
 
 
 def iso(value: datetime | None) -> str | None:
@@ -85,6 +92,17 @@ def _buckets(
     return out
 
 
+def _add_buckets(*parts: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    """Rows of (bucket, *counts) from kept rows and rollups, added per bucket."""
+    added: dict[int, list[int]] = {}
+    for rows in parts:
+        for bucket, *counts in rows:
+            into = added.setdefault(int(bucket), [0] * len(counts))
+            for i, n in enumerate(counts):
+                into[i] += int(n or 0)
+    return [(bucket, *counts) for bucket, counts in added.items()]
+
+
 def _one(con: Con, sql: str, params: list[Any]) -> tuple[Any, ...]:
     rows = con.execute(sql, params).fetchall()
     return tuple(rows[0])
@@ -95,9 +113,42 @@ def _one(con: Con, sql: str, params: list[Any]) -> tuple[Any, ...]:
 _IN_WINDOW = f"mode = ? AND processed_at >= ? AND processed_at < ? AND {DONE}"
 """Outcomes of a mode in the window; deliveries still in flight are not outcomes yet."""
 
+_IN_HOURS = "mode = ? AND hour >= ? AND hour < ?"
+"""Rollup hours of a mode starting in the window (rollups hold no delivery in flight)."""
+
+_SUMMARY_DISTINCT = f"""
+    SELECT count(DISTINCT c), count(DISTINCT r) FROM (
+        SELECT hash(change_id) AS c,
+               CASE WHEN registration_code IS NOT NULL THEN hash(registration_code) END AS r
+        FROM outcomes WHERE {_IN_WINDOW}
+        UNION ALL
+        SELECT CASE WHEN kind = 'change' THEN key END, CASE WHEN kind = 'registration' THEN key END
+        FROM rollup_keys WHERE {_IN_HOURS} AND kind IN ('change', 'registration'))
+"""
+"""Distinct changes and registrations: kept rows and pruned hours' key hashes, as one set."""
+
+_ROLLUP_TOTALS = f"""
+    SELECT coalesce(sum(pairs) FILTER (WHERE status = 'delivered'), 0),
+           coalesce(sum(pairs) FILTER (WHERE status = 'delivered' AND action = 'form_post'), 0),
+           coalesce(sum(pairs) FILTER (WHERE status = 'delivered' AND lead_result = 'created'), 0),
+           coalesce(sum(pairs) FILTER (WHERE status = 'delivered' AND lead_result = 'updated'), 0),
+           coalesce(sum(pairs) FILTER (WHERE status = 'delivered'
+                                       AND action = 'update_program_status'
+                                       AND lead_result <> 'not_changed'), 0),
+           coalesce(sum(pairs) FILTER (WHERE status = 'delivered'
+                                       AND action = 'update_program_status'
+                                       AND lead_result = 'not_changed'), 0),
+           coalesce(sum(pairs) FILTER (WHERE status = 'failed' AND category = 'data'), 0)
+    FROM rollup_outcomes WHERE {_IN_HOURS}
+"""
+
+_ROLLUP_REASONS = f"""
+    SELECT status, reason_code, sum(pairs) FROM rollup_outcomes
+    WHERE {_IN_HOURS} AND status <> 'delivered' GROUP BY ALL
+"""
+
 _SUMMARY_TOTALS = f"""
-    SELECT count(DISTINCT change_id), count(DISTINCT registration_code),
-           count(*) FILTER (WHERE status = 'delivered'),
+    SELECT count(*) FILTER (WHERE status = 'delivered'),
            count(*) FILTER (WHERE status = 'delivered' AND action = 'form_post'),
            count(*) FILTER (WHERE status = 'delivered' AND lead_result = 'created'),
            count(*) FILTER (WHERE status = 'delivered' AND lead_result = 'updated'),
@@ -119,11 +170,23 @@ _SUMMARY_REASONS = f"""
     GROUP BY ALL
 """
 
+_NOT_TRIGGERED_IN = ", ".join(f"'{s}'" for s in NOT_TRIGGERED_STATUSES)
+
 _SUMMARY_ACTIVITY = f"""
-    SELECT epoch_us(processed_at) // ? AS bucket, count(DISTINCT change_id),
-           count(*) FILTER (WHERE status = 'delivered'),
-           count(*) FILTER (WHERE status IN ({", ".join(f"'{s}'" for s in NOT_TRIGGERED_STATUSES)}))
-    FROM outcomes WHERE {_IN_WINDOW}
+    SELECT bucket, count(DISTINCT c), sum(t), sum(nt) FROM (
+        SELECT epoch_us(processed_at) // $step AS bucket, hash(change_id) AS c,
+               (status = 'delivered')::BIGINT AS t,
+               (status IN ({_NOT_TRIGGERED_IN}))::BIGINT AS nt
+        FROM outcomes
+        WHERE mode = $mode AND processed_at >= $start AND processed_at < $end AND {DONE}
+        UNION ALL
+        SELECT epoch_us(hour) // $step, key, 0, 0 FROM rollup_keys
+        WHERE mode = $mode AND hour >= $start AND hour < $end AND kind = 'change'
+        UNION ALL
+        SELECT epoch_us(hour) // $step, NULL,
+               CASE WHEN status = 'delivered' THEN pairs ELSE 0 END,
+               CASE WHEN status IN ({_NOT_TRIGGERED_IN}) THEN pairs ELSE 0 END
+        FROM rollup_outcomes WHERE mode = $mode AND hour >= $start AND hour < $end)
     GROUP BY bucket
 """
 
@@ -177,7 +240,13 @@ def summary_on(
     """The Summary tab; `active_flows` None = count the stored flow objects of `mode`."""
     runtime = runtime or RuntimeStatus()
     span = [mode, window.start, window.end]
-    changes, registrations, triggered, forms, created, updated, _ = _one(con, _SUMMARY_TOTALS, span)
+    triggered, forms, created, updated, _ = _one(con, _SUMMARY_TOTALS, span)
+    changes, registrations = _one(con, _SUMMARY_DISTINCT, span + span)
+    r_triggered, r_forms, r_created, r_updated, r_changed, r_not_changed, _ = _one(
+        con, _ROLLUP_TOTALS, span
+    )
+    triggered, forms = triggered + r_triggered, forms + r_forms
+    created, updated = created + r_created, updated + r_updated
     not_triggered: dict[str, Any] = {
         "total": 0,
         "not_activated": {"total": 0, "by_reason": {}},
@@ -185,7 +254,9 @@ def summary_on(
         "failed": {"total": 0, "by_category": {c: 0 for c in FAILURE_CATEGORIES}},
     }
     other: dict[str, int] = {}
-    for status, code, count in sorted(con.execute(_SUMMARY_REASONS, span).fetchall()):
+    reasons = con.execute(_SUMMARY_REASONS, span).fetchall()
+    reasons += con.execute(_ROLLUP_REASONS, span).fetchall()
+    for status, code, count in sorted(reasons):
         n = int(count)
         if status in NOT_TRIGGERED_STATUSES:
             group = not_triggered[status]
@@ -196,7 +267,14 @@ def summary_on(
         else:
             other[status] = other.get(status, 0) + n
     program_changed, program_not_changed = _one(con, _PROGRAM_STATUS, span)
-    activity = con.execute(_SUMMARY_ACTIVITY, [_micros(window.bucket), *span]).fetchall()
+    program_changed, program_not_changed = (
+        program_changed + r_changed,
+        program_not_changed + (r_not_changed),
+    )
+    activity = con.execute(
+        _SUMMARY_ACTIVITY,
+        {"step": _micros(window.bucket), "mode": mode, "start": window.start, "end": window.end},
+    ).fetchall()
     if active_flows is None:
         active_flows = int(_one(con, _ACTIVE_FLOWS, [mode])[0])
     (last_recorded,) = _one(con, _LAST_RECORDED, [mode])
@@ -252,8 +330,40 @@ _ABANDONED = """
 """
 
 _RETRIED = f"""
-    SELECT count(DISTINCT (change_id, flow_id)), count(*)
-    FROM outcome_attempts WHERE {_IN_WINDOW} AND attempt > 1 AND NOT replayed
+    SELECT count(DISTINCT k), count(*) FILTER (WHERE attempt) FROM (
+        SELECT hash(change_id, flow_id) AS k, true AS attempt
+        FROM outcome_attempts WHERE {_IN_WINDOW} AND attempt > 1 AND NOT replayed
+        UNION ALL
+        SELECT key, false FROM rollup_keys WHERE {_IN_HOURS} AND kind = 'retried_pair')
+"""
+"""Retried pairs (kept attempts and pruned hours' pair hashes as one set), kept retry attempts."""
+
+_ROLLUP_ATTEMPTS = f"""
+    SELECT coalesce(sum(attempts) FILTER (WHERE retry AND status <> '{IN_FLIGHT_STATUS}'), 0),
+           coalesce(sum(attempts) FILTER (WHERE possible_repeat), 0)
+    FROM rollup_attempts WHERE {_IN_HOURS}
+"""
+
+_ROLLUP_RETRY_ACTIVITY = f"""
+    SELECT epoch_us(hour) // ? AS bucket, sum(attempts),
+           coalesce(sum(attempts) FILTER (WHERE status = 'delivered'), 0),
+           coalesce(sum(attempts) FILTER (WHERE status = 'failed'), 0)
+    FROM rollup_attempts WHERE {_IN_HOURS} AND retry AND status <> '{IN_FLIGHT_STATUS}'
+    GROUP BY bucket
+"""
+
+_ROLLUP_RESOLVED = f"""
+    SELECT status, category, sum(items) FROM rollup_retry_items WHERE {_IN_HOURS} GROUP BY ALL
+"""
+
+_ROLLUP_CALLS = """
+    SELECT connection_id, sum(calls), coalesce(sum(calls) FILTER (WHERE error_code <> ''), 0)
+    FROM rollup_api_calls WHERE hour >= ? AND hour < ? GROUP BY 1
+"""
+
+_ROLLUP_CALL_ERRORS = """
+    SELECT connection_id, error_code, sum(calls) FROM rollup_api_calls
+    WHERE hour >= ? AND hour < ? AND error_code <> '' GROUP BY ALL
 """
 """`_IN_WINDOW` leaves out the queued rows: routing a retry is not an attempt, its answer is."""
 
@@ -317,14 +427,22 @@ def troubleshooting_on(
     queue: dict[str, dict[str, int]] = {
         s: {c: 0 for c in FAILURE_CATEGORIES} for s in RETRY_STATUSES
     }
-    for status, category, count in con.execute(_RETRY_QUEUE, span).fetchall():
+    in_queue = con.execute(_RETRY_QUEUE, span).fetchall()
+    for status, category, count in in_queue + con.execute(_ROLLUP_RESOLVED, span).fetchall():
         queue.setdefault(status, {}).setdefault(category, 0)
         queue[status][category] += int(count)
-    retried_pairs, retry_attempts = _one(con, _RETRIED, span)
+    retried_pairs, retry_attempts = _one(con, _RETRIED, span + span)
+    pruned_retries, _ = _one(con, _ROLLUP_ATTEMPTS, span)
+    retry_attempts += pruned_retries
     (abandoned,) = _one(con, _ABANDONED, span)
     (data_failures,) = _one(con, _DATA_FAILURES, span)
+    data_failures += _one(con, _ROLLUP_TOTALS, span)[6]
     (rejected,) = _one(con, _REJECTED, times)
-    activity = con.execute(_RETRY_ACTIVITY, [_micros(window.bucket), *span]).fetchall()
+    step = [_micros(window.bucket), *span]
+    activity = _add_buckets(
+        con.execute(_RETRY_ACTIVITY, step).fetchall(),
+        con.execute(_ROLLUP_RETRY_ACTIVITY, step).fetchall(),
+    )
 
     if rate_shares is None:
         rate_shares = {
@@ -334,13 +452,23 @@ def troubleshooting_on(
         }
     recent_from = window.end - RATE_WINDOW
     errors: dict[str, dict[str, int]] = {}
-    for cid, code, count in sorted(con.execute(_CALL_ERRORS, times).fetchall()):
-        errors.setdefault(cid, {})[code] = int(count)
-    peaks = {cid: int(n) for cid, n in con.execute(_CALL_PEAK, times).fetchall()}
-    connections = []
-    for cid, calls, failed, quantiles, recent in sorted(
-        con.execute(_CALLS, [recent_from, *times]).fetchall()
+    call_errors = con.execute(_CALL_ERRORS, times).fetchall()
+    for cid, code, count in sorted(
+        call_errors + con.execute(_ROLLUP_CALL_ERRORS, times).fetchall()
     ):
+        errors.setdefault(cid, {}).setdefault(code, 0)
+        errors[cid][code] += int(count)
+    peaks = {cid: int(n) for cid, n in con.execute(_CALL_PEAK, times).fetchall()}
+    kept = {r[0]: r for r in con.execute(_CALLS, [recent_from, *times]).fetchall()}
+    pruned = {r[0]: r for r in con.execute(_ROLLUP_CALLS, times).fetchall()}
+    rows = []
+    for cid in sorted(set(kept) | set(pruned)):
+        _, calls, failed, quantiles, recent = kept.get(cid, (cid, 0, 0, None, 0))
+        _, more_calls, more_failed = pruned.get(cid, (cid, 0, 0))
+        quantiles = quantiles or [None] * len(QUANTILES)
+        rows.append((cid, calls + more_calls, failed + more_failed, quantiles, recent))
+    connections = []
+    for cid, calls, failed, quantiles, recent in rows:
         budget = rate_budget(rate_shares.get(cid, 1.0))
         connections.append(
             {
@@ -349,7 +477,7 @@ def troubleshooting_on(
                 "errors": int(failed),
                 "errors_by_code": errors.get(cid, {}),
                 "latency_ms": {
-                    f"p{round(q * 100)}": float(v)
+                    f"p{round(q * 100)}": None if v is None else float(v)
                     for q, v in zip(QUANTILES, quantiles, strict=True)
                 },
                 "rate_limit": {
@@ -365,7 +493,8 @@ def troubleshooting_on(
         "mode": mode,
         "period": period_json(window),
         "in_flight": in_flight_on(con, mode),
-        "repeat_after_crash": repeats_after_crash_on(con, mode, window.start, window.end),
+        "repeat_after_crash": repeats_after_crash_on(con, mode, window.start, window.end)
+        + int(_one(con, _ROLLUP_ATTEMPTS, span)[1]),
         "retry_queue": {
             "by_status": {s: sum(c.values()) for s, c in queue.items()},
             "by_status_and_category": queue,
