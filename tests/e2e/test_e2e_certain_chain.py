@@ -1,0 +1,230 @@
+"""End to end, real processes: Certain (sandbox) → control's Certain source → pipeline → Marketo
+(sandbox). Registrations made and moved in the Certain sandbox end up once each in the Marketo
+sandbox's program and campaign, and once each in the ledger, with control SIGKILLed in between
+and moves made while it is down (no gaps, no repeats)."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import signal
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+import yaml
+
+from simulators.certain.demo_account import CAMPAIGN_ATTENDED, SECRET_ENV, demo_account
+from simulators.certain.sandbox import CertainSandbox
+from simulators.certain.sandbox_seed import DEFAULT_PASSWORD
+from simulators.marketo.sandbox import Sandbox, SandboxConfig
+from stream.broker import EmbeddedBroker
+from tests.support.processes import ControlProcess, start_control, start_pipeline
+from tests.support.waiting import until
+
+pytestmark = [pytest.mark.integration, pytest.mark.e2e, pytest.mark.timeout(300)]
+
+EVENT = "SUMMIT26"
+PROGRAM = 1044
+COUNT = 40
+SETTLE_S = 120.0
+
+
+@pytest.fixture
+async def marketo() -> AsyncIterator[Sandbox]:
+    box = Sandbox(SandboxConfig(client_id="signal-e2e", client_secret=secrets.token_urlsafe(16)))
+    await box.start("127.0.0.1", 0)
+    try:
+        yield box
+    finally:
+        await box.stop()
+
+
+@pytest.fixture
+async def certain() -> AsyncIterator[CertainSandbox]:
+    box = CertainSandbox(per_event=0)
+    await box.start()
+    try:
+        yield box
+    finally:
+        await box.stop()
+
+
+def account(marketo: Sandbox, certain: CertainSandbox) -> dict[str, Any]:
+    """The demo account (its Marketo connection at the sandbox), with a Certain source
+    watching SUMMIT26 every second."""
+    raw = demo_account(marketo.url, marketo.config.client_id)
+    raw["certain_sources"] = [
+        {
+            "id": "e2e-certain",
+            "name": "Certain sandbox",
+            "host": certain.url,
+            "account_code": "ACME",
+            "username": "signal-api",
+            "password": DEFAULT_PASSWORD,
+            "events": [EVENT],
+            "poll_interval_s": 1,
+            "request_budget_per_minute": 1200,
+        }
+    ]
+    return raw
+
+
+class Chain:
+    def __init__(self, certain: CertainSandbox, http: aiohttp.ClientSession) -> None:
+        self.certain = certain
+        self.http = http
+        self.control: ControlProcess | None = None
+
+    async def admin(self, path: str, body: Any) -> Any:
+        async with self.http.post(f"{self.certain.url}/_sandbox/{path}", json=body) as rsp:
+            answer = await rsp.json()
+            assert rsp.status < 300, answer
+            return answer
+
+    async def sql(self, statement: str) -> list[list[Any]]:
+        assert self.control is not None
+        return await self.control.sql(self.http, statement)
+
+    async def count(self, statement: str) -> int:
+        return int((await self.sql(statement))[0][0])
+
+    async def settle(self, what: str, statement: str, expected: int) -> None:
+        assert self.control is not None
+
+        async def reached() -> bool:
+            return await self.count(statement) >= expected
+
+        await until(reached, what, alive=self.control.exited, within=SETTLE_S, every=0.5)
+
+
+def trigger_leads(marketo: Sandbox, campaign: int) -> int:
+    """Leads the campaign was requested for, over every trigger call (a repeat counts)."""
+    calls = [c for c in marketo.calls("campaigns.trigger") if c.success]
+    return sum(c.batchSize or 0 for c in calls if str(campaign) in c.path)
+
+
+async def test_certain_changes_reach_marketo_once_across_a_control_restart(
+    broker: EmbeddedBroker, tmp_path: Path, marketo: Sandbox, certain: CertainSandbox
+) -> None:
+    data_dir = tmp_path / "var"
+    data_dir.mkdir()
+    (data_dir / "account.yaml").write_text(
+        yaml.safe_dump(account(marketo, certain), sort_keys=False), encoding="utf-8"
+    )
+    env = {SECRET_ENV: marketo.config.client_secret.get_secret_value()}
+    http = aiohttp.ClientSession()
+    chain = Chain(certain, http)
+    chain.control = await asyncio.to_thread(start_control, broker, data_dir, env=env)
+    pipeline = start_pipeline(broker, tmp_path, config_key=data_dir / "config-key", env=env)
+    try:
+        # Invited (no flow acts on a pending registration), then the event in every catalog.
+        answer = await chain.admin(
+            "registrations",
+            {
+                "eventCode": EVENT,
+                "registrationStatusLabel": "Invited",
+                "attendeeTypeCode": "Attendee",
+                "count": COUNT,
+            },
+        )
+        codes = [r["registrationCode"] for r in answer["registrations"]]
+        await chain.settle(
+            "the event routed",
+            "SELECT count(*) FROM outcomes o JOIN changes c USING (change_id) "
+            f"WHERE c.type = 'event.create_update' AND c.event_code = '{EVENT}'",
+            1,
+        )
+        await chain.settle(
+            "the creates archived",
+            "SELECT count(*) FROM changes WHERE type = 'registration.create_update'",
+            COUNT,
+        )
+        # All accept the invitation at once (one mass action, one dateModified) …
+        await chain.admin(
+            "registrations/mass",
+            {"eventCode": EVENT, "codes": codes, "set": {"registrationStatusLabel": "New"}},
+        )
+
+        async def some_delivered() -> bool:
+            return len(marketo.state.members.get(PROGRAM, {})) > 0
+
+        await until(some_delivered, "the first program members", alive=chain.control.exited)
+        # … control dies while that is on its way; half attend while it is down.
+        chain.control.stop(signal.SIGKILL)
+        attended = codes[: COUNT // 2]
+        await chain.admin(
+            "registrations/mass",
+            {"eventCode": EVENT, "codes": attended, "set": {"registrationStatusLabel": "Attended"}},
+        )
+        chain.control = await asyncio.to_thread(
+            start_control, broker, data_dir, name="control-2", env=env
+        )
+        await chain.settle(
+            "every move archived",
+            "SELECT count(*) FROM changes WHERE type = 'registration.status_change'",
+            COUNT + len(attended),
+        )
+        await chain.settle(
+            "every program-status delivery",
+            "SELECT count(*) FROM outcomes WHERE flow_id = 'program-status' "
+            "AND status = 'delivered'",
+            COUNT + len(attended),
+        )
+        await chain.settle(
+            "every attended follow-up",
+            "SELECT count(*) FROM outcomes WHERE flow_id = 'attended-follow-up' "
+            "AND status = 'delivered'",
+            len(attended),
+        )
+
+        # The ledger: each change once, each (change, flow) delivered once.
+        per_registration = await chain.sql(
+            "SELECT count(*) FILTER (WHERE type = 'registration.create_update'), "
+            "count(*) FILTER (WHERE type = 'registration.status_change' "
+            "AND payload->>'$.registration.registrationStatusLabel' = 'New'), "
+            "count(*) FILTER (WHERE type = 'registration.status_change' "
+            "AND payload->>'$.registration.registrationStatusLabel' = 'Attended'), "
+            "count(DISTINCT change_id), count(*) FROM changes WHERE registration_code IS NOT NULL"
+        )
+        total = COUNT * 2 + len(attended)
+        assert per_registration == [[COUNT, COUNT, len(attended), total, total]]
+        repeats = await chain.sql(
+            "SELECT count(*) FROM (SELECT change_id, flow_id FROM outcomes "
+            "WHERE status = 'delivered' GROUP BY 1, 2 HAVING count(*) > 1)"
+        )
+        assert repeats == [[0]]
+        sources = await chain.sql("SELECT DISTINCT source FROM change_log")
+        assert sources == [["poll"]]
+
+        # Marketo: every registrant in the program once, at the furthest status; each status
+        # set once; the attended campaign requested once per attendee.
+        emails = {
+            r.profile["email"]
+            for e in certain.state.accounts["ACME"].events.values()
+            for r in e.registrations.values()
+        }
+        found = marketo.state.members.get(PROGRAM, {})
+        statuses = {
+            str(marketo.state.leads[lead]["email"]): str(m["statusName"])
+            for lead, m in found.items()
+        }
+        assert set(statuses) == emails
+        assert sorted(statuses.values()) == sorted(
+            ["Attended"] * len(attended) + ["Registered"] * (COUNT - len(attended))
+        )
+        moves = [
+            (c["from"], c["to"]) for c in marketo.state.status_changes if c["programId"] == PROGRAM
+        ]
+        assert sorted(moves, key=str) == sorted(
+            [(None, "Registered")] * COUNT + [("Registered", "Attended")] * len(attended),
+            key=str,
+        )
+        assert trigger_leads(marketo, CAMPAIGN_ATTENDED) == len(attended)
+    finally:
+        if chain.control is not None:
+            chain.control.stop()
+        pipeline.stop()
+        await http.close()
