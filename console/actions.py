@@ -188,6 +188,23 @@ ACTIONS: tuple[ActionSpec, ...] = (
         dangerous=True,
         priority=True,
     ),
+    ActionSpec("flow-add-rule", "f4", "add_rule", "Add filter rule", scope="flow", priority=True),
+    ActionSpec(
+        "flow-remove-rule",
+        "f9",
+        "remove_rule",
+        "Remove the filter rule with the focus",
+        scope="flow",
+        priority=True,
+    ),
+    ActionSpec(
+        "flow-filter-rows",
+        "f10",
+        "filter_rows",
+        "Filters shown as JSON: back to rows",
+        scope="flow",
+        priority=True,
+    ),
     # a new mapping (the flow editor's mapping dialog)
     ActionSpec(
         "mapping-form-done",

@@ -7,9 +7,10 @@ version it was read at, so an edit never overwrites someone else's change to the
 when other flows share that mapping the editor names them under the mapping table and asks
 before saving, since the edit changes what they send too.
 
-Esc with unsaved edits asks (save / discard / keep editing). The filters' JSON is checked as it
-is typed and its error shows right under the field. Every key goes through the action registry
-(scopes `flow` and `field-form`).
+Esc with unsaved edits asks (save / discard / keep editing). Filters are rows of field, operator
+and value (`console.widgets.filter_editor`; JSON text only for a rule rows cannot hold), a row's
+problem named by its path under them. Every key goes through the action registry (scopes
+`flow`, `field-form` and `mapping-form`).
 
 The mapping's table, who shares it and how it is saved are in `flow_mapping`; the dialog for one
 mapping field is `field_form`.
@@ -17,7 +18,6 @@ mapping field is `field_form`.
 
 from __future__ import annotations
 
-import json
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -26,10 +26,11 @@ from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.containers import Horizontal, VerticalScroll
-from textual.widgets import DataTable, Input, Label, Select, SelectionList, Static, TextArea
+from textual.widgets import DataTable, Input, Label, Select, SelectionList, Static
 
 from apiclient.rows import FlowRow, TargetField
 from config.models import ACTIVATE_FOR_KINDS, Action, Source, StandardProperty
+from config.source_paths import ANSWERS_PREFIX, EVENT_QUESTIONS_PREFIX, SOURCE_PATHS, paths_for
 from console.calls import api_worker
 from console.messages import ApiFailed, FieldsRefreshed, FlowDetailLoaded, FlowSaved, PreviewLoaded
 from console.screens.base import BaseScreen
@@ -44,10 +45,12 @@ from console.screens.flow_mapping import (
 from console.screens.mapping_form import MappingCreated, MappingDeleted, MappingForm, NewMapping
 from console.screens.mapping_preview import MappingPreviewModal
 from console.screens.modals import ConfirmModal, TypeToConfirmModal, UnsavedModal
+from console.widgets.filter_editor import FilterEditor
+from console.widgets.filter_rows import filters_of
 from console.widgets.table import SignalTable
 from console.widgets.tag_picker import TagPicker
 
-__all__ = ["FieldForm", "FlowDetailScreen", "filters_of"]
+__all__ = ["FieldForm", "FlowDetailScreen", "filter_fields", "filters_of"]
 
 CSS = Path(__file__).with_name("flow_detail.tcss")
 KIND_TITLES = {
@@ -57,6 +60,31 @@ KIND_TITLES = {
     "session_registration_statuses": "Session registration statuses",
     "event_statuses": "Event statuses",
 }
+
+
+def filter_fields(account: dict[str, Any], source: str | None) -> list[str]:
+    """The paths a filter may read for `source` (every path without one): the fixed ones,
+    the answers to tagged registration questions and the event questions flows use."""
+    try:
+        fixed = paths_for(Source(source)) if source else list(SOURCE_PATHS)
+    except ValueError:
+        fixed = list(SOURCE_PATHS)
+    questions = [
+        f"{ANSWERS_PREFIX}{t['name']}"
+        for t in account.get("tags", [])
+        if "registration_question" in t.get("objects", [])
+    ]
+    event_questions = sorted(
+        {
+            f"{EVENT_QUESTIONS_PREFIX}{rule['event_question']}"
+            for f in account.get("flows", [])
+            for rule in (
+                (f.get("destination") or {}).get(key) or {} for key in ("campaign", "program")
+            )
+            if rule.get("event_question")
+        }
+    )
+    return [*fixed, *questions, *event_questions]
 
 
 class FlowDetailScreen(BaseScreen):
@@ -99,9 +127,8 @@ class FlowDetailScreen(BaseScreen):
             for kind in ACTIVATE_FOR_KINDS:
                 yield Label(KIND_TITLES[kind], classes="kind")
                 yield TagPicker(id=f"af-{kind}", classes="tags")
-            yield Static("Filters (JSON list; all must hold)", classes="section")
-            yield TextArea("[]", id="filters", language=None)
-            yield Static("", id="filters-error")
+            yield Static("Filters (all must hold) · f4 add · f9 remove", classes="section")
+            yield FilterEditor(id="filter-editor")
             yield Static("Destination", classes="section")
             with Horizontal(classes="row"):
                 yield Label("Name", classes="label")
@@ -174,7 +201,12 @@ class FlowDetailScreen(BaseScreen):
                 names = [t["name"] for t in tags if object_kind.value in t.get("objects", [])]
             box.add_options([(Text(name), name, name in chosen) for name in names])
             box.mark()
-        self.query_one("#filters", TextArea).text = json.dumps(raw.get("filters") or [], indent=1)
+        self.query_one(FilterEditor).load(
+            list(raw.get("filters") or []),
+            filter_fields(self.account, raw.get("source")),
+            [t["name"] for t in tags if "attendee_type" in t.get("objects", [])],
+            locked=self.console.read_only,
+        )
         self.query_one("#dest-name", Input).value = destination.get("name") or ""
         connections = [
             (Text(c.get("name", c["id"])), c["id"]) for c in self.account.get("connections", [])
@@ -425,10 +457,8 @@ class FlowDetailScreen(BaseScreen):
             value = self.query_one(selector, Select).value
             return value if isinstance(value, str) else None
 
-        filters, problem = filters_of(self.query_one("#filters", TextArea).text)
-        if problem is not None:
-            if show_errors:
-                self._show_filters_error(problem, focus=True)
+        filters = self.query_one(FilterEditor).value(show_errors)
+        if filters is None:
             return None
         destination = dict(raw.get("destination") or {})
         campaign_q, campaign_id, form_id = (
@@ -479,7 +509,7 @@ class FlowDetailScreen(BaseScreen):
         body = self.flow_body()
         if body is None:
             return
-        self._show_filters_error(None)
+        self.query_one(FilterEditor).show_error(None)
         mapping = body["destination"].get("mapping")
         shared = self._shared_with(mapping) if self.mapping_dirty else []
         if shared:
@@ -564,19 +594,14 @@ class FlowDetailScreen(BaseScreen):
 
     # --- filters ---------------------------------------------------------------------------
 
-    @on(TextArea.Changed, "#filters")
-    def filters_changed(self, event: TextArea.Changed) -> None:
-        self._show_filters_error(filters_of(event.text_area.text)[1])
+    def action_add_rule(self) -> None:
+        self.query_one(FilterEditor).add_rule()
 
-    def _show_filters_error(self, problem: str | None, focus: bool = False) -> None:
-        area = self.query_one("#filters", TextArea)
-        box = self.query_one("#filters-error", Static)
-        area.set_class(problem is not None, "error")
-        box.set_class(problem is not None, "shown")
-        box.update(Text(f"✗ filters: {problem}", style="bold red") if problem else "")
-        if problem is not None and focus:
-            area.focus()
-            self.call_after_refresh(box.scroll_visible)
+    def action_remove_rule(self) -> None:
+        self.query_one(FilterEditor).remove_rule()
+
+    def action_filter_rows(self) -> None:
+        self.query_one(FilterEditor).to_rows()
 
     # --- leaving ---------------------------------------------------------------------------
 
@@ -600,27 +625,3 @@ class FlowDetailScreen(BaseScreen):
 
         question = f"'{name}' has edits that are not saved. Save them, discard them, or go on?"
         self.app.push_screen(UnsavedModal(question), answer)
-
-
-JSON_KINDS: dict[type, str] = {
-    dict: "an object",
-    str: "a string",
-    int: "a number",
-    float: "a number",
-    bool: "true or false",
-    type(None): "null",
-}
-
-
-def filters_of(text: str) -> tuple[list[Any], str | None]:
-    """The filters typed, or why they are not a JSON list (line and column of a syntax error)."""
-    try:
-        value = json.loads(text or "[]")
-    except json.JSONDecodeError as error:
-        return [], f"not valid JSON at line {error.lineno}, column {error.colno}: {error.msg}"
-    if not isinstance(value, list):
-        return (
-            [],
-            f"expected a JSON list of rules ([...]), got {JSON_KINDS.get(type(value), 'a value')}",
-        )
-    return value, None
