@@ -61,6 +61,9 @@ class ApiDeps:
     null for the figures only a running pipeline knows."""
     certain_sources: Callable[[], Sequence[CertainSourceStatus]] | None = None
     """The Certain sources' pollers (`GET /api/v1/sources`); left out, none are running."""
+    tombstones: Callable[[Sequence[str]], Awaitable[dict[str, int]]] | None = None
+    """Writes a null-value record per key on the compacted topics that hold a person's keys
+    (`signal-delivered`), for an erasure; answers the records written per topic."""
     retention: Callable[[], Awaitable[dict[str, Any]]] | None = None
     """The pruner's settings, disk use and oldest rows (`GET /api/v1/ledger/retention`)."""
 

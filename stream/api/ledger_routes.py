@@ -187,9 +187,38 @@ async def erase_route(request: web.Request) -> web.Response:
 
     scrubbed = await store.write_raw(checkpoint_and_scrub)
     log.warning("ledger: erasure %s by %s: %s", audit_id, actor, report.audit_change())
+    tombstones, topic_error = await _tombstones(request, report.delivered_keys)
     return web.json_response(
-        {**report.to_dict(), "free_blocks_scrubbed": scrubbed, "audit_id": audit_id}
+        {
+            **report.to_dict(),
+            "free_blocks_scrubbed": scrubbed,
+            "audit_id": audit_id,
+            "tombstones": tombstones,
+            "tombstone_error": topic_error,
+            "topics_note": TOPICS_NOTE,
+        }
     )
+
+
+TOPICS_NOTE = (
+    "signal-delivered is compacted: the tombstones written remove the person's keys at its "
+    "next compaction. certain-changes, signal-redrive, signal-outcomes, signal-deliveries and "
+    "signal-api-calls are not compacted: their records (payloads on certain-changes and "
+    "signal-redrive) stay until the topic's retention.ms (14 days) drops them."
+)
+
+
+async def _tombstones(request: web.Request, keys: list[str]) -> tuple[dict[str, int], str | None]:
+    """Tombstones for the person's keys; the ledger's erasure stands if the broker fails, and
+    the report says so (an erasure again writes them again)."""
+    send = deps_of(request).tombstones
+    if send is None or not keys:
+        return {}, None
+    try:
+        return await send(keys), None
+    except Exception as error:  # reported to the operator, who can erase again
+        log.warning("ledger: erasure tombstones failed: %s", error)
+        return {}, f"tombstones not written: {error}"
 
 
 async def retention_route(request: web.Request) -> web.Response:

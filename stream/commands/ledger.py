@@ -297,6 +297,12 @@ def run_erase(args: argparse.Namespace) -> int:
             )
         for destination in report.get("exported_to") or []:
             print(f"Parquet files under {destination} written before still hold this person")
+        for topic, n in sorted((report.get("tombstones") or {}).items()):
+            print(f"  {topic}: {n} tombstones (compaction removes the person's keys)")
+        if report.get("tombstone_error"):
+            print(f"  {report['tombstone_error']} (erase again to retry)")
+        if report.get("topics_note"):
+            print(str(report["topics_note"]))
         return 0
 
     return run_with_client("erase", args, work)

@@ -247,6 +247,7 @@ class ControlRuntime(Service):
             runtime_status=self._runtime_status,
             certain_sources=self._certain_statuses,
             retention=self.retention.status if self.retention is not None else None,
+            tombstones=self._produce_tombstones,
         )
         app = create_app(deps, self.operations)
         runner = web.AppRunner(app, access_log=None, logger=BadRequestLog())
@@ -304,6 +305,14 @@ class ControlRuntime(Service):
             await self.producer.send(topics.REDRIVE.name, value, key=key) for key, value in records
         ]
         await asyncio.gather(*futures)
+
+    async def _produce_tombstones(self, keys: Sequence[str]) -> dict[str, int]:
+        """Null-value records for an erased person's keys on the compacted signal-delivered."""
+        assert self.producer is not None
+        topic = topics.DELIVERED.name
+        futures = [await self.producer.send(topic, None, key=k.encode()) for k in keys]
+        await asyncio.gather(*futures)
+        return {topic: len(keys)}
 
     async def _broker_ok(self) -> bool:
         assert self.producer is not None

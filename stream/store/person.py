@@ -24,6 +24,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from stream.delivery_keys import SEP as KEY_SEP
 from stream.store.errors import StoreError
 from stream.store.writer import Con
 
@@ -259,9 +260,14 @@ class ErasureReport:
     exported_to: list[str] = field(default_factory=list)
     """Parquet export destinations: files already written there still hold the person."""
     free_blocks_scrubbed: int = 0
+    delivered_keys: list[str] = field(default_factory=list)
+    """Keys of the person's pairs on the compacted `signal-delivered` (their change ids): the
+    route writes a tombstone for each so compaction removes them; not part of the report."""
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        body = asdict(self)
+        body.pop("delivered_keys")
+        return body
 
     def audit_change(self) -> dict[str, Any]:
         """What the audit keeps: counts, never who."""
@@ -285,6 +291,12 @@ def erase_person(con: Con, selector: Selector) -> ErasureReport:
         "AND status = 'delivered' AND marketo_lead_id IS NOT NULL ORDER BY 1",
         [person.change_ids],
     ).fetchall()
+    keys = con.execute(
+        "SELECT key FROM delivery_marks WHERE list_contains(?, change_id) "
+        "UNION SELECT change_id || ? || flow_id FROM delivery_state "
+        "WHERE list_contains(?, change_id) ORDER BY 1",
+        [person.change_ids, KEY_SEP, person.change_ids],
+    ).fetchall()
     touched: dict[str, dict[str, int]] = {}
     for target in targets(con, person):
         counts = _erase_in(con, target, _redact_params(target, person))
@@ -296,6 +308,7 @@ def erase_person(con: Con, selector: Selector) -> ErasureReport:
         changes=len(person.change_ids),
         touched=touched,
         marketo_lead_ids=[int(r[0]) for r in leads],
+        delivered_keys=[str(r[0]) for r in keys],
         exported_to=[
             str(r[0])
             for r in con.execute(

@@ -36,6 +36,7 @@ class Api:
     bootstrap: str
     changes_topic: str
     config_topic: str
+    delivered_topic: str = ""
 
     @property
     def auth(self) -> dict[str, str]:
@@ -101,6 +102,13 @@ async def start_api(data_dir: Path, broker: EmbeddedBroker) -> tuple[Api, AIOKaf
         await producer.client.force_metadata_update()
         return True
 
+    delivered_topic = f"signal-delivered-{suffix}"
+
+    async def tombstones(keys: Sequence[str]) -> dict[str, int]:
+        futures = [await producer.send(delivered_topic, None, key=k.encode()) for k in keys]
+        await asyncio.gather(*futures)
+        return {delivered_topic: len(keys)}
+
     store = await Store.open(data_dir / "signal.duckdb", reader_threads=2, threads=2)
     config = ConfigService(
         store, SecretStore(data_dir / "secrets.json"), publish=publish, env={SECRET_VAR: SECRET}
@@ -108,7 +116,12 @@ async def start_api(data_dir: Path, broker: EmbeddedBroker) -> tuple[Api, AIOKaf
     await config.start(data_dir / "account.yaml")
     token = load_or_create_token(data_dir / "api-token")
     deps = ApiDeps(
-        store=store, config=config, produce_changes=produce, token=token, broker_ok=broker_ok
+        store=store,
+        config=config,
+        produce_changes=produce,
+        token=token,
+        broker_ok=broker_ok,
+        tombstones=tombstones,
     )
     client: TestClient[Any, Any] = TestClient(TestServer(create_app(deps)))
     await client.start_server()
@@ -121,6 +134,7 @@ async def start_api(data_dir: Path, broker: EmbeddedBroker) -> tuple[Api, AIOKaf
         broker.bootstrap_servers,
         changes_topic,
         config_topic,
+        delivered_topic,
     )
     return api, producer
 

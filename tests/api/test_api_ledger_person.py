@@ -24,6 +24,7 @@ from tests.api.api_harness import Api
 from tests.support.changes import change_row, registration_json
 from tests.support.clock import recent
 from tests.support.processes import clean_env, run_csignal
+from tests.support.topics import read_topic
 
 WHEN = recent(hours=3)
 
@@ -211,6 +212,15 @@ async def test_erasure_leaves_no_bytes_keeps_figures_and_audit(api: Api) -> None
     assert touched["rejected_changes"]["deleted"] == 1
     assert touched["rejected_records"]["deleted"] == 1
     assert touched["api_call_log"]["redacted"] == 1
+    assert "delivered_keys" not in report
+    # A tombstone per pair of hers on the compacted signal-delivered, none for Bob's.
+    assert report["tombstones"] == {api.delivered_topic: 2}, report
+    assert report["tombstone_error"] is None
+    assert "retention.ms" in report["topics_note"]
+    records = await read_topic(api.bootstrap, api.delivered_topic, until=lambda got: len(got) >= 2)
+    assert sorted((r.key, r.value) for r in records) == [
+        (f"ana-{i}\x1fflow-1".encode(), None) for i in (1, 2)
+    ]
 
     after = file_bytes(api)
     for secret in ana.secrets:
