@@ -248,6 +248,19 @@ class ApiClient(Transport):
             for f in reply.get("fields", [])
         ]
 
+    async def marketo_assets(
+        self, connection_id: str, kind: str, program_id: int | None = None
+    ) -> dict[str, Any]:
+        """What the connection's Marketo offers for a destination: `kind` is `campaigns`,
+        `forms`, `programs` or `statuses` (of `program_id`). `{"items": [...], "truncated"}`;
+        a `RequestRefused` (502) says why Marketo could not list them."""
+        route = f"/connections/{_segment(connection_id)}/marketo/"
+        if kind == "statuses":
+            route += f"programs/{int(program_id or 0)}/statuses"
+        else:
+            route += _segment(kind)
+        return await self._object("GET", route, timeout_s=LONG_TIMEOUT_S)
+
     # -- Certain sources ------------------------------------------------------------------------
 
     async def sources(self) -> list[SourceRow]:

@@ -18,6 +18,7 @@ from stream.api import (
     health,
     ingest,
     mappings,
+    marketo_assets,
     reference,
     sources_routes,
     sql,
@@ -90,6 +91,7 @@ def create_app(deps: ApiDeps, ops: Operations | None = None) -> web.Application:
     flow_figures.add_routes(app)
     flows.add_routes(app)
     connections.add_routes(app)
+    marketo_assets.add_routes(app)
     mappings.add_routes(app)
     reference.add_routes(app)
     account.add_routes(app)

@@ -18,6 +18,7 @@ from typing import Any, Literal
 
 import aiohttp
 
+from stream.marketo.activities import ActivityLog
 from stream.marketo.errors import FailureClass
 from stream.marketo.limits import CallLimits, MonotonicClock, Sleep, WallClock, utc_now
 from stream.marketo.protocol import (
@@ -101,6 +102,10 @@ class MarketoClient:
         self._keys = _KeyLocks()
         self._fields: list[LeadField] | None = None
         self._fields_lock = asyncio.Lock()
+        self.activity_log = ActivityLog(
+            lambda path, params, size: self._transport.read(path, params, batch_size=size)
+        )
+        """Marketo's activity log, read only to verify a call whose answer was lost."""
 
     def __repr__(self) -> str:
         return (
@@ -232,12 +237,12 @@ class MarketoClient:
         return await self._paged(LEADS_PATH, params, batch_size=len(values))
 
     async def _paged(
-        self, path: str, params: dict[str, str], *, batch_size: int = 0
+        self, path: str, params: dict[str, str], *, batch_size: int = 0, max_pages: int = MAX_PAGES
     ) -> list[dict[str, Any]]:
-        """Read every page of a token-paged list."""
+        """Read every page of a token-paged list (at most `max_pages`)."""
         rows: list[dict[str, Any]] = []
         seen: set[str] = set()
-        for _ in range(MAX_PAGES):
+        for _ in range(max_pages):
             envelope = await self._transport.read(path, params, batch_size=batch_size)
             result = envelope.get("result") or []
             rows.extend(r for r in result if isinstance(r, dict))
@@ -270,6 +275,7 @@ class MarketoClient:
         names: Sequence[str] | None = None,
         program_names: Sequence[str] | None = None,
         workspace_names: Sequence[str] | None = None,
+        max_pages: int = MAX_PAGES,
     ) -> list[Campaign]:
         params: dict[str, str] = {"batchSize": str(self.settings.lead_batch_size)}
         if triggerable_only:
@@ -280,7 +286,7 @@ class MarketoClient:
             params["programName"] = ",".join(program_names)
         if workspace_names:
             params["workspaceName"] = ",".join(workspace_names)
-        rows = await self._paged(CAMPAIGNS_PATH, params)
+        rows = await self._paged(CAMPAIGNS_PATH, params, max_pages=max_pages)
         return [Campaign.from_api(r) for r in rows if "id" in r]
 
     async def request_campaign(
@@ -339,11 +345,12 @@ class MarketoClient:
         status: str | None = None,
         folder_id: int | None = None,
         page_size: int = MAX_ASSET_PAGE,
+        max_pages: int = MAX_PAGES,
     ) -> list[Form]:
         page_size = max(1, min(page_size, MAX_ASSET_PAGE))
         forms: list[Form] = []
         offset = 0
-        for _ in range(MAX_PAGES):
+        for _ in range(max_pages):
             params = {"maxReturn": str(page_size), "offset": str(offset)}
             if status:
                 params["status"] = status
@@ -394,11 +401,14 @@ class MarketoClient:
 
     # ---- programs ----------------------------------------------------------------------------
 
-    async def _asset_pages(self, path: str, params: Mapping[str, str]) -> list[Mapping[str, Any]]:
-        """Every item of an offset-paged asset list (a short page ends it)."""
+    async def _asset_pages(
+        self, path: str, params: Mapping[str, str], max_pages: int = MAX_PAGES
+    ) -> list[Mapping[str, Any]]:
+        """Every item of an offset-paged asset list (a short page ends it; `max_pages` at
+        most)."""
         rows: list[Mapping[str, Any]] = []
         offset = 0
-        for _ in range(MAX_PAGES):
+        for _ in range(max_pages):
             page = {**params, "maxReturn": str(MAX_ASSET_PAGE), "offset": str(offset)}
             envelope = await self._transport.read(path, page)
             result = envelope.get("result") or []
@@ -408,14 +418,17 @@ class MarketoClient:
             offset += MAX_ASSET_PAGE
         return rows
 
-    async def list_programs(self) -> list[Program]:
-        rows = await self._asset_pages(PROGRAMS_PATH, {})
+    async def list_programs(self, *, max_pages: int = MAX_PAGES) -> list[Program]:
+        rows = await self._asset_pages(PROGRAMS_PATH, {}, max_pages)
         return [Program.from_api(r) for r in rows if isinstance(r.get("id"), int)]
 
-    async def list_channels(self) -> list[Channel]:
-        return [Channel.from_api(r) for r in await self._asset_pages(CHANNELS_PATH, {})]
+    async def list_channels(self, *, max_pages: int = MAX_PAGES) -> list[Channel]:
+        rows = await self._asset_pages(CHANNELS_PATH, {}, max_pages)
+        return [Channel.from_api(r) for r in rows]
 
-    async def program_statuses(self, program_id: int) -> list[ProgressionStatus]:
+    async def program_statuses(
+        self, program_id: int, *, max_pages: int = MAX_PAGES
+    ) -> list[ProgressionStatus]:
         """The statuses of a program's channel, in step order; empty when the program or its
         channel is unknown."""
         envelope = await self._transport.read(f"/rest/asset/v1/program/{int(program_id)}.json", {})
@@ -423,7 +436,7 @@ class MarketoClient:
         channel = items[0].get("channel") if items else None
         if not isinstance(channel, str):
             return []
-        for found in await self.list_channels():
+        for found in await self.list_channels(max_pages=max_pages):
             if found.name == channel:
                 return sorted(found.statuses, key=lambda s: s.step)
         return []
