@@ -1,9 +1,11 @@
 """Control's reader of the workers' heartbeats (`signal-workers`, `stream.heartbeats`).
 
-A consumer without a group reads the one-partition topic from its start (an hour of beats at
-most on Kafka; the embedded broker keeps what it got since it started, a beat per worker every
-2 s), so a control that starts knows at once which workers beat recently. It reconnects after
-any error; while it cannot read, the count is unknown (None), never a guess.
+A consumer without a group reads the one-partition topic's recent tail, so a control that starts
+knows at once which workers beat recently. Only the tail: the embedded broker never prunes the
+topic (a beat per worker every 2 s is ~43k records a day per worker), and only beats within a
+worker's window (`MISSED_BEATS` beats) can count, older ones are dropped by their timestamp
+anyway. It reconnects after any error; while it cannot read, the count is unknown (None), never
+a guess.
 """
 
 from __future__ import annotations
@@ -24,6 +26,17 @@ log = logging.getLogger("signal.metrics.workers")
 
 RECONNECT_S = 1.0
 
+TAIL_RECORDS = 5_000
+"""How far back from the end a start reads: a window holds `MISSED_BEATS` beats per worker, so
+this covers well over a thousand workers. The embedded broker answers ListOffsets(latest) with
+its count of record batches (`stream.metrics.consumer_lag`), at most the true end, so the start
+it gives is earlier than meant, never later: more is read, nothing recent is missed."""
+
+
+def tail_start(beginning: int, end: int, tail: int = TAIL_RECORDS) -> int:
+    """The offset to start reading at: `tail` records before the end, not before the log's start."""
+    return max(beginning, end - tail)
+
 
 class WorkerBeats:
     def __init__(
@@ -32,9 +45,13 @@ class WorkerBeats:
         *,
         client_id: str = "signal-control-workers",
         clock: Callable[[], float] = time.time,
+        tail_records: int = TAIL_RECORDS,
     ) -> None:
         """`clock`: seconds since the epoch, compared with the records' timestamps."""
         self._clock = clock
+        self._tail = tail_records
+        self.started_at: int | None = None
+        """The offset the last (re)connection started reading at."""
         self._servers = bootstrap_servers(broker_url)
         self._client_id = client_id
         self._live = LiveWorkers()
@@ -68,7 +85,9 @@ class WorkerBeats:
             )
             try:
                 await consumer.start()
-                consumer.assign([TopicPartition(WORKERS.name, 0)])
+                partition = TopicPartition(WORKERS.name, 0)
+                consumer.assign([partition])
+                await self._seek_tail(consumer, partition)
                 self._reading = True
                 await self._follow(consumer)
             except asyncio.CancelledError:
@@ -80,6 +99,12 @@ class WorkerBeats:
                 with contextlib.suppress(Exception):
                     await consumer.stop()
             await asyncio.sleep(RECONNECT_S)
+
+    async def _seek_tail(self, consumer: AIOKafkaConsumer, partition: TopicPartition) -> None:
+        beginning = (await consumer.beginning_offsets([partition]))[partition]
+        end = (await consumer.end_offsets([partition]))[partition]
+        self.started_at = tail_start(beginning, end, self._tail)
+        consumer.seek(partition, self.started_at)
 
     async def _follow(self, consumer: AIOKafkaConsumer) -> None:
         while True:
