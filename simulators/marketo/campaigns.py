@@ -5,7 +5,8 @@ Requested" with source Web Service API. Marketo documents 1003 for a batch campa
 missing Web-Service-API trigger; the sandbox answers 1003 for an inactive campaign as well, since
 it fails the same precondition (Marketo's exact reply there is unconfirmed). Success means
 *accepted*: lead ids that do not exist and leads suppressed by a "once" qualification rule are
-accepted silently, as Marketo gives no per-lead outcome, and are listed in the run record.
+accepted silently, as Marketo gives no per-lead outcome, and are listed in the run record. Each
+accepted lead gets a Request Campaign activity (`activities.py`).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 
 from simulators.marketo.config import SeedCampaign
 from simulators.marketo.routes import Call, Route, route
+from simulators.marketo.state import REQUEST_CAMPAIGN
 from simulators.marketo.wire import (
     SandboxError,
     asset_envelope,
@@ -169,6 +171,15 @@ def trigger_campaign(call: Call) -> dict[str, Any]:
         else:
             accepted.append(lead_id)
             state.mark_ran(campaign.id, lead_id)
+            state.log_activity(
+                REQUEST_CAMPAIGN,
+                lead_id,
+                call.now,
+                primary_id=campaign.id,
+                primary_value=campaign.name,
+                campaign_id=campaign.id,
+                Source="Web Service API",
+            )
     state.campaign_runs.append(
         {
             "campaignId": campaign.id,

@@ -14,7 +14,7 @@ from typing import Any
 
 from simulators.marketo.config import SeedForm
 from simulators.marketo.routes import Call, Route, route
-from simulators.marketo.state import InvalidValue, coerce
+from simulators.marketo.state import FILL_OUT_FORM, InvalidValue, coerce
 from simulators.marketo.wire import (
     SandboxError,
     asset_envelope,
@@ -179,6 +179,14 @@ def _fill(call: Call, form: SeedForm, item: Any, program_id: Any) -> dict[str, A
     else:
         lead_id = state.insert(dict(values), call.now)
         status = "created"
+    state.log_activity(
+        FILL_OUT_FORM,
+        lead_id,
+        call.now,
+        primary_id=form.id,
+        primary_value=form.name,
+        Form_Fields=json.dumps(fields, sort_keys=True, default=str),
+    )
     state.form_fills.append(
         {
             "formId": form.id,

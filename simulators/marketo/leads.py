@@ -6,7 +6,6 @@ Record-level outcomes come back one per input, in input order; a skipped record 
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 from simulators.marketo.routes import Call, Route, route
@@ -232,26 +231,6 @@ def delete_leads(call: Call) -> dict[str, Any]:
     return lead_envelope(call.request_id, results)
 
 
-def activities_paging_token(call: Call) -> dict[str, Any]:
-    """A date paging token; the sandbox keeps no activity log, so it only validates the date."""
-    since = call.params.get("sinceDatetime")
-    if not since:
-        raise blank("sinceDatetime")
-    try:
-        stamp = datetime.fromisoformat(since.replace("Z", "+00:00"))
-    except ValueError:
-        raise SandboxError(
-            "1001", f"Invalid value '{since}'. Required of type 'datetime'"
-        ) from None
-    if stamp.tzinfo is None:
-        stamp = stamp.replace(tzinfo=UTC)
-    return {
-        "requestId": call.request_id,
-        "success": True,
-        "nextPageToken": page_token("activities", int(stamp.timestamp())),
-    }
-
-
 def partitions(call: Call) -> dict[str, Any]:
     return lead_envelope(call.request_id, [dict(p) for p in call.state.partitions])
 
@@ -266,10 +245,4 @@ ROUTES: list[Route] = [
     route("leads.describe2", "GET", "/rest/v1/leads/describe2.json", describe2),
     route("leads.partitions", "GET", "/rest/v1/leads/partitions.json", partitions),
     route("leads.get", "GET", "/rest/v1/lead/{id}.json", get_lead),
-    route(
-        "activities.pagingToken",
-        "GET",
-        "/rest/v1/activities/pagingtoken.json",
-        activities_paging_token,
-    ),
 ]

@@ -22,6 +22,7 @@ from urllib.parse import parse_qsl
 from aiohttp import web
 from multidict import MultiDict
 
+from simulators.marketo.activities import ROUTES as ACTIVITY_ROUTES
 from simulators.marketo.admin import register as register_admin
 from simulators.marketo.auth import TokenStore
 from simulators.marketo.campaigns import ROUTES as CAMPAIGN_ROUTES
@@ -45,7 +46,13 @@ __all__ = ["ManualClock", "Sandbox", "SandboxConfig", "SandboxSeed", "build_app"
 
 log = logging.getLogger("signal.sandbox")
 
-ROUTES: list[Route] = [*LEAD_ROUTES, *CAMPAIGN_ROUTES, *FORM_ROUTES, *PROGRAM_ROUTES]
+ROUTES: list[Route] = [
+    *LEAD_ROUTES,
+    *ACTIVITY_ROUTES,
+    *CAMPAIGN_ROUTES,
+    *FORM_ROUTES,
+    *PROGRAM_ROUTES,
+]
 SERVER_BODY_CAP = 64 * 1024 * 1024
 """aiohttp's own cap; Marketo's 1 MB limit is enforced by the sandbox with a proper 413."""
 SHUTDOWN_GRACE_S = 1.0

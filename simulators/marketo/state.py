@@ -30,6 +30,13 @@ from simulators.marketo.schema import (
 )
 from simulators.marketo.wire import iso
 
+FILL_OUT_FORM = 2
+NEW_LEAD = 12
+CHANGE_DATA_VALUE = 13
+REQUEST_CAMPAIGN = 47
+CHANGE_PROGRAM_STATUS = 104
+"""Ids of the activity types the sandbox logs (served with names by `activities.py`)."""
+
 EMAIL_RE = re.compile(
     r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+$"
 )
@@ -143,6 +150,10 @@ class SandboxState:
     campaign_runs: list[dict[str, Any]] = field(default_factory=list)
     form_fills: list[dict[str, Any]] = field(default_factory=list)
     calls: list[SandboxCall] = field(default_factory=list)
+    activities: list[dict[str, Any]] = field(default_factory=list)
+    """The activity log, oldest first (`log_activity`; served by `activities.py`)."""
+    next_activity_id: int = 1
+    activity_log_max: int = 200_000
     partitions: list[dict[str, Any]] = field(default_factory=lambda: [dict(DEFAULT_PARTITION)])
     next_id: int = 1
     _index: dict[str, dict[Any, set[int]]] = field(
@@ -231,6 +242,9 @@ class SandboxState:
         lead["mktoName"] = self._full_name(lead)
         self.leads[lead_id] = lead
         self._reindex(lead_id, {}, lead)
+        self.log_activity(
+            NEW_LEAD, lead_id, now, primary_value=lead["mktoName"], Source_Type="Web service API"
+        )
         return lead_id
 
     def update(self, lead_id: int, values: dict[str, Any], now: float) -> None:
@@ -241,6 +255,17 @@ class SandboxState:
         new["mktoName"] = self._full_name(new)
         self.leads[lead_id] = new
         self._reindex(lead_id, old, new)
+        for name, value in values.items():
+            if old.get(name) != value and name in self.schema:
+                self.log_activity(
+                    CHANGE_DATA_VALUE,
+                    lead_id,
+                    now,
+                    primary_value=self.schema[name].displayName or name,
+                    New_Value=value,
+                    Old_Value=old.get(name),
+                    Source="Web service API",
+                )
 
     def delete(self, lead_id: int) -> bool:
         old = self.leads.pop(lead_id, None)
@@ -265,6 +290,47 @@ class SandboxState:
                 value = False
             out[name] = value
         return out
+
+    # -- activities ---------------------------------------------------------------------------
+
+    def log_activity(
+        self,
+        type_id: int,
+        lead_id: int,
+        now: float,
+        *,
+        primary_id: int | None = None,
+        primary_value: Any = None,
+        campaign_id: int | None = None,
+        **attributes: Any,
+    ) -> None:
+        """Append one activity as Get Lead Activities returns it (`at` kept for paging by date;
+        attribute names with `_` for spaces). The log keeps `activity_log_max` entries, trimming
+        a tenth at a time."""
+        activity_id = self.next_activity_id
+        self.next_activity_id += 1
+        item: dict[str, Any] = {
+            "id": activity_id,
+            "marketoGUID": str(activity_id),
+            "leadId": lead_id,
+            "activityDate": iso(now),
+            "activityTypeId": type_id,
+        }
+        if campaign_id is not None:
+            item["campaignId"] = campaign_id
+        if primary_id is not None:
+            item["primaryAttributeValueId"] = primary_id
+        if primary_value is not None:
+            item["primaryAttributeValue"] = str(primary_value)
+        item["attributes"] = [
+            {"name": name.replace("_", " "), "value": value}
+            for name, value in attributes.items()
+            if value is not None
+        ]
+        item["at"] = now
+        if len(self.activities) >= self.activity_log_max:
+            del self.activities[: max(1, self.activity_log_max // 10)]
+        self.activities.append(item)
 
     # -- campaigns ----------------------------------------------------------------------------
 
@@ -318,6 +384,17 @@ class SandboxState:
             "updatedAt": stamp,
         }
         self.members.setdefault(program.id, {})[lead_id] = record
+        self.log_activity(
+            CHANGE_PROGRAM_STATUS,
+            lead_id,
+            now,
+            primary_id=program.id,
+            primary_value=program.name,
+            New_Status=status.name,
+            Old_Status=None if current is None else current["statusName"],
+            Reason="Changed by Web service API",
+            Success=str(record["reachedSuccess"]).lower(),
+        )
         self.status_changes.append(
             {
                 "programId": program.id,

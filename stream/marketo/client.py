@@ -18,6 +18,7 @@ from typing import Any, Literal
 
 import aiohttp
 
+from stream.marketo.activities import ActivityLog
 from stream.marketo.errors import FailureClass
 from stream.marketo.limits import CallLimits, MonotonicClock, Sleep, WallClock, utc_now
 from stream.marketo.protocol import (
@@ -101,6 +102,10 @@ class MarketoClient:
         self._keys = _KeyLocks()
         self._fields: list[LeadField] | None = None
         self._fields_lock = asyncio.Lock()
+        self.activity_log = ActivityLog(
+            lambda path, params, size: self._transport.read(path, params, batch_size=size)
+        )
+        """Marketo's activity log, read only to verify a call whose answer was lost."""
 
     def __repr__(self) -> str:
         return (
