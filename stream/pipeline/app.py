@@ -15,7 +15,9 @@ never passes a change whose outcomes (or delivery requests) are not durable.
   Marketo (`deliver.py`) and publishes one outcome per request. Around each completing Marketo
   call it writes the pairs' "sending" marks, then their delivered keys as soon as Marketo
   acknowledged the call (each awaited), so a worker killed mid-batch repeats at most the calls
-  in flight; a pair found "sending" is delivered again with `possible_repeat` on its outcome.
+  in flight. A pair found "sending" (its call may have run) is looked up in Marketo's activity
+  log first when its call is not idempotent (`verify.py`): recorded delivered if Marketo ran it,
+  else delivered again with `possible_repeat` on its outcome.
   Each of those records goes to a journal in the worker's data dir first, written back to the
   topic when the worker starts again (`marks_journal.py`): a crash of everything, broker
   included, forgets none of them.
@@ -43,6 +45,7 @@ import time
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -81,6 +84,7 @@ from stream.pipeline.records import (
 )
 from stream.pipeline.route import Routed, route_change, route_failure
 from stream.pipeline.snapshot import ConfigView, SnapshotReader
+from stream.pipeline.verify import VERIFIED
 from stream.sealing import KEY_FILE_NAME, KeyFile
 from stream.topics import CHANGES, DELIVERED, DELIVERIES, OUTCOMES, REDRIVE, WORKERS, faust_topic
 
@@ -142,6 +146,7 @@ class Counters:
     parked: int = 0
     duplicates: int = 0
     possible_repeats: int = 0
+    verified: int = 0
     errors: int = 0
     unrecorded: int = 0
     publish_retries: int = 0
@@ -565,7 +570,9 @@ class Pipeline:
                     key = delivery_key(requests[index])
                     if key not in written:
                         unpublished.append(key)
-                    if index in again:
+                    if index in again and outcome.lead_result == VERIFIED:
+                        self.counters.verified += 1
+                    elif index in again:
                         repeats += 1
                         outcome = outcome.model_copy(update={"possible_repeat": True})
                 outcomes.append(outcome)
@@ -600,7 +607,11 @@ class Pipeline:
             self.journal.append(records)
             await self.publish([(DELIVERED.name, key, value) for key, value in records])
 
-        return CallHooks(on_sending, on_acknowledged, on_refused)
+        def sent_before(request: DeliveryRequest) -> datetime | None:
+            at = self.delivered.sending_since(delivery_key(request))
+            return None if at is None else datetime.fromtimestamp(at, UTC)
+
+        return CallHooks(on_sending, on_acknowledged, on_refused, sent_before)
 
     def _count(self, outcomes: Sequence[OutcomeRecord]) -> None:
         c = self.counters

@@ -26,22 +26,22 @@ answered without running). The deliver agent records them in the delivered-keys 
 a worker killed mid-batch repeats at most the calls that were in flight, not the whole batch.
 Campaign calls of one batch go one at a time for the same reason (Marketo's rate limit of 100
 calls per 20 s makes that cost little throughput); form submits, one lead each, go concurrently
-within the client's in-flight limit. This module knows nothing of Kafka: the hooks are plain
-coroutines.
+within the client's in-flight limit. A request an earlier attempt left unanswered
+(`CallHooks.sent_before`) is first looked up in Marketo's activity log, and not sent again when
+Marketo ran it (`verify.py`). This module knows nothing of Kafka: the hooks are plain coroutines.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
 from config.models import Action
 from stream.marketo.client import MarketoClient, UpsertAction
-from stream.marketo.errors import FailureClass, MarketoError, MarketoFailure, classify_http_status
+from stream.marketo.errors import FailureClass, MarketoError, MarketoFailure
 from stream.marketo.results import RecordResult
 from stream.messages import (
     DeliveryRequest,
@@ -50,7 +50,9 @@ from stream.messages import (
     OutcomeStatus,
     utcnow,
 )
+from stream.pipeline.completing import CallHooks, Completing, Result, not_run, verified_result
 from stream.pipeline.route import latency_ms
+from stream.pipeline.verify import form_filled
 
 __all__ = [
     "CallHooks",
@@ -65,56 +67,6 @@ __all__ = [
 
 TRIGGERED = "campaign_triggered"
 """`lead_result` of a trigger on an existing lead that was not updated (Force Update off)."""
-
-
-@dataclass
-class Result:
-    """What became of one request, before it is stamped into an `OutcomeRecord`."""
-
-    status: OutcomeStatus
-    category: FailureCategory | None = None
-    reason: str | None = None
-    marketo_code: str | None = None
-    lead_id: int | None = None
-    lead_result: str | None = None
-    request_id: str | None = None
-    retryable: bool = False
-    resume_at: datetime | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
-
-
-Notify = Callable[[Sequence[DeliveryRequest]], Awaitable[None]]
-
-
-async def _nothing(requests: Sequence[DeliveryRequest]) -> None:
-    return None
-
-
-@dataclass(frozen=True)
-class CallHooks:
-    """Coroutines awaited around each completing Marketo call (see the module docstring).
-
-    `on_sending(requests)` runs before the call goes out, `on_acknowledged(requests)` once Marketo
-    answered, with the requests that call delivered, `on_refused(requests)` with those it answered
-    without running them (`not_run`); requests whose answer leaves it open (a timeout, a 5xx)
-    get neither. A hook that raises fails the batch like any internal error.
-    """
-
-    on_sending: Notify = _nothing
-    on_acknowledged: Notify = _nothing
-    on_refused: Notify = _nothing
-
-
-def not_run(failure: MarketoFailure) -> bool:
-    """Whether a failed call certainly did not run: Marketo answered it (an error envelope, a
-    record-level reason, a 4xx), or it never left (local checks, identity). A timeout, a dropped
-    connection or a 5xx may have run on Marketo's side."""
-    if failure.source in ("marketo", "record", "local", "identity"):
-        return True
-    if failure.source == "http" and failure.http_status is not None:
-        status = failure.http_status
-        return status < 500 and classify_http_status(status) is not FailureClass.TECHNICAL
-    return False
 
 
 def failure_result(failure: MarketoFailure, stage: str) -> Result:
@@ -234,7 +186,7 @@ async def deliver_batch(
     for index, request in enumerate(requests):
         by_action[request.action].append(index)
     results: dict[int, Result] = {}
-    calls = _Completing(requests, hooks or CallHooks(), results)
+    calls = Completing(requests, hooks or CallHooks(), results)
     jobs = []
     for action, indices in by_action.items():
         if action == Action.CREATE_UPDATE_LEAD:
@@ -254,39 +206,6 @@ async def deliver_batch(
         outcome_for(request, results.get(index) or _lost(), stamp)
         for index, request in enumerate(requests)
     ]
-
-
-class _Completing:
-    """Runs the completing calls of one batch: the hooks around each, the results after.
-
-    `campaign_lock` lets one campaign call of the batch be in flight at a time, whichever action
-    it serves."""
-
-    def __init__(
-        self, requests: Sequence[DeliveryRequest], hooks: CallHooks, results: dict[int, Result]
-    ) -> None:
-        self.requests = requests
-        self.hooks = hooks
-        self.results = results
-        self.campaign_lock = asyncio.Lock()
-
-    async def sending(self, indices: Sequence[int]) -> None:
-        await self.hooks.on_sending([self.requests[i] for i in indices])
-
-    async def answered(self, answers: Sequence[tuple[int, Result, MarketoFailure | None]]) -> None:
-        """Results of one call: (request index, result, the call's failure for that request)."""
-        delivered: list[DeliveryRequest] = []
-        refused: list[DeliveryRequest] = []
-        for index, result, failure in answers:
-            self.results[index] = result
-            if result.status is OutcomeStatus.DELIVERED:
-                delivered.append(self.requests[index])
-            elif failure is not None and not_run(failure):
-                refused.append(self.requests[index])
-        if delivered:
-            await self.hooks.on_acknowledged(delivered)
-        if refused:
-            await self.hooks.on_refused(refused)
 
 
 def _lost() -> Result:
@@ -350,7 +269,7 @@ async def _create_update(
     requests: Sequence[DeliveryRequest],
     indices: Sequence[int],
     client: MarketoClient,
-    calls: _Completing,
+    calls: Completing,
 ) -> None:
     synced = await _upsert(requests, indices, client, "createOrUpdate")
     ready: dict[int, tuple[int, str | None]] = {}
@@ -384,7 +303,7 @@ async def _trigger(
     requests: Sequence[DeliveryRequest],
     indices: Sequence[int],
     client: MarketoClient,
-    calls: _Completing,
+    calls: Completing,
     force_update: bool,
 ) -> None:
     results = calls.results
@@ -442,7 +361,7 @@ async def _campaigns(
     requests: Sequence[DeliveryRequest],
     ready: Mapping[int, tuple[int, str | None]],
     client: MarketoClient,
-    calls: _Completing,
+    calls: Completing,
 ) -> None:
     """Request each campaign for the leads that are ready: one call per campaign, tokens and
     100 leads, one call at a time, each between the hooks."""
@@ -457,8 +376,12 @@ async def _campaigns(
     size = max(1, client.settings.campaign_batch_size)
     for (campaign_id, tokens), group in groups.items():
         for start in range(0, len(group), size):
-            chunk = group[start : start + size]
             async with calls.campaign_lock:
+                chunk = await calls.unverified(
+                    client, campaign_id, group[start : start + size], ready
+                )
+                if not chunk:
+                    continue
                 await calls.sending(chunk)
                 lead_ids = [ready[i][0] for i in chunk]
                 answers = await client.request_campaign(campaign_id, lead_ids, tokens=dict(tokens))
@@ -486,13 +409,20 @@ async def _forms(
     requests: Sequence[DeliveryRequest],
     indices: Sequence[int],
     client: MarketoClient,
-    calls: _Completing,
+    calls: Completing,
 ) -> None:
     async def one(index: int) -> None:
         request = requests[index]
         if request.form_id is None:
             calls.results[index] = _data("no form for this form post")
             return
+        at = calls.hooks.sent_before(request)
+        email = str(request.payload.get("email") or "")
+        if at is not None and email:
+            lead_id = await form_filled(client, request.form_id, email, at)
+            if lead_id is not None:
+                await calls.answered([(index, verified_result(lead_id, "submitted"), None)])
+                return
         await calls.sending([index])
         answer = await client.submit_form(
             request.form_id, request.payload, program_id=request.program_id
@@ -538,7 +468,7 @@ async def _program_status(
     requests: Sequence[DeliveryRequest],
     indices: Sequence[int],
     client: MarketoClient,
-    calls: _Completing,
+    calls: Completing,
 ) -> None:
     """Upsert the leads, then set their program status: one call per (program, status) and
     300 leads, one completing call at a time, each between the hooks."""
@@ -564,7 +494,7 @@ async def _program_call(
     chunk: list[int],
     ready: Mapping[int, tuple[int, str | None]],
     client: MarketoClient,
-    calls: _Completing,
+    calls: Completing,
 ) -> None:
     program_id = requests[chunk[0]].program_id
     status = requests[chunk[0]].program_status

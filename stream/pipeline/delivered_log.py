@@ -84,6 +84,10 @@ class DeliveredLog:
         """Marked "sending" by an attempt that recorded no answer (and not delivered since)."""
         return key in self.sending and key not in self
 
+    def sending_since(self, key: str) -> float | None:
+        """When the call left unanswered started (epoch seconds), if `key` `is_sending`."""
+        return self.sending[key] if self.is_sending(key) else None
+
     def apply(self, key: str, value: bytes | None) -> None:
         """One record of the log: a delivery time, a "sending" mark, or a tombstone."""
         if value is None:
