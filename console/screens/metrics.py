@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -145,7 +146,50 @@ def troubleshooting_text(body: dict[str, Any]) -> str:
     recovery = body.get("recovery")
     if isinstance(recovery, dict):
         lines += recovery_lines(recovery)
+    ledger = body.get("ledger")
+    if isinstance(ledger, dict):
+        lines += ledger_lines(ledger)
     return "\n".join(lines)
+
+
+def _megabytes(value: Any) -> str:
+    return "—" if value is None else f"{int(value) / 1e6:,.1f} MB"
+
+
+def _days(value: Any) -> str:
+    return "—" if value is None else f"{float(value):g} d"
+
+
+def _date(text: Any) -> str:
+    """The UTC day of an ISO time: the oldest rows are days or months old."""
+    if not isinstance(text, str) or not text:
+        return "—"
+    try:
+        return datetime.fromisoformat(text).strftime("%Y-%m-%d")
+    except ValueError:
+        return fmt.safe(text)
+
+
+def ledger_lines(ledger: dict[str, Any]) -> list[str]:
+    """Retention's settings, the ledger's size on disk and the oldest row the busiest tables
+    keep (the whole ledger, whatever the period)."""
+    policy = ledger.get("policy") or {}
+    size = ledger.get("file_bytes") or {}
+    oldest = ledger.get("oldest") or {}
+    last = ledger.get("last_pass") or {}
+    lines = [
+        f"Ledger {_megabytes(size.get('database'))} (WAL {_megabytes(size.get('wal'))}) · keeps "
+        f"payloads {_days(policy.get('payload_days'))}, outcomes "
+        f"{_days(policy.get('outcomes_days'))}, resolved retries "
+        f"{_days(policy.get('retry_resolved_days'))}",
+        f"  oldest outcome {_date(oldest.get('outcome_log'))} · call "
+        f"{_date(oldest.get('api_call_log'))} · full payload "
+        f"{_date(oldest.get('change_log_payload'))} · last prune "
+        f"{_date(last.get('finished_at'))}",
+    ]
+    if last.get("error"):
+        lines.append(f"  last prune failed: {last['error']}")
+    return lines
 
 
 def _duration(seconds: Any) -> str:

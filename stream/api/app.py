@@ -105,6 +105,7 @@ def create_app(deps: ApiDeps, ops: Operations | None = None) -> web.Application:
         runtime=deps.runtime_provider(),
         active_flows=active_flows,
         rate_shares=rate_shares,
+        ledger=deps.retention,
     )
     if ops is not None:
         add_retry_routes(app, ops)

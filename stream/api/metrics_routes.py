@@ -119,6 +119,7 @@ def add_metrics_routes(
     runtime: RuntimeProvider | None = None,
     active_flows: ActiveFlowsProvider | None = None,
     rate_shares: RateSharesProvider | None = None,
+    ledger: Callable[[], Awaitable[dict[str, Any]]] | None = None,
 ) -> None:
     """Register the four routes on `app`.
 
@@ -148,6 +149,8 @@ def add_metrics_routes(
         recovery = (await status()).recovery
         # Recovery covers the whole ledger (every mode, its own horizon), not the window.
         body["recovery"] = None if recovery is None else recovery.to_json()
+        # Retention's settings, disk use and oldest rows: the ledger's, not the window's.
+        body["ledger"] = None if ledger is None else await ledger()
         return web.json_response(body)
 
     async def feed(request: web.Request) -> web.StreamResponse:

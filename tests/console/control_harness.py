@@ -35,8 +35,10 @@ from stream.certain.parsing import parse_change
 from stream.control.certain_poller import CertainSources
 from stream.control.config_service import ConfigService
 from stream.control.operations import Operations
+from stream.control.retention import Retention
 from stream.control.secret_store import SecretStore
 from stream.store import Store
+from stream.store.retention import RetentionPolicy
 from stream.store.rows import ChangeRow, OutcomeRow, RetryItem
 from tests.support.clock import FIXED
 
@@ -67,9 +69,13 @@ class Control:
         outcomes: bool = True,
         base: datetime | None = None,
         certain: bool = False,
+        retention: bool = False,
     ) -> None:
         """`certain`: also a Certain sandbox (`certain_url`) and control's real pollers of the
-        account's Certain sources, whose states `GET /api/v1/sources` reports."""
+        account's Certain sources, whose states `GET /api/v1/sources` reports. `retention`:
+        control's pruner (default policy, the clock at `base`), whose status the
+        Troubleshooting tab shows."""
+        self.retention = retention
         self.data_dir = data_dir
         self.certain = certain
         self.certain_sandbox: CertainSandbox | None = None
@@ -144,6 +150,11 @@ class Control:
 
         self.ops = Operations.build(self.store, self.config, redrive)
         deps = ApiDeps(store=self.store, config=self.config, produce_changes=produce, token=TOKEN)
+        if self.retention:
+            base = self.base or datetime.now(UTC)
+            pruner = Retention(self.store, RetentionPolicy(), clock=lambda: base)
+            await pruner.prune()
+            deps.retention = pruner.status
         if self.certain:
             self.certain_sandbox = CertainSandbox(per_event=2)
             await self.certain_sandbox.start()
