@@ -10,7 +10,7 @@ accepts a comma-separated string. Numbers and booleans compare by their JSON tex
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -71,64 +71,101 @@ class Activation:
         return tuple(sorted({t for ts in self.found.values() for t in ts}))
 
 
-def activation(flow: Flow, ctx: ChangeContext) -> Activation:
+@dataclass(frozen=True)
+class ChangeItems:
+    """The items of a change that can activate a flow watching its source, with their tags:
+    worked out once per change and read by every flow (a flow only adds which tags it selects).
+
+    `entries` holds, per item, its label, the activate-for list that selects its tags and its
+    tags as (account spelling, normalised) pairs.
+    """
+
+    found: dict[str, frozenset[str]]
+    items: tuple[str, ...]
+    entries: tuple[tuple[str, str, tuple[tuple[str, str], ...]], ...]
+
+    @property
+    def any_found(self) -> bool:
+        return any(self.found.values())
+
+
+def change_items(ctx: ChangeContext) -> ChangeItems:
     """Which items of the change can activate a flow watching its source, and their tags."""
     change, event, account = ctx.change, ctx.event, ctx.account
-    wanted: ActivateFor = flow.activate_for
     found: dict[str, frozenset[str]] = {}
-    selected: dict[str, Sequence[str]] = {}
     items: list[str] = []
+    entries: list[tuple[str, str, tuple[tuple[str, str], ...]]] = []
     registration = change.registration
 
-    def add(item: str, found_tags: frozenset[str], selected_tags: Sequence[str]) -> None:
+    def add(item: str, found_tags: frozenset[str], selected_by: str) -> None:
         items.append(item)
         found[item] = found_tags
-        selected[item] = selected_tags
+        entries.append((item, selected_by, tuple((t, tags.normalise(t)) for t in found_tags)))
 
     if change.type is Source.EVENT_CREATE_UPDATE:
         status = event.event_status if event is not None else None
         add(
             f"event status {status!r}",
             tags.event_status_tags(status, account),
-            wanted.event_statuses,
+            "event_statuses",
         )
     elif change.type is Source.SESSION_REGISTRATION_STATUS_CHANGE:
         status = change.session.reg_session_status if change.session is not None else None
         add(
             f"session registration status {status!r}",
             tags.session_status_tags(status, account),
-            wanted.session_registration_statuses,
+            "session_registration_statuses",
         )
     elif registration is not None:
         label = registration.registration_status_label
         add(
             f"registration status {label!r}",
             tags.status_tags(label, event, account),
-            wanted.registration_statuses,
+            "registration_statuses",
         )
         if change.type is Source.REGISTRATION_CREATE_UPDATE:
             for name, prop_tags in tags.set_custom_property_tags(
                 registration, event, account
             ).items():
-                add(
-                    f"custom property {name!r}",
-                    prop_tags,
-                    wanted.custom_registration_properties,
-                )
+                add(f"custom property {name!r}", prop_tags, "custom_registration_properties")
             standard = tags.standard_property_tags(registration)
             if standard:
-                add(
-                    "standard properties",
-                    standard,
-                    [p.value for p in wanted.standard_properties],
-                )
+                add("standard properties", standard, "standard_properties")
+    return ChangeItems(found=found, items=tuple(items), entries=tuple(entries))
+
+
+SelectedTags = dict[str, frozenset[str]]
+"""A flow's activate-for lists, normalised: list name -> normalised tag names."""
+
+
+def selected_tags(wanted: ActivateFor) -> SelectedTags:
+    return {
+        "event_statuses": _normalised(wanted.event_statuses),
+        "session_registration_statuses": _normalised(wanted.session_registration_statuses),
+        "registration_statuses": _normalised(wanted.registration_statuses),
+        "custom_registration_properties": _normalised(wanted.custom_registration_properties),
+        "standard_properties": _normalised(p.value for p in wanted.standard_properties),
+    }
+
+
+def _normalised(names: Iterable[str]) -> frozenset[str]:
+    return frozenset(tags.normalise(name) for name in names)
+
+
+def activation_of(selected: SelectedTags, items: ChangeItems) -> Activation:
+    """The activation of a flow selecting `selected` by a change's items."""
     matched = frozenset(
         tag
-        for item, item_tags in found.items()
-        for tag in item_tags
-        if tags.normalise(tag) in {tags.normalise(s) for s in selected[item]}
+        for _, selected_by, item_tags in items.entries
+        for tag, key in item_tags
+        if key in selected[selected_by]
     )
-    return Activation(found=found, matched=matched, items=tuple(items))
+    return Activation(found=items.found, matched=matched, items=items.items)
+
+
+def activation(flow: Flow, ctx: ChangeContext) -> Activation:
+    """Which items of the change can activate a flow watching its source, and their tags."""
+    return activation_of(selected_tags(flow.activate_for), change_items(ctx))
 
 
 # --- filters -----------------------------------------------------------------------------------
