@@ -205,6 +205,23 @@ ACTIONS: tuple[ActionSpec, ...] = (
         scope="flow",
         priority=True,
     ),
+    ActionSpec(
+        "flow-pick",
+        "f2",
+        "pick",
+        "Pick from Marketo (campaign, form, program or status field)",
+        scope="flow",
+        priority=True,
+    ),
+    # the Marketo picker (campaigns, forms, programs, program statuses)
+    ActionSpec(
+        "picker-cancel",
+        "escape",
+        "cancel",
+        "Cancel (type the value instead)",
+        scope="picker",
+        show=True,
+    ),
     # a new mapping (the flow editor's mapping dialog)
     ActionSpec(
         "mapping-form-done",

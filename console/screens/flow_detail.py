@@ -30,9 +30,9 @@ from textual.widgets import DataTable, Input, Label, Select, SelectionList, Stat
 
 from apiclient.rows import FlowRow, TargetField
 from config.models import ACTIVATE_FOR_KINDS, Action, Source, StandardProperty
-from config.source_paths import ANSWERS_PREFIX, EVENT_QUESTIONS_PREFIX, SOURCE_PATHS, paths_for
 from console.calls import api_worker
 from console.messages import ApiFailed, FieldsRefreshed, FlowDetailLoaded, FlowSaved, PreviewLoaded
+from console.screens.asset_picker import AssetPicker
 from console.screens.base import BaseScreen
 from console.screens.field_form import FieldForm
 from console.screens.flow_mapping import (
@@ -46,7 +46,8 @@ from console.screens.mapping_form import MappingCreated, MappingDeleted, Mapping
 from console.screens.mapping_preview import MappingPreviewModal
 from console.screens.modals import ConfirmModal, TypeToConfirmModal, UnsavedModal
 from console.widgets.filter_editor import FilterEditor
-from console.widgets.filter_rows import filters_of
+from console.widgets.filter_rows import filter_fields, filters_of
+from console.widgets.program_fields import ProgramFields
 from console.widgets.table import SignalTable
 from console.widgets.tag_picker import TagPicker
 
@@ -60,31 +61,6 @@ KIND_TITLES = {
     "session_registration_statuses": "Session registration statuses",
     "event_statuses": "Event statuses",
 }
-
-
-def filter_fields(account: dict[str, Any], source: str | None) -> list[str]:
-    """The paths a filter may read for `source` (every path without one): the fixed ones,
-    the answers to tagged registration questions and the event questions flows use."""
-    try:
-        fixed = paths_for(Source(source)) if source else list(SOURCE_PATHS)
-    except ValueError:
-        fixed = list(SOURCE_PATHS)
-    questions = [
-        f"{ANSWERS_PREFIX}{t['name']}"
-        for t in account.get("tags", [])
-        if "registration_question" in t.get("objects", [])
-    ]
-    event_questions = sorted(
-        {
-            f"{EVENT_QUESTIONS_PREFIX}{rule['event_question']}"
-            for f in account.get("flows", [])
-            for rule in (
-                (f.get("destination") or {}).get(key) or {} for key in ("campaign", "program")
-            )
-            if rule.get("event_question")
-        }
-    )
-    return [*fixed, *questions, *event_questions]
 
 
 class FlowDetailScreen(BaseScreen):
@@ -129,7 +105,7 @@ class FlowDetailScreen(BaseScreen):
                 yield TagPicker(id=f"af-{kind}", classes="tags")
             yield Static("Filters (all must hold) · f4 add · f9 remove", classes="section")
             yield FilterEditor(id="filter-editor")
-            yield Static("Destination", classes="section")
+            yield Static("Destination · f2 picks ids and statuses from Marketo", classes="section")
             with Horizontal(classes="row"):
                 yield Label("Name", classes="label")
                 yield Input("", id="dest-name")
@@ -148,6 +124,7 @@ class FlowDetailScreen(BaseScreen):
             with Horizontal(classes="row"):
                 yield Label("Form id", classes="label")
                 yield Input("", id="form-id", type="integer")
+            yield ProgramFields(id="program-fields")
             with Horizontal(classes="row"):
                 yield Label("Mapping", classes="label")
                 yield Select([], id="mapping", prompt="(none)")
@@ -219,6 +196,13 @@ class FlowDetailScreen(BaseScreen):
         self.query_one("#campaign-id", Input).value = str(campaign.get("campaign_id") or "")
         self.query_one("#form-id", Input).value = str(
             (destination.get("form") or {}).get("form_id") or ""
+        )
+        session = raw.get("source") == Source.SESSION_REGISTRATION_STATUS_CHANGE.value
+        status_kind = "session_registration_statuses" if session else "registration_statuses"
+        self.query_one(ProgramFields).load(
+            destination.get("program"),
+            list(activate.get(status_kind) or []),
+            locked=self.console.read_only,
         )
         self._mapping_options()
         self._select("#mapping", destination.get("mapping"))
@@ -399,6 +383,42 @@ class FlowDetailScreen(BaseScreen):
         ]
         self.query_one("#mapping", Select).set_options(mappings)
 
+    # --- Marketo pickers ------------------------------------------------------------------
+
+    def action_pick(self) -> None:
+        """Fill the focused campaign, form, program or status field from the connection's
+        Marketo; the field stays typeable whatever the picker finds."""
+        if self.console.read_only:
+            return
+        field = self.focused
+        kinds = {"campaign-id": "campaigns", "form-id": "forms", "program-id": "programs"}
+        if not isinstance(field, Input) or field.disabled:
+            field = None
+        kind = "statuses" if field and field.has_class("status-name") else None
+        kind = kinds.get(str(field.id)) if field and kind is None else kind
+        if field is None or kind is None:
+            self.notify(
+                "f2 picks for the campaign id, form id, program id or a program status",
+                severity="warning",
+            )
+            return
+        connection = self.query_one("#connection", Select).value
+        if not isinstance(connection, str):
+            self.notify("choose a connection first", severity="warning")
+            return
+        program = self.query_one(ProgramFields).program_id() if kind == "statuses" else None
+        if kind == "statuses" and program is None:
+            self.notify("enter or pick the program id first", severity="warning")
+            return
+        target = field
+
+        def picked(item: dict[str, Any] | None) -> None:
+            if item is not None:
+                target.value = str(item["name"] if kind == "statuses" else item["id"])
+                target.focus()
+
+        self.app.push_screen(AssetPicker(connection, kind, program), picked)
+
     # --- refresh fields and preview --------------------------------------------------------
 
     def action_refresh_fields(self) -> None:
@@ -482,6 +502,7 @@ class FlowDetailScreen(BaseScreen):
             form=(
                 {**(destination.get("form") or {}), "form_id": int(form_id)} if form_id else None
             ),
+            program=self.query_one(ProgramFields).value(),
         )
         raw.update(
             id=self.flow_id or text("#flow-id"),

@@ -15,7 +15,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from config.models import FilterOp
+from config.models import FilterOp, Source
+from config.source_paths import ANSWERS_PREFIX, EVENT_QUESTIONS_PREFIX, SOURCE_PATHS, paths_for
 from config.validation import filter_value_problem
 
 ATTENDEE_TYPE = "@attendee_type"
@@ -183,3 +184,28 @@ def filters_of(text: str) -> tuple[list[Any], str | None]:
             f"expected a JSON list of rules ([...]), got {JSON_KINDS.get(type(value), 'a value')}",
         )
     return value, None
+
+
+def filter_fields(account: dict[str, Any], source: str | None) -> list[str]:
+    """The paths a filter may read for `source` (every path without one): the fixed ones,
+    the answers to tagged registration questions and the event questions flows use."""
+    try:
+        fixed = paths_for(Source(source)) if source else list(SOURCE_PATHS)
+    except ValueError:
+        fixed = list(SOURCE_PATHS)
+    questions = [
+        f"{ANSWERS_PREFIX}{t['name']}"
+        for t in account.get("tags", [])
+        if "registration_question" in t.get("objects", [])
+    ]
+    event_questions = sorted(
+        {
+            f"{EVENT_QUESTIONS_PREFIX}{rule['event_question']}"
+            for f in account.get("flows", [])
+            for rule in (
+                (f.get("destination") or {}).get(key) or {} for key in ("campaign", "program")
+            )
+            if rule.get("event_question")
+        }
+    )
+    return [*fixed, *questions, *event_questions]
