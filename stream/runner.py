@@ -10,23 +10,11 @@ simulator's traffic in: by default into a Certain sandbox the demo account's Cer
 (`stream.demo_certain`), so the demo runs the chain a real install runs; with `demo_feed="push"`
 straight into the ingest API, as another producer would.
 
-Supervision: a child that exits unexpectedly is reported with the end of its log and restarted
-after a growing delay (1 s, 2 s, 4 s … 30 s). Both services are built to restart — offsets in
-Kafka, state in DuckDB — so a restart loses nothing and keeps a demo or a small install running
-through a transient fault (a broker hiccup, a crashed agent). A child that keeps crashing
-(`CRASH_LIMIT` exits within `CRASH_WINDOW_S`) stops the run with a clear message instead:
-restarting a deterministic failure only hides it.
-
-The run heals when the embedded broker dies: the broker keeps topics, offsets and anything in
-flight in memory only, so a new one starts empty under services whose consumer groups and
-producers believe otherwise. The runner stops control and the pipeline (SIGTERM, then SIGKILL
-after `HEAL_STOP_TIMEOUT_S`), starts a new broker on the same port (so every configured bootstrap
-address stays valid; on another free port, handed to the children, if that one cannot be bound),
-declares the topics, and starts control and the pipeline again. The ledger is the source of truth
-(DESIGN 2, crash contract): control's recovery re-drives what had no final outcome. The status
-lines count the heals (`broker restarts N`). A broker that keeps dying (`CRASH_LIMIT` exits within
-`CRASH_WINDOW_S`) stops the run like any other crash loop. Control or the pipeline dying alone is
-restarted alone, as above.
+Supervision (`stream.run_supervisor`): a child that exits unexpectedly is restarted after a
+growing delay, a dead embedded broker is replaced and both children restarted under it (the status
+lines count the heals, `broker restarts N`), and a crash loop stops the run with a clear message.
+The demo's Marketo side (sandbox, demo account, pushed traffic) is `stream.run_demo`, its Certain
+side `stream.demo_certain`.
 
 Without `--headless` the console runs in the foreground as a client (`csignal console
 --under-run`) and the runner's own messages go to `logs/run.log` meanwhile. Quitting it asks the
@@ -45,17 +33,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import os
-import random
-import secrets
 import signal
 import sys
 import time
-from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -63,35 +47,18 @@ from apiclient.client import ApiClient
 from apiclient.errors import ApiError, RequestRefused
 from config.settings import Settings
 from console import session
-from stream.broker import (
-    BrokerStartError,
-    EmbeddedBroker,
-    die_with_parent,
-    normalize_broker_url,
-)
+from stream.broker import EmbeddedBroker, die_with_parent
 from stream.private_files import secure_data_dir
 from stream.run_child import STOP_TIMEOUT_S, Child
 from stream.run_console import console_ended, file_size, restore_terminal, terminal_modes
-from stream.topics import TopicMismatch, declare_topics
+from stream.run_supervisor import CRASH_LIMIT, RunError, Supervisor
 
-HEAL_STOP_TIMEOUT_S = 5.0
-"""Grace for control and the pipeline when the broker died under them: a clean stop lets control
-checkpoint DuckDB, but a Faust worker flushing to a dead broker may wait for nothing."""
-BROKER_WATCH_S = 0.5
+__all__ = ["RunError", "RunOptions", "Runner", "run"]
+
 READY_TIMEOUT_S = 90.0
 STATUS_EVERY_S = 5.0
-CRASH_LIMIT = 5
-CRASH_WINDOW_S = 120.0
-BACKOFF_MAX_S = 30.0
-
 CONFIG_APPLY_S = 2.0
 DEMO_RATE = 5.0
-DEMO_CHUNK_S = 600.0
-DEMO_CLIENT_ID = "signal-demo"
-
-
-class RunError(Exception):
-    """The run cannot go on; the message says why and what to look at."""
 
 
 @dataclass
@@ -107,7 +74,7 @@ class RunOptions:
     ingest API."""
     status_every: float = STATUS_EVERY_S
     restart_backoff_s: float = 1.0
-    """First restart delay; doubles per recent crash up to BACKOFF_MAX_S."""
+    """First restart delay; doubles per recent crash up to `run_supervisor.BACKOFF_MAX_S`."""
     crash_limit: int = CRASH_LIMIT
     out: TextIO = field(default_factory=lambda: sys.stdout)
     console_command: Sequence[str] = ()
@@ -127,26 +94,38 @@ class Runner:
         self.settings = Settings()
         self.data_dir = self.settings.data_dir.resolve()
         self.logs = self.data_dir / "logs"
-        self.broker: EmbeddedBroker | None = None
-        self.broker_url = ""
         self.sandbox: Any = None
         self.certain_demo: Any = None
-        self.children: list[Child] = []
-        self.child_env: dict[str, str] = {}
-        """The children's environment; a healed broker on another port updates it in place."""
-        self.supervisors: dict[str, asyncio.Task[None]] = {}
-        self.broker_exits: deque[float] = deque()
-        self.broker_restarts = 0
         self.stop_event = asyncio.Event()
         self.failure: str | None = None
+        self.supervisor = Supervisor(
+            self.logs,
+            {},
+            self.stop_event,
+            self.say,
+            self._fail,
+            crash_limit=options.crash_limit,
+            restart_backoff_s=options.restart_backoff_s,
+        )
         self.tasks: list[asyncio.Task[Any]] = []
         self.started = time.monotonic()
         self.first_delivery_s: float | None = None
         self.timing_first_delivery = True
         """The first status lines time the first delivery (headless: they start with the run)."""
-        self.sent = 0
-        self.rejected = 0
         self.console_running = False
+
+    @property
+    def broker(self) -> EmbeddedBroker | None:
+        """The embedded broker of the moment (a heal replaces it); None on a cluster."""
+        return self.supervisor.broker
+
+    @property
+    def children(self) -> list[Child]:
+        return self.supervisor.children
+
+    @property
+    def broker_restarts(self) -> int:
+        return self.supervisor.broker_restarts
 
     def say(self, text: str) -> None:
         """To the terminal; to `logs/run.log` while the console owns the terminal."""
@@ -166,8 +145,7 @@ class Runner:
             nonlocal interrupts
             interrupts += 1
             if interrupts > 1:
-                for child in self.children:
-                    child.kill_now()
+                self.supervisor.kill_children()
             self.stop_event.set()
 
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -193,26 +171,17 @@ class Runner:
             self.say(
                 f"data dir made owner-only (it was readable by others): {', '.join(tightened)}"
             )
-        env = self.child_env
+        env = self.supervisor.env
         env.update(os.environ)
         env["SIGNAL_DATA_DIR"] = str(self.data_dir)
         env["PYTHONUNBUFFERED"] = "1"
         self._check_api_port()
-        await self._start_broker()
-        env["SIGNAL_BROKER"] = self.broker_url
+        await self.supervisor.start_broker(self.settings.broker or "")
 
         if self.options.demo:
-            from simulators.certain.demo_account import SECRET_ENV
-            from simulators.marketo.sandbox import Sandbox, SandboxConfig
+            from stream.run_demo import start_sandbox
 
-            secret = secrets.token_urlsafe(24)
-            env[SECRET_ENV] = secret
-            os.environ[SECRET_ENV] = secret
-            self.sandbox = Sandbox(SandboxConfig(client_id=DEMO_CLIENT_ID, client_secret=secret))
-            await self.sandbox.start("127.0.0.1", 0)
-            self.say(
-                f"Marketo sandbox: {self.sandbox.url} (leads at {self.sandbox.url}/_sandbox/leads)"
-            )
+            self.sandbox = await start_sandbox(env, os.environ, self.say)
             if self.options.demo_feed == "certain":
                 from stream.demo_certain import CertainDemo
 
@@ -221,45 +190,9 @@ class Runner:
                 )
                 await self.certain_demo.start()
 
-        control = Child("control", env, self.logs / "control.log")
-        pipeline = Child("pipeline", env, self.logs / "pipeline.log")
-        self.children = [control, pipeline]
-        await control.start()
-        await pipeline.start()
-        broker_pid = f", broker pid {self.broker.pid}" if self.broker is not None else ""
-        self.say(f"control pid {control.pid}, pipeline pid {pipeline.pid}{broker_pid}")
-        for child in self.children:
-            self._start_supervising(child)
-
-        if self.broker is not None:
-            self.tasks.append(asyncio.create_task(self._watch_broker(), name="broker"))
+        self.tasks += await self.supervisor.start_children()
         client = ApiClient(self.settings.api_url, settings=self.settings)
         self.tasks.append(asyncio.create_task(self._after_ready(client), name="ready"))
-
-    async def _start_broker(self) -> None:
-        if self.settings.broker:
-            try:
-                self.broker_url = normalize_broker_url(self.settings.broker)
-            except ValueError as error:
-                raise RunError(f"SIGNAL_BROKER: {error}") from None
-            self.say(f"broker: {self.broker_url} (SIGNAL_BROKER)")
-        else:
-            self.broker = EmbeddedBroker(log_path=self.logs / "broker.log")
-            try:
-                await self.broker.start_async()
-            except BrokerStartError as error:
-                raise RunError(str(error)) from None
-            self.broker_url = self.broker.url
-            self.say(f"broker: embedded at {self.broker.bootstrap_servers}")
-        try:
-            await declare_topics(self.broker_url)
-        except TopicMismatch as error:
-            raise RunError(str(error)) from None
-        except Exception as error:
-            raise RunError(
-                f"the broker at {self.broker_url} cannot be used ({type(error).__name__}: "
-                f"{error}); check SIGNAL_BROKER and that the cluster is up"
-            ) from None
 
     def _check_api_port(self) -> None:
         import socket
@@ -281,7 +214,11 @@ class Runner:
                     str(self.options.config_file),
                 )
             if self.options.demo:
-                await self._demo_account(client)
+                from stream.run_demo import demo_account
+
+                demo = await demo_account(client, self.sandbox.url, self.data_dir, self.say)
+                if demo is not None:
+                    await self._import(client, demo, "the demo account")
             if self.certain_demo is not None:
                 from stream.demo_certain import DemoError
 
@@ -302,7 +239,12 @@ class Runner:
                 drive = self.certain_demo.drive(self.stop_event)
                 self.tasks.append(asyncio.create_task(drive, name="simulator"))
             elif self.options.demo:
-                self.tasks.append(asyncio.create_task(self._simulate(client), name="simulator"))
+                from stream.run_demo import push_traffic
+
+                push = push_traffic(
+                    client, self.options.rate, self.options.seed, self.stop_event, self.say
+                )
+                self.tasks.append(asyncio.create_task(push, name="simulator"))
             if self.options.headless:
                 self.say("Ctrl-C stops everything.")
             elif await self._console(client.base_url):
@@ -335,70 +277,6 @@ class Runner:
             f"control did not become ready within {READY_TIMEOUT_S:g}s ({last}); "
             f"its log:\n{self.children[0].log_tail()}"
         )
-
-    async def _demo_account(self, client: ApiClient) -> None:
-        """Import the demo account into an empty data dir only. An account already stored is
-        the operator's (edited flows, filters, transforms) and is kept as it is; only the demo
-        connection is pointed at this run's sandbox, whose port is new at every start."""
-        from simulators.certain.demo_account import demo_account_yaml
-
-        try:
-            stored = json.loads(await client.get_config("json"))
-        except ApiError as error:
-            raise RunError(f"reading the stored account failed: {error}") from None
-        except ValueError as error:
-            raise RunError(f"control's account export is not JSON: {error}") from None
-        counts = {kind: len(stored.get(kind) or []) for kind in ("flows", "connections")}
-        if not any(value for key, value in stored.items() if key != "account"):
-            await self._import(
-                client, demo_account_yaml(self.sandbox.url, DEMO_CLIENT_ID), "the demo account"
-            )
-            return
-        held = ", ".join(
-            f"{n} {kind if n != 1 else kind.removesuffix('s')}" for kind, n in counts.items()
-        )
-        self.say(
-            f"keeping the account in {self.data_dir}: {held} (the demo account is imported only "
-            "into an empty data dir); start with an empty --data-dir for a fresh demo"
-        )
-        await self._repoint_demo_connection(client)
-
-    async def _repoint_demo_connection(self, client: ApiClient) -> None:
-        """The kept demo connection reaches the previous run's sandbox, gone with it: give it
-        this run's URL, and its `${VAR}` secret again (a new URL without one would clear it).
-        A connection the operator pointed elsewhere (not this sandbox's client id, or not a
-        loopback URL) is left alone."""
-        from simulators.certain.demo_account import CONNECTION_ID, SECRET_ENV
-
-        try:
-            connection = await client.call("GET", f"/connections/{CONNECTION_ID}")
-        except RequestRefused as error:
-            if error.status == 404:
-                return
-            raise RunError(f"reading connection {CONNECTION_ID!r} failed: {error}") from None
-        except ApiError as error:
-            raise RunError(f"reading connection {CONNECTION_ID!r} failed: {error}") from None
-        old = str(connection.get("service_url") or "").rstrip("/")
-        new = self.sandbox.url.rstrip("/")
-        loopback = old.startswith(("http://127.0.0.1:", "http://localhost:"))
-        if old == new or not loopback or connection.get("client_id") != DEMO_CLIENT_ID:
-            return
-        body = {
-            key: value
-            for key, value in connection.items()
-            if not key.startswith("secret_") and key not in ("client_secret_ref", "version")
-        }
-        body["service_url"] = new
-        token_url = str(connection.get("access_token_url") or "")
-        if token_url.startswith(old):
-            body["access_token_url"] = new + token_url[len(old) :]
-        if connection.get("client_secret_ref") == SECRET_ENV:
-            body["client_secret"] = f"${{{SECRET_ENV}}}"
-        try:
-            await client.call("PUT", f"/connections/{CONNECTION_ID}", body=body)
-        except ApiError as error:
-            raise RunError(f"pointing {CONNECTION_ID!r} at the sandbox failed: {error}") from None
-        self.say(f"connection {CONNECTION_ID} now points at this run's sandbox ({new})")
 
     async def _import(self, client: ApiClient, text: str, what: str) -> None:
         try:
@@ -478,158 +356,12 @@ class Runner:
         self.timing_first_delivery = False  # the status lines start long after it
         return False
 
-    # -- supervision ------------------------------------------------------------------------------
-
-    async def _supervise(self, child: Child) -> None:
-        while True:
-            assert child.process is not None
-            code = await child.process.wait()
-            if child.stopping or self.stop_event.is_set():
-                return
-            _note_exit(child.exits)
-            self.say(f"{child.name} (pid {child.pid}) exited with code {code}; its log:")
-            self.say(child.log_tail())
-            if len(child.exits) >= self.options.crash_limit:
-                self._fail(
-                    f"{child.name} exited {len(child.exits)} times within {CRASH_WINDOW_S:g}s; "
-                    f"stopping (see {child.log_path})"
-                )
-                return
-            delay = min(BACKOFF_MAX_S, self.options.restart_backoff_s * 2 ** (len(child.exits) - 1))
-            self.say(f"restarting {child.name} in {delay:g}s")
-            try:
-                await asyncio.wait_for(self.stop_event.wait(), delay)
-                return
-            except TimeoutError:
-                pass
-            child.restarts += 1
-            await child.start()
-            self.say(f"{child.name} restarted (pid {child.pid})")
-
-    def _start_supervising(self, child: Child) -> None:
-        task = asyncio.create_task(self._supervise(child), name=child.name)
-        self.supervisors[child.name] = task
-        self.tasks.append(task)
-
-    async def _watch_broker(self) -> None:
-        while not self.stop_event.is_set():
-            broker = self.broker
-            assert broker is not None
-            if not broker.running and not await self._heal(broker):
-                return
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.stop_event.wait(), BROKER_WATCH_S)
-
-    async def _heal(self, dead: EmbeddedBroker) -> bool:
-        """The embedded broker died: a new one, the topics, then control and the pipeline again.
-        False when the run is to stop instead (crash limit, no broker could be started)."""
-        _note_exit(self.broker_exits)
-        port = dead.port
-        tail = "\n".join("    " + line for line in dead.log_tail(2000).splitlines()[-15:])
-        self.say(f"the embedded broker (pid {dead.pid}) exited; its log:\n{tail}")
-        await dead.stop_async()
-        exits = len(self.broker_exits)
-        if exits >= self.options.crash_limit:
-            self._fail(
-                f"the embedded broker exited {exits} times within {CRASH_WINDOW_S:g}s; "
-                f"stopping (see {self.logs / 'broker.log'})"
-            )
-            return False
-        self.say(
-            "the broker kept topics, offsets and messages in flight in memory only: stopping "
-            "control and the pipeline, starting a new broker, then both again (control's "
-            "recovery re-drives from the ledger what has no outcome yet)"
-        )
-        for name in list(self.supervisors):
-            task = self.supervisors.pop(name)
-            task.cancel()
-            with contextlib.suppress(BaseException):
-                await task
-        for child in reversed(self.children):  # pipeline, then control
-            await child.stop(HEAL_STOP_TIMEOUT_S)
-        delay = min(BACKOFF_MAX_S, self.options.restart_backoff_s * 2 ** (exits - 1))
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.stop_event.wait(), delay)
-        if self.stop_event.is_set():
-            return False
-        try:
-            broker = await self._new_broker(port)
-        except RunError as error:
-            self._fail(str(error))
-            return False
-        self.broker = broker
-        self.broker_url = broker.url
-        self.child_env["SIGNAL_BROKER"] = broker.url
-        try:
-            await declare_topics(broker.url)
-        except Exception as error:
-            self._fail(
-                f"the new embedded broker at {broker.bootstrap_servers} refused the topics "
-                f"({type(error).__name__}: {error})"
-            )
-            return False
-        for child in self.children:
-            child.stopping = False
-            child.exits.clear()  # exits while the broker was gone are not the child's own crashes
-            await child.start()
-            self._start_supervising(child)
-        self.broker_restarts += 1
-        where = "same port" if broker.port == port else f"port {port} was taken, children moved"
-        pids = ", ".join(f"{c.name} pid {c.pid}" for c in self.children)
-        self.say(
-            f"healed: new embedded broker at {broker.bootstrap_servers} ({where}), "
-            f"broker pid {broker.pid}, {pids}"
-        )
-        return True
-
-    async def _new_broker(self, port: int) -> EmbeddedBroker:
-        """A fresh embedded broker on `port`, or on a free port when that one cannot be bound."""
-        log_path = self.logs / "broker.log"
-        broker = EmbeddedBroker(port=port, log_path=log_path)
-        try:
-            await broker.start_async()
-            return broker
-        except BrokerStartError as error:
-            self.say(f"no new broker on port {port} ({error}); trying a free port")
-        broker = EmbeddedBroker(log_path=log_path)
-        try:
-            await broker.start_async()
-        except BrokerStartError as error:
-            raise RunError(f"the embedded broker could not be started again: {error}") from None
-        return broker
+    # -- status ---------------------------------------------------------------------------------
 
     def _fail(self, message: str) -> None:
         if self.failure is None:
             self.failure = message
         self.stop_event.set()
-
-    # -- demo traffic and status ----------------------------------------------------------------
-
-    async def _simulate(self, client: ApiClient) -> None:
-        from simulators.certain.send import send_paced
-        from simulators.certain.traffic import generate
-
-        seed = self.options.seed
-        if seed is None:
-            seed = random.SystemRandom().randrange(1, 10**9)
-        self.say(f"simulator: {self.options.rate:g} changes/s, seed {seed}")
-        rounds = 0
-        while not self.stop_event.is_set():
-            items = await asyncio.to_thread(
-                generate, seed + rounds, self.options.rate, DEMO_CHUNK_S, datetime.now(UTC)
-            )
-            try:
-                total = await send_paced(items, client, stop=self.stop_event, on_batch=self._count)
-            except ApiError as error:
-                self.say(f"simulator: {error}; retrying in 2s")
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self.stop_event.wait(), 2.0)
-                continue
-            self.sent += total.sent
-            rounds += 1
-
-    def _count(self, total: Any) -> None:
-        self.rejected = len(total.rejected)
 
     async def _status_loop(self, client: ApiClient) -> None:
         while not self.stop_event.is_set():
@@ -673,24 +405,13 @@ class Runner:
         for task in self.tasks:
             with contextlib.suppress(BaseException):
                 await task
-        for child in reversed(self.children):  # pipeline, then control
-            await child.stop()
+        await self.supervisor.stop_children()
         if self.sandbox is not None:
             with contextlib.suppress(Exception):
                 await self.sandbox.stop()
         if self.certain_demo is not None:
             await self.certain_demo.stop()
-        if self.broker is not None:
-            await self.broker.stop_async()
-
-
-def _note_exit(exits: deque[float]) -> None:
-    """Count an exit now in `exits`, keeping only those within `CRASH_WINDOW_S` (a crash loop
-    of a child or of the broker is `crash_limit` of them)."""
-    now = time.monotonic()
-    exits.append(now)
-    while exits and now - exits[0] > CRASH_WINDOW_S:
-        exits.popleft()
+        await self.supervisor.stop_broker()
 
 
 def run(options: RunOptions) -> int:

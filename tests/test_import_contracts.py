@@ -55,7 +55,8 @@ SIMULATOR_RUNNERS = {
     "stream.commands.certain_sandbox",
     "stream.commands.sandbox",
     "stream.commands.simulate",
-    "stream.runner",
+    "stream.demo_certain",
+    "stream.run_demo",
 }
 
 # Further imports of the simulators from production code, each breaking only that contract: from
