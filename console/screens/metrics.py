@@ -87,6 +87,7 @@ def summary_text(body: dict[str, Any]) -> str:
     failed = (not_triggered.get("failed") or {}).get("total", 0)
     status = body.get("processing_status") or {}
     active = body.get("active_flows")
+    program = body.get("program_status_changes") or {}
     lines = [
         "Per change",
         f"  Changes processed  {_n(body.get('changes_processed')):>8}   "
@@ -98,6 +99,8 @@ def summary_text(body: dict[str, Any]) -> str:
         f"  Leads created      {_n(body.get('leads_created')):>8}   "
         f"Leads updated         {_n(body.get('leads_updated')):>8}",
         f"  Form posts         {_n(body.get('form_posts')):>8}",
+        f"  Program statuses   {_n(program.get('changed', 0)):>8}   "
+        f"Program not changed   {_n(program.get('not_changed', 0)):>8}",
         f"Active flows (now)   {'—' if active is None else _n(active):>8}",
         "Processing: last change recorded "
         f"{fmt.short_time(status.get('last_change_recorded_at')) or '—'}"

@@ -71,6 +71,7 @@ def test_summary_text_groups_figures_by_what_they_count() -> None:
         "form_posts": 12,
         "leads_created": 500,
         "leads_updated": 300,
+        "program_status_changes": {"changed": 1250, "not_changed": 37},
         "processing_status": {},
     }
     lines = summary_text(body).splitlines()
@@ -86,6 +87,7 @@ def test_summary_text_groups_figures_by_what_they_count() -> None:
     assert per_pair < at("Actions not triggered   21,524")
     assert per_pair < at("Actions triggered       812") < at("not activated 21,000")
     assert per_pair < at("Leads created") and per_pair < at("Form posts")
+    assert per_pair < at("Program statuses      1,250   Program not changed         37")
     assert "(now)" in lines[at("Active flows")]
     assert all(len(line) <= 76 for line in lines), "fits an 80-column terminal"
 
