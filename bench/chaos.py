@@ -22,8 +22,9 @@ outcomes in the ledger):
 Per run: accepted, lost (accepted changes without a final outcome for every flow after
 `--recovery-within` seconds), repeats to Marketo (campaign requests beyond the first for a lead,
 from the sandbox's record), repeats the ledger counted (n/a when `outcomes` has no such column),
-time to full recovery. Smoke mode (`bench/__init__.py`): one kill of everything after 30 changes
-were delivered, so nothing is left to recover but the run must come back.
+deliveries verified in Marketo's activity log instead of sent again and the activity calls that
+cost, time to full recovery. Smoke mode (`bench/__init__.py`): one kill of everything after 30
+changes were delivered, so nothing is left to recover but the run must come back.
 """
 
 from __future__ import annotations
@@ -89,6 +90,8 @@ def summary(results: list[ChaosResult]) -> list[str]:
             f"lost {sum(r.lost for r in mine)} (in {sum(1 for r in mine if r.lost)} runs), "
             f"repeats to Marketo {sum(repeats)} (max {max(repeats)} in a run; bound "
             f"{IN_FLIGHT_BOUND}; 0 in {sum(1 for n in repeats if n == 0)} runs), "
+            f"verified instead of sent again {sum(r.verified for r in mine)} "
+            f"({sum(r.verify_calls for r in mine)} activity calls), "
             f"recovered in {len(recovered)}/{len(mine)} runs (median {median}, slowest {slowest})"
         )
     return lines

@@ -125,6 +125,10 @@ class ChaosResult:
     repeated_leads: int = 0
     ledger_repeats: int | None = None
     """What the ledger counts as possible repeats (None: no such column in `outcomes`)."""
+    verified: int = 0
+    """Deliveries recorded from Marketo's activity log instead of sent again (`verify.py`)."""
+    verify_calls: int = 0
+    """Activity-log calls the sandbox answered (what verification cost)."""
     not_in_marketo: int = 0
     """Accepted changes delivered according to the ledger whose lead has no campaign request."""
     recovery_s: float | None = None
@@ -145,7 +149,8 @@ class ChaosResult:
             f"{self.label:<12} kill {self.kill:<6}{victim} at {self.moment!s:<15} ({seen}): "
             f"accepted {self.accepted}/{self.posted}, lost {self.lost}, "
             f"repeats to Marketo {self.marketo_repeats} ({self.repeated_leads} leads), "
-            f"counted by the ledger {ledger}, not in Marketo {self.not_in_marketo}, "
+            f"counted by the ledger {ledger}, verified {self.verified} "
+            f"({self.verify_calls} activity calls), not in Marketo {self.not_in_marketo}, "
             f"recovery {recovery} [{statuses}]"
         )
 
@@ -337,6 +342,20 @@ async def ledger_figures(client: ApiClient, prefix: str) -> tuple[dict[str, int]
         f"SELECT count(*) FROM outcomes WHERE change_id LIKE '{prefix}-%' AND ({counted})"
     )
     return statuses, int(value or 0)
+
+
+async def verification_figures(
+    client: ApiClient, session: aiohttp.ClientSession, sandbox_url: str, prefix: str
+) -> tuple[int, int]:
+    """(deliveries of this run recorded as verified in Marketo's activities, activity-log calls
+    the sandbox answered)."""
+    verified = await client.scalar(
+        f"SELECT count(*) FROM outcomes WHERE change_id LIKE '{prefix}-%' "
+        "AND lead_result = 'verified_in_marketo'"
+    )
+    calls = (await get_json(session, f"{sandbox_url}/_sandbox/calls"))["calls"]
+    spent = sum(1 for c in calls if str(c.get("endpoint", "")).startswith("activities."))
+    return int(verified or 0), spent
 
 
 async def marketo_repeats(
@@ -539,6 +558,9 @@ async def chaos_run(
                 result.recovery_s = time.monotonic() - recovering_from
             result.lost = len(burst.accepted - complete)
             result.statuses, result.ledger_repeats = await ledger_figures(client, prefix)
+            result.verified, result.verify_calls = await verification_figures(
+                client, session, sandbox.url, prefix
+            )
             delivered = {
                 str(r[0])
                 for r in (
