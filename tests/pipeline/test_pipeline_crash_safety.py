@@ -33,7 +33,7 @@ from stream.messages import (
     Redrive,
     RedriveRequest,
 )
-from stream.pipeline import app as pipeline_app
+from stream.pipeline import route_stage
 from stream.pipeline.app import Pipeline, PipelineOptions
 from stream.pipeline.deliver import deliver_batch
 from stream.pipeline.delivered import delivery_key
@@ -442,7 +442,7 @@ async def test_a_change_whose_routing_breaks_fails_for_each_active_flow(
     def broken(*args: Any, **kwargs: Any) -> Any:
         raise RuntimeError("evaluation blew up")
 
-    monkeypatch.setattr(pipeline_app, "route_change", broken)
+    monkeypatch.setattr(route_stage, "route_change", broken)
     fresh = registration_json(700)
     retry = RedriveRequest(
         change=registration_json(701), redrive=Redrive(flow_id=VIP, attempt=2, kind="retry")

@@ -1,0 +1,272 @@
+"""The pipeline's `deliver` stage (`signal-deliveries`): skip pairs already delivered, call
+Marketo per connection (`deliver.py`), publish one outcome per request.
+
+Apart from the worker's wiring (`app.py`) because delivering is a stage of its own, with the
+delivered-keys log, the marks journal and the Marketo clients as its state. Around each
+completing Marketo call it writes the pairs' "sending" marks, then their delivered keys as soon
+as Marketo acknowledged the call (each awaited and journalled first), so a worker killed
+mid-batch repeats at most the calls in flight; a pair found "sending" is delivered again with
+`possible_repeat` unless Marketo's activity log shows it ran (`verify.py`). Nothing raises out of
+a batch: an unreadable request that names its pair, and a batch that broke before its outcomes
+were published, become `failed` outcomes (technical, retryable).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections import defaultdict
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from stream.messages import DeliveryRequest, OutcomeRecord, OutcomeStatus, utcnow
+from stream.pipeline.clients import ClientPool, Unusable
+from stream.pipeline.deliver import CallHooks, deliver_batch, unreachable_outcomes
+from stream.pipeline.delivered import delivery_key, duplicate_outcome, split_duplicates
+from stream.pipeline.delivered_log import DeliveredLog
+from stream.pipeline.marks_journal import MarksJournal, net
+from stream.pipeline.publisher import Record, RecordPublisher
+from stream.pipeline.records import describe, internal_failure, salvaged_failure, where
+from stream.pipeline.snapshot import ConfigView
+from stream.pipeline.verify import VERIFIED
+from stream.topics import DELIVERED, OUTCOMES
+
+if TYPE_CHECKING:
+    from stream.pipeline.app import Counters, PipelineOptions
+
+log = logging.getLogger("signal.pipeline")
+
+__all__ = ["DeliverStage"]
+
+
+class DeliverStage:
+    """The deliver stage of a `Pipeline` worker, which provides the state declared here."""
+
+    options: PipelineOptions
+    view: ConfigView
+    counters: Counters
+    publisher: RecordPublisher
+    pool: ClientPool
+    delivered: DeliveredLog
+    journal: MarksJournal
+    _journal_replayed: bool
+
+    async def publish(self, records: Sequence[Record]) -> None:
+        raise NotImplementedError  # the worker's (`Pipeline.publish`)
+
+    async def deliver_events(self, events: Sequence[Any]) -> None:
+        requests: list[DeliveryRequest] = []
+        unreadable: list[OutcomeRecord] = []
+        recorded = False
+        try:
+            await self.view.wait_ready()
+            await self._replay_journal()
+            await self.delivered.wait_loaded()
+            for event in events:
+                try:
+                    requests.append(DeliveryRequest.loads(event.message.value))
+                except Exception as error:
+                    self.counters.errors += 1
+                    unreadable.extend(self._unreadable_request(event, error))
+            try:
+                outcomes, unpublished = await self._deliver(requests)
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:
+                # A bug, not a Marketo answer: still one outcome per request, retryable.
+                self.counters.errors += 1
+                log.exception("delivering a batch of %d failed unexpectedly", len(requests))
+                outcomes = [internal_failure(r, error) for r in requests]
+                unpublished = []
+            outcomes = unreadable + outcomes
+            await self.publish([(OUTCOMES.name, o.change_id, o) for o in outcomes])
+            recorded = True
+            await self.publisher.flush_calls()
+            keys = self.delivered.note(unpublished)
+            self.journal.append(keys)
+            await self.publish([(DELIVERED.name, key, stamp) for key, stamp in keys])
+            self._count(outcomes)
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:
+            self.counters.errors += 1
+            log.exception("deliver batch failed unexpectedly")
+            if not recorded:
+                await self._deliver_batch_failed(requests, unreadable, error)
+
+    async def _replay_journal(self) -> None:
+        """Once per start, before delivering: this worker's journal of delivered-keys records
+        back to `signal-delivered` (`marks_journal.py`), so what it delivered or was sending
+        before a crash that took the broker's copy is known."""
+        if self._journal_replayed:
+            return
+        records = net(await asyncio.to_thread(self.journal.records))
+        for key, value in records:
+            self.delivered.apply(key, value)
+        await self.publish([(DELIVERED.name, key, value) for key, value in records])
+        self._journal_replayed = True
+        if records:
+            log.info("%d delivered-keys records written back from the journal", len(records))
+
+    async def _deliver_batch_failed(
+        self,
+        requests: Sequence[DeliveryRequest],
+        unreadable: Sequence[OutcomeRecord],
+        error: Exception,
+    ) -> None:
+        """Failed outcomes (technical, retryable) for a batch that broke before its outcomes
+        were published. A pair delivered meanwhile has its key in the log already, so its retry
+        ends as a duplicate, not a second send."""
+        outcomes = [*unreadable, *(internal_failure(r, error) for r in requests)]
+        try:
+            await self.publish([(OUTCOMES.name, o.change_id, o) for o in outcomes])
+            self._count(outcomes)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            self.counters.unrecorded += len(outcomes)
+            log.exception(
+                "%d outcomes of a failed deliver batch could not be published (total %d)",
+                len(outcomes),
+                self.counters.unrecorded,
+            )
+
+    def _unreadable_request(self, event: Any, error: Exception) -> list[OutcomeRecord]:
+        """The failed outcome of a delivery request that cannot be read, when its change and
+        flow can: technical and retryable, since a retry routes the archived change again."""
+        reason = f"unreadable delivery request: {describe(error)}"
+        try:
+            data = json.loads(event.message.value or b"")
+        except (ValueError, UnicodeDecodeError):
+            data = None
+        outcome = salvaged_failure(data, reason, retryable=True) if isinstance(data, dict) else None
+        if outcome is None:
+            self.counters.unrecorded += 1
+            log.error(
+                "unreadable delivery request at %s names no change and flow; not recorded "
+                "(total %d): %s",
+                where(event),
+                self.counters.unrecorded,
+                reason,
+            )
+            return []
+        log.error("unreadable delivery request at %s recorded as failed: %s", where(event), reason)
+        return [outcome]
+
+    async def _deliver(
+        self, requests: list[DeliveryRequest]
+    ) -> tuple[list[OutcomeRecord], list[str]]:
+        """Outcomes for `requests`, and the delivered keys not written to the log yet."""
+        if any(r.redrive_kind in ("recovery", "replay") for r in requests):
+            # Control re-seeds delivered keys from its ledger before it re-drives (and before it
+            # resumes a replay after a restart): read them.
+            await self.delivered.sync(self.options.delivered_sync_s)
+        fresh, duplicates = split_duplicates(requests, self.delivered)
+        now = utcnow()
+        outcomes = [duplicate_outcome(requests[i], now) for i in duplicates]
+        if duplicates:
+            self.counters.duplicates += len(duplicates)
+            log.info(
+                "%d duplicate deliveries skipped (total %d)",
+                len(duplicates),
+                self.counters.duplicates,
+            )
+        again = {i for i in fresh if self.delivered.is_sending(delivery_key(requests[i]))}
+        by_connection: dict[str, list[int]] = defaultdict(list)
+        for index in fresh:
+            by_connection[requests[index].connection_id].append(index)
+        written: set[str] = set()
+        hooks = self._hooks(written)
+        results = await asyncio.gather(
+            *(
+                self._deliver_connection(cid, [requests[i] for i in group], hooks)
+                for cid, group in by_connection.items()
+            )
+        )
+        unpublished: list[str] = []
+        repeats = 0
+        for group, group_outcomes in zip(by_connection.values(), results, strict=True):
+            for index, outcome in zip(group, group_outcomes, strict=True):
+                if outcome.status is OutcomeStatus.DELIVERED:
+                    key = delivery_key(requests[index])
+                    if key not in written:
+                        unpublished.append(key)
+                    if index in again and outcome.lead_result == VERIFIED:
+                        self.counters.verified += 1
+                    elif index in again:
+                        repeats += 1
+                        outcome = outcome.model_copy(update={"possible_repeat": True})
+                outcomes.append(outcome)
+        if repeats:
+            self.counters.possible_repeats += repeats
+            log.warning(
+                "%d deliveries were marked sending by an attempt that recorded no answer; "
+                "delivered again, outcomes marked as possible repeats (total %d)",
+                repeats,
+                self.counters.possible_repeats,
+            )
+        return outcomes, unpublished
+
+    def _hooks(self, written: set[str]) -> CallHooks:
+        """The delivered-keys log around each completing Marketo call; `written` collects the
+        delivered keys published by the hooks."""
+
+        async def on_sending(requests: Sequence[DeliveryRequest]) -> None:
+            records = self.delivered.note_sending(delivery_key(r) for r in requests)
+            self.journal.append(records)
+            await self.publish([(DELIVERED.name, key, value) for key, value in records])
+
+        async def on_acknowledged(requests: Sequence[DeliveryRequest]) -> None:
+            keys = [delivery_key(r) for r in requests]
+            records = self.delivered.note(keys)
+            self.journal.append(records)
+            await self.publish([(DELIVERED.name, key, value) for key, value in records])
+            written.update(keys)
+
+        async def on_refused(requests: Sequence[DeliveryRequest]) -> None:
+            records = self.delivered.clear_sending(delivery_key(r) for r in requests)
+            self.journal.append(records)
+            await self.publish([(DELIVERED.name, key, value) for key, value in records])
+
+        def sent_before(request: DeliveryRequest) -> datetime | None:
+            at = self.delivered.sending_since(delivery_key(request))
+            return None if at is None else datetime.fromtimestamp(at, UTC)
+
+        return CallHooks(on_sending, on_acknowledged, on_refused, sent_before)
+
+    def _count(self, outcomes: Sequence[OutcomeRecord]) -> None:
+        c = self.counters
+        c.outcomes += len(outcomes)
+        for outcome in outcomes:
+            if outcome.status is OutcomeStatus.DELIVERED:
+                c.delivered += 1
+            elif outcome.status is OutcomeStatus.FAILED:
+                c.failed += 1
+            elif outcome.status is OutcomeStatus.PARKED:
+                c.parked += 1
+
+    async def _deliver_connection(
+        self, connection_id: str, requests: list[DeliveryRequest], hooks: CallHooks | None = None
+    ) -> list[OutcomeRecord]:
+        snapshot = self.view.snapshot
+        connection = snapshot.account.connection(connection_id)
+        if connection is None:
+            return unreachable_outcomes(
+                requests, f"connection {connection_id!r} is not in the configuration"
+            )
+        try:
+            client = await self.pool.get(connection, snapshot.secret(connection_id))
+        except Unusable as error:
+            return unreachable_outcomes(requests, str(error))
+        try:
+            return await deliver_batch(
+                requests, client, force_update=connection.force_update, hooks=hooks
+            )
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:
+            self.counters.errors += 1
+            log.exception("delivering %d requests to %s failed", len(requests), connection_id)
+            return [internal_failure(r, error) for r in requests]
