@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import tempfile
-import time
 from datetime import timedelta
 from pathlib import Path
 

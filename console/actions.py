@@ -58,6 +58,7 @@ ACTIONS: tuple[ActionSpec, ...] = (
     ActionSpec("refresh-faster", "plus", "app.refresh_interval(-1)", "Refresh more often"),
     ActionSpec("refresh-slower", "minus", "app.refresh_interval(1)", "Refresh less often"),
     ActionSpec("quit", "ctrl+q", "quit", "Quit (asks under csignal run)", priority=True),
+    ActionSpec("erase-person", "ctrl+e", "app.erase_person", "Erase a person…", dangerous=True),
     # the `:` command line and the filter/search fields of the flow list and the retry queue
     ActionSpec("command-line-close", "escape", "dismiss", "Close", scope="command-line"),
     ActionSpec("filter-clear", "escape", "clear", "Clear the filter", scope="filter"),
@@ -358,6 +359,8 @@ ACTIONS: tuple[ActionSpec, ...] = (
     ),
     # a retry item's detail
     ActionSpec("item-close", "escape,q,enter", "close", "Close", scope="retry-item"),
+    # erasing a person (a dialog of its own: esc only, so both fields can be typed into)
+    ActionSpec("erase-close", "escape", "close", "Close", scope="erase"),
     ActionSpec("item-help", "question_mark", "app.help", "Help", scope="retry-item"),
     ActionSpec(
         "item-tag-status",

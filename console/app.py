@@ -40,6 +40,7 @@ from console.keymap import load_keymap
 from console.screens.base import BaseScreen
 from console.screens.catalog import CatalogScreen
 from console.screens.connections import ConnectionsScreen
+from console.screens.erase_person import ErasePerson
 from console.screens.flows import FlowsScreen
 from console.screens.help import DebugScreen, HelpScreen
 from console.screens.metrics import MetricsScreen
@@ -324,6 +325,19 @@ class SignalConsole(App[int]):
         if isinstance(screen, BaseScreen):
             screen.update_bar()
         self.notify(f"refreshing every {self.refresh_s:g}s", timeout=2)
+
+    def action_erase_person(self) -> None:
+        """Refused with the reason in a read-only console (the palette hides it there too)."""
+        if self.read_only:
+            self.notify(
+                "Erasing a person changes Signal, and this console is read-only "
+                "(--read-only, with the read-only API token); use `csignal console` "
+                "without --read-only to make changes",
+                title="Read-only",
+                severity="warning",
+            )
+            return
+        self.push_screen(ErasePerson())
 
     def action_debug_info(self) -> None:
         self.push_screen(DebugScreen(self))
