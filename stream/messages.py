@@ -106,6 +106,12 @@ class DeliveryRequest(Message):
         return f"{self.change_id}\x1f{self.flow_id}"
 
 
+VERIFIED_IN_MARKETO = "verified_in_marketo"
+"""`OutcomeRecord.lead_result` of a pair whose earlier, unanswered call Marketo's activity log
+shows it ran: recorded delivered instead of sent again (`stream/pipeline/verify.py`). The ledger
+counts these as `verified_after_crash`, apart from the possible repeats."""
+
+
 class OutcomeRecord(Message):
     """What became of one (change, flow) pair — the row `outcomes` shows."""
 

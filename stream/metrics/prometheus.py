@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from stream.messages import VERIFIED_IN_MARKETO
 from stream.metrics.certain_sources import STATES as CERTAIN_SOURCE_STATES
 from stream.metrics.certain_sources import CertainSourceStatus
 from stream.metrics.definitions import (
@@ -168,6 +169,23 @@ def collect_on(
     )
     for mode in MODES:
         repeats.add(int(counted.get(mode, 0)), mode=mode)
+    verified = Family(
+        "signal_verified_after_crash_total",
+        "counter",
+        "Pairs whose unanswered call Marketo's activity log showed it had run, recorded delivered "
+        "instead of sent again after a crash or timeout, by mode.",
+    )
+    found = dict(
+        _rows(
+            con,
+            "SELECT mode, sum(n) FROM ("
+            f"SELECT mode, count(*) AS n FROM outcomes WHERE lead_result = '{VERIFIED_IN_MARKETO}' "
+            "GROUP BY 1 UNION ALL SELECT mode, sum(pairs) FROM rollup_outcomes "
+            f"WHERE lead_result = '{VERIFIED_IN_MARKETO}' GROUP BY 1) GROUP BY 1",
+        )
+    )
+    for mode in MODES:
+        verified.add(int(found.get(mode, 0)), mode=mode)
     queue = Family("signal_retry_queue_items", "gauge", "Retry queue items by status and category.")
     for status, category, n in _rows(
         con, "SELECT status, category, count(*) FROM retry_queue GROUP BY ALL ORDER BY 1, 2"
@@ -236,7 +254,8 @@ def collect_on(
         recent.add(seen.get(cid, 0), connection=cid)
         budget.add(rate_budget(rate_shares.get(cid, 1.0)), connection=cid)
 
-    families = [received, rejected, attempts, states, leads, in_flight, oldest, repeats, queue]
+    families = [received, rejected, attempts, states, leads, in_flight, oldest, repeats, verified]
+    families.append(queue)
     families += [calls, errors, duration]
     families += [recent, budget]
     if runtime.consumer_lag is not None:

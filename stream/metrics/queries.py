@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from stream.messages import VERIFIED_IN_MARKETO
 from stream.metrics.certain_sources import CertainSourceStatus
 from stream.metrics.definitions import (
     DONE,
@@ -202,6 +203,21 @@ _REPEATS = """
     SELECT count(*) FROM outcome_attempts
     WHERE mode = ? AND possible_repeat AND processed_at >= ? AND processed_at < ?
 """
+
+
+_VERIFIED = f"""
+    SELECT (SELECT count(*) FROM outcomes
+            WHERE mode = ? AND lead_result = '{VERIFIED_IN_MARKETO}'
+              AND processed_at >= ? AND processed_at < ?)
+         + (SELECT coalesce(sum(pairs), 0) FROM rollup_outcomes
+            WHERE {_IN_HOURS} AND lead_result = '{VERIFIED_IN_MARKETO}')
+"""
+
+
+def verified_after_crash_on(con: Con, mode: Mode, start: datetime, end: datetime) -> int:
+    """Pairs whose unanswered call Marketo's activity log showed it had run, recorded delivered
+    instead of sent again: the repeats verification avoided."""
+    return int(_one(con, _VERIFIED, [mode, start, end, mode, start, end])[0])
 
 
 def repeats_after_crash_on(con: Con, mode: Mode, start: datetime, end: datetime) -> int:
@@ -495,6 +511,7 @@ def troubleshooting_on(
         "in_flight": in_flight_on(con, mode),
         "repeat_after_crash": repeats_after_crash_on(con, mode, window.start, window.end)
         + int(_one(con, _ROLLUP_ATTEMPTS, span)[1]),
+        "verified_after_crash": verified_after_crash_on(con, mode, window.start, window.end),
         "retry_queue": {
             "by_status": {s: sum(c.values()) for s, c in queue.items()},
             "by_status_and_category": queue,

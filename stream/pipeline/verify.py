@@ -29,6 +29,7 @@ from typing import TypeVar
 from stream.marketo.activities import FILL_OUT_FORM, REQUEST_CAMPAIGN, ActivityError
 from stream.marketo.client import MarketoClient
 from stream.marketo.errors import MarketoError
+from stream.messages import VERIFIED_IN_MARKETO
 
 __all__ = [
     "CLOCK_SKEW",
@@ -41,7 +42,7 @@ __all__ = [
 
 log = logging.getLogger("signal.pipeline.verify")
 
-VERIFIED = "verified_in_marketo"
+VERIFIED = VERIFIED_IN_MARKETO
 """`lead_result` of a delivery recorded from Marketo's activity log instead of sent again."""
 VERIFIED_REASON = (
     "already {what} before the crash or timeout that lost Marketo's answer "
