@@ -20,10 +20,9 @@ from aiohttp.test_utils import TestClient, TestServer
 from config.models import Account
 from stream.api.metrics_routes import add_metrics_routes
 from stream.control.recorder import outcome_row, outcome_rows
-from stream.control.recovery import (
-    PRUNE_EVERY,
+from stream.control.recovery import PRUNE_EVERY, Recovery
+from stream.control.recovery_plan import (
     Decision,
-    Recovery,
     RecoveryPolicy,
     UnroutedPlan,
     decide,
