@@ -18,6 +18,7 @@ from simulators.marketo.sandbox import Sandbox
 from stream.marketo.client import MarketoClient
 from stream.marketo.settings import MarketoSettings
 from stream.messages import DeliveryRequest, OutcomeStatus
+from stream.pipeline import verify
 from stream.pipeline.deliver import CallHooks, deliver_batch
 from stream.pipeline.verify import VERIFIED
 from tests.pipeline.pipeline_support import SECRET, lead, request
@@ -158,3 +159,19 @@ async def test_an_ambiguous_form_post_marketo_recorded_is_not_submitted_again(
     fills = [f["leadId"] for f in sandbox.state.form_fills]
     assert len(fills) == 2 and fills[0] == answer.lead_id
     assert heard.sending == [missing.change_id]
+
+
+async def test_a_verification_that_outlasts_its_deadline_gives_way_to_sending(
+    sandbox: Sandbox, client: MarketoClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    r = request("trigger_campaign", lead(1))
+    lead_id = sandbox.add_lead(email=r.payload["email"])
+    started = datetime.now(UTC)
+    await client.request_campaign(CAMPAIGN, [lead_id])
+    monkeypatch.setattr(verify, "VERIFY_TIMEOUT_S", 0.2)
+    sandbox.set_latency(400)  # each activity call alone outlasts the deadline
+    heard = Hooks({r.change_id: started})
+    [outcome] = await deliver_batch([r], client, hooks=heard.hooks())
+    assert outcome.status is OutcomeStatus.DELIVERED
+    assert outcome.lead_result != VERIFIED
+    assert requested(sandbox, lead_id) == 2
