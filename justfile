@@ -29,7 +29,10 @@ test *ARGS: sync
     # a second of CPU per process where PYTHONDONTWRITEBYTECODE is set (container images).
     unset PYTHONDONTWRITEBYTECODE
     export PYTHONPYCACHEPREFIX="${PYTHONPYCACHEPREFIX:-$PWD/.venv/pycache}"
-    uv run --frozen pytest -n "${SIGNAL_TEST_WORKERS:-$(( $(nproc) + 1 ))}" --dist loadscope {{ARGS}}
+    # --no-loadscope-reorder: xdist would otherwise hand out modules by test count (most first),
+    # undoing tests/conftest.py's order and leaving the one-test end-to-end modules for last.
+    uv run --frozen pytest -n "${SIGNAL_TEST_WORKERS:-$(( $(nproc) + 1 ))}" --dist loadscope \
+        --no-loadscope-reorder {{ARGS}}
     rc=$?
     if [ "$rc" -eq 5 ]; then echo "pytest collected no tests: failing" >&2; exit 1; fi
     exit "$rc"

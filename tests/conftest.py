@@ -1,7 +1,8 @@
 """Fixtures for every test folder come from `tests.support.fixtures` (brokers, sandboxes).
 
-The slow end-to-end modules run first: with `-n` workers (pytest-xdist, `--dist loadscope`), a
-long module started last would leave one worker busy while the other sits idle.
+The slow end-to-end modules run first: with `-n` workers (pytest-xdist, `--dist loadscope
+--no-loadscope-reorder`), a long module started last would leave one worker busy while the
+others sit idle.
 
 `just test-fast` is the inner loop: every test that starts another process or a real broker is
 marked `slow` here, by one rule rather than test by test (`starts_processes`).
@@ -10,6 +11,8 @@ marked `slow` here, by one rule rather than test by test (`starts_processes`).
 from __future__ import annotations
 
 import sys
+from collections import Counter
+from collections.abc import Callable
 from types import ModuleType
 
 import pytest
@@ -78,8 +81,18 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if not item.get_closest_marker("slow") and starts_processes(item):
             item.add_marker(pytest.mark.slow)
-    slow_modules = {
-        _module(item) for item in items if any(item.get_closest_marker(m) for m in SLOW_FIRST)
-    }
-    # A stable sort keeps each module's own order; only whole modules move.
-    items.sort(key=lambda item: _module(item) not in slow_modules)
+    items.sort(key=_start_order(items))
+
+
+def _start_order(items: list[pytest.Item]) -> Callable[[pytest.Item], tuple[int, int]]:
+    """Whole modules in the order they should start: end-to-end, then bench, then other slow
+    ones, then the rest; within a tier, modules with more tests first. The sort is stable, so
+    each module keeps its own order. (`just test` tells xdist to keep this order.)"""
+    tier: dict[str, int] = {}
+    size: Counter[str] = Counter()
+    for item in items:
+        module = _module(item)
+        size[module] += 1
+        marks = [i for i, m in enumerate(SLOW_FIRST) if item.get_closest_marker(m)]
+        tier[module] = min([tier.get(module, len(SLOW_FIRST)), *marks])
+    return lambda item: (tier[_module(item)], -size[_module(item)])
