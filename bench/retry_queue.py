@@ -32,7 +32,9 @@ from bench import sized
 from config.models import Account
 from stream.broker import EmbeddedBroker
 from stream.certain.events import ChangeEvent
-from stream.control.replay import ReplayManager, ReplayScope, dry_run
+from stream.control.replay import ReplayManager
+from stream.control.replay_dry_run import dry_run
+from stream.control.replay_scope import ReplayScope
 from stream.control.resubmit import Resubmitter
 from stream.control.retry_scheduler import DEFAULT_SCHEDULE, RetryScheduler
 from stream.core.catalog import EventCatalog

@@ -15,7 +15,8 @@ from stream.api.errors import json_error, json_object
 from stream.api.middleware import actor_of
 from stream.api.retry_routes import bind, ops_of
 from stream.control.operations import Operations
-from stream.control.replay import ReplayError, ReplayScope, dry_run
+from stream.control.replay_dry_run import dry_run
+from stream.control.replay_scope import ReplayError, ReplayScope
 
 
 def _when(body: dict[str, Any], key: str) -> datetime | None:

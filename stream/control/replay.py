@@ -7,8 +7,9 @@ evaluates them against the configuration of now. The replay id is part of the pi
 delivery key, so a replay sends on purpose what was already delivered once, and every outcome it
 produces is stored with the replay id (marked replayed).
 
-A dry run evaluates the same changes in this process with the pure core and reports what would
-be sent (counts by decision and a sample of payloads) without publishing anything.
+A dry run (`stream.control.replay_dry_run`) evaluates the same changes in this process with the
+pure core and reports what would be sent (counts by decision and a sample of payloads) without
+publishing anything. The scope and the changes in it: `stream.control.replay_scope`.
 
 With `only_undelivered`, changes this flow already delivered are left out (dry run and replay
 alike): a replay then completes what failed, was filtered out or never ran, and sends nothing
@@ -36,15 +37,11 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from config.completeness import completeness
-from config.models import Flow
-from stream.control.preview import outcome_dict
 from stream.control.redrive import (
     AUDIT_REPLAY,
     Clock,
@@ -55,8 +52,13 @@ from stream.control.redrive import (
     redrive_record,
     utc_now,
 )
-from stream.core.evaluate import evaluate
-from stream.core.results import DataFailure, FilteredOut, Mapped, NotActivated
+from stream.control.replay_scope import (
+    PAGE_SIZE,
+    ReplayError,
+    ReplayScope,
+    flow_refusal,
+    undelivered,
+)
 from stream.messages import Redrive
 from stream.store import ChangeRow, Store
 from stream.store.replays import ReplayRecord, load_replays, save_replay
@@ -64,195 +66,10 @@ from stream.store.store import IN_FLIGHT_STATUS
 
 log = logging.getLogger("signal.control.replay")
 
-SAMPLE_SIZE = 10
-PAGE_SIZE = 500
 CHUNK = 100
 MAX_PENDING = 1000
 """Published pairs of one replay allowed to await their outcome before it publishes more."""
 WAIT_S = 0.5
-
-
-class ReplayError(Exception):
-    """A replay request that cannot be carried out; `status` is the HTTP answer it maps to."""
-
-    def __init__(self, message: str, status: int = 422) -> None:
-        super().__init__(message)
-        self.message = message
-        self.status = status
-
-
-@dataclass(frozen=True)
-class ReplayScope:
-    flow_id: str
-    occurred_from: datetime | None = None
-    occurred_to: datetime | None = None
-    event_code: str | None = None
-
-    def __post_init__(self) -> None:
-        if not self.flow_id:
-            raise ReplayError("flow_id is required")
-        ranged = self.occurred_from is not None or self.occurred_to is not None
-        if ranged == (self.event_code is not None):
-            raise ReplayError("give either a date range (from, to) or one event_code")
-        if ranged:
-            if self.occurred_from is None or self.occurred_to is None:
-                raise ReplayError("a date range needs both from and to")
-            for value in (self.occurred_from, self.occurred_to):
-                if value.tzinfo is None:
-                    raise ReplayError("from and to need a time zone (e.g. 2026-11-28T00:00:00Z)")
-            if self.occurred_from >= self.occurred_to:
-                raise ReplayError("from must be before to")
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "flow_id": self.flow_id,
-            "from": self.occurred_from.isoformat() if self.occurred_from else None,
-            "to": self.occurred_to.isoformat() if self.occurred_to else None,
-            "event_code": self.event_code,
-        }
-
-
-def flow_refusal(flow: Flow | None, scope: ReplayScope, config: ConfigSource) -> str | None:
-    """Why a real replay of this flow would send nothing (the pipeline refuses such redrives)."""
-    if flow is None:
-        return f"no flow {scope.flow_id!r}"
-    if not flow.active:
-        return f"flow {flow.id!r} is inactive; activate it to replay"
-    missing = completeness(flow, config.account)
-    if missing:
-        return f"flow {flow.id!r} is incomplete: {'; '.join(missing)}"
-    if flow.source is None:
-        return f"flow {flow.id!r} has no source"
-    return None
-
-
-async def changes_in_scope(
-    store: Store,
-    scope: ReplayScope,
-    change_type: str,
-    page_size: int = PAGE_SIZE,
-    after: tuple[datetime, str] | None = None,
-) -> AsyncIterator[tuple[int, list[ChangeRow]]]:
-    """(rows scanned, rows of `change_type`) per page of archived changes in scope, from the
-    start or after the (occurred_at, change_id) `after`."""
-    while True:
-        page = await store.list_changes(
-            occurred_from=scope.occurred_from,
-            occurred_to=scope.occurred_to,
-            event_code=scope.event_code,
-            after=after,
-            limit=page_size,
-        )
-        if not page:
-            return
-        after = (page[-1].occurred_at, page[-1].change_id)
-        yield len(page), [row for row in page if row.type == change_type]
-        if len(page) < page_size:
-            return
-
-
-async def undelivered(store: Store, flow_id: str, rows: list[ChangeRow]) -> list[ChangeRow]:
-    """The rows whose change `flow_id` has not delivered (`only_undelivered`)."""
-    delivered = await store.seen_many((r.change_id, flow_id) for r in rows)
-    return [r for r in rows if (r.change_id, flow_id) not in delivered]
-
-
-# --- dry run ------------------------------------------------------------------------------------
-
-
-@dataclass
-class DryRunReport:
-    scope: ReplayScope
-    scanned: int = 0
-    in_scope: int = 0
-    would_send: int = 0
-    not_activated: int = 0
-    filtered_out: int = 0
-    data_failure: int = 0
-    unreadable: int = 0
-    only_undelivered: bool = False
-    skipped_delivered: int = 0
-    reasons: Counter[str] = field(default_factory=Counter)
-    sample: list[dict[str, Any]] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "dry_run": True,
-            "scope": self.scope.to_dict(),
-            "scanned": self.scanned,
-            "in_scope": self.in_scope,
-            "counts": {
-                "would_send": self.would_send,
-                "not_activated": self.not_activated,
-                "filtered_out": self.filtered_out,
-                "data_failure": self.data_failure,
-                "unreadable": self.unreadable,
-            },
-            "only_undelivered": self.only_undelivered,
-            "skipped_delivered": self.skipped_delivered,
-            "reasons": [{"reason": r, "count": n} for r, n in self.reasons.most_common(20)],
-            "sample": self.sample,
-            "warnings": self.warnings,
-        }
-
-
-async def dry_run(
-    store: Store,
-    config: ConfigSource,
-    scope: ReplayScope,
-    *,
-    sample_size: int = SAMPLE_SIZE,
-    only_undelivered: bool = False,
-) -> DryRunReport:
-    """What a replay would send, evaluated here with the current configuration and catalog."""
-    account, catalog = config.account, config.catalog
-    flow = account.flow(scope.flow_id)
-    if flow is None:
-        raise ReplayError(f"no flow {scope.flow_id!r}", 404)
-    report = DryRunReport(scope, only_undelivered=only_undelivered)
-    refusal = flow_refusal(flow, scope, config)
-    if refusal is not None:
-        report.warnings.append(f"{refusal}; a replay now would send nothing")
-    if flow.source is None:
-        return report
-    async for scanned, rows in changes_in_scope(store, scope, flow.source.value):
-        report.scanned += scanned
-        report.in_scope += len(rows)
-        if only_undelivered:
-            kept = await undelivered(store, scope.flow_id, rows)
-            report.skipped_delivered += len(rows) - len(kept)
-            rows = kept
-        for row in rows:
-            change = parse_archived(row)
-            if isinstance(change, str):
-                report.unreadable += 1
-                report.reasons[change] += 1
-                continue
-            result = evaluate(change, flow, account, catalog)
-            if isinstance(result, Mapped):
-                report.would_send += 1
-                if len(report.sample) < sample_size:
-                    report.sample.append(
-                        {
-                            "change_id": change.change_id,
-                            "registration_code": change.registration_code,
-                            "event_code": change.event_code,
-                            **outcome_dict(result),
-                        }
-                    )
-                continue
-            if isinstance(result, NotActivated):
-                report.not_activated += 1
-            elif isinstance(result, FilteredOut):
-                report.filtered_out += 1
-            elif isinstance(result, DataFailure):
-                report.data_failure += 1
-            report.reasons[f"{result.status}: {result.reason}"] += 1
-    return report
-
-
-# --- real replays -------------------------------------------------------------------------------
 
 NOT_FINAL_STATUSES = (IN_FLIGHT_STATUS, "would_send", "parked")
 """Replay outcomes that are not its answer yet: in flight, a dry run's row, parked until

@@ -12,7 +12,9 @@ from typing import Any
 import pytest
 
 from stream.control.recorder import outcome_row
-from stream.control.replay import ReplayError, ReplayManager, ReplayScope, dry_run
+from stream.control.replay import ReplayManager
+from stream.control.replay_dry_run import dry_run
+from stream.control.replay_scope import ReplayError, ReplayScope
 from stream.messages import FailureCategory, OutcomeRecord, OutcomeStatus
 from stream.store import Store
 from tests.retry.retry_helpers import OpsApi, RedriveTopic, StaticConfig, account, event

@@ -10,7 +10,8 @@ import asyncio
 from collections import Counter
 from datetime import timedelta
 
-from stream.control.replay import ReplayManager, ReplayScope
+from stream.control.replay import ReplayManager
+from stream.control.replay_scope import ReplayScope
 from stream.store import Store
 from stream.store.replays import load_replays
 from tests.retry.retry_helpers import RedriveTopic, StaticConfig, account, event, registration_dict

@@ -9,7 +9,9 @@ from datetime import timedelta
 import pytest
 
 from stream.control.recorder import outcome_row
-from stream.control.replay import ReplayError, ReplayManager, ReplayScope, dry_run
+from stream.control.replay import ReplayManager
+from stream.control.replay_dry_run import dry_run
+from stream.control.replay_scope import ReplayError, ReplayScope
 from stream.messages import OutcomeRecord, OutcomeStatus
 from stream.store import Store
 from tests.retry.retry_helpers import (
