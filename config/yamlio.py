@@ -30,9 +30,10 @@ from config.input_limits import (
     check_size,
     prescan_yaml,
 )
+from config.load_problems import check_raw
 from config.models import Account
+from config.problems import Problem
 from config.secret_refs import DEFAULT_ALLOWLIST, EnvAllowList, url_hosts
-from config.validation import Problem, check_raw
 
 ENV_REFERENCE = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$")
 """A whole value of the form `${VAR}`; anything else is taken literally."""

@@ -13,7 +13,8 @@ from typing import Any
 from aiohttp import web
 from pydantic import ValidationError
 
-from config.validation import Problem, problems_from
+from config.load_problems import problems_from
+from config.problems import Problem
 
 
 def error_body(problems: Iterable[Problem], **extra: Any) -> dict[str, Any]:

@@ -9,9 +9,10 @@ import jsonschema
 import pytest
 
 from config.completeness import completeness
+from config.load_problems import check_raw
 from config.models import Account, Action
 from config.schema import account_json_schema
-from config.validation import check_raw, validate_account
+from config.validation import validate_account
 from config.yamlio import dump_account, load_account
 from tests.config.config_helpers import mutated
 

@@ -6,15 +6,10 @@ from typing import Any
 
 import pytest
 
+from config.load_problems import check_raw, load_problems
 from config.models import Account, FilterOp
-from config.validation import (
-    Problem,
-    check_raw,
-    filter_value_problem,
-    format_path,
-    load_problems,
-    validate_account,
-)
+from config.problems import Problem, format_path
+from config.validation import filter_value_problem, validate_account
 from tests.config.config_helpers import DELETE, mutated
 
 CONNECTION_2 = {"id": "mkto-2", "name": "Second", "service_url": "https://456-DEF-789.mktorest.com"}
