@@ -9,7 +9,7 @@ from __future__ import annotations
 import random
 from typing import Any
 
-from simulators.certain import traffic
+from simulators.certain import traffic, traffic_world
 from simulators.certain.sandbox_state import (
     STATUS_CLASSIFICATIONS,
     SandboxClock,
@@ -31,15 +31,19 @@ def event_setup() -> dict[str, Any]:
                 for label, cls in STATUS_CLASSIFICATIONS.items()
             ),
             {
-                "label": traffic.CUSTOM_STATUS_TAGGED,
+                "label": traffic_world.CUSTOM_STATUS_TAGGED,
                 "classification": "Accepted",
                 "tags": ["registered"],
             },
-            {"label": traffic.CUSTOM_STATUS_UNTAGGED, "classification": "Pending", "tags": []},
+            {
+                "label": traffic_world.CUSTOM_STATUS_UNTAGGED,
+                "classification": "Pending",
+                "tags": [],
+            },
         ],
         "customProperties": [
-            {"name": traffic.CUSTOM_PROPERTY_TAGGED, "tags": ["speaker"]},
-            {"name": traffic.CUSTOM_PROPERTY_UNTAGGED, "tags": []},
+            {"name": traffic_world.CUSTOM_PROPERTY_TAGGED, "tags": ["speaker"]},
+            {"name": traffic_world.CUSTOM_PROPERTY_UNTAGGED, "tags": []},
         ],
         "attendeeTypes": [
             {"code": "Attendee", "tags": []},
@@ -48,8 +52,8 @@ def event_setup() -> dict[str, Any]:
             {"code": "Speaker", "tags": ["vip"]},
         ],
         "registrationQuestions": [
-            {"code": traffic.DIET_QUESTION, "tags": ["diet"]},
-            {"code": traffic.SHIRT_QUESTION, "tags": []},
+            {"code": traffic_world.DIET_QUESTION, "tags": ["diet"]},
+            {"code": traffic_world.SHIRT_QUESTION, "tags": []},
         ],
     }
 
@@ -106,7 +110,7 @@ def seeded_state(
     state = SandboxState(clock)
     account = state.add_account(DEFAULT_ACCOUNT, user, password)
     taken: set[str] = set()
-    for spec in traffic.EVENTS:
+    for spec in traffic_world.EVENTS:
         questions: dict[str, Any] = {"ownerEmail": f"events+{spec.code.lower()}@acme.example.com"}
         if spec.campaign_id is not None:
             questions["marketoCampaignId"] = spec.campaign_id
@@ -133,12 +137,15 @@ def seeded_state(
             state.add_registration(
                 event,
                 code=registration_code(rng, taken),
-                attendee_type=rng.choice(traffic.ATTENDEE_TYPES),
+                attendee_type=rng.choice(traffic_world.ATTENDEE_TYPES),
                 status=rng.choice(("New", "Invited", "Pre-Registered", "Waitlist Hold")),
                 profile=new_profile(rng, number),
                 properties={"complete": False, "custom": {}},
                 questions=[
-                    {"questionCode": traffic.DIET_QUESTION, "answers": [rng.choice(traffic.DIETS)]}
+                    {
+                        "questionCode": traffic_world.DIET_QUESTION,
+                        "answers": [rng.choice(traffic_world.DIETS)],
+                    }
                 ],
             )
     return state

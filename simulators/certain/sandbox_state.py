@@ -21,9 +21,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from simulators.certain import traffic
+from simulators.certain import traffic_world
 
-STATUS_CLASSIFICATIONS: dict[str, str] = dict(traffic.STANDARD_STATUSES)
+STATUS_CLASSIFICATIONS: dict[str, str] = dict(traffic_world.STANDARD_STATUSES)
 SESSION_STATUSES = ("Registered", "Waitlisted", "Cancelled", "No Show", "Attended")
 SESSION_TRANSITIONS: dict[str, frozenset[str]] = {
     "Waitlisted": frozenset({"Cancelled", "Registered"}),

@@ -8,8 +8,9 @@ separate step (`simulators.certain.send`).
 
 Every generated item carries `kinds` saying what it is meant to exercise (`test`, `invalid`,
 `missing_email`, `duplicate` …), which lets tests check coverage and callers count what they sent.
-The events, statuses, attendee types and questions match the demo account
-(`simulators.certain.demo_account`), so the demo shows every outcome Signal can produce.
+The events, statuses, attendee types and questions (`simulators.certain.traffic_world`) match the
+demo account (`simulators.certain.demo_account`), so the demo shows every outcome Signal can
+produce.
 """
 
 from __future__ import annotations
@@ -21,6 +22,28 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
+
+from simulators.certain.traffic_world import (
+    ACCEPTED,
+    ATTENDEE_TYPES,
+    CUSTOM_PROPERTY_TAGGED,
+    CUSTOM_PROPERTY_UNTAGGED,
+    CUSTOM_STATUS_TAGGED,
+    CUSTOM_STATUS_UNTAGGED,
+    DIET_QUESTION,
+    DIETS,
+    EVENTS,
+    FIRST_NAMES,
+    LAST_NAMES,
+    ORGANIZATIONS,
+    PLACES,
+    POSITIONS,
+    SESSION_TRANSITIONS,
+    SHIRT_QUESTION,
+    SHIRTS,
+    TRANSITIONS,
+    EventSpec,
+)
 
 ACCOUNT_CODE = "ACME"
 
@@ -43,201 +66,6 @@ REG_STATUS = "registration.status_change"
 SESSION_STATUS = "session_registration.status_change"
 EVENT_CREATE = "event.create_update"
 SOURCES = (REG_CREATE, REG_STATUS, SESSION_STATUS, EVENT_CREATE)
-
-
-# --- the world the traffic happens in -----------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class SessionSpec:
-    code: str
-    name: str
-    start: str
-    end: str
-
-
-@dataclass(frozen=True)
-class EventSpec:
-    code: str
-    name: str
-    event_type: str
-    status: str
-    is_test: bool = False
-    send_to_marketo: bool = True
-    """Carries the `signal_marketo` event tag (flows filter on it)."""
-    campaign_id: int | None = None
-    """Value of the `marketoCampaignId` event question; wins over the flow's campaign id."""
-    start_date: str = "2026-12-08T09:00:00"
-    end_date: str = "2026-12-10T17:00:00"
-    timezone: str = "America/Los_Angeles"
-    sessions: tuple[SessionSpec, ...] = ()
-
-
-_SESSIONS = (
-    SessionSpec("KEYNOTE", "Opening keynote", "2026-12-08T09:00:00", "2026-12-08T10:00:00"),
-    SessionSpec(
-        "WS-DATA", "Workshop: data pipelines", "2026-12-08T11:00:00", "2026-12-08T13:00:00"
-    ),
-    SessionSpec(
-        "BOF-OPS", "Birds of a feather: operations", "2026-12-09T16:00:00", "2026-12-09T17:00:00"
-    ),
-)
-
-EVENTS: tuple[EventSpec, ...] = (
-    EventSpec(
-        "SUMMIT26", "Acme Summit 2026", "Conference", "Active", campaign_id=1002, sessions=_SESSIONS
-    ),
-    EventSpec("DEVDAY26", "Acme Developer Day", "Workshop", "Active", sessions=_SESSIONS[1:]),
-    EventSpec(
-        "ROADSHOW-BER",
-        "Acme Roadshow Berlin",
-        "Roadshow",
-        "Active",
-        send_to_marketo=False,
-        timezone="Europe/Berlin",
-        sessions=_SESSIONS[:1],
-    ),
-    EventSpec(
-        "PARTNER26",
-        "Acme Partner Forum",
-        "Partner",
-        "Active",
-        campaign_id=1001,
-        sessions=_SESSIONS[:2],
-    ),
-    EventSpec(
-        "SIGNAL-TEST",
-        "Signal test event",
-        "Conference",
-        "Active",
-        is_test=True,
-        sessions=_SESSIONS[:1],
-    ),
-)
-
-CUSTOM_STATUS_TAGGED = "VIP Confirmed"
-CUSTOM_STATUS_UNTAGGED = "Need photo"
-CUSTOM_PROPERTY_TAGGED = "Speaker"
-CUSTOM_PROPERTY_UNTAGGED = "Sponsor guest"
-ATTENDEE_TYPES = ("Attendee", "Attendee", "Attendee", "VIP", "Exhibitor", "Speaker")
-DIET_QUESTION = "DIET"
-SHIRT_QUESTION = "TSHIRT"
-DIETS = ("Vegetarian", "Vegan", "Gluten free", "No restrictions", "Halal", "Kosher")
-SHIRTS = ("S", "M", "L", "XL")
-
-STANDARD_STATUSES: dict[str, str] = {
-    "New": "Accepted",
-    "Requested Invitation": "Pending",
-    "Waitlist Hold": "Pending",
-    "Invited": "Pending",
-    "Request Denied": "Denied",
-    "Invitation Sent": "Pending",
-    "Pre-Registered": "Accepted",
-    "Declined Invitation": "Denied",
-    "Cancelled": "Cancelled",
-    "No-show": "Accepted",
-    "Attended": "Accepted",
-}
-
-TRANSITIONS: dict[str, tuple[tuple[str, int], ...]] = {
-    "Invited": (("New", 7), ("Declined Invitation", 3)),
-    "Requested Invitation": (("New", 6), ("Request Denied", 4)),
-    "Waitlist Hold": (("New", 1),),
-    "New": (
-        ("Attended", 8),
-        ("Cancelled", 3),
-        ("No-show", 2),
-        (CUSTOM_STATUS_TAGGED, 2),
-        (CUSTOM_STATUS_UNTAGGED, 1),
-    ),
-    CUSTOM_STATUS_UNTAGGED: (("Pre-Registered", 1),),
-    CUSTOM_STATUS_TAGGED: (("Attended", 1),),
-    "Pre-Registered": (("Attended", 3), ("Cancelled", 1)),
-    "Cancelled": (("New", 1),),
-}
-"""Realistic registration status moves (reference/certain-data.md §2.5)."""
-
-SESSION_TRANSITIONS: dict[str | None, tuple[tuple[str, int], ...]] = {
-    None: (("Registered", 5), ("Waitlisted", 1)),
-    "Registered": (("Attended", 5), ("Cancelled", 1), ("No Show", 1)),
-    "Waitlisted": (("Registered", 2), ("Cancelled", 1)),
-    "Cancelled": (("Registered", 1),),
-}
-"""Session registration moves Certain allows (reference/certain-data.md §2.8)."""
-
-ACCEPTED = frozenset({"New", "Pre-Registered", "Attended", CUSTOM_STATUS_TAGGED})
-
-_FIRST = (
-    "Ana",
-    "Ben",
-    "Chloé",
-    "Dmitri",
-    "Elif",
-    "Farah",
-    "Gustavo",
-    "Hana",
-    "Ian",
-    "Jun",
-    "Kofi",
-    "Lena",
-    "Marta",
-    "Noah",
-    "Olga",
-    "Priya",
-    "Quentin",
-    "Rosa",
-    "Sven",
-    "Tariq",
-    "Uma",
-    "Viktor",
-    "Wen",
-    "Yusuf",
-    "Zoë",
-)
-_LAST = (
-    "Ruiz",
-    "Okafor",
-    "Müller",
-    "Tanaka",
-    "Nguyen",
-    "Smith",
-    "O'Brien",
-    "van der Berg",
-    "Kowalski",
-    "Haddad",
-    "Rossi",
-    "Johansson",
-    "Patel",
-    "García",
-    "Kim",
-    "Dubois",
-    "Novak",
-    "Schmidt",
-)
-_ORGS = (
-    "Acme",
-    "Globex",
-    "Initech",
-    "Umbrella Labs",
-    "Stark Industries",
-    "Wayne Enterprises",
-    "Hooli",
-    "Vandelay Imports",
-    "Soylent",
-    "Tyrell",
-    None,
-)
-_POSITIONS = ("CTO", "VP Marketing", "Data Engineer", "Event Manager", "Analyst", "CEO", None)
-_PLACES = (
-    ("Seattle", "WA", "98101", "US"),
-    ("Austin", "TX", "73301", "US"),
-    ("New York", "NY", "10001", "US"),
-    ("Toronto", "ON", "M5H 2N2", "CA"),
-    ("Vancouver", "BC", "V6B 1A1", "CA"),
-    ("Berlin", None, "10115", "DE"),
-    ("London", None, "EC1A 1BB", "GB"),
-    ("Lyon", None, "69001", "FR"),
-)
 
 
 @dataclass(frozen=True)
@@ -322,9 +150,9 @@ class _World:
 
     def profile(self, email: bool | None = True) -> dict[str, Any]:
         rng = self.rng
-        first, last = rng.choice(_FIRST), rng.choice(_LAST)
-        city, state, postal, country = rng.choice(_PLACES)
-        org = rng.choice(_ORGS)
+        first, last = rng.choice(FIRST_NAMES), rng.choice(LAST_NAMES)
+        city, state, postal, country = rng.choice(PLACES)
+        org = rng.choice(ORGANIZATIONS)
         domain = (org or "example").lower().replace(" ", "") + ".example.com"
         local = f"{first}.{last}".lower().replace(" ", "").replace("'", "")
         local = local.encode("ascii", "ignore").decode() + str(rng.randint(1, 999))
@@ -341,7 +169,7 @@ class _World:
         if rng.random() < 0.7:
             out["organization"] = org
         if rng.random() < 0.6:
-            out["position"] = rng.choice(_POSITIONS)
+            out["position"] = rng.choice(POSITIONS)
         if rng.random() < 0.5:
             out["phone"] = f"+1 206 555 {rng.randint(0, 9999):04d}"
         out["address"] = address
@@ -516,7 +344,7 @@ class _World:
                 reg.properties["custom"], **{CUSTOM_PROPERTY_TAGGED: True}
             )
         else:
-            reg.profile = dict(reg.profile, position=self.rng.choice(_POSITIONS[:-1]))
+            reg.profile = dict(reg.profile, position=self.rng.choice(POSITIONS[:-1]))
         body = self.envelope(REG_CREATE, reg.event)
         body["registration"] = self.registration_json(reg)
         return self.emit(body, self.kinds_of(reg))

@@ -12,6 +12,7 @@ from config.models import Account
 from config.validation import validate_account
 from config.yamlio import load_text
 from simulators.certain import traffic as sim
+from simulators.certain import traffic_world as world
 from simulators.certain.demo_account import SECRET_ENV, demo_account_yaml
 from stream.certain.parsing import Rejection, parse_change
 from stream.core.catalog import EventCatalog
@@ -113,9 +114,9 @@ def test_duplicates_repeat_an_earlier_change(run60: list[sim.SimChange]) -> None
 
 
 def test_events_are_announced_first(run60: list[sim.SimChange]) -> None:
-    codes = [item.body["eventCode"] for item in run60[: len(sim.EVENTS)]]
-    assert codes == [e.code for e in sim.EVENTS]
-    assert all(item.body["type"] == sim.EVENT_CREATE for item in run60[: len(sim.EVENTS)])
+    codes = [item.body["eventCode"] for item in run60[: len(world.EVENTS)]]
+    assert codes == [e.code for e in world.EVENTS]
+    assert all(item.body["type"] == sim.EVENT_CREATE for item in run60[: len(world.EVENTS)])
 
 
 def test_status_moves_follow_certain(run60: list[sim.SimChange]) -> None:
@@ -125,7 +126,7 @@ def test_status_moves_follow_certain(run60: list[sim.SimChange]) -> None:
             registration = body["registration"]
             previous = registration.get("previousStatusLabel")
             if previous is not None and sim.DUPLICATE not in item.kinds:
-                allowed = [to for to, _ in sim.TRANSITIONS[previous]]
+                allowed = [to for to, _ in world.TRANSITIONS[previous]]
                 assert registration["registrationStatusLabel"] in allowed
 
 

@@ -31,6 +31,7 @@ import pytest
 from apiclient.client import ApiClient
 from config.yamlio import load_text
 from simulators.certain import traffic as sim
+from simulators.certain import traffic_world as world
 from simulators.certain.demo_account import SECRET_ENV, demo_account_yaml
 from simulators.certain.send import write_file
 from simulators.marketo.sandbox import Sandbox, SandboxConfig
@@ -197,7 +198,7 @@ async def test_acceptance_outcomes_match_the_core(tmp_path: Path, sandbox: Sandb
             # Certain creates an event long before its registrations change; events and
             # registrations travel on different partitions, so announce the events first.
             # (The file sends them again: repeated change ids are harmless.)
-            events = [item.body for item in items[: len(sim.EVENTS)]]
+            events = [item.body for item in items[: len(world.EVENTS)]]
             assert all(body["type"] == sim.EVENT_CREATE for body in events)
             await client.post_changes(events)
             event_ids = {body["changeId"] for body in events}
