@@ -10,6 +10,7 @@ marked `slow` here, by one rule rather than test by test (`starts_processes`).
 
 from __future__ import annotations
 
+import functools
 import sys
 from collections import Counter
 from collections.abc import Callable
@@ -46,8 +47,10 @@ PROCESS_MODULES = frozenset({"tests.support.processes", "subprocess", "stream.br
 PROCESS_NAMES = frozenset({"EmbeddedBroker", "Popen", "ServiceProcess", "ControlProcess"})
 
 
+@functools.cache
 def _holds_processes(module: ModuleType | None) -> bool:
-    """The module uses `subprocess`, the broker or `tests.support.processes` (any name of it)."""
+    """The module uses `subprocess`, the broker or `tests.support.processes` (any name of it).
+    Asked once per module, not once per test and fixture (a tenth of collection's CPU)."""
     if module is None:
         return False
     for name, value in vars(module).items():
