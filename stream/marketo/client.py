@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any, Literal
@@ -295,11 +295,13 @@ class MarketoClient:
         lead_ids: Sequence[int],
         *,
         tokens: Mapping[str, str] | None = None,
+        before_send: Callable[[], Awaitable[None]] | None = None,
     ) -> list[RecordResult]:
         """Ask Marketo to run a trigger campaign for leads, 100 per call.
 
         Success means Marketo accepted the request (status `requested`), not that the campaign ran:
-        Marketo reports no per-lead outcome here.
+        Marketo reports no per-lead outcome here. `before_send` is awaited as each call is about
+        to go out (`Transport.call`).
         """
         path = f"/rest/v1/campaigns/{int(campaign_id)}/trigger.json"
         token_items = [
@@ -325,7 +327,11 @@ class MarketoClient:
             if token_items:
                 payload["tokens"] = token_items
             answer = await self._transport.call(
-                "POST", path, body=compact({"input": payload}), batch_size=len(indices)
+                "POST",
+                path,
+                body=compact({"input": payload}),
+                batch_size=len(indices),
+                before_send=before_send,
             )
             rid = answer.request_id
             if answer.failure is not None:
@@ -378,8 +384,10 @@ class MarketoClient:
         program_id: int | None = None,
         visitor_data: Mapping[str, Any] | None = None,
         cookie: str | None = None,
+        before_send: Callable[[], Awaitable[None]] | None = None,
     ) -> RecordResult:
-        """Submit one lead through a form (REST field names; `email` required)."""
+        """Submit one lead through a form (REST field names; `email` required); `before_send` is
+        awaited as the call is about to go out (`Transport.call`)."""
         email = fields.get("email")
         if not email:
             return local_result(0, FailureClass.DATA, "missing-email", "the form post has no email")
@@ -393,7 +401,11 @@ class MarketoClient:
             payload["programId"] = int(program_id)
         async with self._keys.hold({str(email).strip().lower()}):
             answer = await self._transport.call(
-                "POST", SUBMIT_FORM_PATH, body=compact(payload), batch_size=1
+                "POST",
+                SUBMIT_FORM_PATH,
+                body=compact(payload),
+                batch_size=1,
+                before_send=before_send,
             )
         if answer.failure is not None:
             return RecordResult(0, None, failure=answer.failure, request_id=answer.request_id)

@@ -298,7 +298,13 @@ class Transport:
         body: bytes | None = None,
         form: Mapping[str, str] | None = None,
         batch_size: int = 0,
+        before_send: Callable[[], Awaitable[None]] | None = None,
     ) -> Answer:
+        """Send one logical call: wait for a slot, retry what is worth retrying, classify.
+
+        `before_send` is awaited once, when the first attempt holds its slot and token and is
+        about to go out (not while it waits for the rate window): a caller that records "this
+        call may have run" records it as late as it can be true."""
         s = self.settings
         auth_retried = False
         technical = 0
@@ -320,6 +326,13 @@ class Transport:
                 if token is None:
                     ticket.sent = False
                 else:
+                    if before_send is not None:
+                        try:
+                            await before_send()
+                        except BaseException:
+                            ticket.sent = False
+                            raise
+                        before_send = None
                     attempt += 1
                     answer = await self._send(
                         method,

@@ -55,7 +55,9 @@ def _never(request: DeliveryRequest) -> datetime | None:
 class CallHooks:
     """Coroutines awaited around each completing Marketo call (see the module docstring).
 
-    `on_sending(requests)` runs before the call goes out, `on_acknowledged(requests)` once Marketo
+    `on_sending(requests)` runs as a campaign or form call is about to go out, once it holds its
+    rate slot (`Transport.call`'s `before_send`; a call parked or refused before it leaves is
+    never marked), before the other completing calls; `on_acknowledged(requests)` once Marketo
     answered, with the requests that call delivered, `on_refused(requests)` with those it answered
     without running them (`not_run`); requests whose answer leaves it open (a timeout, a 5xx)
     get neither. A hook that raises fails the batch like any internal error.

@@ -20,9 +20,9 @@ delivered, failed (data or technical) or parked (quota, or throttling that outla
 patience). Auth and throttling are handled inside the client.
 
 Completing calls (a campaign request, a form submit: the call after which a request is delivered)
-are reported to the caller's `CallHooks` as they happen: before the call (`on_sending`), and once
-Marketo answered (`on_acknowledged` for the requests it delivered, `on_refused` for those it
-answered without running). The deliver agent records them in the delivered-keys log at once, so
+are reported to the caller's `CallHooks` as they happen: as the call goes out, after any wait
+for Marketo's rate window (`on_sending`), and once Marketo answered (`on_acknowledged` for the
+requests it delivered, `on_refused` for those it answered without running). The deliver agent records them in the delivered-keys log at once, so
 a worker killed mid-batch repeats at most the calls that were in flight, not the whole batch.
 Campaign calls of one batch go one at a time for the same reason (Marketo's rate limit of 100
 calls per 20 s makes that cost little throughput); form submits, one lead each, go concurrently
@@ -34,6 +34,7 @@ Marketo ran it (`verify.py`). This module knows nothing of Kafka: the hooks are 
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
@@ -382,9 +383,13 @@ async def _campaigns(
                 )
                 if not chunk:
                     continue
-                await calls.sending(chunk)
                 lead_ids = [ready[i][0] for i in chunk]
-                answers = await client.request_campaign(campaign_id, lead_ids, tokens=dict(tokens))
+                answers = await client.request_campaign(
+                    campaign_id,
+                    lead_ids,
+                    tokens=dict(tokens),
+                    before_send=functools.partial(calls.sending, chunk),
+                )
                 done: list[tuple[int, Result, MarketoFailure | None]] = []
                 for index, answer in zip(chunk, answers, strict=True):
                     lead_id, lead_result = ready[index]
@@ -423,9 +428,11 @@ async def _forms(
             if lead_id is not None:
                 await calls.answered([(index, verified_result(lead_id, "submitted"), None)])
                 return
-        await calls.sending([index])
         answer = await client.submit_form(
-            request.form_id, request.payload, program_id=request.program_id
+            request.form_id,
+            request.payload,
+            program_id=request.program_id,
+            before_send=functools.partial(calls.sending, [index]),
         )
         if answer.failure is not None:
             result = failure_result(answer.failure, f"form {request.form_id}")
