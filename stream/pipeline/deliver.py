@@ -22,8 +22,9 @@ patience). Auth and throttling are handled inside the client.
 Completing calls (a campaign request, a form submit: the call after which a request is delivered)
 are reported to the caller's `CallHooks` as they happen: as the call goes out, after any wait
 for Marketo's rate window (`on_sending`), and once Marketo answered (`on_acknowledged` for the
-requests it delivered, `on_refused` for those it answered without running). The deliver agent records them in the delivered-keys log at once, so
-a worker killed mid-batch repeats at most the calls that were in flight, not the whole batch.
+requests it delivered, `on_refused` for those it answered without running). The deliver agent
+records them in the delivered-keys log at once, so a worker killed mid-batch repeats at most the
+calls that were in flight, not the whole batch.
 Campaign calls of one batch go one at a time for the same reason (Marketo's rate limit of 100
 calls per 20 s makes that cost little throughput); form submits, one lead each, go concurrently
 within the client's in-flight limit. A request an earlier attempt left unanswered
