@@ -19,7 +19,7 @@ import logging
 from collections import defaultdict
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from stream.messages import DeliveryRequest, OutcomeRecord, OutcomeStatus, utcnow
 from stream.pipeline.clients import ClientPool, Unusable
@@ -27,34 +27,26 @@ from stream.pipeline.deliver import CallHooks, deliver_batch, unreachable_outcom
 from stream.pipeline.delivered import delivery_key, duplicate_outcome, split_duplicates
 from stream.pipeline.delivered_log import DeliveredLog
 from stream.pipeline.marks_journal import MarksJournal, net
-from stream.pipeline.publisher import Record, RecordPublisher
+from stream.pipeline.publisher import RecordPublisher
 from stream.pipeline.records import describe, internal_failure, salvaged_failure, where
-from stream.pipeline.snapshot import ConfigView
+from stream.pipeline.stage_base import StageBase
 from stream.pipeline.verify import VERIFIED
 from stream.topics import DELIVERED, OUTCOMES
-
-if TYPE_CHECKING:
-    from stream.pipeline.app import Counters, PipelineOptions
 
 log = logging.getLogger("signal.pipeline")
 
 __all__ = ["DeliverStage"]
 
 
-class DeliverStage:
-    """The deliver stage of a `Pipeline` worker, which provides the state declared here."""
+class DeliverStage(StageBase):
+    """The deliver stage of a `Pipeline` worker, which provides the state declared here and
+    `StageBase`'s."""
 
-    options: PipelineOptions
-    view: ConfigView
-    counters: Counters
     publisher: RecordPublisher
     pool: ClientPool
     delivered: DeliveredLog
     journal: MarksJournal
     _journal_replayed: bool
-
-    async def publish(self, records: Sequence[Record]) -> None:
-        raise NotImplementedError  # the worker's (`Pipeline.publish`)
 
     async def deliver_events(self, events: Sequence[Any]) -> None:
         requests: list[DeliveryRequest] = []

@@ -15,13 +15,12 @@ import json
 import logging
 import time
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from config.models import Source
 from stream.certain.events import ChangeEvent
 from stream.certain.parsing import Rejection
 from stream.messages import OutcomeRecord, Redrive, utcnow
-from stream.pipeline.publisher import Record
 from stream.pipeline.records import (
     describe,
     parse_record,
@@ -31,27 +30,18 @@ from stream.pipeline.records import (
     where,
 )
 from stream.pipeline.route import Routed, route_change, route_failure
-from stream.pipeline.snapshot import ConfigView
-
-if TYPE_CHECKING:
-    from stream.pipeline.app import Counters, PipelineOptions
+from stream.pipeline.stage_base import StageBase
 
 log = logging.getLogger("signal.pipeline")
 
 __all__ = ["RouteStage"]
 
 
-class RouteStage:
-    """The route stage of a `Pipeline` worker, which provides the state declared here."""
+class RouteStage(StageBase):
+    """The route stage of a `Pipeline` worker; its shared state is `StageBase`'s."""
 
-    options: PipelineOptions
-    view: ConfigView
-    counters: Counters
     _waited: dict[str, float]
     """When this worker last waited for each unknown event (`_await_event`)."""
-
-    async def publish(self, records: Sequence[Record]) -> None:
-        raise NotImplementedError  # the worker's (`Pipeline.publish`)
 
     async def route_events(self, events: Sequence[Any], *, redrive: bool) -> None:
         try:
