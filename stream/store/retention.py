@@ -122,159 +122,149 @@ _OPEN_PAIR = """
 """A pair with a retry item (open, or resolved and not yet due) keeps its outcome rows."""
 
 
-def _drop_outcomes(con: Con, before: datetime, batch: int) -> int:
-    con.execute(
+@dataclass(frozen=True, slots=True)
+class Drop:
+    """One table's drop step as data: which rows are due, what the dashboards keep of them, and
+    how a due row is found again to delete it.
+
+    `due` selects the batch (at most `batch` rows, oldest first) into the temp table
+    `prune_batch`, with the cutoff and the batch size as its two parameters; `rollups` read
+    `prune_batch` and add its counts into the hourly rollups; `key` joins the table's rows (`t`)
+    to the batch's (`p`) for the delete. All in the writer's transaction, so a batch's rows
+    leave the table exactly when their counts enter the rollups."""
+
+    table: str
+    key: str
+    due: str
+    rollups: tuple[str, ...] = ()
+
+
+def _drop(step: Drop) -> Callable[[Con, datetime, int], int]:
+    def run(con: Con, before: datetime, batch: int) -> int:
+        con.execute(f"CREATE OR REPLACE TEMP TABLE prune_batch AS {step.due}", [before, batch])
+        try:
+            for rollup in step.rollups:
+                con.execute(rollup)
+            (n,) = con.execute("SELECT count(*) FROM prune_batch").fetchone() or (0,)
+            if n:
+                con.execute(f"DELETE FROM {step.table} t USING prune_batch p WHERE {step.key}")
+            return int(n)
+        finally:
+            con.execute("DROP TABLE IF EXISTS prune_batch")
+
+    return run
+
+
+def _dropping(age: str, step: Drop) -> Step:
+    return Step(step.table, "drop", age, _drop(step))
+
+
+_PAIR_KEY = "t.change_id = p.change_id AND t.flow_id = p.flow_id"
+
+DROP_OUTCOMES = Drop(
+    "delivery_state",
+    _PAIR_KEY,
+    f"""
+    SELECT change_id, flow_id, mode, status, action, lead_result, reason, category,
+           registration_code, processed_at
+    FROM delivery_state d
+    WHERE processed_at < ? AND status <> 'queued' AND NOT {_OPEN_PAIR.format(t="d")}
+    ORDER BY processed_at LIMIT ?
+    """,
+    (
         f"""
-        CREATE OR REPLACE TEMP TABLE prune_batch AS
-        SELECT change_id, flow_id, mode, status, action, lead_result, reason, category,
-               registration_code, processed_at
-        FROM delivery_state d
-        WHERE processed_at < ? AND status <> 'queued' AND NOT {_OPEN_PAIR.format(t="d")}
-        ORDER BY processed_at LIMIT ?
+        INSERT INTO rollup_outcomes
+        SELECT {_HOUR.format("processed_at")}, mode, status, coalesce(action, ''),
+               coalesce(lead_result, ''), {reason_code_sql()}, coalesce(category, ''), count(*)
+        FROM prune_batch GROUP BY ALL
+        ON CONFLICT DO UPDATE SET pairs = pairs + excluded.pairs
         """,
-        [before, batch],
-    )
-    try:
-        hour = _HOUR.format("processed_at")
-        con.execute(
-            f"""
-            INSERT INTO rollup_outcomes
-            SELECT {hour}, mode, status, coalesce(action, ''), coalesce(lead_result, ''),
-                   {reason_code_sql()}, coalesce(category, ''), count(*)
-            FROM prune_batch GROUP BY ALL
-            ON CONFLICT DO UPDATE SET pairs = pairs + excluded.pairs
-            """
-        )
-        con.execute(
-            f"""
-            INSERT OR IGNORE INTO rollup_keys
-            SELECT DISTINCT {hour}, mode, 'change', hash(change_id) FROM prune_batch
-            UNION
-            SELECT DISTINCT {hour}, mode, 'registration', hash(registration_code)
-            FROM prune_batch WHERE registration_code IS NOT NULL
-            """
-        )
-        (n,) = con.execute("SELECT count(*) FROM prune_batch").fetchone() or (0,)
-        con.execute(
-            "DELETE FROM delivery_state USING prune_batch p "
-            "WHERE delivery_state.change_id = p.change_id AND delivery_state.flow_id = p.flow_id"
-        )
-        return int(n)
-    finally:
-        con.execute("DROP TABLE IF EXISTS prune_batch")
-
-
-def _drop_attempts(con: Con, before: datetime, batch: int) -> int:
-    con.execute(
         f"""
-        CREATE OR REPLACE TEMP TABLE prune_batch AS
-        SELECT outcome_id, change_id, flow_id, mode, status, processed_at,
-               attempt > 1 AND NOT replayed AS retry, possible_repeat
-        FROM outcome_log o
-        WHERE processed_at < ? AND NOT {_OPEN_PAIR.format(t="o")}
-          AND NOT EXISTS (SELECT 1 FROM delivery_state d
-                          WHERE d.change_id = o.change_id AND d.flow_id = o.flow_id
-                            AND d.status = 'queued')
-        ORDER BY processed_at LIMIT ?
+        INSERT OR IGNORE INTO rollup_keys
+        SELECT DISTINCT {_HOUR.format("processed_at")}, mode, 'change', hash(change_id)
+        FROM prune_batch
+        UNION
+        SELECT DISTINCT {_HOUR.format("processed_at")}, mode, 'registration',
+               hash(registration_code)
+        FROM prune_batch WHERE registration_code IS NOT NULL
         """,
-        [before, batch],
-    )
-    try:
-        hour = _HOUR.format("processed_at")
-        con.execute(
-            f"""
-            INSERT INTO rollup_attempts
-            SELECT {hour}, mode, status, retry, possible_repeat, count(*)
-            FROM prune_batch GROUP BY ALL
-            ON CONFLICT DO UPDATE SET attempts = attempts + excluded.attempts
-            """
-        )
-        con.execute(
-            f"""
-            INSERT OR IGNORE INTO rollup_keys
-            SELECT DISTINCT {hour}, mode, 'retried_pair', hash(change_id, flow_id)
-            FROM prune_batch WHERE retry AND status <> 'queued'
-            """
-        )
-        (n,) = con.execute("SELECT count(*) FROM prune_batch").fetchone() or (0,)
-        con.execute(
-            "DELETE FROM outcome_log USING prune_batch p "
-            "WHERE outcome_log.outcome_id = p.outcome_id"
-        )
-        return int(n)
-    finally:
-        con.execute("DROP TABLE IF EXISTS prune_batch")
+    ),
+)
 
-
-def _drop_api_calls(con: Con, before: datetime, batch: int) -> int:
-    con.execute(
+DROP_ATTEMPTS = Drop(
+    "outcome_log",
+    "t.outcome_id = p.outcome_id",
+    f"""
+    SELECT outcome_id, change_id, flow_id, mode, status, processed_at,
+           attempt > 1 AND NOT replayed AS retry, possible_repeat
+    FROM outcome_log o
+    WHERE processed_at < ? AND NOT {_OPEN_PAIR.format(t="o")}
+      AND NOT EXISTS (SELECT 1 FROM delivery_state d
+                      WHERE d.change_id = o.change_id AND d.flow_id = o.flow_id
+                        AND d.status = 'queued')
+    ORDER BY processed_at LIMIT ?
+    """,
+    (
         f"""
-        CREATE OR REPLACE TEMP TABLE prune_batch AS
-        SELECT rowid AS rid, connection_id, started_at, duration_ms,
-               CASE WHEN {call_is_error_sql()} THEN {call_error_code_sql()} ELSE '' END AS code
-        FROM api_call_log WHERE started_at < ? ORDER BY started_at LIMIT ?
+        INSERT INTO rollup_attempts
+        SELECT {_HOUR.format("processed_at")}, mode, status, retry, possible_repeat, count(*)
+        FROM prune_batch GROUP BY ALL
+        ON CONFLICT DO UPDATE SET attempts = attempts + excluded.attempts
         """,
-        [before, batch],
-    )
-    try:
-        con.execute(
-            f"""
-            INSERT INTO rollup_api_calls
-            SELECT {_HOUR.format("started_at")}, connection_id, code, count(*), sum(duration_ms)
-            FROM prune_batch GROUP BY ALL
-            ON CONFLICT DO UPDATE SET calls = calls + excluded.calls,
-                                      duration_ms = duration_ms + excluded.duration_ms
-            """
-        )
-        (n,) = con.execute("SELECT count(*) FROM prune_batch").fetchone() or (0,)
-        con.execute("DELETE FROM api_call_log WHERE rowid IN (SELECT rid FROM prune_batch)")
-        return int(n)
-    finally:
-        con.execute("DROP TABLE IF EXISTS prune_batch")
-
-
-def _drop_resolved_retries(con: Con, before: datetime, batch: int) -> int:
-    con.execute(
-        """
-        CREATE OR REPLACE TEMP TABLE prune_batch AS
-        SELECT r.change_id, r.flow_id, r.status, r.category, r.updated_at, d.mode
-        FROM retry_items r
-        LEFT JOIN delivery_state d ON d.change_id = r.change_id AND d.flow_id = r.flow_id
-        WHERE r.status = 'resolved' AND r.updated_at < ?
-        ORDER BY r.updated_at LIMIT ?
+        f"""
+        INSERT OR IGNORE INTO rollup_keys
+        SELECT DISTINCT {_HOUR.format("processed_at")}, mode, 'retried_pair',
+               hash(change_id, flow_id)
+        FROM prune_batch WHERE retry AND status <> 'queued'
         """,
-        [before, batch],
-    )
-    try:
-        # Without its outcome the item has no mode and the dashboards never counted it.
-        con.execute(
-            f"""
-            INSERT INTO rollup_retry_items
-            SELECT {_HOUR.format("updated_at")}, mode, status, category, count(*)
-            FROM prune_batch WHERE mode IS NOT NULL GROUP BY ALL
-            ON CONFLICT DO UPDATE SET items = items + excluded.items
-            """
-        )
-        (n,) = con.execute("SELECT count(*) FROM prune_batch").fetchone() or (0,)
-        con.execute(
-            "DELETE FROM retry_items USING prune_batch p "
-            "WHERE retry_items.change_id = p.change_id AND retry_items.flow_id = p.flow_id"
-        )
-        return int(n)
-    finally:
-        con.execute("DROP TABLE IF EXISTS prune_batch")
+    ),
+)
 
-
-def _drop_marks(con: Con, before: datetime, batch: int) -> int:
-    rows = con.execute(
-        """
-        DELETE FROM delivery_marks WHERE key IN (
-            SELECT key FROM delivery_marks WHERE updated_at < ? LIMIT ?)
-        RETURNING 1
+DROP_API_CALLS = Drop(
+    "api_call_log",
+    "t.rowid = p.rid",
+    f"""
+    SELECT rowid AS rid, connection_id, started_at, duration_ms,
+           CASE WHEN {call_is_error_sql()} THEN {call_error_code_sql()} ELSE '' END AS code
+    FROM api_call_log WHERE started_at < ? ORDER BY started_at LIMIT ?
+    """,
+    (
+        f"""
+        INSERT INTO rollup_api_calls
+        SELECT {_HOUR.format("started_at")}, connection_id, code, count(*), sum(duration_ms)
+        FROM prune_batch GROUP BY ALL
+        ON CONFLICT DO UPDATE SET calls = calls + excluded.calls,
+                                  duration_ms = duration_ms + excluded.duration_ms
         """,
-        [before, batch],
-    ).fetchall()
-    return len(rows)
+    ),
+)
+
+DROP_RESOLVED_RETRIES = Drop(
+    "retry_items",
+    _PAIR_KEY,
+    """
+    SELECT r.change_id, r.flow_id, r.status, r.category, r.updated_at, d.mode
+    FROM retry_items r
+    LEFT JOIN delivery_state d ON d.change_id = r.change_id AND d.flow_id = r.flow_id
+    WHERE r.status = 'resolved' AND r.updated_at < ?
+    ORDER BY r.updated_at LIMIT ?
+    """,
+    # Without its outcome the item has no mode and the dashboards never counted it.
+    (
+        f"""
+        INSERT INTO rollup_retry_items
+        SELECT {_HOUR.format("updated_at")}, mode, status, category, count(*)
+        FROM prune_batch WHERE mode IS NOT NULL GROUP BY ALL
+        ON CONFLICT DO UPDATE SET items = items + excluded.items
+        """,
+    ),
+)
+
+DROP_MARKS = Drop(
+    "delivery_marks",
+    "t.key = p.key",
+    "SELECT key FROM delivery_marks WHERE updated_at < ? LIMIT ?",
+)
 
 
 STEPS: tuple[Step, ...] = (
@@ -282,11 +272,11 @@ STEPS: tuple[Step, ...] = (
     Step("rejected_changes", "redact", "payload", _redact_text("rejected_changes")),
     Step("rejected_records", "redact", "payload", _redact_text("rejected_records")),
     # Retry items first: a pair whose resolved item goes may then lose its outcome rows.
-    Step("retry_items", "drop", "retry", _drop_resolved_retries),
-    Step("delivery_state", "drop", "outcomes", _drop_outcomes),
-    Step("outcome_log", "drop", "outcomes", _drop_attempts),
-    Step("api_call_log", "drop", "outcomes", _drop_api_calls),
-    Step("delivery_marks", "drop", "outcomes", _drop_marks),
+    _dropping("retry", DROP_RESOLVED_RETRIES),
+    _dropping("outcomes", DROP_OUTCOMES),
+    _dropping("outcomes", DROP_ATTEMPTS),
+    _dropping("outcomes", DROP_API_CALLS),
+    _dropping("outcomes", DROP_MARKS),
 )
 
 
