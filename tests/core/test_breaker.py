@@ -27,10 +27,10 @@ def test_opens_after_the_threshold_of_failures_in_a_row() -> None:
     for _ in range(2):
         assert b.allow()
         b.failed("unreachable")
-    assert b.state is BreakerState.CLOSED
+    assert b.view().state is BreakerState.CLOSED
     assert b.allow()
     b.failed("unreachable")
-    assert b.state is BreakerState.OPEN
+    assert b.view().state is BreakerState.OPEN
     view = b.view()
     assert view.failures == 3 and view.reason == "unreachable"
     assert view.retry_at == clock.t + 10 and view.changed_at == clock.t
@@ -44,7 +44,7 @@ def test_an_answer_between_failures_resets_the_count() -> None:
         b.failed("503")
         b.failed("503")
         b.succeeded()
-    assert b.state is BreakerState.CLOSED and b.view().failures == 0
+    assert b.view().state is BreakerState.CLOSED and b.view().failures == 0
 
 
 def test_after_the_backoff_one_probe_goes_and_its_success_closes() -> None:
@@ -54,11 +54,11 @@ def test_after_the_backoff_one_probe_goes_and_its_success_closes() -> None:
     assert not b.allow()
     clock.t += 0.1
     assert b.allow()  # the probe
-    assert b.state is BreakerState.HALF_OPEN
+    assert b.view().state is BreakerState.HALF_OPEN
     assert not b.allow() and not b.allow()  # the others wait for its answer
     assert b.retry_after() == 10
     b.succeeded()
-    assert b.state is BreakerState.CLOSED
+    assert b.view().state is BreakerState.CLOSED
     assert b.allow() and b.allow()
     view = b.view()
     assert view.retry_at is None and view.opened == 0 and view.changed_at == clock.t
@@ -75,7 +75,7 @@ def test_a_failed_probe_opens_again_for_twice_as_long_up_to_the_cap() -> None:
         clock.t = retry_at
         assert b.allow()
         b.failed("still down")
-        assert b.state is BreakerState.OPEN
+        assert b.view().state is BreakerState.OPEN
     assert backoffs == [10, 20, 35, 35]
 
 
@@ -85,7 +85,7 @@ def test_a_released_probe_goes_to_the_next_caller() -> None:
     clock.t += 10
     assert b.allow()
     b.released()
-    assert b.state is BreakerState.HALF_OPEN
+    assert b.view().state is BreakerState.HALF_OPEN
     assert b.allow()
     assert not b.allow()
 
@@ -95,7 +95,7 @@ def test_reset_closes_at_once() -> None:
     b.failed("401")
     assert not b.allow()
     b.reset()
-    assert b.state is BreakerState.CLOSED and b.allow()
+    assert b.view().state is BreakerState.CLOSED and b.allow()
     assert b.view().failures == 0
 
 
