@@ -43,8 +43,13 @@ _REGISTRATION_FIELDS = (
     "isTest",
     "isActive",
     "profile",
+    "properties",
     "registrationQuestions",
 )
+"""What a registration step sets in the sandbox. `properties` (Complete, Badge printed, Invoice
+generated, custom properties) is among them: flows select registrations by them (the demo's
+`complete-form` on Complete or the tagged custom property), and a sandbox record without them
+never activates such a flow."""
 _EVENT_FIELDS = (
     "eventName",
     "eventStatus",
