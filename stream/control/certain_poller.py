@@ -412,6 +412,12 @@ class SourcePoller:
         result: PollResult,
         stream: Stream = "registrations",
     ) -> None:
+        if not (out.changes or out.rejected or out.seen or watermarks):
+            # A page the overlap re-read with nothing new: no write transaction. Most pages of
+            # a quiet source are such pages, and a ledger commit costs more than their diff.
+            if out.newest is not None and (result.newest is None or out.newest > result.newest):
+                result.newest = out.newest
+            return
         received = [Received(c, _json(c.to_json_dict())) for c in out.changes]
 
         async def write(rows: list[ChangeRow]) -> AcceptedChanges:
