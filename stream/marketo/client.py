@@ -18,6 +18,7 @@ from typing import Any, Literal
 
 import aiohttp
 
+from stream.core.breaker import Breaker
 from stream.marketo.activities import ActivityLog
 from stream.marketo.errors import FailureClass
 from stream.marketo.limits import CallLimits, MonotonicClock, Sleep, WallClock, utc_now
@@ -94,10 +95,20 @@ class MarketoClient:
         now: WallClock = utc_now,
         sleep: Sleep = asyncio.sleep,
         session: aiohttp.ClientSession | None = None,
+        breaker: Breaker | None = None,
     ) -> None:
+        """`breaker`: the connection's circuit breaker, which outlives a client rebuilt for a
+        changed configuration (the pipeline's `ClientPool` holds it); None: calls are never
+        refused, as for the operator API's checks and pickers."""
         self.settings = settings
         self._transport = Transport(
-            settings, on_call=on_call, clock=clock, now=now, sleep=sleep, session=session
+            settings,
+            on_call=on_call,
+            clock=clock,
+            now=now,
+            sleep=sleep,
+            session=session,
+            breaker=breaker,
         )
         self._keys = _KeyLocks()
         self._fields: list[LeadField] | None = None

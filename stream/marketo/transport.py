@@ -27,6 +27,8 @@ from urllib.parse import urlencode
 
 import aiohttp
 
+from stream.core.breaker import Breaker
+from stream.marketo.breaker_edge import judge, open_failure
 from stream.marketo.errors import FailureClass, MarketoError, MarketoFailure
 from stream.marketo.limits import CallLimits, MonotonicClock, QuotaPark, Sleep, WallClock, utc_now
 from stream.marketo.protocol import (
@@ -90,8 +92,10 @@ class Transport:
         now: WallClock = utc_now,
         sleep: Sleep = asyncio.sleep,
         session: aiohttp.ClientSession | None = None,
+        breaker: Breaker | None = None,
     ) -> None:
         self.settings = settings
+        self._breaker = breaker
         self._on_call = on_call
         self._clock = clock
         self._now = now
@@ -304,7 +308,35 @@ class Transport:
 
         `before_send` is awaited once, when the first attempt holds its slot and token and is
         about to go out (not while it waits for the rate window): a caller that records "this
-        call may have run" records it as late as it can be true."""
+        call may have run" records it as late as it can be true.
+
+        With a circuit breaker (`stream.core.breaker`), a call it refuses comes back at once as
+        a `circuit-open` failure (nothing sent, `before_send` not awaited), and how an allowed
+        call ended is told to it (`breaker_edge.judge`)."""
+        breaker = self._breaker
+        if breaker is None:
+            return await self._call(method, path, params, body, form, batch_size, before_send)
+        if not breaker.allow():
+            failure = open_failure(breaker, self.settings.connection_id, path, self._now())
+            return Answer(None, failure, None)
+        try:
+            answer = await self._call(method, path, params, body, form, batch_size, before_send)
+        except BaseException:
+            breaker.released()
+            raise
+        judge(breaker, answer.failure)
+        return answer
+
+    async def _call(
+        self,
+        method: str,
+        path: str,
+        params: Mapping[str, str] | None,
+        body: bytes | None,
+        form: Mapping[str, str] | None,
+        batch_size: int,
+        before_send: Callable[[], Awaitable[None]] | None,
+    ) -> Answer:
         s = self.settings
         auth_retried = False
         technical = 0

@@ -48,6 +48,7 @@ from typing import Any
 import faust
 
 from stream import heartbeats
+from stream.core.breaker import BreakerPolicy
 from stream.faust_settings import faust_settings
 from stream.messages import utcnow
 from stream.pipeline.clients import ClientPool
@@ -99,6 +100,8 @@ class PipelineOptions:
     """The key control seals connection secrets with (`stream.sealing`); default
     `<data_dir>/config-key`."""
     client_overrides: dict[str, Any] = field(default_factory=dict)
+    breaker: BreakerPolicy = field(default_factory=BreakerPolicy)
+    """Each connection's circuit breaker (`stream.core.breaker`): when it opens and for how long."""
     faust_overrides: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -141,7 +144,9 @@ class Pipeline(RouteStage, DeliverStage):
             retry_s=options.publish_retry_s,
             on_retry=self._publish_retried,
         )
-        self.pool = ClientPool(self.publisher.on_call, overrides=options.client_overrides)
+        self.pool = ClientPool(
+            self.publisher.on_call, overrides=options.client_overrides, breaker=options.breaker
+        )
         self._waited: dict[str, float] = {}
         self.delivered = DeliveredLog(options.broker_url, retention_s=options.delivered_retention_s)
         self.journal = MarksJournal(options.data_dir / JOURNAL_DIR)

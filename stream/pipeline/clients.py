@@ -6,12 +6,17 @@ how much of Marketo's 100 calls / 20 s were already used.
 
 Each client reports its HTTP calls through `on_call`; the pipeline turns them into
 `ApiCallRecord`s for `signal-api-calls` (never with a secret: `CallRecord` carries none).
+
+The pool also holds each connection's circuit breaker (`stream.core.breaker`), which outlives
+its client: a client rebuilt for the same connection keeps the breaker, unless the connection's
+configuration changed (new credentials or URL deserve a fresh start, so it is reset).
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -19,6 +24,7 @@ from typing import Any
 from pydantic import SecretStr, ValidationError
 
 from config.models import Connection
+from stream.core.breaker import Breaker, BreakerPolicy, BreakerView
 from stream.marketo.client import MarketoClient
 from stream.marketo.results import CallRecord
 from stream.marketo.settings import MarketoSettings
@@ -76,11 +82,27 @@ class ClientPool:
         on_call: CallSink | None = None,
         *,
         overrides: Mapping[str, Any] | None = None,
+        breaker: BreakerPolicy | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._on_call = on_call
         self._overrides = dict(overrides or {})
         self._entries: dict[str, _Entry] = {}
+        self._policy = breaker or BreakerPolicy()
+        self._clock = clock
+        self._breakers: dict[str, Breaker] = {}
         self.built = 0
+
+    def breaker(self, connection_id: str) -> Breaker:
+        """The connection's breaker (closed until its calls fail)."""
+        made = self._breakers.get(connection_id)
+        if made is None:
+            made = self._breakers[connection_id] = Breaker(self._policy, clock=self._clock)
+        return made
+
+    def breakers(self) -> dict[str, BreakerView]:
+        """Every breaker this worker has, by connection id."""
+        return {cid: b.view() for cid, b in self._breakers.items()}
 
     async def get(self, connection: Connection, secret: str | None) -> MarketoClient:
         """The client for this connection as configured now; raises `Unusable`."""
@@ -89,10 +111,12 @@ class ClientPool:
         if entry is not None and entry.fingerprint == fingerprint:
             return entry.client
         settings = settings_for(connection, secret, self._overrides)
+        breaker = self.breaker(connection.id)
         if entry is not None:
             log.info("connection %s changed; rebuilding its Marketo client", connection.id)
             await entry.client.close()
-        client = MarketoClient(settings, on_call=self._hook)
+            breaker.reset()
+        client = MarketoClient(settings, on_call=self._hook, breaker=breaker)
         self._entries[connection.id] = _Entry(fingerprint, client)
         self.built += 1
         return client

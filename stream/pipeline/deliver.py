@@ -16,8 +16,9 @@ window). Requests are grouped so Marketo's batch endpoints carry as many leads a
   not failed.
 
 Nothing here raises for a Marketo or record-level problem: each request gets an outcome saying
-delivered, failed (data or technical) or parked (quota, or throttling that outlasted the client's
-patience). Auth and throttling are handled inside the client.
+delivered, failed (data or technical) or parked (quota, throttling that outlasted the client's
+patience, or the connection's circuit breaker open: `stream.marketo.breaker_edge`). Auth and
+throttling are handled inside the client.
 
 Completing calls (a campaign request, a form submit: the call after which a request is delivered)
 are reported to the caller's `CallHooks` as they happen: as the call goes out, after any wait
@@ -42,6 +43,7 @@ from datetime import datetime
 from typing import Any
 
 from config.models import Action
+from stream.marketo.breaker_edge import CIRCUIT_OPEN
 from stream.marketo.client import MarketoClient, UpsertAction
 from stream.marketo.errors import FailureClass, MarketoError, MarketoFailure
 from stream.marketo.results import RecordResult
@@ -77,6 +79,13 @@ def failure_result(failure: MarketoFailure, stage: str) -> Result:
     code = failure.code
     detail = f"{stage}: {failure.describe()}"
     rid = failure.request_id
+    if code == CIRCUIT_OPEN:
+        return Result(
+            OutcomeStatus.PARKED,
+            reason=f"{detail}; parked until the breaker lets a call through, nothing was sent",
+            marketo_code=code,
+            resume_at=failure.retry_at,
+        )
     if kind is FailureClass.QUOTA:
         return Result(
             OutcomeStatus.PARKED,
