@@ -1,124 +1,172 @@
-"""Caring for the ledger: backup time and size, Parquet export time, and the erasure of one
-person on a large ledger, with the recording rate while a backup runs.
+"""Caring for a large ledger: backup time and size, Parquet export time, and the erasure of one
+person, each with what it does to recording going on at the same time.
 
-    python -m bench.ledger_care [--outcomes 1000000] [--changes 500000]
+    python -m bench.ledger_care [--outcomes 10000000]
 
-Everything goes through the public `Store` API and the functions control's routes call
-(`stream.store.backup`, `stream.store.export`, `stream.store.person`). The issue's figure is a
-10M-outcome ledger (`--outcomes 10000000`, about 2.6 GB and an hour of loading on a 2-core
-machine); the default is 1M. Smoke mode (`bench/__init__.py`): 3,000 outcomes.
+The ledger is the generated one of `bench._big_ledger` (10M outcome pairs over 30 days, built
+once and cached), copied so the erasure changes a private file. Everything then goes through the
+public `Store` with control's own settings and the functions control's routes call
+(`stream.store.backup`, `stream.store.export`, `stream.store.person`). Recording alongside is
+`Store.record_outcomes` in batches of 500, as the recorder writes. Smoke mode
+(`bench/__init__.py`): 10,000 outcomes, nothing cached.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import statistics
 import tempfile
 import time
+from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 from bench import sized
-from bench.store_outcomes import change_rows, outcome_rows
+from bench._big_ledger import copy_of, ledger
+from bench.store_outcomes import outcome_rows
 from stream.store import Store
 from stream.store.backup import BackupReport, take_backup
 from stream.store.export import ExportRequest, export_table, save_watermark
-from stream.store.person import Selector, erase_person, scrub_free_blocks
+from stream.store.person import ErasureReport, Selector, erase_person, scrub_free_blocks
 from stream.store.writer import Con
 
-CHUNK = 20_000
+RECORD_BATCH = 500
 
 
-async def load(store: Store, outcomes: int, changes: int) -> float:
-    from datetime import timedelta
+@dataclass(frozen=True, slots=True)
+class Recording:
+    rows_per_s: float
+    batch_p50_ms: float
+    batch_max_ms: float
 
-    started = time.perf_counter()
-    for start in range(0, changes, CHUNK):
-        await store.archive_changes(change_rows(start, min(CHUNK, changes - start)))
-    for start in range(0, outcomes, CHUNK):
-        await store.record_outcomes(
-            outcome_rows(start, min(CHUNK, outcomes - start), timedelta(days=7))
+    def describe(self) -> str:
+        return (
+            f"{self.rows_per_s:,.0f} rows/s (batch p50 {self.batch_p50_ms:,.0f} ms, "
+            f"longest {self.batch_max_ms:,.0f} ms)"
         )
-    return time.perf_counter() - started
+
+
+async def recording(
+    store: Store, seconds: float, offset: int, until: asyncio.Future[object] | None = None
+) -> Recording:
+    """Outcome rows recorded in batches of 500 for `seconds`, or until `until` is done when
+    given: the rate, and how long a batch waited (the longest is the recorder's stall)."""
+    done, latencies, started = 0, [], time.perf_counter()
+    while not until.done() if until is not None else time.perf_counter() - started < seconds:
+        t = time.perf_counter()
+        await store.record_outcomes(outcome_rows(offset + done, RECORD_BATCH, timedelta(hours=1)))
+        latencies.append((time.perf_counter() - t) * 1000)
+        done += RECORD_BATCH
+    elapsed = time.perf_counter() - started
+    return Recording(done / elapsed, statistics.median(latencies), max(latencies))
 
 
 async def recording_rate(
     store: Store, seconds: float, offset: int, until: asyncio.Future[object] | None = None
 ) -> float:
-    """Outcome rows per second recorded in batches of 500 for `seconds`, or until `until` is
-    done when given."""
-    from datetime import timedelta
+    return (await recording(store, seconds, offset, until)).rows_per_s
 
-    done, started = 0, time.perf_counter()
-    while not until.done() if until is not None else time.perf_counter() - started < seconds:
-        await store.record_outcomes(outcome_rows(offset + done, 500, timedelta(hours=1)))
-        done += 500
-    return done / (time.perf_counter() - started)
+
+async def file_mb(path: Path) -> float:
+    return (await asyncio.to_thread(path.stat)).st_size / 1e6
+
+
+async def someone(store: Store) -> str:
+    """The email of a person the generated ledger holds (the registration of change 42)."""
+
+    def find(con: Con) -> str:
+        rows = con.execute(
+            "SELECT registration_code FROM change_log WHERE change_id = 'chg-42'"
+        ).fetchall()
+        return f"person{str(rows[0][0]).removeprefix('R')}@example.com"
+
+    return await store.read(find)
+
+
+async def backup(store: Store, root: Path, window: float) -> None:
+    quiet = await recording(store, window, 10**9)
+    started = time.perf_counter()
+    copying: asyncio.Future[object] = asyncio.ensure_future(
+        store.read(lambda con: take_backup(con, root / "backup"))
+    )
+    during = await recording(store, window, 2 * 10**9, until=copying)
+    report = await copying
+    assert isinstance(report, BackupReport)
+    print(
+        f"backup    {report.elapsed_s:.1f} s, {report.bytes / 1e6:,.1f} MB "
+        f"({sum(report.tables.values()):,} rows) while recording went on "
+        f"({time.perf_counter() - started:.1f} s with it)"
+    )
+    print(f"recording alone:          {quiet.describe()}")
+    print(f"recording during backup:  {during.describe()}")
+    print(f"          ratio during/alone {during.rows_per_s / quiet.rows_per_s:.2f}")
+
+
+async def export(store: Store, root: Path) -> None:
+    request = ExportRequest("outcomes", root / "parquet")
+    t = time.perf_counter()
+    exported = await store.read(lambda con: export_table(con, request, None))
+    await store.write(lambda con: save_watermark(con, exported))
+    print(
+        f"export    outcomes: {exported.rows:,} rows, {len(exported.files)} files, "
+        f"{exported.bytes / 1e6:,.1f} MB in {time.perf_counter() - t:.1f} s"
+    )
+
+
+async def erase(store: Store, window: float) -> None:
+    email = await someone(store)
+    selector = Selector(email=email)
+    started = time.perf_counter()
+    erasing: asyncio.Future[object] = asyncio.ensure_future(
+        store.write(lambda con: erase_person(con, selector))
+    )
+    during = await recording(store, window, 3 * 10**9, until=erasing)
+    erased = await erasing
+    assert isinstance(erased, ErasureReport)
+    erase_s = time.perf_counter() - started
+
+    def scrub(con: Con) -> int:
+        con.execute("FORCE CHECKPOINT")
+        return scrub_free_blocks(con)
+
+    t = time.perf_counter()
+    free = await store.write_raw(scrub)
+    scrub_s = time.perf_counter() - t
+    touched = {
+        table: ", ".join(f"{k} {v:,}" for k, v in counts.items())
+        for table, counts in erased.touched.items()
+    }
+    print(
+        f"erasure   one person by email ({erased.registrations} registrations, "
+        f"{erased.changes} changes, {len(erased.marketo_lead_ids)} Marketo leads): "
+        f"{erase_s:.1f} s in one write transaction, then {scrub_s:.1f} s checkpoint and scrub "
+        f"of {free:,} free blocks"
+    )
+    for table, counts in touched.items():
+        print(f"          {table:18s} {counts}")
+    print(f"recording during erasure: {during.describe()}")
 
 
 async def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--outcomes", type=int, default=sized(1_000_000, 3_000))
-    parser.add_argument("--changes", type=int, default=sized(500_000, 1_500))
+    parser.add_argument("--outcomes", type=int, default=sized(10_000_000, 10_000))
+    parser.add_argument("--no-export", action="store_true", help="leave out the Parquet export")
     args = parser.parse_args()
     window = sized(5.0, 0.3)
     with tempfile.TemporaryDirectory(prefix="signal-bench-") as tmp:
         root = Path(tmp)
-        store = await Store.open(root / "signal.duckdb")
+        path = await copy_of(await ledger(args.outcomes, root), root)
+        store = await Store.open(path)
         try:
-            load_s = await load(store, args.outcomes, args.changes)
-            await store.checkpoint()
-            size = (await asyncio.to_thread((root / "signal.duckdb").stat)).st_size
-            print(
-                f"ledger    {args.outcomes:,} outcomes, {args.changes:,} changes loaded in "
-                f"{load_s:.1f} s; file {size / 1e6:,.1f} MB"
-            )
-
-            quiet = await recording_rate(store, window, 10**9)
-            started = time.perf_counter()
-            backup: asyncio.Future[object] = asyncio.ensure_future(
-                store.read(lambda con: take_backup(con, root / "backup"))
-            )
-            during = await recording_rate(store, window, 2 * 10**9, until=backup)
-            report = await backup
-            assert isinstance(report, BackupReport)
-            backup_s = time.perf_counter() - started
-            print(
-                f"backup    {report.elapsed_s:.1f} s, {report.bytes / 1e6:,.1f} MB "
-                f"({sum(report.tables.values()):,} rows) while recording went on"
-            )
-            print(
-                f"recording {quiet:,.0f} rows/s alone, {during:,.0f} rows/s during the backup "
-                f"(ratio {during / quiet:.2f}; backup plus recording {backup_s:.1f} s)"
-            )
-
-            request = ExportRequest("outcomes", root / "parquet")
-            t = time.perf_counter()
-            exported = await store.read(lambda con: export_table(con, request, None))
-            await store.write(lambda con: save_watermark(con, exported))
-            print(
-                f"export    outcomes: {exported.rows:,} rows, {len(exported.files)} files, "
-                f"{exported.bytes / 1e6:,.1f} MB in {time.perf_counter() - t:.1f} s"
-            )
-
-            selector = Selector(registration="R000042")
-            t = time.perf_counter()
-            erased = await store.write(lambda con: erase_person(con, selector))
-            erase_s = time.perf_counter() - t
-
-            def scrub(con: Con) -> int:
-                con.execute("FORCE CHECKPOINT")
-                return scrub_free_blocks(con)
-
-            t = time.perf_counter()
-            free = await store.write_raw(scrub)
-            scrub_s = time.perf_counter() - t
-            rewritten = sum(c.get("rewritten", 0) for c in erased.touched.values())
-            print(
-                f"erasure   one registration ({erased.changes} changes, "
-                f"{len(erased.marketo_lead_ids)} leads): {erase_s:.2f} s redacting and "
-                f"rewriting {rewritten:,} rows, {scrub_s:.2f} s checkpoint and scrub of "
-                f"{free} free blocks"
-            )
+            print(f"ledger    {args.outcomes:,} outcome pairs, file {await file_mb(path):,.0f} MB")
+            await backup(store, root, window)
+            if not args.no_export:
+                await export(store, root)
+            before = await file_mb(path)
+            await erase(store, window)
+            after = await file_mb(path)
+            print(f"file      {before:,.0f} MB before the erasure, {after:,.0f} MB after")
         finally:
             await store.close()
 

@@ -1,12 +1,15 @@
-"""Retention on a large ledger: how long a pass takes to drop a week of outcomes and redact
-their changes' payloads, and the recording rate while it runs against the rate without it, in
-the same run on the same file.
+"""Retention on a large ledger: how long control's pruner takes to drop the oldest day of
+outcomes, attempts, Marketo calls, marks and resolved retry items and to redact that day's change
+payloads, and the recording rate while it runs against the rate without it, same run, same file.
 
-    python -m bench.ledger_retention [--outcomes 1000000] [--changes 500000] [--batch 5000]
+    python -m bench.ledger_retention [--outcomes 10000000] [--due-days 1] [--batch 5000]
 
-The pruner is control's own (`stream.control.retention.Retention`) over the public `Store`;
-its clock is set 400 days ahead, so everything loaded is due while the rows recorded alongside
-are not. Smoke mode (`bench/__init__.py`): 3,000 outcomes.
+The ledger is the generated one of `bench._big_ledger` (30 days before its `NOW`), copied so the
+pass changes a private file. The pruner is control's own (`stream.control.retention.Retention`)
+over the public `Store` with control's settings; its clock reads `NOW` and every age of the
+policy is 30 days less `--due-days`, so that many of the oldest days are due while the rows
+recorded alongside (an hour before `NOW`) are not. Smoke mode (`bench/__init__.py`): 10,000
+outcomes, nothing cached.
 """
 
 from __future__ import annotations
@@ -18,8 +21,8 @@ from datetime import timedelta
 from pathlib import Path
 
 from bench import sized
-from bench.ledger_care import load, recording_rate
-from bench.store_outcomes import NOW
+from bench._big_ledger import NOW, SPAN, copy_of, ledger
+from bench.ledger_care import file_mb, recording
 from stream.control.retention import PassReport, Retention
 from stream.store import Store
 from stream.store.retention import RetentionPolicy
@@ -27,43 +30,40 @@ from stream.store.retention import RetentionPolicy
 
 async def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--outcomes", type=int, default=sized(1_000_000, 3_000))
-    parser.add_argument("--changes", type=int, default=sized(500_000, 1_500))
+    parser.add_argument("--outcomes", type=int, default=sized(10_000_000, 10_000))
+    parser.add_argument("--due-days", type=float, default=1.0)
     parser.add_argument("--batch", type=int, default=5000)
     args = parser.parse_args()
     window = sized(5.0, 0.3)
     with tempfile.TemporaryDirectory(prefix="signal-bench-") as tmp:
-        path = Path(tmp) / "signal.duckdb"
+        root = Path(tmp)
+        path = await copy_of(await ledger(args.outcomes, root), root)
         store = await Store.open(path)
         try:
-            load_s = await load(store, args.outcomes, args.changes)
-            await store.checkpoint()
-            size = (await asyncio.to_thread(path.stat)).st_size
-            print(
-                f"ledger    {args.outcomes:,} outcomes, {args.changes:,} changes loaded in "
-                f"{load_s:.1f} s; file {size / 1e6:,.1f} MB"
-            )
-            # Due: everything loaded (processed over the week before NOW) but the last 2 hours;
-            # the rows recorded meanwhile are dated an hour before NOW.
-            policy = RetentionPolicy(batch=args.batch)
-            retention = Retention(
-                store, policy, clock=lambda: NOW + policy.outcomes - timedelta(hours=2)
-            )
-            quiet = await recording_rate(store, window, 10**9)
+            print(f"ledger    {args.outcomes:,} outcome pairs, file {await file_mb(path):,.0f} MB")
+            age = SPAN - timedelta(days=args.due_days)
+            policy = RetentionPolicy(payload=age, outcomes=age, retry=age, batch=args.batch)
+            retention = Retention(store, policy, clock=lambda: NOW)
+            quiet = await recording(store, window, 10**9)
             pruning: asyncio.Future[object] = asyncio.ensure_future(retention.prune())
-            during = await recording_rate(store, window, 2 * 10**9, until=pruning)
+            during = await recording(store, window, 2 * 10**9, until=pruning)
             report = await pruning
             assert isinstance(report, PassReport)
-            after = await recording_rate(store, window, 3 * 10**9)
+            after = await recording(store, window, 3 * 10**9)
             rows = {k: v for k, v in report.rows.items() if v}
+            total = sum(rows.values())
             print(
-                f"retention {report.seconds:.1f} s, {report.batches} steps of at most "
-                f"{args.batch:,} rows: {rows}"
+                f"retention {report.seconds:.1f} s for the oldest {args.due_days:g} day(s): "
+                f"{total:,} rows in {report.batches} steps of at most {args.batch:,} "
+                f"({total / report.seconds:,.0f} rows/s, resting "
+                f"{(1 - retention.share) / retention.share:g} s per s of work)"
             )
-            print(
-                f"recording {quiet:,.0f} rows/s before, {during:,.0f} rows/s during the pass, "
-                f"{after:,.0f} after (ratio during/before {during / quiet:.2f})"
-            )
+            for name, count in rows.items():
+                print(f"          {name:26s} {count:>10,}")
+            print(f"recording before the pass: {quiet.describe()}")
+            print(f"recording during the pass: {during.describe()}")
+            print(f"recording after the pass:  {after.describe()}")
+            print(f"          ratio during/before {during.rows_per_s / quiet.rows_per_s:.2f}")
         finally:
             await store.close()
 
