@@ -5,13 +5,13 @@ where it comes from, and sends a new one only when the operator typed it. A secr
 identity URL and client id it was entered for: when a save changes either without a new secret,
 control clears it and the form says so; Save & Test then tests nothing until one is entered.
 
-Save & Test tests the settings on the form *before* saving them (control's candidate test), so
-wrong credentials never go live: it saves only when the test passes, or when the operator
-confirms "save anyway" after a failed one. Nothing is saved while the dialog is open.
+Save & Test tests the settings on the form *before* saving them, so wrong credentials never go
+live (`console.screens.candidate_form`, shared with the Certain source form).
 """
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from pathlib import Path
 from typing import Any
 
@@ -21,10 +21,9 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal, VerticalScroll
 from textual.message import Message
 from textual.validation import Function
-from textual.widgets import Button, DataTable, Input, Label, LoadingIndicator, Static, Switch
+from textual.widgets import DataTable, Input, Label, Static, Switch
 
-from apiclient.errors import ApiError, RequestRefused
-from apiclient.rows import ConnectionRow, SourceRow
+from apiclient.rows import ConnectionRow, SourceRow, TestResult
 from console import fmt, source_status
 from console.calls import api_worker
 from console.messages import (
@@ -37,15 +36,15 @@ from console.messages import (
     SourceTested,
 )
 from console.screens.base import BaseScreen
+from console.screens.candidate_form import CandidateForm, Problems
 from console.screens.form_parts import (
     READ_ONLY_KEYS,
-    CandidateFailed,
     is_url,
     secret_label,
     secret_text,
     test_text,
 )
-from console.screens.modals import ConfirmModal, TypeToConfirmModal
+from console.screens.modals import TypeToConfirmModal
 from console.screens.source_form import SourceForm, source_body
 from console.widgets.table import SignalTable
 
@@ -275,17 +274,19 @@ class ConnectionsScreen(BaseScreen):
         self.query_one("#test-result", Static).update(text)
 
 
-class ConnectionForm(BaseScreen):
-    """Add or edit one connection; stays open after a failed test so the operator can fix it."""
+class ConnectionForm(CandidateForm[ConnectionRow]):
+    """Add or edit one connection (Save & Test and "save anyway": `CandidateForm`)."""
 
     CSS_PATH = CSS
     SCOPE = "connection-form"
-    POLLS = False
+    WHAT = "connection"
+    SECRET_ID = "client_secret"
+    SECRET_LABEL_ID = "secret-label"
+    SECRET_NOUN = "Client secret"
+    IF_SAVED_ANYWAY = "Deliveries through this connection fail until it is fixed."
 
     def __init__(self, row: ConnectionRow | None) -> None:
-        super().__init__()
-        self.row = row
-        self._testing = False
+        super().__init__(row)
         self.title_text = f"Connection {row.name}" if row else "New connection"
 
     def body(self) -> ComposeResult:
@@ -312,7 +313,7 @@ class ConnectionForm(BaseScreen):
             )
             yield Label("Client Id")
             yield Input(raw.get("client_id") or "", id="client_id")
-            yield Label(self._secret_label(), id="secret-label")
+            yield Label(self.secret_label(), id="secret-label")
             yield Input(
                 "",
                 id="client_secret",
@@ -329,24 +330,12 @@ class ConnectionForm(BaseScreen):
             with Horizontal(classes="switches"):
                 yield Switch(bool(raw.get("primary")), id="primary")
                 yield Label("Primary connection")
-        with Horizontal(id="form-buttons"):
-            yield Button("Save & Test ^t", id="save-test", variant="primary")
-            yield Button("Save ^s", id="save")
-            yield LoadingIndicator(id="busy")
-        yield Static(id="result")
+        yield from self.form_buttons()
 
-    def on_mount(self) -> None:
-        self.query_one("#busy").display = False
-        if self.console.read_only:
-            for button in self.query(Button):
-                button.display = False
-        first = "#name" if self.row else "#id"
-        self.query_one(first, Input).focus()
-
-    def _secret_label(self) -> str:
+    def secret_label(self) -> str:
         return secret_label(self.row)
 
-    def values(self) -> tuple[dict[str, Any], str | None]:
+    def values(self) -> tuple[dict[str, Any], str | None, Problems]:
         raw = {
             k: v for k, v in (self.row.raw if self.row else {}).items() if k not in READ_ONLY_KEYS
         }
@@ -367,149 +356,32 @@ class ConnectionForm(BaseScreen):
             "primary": self.query_one("#primary", Switch).value,
         }
         secret = self.query_one("#client_secret", Input).value or None
-        return body, secret
-
-    def _busy(self, busy: bool, note: str | Text = "") -> None:
-        self.query_one("#busy").display = busy
-        for button in self.query(Button):
-            button.disabled = busy
-        if note:
-            self.query_one("#result", Static).update(note)
-
-    def action_close(self) -> None:
-        self.dismiss()
-
-    def action_save(self) -> None:
-        self._start(test=False)
-
-    def action_save_and_test(self) -> None:
-        self._start(test=True)
-
-    @on(Button.Pressed)
-    def pressed(self, event: Button.Pressed) -> None:
-        self._start(test=event.button.id == "save-test")
-
-    def _start(self, test: bool) -> None:
-        if self.console.read_only:
-            return
-        for box in self.query(Input):
-            box.remove_class("error")
-        body, secret = self.values()
+        problems: Problems = []
         if not is_url(body["service_url"]):
-            self.query_one("#service_url", Input).add_class("error")
-            self.query_one("#result", Static).update(
-                Text("✗ Service URL must be an http(s) URL", "red")
-            )
-            return
-        self._testing = test
-        if test:
-            self._busy(True, "Testing before saving…")
-            self.test_then_save(body, secret)
-        else:
-            self._busy(True, "Saving…")
-            self.save(body, secret)
+            problems.append(("service_url", "Service URL must be an http(s) URL"))
+        return body, secret, problems
 
-    @api_worker("connection-save")
-    async def test_then_save(self, body: dict[str, Any], secret: str | None) -> None:
-        """Test the form's settings; save them only when the test passes (a failed test asks
-        whether to save anyway, `CandidateFailed`)."""
+    def test_candidate(self, body: dict[str, Any], secret: str | None) -> Awaitable[TestResult]:
+        return self.console.client.test_candidate_connection(body, secret)
 
-        def refused(error: ApiError) -> Message | None:
-            if not isinstance(error, RequestRefused):
-                return ApiFailed("test the connection", error.message)
-            self.post_message(CandidateFailed(body, secret, None, error.message))
-            self._mark_problems(error)
-            return None
-
-        testing = self.console.client.test_candidate_connection(body, secret)
-        result = await self.call_api("test the connection", testing, failed=refused)
-        if not result.ok:
-            self.post_message(CandidateFailed(body, secret, result, result.message))
-            return
-        await self._save(body, secret)
-        self.post_message(ConnectionTested(str(body.get("id", "")), result))
-
-    @api_worker("connection-save")
-    async def save(self, body: dict[str, Any], secret: str | None) -> None:
-        await self._save(body, secret)
-
-    async def _save(self, body: dict[str, Any], secret: str | None) -> None:
-        """Save the form (a refusal marks the fields it names); the worker stops on failure."""
-
-        def refused(error: ApiError) -> None:
-            self.post_message(ApiFailed("save the connection", error.message))
-            if isinstance(error, RequestRefused):
-                self._mark_problems(error)
-
-        version = self.row.raw.get("version") if self.row else None
-        saving = self.console.client.save_connection(
-            body, create=self.row is None, secret=secret, version=version
-        )
-        saved = await self.call_api("save the connection", saving, failed=refused)
-        self.post_message(ConnectionSaved(saved))
-
-    def _mark_problems(self, error: RequestRefused) -> None:
-        """Mark the fields a refusal names (`client_id`, `service_url.host` → `#service_url`)."""
-        for problem in error.problems:
-            self.call_later(self._mark, problem.path.split(".")[0])
-
-    @on(CandidateFailed)
-    def candidate_failed(self, message: CandidateFailed) -> None:
-        """Nothing was saved: say why, and let the operator save anyway on purpose."""
-        why = message.reason
-        self._busy(False, Text(f"✗ Not saved — the test failed: {why}", style="bold red"))
-        if message.result is None:
-            self.console.report_error("test the connection", why)
-        question = (
-            f"The connection test failed: {why}\n\nNothing was saved. Save these settings "
-            "anyway? Deliveries through this connection fail until it is fixed."
+    def save_candidate(self, body: dict[str, Any], secret: str | None) -> Awaitable[ConnectionRow]:
+        return self.console.client.save_connection(
+            body, create=self.row is None, secret=secret, version=self.version
         )
 
-        def answer(ok: bool | None) -> None:
-            if ok:
-                self._testing = False
-                self._busy(True, "Saving without a passing test…")
-                self.save(message.body, message.secret)
+    def tested_message(self, key: str, result: TestResult) -> Message:
+        return ConnectionTested(key, result)
 
-        self.app.push_screen(ConfirmModal(question, title="Save anyway?"), answer)
+    def saved_message(self, row: ConnectionRow) -> Message:
+        return ConnectionSaved(row)
 
-    def _mark(self, name: str) -> None:
-        for box in self.query(f"#{name}").results(Input):
-            box.add_class("error")
+    def cleared_note(self, row: ConnectionRow) -> str | None:
+        return row.secret_cleared
 
     @on(ConnectionSaved)
     def saved(self, message: ConnectionSaved) -> None:
-        self.row = message.connection
-        self.query_one("#id", Input).disabled = True
-        self.query_one("#client_secret", Input).value = ""
-        self.query_one("#client_secret", Input).placeholder = "leave empty to keep"
-        self.query_one("#secret-label", Label).update(self._secret_label())
-        self.notify(f"Saved {message.connection.name}", timeout=2)
-        cleared = message.connection.secret_cleared
-        if cleared:
-            self.query_one("#client_secret", Input).placeholder = "client secret"
-            self.notify(cleared, title="Client secret cleared", severity="warning", timeout=10)
-        if cleared:
-            self._busy(False, Text(f"✓ Saved — {cleared}", style="bold yellow"))
-        elif not self._testing:
-            self._busy(False, "✓ Saved")
+        self.show_saved(message.connection)
 
     @on(ConnectionTested)
     def tested(self, message: ConnectionTested) -> None:
-        self._busy(False)
-        text = test_text(message.result)
-        if message.result.ok:
-            text.append(" — saved")
-        self.query_one("#result", Static).update(text)
-        if message.result.ok:
-            self.notify("Connection test passed; saved", timeout=2)
-        else:
-            self.notify(
-                message.result.message, title="Connection test failed", severity="error", timeout=10
-            )
-
-    @on(ApiFailed)
-    def failed(self, message: ApiFailed) -> None:
-        self._busy(False)
-        self.query_one("#result", Static).update(Text(f"✗ {message.error}", style="bold red"))
-        self.console.report_error(message.what, message.error)
+        self.show_tested(message.result)

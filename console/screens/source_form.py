@@ -12,27 +12,23 @@ passing test or a confirmed "save anyway". Saving goes through control's configu
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from datetime import datetime
 from pathlib import Path, PurePath
-from typing import Any
+from typing import Any, ClassVar
 
-from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.containers import Horizontal, VerticalScroll
 from textual.message import Message
 from textual.suggester import SuggestFromList
 from textual.validation import Function, Number
-from textual.widgets import Button, Input, Label, LoadingIndicator, Select, Static, Switch
+from textual.widgets import Input, Label, Select, Switch
 
-from apiclient.errors import ApiError, RequestRefused
-from apiclient.rows import SourceRow
-from console.calls import api_worker
-from console.messages import ApiFailed, SourceSaved, SourceTested
-from console.screens.base import BaseScreen
-from console.screens.form_parts import CandidateFailed, is_url, secret_words, test_text
-from console.screens.modals import ConfirmModal
+from apiclient.rows import SourceRow, TestResult
+from console.messages import SourceSaved, SourceTested
+from console.screens.candidate_form import CandidateForm, Problems
+from console.screens.form_parts import is_url, secret_words
 
 CSS: list[str | PurePath] = [
     Path(__file__).with_name("connections.tcss"),
@@ -58,8 +54,6 @@ EVENT_CHOICES = [
     ("these event codes", "list"),
     ("events with an event tag", "tag"),
 ]
-FIELD_OF = {"events": "event_codes", "password": "password"}
-"""Input ids of the fields a refusal names, where they differ from the field's name."""
 
 
 def source_body(raw: Mapping[str, Any]) -> dict[str, Any]:
@@ -107,17 +101,20 @@ def events_choice(events: Any) -> tuple[str, str]:
     return "all", ""
 
 
-class SourceForm(BaseScreen):
-    """Add or edit one Certain source; stays open after a failed test so it can be fixed."""
+class SourceForm(CandidateForm[SourceRow]):
+    """Add or edit one Certain source (Save & Test and "save anyway": `CandidateForm`)."""
 
     CSS_PATH = CSS
     SCOPE = "source-form"
-    POLLS = False
+    WHAT = "Certain source"
+    SECRET_ID = "password"
+    SECRET_LABEL_ID = "password-label"
+    SECRET_NOUN = "Password"
+    IF_SAVED_ANYWAY = "The source stops again if Certain refuses them."
+    FIELD_OF: ClassVar[Mapping[str, str]] = {"events": "event_codes"}
 
     def __init__(self, row: SourceRow | None) -> None:
-        super().__init__()
-        self.row = row
-        self._testing = False
+        super().__init__(row)
         self.title_text = f"Certain source {row.name}" if row else "New Certain source"
 
     def body(self) -> ComposeResult:
@@ -147,7 +144,7 @@ class SourceForm(BaseScreen):
             yield Input(raw.get("account_code", ""), id="account_code", placeholder="ACME")
             yield Label("User")
             yield Input(raw.get("username", ""), id="username", placeholder="signal-api")
-            yield Label(password_label(self.row), id="password-label")
+            yield Label(self.secret_label(), id="password-label")
             yield Input(
                 "",
                 id="password",
@@ -182,18 +179,10 @@ class SourceForm(BaseScreen):
             with Horizontal(classes="switches"):
                 yield Switch(bool(raw.get("active", True)), id="active")
                 yield Label("Active (polling)")
-        with Horizontal(id="form-buttons"):
-            yield Button("Save & Test ^t", id="save-test", variant="primary")
-            yield Button("Save ^s", id="save")
-            yield LoadingIndicator(id="busy")
-        yield Static(id="result")
+        yield from self.form_buttons()
 
-    def on_mount(self) -> None:
-        self.query_one("#busy").display = False
-        if self.console.read_only:
-            for button in self.query(Button):
-                button.display = False
-        self.query_one("#name" if self.row else "#id", Input).focus()
+    def secret_label(self) -> str:
+        return password_label(self.row)
 
     @staticmethod
     def _codes_label(choice: str) -> str:
@@ -209,13 +198,13 @@ class SourceForm(BaseScreen):
         self.query_one("#codes-label", Label).update(self._codes_label(choice))
         self.query_one("#event_codes", Input).disabled = choice == "all"
 
-    def values(self) -> tuple[dict[str, Any], str | None, list[tuple[str, str]]]:
+    def values(self) -> tuple[dict[str, Any], str | None, Problems]:
         """The body, the typed password (None: keep) and the fields that cannot be sent."""
 
         def text(name: str) -> str:
             return self.query_one(f"#{name}", Input).value.strip()
 
-        problems: list[tuple[str, str]] = []
+        problems: Problems = []
         host = host_url(text("host"))
         if not is_url(host):
             problems.append(("host", "Host must be a host name or an http(s) URL"))
@@ -256,140 +245,27 @@ class SourceForm(BaseScreen):
         password = self.query_one("#password", Input).value or None
         return body, password, problems
 
-    def _busy(self, busy: bool, note: str | Text = "") -> None:
-        self.query_one("#busy").display = busy
-        for button in self.query(Button):
-            button.disabled = busy
-        if note:
-            self.query_one("#result", Static).update(note)
+    def test_candidate(self, body: dict[str, Any], secret: str | None) -> Awaitable[TestResult]:
+        return self.console.client.test_candidate_source(body, secret)
 
-    def action_close(self) -> None:
-        self.dismiss()
-
-    def action_save(self) -> None:
-        self._start(test=False)
-
-    def action_save_and_test(self) -> None:
-        self._start(test=True)
-
-    @on(Button.Pressed)
-    def pressed(self, event: Button.Pressed) -> None:
-        self._start(test=event.button.id == "save-test")
-
-    def _start(self, test: bool) -> None:
-        if self.console.read_only:
-            return
-        for box in self.query(Input):
-            box.remove_class("error")
-        body, password, problems = self.values()
-        if problems:
-            for name, _ in problems:
-                self._mark(name)
-            message = "; ".join(why for _, why in problems)
-            self.query_one("#result", Static).update(Text(f"✗ {message}", "red"))
-            return
-        self._testing = test
-        if test:
-            self._busy(True, "Testing before saving…")
-            self.test_then_save(body, password)
-        else:
-            self._busy(True, "Saving…")
-            self.save(body, password)
-
-    @api_worker("source-save")
-    async def test_then_save(self, body: dict[str, Any], password: str | None) -> None:
-        """Sign in with the form's settings; save them only when that passes (a failed test
-        asks whether to save anyway, `CandidateFailed`)."""
-
-        def refused(error: ApiError) -> Message | None:
-            if not isinstance(error, RequestRefused):
-                return ApiFailed("test the Certain source", error.message)
-            self.post_message(CandidateFailed(body, password, None, error.message))
-            self._mark_problems(error)
-            return None
-
-        testing = self.console.client.test_candidate_source(body, password)
-        result = await self.call_api("test the Certain source", testing, failed=refused)
-        if not result.ok:
-            self.post_message(CandidateFailed(body, password, result, result.message))
-            return
-        await self._save(body, password)
-        self.post_message(SourceTested(str(body.get("id", "")), result))
-
-    @api_worker("source-save")
-    async def save(self, body: dict[str, Any], password: str | None) -> None:
-        await self._save(body, password)
-
-    async def _save(self, body: dict[str, Any], password: str | None) -> None:
-        def refused(error: ApiError) -> None:
-            self.post_message(ApiFailed("save the Certain source", error.message))
-            if isinstance(error, RequestRefused):
-                self._mark_problems(error)
-
-        version = self.row.raw.get("version") if self.row else None
-        saving = self.console.client.save_source(
-            body, create=self.row is None, password=password, version=version
-        )
-        saved = await self.call_api("save the Certain source", saving, failed=refused)
-        self.post_message(SourceSaved(saved))
-
-    def _mark_problems(self, error: RequestRefused) -> None:
-        for problem in error.problems:
-            name = problem.path.split(".")[0].split("[")[0]
-            self.call_later(self._mark, FIELD_OF.get(name, name))
-
-    def _mark(self, name: str) -> None:
-        for box in self.query(f"#{name}").results(Input):
-            box.add_class("error")
-
-    @on(CandidateFailed)
-    def candidate_failed(self, message: CandidateFailed) -> None:
-        """Nothing was saved: say why, and let the operator save anyway on purpose."""
-        why = message.reason
-        self._busy(False, Text(f"✗ Not saved — the test failed: {why}", style="bold red"))
-        if message.result is None:
-            self.console.report_error("test the Certain source", why)
-        question = (
-            f"The Certain source test failed: {why}\n\nNothing was saved. Save these settings "
-            "anyway? The source stops again if Certain refuses them."
+    def save_candidate(self, body: dict[str, Any], secret: str | None) -> Awaitable[SourceRow]:
+        return self.console.client.save_source(
+            body, create=self.row is None, password=secret, version=self.version
         )
 
-        def answer(ok: bool | None) -> None:
-            if ok:
-                self._testing = False
-                self._busy(True, "Saving without a passing test…")
-                self.save(message.body, message.secret)
+    def tested_message(self, key: str, result: TestResult) -> Message:
+        return SourceTested(key, result)
 
-        self.app.push_screen(ConfirmModal(question, title="Save anyway?"), answer)
+    def saved_message(self, row: SourceRow) -> Message:
+        return SourceSaved(row)
+
+    def cleared_note(self, row: SourceRow) -> str | None:
+        return row.password_cleared
 
     @on(SourceSaved)
     def saved(self, message: SourceSaved) -> None:
-        self.row = message.source
-        self.query_one("#id", Input).disabled = True
-        box = self.query_one("#password", Input)
-        box.value = ""
-        cleared = message.source.password_cleared
-        box.placeholder = "password" if cleared else "leave empty to keep"
-        self.query_one("#password-label", Label).update(password_label(self.row))
-        self.notify(f"Saved {message.source.name}", timeout=2)
-        if cleared:
-            self.notify(cleared, title="Password cleared", severity="warning", timeout=10)
-            self._busy(False, Text(f"✓ Saved — {cleared}", style="bold yellow"))
-        elif not self._testing:
-            self._busy(False, "✓ Saved")
+        self.show_saved(message.source)
 
     @on(SourceTested)
     def tested(self, message: SourceTested) -> None:
-        self._busy(False)
-        text = test_text(message.result)
-        if message.result.ok:
-            text.append(" — saved")
-        self.query_one("#result", Static).update(text)
-        if message.result.ok:
-            self.notify("Certain source test passed; saved", timeout=2)
-
-    @on(ApiFailed)
-    def failed(self, message: ApiFailed) -> None:
-        self._busy(False)
-        self.query_one("#result", Static).update(Text(f"✗ {message.error}", style="bold red"))
-        self.console.report_error(message.what, message.error)
+        self.show_tested(message.result)
