@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from importlib import metadata
@@ -66,6 +66,9 @@ class ApiDeps:
     (`signal-delivered`), for an erasure; answers the records written per topic."""
     retention: Callable[[], Awaitable[dict[str, Any]]] | None = None
     """The pruner's settings, disk use and oldest rows (`GET /api/v1/ledger/retention`)."""
+    connection_breakers: Callable[[], Mapping[str, Mapping[str, Any]] | None] | None = None
+    """The pipeline workers' connection circuit breakers as their heartbeats carry them
+    (`stream.heartbeats`), for `/healthz`; None from the callable while they are not read."""
 
     def runtime_provider(self) -> RuntimeStatusProvider:
         if self.runtime_status is not None:

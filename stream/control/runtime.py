@@ -248,6 +248,7 @@ class ControlRuntime(Service):
             certain_sources=self._certain_statuses,
             retention=self.retention.status if self.retention is not None else None,
             tombstones=self._produce_tombstones,
+            connection_breakers=self.workers.breakers,
         )
         app = create_app(deps, self.operations)
         runner = web.AppRunner(app, access_log=None, logger=BadRequestLog())

@@ -15,6 +15,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
@@ -61,6 +62,11 @@ class WorkerBeats:
     def count(self) -> int | None:
         """Live pipeline workers, or None while the topic is not being read."""
         return self._live.count(self._clock()) if self._reading else None
+
+    def breakers(self) -> dict[str, dict[str, Any]] | None:
+        """The live workers' connection circuit breakers by connection id (`stream.heartbeats`),
+        or None while the topic is not being read."""
+        return self._live.breakers(self._clock()) if self._reading else None
 
     def start(self) -> None:
         if self._task is None or self._task.done():

@@ -40,6 +40,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -214,9 +215,14 @@ class Pipeline(RouteStage, DeliverStage):
         return app
 
     async def beat(self, *, stopping: bool) -> None:
-        """This worker's heartbeat (`stream.heartbeats`): control counts live workers by it. A
-        beat the broker does not take within its interval is dropped; the next one follows."""
-        value = heartbeats.beat_bytes(self.worker_id, utcnow(), stopping=stopping)
+        """This worker's heartbeat (`stream.heartbeats`): control counts live workers by it and
+        shows the connections' circuit breakers it carries. A beat the broker does not take
+        within its interval is dropped; the next one follows."""
+        at = utcnow()
+        breakers = heartbeats.breaker_entries(
+            self.pool.breakers(), monotonic_now=time.monotonic(), at=at
+        )
+        value = heartbeats.beat_bytes(self.worker_id, at, stopping=stopping, breakers=breakers)
         with contextlib.suppress(Exception):
             await asyncio.wait_for(
                 self.publish([(WORKERS.name, self.worker_id, value)]), heartbeats.EVERY_S
