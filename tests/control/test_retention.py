@@ -16,12 +16,13 @@ import pytest
 
 from config.settings import Settings
 from stream.control.retention import Retention
-from stream.metrics import parse_window, prometheus, queries, views
+from stream.metrics import parse_window, prometheus, queries
 from stream.store import ApiCallRow, OutcomeRow, Store
 from stream.store.retention import REDACTED_PAYLOAD, RetentionPolicy
 from stream.store.rows import RetryItem
 from tests.support.changes import change_row, registration_json
 from tests.support.clock import FakeClock
+from tests.support.ledger import ledger_with_views, outcome
 
 START = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 OLD = START - timedelta(days=500)
@@ -31,30 +32,6 @@ MID = START - timedelta(days=100)
 POLICY = RetentionPolicy(
     payload=timedelta(days=90), outcomes=timedelta(days=400), retry=timedelta(days=30), batch=3
 )
-
-
-def outcome(
-    change_id: str,
-    status: str,
-    at: datetime,
-    *,
-    flow_id: str = "flow-1",
-    mode: str = "live",
-    code: str | None = None,
-    **extra: Any,
-) -> OutcomeRow:
-    return OutcomeRow(
-        change_id=change_id,
-        flow_id=flow_id,
-        flow_name=flow_id,
-        mode=mode,  # type: ignore[arg-type]
-        status=status,  # type: ignore[arg-type]
-        occurred_at=at - timedelta(seconds=5),
-        processed_at=at,
-        registration_code=code or f"R-{change_id}",
-        action=extra.pop("action", "create_update_lead"),
-        **extra,
-    )
 
 
 def period_rows(base: datetime) -> list[OutcomeRow]:
@@ -99,12 +76,8 @@ def calls(base: datetime) -> list[ApiCallRow]:
 
 @pytest.fixture
 async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    s = await Store.open(tmp_path / "signal.duckdb", reader_threads=2, threads=2)
-    await views.install(s)
-    try:
-        yield s
-    finally:
-        await s.close()
+    async with ledger_with_views(tmp_path) as opened:
+        yield opened
 
 
 async def seed(store: Store) -> None:

@@ -11,10 +11,11 @@ from typing import Any
 import duckdb
 import pytest
 
-from stream.metrics import parse_window, prometheus, queries, views
+from stream.metrics import parse_window, prometheus, queries
 from stream.metrics.definitions import SUMMARY_METRICS, TROUBLESHOOTING_METRICS
 from stream.store import OutcomeRow, Store
 from stream.store.schema import MIGRATIONS, latest_version, migrate
+from tests.support.ledger import ledger_with_views, outcome
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 S = timedelta(seconds=1)
@@ -23,29 +24,14 @@ S = timedelta(seconds=1)
 def row(
     change_id: str, status: str, at: timedelta, *, attempt: int = 1, **extra: Any
 ) -> OutcomeRow:
-    return OutcomeRow(
-        change_id=change_id,
-        flow_id="flow-1",
-        flow_name="Flow 1",
-        mode="live",
-        status=status,  # type: ignore[arg-type]
-        occurred_at=NOW - timedelta(hours=1),
-        processed_at=NOW - at,
-        attempt=attempt,
-        registration_code=f"R-{change_id}",
-        action="create_update_lead",
-        **extra,
-    )
+    occurred = NOW - timedelta(hours=1)
+    return outcome(change_id, status, NOW - at, occurred_at=occurred, attempt=attempt, **extra)
 
 
 @pytest.fixture
 async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    s = await Store.open(tmp_path / "signal.duckdb", reader_threads=2, threads=2)
-    await views.install(s)
-    try:
-        yield s
-    finally:
-        await s.close()
+    async with ledger_with_views(tmp_path) as opened:
+        yield opened
 
 
 async def _record_mix(store: Store) -> None:

@@ -12,8 +12,9 @@ from typing import Any
 
 import pytest
 
-from stream.metrics import parse_window, queries, views
+from stream.metrics import parse_window, queries
 from stream.store import OutcomeRow, Store
+from tests.support.ledger import ledger_with_views, outcome
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 S = timedelta(seconds=1)
@@ -22,28 +23,13 @@ REPLAY = "rp-0123456789ab"
 
 
 def row(change_id: str, status: str, at: datetime, **extra: Any) -> OutcomeRow:
-    return OutcomeRow(
-        change_id=change_id,
-        flow_id="flow-1",
-        flow_name="Flow 1",
-        mode="live",
-        status=status,  # type: ignore[arg-type]
-        occurred_at=NOW - timedelta(hours=6),
-        processed_at=at,
-        registration_code=f"R-{change_id}",
-        action="create_update_lead",
-        **extra,
-    )
+    return outcome(change_id, status, at, occurred_at=NOW - timedelta(hours=6), **extra)
 
 
 @pytest.fixture
 async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    s = await Store.open(tmp_path / "signal.duckdb", reader_threads=2, threads=2)
-    await views.install(s)
-    try:
-        yield s
-    finally:
-        await s.close()
+    async with ledger_with_views(tmp_path) as opened:
+        yield opened
 
 
 async def _first_deliveries(store: Store) -> None:

@@ -11,36 +11,25 @@ from typing import Any
 import pytest
 
 from stream.messages import VERIFIED_IN_MARKETO
-from stream.metrics import parse_window, prometheus, queries, views
+from stream.metrics import parse_window, prometheus, queries
 from stream.store import OutcomeRow, Store
+from tests.support.ledger import ledger_with_views, outcome
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 S = timedelta(seconds=1)
 
 
 def row(change_id: str, status: str, at: timedelta, **extra: Any) -> OutcomeRow:
-    return OutcomeRow(
-        change_id=change_id,
-        flow_id="flow-1",
-        flow_name="Flow 1",
-        mode="live",
-        status=status,  # type: ignore[arg-type]
-        occurred_at=NOW - timedelta(hours=1),
-        processed_at=NOW - at,
-        registration_code=f"R-{change_id}",
-        action="trigger_campaign",
-        **extra,
+    occurred = NOW - timedelta(hours=1)
+    return outcome(
+        change_id, status, NOW - at, occurred_at=occurred, action="trigger_campaign", **extra
     )
 
 
 @pytest.fixture
 async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    s = await Store.open(tmp_path / "signal.duckdb", reader_threads=2, threads=2)
-    await views.install(s)
-    try:
-        yield s
-    finally:
-        await s.close()
+    async with ledger_with_views(tmp_path) as opened:
+        yield opened
 
 
 async def test_verified_deliveries_are_counted_and_not_as_repeats(store: Store) -> None:
