@@ -16,7 +16,8 @@ snapshot dirty; the publisher (`stream.control.snapshot_publisher`) sends the wh
 `ConfigSnapshot` to `signal-config` after a short debounce. The snapshot's secrets are sealed
 (`stream.sealing`): no plain consumer of the topic can read them.
 
-Beside it, each for one concern: the stored form (`config_rows`), the secret rules and sealed
+Beside it, each for one concern: the current account and the commit that stores an edit, audited
+per object (`config_state`), the stored form (`config_rows`), the secret rules and sealed
 snapshots (`config_secrets`), the settings a Marketo call uses (`connection_settings`), reading an
 imported document (`config_import`), the event catalog's rebuild (`event_catalog`), the refusals
 (`config_errors`).
@@ -26,11 +27,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +39,6 @@ from config.models import Mapping as MappingModel
 from config.secret_refs import (
     DEFAULT_ALLOWLIST,
     EnvAllowList,
-    certain_binding,
     certain_secret_key,
     cleared_notice,
     secret_binding,
@@ -51,21 +49,14 @@ from stream.core.catalog import EMPTY_CATALOG, EventCatalog
 from stream.marketo.settings import MarketoSettings
 from stream.messages import ConfigSnapshot
 from stream.sealing import SecretBox
-from stream.store import ConfigObject, Store
-from stream.store.errors import StoreError
+from stream.store import Store
 
-from . import config_rows
 from .certain_source_config import candidate_source, saved_password
 from .config_errors import ConfigServiceError, ConflictError, InvalidConfigError, NotFoundError
 from .config_import import ImportResult, import_result, read_document
-from .config_rows import ASSIGNMENTS_KIND, DEFAULT_ACCOUNT_NAME, SINGLETON_ID
-from .config_secrets import (
-    bind_legacy_secrets,
-    check_reference,
-    imported_secrets,
-    put_secrets,
-    seal_snapshot,
-)
+from .config_rows import ASSIGNMENTS_KIND, SINGLETON_ID
+from .config_secrets import check_reference, imported_secrets, seal_snapshot
+from .config_state import StoredAccount
 from .connection_settings import candidate_settings, saved_settings
 from .event_catalog import rebuild_catalog
 from .secret_store import SecretStore
@@ -112,14 +103,11 @@ class ConfigService:
         only is used (workers elsewhere cannot open them, but nothing travels in clear)."""
         self._store = store
         self._secrets = secrets
-        self._env = env
         self.env_allowlist = env_allowlist
         self.box = box or SecretBox.generate()
-        self._account = Account(account=DEFAULT_ACCOUNT_NAME)
-        self._stored = False
-        self._versions: dict[tuple[str, str], int] = {}
-        self._secret_marks: dict[str, str] = {}
-        self._cleared: dict[str, str] = {}
+        self._state = StoredAccount(
+            store, secrets, env=env, env_allowlist=env_allowlist, on_change=self.mark_dirty
+        )
         self._catalog: EventCatalog = EMPTY_CATALOG
         self._lock = asyncio.Lock()
         self._snapshot_version = 0
@@ -134,12 +122,8 @@ class ConfigService:
     async def start(self, import_path: Path | None = None, *, actor: str = "system") -> None:
         """Load the stored account (importing `import_path` when the store has none), rebuild
         the catalog from archived event changes, publish the first snapshot."""
-        objects = await self._store.load_config()
-        if objects:
-            bind_legacy_secrets(self._secrets, objects)
-            self._account = self._from_objects(objects)
-            self._stored = True
-        elif import_path is not None and (text := _read_text(import_path)) is not None:
+        loaded = await self._state.load()
+        if not loaded and import_path is not None and (text := _read_text(import_path)) is not None:
             result = await self.import_text(text, f"{actor}:{import_path.name}")
             log.info("imported %s into the store (%s)", import_path, _count(result))
         self._catalog = await rebuild_catalog(self._store)
@@ -154,7 +138,7 @@ class ConfigService:
 
     @property
     def account(self) -> Account:
-        return self._account
+        return self._state.account
 
     @property
     def published(self) -> ConfigSnapshot | None:
@@ -166,22 +150,24 @@ class ConfigService:
         return self._catalog
 
     def version_of(self, kind: str, object_id: str) -> int | None:
-        return self._versions.get((kind, object_id))
+        return self._state.versions.get((kind, object_id))
 
     def flow_views(self) -> list[FlowView]:
-        return [self._view(flow) for flow in self._account.flows]
+        return [self._view(flow) for flow in self._state.account.flows]
 
     def flow_view(self, flow_id: str) -> FlowView:
-        flow = self._account.flow(flow_id)
+        flow = self._state.account.flow(flow_id)
         if flow is None:
             raise NotFoundError(f"no flow {flow_id!r}")
         return self._view(flow)
 
     def _view(self, flow: Flow) -> FlowView:
-        return FlowView(flow, completeness(flow, self._account), self.version_of("flow", flow.id))
+        return FlowView(
+            flow, completeness(flow, self._state.account), self.version_of("flow", flow.id)
+        )
 
     def connection(self, connection_id: str) -> Connection:
-        connection = self._account.connection(connection_id)
+        connection = self._state.account.connection(connection_id)
         if connection is None:
             raise NotFoundError(f"no connection {connection_id!r}")
         return connection
@@ -193,33 +179,33 @@ class ConfigService:
         return "stored" if connection.client_secret is not None else None
 
     def secret_updated_at(self, connection_id: str) -> str | None:
-        return self._secret_marks.get(connection_id)
+        return self._state.secret_marks.get(connection_id)
 
     def secret_cleared(self, connection_id: str) -> str | None:
         """Why the connection's secret was cleared (until a new one is given), else None."""
-        return self._cleared.get(connection_id)
+        return self._state.cleared.get(connection_id)
 
     def marketo_settings(self, connection_id: str, **overrides: Any) -> MarketoSettings:
         connection = self.connection(connection_id)
-        return saved_settings(connection, self._cleared.get(connection_id), **overrides)
+        return saved_settings(connection, self._state.cleared.get(connection_id), **overrides)
 
     def snapshot(self) -> ConfigSnapshot:
         """The whole configuration and catalog as workers need them, secrets sealed, each for
         its connection's identity URL and client id, the whole tagged (`stream.sealing`)."""
         self._snapshot_version = max(self._snapshot_version + 1, time.time_ns() // 1_000_000)
-        return seal_snapshot(self._snapshot_version, self._account, self._catalog, self.box)
+        return seal_snapshot(self._snapshot_version, self._state.account, self._catalog, self.box)
 
     # --- flows -----------------------------------------------------------------------------
 
     async def create_flow(self, flow: Flow, actor: str) -> FlowView:
         async with self._lock:
-            if self._account.flow(flow.id) is not None:
+            if self._state.account.flow(flow.id) is not None:
                 raise ConflictError(
                     f"flow {flow.id!r} already exists", [Problem("id", "already exists")]
                 )
-            account = self._account.model_copy(deep=True)
+            account = self._state.account.model_copy(deep=True)
             account.flows.append(flow.model_copy(deep=True))
-            await self._commit(account, actor)
+            await self._state.commit(account, actor)
         return self.flow_view(flow.id)
 
     async def update_flow(
@@ -233,34 +219,34 @@ class ConfigService:
                     "a flow's id cannot change",
                     [Problem("id", f"expected {flow_id!r} (the id in the URL), got {flow.id!r}")],
                 )
-            account = self._account.model_copy(deep=True)
+            account = self._state.account.model_copy(deep=True)
             account.flows[index] = flow.model_copy(deep=True)
-            await self._commit(account, actor)
+            await self._state.commit(account, actor)
         return self.flow_view(flow_id)
 
     async def set_flow_active(self, flow_id: str, active: bool, actor: str) -> FlowView:
         async with self._lock:
             index = self._flow_index(flow_id)
-            flow = self._account.flows[index]
+            flow = self._state.account.flows[index]
             if active and not flow.active:
-                reasons = completeness(flow, self._account)
+                reasons = completeness(flow, self._state.account)
                 if reasons:
                     raise ConflictError(
                         f"flow {flow_id!r} is incomplete and cannot be activated: "
                         + "; ".join(reasons),
                         [Problem("active", f"flow is incomplete: {r}") for r in reasons],
                     )
-            account = self._account.model_copy(deep=True)
+            account = self._state.account.model_copy(deep=True)
             account.flows[index].active = active
-            await self._commit(account, actor)
+            await self._state.commit(account, actor)
         return self.flow_view(flow_id)
 
     async def set_flow_mode(self, flow_id: str, mode: Mode, actor: str) -> FlowView:
         async with self._lock:
             index = self._flow_index(flow_id)
-            account = self._account.model_copy(deep=True)
+            account = self._state.account.model_copy(deep=True)
             account.flows[index].mode = mode
-            await self._commit(account, actor)
+            await self._state.commit(account, actor)
         return self.flow_view(flow_id)
 
     def _check_version(self, kind: str, object_id: str, expected: int | None) -> None:
@@ -276,7 +262,7 @@ class ConfigService:
             )
 
     def _flow_index(self, flow_id: str) -> int:
-        for index, flow in enumerate(self._account.flows):
+        for index, flow in enumerate(self._state.account.flows):
             if flow.id == flow_id:
                 return index
         raise NotFoundError(f"no flow {flow_id!r}")
@@ -284,14 +270,14 @@ class ConfigService:
     # --- mappings --------------------------------------------------------------------------
 
     def mapping(self, mapping_id: str) -> MappingModel:
-        mapping = self._account.mapping(mapping_id)
+        mapping = self._state.account.mapping(mapping_id)
         if mapping is None:
             raise NotFoundError(f"no mapping {mapping_id!r}")
         return mapping
 
     def mapping_users(self, mapping_id: str) -> list[str]:
         """Ids of the flows whose destination uses the mapping: who an edit reaches."""
-        return [f.id for f in self._account.flows if f.destination.mapping == mapping_id]
+        return [f.id for f in self._state.account.flows if f.destination.mapping == mapping_id]
 
     async def save_mapping(
         self,
@@ -304,7 +290,7 @@ class ConfigService:
         """Create or replace one mapping, validated with the whole account (a flow that uses
         it must stay valid) and audited as its own object."""
         async with self._lock:
-            existing = self._account.mapping(mapping.id)
+            existing = self._state.account.mapping(mapping.id)
             if create and existing is not None:
                 raise ConflictError(
                     f"mapping {mapping.id!r} already exists", [Problem("id", "already exists")]
@@ -312,14 +298,14 @@ class ConfigService:
             if not create and existing is None:
                 raise NotFoundError(f"no mapping {mapping.id!r}")
             self._check_version("mapping", mapping.id, expected_version)
-            account = self._account.model_copy(deep=True)
+            account = self._state.account.model_copy(deep=True)
             new = mapping.model_copy(deep=True)
             if existing is None:
                 account.mappings.append(new)
             else:
                 index = next(i for i, m in enumerate(account.mappings) if m.id == new.id)
                 account.mappings[index] = new
-            await self._commit(account, actor)
+            await self._state.commit(account, actor)
         return self.mapping(mapping.id)
 
     async def delete_mapping(
@@ -330,7 +316,7 @@ class ConfigService:
         async with self._lock:
             self.mapping(mapping_id)
             self._check_version("mapping", mapping_id, expected_version)
-            users = [f for f in self._account.flows if f.destination.mapping == mapping_id]
+            users = [f for f in self._state.account.flows if f.destination.mapping == mapping_id]
             if users:
                 names = ", ".join(f"{f.name!r} ({f.id})" for f in users)
                 message = (
@@ -338,9 +324,9 @@ class ConfigService:
                     "choose another mapping for them first"
                 )
                 raise ConflictError(message, [Problem("used_by", message)])
-            account = self._account.model_copy(deep=True)
+            account = self._state.account.model_copy(deep=True)
             account.mappings = [m for m in account.mappings if m.id != mapping_id]
-            await self._commit(account, actor)
+            await self._state.commit(account, actor)
 
     # --- tag assignments -------------------------------------------------------------------
 
@@ -356,10 +342,10 @@ class ConfigService:
         audited as the `assignments` object; workers get them with the next snapshot."""
         async with self._lock:
             self._check_version(ASSIGNMENTS_KIND, SINGLETON_ID, expected_version)
-            account = self._account.model_copy(deep=True)
+            account = self._state.account.model_copy(deep=True)
             account.assignments = assignments.model_copy(deep=True)
-            await self._commit(account, actor)
-        return self._account.assignments
+            await self._state.commit(account, actor)
+        return self._state.account.assignments
 
     async def assign_tags(
         self,
@@ -375,15 +361,15 @@ class ConfigService:
         operators tagging different statuses do not overwrite each other."""
         async with self._lock:
             self._check_version(ASSIGNMENTS_KIND, SINGLETON_ID, expected_version)
-            account = self._account.model_copy(deep=True)
+            account = self._state.account.model_copy(deep=True)
             items: dict[str, list[str]] = dict(getattr(account.assignments, kind))
             if tags:
                 items[label] = list(dict.fromkeys(tags))
             else:
                 items.pop(label, None)
             setattr(account.assignments, kind, items)
-            await self._commit(account, actor)
-        return self._account.assignments
+            await self._state.commit(account, actor)
+        return self._state.account.assignments
 
     # --- connections -----------------------------------------------------------------------
 
@@ -402,7 +388,7 @@ class ConfigService:
         reference) is cleared and `secret_cleared` says why. `connection.client_secret_ref` set
         means a `${VAR}` reference given with this change."""
         async with self._lock:
-            existing = self._account.connection(connection.id)
+            existing = self._state.account.connection(connection.id)
             if create and existing is not None:
                 raise ConflictError(
                     f"connection {connection.id!r} already exists",
@@ -415,7 +401,7 @@ class ConfigService:
             new.client_secret = None
             check_reference(self.env_allowlist, new, "client_secret")
             given = secret is not None or new.client_secret_ref is not None
-            cleared = self._cleared.copy()
+            cleared = self._state.cleared.copy()
             forget: set[str] = set()
             if secret is not None:
                 new.client_secret_ref = None
@@ -428,14 +414,16 @@ class ConfigService:
                 elif existing.client_secret_ref is not None or new.id in self._secrets:
                     cleared[new.id] = cleared_notice(moved)
                     forget.add(new.id)
-            account = self._account.model_copy(deep=True)
+            account = self._state.account.model_copy(deep=True)
             if existing is None:
                 account.connections.append(new)
             else:
                 index = next(i for i, c in enumerate(account.connections) if c.id == new.id)
                 account.connections[index] = new
             secrets = {new.id: secret} if secret is not None else {}
-            await self._commit(account, actor, secrets=secrets, forget=forget, cleared=cleared)
+            await self._state.commit(
+                account, actor, secrets=secrets, forget=forget, cleared=cleared
+            )
             if forget:
                 log.info("connection %s: %s", new.id, cleared[new.id])
         return self.connection(connection.id)
@@ -454,20 +442,20 @@ class ConfigService:
         return candidate_settings(
             candidate,
             secret,
-            existing=self._account.connection(candidate.id),
-            cleared=self._cleared.get(candidate.id),
+            existing=self._state.account.connection(candidate.id),
+            cleared=self._state.cleared.get(candidate.id),
             allowlist=self.env_allowlist,
-            env=self._environment(),
+            env=self._state.environment(),
             **overrides,
         )
 
     async def delete_connection(self, connection_id: str, actor: str) -> None:
         async with self._lock:
             self.connection(connection_id)
-            account = self._account.model_copy(deep=True)
+            account = self._state.account.model_copy(deep=True)
             account.connections = [c for c in account.connections if c.id != connection_id]
-            cleared = {k: v for k, v in self._cleared.items() if k != connection_id}
-            await self._commit(account, actor, forget={connection_id}, cleared=cleared)
+            cleared = {k: v for k, v in self._state.cleared.items() if k != connection_id}
+            await self._state.commit(account, actor, forget={connection_id}, cleared=cleared)
 
     # --- whole account ---------------------------------------------------------------------
 
@@ -478,7 +466,7 @@ class ConfigService:
         text is parsed and validated on a thread (`read_document`), off the event loop.
         """
         loaded = await asyncio.to_thread(
-            read_document, text, json_body, self._environment(), self.env_allowlist
+            read_document, text, json_body, self._state.environment(), self.env_allowlist
         )
         assert loaded.account is not None
         return await self.replace_account(loaded.account, actor, literal=loaded.literal_secrets)
@@ -492,11 +480,11 @@ class ConfigService:
                 raise InvalidConfigError("the configuration has problems", problems)
             new = account.model_copy(deep=True)
             taken = imported_secrets(
-                new, self._account, self._secrets, self._cleared, self.env_allowlist
+                new, self._state.account, self._secrets, self._state.cleared, self.env_allowlist
             )
             cleared = taken.cleared
-            before = self._bodies(self._account) if self._stored else {}
-            await self._commit(
+            before = self._state.bodies(self._state.account) if self._state.stored else {}
+            await self._state.commit(
                 new,
                 actor,
                 secrets=taken.secrets,
@@ -504,19 +492,19 @@ class ConfigService:
                 cleared=cleared,
                 validate=False,
             )
-            after = self._bodies(self._account)
+            after = self._state.bodies(self._state.account)
         return import_result(
-            self._account.account,
+            self._state.account.account,
             before,
             after,
             literal=literal,
             notices=taken.notices,
-            connections=self._account.connections,
+            connections=self._state.account.connections,
             cleared=cleared,
         )
 
     def certain_source(self, source_id: str) -> CertainSource:
-        source = self._account.certain_source(source_id)
+        source = self._state.account.certain_source(source_id)
         if source is None:
             raise NotFoundError(f"no Certain source {source_id!r}")
         return source
@@ -534,7 +522,7 @@ class ConfigService:
         (`certain_source_config.saved_password`). Returns the source and, when a change of host
         or username cleared its stored password, why."""
         async with self._lock:
-            existing = self._account.certain_source(source.id)
+            existing = self._state.account.certain_source(source.id)
             if create and existing is not None:
                 raise ConflictError(
                     f"Certain source {source.id!r} already exists",
@@ -548,11 +536,11 @@ class ConfigService:
             taken = saved_password(
                 new, existing, password, stored=stored, allowlist=self.env_allowlist
             )
-            account = self._account.model_copy(deep=True)
+            account = self._state.account.model_copy(deep=True)
             items = account.certain_sources
             index = next((i for i, s in enumerate(items) if s.id == new.id), len(items))
             items[index : index + 1] = [new]
-            await self._commit(account, actor, secrets=taken.secrets, forget=taken.forget)
+            await self._state.commit(account, actor, secrets=taken.secrets, forget=taken.forget)
             if taken.cleared:
                 log.info("Certain source %s: %s", new.id, taken.cleared)
         return self.certain_source(source.id), taken.cleared
@@ -562,9 +550,9 @@ class ConfigService:
         return candidate_source(
             candidate,
             password,
-            existing=self._account.certain_source(candidate.id),
+            existing=self._state.account.certain_source(candidate.id),
             allowlist=self.env_allowlist,
-            env=self._environment(),
+            env=self._state.environment(),
         )
 
     # --- catalog ---------------------------------------------------------------------------
@@ -577,95 +565,6 @@ class ConfigService:
         self._catalog = catalog
         self.mark_dirty()
         return True
-
-    # --- storing ---------------------------------------------------------------------------
-
-    async def _commit(
-        self,
-        account: Account,
-        actor: str,
-        *,
-        secrets: Mapping[str, str] | None = None,
-        forget: Iterable[str] = (),
-        cleared: Mapping[str, str] | None = None,
-        validate: bool = True,
-    ) -> None:
-        """Store what differs between the current account and `account`, audited per object,
-        then make it current and schedule a snapshot. `secrets` are stored bound to their
-        connection's destination in `account`; `cleared` (None: unchanged) says which
-        connections' secrets were cleared and why. Caller holds the lock."""
-        if validate:
-            old = {str(p) for p in validate_account(self._account)}
-            fresh = [p for p in validate_account(account) if str(p) not in old]
-            if fresh:
-                raise InvalidConfigError("the change would make the configuration invalid", fresh)
-        now = datetime.now(UTC).isoformat()
-        marks = dict(self._secret_marks)
-        for connection_id, secret in (secrets or {}).items():
-            if self._secrets.get(connection_id) != secret:
-                marks[connection_id] = now
-        for connection_id in forget:
-            marks.pop(connection_id, None)
-        notes = dict(self._cleared if cleared is None else cleared)
-        ids = {c.id for c in account.connections}
-        notes = {k: v for k, v in notes.items() if k in ids}
-        old_bodies = (
-            self._bodies(self._account, self._secret_marks, self._cleared) if self._stored else {}
-        )
-        new_bodies = self._bodies(account, marks, notes)
-        try:
-            for key, body in new_bodies.items():
-                if old_bodies.get(key) != body:
-                    saved = await self._store.save_config_object(key[0], key[1], body, actor)
-                    self._versions[key] = saved.version
-            for key in old_bodies.keys() - new_bodies.keys():
-                await self._store.delete_config_object(key[0], key[1], actor)
-                self._versions.pop(key, None)
-        except StoreError:
-            log.exception("configuration change by %s only partly stored; reloading", actor)
-            await self._reload()
-            raise
-        bindings = {c.id: secret_binding(c) for c in account.connections}
-        bindings |= {certain_secret_key(s): certain_binding(s) for s in account.certain_sources}
-        for connection_id in forget:
-            self._secrets.delete(connection_id)
-        for connection_id, secret in (secrets or {}).items():
-            self._secrets.set(connection_id, secret, bindings.get(connection_id))
-        self._secret_marks = marks
-        self._cleared = notes
-        self._account = self._with_secrets(account)
-        self._stored = True
-        self.mark_dirty()
-
-    async def _reload(self) -> None:
-        objects = await self._store.load_config()
-        if objects:
-            self._account = self._from_objects(objects)
-
-    def _bodies(
-        self,
-        account: Account,
-        marks: Mapping[str, str] | None = None,
-        cleared: Mapping[str, str] | None = None,
-    ) -> config_rows.Bodies:
-        return config_rows.bodies(
-            account,
-            self._secret_marks if marks is None else marks,
-            self._cleared if cleared is None else cleared,
-        )
-
-    def _from_objects(self, objects: Sequence[ConfigObject]) -> Account:
-        stored = config_rows.read_objects(objects)
-        self._versions.update(stored.versions)
-        self._secret_marks.update(stored.marks)
-        self._cleared.update(stored.cleared)
-        return self._with_secrets(stored.account)
-
-    def _with_secrets(self, account: Account) -> Account:
-        return put_secrets(account, self._environment(), self.env_allowlist, self._secrets)
-
-    def _environment(self) -> Mapping[str, str]:
-        return os.environ if self._env is None else self._env
 
     # --- publishing ------------------------------------------------------------------------
 
