@@ -54,7 +54,7 @@ from stream.store import (
     Store,
 )
 from stream.store.arrow_batches import RETRY_COLUMNS
-from stream.store.recovery import DeliveryMark, record_delivery_marks
+from stream.store.delivery_marks import DeliveryMark, record_delivery_marks
 from stream.topics import API_CALLS, CHANGES, DELIVERED, OUTCOMES
 
 log = logging.getLogger("signal.control.recorder")

@@ -86,6 +86,7 @@ from stream.delivery_keys import delivered_value, delivery_key, sending_value
 from stream.messages import Redrive
 from stream.metrics.recovery import RecoveryStatus
 from stream.store import Store
+from stream.store.delivery_marks import prune_delivery_marks, stored_marks
 from stream.store.recovery import (
     DEFERRED_MARKER,
     QueuedPair,
@@ -98,9 +99,7 @@ from stream.store.recovery import (
     note_nothing_expected,
     note_redriven,
     note_stranded,
-    prune_delivery_marks,
     queued_overdue,
-    stored_marks,
     unrouted_changes,
 )
 

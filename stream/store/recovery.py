@@ -1,16 +1,10 @@
-"""The ledger's side of recovery: what has no final outcome, the recovery log, delivered keys
-and delivery marks.
+"""The ledger's side of recovery: what has no final outcome, the recovery log and delivered
+keys (the delivery marks are `stream.store.delivery_marks`).
 
 Control's recovery (stream/control/recovery.py) decides; these functions read and write DuckDB
 for it, on the store's threads (reads on a reader cursor, writes as one transaction on the
 writer), so nothing here runs on the event loop. Times are arguments: the caller's clock decides
 what "older than the grace" and "within the horizon" mean.
-
-`delivery_marks` keeps the delivered-keys log (`signal-delivered`, `stream.delivery_keys`) as
-control reads it: one row per key, `sending` or `delivered`. A delivery overrides a "sending"
-mark and is never undone; a tombstone removes a "sending" mark only. Writing the same records
-again changes nothing, so a redelivered batch is harmless. Its writes run on the store's apart
-lane (`Store.write_apart`), so they never wait behind an outcome batch.
 
 `recovery_log` has one row per (change, flow) recovery re-drove — its reason (`unrouted` or
 `queued`), how many times, first and last time, and when it gave up (`stranded_at`) — one
@@ -24,43 +18,34 @@ once its failed outcomes are published, and is not evaluated again.
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-import duckdb
 import pyarrow as pa  # type: ignore[import-untyped]
 
-from stream.delivery_keys import MarkState
 from stream.store import arrow_batches as ab
+from stream.store.base import registered
 from stream.store.rows import ChangeRow, utc
 from stream.store.store import Store
 from stream.store.writer import Con
 
 __all__ = [
     "DeliveredKey",
-    "DeliveryMark",
     "LedgerFigures",
-    "MarksWritten",
     "QueuedPair",
     "RecoveryEntry",
-    "StoredMark",
     "UnroutedChange",
     "deferrals_waiting",
     "delivered_keys",
-    "fold_marks",
     "ledger_figures",
     "note_deferral_expired",
     "note_deferred",
     "note_nothing_expected",
     "note_redriven",
     "note_stranded",
-    "prune_delivery_marks",
     "queued_overdue",
-    "record_delivery_marks",
-    "stored_marks",
     "unrouted_changes",
 ]
 
@@ -129,16 +114,6 @@ class LedgerFigures:
     """Changes waiting, still without any outcome, for something control does not know yet."""
     deferral_expired: int = 0
     """Deferrals given up on (recorded as failed outcomes), all time."""
-
-
-@contextlib.contextmanager
-def _registered(con: Con, name: str, table: pa.Table) -> Iterator[None]:
-    con.register(name, table)
-    try:
-        yield
-    finally:
-        with contextlib.suppress(duckdb.Error):
-            con.unregister(name)
 
 
 def _entry(
@@ -222,7 +197,7 @@ async def unrouted_changes(
             return []
         wanted = pa.table({"change_id": pa.array([str(r[0]) for r in rows], type=ab.STR)})
         entries: dict[str, dict[str, RecoveryEntry]] = {}
-        with _registered(con, "wanted", wanted):
+        with registered(con, "wanted", wanted):
             for cid, fid, *log in con.execute(_ENTRIES_OF).fetchall():
                 entry = _entry(*log)
                 if entry is not None:
@@ -276,11 +251,22 @@ def _pairs_table(pairs: Sequence[tuple[str, str, str]]) -> pa.Table:
     )
 
 
+def _notes_table(changes: Sequence[tuple[str, str]]) -> pa.Table:
+    """(change_id, note) pairs as a batch, one row per change (the last note given wins)."""
+    unique = dict(changes)
+    return pa.table(
+        {
+            "change_id": pa.array(list(unique), type=ab.STR),
+            "note": pa.array(list(unique.values()), type=ab.STR),
+        }
+    )
+
+
 async def _write_batch(store: Store, table: pa.Table, sql: str, at: datetime) -> None:
     params = {"at": utc(at, "at")}
 
     def work(con: Con) -> None:
-        with _registered(con, "batch", table):
+        with registered(con, "batch", table):
             con.execute(sql, params).fetchall()
 
     await store.write(work)
@@ -302,16 +288,8 @@ async def note_nothing_expected(
     store: Store, changes: Sequence[tuple[str, str]], at: datetime
 ) -> None:
     """Mark each (change_id, why) as a change no flow is expected to act on."""
-    if not changes:
-        return
-    unique = dict(changes)
-    table = pa.table(
-        {
-            "change_id": pa.array(list(unique), type=ab.STR),
-            "note": pa.array(list(unique.values()), type=ab.STR),
-        }
-    )
-    await _write_batch(store, table, _NOTHING, at)
+    if changes:
+        await _write_batch(store, _notes_table(changes), _NOTHING, at)
 
 
 _DEFERRED = f"""
@@ -327,16 +305,8 @@ _DEFERRED = f"""
 async def note_deferred(store: Store, changes: Sequence[tuple[str, str]], at: datetime) -> None:
     """Record that each (change_id, why) could not be decided at `at`: `unrouted_changes` leaves
     it out until `at` is older than its cutoff, then it is evaluated again."""
-    if not changes:
-        return
-    unique = dict(changes)
-    table = pa.table(
-        {
-            "change_id": pa.array(list(unique), type=ab.STR),
-            "note": pa.array(list(unique.values()), type=ab.STR),
-        }
-    )
-    await _write_batch(store, table, _DEFERRED, at)
+    if changes:
+        await _write_batch(store, _notes_table(changes), _DEFERRED, at)
 
 
 _WAITING = f"""
@@ -463,152 +433,3 @@ async def delivered_keys(store: Store, *, since: datetime) -> list[DeliveredKey]
         return [DeliveredKey(str(c), str(f), r, at) for c, f, r, at in rows]
 
     return await store.read(read)
-
-
-# -- delivery marks --------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class DeliveryMark:
-    """One record of the delivered-keys log as control read it."""
-
-    key: str
-    change_id: str
-    flow_id: str
-    replay_id: str | None
-    state: MarkState
-    at: datetime | None
-    """The delivery or sending time; None for a tombstone (`withdrawn`)."""
-
-
-@dataclass(frozen=True, slots=True)
-class StoredMark:
-    key: str
-    state: MarkState
-    marked_at: datetime
-
-
-@dataclass(frozen=True, slots=True)
-class MarksWritten:
-    """Keys of a batch by their net effect (each key counted once)."""
-
-    delivered: int = 0
-    sending: int = 0
-    withdrawn: int = 0
-
-
-def fold_marks(marks: Sequence[DeliveryMark]) -> dict[str, DeliveryMark]:
-    """The net effect of a batch per key, records taken in log order: a delivery wins over
-    everything (the newest delivery time); otherwise the last "sending" mark or tombstone counts
-    (a "sending" mark keeps the newest time among those after the last tombstone)."""
-    net: dict[str, DeliveryMark] = {}
-    for mark in marks:
-        before = net.get(mark.key)
-        if mark.state == "delivered":
-            if before is not None and before.state == "delivered" and _later(before, mark):
-                continue
-            net[mark.key] = mark
-        elif before is not None and before.state == "delivered":
-            continue
-        elif mark.state == "sending" and before is not None and before.state == "sending":
-            if not _later(before, mark):
-                net[mark.key] = mark
-        else:
-            net[mark.key] = mark
-    return net
-
-
-def _later(kept: DeliveryMark, new: DeliveryMark) -> bool:
-    return kept.at is not None and new.at is not None and kept.at >= new.at
-
-
-_MARK_DELIVERED = """
-    INSERT INTO delivery_marks
-        (key, change_id, flow_id, replay_id, state, marked_at, updated_at)
-    SELECT key, change_id, flow_id, replay_id, 'delivered', marked_at, $now FROM batch
-    ON CONFLICT (key) DO UPDATE SET
-        marked_at = CASE WHEN delivery_marks.state = 'delivered'
-                         THEN greatest(delivery_marks.marked_at, excluded.marked_at)
-                         ELSE excluded.marked_at END,
-        state = 'delivered',
-        updated_at = excluded.updated_at
-"""
-
-_MARK_SENDING = """
-    INSERT INTO delivery_marks
-        (key, change_id, flow_id, replay_id, state, marked_at, updated_at)
-    SELECT key, change_id, flow_id, replay_id, 'sending', marked_at, $now FROM batch
-    ON CONFLICT (key) DO UPDATE SET
-        marked_at = greatest(delivery_marks.marked_at, excluded.marked_at),
-        updated_at = excluded.updated_at
-    WHERE delivery_marks.state = 'sending'
-"""
-
-_MARK_WITHDRAWN = """
-    DELETE FROM delivery_marks
-    WHERE state = 'sending' AND key IN (SELECT key FROM batch)
-"""
-
-
-def _marks_table(marks: Sequence[DeliveryMark]) -> pa.Table:
-    return pa.table(
-        {
-            "key": pa.array([m.key for m in marks], type=ab.STR),
-            "change_id": pa.array([m.change_id for m in marks], type=ab.STR),
-            "flow_id": pa.array([m.flow_id for m in marks], type=ab.STR),
-            "replay_id": pa.array([m.replay_id for m in marks], type=ab.STR),
-            "marked_at": pa.array([m.at for m in marks], type=ab.TS),
-        }
-    )
-
-
-async def record_delivery_marks(
-    store: Store, marks: Sequence[DeliveryMark], now: datetime
-) -> MarksWritten:
-    """Keep a batch of the delivered-keys log, in log order, in one transaction (see the module
-    docstring); `now` is the rows' `updated_at`."""
-    net = fold_marks(marks)
-    if not net:
-        return MarksWritten()
-    groups: dict[str, list[DeliveryMark]] = {"delivered": [], "sending": [], "withdrawn": []}
-    for mark in net.values():
-        groups[mark.state].append(mark)
-    params = {"now": utc(now, "now")}
-
-    def work(con: Con) -> None:
-        for state, sql in (
-            ("delivered", _MARK_DELIVERED),
-            ("sending", _MARK_SENDING),
-            ("withdrawn", _MARK_WITHDRAWN),
-        ):
-            if groups[state]:
-                with _registered(con, "batch", _marks_table(groups[state])):
-                    con.execute(sql, {} if state == "withdrawn" else params).fetchall()
-
-    await store.write_apart(work)
-    return MarksWritten(len(groups["delivered"]), len(groups["sending"]), len(groups["withdrawn"]))
-
-
-async def stored_marks(store: Store, *, since: datetime) -> list[StoredMark]:
-    """Every delivery mark (sending or delivered) marked since `since`."""
-    params = {"since": utc(since, "since")}
-    sql = "SELECT key, state, marked_at FROM delivery_marks WHERE marked_at >= $since"
-
-    def read(con: Con) -> list[StoredMark]:
-        rows = con.execute(sql, params).fetchall()
-        return [StoredMark(str(k), s, at) for k, s, at in rows]
-
-    return await store.read(read)
-
-
-async def prune_delivery_marks(store: Store, *, before: datetime) -> int:
-    """Forget delivery marks older than `before` (the delivered-keys log forgets them too)."""
-    params = {"before": utc(before, "before")}
-
-    def work(con: Con) -> int:
-        rows = con.execute(
-            "DELETE FROM delivery_marks WHERE marked_at < $before RETURNING key", params
-        ).fetchall()
-        return len(rows)
-
-    return await store.write_apart(work)

@@ -38,7 +38,8 @@ from stream.pipeline import delivered as pipeline_delivered
 from stream.pipeline.records import route_records
 from stream.pipeline.route import Routed, route_change
 from stream.store import ChangeRow, OutcomeRow, Store
-from stream.store.recovery import DeliveryMark, RecoveryEntry, record_delivery_marks
+from stream.store.delivery_marks import DeliveryMark, record_delivery_marks
+from stream.store.recovery import RecoveryEntry
 from stream.topics import OUTCOMES
 from tests.support.accounts import example_account
 from tests.support.changes import (

@@ -12,7 +12,7 @@ from typing import Any
 
 from stream.delivery_keys import delivery_key
 from stream.store import Store
-from stream.store.recovery import (
+from stream.store.delivery_marks import (
     DeliveryMark,
     MarksWritten,
     fold_marks,
