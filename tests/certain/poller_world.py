@@ -62,9 +62,26 @@ class PollerWorld:
     config: ConfigService
     poller: SourcePoller
     published: list[tuple[bytes, bytes]] = field(default_factory=list)
+    after_publish: list[Callable[[], None]] = field(default_factory=list)
+    """Called after each publish (a test cuts a poll off at a chosen page with one)."""
 
     async def poll(self) -> PollResult:
         return await self.poller.poll_once()
+
+    async def publish(self, records: Any) -> None:
+        self.published.extend(records)
+        for hook in self.after_publish:
+            hook()
+
+    def restart(self) -> None:
+        """A poller started afresh over the same ledger (as after a crash): no state in memory."""
+        self.poller = SourcePoller(
+            self.config.certain_source(SOURCE_ID),
+            store=self.store,
+            config=self.config,
+            publish=self.publish,
+            session=self.http,
+        )
 
     async def admin(self, method: str, path: str, body: Any = None) -> Any:
         async with self.http.request(
@@ -109,19 +126,9 @@ async def poller_world(
     path.write_text(json.dumps(account(sandbox.url)), encoding="utf-8")
     try:
         await config.start(path)
-        published: list[tuple[bytes, bytes]] = []
-
-        async def publish(records: Any) -> None:
-            published.extend(records)
-
-        poller = SourcePoller(
-            config.certain_source(SOURCE_ID),
-            store=store,
-            config=config,
-            publish=publish,
-            session=http,
-        )
-        yield PollerWorld(sandbox, http, store, config, poller, published)
+        world = PollerWorld(sandbox, http, store, config, None)  # type: ignore[arg-type]
+        world.restart()
+        yield world
     finally:
         await config.stop()
         await store.close()
