@@ -1,7 +1,9 @@
 """End to end: `csignal run` as a subprocess, traffic through the API, Marketo as the sandbox.
 
-1. The demo: `csignal run --demo --headless` delivers simulated registrations to its sandbox, and
-   Ctrl-C leaves no process behind.
+1. The demo: `csignal run --demo --headless`, started under umask 0o022, delivers simulated
+   registrations to its sandbox, keeps its data dir private (the directory 0700, the ledger, its
+   WAL, the token, the account and every log 0600 — while it runs and after it stopped; issue 11,
+   item 6), restarts a killed pipeline, and Ctrl-C leaves no process behind.
 2. Acceptance: a generated set of changes (every source, live and test, filters, activate-for
    tags, untagged statuses, bad items, duplicates) ingested from a file; every change gets exactly
    the outcomes the pure core computes, the sandbox holds exactly the expected leads, campaign
@@ -35,6 +37,7 @@ from simulators.certain import traffic_world as world
 from simulators.certain.demo_account import SECRET_ENV, demo_account_yaml
 from simulators.certain.send import write_file
 from simulators.marketo.sandbox import Sandbox, SandboxConfig
+from tests.control.test_private_files import loose_umask, modes, open_to_others
 from tests.e2e.e2e_expect import (
     Expectation,
     expect,
@@ -67,10 +70,12 @@ def _client(run: RunProcess) -> ApiClient:
 # --- 1. the demo ---------------------------------------------------------------------------------
 
 
-async def test_demo_run_delivers_and_stops_without_orphans(tmp_path: Path) -> None:
-    run = start_run(
-        tmp_path / "data", ["--demo", "--headless", "--rate", "20", "--status-every", "1"]
-    )
+async def test_demo_run_delivers_keeps_its_files_private_and_stops_without_orphans(
+    tmp_path: Path,
+) -> None:
+    data_dir = tmp_path / "data"
+    with loose_umask():
+        run = start_run(data_dir, ["--demo", "--headless", "--rate", "20", "--status-every", "1"])
     try:
         sandbox_url = (await run.wait_for(r"Marketo sandbox: (http://\S+)")).group(1)
         await run.wait_for(r"Signal is running")
@@ -97,6 +102,10 @@ async def test_demo_run_delivers_and_stops_without_orphans(tmp_path: Path) -> No
         assert leads["leads"], "no lead reached the sandbox"
         print(f"first delivered outcome seen {first_delivery_s:.1f}s after `csignal run --demo`")
         await run.wait_for(r"changes \d+ · ", within=10)
+        present = modes(data_dir)
+        expected = {"signal.duckdb", "api-token", "logs", "logs/control.log", "logs/pipeline.log"}
+        assert expected <= set(present), present
+        assert open_to_others(data_dir) == {}, present
 
         # A crashed worker is reported and restarted.
         if "exited with code" in run.output:
@@ -126,6 +135,8 @@ async def test_demo_run_delivers_and_stops_without_orphans(tmp_path: Path) -> No
     assert code == 0, run.output
     assert "Signal stopped." in run.output
     run.assert_all_gone([*pids, *run.pids()])
+    assert open_to_others(data_dir) == {}, modes(data_dir)
+    assert "made owner-only" not in run.output  # nothing was ever created open to others
 
 
 # --- 2. acceptance -------------------------------------------------------------------------------
