@@ -117,17 +117,6 @@ _IN_WINDOW = f"mode = ? AND processed_at >= ? AND processed_at < ? AND {DONE}"
 _IN_HOURS = "mode = ? AND hour >= ? AND hour < ?"
 """Rollup hours of a mode starting in the window (rollups hold no delivery in flight)."""
 
-_SUMMARY_DISTINCT = f"""
-    SELECT count(DISTINCT c), count(DISTINCT r) FROM (
-        SELECT hash(change_id) AS c,
-               CASE WHEN registration_code IS NOT NULL THEN hash(registration_code) END AS r
-        FROM outcomes WHERE {_IN_WINDOW}
-        UNION ALL
-        SELECT CASE WHEN kind = 'change' THEN key END, CASE WHEN kind = 'registration' THEN key END
-        FROM rollup_keys WHERE {_IN_HOURS} AND kind IN ('change', 'registration'))
-"""
-"""Distinct changes and registrations: kept rows and pruned hours' key hashes, as one set."""
-
 _ROLLUP_TOTALS = f"""
     SELECT coalesce(sum(pairs) FILTER (WHERE status = 'delivered'), 0),
            coalesce(sum(pairs) FILTER (WHERE status = 'delivered' AND action = 'form_post'), 0),
@@ -153,45 +142,58 @@ _SUMMARY_TOTALS = f"""
            count(*) FILTER (WHERE status = 'delivered' AND action = 'form_post'),
            count(*) FILTER (WHERE status = 'delivered' AND lead_result = 'created'),
            count(*) FILTER (WHERE status = 'delivered' AND lead_result = 'updated'),
-           count(*)
+           count(*) FILTER (WHERE status = 'delivered' AND action = 'update_program_status'
+                            AND lead_result IS DISTINCT FROM 'not_changed'),
+           count(*) FILTER (WHERE status = 'delivered' AND action = 'update_program_status'
+                            AND lead_result = 'not_changed')
     FROM outcomes WHERE {_IN_WINDOW}
 """
-
-_PROGRAM_STATUS = f"""
-    SELECT count(*) FILTER (WHERE lead_result IS DISTINCT FROM 'not_changed'),
-           count(*) FILTER (WHERE lead_result = 'not_changed')
-    FROM outcomes
-    WHERE {_IN_WINDOW} AND status = 'delivered' AND action = 'update_program_status'
-"""
-"""Program status changes Marketo made, and those it left as they were (lead in or past it)."""
+"""Delivered pairs, form posts, leads created and updated, and the program status changes
+Marketo made or left as they were (lead in or past it): one scan of the window."""
 
 _SUMMARY_REASONS = f"""
-    SELECT status, {reason_code_sql()} AS code, count(*)
-    FROM outcomes WHERE {_IN_WINDOW} AND status <> 'delivered'
+    SELECT status, {reason_code_sql()} AS code, sum(n) FROM (
+        SELECT status, category, reason, count(*) AS n
+        FROM outcomes WHERE {_IN_WINDOW} AND status <> 'delivered'
+        GROUP BY ALL)
     GROUP BY ALL
 """
+"""Not-triggered pairs by reason code: the texts are grouped first, so the reason's regular
+expressions run once per distinct text, not once per pair."""
 
 _NOT_TRIGGERED_IN = ", ".join(f"'{s}'" for s in NOT_TRIGGERED_STATUSES)
 
 _SUMMARY_ACTIVITY = f"""
-    SELECT bucket, count(DISTINCT c), sum(t), sum(nt) FROM (
+    SELECT GROUPING(bucket), bucket, count(DISTINCT c), count(DISTINCT r), sum(t), sum(nt)
+    FROM (
         SELECT epoch_us(processed_at) // $step AS bucket, hash(change_id) AS c,
+               CASE WHEN registration_code IS NOT NULL THEN hash(registration_code) END AS r,
                (status = 'delivered')::BIGINT AS t,
                (status IN ({_NOT_TRIGGERED_IN}))::BIGINT AS nt
         FROM outcomes
         WHERE mode = $mode AND processed_at >= $start AND processed_at < $end AND {DONE}
         UNION ALL
-        SELECT epoch_us(hour) // $step, key, 0, 0 FROM rollup_keys
-        WHERE mode = $mode AND hour >= $start AND hour < $end AND kind = 'change'
+        SELECT epoch_us(hour) // $step, CASE WHEN kind = 'change' THEN key END,
+               CASE WHEN kind = 'registration' THEN key END, 0, 0
+        FROM rollup_keys
+        WHERE mode = $mode AND hour >= $start AND hour < $end
+          AND kind IN ('change', 'registration')
         UNION ALL
-        SELECT epoch_us(hour) // $step, NULL,
+        SELECT epoch_us(hour) // $step, NULL, NULL,
                CASE WHEN status = 'delivered' THEN pairs ELSE 0 END,
                CASE WHEN status IN ({_NOT_TRIGGERED_IN}) THEN pairs ELSE 0 END
         FROM rollup_outcomes WHERE mode = $mode AND hour >= $start AND hour < $end)
-    GROUP BY bucket
+    GROUP BY GROUPING SETS ((bucket), ())
 """
+"""Per bucket: distinct changes, triggered and not-triggered pairs; over the whole window (the
+row whose GROUPING is 1): distinct changes and registrations. Kept rows and pruned hours' key
+hashes count as one set, and one scan of the window serves both."""
 
 _LAST_RECORDED = f"SELECT max(processed_at) FROM outcomes WHERE mode = ? AND {DONE}"
+
+_LAST_RECORDED_SINCE = f"{_LAST_RECORDED} AND processed_at >= ?"
+"""The same over outcomes since a time: DuckDB skips the row groups older than it by their
+min/max, so a ledger that recorded anything in the window is not scanned whole for it."""
 
 _IN_FLIGHT = f"""
     SELECT count(*), min(processed_at) FROM outcomes
@@ -256,13 +258,18 @@ def summary_on(
     """The Summary tab; `active_flows` None = count the stored flow objects of `mode`."""
     runtime = runtime or RuntimeStatus()
     span = [mode, window.start, window.end]
-    triggered, forms, created, updated, _ = _one(con, _SUMMARY_TOTALS, span)
-    changes, registrations = _one(con, _SUMMARY_DISTINCT, span + span)
+    triggered, forms, created, updated, program_changed, program_not_changed = _one(
+        con, _SUMMARY_TOTALS, span
+    )
     r_triggered, r_forms, r_created, r_updated, r_changed, r_not_changed, _ = _one(
         con, _ROLLUP_TOTALS, span
     )
     triggered, forms = triggered + r_triggered, forms + r_forms
     created, updated = created + r_created, updated + r_updated
+    program_changed, program_not_changed = (
+        program_changed + r_changed,
+        program_not_changed + r_not_changed,
+    )
     not_triggered: dict[str, Any] = {
         "total": 0,
         "not_activated": {"total": 0, "by_reason": {}},
@@ -282,18 +289,20 @@ def summary_on(
             not_triggered["total"] += n
         else:
             other[status] = other.get(status, 0) + n
-    program_changed, program_not_changed = _one(con, _PROGRAM_STATUS, span)
-    program_changed, program_not_changed = (
-        program_changed + r_changed,
-        program_not_changed + (r_not_changed),
-    )
-    activity = con.execute(
+    changes, registrations, activity = 0, 0, []
+    for whole, bucket, n_changes, n_registrations, n_triggered, n_not in con.execute(
         _SUMMARY_ACTIVITY,
         {"step": _micros(window.bucket), "mode": mode, "start": window.start, "end": window.end},
-    ).fetchall()
+    ).fetchall():
+        if whole:
+            changes, registrations = n_changes, n_registrations
+        else:
+            activity.append((bucket, n_changes, n_triggered, n_not))
     if active_flows is None:
         active_flows = int(_one(con, _ACTIVE_FLOWS, [mode])[0])
-    (last_recorded,) = _one(con, _LAST_RECORDED, [mode])
+    (last_recorded,) = _one(con, _LAST_RECORDED_SINCE, [mode, window.start])
+    if last_recorded is None:
+        (last_recorded,) = _one(con, _LAST_RECORDED, [mode])
     in_flight = in_flight_on(con, mode)
     lag = runtime.consumer_lag
     return {
@@ -329,21 +338,19 @@ def summary_on(
 # -- Troubleshooting ------------------------------------------------------------------------
 
 _RETRY_QUEUE = f"""
-    SELECT r.status, r.category, count(*)
+    SELECT r.status, r.category, count(*),
+           count(*) FILTER (WHERE r.status = 'abandoned'
+                            AND r.updated_at >= $start AND r.updated_at < $end)
     FROM retry_queue r
-    SEMI JOIN outcomes o
-      ON o.change_id = r.change_id AND o.flow_id = r.flow_id AND o.mode = ?
-    WHERE r.status IN ({", ".join(f"'{s}'" for s in OPEN_RETRY_STATUSES)})
-       OR (r.status = 'resolved' AND r.updated_at >= ? AND r.updated_at < ?)
+    JOIN outcomes o ON o.change_id = r.change_id AND o.flow_id = r.flow_id
+    WHERE o.mode = $mode
+      AND (r.status IN ({", ".join(f"'{s}'" for s in OPEN_RETRY_STATUSES)})
+           OR (r.status = 'resolved' AND r.updated_at >= $start AND r.updated_at < $end))
     GROUP BY ALL
 """
-
-_ABANDONED = """
-    SELECT count(*) FROM retry_queue r
-    SEMI JOIN outcomes o
-      ON o.change_id = r.change_id AND o.flow_id = r.flow_id AND o.mode = ?
-    WHERE r.status = 'abandoned' AND r.updated_at >= ? AND r.updated_at < ?
-"""
+"""The queue's items of a mode by status and category, and those abandoned in the window. A
+pair has at most one state, so the join keeps each item once; unlike a semi join it lets DuckDB
+build its hash table on the items rather than on every outcome of the mode."""
 
 _RETRIED = f"""
     SELECT count(DISTINCT k), count(*) FILTER (WHERE attempt) FROM (
@@ -443,14 +450,20 @@ def troubleshooting_on(
     queue: dict[str, dict[str, int]] = {
         s: {c: 0 for c in FAILURE_CATEGORIES} for s in RETRY_STATUSES
     }
-    in_queue = con.execute(_RETRY_QUEUE, span).fetchall()
-    for status, category, count in in_queue + con.execute(_ROLLUP_RESOLVED, span).fetchall():
+    abandoned = 0
+    in_queue = con.execute(
+        _RETRY_QUEUE, {"mode": mode, "start": window.start, "end": window.end}
+    ).fetchall()
+    for status, category, count, abandoned_in_window in in_queue:
+        queue.setdefault(status, {}).setdefault(category, 0)
+        queue[status][category] += int(count)
+        abandoned += int(abandoned_in_window)
+    for status, category, count in con.execute(_ROLLUP_RESOLVED, span).fetchall():
         queue.setdefault(status, {}).setdefault(category, 0)
         queue[status][category] += int(count)
     retried_pairs, retry_attempts = _one(con, _RETRIED, span + span)
     pruned_retries, _ = _one(con, _ROLLUP_ATTEMPTS, span)
     retry_attempts += pruned_retries
-    (abandoned,) = _one(con, _ABANDONED, span)
     (data_failures,) = _one(con, _DATA_FAILURES, span)
     data_failures += _one(con, _ROLLUP_TOTALS, span)[6]
     (rejected,) = _one(con, _REJECTED, times)
