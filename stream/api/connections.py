@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import logging
 import re
-from typing import Any
+from collections.abc import Callable
+from typing import Any, Protocol, TypeVar
 
 from aiohttp import web
 from pydantic import ValidationError
@@ -82,9 +83,37 @@ _READ_ONLY = (
 )
 
 
-def _parse(
-    deps: ApiDeps, body: dict[str, Any]
-) -> tuple[Connection | None, str | None, web.Response | None]:
+class _Identified(Protocol):
+    @property
+    def id(self) -> str: ...
+
+
+T = TypeVar("T", bound=_Identified)
+Parsed = tuple[T | None, str | None, web.Response | None]
+"""What a body parser gives: the object, its new write-only secret (None: keep the stored
+one), or the 422 answer when the body does not parse."""
+
+
+async def parsed_replacement(
+    request: web.Request, key: str, parse: Callable[[dict[str, Any]], Parsed[T]], what: str
+) -> tuple[T, str | None] | web.Response:
+    """The body of `PUT …/{key}` parsed with `parse`, its `id` defaulting to the URL's: the
+    object and its new secret, or the 422 answer (a body that does not parse, or that names
+    another id than the URL, which would save under one name what was asked under another)."""
+    object_id = request.match_info[key]
+    body = await json_object(request)
+    body.setdefault("id", object_id)
+    parsed, secret, problem = parse(body)
+    if problem is not None or parsed is None:
+        return problem or json_error(422, f"invalid {what}")
+    if parsed.id != object_id:
+        return problems_response(
+            422, [Problem("id", f"expected {object_id!r} (the id in the URL)")]
+        )
+    return parsed, secret
+
+
+def _parse(deps: ApiDeps, body: dict[str, Any]) -> Parsed[Connection]:
     """The connection and the new secret (None: keep), or a 422 answer."""
     body = {k: v for k, v in body.items() if k not in _READ_ONLY}
     secret = body.pop("client_secret", None)
@@ -119,17 +148,13 @@ async def create_connection(request: web.Request) -> web.Response:
 
 async def put_connection(request: web.Request) -> web.Response:
     deps = deps_of(request)
-    connection_id = request.match_info["connection_id"]
-    deps.config.connection(connection_id)
-    body = await json_object(request)
-    body.setdefault("id", connection_id)
-    connection, secret, problem = _parse(deps, body)
-    if problem is not None or connection is None:
-        return problem or json_error(422, "invalid connection")
-    if connection.id != connection_id:
-        return problems_response(
-            422, [Problem("id", f"expected {connection_id!r} (the id in the URL)")]
-        )
+    deps.config.connection(request.match_info["connection_id"])
+    parsed = await parsed_replacement(
+        request, "connection_id", lambda body: _parse(deps, body), "connection"
+    )
+    if isinstance(parsed, web.Response):
+        return parsed
+    connection, secret = parsed
     saved = await deps.config.save_connection(
         connection,
         actor_of(request),

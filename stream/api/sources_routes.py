@@ -39,6 +39,7 @@ from pydantic import ValidationError
 from config.models import Account, CertainSource
 from config.secret_refs import certain_secret_key
 from config.validation import Problem, validate_account
+from stream.api.connections import Parsed, parsed_replacement
 from stream.api.deps import ApiDeps, deps_of
 from stream.api.errors import (
     if_match_version,
@@ -105,9 +106,7 @@ async def list_sources(request: web.Request) -> web.Response:
     return web.json_response({"sources": items})
 
 
-def _parse(
-    deps: ApiDeps, body: dict[str, Any]
-) -> tuple[CertainSource | None, str | None, web.Response | None]:
+def _parse(deps: ApiDeps, body: dict[str, Any]) -> Parsed[CertainSource]:
     """The source and its new literal password (None: none given), or a 422 answer."""
     body = {k: v for k, v in body.items() if k not in _READ_ONLY}
     password = body.pop("password", None)
@@ -147,17 +146,13 @@ async def create_source(request: web.Request) -> web.Response:
 
 async def put_source(request: web.Request) -> web.Response:
     deps = deps_of(request)
-    source_id = request.match_info["source_id"]
-    deps.config.certain_source(source_id)
-    body = await json_object(request)
-    body.setdefault("id", source_id)
-    source, password, problem = _parse(deps, body)
-    if problem is not None or source is None:
-        return problem or json_error(422, "invalid Certain source")
-    if source.id != source_id:
-        return problems_response(
-            422, [Problem("id", f"expected {source_id!r} (the id in the URL)")]
-        )
+    deps.config.certain_source(request.match_info["source_id"])
+    parsed = await parsed_replacement(
+        request, "source_id", lambda body: _parse(deps, body), "Certain source"
+    )
+    if isinstance(parsed, web.Response):
+        return parsed
+    source, password = parsed
     saved, cleared = await deps.config.save_certain_source(
         source,
         actor_of(request),
