@@ -17,6 +17,7 @@ configuration concern, checked when the account is loaded.
 from __future__ import annotations
 
 import json
+import weakref
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -85,12 +86,33 @@ def resolve_event(change: ChangeEvent, catalog: EventCatalog) -> Event | None:
     return catalog.get(change.event_code)
 
 
+EVENT_DUMPS_KEPT = 256
+"""Event JSON dumps `event_data` keeps: the events changes are routed against at once."""
+
+_event_dumps: dict[int, tuple[weakref.ref[Event], dict[str, Any]]] = {}
+
+
+def event_data(event: Event, account: Account) -> dict[str, Any]:
+    """The event as `event.*` paths read it: its JSON with `tags` resolved for the account.
+
+    The JSON is dumped once per event object rather than per change: every change of an event
+    reads the same catalog object (frozen), and dumping it was a tenth of evaluating a change.
+    Each change gets its own top-level copy, with the tags resolved afresh.
+    """
+    kept = _event_dumps.get(id(event))
+    if kept is not None and kept[0]() is event:
+        dumped = kept[1]
+    else:
+        dumped = event.model_dump(mode="json", by_alias=True)
+        if len(_event_dumps) >= EVENT_DUMPS_KEPT:
+            del _event_dumps[next(iter(_event_dumps))]
+        _event_dumps[id(event)] = (weakref.ref(event), dumped)
+    return {**dumped, "tags": sorted(tags.event_tags(event, account))}
+
+
 def build_context(change: ChangeEvent, account: Account, catalog: EventCatalog) -> ChangeContext:
     event = resolve_event(change, catalog)
-    event_data: dict[str, Any] | None = None
-    if event is not None:
-        event_data = event.model_dump(mode="json", by_alias=True)
-        event_data["tags"] = sorted(tags.event_tags(event, account))
+    event_view = event_data(event, account) if event is not None else None
     answers: dict[str, list[str]] = {}
     attendee_tags: frozenset[str] = frozenset()
     registration = change.registration
@@ -105,7 +127,7 @@ def build_context(change: ChangeEvent, account: Account, catalog: EventCatalog) 
         account=account,
         event=event,
         data=change.to_json_dict(),
-        event_data=event_data,
+        event_data=event_view,
         answers=answers,
         attendee_type_tags=attendee_tags,
     )

@@ -95,6 +95,22 @@ def test_custom_property_tags_count_only_for_custom_property_kind() -> None:
     assert tags.custom_property_tags("Press", summit(), account) == frozenset()
 
 
+def test_tags_follow_a_replaced_or_grown_tag_list() -> None:
+    """Tags are looked up through an index kept per account object: a tag list replaced or
+    grown in place, and another account object, are each resolved against their own tags."""
+    account = ACCOUNT.model_copy(deep=True)
+    assert tags.attendee_type_tags("VIP", summit(), account) == {"vip"}
+    account.tags = [t for t in account.tags if t.name != "vip"]
+    assert tags.attendee_type_tags("VIP", summit(), account) == frozenset()
+    vip = next(t for t in ACCOUNT.tags if t.name == "vip").model_copy(deep=True)
+    account.tags.append(vip)
+    assert tags.attendee_type_tags("VIP", summit(), account) == {"vip"}
+    other = ACCOUNT.model_copy(deep=True)
+    other.tags = [t for t in other.tags if t.name != "vip"]
+    assert tags.attendee_type_tags("VIP", summit(), other) == frozenset()
+    assert tags.attendee_type_tags("VIP", summit(), account) == {"vip"}
+
+
 def test_set_custom_property_tags_only_for_properties_that_are_set() -> None:
     account = ACCOUNT.model_copy(deep=True)
     account.tags[0].objects.append(ObjectKind.CUSTOM_REGISTRATION_PROPERTY)
