@@ -80,7 +80,8 @@ def create_control(
     @app.agent(outcomes, name="record")
     async def record(stream: Any) -> None:
         ledger = await recorder()
-        async for events in stream.take_events(settings.batch_max, within=settings.batch_within_s):
+        batches = stream.take_events(settings.record_batch_max, within=settings.batch_within_s)
+        async for events in batches:
             await ledger.guarded("record", OUTCOMES.name, records(events), ledger.record_outcomes)
 
     @app.agent(api_calls_topic, name="api_calls")

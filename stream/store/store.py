@@ -20,6 +20,7 @@ from stream.store.base import first, insert_arrow, registered
 from stream.store.config_objects import ConfigObjects
 from stream.store.readonly_sql import MAX_ANSWER_BYTES, QueryResult, run_read_only
 from stream.store.retry_queue import (
+    RESOLVING_STATUSES,
     RetryQueue,
     last_per_key,
     resolve_retries,
@@ -154,6 +155,20 @@ a delivery whose outcome was lost (a crash between Marketo's answer and the outc
 crash of everything, the pair's queued row may be lost too, so recovery re-drove it as a change
 nobody routed), so the pair is delivered, at the duplicate's time, with its reason. Never over
 a final state."""
+
+
+def _state_statements(statuses: set[str]) -> list[str]:
+    """The state statements a batch with these statuses needs, in their order. Each reads only
+    rows of its own statuses, and one with none to read still cost DuckDB most of its time
+    (planning the upsert): the queued and duplicate statements were 40 ms of a 140 ms batch of
+    500 outcomes without a queued or duplicate row."""
+    wanted = (
+        (_STATE_UPSERT, not statuses.issubset(_NOT_FINAL)),
+        (_QUEUED_UPSERT, IN_FLIGHT_STATUS in statuses),
+        (_DUPLICATE_PROVES_DELIVERY, "skipped_duplicate" in statuses),
+    )
+    return [statement for statement, needed in wanted if needed]
+
 
 _CHANGE_INSERT_COLUMNS = ", ".join(ab.CHANGE_COLUMNS)
 _CHANGE_VALUES = _CHANGE_INSERT_COLUMNS.replace("payload", "payload::JSON")
@@ -409,17 +424,14 @@ class Store(RetryQueue, ConfigObjects):
                 elif ids:
                     fresh = pa.array([r[0] for r in ids], type=ab.STR)
                     new = table.filter(pc.is_in(table["outcome_id"], value_set=fresh))
-                if new is not None:
-                    with registered(con, "batch", new):
-                        for statement in (
-                            _STATE_UPSERT,
-                            _QUEUED_UPSERT,
-                            _DUPLICATE_PROVES_DELIVERY,
-                        ):
-                            con.execute(statement).fetchall()
+            statuses = set() if new is None else set(pc.unique(new["status"]).to_pylist())
+            if new is not None:
+                with registered(con, "batch", new):
+                    for statement in _state_statements(statuses):
+                        con.execute(statement).fetchall()
             if retries is not None:
                 upsert_retries(con, retries)
-            if new is not None:
+            if new is not None and not statuses.isdisjoint(RESOLVING_STATUSES):
                 resolve_retries(con, new)
             return 0 if new is None else int(new.num_rows)
 

@@ -302,3 +302,25 @@ async def test_internal_reads_and_writes_run_through_the_store_threads(store: St
         await store.read(lambda cur: cur.execute("SELECT * FROM nope").fetchall())
     with pytest.raises(StoreWriteError):
         await store.write(lambda con: con.execute("CREATE VIEW recent_delivered AS SELECT 1"))
+
+
+async def test_batches_of_one_status_each_keep_the_state_rules(store: Store) -> None:
+    """A batch runs only the state statements its statuses need; each kind alone still does
+    what it does in a mixed batch."""
+    s = timedelta(seconds=1)
+    await store.record_outcomes([outcome("c1", status="queued", lead_result=None)])
+    await store.record_outcomes([outcome("c2", status="skipped_duplicate", lead_result=None)])
+    await store.record_outcomes([outcome("c3", status="would_send", lead_result=None)])
+    state = await store.query("SELECT change_id, status, attempts FROM outcomes ORDER BY 1")
+    assert state.rows == (("c1", "queued", 0), ("c2", "delivered", 1))
+    failed = outcome("c1", status="failed", category="technical", reason="timeout",
+                     lead_result=None, processed_at=T0 - s)  # fmt: skip
+    await store.record_outcomes([failed])
+    late_queued = outcome("c2", status="queued", lead_result=None, processed_at=T0 + 9 * s)
+    await store.record_outcomes([late_queued])
+    state = await store.query("SELECT change_id, status, attempts FROM outcomes ORDER BY 1")
+    assert state.rows == (("c1", "failed", 1), ("c2", "delivered", 1)), (
+        "a final row replaces a queued state whatever its time; queued never replaces a final"
+    )
+    ledger = await store.query("SELECT count(*) FROM outcome_log")
+    assert ledger.rows == ((5,),)
