@@ -31,6 +31,7 @@ from apiclient.ingest import (
     read_chunk,
 )
 from apiclient.rows import (
+    BreakerRow,
     ConnectionRow,
     FlowRow,
     FlowStats,
@@ -193,6 +194,20 @@ class ApiClient(Transport):
     async def connections(self) -> list[ConnectionRow]:
         reply = await self._object("GET", "/connections")
         return [ConnectionRow.from_json(c) for c in reply.get("connections", [])]
+
+    async def connection_breakers(self) -> dict[str, BreakerRow] | None:
+        """Each connection's circuit breaker as the pipeline workers report it (`/healthz`,
+        no token needed), by connection id. None while control does not read the workers'
+        heartbeats: unknown, which is not the same as closed. A connection that no live worker
+        has called yet is not listed."""
+        listed = (await self.healthz()).get("connections")
+        if not isinstance(listed, dict):
+            return None
+        return {
+            str(cid): BreakerRow.from_json(entry)
+            for cid, entry in listed.items()
+            if isinstance(entry, dict)
+        }
 
     async def save_connection(
         self,

@@ -136,6 +136,31 @@ class SourceRow:
         )
 
 
+@dataclass(frozen=True)
+class BreakerRow:
+    """A connection's circuit breaker as `GET /healthz` lists it under `connections` (the
+    pipeline workers' heartbeats carry it): `closed` deliveries flow, `open` they are parked
+    until `retry_at`, `half_open` one probe call is out. Times are wall-clock (UTC)."""
+
+    state: str
+    since: datetime | None = None
+    """When the state last changed; None if it never did."""
+    retry_at: datetime | None = None
+    """While open: when the next probe may go."""
+    failures: int = 0
+    """Connection-wide call failures in a row."""
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> BreakerRow:
+        failures = data.get("failures")
+        return cls(
+            state=str(data.get("state", "")),
+            since=_stamp(data.get("since")),
+            retry_at=_stamp(data.get("retry_at")),
+            failures=failures if isinstance(failures, int) else 0,
+        )
+
+
 def _stamp(value: Any) -> datetime | None:
     if not isinstance(value, str):
         return None

@@ -12,6 +12,7 @@ from typing import Any
 from textual.message import Message
 
 from apiclient.rows import (
+    BreakerRow,
     ConnectionRow,
     FlowRow,
     FlowStats,
@@ -73,6 +74,9 @@ class PreviewLoaded(Message, bubble=False):
 @dataclass
 class ConnectionsLoaded(Message, bubble=False):
     connections: list[ConnectionRow]
+    breakers: dict[str, BreakerRow] | None = None
+    """Each connection's circuit breaker by id (`ApiClient.connection_breakers`); None when
+    not known (control does not read the workers' heartbeats, or could not say)."""
 
 
 @dataclass

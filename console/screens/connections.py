@@ -7,11 +7,17 @@ control clears it and the form says so; Save & Test then tests nothing until one
 
 Save & Test tests the settings on the form *before* saving them, so wrong credentials never go
 live (`console.screens.candidate_form`, shared with the Certain source form).
+
+The list says per connection whether deliveries to it flow: its circuit breaker as the pipeline
+workers report it (`/healthz`), in words, with an open breaker's probe time on the console's
+clock. A breaker control cannot report shows as unknown, never as flowing. A passing test of a
+connection's saved settings (`t`, or Save & Test of an unchanged form) closes an open breaker.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +29,8 @@ from textual.message import Message
 from textual.validation import Function
 from textual.widgets import DataTable, Input, Label, Static, Switch
 
-from apiclient.rows import ConnectionRow, SourceRow, TestResult
+from apiclient.errors import ApiError
+from apiclient.rows import BreakerRow, ConnectionRow, SourceRow, TestResult
 from console import fmt, source_status
 from console.calls import api_worker
 from console.messages import (
@@ -49,6 +56,39 @@ from console.screens.source_form import SourceForm, source_body
 from console.widgets.table import SignalTable
 
 CSS = Path(__file__).with_name("connections.tcss")
+DELIVERIES_WIDTH = 21
+"""Wide enough for "paused until HH:MM:SS"."""
+OTHER_COLUMNS = 20 + 9 + 3 + DELIVERIES_WIDTH + 2 * 4
+"""The columns before Service URL, each with its padding."""
+
+
+def url_text(url: str, width: int) -> str:
+    """The service URL in `width` cells: whole when it fits, else its host first (the scheme
+    and a trailing slash say nothing about which instance it is)."""
+    if len(url) > width:
+        url = url.split("://", 1)[-1].rstrip("/")
+    return fmt.cell(url, width)
+
+
+def deliveries_text(breaker: BreakerRow | None, breakers_known: bool, now: datetime) -> Text:
+    """Whether deliveries to a connection flow, in words: its circuit breaker's state, an open
+    one's probe time on the console's clock (`now`'s zone). `breakers_known` False: control
+    could not say (it does not read the workers' heartbeats), which is not healthy. A known
+    list without the connection: no live worker has called it yet."""
+    if not breakers_known:
+        return Text("unknown", style="dim")
+    if breaker is None:
+        return Text("no calls yet", style="dim")
+    if breaker.state == "closed":
+        return Text("flowing", style="green")
+    if breaker.state == "open":
+        if breaker.retry_at is None:
+            return Text("paused", style="bold red")
+        until = breaker.retry_at.astimezone(now.tzinfo).strftime("%H:%M:%S")
+        return Text(f"paused until {until}", style="bold red")
+    if breaker.state == "half_open":
+        return Text("probing", style="yellow")
+    return Text("unknown", style="dim")
 
 
 class ConnectionsScreen(BaseScreen):
@@ -61,6 +101,8 @@ class ConnectionsScreen(BaseScreen):
         self.rows: dict[str, ConnectionRow] = {}
         self.sources: dict[str, SourceRow] = {}
         self.results: dict[str, Text] = {}
+        self.breakers: dict[str, BreakerRow] | None = None
+        self._rendered_url_width = 0
 
     def body(self) -> ComposeResult:
         table = SignalTable(id="connections", cursor_type="row", zebra_stripes=True)
@@ -68,6 +110,7 @@ class ConnectionsScreen(BaseScreen):
         table.add_column("Name", key="name", width=20)
         table.add_column("Secret", key="secret", width=9)
         table.add_column("Pri", key="primary", width=3)
+        table.add_column("Deliveries", key="deliveries", width=DELIVERIES_WIDTH)
         table.add_column("Service URL", key="url")
         yield table
         sources = SignalTable(id="sources", cursor_type="row", zebra_stripes=True)
@@ -91,7 +134,11 @@ class ConnectionsScreen(BaseScreen):
     async def fetch(self) -> None:
         connections = await self.call_api("load connections", self.console.client.connections())
         sources = await self.call_api("load Certain sources", self.console.client.sources())
-        self.post_message(ConnectionsLoaded(connections))
+        try:
+            breakers = await self.console.client.connection_breakers()
+        except ApiError:
+            breakers = None  # shown as unknown; the lists above loaded, so nothing to report
+        self.post_message(ConnectionsLoaded(connections, breakers))
         self.post_message(SourcesLoaded(sources))
 
     @on(SourcesLoaded)
@@ -142,28 +189,45 @@ class ConnectionsScreen(BaseScreen):
 
     @on(ConnectionsLoaded)
     def connections_loaded(self, message: ConnectionsLoaded) -> None:
-        table = self.query_one("#connections", SignalTable)
-        table.loading = False
+        self.query_one("#connections", SignalTable).loading = False
         self.rows = {c.id: c for c in message.connections}
+        self.breakers = message.breakers
+        self._render_connections()
+        self.loaded()
+
+    def on_resize(self) -> None:
+        if self.rows and self._url_width() != self._rendered_url_width:
+            self._render_connections()
+
+    def _url_width(self) -> int:
+        """What the Service URL column has left: the table takes no horizontal scroll bar at
+        80 columns (the border and the other columns with their padding come first)."""
+        return max(12, self.size.width - 2 - OTHER_COLUMNS - 2)
+
+    def _render_connections(self) -> None:
+        table = self.query_one("#connections", SignalTable)
+        known = self.breakers is not None
+        now = self.console.clock()
+        url_width = self._rendered_url_width = self._url_width()
         cursor = table.cursor_row
         with self.app.batch_update():
             table.clear()
-            for row in message.connections:
+            for row in self.rows.values():
                 table.add_row(
                     *fmt.cells(
                         [
                             fmt.cell(row.name, 20),
                             secret_text(row),
                             "yes" if row.primary else "",
-                            row.service_url,
+                            deliveries_text(self.breaker_of(row.id), known, now),
+                            url_text(row.service_url, url_width),
                         ]
                     ),
                     key=row.id,
                 )
-            if message.connections:
-                table.move_cursor(row=min(cursor, len(message.connections) - 1))
+            if self.rows:
+                table.move_cursor(row=min(cursor, len(self.rows) - 1))
         table.border_title = f"connections [{len(self.rows)}]"
-        self.loaded()
 
     @on(ApiFailed)
     def failed(self, message: ApiFailed) -> None:
@@ -173,6 +237,9 @@ class ConnectionsScreen(BaseScreen):
             self.loaded(ok=False)
         else:
             self.query_one("#test-result", Static).update(Text(f"✗ {message.error}", "red"))
+
+    def breaker_of(self, connection_id: str) -> BreakerRow | None:
+        return None if self.breakers is None else self.breakers.get(connection_id)
 
     def selected(self) -> ConnectionRow | None:
         key = self.query_one("#connections", SignalTable).selected_key()

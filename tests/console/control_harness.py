@@ -93,6 +93,9 @@ class Control:
         self.config: ConfigService | None = None
         self.sandbox: Sandbox | None = None
         self._runner: web.AppRunner | None = None
+        self.breakers: dict[str, dict[str, Any]] | None = None
+        """What `/healthz` lists under `connections` (as the workers' heartbeats would carry
+        it); None, the default, is what control answers while it reads no heartbeats."""
 
     def call(self, work: Coroutine[Any, Any, T], timeout: float = 60.0) -> T:
         future: Future[T] = asyncio.run_coroutine_threadsafe(work, self.loop)
@@ -149,7 +152,13 @@ class Control:
             self.redriven.extend(records)
 
         self.ops = Operations.build(self.store, self.config, redrive)
-        deps = ApiDeps(store=self.store, config=self.config, produce_changes=produce, token=TOKEN)
+        deps = ApiDeps(
+            store=self.store,
+            config=self.config,
+            produce_changes=produce,
+            token=TOKEN,
+            connection_breakers=lambda: self.breakers,
+        )
         if self.retention:
             base = self.base or datetime.now(UTC)
             pruner = Retention(self.store, RetentionPolicy(), clock=lambda: base)
