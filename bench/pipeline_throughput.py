@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import subprocess
@@ -31,7 +32,8 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -175,25 +177,27 @@ async def measure(
     return count / (done - started), count / max(cpu_seconds(worker) - cpu, 1e-3)
 
 
-async def run(route_changes: int, deliver_changes: int) -> None:
-    async with EmbeddedBroker() as broker, Sandbox(SandboxConfig()) as sandbox:
-        servers = [broker.bootstrap_servers]
-        raw_topic = f"bench-raw-{uuid.uuid4().hex[:8]}"
-        await declare_topics(broker.url, [*ALL_TOPICS, TopicSpec(raw_topic, 8, "n", "bench")])
-        await produce(servers, raw_topic, route_changes, 800)
-        raw_rate = route_changes / await consume(servers, raw_topic, route_changes)
+@dataclass
+class Rig:
+    """An embedded broker, a Marketo sandbox and one pipeline worker on the bench account."""
 
+    broker: EmbeddedBroker
+    sandbox: Sandbox
+    producer: AIOKafkaProducer
+    worker: subprocess.Popen[bytes]
+
+
+@contextlib.asynccontextmanager
+async def rig(sandbox_config: SandboxConfig | None = None) -> AsyncIterator[Rig]:
+    """Start the broker, the sandbox and a worker (`python -m stream pipeline`) with the bench
+    account's snapshot published; the worker is stopped on the way out."""
+    async with EmbeddedBroker() as broker, Sandbox(sandbox_config or SandboxConfig()) as sandbox:
+        servers = [broker.bootstrap_servers]
+        await declare_topics(broker.url, ALL_TOPICS)
         producer = AIOKafkaProducer(
             bootstrap_servers=servers, acks="all", linger_ms=5, max_batch_size=256 * 1024
         )
         await producer.start()
-        consumer = AIOKafkaConsumer(
-            "signal-outcomes",
-            bootstrap_servers=servers,
-            auto_offset_reset="earliest",
-            max_partition_fetch_bytes=4 * 1024 * 1024,
-        )
-        await consumer.start()
         with tempfile.TemporaryDirectory() as data_dir:
             # The worker opens the sealed secret with the key in its data dir, as control's.
             box = SecretBox.load_or_create(Path(data_dir) / KEY_FILE_NAME)
@@ -228,17 +232,7 @@ async def run(route_changes: int, deliver_changes: int) -> None:
                     preexec_fn=die_with_parent(),
                 )
             try:
-                t0 = time.monotonic()
-                await send_all(producer, [event_change()])
-                await measure(producer, consumer, 1, "FR", 120, worker.pid)
-                print(f"worker ready (first outcomes) after {time.monotonic() - t0:.1f} s")
-                route_rate, route_cpu = await measure(
-                    producer, consumer, route_changes, "FR", 600, worker.pid
-                )
-                deliver_rate, deliver_cpu = await measure(
-                    producer, consumer, deliver_changes, "US", 600, worker.pid
-                )
-                runs = sum(len(r["leadIds"]) for r in sandbox.state.campaign_runs)
+                yield Rig(broker, sandbox, producer, worker)
             finally:
                 worker.terminate()
                 try:
@@ -246,10 +240,45 @@ async def run(route_changes: int, deliver_changes: int) -> None:
                 except subprocess.TimeoutExpired:
                     worker.kill()
                     worker.wait()
-        await consumer.stop()
-        await producer.stop()
+                await producer.stop()
 
-    print(f"broker {broker.url}, one pipeline worker, sandbox without latency")
+
+async def raw_consume_rate(broker: EmbeddedBroker, count: int) -> float:
+    """messages/s of a plain aiokafka consumer reading `count` ~800-byte records."""
+    servers = [broker.bootstrap_servers]
+    topic = f"bench-raw-{uuid.uuid4().hex[:8]}"
+    await declare_topics(broker.url, [TopicSpec(topic, 8, "n", "bench")])
+    await produce(servers, topic, count, 800)
+    return count / await consume(servers, topic, count)
+
+
+async def run(route_changes: int, deliver_changes: int) -> None:
+    async with rig() as bench:
+        servers = [bench.broker.bootstrap_servers]
+        raw_rate = await raw_consume_rate(bench.broker, route_changes)
+        consumer = AIOKafkaConsumer(
+            "signal-outcomes",
+            bootstrap_servers=servers,
+            auto_offset_reset="earliest",
+            max_partition_fetch_bytes=4 * 1024 * 1024,
+        )
+        await consumer.start()
+        try:
+            producer, pid = bench.producer, bench.worker.pid
+            t0 = time.monotonic()
+            await send_all(producer, [event_change()])
+            await measure(producer, consumer, 1, "FR", 120, pid)
+            print(f"worker ready (first outcomes) after {time.monotonic() - t0:.1f} s")
+            route_rate, route_cpu = await measure(producer, consumer, route_changes, "FR", 600, pid)
+            deliver_rate, deliver_cpu = await measure(
+                producer, consumer, deliver_changes, "US", 600, pid
+            )
+            runs = sum(len(r["leadIds"]) for r in bench.sandbox.state.campaign_runs)
+        finally:
+            await consumer.stop()
+        url = bench.broker.url
+
+    print(f"broker {url}, one pipeline worker, sandbox without latency")
     print(f"  raw consume + parse ({route_changes} msgs): {raw_rate:>10,.0f} messages/s")
     print(
         f"  pipeline, route only ({route_changes} changes, {FLOWS} outcomes each): "
