@@ -89,6 +89,9 @@ class CertainSandbox:
         self.state: SandboxState = seeded_state(self.clock, seed, user, password, **extra)
         self.faults = Faults()
         self.calls: list[dict[str, Any]] = []
+        self.after_answer: list[Callable[[web.Request], None]] = []
+        """Called after each API answer (not admin routes): a test changes records between two
+        page reads of a poll with one, as Certain users do while a poller pages."""
         self._malformed_turn = 0
         self._malformed_session_turn = 0
         self.url = ""
@@ -133,6 +136,8 @@ class CertainSandbox:
             served = Served()
             response = await self._answer(request, handler, served)
             self._log(request, response.status, served, started)
+            for hook in self.after_answer:
+                hook(request)
             return response
 
         return wrapped

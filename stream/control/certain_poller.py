@@ -54,6 +54,7 @@ from stream.certain.client import (
     RequestBudget,
 )
 from stream.certain.events import ChangeEvent
+from stream.certain.paging import KeysetPager, log_shifts
 from stream.certain.poll_diff import (
     LastSeen,
     RecordDiff,
@@ -305,22 +306,23 @@ class SourcePoller:
             watermark = self._start_point()
             await commit_poll(self._store, PollCommit(self.key, watermarks={event_code: watermark}))
             marks[event_code] = watermark
-        after = watermark - OVERLAP
-        index = 0
-        while True:
-            page = await client.registrations(event_code, after, index)
-            if not page.records:
-                return
-            index += len(page.records)
-            result.records += len(page.records)
-            out = await self._diff_page(event_code, page.records)
+        pager = KeysetPager(watermark - OVERLAP, PAGE_SIZE)
+        while not pager.done:
+            asked = pager.request()
+            page = await client.registrations(
+                event_code, asked.after, asked.start_index, asked.max_results
+            )
+            records = pager.take(page.records)
+            if not records:
+                continue
+            result.records += len(records)
+            out = await self._diff_page(event_code, records)
             newest = out.newest
             mark = {event_code: newest} if newest is not None and newest > watermark else None
             await self._commit(out, mark, result)
             if mark is not None:
                 marks[event_code] = watermark = mark[event_code]
-            if len(page.records) < PAGE_SIZE:
-                return
+        log_shifts(log, self.source.id, event_code, "registrations", pager)
 
     async def _diff_page(self, event_code: str, records: list[Any]) -> _Page:
         codes = [

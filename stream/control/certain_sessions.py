@@ -17,6 +17,7 @@ has something new.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -24,6 +25,7 @@ from typing import Any
 
 from stream.certain.client import PAGE_SIZE, CertainClient
 from stream.certain.events import ChangeEvent
+from stream.certain.paging import KeysetPager, log_shifts
 from stream.certain.poll_diff import LastSeen, RecordRejection
 from stream.certain.session_diff import (
     SessionDiff,
@@ -41,6 +43,8 @@ from stream.store.certain_state import (
     load_session_seen,
     load_watermarks,
 )
+
+log = logging.getLogger("signal.control.certain")
 
 _NOT_CARRIED = frozenset({"eventCode"})
 
@@ -84,23 +88,26 @@ class SessionRegistrations:
             watermark = self._start_point()
             only_mark = PollCommit(self._key, watermarks={event_code: watermark}, stream="sessions")
             await commit_poll(self._store, only_mark)
-        after = watermark - self._overlap
+        pager = KeysetPager(watermark - self._overlap, PAGE_SIZE)
         sessions: dict[str, dict[str, Any]] | None = None
-        index = records = 0
-        while True:
-            page = await client.session_registrations(event_code, after, index)
-            if not page.records:
-                return records
-            index += len(page.records)
-            records += len(page.records)
-            out, sessions = await self._diff_page(client, event_code, page.records, sessions)
+        records = 0
+        while not pager.done:
+            asked = pager.request()
+            page = await client.session_registrations(
+                event_code, asked.after, asked.start_index, asked.max_results
+            )
+            fresh = pager.take(page.records)
+            if not fresh:
+                continue
+            records += len(fresh)
+            out, sessions = await self._diff_page(client, event_code, fresh, sessions)
             newest = out.newest
             mark = {event_code: newest} if newest is not None and newest > watermark else None
             await commit(out, mark)
             if newest is not None and mark is not None:
                 watermark = newest
-            if len(page.records) < PAGE_SIZE:
-                return records
+        log_shifts(log, self._key.source_id, event_code, "session registrations", pager)
+        return records
 
     async def _diff_page(
         self,

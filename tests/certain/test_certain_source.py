@@ -109,7 +109,13 @@ async def test_a_401_stops_the_source_until_its_password_changes(world: World) -
     )
     await world.import_yaml(account_yaml(world.sandbox.url, world.event, "rotated-pw"))
     await world.wait_changes(code, 1)
-    assert (await world.source())["state"] == "polling"
+
+    async def polling() -> bool:
+        # The change is in the ledger once its page is committed; the state says polling once
+        # the whole poll is done.
+        return bool((await world.source())["state"] == "polling")
+
+    assert await until(polling, "the source polling again", alive=world.control.exited)
     await world.polls_after(2)
     assert await world.changes_of(code) == [("registration.create_update", "New", None)]
 

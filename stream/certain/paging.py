@@ -1,0 +1,129 @@
+"""How a poll pages through Certain records modified after a moment: by `dateModified` (keyset),
+with an offset only inside one stamp, and every offset checked against the record before it.
+
+Plain offsets (`start_index` 0, 500, 1000 … over one `dateModified_after` query) skip records
+when Certain changes records during the poll: a changed record leaves its place for the end of
+the order (its new `dateModified` is the newest), every record after its old place moves one
+place up, and the one that crosses the page boundary is never served. When it is older than the
+poll's final watermark minus the overlap, the next poll does not read it either.
+
+So each page after the first asks for what was modified after the newest stamp read so far,
+less one second (Certain's filters are strict and to the second, reference §3): a record that
+moved has a newer stamp and is served later in the same poll, and one that stayed is at or
+after that stamp. Records of that last stamp already read are skipped by an offset, which is
+the one place a shift can still bite (a mass change puts thousands of records on one stamp).
+Hence the anchor: each such page starts one record early, at the last record read, and when
+that record is not there the records of that stamp moved, and they are read again from the
+first (the last-seen state makes what was read already emit nothing). After `MAX_SHIFTS` such
+re-reads the poll stops where it is: the watermark is no later than that stamp, so the next
+poll's overlap reads the rest.
+
+Pure: the poller makes the calls, `KeysetPager` says which page to ask for and which of its
+records are new.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from stream.certain.poll_diff import parse_timestamp
+
+MAX_SHIFTS = 3
+"""Re-reads of one stamp's records per poll before the poll leaves the rest to the next."""
+STEP = timedelta(seconds=1)
+
+
+@dataclass(frozen=True, slots=True)
+class PageRequest:
+    after: datetime
+    start_index: int
+    max_results: int
+
+
+def _stamp(record: Any) -> datetime | None:
+    return parse_timestamp(record.get("dateModified")) if isinstance(record, dict) else None
+
+
+class KeysetPager:
+    """The pages of one `dateModified_after` read, oldest first: `request` the next page, give
+    what Certain served to `take`, until `done`."""
+
+    def __init__(
+        self,
+        after: datetime,
+        page_size: int,
+        stamp: Callable[[Any], datetime | None] = _stamp,
+    ) -> None:
+        self.after = after
+        self.page_size = page_size
+        self.shifts = 0
+        self.done = False
+        self._stamp = stamp
+        self._skip = 0
+        """Records modified after `after` read already (all of the newest stamp read)."""
+        self._anchor: Any = None
+
+    def request(self) -> PageRequest:
+        if self._skip == 0:
+            return PageRequest(self.after, 0, self.page_size)
+        return PageRequest(self.after, self._skip - 1, self.page_size + 1)
+
+    def take(self, records: list[Any]) -> list[Any]:
+        """The served page's records not read before in this read (in Certain's order)."""
+        asked = self.request()
+        if self._skip:
+            if not records or records[0] != self._anchor:
+                self._shifted()
+                return []
+            fresh = records[1:]
+        else:
+            fresh = records
+        if len(records) < asked.max_results or not fresh:
+            self.done = True
+        if fresh:
+            self._advance(fresh)
+        return fresh
+
+    def _shifted(self) -> None:
+        """The last record read is not where it was: read this stamp's records again."""
+        self.shifts += 1
+        self._skip = 0
+        self._anchor = None
+        if self.shifts > MAX_SHIFTS:
+            self.done = True
+
+    def _advance(self, fresh: list[Any]) -> None:
+        self._anchor = fresh[-1]
+        stamps = [self._stamp(r) for r in fresh]
+        newest = max((s for s in stamps if s is not None), default=None)
+        after = newest - STEP if newest is not None else self.after
+        if after <= self.after:
+            # Still on the same stamp (a mass change, or unreadable stamps): by offset.
+            self._skip += len(fresh)
+            return
+        # Records from the last one stamped at or before the new bound are behind it.
+        behind = max((i for i, s in enumerate(stamps) if s is not None and s <= after), default=-1)
+        self.after = after
+        self._skip = len(fresh) - behind - 1
+
+
+def log_shifts(
+    log: logging.Logger, source_id: str, event_code: str, what: str, pager: KeysetPager
+) -> None:
+    """Say when Certain's records moved under a read (and whether the read stopped early)."""
+    if not pager.shifts:
+        return
+    ended = " (the next poll reads the rest)" if pager.shifts > MAX_SHIFTS else ""
+    log.info(
+        "Certain source %s, event %s: %s changed while paged; re-read %d time(s) from %s%s",
+        source_id,
+        event_code,
+        what,
+        min(pager.shifts, MAX_SHIFTS),
+        pager.after.isoformat(),
+        ended,
+    )
