@@ -193,6 +193,11 @@ class ConfigSnapshot(Message):
     """Connection id → its client secret sealed for the connection's identity URL and client id
     (`stream.sealing.SecretBox`); never a secret in clear."""
     catalog: dict[str, Any] = Field(default_factory=dict)
+    tested: dict[str, datetime] = Field(default_factory=dict)
+    """Connection id → when an operator's test last passed with the settings the connection has
+    saved (`t` on the Connections pane, Save & Test of an unchanged form): a worker that sees a
+    connection's mark move closes its circuit breaker (`stream.pipeline.clients.ClientPool`).
+    Kept by control in memory only: a restart forgets the marks, which closes nothing."""
     auth: str | None = None
     """Control's tag over `authenticated_bytes()` (`stream.sealing.SecretBox.tag`): the broker
     lets any local client produce to `signal-config`, so a worker applies only a snapshot whose

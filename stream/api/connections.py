@@ -12,6 +12,12 @@ refresh are recorded in `api_calls` like any other.
 
 `POST /api/v1/connections/test` tests candidate settings without saving them, so an editor can
 test first and save only what works (the console's Save & Test does).
+
+A test that passes with the settings the connection has saved (`/{id}/test`, or a candidate
+equal to them: Save & Test of an unchanged form) marks the connection tested
+(`ConfigService.mark_tested`): the workers close its circuit breaker at once instead of waiting
+for the back-off, as the operator found the connection working. A passing candidate that
+differs needs no mark: saving it changes the settings, which resets the breaker anyway.
 """
 
 from __future__ import annotations
@@ -35,13 +41,14 @@ from stream.api.errors import (
     validation_response,
 )
 from stream.api.middleware import actor_of
+from stream.control.config_errors import ConfigServiceError
 from stream.control.recorder import api_call_row
 from stream.marketo.client import MarketoClient
 from stream.marketo.connection_test import explain, refresh_target_fields, test_connection
 from stream.marketo.errors import MarketoError
 from stream.marketo.results import CallRecord
 from stream.marketo.settings import MarketoSettings
-from stream.messages import ApiCallRecord
+from stream.messages import ApiCallRecord, utcnow
 
 log = logging.getLogger("signal.api.connections")
 
@@ -185,7 +192,7 @@ async def test(request: web.Request) -> web.Response:
     deps = deps_of(request)
     connection_id = request.match_info["connection_id"]
     settings = deps.config.marketo_settings(connection_id, **deps.connection_test_settings)
-    return await _test_answer(deps, settings)
+    return await _test_answer(deps, settings, connection_id)
 
 
 async def test_candidate(request: web.Request) -> web.Response:
@@ -199,11 +206,25 @@ async def test_candidate(request: web.Request) -> web.Response:
     if problem is not None or candidate is None:
         return problem or json_error(422, "invalid connection")
     settings = deps.config.candidate_settings(candidate, secret, **deps.connection_test_settings)
-    return await _test_answer(deps, settings)
+    return await _test_answer(deps, settings, _saved_as(deps, candidate.id, settings))
 
 
-async def _test_answer(deps: ApiDeps, settings: MarketoSettings) -> web.Response:
+def _saved_as(deps: ApiDeps, connection_id: str, settings: MarketoSettings) -> str | None:
+    """`connection_id` when `settings` are what that saved connection calls Marketo with."""
+    try:
+        saved = deps.config.marketo_settings(connection_id, **deps.connection_test_settings)
+    except ConfigServiceError:
+        return None  # a new connection, or one without a usable secret
+    return connection_id if saved == settings else None
+
+
+async def _test_answer(
+    deps: ApiDeps, settings: MarketoSettings, saved_id: str | None
+) -> web.Response:
+    """Test `settings`; a pass marks `saved_id` (the connection they are saved as) tested."""
     result = await test_connection(settings, on_call=_call_recorder(deps))
+    if result.ok and saved_id is not None:
+        deps.config.mark_tested(saved_id, utcnow())
     failure = result.failure
     return web.json_response(
         {

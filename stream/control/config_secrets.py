@@ -18,6 +18,7 @@ flow of a change (validate, store, audit, publish).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 
 from pydantic import SecretStr
 
@@ -198,10 +199,15 @@ def account_from_snapshot(snapshot: ConfigSnapshot, box: SecretBox) -> Account:
 
 
 def seal_snapshot(
-    version: int, account: Account, catalog: EventCatalog, box: SecretBox
+    version: int,
+    account: Account,
+    catalog: EventCatalog,
+    box: SecretBox,
+    tested: Mapping[str, datetime] | None = None,
 ) -> ConfigSnapshot:
     """The whole configuration and catalog as workers need them, secrets sealed, each for
-    its connection's identity URL and client id, the whole tagged (`stream.sealing`)."""
+    its connection's identity URL and client id, the whole tagged (`stream.sealing`);
+    `tested`: the connections' passing-test marks (`ConfigSnapshot.tested`)."""
     secrets = {
         c.id: box.seal(c.client_secret.get_secret_value(), c.id, secret_binding(c))
         for c in account.connections
@@ -212,6 +218,7 @@ def seal_snapshot(
         account=account.model_dump(mode="json"),
         secrets=secrets,
         catalog=catalog.to_dict(),
+        tested=dict(tested or {}),
     )
     # Tagged with the same key file: workers apply no snapshot another producer made.
     return authenticate(snapshot, box)

@@ -30,6 +30,7 @@ import logging
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -111,6 +112,7 @@ class ConfigService:
         self._catalog: EventCatalog = EMPTY_CATALOG
         self._lock = asyncio.Lock()
         self._snapshot_version = 0
+        self._tested: dict[str, datetime] = {}
         self._publisher = (
             SnapshotPublisher(publish, self.snapshot, debounce_s=debounce_s)
             if publish is not None
@@ -193,7 +195,15 @@ class ConfigService:
         """The whole configuration and catalog as workers need them, secrets sealed, each for
         its connection's identity URL and client id, the whole tagged (`stream.sealing`)."""
         self._snapshot_version = max(self._snapshot_version + 1, time.time_ns() // 1_000_000)
-        return seal_snapshot(self._snapshot_version, self._state.account, self._catalog, self.box)
+        return seal_snapshot(
+            self._snapshot_version, self._state.account, self._catalog, self.box, self._tested
+        )
+
+    def mark_tested(self, connection_id: str, at: datetime) -> None:
+        """An operator's test passed with the connection's saved settings: the next snapshot
+        carries the mark; workers close the connection's circuit breaker when it moves."""
+        self._tested[connection_id] = at
+        self.mark_dirty()
 
     # --- flows -----------------------------------------------------------------------------
 

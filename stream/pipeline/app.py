@@ -219,6 +219,8 @@ class Pipeline(RouteStage, DeliverStage):
         shows the connections' circuit breakers it carries. A beat the broker does not take
         within its interval is dropped; the next one follows."""
         at = utcnow()
+        if self.view.ready:  # an operator's passing test closes a breaker without a delivery
+            self.pool.see_tests(self.view.snapshot.tested)
         breakers = heartbeats.breaker_entries(
             self.pool.breakers(), monotonic_now=time.monotonic(), at=at
         )

@@ -9,7 +9,11 @@ Each client reports its HTTP calls through `on_call`; the pipeline turns them in
 
 The pool also holds each connection's circuit breaker (`stream.core.breaker`), which outlives
 its client: a client rebuilt for the same connection keeps the breaker, unless the connection's
-configuration changed (new credentials or URL deserve a fresh start, so it is reset).
+configuration changed (new credentials or URL deserve a fresh start, so it is reset). An
+operator's passing test of the saved settings resets it too: control stamps the connection in the
+next snapshot (`ConfigSnapshot.tested`), and the pool resets the breaker when that stamp differs
+from the one it last saw (the cause was fixed outside Signal, in Marketo or the network, so no
+setting moved). A stamp seen before the breaker exists only becomes the one to compare with.
 """
 
 from __future__ import annotations
@@ -19,12 +23,13 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from pydantic import SecretStr, ValidationError
 
 from config.models import Connection
-from stream.core.breaker import Breaker, BreakerPolicy, BreakerView
+from stream.core.breaker import Breaker, BreakerPolicy, BreakerState, BreakerView
 from stream.marketo.client import MarketoClient
 from stream.marketo.results import CallRecord
 from stream.marketo.settings import MarketoSettings
@@ -91,6 +96,8 @@ class ClientPool:
         self._policy = breaker or BreakerPolicy()
         self._clock = clock
         self._breakers: dict[str, Breaker] = {}
+        self._tested: dict[str, datetime] = {}
+        """Connection id → the last passing-test stamp seen (`see_tests`)."""
         self.built = 0
 
     def breaker(self, connection_id: str) -> Breaker:
@@ -104,8 +111,29 @@ class ClientPool:
         """Every breaker this worker has, by connection id."""
         return {cid: b.view() for cid, b in self._breakers.items()}
 
-    async def get(self, connection: Connection, secret: str | None) -> MarketoClient:
-        """The client for this connection as configured now; raises `Unusable`."""
+    def see_tests(self, tested: Mapping[str, datetime]) -> None:
+        """The snapshot's passing-test stamps (`ConfigSnapshot.tested`): a connection whose
+        stamp moved has its breaker reset."""
+        for connection_id, at in tested.items():
+            self._see_test(connection_id, at)
+
+    def _see_test(self, connection_id: str, at: datetime | None) -> None:
+        if at is None or self._tested.get(connection_id) == at:
+            return
+        self._tested[connection_id] = at
+        breaker = self._breakers.get(connection_id)
+        if breaker is None:
+            return
+        if breaker.state is not BreakerState.CLOSED:
+            log.info("connection %s passed an operator's test; closing its breaker", connection_id)
+        breaker.reset()
+
+    async def get(
+        self, connection: Connection, secret: str | None, tested: datetime | None = None
+    ) -> MarketoClient:
+        """The client for this connection as configured now; raises `Unusable`. `tested`: the
+        connection's passing-test stamp in the snapshot (`see_tests`)."""
+        self._see_test(connection.id, tested)
         fingerprint = _fingerprint(connection, secret)
         entry = self._entries.get(connection.id)
         if entry is not None and entry.fingerprint == fingerprint:

@@ -249,7 +249,9 @@ class DeliverStage(StageBase):
                 requests, f"connection {connection_id!r} is not in the configuration"
             )
         try:
-            client = await self.pool.get(connection, snapshot.secret(connection_id))
+            client = await self.pool.get(
+                connection, snapshot.secret(connection_id), snapshot.tested.get(connection_id)
+            )
         except Unusable as error:
             return unreachable_outcomes(requests, str(error))
         try:

@@ -31,7 +31,8 @@ import asyncio
 import logging
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -60,6 +61,8 @@ class Snapshot:
     account: Account
     secrets: Mapping[str, str]
     catalog: EventCatalog
+    tested: Mapping[str, datetime] = field(default_factory=dict)
+    """Connection id → its last passing operator test (`ConfigSnapshot.tested`)."""
 
     def secret(self, connection_id: str) -> str | None:
         return self.secrets.get(connection_id)
@@ -90,7 +93,7 @@ def build_snapshot(message: ConfigSnapshot, keys: KeyFile | SecretBox) -> Snapsh
         catalog = EventCatalog.from_dict(message.catalog or {})
     except ValidationError as error:
         raise ValueError(f"snapshot {message.version} is not a valid account: {error}") from None
-    return Snapshot(message.version, account, secrets, catalog)
+    return Snapshot(message.version, account, secrets, catalog, dict(message.tested))
 
 
 def merge_catalogs(snapshot: EventCatalog, local: EventCatalog) -> EventCatalog:

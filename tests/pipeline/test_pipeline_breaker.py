@@ -6,31 +6,41 @@ The stage is the worker's own `DeliverStage` (connection lookup, client pool, de
 and hooks) with the broker left out: what it publishes is kept in a list. The breakers run on a
 fake monotonic clock, so the back-off passes when the test says; the retry queue's part (a
 parked outcome comes back at its `resume_at`, attempt not spent) is played by delivering the
-parked requests again.
+parked requests again. An operator's passing test reaches the stage as control's snapshot
+would carry it (`ConfigSnapshot.tested`).
 """
 
 from __future__ import annotations
 
 import copy
 from collections.abc import AsyncIterator, Sequence
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from pydantic import SecretStr
 
 from config.models import Account
 from simulators.marketo.sandbox import Sandbox
+from stream.control.config_secrets import seal_snapshot
 from stream.core.breaker import BreakerPolicy, BreakerState
 from stream.core.catalog import EventCatalog
 from stream.marketo.breaker_edge import CIRCUIT_OPEN
-from stream.messages import ApiCallRecord, DeliveryRequest, OutcomeRecord, OutcomeStatus
+from stream.messages import (
+    ApiCallRecord,
+    ConfigSnapshot,
+    DeliveryRequest,
+    OutcomeRecord,
+    OutcomeStatus,
+)
 from stream.pipeline.app import Counters, PipelineOptions
 from stream.pipeline.clients import ClientPool
 from stream.pipeline.deliver_stage import DeliverStage
 from stream.pipeline.delivered_log import DeliveredLog
 from stream.pipeline.marks_journal import MarksJournal
 from stream.pipeline.publisher import Record
-from stream.pipeline.snapshot import ConfigView, Snapshot
-from tests.pipeline.pipeline_support import SECRET, account_data, lead, request
+from stream.pipeline.snapshot import ConfigView, Snapshot, build_snapshot
+from tests.pipeline.pipeline_support import BOX, SECRET, account_data, lead, request
 from tests.support.fixtures import MakeSandbox
 
 DOWN, UP = "mkto-down", "mkto-up"
@@ -185,3 +195,57 @@ async def test_a_failed_probe_opens_it_again_for_longer_and_parks_the_rest(
     again = stage.pool.breakers()[DOWN]
     assert again.state is BreakerState.OPEN
     assert again.retry_at == clock.t + 2 * POLICY.open_s
+
+
+def stamped(stage: Stage, version: int, tested: dict[str, datetime]) -> None:
+    """Control's next snapshot with these passing-test stamps, as a worker reads it: sealed and
+    tagged by control (`seal_snapshot`), sent as bytes, verified and rebuilt by the worker."""
+    account = stage.view.account.model_copy(deep=True)
+    for connection in account.connections:
+        connection.client_secret = SecretStr(SECRET)
+    sent = seal_snapshot(version, account, EventCatalog(), BOX, tested).dumps()
+    message = ConfigSnapshot.loads(sent)
+    BOX.verify(message.authenticated_bytes(), message.auth)
+    stage.view.take(build_snapshot(message, BOX))
+
+
+async def test_an_operators_passing_test_closes_an_open_breaker_before_its_back_off(
+    world: tuple[Stage, Sandbox, Sandbox, Clock],
+) -> None:
+    stage, down, _, _ = world
+    down.start_outage(3600)
+    for n in range(2):
+        await stage.deliver([on(DOWN, n)])
+    assert stage.pool.breakers()[DOWN].state is BreakerState.OPEN
+    down.end_outage()  # fixed outside Signal; the back-off (30 s on the clock) has not passed
+    tested_at = datetime.now(UTC)
+
+    # Stamps that do not move this connection's close nothing: another connection's, and (once
+    # seen) the same stamp again.
+    stamped(stage, 2, {UP: tested_at})
+    held = [on(DOWN, n) for n in range(10, 13)]
+    assert statuses(await stage.deliver(held), DOWN) == {OutcomeStatus.PARKED}
+    assert stage.pool.breakers()[DOWN].state is BreakerState.OPEN
+
+    # The operator's test passed: the next delivery finds the stamp and goes out at once.
+    stamped(stage, 3, {UP: tested_at, DOWN: tested_at})
+    outcomes = await stage.deliver(held)
+    assert statuses(outcomes, DOWN) == {OutcomeStatus.DELIVERED}
+    assert stage.pool.breakers()[DOWN].state is BreakerState.CLOSED
+    assert [runs_of(down, r.payload["email"]) for r in held] == [1] * 3
+
+    # The instance fails again: the stamp already seen does not hold the breaker closed.
+    down.start_outage(3600)
+    for n in range(20, 22):
+        await stage.deliver([on(DOWN, n)])
+    stamped(stage, 4, {UP: tested_at, DOWN: tested_at})
+    stage.pool.see_tests(stage.view.snapshot.tested)
+    assert statuses(await stage.deliver([on(DOWN, 30)]), DOWN) == {OutcomeStatus.PARKED}
+
+    # Without any delivery: the worker's heartbeat applies a newer stamp (`see_tests`), so the
+    # breakers it reports show the connection closed.
+    down.end_outage()
+    stamped(stage, 5, {DOWN: tested_at + timedelta(minutes=1)})
+    stage.pool.see_tests(stage.view.snapshot.tested)
+    assert stage.pool.breakers()[DOWN].state is BreakerState.CLOSED
+    assert UP not in stage.pool.breakers(), "a stamp makes no breaker for an uncalled connection"
