@@ -253,7 +253,7 @@ class ConnectionsScreen(BaseScreen):
             return
         row = self.selected()
         if row is not None:
-            self.app.push_screen(ConnectionForm(row))
+            self.app.push_screen(ConnectionForm(row, self.breaker_of(row.id)))
 
     @on(DataTable.RowSelected)
     def row_selected(self, event: DataTable.RowSelected) -> None:
@@ -352,9 +352,19 @@ class ConnectionForm(CandidateForm[ConnectionRow]):
     SECRET_NOUN = "Client secret"
     IF_SAVED_ANYWAY = "Deliveries through this connection fail until it is fixed."
 
-    def __init__(self, row: ConnectionRow | None) -> None:
+    def __init__(self, row: ConnectionRow | None, breaker: BreakerRow | None = None) -> None:
+        """`breaker`: the connection's circuit breaker as the list last showed it."""
         super().__init__(row)
         self.title_text = f"Connection {row.name}" if row else "New connection"
+        self.breaker = breaker
+
+    def on_mount(self) -> None:
+        super().on_mount()
+        if self.breaker is not None and self.breaker.state in ("open", "half_open"):
+            state = deliveries_text(self.breaker, True, self.console.clock())
+            note = Text("Deliveries ", style="bold").append_text(state)
+            note.append(" (circuit breaker): a passing Save & Test closes it.")
+            self.query_one("#result", Static).update(note)
 
     def body(self) -> ComposeResult:
         raw = self.row.raw if self.row else {}

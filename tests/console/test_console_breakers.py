@@ -11,9 +11,10 @@ from typing import Any
 
 import pytest
 from textual.pilot import Pilot
+from textual.widgets import Static
 
 from apiclient.rows import BreakerRow
-from console.screens.connections import ConnectionsScreen, deliveries_text
+from console.screens.connections import ConnectionForm, ConnectionsScreen, deliveries_text
 from tests.console.console_helpers import CLOCK, MakeConsole, keys, screen_text, settle
 from tests.console.control_harness import Control
 from tests.console.test_console_snapshots import snapshot_control, steps
@@ -89,3 +90,17 @@ def test_paused_connection_snapshot(
 ) -> None:
     app = make_console(paused_control)
     assert snap_compare(app, terminal_size=(80, 24), run_before=steps(("2",)))
+
+
+async def test_the_form_of_a_paused_connection_says_save_and_test_closes_it(
+    control: Control, make_console: MakeConsole
+) -> None:
+    control.breakers = {CONNECTION: open_breaker()}
+    async with make_console(control).run_test(size=(120, 40)) as pilot:
+        await keys(pilot, "2", "enter")
+        await settle(pilot)
+        form = pilot.app.screen
+        assert isinstance(form, ConnectionForm)
+        assert str(form.query_one("#result", Static).render()) == (
+            "Deliveries paused until 12:04:35 (circuit breaker): a passing Save & Test closes it."
+        )
