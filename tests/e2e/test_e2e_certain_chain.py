@@ -1,7 +1,10 @@
 """End to end, real processes: Certain (sandbox) → control's Certain source → pipeline → Marketo
 (sandbox). Registrations made and moved in the Certain sandbox end up once each in the Marketo
 sandbox's program and campaign, and once each in the ledger, with control SIGKILLed in between
-and moves made while it is down (no gaps, no repeats)."""
+and moves made while it is down (no gaps, no repeats); then test registrations (test flows
+only: a lead, its campaign and a form fill each), a soft delete (no flow) and a status
+regression and back (Marketo's program member stays where it was, each campaign once per
+change). The 5,000 mass change is in tests/certain/test_poller_at_scale.py, in process."""
 
 from __future__ import annotations
 
@@ -16,7 +19,12 @@ import aiohttp
 import pytest
 import yaml
 
-from simulators.certain.demo_account import CAMPAIGN_ATTENDED, SECRET_ENV, demo_account
+from simulators.certain.demo_account import (
+    CAMPAIGN_ATTENDED,
+    CAMPAIGN_CONFIRMED,
+    SECRET_ENV,
+    demo_account,
+)
 from simulators.certain.sandbox import CertainSandbox
 from simulators.certain.sandbox_seed import DEFAULT_PASSWORD
 from simulators.marketo.sandbox import Sandbox, SandboxConfig
@@ -29,6 +37,10 @@ pytestmark = [pytest.mark.integration, pytest.mark.e2e, pytest.mark.timeout(300)
 EVENT = "SUMMIT26"
 PROGRAM = 1044
 COUNT = 40
+TESTS = 3
+REGRESSED = 3
+NURTURED_COUNTRIES = frozenset({"US", "CA", "DE", "GB"})
+"""The demo's nurture flow's country filter."""
 SETTLE_S = 120.0
 
 
@@ -79,10 +91,23 @@ class Chain:
         self.control: ControlProcess | None = None
 
     async def admin(self, path: str, body: Any) -> Any:
-        async with self.http.post(f"{self.certain.url}/_sandbox/{path}", json=body) as rsp:
+        return await self.request("POST", path, body)
+
+    async def request(self, method: str, path: str, body: Any = None) -> Any:
+        url = f"{self.certain.url}/_sandbox/{path}"
+        async with self.http.request(method, url, json=body) as rsp:
             answer = await rsp.json()
             assert rsp.status < 300, answer
             return answer
+
+    async def create(self, count: int, status: str, **fields: Any) -> list[str]:
+        body = {"eventCode": EVENT, "registrationStatusLabel": status, "count": count, **fields}
+        answer = await self.admin("registrations", body)
+        return [r["registrationCode"] for r in answer["registrations"]]
+
+    async def mass(self, codes: list[str], status: str) -> None:
+        body = {"eventCode": EVENT, "codes": codes, "set": {"registrationStatusLabel": status}}
+        await self.admin("registrations/mass", body)
 
     async def sql(self, statement: str) -> list[list[Any]]:
         assert self.control is not None
@@ -98,6 +123,11 @@ class Chain:
             return await self.count(statement) >= expected
 
         await until(reached, what, alive=self.control.exited, within=SETTLE_S, every=0.5)
+
+
+def nurture_country(profile: dict[str, Any]) -> bool:
+    address = profile.get("address")
+    return isinstance(address, dict) and address.get("country") in NURTURED_COUNTRIES
 
 
 def trigger_leads(marketo: Sandbox, campaign: int) -> int:
@@ -180,17 +210,63 @@ async def test_certain_changes_reach_marketo_once_across_a_control_restart(
             len(attended),
         )
 
+        # Then, with control running again: test registrations (test flows only), a soft
+        # delete, and a status regression and back, each waited for in the ledger so every
+        # step is its own version in Certain's record and its own change.
+        tests = await chain.create(TESTS, "New", isTest=True)
+        deleted = codes[-1]
+        await chain.request("DELETE", f"registrations/ACME/{EVENT}/{deleted}")
+        regressed = attended[:REGRESSED]
+        await chain.mass(regressed, "New")  # checked in by mistake …
+        await chain.settle(
+            "the regressions and the soft delete archived",
+            "SELECT count(*) FROM changes WHERE registration_code IS NOT NULL",
+            COUNT * 2 + len(attended) + TESTS + 1 + REGRESSED,
+        )
+        await chain.mass(regressed, "Attended")  # … and checked in again
+        await chain.mass(tests, "Attended")
+        attended_total = len(attended) + REGRESSED + TESTS
+        await chain.settle(
+            "every attended change archived",
+            "SELECT count(*) FROM changes WHERE type = 'registration.status_change' "
+            "AND payload->>'$.registration.registrationStatusLabel' = 'Attended'",
+            attended_total,
+        )
+        await chain.settle(
+            "every change of the second part routed",
+            "SELECT count(DISTINCT change_id) FROM outcomes",
+            COUNT * 2 + attended_total + TESTS + 1 + REGRESSED + 1,  # and the event
+        )
+        await chain.settle(
+            "every second-part delivery",
+            "SELECT count(*) FROM outcomes WHERE status = 'delivered' AND flow_id IN "
+            "('attended-follow-up', 'test-registered', 'test-form')",
+            len(attended) + REGRESSED + TESTS * 2,
+        )
+        await chain.settle(
+            "every program-status delivery",
+            "SELECT count(*) FROM outcomes WHERE flow_id = 'program-status' "
+            "AND status = 'delivered'",
+            COUNT + len(attended) + REGRESSED * 2,
+        )
+
         # The ledger: each change once, each (change, flow) delivered once.
         per_registration = await chain.sql(
-            "SELECT count(*) FILTER (WHERE type = 'registration.create_update'), "
+            "SELECT count(*) FILTER (WHERE type = 'registration.create_update' "
+            "AND payload->>'$.registration.isActive' = 'true'), "
+            "count(*) FILTER (WHERE type = 'registration.create_update' "
+            "AND payload->>'$.registration.isActive' = 'false'), "
             "count(*) FILTER (WHERE type = 'registration.status_change' "
             "AND payload->>'$.registration.registrationStatusLabel' = 'New'), "
             "count(*) FILTER (WHERE type = 'registration.status_change' "
             "AND payload->>'$.registration.registrationStatusLabel' = 'Attended'), "
+            "count(*) FILTER (WHERE payload->>'$.registration.isTest' = 'true'), "
             "count(DISTINCT change_id), count(*) FROM changes WHERE registration_code IS NOT NULL"
         )
-        total = COUNT * 2 + len(attended)
-        assert per_registration == [[COUNT, COUNT, len(attended), total, total]]
+        total = COUNT * 2 + TESTS + 1 + REGRESSED + attended_total
+        assert per_registration == [
+            [COUNT + TESTS, 1, COUNT + REGRESSED, attended_total, TESTS * 2, total, total]
+        ]
         repeats = await chain.sql(
             "SELECT count(*) FROM (SELECT change_id, flow_id FROM outcomes "
             "WHERE status = 'delivered' GROUP BY 1, 2 HAVING count(*) > 1)"
@@ -198,20 +274,36 @@ async def test_certain_changes_reach_marketo_once_across_a_control_restart(
         assert repeats == [[0]]
         sources = await chain.sql("SELECT DISTINCT source FROM change_log")
         assert sources == [["poll"]]
+        # The soft delete reaches no flow; test registrations reach the test flows only.
+        delete_outcomes = await chain.sql(
+            "SELECT DISTINCT o.status FROM outcomes o JOIN changes c USING (change_id) "
+            "WHERE c.payload->>'$.registration.isActive' = 'false'"
+        )
+        assert delete_outcomes == [["not_activated"]]
+        test_flows = await chain.sql(
+            "SELECT DISTINCT o.flow_id FROM outcomes o JOIN changes c USING (change_id) "
+            "WHERE c.payload->>'$.registration.isTest' = 'true' AND o.status = 'delivered' "
+            "ORDER BY 1"
+        )
+        assert test_flows == [["test-form"], ["test-registered"]]
 
-        # Marketo: every registrant in the program once, at the furthest status; each status
-        # set once; the attended campaign requested once per attendee.
-        emails = {
-            r.profile["email"]
+        # Marketo: every live registrant in the program once, at the furthest status (the
+        # regression does not move a member back, the soft-deleted one stays); each status set
+        # once; each campaign requested once per change that asks for it; one form fill per
+        # test registration and none for live ones.
+        registrations = [
+            r
             for e in certain.state.accounts["ACME"].events.values()
             for r in e.registrations.values()
-        }
+        ]
+        live = {r.profile["email"] for r in registrations if not r.is_test}
+        test_emails = sorted(r.profile["email"] for r in registrations if r.is_test)
         found = marketo.state.members.get(PROGRAM, {})
         statuses = {
             str(marketo.state.leads[lead]["email"]): str(m["statusName"])
             for lead, m in found.items()
         }
-        assert set(statuses) == emails
+        assert set(statuses) == live
         assert sorted(statuses.values()) == sorted(
             ["Attended"] * len(attended) + ["Registered"] * (COUNT - len(attended))
         )
@@ -222,7 +314,14 @@ async def test_certain_changes_reach_marketo_once_across_a_control_restart(
             [(None, "Registered")] * COUNT + [("Registered", "Attended")] * len(attended),
             key=str,
         )
-        assert trigger_leads(marketo, CAMPAIGN_ATTENDED) == len(attended)
+        assert trigger_leads(marketo, CAMPAIGN_ATTENDED) == len(attended) + REGRESSED
+        by_code = {r.code: r for r in registrations}
+        nurtured = sum(nurture_country(by_code[c].profile) for c in [*codes, *regressed])
+        assert trigger_leads(marketo, CAMPAIGN_CONFIRMED) == nurtured + TESTS
+        filled = sorted(
+            str(marketo.state.leads[f["leadId"]]["email"]) for f in marketo.state.form_fills
+        )
+        assert filled == test_emails
     finally:
         if chain.control is not None:
             chain.control.stop()
