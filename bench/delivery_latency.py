@@ -15,6 +15,8 @@ delivered change, in one clock (everything runs on this machine):
 - outcome: the end of that call → `processed_at`;
 - total: sent → `processed_at`, the goal's "change accepted → Marketo acknowledged".
 
+With the worker's resident memory before and after each run: a long run at 50/s
+(`--seconds 1800 --runs 50:0`) is the soak of issue 13 item 8, which should show it flat.
 Percentiles are over every delivered change of a run; the goal (issue 13) is p95 ≤ 500 ms and
 p99 ≤ 800 ms at 50 changes/s without added latency. Smoke mode: one run of 2 s at 20/s.
 """
@@ -34,7 +36,14 @@ from datetime import UTC, datetime
 from aiokafka import AIOKafkaConsumer
 
 from bench import sized
-from bench.pipeline_throughput import Rig, event_change, registration, rig, send_all
+from bench.pipeline_throughput import (
+    Rig,
+    event_change,
+    memory_mb,
+    registration,
+    rig,
+    send_all,
+)
 
 STAGES = ("route", "to Marketo", "Marketo", "outcome", "total")
 
@@ -123,6 +132,7 @@ async def one_run(bench: Rig, rate: float, seconds: float, latency_ms: float) ->
     run = f"l{uuid.uuid4().hex[:6]}"
     sent: dict[str, datetime] = {}
     count = max(1, round(rate * seconds))
+    rss_before, _ = memory_mb(bench.worker.pid)
     started = time.monotonic()
     try:
         for n in range(count):
@@ -139,9 +149,11 @@ async def one_run(bench: Rig, rate: float, seconds: float, latency_ms: float) ->
         await consumer.stop()
     stages = breakdown(sent, seen)
     total = stages["total"]
+    rss, peak = memory_mb(bench.worker.pid)
     print(
         f"{rate:g} changes/s for {seconds:g} s, sandbox latency {latency_ms:g} ms: "
-        f"{len(total)} of {count} delivered"
+        f"{len(total)} of {count} delivered; worker RSS {rss_before:.0f} → {rss:.0f} MiB "
+        f"(peak {peak:.0f})"
     )
     for name in STAGES:
         values = stages[name]

@@ -159,6 +159,15 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def memory_mb(pid: int) -> tuple[float, float]:
+    """(resident, peak resident) MiB of a process (Linux `/proc`: VmRSS, VmHWM)."""
+    fields = dict(
+        line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines()
+    )
+    rss, peak = (int(fields[k].split()[0]) / 1024 for k in ("VmRSS", "VmHWM"))
+    return rss, peak
+
+
 async def measure(
     producer: AIOKafkaProducer,
     consumer: AIOKafkaConsumer,
