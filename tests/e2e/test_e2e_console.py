@@ -84,11 +84,9 @@ async def _press_active(pilot: Any, client: ApiClient, want: bool) -> None:
 async def test_toggling_a_flow_in_the_console_stops_and_resumes_its_deliveries(
     tmp_path: Path,
 ) -> None:
-    # The console toggle is the subject here, so traffic is pushed into the API (the default
-    # demo feed polls the Certain sandbox, which adds its poll interval to every delivery).
-    run = start_run(
-        tmp_path / "data", ["--demo", "--demo-feed", "push", "--headless", "--rate", "20"]
-    )
+    # The demo's default feed: traffic goes into the Certain sandbox and control polls it,
+    # so complete-form acts on registrations completed in Certain.
+    run = start_run(tmp_path / "data", ["--demo", "--headless", "--rate", "20"])
     try:
         await run.wait_for(r"Signal is running")
         token = (run.data_dir / "api-token").read_text(encoding="utf-8").strip()
