@@ -19,6 +19,7 @@ passes them on. `occurredAt` is different: it orders changes, so it must be time
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Annotated, Any
 
 from pydantic import (
@@ -268,5 +269,7 @@ def _lookup_attr(model: BaseModel, path: str) -> Any:
     return value
 
 
+@lru_cache(maxsize=256)
 def _snake(name: str) -> str:
+    """`name` in snake_case; cached, as every change of a type looks up the same few parts."""
     return "".join(f"_{c.lower()}" if c.isupper() else c for c in name)
