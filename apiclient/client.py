@@ -303,6 +303,11 @@ class ApiClient(Transport):
             reply = await self._object("PUT", route, body=payload, if_match=version)
         return SourceRow.from_json(reply)
 
+    async def delete_source(self, source_id: str, version: int | None = None) -> None:
+        """Delete a Certain source with its stored password and poll state; its poller stops
+        within a second."""
+        await self._api("DELETE", f"/sources/{_segment(source_id)}", if_match=version)
+
     async def test_candidate_source(
         self, body: Mapping[str, Any], password: str | None = None
     ) -> TestResult:

@@ -18,6 +18,10 @@ write-only with a client secret's rules: `"password": "${VAR}"` reads an allow-l
 literal one is kept in the secret store; a body without one keeps the stored one unless the host
 or username changed, when it is cleared and the answer's `password_cleared` says so. A poller
 stopped by a 401 polls again once its source is saved with any change (a new password, say).
+`DELETE /api/v1/sources/{id}` (If-Match optional) removes one with its stored password and its
+poll state (watermarks, last seen: one added again under its id starts at its start point); its
+poller stops within a second, mid-poll if need be, its uncommitted page dropped. No flow names a
+source, so nothing refuses a delete.
 
 `POST /api/v1/sources/test` signs in with candidate settings (the body of a create or replace)
 and reads one page of `Event/{acct}`, storing nothing; without a password it uses the stored one
@@ -163,6 +167,16 @@ async def put_source(request: web.Request) -> web.Response:
     return web.json_response(_saved(request, saved, cleared))
 
 
+async def delete_source(request: web.Request) -> web.Response:
+    deps = deps_of(request)
+    await deps.config.delete_certain_source(
+        request.match_info["source_id"],
+        actor_of(request),
+        expected_version=if_match_version(request),
+    )
+    return web.Response(status=204)
+
+
 def _saved(request: web.Request, source: CertainSource, cleared: str | None) -> dict[str, Any]:
     deps = deps_of(request)
     provider = deps.certain_sources
@@ -204,3 +218,4 @@ def add_routes(app: web.Application) -> None:
     app.router.add_post("/api/v1/sources", create_source)
     app.router.add_post("/api/v1/sources/test", test_candidate)
     app.router.add_put("/api/v1/sources/{source_id}", put_source)
+    app.router.add_delete("/api/v1/sources/{source_id}", delete_source)

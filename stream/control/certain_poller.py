@@ -27,7 +27,10 @@ for the source's request budget.
 Configuration changes take effect without a restart: `CertainSources` compares the account's
 sources with the running loops every `RECONCILE_S` and starts, restarts (any field changed,
 the password included) or stops loops accordingly. State is kept when a source is deactivated
-or removed, so bringing it back resumes from its watermark.
+or removed by an import, so bringing it back resumes from its watermark; a source deleted
+through the API (`DELETE /api/v1/sources/{id}`) loses it, and its loop, cancelled mid-poll at
+the next reconcile, leaves nothing behind (an uncommitted page is dropped; state a page
+committed after the delete is forgotten once the loop has stopped).
 """
 
 from __future__ import annotations
@@ -84,6 +87,7 @@ from stream.store.certain_state import (
     SourceKey,
     Stream,
     commit_poll,
+    forget_source,
     load_last_seen,
     load_watermarks,
 )
@@ -556,3 +560,10 @@ class CertainSources:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await task
+        if (
+            source_id in self._config.deleted_sources
+            and self._config.account.certain_source(source_id) is None
+        ):
+            # Deleted through the API while a poll ran: a page committed after the delete
+            # forgot its state wrote some back.
+            await forget_source(self._store, source_id)

@@ -51,6 +51,7 @@ from stream.marketo.settings import MarketoSettings
 from stream.messages import ConfigSnapshot
 from stream.sealing import SecretBox
 from stream.store import Store
+from stream.store.certain_state import forget_source
 
 from .certain_source_config import candidate_source, saved_password
 from .config_errors import ConfigServiceError, ConflictError, InvalidConfigError, NotFoundError
@@ -113,6 +114,8 @@ class ConfigService:
         self._lock = asyncio.Lock()
         self._snapshot_version = 0
         self._tested: dict[str, datetime] = {}
+        self.deleted_sources: set[str] = set()
+        """Certain sources deleted since start (and not created again): their state is gone."""
         self._publisher = (
             SnapshotPublisher(publish, self.snapshot, debounce_s=debounce_s)
             if publish is not None
@@ -551,9 +554,26 @@ class ConfigService:
             index = next((i for i, s in enumerate(items) if s.id == new.id), len(items))
             items[index : index + 1] = [new]
             await self._state.commit(account, actor, secrets=taken.secrets, forget=taken.forget)
+            self.deleted_sources.discard(new.id)
             if taken.cleared:
                 log.info("Certain source %s: %s", new.id, taken.cleared)
         return self.certain_source(source.id), taken.cleared
+
+    async def delete_certain_source(
+        self, source_id: str, actor: str, *, expected_version: int | None = None
+    ) -> None:
+        """Remove a source with its stored password and its poll state (watermarks, last
+        seen), so one added again under its id starts at its start point. Its running poller
+        stops at control's next reconcile, which forgets again what a page it was committing
+        meanwhile wrote (`deleted_sources`)."""
+        async with self._lock:
+            self.certain_source(source_id)
+            self._check_version("certain_source", source_id, expected_version)
+            account = self._state.account.model_copy(deep=True)
+            account.certain_sources = [s for s in account.certain_sources if s.id != source_id]
+            await self._state.commit(account, actor, forget={certain_secret_key(source_id)})
+            self.deleted_sources.add(source_id)
+            await forget_source(self._store, source_id)
 
     def candidate_source(self, candidate: CertainSource, password: str | None) -> CertainSource:
         """`candidate` with the password a test of it sends (`certain_source_config`)."""
