@@ -31,8 +31,9 @@ test *ARGS: sync
     export PYTHONPYCACHEPREFIX="${PYTHONPYCACHEPREFIX:-$PWD/.venv/pycache}"
     # --no-loadscope-reorder: xdist would otherwise hand out modules by test count (most first),
     # undoing tests/conftest.py's order and leaving the one-test end-to-end modules for last.
+    # --durations: the slowest tests are named at the end of every run, where the suite's time goes.
     uv run --frozen pytest -n "${SIGNAL_TEST_WORKERS:-$(( $(nproc) + 1 ))}" --dist loadscope \
-        --no-loadscope-reorder {{ARGS}}
+        --no-loadscope-reorder --durations=20 --durations-min=5 {{ARGS}}
     rc=$?
     if [ "$rc" -eq 5 ]; then echo "pytest collected no tests: failing" >&2; exit 1; fi
     exit "$rc"
