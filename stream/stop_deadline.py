@@ -9,6 +9,7 @@ delivery before it is acknowledged and recovery re-drives what was in flight.
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import signal
@@ -54,6 +55,15 @@ class DeadlineWorker(faust.Worker):
         every debug call (aiokafka logs one per record sent) built a LogRecord: about half of
         the producer's CPU in a route batch. The root logger stays at the level asked for."""
         self.spinner = None
+
+    async def on_startup_finished(self) -> None:
+        """Once running, the objects of the start (modules, Faust's services, the app) are
+        moved out of the collector's sight (`gc.freeze`): every full collection walked them all,
+        about a tenth of a pipeline worker's CPU while routing (bench.pipeline_throughput with
+        gc callbacks: 0.41 s of 4.4 s in 8 full collections)."""
+        await super().on_startup_finished()
+        gc.collect()
+        gc.freeze()
 
     def _schedule_shutdown(self, signum: signal.Signals) -> None:
         if self.stop_timer is None:
