@@ -19,8 +19,8 @@ snapshot dirty; the publisher (`stream.control.snapshot_publisher`) sends the wh
 Beside it, each for one concern: the current account and the commit that stores an edit, audited
 per object (`config_state`), the stored form (`config_rows`), the secret rules and sealed
 snapshots (`config_secrets`), the settings a Marketo call uses (`connection_settings`), reading an
-imported document (`config_import`), the event catalog's rebuild (`event_catalog`), the refusals
-(`config_errors`).
+imported document (`config_import`), editing Certain sources and their passwords
+(`config_sources`), the event catalog's rebuild (`event_catalog`), the refusals (`config_errors`).
 """
 
 from __future__ import annotations
@@ -40,7 +40,6 @@ from config.models import Mapping as MappingModel
 from config.secret_refs import (
     DEFAULT_ALLOWLIST,
     EnvAllowList,
-    certain_secret_key,
     cleared_notice,
     secret_binding,
 )
@@ -51,13 +50,12 @@ from stream.marketo.settings import MarketoSettings
 from stream.messages import ConfigSnapshot
 from stream.sealing import SecretBox
 from stream.store import Store
-from stream.store.certain_state import forget_source
 
-from .certain_source_config import candidate_source, saved_password
 from .config_errors import ConfigServiceError, ConflictError, InvalidConfigError, NotFoundError
 from .config_import import ImportResult, import_result, read_document
 from .config_rows import ASSIGNMENTS_KIND, SINGLETON_ID
 from .config_secrets import check_reference, imported_secrets, seal_snapshot
+from .config_sources import CertainSources
 from .config_state import StoredAccount
 from .connection_settings import candidate_settings, saved_settings
 from .event_catalog import rebuild_catalog
@@ -114,8 +112,14 @@ class ConfigService:
         self._lock = asyncio.Lock()
         self._snapshot_version = 0
         self._tested: dict[str, datetime] = {}
-        self.deleted_sources: set[str] = set()
-        """Certain sources deleted since start (and not created again): their state is gone."""
+        self._sources = CertainSources(
+            self._state,
+            store,
+            secrets,
+            lock=self._lock,
+            env_allowlist=env_allowlist,
+            check_version=self._check_version,
+        )
         self._publisher = (
             SnapshotPublisher(publish, self.snapshot, debounce_s=debounce_s)
             if publish is not None
@@ -516,11 +520,15 @@ class ConfigService:
             cleared=cleared,
         )
 
+    # --- Certain sources (`config_sources`) ----------------------------------------------
+
+    @property
+    def deleted_sources(self) -> set[str]:
+        """Certain sources deleted since start (and not created again): their state is gone."""
+        return self._sources.deleted
+
     def certain_source(self, source_id: str) -> CertainSource:
-        source = self._state.account.certain_source(source_id)
-        if source is None:
-            raise NotFoundError(f"no Certain source {source_id!r}")
-        return source
+        return self._sources.source(source_id)
 
     async def save_certain_source(
         self,
@@ -531,59 +539,20 @@ class ConfigService:
         password: str | None = None,
         expected_version: int | None = None,
     ) -> tuple[CertainSource, str | None]:
-        """Create or replace one Certain source; the password follows a client secret's rules
-        (`certain_source_config.saved_password`). Returns the source and, when a change of host
-        or username cleared its stored password, why."""
-        async with self._lock:
-            existing = self._state.account.certain_source(source.id)
-            if create and existing is not None:
-                raise ConflictError(
-                    f"Certain source {source.id!r} already exists",
-                    [Problem("id", "already exists")],
-                )
-            if not create and existing is None:
-                raise NotFoundError(f"no Certain source {source.id!r}")
-            self._check_version("certain_source", source.id, expected_version)
-            new = source.model_copy(deep=True)
-            stored = certain_secret_key(new) in self._secrets
-            taken = saved_password(
-                new, existing, password, stored=stored, allowlist=self.env_allowlist
-            )
-            account = self._state.account.model_copy(deep=True)
-            items = account.certain_sources
-            index = next((i for i, s in enumerate(items) if s.id == new.id), len(items))
-            items[index : index + 1] = [new]
-            await self._state.commit(account, actor, secrets=taken.secrets, forget=taken.forget)
-            self.deleted_sources.discard(new.id)
-            if taken.cleared:
-                log.info("Certain source %s: %s", new.id, taken.cleared)
-        return self.certain_source(source.id), taken.cleared
+        """Create or replace one Certain source (`CertainSources.save`)."""
+        return await self._sources.save(
+            source, actor, create=create, password=password, expected_version=expected_version
+        )
 
     async def delete_certain_source(
         self, source_id: str, actor: str, *, expected_version: int | None = None
     ) -> None:
-        """Remove a source with its stored password and its poll state (watermarks, last
-        seen), so one added again under its id starts at its start point. Its running poller
-        stops at control's next reconcile, which forgets again what a page it was committing
-        meanwhile wrote (`deleted_sources`)."""
-        async with self._lock:
-            self.certain_source(source_id)
-            self._check_version("certain_source", source_id, expected_version)
-            account = self._state.account.model_copy(deep=True)
-            account.certain_sources = [s for s in account.certain_sources if s.id != source_id]
-            await self._state.commit(account, actor, forget={certain_secret_key(source_id)})
-            self.deleted_sources.add(source_id)
-            await forget_source(self._store, source_id)
+        """Remove a source, its stored password and poll state (`CertainSources.delete`)."""
+        await self._sources.delete(source_id, actor, expected_version=expected_version)
 
     def candidate_source(self, candidate: CertainSource, password: str | None) -> CertainSource:
-        """`candidate` with the password a test of it sends (`certain_source_config`)."""
-        return candidate_source(
-            candidate,
-            password,
-            existing=self._state.account.certain_source(candidate.id),
-            allowlist=self.env_allowlist,
-            env=self._state.environment(),
-        )
+        """`candidate` with the password a test of it sends (`CertainSources.candidate`)."""
+        return self._sources.candidate(candidate, password)
 
     # --- catalog ---------------------------------------------------------------------------
 
