@@ -15,12 +15,13 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
+from aiokafka.partitioner import DefaultPartitioner
 
 from stream.broker import bootstrap_servers
 from stream.messages import ApiCallRecord, Message
 from stream.topics import API_CALLS
 
-__all__ = ["PRODUCER_OPTIONS", "Record", "RecordPublisher"]
+__all__ = ["PRODUCER_OPTIONS", "Record", "RecordPublisher", "send_batched"]
 
 log = logging.getLogger("signal.pipeline")
 
@@ -42,6 +43,59 @@ producer with large batches sends them in a few round trips. `acks=all` as every
 """
 
 MAX_RETRY_S = 30.0
+
+
+async def send_batched(
+    producer: AIOKafkaProducer, records: Sequence[Record]
+) -> list[BaseException | None]:
+    """Send records a batch per topic partition and wait for the broker: the answer of each
+    record (None when acknowledged), in order.
+
+    Each record goes to the partition the producer's own partitioner gives its key, and keeps
+    its order there. One `send` per record cost about 15 µs of the worker's CPU and a future
+    each, three records per routed change (bench.pipeline_throughput); a batch is one.
+    """
+    partitioner = DefaultPartitioner()
+    partitions: dict[str, list[int]] = {}
+    placed: dict[tuple[str, bytes], int] = {}
+    groups: dict[tuple[str, int], list[tuple[int, bytes, bytes | None]]] = {}
+    for index, (topic, key, value) in enumerate(records):
+        raw_key = key.encode()
+        partition = placed.get((topic, raw_key))
+        if partition is None:
+            if topic not in partitions:
+                partitions[topic] = list(await producer.partitions_for(topic))
+            every = partitions[topic]
+            partition = placed[(topic, raw_key)] = partitioner(raw_key, every, every)
+        raw = value if value is None or isinstance(value, bytes) else value.dumps()
+        groups.setdefault((topic, partition), []).append((index, raw_key, raw))
+    sent: list[tuple[list[int], Any]] = []
+    for (topic, partition), items in groups.items():
+        batch = producer.create_batch()
+        indexes: list[int] = []
+        for index, raw_key, raw in items:
+            if batch.append(key=raw_key, value=raw, timestamp=None) is None:
+                if indexes:  # full: send it and start the next one
+                    sent.append(
+                        (indexes, await producer.send_batch(batch, topic, partition=partition))
+                    )
+                    batch, indexes = producer.create_batch(), []
+                if batch.append(key=raw_key, value=raw, timestamp=None) is None:
+                    # Larger than a batch: the producer's own send says why.
+                    sent.append(
+                        ([index], await producer.send(topic, raw, key=raw_key, partition=partition))
+                    )
+                    continue
+            indexes.append(index)
+        if indexes:
+            sent.append((indexes, await producer.send_batch(batch, topic, partition=partition)))
+    outcomes = await asyncio.gather(*(future for _, future in sent), return_exceptions=True)
+    answers: list[BaseException | None] = [None] * len(records)
+    for (indexes, _), outcome in zip(sent, outcomes, strict=True):
+        if isinstance(outcome, BaseException):
+            for index in indexes:
+                answers[index] = outcome
+    return answers
 
 
 class RecordPublisher:
@@ -86,15 +140,7 @@ class RecordPublisher:
         while pending:
             try:
                 producer = await self._get_producer()
-                futures = [
-                    await producer.send(
-                        topic,
-                        value if value is None or isinstance(value, bytes) else value.dumps(),
-                        key=key.encode(),
-                    )
-                    for topic, key, value in pending
-                ]
-                answers = await asyncio.gather(*futures, return_exceptions=True)
+                answers = await send_batched(producer, pending)
             except asyncio.CancelledError:
                 raise
             except Exception as error:
