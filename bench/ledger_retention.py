@@ -60,6 +60,10 @@ async def main() -> None:
             )
             for name, count in rows.items():
                 print(f"          {name:26s} {count:>10,}")
+            print(
+                f"          longest step {report.longest_step_s:.2f} s ({report.longest_step}): "
+                "what a recorder batch queued behind it waited"
+            )
             print(f"recording before the pass: {quiet.describe()}")
             print(f"recording during the pass: {during.describe()}")
             print(f"recording after the pass:  {after.describe()}")

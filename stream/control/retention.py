@@ -41,6 +41,10 @@ class PassReport:
     rows: dict[str, int] = field(default_factory=dict)
     """`table:action` -> rows dropped or redacted."""
     batches: int = 0
+    longest_step_s: float = 0.0
+    """The longest one step held the writer: what a recorder's batch queued behind it waited."""
+    longest_step: str | None = None
+    """`table:action` of that step."""
     error: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
@@ -50,6 +54,8 @@ class PassReport:
             "seconds": round(self.seconds, 3),
             "rows": dict(self.rows),
             "batches": self.batches,
+            "longest_step_s": round(self.longest_step_s, 3),
+            "longest_step": self.longest_step,
             "error": self.error,
         }
 
@@ -114,6 +120,8 @@ class Retention(Periodic):
                     done = await self.store.write(_step_work(step, before, batch))
                     took = time.perf_counter() - took
                     report.batches += 1
+                    if took > report.longest_step_s:
+                        report.longest_step_s, report.longest_step = took, name
                     report.rows[name] += done
                     self.totals[name] += done
                     if done < self.policy.batch:

@@ -362,7 +362,14 @@ def ledger_families(con: Con, retention: Mapping[str, Any] | None) -> list[Famil
                 "How long the last retention pass took.",
             )
             took.add(float(last["seconds"]))
-            families.append(took)
+            longest = Family(
+                "signal_ledger_retention_longest_step_seconds",
+                "gauge",
+                "The longest one step of the last retention pass held the ledger's writer "
+                "(what recording queued behind it waited).",
+            )
+            longest.add(float(last.get("longest_step_s", 0.0)))
+            families += [took, longest]
     return families
 
 
