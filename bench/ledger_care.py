@@ -1,7 +1,7 @@
 """Caring for a large ledger: backup time and size, Parquet export time, and the erasure of one
 person, each with what it does to recording going on at the same time.
 
-    python -m bench.ledger_care [--outcomes 10000000]
+    python -m bench.ledger_care [--outcomes 10000000] [--parts backup,export,erase]
 
 The ledger is the generated one of `bench._big_ledger` (10M outcome pairs over 30 days, built
 once and cached), copied so the erasure changes a private file. Everything then goes through the
@@ -27,9 +27,10 @@ from bench._big_ledger import copy_of, ledger
 from bench.store_outcomes import outcome_rows
 from stream.store import Store
 from stream.store.backup import BackupReport, take_backup
+from stream.store.errors import StoreError
 from stream.store.export import ExportRequest, export_table, save_watermark
 from stream.store.person import ErasureReport, Selector, erase_person, scrub_free_blocks
-from stream.store.writer import Con
+from stream.store.writer import DEFAULT_MEMORY_LIMIT, Con
 
 RECORD_BATCH = 500
 
@@ -106,7 +107,12 @@ async def backup(store: Store, root: Path, window: float) -> None:
 async def export(store: Store, root: Path) -> None:
     request = ExportRequest("outcomes", root / "parquet")
     t = time.perf_counter()
-    exported = await store.read(lambda con: export_table(con, request, None))
+    try:
+        exported = await store.read(lambda con: export_table(con, request, None))
+    except StoreError as error:  # a figure too: where the export gives out
+        first = str(error).splitlines()[0]
+        print(f"export    outcomes FAILED after {time.perf_counter() - t:.1f} s: {first}")
+        return
     await store.write(lambda con: save_watermark(con, exported))
     print(
         f"export    outcomes: {exported.rows:,} rows, {len(exported.files)} files, "
@@ -122,7 +128,13 @@ async def erase(store: Store, window: float) -> None:
         store.write(lambda con: erase_person(con, selector))
     )
     during = await recording(store, window, 3 * 10**9, until=erasing)
-    erased = await erasing
+    try:
+        erased = await erasing
+    except StoreError as error:  # a figure too: where erasure gives out
+        first = str(error).splitlines()[0]
+        print(f"erasure   FAILED after {time.perf_counter() - started:.1f} s: {first}")
+        print(f"recording during erasure: {during.describe()}")
+        return
     assert isinstance(erased, ErasureReport)
     erase_s = time.perf_counter() - started
 
@@ -151,22 +163,37 @@ async def erase(store: Store, window: float) -> None:
 async def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--outcomes", type=int, default=sized(10_000_000, 10_000))
-    parser.add_argument("--no-export", action="store_true", help="leave out the Parquet export")
+    parser.add_argument(
+        "--parts",
+        default="backup,export,erase",
+        help="which of backup, export, erase to run (comma-separated; erase changes the copy)",
+    )
+    parser.add_argument(
+        "--memory-limit",
+        default=DEFAULT_MEMORY_LIMIT,
+        help="the ledger's DuckDB memory limit (control's own by default)",
+    )
     args = parser.parse_args()
     window = sized(5.0, 0.3)
     with tempfile.TemporaryDirectory(prefix="signal-bench-") as tmp:
         root = Path(tmp)
         path = await copy_of(await ledger(args.outcomes, root), root)
-        store = await Store.open(path)
+        store = await Store.open(path, memory_limit=args.memory_limit)
         try:
-            print(f"ledger    {args.outcomes:,} outcome pairs, file {await file_mb(path):,.0f} MB")
-            await backup(store, root, window)
-            if not args.no_export:
+            print(
+                f"ledger    {args.outcomes:,} outcome pairs, file {await file_mb(path):,.0f} MB, "
+                f"memory limit {args.memory_limit}"
+            )
+            parts = set(args.parts.split(","))
+            if "backup" in parts:
+                await backup(store, root, window)
+            if "export" in parts:
                 await export(store, root)
-            before = await file_mb(path)
-            await erase(store, window)
-            after = await file_mb(path)
-            print(f"file      {before:,.0f} MB before the erasure, {after:,.0f} MB after")
+            if "erase" in parts:
+                before = await file_mb(path)
+                await erase(store, window)
+                after = await file_mb(path)
+                print(f"file      {before:,.0f} MB before the erasure, {after:,.0f} MB after")
         finally:
             await store.close()
 
