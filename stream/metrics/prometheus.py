@@ -86,44 +86,6 @@ def _rows(con: Con, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...
     return [tuple(r) for r in con.execute(sql, list(params)).fetchall()]
 
 
-@dataclass
-class _Pairs:
-    """What the gauges and counters read from the current states, from one scan of them."""
-
-    states: dict[tuple[str, str], int] = field(default_factory=dict)
-    """(mode, status) -> pairs."""
-    leads: dict[tuple[str, str], int] = field(default_factory=dict)
-    """(mode, lead result) -> delivered pairs."""
-    in_flight: dict[str, tuple[int, datetime | None]] = field(default_factory=dict)
-    """mode -> (pairs queued, the oldest one's time)."""
-    verified: dict[str, int] = field(default_factory=dict)
-    """mode -> pairs Marketo's activity log showed delivered (`VERIFIED_IN_MARKETO`)."""
-
-
-def _pairs(con: Con) -> _Pairs:
-    """The `outcomes` view grouped once by mode, status and lead result: a scan of every pair
-    is the scrape's largest cost, so the four figures over them share one."""
-    found = _Pairs()
-    for mode, status, result, n, first in _rows(
-        con,
-        "SELECT mode, status, lead_result, count(*), "
-        f"min(processed_at) FILTER (WHERE status = '{IN_FLIGHT_STATUS}') "
-        "FROM outcomes GROUP BY ALL",
-    ):
-        n = int(n)
-        found.states[(mode, status)] = found.states.get((mode, status), 0) + n
-        if status == "delivered" and result is not None:
-            found.leads[(mode, result)] = found.leads.get((mode, result), 0) + n
-        if result == VERIFIED_IN_MARKETO:
-            found.verified[mode] = found.verified.get(mode, 0) + n
-        if status == IN_FLIGHT_STATUS:
-            queued, oldest = found.in_flight.get(mode, (0, None))
-            if oldest is None or (first is not None and first < oldest):
-                oldest = first
-            found.in_flight[mode] = (queued + n, oldest)
-    return found
-
-
 def collect_on(
     con: Con,
     *,
@@ -148,25 +110,25 @@ def collect_on(
         "Evaluations and delivery attempts recorded, by mode and status "
         "(status queued: deliveries routed to Marketo, answered by a later row).",
     )
-    repeated: dict[str, int] = {}
-    for mode, status, n, repeats_n in _rows(
+    for mode, status, n in _rows(
         con,
-        "SELECT mode, status, sum(n), sum(r) FROM ("
-        "SELECT mode, status, count(*) AS n, count(*) FILTER (WHERE possible_repeat) AS r "
-        "FROM outcome_attempts GROUP BY ALL "
-        "UNION ALL SELECT mode, status, sum(attempts), "
-        "coalesce(sum(attempts) FILTER (WHERE possible_repeat), 0) "
-        "FROM rollup_attempts GROUP BY ALL) "
+        "SELECT mode, status, sum(n) FROM ("
+        "SELECT mode, status, count(*) AS n FROM outcome_attempts GROUP BY ALL "
+        "UNION ALL SELECT mode, status, sum(attempts) FROM rollup_attempts GROUP BY ALL) "
         "GROUP BY ALL ORDER BY 1, 2",
     ):
         attempts.add(n, mode=mode, status=status)
-        repeated[mode] = repeated.get(mode, 0) + int(repeats_n)
     states = Family("signal_outcomes", "gauge", "(change, flow) pairs by current status and mode.")
     leads = Family("signal_leads", "gauge", "Delivered pairs by Marketo's lead result and mode.")
-    pairs = _pairs(con)
-    for (mode, status), n in sorted(pairs.states.items()):
+    for mode, status, n in _rows(
+        con, "SELECT mode, status, count(*) FROM outcomes GROUP BY ALL ORDER BY 1, 2"
+    ):
         states.add(n, mode=mode, status=status)
-    for (mode, result), n in sorted(pairs.leads.items()):
+    for mode, result, n in _rows(
+        con,
+        "SELECT mode, lead_result, count(*) FROM outcomes "
+        "WHERE status = 'delivered' AND lead_result IS NOT NULL GROUP BY ALL ORDER BY 1, 2",
+    ):
         leads.add(n, mode=mode, result=result)
     in_flight = Family(
         "signal_in_flight_deliveries",
@@ -178,8 +140,16 @@ def collect_on(
         "gauge",
         "Age of the oldest pair in flight (state queued), by mode; 0 when none.",
     )
+    flying = {
+        str(mode): (int(n), first)
+        for mode, n, first in _rows(
+            con,
+            "SELECT mode, count(*), min(processed_at) FROM outcomes "
+            f"WHERE status = '{IN_FLIGHT_STATUS}' GROUP BY 1",
+        )
+    }
     for mode in MODES:
-        n, first = pairs.in_flight.get(mode, (0, None))
+        n, first = flying.get(mode, (0, None))
         in_flight.add(n, mode=mode)
         oldest.add(0.0 if first is None else max(0.0, (now - first).total_seconds()), mode=mode)
     repeats = Family(
@@ -188,8 +158,17 @@ def collect_on(
         "Deliveries made again after a crash for pairs marked sending without Marketo's answer "
         "on record (Marketo may have run each twice), by mode.",
     )
+    counted = dict(
+        _rows(
+            con,
+            "SELECT mode, sum(n) FROM ("
+            "SELECT mode, count(*) AS n FROM outcome_attempts WHERE possible_repeat GROUP BY 1 "
+            "UNION ALL SELECT mode, sum(attempts) FROM rollup_attempts WHERE possible_repeat "
+            "GROUP BY 1) GROUP BY 1",
+        )
+    )
     for mode in MODES:
-        repeats.add(repeated.get(mode, 0), mode=mode)
+        repeats.add(int(counted.get(mode, 0)), mode=mode)
     verified = Family(
         "signal_verified_after_crash_total",
         "counter",
@@ -199,12 +178,14 @@ def collect_on(
     found = dict(
         _rows(
             con,
-            "SELECT mode, sum(pairs) FROM rollup_outcomes "
-            f"WHERE lead_result = '{VERIFIED_IN_MARKETO}' GROUP BY 1",
+            "SELECT mode, sum(n) FROM ("
+            f"SELECT mode, count(*) AS n FROM outcomes WHERE lead_result = '{VERIFIED_IN_MARKETO}' "
+            "GROUP BY 1 UNION ALL SELECT mode, sum(pairs) FROM rollup_outcomes "
+            f"WHERE lead_result = '{VERIFIED_IN_MARKETO}' GROUP BY 1) GROUP BY 1",
         )
     )
     for mode in MODES:
-        verified.add(int(found.get(mode, 0)) + pairs.verified.get(mode, 0), mode=mode)
+        verified.add(int(found.get(mode, 0)), mode=mode)
     queue = Family("signal_retry_queue_items", "gauge", "Retry queue items by status and category.")
     for status, category, n in _rows(
         con, "SELECT status, category, count(*) FROM retry_queue GROUP BY ALL ORDER BY 1, 2"
