@@ -366,6 +366,7 @@ class Transport:
                             raise
                         before_send = None
                     attempt += 1
+                    ticket.going()  # the window counts the call from here (limits.py)
                     answer = await self._send(
                         method,
                         path,

@@ -9,6 +9,13 @@ mid-batch repeats at most the calls in flight; a pair found "sending" is deliver
 `possible_repeat` unless Marketo's activity log shows it ran (`verify.py`). Nothing raises out of
 a batch: an unreadable request that names its pair, and a batch that broke before its outcomes
 were published, become `failed` outcomes (technical, retryable).
+
+Batches are paced by Marketo's call budget (`RollingWindow.spacing`): after a batch that was not
+full, the stage waits before taking the next one until the connection's budget has room for as
+many calls as this batch made. A quiet stream goes out within the delivery window; a steady one
+gets fewer, larger batches as calls grow scarce (a call costs the same whether it carries 10
+leads or 300) instead of spending the window's 100 calls in a rush and stalling until the window
+rolls over (50 changes/s: 8 calls/s, then nothing for seconds).
 """
 
 from __future__ import annotations
@@ -16,11 +23,13 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from collections import defaultdict
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from stream.marketo.limits import RollingWindow
 from stream.messages import DeliveryRequest, OutcomeRecord, OutcomeStatus, utcnow
 from stream.pipeline.clients import ClientPool, Unusable
 from stream.pipeline.deliver import CallHooks, deliver_batch, unreachable_outcomes
@@ -35,7 +44,40 @@ from stream.topics import DELIVERED, OUTCOMES
 
 log = logging.getLogger("signal.pipeline")
 
-__all__ = ["DeliverStage"]
+__all__ = ["MAX_PAUSE_S", "DeliverStage", "pause_after"]
+
+MAX_PAUSE_S = 5.0
+"""The longest pause between batches: the worker stops within it, and a pause that long already
+means the window is nearly spent — the rate limiter holds the calls beyond it."""
+
+Windows = dict[str, tuple[RollingWindow, int]]
+"""Per connection a batch called: its client's rolling window and the window's `sent` count before
+the batch's calls."""
+
+
+def pause_after(
+    windows: Windows,
+    *,
+    taken: int,
+    full: int,
+    busy_s: float,
+    window_s: float,
+    since_last_s: float | None,
+) -> float:
+    """Seconds to wait after a batch of `taken` requests (`full` at most) that took `busy_s`
+    before taking the next, which comes `window_s` (the delivery window) after that at the
+    earliest.
+
+    Each connection's window says when a batch of as many calls as this one made may go
+    (`RollingWindow.spacing`); the stage waits for the latest. A full batch does not wait:
+    waiting would not make the next one larger. Nor does any wait last longer than the stream
+    needs to fill a batch at the rate this one came in (`taken` in `since_last_s`)."""
+    if taken >= full:
+        return 0.0
+    wait = max((w.spacing(w.sent - before) for w, before in windows.values()), default=0.0)
+    if since_last_s is not None and taken > 0:
+        wait = min(wait, since_last_s * full / taken - busy_s)
+    return max(0.0, min(wait, MAX_PAUSE_S) - window_s)
 
 
 class DeliverStage(StageBase):
@@ -47,8 +89,26 @@ class DeliverStage(StageBase):
     delivered: DeliveredLog
     journal: MarksJournal
     _journal_replayed: bool
+    _batch_started: float | None = None
+    """When the previous batch was taken (monotonic), for the rate `pause_after` reads."""
 
     async def deliver_events(self, events: Sequence[Any]) -> None:
+        started = time.monotonic()
+        windows: Windows = {}
+        await self._deliver_events(events, windows)
+        previous, self._batch_started = self._batch_started, started
+        pause = pause_after(
+            windows,
+            taken=len(events),
+            full=self.options.deliver_max,
+            busy_s=time.monotonic() - started,
+            window_s=self.options.deliver_within_s,
+            since_last_s=None if previous is None else started - previous,
+        )
+        if pause > 0:
+            await asyncio.sleep(pause)
+
+    async def _deliver_events(self, events: Sequence[Any], windows: Windows) -> None:
         requests: list[DeliveryRequest] = []
         unreadable: list[OutcomeRecord] = []
         recorded = False
@@ -63,7 +123,7 @@ class DeliverStage(StageBase):
                     self.counters.errors += 1
                     unreadable.extend(self._unreadable_request(event, error))
             try:
-                outcomes, unpublished = await self._deliver(requests)
+                outcomes, unpublished = await self._deliver(requests, windows)
             except asyncio.CancelledError:
                 raise
             except Exception as error:
@@ -148,9 +208,10 @@ class DeliverStage(StageBase):
         return [outcome]
 
     async def _deliver(
-        self, requests: list[DeliveryRequest]
+        self, requests: list[DeliveryRequest], windows: Windows | None = None
     ) -> tuple[list[OutcomeRecord], list[str]]:
-        """Outcomes for `requests`, and the delivered keys not written to the log yet."""
+        """Outcomes for `requests`, and the delivered keys not written to the log yet; `windows`
+        collects the rolling window of each connection called."""
         if any(r.redrive_kind in ("recovery", "replay") for r in requests):
             # Control re-seeds delivered keys from its ledger before it re-drives (and before it
             # resumes a replay after a restart): read them.
@@ -173,7 +234,7 @@ class DeliverStage(StageBase):
         hooks = self._hooks(written)
         results = await asyncio.gather(
             *(
-                self._deliver_connection(cid, [requests[i] for i in group], hooks)
+                self._deliver_connection(cid, [requests[i] for i in group], hooks, windows)
                 for cid, group in by_connection.items()
             )
         )
@@ -240,7 +301,11 @@ class DeliverStage(StageBase):
                 c.parked += 1
 
     async def _deliver_connection(
-        self, connection_id: str, requests: list[DeliveryRequest], hooks: CallHooks | None = None
+        self,
+        connection_id: str,
+        requests: list[DeliveryRequest],
+        hooks: CallHooks | None = None,
+        windows: Windows | None = None,
     ) -> list[OutcomeRecord]:
         snapshot = self.view.snapshot
         connection = snapshot.account.connection(connection_id)
@@ -254,6 +319,9 @@ class DeliverStage(StageBase):
             )
         except Unusable as error:
             return unreachable_outcomes(requests, str(error))
+        if windows is not None:
+            window = client.limits.window
+            windows[connection_id] = (window, window.sent)
         try:
             return await deliver_batch(
                 requests, client, force_update=connection.force_update, hooks=hooks
