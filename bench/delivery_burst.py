@@ -60,7 +60,7 @@ async def run(changes: int) -> None:
             before = len(bench.sandbox.state.calls)
             burst = f"b{uuid.uuid4().hex[:6]}"
             made = [registration(burst, n, "US") for n in range(changes)]
-            started = time.monotonic()
+            started, started_wall = time.monotonic(), time.time()
             await send_all(bench.producer, made)
             done = await wait_outcomes(consumer, burst, changes * FLOWS, 900)
             calls = bench.sandbox.state.calls[before:]
@@ -91,6 +91,13 @@ async def run(changes: int) -> None:
         + " + 1 token, the token taken at warm-up)"
     )
     print(f"  refused     606: {codes.get('606', 0)}  615: {codes.get('615', 0)}")
+    if calls:
+        at = sorted(c.at - started_wall for c in calls)
+        print(
+            f"  timeline    first call {at[0]:.1f} s after the first change, last {at[-1]:.1f} s, "
+            f"last outcome {elapsed:.1f} s; busiest {MARKETO_WINDOW_S:g} s: "
+            f"{busiest(at, MARKETO_WINDOW_S)} calls"
+        )
     if bound:
         verdict = "met" if elapsed <= goal else "not met"
         print(
@@ -101,6 +108,16 @@ async def run(changes: int) -> None:
         )
     else:
         print(f"  bound       {fewest} calls fit one window: only latency and concurrency bound it")
+
+
+def busiest(times: Sequence[float], window_s: float) -> int:
+    """The most calls (sorted send times) in any rolling `window_s`."""
+    most, first = 0, 0
+    for last, at in enumerate(times):
+        while times[first] <= at - window_s:
+            first += 1
+        most = max(most, last - first + 1)
+    return most
 
 
 def main(argv: Sequence[str] | None = None) -> None:
