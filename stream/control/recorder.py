@@ -41,6 +41,7 @@ from stream.certain.events import ChangeEvent
 from stream.certain.parsing import Rejection, parse_change
 from stream.control.archive import Received, archive_valid
 from stream.control.config_service import ConfigService
+from stream.control.outcome_batch import OutcomeValues, outcome_values, outcomes_arrow
 from stream.control.retry_scheduler import DEFAULT_SCHEDULE, Jitter, RetrySchedule, plan_retry
 from stream.delivery_keys import parse_key, parse_value
 from stream.messages import ApiCallRecord, OutcomeRecord, utcnow
@@ -53,7 +54,6 @@ from stream.store import (
     RetryItem,
     Store,
 )
-from stream.store.arrow_batches import RETRY_COLUMNS
 from stream.store.delivery_marks import DeliveryMark, record_delivery_marks
 from stream.topics import API_CALLS, CHANGES, DELIVERED, OUTCOMES
 
@@ -243,15 +243,16 @@ class Recorder:
     async def record_outcomes(self, values: Sequence[RawRecord | bytes | None]) -> int:
         """Outcomes into the ledger and, through `plan_retry` (the retry queue's transition
         rule), their retry items, in one transaction; unreadable records into
-        `rejected_records`."""
+        `rejected_records`. The batch goes to the store as one Arrow table built from the
+        decoded records (`outcome_batch`), with no row object per outcome."""
         now = utcnow()
         outcomes: list[OutcomeRecord] = []
-        rows: list[OutcomeRow] = []
+        rows: list[OutcomeValues] = []
         unreadable: list[RejectedRecordRow] = []
         for record in map(_raw, values):
             try:
                 outcome = OutcomeRecord.loads(record.value or b"")
-                rows.extend(outcome_rows(outcome))
+                rows.extend(outcome_values(outcome))
             except (ValidationError, ValueError) as error:
                 self.counts["invalid_outcomes"] += 1
                 log.error("unreadable outcome record kept in rejected_records: %s", _brief(error))
@@ -264,7 +265,7 @@ class Recorder:
         if not rows:
             return 0
         keys = {(o.change_id, o.flow_id) for o in outcomes}
-        known = await self.durably("retry items read", lambda: self._retry_items(keys))
+        known = await self.durably("retry items read", lambda: self.store.retry_items_of(keys))
         planned: dict[tuple[str, str], RetryItem] = {}
         for outcome in outcomes:
             key = (outcome.change_id, outcome.flow_id)
@@ -279,26 +280,13 @@ class Recorder:
             if item is not None:
                 planned[key] = item
         items = list(planned.values())
+        table = outcomes_arrow(rows)
         added = await self.durably(
-            f"{len(rows)} outcomes", lambda: self.store.record_outcomes(rows, items)
+            f"{len(rows)} outcomes", lambda: self.store.record_outcome_batch(table, items)
         )
         self.counts["outcomes"] += added
         self.counts["retry_items"] += len(items)
         return added
-
-    async def _retry_items(self, keys: set[tuple[str, str]]) -> dict[tuple[str, str], RetryItem]:
-        """The stored retry items of these (change, flow) pairs, in one read."""
-        change_ids = sorted({k[0] for k in keys})
-        literals = ", ".join("'" + c.replace("'", "''") + "'" for c in change_ids)
-        columns = ", ".join(RETRY_COLUMNS)
-        sql = f"SELECT {columns} FROM retry_items WHERE change_id IN ({literals})"
-        result = await self.store.query(sql, max_rows=100_000, timeout_s=None)
-        items = {}
-        for row in result.rows:
-            item = RetryItem(**dict(zip(RETRY_COLUMNS, row, strict=True)))
-            if (item.change_id, item.flow_id) in keys:
-                items[(item.change_id, item.flow_id)] = item
-        return items
 
     # --- signal-api-calls ------------------------------------------------------------------
 

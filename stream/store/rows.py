@@ -143,9 +143,23 @@ def outcome_key(
     replay_id: str | None = None,
 ) -> str:
     """Deterministic id of one evaluation, so a redelivered outcome record is stored once."""
-    parts = (change_id, flow_id, str(attempt), str(int(replayed)), processed_at.isoformat())
-    raw = "\x1f".join((*parts, replay_id or ""))
-    return hashlib.blake2b(raw.encode(), digest_size=16).hexdigest()
+    return outcome_key_at(
+        change_id, flow_id, attempt, replayed, processed_at.isoformat(), replay_id
+    )
+
+
+def outcome_key_at(
+    change_id: str,
+    flow_id: str,
+    attempt: int,
+    replayed: bool,
+    processed_at: str,
+    replay_id: str | None = None,
+) -> str:
+    """`outcome_key` with `processed_at` (UTC) already in ISO text, for callers that key
+    several rows of one record (a queued record's siblings) off one conversion."""
+    parts = (change_id, flow_id, str(attempt), str(int(replayed)), processed_at, replay_id or "")
+    return hashlib.blake2b("\x1f".join(parts).encode(), digest_size=16).hexdigest()
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,102 @@
+"""Recording's fast paths leave what the careful ones leave: a batch with one final row per
+(change, flow) updates the state without window functions, and a batch whose outcomes are all new
+is inserted without conflict handling."""
+
+from __future__ import annotations
+
+import random
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa  # type: ignore[import-untyped]
+import pytest
+
+from stream.store import OutcomeRow, Store
+from stream.store import store as store_module
+from tests.store.conftest import T0, outcome
+
+STATUSES = ["delivered", "failed", "filtered_out", "queued", "skipped_duplicate", "would_send"]
+
+
+def batches(seed: int) -> list[list[OutcomeRow]]:
+    """Batches over a few pairs: most with one row per pair, some with several, replays and
+    rows older than the state among them."""
+    rng = random.Random(seed)
+    out = []
+    for n in range(30):
+        size = rng.randrange(1, 25)
+        repeat_pairs = n % 5 == 4
+        pairs = [(f"c{rng.randrange(40)}", f"flow-{rng.randrange(3)}") for _ in range(size)]
+        if not repeat_pairs:
+            pairs = list(dict.fromkeys(pairs))
+        rows = []
+        for change_id, flow_id in pairs:
+            status = rng.choice(STATUSES)
+            fields: dict[str, Any] = {
+                "status": status,
+                "processed_at": T0 + timedelta(seconds=rng.randrange(30)),
+                "attempt": rng.randrange(1, 4),
+                "lead_result": "created" if status == "delivered" else None,
+            }
+            if status == "failed":
+                fields.update(category="technical", reason="timeout")
+            if rng.random() < 0.2:
+                fields["replay_id"] = f"rp-{rng.randrange(3)}"
+            rows.append(outcome(change_id, flow_id, **fields))
+        if repeat_pairs:
+            again = T0 + timedelta(seconds=rng.randrange(30))
+            rows.append(outcome(*pairs[0], processed_at=again, attempt=rng.randrange(1, 4)))
+        out.append(rows)
+    return out
+
+
+async def state_after(path: Path, seed: int) -> list[tuple[Any, ...]]:
+    store = await Store.open(path, reader_threads=1, threads=1)
+    try:
+        for rows in batches(seed):
+            await store.record_outcomes(rows)
+        return await store.read(
+            lambda con: con.execute(
+                "SELECT * EXCLUDE (updated_at) FROM delivery_state ORDER BY change_id, flow_id"
+            ).fetchall()
+        )
+    finally:
+        await store.close()
+
+
+@pytest.mark.parametrize("seed", [3, 11])
+async def test_the_one_per_pair_statement_leaves_the_ranked_state(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, seed: int
+) -> None:
+    taken: list[bool] = []
+    decide = store_module._one_final_row_per_pair
+
+    def watched(new: pa.Table, statuses: set[str]) -> bool:
+        taken.append(decide(new, statuses))
+        return taken[-1]
+
+    monkeypatch.setattr(store_module, "_one_final_row_per_pair", watched)
+    fast = await state_after(tmp_path / "fast.duckdb", seed)
+    assert any(taken) and not all(taken), "both statements ran"
+
+    monkeypatch.setattr(store_module, "_one_final_row_per_pair", lambda new, statuses: False)
+    ranked = await state_after(tmp_path / "ranked.duckdb", seed)
+    assert len(fast) > 30
+    assert fast == ranked
+
+
+async def test_a_batch_partly_recorded_before_adds_only_its_new_outcomes(store: Store) -> None:
+    """A redelivered batch fails the plain insert and is written again skipping what the
+    ledger has: its new outcomes count once, the old ones not again."""
+    s = timedelta(seconds=1)
+    first = [outcome("c1"), outcome("c2", status="failed", category="data", lead_result=None)]
+    assert await store.record_outcomes(first) == 2
+    later = outcome("c2", processed_at=T0 + 9 * s, attempt=2)
+    assert await store.record_outcomes([*first, later, outcome("c3")]) == 2
+    state = await store.read(
+        lambda con: con.execute(
+            "SELECT change_id, status, attempts FROM delivery_state ORDER BY 1"
+        ).fetchall()
+    )
+    assert state == [("c1", "delivered", 1), ("c2", "delivered", 2), ("c3", "delivered", 1)]
