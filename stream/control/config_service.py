@@ -155,6 +155,11 @@ class ConfigService:
         return None if self._publisher is None else self._publisher.published
 
     @property
+    def publish_pending(self) -> bool:
+        """A change is not yet in a published snapshot: `published` is about to move."""
+        return self._publisher is not None and self._publisher.pending
+
+    @property
     def catalog(self) -> EventCatalog:
         return self._catalog
 

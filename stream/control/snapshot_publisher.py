@@ -41,9 +41,16 @@ class SnapshotPublisher:
         self.published: ConfigSnapshot | None = None
         self.failures = 0
         """Failed publications since the last one that went out."""
+        self._sending = False
 
     def mark_dirty(self) -> None:
         self._dirty.set()
+
+    @property
+    def pending(self) -> bool:
+        """A change waits for its snapshot to go out (debounce, a failed publication) or its
+        snapshot is being sent: `published` is about to move."""
+        return self._dirty.is_set() or self._sending
 
     async def start(self) -> None:
         """Publish the first snapshot (retried: workers wait for it), then follow changes."""
@@ -76,10 +83,14 @@ class SnapshotPublisher:
 
     async def _publish_once(self) -> None:
         self._dirty.clear()
-        snapshot = self._build()
-        await self._publish(snapshot)
-        self.published = snapshot
-        self.failures = 0
+        self._sending = True
+        try:
+            snapshot = self._build()
+            await self._publish(snapshot)
+            self.published = snapshot
+            self.failures = 0
+        finally:
+            self._sending = False
 
     async def _publish_with_retry(
         self, snapshot: ConfigSnapshot, attempts: int = FIRST_ATTEMPTS

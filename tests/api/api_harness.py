@@ -24,6 +24,7 @@ from stream.control.token import load_or_create_token
 from stream.messages import ConfigSnapshot
 from stream.store import Store
 from tests.api.api_helpers import ACCOUNT_YAML, SECRET, SECRET_VAR
+from tests.support.waiting import until
 
 
 @dataclass
@@ -75,6 +76,17 @@ class Api:
         published = self.config.published
         assert published is not None, "no snapshot published yet"
         return published.version
+
+    async def settled_version(self) -> int:
+        """The published version once no change waits to be published: what startup marked
+        dirty (the catalog from archived events, say) may go out a moment after the first
+        snapshot, and a test comparing versions around a refused request must not count it."""
+
+        async def idle() -> bool:
+            return not self.config.publish_pending
+
+        await until(idle, "the configuration published")
+        return self.published_version
 
 
 def prepare_data_dir(data_dir: Path, account_yaml: str | None = ACCOUNT_YAML) -> Path:

@@ -28,7 +28,7 @@ def error_messages(body: dict[str, object]) -> str:
 
 async def test_a_yaml_alias_bomb_is_refused_at_once(api: Api) -> None:
     bomb = alias_bomb()
-    version = api.published_version
+    version = await api.settled_version()
     started = time.perf_counter()
     response = await asyncio.wait_for(
         api.put("/api/v1/config", data=bomb, headers={**api.auth, "Content-Type": "text/yaml"}),

@@ -115,7 +115,7 @@ async def test_invalid_mappings_are_refused_by_path_and_nothing_changes(api: Api
 
 
 async def test_delete_a_mapping_in_use_is_refused_naming_its_flows(api: Api) -> None:
-    before = api.published_version
+    before = await api.settled_version()
     refused = await api.delete("/api/v1/mappings/lead-basic", headers=api.headers("ana"))
     assert refused.status == 409
     body = await refused.json()
