@@ -177,7 +177,12 @@ async def test_detach_leaves_signal_running_and_ctrl_c_stops_it(tmp_path: Path) 
                     return len(STATUS_LINE.findall(run.text[since:])) >= 2
 
                 try:
-                    await until(two_status_lines, "status lines after detaching", alive=run.exited)
+                    await until(
+                        two_status_lines,
+                        "status lines after detaching",
+                        within=START_S,
+                        alive=run.exited,
+                    )
                 except AssertionError as error:
                     raise AssertionError(f"{error}\n{run.text[since:][-3000:]}") from None
                 await deliveries_go_on(client, "after detaching")
