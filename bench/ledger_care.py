@@ -15,12 +15,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import resource
 import statistics
 import tempfile
 import time
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
+
+import pyarrow as pa  # type: ignore[import-untyped]
 
 from bench import sized
 from bench._big_ledger import copy_of, ledger
@@ -116,7 +119,9 @@ async def export(store: Store, root: Path) -> None:
     await store.write(lambda con: save_watermark(con, exported))
     print(
         f"export    outcomes: {exported.rows:,} rows, {len(exported.files)} files, "
-        f"{exported.bytes / 1e6:,.1f} MB in {time.perf_counter() - t:.1f} s"
+        f"{exported.bytes / 1e6:,.1f} MB in {time.perf_counter() - t:.1f} s, Arrow memory at "
+        f"most {pa.default_memory_pool().max_memory() / 1e6:,.0f} MB, process peak "
+        f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e3:,.0f} MB"
     )
 
 
