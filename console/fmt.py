@@ -88,6 +88,29 @@ def cell(value: object, width: int = 40) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
+def paths_cell(paths: Sequence[str], width: int, joiner: str = " + ") -> str:
+    """Dotted paths joined in a cell of `width`: too long, they lose leading segments, the
+    longest first (`…address.city + …address.state`, where a plain cut would show
+    `registration.profile.addre…` for the city and the country alike); what still does not
+    fit is cut with an ellipsis."""
+    texts = [safe(p.replace("\n", " ")) for p in paths]
+    dropped = [0] * len(texts)
+
+    def shown(index: int) -> str:
+        path, cut = texts[index], dropped[index]
+        return path if not cut else "…" + ".".join(path.split(".")[cut:])
+
+    def text() -> str:
+        return joiner.join(shown(i) for i in range(len(texts)))
+
+    while len(text()) > width:
+        cuttable = [i for i in range(len(texts)) if dropped[i] < texts[i].count(".")]
+        if not cuttable:
+            break
+        dropped[max(cuttable, key=lambda i: len(shown(i)))] += 1
+    return cell(text(), width)
+
+
 ZERO_WIDTH_SPACE = "\u200b"
 
 

@@ -22,6 +22,11 @@ from console.widgets.table import SignalTable
 DEFAULT_REQUIRED = ("email", "firstName", "lastName")
 """Targets required when a field does not say (control's default)."""
 
+TARGET_WIDTH = 20
+SOURCES_WIDTH = 30
+"""The widths of the table's Target and Sources columns: longer values are cut with an
+ellipsis, never silently (sources lose their leading path segments first)."""
+
 
 def mapping_of(account: dict[str, Any], mapping_id: str | None) -> dict[str, Any] | None:
     return next((m for m in account.get("mappings", []) if m["id"] == mapping_id), None)
@@ -63,8 +68,8 @@ def show_fields(
         else:
             state = Text("✗ unknown field", style="bold red")
         cells = [
-            field.get("target", ""),
-            " + ".join(field.get("sources", [])),
+            fmt.cell(field.get("target", ""), TARGET_WIDTH),
+            fmt.paths_cell(field.get("sources", []), SOURCES_WIDTH),
             ",".join(field.get("transforms", [])),
             "yes" if required else "",
             state,

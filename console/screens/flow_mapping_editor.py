@@ -22,7 +22,13 @@ from console.calls import api_worker
 from console.messages import FieldsRefreshed, PreviewLoaded
 from console.screens.base import BaseScreen
 from console.screens.field_form import FieldForm
-from console.screens.flow_mapping import mapping_of, shared_with, show_fields
+from console.screens.flow_mapping import (
+    SOURCES_WIDTH,
+    TARGET_WIDTH,
+    mapping_of,
+    shared_with,
+    show_fields,
+)
 from console.screens.mapping_form import MappingCreated, MappingDeleted, MappingForm, NewMapping
 from console.screens.mapping_preview import MappingPreviewModal
 from console.screens.modals import ConfirmModal
@@ -48,8 +54,8 @@ class FlowMappingEditor(BaseScreen):
             yield Select([], id="mapping", prompt="(none)")
             yield Static("f7 new · f8 delete", classes="hint")
         table = SignalTable(id="mapping-fields", cursor_type="row")
-        table.add_column("Target", key="target", width=20)
-        table.add_column("Sources", key="sources", width=30)
+        table.add_column("Target", key="target", width=TARGET_WIDTH)
+        table.add_column("Sources", key="sources", width=SOURCES_WIDTH)
         table.add_column("Transforms", key="transforms", width=12)
         table.add_column("Req", key="required", width=3)
         table.add_column("In Marketo", key="known")

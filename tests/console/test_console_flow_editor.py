@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from textual.coordinate import Coordinate
 from textual.pilot import Pilot
 from textual.widgets import DataTable, Input, Select, Static
 from textual.widgets._select import SelectCurrent
@@ -224,6 +225,26 @@ async def test_a_shared_mapping_is_named_and_asked_about_before_it_is_saved(
         assert not app.errors
     after = await api_mapping(control, "lead-basic")
     assert len(after["fields"]) == len(before["fields"]) - 1
+
+
+async def test_mapping_table_cuts_long_targets_and_sources_visibly_at_80(
+    control: Control, make_console: MakeConsole
+) -> None:
+    """Cut to their columns, a city and a country once both read
+    `registration.profile.address.c` and a target lost its end without a mark."""
+    app = make_console(control)
+    async with app.run_test(size=(80, 24)) as pilot:
+        editor = await open_flow(pilot, LIVE_FLOW)
+        table = editor.query_one("#mapping-fields", DataTable)
+        rows = {
+            str(table.get_cell_at(Coordinate(r, 0))): str(table.get_cell_at(Coordinate(r, 1)))
+            for r in range(table.row_count)
+        }
+        assert rows["city"] == "…address.city + …address.state"
+        assert rows["country"] == "…profile.address.country"
+        assert rows["email"] == "registration.profile.email"
+        assert "certainRegistration…" in rows
+        assert all(len(t) <= 20 and len(s) <= 30 for t, s in rows.items())
 
 
 async def test_esc_with_unsaved_edits_asks_save_discard_or_keep(
