@@ -79,7 +79,7 @@ class ReplayScreen(BaseScreen):
                 yield Label("or from")
                 yield Input(placeholder="2026-11-27 or ISO time", id="replay-from")
                 yield Label("  to")
-                yield Input(placeholder="2026-11-28 (day included)", id="replay-to")
+                yield Input(placeholder="2026-11-28 (included)", id="replay-to")
             with Horizontal():
                 yield Label("", classes="bare")
                 yield Checkbox(

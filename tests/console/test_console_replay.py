@@ -257,3 +257,16 @@ async def test_command_line_names_the_flow_and_event(
         await keys(pilot, "enter")
         await settle(pilot)
         assert "no complete flow 'no-such-flow'" in " ".join(n.message for n in app._notifications)
+
+
+async def test_the_form_hints_show_in_full_at_80(
+    control: Control, make_console: MakeConsole
+) -> None:
+    """The "to" box's hint once read `2026-11-28 (day` at 80×24: its end did not fit."""
+    app = make_console(control)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await _open(pilot)
+        text = screen_text(pilot)
+        for box in screen.query(Input):
+            if box.id != "command-line":
+                assert str(box.placeholder) in text, box.id
