@@ -42,7 +42,7 @@ class ActionSpec:
 
 ACTIONS: tuple[ActionSpec, ...] = (
     # everywhere
-    ActionSpec("help", "question_mark", "app.help", "Help", show=True),
+    ActionSpec("help", "question_mark,f1", "app.help", "Help", show=True),
     ActionSpec("command-line", "colon", "app.command_line", "Command"),
     ActionSpec("back", "q", "app.back", "Back/quit", show=True),
     ActionSpec("goto-flows", "1", "app.goto('flows')", "Flows"),
@@ -63,7 +63,7 @@ ACTIONS: tuple[ActionSpec, ...] = (
     ActionSpec("command-line-close", "escape", "dismiss", "Close", scope="command-line"),
     ActionSpec("filter-clear", "escape", "clear", "Clear the filter", scope="filter"),
     # `?` help itself
-    ActionSpec("help-close", "escape,q,question_mark", "close", "Close", scope="help"),
+    ActionSpec("help-close", "escape,q,question_mark,f1", "close", "Close", scope="help"),
     # yes/no questions (console.screens.modals.ConfirmModal)
     ActionSpec("confirm-yes", "y", "answer(True)", "Yes", scope="confirm", show=True),
     ActionSpec("confirm-no", "n,escape", "answer(False)", "No", scope="confirm", show=True),
@@ -92,7 +92,7 @@ ACTIONS: tuple[ActionSpec, ...] = (
         show=True,
     ),
     ActionSpec("quit-cancel", "escape,c,q", "cancel", "Cancel: stay in the console", scope="quit"),
-    ActionSpec("quit-help", "question_mark", "app.help", "Help", scope="quit"),
+    ActionSpec("quit-help", "question_mark,f1", "app.help", "Help", scope="quit"),
     # every table (console.widgets.table), besides the arrows, page and ctrl+home/end keys
     ActionSpec("table-down", "j", "cursor_down", "Next row", scope="table"),
     ActionSpec("table-up", "k", "cursor_up", "Previous row", scope="table"),
@@ -103,7 +103,7 @@ ACTIONS: tuple[ActionSpec, ...] = (
     ActionSpec("preview-bottom", "end", "scroll_bottom", "Last row", scope="preview-table"),
     # text panels (item detail, reasons, previews, debug info)
     ActionSpec("panel-close", "escape,q,enter", "close", "Close", scope="panel"),
-    ActionSpec("panel-help", "question_mark", "app.help", "Help", scope="panel"),
+    ActionSpec("panel-help", "question_mark,f1", "app.help", "Help", scope="panel"),
     # flows
     ActionSpec("flow-open", "enter", "open_flow", "Open", scope="flows"),
     ActionSpec(

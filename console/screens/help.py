@@ -103,14 +103,13 @@ def help_text(
         return "\n".join(lines)
     if scope in MODAL_SCOPES:
         return "\n".join(lines).rstrip()
+    lines.append("Arrows, page keys and ctrl+home/end move too; ctrl+p palette.")
+    lines.append("In a text box ? is typed: f1 opens this help there.")
     if under_run:
-        lines.append("Arrows, page keys and ctrl+home/end move too; ctrl+p palette.")
         lines.append(
             "q on the flow list (or ctrl+q) asks: detach (Signal keeps running; "
             "`csignal console` reattaches) or stop Signal."
         )
-    else:
-        lines.append("Arrows, page keys and ctrl+home/end move too; ctrl+p palette.")
     lines.append(":flows :connections :events :retry :metrics :sql :q")
     if read_only:
         lines.append("[reverse] RO [/] read-only: actions that change anything are hidden.")

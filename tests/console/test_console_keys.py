@@ -10,19 +10,27 @@ from typing import Any
 import pytest
 from textual.command import CommandPalette
 from textual.pilot import Pilot
-from textual.widgets import Input
+from textual.widgets import Input, TextArea
 
 from apiclient.client import ApiClient
+from console.screens.connections import ConnectionForm
 from console.screens.flows import FlowsScreen
+from console.screens.help import HelpScreen
 from console.screens.modals import ConfirmModal, TypeToConfirmModal
 from console.screens.replay import ReplayScreen
 from console.screens.retry import RetryScreen
+from console.screens.sql import SqlScreen
 from tests.console.console_helpers import MakeConsole, keys, screen_text, settle, type_text
 from tests.console.control_harness import Control
 
 
 def notes(pilot: Pilot[Any]) -> list[str]:
     return [n.message for n in pilot.app._notifications]
+
+
+def top(pilot: Pilot[Any]) -> object:
+    """The screen on top, read afresh (not narrowed by an earlier isinstance check)."""
+    return pilot.app.screen
 
 
 def palette_lines(pilot: Pilot[Any]) -> str:
@@ -145,6 +153,39 @@ async def test_digits_typed_into_a_field_stay_there(
         screen.set_focus(None)
         await keys(pilot, "1")
         assert isinstance(app.screen, FlowsScreen), "digits still switch screens outside fields"
+
+
+async def test_f1_opens_help_where_a_text_box_takes_the_question_mark(
+    control: Control, make_console: MakeConsole
+) -> None:
+    """In the connection form (focus in a text box) and the SQL editor `?` is typed, so help
+    was out of reach there; f1 opens it, and the box keeps what was typed."""
+    app = make_console(control)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        await keys(pilot, "2", "enter")
+        form = app.screen
+        assert isinstance(form, ConnectionForm)
+        name = form.query_one("#name", Input)
+        assert form.focused is name
+        before = name.value
+        await keys(pilot, "end", "question_mark")
+        assert app.screen is form and name.value == before + "?"
+        await keys(pilot, "f1")
+        assert isinstance(app.screen, HelpScreen)
+        assert "Connection" in screen_text(pilot)
+        await keys(pilot, "f1")
+        assert top(pilot) is form and name.value == before + "?"
+        await keys(pilot, "escape", "6")
+        sql = app.screen
+        assert isinstance(sql, SqlScreen)
+        editor = sql.query_one(TextArea)
+        assert sql.focused is editor
+        text = editor.text
+        await keys(pilot, "f1")
+        assert isinstance(app.screen, HelpScreen)
+        await keys(pilot, "escape")
+        assert top(pilot) is sql and editor.text == text
 
 
 async def test_the_audit_names_the_console_operator_when_user_is_empty(
