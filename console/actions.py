@@ -420,6 +420,13 @@ ACTIONS: tuple[ActionSpec, ...] = (
         dangerous=True,
         priority=True,
     ),
+    ActionSpec(
+        "replay-leave-box",
+        "escape",
+        "leave_box",
+        "Leave the text box (again: leave the screen)",
+        scope="replay",
+    ),
     # sql
     ActionSpec("sql-run", "ctrl+j,ctrl+enter", "run", "Run", scope="sql", show=True, priority=True),
     ActionSpec(

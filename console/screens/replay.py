@@ -127,6 +127,14 @@ class ReplayScreen(BaseScreen):
         if len(args) > 1:
             self.query_one("#replay-event", Input).value = args[1]
 
+    async def action_leave_box(self) -> None:
+        """esc in a text box leaves it for the flow choice, where `q` and the digits are keys
+        again; esc anywhere else leaves the screen, as on the other form screens."""
+        if isinstance(self.focused, Input):
+            self.query_one("#replay-flow", Select).focus()
+            return
+        await self.app.run_action("back")
+
     # --- scope -----------------------------------------------------------------------------
 
     def _only_undelivered(self) -> bool:
