@@ -325,7 +325,13 @@ class RetryScreen(BaseScreen):
             else f"0 of {total}"
         )
         picked = f" · {len(self.selected_keys)} selected" if self.selected_keys else ""
-        table.border_subtitle = f"{span}{picked} · s status c category ] next"
+        pages = []
+        if self.page_offset > 0:
+            pages.append("[ previous")
+        if self.page_offset + shown < total:
+            pages.append("] next")
+        hints = " ".join(["s status c category", *pages])
+        table.border_subtitle = fmt.esc(f"{span}{picked} · {hints}")
 
     @on(ApiFailed)
     def failed(self, message: ApiFailed) -> None:

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from textual.pilot import Pilot
-from textual.widgets import Input, Select
+from textual.widgets import DataTable, Input, Select
 
+from console.screens import retry
 from console.screens.replay import ReplayScreen
 from tests.console.console_helpers import MakeConsole, keys, settle, type_text
 from tests.console.control_harness import Control
@@ -45,3 +47,27 @@ async def test_esc_leaves_a_replay_text_box_then_the_screen(
         await keys(pilot, "escape", "escape")
         await settle(pilot)
         assert not isinstance(app.screen, ReplayScreen)
+
+
+async def test_retry_page_hints_only_when_there_is_another_page(
+    control: Control, make_console: MakeConsole, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = make_console(control)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await _goto(pilot, "4")
+        subtitle = str(app.screen.query_one(DataTable).border_subtitle)
+        total = int(subtitle.split(" of ")[1].split()[0])
+        assert 10 < total <= retry.PAGE_SIZE
+        assert "next" not in subtitle and "previous" not in subtitle
+
+        monkeypatch.setattr(retry, "PAGE_SIZE", 10)
+        await keys(pilot, "ctrl+r")
+        await settle(pilot)
+        subtitle = str(app.screen.query_one(DataTable).border_subtitle)
+        assert subtitle.startswith(f"1–10 of {total}")
+        assert "] next" in subtitle and "previous" not in subtitle
+        await keys(pilot, "right_square_bracket")
+        await settle(pilot)
+        subtitle = str(app.screen.query_one(DataTable).border_subtitle)
+        assert subtitle.startswith(f"11–20 of {total}")
+        assert subtitle.endswith("category [ previous ] next")
