@@ -64,6 +64,8 @@ ACTIONS: tuple[ActionSpec, ...] = (
     ActionSpec("filter-clear", "escape", "clear", "Clear the filter", scope="filter"),
     # `?` help itself
     ActionSpec("help-close", "escape,q,question_mark,f1", "close", "Close", scope="help"),
+    ActionSpec("help-top", "g,home", "scroll_top", "Top", scope="help"),
+    ActionSpec("help-bottom", "G,end", "scroll_bottom", "Bottom", scope="help"),
     # yes/no questions (console.screens.modals.ConfirmModal)
     ActionSpec("confirm-yes", "y", "answer(True)", "Yes", scope="confirm", show=True),
     ActionSpec("confirm-no", "n,escape", "answer(False)", "No", scope="confirm", show=True),

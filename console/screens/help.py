@@ -147,6 +147,12 @@ class HelpScreen(ModalScreen[None]):
     def action_close(self) -> None:
         self.dismiss(None)
 
+    def action_scroll_top(self) -> None:
+        self.query_one("#help", VerticalScroll).scroll_home(animate=False)
+
+    def action_scroll_bottom(self) -> None:
+        self.query_one("#help", VerticalScroll).scroll_end(animate=False)
+
 
 class DebugScreen(ModalScreen[None]):
     CSS_PATH = Path(__file__).with_name("help.tcss")

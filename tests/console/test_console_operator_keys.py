@@ -6,10 +6,12 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from textual.containers import VerticalScroll
 from textual.pilot import Pilot
 from textual.widgets import DataTable, Input, Select
 
 from console.screens import retry
+from console.screens.help import HelpScreen
 from console.screens.replay import ReplayScreen
 from tests.console.console_helpers import MakeConsole, keys, settle, type_text
 from tests.console.control_harness import Control
@@ -71,3 +73,23 @@ async def test_retry_page_hints_only_when_there_is_another_page(
         subtitle = str(app.screen.query_one(DataTable).border_subtitle)
         assert subtitle.startswith(f"11–20 of {total}")
         assert subtitle.endswith("category [ previous ] next")
+
+
+async def test_g_and_shift_g_scroll_the_help_panel(
+    control: Control, make_console: MakeConsole
+) -> None:
+    app = make_console(control)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await _goto(pilot, "4")
+        await keys(pilot, "question_mark")
+        await settle(pilot)
+        assert isinstance(app.screen, HelpScreen)
+        box = app.screen.query_one("#help", VerticalScroll)
+        assert box.max_scroll_y > 0 and box.scroll_y == 0
+        await keys(pilot, "G")
+        await settle(pilot)
+        assert box.scroll_y == box.max_scroll_y
+        await keys(pilot, "g")
+        await settle(pilot)
+        assert box.scroll_y == 0
+        assert isinstance(app.screen, HelpScreen)
