@@ -86,6 +86,8 @@ def run(args: argparse.Namespace) -> int:
         else:
             try:
                 write_file(items, args.output)
+            except BrokenPipeError:
+                raise  # `--output /dev/stdout | head`: the reader left; the CLI exits 141
             except OSError as error:
                 print(f"csignal simulate: cannot write {args.output}: {error}", file=sys.stderr)
                 return 1

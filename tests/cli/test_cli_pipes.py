@@ -108,10 +108,11 @@ def test_online_commands_end_quietly_when_the_reader_is_gone(
 OFFLINE = [
     ["config", "schema"],
     ["simulate", "--rate", "20", "--duration", "2", "--seed", "5", "--output", "-"],
+    ["simulate", "--rate", "20", "--duration", "2", "--seed", "5", "--output", "/dev/stdout"],
 ]
 
 
-@pytest.mark.parametrize("args", OFFLINE, ids=[" ".join(a[:2]) for a in OFFLINE])
+@pytest.mark.parametrize("args", OFFLINE, ids=[" ".join(a[:2] + a[-1:]) for a in OFFLINE])
 def test_offline_commands_end_quietly_when_the_reader_is_gone(args: list[str]) -> None:
     code, err = into_closed_pipe(args, _env())
     assert_quiet(code, err, args)
