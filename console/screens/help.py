@@ -104,7 +104,7 @@ def help_text(
     if scope in MODAL_SCOPES:
         return "\n".join(lines).rstrip()
     lines.append("Arrows, page keys and ctrl+home/end move too; ctrl+p palette.")
-    lines.append("In a text box ? is typed: f1 opens this help there.")
+    lines.append("A text box takes ? and ctrl+e (end of line): f1 opens help there.")
     if under_run:
         lines.append(
             "q on the flow list (or ctrl+q) asks: detach (Signal keeps running; "

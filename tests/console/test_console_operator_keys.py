@@ -8,9 +8,10 @@ from typing import Any
 import pytest
 from textual.containers import VerticalScroll
 from textual.pilot import Pilot
-from textual.widgets import DataTable, Input, Select
+from textual.widgets import DataTable, Input, Select, Static
 
 from console.screens import retry
+from console.screens.erase_person import ErasePerson
 from console.screens.help import HelpScreen
 from console.screens.replay import ReplayScreen
 from tests.console.console_helpers import MakeConsole, keys, settle, type_text
@@ -93,3 +94,31 @@ async def test_g_and_shift_g_scroll_the_help_panel(
         await settle(pilot)
         assert box.scroll_y == 0
         assert isinstance(app.screen, HelpScreen)
+
+
+async def test_ctrl_e_in_a_text_box_ends_the_line_and_help_says_so(
+    control: Control, make_console: MakeConsole
+) -> None:
+    """A text box keeps ctrl+e (end of line, as in every shell): erasing a person is a dangerous
+    dialog that must not open while typing; help says where ctrl+e erases."""
+    app = make_console(control)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await _goto(pilot, "7")
+        box = app.screen.query_one("#replay-event", Input)
+        box.focus()
+        await type_text(pilot, "SUMMIT")
+        await keys(pilot, "home", "ctrl+e")
+        await settle(pilot)
+        assert not isinstance(app.screen, ErasePerson)
+        assert box.cursor_position == len("SUMMIT")
+        await keys(pilot, "f1")
+        await settle(pilot)
+        assert isinstance(app.screen, HelpScreen)
+        text = str(app.screen.query_one("#help Static", Static).render())
+        assert "Erase a person" in text
+        assert "A text box takes ? and ctrl+e (end of line): f1 opens help there." in text
+        await keys(pilot, "escape", "escape")
+        await settle(pilot)
+        await keys(pilot, "ctrl+e")
+        await settle(pilot)
+        assert isinstance(app.screen, ErasePerson)
