@@ -6,7 +6,8 @@ Save & Test tests the settings on the form *before* saving them (control's candi
 wrong credentials never go live: it saves only when the test passes, or when the operator
 confirms "save anyway" after a failed one. Nothing is saved while the dialog is open. The secret
 box is emptied after each save; the label says whether a secret is set, and a save that made
-control clear it (its identity moved without a new one) says so.
+control clear it (its identity moved without a new one) says so. Esc with unsaved edits asks
+first, as the flow editor does: save (Save & Test, closing once saved), discard or keep editing.
 
 A form says what it is (`WHAT`, the secret's ids and noun, `IF_SAVED_ANYWAY`) and supplies its
 fields (`values`), its two calls (`test_candidate`, `save_candidate`) and its typed messages.
@@ -22,7 +23,7 @@ from textual import on
 from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.message import Message
-from textual.widgets import Button, Input, Label, LoadingIndicator, Static
+from textual.widgets import Button, Checkbox, Input, Label, LoadingIndicator, Select, Static, Switch
 
 from apiclient.errors import ApiError, RequestRefused
 from apiclient.rows import TestResult
@@ -30,7 +31,7 @@ from console.calls import api_worker
 from console.messages import ApiFailed
 from console.screens.base import BaseScreen
 from console.screens.form_parts import CandidateFailed, test_text
-from console.screens.modals import ConfirmModal
+from console.screens.modals import ConfirmModal, UnsavedModal
 
 Problems = list[tuple[str, str]]
 """(input id, why) for each field that cannot be sent as typed."""
@@ -71,6 +72,9 @@ class CandidateForm(BaseScreen, Generic[RowT]):
         super().__init__()
         self.row = row
         self._testing = False
+        self.baseline: list[tuple[str, object]] = []
+        """The form as opened or last saved: what esc compares with to find unsaved edits."""
+        self._close_when_saved = False
 
     # --- what each form supplies ------------------------------------------------------------
 
@@ -120,6 +124,7 @@ class CandidateForm(BaseScreen, Generic[RowT]):
             for button in self.query(Button):
                 button.display = False
         self.query_one("#name" if self.row else "#id", Input).focus()
+        self.baseline = self.form_state()
 
     def _busy(self, busy: bool, note: str | Text = "") -> None:
         self.query_one("#busy").display = busy
@@ -128,8 +133,43 @@ class CandidateForm(BaseScreen, Generic[RowT]):
         if note:
             self.query_one("#result", Static).update(note)
 
+    # --- leaving --------------------------------------------------------------------------
+
+    def form_state(self) -> list[tuple[str, object]]:
+        """Every field of the form as it stands (the secret box too: a typed secret is an
+        edit)."""
+        fields = self.query("#form Input, #form Switch, #form Select, #form Checkbox")
+        return [
+            (str(w.id), w.value)
+            for w in fields
+            if isinstance(w, Input | Switch | Select | Checkbox)
+        ]
+
+    def unsaved(self) -> bool:
+        return not self.console.read_only and self.form_state() != self.baseline
+
     def action_close(self) -> None:
-        self.dismiss()
+        """Esc: with unsaved edits, ask as the flow editor does (save / discard / keep
+        editing); save is Save & Test, and the form closes once the save went through."""
+        if not self.unsaved():
+            self.dismiss()
+            return
+        name = self.query_one("#name", Input).value.strip() or f"this new {self.WHAT}"
+
+        def answer(choice: str | None) -> None:
+            if choice == "save":
+                self._close_when_saved = True
+                self._start(test=True)
+            elif choice == "discard":
+                self.dismiss()
+
+        question = f"'{name}' has edits that are not saved. Save them, discard them, or go on?"
+        self.app.push_screen(UnsavedModal(question), answer)
+
+    def _saved_close(self) -> None:
+        if self._close_when_saved:
+            self._close_when_saved = False
+            self.dismiss()
 
     def action_save(self) -> None:
         self._start(test=False)
@@ -152,6 +192,7 @@ class CandidateForm(BaseScreen, Generic[RowT]):
                 self._mark(name)
             message = "; ".join(why for _, why in problems)
             self.query_one("#result", Static).update(Text(f"✗ {message}", "red"))
+            self._close_when_saved = False
             return
         self._testing = test
         if test:
@@ -225,6 +266,8 @@ class CandidateForm(BaseScreen, Generic[RowT]):
                 self._testing = False
                 self._busy(True, "Saving without a passing test…")
                 self.save(message.body, message.secret)
+            else:
+                self._close_when_saved = False
 
         self.app.push_screen(ConfirmModal(question, title="Save anyway?"), answer)
 
@@ -238,6 +281,7 @@ class CandidateForm(BaseScreen, Generic[RowT]):
         box.value = ""
         box.placeholder = self.SECRET_NOUN.lower() if cleared else "leave empty to keep"
         self.query_one(f"#{self.SECRET_LABEL_ID}", Label).update(self.secret_label())
+        self.baseline = self.form_state()
         self.notify(f"Saved {row.name}", timeout=2)
         if cleared:
             title = f"{self.SECRET_NOUN} cleared"
@@ -245,6 +289,8 @@ class CandidateForm(BaseScreen, Generic[RowT]):
             self._busy(False, Text(f"✓ Saved — {cleared}", style="bold yellow"))
         elif not self._testing:
             self._busy(False, "✓ Saved")
+        if not self._testing:
+            self._saved_close()
 
     def show_tested(self, result: TestResult) -> None:
         """A passing test, after which the settings were saved (a failing one saves nothing
@@ -255,9 +301,11 @@ class CandidateForm(BaseScreen, Generic[RowT]):
             text.append(" — saved")
             self.notify(f"{self.WHAT[0].upper()}{self.WHAT[1:]} test passed; saved", timeout=2)
         self.query_one("#result", Static).update(text)
+        self._saved_close()
 
     @on(ApiFailed)
     def failed(self, message: ApiFailed) -> None:
+        self._close_when_saved = False
         self._busy(False)
         self.query_one("#result", Static).update(Text(f"✗ {message.error}", style="bold red"))
         self.console.report_error(message.what, message.error)
