@@ -10,7 +10,13 @@ from collections.abc import Sequence
 
 from config.validation import Problem
 
-__all__ = ["ConfigServiceError", "ConflictError", "InvalidConfigError", "NotFoundError"]
+__all__ = [
+    "ConfigServiceError",
+    "ConflictError",
+    "InvalidConfigError",
+    "NotFoundError",
+    "check_write",
+]
 
 
 class ConfigServiceError(Exception):
@@ -34,3 +40,14 @@ class ConflictError(ConfigServiceError):
 
 class InvalidConfigError(ConfigServiceError):
     status = 422
+
+
+def check_write(label: str, object_id: str, *, exists: bool, create: bool) -> None:
+    """A create refuses an id in use (409), a replace one that is not there (404): the same rule
+    for every object an operator creates or replaces by id."""
+    if create and exists:
+        raise ConflictError(
+            f"{label} {object_id!r} already exists", [Problem("id", "already exists")]
+        )
+    if not create and not exists:
+        raise NotFoundError(f"no {label} {object_id!r}")

@@ -51,7 +51,13 @@ from stream.messages import ConfigSnapshot
 from stream.sealing import SecretBox
 from stream.store import Store
 
-from .config_errors import ConfigServiceError, ConflictError, InvalidConfigError, NotFoundError
+from .config_errors import (
+    ConfigServiceError,
+    ConflictError,
+    InvalidConfigError,
+    NotFoundError,
+    check_write,
+)
 from .config_import import ImportResult, import_result, read_document
 from .config_rows import ASSIGNMENTS_KIND, SINGLETON_ID
 from .config_secrets import check_reference, imported_secrets, seal_snapshot
@@ -313,12 +319,7 @@ class ConfigService:
         it must stay valid) and audited as its own object."""
         async with self._lock:
             existing = self._state.account.mapping(mapping.id)
-            if create and existing is not None:
-                raise ConflictError(
-                    f"mapping {mapping.id!r} already exists", [Problem("id", "already exists")]
-                )
-            if not create and existing is None:
-                raise NotFoundError(f"no mapping {mapping.id!r}")
+            check_write("mapping", mapping.id, exists=existing is not None, create=create)
             self._check_version("mapping", mapping.id, expected_version)
             account = self._state.account.model_copy(deep=True)
             new = mapping.model_copy(deep=True)
@@ -411,13 +412,7 @@ class ConfigService:
         means a `${VAR}` reference given with this change."""
         async with self._lock:
             existing = self._state.account.connection(connection.id)
-            if create and existing is not None:
-                raise ConflictError(
-                    f"connection {connection.id!r} already exists",
-                    [Problem("id", "already exists")],
-                )
-            if not create and existing is None:
-                raise NotFoundError(f"no connection {connection.id!r}")
+            check_write("connection", connection.id, exists=existing is not None, create=create)
             self._check_version("connection", connection.id, expected_version)
             new = connection.model_copy(deep=True)
             new.client_secret = None

@@ -16,12 +16,11 @@ from collections.abc import Callable
 
 from config.models import CertainSource
 from config.secret_refs import EnvAllowList, certain_secret_key
-from config.validation import Problem
 from stream.store import Store
 from stream.store.certain_state import forget_source
 
 from .certain_source_config import candidate_source, saved_password
-from .config_errors import ConflictError, NotFoundError
+from .config_errors import NotFoundError, check_write
 from .config_state import StoredAccount
 from .secret_store import SecretStore
 
@@ -77,13 +76,7 @@ class CertainSources:
         or username cleared its stored password, why."""
         async with self._lock:
             existing = self._state.account.certain_source(source.id)
-            if create and existing is not None:
-                raise ConflictError(
-                    f"Certain source {source.id!r} already exists",
-                    [Problem("id", "already exists")],
-                )
-            if not create and existing is None:
-                raise NotFoundError(f"no Certain source {source.id!r}")
+            check_write("Certain source", source.id, exists=existing is not None, create=create)
             self._check_version(KIND, source.id, expected_version)
             new = source.model_copy(deep=True)
             stored = certain_secret_key(new) in self._secrets
