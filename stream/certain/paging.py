@@ -25,7 +25,7 @@ records are new.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -109,6 +109,19 @@ class KeysetPager:
         behind = max((i for i, s in enumerate(stamps) if s is not None and s <= after), default=-1)
         self.after = after
         self._skip = len(fresh) - behind - 1
+
+
+async def fresh_pages(
+    pager: KeysetPager, fetch: Callable[[datetime, int, int], Awaitable[list[Any]]]
+) -> AsyncIterator[list[Any]]:
+    """Each page `pager` asks for, fetched with `fetch(after, start_index, max_results)`, as the
+    records it had not read before; a page that brought none (a re-read after a shift) is
+    skipped. One loop for every stream a poll pages through."""
+    while not pager.done:
+        asked = pager.request()
+        fresh = pager.take(await fetch(asked.after, asked.start_index, asked.max_results))
+        if fresh:
+            yield fresh
 
 
 def log_shifts(

@@ -57,7 +57,7 @@ from stream.certain.client import (
     RequestBudget,
 )
 from stream.certain.events import ChangeEvent
-from stream.certain.paging import KeysetPager, log_shifts
+from stream.certain.paging import KeysetPager, fresh_pages, log_shifts
 from stream.certain.poll_diff import (
     LastSeen,
     RecordDiff,
@@ -311,14 +311,11 @@ class SourcePoller:
             await commit_poll(self._store, PollCommit(self.key, watermarks={event_code: watermark}))
             marks[event_code] = watermark
         pager = KeysetPager(watermark - OVERLAP, PAGE_SIZE)
-        while not pager.done:
-            asked = pager.request()
-            page = await client.registrations(
-                event_code, asked.after, asked.start_index, asked.max_results
-            )
-            records = pager.take(page.records)
-            if not records:
-                continue
+
+        async def fetch(after: datetime, start_index: int, max_results: int) -> list[Any]:
+            return (await client.registrations(event_code, after, start_index, max_results)).records
+
+        async for records in fresh_pages(pager, fetch):
             result.records += len(records)
             out = await self._diff_page(event_code, records)
             newest = out.newest

@@ -25,7 +25,7 @@ from typing import Any
 
 from stream.certain.client import PAGE_SIZE, CertainClient
 from stream.certain.events import ChangeEvent
-from stream.certain.paging import KeysetPager, log_shifts
+from stream.certain.paging import KeysetPager, fresh_pages, log_shifts
 from stream.certain.poll_diff import LastSeen, RecordRejection
 from stream.certain.session_diff import (
     SessionDiff,
@@ -91,14 +91,12 @@ class SessionRegistrations:
         pager = KeysetPager(watermark - self._overlap, PAGE_SIZE)
         sessions: dict[str, dict[str, Any]] | None = None
         records = 0
-        while not pager.done:
-            asked = pager.request()
-            page = await client.session_registrations(
-                event_code, asked.after, asked.start_index, asked.max_results
-            )
-            fresh = pager.take(page.records)
-            if not fresh:
-                continue
+
+        async def fetch(after: datetime, start_index: int, max_results: int) -> list[Any]:
+            page = await client.session_registrations(event_code, after, start_index, max_results)
+            return page.records
+
+        async for fresh in fresh_pages(pager, fetch):
             records += len(fresh)
             out, sessions = await self._diff_page(client, event_code, fresh, sessions)
             newest = out.newest
