@@ -9,22 +9,26 @@ their email addresses and registration codes.
 Erasure keeps the figures and removes the person: change payloads become `{"erased": true}`,
 outcomes lose their registration code, Marketo lead id and any reason quoting the person (so
 every dashboard count stays), retry items, recovery entries, rejected records and the Certain
-source's last-seen rows are deleted. DuckDB keeps an updated or deleted value in its row group,
-and a freed block keeps its bytes, until something overwrites them; so the erasure rewrites
-every row group it touched (`_rewrite_row_groups`), checkpoints, and fills the file's free blocks
-with random bytes (`scrub_free_blocks`): afterwards neither the file nor its WAL holds the
-person's email, name or phone. The audit row says an erasure happened, by whom and what it
+source's last-seen rows are deleted. DuckDB keeps a deleted value in its row group, an updated
+one in its old segment, and a freed block keeps its bytes, until something overwrites them; so
+the erasure makes every column that held the person be written anew at the checkpoint
+(`_erase_in`), notes the blocks their old segments were in, and after the checkpoint moves the
+other data sharing those blocks out and fills the file's free blocks with random bytes
+(`scrub_free_blocks`, `stream.store.file_blocks`): afterwards neither the file nor its WAL holds
+the person's email, name or phone. The audit row says an erasure happened, by whom and what it
 touched, never who was erased.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from stream.delivery_keys import SEP as KEY_SEP
+from stream.store import file_blocks
 from stream.store.errors import StoreError
 from stream.store.writer import Con
 
@@ -36,6 +40,8 @@ MAX_ROWS = 10_000
 """Rows per table a person's export holds at most (a person has a handful)."""
 ERASED_PAYLOAD = '{"erased":true}'
 ERASED_TEXT = "[erased]"
+
+log = logging.getLogger(__name__)
 
 
 class PersonError(StoreError):
@@ -141,6 +147,10 @@ class Target:
     params: tuple[Any, ...]
     redact: str | None = None
     """SET clause; None deletes the rows."""
+    columns: tuple[str, ...] = ()
+    """The columns the SET clause changes: where the person's bytes were."""
+    keyed: bool = False
+    """The person is in the table's key (DuckDB cannot blank a key column in place)."""
 
 
 def targets(con: Con, person: Person) -> list[Target]:
@@ -152,6 +162,7 @@ def targets(con: Con, person: Person) -> list[Target]:
             mine,
             (ids,),
             f"payload = '{ERASED_PAYLOAD}', registration_code = NULL",
+            ("payload", "registration_code"),
         ),
     ]
     for table in ("outcome_log", "delivery_state"):
@@ -162,6 +173,7 @@ def targets(con: Con, person: Person) -> list[Target]:
                 (ids, *needles),
                 "registration_code = NULL, marketo_lead_id = NULL, reason = CASE WHEN "
                 f"{_mentions('reason', len(needles))} THEN '{ERASED_TEXT}' ELSE reason END",
+                ("registration_code", "marketo_lead_id", "reason"),
             )
         )
     found += [
@@ -178,10 +190,18 @@ def targets(con: Con, person: Person) -> list[Target]:
             _mentions("marketo_error", len(needles)),
             tuple(needles),
             f"marketo_error = '{ERASED_TEXT}'",
+            ("marketo_error",),
         ),
     ]
     if _has_table(con, "certain_last_seen"):
-        found.append(Target("certain_last_seen", "list_contains(?, code)", (person.registrations,)))
+        found.append(
+            Target(
+                "certain_last_seen",
+                "list_contains(?, code)",
+                (person.registrations,),
+                keyed=True,
+            )
+        )
     return found
 
 
@@ -281,8 +301,9 @@ class ErasureReport:
 
 
 def erase_person(con: Con, selector: Selector) -> ErasureReport:
-    """Redact or delete the person's rows and rewrite the row groups that held them, in the
-    caller's transaction (the writer's). The caller then checkpoints and scrubs free blocks."""
+    """Redact or delete the person's rows, in the caller's transaction (the writer's), and note
+    the file blocks that held them. The caller then checkpoints and calls `scrub_free_blocks`,
+    which moves other data out of those blocks and overwrites every free block."""
     person = find_person(con, selector)
     if not person.found:
         raise PersonError(f"{selector.kind}: the ledger holds nothing on this person")
@@ -298,10 +319,12 @@ def erase_person(con: Con, selector: Selector) -> ErasureReport:
         [person.change_ids, KEY_SEP, person.change_ids],
     ).fetchall()
     touched: dict[str, dict[str, int]] = {}
+    held: set[int] = set()
     for target in targets(con, person):
-        counts = _erase_in(con, target, _redact_params(target, person))
+        counts = _erase_in(con, target, _redact_params(target, person), held)
         if counts:
             touched[target.table] = counts
+    file_blocks.note_blocks(con, held)
     return ErasureReport(
         selector=selector.kind,
         registrations=len(person.registrations),
@@ -327,54 +350,84 @@ def audit_erasure(con: Con, at: Any, actor: str, audit_id: str, report: ErasureR
     )
 
 
-def _row_groups(con: Con, table: str) -> list[tuple[int, int]]:
-    """[start, end) rowid ranges of the table's row groups, in order; rows past the stored ones
-    (not yet checkpointed) form a last open range."""
-    sizes = con.execute(
-        "SELECT row_group_id, max(start + count) FROM pragma_storage_info(?) "
-        "WHERE column_id = 0 GROUP BY row_group_id ORDER BY row_group_id",
-        [table],
-    ).fetchall()
-    ranges: list[tuple[int, int]] = []
-    start = 0
-    for _group, size in sizes:
-        ranges.append((start, start + int(size)))
-        start += int(size)
-    ranges.append((start, 2**62))
-    return ranges
+def _erase_in(
+    con: Con, target: Target, redact_params: tuple[Any, ...], held: set[int]
+) -> dict[str, int]:
+    """Erase the target's rows so that their old values leave the row groups that held them
+    at the next checkpoint, adding the blocks those values were in to `held`.
 
-
-def _erase_in(con: Con, target: Target, redact_params: tuple[Any, ...]) -> dict[str, int]:
-    """Erase the target's rows so that their old bytes leave the table's storage.
-
-    A table with a primary key is rewritten whole (a fresh copy, bulk-built index, swapped in
-    under the same name): deleting and re-inserting the same keys in one transaction makes
-    DuckDB's commit very slow (40 s for 250,000 keys), while a bulk copy takes seconds per
-    million rows. A table without one has only the row groups that held the rows rewritten."""
-    rowids = [
+    A redaction is an UPDATE: DuckDB writes an updated column of a row group anew at the
+    checkpoint. A deletion leaves the deleted rows' values in their segments, so the rows' text
+    columns are blanked by an UPDATE first (the key columns, change and flow ids, are not the
+    person's); a table without a key has the row groups that held the rows deleted and inserted
+    again instead (cheap there, and it covers list columns, which DuckDB cannot update in
+    place). A table whose key holds the person (the Certain source's last-seen codes) is
+    copied whole: it has a row per registration, far fewer than the logs. Returns the rows
+    redacted or deleted and the rows of the row groups written anew (`rewritten`)."""
+    rowids = sorted(
         int(r[0])
         for r in con.execute(
             f"SELECT rowid FROM {target.table} WHERE {target.where}", list(target.params)
         ).fetchall()
-    ]
+    )
     if not rowids:
         return {}
     action = "deleted" if target.redact is None else "redacted"
-    if _has_key(con, target.table):
+    layout = file_blocks.segments(con, target.table)
+    if target.keyed:
+        held.update(b for s in layout for b in s.blocks)
         _apply(con, target, target.table, redact_params)
         return {action: len(rowids), "rewritten": _rewrite_whole(con, target.table)}
-    groups = [
-        (lo, hi) for lo, hi in _row_groups(con, target.table) if any(lo <= r < hi for r in rowids)
-    ]
+    groups = _groups_of(con, target.table, layout, rowids)
+    rewritten = sum(hi - lo for lo, hi in groups)
+    if target.redact is not None:
+        held.update(file_blocks.blocks_holding(layout, rowids, target.columns))
+        _apply(con, target, target.table, redact_params)
+        return {action: len(rowids), "rewritten": rewritten}
+    if _has_key(con, target.table):
+        blanks = _blanks(con, target.table)
+        held.update(file_blocks.blocks_holding(layout, rowids, blanks))
+        mine = "list_contains(?::BIGINT[], rowid)"
+        if blanks:
+            con.execute(
+                f"UPDATE {target.table} SET {', '.join(blanks.values())} WHERE {mine}", [rowids]
+            )
+        con.execute(f"DELETE FROM {target.table} WHERE {mine}", [rowids])
+        return {action: len(rowids), "rewritten": rewritten}
     in_groups = " OR ".join(f"(rowid >= {lo} AND rowid < {hi})" for lo, hi in groups)
+    held.update(b for s in layout if (s.group_lo, s.group_hi) in groups for b in s.blocks)
     con.execute("DROP TABLE IF EXISTS temp.erase_keep")
     con.execute(f"CREATE TEMP TABLE erase_keep AS SELECT * FROM {target.table} WHERE {in_groups}")
-    rewritten = int(con.execute("SELECT count(*) FROM temp.erase_keep").fetchall()[0][0])
     _apply(con, target, "temp.erase_keep", redact_params)
     con.execute(f"DELETE FROM {target.table} WHERE {in_groups}")
     con.execute(f"INSERT INTO {target.table} SELECT * FROM temp.erase_keep")
     con.execute("DROP TABLE temp.erase_keep")
     return {action: len(rowids), "rewritten": rewritten}
+
+
+def _groups_of(
+    con: Con, table: str, layout: list[file_blocks.Segment], rowids: list[int]
+) -> list[tuple[int, int]]:
+    """[lo, hi) rowids of the row groups holding `rowids`; rows not yet checkpointed form one
+    last range up to the table's end."""
+    ranges = sorted({(s.group_lo, s.group_hi) for s in layout})
+    stored = ranges[-1][1] if ranges else 0
+    if rowids[-1] >= stored:
+        total = int(con.execute(f"SELECT max(rowid) + 1 FROM {table}").fetchall()[0][0] or 0)
+        ranges.append((stored, max(total, rowids[-1] + 1)))
+    return [(lo, hi) for lo, hi in ranges if any(lo <= r < hi for r in rowids)]
+
+
+def _blanks(con: Con, table: str) -> dict[str, str]:
+    """SET items giving the text columns outside the table's key another, empty value."""
+    keys = file_blocks.key_columns(con, table)
+    items: dict[str, str] = {}
+    for name, data_type in file_blocks.column_types(con, table).items():
+        if name in keys or data_type not in ("VARCHAR", "JSON"):
+            continue
+        empty = "''" if data_type == "VARCHAR" else "'{}'"
+        items[name] = f'"{name}" = CASE WHEN "{name}" IS NULL THEN NULL ELSE {empty} END'
+    return items
 
 
 def _apply(con: Con, target: Target, table: str, redact_params: tuple[Any, ...]) -> None:
@@ -430,30 +483,14 @@ def _rewrite_whole(con: Con, table: str) -> int:
 
 
 def scrub_free_blocks(con: Con, rounds: int = 3) -> int:
-    """Overwrite the file's free blocks (which keep the bytes of what was freed) with random
-    text, then free them again; outside a transaction, after a CHECKPOINT. Returns the free
-    blocks found first."""
-    first = _free_blocks(con)[0]
-    for _ in range(rounds):
-        free, block_size = _free_blocks(con)
-        if free == 0:
-            break
-        con.execute(
-            "CREATE OR REPLACE TABLE erase_scrub AS SELECT md5(random()::VARCHAR) || "
-            "md5(random()::VARCHAR) AS x FROM range(?)",
-            [free * block_size // 40 + 1000],
-        )
-        con.execute("FORCE CHECKPOINT")
-        left = _free_blocks(con)[0]
-        con.execute("DROP TABLE erase_scrub")
-        con.execute("FORCE CHECKPOINT")
-        if left == 0:
-            break
-    return first
-
-
-def _free_blocks(con: Con) -> tuple[int, int]:
-    row = con.execute(
-        "SELECT free_blocks, block_size FROM pragma_database_size() LIMIT 1"
-    ).fetchall()[0]
-    return int(row[0]), int(row[1])
+    """After an erasure's CHECKPOINT, outside a transaction: move other data out of the blocks
+    the erasure noted (`file_blocks.seal_blocks`), then overwrite the file's free blocks with
+    random text and free them again. Returns the free blocks found before overwriting."""
+    held = file_blocks.noted_blocks(con)
+    if held:
+        sealing = file_blocks.seal_blocks(con, held)
+        log.info("ledger: erasure sealed its blocks: %s", sealing)
+    try:
+        return file_blocks.scrub_free_blocks(con, rounds)
+    finally:
+        file_blocks.forget_blocks(con)

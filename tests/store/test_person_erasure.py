@@ -1,0 +1,227 @@
+"""Erasing a person from ledger tables of full row groups, on a real DuckDB file: the person's
+values sit in small column segments that share a 256 KiB block with other columns (a key
+column among them, which an erasure never rewrites); after the erasure, its checkpoint and the
+scrub, the file holds no byte of their email or phone, and every other row is as it was."""
+
+from __future__ import annotations
+
+import dataclasses
+import secrets
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from stream.store import Store, file_blocks
+from stream.store.person import PersonError, Selector, erase_person, scrub_free_blocks
+from stream.store.writer import Con
+from tests.store.conftest import T0, change
+from tests.support.changes import change_row, registration_json
+
+ROWS = 200_000
+"""Rows of other people per table: more than a row group (122,880), so segments are compressed
+and small ones share blocks."""
+AT = 1_000
+"""Where the person's rows sit: inside the first row group, not at the table's end."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Someone:
+    email: str
+    phone: str
+    code: str
+
+    @classmethod
+    def make(cls) -> Someone:
+        tag = secrets.token_hex(6)
+        return cls(
+            email=f"erasee.{tag}@example.org",
+            phone=f"+1 206 {secrets.randbelow(10**7):07d}",
+            code=f"REG{tag.upper()}",
+        )
+
+    @property
+    def secrets(self) -> list[bytes]:
+        return [self.email.encode(), self.phone.encode()]
+
+
+def _state_rows(lo: int, hi: int, reason: str = "'HTTP 503'", change_id: str = "") -> str:
+    ids = f"'{change_id}'" if change_id else "'chg-' || i"
+    return (
+        "INSERT INTO delivery_state BY NAME SELECT "
+        f"{ids} AS change_id, 'flow-' || (i % 3) AS flow_id, 'Flow' AS flow_name, "
+        "'live' AS mode, 'failed' AS status, "
+        f"{reason} AS reason, 1 AS attempt, false AS replayed, ?::TIMESTAMPTZ AS occurred_at, "
+        "?::TIMESTAMPTZ AS processed_at, 'o-' || i AS outcome_id, 1 AS attempts, "
+        "?::TIMESTAMPTZ AS first_processed_at, ?::TIMESTAMPTZ AS updated_at "
+        f"FROM range({lo}, {hi}) t(i)"
+    )
+
+
+def _retry_rows(lo: int, hi: int, reason: str = "'HTTP 503'", change_id: str = "") -> str:
+    ids = f"'{change_id}'" if change_id else "'chg-' || i"
+    return (
+        "INSERT INTO retry_items BY NAME SELECT "
+        f"{ids} AS change_id, 'flow-' || (i % 3) AS flow_id, 'Flow' AS flow_name, "
+        "'marketo' AS integration, 'pending' AS status, 'data' AS category, "
+        f"{reason} AS reason, 1 AS attempts, ?::TIMESTAMPTZ AS created_at, "
+        f"?::TIMESTAMPTZ AS updated_at FROM range({lo}, {hi}) t(i)"
+    )
+
+
+async def _seed(store: Store, person: Someone) -> None:
+    """Other people's rows around the person's: their failure quotes their email in
+    delivery_state (redacted) and retry_items (deleted)."""
+    data = registration_json(
+        "erasee-1", code=person.code, email=person.email, profile={"phone": person.phone}
+    )
+    await store.archive_changes([dataclasses.replace(change_row(data), received_at=T0)])
+    await store.archive_changes([change(f"other-{i}") for i in range(3)])
+    quoted = f"'Marketo refused {person.email}'"
+
+    def work(con: Con) -> None:
+        for sql in (_state_rows, _retry_rows):
+            times = [T0] * (4 if sql is _state_rows else 2)
+            con.execute(sql(0, AT), times)
+            con.execute(sql(AT, AT + 1, quoted, "erasee-1"), times)
+            con.execute(sql(AT + 1, ROWS), times)
+
+    await store.write(work)
+    await store.checkpoint()
+
+
+def _file_bytes(path: Path) -> bytes:
+    wal = Path(f"{path}.wal")
+    return path.read_bytes() + (wal.read_bytes() if wal.exists() else b"")
+
+
+async def _others(store: Store) -> list[Any]:
+    """A digest of everyone else's rows."""
+
+    def read(con: Con) -> list[Any]:
+        return [
+            con.execute(
+                f"SELECT count(*), sum(hash(t)) FROM {table} t WHERE change_id <> 'erasee-1'"
+            ).fetchall()[0]
+            for table in ("delivery_state", "retry_items", "change_log")
+        ]
+
+    return await store.read(read)
+
+
+async def _shared_reason_blocks(store: Store, table: str = "delivery_state") -> set[str]:
+    """Columns other than `reason` whose segments share a block with delivery_state's reason
+    segment of the first row group."""
+
+    def read(con: Con) -> set[str]:
+        layout = file_blocks.segments(con, table)
+        held = file_blocks.blocks_holding(layout, [AT], ["reason"])
+        return {s.column for s in layout if set(s.blocks) & held} - {"reason"}
+
+    return await store.read(read)
+
+
+async def _erase(store: Store, person: Someone) -> dict[str, Any]:
+    report = await store.write(lambda con: erase_person(con, Selector(email=person.email)))
+
+    def scrub(con: Con) -> int:
+        con.execute("FORCE CHECKPOINT")
+        return scrub_free_blocks(con)
+
+    await store.write_raw(scrub)
+    return report.to_dict()
+
+
+async def test_erasure_leaves_no_bytes_in_blocks_shared_with_other_columns(
+    store: Store, db_path: Path
+) -> None:
+    person = Someone.make()
+    await _seed(store, person)
+    before = _file_bytes(db_path)
+    assert all(s in before for s in person.secrets), "the search must find them while there"
+    shared = await _shared_reason_blocks(store)
+    assert shared - {"registration_code", "marketo_lead_id"}, "columns erasure keeps share it"
+    others = await _others(store)
+
+    report = await _erase(store, person)
+
+    assert report["touched"]["delivery_state"]["redacted"] == 1
+    assert report["touched"]["retry_items"]["deleted"] == 1
+    assert report["touched"]["delivery_state"]["rewritten"] >= 122_880
+    after = _file_bytes(db_path)
+    for secret in person.secrets:
+        assert secret not in after, f"{secret!r} is still in the ledger's file or WAL"
+    assert await _others(store) == others, "everyone else's rows stay as they were"
+
+    def left(con: Con) -> list[Any]:
+        return con.execute(
+            "SELECT reason, registration_code FROM delivery_state WHERE change_id = 'erasee-1'"
+        ).fetchall()
+
+    assert await store.read(left) == [("[erased]", None)]
+    assert await store.write_raw(file_blocks.noted_blocks) is None, "the note goes with the scrub"
+
+
+async def test_a_failed_erasure_notes_nothing_and_changes_nothing(store: Store) -> None:
+    person = Someone.make()
+    await _seed(store, person)
+    others = await _others(store)
+
+    def erase_then_fail(con: Con) -> None:
+        erase_person(con, Selector(email=person.email))
+        raise RuntimeError("the audit row could not be written")
+
+    with pytest.raises(RuntimeError):
+        await store.write(erase_then_fail)
+    assert await store.write_raw(file_blocks.noted_blocks) is None
+    assert await _others(store) == others
+
+    with pytest.raises(PersonError, match="holds nothing"):
+        await store.write(lambda con: erase_person(con, Selector(email="nobody@example.org")))
+    # A scrub without an erasure before it only overwrites free blocks.
+    assert await store.write_raw(scrub_free_blocks) >= 0
+    report = await _erase(store, person)
+    assert report["touched"]["retry_items"]["deleted"] == 1
+
+
+async def test_without_moving_the_sharers_the_old_bytes_stay(store: Store, db_path: Path) -> None:
+    """Why the erasure moves other segments: checkpoint and scrub alone leave the old reason
+    segment's bytes in its block, which the untouched columns keep in use."""
+    person = Someone.make()
+    await _seed(store, person)
+    await store.write(lambda con: erase_person(con, Selector(email=person.email)))
+
+    def scrub_only(con: Con) -> None:
+        con.execute("FORCE CHECKPOINT")
+        file_blocks.forget_blocks(con)
+        scrub_free_blocks(con)
+
+    await store.write_raw(scrub_only)
+    assert person.email.encode() in _file_bytes(db_path)
+
+
+async def test_sealing_moves_key_and_plain_columns_out_of_a_block(store: Store) -> None:
+    """A block holding a key column's segment empties by the row group's rows inserted again,
+    one holding only plain columns by a change and restore; every row stays as it was."""
+    await _seed(store, Someone.make())
+    others = await _others(store)
+
+    def blocks_of(con: Con) -> set[int]:
+        layout = file_blocks.segments(con, "delivery_state")
+        return file_blocks.blocks_holding(layout, [AT], ["flow_id", "status"])
+
+    held = await store.read(blocks_of)
+    assert held
+
+    def seal(con: Con) -> file_blocks.Sealing:
+        return file_blocks.seal_blocks(con, held)
+
+    sealing = await store.write_raw(seal)
+    assert sealing.row_groups >= 1 and sealing.left == 0, sealing
+
+    def used(con: Con) -> set[int]:
+        tables = [r[0] for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()]
+        return {b for t in tables for s in file_blocks.segments(con, t) for b in s.blocks}
+
+    assert not held & await store.read(used)
+    assert await _others(store) == others
