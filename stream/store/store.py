@@ -205,6 +205,49 @@ def _one_final_row_per_pair(new: pa.Table, statuses: set[str]) -> bool:
     return bool(pairs.aggregate([]).num_rows == final.num_rows)
 
 
+def _pair_keys(table: pa.Table) -> pa.ChunkedArray:
+    return pc.binary_join_element_wise(table["change_id"], table["flow_id"], "\x1f")
+
+
+def _split_by_stored(con: Con, table: pa.Table, stored_in: str) -> tuple[pa.Table, pa.Table]:
+    """The rows of `table` whose (change, flow) has no row in `stored_in` yet, and the rest.
+
+    DuckDB runs an ON CONFLICT insert as a merge: a join of the whole batch with the table and
+    a grouping of the batch, even when no row conflicts; over 5,000 new pairs it cost 4-5 times
+    a plain insert of the same rows (about 50 against 11 ms). Finding the pairs already there
+    is a join of two key columns (about 2 ms), so new pairs take the plain insert and only
+    stored ones the upsert. Two keys joined by the separator may collide: a pair then counts as
+    stored and takes the upsert, which is right for either."""
+    pairs = table.select(["change_id", "flow_id"])
+    with registered(con, "pairs", pairs):
+        found = con.sql(
+            f"SELECT change_id, flow_id FROM {stored_in} SEMI JOIN pairs USING (change_id, flow_id)"
+        ).to_arrow_table()
+    if found.num_rows == 0:
+        return table, table.slice(0, 0)
+    stored = pc.is_in(_pair_keys(table), value_set=_pair_keys(found).combine_chunks())
+    return table.filter(pc.invert(stored)), table.filter(stored)
+
+
+def _run_state_statement(con: Con, statement: str, new: pa.Table) -> None:
+    """`statement` over the batch `new`: as a plain insert for the pairs without state, as the
+    upsert for the others (see `_split_by_stored`). Every statement reads and ranks a pair's
+    rows by themselves, so splitting the batch by pair changes no pair's result, and what the
+    upsert inserts for a pair without state is what its SELECT makes."""
+    fresh, stored = _split_by_stored(con, new, "delivery_state")
+    if fresh.num_rows:
+        with registered(con, "batch", fresh):
+            con.execute(statement.split("ON CONFLICT", 1)[0]).fetchall()
+    if stored.num_rows:
+        with registered(con, "batch", stored):
+            con.execute(statement).fetchall()
+
+
+_RESOLVING = pa.array(RESOLVING_STATUSES, type=ab.STR)
+_RETRY_COLUMNS = ", ".join(ab.RETRY_COLUMNS)
+_RETRY_INSERT = f"INSERT INTO retry_items ({_RETRY_COLUMNS}) SELECT {_RETRY_COLUMNS} FROM batch"
+"""A batch's retry items whose pairs have none yet: what `upsert_retries` inserts for them."""
+
 _CHANGE_INSERT_COLUMNS = ", ".join(ab.CHANGE_COLUMNS)
 _CHANGE_VALUES = _CHANGE_INSERT_COLUMNS.replace("payload", "payload::JSON")
 _ARCHIVE_AS_GIVEN = (
@@ -477,13 +520,19 @@ class Store(RetryQueue, ConfigObjects):
                     new = table.filter(pc.is_in(table["outcome_id"], value_set=fresh))
             statuses = set() if new is None else set(pc.unique(new["status"]).to_pylist())
             if new is not None:
-                with registered(con, "batch", new):
-                    for statement in _state_statements(new, statuses):
-                        con.execute(statement).fetchall()
+                for statement in _state_statements(new, statuses):
+                    _run_state_statement(con, statement, new)
             if retries is not None:
-                upsert_retries(con, retries)
+                fresh, stored = _split_by_stored(con, retries, "retry_items")
+                if fresh.num_rows:
+                    insert_arrow(con, fresh, _RETRY_INSERT)
+                if stored.num_rows:
+                    upsert_retries(con, stored)
             if new is not None and not statuses.isdisjoint(RESOLVING_STATUSES):
-                resolve_retries(con, new)
+                resolving = new.filter(pc.is_in(new["status"], value_set=_RESOLVING))
+                _, open_items = _split_by_stored(con, resolving, "retry_items")
+                if open_items.num_rows:
+                    resolve_retries(con, open_items)
             return 0 if new is None else int(new.num_rows)
 
         try:
