@@ -98,23 +98,25 @@ def _email_expr(column: str = "payload") -> str:
 
 
 def find_person(con: Con, selector: Selector) -> Person:
+    """The person's changes: those carrying the email, and every change of their registrations.
+    The email is looked for in one scan of the payloads (the ledger's costliest read: 3 s on
+    3.3M changes), the registrations' changes through their code column."""
+    by_email: set[str] = set()
     if selector.email is not None:
-        codes = con.execute(
-            f"SELECT DISTINCT registration_code FROM change_log WHERE {_email_expr()} = ? "
-            "AND registration_code IS NOT NULL",
+        rows = con.execute(
+            f"SELECT change_id, registration_code FROM change_log WHERE {_email_expr()} = ?",
             [selector.email.lower()],
         ).fetchall()
-        registrations = sorted({str(r[0]) for r in codes})
+        by_email = {str(r[0]) for r in rows}
+        registrations = sorted({str(r[1]) for r in rows if r[1] is not None})
     else:
         assert selector.registration is not None
         registrations = [selector.registration]
     ids = con.execute(
-        "SELECT change_id FROM change_log WHERE list_contains(?, registration_code) "
-        + (f"OR {_email_expr()} = ? " if selector.email else "")
-        + "ORDER BY change_id",
-        [registrations, *([selector.email.lower()] if selector.email else [])],
+        "SELECT change_id FROM change_log WHERE list_contains(?, registration_code)",
+        [registrations],
     ).fetchall()
-    change_ids = [str(r[0]) for r in ids]
+    change_ids = sorted(by_email | {str(r[0]) for r in ids})
     emails = con.execute(
         f"SELECT DISTINCT {_email_expr()} FROM change_log WHERE list_contains(?, change_id)",
         [change_ids],
@@ -380,14 +382,16 @@ def _erase_in(
         return {action: len(rowids), "rewritten": _rewrite_whole(con, target.table)}
     groups = _groups_of(con, target.table, layout, rowids)
     rewritten = sum(hi - lo for lo, hi in groups)
+    mine = "list_contains(?::BIGINT[], rowid)"
     if target.redact is not None:
         held.update(file_blocks.blocks_holding(layout, rowids, target.columns))
-        _apply(con, target, target.table, redact_params)
+        con.execute(
+            f"UPDATE {target.table} SET {target.redact} WHERE {mine}", [*redact_params, rowids]
+        )
         return {action: len(rowids), "rewritten": rewritten}
     if _has_key(con, target.table):
         blanks = _blanks(con, target.table)
         held.update(file_blocks.blocks_holding(layout, rowids, blanks))
-        mine = "list_contains(?::BIGINT[], rowid)"
         if blanks:
             con.execute(
                 f"UPDATE {target.table} SET {', '.join(blanks.values())} WHERE {mine}", [rowids]
