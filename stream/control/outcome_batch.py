@@ -108,6 +108,73 @@ def outcome_values(outcome: OutcomeRecord) -> list[OutcomeValues]:
     return rows
 
 
+def outcome_id_of(outcome: OutcomeRecord) -> str:
+    """The outcome_id of the record's own row, after the checks `outcome_values` makes (same
+    order, same messages). Raises ValueError for what `OutcomeRow` refuses."""
+    change_id = outcome.change_id
+    flow_id = outcome.flow_id
+    if not change_id:
+        raise ValueError("change_id must not be empty")
+    if not flow_id:
+        raise ValueError("flow_id must not be empty")
+    mode = outcome.mode
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {sorted(MODES)}, got {mode!r}")
+    attempt = outcome.attempt
+    if attempt < 1:
+        raise ValueError(f"attempt counts from 1, got {attempt}")
+    utc(outcome.occurred_at, "occurred_at")
+    replay_id = outcome.replay_id
+    stamp = utc(outcome.processed_at, "processed_at").isoformat()
+    return outcome_key_at(change_id, flow_id, attempt, replay_id is not None, stamp, replay_id)
+
+
+def outcomes_batch(outcomes: Sequence[OutcomeRecord], ids: Sequence[str]) -> pa.Table:
+    """`outcomes_arrow` of the records' `outcome_values`, built a column at a time: `ids` are
+    the records' `outcome_id_of`, so each record was checked already. The usual batch (no
+    queued record naming siblings, no outcome twice) is one list per column straight from the
+    records, about half the time of a tuple per row transposed; any other batch takes the
+    tuple path."""
+    if len(set(ids)) != len(ids) or any(o.siblings for o in outcomes if o.status == "queued"):
+        return outcomes_arrow([row for o in outcomes for row in outcome_values(o)])
+    if not outcomes:
+        return _SCHEMA.empty_table()
+    replay_ids = [o.replay_id for o in outcomes]
+    statuses = [o.status.value for o in outcomes]
+    categories = [
+        o.category.value if o.category is not None else ("technical" if s == "failed" else None)
+        for o, s in zip(outcomes, statuses, strict=True)
+    ]
+    columns: dict[str, list[Any]] = {
+        "outcome_id": list(ids),
+        "change_id": [o.change_id for o in outcomes],
+        "flow_id": [o.flow_id for o in outcomes],
+        "flow_name": [o.flow_name for o in outcomes],
+        "mode": [o.mode for o in outcomes],
+        "registration_code": [o.registration_code for o in outcomes],
+        "event_code": [o.event_code for o in outcomes],
+        "action": [o.action for o in outcomes],
+        "status": statuses,
+        "category": categories,
+        "reason": [o.reason for o in outcomes],
+        "marketo_lead_id": [o.marketo_lead_id for o in outcomes],
+        "lead_result": [o.lead_result for o in outcomes],
+        "attempt": [o.attempt for o in outcomes],
+        "replayed": [r is not None for r in replay_ids],
+        # Arrow takes an aware datetime at its UTC instant, as `utc` would give it.
+        "occurred_at": [o.occurred_at for o in outcomes],
+        "processed_at": [o.processed_at for o in outcomes],
+        "latency_ms": [o.latency_ms for o in outcomes],
+        "request_id": [None] * len(outcomes),
+        "connection_id": [o.connection_id for o in outcomes],
+        "marketo_code": [o.marketo_code for o in outcomes],
+        "replay_id": replay_ids,
+        "possible_repeat": [o.possible_repeat for o in outcomes],
+    }
+    arrays = [pa.array(columns[name], type=dtype) for name, dtype in OUTCOME_COLUMNS.items()]
+    return pa.Table.from_arrays(arrays, schema=_SCHEMA)
+
+
 def outcomes_arrow(rows: Sequence[OutcomeValues]) -> pa.Table:
     """The batch as `Store.record_outcomes` builds it from row objects: each outcome_id once,
     with its first row's values, in the order of its last row."""
@@ -121,4 +188,10 @@ def outcomes_arrow(rows: Sequence[OutcomeValues]) -> pa.Table:
     return pa.Table.from_arrays(arrays, schema=_SCHEMA)
 
 
-__all__ = ["OutcomeValues", "outcome_values", "outcomes_arrow"]
+__all__ = [
+    "OutcomeValues",
+    "outcome_id_of",
+    "outcome_values",
+    "outcomes_arrow",
+    "outcomes_batch",
+]

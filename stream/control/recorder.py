@@ -41,10 +41,10 @@ from stream.certain.events import ChangeEvent
 from stream.certain.parsing import Rejection, parse_change
 from stream.control.archive import Received, archive_valid
 from stream.control.config_service import ConfigService
-from stream.control.outcome_batch import OutcomeValues, outcome_values, outcomes_arrow
+from stream.control.outcome_batch import outcome_id_of, outcomes_batch
 from stream.control.retry_scheduler import DEFAULT_SCHEDULE, Jitter, RetrySchedule, plan_retry
 from stream.delivery_keys import parse_key, parse_value
-from stream.messages import ApiCallRecord, OutcomeRecord, utcnow
+from stream.messages import ApiCallRecord, OutcomeRecord, OutcomeStatus, utcnow
 from stream.store import (
     ApiCallRow,
     ChangeRow,
@@ -60,6 +60,19 @@ from stream.topics import API_CALLS, CHANGES, DELIVERED, OUTCOMES
 log = logging.getLogger("signal.control.recorder")
 
 T = TypeVar("T")
+
+_NO_ITEM_WITHOUT_ONE = frozenset(
+    {
+        OutcomeStatus.DELIVERED,
+        OutcomeStatus.NOT_ACTIVATED,
+        OutcomeStatus.FILTERED_OUT,
+        OutcomeStatus.SKIPPED_DUPLICATE,
+        OutcomeStatus.WOULD_SEND,
+    }
+)
+"""Outcomes `plan_retry` answers None for when the pair has no item: the statuses that end a
+stay in the queue (they resolve an open item, never create one) and dry runs. Most outcomes
+of a batch are these, so the record agent skips the call for them."""
 
 EXIT_UNRECORDED = 75
 """Exit status when stopped with a batch the store never took (EX_TEMPFAIL)."""
@@ -247,12 +260,12 @@ class Recorder:
         decoded records (`outcome_batch`), with no row object per outcome."""
         now = utcnow()
         outcomes: list[OutcomeRecord] = []
-        rows: list[OutcomeValues] = []
+        ids: list[str] = []
         unreadable: list[RejectedRecordRow] = []
         for record in map(_raw, values):
             try:
                 outcome = OutcomeRecord.loads(record.value or b"")
-                rows.extend(outcome_values(outcome))
+                ids.append(outcome_id_of(outcome))
             except (ValidationError, ValueError) as error:
                 self.counts["invalid_outcomes"] += 1
                 log.error("unreadable outcome record kept in rejected_records: %s", _brief(error))
@@ -262,16 +275,32 @@ class Recorder:
                 continue
             outcomes.append(outcome)
         await self._keep_unreadable(unreadable)
-        if not rows:
+        if not outcomes:
             return 0
         keys = {(o.change_id, o.flow_id) for o in outcomes}
-        known = await self.durably("retry items read", lambda: self.store.retry_items_of(keys))
+        # The read runs on a reader thread (DuckDB, without the GIL) while the Arrow batch is
+        # built here: one step of the loop takes it to its thread. A failed read is read again
+        # (`durably`), as before.
+        reads: list[Awaitable[dict[tuple[str, str], RetryItem]]] = [
+            asyncio.ensure_future(self.store.retry_items_of(keys))
+        ]
+        await asyncio.sleep(0)
+        try:
+            table = outcomes_batch(outcomes, ids)
+        finally:
+            known = await self.durably(
+                "retry items read",
+                lambda: reads.pop() if reads else self.store.retry_items_of(keys),
+            )
         planned: dict[tuple[str, str], RetryItem] = {}
         for outcome in outcomes:
             key = (outcome.change_id, outcome.flow_id)
+            existing = planned.get(key) or known.get(key)
+            if existing is None and outcome.status in _NO_ITEM_WITHOUT_ONE:
+                continue  # plan_retry: such an outcome only resolves an item it finds
             item = plan_retry(
                 outcome,
-                planned.get(key) or known.get(key),
+                existing,
                 schedule=self.schedule,
                 now=now,
                 integration=outcome.connection_id,
@@ -280,9 +309,8 @@ class Recorder:
             if item is not None:
                 planned[key] = item
         items = list(planned.values())
-        table = outcomes_arrow(rows)
         added = await self.durably(
-            f"{len(rows)} outcomes", lambda: self.store.record_outcome_batch(table, items)
+            f"{table.num_rows} outcomes", lambda: self.store.record_outcome_batch(table, items)
         )
         self.counts["outcomes"] += added
         self.counts["retry_items"] += len(items)

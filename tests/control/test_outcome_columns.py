@@ -1,0 +1,134 @@
+"""The record agent's column-at-a-time batch (`outcomes_batch`) is the tuple-per-row batch
+(`outcomes_arrow` of `outcome_values`), and the outcomes it skips `plan_retry` for are ones
+`plan_retry` has nothing to do with."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+
+from stream.control import recorder as recorder_module
+from stream.control.outcome_batch import (
+    outcome_id_of,
+    outcome_values,
+    outcomes_arrow,
+    outcomes_batch,
+)
+from stream.control.retry_scheduler import DEFAULT_SCHEDULE, plan_retry
+from stream.messages import OutcomeRecord, OutcomeStatus
+
+T0 = datetime(2026, 3, 1, 9, 30, tzinfo=UTC)
+
+
+def record(**fields: Any) -> OutcomeRecord:
+    base: dict[str, Any] = {
+        "change_id": "c-1",
+        "flow_id": "f1",
+        "flow_name": "Flow 1",
+        "mode": "live",
+        "status": "delivered",
+        "occurred_at": T0,
+        "processed_at": T0 + timedelta(seconds=2),
+        "registration_code": "R-1",
+        "event_code": "EXPO",
+        "action": "create_update_lead",
+        "connection_id": "mkto",
+        "marketo_lead_id": 7,
+        "lead_result": "created",
+        "latency_ms": 12.5,
+        "request_id": "req-1",
+    }
+    return OutcomeRecord.model_validate({**base, **fields})
+
+
+PLAIN = [
+    record(),
+    record(change_id="c-2", status="failed", marketo_lead_id=None, reason="HTTP 503"),
+    record(change_id="c-3", status="failed", category="data", marketo_code="1003"),
+    record(change_id="c-4", status="queued"),
+    record(change_id="c-5", replay_id="rp-1", attempt=3, possible_repeat=True),
+    record(change_id="c-6", mode="test", status="would_send"),
+    record(
+        change_id="c-7",
+        occurred_at=datetime(2026, 3, 1, 11, 0, tzinfo=timezone(timedelta(hours=2))),
+        processed_at=datetime(2026, 3, 1, 4, 0, 1, 250, tzinfo=timezone(timedelta(hours=-5))),
+    ),
+    record(change_id="c-8", status="not_activated", action=None, connection_id=None),
+    record(change_id="c-9", status="parked", reason="rate limit", category=None),
+]
+
+
+def by_rows(records: list[OutcomeRecord]) -> list[dict[str, Any]]:
+    table = outcomes_arrow([row for r in records for row in outcome_values(r)])
+    return list(table.to_pylist())
+
+
+@pytest.mark.parametrize(
+    "records",
+    [
+        PLAIN,
+        [*PLAIN, PLAIN[0]],  # an outcome twice: the tuple path
+        [*PLAIN, record(change_id="c-10", status="queued", siblings=["f2", "f1", ""])],
+        [],
+    ],
+    ids=["usual", "repeated", "siblings", "empty"],
+)
+def test_the_column_batch_is_the_row_batch(records: list[OutcomeRecord]) -> None:
+    built = outcomes_batch(records, [outcome_id_of(r) for r in records])
+    expected = outcomes_arrow([row for r in records for row in outcome_values(r)])
+    assert built.schema == expected.schema
+    assert built.to_pylist() == by_rows(records)
+
+
+def test_the_id_is_the_own_rows_id() -> None:
+    for r in PLAIN:
+        assert outcome_id_of(r) == outcome_values(r)[0][0]
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"mode": "sometimes"},
+        {"attempt": 0},
+        {"change_id": ""},
+        {"flow_id": ""},
+        {"processed_at": datetime(2026, 3, 1, 9, 30)},
+        {"occurred_at": datetime(2026, 3, 1, 9, 30)},
+        {"change_id": "", "processed_at": datetime(2026, 3, 1, 9, 30)},
+    ],
+)
+def test_refused_as_outcome_values_refuses_it(fields: dict[str, Any]) -> None:
+    bad = record(**fields)
+    with pytest.raises(ValueError) as by_values:
+        outcome_values(bad)
+    with pytest.raises(ValueError) as by_id:
+        outcome_id_of(bad)
+    assert str(by_id.value) == str(by_values.value)
+
+
+@pytest.mark.parametrize("status", sorted(recorder_module._NO_ITEM_WITHOUT_ONE))
+@pytest.mark.parametrize("replay_id", [None, "rp-1"])
+def test_skipped_statuses_plan_nothing_for_a_pair_without_item(
+    status: OutcomeStatus, replay_id: str | None
+) -> None:
+    outcome = record(status=status.value, replay_id=replay_id, category=None)
+    assert plan_retry(outcome, None, schedule=DEFAULT_SCHEDULE, now=T0) is None
+
+
+def test_statuses_not_skipped_can_plan_an_item() -> None:
+    planned = {
+        status
+        for status in OutcomeStatus
+        if plan_retry(
+            record(status=status.value, retryable=True, resume_at=T0 + timedelta(hours=1)),
+            None,
+            schedule=DEFAULT_SCHEDULE,
+            now=T0,
+        )
+        is not None
+    }
+    assert planned == set(OutcomeStatus) - recorder_module._NO_ITEM_WITHOUT_ONE - {
+        OutcomeStatus.QUEUED
+    }
