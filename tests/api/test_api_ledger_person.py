@@ -23,6 +23,7 @@ from stream.store import (
 from tests.api.api_harness import Api
 from tests.support.changes import change_row, registration_json
 from tests.support.clock import recent
+from tests.support.crowd import add_crowd
 from tests.support.processes import clean_env, run_csignal
 from tests.support.topics import read_topic
 
@@ -240,6 +241,35 @@ async def test_erasure_leaves_no_bytes_keeps_figures_and_audit(api: Api) -> None
     assert entries[0].change["changes"] == 2 and entries[0].change["marketo_leads"] == 1
     assert ana.email.lower() not in str(entries[0].change).lower()
     assert ana.code not in str(entries[0].change)
+
+
+async def test_erasure_leaves_no_bytes_in_blocks_shared_with_a_crowd(api: Api) -> None:
+    """Among 125,000 other rows per table (a full row group) the person's reason sits in a small
+    segment sharing its file block with columns the erasure keeps: the route moves those out
+    before the scrub, so no byte of the person stays there either."""
+    ana, bob = Someone.make(), Someone.make()
+    await seed(api, ana, "ana", 501)
+    await seed(api, bob, "bob", 502)
+    await api.store.archive_changes([change_of(ana, "ana-3")])
+    reason = f"Marketo refused {ana.email} ({ana.phone})"
+    await api.store.write(lambda con: add_crowd(con, "ana-3", reason, WHEN))
+    await api.store.checkpoint()
+    before = file_bytes(api)
+    assert all(s in before for s in ana.secrets), "the search must find the data while it is there"
+    figures_before = await figures(api)
+
+    response = await api.post("/api/v1/ledger/erasures", json={"email": ana.email})
+    report = await response.json()
+    assert response.status == 200, report
+    assert report["changes"] == 3
+    assert report["touched"]["delivery_state"]["redacted"] == 3
+    assert report["touched"]["retry_items"]["deleted"] == 2
+
+    after = file_bytes(api)
+    for secret in ana.secrets:
+        assert secret not in after, f"{secret!r} is still in the ledger's file or WAL"
+    assert bob.email.encode() in after, "other people's data stays"
+    assert await figures(api) == figures_before
 
 
 async def test_csignal_erase_confirms_and_reports(api: Api) -> None:

@@ -1,7 +1,7 @@
 """Erasing a person from ledger tables of full row groups, on a real DuckDB file: the person's
-values sit in small column segments that share a 256 KiB block with other columns (a key
-column among them, which an erasure never rewrites); after the erasure, its checkpoint and the
-scrub, the file holds no byte of their email or phone, and every other row is as it was."""
+values sit in small column segments that share a 256 KiB block with columns the erasure does not
+change; after the erasure, its checkpoint and the scrub, the file holds no byte of their email
+or phone, and every other row is as it was."""
 
 from __future__ import annotations
 
@@ -17,12 +17,7 @@ from stream.store.person import PersonError, Selector, erase_person, scrub_free_
 from stream.store.writer import Con
 from tests.store.conftest import T0, change
 from tests.support.changes import change_row, registration_json
-
-ROWS = 200_000
-"""Rows of other people per table: more than a row group (122,880), so segments are compressed
-and small ones share blocks."""
-AT = 1_000
-"""Where the person's rows sit: inside the first row group, not at the table's end."""
+from tests.support.crowd import AT, add_crowd
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,30 +40,6 @@ class Someone:
         return [self.email.encode(), self.phone.encode()]
 
 
-def _state_rows(lo: int, hi: int, reason: str = "'HTTP 503'", change_id: str = "") -> str:
-    ids = f"'{change_id}'" if change_id else "'chg-' || i"
-    return (
-        "INSERT INTO delivery_state BY NAME SELECT "
-        f"{ids} AS change_id, 'flow-' || (i % 3) AS flow_id, 'Flow' AS flow_name, "
-        "'live' AS mode, 'failed' AS status, "
-        f"{reason} AS reason, 1 AS attempt, false AS replayed, ?::TIMESTAMPTZ AS occurred_at, "
-        "?::TIMESTAMPTZ AS processed_at, 'o-' || i AS outcome_id, 1 AS attempts, "
-        "?::TIMESTAMPTZ AS first_processed_at, ?::TIMESTAMPTZ AS updated_at "
-        f"FROM range({lo}, {hi}) t(i)"
-    )
-
-
-def _retry_rows(lo: int, hi: int, reason: str = "'HTTP 503'", change_id: str = "") -> str:
-    ids = f"'{change_id}'" if change_id else "'chg-' || i"
-    return (
-        "INSERT INTO retry_items BY NAME SELECT "
-        f"{ids} AS change_id, 'flow-' || (i % 3) AS flow_id, 'Flow' AS flow_name, "
-        "'marketo' AS integration, 'pending' AS status, 'data' AS category, "
-        f"{reason} AS reason, 1 AS attempts, ?::TIMESTAMPTZ AS created_at, "
-        f"?::TIMESTAMPTZ AS updated_at FROM range({lo}, {hi}) t(i)"
-    )
-
-
 async def _seed(store: Store, person: Someone) -> None:
     """Other people's rows around the person's: their failure quotes their email in
     delivery_state (redacted) and retry_items (deleted)."""
@@ -77,16 +48,8 @@ async def _seed(store: Store, person: Someone) -> None:
     )
     await store.archive_changes([dataclasses.replace(change_row(data), received_at=T0)])
     await store.archive_changes([change(f"other-{i}") for i in range(3)])
-    quoted = f"'Marketo refused {person.email}'"
-
-    def work(con: Con) -> None:
-        for sql in (_state_rows, _retry_rows):
-            times = [T0] * (4 if sql is _state_rows else 2)
-            con.execute(sql(0, AT), times)
-            con.execute(sql(AT, AT + 1, quoted, "erasee-1"), times)
-            con.execute(sql(AT + 1, ROWS), times)
-
-    await store.write(work)
+    reason = f"Marketo refused {person.email}"
+    await store.write(lambda con: add_crowd(con, "erasee-1", reason, T0))
     await store.checkpoint()
 
 
@@ -109,12 +72,12 @@ async def _others(store: Store) -> list[Any]:
     return await store.read(read)
 
 
-async def _shared_reason_blocks(store: Store, table: str = "delivery_state") -> set[str]:
+async def _shared_reason_blocks(store: Store) -> set[str]:
     """Columns other than `reason` whose segments share a block with delivery_state's reason
     segment of the first row group."""
 
     def read(con: Con) -> set[str]:
-        layout = file_blocks.segments(con, table)
+        layout = file_blocks.segments(con, "delivery_state")
         held = file_blocks.blocks_holding(layout, [AT], ["reason"])
         return {s.column for s in layout if set(s.blocks) & held} - {"reason"}
 

@@ -1,0 +1,52 @@
+"""A crowd around one person in the ledger: other people's delivery states and retry items in
+full row groups (DuckDB's 122,880 rows), with the person's row inside the first one.
+
+In a table that large DuckDB compresses each column of a row group into its own segment, and
+the small ones (a reason column, a status column) share one 256 KiB block of the file: the
+layout an erasure has to get the person's old bytes out of, which a handful of rows never has.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from stream.store.writer import Con
+
+ROWS = 125_000
+"""Rows per table: a full row group (122,880 rows) and a few more."""
+AT = 1_000
+"""The person's rowid in each table: inside the first row group, not at the table's end."""
+
+
+def _state_rows(lo: int, hi: int, reason: str, change_id: str) -> str:
+    return (
+        "INSERT INTO delivery_state BY NAME SELECT "
+        f"{change_id} AS change_id, 'flow-' || (i % 3) AS flow_id, 'Flow' AS flow_name, "
+        f"'live' AS mode, 'failed' AS status, {reason} AS reason, 1 AS attempt, "
+        "false AS replayed, $at AS occurred_at, $at AS processed_at, 'o-' || i AS outcome_id, "
+        "1 AS attempts, $at AS first_processed_at, $at AS updated_at "
+        f"FROM range({lo}, {hi}) t(i)"
+    )
+
+
+def _retry_rows(lo: int, hi: int, reason: str, change_id: str) -> str:
+    return (
+        "INSERT INTO retry_items BY NAME SELECT "
+        f"{change_id} AS change_id, 'flow-' || (i % 3) AS flow_id, 'Flow' AS flow_name, "
+        "'marketo' AS integration, 'pending' AS status, 'data' AS category, "
+        f"{reason} AS reason, 1 AS attempts, $at AS created_at, $at AS updated_at "
+        f"FROM range({lo}, {hi}) t(i)"
+    )
+
+
+def add_crowd(con: Con, change_id: str, reason: str, at: datetime) -> None:
+    """Other people's rows (change ids `chg-<n>`, reason 'HTTP 503') with the person's change
+    `change_id` failed for `reason` at rowid `AT` of both tables."""
+    others, theirs = "'chg-' || i", "$change_id"
+    for rows in (_state_rows, _retry_rows):
+        con.execute(rows(0, AT, "'HTTP 503'", others), {"at": at})
+        con.execute(
+            rows(AT, AT + 1, "$reason", theirs),
+            {"at": at, "reason": reason, "change_id": change_id},
+        )
+        con.execute(rows(AT + 1, ROWS, "'HTTP 503'", others), {"at": at})
