@@ -2,7 +2,7 @@
 and how fast a flow toggle reaches a worker reading `signal-config`.
 
     python -m bench.control_ledger [--changes 20000] [--outcomes 20000] [--ingest 10000]
-                                   [--batch 500] [--toggles 10]
+                                   [--batch 500] [--toggles 10] [--long 1000000]
 
 Runs the real `Recorder`, `ConfigService` and operator API over a DuckDB file in a temporary
 directory and an embedded broker; nothing is mocked. Smoke mode (`bench/__init__.py`): 500
@@ -38,6 +38,7 @@ from stream.store import Store
 
 T0 = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 RECORD_BATCH_MAX = ControlSettings.record_batch_max
+LONG_SEGMENT = sized(100_000, 5_000)
 ACCOUNT = """\
 account: BENCH
 tags: [{name: registered, label: Registered, objects: [registration_status]}]
@@ -129,6 +130,31 @@ async def bench_recorder(recorder: Recorder, changes: int, outcomes: int, batch:
     )
 
 
+async def bench_long_run(recorder: Recorder, total: int, segment: int) -> None:
+    """Outcomes of new changes in batches of `RECORD_BATCH_MAX`, the rate per `segment` rows
+    (the record agent's time only): whether recording holds its rate as the ledger's tables and
+    their keys grow."""
+    spent = cpu_spent = 0.0
+    for start in range(0, total, RECORD_BATCH_MAX):
+        size = min(RECORD_BATCH_MAX, total - start)
+        batch = [
+            json.dumps(outcome(i)).encode().replace(b'"chg-', b'"long-')
+            for i in range(start, start + size)
+        ]
+        started, cpu = time.perf_counter(), time.process_time()
+        await recorder.record_outcomes(batch)
+        spent += time.perf_counter() - started
+        cpu_spent += time.process_time() - cpu
+        done = start + size
+        if done % segment == 0 or done == total:
+            print(
+                f"  long run, outcomes to {done:,}: {(done - 1) % segment + 1:,} at "
+                f"{((done - 1) % segment + 1) / spent:,.0f} rows/s, "
+                f"{((done - 1) % segment + 1) / cpu_spent:,.0f} per CPU-second"
+            )
+            spent = cpu_spent = 0.0
+
+
 async def bench_ingest(client: TestClient[Any, Any], token: str, total: int, batch: int) -> None:
     headers = {"Authorization": f"Bearer {token}"}
     bodies = [
@@ -176,7 +202,9 @@ async def bench_toggle(
     )
 
 
-async def run(changes: int, outcomes: int, batch: int, ingest: int, toggles: int) -> None:
+async def run(
+    changes: int, outcomes: int, batch: int, ingest: int, toggles: int, long_run: int
+) -> None:
     with tempfile.TemporaryDirectory() as tmp, EmbeddedBroker() as broker:
         data = Path(tmp)
         (data / "account.yaml").write_text(ACCOUNT, encoding="utf-8")
@@ -196,6 +224,8 @@ async def run(changes: int, outcomes: int, batch: int, ingest: int, toggles: int
         await config.start(data / "account.yaml")
         try:
             await bench_recorder(Recorder(store, config), changes, outcomes, batch)
+            if long_run:
+                await bench_long_run(Recorder(store, config), long_run, LONG_SEGMENT)
             deps = ApiDeps(store=store, config=config, produce_changes=produce, token="t")
             client: TestClient[Any, Any] = TestClient(TestServer(create_app(deps)))
             await client.start_server()
@@ -217,8 +247,11 @@ def main() -> None:
     parser.add_argument("--ingest", type=int, default=sized(10_000, 500))
     parser.add_argument("--batch", type=int, default=sized(500, 100))
     parser.add_argument("--toggles", type=int, default=sized(10, 2))
+    parser.add_argument(
+        "--long", type=int, default=0, help="then this many outcomes more, rate per 100,000"
+    )
     args = parser.parse_args()
-    asyncio.run(run(args.changes, args.outcomes, args.batch, args.ingest, args.toggles))
+    asyncio.run(run(args.changes, args.outcomes, args.batch, args.ingest, args.toggles, args.long))
 
 
 if __name__ == "__main__":
