@@ -26,11 +26,13 @@ No record is dropped with only a log line:
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import gc
 import json
 import logging
 import os
 import random
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, TypeVar
@@ -87,6 +89,25 @@ class RawRecord:
     offset: int | None = None
     key: bytes | None = None
     """Kept only where the key carries meaning (`signal-delivered`)."""
+
+
+@contextlib.contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Python's cyclic garbage collector off for a stretch of work that only allocates.
+
+    Decoding a batch makes some 20,000 tracked objects that all live until the batch is
+    written; with the collector on, the collections their allocations set off (each going
+    through every young object again, and now and then the whole heap) took about half the
+    decoding time (32 against 60-87 ms per 5,000 outcomes). The stretch has no await, so no
+    other coroutine runs while it is off, and the collector catches up once it is back on."""
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
 
 
 def _hard_exit(what: str) -> None:
@@ -262,18 +283,21 @@ class Recorder:
         outcomes: list[OutcomeRecord] = []
         ids: list[str] = []
         unreadable: list[RejectedRecordRow] = []
-        for record in map(_raw, values):
-            try:
-                outcome = OutcomeRecord.loads(record.value or b"")
-                ids.append(outcome_id_of(outcome))
-            except (ValidationError, ValueError) as error:
-                self.counts["invalid_outcomes"] += 1
-                log.error("unreadable outcome record kept in rejected_records: %s", _brief(error))
-                unreadable.append(
-                    _rejected_record(record, OUTCOMES.name, "record", _reasons(error), now)
-                )
-                continue
-            outcomes.append(outcome)
+        with _collector_paused():
+            for record in map(_raw, values):
+                try:
+                    outcome = OutcomeRecord.loads(record.value or b"")
+                    ids.append(outcome_id_of(outcome))
+                except (ValidationError, ValueError) as error:
+                    self.counts["invalid_outcomes"] += 1
+                    log.error(
+                        "unreadable outcome record kept in rejected_records: %s", _brief(error)
+                    )
+                    unreadable.append(
+                        _rejected_record(record, OUTCOMES.name, "record", _reasons(error), now)
+                    )
+                    continue
+                outcomes.append(outcome)
         await self._keep_unreadable(unreadable)
         if not outcomes:
             return 0
@@ -286,28 +310,30 @@ class Recorder:
         ]
         await asyncio.sleep(0)
         try:
-            table = outcomes_batch(outcomes, ids)
+            with _collector_paused():
+                table = outcomes_batch(outcomes, ids)
         finally:
             known = await self.durably(
                 "retry items read",
                 lambda: reads.pop() if reads else self.store.retry_items_of(keys),
             )
         planned: dict[tuple[str, str], RetryItem] = {}
-        for outcome in outcomes:
-            key = (outcome.change_id, outcome.flow_id)
-            existing = planned.get(key) or known.get(key)
-            if existing is None and outcome.status in _NO_ITEM_WITHOUT_ONE:
-                continue  # plan_retry: such an outcome only resolves an item it finds
-            item = plan_retry(
-                outcome,
-                existing,
-                schedule=self.schedule,
-                now=now,
-                integration=outcome.connection_id,
-                jitter=self.jitter,
-            )
-            if item is not None:
-                planned[key] = item
+        with _collector_paused():
+            for outcome in outcomes:
+                key = (outcome.change_id, outcome.flow_id)
+                existing = planned.get(key) or known.get(key)
+                if existing is None and outcome.status in _NO_ITEM_WITHOUT_ONE:
+                    continue  # plan_retry: such an outcome only resolves an item it finds
+                item = plan_retry(
+                    outcome,
+                    existing,
+                    schedule=self.schedule,
+                    now=now,
+                    integration=outcome.connection_id,
+                    jitter=self.jitter,
+                )
+                if item is not None:
+                    planned[key] = item
         items = list(planned.values())
         added = await self.durably(
             f"{table.num_rows} outcomes", lambda: self.store.record_outcome_batch(table, items)
