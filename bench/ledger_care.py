@@ -32,7 +32,7 @@ from stream.store import Store, file_blocks
 from stream.store.backup import BackupReport, take_backup
 from stream.store.errors import StoreError
 from stream.store.export import ExportRequest, export_table, save_watermark
-from stream.store.person import ErasureReport, Selector, erase_person
+from stream.store.person import ErasureReport, Selector, erase_person, scrub_free_blocks
 from stream.store.writer import DEFAULT_MEMORY_LIMIT, Con
 
 RECORD_BATCH = 500
@@ -155,9 +155,9 @@ async def erase(store: Store, window: float) -> None:
         t = time.perf_counter()
         sealing = file_blocks.seal_blocks(con, held)
         seal_s = time.perf_counter() - t
-        free = file_blocks.scrub_free_blocks(con)
-        file_blocks.forget_blocks(con)
-        return checkpoint_s, seal_s, sealing, free
+        # The rest of the route's own step, the scrub and the search, without moving again.
+        file_blocks.note_blocks(con, (), file_blocks.noted_needles(con))
+        return checkpoint_s, seal_s, sealing, scrub_free_blocks(con)
 
     sealing_blocks = len(await store.write_raw(lambda con: file_blocks.noted_blocks(con) or set()))
     t = time.perf_counter()
@@ -174,7 +174,7 @@ async def erase(store: Store, window: float) -> None:
         f"{seal_s:.1f} s moving other data out of the {sealing_blocks:,} blocks that held the "
         f"person ({sealing.columns} columns changed and restored, {sealing.row_groups} row "
         f"groups inserted again, {sealing.rounds} rounds, {sealing.left} blocks left shared) and "
-        f"{scrub_s:.1f} s scrub of {free:,} free blocks; process peak "
+        f"{scrub_s:.1f} s scrub of {free:,} free blocks and search of the file; process peak "
         f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e3:,.0f} MB"
     )
     for table, counts in touched.items():

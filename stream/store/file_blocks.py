@@ -19,8 +19,9 @@ from __future__ import annotations
 
 import bisect
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import duckdb
 
@@ -109,26 +110,91 @@ def blocks_holding(
     return held
 
 
-def note_blocks(con: Con, blocks: Iterable[int]) -> None:
-    """Keep `blocks` for `seal_blocks` (in the caller's transaction: gone if it rolls back)."""
-    con.execute(f"CREATE OR REPLACE TEMP TABLE {NOTED.removeprefix('temp.')} (block_id BIGINT)")
-    ids = sorted(set(blocks))
+def note_blocks(con: Con, blocks: Iterable[int], needles: Iterable[str] = ()) -> None:
+    """Keep `blocks` for `seal_blocks`, and the texts `find_in_file` looks for after the scrub
+    (in the caller's transaction: gone if it rolls back)."""
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE {NOTED.removeprefix('temp.')} "
+        "(block_id BIGINT, needle VARCHAR)"
+    )
+    ids, texts = sorted(set(blocks)), sorted(set(needles))
     if ids:
-        con.execute(f"INSERT INTO {NOTED} SELECT unnest(?::BIGINT[])", [ids])
+        con.execute(f"INSERT INTO {NOTED} (block_id) SELECT unnest(?::BIGINT[])", [ids])
+    if texts:
+        con.execute(f"INSERT INTO {NOTED} (needle) SELECT unnest(?::VARCHAR[])", [texts])
 
 
 def noted_blocks(con: Con) -> set[int] | None:
-    exists = con.execute(
+    """The blocks an erasure noted on this connection; None when none was noted."""
+    if not _noted(con):
+        return None
+    rows = con.execute(f"SELECT block_id FROM {NOTED} WHERE block_id IS NOT NULL").fetchall()
+    return {int(r[0]) for r in rows}
+
+
+def noted_needles(con: Con) -> list[str]:
+    if not _noted(con):
+        return []
+    rows = con.execute(f"SELECT needle FROM {NOTED} WHERE needle IS NOT NULL").fetchall()
+    return [str(r[0]) for r in rows]
+
+
+def _noted(con: Con) -> bool:
+    rows = con.execute(
         "SELECT count(*) FROM duckdb_tables() WHERE database_name = 'temp' AND table_name = ?",
         [NOTED.removeprefix("temp.")],
-    ).fetchall()[0][0]
-    if not exists:
-        return None
-    return {int(r[0]) for r in con.execute(f"SELECT block_id FROM {NOTED}").fetchall()}
+    ).fetchall()
+    return bool(rows[0][0])
 
 
 def forget_blocks(con: Con) -> None:
     con.execute(f"DROP TABLE IF EXISTS {NOTED}")
+
+
+HEADER_BYTES = 3 * 4096
+"""DuckDB's file starts with a main header and two database headers of 4 KiB; block n follows
+at HEADER_BYTES + n * block size."""
+SCAN_CHUNK = 16 * 1024 * 1024
+
+
+def find_in_file(con: Con, needles: Sequence[str]) -> set[int]:
+    """Blocks of the database file whose bytes hold any of `needles` (ASCII case ignored), read
+    straight from the file in chunks; -1 stands for the headers and the WAL. What is stored
+    compressed is not found this way: it is the check the byte-searching tests make, done where
+    the ledger is, so an old copy in a block no erasure step knew of can be moved out too."""
+    wanted = sorted({n.lower().encode() for n in needles if n})
+    if not wanted:
+        return set()
+    path = Path(
+        str(
+            con.execute(
+                "SELECT path FROM duckdb_databases() WHERE database_name = current_database()"
+            ).fetchall()[0][0]
+        )
+    )
+    block_size = free_blocks(con)[1]
+    found = {-1 for _ in _offsets(Path(f"{path}.wal"), wanted)}
+    for offset in _offsets(path, wanted):
+        found.add(-1 if offset < HEADER_BYTES else (offset - HEADER_BYTES) // block_size)
+    return found
+
+
+def _offsets(path: Path, needles: list[bytes]) -> Iterator[int]:
+    if not path.exists():
+        return
+    keep = max(len(n) for n in needles) - 1
+    with path.open("rb") as file:
+        tail, at = b"", 0
+        while chunk := file.read(SCAN_CHUNK):
+            data = tail + chunk.lower()
+            start = at - len(tail)
+            for needle in needles:
+                i = data.find(needle)
+                while i >= 0:
+                    yield start + i
+                    i = data.find(needle, i + 1)
+            tail = data[-keep:] if keep else b""
+            at += len(chunk)
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,9 +208,13 @@ class Sealing:
     left: int = 0
 
 
-def seal_blocks(con: Con, held: set[int]) -> Sealing:
+def seal_blocks(con: Con, held: set[int], *, rows: bool = False) -> Sealing:
     """Move every segment out of the `held` blocks, checkpointing after each round, so that
-    they become free blocks (outside a transaction, after the erasure's CHECKPOINT)."""
+    they become free blocks (outside a transaction, after the erasure's CHECKPOINT). With
+    `rows`, every row group found there has its rows inserted again: a column written anew
+    keeps the values of the group's deleted rows, which only dropping the group removes.
+    Once per erasure: later checkpoints reuse the freed blocks for fresh segments, which a
+    second call would move again for nothing."""
     columns = groups = 0
     for rounds in range(SEAL_ROUNDS + 1):
         occupants = [
@@ -162,7 +232,7 @@ def seal_blocks(con: Con, held: set[int]) -> Sealing:
             types = column_types(con, table)
             fixed = key_columns(con, table)
             try:
-                if any(name in fixed or not _changeable(types[name]) for name in names):
+                if rows or any(name in fixed or not _changeable(types[name]) for name in names):
                     _insert_again(con, table, lo, hi)
                     groups += 1
                 else:

@@ -40,6 +40,8 @@ MAX_ROWS = 10_000
 """Rows per table a person's export holds at most (a person has a handful)."""
 ERASED_PAYLOAD = '{"erased":true}'
 ERASED_TEXT = "[erased]"
+SEARCH_ROUNDS = 2
+"""Searches of the file after the scrub that may each move and scrub again what they found."""
 
 log = logging.getLogger(__name__)
 
@@ -326,7 +328,7 @@ def erase_person(con: Con, selector: Selector) -> ErasureReport:
         counts = _erase_in(con, target, _redact_params(target, person), held)
         if counts:
             touched[target.table] = counts
-    file_blocks.note_blocks(con, held)
+    file_blocks.note_blocks(con, held, [*person.emails, *person.phones])
     return ErasureReport(
         selector=selector.kind,
         registrations=len(person.registrations),
@@ -488,13 +490,28 @@ def _rewrite_whole(con: Con, table: str) -> int:
 
 def scrub_free_blocks(con: Con, rounds: int = 3) -> int:
     """After an erasure's CHECKPOINT, outside a transaction: move other data out of the blocks
-    the erasure noted (`file_blocks.seal_blocks`), then overwrite the file's free blocks with
-    random text and free them again. Returns the free blocks found before overwriting."""
+    the erasure noted (`file_blocks.seal_blocks`), overwrite the file's free blocks with random
+    text and free them again, then search the file for the person's emails and phones and move
+    out and scrub any block still holding one: a copy no step knew of, such as a row of theirs
+    deleted before (retention's, a resolved retry item's), whose values DuckDB keeps in its
+    row group. Returns the free blocks found before overwriting."""
     held = file_blocks.noted_blocks(con)
-    if held:
-        sealing = file_blocks.seal_blocks(con, held)
-        log.info("ledger: erasure sealed its blocks: %s", sealing)
+    needles = file_blocks.noted_needles(con)
     try:
-        return file_blocks.scrub_free_blocks(con, rounds)
+        if held:
+            log.info("ledger: erasure moved data: %s", file_blocks.seal_blocks(con, held))
+        scrubbed = file_blocks.scrub_free_blocks(con, rounds)
+        for search in range(SEARCH_ROUNDS + 1):
+            found = file_blocks.find_in_file(con, needles)
+            if not found:
+                break
+            if search == SEARCH_ROUNDS:
+                log.error("ledger: erased text is still in %d blocks of the file", len(found))
+                break
+            log.warning("ledger: erased text found again in %d blocks: moving it", len(found))
+            con.execute("FORCE CHECKPOINT")
+            file_blocks.seal_blocks(con, found - {-1}, rows=True)
+            file_blocks.scrub_free_blocks(con, rounds)
+        return scrubbed
     finally:
         file_blocks.forget_blocks(con)
