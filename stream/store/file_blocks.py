@@ -158,11 +158,12 @@ SCAN_CHUNK = 16 * 1024 * 1024
 
 
 def find_in_file(con: Con, needles: Sequence[str]) -> set[int]:
-    """Blocks of the database file whose bytes hold any of `needles` (ASCII case ignored), read
-    straight from the file in chunks; -1 stands for the headers and the WAL. What is stored
-    compressed is not found this way: it is the check the byte-searching tests make, done where
-    the ledger is, so an old copy in a block no erasure step knew of can be moved out too."""
-    wanted = sorted({n.lower().encode() for n in needles if n})
+    """Blocks of the database file whose bytes hold any of `needles`, read straight from the
+    file in chunks; -1 stands for the headers and the WAL. Byte for byte: ignoring case would
+    mean lowering every chunk, 13 s instead of 3 s on a 3 GB file. What is stored compressed
+    is not found this way: it is the check the byte-searching tests make, done where the ledger
+    is, so an old copy in a block no erasure step knew of can be moved out too."""
+    wanted = sorted({n.encode() for n in needles if n})
     if not wanted:
         return set()
     path = Path(
@@ -186,7 +187,7 @@ def _offsets(path: Path, needles: list[bytes]) -> Iterator[int]:
     with path.open("rb") as file:
         tail, at = b"", 0
         while chunk := file.read(SCAN_CHUNK):
-            data = tail + chunk.lower()
+            data = tail + chunk
             start = at - len(tail)
             for needle in needles:
                 i = data.find(needle)

@@ -84,6 +84,9 @@ class Person:
     registrations: list[str]
     emails: list[str]
     phones: list[str] = field(default_factory=list)
+    spellings: list[str] = field(default_factory=list)
+    """Their emails as their changes spell them, besides the lower case of `emails`: what the
+    search of the file after an erasure looks for, byte for byte."""
 
     @property
     def found(self) -> bool:
@@ -120,19 +123,21 @@ def find_person(con: Con, selector: Selector) -> Person:
     ).fetchall()
     change_ids = sorted(by_email | {str(r[0]) for r in ids})
     emails = con.execute(
-        f"SELECT DISTINCT {_email_expr()} FROM change_log WHERE list_contains(?, change_id)",
+        f"SELECT DISTINCT trim(json_extract_string(payload, '{EMAIL_PATH}')) FROM change_log "
+        "WHERE list_contains(?, change_id)",
         [change_ids],
     ).fetchall()
-    found_emails = {str(r[0]) for r in emails if r[0]}
+    spellings = {str(r[0]) for r in emails if r[0]}
     if selector.email is not None:
-        found_emails.add(selector.email.lower())
+        spellings.add(selector.email)
+    found_emails = {e.lower() for e in spellings}
     phones = con.execute(
         f"SELECT DISTINCT trim(json_extract_string(payload, '{PHONE_PATH}')) FROM change_log "
         "WHERE list_contains(?, change_id)",
         [change_ids],
     ).fetchall()
     found_phones = sorted({str(r[0]) for r in phones if r[0] and len(str(r[0])) >= MIN_PHONE})
-    return Person(change_ids, registrations, sorted(found_emails), found_phones)
+    return Person(change_ids, registrations, sorted(found_emails), found_phones, sorted(spellings))
 
 
 def _mentions(column: str, count: int) -> str:
@@ -328,7 +333,7 @@ def erase_person(con: Con, selector: Selector) -> ErasureReport:
         counts = _erase_in(con, target, _redact_params(target, person), held)
         if counts:
             touched[target.table] = counts
-    file_blocks.note_blocks(con, held, [*person.emails, *person.phones])
+    file_blocks.note_blocks(con, held, [*person.emails, *person.spellings, *person.phones])
     return ErasureReport(
         selector=selector.kind,
         registrations=len(person.registrations),
@@ -491,7 +496,8 @@ def _rewrite_whole(con: Con, table: str) -> int:
 def scrub_free_blocks(con: Con, rounds: int = 3) -> int:
     """After an erasure's CHECKPOINT, outside a transaction: move other data out of the blocks
     the erasure noted (`file_blocks.seal_blocks`), overwrite the file's free blocks with random
-    text and free them again, then search the file for the person's emails and phones and move
+    text and free them again, then search the file for the person's emails (as their changes
+    spell them and in lower case) and phones and move
     out and scrub any block still holding one: a copy no step knew of, such as a row of theirs
     deleted before (retention's, a resolved retry item's), whose values DuckDB keeps in its
     row group. Returns the free blocks found before overwriting."""
