@@ -2,7 +2,8 @@
 
 DuckDB stores a table as row groups (122,880 rows) of column segments, each in a 256 KiB block
 of the file. Checkpointing a row group's column that has updates writes the whole column of that
-row group anew and frees the old segment; deleted rows stay in their segments. A freed block
+row group anew and frees the old segment; deleted rows stay in their row group, their values
+carried into every segment written anew, until the whole group is dropped. A freed block
 keeps its bytes until something is written there, and small segments share a block: when one
 of them is written anew, its old bytes stay in the block as long as any other segment lives
 there (`PRAGMA storage_info` shows them side by side at different offsets).
@@ -13,6 +14,9 @@ segment still living in those blocks: a column changed and restored in one trans
 update to the same value is skipped by DuckDB and rewrites nothing), or, for a key column or a
 list that DuckDB cannot update in place, the row group's rows deleted and inserted again. The
 blocks are then free, and `scrub_free_blocks` writes random text over every free block.
+Last, `find_in_file` searches the file's bytes for the person's emails and phones, for a copy
+no step knew of (a row of theirs deleted before); the caller moves what it finds with its row
+groups inserted again and scrubs once more.
 """
 
 from __future__ import annotations
@@ -30,8 +34,9 @@ from stream.store.writer import Con
 log = logging.getLogger(__name__)
 
 NOTED = "temp.erasure_blocks"
-"""Blocks an erasure noted, kept on the writer's connection from its transaction to the
-checkpoint and scrub that follow it (a temporary table: memory only, never in the file)."""
+"""Blocks and texts an erasure noted, kept on the writer's connection from its transaction to
+the checkpoint and scrub that follow it (a temporary table: memory only, never in the file,
+dropped by the scrub)."""
 SEAL_ROUNDS = 4
 """Moving segments out of a block writes them into fresh blocks, which a next round never needs
 to move again; more rounds than a few would mean something else keeps the block."""
