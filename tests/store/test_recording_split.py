@@ -13,6 +13,8 @@ from typing import Any
 import pyarrow as pa  # type: ignore[import-untyped]
 import pytest
 
+from stream.control import recorder as recorder_module
+from stream.control import retry_scheduler
 from stream.control.recorder import Recorder
 from stream.store import RetryItem, Store
 from stream.store import store as store_module
@@ -128,5 +130,31 @@ async def test_a_redelivered_batch_through_the_recorder_records_once(db_path: Pa
             ).fetchall()
         )
         assert state == [("delivered", 2, "resolved")]
+    finally:
+        await store.close()
+
+
+async def test_a_planning_failure_rolls_the_batch_back(
+    db_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """When planning the retry items fails nothing of the batch is kept, and the batch can
+    run again."""
+    store = await Store.open(db_path, reader_threads=2, threads=2)
+    try:
+        recorder = Recorder(store, None)  # type: ignore[arg-type]  # outcomes need no config
+        plan = retry_scheduler.plan_retry
+
+        def broken(*args: Any, **kwargs: Any) -> RetryItem | None:
+            raise RuntimeError("planner fault")
+
+        monkeypatch.setattr(recorder_module, "plan_retry", broken)
+        batch = [outcome(i) for i in range(12)]
+        with pytest.raises(RuntimeError, match="planner fault"):
+            await recorder.record_outcomes(batch)
+        assert await counts(store) == (0, 0, 0, 0)
+
+        monkeypatch.setattr(recorder_module, "plan_retry", plan)
+        assert await recorder.record_outcomes(batch) == 12
+        assert await counts(store) == (12, 12, 2, 10)
     finally:
         await store.close()
