@@ -156,8 +156,7 @@ async def erase(store: Store, window: float) -> None:
         sealing = file_blocks.seal_blocks(con, held)
         seal_s = time.perf_counter() - t
         # The rest of the route's own step, the scrub and the search, without moving again.
-        file_blocks.note_blocks(con, (), file_blocks.noted_needles(con))
-        return checkpoint_s, seal_s, sealing, scrub_free_blocks(con)
+        return checkpoint_s, seal_s, sealing, scrub_free_blocks(con, seal=False)
 
     sealing_blocks = len(await store.write_raw(lambda con: file_blocks.noted_blocks(con) or set()))
     t = time.perf_counter()

@@ -52,6 +52,7 @@ from stream.metrics.queries import RuntimeStatus
 from stream.private_files import secure_data_dir
 from stream.sealing import KEY_FILE_NAME, SecretBox
 from stream.store import Store
+from stream.store.person import finish_erasures
 from stream.store.retention import RetentionPolicy
 from stream.store.writer import DEFAULT_MEMORY_LIMIT, DEFAULT_TEMP_LIMIT
 
@@ -168,6 +169,7 @@ class ControlRuntime(Service):
         self.store = await Store.open(
             s.database_path, memory_limit=s.store_memory_limit, temp_limit=s.store_temp_limit
         )
+        await self._finish_erasures()
         self.producer = AIOKafkaProducer(
             bootstrap_servers=bootstrap_servers(s.broker_url),
             client_id=f"{s.app_id}-producer",
@@ -212,6 +214,16 @@ class ControlRuntime(Service):
         self.workers.start()
         await self._start_api()
         self.ready.set()
+
+    async def _finish_erasures(self) -> None:
+        """An erasure whose scrub a stopped control left unfinished is finished before any
+        agent writes (the erased rows are committed; their old bytes may still be in the
+        file). A failure is logged and the note kept for the next start: deliveries go on."""
+        assert self.store is not None
+        try:
+            await self.store.write_raw(finish_erasures)
+        except Exception:
+            log.exception("ledger: finishing an erasure's scrub failed; the next start retries")
 
     async def on_stop(self) -> None:
         if self._runner is not None:

@@ -9,10 +9,12 @@ of them is written anew, its old bytes stay in the block as long as any other se
 there (`PRAGMA storage_info` shows them side by side at different offsets).
 
 So an erasure notes the blocks that held the person's values (`note_blocks`, in its
-transaction, before it changes them), and after the checkpoint `seal_blocks` moves every other
-segment still living in those blocks: a column changed and restored in one transaction (an
-update to the same value is skipped by DuckDB and rewrites nothing), or, for a key column or a
-list that DuckDB cannot update in place, the row group's rows deleted and inserted again. The
+transaction, before it changes them, in the ledger so that a restart finishes the scrub of an
+erasure whose control was killed before it ended), and after the checkpoint `seal_blocks`
+moves every other segment still living in those blocks: a column changed and restored in one
+transaction (an update to the same value is skipped by DuckDB and rewrites nothing), or, for a
+key column or a list that DuckDB cannot update in place, the row group's rows deleted and
+inserted again. The
 blocks are then free, and `scrub_free_blocks` writes random text over every free block.
 Last, `find_in_file` searches the file's bytes for the person's emails and phones, for a copy
 no step knew of (a row of theirs deleted before); the caller moves what it finds with its row
@@ -23,6 +25,7 @@ from __future__ import annotations
 
 import bisect
 import logging
+import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,10 +36,14 @@ from stream.store.writer import Con
 
 log = logging.getLogger(__name__)
 
-NOTED = "temp.erasure_blocks"
-"""Blocks and texts an erasure noted, kept on the writer's connection from its transaction to
-the checkpoint and scrub that follow it (a temporary table: memory only, never in the file,
-dropped by the scrub)."""
+PENDING = "erasure_scrubs"
+"""The blocks each erasure noted, kept in the ledger from the erasure's transaction until its
+scrub ends (`stream.store.migrations`, v11): a control killed in between finishes the scrub at
+its next start. Block ids only, never the person's texts."""
+NEEDLES = "temp.erasure_needles"
+"""The texts the search of the file after the scrub looks for: the person's, so only in memory
+on the writer's connection (a temporary table, never in the file), dropped by the scrub. A scrub
+finished after a restart has none and moves and scrubs without searching."""
 SEAL_ROUNDS = 4
 """Moving segments out of a block writes them into fresh blocks, which a next round never needs
 to move again; more rounds than a few would mean something else keeps the block."""
@@ -115,45 +122,71 @@ def blocks_holding(
     return held
 
 
-def note_blocks(con: Con, blocks: Iterable[int], needles: Iterable[str] = ()) -> None:
-    """Keep `blocks` for `seal_blocks`, and the texts `find_in_file` looks for after the scrub
-    (in the caller's transaction: gone if it rolls back)."""
+def note_blocks(con: Con, blocks: Iterable[int], needles: Iterable[str] = ()) -> str:
+    """Keep `blocks` for `seal_blocks` in the ledger, and the texts `find_in_file` looks for
+    after the scrub in memory (in the caller's transaction: gone if it rolls back). Returns the
+    note's id."""
+    scrub_id = uuid.uuid4().hex
     con.execute(
-        f"CREATE OR REPLACE TEMP TABLE {NOTED.removeprefix('temp.')} "
-        "(block_id BIGINT, needle VARCHAR)"
+        f"INSERT INTO {PENDING} (id, noted_at, blocks) VALUES (?, now(), ?::BIGINT[])",
+        [scrub_id, sorted(set(blocks))],
     )
-    ids, texts = sorted(set(blocks)), sorted(set(needles))
-    if ids:
-        con.execute(f"INSERT INTO {NOTED} (block_id) SELECT unnest(?::BIGINT[])", [ids])
+    con.execute(f"CREATE TEMP TABLE IF NOT EXISTS {NEEDLES.removeprefix('temp.')} (needle VARCHAR)")
+    texts = sorted(set(needles) - {""})
     if texts:
-        con.execute(f"INSERT INTO {NOTED} (needle) SELECT unnest(?::VARCHAR[])", [texts])
+        con.execute(f"INSERT INTO {NEEDLES} SELECT unnest(?::VARCHAR[])", [texts])
+    return scrub_id
+
+
+@dataclass(frozen=True, slots=True)
+class PendingScrub:
+    id: str
+    audit_id: str | None
+    blocks: frozenset[int]
+
+
+def pending_scrubs(con: Con) -> list[PendingScrub]:
+    """The erasures whose scrub has not ended, oldest first."""
+    rows = con.execute(
+        f"SELECT id, audit_id, blocks FROM {PENDING} ORDER BY noted_at, id"
+    ).fetchall()
+    return [
+        PendingScrub(
+            str(r[0]), None if r[1] is None else str(r[1]), frozenset(int(b) for b in r[2])
+        )
+        for r in rows
+    ]
 
 
 def noted_blocks(con: Con) -> set[int] | None:
-    """The blocks an erasure noted on this connection; None when none was noted."""
-    if not _noted(con):
+    """The blocks the erasures not yet scrubbed noted; None when there are none."""
+    pending = pending_scrubs(con)
+    if not pending:
         return None
-    rows = con.execute(f"SELECT block_id FROM {NOTED} WHERE block_id IS NOT NULL").fetchall()
-    return {int(r[0]) for r in rows}
+    return {b for p in pending for b in p.blocks}
 
 
 def noted_needles(con: Con) -> list[str]:
-    if not _noted(con):
+    if not _has_needles(con):
         return []
-    rows = con.execute(f"SELECT needle FROM {NOTED} WHERE needle IS NOT NULL").fetchall()
-    return [str(r[0]) for r in rows]
+    return [str(r[0]) for r in con.execute(f"SELECT DISTINCT needle FROM {NEEDLES}").fetchall()]
 
 
-def _noted(con: Con) -> bool:
+def _has_needles(con: Con) -> bool:
     rows = con.execute(
         "SELECT count(*) FROM duckdb_tables() WHERE database_name = 'temp' AND table_name = ?",
-        [NOTED.removeprefix("temp.")],
+        [NEEDLES.removeprefix("temp.")],
     ).fetchall()
     return bool(rows[0][0])
 
 
-def forget_blocks(con: Con) -> None:
-    con.execute(f"DROP TABLE IF EXISTS {NOTED}")
+def forget_blocks(con: Con, ids: Iterable[str] | None = None) -> None:
+    """Drop the notes `ids` (every note when None) and the texts to search for."""
+    if ids is None:
+        con.execute(f"DELETE FROM {PENDING}")
+    else:
+        con.execute(f"DELETE FROM {PENDING} WHERE list_contains(?, id)", [sorted(ids)])
+    con.execute(f"DROP TABLE IF EXISTS {NEEDLES}")
 
 
 HEADER_BYTES = 3 * 4096

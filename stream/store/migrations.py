@@ -493,6 +493,20 @@ _V9_RETENTION = (
     """,
 )
 
+# An erasure's unfinished scrub: the file blocks that held the erased values, written in the
+# erasure's own transaction so a control killed before the scrub ends finishes it at its next
+# start. Block ids only: the person's texts would defeat the erasure.
+_V11_ERASURE_SCRUBS = (
+    """
+    CREATE TABLE erasure_scrubs (
+        id VARCHAR PRIMARY KEY,
+        audit_id VARCHAR,
+        noted_at TIMESTAMPTZ NOT NULL,
+        blocks BIGINT[] NOT NULL
+    )
+    """,
+)
+
 Apply = Callable[[duckdb.DuckDBPyConnection], None]
 
 
@@ -527,5 +541,8 @@ MIGRATIONS: tuple[Migration, ...] = (
         10,
         "Certain session registrations: watermark streams, session last-seen, registration bodies",
         _V9_CERTAIN_SESSIONS,
+    ),
+    Migration(
+        11, "erasure scrubs a restart finishes (file blocks, never the person)", _V11_ERASURE_SCRUBS
     ),
 )

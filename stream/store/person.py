@@ -23,8 +23,11 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 from stream.delivery_keys import SEP as KEY_SEP
@@ -292,10 +295,13 @@ class ErasureReport:
     delivered_keys: list[str] = field(default_factory=list)
     """Keys of the person's pairs on the compacted `signal-delivered` (their change ids): the
     route writes a tombstone for each so compaction removes them; not part of the report."""
+    scrub_id: str = ""
+    """The ledger's note of the blocks to scrub (`file_blocks.PENDING`); not part of the report."""
 
     def to_dict(self) -> dict[str, Any]:
         body = asdict(self)
         body.pop("delivered_keys")
+        body.pop("scrub_id")
         return body
 
     def audit_change(self) -> dict[str, Any]:
@@ -333,8 +339,11 @@ def erase_person(con: Con, selector: Selector) -> ErasureReport:
         counts = _erase_in(con, target, _redact_params(target, person), held)
         if counts:
             touched[target.table] = counts
-    file_blocks.note_blocks(con, held, [*person.emails, *person.spellings, *person.phones])
+    scrub_id = file_blocks.note_blocks(
+        con, held, [*person.emails, *person.spellings, *person.phones]
+    )
     return ErasureReport(
+        scrub_id=scrub_id,
         selector=selector.kind,
         registrations=len(person.registrations),
         changes=len(person.change_ids),
@@ -356,6 +365,9 @@ def audit_erasure(con: Con, at: Any, actor: str, audit_id: str, report: ErasureR
         'INSERT INTO config_audit_log ("at", actor, object, object_id, action, change) '
         "VALUES (?, ?, 'ledger', ?, 'erase', ?::JSON)",
         [at, actor, audit_id, json.dumps(report.audit_change(), sort_keys=True)],
+    )
+    con.execute(
+        f"UPDATE {file_blocks.PENDING} SET audit_id = ? WHERE id = ?", [audit_id, report.scrub_id]
     )
 
 
@@ -493,31 +505,103 @@ def _rewrite_whole(con: Con, table: str) -> int:
     return copied
 
 
-def scrub_free_blocks(con: Con, rounds: int = 3) -> int:
+def scrub_free_blocks(con: Con, rounds: int = 3, *, seal: bool = True) -> int:
     """After an erasure's CHECKPOINT, outside a transaction: move other data out of the blocks
-    the erasure noted (`file_blocks.seal_blocks`), overwrite the file's free blocks with random
-    text and free them again, then search the file for the person's emails (as their changes
-    spell them and in lower case) and phones and move
-    out and scrub any block still holding one: a copy no step knew of, such as a row of theirs
-    deleted before (retention's, a resolved retry item's), whose values DuckDB keeps in its
-    row group. Returns the free blocks found before overwriting."""
-    held = file_blocks.noted_blocks(con)
+    the erasures not yet scrubbed noted (`file_blocks.seal_blocks`; not with `seal` False, for
+    a caller that moved them itself), overwrite the file's free blocks with random text and free
+    them again, then search the file for the person's emails (as their changes spell them and
+    in lower case) and phones and move out and scrub any block still holding one: a copy no
+    step knew of, such as a row of theirs deleted before (retention's, a resolved retry item's),
+    whose values DuckDB keeps in its row group. Only then are the notes dropped, with an audit
+    row per erasure saying its scrub ended: a scrub that fails or is killed is done again at
+    control's next start (`finish_erasures`). Returns the free blocks found before
+    overwriting."""
+    _hold_for_tests()
+    pending = file_blocks.pending_scrubs(con)
+    held = {b for p in pending for b in p.blocks}
     needles = file_blocks.noted_needles(con)
-    try:
-        if held:
-            log.info("ledger: erasure moved data: %s", file_blocks.seal_blocks(con, held))
-        scrubbed = file_blocks.scrub_free_blocks(con, rounds)
-        for search in range(SEARCH_ROUNDS + 1):
-            found = file_blocks.find_in_file(con, needles)
-            if not found:
-                break
-            if search == SEARCH_ROUNDS:
-                log.error("ledger: erased text is still in %d blocks of the file", len(found))
-                break
-            log.warning("ledger: erased text found again in %d blocks: moving it", len(found))
-            con.execute("FORCE CHECKPOINT")
-            file_blocks.seal_blocks(con, found - {-1}, rows=True)
-            file_blocks.scrub_free_blocks(con, rounds)
-        return scrubbed
-    finally:
-        file_blocks.forget_blocks(con)
+    sealing = file_blocks.Sealing()
+    if held and seal:
+        sealing = file_blocks.seal_blocks(con, held)
+        log.info("ledger: erasure moved data: %s", sealing)
+    scrubbed = file_blocks.scrub_free_blocks(con, rounds)
+    left = 0
+    for search in range(SEARCH_ROUNDS + 1):
+        found = file_blocks.find_in_file(con, needles)
+        left = len(found)
+        if not found:
+            break
+        if search == SEARCH_ROUNDS:
+            log.error("ledger: erased text is still in %d blocks of the file", len(found))
+            break
+        log.warning("ledger: erased text found again in %d blocks: moving it", len(found))
+        con.execute("FORCE CHECKPOINT")
+        file_blocks.seal_blocks(con, found - {-1}, rows=True)
+        file_blocks.scrub_free_blocks(con, rounds)
+    _audit_scrubbed(con, pending, scrubbed, sealing, searched=bool(needles), left=left)
+    file_blocks.forget_blocks(con, [p.id for p in pending])
+    return scrubbed
+
+
+def _audit_scrubbed(
+    con: Con,
+    pending: list[file_blocks.PendingScrub],
+    scrubbed: int,
+    sealing: file_blocks.Sealing,
+    *,
+    searched: bool,
+    left: int,
+) -> None:
+    """An audit row per erasure whose scrub ended, beside its `erase` row (same object id)."""
+    for note in pending:
+        if note.audit_id is None:
+            continue
+        change = {
+            "free_blocks_scrubbed": scrubbed,
+            "blocks_noted": len(note.blocks),
+            "blocks_left_shared": sealing.left,
+            "file_searched": searched,
+            "blocks_found_by_search": left,
+        }
+        con.execute(
+            'INSERT INTO config_audit_log ("at", actor, object, object_id, action, change) '
+            "VALUES (now(), 'control', 'ledger', ?, 'erase-scrubbed', ?::JSON)",
+            [note.audit_id, json.dumps(change, sort_keys=True)],
+        )
+
+
+def finish_erasures(con: Con) -> int:
+    """At control's start, outside a transaction: finish the scrub of any erasure whose control
+    stopped between the erasure's commit and the scrub's end (killed, out of memory, a failed
+    scrub). The redaction itself is committed; what is left is moving other data out of the
+    blocks it noted and overwriting free blocks. The person's texts were only in the old
+    process's memory, so the file is not searched: the seal and the scrub of every free block
+    are what remove the old bytes. Returns the erasures finished."""
+    pending = file_blocks.pending_scrubs(con)
+    if not pending:
+        return 0
+    log.warning(
+        "ledger: %d erasure(s) did not finish their scrub before control stopped: finishing",
+        len(pending),
+    )
+    con.execute("FORCE CHECKPOINT")
+    scrubbed = scrub_free_blocks(con)
+    log.warning("ledger: unfinished erasure scrub done (%d free blocks scrubbed)", scrubbed)
+    return len(pending)
+
+
+HOLD_ENV = "SIGNAL_TEST_ERASURE_HOLD"
+"""Tests only: a file path; while that file exists, an erasure's scrub waits before it starts
+(after touching `<path>.reached`), so a test can kill control between the erasure's commit and
+its scrub. Never set in production."""
+
+
+def _hold_for_tests() -> None:
+    hold = os.environ.get(HOLD_ENV)
+    if not hold:
+        return
+    path = Path(hold)
+    Path(f"{hold}.reached").touch()
+    deadline = time.monotonic() + 600
+    while path.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
