@@ -10,8 +10,10 @@ and reads what the worker publishes: delivery requests (`routed_at`), Marketo ca
 delivered change, in one clock (everything runs on this machine):
 
 - route: sent → routed (the change's hop through the broker, the route batch's wait);
-- to Marketo: routed → the first Marketo call that starts after it (the delivery window);
-- Marketo: that call's start → the end of the last call before the outcome (upsert, campaign);
+- to Marketo: routed → the start of its upsert (the delivery window): the last upsert that
+  started after it and before its outcome (batches go one at a time, so a call that merely
+  follows the routing may be the previous batch's campaign request);
+- Marketo: that upsert's start → the end of the last call before the outcome (the campaign);
 - outcome: the end of that call → `processed_at`;
 - total: sent → `processed_at`, the goal's "change accepted → Marketo acknowledged".
 
@@ -44,6 +46,7 @@ from bench.pipeline_throughput import (
     rig,
     send_all,
 )
+from stream.marketo.protocol import LEADS_PATH
 
 STAGES = ("route", "to Marketo", "Marketo", "outcome", "total")
 
@@ -55,6 +58,8 @@ class Seen:
     routed: dict[str, datetime] = field(default_factory=dict)
     done: dict[str, datetime] = field(default_factory=dict)
     calls: list[tuple[datetime, datetime]] = field(default_factory=list)
+    upserts: list[datetime] = field(default_factory=list)
+    """Start of every upsert call (`signal-api-calls` with the leads endpoint)."""
 
 
 def when(text: str) -> datetime:
@@ -75,6 +80,8 @@ async def read_back(consumer: AIOKafkaConsumer, seen: Seen, stop: asyncio.Event)
                     start = when(data["started_at"])
                     end = start.timestamp() + data["duration_ms"] / 1000
                     seen.calls.append((start, datetime.fromtimestamp(end, UTC)))
+                    if data.get("endpoint") == LEADS_PATH:
+                        seen.upserts.append(start)
                 elif data.get("status") == "delivered":
                     seen.done.setdefault(data["change_id"], when(data["processed_at"]))
 
@@ -97,14 +104,16 @@ def breakdown(sent: dict[str, datetime], seen: Seen) -> dict[str, list[float]]:
     """Milliseconds per stage for every change that was delivered."""
     calls = sorted(seen.calls)
     starts = [c[0] for c in calls]
+    upserts = sorted(seen.upserts)
     stages: dict[str, list[float]] = {name: [] for name in STAGES}
     for change_id, at in sent.items():
         routed, done = seen.routed.get(change_id), seen.done.get(change_id)
         if routed is None or done is None:
             continue
         mine = [c for c in calls[bisect.bisect_left(starts, routed) :] if c[1] <= done]
-        first = mine[0][0] if mine else done
         last = max((c[1] for c in mine), default=done)
+        carried = upserts[bisect.bisect_left(upserts, routed) : bisect.bisect_left(upserts, last)]
+        first = carried[-1] if carried else (mine[0][0] if mine else done)
         for name, begin, end in (
             ("route", at, routed),
             ("to Marketo", routed, first),
