@@ -1,5 +1,6 @@
-"""Caring for a large ledger: backup time and size, Parquet export time, and the erasure of one
-person, each with what it does to recording going on at the same time.
+"""Caring for a large ledger: backup time and size and its restore, Parquet export time, and
+the erasure of one person, each with what it does to recording going on at the same time and
+the process's peak memory (run one part alone for its own peak).
 
     python -m bench.ledger_care [--outcomes 10000000] [--parts backup,export,erase]
 
@@ -29,7 +30,7 @@ from bench import sized
 from bench._big_ledger import copy_of, ledger
 from bench.store_outcomes import outcome_rows
 from stream.store import Store, file_blocks
-from stream.store.backup import BackupReport, take_backup
+from stream.store.backup import BACKUP_FILE, BackupReport, restore_backup, take_backup
 from stream.store.errors import StoreError
 from stream.store.export import ExportRequest, export_table, save_watermark
 from stream.store.person import ErasureReport, Selector, erase_person, scrub_free_blocks
@@ -102,9 +103,36 @@ async def backup(store: Store, root: Path, window: float) -> None:
         f"({sum(report.tables.values()):,} rows) while recording went on "
         f"({time.perf_counter() - started:.1f} s with it)"
     )
+    print(f"          process peak {peak_mb():,.0f} MB")
     print(f"recording alone:          {quiet.describe()}")
     print(f"recording during backup:  {during.describe()}")
     print(f"          ratio during/alone {during.rows_per_s / quiet.rows_per_s:.2f}")
+    await restore(root)
+
+
+def peak_mb() -> float:
+    """The process's peak resident memory so far (run one part alone for that part's peak)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e3
+
+
+async def restore(root: Path) -> None:
+    """The backup just taken restored into a stopped installation's empty data dir, and the
+    restored ledger opened as control opens it (migrations checked, WAL replayed)."""
+    t = time.perf_counter()
+    report = await asyncio.to_thread(restore_backup, root / "backup", root / "restored")
+    restore_s = time.perf_counter() - t
+    t = time.perf_counter()
+    restored = await Store.open(Path(report.data_dir) / BACKUP_FILE)
+    rows = await restored.read(
+        lambda con: con.execute("SELECT count(*) FROM outcome_log").fetchall()[0][0]
+    )
+    await restored.close()
+    print(
+        f"restore   {restore_s:.1f} s, {report.bytes / 1e6:,.1f} MB "
+        f"({sum(report.tables.values()):,} rows); opened as control opens it and "
+        f"{rows:,} outcomes counted in {time.perf_counter() - t:.1f} s; process peak "
+        f"{peak_mb():,.0f} MB"
+    )
 
 
 async def export(store: Store, root: Path) -> None:
@@ -187,7 +215,10 @@ async def main() -> None:
     parser.add_argument(
         "--parts",
         default="backup,export,erase",
-        help="which of backup, export, erase to run (comma-separated; erase changes the copy)",
+        help=(
+            "which of backup (then its restore), export, erase to run (comma-separated; erase "
+            "changes the copy)"
+        ),
     )
     parser.add_argument(
         "--memory-limit",

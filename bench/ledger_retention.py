@@ -22,7 +22,7 @@ from pathlib import Path
 
 from bench import sized
 from bench._big_ledger import NOW, SPAN, copy_of, ledger
-from bench.ledger_care import file_mb, recording
+from bench.ledger_care import file_mb, peak_mb, recording
 from stream.control.retention import PassReport, Retention
 from stream.store import Store
 from stream.store.retention import RetentionPolicy
@@ -68,6 +68,7 @@ async def main() -> None:
             print(f"recording during the pass: {during.describe()}")
             print(f"recording after the pass:  {after.describe()}")
             print(f"          ratio during/before {during.rows_per_s / quiet.rows_per_s:.2f}")
+            print(f"          process peak {peak_mb():,.0f} MB")
         finally:
             await store.close()
 

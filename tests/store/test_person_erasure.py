@@ -14,7 +14,14 @@ from typing import Any
 import pytest
 
 from stream.store import Store, file_blocks
-from stream.store.person import PersonError, Selector, erase_person, scrub_free_blocks
+from stream.store.person import (
+    PersonError,
+    Selector,
+    audit_erasure,
+    erase_person,
+    finish_erasures,
+    scrub_free_blocks,
+)
 from stream.store.writer import Con
 from tests.store.conftest import T0, change
 from tests.support.changes import change_row, registration_json
@@ -85,14 +92,17 @@ async def _shared_reason_blocks(store: Store) -> set[str]:
     return await store.read(read)
 
 
-async def _erase(store: Store, person: Someone) -> dict[str, Any]:
-    report = await store.write(lambda con: erase_person(con, Selector(email=person.email)))
-
+async def _scrub(store: Store) -> int:
     def scrub(con: Con) -> int:
         con.execute("FORCE CHECKPOINT")
         return scrub_free_blocks(con)
 
-    await store.write_raw(scrub)
+    return await store.write_raw(scrub)
+
+
+async def _erase(store: Store, person: Someone) -> dict[str, Any]:
+    report = await store.write(lambda con: erase_person(con, Selector(email=person.email)))
+    await _scrub(store)
     return report.to_dict()
 
 
@@ -215,3 +225,56 @@ async def test_a_row_deleted_before_is_found_by_searching_the_file(
     assert "erased text found again" in caplog.text
     assert "still in" not in caplog.text
     assert person.email not in caplog.text
+
+
+async def test_the_ledger_notes_blocks_never_the_person(store: Store) -> None:
+    """The note that survives a crash holds block ids and the audit id, nothing of the person's;
+    the texts to search for stay in the writer's memory."""
+    person = Someone.make()
+    await _seed(store, person)
+    report = await store.write(lambda con: erase_person(con, Selector(email=person.email)))
+
+    def note(con: Con) -> list[Any]:
+        return con.execute("SELECT * FROM erasure_scrubs").fetchall()
+
+    rows = await store.write_raw(note)
+    assert len(rows) == 1 and rows[0][0] == report.scrub_id and rows[0][3]
+    for secret in (person.email, person.email.lower(), person.phone, person.code):
+        assert secret not in str(rows)
+    assert person.email.lower() in await store.write_raw(file_blocks.noted_needles)
+
+
+async def test_a_failed_scrub_keeps_the_note_and_the_next_start_finishes_it(
+    store: Store, db_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A scrub that fails leaves the note in the ledger; `finish_erasures` (control's start)
+    moves and scrubs then, without the texts, drops the note and audits the end."""
+    person = Someone.make()
+    await _seed(store, person)
+
+    def work(con: Con) -> None:
+        report = erase_person(con, Selector(email=person.email))
+        audit_erasure(con, T0, "operator", "erasure-1", report)
+
+    await store.write(work)
+    real = file_blocks.scrub_free_blocks
+
+    def broken(con: Con, rounds: int = 3) -> int:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(file_blocks, "scrub_free_blocks", broken)
+    with pytest.raises(OSError, match="disk full"):
+        await _scrub(store)
+    assert await store.write_raw(file_blocks.noted_blocks), "the note stays for the next start"
+    assert person.email.encode() in _file_bytes(db_path)
+
+    monkeypatch.setattr(file_blocks, "scrub_free_blocks", real)
+    # What a restart has: the ledger's note, not the texts of the process that erased.
+    await store.write_raw(lambda con: con.execute("DROP TABLE IF EXISTS temp.erasure_needles"))
+    assert await store.write_raw(finish_erasures) == 1
+    for secret in person.secrets:
+        assert secret not in _file_bytes(db_path), f"{secret!r} is still in the file"
+    assert await store.write_raw(file_blocks.noted_blocks) is None
+    actions = [(e.action, e.object_id) for e in await store.config_audit(kind="ledger")]
+    assert sorted(actions) == [("erase", "erasure-1"), ("erase-scrubbed", "erasure-1")]
+    assert await store.write_raw(finish_erasures) == 0, "nothing left to finish"
