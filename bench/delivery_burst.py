@@ -101,7 +101,9 @@ async def run(changes: int) -> None:
         # Call n + 100 cannot go before call n's window has passed, so the last call follows
         # call n - 200 by two windows at least: how soon the first calls went sets the end.
         w = MARKETO_CALLS_PER_WINDOW
-        marks = sorted(n for n in {1, len(at) - 2 * w, w, len(at) - w, 2 * w, len(at)} if n >= 1)
+        marks = sorted(
+            n for n in {1, len(at) - 2 * w, w, len(at) - w, 2 * w, len(at)} if 1 <= n <= len(at)
+        )
         print("  calls sent  " + ", ".join(f"#{n} {at[n - 1]:.1f} s" for n in marks))
     if bound:
         verdict = "met" if elapsed <= goal else "not met"
