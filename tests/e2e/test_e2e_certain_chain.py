@@ -39,7 +39,7 @@ from stream.broker import EmbeddedBroker
 from tests.support.processes import ControlProcess, start_control, start_pipeline
 from tests.support.waiting import until
 
-pytestmark = [pytest.mark.integration, pytest.mark.e2e, pytest.mark.timeout(600)]
+pytestmark = [pytest.mark.integration, pytest.mark.e2e, pytest.mark.timeout(900)]
 
 EVENT = "SUMMIT26"
 PROGRAM = 1044
@@ -56,7 +56,10 @@ TESTS = 3
 REGRESSED = 3
 NURTURED_COUNTRIES = frozenset({"US", "CA", "DE", "GB"})
 """The demo's nurture flow's country filter."""
-SETTLE_S = 240.0
+SETTLE_S = 420.0
+"""Generous: the mass change is the suite's heaviest run (~60 CPU-s across the test, its
+sandboxes and Signal's processes); at load 10-16 on 2 cores (the suite beside `just bench`)
+the ledger held 1,047 of its 5,000 changes after 240 s."""
 
 
 @pytest.fixture
