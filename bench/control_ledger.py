@@ -3,6 +3,7 @@ and how fast a flow toggle reaches a worker reading `signal-config`.
 
     python -m bench.control_ledger [--changes 20000] [--outcomes 20000] [--ingest 10000]
                                    [--batch 500] [--toggles 10] [--long 1000000]
+                                   [--realistic 100000] [--queued-share 0.8]
 
 Runs the real `Recorder`, `ConfigService` and operator API over a DuckDB file in a temporary
 directory and an embedded broker; nothing is mocked. Smoke mode (`bench/__init__.py`): 500
@@ -33,7 +34,7 @@ from stream.control.config_service import ConfigService
 from stream.control.recorder import RawRecord, Recorder
 from stream.control.runtime import ControlSettings
 from stream.control.secret_store import SecretStore
-from stream.messages import ConfigSnapshot
+from stream.messages import ConfigSnapshot, FailureCategory, OutcomeRecord, OutcomeStatus
 from stream.store import Store
 
 T0 = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
@@ -130,6 +131,104 @@ async def bench_recorder(recorder: Recorder, changes: int, outcomes: int, batch:
     )
 
 
+def pipeline_outcome(i: int, status: OutcomeStatus, at: datetime) -> bytes:
+    """An outcome record as the pipeline writes it (`deliver.outcome_for`, `model_dump_json`):
+    every field the deliver step fills, about 550 bytes, where `outcome` is about 320."""
+    failed = status is OutcomeStatus.FAILED
+    final = status is not OutcomeStatus.QUEUED
+    return (
+        OutcomeRecord(
+            change_id=f"real-{i:08d}",
+            flow_id="f1",
+            flow_name="F1",
+            mode="live",
+            registration_code=f"R{i:08d}",
+            event_code=f"EV{i % 20}",
+            action="create_update_lead",
+            connection_id="mkto",
+            status=status,
+            category=FailureCategory.TECHNICAL if failed else None,
+            reason="HTTP 503 from Marketo: service unavailable" if failed else None,
+            marketo_lead_id=None if failed or not final else 1_000_000 + i,
+            lead_result="created" if final and not failed else None,
+            occurred_at=T0 + timedelta(milliseconds=i),
+            processed_at=at,
+            latency_ms=412.7 if final else None,
+            campaign_id=1,
+            retryable=failed,
+            resume_at=at + timedelta(seconds=30) if failed else None,
+            request_id=f"e42b#{i:012x}" if final else None,
+        )
+        .model_dump_json()
+        .encode()
+    )
+
+
+def realistic_batches(total: int, size: int, queued_share: float) -> list[list[bytes]]:
+    """`total` final outcomes (1 in 6 failed) in batches of `size`; `queued_share` of their
+    pairs were queued one batch earlier, as the pipeline's route step records a delivery in
+    flight before the deliver step's outcome: those finals find their pair stored. The queued
+    rows count among the batch's rows, so a batch holds `size` rows of either kind."""
+    tenths = round(queued_share * 10)
+    records: list[tuple[int, bytes]] = []  # (position in the stream, record)
+    for i in range(total):
+        at = T0 + timedelta(seconds=10, milliseconds=i)
+        status = OutcomeStatus.FAILED if i % 6 == 5 else OutcomeStatus.DELIVERED
+        position = i
+        if i % 10 < tenths:
+            # Its queued row one batch earlier (routing time a second before the final).
+            records.append(
+                (i - size, pipeline_outcome(i, OutcomeStatus.QUEUED, at - timedelta(seconds=1)))
+            )
+        records.append((position, pipeline_outcome(i, status, at)))
+    records.sort(key=lambda r: r[0])
+    values = [r for _, r in records]
+    return [values[start : start + size] for start in range(0, len(values), size)]
+
+
+async def bench_realistic(
+    store: Store, config: ConfigService, total: int, queued_share: float
+) -> None:
+    """Real-sized outcome records in batches of the record agent's maximum, a share of them
+    taking the stored-pair path; the store's write timed apart from the agent's Python work."""
+    batches = realistic_batches(total, RECORD_BATCH_MAX, queued_share)
+    rows = sum(len(b) for b in batches)
+    size = statistics.mean(len(r) for r in batches[len(batches) // 2])
+    recorder = Recorder(store, config)
+    write = store.record_outcome_batch
+    written = [0.0]
+
+    async def timed(*args: Any, **kwargs: Any) -> int:
+        started = time.perf_counter()
+        try:
+            return await write(*args, **kwargs)
+        finally:
+            written[0] += time.perf_counter() - started
+
+    recorder.store = _Timed(store, timed)  # type: ignore[assignment]
+    started, cpu = time.perf_counter(), time.process_time()
+    for batch in batches:
+        await recorder.record_outcomes(batch)
+    elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
+    print(
+        f"record agent, pipeline-sized records ({size:.0f} bytes; {queued_share:.0%} of finals "
+        f"follow a queued row of the batch before): {rate(rows, elapsed)}, "
+        f"{rows / cpu:,.0f} rows per CPU-second; store write {written[0] * 1000 / len(batches):.0f} "
+        f"ms per batch of {RECORD_BATCH_MAX}"
+    )
+
+
+class _Timed:
+    """The store with `record_outcome_batch` timed: every other attribute is the store's."""
+
+    def __init__(self, store: Store, timed: Any) -> None:
+        self._store = store
+        self.record_outcome_batch = timed
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+
 async def bench_long_run(recorder: Recorder, total: int, segment: int) -> None:
     """Outcomes of new changes in batches of `RECORD_BATCH_MAX`, the rate per `segment` rows
     (the record agent's time only): whether recording holds its rate as the ledger's tables and
@@ -203,7 +302,14 @@ async def bench_toggle(
 
 
 async def run(
-    changes: int, outcomes: int, batch: int, ingest: int, toggles: int, long_run: int
+    changes: int,
+    outcomes: int,
+    batch: int,
+    ingest: int,
+    toggles: int,
+    long_run: int,
+    realistic: int,
+    queued_share: float,
 ) -> None:
     with tempfile.TemporaryDirectory() as tmp, EmbeddedBroker() as broker:
         data = Path(tmp)
@@ -224,6 +330,8 @@ async def run(
         await config.start(data / "account.yaml")
         try:
             await bench_recorder(Recorder(store, config), changes, outcomes, batch)
+            if realistic:
+                await bench_realistic(store, config, realistic, queued_share)
             if long_run:
                 await bench_long_run(Recorder(store, config), long_run, LONG_SEGMENT)
             deps = ApiDeps(store=store, config=config, produce_changes=produce, token="t")
@@ -250,8 +358,31 @@ def main() -> None:
     parser.add_argument(
         "--long", type=int, default=0, help="then this many outcomes more, rate per 100,000"
     )
+    parser.add_argument(
+        "--realistic",
+        type=int,
+        default=sized(50_000, 500),
+        help="final outcomes of pipeline size (with their queued rows); 0 skips",
+    )
+    parser.add_argument(
+        "--queued-share",
+        type=float,
+        default=0.8,
+        help="share of the realistic finals whose pair was queued a batch earlier",
+    )
     args = parser.parse_args()
-    asyncio.run(run(args.changes, args.outcomes, args.batch, args.ingest, args.toggles, args.long))
+    asyncio.run(
+        run(
+            args.changes,
+            args.outcomes,
+            args.batch,
+            args.ingest,
+            args.toggles,
+            args.long,
+            args.realistic,
+            args.queued_share,
+        )
+    )
 
 
 if __name__ == "__main__":
