@@ -26,7 +26,6 @@ from stream.store.retry_queue import (
     RetryQueue,
     last_per_key,
     resolve_retries,
-    upsert_retries,
 )
 from stream.store.rows import (
     ApiCallRow,
@@ -229,24 +228,67 @@ def _split_by_stored(con: Con, table: pa.Table, stored_in: str) -> tuple[pa.Tabl
     return table.filter(pc.invert(stored)), table.filter(stored)
 
 
+_CONFLICT = "(change_id, flow_id) DO UPDATE SET"
+_CONFLICT_WHERE = "\n    WHERE "
+
+
+def _as_update(statement: str) -> str:
+    """The state upsert `statement` as an UPDATE of stored pairs: its SELECT joined to
+    delivery_state by key, its SET with the selected row for `excluded`, its conflict WHERE
+    (if any) added to the join's. For a batch whose every pair is stored the upsert inserts
+    nothing and updates exactly the rows this updates, to the same values; DuckDB runs the
+    upsert as a merge joining the batch with the whole table, the UPDATE as a join of the batch
+    with its own rows by key."""
+    head, tail = statement.split("ON CONFLICT", 1)
+    tail = tail.strip().removeprefix(_CONFLICT)
+    select = head.split(_STATE_COLUMNS, 1)[1].strip()
+    assignments, _, condition = tail.partition(_CONFLICT_WHERE)
+    where = "delivery_state.change_id = b.change_id AND delivery_state.flow_id = b.flow_id"
+    if condition.strip():
+        where += f" AND ({condition.strip()})"
+    return (
+        f"UPDATE delivery_state SET {assignments.strip().replace('excluded.', 'b.')}\n"
+        f"    FROM ({select}) AS b{_STATE_COLUMNS}\n    WHERE {where}"
+    )
+
+
+def _update_stored(con: Con, statement: str, stored: pa.Table) -> None:
+    """`statement` over a batch whose pairs all have state: `_as_update` of it."""
+    with registered(con, "batch", stored):
+        con.execute(_as_update(statement)).fetchall()
+
+
 def _run_state_statement(con: Con, statement: str, new: pa.Table) -> None:
-    """`statement` over the batch `new`: as a plain insert for the pairs without state, as the
-    upsert for the others (see `_split_by_stored`). Every statement reads and ranks a pair's
-    rows by themselves, so splitting the batch by pair changes no pair's result, and what the
-    upsert inserts for a pair without state is what its SELECT makes."""
+    """`statement` over the batch `new`: as a plain insert for the pairs without state, as an
+    update for the others (see `_split_by_stored`, `_as_update`). Every statement reads and
+    ranks a pair's rows by themselves, so splitting the batch by pair changes no pair's result,
+    and what the upsert inserts for a pair without state is what its SELECT makes."""
     fresh, stored = _split_by_stored(con, new, "delivery_state")
     if fresh.num_rows:
         with registered(con, "batch", fresh):
             con.execute(statement.split("ON CONFLICT", 1)[0]).fetchall()
     if stored.num_rows:
-        with registered(con, "batch", stored):
-            con.execute(statement).fetchall()
+        _update_stored(con, statement, stored)
 
 
 _RESOLVING = pa.array(RESOLVING_STATUSES, type=ab.STR)
 _RETRY_COLUMNS = ", ".join(ab.RETRY_COLUMNS)
 _RETRY_INSERT = f"INSERT INTO retry_items ({_RETRY_COLUMNS}) SELECT {_RETRY_COLUMNS} FROM batch"
 """A batch's retry items whose pairs have none yet: what `upsert_retries` inserts for them."""
+_RETRY_UPDATE = (
+    "UPDATE retry_items SET "
+    + ", ".join(
+        f"{c} = b.{c}" for c in ab.RETRY_COLUMNS if c not in ("change_id", "flow_id", "created_at")
+    )
+    + " FROM batch b WHERE retry_items.change_id = b.change_id AND retry_items.flow_id = b.flow_id"
+)
+"""A batch's retry items whose pairs have one stored (one item per pair, `last_per_key`): what
+`upsert_retries` sets for them, without the merge over the whole table."""
+
+
+def _update_stored_retries(con: Con, stored: pa.Table) -> None:
+    insert_arrow(con, stored, _RETRY_UPDATE)
+
 
 _CHANGE_INSERT_COLUMNS = ", ".join(ab.CHANGE_COLUMNS)
 _CHANGE_VALUES = _CHANGE_INSERT_COLUMNS.replace("payload", "payload::JSON")
@@ -527,7 +569,7 @@ class Store(RetryQueue, ConfigObjects):
                 if fresh.num_rows:
                     insert_arrow(con, fresh, _RETRY_INSERT)
                 if stored.num_rows:
-                    upsert_retries(con, stored)
+                    _update_stored_retries(con, stored)
             if new is not None and not statuses.isdisjoint(RESOLVING_STATUSES):
                 resolving = new.filter(pc.is_in(new["status"], value_set=_RESOLVING))
                 _, open_items = _split_by_stored(con, resolving, "retry_items")

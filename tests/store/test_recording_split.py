@@ -18,6 +18,8 @@ from stream.control import retry_scheduler
 from stream.control.recorder import Recorder
 from stream.store import RetryItem, Store
 from stream.store import store as store_module
+from stream.store.base import registered
+from stream.store.retry_queue import upsert_retries
 from tests.store.test_recording_paths import batches
 
 T0 = datetime(2026, 3, 1, 9, 30, tzinfo=UTC)
@@ -61,10 +63,35 @@ async def ledger_after(path: Path, seed: int) -> list[list[tuple[Any, ...]]]:
         await store.close()
 
 
-@pytest.mark.parametrize("seed", [5, 23])
+def on_conflict(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Stored pairs take the ON CONFLICT upsert (state and retry items) instead of the UPDATE."""
+
+    def upsert_state(con: Any, statement: str, stored: pa.Table) -> None:
+        with registered(con, "batch", stored):
+            con.execute(statement).fetchall()
+
+    monkeypatch.setattr(store_module, "_update_stored", upsert_state)
+    monkeypatch.setattr(store_module, "_update_stored_retries", upsert_retries)
+
+
+@pytest.mark.parametrize("seed", [5, 23, 41])
 async def test_the_split_leaves_what_the_upsert_alone_leaves(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, seed: int
 ) -> None:
+    """Three ways to one ledger: new pairs inserted and stored ones updated (what recording
+    does), stored ones upserted instead, and every pair through the upsert."""
+    updates: list[str] = []
+    as_update = store_module._as_update
+
+    def watched(statement: str) -> str:
+        updates.append(statement)
+        return as_update(statement)
+
+    monkeypatch.setattr(store_module, "_as_update", watched)
+    updated = await ledger_after(tmp_path / "update.duckdb", seed)
+    assert len(set(updates)) >= 3, "the final, queued and duplicate statements ran as updates"
+
+    on_conflict(monkeypatch)
     split = await ledger_after(tmp_path / "split.duckdb", seed)
 
     def all_stored(con: Any, table: pa.Table, stored_in: str) -> tuple[pa.Table, pa.Table]:
@@ -75,6 +102,7 @@ async def test_the_split_leaves_what_the_upsert_alone_leaves(
     state, outcomes, items = split
     assert len(state) > 30 and len(outcomes) > 100 and len(items) > 10
     assert split == upserted
+    assert updated == upserted
 
 
 def outcome(i: int, **fields: Any) -> bytes:
