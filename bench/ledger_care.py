@@ -2,7 +2,7 @@
 the erasure of one person, each with what it does to recording going on at the same time and
 the process's peak memory (run one part alone for its own peak).
 
-    python -m bench.ledger_care [--outcomes 10000000] [--parts backup,export,erase]
+    python -m bench.ledger_care [--outcomes 10000000] [--parts backup,export,erase,resume]
 
 The ledger is the generated one of `bench._big_ledger` (10M outcome pairs over 30 days, built
 once and cached), copied so the erasure changes a private file. Everything then goes through the
@@ -33,7 +33,13 @@ from stream.store import Store, file_blocks
 from stream.store.backup import BACKUP_FILE, BackupReport, restore_backup, take_backup
 from stream.store.errors import StoreError
 from stream.store.export import ExportRequest, export_table, save_watermark
-from stream.store.person import ErasureReport, Selector, erase_person, scrub_free_blocks
+from stream.store.person import (
+    ErasureReport,
+    Selector,
+    erase_person,
+    finish_erasures,
+    scrub_free_blocks,
+)
 from stream.store.writer import DEFAULT_MEMORY_LIMIT, Con
 
 RECORD_BATCH = 500
@@ -209,6 +215,30 @@ async def erase(store: Store, window: float) -> None:
     print(f"recording during erasure: {during.describe()}")
 
 
+async def resume(store: Store, path: Path) -> Store:
+    """An erasure whose control stopped after its commit, before its scrub: the ledger closed
+    there, then opened again and the scrub finished as control's start does (`finish_erasures`:
+    moving out of the noted blocks and scrubbing every free block, without the search, whose
+    texts were in the stopped process's memory). Returns the store opened again."""
+    email = await someone(store)
+    t = time.perf_counter()
+    await store.write(lambda con: erase_person(con, Selector(email=email)))
+    erase_s = time.perf_counter() - t
+    await store.close()
+    t = time.perf_counter()
+    store = await Store.open(path)
+    open_s = time.perf_counter() - t
+    t = time.perf_counter()
+    finished = await store.write_raw(finish_erasures)
+    print(
+        f"resume    erasure {erase_s:.1f} s, closed before its scrub; opened again in "
+        f"{open_s:.1f} s, {finished} unfinished scrub finished in "
+        f"{time.perf_counter() - t:.1f} s (checkpoint, moving, scrub); process peak "
+        f"{peak_mb():,.0f} MB"
+    )
+    return store
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--outcomes", type=int, default=sized(10_000_000, 10_000))
@@ -216,8 +246,8 @@ async def main() -> None:
         "--parts",
         default="backup,export,erase",
         help=(
-            "which of backup (then its restore), export, erase to run (comma-separated; erase "
-            "changes the copy)"
+            "which of backup (then its restore), export, erase, resume (an erasure's scrub "
+            "finished after a stop) to run (comma-separated; erase and resume change the copy)"
         ),
     )
     parser.add_argument(
@@ -246,6 +276,8 @@ async def main() -> None:
                 await erase(store, window)
                 after = await file_mb(path)
                 print(f"file      {before:,.0f} MB before the erasure, {after:,.0f} MB after")
+            if "resume" in parts:
+                store = await resume(store, path)
         finally:
             await store.close()
 

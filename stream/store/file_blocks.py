@@ -61,18 +61,27 @@ class Segment:
     hi: int
     validity: bool
     blocks: tuple[int, ...]
+    offset: int = 0
+    """Where in its first block the segment starts."""
+    count: int = 0
+
+    @property
+    def place(self) -> tuple[str, str, bool, tuple[int, ...], int, int]:
+        """The segment as stored, whatever the rowids of its row group become once a
+        checkpoint drops the groups before it."""
+        return (self.table, self.column, self.validity, self.blocks, self.offset, self.count)
 
 
 def segments(con: Con, table: str) -> list[Segment]:
     """The table's persistent segments that occupy blocks, from `pragma_storage_info`."""
     rows = con.execute(
         "SELECT row_group_id, column_name, column_path, segment_type, start, count, block_id, "
-        "additional_block_ids FROM pragma_storage_info(?) WHERE persistent "
+        "additional_block_ids, block_offset FROM pragma_storage_info(?) WHERE persistent "
         "ORDER BY row_group_id",
         [table],
     ).fetchall()
     sizes: dict[int, int] = {}
-    for group, _name, path, _kind, start, count, _block, _more in rows:
+    for group, _name, path, _kind, start, count, _block, _more, _offset in rows:
         if path == "[0]":
             sizes[int(group)] = max(sizes.get(int(group), 0), int(start) + int(count))
     starts: dict[int, int] = {}
@@ -81,7 +90,7 @@ def segments(con: Con, table: str) -> list[Segment]:
         starts[group] = at
         at += sizes[group]
     found: list[Segment] = []
-    for group, name, _path, kind, start, count, block, more in rows:
+    for group, name, _path, kind, start, count, block, more, offset in rows:
         blocks = tuple(int(b) for b in [block, *(more or [])] if b is not None and int(b) >= 0)
         if not blocks or int(group) not in starts:
             continue
@@ -96,6 +105,8 @@ def segments(con: Con, table: str) -> list[Segment]:
                 lo + int(count),
                 kind == "VALIDITY",
                 blocks,
+                int(offset or 0),
+                int(count),
             )
         )
     return found
@@ -255,15 +266,24 @@ def seal_blocks(con: Con, held: set[int], *, rows: bool = False) -> Sealing:
     Once per erasure: later checkpoints reuse the freed blocks for fresh segments, which a
     second call would move again for nothing."""
     columns = groups = 0
+    moving: set[tuple[str, str, bool, tuple[int, ...], int, int]] | None = None
     for rounds in range(SEAL_ROUNDS + 1):
         occupants = [
             s for table in _tables(con) for s in segments(con, table) if held & set(s.blocks)
         ]
+        if moving is not None:
+            # Only what the last round failed to move: any other segment there now is fresh,
+            # written by that round's checkpoint into a block it freed (rows inserted again
+            # land in the blocks their old group left), and a block is written whole, so none
+            # of the old bytes stay beside it. Moving those again would go on for ever (on
+            # 10M outcomes: 4 rounds of retry item groups, 10 s each, and 15 blocks "left").
+            occupants = [s for s in occupants if s.place in moving]
         # A block vacated by a round is free: the scrub overwrites it, or a later checkpoint
         # reuses it for fresh segments, which need no moving.
         held = {b for s in occupants for b in s.blocks if b in held}
         if not occupants or rounds == SEAL_ROUNDS:
             break
+        moving = {s.place for s in occupants}
         by_group: dict[tuple[str, int, int], set[str]] = {}
         for s in occupants:
             by_group.setdefault((s.table, s.group_lo, s.group_hi), set()).add(s.column)
