@@ -55,6 +55,7 @@ from stream.messages import utcnow
 from stream.pipeline.clients import ClientPool
 from stream.pipeline.deliver_stage import DeliverStage
 from stream.pipeline.delivered_log import DeliveredLog
+from stream.pipeline.fetch_priority import FetchPriority, use_fetch_priority
 from stream.pipeline.marks_journal import MarksJournal
 from stream.pipeline.publisher import Record, RecordPublisher
 from stream.pipeline.route_stage import RouteStage
@@ -172,6 +173,9 @@ class Pipeline(RouteStage, DeliverStage):
             **faust_settings(data_dir=o.data_dir, **o.faust_overrides),
         )
         use_fetch_max_wait(FETCH_MAX_WAIT_MS)
+        # Delivery requests first, then at most a route batch of changes per poll
+        # (`fetch_priority.py`): in a burst, requests no longer wait behind the changes polled.
+        use_fetch_priority(app, FetchPriority(frozenset({DELIVERIES.name}), o.route_max))
         raw = {"key_serializer": "raw", "value_serializer": "raw"}
         self.changes_topic = faust_topic(app, CHANGES, **raw)
         self.redrive_topic = faust_topic(app, REDRIVE, **raw)
