@@ -44,11 +44,18 @@ from stream.topics import DELIVERED, OUTCOMES
 
 log = logging.getLogger("signal.pipeline")
 
-__all__ = ["MAX_PAUSE_S", "DeliverStage", "pause_after"]
+__all__ = ["FILL_WAIT_S", "MAX_PAUSE_S", "DeliverStage", "pause_after"]
 
 MAX_PAUSE_S = 5.0
 """The longest pause between batches: the worker stops within it, and a pause that long already
 means the window is nearly spent — the rate limiter holds the calls beyond it."""
+
+FILL_WAIT_S = 1.0
+"""A stream that fills a batch within this long waits for the batch to fill even while the
+window has room. It comes faster than Marketo's budget can carry in partial batches (100 calls
+per 20 s is about 375 leads/s in full ones), so the calls it would spend early are calls it lacks
+later: in a burst, partial batches in the first window put the end a window later. The wait
+costs such a stream at most this long."""
 
 Windows = dict[str, tuple[RollingWindow, int]]
 """Per connection a batch called: its client's rolling window and the window's `sent` count before
@@ -71,12 +78,16 @@ def pause_after(
     Each connection's window says when a batch of as many calls as this one made may go
     (`RollingWindow.spacing`); the stage waits for the latest. A full batch does not wait:
     waiting would not make the next one larger. Nor does any wait last longer than the stream
-    needs to fill a batch at the rate this one came in (`taken` in `since_last_s`)."""
+    needs to fill a batch at the rate this one came in (`taken` in `since_last_s`); and a
+    stream that fills one within `FILL_WAIT_S` waits for it, whatever the window."""
     if taken >= full:
         return 0.0
     wait = max((w.spacing(w.sent - before) for w, before in windows.values()), default=0.0)
     if since_last_s is not None and taken > 0:
-        wait = min(wait, since_last_s * full / taken - busy_s)
+        fill = since_last_s * full / taken - busy_s
+        wait = min(wait, fill)
+        if fill <= FILL_WAIT_S:
+            wait = fill
     return max(0.0, min(wait, MAX_PAUSE_S) - window_s)
 
 
