@@ -3,6 +3,7 @@ console factory's type, importable by a module name no other test folder uses.""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
@@ -16,6 +17,9 @@ from tests.support.clock import FIXED
 # The console's clock in tests: the shared fixed moment (snapshots show times relative to it).
 CLOCK = FIXED
 MakeConsole = Callable[..., SignalConsole]
+SETTLE_S = 30.0
+"""How long `settle` waits for a load to finish: a deadline, not a count of 20 ms pauses, which
+a loaded machine (the suite beside `just bench`) ran through before control had answered."""
 
 
 def fixed_clock() -> datetime:
@@ -28,7 +32,8 @@ async def settle(pilot: Pilot[Any], rounds: int = 4) -> None:
     for _ in range(rounds):
         await pilot.pause()
         await pilot.app.workers.wait_for_complete()
-    for _ in range(200):
+    deadline = time.monotonic() + SETTLE_S
+    while time.monotonic() < deadline:
         busy = any(w.is_running for w in pilot.app.workers)
         if not busy and not getattr(pilot.app.screen, "loading_now", False):
             break

@@ -48,9 +48,10 @@ from tests.e2e.e2e_expect import (
 from tests.e2e.e2e_support import RunProcess, start_run
 from tests.support.waiting import until
 
-pytestmark = [pytest.mark.integration, pytest.mark.e2e, pytest.mark.timeout(240)]
+pytestmark = [pytest.mark.integration, pytest.mark.e2e, pytest.mark.timeout(420)]
 
 SETTLE_TIMEOUT_S = 60.0
+"""Every wait's deadline: beside `just bench` (load 10-16 on 2 cores) waits of 10-15 s ran out."""
 
 
 async def _get_json(url: str) -> Any:
@@ -101,7 +102,7 @@ async def test_demo_run_delivers_keeps_its_files_private_and_stops_without_orpha
         leads = await _get_json(f"{sandbox_url}/_sandbox/leads")
         assert leads["leads"], "no lead reached the sandbox"
         print(f"first delivered outcome seen {first_delivery_s:.1f}s after `csignal run --demo`")
-        await run.wait_for(r"changes \d+ · ", within=10)
+        await run.wait_for(r"changes \d+ · ", within=SETTLE_TIMEOUT_S)
         present = modes(data_dir)
         expected = {"signal.duckdb", "api-token", "logs", "logs/control.log", "logs/pipeline.log"}
         assert expected <= set(present), present
@@ -112,9 +113,13 @@ async def test_demo_run_delivers_keeps_its_files_private_and_stops_without_orpha
             print("a child exited on its own during the demo:\n" + run.output)
         pipeline_pid = int(re.findall(r"pipeline (?:pid|restarted \(pid) (\d+)", run.output)[-1])
         os.kill(pipeline_pid, signal.SIGKILL)
-        await run.wait_for(rf"pipeline \(pid {pipeline_pid}\) exited with code -9", within=10)
+        await run.wait_for(
+            rf"pipeline \(pid {pipeline_pid}\) exited with code -9", within=SETTLE_TIMEOUT_S
+        )
         restarted = int(
-            (await run.wait_for(r"pipeline restarted \(pid (\d+)\)", within=15)).group(1)
+            (
+                await run.wait_for(r"pipeline restarted \(pid (\d+)\)", within=SETTLE_TIMEOUT_S)
+            ).group(1)
         )
         assert restarted != pipeline_pid
         pids.append(restarted)
