@@ -30,10 +30,8 @@ _TYPES = tuple(OUTCOME_COLUMNS.values())
 _STATUS_QUEUED = "queued"
 
 
-def outcome_values(outcome: OutcomeRecord) -> list[OutcomeValues]:
-    """The ledger rows of one outcome record, as `recorder.outcome_rows` makes them: its own,
-    and for a `queued` record one per sibling flow (named by flow id, no action or
-    connection). Raises ValueError for what `OutcomeRow` refuses."""
+def _checked(outcome: OutcomeRecord) -> tuple[str, str, str, int]:
+    """The record's key fields, checked in `OutcomeRow.__post_init__`'s order and words."""
     change_id = outcome.change_id
     flow_id = outcome.flow_id
     if not change_id:
@@ -46,6 +44,14 @@ def outcome_values(outcome: OutcomeRecord) -> list[OutcomeValues]:
     attempt = outcome.attempt
     if attempt < 1:
         raise ValueError(f"attempt counts from 1, got {attempt}")
+    return change_id, flow_id, mode, attempt
+
+
+def outcome_values(outcome: OutcomeRecord) -> list[OutcomeValues]:
+    """The ledger rows of one outcome record, as `recorder.outcome_rows` makes them: its own,
+    and for a `queued` record one per sibling flow (named by flow id, no action or
+    connection). Raises ValueError for what `OutcomeRow` refuses."""
+    change_id, flow_id, mode, attempt = _checked(outcome)
     status = outcome.status.value
     category = outcome.category.value if outcome.category is not None else None
     if status == "failed" and category is None:
@@ -111,18 +117,7 @@ def outcome_values(outcome: OutcomeRecord) -> list[OutcomeValues]:
 def outcome_id_of(outcome: OutcomeRecord) -> str:
     """The outcome_id of the record's own row, after the checks `outcome_values` makes (same
     order, same messages). Raises ValueError for what `OutcomeRow` refuses."""
-    change_id = outcome.change_id
-    flow_id = outcome.flow_id
-    if not change_id:
-        raise ValueError("change_id must not be empty")
-    if not flow_id:
-        raise ValueError("flow_id must not be empty")
-    mode = outcome.mode
-    if mode not in MODES:
-        raise ValueError(f"mode must be one of {sorted(MODES)}, got {mode!r}")
-    attempt = outcome.attempt
-    if attempt < 1:
-        raise ValueError(f"attempt counts from 1, got {attempt}")
+    change_id, flow_id, _mode, attempt = _checked(outcome)
     utc(outcome.occurred_at, "occurred_at")
     replay_id = outcome.replay_id
     stamp = utc(outcome.processed_at, "processed_at").isoformat()
