@@ -4,7 +4,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -18,30 +18,7 @@ from stream.control.outcome_batch import (
 )
 from stream.control.retry_scheduler import DEFAULT_SCHEDULE, plan_retry
 from stream.messages import OutcomeRecord, OutcomeStatus
-
-T0 = datetime(2026, 3, 1, 9, 30, tzinfo=UTC)
-
-
-def record(**fields: Any) -> OutcomeRecord:
-    base: dict[str, Any] = {
-        "change_id": "c-1",
-        "flow_id": "f1",
-        "flow_name": "Flow 1",
-        "mode": "live",
-        "status": "delivered",
-        "occurred_at": T0,
-        "processed_at": T0 + timedelta(seconds=2),
-        "registration_code": "R-1",
-        "event_code": "EXPO",
-        "action": "create_update_lead",
-        "connection_id": "mkto",
-        "marketo_lead_id": 7,
-        "lead_result": "created",
-        "latency_ms": 12.5,
-        "request_id": "req-1",
-    }
-    return OutcomeRecord.model_validate({**base, **fields})
-
+from tests.control.test_outcome_batch import T0, record
 
 PLAIN = [
     record(),
