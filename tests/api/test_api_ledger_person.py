@@ -7,7 +7,6 @@ lists the Marketo lead ids delivered."""
 from __future__ import annotations
 
 import dataclasses
-import secrets
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -23,35 +22,11 @@ from stream.store import (
 from tests.api.api_harness import Api
 from tests.support.changes import change_row, registration_json
 from tests.support.clock import recent
-from tests.support.crowd import add_crowd
+from tests.support.crowd import Someone, add_crowd
 from tests.support.processes import clean_env, run_csignal
 from tests.support.topics import read_topic
 
 WHEN = recent(hours=3)
-
-
-@dataclasses.dataclass(frozen=True)
-class Someone:
-    email: str
-    first: str
-    last: str
-    phone: str
-    code: str
-
-    @classmethod
-    def make(cls) -> Someone:
-        tag = secrets.token_hex(6)
-        return cls(
-            email=f"Person.{tag}@Example.org",
-            first=f"Firstname{secrets.token_hex(5)}",
-            last=f"Lastname{secrets.token_hex(5)}",
-            phone=f"+1 206 {secrets.randbelow(10**7):07d}",
-            code=f"REG{tag.upper()}",
-        )
-
-    @property
-    def secrets(self) -> list[bytes]:
-        return [s.encode() for s in (self.email, self.first, self.last, self.phone)]
 
 
 def change_of(person: Someone, change_id: str) -> ChangeRow:
@@ -142,7 +117,7 @@ async def figures(api: Api) -> list[Any]:
 
 
 async def test_export_person_holds_every_table(api: Api) -> None:
-    ana, bob = Someone.make(), Someone.make()
+    ana, bob = Someone.make("Person", "Example.org"), Someone.make("Person", "Example.org")
     await seed(api, ana, "ana", 501)
     await seed(api, bob, "bob", 502)
     response = await api.post("/api/v1/ledger/person", json={"email": ana.email.upper()})
@@ -192,12 +167,12 @@ async def test_person_refusals(api: Api) -> None:
 
 
 async def test_erasure_leaves_no_bytes_keeps_figures_and_audit(api: Api) -> None:
-    ana, bob = Someone.make(), Someone.make()
+    ana, bob = Someone.make("Person", "Example.org"), Someone.make("Person", "Example.org")
     await seed(api, ana, "ana", 501)
     await seed(api, bob, "bob", 502)
     await api.store.checkpoint()
     before = file_bytes(api)
-    assert all(s in before for s in ana.secrets), "the search must find the data while it is there"
+    assert all(s in before for s in ana.all_values), "the search must find the data while there"
     figures_before = await figures(api)
 
     response = await api.post("/api/v1/ledger/erasures", json={"email": ana.email})
@@ -224,7 +199,7 @@ async def test_erasure_leaves_no_bytes_keeps_figures_and_audit(api: Api) -> None
     ]
 
     after = file_bytes(api)
-    for secret in ana.secrets:
+    for secret in ana.all_values:
         assert secret not in after, f"{secret!r} is still in the ledger's file or WAL"
         assert secret.lower() not in after.lower()
     assert ana.code.encode() not in after
@@ -247,7 +222,7 @@ async def test_erasure_leaves_no_bytes_in_blocks_shared_with_a_crowd(api: Api) -
     """Among 125,000 other rows per table (a full row group) the person's reason sits in a small
     segment sharing its file block with columns the erasure keeps: the route moves those out
     before the scrub, so no byte of the person stays there either."""
-    ana, bob = Someone.make(), Someone.make()
+    ana, bob = Someone.make("Person", "Example.org"), Someone.make("Person", "Example.org")
     await seed(api, ana, "ana", 501)
     await seed(api, bob, "bob", 502)
     await api.store.archive_changes([change_of(ana, "ana-3")])
@@ -255,7 +230,7 @@ async def test_erasure_leaves_no_bytes_in_blocks_shared_with_a_crowd(api: Api) -
     await api.store.write(lambda con: add_crowd(con, "ana-3", reason, WHEN))
     await api.store.checkpoint()
     before = file_bytes(api)
-    assert all(s in before for s in ana.secrets), "the search must find the data while it is there"
+    assert all(s in before for s in ana.all_values), "the search must find the data while there"
     figures_before = await figures(api)
 
     response = await api.post("/api/v1/ledger/erasures", json={"email": ana.email})
@@ -266,14 +241,14 @@ async def test_erasure_leaves_no_bytes_in_blocks_shared_with_a_crowd(api: Api) -
     assert report["touched"]["retry_items"]["deleted"] == 2
 
     after = file_bytes(api)
-    for secret in ana.secrets:
+    for secret in ana.all_values:
         assert secret not in after, f"{secret!r} is still in the ledger's file or WAL"
     assert bob.email.encode() in after, "other people's data stays"
     assert await figures(api) == figures_before
 
 
 async def test_csignal_erase_confirms_and_reports(api: Api) -> None:
-    ana = Someone.make()
+    ana = Someone.make("Person", "Example.org")
     await seed(api, ana, "ana", 777)
     server = api.client.server
     env = clean_env(SIGNAL_API=f"{server.host}:{server.port}", SIGNAL_API_TOKEN=api.token)

@@ -9,7 +9,6 @@ import asyncio
 import contextlib
 import dataclasses
 import json
-import secrets
 from pathlib import Path
 
 import aiohttp
@@ -22,33 +21,13 @@ from stream.store.person import HOLD_ENV
 from tests.store.conftest import change
 from tests.support.changes import change_row, registration_json
 from tests.support.clock import recent
-from tests.support.crowd import add_crowd
+from tests.support.crowd import Someone, add_crowd
 from tests.support.processes import ControlProcess, start_control
 from tests.support.waiting import until
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
 WHEN = recent(hours=2)
-
-
-@dataclasses.dataclass(frozen=True)
-class Someone:
-    email: str
-    phone: str
-    code: str
-
-    @classmethod
-    def make(cls) -> Someone:
-        tag = secrets.token_hex(6)
-        return cls(
-            email=f"crashed.{tag}@example.org",
-            phone=f"+1 206 {secrets.randbelow(10**7):07d}",
-            code=f"REG{tag.upper()}",
-        )
-
-    @property
-    def secrets(self) -> list[bytes]:
-        return [self.email.encode(), self.phone.encode()]
 
 
 async def seed(path: Path, person: Someone, other: Someone) -> None:
@@ -90,7 +69,7 @@ async def test_a_killed_erasure_is_finished_by_the_next_start(
     data_dir = tmp_path / "var"
     data_dir.mkdir()
     path = data_dir / "signal.duckdb"
-    person, other = Someone.make(), Someone.make()
+    person, other = Someone.make("crashed"), Someone.make("crashed")
     await seed(path, person, other)
     assert all(s in file_bytes(path) for s in person.secrets), "the search must find them there"
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import secrets
 from pathlib import Path
 from typing import Any
 
@@ -25,27 +24,7 @@ from stream.store.person import (
 from stream.store.writer import Con
 from tests.store.conftest import T0, change
 from tests.support.changes import change_row, registration_json
-from tests.support.crowd import AT, add_crowd
-
-
-@dataclasses.dataclass(frozen=True)
-class Someone:
-    email: str
-    phone: str
-    code: str
-
-    @classmethod
-    def make(cls) -> Someone:
-        tag = secrets.token_hex(6)
-        return cls(
-            email=f"erasee.{tag}@example.org",
-            phone=f"+1 206 {secrets.randbelow(10**7):07d}",
-            code=f"REG{tag.upper()}",
-        )
-
-    @property
-    def secrets(self) -> list[bytes]:
-        return [self.email.encode(), self.phone.encode()]
+from tests.support.crowd import AT, Someone, add_crowd
 
 
 async def _seed(store: Store, person: Someone) -> None:

@@ -8,6 +8,8 @@ layout an erasure has to get the person's old bytes out of, which a handful of r
 
 from __future__ import annotations
 
+import dataclasses
+import secrets
 from datetime import datetime
 
 from stream.store.writer import Con
@@ -16,6 +18,38 @@ ROWS = 125_000
 """Rows per table: a full row group (122,880 rows) and a few more."""
 AT = 1_000
 """The person's rowid in each table: inside the first row group, not at the table's end."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Someone:
+    """One person whose values no one else in the ledger has, so a byte search finds only them."""
+
+    email: str
+    phone: str
+    code: str
+    first: str
+    last: str
+
+    @classmethod
+    def make(cls, local: str = "erasee", domain: str = "example.org") -> Someone:
+        tag = secrets.token_hex(6)
+        return cls(
+            email=f"{local}.{tag}@{domain}",
+            phone=f"+1 206 {secrets.randbelow(10**7):07d}",
+            code=f"REG{tag.upper()}",
+            first=f"Firstname{secrets.token_hex(5)}",
+            last=f"Lastname{secrets.token_hex(5)}",
+        )
+
+    @property
+    def secrets(self) -> list[bytes]:
+        """Email and phone: what the erasure's own search of the file looks for."""
+        return [self.email.encode(), self.phone.encode()]
+
+    @property
+    def all_values(self) -> list[bytes]:
+        """Email, names and phone: everything of theirs a change's payload carries."""
+        return [s.encode() for s in (self.email, self.first, self.last, self.phone)]
 
 
 def _state_rows(lo: int, hi: int, reason: str, change_id: str) -> str:
