@@ -125,21 +125,18 @@ def find_person(con: Con, selector: Selector) -> Person:
         [registrations],
     ).fetchall()
     change_ids = sorted(by_email | {str(r[0]) for r in ids})
-    emails = con.execute(
-        f"SELECT DISTINCT trim(json_extract_string(payload, '{EMAIL_PATH}')) FROM change_log "
+    # Emails and phones of those changes in one pass over change_log (a scan of its ids).
+    values = con.execute(
+        f"SELECT DISTINCT trim(json_extract_string(payload, '{EMAIL_PATH}')), "
+        f"trim(json_extract_string(payload, '{PHONE_PATH}')) FROM change_log "
         "WHERE list_contains(?, change_id)",
         [change_ids],
     ).fetchall()
-    spellings = {str(r[0]) for r in emails if r[0]}
+    spellings = {str(r[0]) for r in values if r[0]}
     if selector.email is not None:
         spellings.add(selector.email)
     found_emails = {e.lower() for e in spellings}
-    phones = con.execute(
-        f"SELECT DISTINCT trim(json_extract_string(payload, '{PHONE_PATH}')) FROM change_log "
-        "WHERE list_contains(?, change_id)",
-        [change_ids],
-    ).fetchall()
-    found_phones = sorted({str(r[0]) for r in phones if r[0] and len(str(r[0])) >= MIN_PHONE})
+    found_phones = sorted({str(r[1]) for r in values if r[1] and len(str(r[1])) >= MIN_PHONE})
     return Person(change_ids, registrations, sorted(found_emails), found_phones, sorted(spellings))
 
 
