@@ -178,28 +178,38 @@ nobody routed), so the pair is delivered, at the duplicate's time, with its reas
 a final state."""
 
 
-def _state_statements(new: pa.Table, statuses: set[str]) -> list[str]:
-    """The state statements the batch `new` (with these statuses) needs, in their order. Each
-    reads only rows of its own statuses, and one with none to read still cost DuckDB most of
-    its time (planning the upsert): the queued and duplicate statements were 40 ms of a 140 ms
-    batch of 500 outcomes without a queued or duplicate row."""
-    final = not statuses.issubset(_NOT_FINAL)
-    single = final and _one_final_row_per_pair(new, statuses)
-    wanted = (
-        (_STATE_UPSERT_ONE_PER_PAIR, single),
-        (_STATE_UPSERT, final and not single),
-        (_QUEUED_UPSERT, IN_FLIGHT_STATUS in statuses),
-        (_DUPLICATE_PROVES_DELIVERY, "skipped_duplicate" in statuses),
-    )
-    return [statement for statement, needed in wanted if needed]
+def _state_statements(new: pa.Table, statuses: set[str]) -> list[tuple[str, pa.Table]]:
+    """The state statements the batch `new` (with these statuses) needs, in their order, each
+    with the rows of the batch it reads. Each statement's SELECT keeps only rows of its own
+    statuses before ranking them, so handing it just those rows changes nothing — and spares
+    the split by stored pair (`_run_state_statement`) the rest: the final rows' stored pairs no
+    longer send the queued statement down its UPDATE path for nothing (11.5 ms of a
+    5,000-outcome batch whose queued rows were all new). A statement with no rows to read
+    still cost DuckDB most of its time (planning the upsert): the queued and duplicate
+    statements were 40 ms of a 140 ms batch of 500 outcomes without a queued or duplicate
+    row, so one without rows is left out."""
+    wanted: list[tuple[str, pa.Table]] = []
+    if not statuses.issubset(_NOT_FINAL):
+        final = new
+        if not statuses.isdisjoint(_NOT_FINAL):
+            final = new.filter(pc.invert(pc.is_in(new["status"], value_set=_NOT_FINAL_ARRAY)))
+        single = _one_final_row_per_pair(final)
+        wanted.append((_STATE_UPSERT_ONE_PER_PAIR if single else _STATE_UPSERT, final))
+    for status, statement in (
+        (IN_FLIGHT_STATUS, _QUEUED_UPSERT),
+        ("skipped_duplicate", _DUPLICATE_PROVES_DELIVERY),
+    ):
+        if status in statuses:
+            rows = new if statuses == {status} else new.filter(pc.equal(new["status"], status))
+            wanted.append((statement, rows))
+    return wanted
 
 
-def _one_final_row_per_pair(new: pa.Table, statuses: set[str]) -> bool:
-    """Has every (change, flow) of the batch at most one final row?"""
-    final = new
-    if not statuses.isdisjoint(_NOT_FINAL):
-        not_final = pa.array(_NOT_FINAL, type=ab.STR)
-        final = new.filter(pc.invert(pc.is_in(new["status"], value_set=not_final)))
+_NOT_FINAL_ARRAY = pa.array(_NOT_FINAL, type=ab.STR)
+
+
+def _one_final_row_per_pair(final: pa.Table) -> bool:
+    """Has every (change, flow) of these final rows one row only?"""
     pairs = final.select(["change_id", "flow_id"]).group_by(["change_id", "flow_id"])
     return bool(pairs.aggregate([]).num_rows == final.num_rows)
 
@@ -562,8 +572,8 @@ class Store(RetryQueue, ConfigObjects):
                     new = table.filter(pc.is_in(table["outcome_id"], value_set=fresh))
             statuses = set() if new is None else set(pc.unique(new["status"]).to_pylist())
             if new is not None:
-                for statement in _state_statements(new, statuses):
-                    _run_state_statement(con, statement, new)
+                for statement, rows in _state_statements(new, statuses):
+                    _run_state_statement(con, statement, rows)
             if retries is not None:
                 fresh, stored = _split_by_stored(con, retries, "retry_items")
                 if fresh.num_rows:

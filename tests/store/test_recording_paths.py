@@ -72,15 +72,15 @@ async def test_the_one_per_pair_statement_leaves_the_ranked_state(
     taken: list[bool] = []
     decide = store_module._one_final_row_per_pair
 
-    def watched(new: pa.Table, statuses: set[str]) -> bool:
-        taken.append(decide(new, statuses))
+    def watched(final: pa.Table) -> bool:
+        taken.append(decide(final))
         return taken[-1]
 
     monkeypatch.setattr(store_module, "_one_final_row_per_pair", watched)
     fast = await state_after(tmp_path / "fast.duckdb", seed)
     assert any(taken) and not all(taken), "both statements ran"
 
-    monkeypatch.setattr(store_module, "_one_final_row_per_pair", lambda new, statuses: False)
+    monkeypatch.setattr(store_module, "_one_final_row_per_pair", lambda final: False)
     ranked = await state_after(tmp_path / "ranked.duckdb", seed)
     assert len(fast) > 30
     assert fast == ranked
