@@ -20,6 +20,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from stream.messages import VERIFIED_IN_MARKETO
+from stream.metrics import live
 from stream.metrics.certain_sources import CertainSourceStatus
 from stream.metrics.definitions import (
     DONE,
@@ -39,6 +40,7 @@ from stream.metrics.definitions import (
 )
 from stream.metrics.lag import LagReading
 from stream.metrics.recovery import RecoveryStatus
+from stream.store import rollup_fold
 from stream.store.store import Store
 from stream.store.writer import Con
 
@@ -132,6 +134,28 @@ _ROLLUP_TOTALS = f"""
     FROM rollup_outcomes WHERE {_IN_HOURS}
 """
 
+_LIVE_TOTALS = """
+    SELECT coalesce(sum(pairs) FILTER (WHERE status = 'delivered'), 0),
+           coalesce(sum(pairs) FILTER (WHERE status = 'delivered' AND action = 'form_post'), 0),
+           coalesce(sum(pairs) FILTER (WHERE status = 'delivered' AND lead_result = 'created'), 0),
+           coalesce(sum(pairs) FILTER (WHERE status = 'delivered' AND lead_result = 'updated'), 0),
+           coalesce(sum(pairs) FILTER (WHERE status = 'delivered'
+                                       AND action = 'update_program_status'
+                                       AND lead_result IS DISTINCT FROM 'not_changed'), 0),
+           coalesce(sum(pairs) FILTER (WHERE status = 'delivered'
+                                       AND action = 'update_program_status'
+                                       AND lead_result = 'not_changed'), 0),
+           coalesce(sum(pairs) FILTER (WHERE status = 'failed' AND category = 'data'), 0)
+    FROM live_outcomes WHERE mode = ? AND {live}
+"""
+"""`_SUMMARY_TOTALS` (and data failures) of the live rollups' clean hours: the same conditions
+on the same values (NULL is kept there)."""
+
+_LIVE_REASONS = """
+    SELECT status, reason_code, sum(pairs) FROM live_outcomes
+    WHERE mode = ? AND {live} AND status <> 'delivered' GROUP BY ALL
+"""
+
 _ROLLUP_REASONS = f"""
     SELECT status, reason_code, sum(pairs) FROM rollup_outcomes
     WHERE {_IN_HOURS} AND status <> 'delivered' GROUP BY ALL
@@ -146,7 +170,7 @@ _SUMMARY_TOTALS = f"""
                             AND lead_result IS DISTINCT FROM 'not_changed'),
            count(*) FILTER (WHERE status = 'delivered' AND action = 'update_program_status'
                             AND lead_result = 'not_changed')
-    FROM outcomes WHERE {_IN_WINDOW}
+    FROM outcomes WHERE mode = ? AND {{raw}} AND {DONE}
 """
 """Delivered pairs, form posts, leads created and updated, and the program status changes
 Marketo made or left as they were (lead in or past it): one scan of the window."""
@@ -154,7 +178,7 @@ Marketo made or left as they were (lead in or past it): one scan of the window."
 _SUMMARY_REASONS = f"""
     SELECT status, {reason_code_sql()} AS code, sum(n) FROM (
         SELECT status, category, reason, count(*) AS n
-        FROM outcomes WHERE {_IN_WINDOW} AND status <> 'delivered'
+        FROM outcomes WHERE mode = ? AND {{raw}} AND {DONE} AND status <> 'delivered'
         GROUP BY ALL)
     GROUP BY ALL
 """
@@ -164,41 +188,101 @@ expressions run once per distinct text, not once per pair."""
 _NOT_TRIGGERED_IN = ", ".join(f"'{s}'" for s in NOT_TRIGGERED_STATUSES)
 
 _SUMMARY_ACTIVITY = f"""
-    WITH kept AS (
+    WITH raw AS (
         SELECT epoch_us(processed_at) // $step AS bucket, hash(change_id) AS c,
                CASE WHEN registration_code IS NOT NULL THEN hash(registration_code) END AS r,
                (status = 'delivered')::BIGINT AS t,
                (status IN ({_NOT_TRIGGERED_IN}))::BIGINT AS nt
         FROM outcomes
-        WHERE mode = $mode AND processed_at >= $start AND processed_at < $end AND {DONE}
-        UNION ALL
-        SELECT epoch_us(hour) // $step, CASE WHEN kind = 'change' THEN key END,
-               CASE WHEN kind = 'registration' THEN key END, 0, 0
+        WHERE mode = $mode AND {{raw}} AND {DONE}),
+    pruned AS (
+        SELECT epoch_us(hour) // $step AS bucket,
+               CASE kind WHEN 'change' THEN 0 ELSE 1 END AS kind, key
         FROM rollup_keys
         WHERE mode = $mode AND hour >= $start AND hour < $end
-          AND kind IN ('change', 'registration')
-        UNION ALL
-        SELECT epoch_us(hour) // $step, NULL, NULL,
-               CASE WHEN status = 'delivered' THEN pairs ELSE 0 END,
-               CASE WHEN status IN ({_NOT_TRIGGERED_IN}) THEN pairs ELSE 0 END
-        FROM rollup_outcomes WHERE mode = $mode AND hour >= $start AND hour < $end),
-    per_change AS (SELECT bucket, c, sum(t) AS t, sum(nt) AS nt FROM kept GROUP BY ALL)
-    SELECT false, bucket, count(c), NULL, sum(t), sum(nt) FROM per_change GROUP BY bucket
+          AND kind IN ('change', 'registration')),
+    unknown AS (
+        SELECT hour // $hours AS bucket, kind, key,
+               prev >= hour // $hours * $hours AS in_bucket, prev >= $first_hour AS in_window
+        FROM live_keys
+        WHERE test = $test AND {{keys}} AND kind IN (0, 1)
+          AND prev IS NOT NULL AND NOT ({{keys_prev}})),
+    rest_bucket AS (
+        SELECT DISTINCT bucket, key FROM (
+            SELECT bucket, c AS key FROM raw
+            UNION ALL SELECT bucket, key FROM pruned WHERE kind = 0
+            UNION ALL SELECT bucket, key FROM unknown WHERE kind = 0 AND in_bucket)),
+    rest_window AS (
+        SELECT DISTINCT kind, key FROM (
+            SELECT 0 AS kind, c AS key FROM raw
+            UNION ALL SELECT 1, r FROM raw WHERE r IS NOT NULL
+            UNION ALL SELECT kind, key FROM pruned
+            UNION ALL SELECT kind, key FROM unknown WHERE in_window)),
+    firsts AS (
+        SELECT f.bucket, f.kind,
+               count(*) FILTER (WHERE f.kind = 0 AND f.first_in_bucket) AS bucket_firsts,
+               count(*) FILTER (WHERE f.kind = 0 AND f.first_in_bucket
+                                AND rb.key IS NOT NULL) AS bucket_both,
+               count(*) FILTER (WHERE f.first_in_window) AS window_firsts,
+               count(*) FILTER (WHERE f.first_in_window AND rw.key IS NOT NULL) AS window_both
+        FROM (SELECT hour // $hours AS bucket, kind, key,
+                     prev IS NULL OR prev < hour // $hours * $hours AS first_in_bucket,
+                     prev IS NULL OR prev < $first_hour AS first_in_window
+              FROM live_keys WHERE test = $test AND {{keys}} AND kind IN (0, 1)) f
+        LEFT JOIN rest_bucket rb ON rb.bucket = f.bucket AND rb.key = f.key AND f.kind = 0
+        LEFT JOIN rest_window rw ON rw.kind = f.kind AND rw.key = f.key
+        GROUP BY ALL),
+    changes AS (
+        SELECT bucket, sum(n) AS n FROM (
+            SELECT bucket, bucket_firsts - bucket_both AS n FROM firsts WHERE kind = 0
+            UNION ALL SELECT bucket, count(*) FROM rest_bucket GROUP BY bucket)
+        GROUP BY bucket),
+    pairs AS (
+        SELECT bucket, sum(t) AS t, sum(nt) AS nt FROM (
+            SELECT bucket, t, nt FROM raw
+            UNION ALL
+            SELECT epoch_us(hour) // $step,
+                   CASE WHEN status = 'delivered' THEN pairs ELSE 0 END,
+                   CASE WHEN status IN ({_NOT_TRIGGERED_IN}) THEN pairs ELSE 0 END
+            FROM live_outcomes WHERE mode = $mode AND {{live}}
+            UNION ALL
+            SELECT epoch_us(hour) // $step,
+                   CASE WHEN status = 'delivered' THEN pairs ELSE 0 END,
+                   CASE WHEN status IN ({_NOT_TRIGGERED_IN}) THEN pairs ELSE 0 END
+            FROM rollup_outcomes WHERE mode = $mode AND hour >= $start AND hour < $end)
+        GROUP BY bucket),
+    window_keys AS (
+        SELECT kind, sum(n) AS n FROM (
+            SELECT kind, window_firsts - window_both AS n FROM firsts
+            UNION ALL SELECT kind, count(*) FROM rest_window GROUP BY kind)
+        GROUP BY kind)
+    SELECT false, bucket, coalesce(c.n, 0), NULL, coalesce(p.t, 0), coalesce(p.nt, 0)
+    FROM changes c FULL JOIN pairs p USING (bucket)
     UNION ALL
-    SELECT true, NULL, (SELECT count(DISTINCT c) FROM per_change),
-           (SELECT count(DISTINCT r) FROM kept), NULL, NULL
+    SELECT true, NULL,
+           coalesce((SELECT n FROM window_keys WHERE kind = 0), 0),
+           coalesce((SELECT n FROM window_keys WHERE kind = 1), 0), NULL, NULL
 """
-"""Per bucket: distinct changes, triggered and not-triggered pairs; over the whole window (the
-row whose first column is true): distinct changes and registrations. Kept rows and pruned hours'
-key hashes count as one set. The distinct changes of a bucket are the (bucket, change) groups:
-DuckDB's grouped count(DISTINCT) was most of the Summary's time on a large window, and the
-window's distinct changes are counted over those groups rather than over every pair."""
+r"""Per bucket: distinct changes, triggered and not-triggered pairs; over the whole window (the
+row whose first column is true): distinct changes and registrations. Kept rows, the live
+rollups' clean hours and pruned hours' key hashes count as one set.
+
+A distinct count over the clean hours is a filtered count, not a grouping of millions of hashes:
+a key's row in a clean hour whose `prev` (the previous folded hour holding the key) lies before
+the bucket (or the window) is the key's first row there, and no other row of the key is. Every
+key of the clean hours has such a row, or a row whose `prev` is inside the bucket (window) but
+not clean, so unknown. The rest (keys of the ledger's rows, pruned hours' keys, and the keys of
+those rows after an unknown `prev`) is a small set, counted distinct and added less the keys
+both sets hold: |first rows ∪ rest| = |first rows| + |rest - first rows|. One scan of the clean
+hours' keys counts the first rows and, joined to the small set, those it also holds."""
 
 _LAST_RECORDED = f"SELECT max(processed_at) FROM outcomes WHERE mode = ? AND {DONE}"
 
 _LAST_RECORDED_SINCE = f"{_LAST_RECORDED} AND processed_at >= ?"
 """The same over outcomes since a time: DuckDB skips the row groups older than it by their
-min/max, so a ledger that recorded anything in the window is not scanned whole for it."""
+min/max, so a ledger that recorded anything in the window is not scanned whole for it. Any row
+since a time holds the newest of all, so the window's last hour is tried first, then the window,
+then everything."""
 
 _IN_FLIGHT = f"""
     SELECT count(*), min(processed_at) FROM outcomes
@@ -263,18 +347,24 @@ def summary_on(
     """The Summary tab; `active_flows` None = count the stored flow objects of `mode`."""
     runtime = runtime or RuntimeStatus()
     span = [mode, window.start, window.end]
+    parts = live.split(con, window)
+    raw, raw_params = parts.raw_condition()
+    folded, folded_params = parts.rollup_condition()
+    raw_span, live_span = [mode, *raw_params], [mode, *folded_params]
     triggered, forms, created, updated, program_changed, program_not_changed = _one(
-        con, _SUMMARY_TOTALS, span
+        con, _SUMMARY_TOTALS.format(raw=raw), raw_span
     )
-    r_triggered, r_forms, r_created, r_updated, r_changed, r_not_changed, _ = _one(
-        con, _ROLLUP_TOTALS, span
-    )
-    triggered, forms = triggered + r_triggered, forms + r_forms
-    created, updated = created + r_created, updated + r_updated
-    program_changed, program_not_changed = (
-        program_changed + r_changed,
-        program_not_changed + r_not_changed,
-    )
+    for more in (
+        _one(con, _ROLLUP_TOTALS, span),
+        _one(con, _LIVE_TOTALS.format(live=folded), live_span),
+    ):
+        r_triggered, r_forms, r_created, r_updated, r_changed, r_not_changed, _ = more
+        triggered, forms = triggered + r_triggered, forms + r_forms
+        created, updated = created + r_created, updated + r_updated
+        program_changed, program_not_changed = (
+            program_changed + r_changed,
+            program_not_changed + r_not_changed,
+        )
     not_triggered: dict[str, Any] = {
         "total": 0,
         "not_activated": {"total": 0, "by_reason": {}},
@@ -282,8 +372,9 @@ def summary_on(
         "failed": {"total": 0, "by_category": {c: 0 for c in FAILURE_CATEGORIES}},
     }
     other: dict[str, int] = {}
-    reasons = con.execute(_SUMMARY_REASONS, span).fetchall()
+    reasons = con.execute(_SUMMARY_REASONS.format(raw=raw), raw_span).fetchall()
     reasons += con.execute(_ROLLUP_REASONS, span).fetchall()
+    reasons += con.execute(_LIVE_REASONS.format(live=folded), live_span).fetchall()
     for status, code, count in sorted(reasons):
         n = int(count)
         if status in NOT_TRIGGERED_STATUSES:
@@ -295,9 +386,28 @@ def summary_on(
         else:
             other[status] = other.get(status, 0) + n
     changes, registrations, activity = 0, 0, []
+    raw_named, raw_values = rollup_fold.named_condition("processed_at", parts.raw, "raw")
+    live_named, live_values = rollup_fold.named_condition("hour", parts.clean, "live")
+    numbered = parts.numbered()
+    keys_named, keys_values = rollup_fold.named_condition("hour", numbered, "n")
+    keys_prev, _ = rollup_fold.named_condition("prev", numbered, "n")
+    step = _micros(window.bucket)
     for whole, bucket, n_changes, n_registrations, n_triggered, n_not in con.execute(
-        _SUMMARY_ACTIVITY,
-        {"step": _micros(window.bucket), "mode": mode, "start": window.start, "end": window.end},
+        _SUMMARY_ACTIVITY.format(
+            raw=raw_named, live=live_named, keys=keys_named, keys_prev=keys_prev
+        ),
+        {
+            "step": step,
+            "hours": max(1, step // rollup_fold.HOUR_US),
+            "first_hour": rollup_fold.hour_number(rollup_fold.ceil_hour(window.start)),
+            "mode": mode,
+            "test": mode == "test",
+            "start": window.start,
+            "end": window.end,
+            **raw_values,
+            **live_values,
+            **keys_values,
+        },
     ).fetchall():
         if whole:
             changes, registrations = n_changes, n_registrations
@@ -305,7 +415,11 @@ def summary_on(
             activity.append((bucket, n_changes, n_triggered, n_not))
     if active_flows is None:
         active_flows = int(_one(con, _ACTIVE_FLOWS, [mode])[0])
-    (last_recorded,) = _one(con, _LAST_RECORDED_SINCE, [mode, window.start])
+    (last_recorded,) = _one(
+        con, _LAST_RECORDED_SINCE, [mode, max(window.start, window.end - rollup_fold.HOUR)]
+    )
+    if last_recorded is None:
+        (last_recorded,) = _one(con, _LAST_RECORDED_SINCE, [mode, window.start])
     if last_recorded is None:
         (last_recorded,) = _one(con, _LAST_RECORDED, [mode])
     in_flight = in_flight_on(con, mode)

@@ -507,6 +507,64 @@ _V11_ERASURE_SCRUBS = (
     """,
 )
 
+# Live rollups (`stream.store.rollup_fold`): the hourly figures of rows still kept, folded by
+# control's timer so the dashboards read a few thousand rollup rows for the hours folded and the
+# ledger only for the rest. Same dimensions as the retention rollups, in tables of their own: an
+# hour is counted here only while `live_hours` lists it, and it is taken out again (its rows
+# deleted) whenever a kept row of it may have changed, so it is always the exact figure of the
+# hour's rows as the ledger holds them. NULL stays NULL (no key here), as the queries compare it.
+# `live_keys` holds each hour's distinct key hashes (kind 0 change, 1 registration, 2 retried
+# pair) of the live and test modes, hours counted from the epoch and `prev` the previous folded
+# hour holding the same key (NULL: none), so a distinct count over many hours is a filtered count
+# of narrow integer columns rather than a grouping of millions of hashes. `live_fold_state`
+# holds the fold's marks (the writer's time of the last fold, the newest erasure it saw).
+_V12_LIVE_ROLLUPS = (
+    """
+    CREATE TABLE live_hours (
+        hour TIMESTAMPTZ PRIMARY KEY,
+        folded_at TIMESTAMPTZ NOT NULL
+    )
+    """,
+    """
+    CREATE TABLE live_outcomes (
+        hour TIMESTAMPTZ NOT NULL,
+        mode VARCHAR NOT NULL,
+        status VARCHAR NOT NULL,
+        action VARCHAR,
+        lead_result VARCHAR,
+        reason_code VARCHAR NOT NULL,
+        category VARCHAR,
+        pairs BIGINT NOT NULL
+    )
+    """,
+    """
+    CREATE TABLE live_attempts (
+        hour TIMESTAMPTZ NOT NULL,
+        mode VARCHAR NOT NULL,
+        status VARCHAR NOT NULL,
+        retry BOOLEAN NOT NULL,
+        possible_repeat BOOLEAN NOT NULL,
+        attempts BIGINT NOT NULL
+    )
+    """,
+    """
+    CREATE TABLE live_keys (
+        hour INTEGER NOT NULL,
+        test BOOLEAN NOT NULL,
+        kind UTINYINT NOT NULL,
+        key UBIGINT NOT NULL,
+        prev INTEGER
+    )
+    """,
+    """
+    CREATE TABLE live_fold_state (
+        name VARCHAR PRIMARY KEY,
+        mark TIMESTAMPTZ,
+        seq BIGINT
+    )
+    """,
+)
+
 Apply = Callable[[duckdb.DuckDBPyConnection], None]
 
 
@@ -545,4 +603,5 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(
         11, "erasure scrubs a restart finishes (file blocks, never the person)", _V11_ERASURE_SCRUBS
     ),
+    Migration(12, "live hourly rollups of kept rows, folded by control", _V12_LIVE_ROLLUPS),
 )

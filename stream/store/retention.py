@@ -8,7 +8,9 @@ rows whatever their age: the retry queue and recovery still need them.
 
 What the dashboards count of a dropped row moves, in the transaction that drops it, into the
 hourly rollups of schema version 9 (`rollup_*`), so the Summary and the Troubleshooting figures
-of a period are the same before and after (`stream.metrics.queries` adds them in). Each step
+of a period are the same before and after (`stream.metrics.queries` adds them in); the live
+rollups of those hours (`stream.store.rollup_fold`) are taken out in the same transaction, so the
+hours are read from what is kept until the fold folds them again. Each step
 takes at most `batch` rows, so one transaction is short and the recorder's writes, queued on the
 same writer thread, wait for at most one step.
 """
@@ -160,6 +162,19 @@ def _dropping(age: str, step: Drop) -> Step:
 
 _PAIR_KEY = "t.change_id = p.change_id AND t.flow_id = p.flow_id"
 
+_UNFOLD = (
+    *(
+        f"DELETE FROM {table} WHERE hour IN "
+        "(SELECT DISTINCT date_trunc('hour', processed_at) FROM prune_batch)"
+        for table in ("live_outcomes", "live_attempts", "live_hours")
+    ),
+    "DELETE FROM live_keys WHERE hour IN "
+    "(SELECT DISTINCT epoch_us(processed_at) // 3600000000 FROM prune_batch)",
+)
+"""The live rollups (`stream.store.rollup_fold`) of the hours a batch drops rows from are taken
+out: those hours' figures are the ledger's again (their kept rows plus these rollups) until the
+fold folds what is left of them."""
+
 DROP_OUTCOMES = Drop(
     "delivery_state",
     _PAIR_KEY,
@@ -187,6 +202,7 @@ DROP_OUTCOMES = Drop(
                hash(registration_code)
         FROM prune_batch WHERE registration_code IS NOT NULL
         """,
+        *_UNFOLD,
     ),
 )
 
@@ -215,6 +231,7 @@ DROP_ATTEMPTS = Drop(
                hash(change_id, flow_id)
         FROM prune_batch WHERE retry AND status <> 'queued'
         """,
+        *_UNFOLD,
     ),
 )
 

@@ -1,0 +1,198 @@
+"""Live rollups (`stream.store.rollup_fold`, `stream.metrics.live`): the dashboards read folded
+hours from the rollups and must show exactly what the ledger's rows alone give, on randomized
+generated ledgers, with hours folded in part, after writes that move folded pairs to other hours
+(read before and after the next fold), and after retention drops rows of folded hours."""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import random
+from collections.abc import AsyncIterator, Iterator
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from stream.metrics import live, parse_window, queries
+from stream.metrics.definitions import Mode, Window
+from stream.store import Store, rollup_fold
+from stream.store.retention import DROP_ATTEMPTS, DROP_OUTCOMES, DROP_RESOLVED_RETRIES
+from stream.store.rows import OutcomeRow, OutcomeStatus
+from tests.metrics.conftest import _record
+from tests.metrics.metrics_stream_gen import NOW, Stream, generate
+
+SEEDS = [3, 11, random.SystemRandom().randrange(10**6)]
+"""Two fixed ledgers and one new each run (its seed is in the test's name when it fails)."""
+
+LATER = NOW + timedelta(days=3)
+"""After every generated attempt: every hour with rows is complete."""
+
+
+@pytest.fixture(autouse=True)
+def no_slack() -> Iterator[None]:
+    """The fold's slack guards against a clock stepped back; here rows are written a moment
+    before the fold, and with the slack every hour they touched would count as changed."""
+    saved = rollup_fold.SLACK
+    rollup_fold.SLACK = timedelta(0)
+    yield
+    rollup_fold.SLACK = saved
+
+
+@pytest.fixture(params=SEEDS, ids=lambda s: f"seed{s}")
+def stream(request: pytest.FixtureRequest) -> Stream:
+    return generate(seed=int(request.param), changes=150)
+
+
+@pytest.fixture
+async def store(tmp_path: Path, stream: Stream) -> AsyncIterator[Store]:
+    path = tmp_path / "signal.duckdb"
+    await _record(path, stream)
+    opened = await Store.open(path, reader_threads=2, threads=2)
+    try:
+        yield opened
+    finally:
+        await opened.close()
+
+
+def _windows() -> list[Window]:
+    odd = NOW - timedelta(days=4, minutes=17, seconds=3)
+    return [
+        parse_window("24h", now=NOW),
+        parse_window("7d", now=NOW),
+        parse_window("30d", now=LATER),
+        parse_window("3d", now=NOW - timedelta(minutes=29)),
+        parse_window(start=odd, end=odd + timedelta(days=2, hours=5, minutes=41)),
+    ]
+
+
+async def _both(store: Store, mode: Mode, window: Window) -> tuple[Any, Any]:
+    """The Summary from the rollups and from the ledger's rows alone."""
+    live.ENABLED = True
+    try:
+        folded = await queries.summary(store, mode, window, active_flows=0)
+        live.ENABLED = False
+        raw = await queries.summary(store, mode, window, active_flows=0)
+    finally:
+        live.ENABLED = True
+    return folded, raw
+
+
+async def _assert_same(store: Store) -> int:
+    """Every window and mode the same both ways; returns how many clean hours were read."""
+    used = 0
+    for window in _windows():
+        for mode in ("live", "test"):
+            folded, raw = await _both(store, mode, window)
+            assert folded == raw, (mode, window)
+        parts = await store.read(functools.partial(live.split, window=window))
+        used += sum((b - a) // rollup_fold.HOUR for a, b in parts.clean)
+    return used
+
+
+async def _fold(store: Store, budget: int = 10_000) -> rollup_fold.FoldReport:
+    return await store.write(lambda con: rollup_fold.fold_step(con, now=LATER, budget=budget))
+
+
+async def test_folded_figures_equal_the_rows(store: Store) -> None:
+    assert await _assert_same(store) == 0  # nothing folded yet: all from the rows
+    report = await _fold(store)
+    assert report.folded > 200 and report.left == 0
+    assert await _assert_same(store) > 0
+
+
+async def test_partly_folded(store: Store) -> None:
+    report = await _fold(store, budget=40)
+    assert report.folded == 40 and report.left > 0
+    assert await _assert_same(store) > 0
+    # The newest hours go first: the last 24 h are read from the rollups.
+    day = parse_window("24h", now=LATER)
+    parts = await store.read(lambda con: live.split(con, day))
+    assert parts.clean
+
+
+def _moved(stream: Stream, rnd: random.Random) -> list[OutcomeRow]:
+    """Later attempts for some pairs (a retry resolving hours or days later, a late answer for
+    a pair in a folded hour, a mode's pair failing again), recorded after the fold."""
+    rows: list[OutcomeRow] = []
+    for pair in rnd.sample(stream.pairs, 40):
+        state = pair.state
+        later = state.processed_at + timedelta(minutes=rnd.choice((3, 70, 600, 2900)))
+        status: OutcomeStatus = rnd.choice(("delivered", "failed", "not_activated"))
+        extra: dict[str, Any] = {}
+        if status == "delivered":
+            extra = {"lead_result": rnd.choice(("created", "updated")), "reason": None}
+        elif status == "failed":
+            extra = {"category": "technical", "reason": "HTTP 503"}
+        else:
+            extra = {"reason": "registration R0001 is inactive (deleted)"}
+        rows.append(
+            dataclasses.replace(
+                state,
+                status=status,
+                processed_at=later,
+                attempt=len(pair.attempts) + 1,
+                replayed=False,
+                outcome_id="",
+                **extra,
+            )
+        )
+    return rows
+
+
+async def test_changes_after_the_fold(store: Store, stream: Stream) -> None:
+    await _fold(store)
+    rnd = random.Random(len(stream.pairs))
+    await store.record_outcomes(_moved(stream, rnd), [])
+    # Read before any fold: the hours the writes touched come from the rows.
+    await _assert_same(store)
+    report = await _fold(store)
+    assert report.unfolded > 0 and report.folded >= report.unfolded
+    assert await _assert_same(store) > 0
+    # A quiet step changes nothing.
+    again = await _fold(store)
+    assert (again.unfolded, again.folded) == (0, 0)
+    assert await _assert_same(store) > 0
+
+
+async def test_retention_takes_its_hours_out(store: Store) -> None:
+    await _fold(store)
+    cutoff = NOW - timedelta(days=5, minutes=23)
+
+    def prune(con: Any) -> int:
+        done = 0
+        for step in (DROP_RESOLVED_RETRIES, DROP_OUTCOMES, DROP_ATTEMPTS):
+            con.execute(f"CREATE OR REPLACE TEMP TABLE prune_batch AS {step.due}", [cutoff, 10**6])
+            for sql in step.rollups:
+                con.execute(sql)
+            row = con.execute("SELECT count(*) FROM prune_batch").fetchone()
+            done += int(row[0]) if row else 0
+            con.execute(f"DELETE FROM {step.table} t USING prune_batch p WHERE {step.key}")
+            con.execute("DROP TABLE prune_batch")
+        return done
+
+    assert await store.write(prune) > 0
+    await _assert_same(store)
+    await _fold(store)
+    assert await _assert_same(store) > 0
+
+
+async def test_erasure_unfolds_everything(store: Store) -> None:
+    await _fold(store)
+
+    def erase_audit(con: Any) -> None:
+        con.execute(
+            'INSERT INTO config_audit_log ("at", actor, object, object_id, action, change) '
+            "VALUES (?, 'test', 'ledger', 'a1', 'erase', '{}'::JSON)",
+            [datetime.now(NOW.tzinfo)],
+        )
+        con.execute(
+            "UPDATE delivery_state SET registration_code = NULL WHERE change_id < 'chg-0005'"
+        )
+
+    await store.write(erase_audit)
+    assert await _assert_same(store) == 0  # an erasure after the fold: nothing is clean
+    report = await _fold(store)
+    assert report.reset
+    assert await _assert_same(store) > 0
