@@ -67,30 +67,21 @@ def route_change(
     redrive: Redrive | None = None,
 ) -> Routed:
     """Evaluate `change` against every active, complete flow (or the redrive's flow only)."""
+    make = _Outcomes(change, redrive, now=now, received_at=received_at)
     if redrive is None:
         pairs: Sequence[tuple[Flow, Evaluation]] = evaluate_all(change, account, catalog)
     else:
         flow = account.flow(redrive.flow_id)
         refusal = _redrive_refusal(flow, redrive, account)
         if refusal is not None or flow is None:
-            return Routed(
-                outcomes=[
-                    _outcome(
-                        change,
-                        flow,
-                        redrive,
-                        now=now,
-                        received_at=received_at,
-                        status=OutcomeStatus.NOT_ACTIVATED,
-                        reason=refusal,
-                        flow_id=redrive.flow_id,
-                    )
-                ]
+            outcome = make(
+                flow, OutcomeStatus.NOT_ACTIVATED, reason=refusal, flow_id=redrive.flow_id
             )
+            return Routed(outcomes=[outcome])
         pairs = [(flow, evaluate(change, flow, account, catalog))]
     routed = Routed()
     for flow, evaluation in pairs:
-        routed.extend(_one(change, flow, evaluation, redrive, now=now, received_at=received_at))
+        _one(routed, make, flow, evaluation)
     return routed
 
 
@@ -128,15 +119,12 @@ def route_failure(
         except Exception:
             flows = []
         names = [(flow, flow.id) for flow in flows] or [(None, ROUTE_FLOW)]
+    make = _Outcomes(change, redrive, now=now, received_at=received_at)
     return Routed(
         outcomes=[
-            _outcome(
-                change,
+            make(
                 flow,
-                redrive,
-                now=now,
-                received_at=received_at,
-                status=OutcomeStatus.FAILED,
+                OutcomeStatus.FAILED,
                 flow_id=flow_id,
                 category=FailureCategory.TECHNICAL,
                 reason=reason,
@@ -158,116 +146,139 @@ def _redrive_refusal(flow: Flow | None, redrive: Redrive, account: Account) -> s
     return None
 
 
-def _one(
-    change: ChangeEvent,
-    flow: Flow,
-    evaluation: Evaluation,
-    redrive: Redrive | None,
-    *,
-    now: datetime,
-    received_at: datetime | None,
-) -> Routed:
-    def outcome(status: OutcomeStatus, **fields: Any) -> Routed:
-        return Routed(
-            outcomes=[
-                _outcome(
-                    change, flow, redrive, now=now, received_at=received_at, status=status, **fields
-                )
-            ]
-        )
-
+def _one(routed: Routed, make: _Outcomes, flow: Flow, evaluation: Evaluation) -> None:
+    """Add the outcome or the delivery request of one (change, flow) pair to `routed`."""
     if isinstance(evaluation, NotActivated):
-        return outcome(OutcomeStatus.NOT_ACTIVATED, reason=evaluation.reason)
+        routed.outcomes.append(make(flow, OutcomeStatus.NOT_ACTIVATED, reason=evaluation.reason))
+        return
     if isinstance(evaluation, FilteredOut):
-        return outcome(OutcomeStatus.FILTERED_OUT, reason=evaluation.reason)
+        routed.outcomes.append(make(flow, OutcomeStatus.FILTERED_OUT, reason=evaluation.reason))
+        return
     if isinstance(evaluation, DataFailure):
         where = f"{evaluation.field}: " if evaluation.field else ""
-        return outcome(
-            OutcomeStatus.FAILED,
-            category=FailureCategory.DATA,
-            reason=where + evaluation.reason,
+        routed.outcomes.append(
+            make(
+                flow,
+                OutcomeStatus.FAILED,
+                category=FailureCategory.DATA,
+                reason=where + evaluation.reason,
+            )
         )
+        return
     assert isinstance(evaluation, Mapped)
+    change, redrive, now = make.change, make.redrive, make.now
     if redrive is not None and redrive.dry_run:
-        return outcome(
-            OutcomeStatus.WOULD_SEND,
-            action=evaluation.action.value,
-            connection_id=evaluation.connection_id,
-            reason=f"dry run: would send {evaluation.reason}",
-            payload=dict(evaluation.payload),
-            campaign_id=evaluation.campaign_id,
-            form_id=evaluation.form_id,
-        )
-    form = flow.destination.form
-    return Routed(
-        deliveries=[
-            DeliveryRequest(
-                change_id=change.change_id,
-                flow_id=flow.id,
-                flow_name=flow.name,
-                mode=flow.mode.value,
-                connection_id=evaluation.connection_id,
+        routed.outcomes.append(
+            make(
+                flow,
+                OutcomeStatus.WOULD_SEND,
                 action=evaluation.action.value,
-                registration_code=change.registration_code,
-                event_code=change.event_code,
-                occurred_at=change.occurred_at,
-                routed_at=now,
-                received_at=received_at,
+                connection_id=evaluation.connection_id,
+                reason=f"dry run: would send {evaluation.reason}",
                 payload=dict(evaluation.payload),
-                lookup_field=evaluation.lookup_field,
                 campaign_id=evaluation.campaign_id,
                 form_id=evaluation.form_id,
-                program_id=(
-                    evaluation.program_id
-                    if evaluation.program_id is not None
-                    else form.program_id
-                    if form is not None
-                    else None
-                ),
-                program_status=evaluation.program_status,
-                tokens=dict(evaluation.tokens),
-                attempt=redrive.attempt if redrive is not None else 1,
-                redrive_kind=redrive.kind if redrive is not None else None,
-                replay_id=redrive.replay_id if redrive is not None else None,
             )
-        ]
+        )
+        return
+    form = flow.destination.form
+    routed.deliveries.append(
+        DeliveryRequest(
+            change_id=change.change_id,
+            flow_id=flow.id,
+            flow_name=flow.name,
+            mode=flow.mode.value,
+            connection_id=evaluation.connection_id,
+            action=evaluation.action.value,
+            registration_code=change.registration_code,
+            event_code=change.event_code,
+            occurred_at=change.occurred_at,
+            routed_at=now,
+            received_at=make.received_at,
+            payload=dict(evaluation.payload),
+            lookup_field=evaluation.lookup_field,
+            campaign_id=evaluation.campaign_id,
+            form_id=evaluation.form_id,
+            program_id=(
+                evaluation.program_id
+                if evaluation.program_id is not None
+                else form.program_id
+                if form is not None
+                else None
+            ),
+            program_status=evaluation.program_status,
+            tokens=dict(evaluation.tokens),
+            attempt=redrive.attempt if redrive is not None else 1,
+            redrive_kind=redrive.kind if redrive is not None else None,
+            replay_id=redrive.replay_id if redrive is not None else None,
+        )
     )
 
 
-def _outcome(
-    change: ChangeEvent,
-    flow: Flow | None,
-    redrive: Redrive | None,
-    *,
-    now: datetime,
-    received_at: datetime | None,
-    status: OutcomeStatus,
-    flow_id: str | None = None,
-    **fields: Any,
-) -> OutcomeRecord:
-    action = fields.pop("action", None)
-    if action is None and flow is not None and flow.destination.action is not None:
-        action = flow.destination.action.value
-    connection_id = fields.pop("connection_id", None)
-    if connection_id is None and flow is not None:
-        connection_id = flow.destination.connection
-    return OutcomeRecord.model_validate(
-        {
+class _Outcomes:
+    """Outcome records of one change: the fields every flow's record shares (the change's,
+    the redrive's, the times and the latency) worked out once per change instead of once per
+    flow, which with three flows was a fifth of routing a change."""
+
+    def __init__(
+        self,
+        change: ChangeEvent,
+        redrive: Redrive | None,
+        *,
+        now: datetime,
+        received_at: datetime | None,
+    ) -> None:
+        self.change = change
+        self.redrive = redrive
+        self.now = now
+        self.received_at = received_at
+        self.common: dict[str, Any] = {
             "change_id": change.change_id,
-            "flow_id": flow.id if flow is not None else flow_id,
-            "flow_name": flow.name if flow is not None else (flow_id or ""),
-            "mode": flow.mode.value if flow is not None else "live",
             "registration_code": change.registration_code,
             "event_code": change.event_code,
-            "action": action,
-            "connection_id": connection_id,
-            "status": status,
             "attempt": redrive.attempt if redrive is not None else 1,
             "occurred_at": change.occurred_at,
             "processed_at": now,
             "latency_ms": latency_ms(change.occurred_at, received_at, now),
             "redrive_kind": redrive.kind if redrive is not None else None,
             "replay_id": redrive.replay_id if redrive is not None else None,
-            **fields,
         }
-    )
+
+    def __call__(
+        self,
+        flow: Flow | None,
+        status: OutcomeStatus,
+        *,
+        flow_id: str | None = None,
+        **fields: Any,
+    ) -> OutcomeRecord:
+        """The record of `flow` (or of `flow_id` when the flow cannot be read): the flow's
+        destination gives the action and connection unless `fields` name them."""
+        if flow is not None:
+            destination = flow.destination
+            if fields.get("action") is None:
+                fields["action"] = (
+                    destination.action.value if destination.action is not None else None
+                )
+            if fields.get("connection_id") is None:
+                fields["connection_id"] = destination.connection
+            return OutcomeRecord.model_validate(
+                {
+                    **self.common,
+                    "flow_id": flow.id,
+                    "flow_name": flow.name,
+                    "mode": flow.mode.value,
+                    "status": status,
+                    **fields,
+                }
+            )
+        return OutcomeRecord.model_validate(
+            {
+                **self.common,
+                "flow_id": flow_id,
+                "flow_name": flow_id or "",
+                "mode": "live",
+                "status": status,
+                **fields,
+            }
+        )
