@@ -43,7 +43,7 @@ from stream.certain.events import ChangeEvent
 from stream.certain.parsing import Rejection, parse_change
 from stream.control.archive import Received, archive_valid
 from stream.control.config_service import ConfigService
-from stream.control.outcome_batch import outcome_id_of, outcomes_batch
+from stream.control.outcome_batch import check, outcomes_batch
 from stream.control.retry_scheduler import DEFAULT_SCHEDULE, Jitter, RetrySchedule, plan_retry
 from stream.delivery_keys import parse_key, parse_value
 from stream.messages import ApiCallRecord, OutcomeRecord, OutcomeStatus, utcnow
@@ -289,13 +289,12 @@ class Recorder:
         decoded records (`outcome_batch`), with no row object per outcome."""
         now = utcnow()
         outcomes: list[OutcomeRecord] = []
-        ids: list[str] = []
         unreadable: list[RejectedRecordRow] = []
         with _collector_paused():
             for record in map(_raw, values):
                 try:
                     outcome = OutcomeRecord.loads(record.value or b"")
-                    ids.append(outcome_id_of(outcome))
+                    check(outcome)
                 except (ValidationError, ValueError) as error:
                     self.counts["invalid_outcomes"] += 1
                     log.error(
@@ -320,7 +319,7 @@ class Recorder:
             await asyncio.sleep(0)
         try:
             with _collector_paused():
-                table = outcomes_batch(outcomes, ids)
+                table = outcomes_batch(outcomes)
         finally:
             known = (
                 await self.durably(

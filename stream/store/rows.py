@@ -41,9 +41,14 @@ CHANGE_SOURCES: frozenset[str] = frozenset(get_args(ChangeSource))
 
 def utc(value: datetime, name: str) -> datetime:
     """Return `value` in UTC, refusing naive datetimes (their zone would be a guess)."""
+    aware(value, name)
+    return value.astimezone(UTC)
+
+
+def aware(value: datetime, name: str) -> None:
+    """`utc`'s refusal alone: for a caller that converts a whole column at once."""
     if value.tzinfo is None or value.tzinfo.utcoffset(value) is None:
         raise ValueError(f"{name} must be timezone-aware, got naive {value.isoformat()}")
-    return value.astimezone(UTC)
 
 
 def _optional_utc(value: datetime | None, name: str) -> datetime | None:

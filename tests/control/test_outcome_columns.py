@@ -4,14 +4,17 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+import random
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
 
 from stream.control import recorder as recorder_module
 from stream.control.outcome_batch import (
+    check,
     outcome_id_of,
+    outcome_ids,
     outcome_values,
     outcomes_arrow,
     outcomes_batch,
@@ -53,7 +56,7 @@ def by_rows(records: list[OutcomeRecord]) -> list[dict[str, Any]]:
     ids=["usual", "repeated", "siblings", "empty"],
 )
 def test_the_column_batch_is_the_row_batch(records: list[OutcomeRecord]) -> None:
-    built = outcomes_batch(records, [outcome_id_of(r) for r in records])
+    built = outcomes_batch(records)
     expected = outcomes_arrow([row for r in records for row in outcome_values(r)])
     assert built.schema == expected.schema
     assert built.to_pylist() == by_rows(records)
@@ -62,6 +65,43 @@ def test_the_column_batch_is_the_row_batch(records: list[OutcomeRecord]) -> None
 def test_the_id_is_the_own_rows_id() -> None:
     for r in PLAIN:
         assert outcome_id_of(r) == outcome_values(r)[0][0]
+
+
+SCRIPTS = ("x", "é", "日本", "a b", "\x1e")
+
+
+def varied(seed: int, count: int) -> list[OutcomeRecord]:
+    """Records whose keys vary in every part: ids in any script, attempts of several digits,
+    replays, processed_at in any zone, with or without microseconds, years 1 to 9999."""
+    rng = random.Random(seed)
+    zones = [UTC, timezone(timedelta(hours=-5)), timezone(timedelta(hours=5, minutes=30))]
+    records = []
+    for n in range(count):
+        at = datetime(rng.randint(1, 9999), rng.randint(1, 12), rng.randint(1, 28),
+                      rng.randint(0, 23), rng.randint(0, 59), rng.randint(0, 59),
+                      rng.choice((0, 0, 1, 250, 999_999)), tzinfo=UTC)  # fmt: skip
+        if 2 <= at.year <= 9998:
+            at = at.astimezone(rng.choice(zones))
+        records.append(
+            record(
+                change_id=f"c-{n}-{rng.choice(SCRIPTS)}",
+                flow_id=rng.choice(("f1", "flow ü", "f" * 40)),
+                attempt=rng.choice((1, 2, 9, 10, 12345)),
+                replay_id=rng.choice((None, None, "rp-1", "")),
+                processed_at=at,
+                status=rng.choice(("delivered", "failed", "queued", "not_activated")),
+            )
+        )
+    return records
+
+
+@pytest.mark.parametrize("seed", [1, 7, 13])
+def test_ids_keyed_a_column_at_a_time_are_the_records_ids(seed: int) -> None:
+    records = varied(seed, 300)
+    built = outcomes_batch(records)
+    assert built["outcome_id"].to_pylist() == [outcome_id_of(r) for r in records]
+    assert outcome_ids(built).to_pylist() == built["outcome_id"].to_pylist()
+    assert built.to_pylist() == by_rows(records)
 
 
 @pytest.mark.parametrize(
@@ -82,7 +122,9 @@ def test_refused_as_outcome_values_refuses_it(fields: dict[str, Any]) -> None:
         outcome_values(bad)
     with pytest.raises(ValueError) as by_id:
         outcome_id_of(bad)
-    assert str(by_id.value) == str(by_values.value)
+    with pytest.raises(ValueError) as by_check:
+        check(bad)
+    assert str(by_id.value) == str(by_values.value) == str(by_check.value)
 
 
 @pytest.mark.parametrize("status", sorted(recorder_module._NO_ITEM_WITHOUT_ONE))
