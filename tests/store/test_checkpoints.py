@@ -4,14 +4,20 @@ recording with checkpoints interleaved loses no committed batch."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 import os
 import signal
 import subprocess
 import sys
 import textwrap
+import threading
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from stream.store import ChangeRow, Store
 from stream.store.schema import migrate
@@ -109,6 +115,42 @@ async def test_duckdb_checkpoints_inside_a_commit_only_past_its_own_threshold(
             assert db.checkpoint_count == 0
         finally:
             await store.close()
+
+
+async def test_a_checkpoint_refused_beside_an_open_update_is_run_after_a_later_write(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """DuckDB refuses a plain CHECKPOINT while another transaction that updated rows is open
+    (the apart lane's marks): the writer logs it and checkpoints after the next write."""
+    store, db = await open_store(tmp_path / "s.duckdb", CheckpointPolicy(64 * KIB, NEVER))
+    try:
+        await db.write(lambda con: con.execute("CREATE TABLE scratch (n INTEGER, v INTEGER)"))
+        await db.write(lambda con: con.execute("INSERT INTO scratch VALUES (1, 0)"))
+        await settled(db)
+        updated, release = threading.Event(), threading.Event()
+
+        def hold(con: Any) -> None:
+            con.execute("UPDATE scratch SET v = v + 1")
+            updated.set()
+            release.wait(60)
+
+        holding = asyncio.ensure_future(db.write_apart(hold))
+        assert await asyncio.to_thread(updated.wait, 60)
+        with caplog.at_level(logging.INFO, logger="stream.store.writer"):
+            await store.archive_changes(changes(0, 400))  # past the bound
+            await settled(db)
+        assert db.checkpoint_count == 0
+        assert "checkpoint put off" in caplog.text
+        release.set()
+        await holding  # its commit's look at the WAL queues the checkpoint put off
+        await store.archive_changes(changes(400, 1))
+        await settled(db)
+        assert db.checkpoint_count == 1
+        assert wal_size(db) < 4 * KIB  # the last write's only
+        assert await count(store) == 401
+    finally:
+        release.set()
+        await store.close()
 
 
 RECORD_UNTIL_KILLED = """
