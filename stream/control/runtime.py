@@ -38,6 +38,7 @@ from stream.control.recorder import Recorder
 from stream.control.recovery import Recovery, RecoveryPolicy, publish_to
 from stream.control.retention import Retention
 from stream.control.retry_scheduler import DEFAULT_SCHEDULE, RetrySchedule
+from stream.control.rollup_folding import RollupFolding
 from stream.control.secret_store import SecretStore
 from stream.control.token import (
     OPERATOR_TOKEN_FILE,
@@ -157,6 +158,7 @@ class ControlRuntime(Service):
         self.marks: DeliveryMarksAgent | None = None
         self.certain: CertainSources | None = None
         self.retention: Retention | None = None
+        self.rollups: RollupFolding | None = None
         self.api_url: str | None = None
         self._runner: web.AppRunner | None = None
         self.lag = LagProbe(settings.broker_url, control_group=settings.app_id)
@@ -206,6 +208,8 @@ class ControlRuntime(Service):
             policy=s.recovery_policy,
         )
         self.recovery.start()
+        self.rollups = RollupFolding(self.store)
+        self.rollups.start()
         # Replays a previous control left publishing go on once the delivered keys are back.
         await self.operations.replays.resume(ready=self.recovery.wait_reseeded)
         # Polls the account's Certain sources into the same outbox the ingest API writes.
@@ -235,6 +239,8 @@ class ControlRuntime(Service):
             await self.certain.stop()
         if self.recovery is not None:
             await self.recovery.stop()
+        if self.rollups is not None:
+            await self.rollups.stop()
         if self.retention is not None:
             await self.retention.stop()
         if self.marks is not None:

@@ -40,7 +40,9 @@ from stream.store.writer import Con
 
 HOUR = timedelta(hours=1)
 SLACK = timedelta(minutes=2)
-"""Rows written up to this long before the mark still count as changed since it."""
+"""Rows written up to this long before the mark still count as changed since it (a clock
+stepped back by less). The hours they touch are taken out by every step within it, so an hour
+written just before a step is folded for good one slack later."""
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 STATE = "fold"
 
