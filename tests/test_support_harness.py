@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.seeds import RUN_SEED_RANGE, run_seed
 from tests.support.waiting import until, until_sync
 
 FAKETIME_DIR = Path(__file__).parent / "faketime"
@@ -53,3 +54,14 @@ def test_a_shifted_date_run_can_sleep() -> None:
         timeout=60,
     )
     assert done.returncode == 0, done.stderr
+
+
+def test_the_run_seed_is_one_per_run_and_can_be_replayed(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("SIGNAL_TEST_SEED", raising=False)
+    monkeypatch.setenv("PYTEST_XDIST_TESTRUNUID", "a" * 32)
+    first = run_seed()
+    assert first == run_seed() == int("a" * 32, 16) % RUN_SEED_RANGE  # every worker alike
+    monkeypatch.setenv("PYTEST_XDIST_TESTRUNUID", "b" * 32)
+    assert run_seed() != first  # another run, another seed
+    monkeypatch.setenv("SIGNAL_TEST_SEED", "42")
+    assert run_seed() == 42

@@ -22,9 +22,11 @@ from stream.store.retention import DROP_ATTEMPTS, DROP_OUTCOMES, DROP_RESOLVED_R
 from stream.store.rows import OutcomeRow, OutcomeStatus
 from tests.metrics.conftest import _record
 from tests.metrics.metrics_stream_gen import NOW, Stream, generate
+from tests.support.seeds import run_seed
 
-SEEDS = [3, 11, random.SystemRandom().randrange(10**6)]
-"""Two fixed ledgers and one new each run (its seed is in the test's name when it fails)."""
+SEEDS = [3, 11, run_seed()]
+"""Two fixed ledgers and one new each run (its seed is in the test's name when it fails;
+`SIGNAL_TEST_SEED` replays it)."""
 
 LATER = NOW + timedelta(days=3)
 """After every generated attempt: every hour with rows is complete."""
