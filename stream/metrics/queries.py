@@ -471,6 +471,75 @@ _RETRY_QUEUE = f"""
 pair has at most one state, so the join keeps each item once; unlike a semi join it lets DuckDB
 build its hash table on the items rather than on every outcome of the mode."""
 
+_OPEN_OR_RESOLVED = f"""
+    (status IN ({", ".join(f"'{s}'" for s in OPEN_RETRY_STATUSES)})
+     OR (status = 'resolved' AND updated_at >= $start AND updated_at < $end))
+"""
+
+_RETRY_QUEUE_MODES = f"""
+    SELECT coalesce(c.mode, r.mode) AS mode, c.mode IS NULL AND r.mode IS NULL AS unread,
+           r.status, r.category, count(*),
+           count(*) FILTER (WHERE r.status = 'abandoned'
+                            AND r.updated_at >= $start AND r.updated_at < $end)
+    FROM (SELECT change_id, flow_id, status, category, updated_at, mode FROM retry_items
+          WHERE {_OPEN_OR_RESOLVED}) r
+    LEFT JOIN (SELECT change_id, flow_id, mode FROM delivery_state
+               WHERE updated_at >= $since) c
+      ON c.change_id = r.change_id AND c.flow_id = r.flow_id
+    GROUP BY ALL
+"""
+"""`_RETRY_QUEUE` with each item's mode as the fold filled it (`rollup_fold.fill_retry_modes`),
+or its pair's state's where that was written since (`$since`: the fold's mark less the slack).
+The items of every mode in one pass over the queue, each once: a pair has at most one state.
+Items with no mode yet (`unread`) are counted by `_RETRY_QUEUE_UNREAD`."""
+
+_RETRY_QUEUE_UNREAD = f"""
+    SELECT r.status, r.category, count(*),
+           count(*) FILTER (WHERE r.status = 'abandoned'
+                            AND r.updated_at >= $start AND r.updated_at < $end)
+    FROM (SELECT * FROM retry_queue WHERE {_OPEN_OR_RESOLVED}) r
+    SEMI JOIN (SELECT change_id, flow_id FROM retry_items WHERE mode IS NULL) u
+      ON u.change_id = r.change_id AND u.flow_id = r.flow_id
+    ANTI JOIN (SELECT change_id, flow_id FROM delivery_state WHERE updated_at >= $since) c
+      ON c.change_id = r.change_id AND c.flow_id = r.flow_id
+    JOIN outcomes o ON o.change_id = r.change_id AND o.flow_id = r.flow_id
+    WHERE o.mode = $mode
+    GROUP BY ALL
+"""
+"""`_RETRY_QUEUE` for the items the fold has not given a mode yet (none after a fold unless an
+item was written without its pair's state)."""
+
+
+def retry_queue_on(
+    con: Con, mode: Mode, start: datetime, end: datetime
+) -> list[tuple[str, str, int, int]]:
+    """The retry queue's items of `mode`: (status, category, items, abandoned in the window),
+    open ones and those resolved in the window; `_RETRY_QUEUE`'s figures."""
+    params: dict[str, Any] = {"start": start, "end": end, "mode": mode}
+    folded = rollup_fold.state(con).mark
+    if not live.ENABLED or folded is None:
+        return _counted(con.execute(_RETRY_QUEUE, params).fetchall())
+    params["since"] = folded - rollup_fold.SLACK
+    del params["mode"]
+    out: list[tuple[str, str, int, int]] = []
+    unread = False
+    for item_mode, not_read, status, category, n, abandoned in con.execute(
+        _RETRY_QUEUE_MODES, params
+    ).fetchall():
+        if not_read:
+            unread = True
+        elif item_mode == mode:
+            out.append((status, category, int(n), int(abandoned)))
+    if unread:
+        params["mode"] = mode
+        out += _counted(con.execute(_RETRY_QUEUE_UNREAD, params).fetchall())
+    return out
+
+
+def _counted(rows: list[Any]) -> list[tuple[str, str, int, int]]:
+    return [(str(s), str(c), int(n), int(a)) for s, c, n, a in rows]
+
+
 _RETRIED = f"""
     SELECT count(DISTINCT k), count(*) FILTER (WHERE attempt) FROM (
         SELECT hash(change_id, flow_id) AS k, true AS attempt
@@ -570,9 +639,7 @@ def troubleshooting_on(
         s: {c: 0 for c in FAILURE_CATEGORIES} for s in RETRY_STATUSES
     }
     abandoned = 0
-    in_queue = con.execute(
-        _RETRY_QUEUE, {"mode": mode, "start": window.start, "end": window.end}
-    ).fetchall()
+    in_queue = retry_queue_on(con, mode, window.start, window.end)
     for status, category, count, abandoned_in_window in in_queue:
         queue.setdefault(status, {}).setdefault(category, 0)
         queue[status][category] += int(count)

@@ -565,6 +565,13 @@ _V12_LIVE_ROLLUPS = (
     """,
 )
 
+# The mode of each retry item's pair, as the live rollups' fold last read it from the pair's state
+# (`stream.store.rollup_fold.fill_retry_modes`): NULL not read yet, '' the pair had no state.
+# The Troubleshooting tab counts a mode's items; with the mode on the item it reads the queue
+# alone instead of joining every item with ten million outcomes. The `retry_queue` view is
+# unchanged: the column is the fold's, read only where the fold says it is still right.
+_V13_RETRY_MODES = ("ALTER TABLE retry_items ADD COLUMN mode VARCHAR",)
+
 Apply = Callable[[duckdb.DuckDBPyConnection], None]
 
 
@@ -604,4 +611,5 @@ MIGRATIONS: tuple[Migration, ...] = (
         11, "erasure scrubs a restart finishes (file blocks, never the person)", _V11_ERASURE_SCRUBS
     ),
     Migration(12, "live hourly rollups of kept rows, folded by control", _V12_LIVE_ROLLUPS),
+    Migration(13, "retry items carry their pair's mode, filled by the fold", _V13_RETRY_MODES),
 )

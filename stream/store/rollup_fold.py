@@ -287,6 +287,41 @@ def _link(con: Con, hours: list[datetime]) -> None:
     con.execute(_LINK.format(new=new, pointing=pointing), new_params + pointing_params)
 
 
+_RETRY_MODES_CHANGED = """
+    UPDATE retry_items SET mode = d.mode
+    FROM (SELECT change_id, flow_id, mode FROM delivery_state WHERE updated_at >= ?) d
+    WHERE retry_items.change_id = d.change_id AND retry_items.flow_id = d.flow_id
+      AND retry_items.mode IS DISTINCT FROM d.mode
+"""
+
+_RETRY_MODES_UNREAD = """
+    UPDATE retry_items SET mode = coalesce(d.mode, '')
+    FROM (SELECT r.change_id, r.flow_id, d.mode
+          FROM (SELECT change_id, flow_id FROM retry_items WHERE mode IS NULL) r
+          LEFT JOIN delivery_state d USING (change_id, flow_id)) d
+    WHERE retry_items.change_id = d.change_id AND retry_items.flow_id = d.flow_id
+"""
+
+
+def fill_retry_modes(con: Con, since: datetime | None) -> None:
+    """Set `retry_items.mode` to the mode of the pair's state ('' for none), as the fold's
+    transaction sees it: for the items whose pair's state was written since `since` (the last
+    fold's mark less the slack; every state write sets `updated_at`), then for the items not read
+    yet. A new item's pair has its state written in the same batch, so after the first fill the
+    second statement (a join with every state) runs only for the rare item written alone.
+
+    Readers (`stream.metrics.queries`) take an item's mode from here unless its pair's state was
+    written since the mark, when they read it from the state; an item with no mode yet is joined
+    with the outcomes as before. Nothing deletes a pair's state while its item is kept
+    (retention holds such pairs; an erasure deletes the item too), so a filled mode stays the
+    state's mode until a write of the state, which the readers see by its `updated_at`."""
+    if since is not None:
+        con.execute(_RETRY_MODES_CHANGED, [since])
+    row = con.execute("SELECT count(*) FROM retry_items WHERE mode IS NULL").fetchone()
+    if row is not None and row[0]:
+        con.execute(_RETRY_MODES_UNREAD)
+
+
 def fold_step(con: Con, *, now: datetime, budget: int = 24) -> FoldReport:
     """One bounded step, in the caller's (the writer's) transaction: unfold what changed since
     the last step, then fold up to `budget` complete hours before `now`, newest first."""
@@ -317,5 +352,6 @@ def fold_step(con: Con, *, now: datetime, budget: int = 24) -> FoldReport:
         todo = [r[0] for r in rows]
     chosen = todo[:budget]
     fold_hours(con, chosen, mark)
+    fill_retry_modes(con, None if before.mark is None else before.mark - SLACK)
     _write_state(con, mark, seen)
     return FoldReport(len(chosen), unfolded, reset, len(todo) - len(chosen))

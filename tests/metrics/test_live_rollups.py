@@ -19,7 +19,7 @@ from stream.metrics import live, parse_window, queries
 from stream.metrics.definitions import Mode, Window
 from stream.store import Store, rollup_fold
 from stream.store.retention import DROP_ATTEMPTS, DROP_OUTCOMES, DROP_RESOLVED_RETRIES
-from stream.store.rows import OutcomeRow, OutcomeStatus
+from stream.store.rows import OutcomeRow, OutcomeStatus, RetryItem, RetryStatus
 from tests.metrics.conftest import _record
 from tests.metrics.metrics_stream_gen import NOW, Stream, generate
 from tests.support.seeds import run_seed
@@ -70,12 +70,19 @@ def _windows() -> list[Window]:
 
 
 async def _both(store: Store, mode: Mode, window: Window) -> tuple[Any, Any]:
-    """The Summary from the rollups and from the ledger's rows alone."""
+    """The Summary and Troubleshooting from the rollups (and the retry items' modes the fold
+    filled) and from the ledger's rows alone."""
     live.ENABLED = True
     try:
-        folded = await queries.summary(store, mode, window, active_flows=0)
+        folded = (
+            await queries.summary(store, mode, window, active_flows=0),
+            await queries.troubleshooting(store, mode, window),
+        )
         live.ENABLED = False
-        raw = await queries.summary(store, mode, window, active_flows=0)
+        raw = (
+            await queries.summary(store, mode, window, active_flows=0),
+            await queries.troubleshooting(store, mode, window),
+        )
     finally:
         live.ENABLED = True
     return folded, raw
@@ -197,4 +204,82 @@ async def test_erasure_unfolds_everything(store: Store) -> None:
     assert await _assert_same(store) == 0  # an erasure after the fold: nothing is clean
     report = await _fold(store)
     assert report.reset
+    assert await _assert_same(store) > 0
+
+
+async def test_retry_items_after_the_fold(store: Store, stream: Stream) -> None:
+    """The Troubleshooting tab counts a mode's retry items by the mode the fold filled in: items
+    that change status after the fold (resolved in or out of the window, abandoned, reopened),
+    new items written with and without their pair's state, an item whose pair's state is
+    written again in the other mode, and deleted items read the same as from the rows."""
+    await _fold(store)
+    rnd = random.Random(len(stream.pairs) * 7)
+    held = [p for p in stream.pairs if p.retry is not None]
+    assert held
+    changed: list[RetryItem] = []
+    for pair in rnd.sample(held, min(30, len(held))):
+        assert pair.retry is not None
+        status: RetryStatus = rnd.choice(("pending", "retrying", "abandoned", "resolved"))
+        at = NOW - timedelta(hours=rnd.choice((1, 5, 30, 200)), minutes=rnd.randrange(60))
+        changed.append(dataclasses.replace(pair.retry, status=status, updated_at=at))
+    bare = [p for p in stream.pairs if p.retry is None]
+    alone = rnd.sample(bare, min(12, len(bare)))
+    for pair in alone:  # written without any state write: the fold has no mode for them yet
+        changed.append(
+            RetryItem(
+                change_id=pair.change_id,
+                flow_id=pair.flow.flow_id,
+                status=rnd.choice(("pending", "abandoned", "resolved")),
+                category="technical",
+                attempts=1,
+                updated_at=NOW - timedelta(hours=rnd.randrange(1, 48)),
+            )
+        )
+    changed.append(  # an item of a pair that has no state at all
+        RetryItem(
+            change_id="chg-none",
+            flow_id=stream.pairs[0].flow.flow_id,
+            status="pending",
+            category="data",
+            attempts=1,
+            updated_at=NOW - timedelta(hours=3),
+        )
+    )
+    await store.upsert_retry_items(changed)
+    # A held pair's state written again in the other mode, and a few items deleted.
+    flipped = rnd.sample(held, min(6, len(held)))
+    rows = [
+        dataclasses.replace(
+            p.state,
+            mode="test" if p.state.mode == "live" else "live",
+            status="failed",
+            category="technical",
+            reason="HTTP 503",
+            processed_at=p.state.processed_at + timedelta(minutes=90),
+            attempt=len(p.attempts) + 1,
+            replayed=False,
+            outcome_id="",
+        )
+        for p in flipped
+    ]
+    await store.record_outcomes(rows, [])
+    gone = [(p.change_id, p.flow.flow_id) for p in rnd.sample(held, min(5, len(held)))]
+    await store.write(
+        lambda con: con.executemany(
+            "DELETE FROM retry_items WHERE change_id = ? AND flow_id = ?", gone
+        )
+    )
+    unread = await store.read(
+        lambda con: con.execute("SELECT count(*) FROM retry_items WHERE mode IS NULL").fetchall()
+    )
+    assert unread[0][0] > 0  # read before the next fold: the unread path is taken
+    await _assert_same(store)
+    await _fold(store)
+    modes = await store.read(
+        lambda con: con.execute(
+            "SELECT count(*) FILTER (WHERE mode IS NULL), count(*) FILTER (WHERE mode = '') "
+            "FROM retry_items"
+        ).fetchall()
+    )
+    assert modes[0] == (0, 1)  # every item read; the one without state has none
     assert await _assert_same(store) > 0
