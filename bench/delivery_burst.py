@@ -62,7 +62,7 @@ async def run(changes: int) -> None:
             made = [registration(burst, n, "US") for n in range(changes)]
             started, started_wall = time.monotonic(), time.time()
             await send_all(bench.producer, made)
-            routed, done = await read_outcomes(consumer, burst, changes, 900)
+            routed, done, quarters = await read_outcomes(consumer, burst, changes, 900)
             calls = bench.sandbox.state.calls[before:]
             _, peak = memory_mb(bench.worker.pid)
         finally:
@@ -98,6 +98,13 @@ async def run(changes: int) -> None:
             f"last outcome {elapsed:.1f} s; busiest {MARKETO_WINDOW_S:g} s: "
             f"{busiest(at, MARKETO_WINDOW_S)} calls; routing done {routed - started:.1f} s"
         )
+        print(
+            "  routed      "
+            + ", ".join(
+                f"{q}% {t - started:.1f} s" for q, t in zip((25, 50, 75), quarters, strict=False)
+            )
+            + " (a call can go only once its batch's changes are routed)"
+        )
         # Call n + 100 cannot go before call n's window has passed, so the last call follows
         # call n - 200 by two windows at least: how soon the first calls went sets the end.
         w = MARKETO_CALLS_PER_WINDOW
@@ -119,14 +126,16 @@ async def run(changes: int) -> None:
 
 async def read_outcomes(
     consumer: AIOKafkaConsumer, prefix: str, changes: int, within: float
-) -> tuple[float, float]:
+) -> tuple[float, float, list[float]]:
     """Read the burst's outcomes until every change has its `FLOWS` final ones; returns when
     routing was done (every change's `queued` record, which route publishes with the delivery
-    request, was in) and when the last outcome was (monotonic)."""
+    request, was in), when the last outcome was, and when a quarter, a half and three quarters
+    of the changes were routed (monotonic)."""
     marker = f'"change_id":"{prefix}-'.encode()
     queued_mark = b'"status":"queued"'
     queued = final = 0
     routed: float | None = None
+    quarters: list[float] = []
     deadline = time.monotonic() + within
     while final < changes * FLOWS:
         if time.monotonic() > deadline:
@@ -140,10 +149,12 @@ async def read_outcomes(
                     queued += 1
                 else:
                     final += 1
+        while len(quarters) < 3 and queued >= changes * (len(quarters) + 1) / 4:
+            quarters.append(time.monotonic())
         if routed is None and queued >= changes:
             routed = time.monotonic()
     now = time.monotonic()
-    return routed or now, now
+    return routed or now, now, quarters
 
 
 def busiest(times: Sequence[float], window_s: float) -> int:
