@@ -64,3 +64,22 @@ def split_range(con: Con, start: datetime, end: datetime, *, hourly: bool = True
     if at < end:
         raw.append((at, end))
     return Split(clean, raw)
+
+
+def all_time(con: Con) -> tuple[Split, str, list[Any]]:
+    """Every instant split as `split` does a window (for all-time figures, the scrape's): the
+    clean hours, and an SQL condition on `processed_at` (with its parameters) for the rest,
+    before, between and after them."""
+    if not ENABLED:
+        return whole(fold.EPOCH, fold.EPOCH), "true", []
+    row = con.execute("SELECT min(hour), max(hour) FROM live_hours").fetchone()
+    if row is None or row[0] is None:
+        return whole(fold.EPOCH, fold.EPOCH), "true", []
+    lo, hi = row[0], row[1] + fold.HOUR
+    parts = split_range(con, lo, hi)
+    inside, params = parts.raw_condition()
+    return (
+        parts,
+        f"(processed_at < ? OR processed_at >= ? OR {inside})",
+        [lo, hi, *params],
+    )

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from stream.messages import VERIFIED_IN_MARKETO
+from stream.metrics import live
 from stream.metrics.certain_sources import STATES as CERTAIN_SOURCE_STATES
 from stream.metrics.certain_sources import CertainSourceStatus
 from stream.metrics.definitions import (
@@ -86,6 +87,40 @@ def _rows(con: Con, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...
     return [tuple(r) for r in con.execute(sql, list(params)).fetchall()]
 
 
+_ATTEMPTS = """
+    SELECT mode, status, sum(n), sum(repeated) FROM (
+        SELECT mode, status, count(*) AS n, count(*) FILTER (WHERE possible_repeat) AS repeated
+        FROM outcome_attempts WHERE {raw} GROUP BY ALL
+        UNION ALL
+        SELECT mode, status, sum(attempts), sum(attempts) FILTER (WHERE possible_repeat)
+        FROM live_attempts WHERE {clean} GROUP BY ALL
+        UNION ALL
+        SELECT mode, status, sum(attempts), sum(attempts) FILTER (WHERE possible_repeat)
+        FROM rollup_attempts GROUP BY ALL)
+    GROUP BY ALL ORDER BY 1, 2
+"""
+"""Attempts by mode and status, and those possibly repeated after a crash: the kept rows outside
+the live rollups' clean hours (`stream.metrics.live.all_time`), the clean hours' rollups, and
+the hours retention pruned."""
+
+_STATES = f"""
+    SELECT mode, status, lead_result, sum(n), min(first) FROM (
+        SELECT mode, status, lead_result, count(*) AS n,
+               min(processed_at) FILTER (WHERE status = '{IN_FLIGHT_STATUS}') AS first
+        FROM outcomes WHERE {{raw}} GROUP BY ALL
+        UNION ALL
+        SELECT mode, status, lead_result, sum(pairs), NULL
+        FROM live_outcomes WHERE {{clean}} GROUP BY ALL
+        UNION ALL
+        SELECT mode, '{IN_FLIGHT_STATUS}', lead_result, sum(pairs), min(oldest)
+        FROM live_in_flight WHERE {{clean}} GROUP BY ALL)
+    GROUP BY ALL
+"""
+"""Pairs by mode, status and lead result, and the oldest in flight: the kept rows outside the
+clean hours, and the clean hours' outcomes and pairs in flight. Pairs by status and in flight,
+delivered pairs by lead result and those verified in Marketo are all sums of these."""
+
+
 def collect_on(
     con: Con,
     *,
@@ -98,8 +133,14 @@ def collect_on(
     received = Family(
         "signal_changes_received_total", "counter", "Changes archived, by mode of the change."
     )
-    for is_test, n in _rows(con, "SELECT is_test, count(*) FROM changes GROUP BY ALL ORDER BY 1"):
-        received.add(n, mode="test" if is_test else "live")
+    # Counted with filters, not grouped: grouping by a boolean cost 15 ms on 3.3M changes, this 3.
+    ((live_changes, test_changes),) = _rows(
+        con,
+        "SELECT count(*) FILTER (WHERE NOT is_test), count(*) FILTER (WHERE is_test) FROM changes",
+    )
+    for mode, n in (("live", live_changes), ("test", test_changes)):
+        if n:
+            received.add(n, mode=mode)
     rejected = Family(
         "signal_changes_rejected_total", "counter", "Input rejected as invalid (any mode)."
     )
@@ -110,25 +151,37 @@ def collect_on(
         "Evaluations and delivery attempts recorded, by mode and status "
         "(status queued: deliveries routed to Marketo, answered by a later row).",
     )
-    for mode, status, n in _rows(
-        con,
-        "SELECT mode, status, sum(n) FROM ("
-        "SELECT mode, status, count(*) AS n FROM outcome_attempts GROUP BY ALL "
-        "UNION ALL SELECT mode, status, sum(attempts) FROM rollup_attempts GROUP BY ALL) "
-        "GROUP BY ALL ORDER BY 1, 2",
+    parts, raw, raw_params = live.all_time(con)
+    clean, clean_params = parts.rollup_condition()
+    counted: dict[str, int] = {}
+    for mode, status, n, repeated in _rows(
+        con, _ATTEMPTS.format(raw=raw, clean=clean), [*raw_params, *clean_params]
     ):
         attempts.add(n, mode=mode, status=status)
+        counted[mode] = counted.get(mode, 0) + int(repeated or 0)
     states = Family("signal_outcomes", "gauge", "(change, flow) pairs by current status and mode.")
     leads = Family("signal_leads", "gauge", "Delivered pairs by Marketo's lead result and mode.")
-    for mode, status, n in _rows(
-        con, "SELECT mode, status, count(*) FROM outcomes GROUP BY ALL ORDER BY 1, 2"
-    ):
-        states.add(n, mode=mode, status=status)
-    for mode, result, n in _rows(
+    by_status: dict[tuple[str, str], int] = {}
+    by_result: dict[tuple[str, str], int] = {}
+    flying: dict[str, tuple[int, datetime | None]] = {}
+    found: dict[str, int] = {}
+    for mode, status, result, n, first in _rows(
         con,
-        "SELECT mode, lead_result, count(*) FROM outcomes "
-        "WHERE status = 'delivered' AND lead_result IS NOT NULL GROUP BY ALL ORDER BY 1, 2",
+        _STATES.format(raw=raw, clean=clean),
+        [*raw_params, *clean_params, *clean_params],
     ):
+        n = int(n)
+        by_status[(mode, status)] = by_status.get((mode, status), 0) + n
+        if status == "delivered" and result is not None:
+            by_result[(mode, result)] = by_result.get((mode, result), 0) + n
+        if result == VERIFIED_IN_MARKETO:
+            found[mode] = found.get(mode, 0) + n
+        if status == IN_FLIGHT_STATUS:
+            count, oldest_at = flying.get(mode, (0, None))
+            flying[mode] = (count + n, first if oldest_at is None else min(oldest_at, first))
+    for (mode, status), n in sorted(by_status.items()):
+        states.add(n, mode=mode, status=status)
+    for (mode, result), n in sorted(by_result.items()):
         leads.add(n, mode=mode, result=result)
     in_flight = Family(
         "signal_in_flight_deliveries",
@@ -140,14 +193,6 @@ def collect_on(
         "gauge",
         "Age of the oldest pair in flight (state queued), by mode; 0 when none.",
     )
-    flying = {
-        str(mode): (int(n), first)
-        for mode, n, first in _rows(
-            con,
-            "SELECT mode, count(*), min(processed_at) FROM outcomes "
-            f"WHERE status = '{IN_FLIGHT_STATUS}' GROUP BY 1",
-        )
-    }
     for mode in MODES:
         n, first = flying.get(mode, (0, None))
         in_flight.add(n, mode=mode)
@@ -158,15 +203,6 @@ def collect_on(
         "Deliveries made again after a crash for pairs marked sending without Marketo's answer "
         "on record (Marketo may have run each twice), by mode.",
     )
-    counted = dict(
-        _rows(
-            con,
-            "SELECT mode, sum(n) FROM ("
-            "SELECT mode, count(*) AS n FROM outcome_attempts WHERE possible_repeat GROUP BY 1 "
-            "UNION ALL SELECT mode, sum(attempts) FROM rollup_attempts WHERE possible_repeat "
-            "GROUP BY 1) GROUP BY 1",
-        )
-    )
     for mode in MODES:
         repeats.add(int(counted.get(mode, 0)), mode=mode)
     verified = Family(
@@ -175,15 +211,12 @@ def collect_on(
         "Pairs whose unanswered call Marketo's activity log showed it had run, recorded delivered "
         "instead of sent again after a crash or timeout, by mode.",
     )
-    found = dict(
-        _rows(
-            con,
-            "SELECT mode, sum(n) FROM ("
-            f"SELECT mode, count(*) AS n FROM outcomes WHERE lead_result = '{VERIFIED_IN_MARKETO}' "
-            "GROUP BY 1 UNION ALL SELECT mode, sum(pairs) FROM rollup_outcomes "
-            f"WHERE lead_result = '{VERIFIED_IN_MARKETO}' GROUP BY 1) GROUP BY 1",
-        )
-    )
+    for mode, n in _rows(
+        con,
+        "SELECT mode, sum(pairs) FROM rollup_outcomes "
+        f"WHERE lead_result = '{VERIFIED_IN_MARKETO}' GROUP BY 1",
+    ):
+        found[mode] = found.get(mode, 0) + int(n)
     for mode in MODES:
         verified.add(int(found.get(mode, 0)), mode=mode)
     queue = Family("signal_retry_queue_items", "gauge", "Retry queue items by status and category.")

@@ -570,7 +570,22 @@ _V12_LIVE_ROLLUPS = (
 # The Troubleshooting tab counts a mode's items; with the mode on the item it reads the queue
 # alone instead of joining every item with ten million outcomes. The `retry_queue` view is
 # unchanged: the column is the fold's, read only where the fold says it is still right.
-_V13_RETRY_MODES = ("ALTER TABLE retry_items ADD COLUMN mode VARCHAR",)
+#
+# `live_in_flight` holds each folded hour's pairs still in flight (state queued) by mode and lead
+# result, with the oldest: `live_outcomes` holds outcomes only, and the scrape's gauges of pairs
+# by status and in flight would otherwise read every state's status.
+_V13_RETRY_MODES = (
+    "ALTER TABLE retry_items ADD COLUMN mode VARCHAR",
+    """
+    CREATE TABLE live_in_flight (
+        hour TIMESTAMPTZ NOT NULL,
+        mode VARCHAR NOT NULL,
+        lead_result VARCHAR,
+        pairs BIGINT NOT NULL,
+        oldest TIMESTAMPTZ NOT NULL
+    )
+    """,
+)
 
 Apply = Callable[[duckdb.DuckDBPyConnection], None]
 
@@ -611,5 +626,9 @@ MIGRATIONS: tuple[Migration, ...] = (
         11, "erasure scrubs a restart finishes (file blocks, never the person)", _V11_ERASURE_SCRUBS
     ),
     Migration(12, "live hourly rollups of kept rows, folded by control", _V12_LIVE_ROLLUPS),
-    Migration(13, "retry items carry their pair's mode, filled by the fold", _V13_RETRY_MODES),
+    Migration(
+        13,
+        "retry items carry their pair's mode, folded hours' pairs in flight",
+        _V13_RETRY_MODES,
+    ),
 )

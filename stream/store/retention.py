@@ -166,7 +166,7 @@ _UNFOLD = (
     *(
         f"DELETE FROM {table} WHERE hour IN "
         "(SELECT DISTINCT date_trunc('hour', processed_at) FROM prune_batch)"
-        for table in ("live_outcomes", "live_attempts", "live_hours")
+        for table in ("live_outcomes", "live_attempts", "live_in_flight", "live_hours")
     ),
     "DELETE FROM live_keys WHERE hour IN "
     "(SELECT DISTINCT epoch_us(processed_at) // 3600000000 FROM prune_batch)",

@@ -62,7 +62,7 @@ _DIRTY = """
 """
 """Folded hours in [lo, hi) that a write since `since` may have changed (see the module)."""
 
-_LIVE_TABLES = ("live_outcomes", "live_attempts", "live_keys")
+_LIVE_TABLES = ("live_outcomes", "live_attempts", "live_keys", "live_in_flight")
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,6 +218,15 @@ _FOLD_STATE_KEYS = f"""
 """
 """Only the two modes the dashboards know (`stream.metrics.definitions.MODES`) have keys."""
 
+_FOLD_IN_FLIGHT = f"""
+    INSERT INTO live_in_flight
+    SELECT date_trunc('hour', processed_at), mode, lead_result, count(*), min(processed_at)
+    FROM delivery_state WHERE {{cond}} AND status = '{IN_FLIGHT_STATUS}' GROUP BY ALL
+"""
+"""Pairs in flight (not outcomes, so not in `live_outcomes`): a queued state is rewritten when
+answered or queued again, each write setting `updated_at` and keeping `first_processed_at` at or
+before the queued row's time, so the hours it leaves are found dirty as an outcome's are."""
+
 _FOLD_ATTEMPTS = """
     INSERT INTO live_attempts
     SELECT date_trunc('hour', processed_at), mode, status, attempt > 1 AND NOT replayed,
@@ -254,6 +263,7 @@ def fold_hours(con: Con, hours: list[datetime], at: datetime) -> None:
         cond, params = range_condition("processed_at", [(lo, hi)])
         for sql, times in (
             (_FOLD_OUTCOMES, 1),
+            (_FOLD_IN_FLIGHT, 1),
             (_FOLD_STATE_KEYS, 2),
             (_FOLD_ATTEMPTS, 1),
             (_FOLD_RETRIED, 1),
