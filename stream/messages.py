@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 from stream.marketo.results import CallRecord
 
@@ -115,8 +115,20 @@ shows it ran: recorded delivered instead of sent again (`stream/pipeline/verify.
 counts these as `verified_after_crash`, apart from the possible repeats."""
 
 
+class SharedFlow(Message):
+    """A further flow an `OutcomeRecord` is the outcome of (`OutcomeRecord.also`): the fields
+    of its own that its ledger row takes instead of the record's."""
+
+    flow_id: str
+    flow_name: str
+    mode: str
+    action: str | None = None
+    connection_id: str | None = None
+
+
 class OutcomeRecord(Message):
-    """What became of one (change, flow) pair — the row `outcomes` shows."""
+    """What became of one (change, flow) pair — the row `outcomes` shows — and, through `also`,
+    of further pairs of the same change with the very same outcome."""
 
     change_id: str
     flow_id: str
@@ -152,6 +164,57 @@ class OutcomeRecord(Message):
     """On a `queued` record: the other flows the same route queued for this change. Control
     marks them queued too, so a crash that cuts the route's records after this one leaves
     every delivery of the change in the ledger (recovery re-drives the overdue ones)."""
+    also: list[SharedFlow] = Field(default_factory=list)
+    """On a `not_activated` record of a first routing: the other flows whose outcome for this
+    change is this one (same reason, attempt and times), each with its own flow fields. The
+    route step publishes one record per such outcome instead of one per flow, so the flows
+    that cannot match a change cost one entry each rather than a record; control records one
+    row per pair as before (`stream.control.outcome_batch`)."""
+
+    def dumps(self) -> bytes:
+        """`Message.dumps`, with the `also` list serialised once per list object: the route
+        step gives every change's shared record the same list for the same flows, and writing
+        a hundred flows' entries again per change cost more than routing the change."""
+        also = self.also
+        if not also:
+            return self.__pydantic_serializer__.to_json(self)
+        kept = _ALSO_JSON.get(id(also))
+        if kept is None or kept[0] is not also:
+            if len(_ALSO_JSON) >= _ALSO_JSON_MAX:
+                _ALSO_JSON.clear()
+            kept = _ALSO_JSON[id(also)] = (also, _SHARED_FLOWS.dump_json(also))
+        head = self.__pydantic_serializer__.to_json(self, exclude=_ALSO)
+        # `also` is the last field: the same bytes as serialising the whole record.
+        return head[:-1] + b',"also":' + kept[1] + b"}"
+
+    def pairs(self) -> list[OutcomeRecord]:
+        """The record of each pair this record is the outcome of: its own (without `also`),
+        then one per `also` flow with that flow's fields."""
+        if not self.also:
+            return [self]
+        own = self.model_copy(update={"also": []})
+        return [own, *(own.for_flow(flow) for flow in self.also)]
+
+    def for_flow(self, flow: SharedFlow) -> OutcomeRecord:
+        """This outcome as `flow`'s own record (with no `also`)."""
+        return self.model_copy(
+            update={
+                "flow_id": flow.flow_id,
+                "flow_name": flow.flow_name,
+                "mode": flow.mode,
+                "action": flow.action,
+                "connection_id": flow.connection_id,
+                "also": [],
+            }
+        )
+
+
+_ALSO: set[str] = {"also"}
+_SHARED_FLOWS: TypeAdapter[list[SharedFlow]] = TypeAdapter(list[SharedFlow])
+_ALSO_JSON: dict[int, tuple[list[SharedFlow], bytes]] = {}
+"""id of an `also` list -> (the list, its JSON): the list is held, so its id is not reused
+while kept. The lists are never changed once given to a record (records are frozen)."""
+_ALSO_JSON_MAX = 1024
 
 
 class ApiCallRecord(Message):

@@ -21,7 +21,7 @@ from typing import Any
 import pyarrow as pa  # type: ignore[import-untyped]
 import pyarrow.compute as pc  # type: ignore[import-untyped]
 
-from stream.messages import OutcomeRecord
+from stream.messages import OutcomeRecord, SharedFlow
 from stream.store.arrow_batches import OUTCOME_COLUMNS
 from stream.store.rows import MODES, aware, outcome_key_at, utc
 
@@ -34,7 +34,8 @@ _STATUS_QUEUED = "queued"
 
 
 def _checked(outcome: OutcomeRecord) -> tuple[str, str, str, int]:
-    """The record's key fields, checked in `OutcomeRow.__post_init__`'s order and words."""
+    """The record's key fields, checked in `OutcomeRow.__post_init__`'s order and words (each
+    `also` flow's too, as the row it becomes)."""
     change_id = outcome.change_id
     flow_id = outcome.flow_id
     if not change_id:
@@ -47,6 +48,11 @@ def _checked(outcome: OutcomeRecord) -> tuple[str, str, str, int]:
     attempt = outcome.attempt
     if attempt < 1:
         raise ValueError(f"attempt counts from 1, got {attempt}")
+    for flow in outcome.also:
+        if not flow.flow_id:
+            raise ValueError("flow_id must not be empty")
+        if flow.mode not in MODES:
+            raise ValueError(f"mode must be one of {sorted(MODES)}, got {flow.mode!r}")
     return change_id, flow_id, mode, attempt
 
 
@@ -92,6 +98,8 @@ def outcome_values(outcome: OutcomeRecord) -> list[OutcomeValues]:
         replay_id,
         outcome.possible_repeat,
     )
+    if outcome.also:
+        return [own, *(_shared_row(own, flow, stamp, replay_id) for flow in outcome.also)]
     if status != _STATUS_QUEUED or not outcome.siblings:
         return [own]
     rows = [own]
@@ -115,6 +123,18 @@ def outcome_values(outcome: OutcomeRecord) -> list[OutcomeValues]:
                 )
             )
     return rows
+
+
+def _shared_row(
+    own: OutcomeValues, flow: SharedFlow, stamp: str, replay_id: str | None
+) -> OutcomeValues:
+    """The row of an `also` flow: the record's own row with the flow's fields and key."""
+    row = list(own)
+    change_id, attempt, replayed = own[1], own[13], own[14]
+    row[0] = outcome_key_at(change_id, flow.flow_id, attempt, replayed, stamp, replay_id)
+    row[2], row[3], row[4], row[7] = flow.flow_id, flow.flow_name, flow.mode, flow.action
+    row[19] = flow.connection_id
+    return tuple(row)
 
 
 def outcome_id_of(outcome: OutcomeRecord) -> str:
@@ -220,8 +240,11 @@ def outcomes_batch(outcomes: Sequence[OutcomeRecord]) -> pa.Table:
         return _SCHEMA.empty_table()
     if any(o.siblings for o in outcomes if o.status == _STATUS_QUEUED):
         return _by_rows(outcomes)
-    count = len(outcomes)
-    values = dict(zip(_COLUMN_FIELDS, zip(*map(_FIELDS_OF, outcomes), strict=True), strict=True))
+    fields = list(map(_FIELDS_OF, outcomes))
+    if any(o.also for o in outcomes):
+        fields = _with_shared(outcomes, fields)
+    count = len(fields)
+    values = dict(zip(_COLUMN_FIELDS, zip(*fields, strict=True), strict=True))
     arrays = {name: pa.array(column, type=OUTCOME_COLUMNS[name]) for name, column in values.items()}
     status = arrays["status"]
     # A failure without a category is a technical one (`outcome_row`).
@@ -236,6 +259,37 @@ def outcomes_batch(outcomes: Sequence[OutcomeRecord]) -> pa.Table:
     if pc.count_distinct(ids).as_py() != count:
         return _by_rows(outcomes)
     return pa.Table.from_arrays([ids, *table.columns], schema=_SCHEMA)
+
+
+_FLOW_FIELDS = tuple(
+    _COLUMN_FIELDS.index(name)
+    for name in ("flow_id", "flow_name", "mode", "action", "connection_id")
+)
+_SHARED_OF = operator.attrgetter("flow_id", "flow_name", "mode", "action", "connection_id")
+
+
+def _with_shared(
+    outcomes: Sequence[OutcomeRecord], fields: list[tuple[Any, ...]]
+) -> list[tuple[Any, ...]]:
+    """`fields` with, after each record's, one entry per `also` flow: the record's values with
+    the flow's own (`outcome_values`' rows, a column tuple at a time)."""
+    flow_id, flow_name, mode, action, connection_id = _FLOW_FIELDS
+    out: list[tuple[Any, ...]] = []
+    for outcome, own in zip(outcomes, fields, strict=True):
+        out.append(own)
+        if not outcome.also:
+            continue
+        row = list(own)
+        for shared in map(_SHARED_OF, outcome.also):
+            (
+                row[flow_id],
+                row[flow_name],
+                row[mode],
+                row[action],
+                row[connection_id],
+            ) = shared
+            out.append(tuple(row))
+    return out
 
 
 def _by_rows(outcomes: Sequence[OutcomeRecord]) -> pa.Table:

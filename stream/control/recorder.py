@@ -310,12 +310,22 @@ class Recorder:
             return 0
         planning = [o for o in outcomes if o.status not in _NOT_PLANNED and o.replay_id is None]
         keys = {(o.change_id, o.flow_id) for o in planning}
+        # A record standing for many flows plans only the flows with an item (a not-activated
+        # outcome resolves an item, never makes one): its change's items are read, not a key
+        # per flow.
+        shared = {o.change_id for o in planning if o.also}
         # The read runs on a reader thread (DuckDB, without the GIL) while the Arrow batch is
         # built here: one step of the loop takes it to its thread. A failed read is read again
         # (`durably`), as before. A batch with nothing to plan reads nothing.
         reads: list[Awaitable[dict[tuple[str, str], RetryItem]]] = []
+
+        def read_items() -> Awaitable[dict[tuple[str, str], RetryItem]]:
+            if shared:
+                return self.store.retry_items_of(keys, shared)
+            return self.store.retry_items_of(keys)
+
         if keys:
-            reads.append(asyncio.ensure_future(self.store.retry_items_of(keys)))
+            reads.append(asyncio.ensure_future(read_items()))
             await asyncio.sleep(0)
         try:
             with _collector_paused():
@@ -324,14 +334,14 @@ class Recorder:
             known = (
                 await self.durably(
                     "retry items read",
-                    lambda: reads.pop() if reads else self.store.retry_items_of(keys),
+                    lambda: reads.pop() if reads else read_items(),
                 )
                 if keys
                 else {}
             )
         planned: dict[tuple[str, str], RetryItem] = {}
         with _collector_paused():
-            for outcome in planning:
+            for outcome in _with_items(planning, known, planned):
                 key = (outcome.change_id, outcome.flow_id)
                 existing = planned.get(key) or known.get(key)
                 if existing is None and outcome.status in _NO_ITEM_WITHOUT_ONE:
@@ -423,6 +433,28 @@ class Recorder:
             )
 
 
+def _with_items(
+    planning: Sequence[OutcomeRecord],
+    known: dict[tuple[str, str], RetryItem],
+    planned: dict[tuple[str, str], RetryItem],
+) -> Iterator[OutcomeRecord]:
+    """The outcomes to plan, in order, each record standing for several flows as the records
+    of its pairs (`OutcomeRecord.pairs`) but only of the pairs with an item known or planned
+    before it: a `not_activated` outcome of a pair without one plans nothing, so a record of a
+    hundred flows costs a look-up per flow, not a record each."""
+    for outcome in planning:
+        if not outcome.also:
+            yield outcome
+            continue
+        change_id = outcome.change_id
+        own = outcome.model_copy(update={"also": []})
+        yield own
+        for flow in outcome.also:
+            key = (change_id, flow.flow_id)
+            if key in planned or key in known:
+                yield own.for_flow(flow)
+
+
 def outcome_row(outcome: OutcomeRecord) -> OutcomeRow:
     category = outcome.category.value if outcome.category is not None else None
     if outcome.status.value == "failed" and category is None:
@@ -453,10 +485,13 @@ def outcome_row(outcome: OutcomeRecord) -> OutcomeRow:
 
 
 def outcome_rows(outcome: OutcomeRecord) -> list[OutcomeRow]:
-    """The ledger rows of one outcome record: its own, and for a `queued` record one `queued`
-    row per sibling flow the same route queued (named by flow id until its own record comes).
+    """The ledger rows of one outcome record: its own, one per `also` flow (the same outcome
+    with the flow's fields), and for a `queued` record one `queued` row per sibling flow the
+    same route queued (named by flow id until its own record comes).
     The store never lets `queued` replace a final state, so a sibling already recorded keeps
     what it has."""
+    if outcome.also:
+        return [outcome_row(pair) for pair in outcome.pairs()]
     row = outcome_row(outcome)
     if outcome.status.value != "queued":
         return [row]

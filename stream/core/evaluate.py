@@ -15,6 +15,7 @@ worse than holding a change until the event is known.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass, field
 
 from config.completeness import is_complete
 from config.models import Account, Flow
@@ -22,7 +23,7 @@ from stream.certain.events import ChangeEvent
 from stream.core import matching
 from stream.core.catalog import EventCatalog
 from stream.core.context import ChangeContext, build_context
-from stream.core.plan import FlowPlan, plan_for
+from stream.core.plan import FlowPlan, Shared, Single, plan_for
 from stream.core.results import Evaluation
 from stream.core.steps import (
     UNTAGGED_FIELDS,
@@ -35,10 +36,12 @@ from stream.core.steps import (
 
 __all__ = [
     "UNTAGGED_FIELDS",
+    "Evaluated",
     "Runnable",
     "default_runnable",
     "evaluate",
     "evaluate_all",
+    "evaluate_all_shared",
     "evaluate_in",
 ]
 
@@ -77,6 +80,36 @@ def evaluate_all(
     except Exception:
         # Flow by flow, so each gets the outcome (or its own recorded error) it always had.
         return [(flow, _guarded(ctx, flow)) for flow in plan.flows]
+
+
+@dataclass(frozen=True)
+class Evaluated:
+    """Every runnable flow of an account against one change, the outcomes several flows share
+    given once (`FlowPlan.evaluate_shared`): positions are in `plan.flows`."""
+
+    plan: FlowPlan
+    single: list[Single] = field(default_factory=list)
+    shared: list[Shared] = field(default_factory=list)
+
+
+def evaluate_all_shared(change: ChangeEvent, account: Account, catalog: EventCatalog) -> Evaluated:
+    """`evaluate_all` (default rule for what runs) with the shared outcomes given once for the
+    flows they stand for, so a caller can record them at a cost that does not grow with those
+    flows. A step that raises gives each flow its own outcome, as `evaluate_all` does."""
+    plan = plan_for(account)
+    if not plan.flows:
+        return Evaluated(plan)
+    try:
+        ctx = build_context(change, account, catalog)
+    except Exception as error:
+        return Evaluated(plan, shared=[(unexpected(error), tuple(range(len(plan.flows))))])
+    try:
+        single, shared = plan.evaluate_shared(ctx)
+    except Exception:
+        return Evaluated(
+            plan, single=[(p, _guarded(ctx, flow)) for p, flow in enumerate(plan.flows)]
+        )
+    return Evaluated(plan, single, shared)
 
 
 def _guarded(ctx: ChangeContext, flow: Flow) -> Evaluation:

@@ -23,6 +23,7 @@ from __future__ import annotations
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from config.completeness import is_complete
 from config.models import Account, Flow, Mode, Source
@@ -39,6 +40,10 @@ from stream.core.steps import (
 )
 
 Runnable = Callable[[Flow], bool]
+Single = tuple[int, Evaluation]
+"""A flow's position in the plan and its own outcome."""
+Shared = tuple[Evaluation, tuple[int, ...]]
+"""One outcome and the positions of the flows it is the outcome of."""
 
 MAX_PLANS = 16
 """Accounts whose plan is kept at once: a process evaluates one configuration at a time, tests
@@ -59,6 +64,13 @@ class FlowPlan:
     index: dict[tuple[str, str], frozenset[int]]
     """(activate-for list, normalised tag) -> positions of the flows selecting it."""
     guard: tuple[int, int, int, int] = field(default=(0, 0, 0, 0))
+    refused_by_source: dict[Source, tuple[Shared, ...]] = field(default_factory=dict)
+    """Per change source, the source refusals of `others` with the flows each stands for."""
+    watching: dict[Source, tuple[int, ...]] = field(default_factory=dict)
+    """Per source, the positions of its live flows, then of its test flows."""
+    memo: dict[object, Any] = field(default_factory=dict, compare=False, repr=False)
+    """What callers derive from the plan's flows (the route step's shared-flow lists), kept
+    for as long as the plan: keyed by what the caller chooses, never read here."""
 
     @classmethod
     def build(cls, account: Account, runnable: Runnable) -> FlowPlan:
@@ -73,8 +85,23 @@ class FlowPlan:
                 for key in keys:
                     index.setdefault((list_name, key), set()).add(position)
         others: dict[Source, list[Evaluation | None]] = {}
+        refused_by_source: dict[Source, tuple[Shared, ...]] = {}
         for source in Source:
-            others[source] = [source_refusal(flow, source) for flow in flows]
+            # One refusal per watched source: flows watching the same other source share it.
+            shared: dict[Source | None, tuple[Evaluation, list[int]]] = {}
+            row: list[Evaluation | None] = []
+            for position, flow in enumerate(flows):
+                refusal = source_refusal(flow, source)
+                if refusal is None:
+                    row.append(None)
+                    continue
+                kept = shared.setdefault(flow.source, (refusal, []))
+                kept[1].append(position)
+                row.append(kept[0])
+            others[source] = row
+            refused_by_source[source] = tuple(
+                (refusal, tuple(positions)) for refusal, positions in shared.values()
+            )
         return cls(
             flows=flows,
             selected=selected,
@@ -82,6 +109,8 @@ class FlowPlan:
             others=others,
             index={key: frozenset(positions) for key, positions in index.items()},
             guard=_guard(account),
+            refused_by_source=refused_by_source,
+            watching={s: tuple(live + test) for s, (live, test) in grouped.items()},
         )
 
     def evaluate(self, ctx: ChangeContext) -> list[tuple[Flow, Evaluation]]:
@@ -90,47 +119,78 @@ class FlowPlan:
         Raises whatever a step raises; the caller then evaluates flow by flow, so each flow gets
         the outcome (or the recorded error) it would have had.
         """
+        single, shared = self.evaluate_shared(ctx)
+        results: list[Evaluation | None] = [None] * len(self.flows)
+        for position, evaluation in single:
+            results[position] = evaluation
+        for evaluation, positions in shared:
+            for position in positions:
+                results[position] = evaluation
+        return list(zip(self.flows, results, strict=True))  # type: ignore[arg-type]
+
+    def evaluate_shared(self, ctx: ChangeContext) -> tuple[list[Single], list[Shared]]:
+        """`evaluate` with the outcomes that do not depend on the flow given once for all the
+        flows they stand for: (position, outcome) of each flow looked at on its own, and
+        (outcome, positions) of each value several flows share, every flow in exactly one of
+        them. The cost is one step per flow looked at and per shared value, plus the
+        positions of the flows that found no tag of theirs (a set difference).
+
+        Raises whatever a step raises, as `evaluate`.
+        """
         change = ctx.change
-        results = self.others[change.type].copy()
+        shared: list[Shared] = [group for group in self.refused_by_source[change.type] if group[1]]
+        single: list[Single] = []
         live, test = self.by_source[change.type]
         if live or test:
             refused = change_refusal(ctx)
             if refused is not None:
-                for position in live + test:
-                    results[position] = refused
+                shared.append((refused, self.watching[change.type]))
             else:
                 reasons = matching.reasons_for_test_mode(change, ctx.event)
                 accepted, other = (test, live) if reasons else (live, test)
                 if other:
-                    refusal = mode_refusal(reasons)
-                    for position in other:
-                        results[position] = refusal
+                    shared.append((mode_refusal(reasons), other))
                 if accepted:
-                    self._activate(ctx, accepted, results)
-        return list(zip(self.flows, results, strict=True))  # type: ignore[arg-type]
+                    self._activate(ctx, accepted, single, shared)
+        return single, shared
 
     def _activate(
-        self, ctx: ChangeContext, positions: tuple[int, ...], results: list[Evaluation | None]
+        self,
+        ctx: ChangeContext,
+        positions: tuple[int, ...],
+        single: list[Single],
+        shared: list[Shared],
     ) -> None:
         items = matching.change_items(ctx)
         candidates: set[int] = set()
         for _, selected_by, item_tags in items.entries:
             for _, key in item_tags:
                 candidates.update(self.index.get((selected_by, key), ()))
-        unmatched: Evaluation | None = None
+        if items.any_found:
+            for position in positions:
+                if position in candidates:
+                    activation = matching.activation_of(self.selected[position], items)
+                    single.append(
+                        (position, after_activation(ctx, self.flows[position], activation))
+                    )
+            unmatched = (
+                positions if not candidates else tuple(p for p in positions if p not in candidates)
+            )
+            if unmatched:
+                shared.append((not_activated_by_tags(_no_match(items)), unmatched))
+            return
         for position in positions:
             flow = self.flows[position]
             if position in candidates:
                 activation = matching.activation_of(self.selected[position], items)
-                results[position] = after_activation(ctx, flow, activation)
-            elif items.any_found:
-                if unmatched is None:
-                    unmatched = not_activated_by_tags(_no_match(items))
-                results[position] = unmatched
+                single.append((position, after_activation(ctx, flow, activation)))
             else:
                 failed = matching.first_failing_filter(flow.filters, ctx)
-                results[position] = (
-                    failed if failed is not None else untagged(_no_match(items), ctx.change)
+                single.append(
+                    (
+                        position,
+                        failed if failed is not None else untagged(_no_match(items), ctx.change),
+                    )
                 )
 
 

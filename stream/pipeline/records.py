@@ -90,7 +90,7 @@ def route_records(routed: Routed) -> list[tuple[str, str, Message | bytes | None
             queued = queued.model_copy(update={"siblings": siblings})
         records.append((OUTCOMES.name, request.change_id, queued))
         records.append((DELIVERIES.name, request.connection_id, request))
-    records.extend((OUTCOMES.name, o.change_id, o) for o in routed.outcomes)
+    records.extend((OUTCOMES.name, o.change_id, o) for o in routed.records)
     return records
 
 

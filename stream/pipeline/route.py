@@ -10,7 +10,6 @@ decided without Marketo (not activated, filtered out, data failure, dry run), or
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -19,7 +18,8 @@ from config.completeness import completeness
 from config.models import Account, Flow
 from stream.certain.events import ChangeEvent
 from stream.core.catalog import EventCatalog
-from stream.core.evaluate import default_runnable, evaluate, evaluate_all
+from stream.core.evaluate import default_runnable, evaluate, evaluate_all_shared
+from stream.core.plan import FlowPlan
 from stream.core.results import DataFailure, Evaluation, FilteredOut, Mapped, NotActivated
 from stream.messages import (
     DeliveryRequest,
@@ -27,6 +27,7 @@ from stream.messages import (
     OutcomeRecord,
     OutcomeStatus,
     Redrive,
+    SharedFlow,
 )
 
 __all__ = ["ROUTE_FLOW", "Routed", "latency_ms", "route_change", "route_failure"]
@@ -39,11 +40,22 @@ ROUTE_FLOW = "(route)"
 class Routed:
     """What one change produced: outcomes decided now, and actions for delivery."""
 
-    outcomes: list[OutcomeRecord] = field(default_factory=list)
+    records: list[OutcomeRecord] = field(default_factory=list)
+    """The outcomes decided now as they are published: a record with `also` flows is the
+    outcome of each of them too (`OutcomeRecord.pairs`)."""
     deliveries: list[DeliveryRequest] = field(default_factory=list)
 
+    @property
+    def outcomes(self) -> list[OutcomeRecord]:
+        """One record per (change, flow) pair decided now."""
+        return [pair for record in self.records for pair in record.pairs()]
+
+    def pairs(self) -> int:
+        """How many (change, flow) pairs `records` decide."""
+        return sum(1 + len(record.also) for record in self.records)
+
     def extend(self, other: Routed) -> None:
-        self.outcomes.extend(other.outcomes)
+        self.records.extend(other.records)
         self.deliveries.extend(other.deliveries)
 
 
@@ -68,21 +80,62 @@ def route_change(
 ) -> Routed:
     """Evaluate `change` against every active, complete flow (or the redrive's flow only)."""
     make = _Outcomes(change, redrive, now=now, received_at=received_at)
-    if redrive is None:
-        pairs: Sequence[tuple[Flow, Evaluation]] = evaluate_all(change, account, catalog)
-    else:
-        flow = account.flow(redrive.flow_id)
-        refusal = _redrive_refusal(flow, redrive, account)
-        if refusal is not None or flow is None:
-            outcome = make(
-                flow, OutcomeStatus.NOT_ACTIVATED, reason=refusal, flow_id=redrive.flow_id
-            )
-            return Routed(outcomes=[outcome])
-        pairs = [(flow, evaluate(change, flow, account, catalog))]
     routed = Routed()
-    for flow, evaluation in pairs:
-        _one(routed, make, flow, evaluation)
+    if redrive is None:
+        evaluated = evaluate_all_shared(change, account, catalog)
+        flows = evaluated.plan.flows
+        for position, evaluation in evaluated.single:
+            _one(routed, make, flows[position], evaluation)
+        for evaluation, positions in evaluated.shared:
+            if isinstance(evaluation, NotActivated) and len(positions) > 1:
+                record = make(
+                    flows[positions[0]], OutcomeStatus.NOT_ACTIVATED, reason=evaluation.reason
+                )
+                # The plan's own list, not a validated copy: its JSON is written once
+                # (`OutcomeRecord.dumps`).
+                also = _shared_flows(evaluated.plan, positions[1:])
+                routed.records.append(record.model_copy(update={"also": also}))
+            else:
+                for position in positions:
+                    _one(routed, make, flows[position], evaluation)
+        return routed
+    flow = account.flow(redrive.flow_id)
+    refusal = _redrive_refusal(flow, redrive, account)
+    if refusal is not None or flow is None:
+        outcome = make(flow, OutcomeStatus.NOT_ACTIVATED, reason=refusal, flow_id=redrive.flow_id)
+        return Routed(records=[outcome])
+    _one(routed, make, flow, evaluate(change, flow, account, catalog))
     return routed
+
+
+_MEMO_KEY = "route.also"
+_MEMO_MAX = 512
+"""Shared-flow lists kept per plan: one per distinct set of flows sharing an outcome (a few per
+source and mode, and one per set of flows a change's tags selected)."""
+
+
+def _shared_flows(plan: FlowPlan, positions: tuple[int, ...]) -> list[SharedFlow]:
+    """The `also` entries of the flows at `positions`, built once per plan and set of flows:
+    a change's record then costs nothing per flow that cannot match it."""
+    memo: dict[tuple[int, ...], list[SharedFlow]] = plan.memo.setdefault(_MEMO_KEY, {})
+    kept = memo.get(positions)
+    if kept is None:
+        if len(memo) >= _MEMO_MAX:
+            memo.clear()
+        kept = memo[positions] = [_shared_flow(plan.flows[p]) for p in positions]
+    return kept
+
+
+def _shared_flow(flow: Flow) -> SharedFlow:
+    """The flow's fields of its record, as `_Outcomes` fills them for a not-activated pair."""
+    action = flow.destination.action
+    return SharedFlow(
+        flow_id=flow.id,
+        flow_name=flow.name,
+        mode=flow.mode.value,
+        action=action.value if action is not None else None,
+        connection_id=flow.destination.connection,
+    )
 
 
 def route_failure(
@@ -121,7 +174,7 @@ def route_failure(
         names = [(flow, flow.id) for flow in flows] or [(None, ROUTE_FLOW)]
     make = _Outcomes(change, redrive, now=now, received_at=received_at)
     return Routed(
-        outcomes=[
+        records=[
             make(
                 flow,
                 OutcomeStatus.FAILED,
@@ -149,14 +202,14 @@ def _redrive_refusal(flow: Flow | None, redrive: Redrive, account: Account) -> s
 def _one(routed: Routed, make: _Outcomes, flow: Flow, evaluation: Evaluation) -> None:
     """Add the outcome or the delivery request of one (change, flow) pair to `routed`."""
     if isinstance(evaluation, NotActivated):
-        routed.outcomes.append(make(flow, OutcomeStatus.NOT_ACTIVATED, reason=evaluation.reason))
+        routed.records.append(make(flow, OutcomeStatus.NOT_ACTIVATED, reason=evaluation.reason))
         return
     if isinstance(evaluation, FilteredOut):
-        routed.outcomes.append(make(flow, OutcomeStatus.FILTERED_OUT, reason=evaluation.reason))
+        routed.records.append(make(flow, OutcomeStatus.FILTERED_OUT, reason=evaluation.reason))
         return
     if isinstance(evaluation, DataFailure):
         where = f"{evaluation.field}: " if evaluation.field else ""
-        routed.outcomes.append(
+        routed.records.append(
             make(
                 flow,
                 OutcomeStatus.FAILED,
@@ -168,7 +221,7 @@ def _one(routed: Routed, make: _Outcomes, flow: Flow, evaluation: Evaluation) ->
     assert isinstance(evaluation, Mapped)
     change, redrive, now = make.change, make.redrive, make.now
     if redrive is not None and redrive.dry_run:
-        routed.outcomes.append(
+        routed.records.append(
             make(
                 flow,
                 OutcomeStatus.WOULD_SEND,

@@ -57,9 +57,9 @@ class RouteStage(StageBase):
             for event, item in parsed:
                 if item is not None:
                     routed.extend(await self._route_one(event, *item))
-            routed.outcomes.extend(rejected)
+            routed.records.extend(rejected)
             await self.publish(route_records(routed))
-            self.counters.outcomes += len(routed.outcomes)
+            self.counters.outcomes += routed.pairs()
             self.counters.deliveries += len(routed.deliveries)
         except asyncio.CancelledError:
             raise
@@ -81,7 +81,7 @@ class RouteStage(StageBase):
                 if isinstance(parsed, Rejection):
                     outcome = self._rejected_redrive(event, parsed) if redrive else None
                     if outcome is not None:
-                        routed.outcomes.append(outcome)
+                        routed.records.append(outcome)
                     elif redrive:
                         lost += 1
                     continue
@@ -92,8 +92,8 @@ class RouteStage(StageBase):
                 log.exception("cannot record the routing failure of %s", where(event))
         try:
             await self.publish(route_records(routed))
-            self.counters.outcomes += len(routed.outcomes)
-            self.counters.failed += len(routed.outcomes)
+            self.counters.outcomes += routed.pairs()
+            self.counters.failed += routed.pairs()
         except asyncio.CancelledError:
             raise
         except Exception:

@@ -597,13 +597,16 @@ class Store(RetryQueue, ConfigObjects):
         return await self._db.write(lambda con: work(con, all_new=False))
 
     async def retry_items_of(
-        self, pairs: Iterable[tuple[str, str]]
+        self, pairs: Iterable[tuple[str, str]], changes: Iterable[str] = ()
     ) -> dict[tuple[str, str], RetryItem]:
-        """The stored retry items of these (change, flow) pairs, in one read: what the record
-        agent plans a batch's retry transitions from. A join with the pairs as an Arrow table,
-        not operator SQL with an IN list: the guard parsed a 5,000-literal statement per batch."""
+        """The stored retry items of these (change, flow) pairs, and of any flow of `changes`,
+        in one read: what the record agent plans a batch's retry transitions from (a record
+        standing for many flows of a change reads that change's few items instead of a key
+        per flow). A join with the keys as Arrow tables, not operator SQL with an IN list: the
+        guard parsed a 5,000-literal statement per batch."""
         wanted = list(dict.fromkeys(pairs))
-        if not wanted:
+        whole = list(dict.fromkeys(changes))
+        if not wanted and not whole:
             return {}
         keys = pa.table(
             {
@@ -611,11 +614,17 @@ class Store(RetryQueue, ConfigObjects):
                 "flow_id": pa.array([p[1] for p in wanted], type=ab.STR),
             }
         )
+        of_changes = pa.table({"change_id": pa.array(whole, type=ab.STR)})
         columns = ", ".join(f"r.{c}" for c in ab.RETRY_COLUMNS)
         sql = f"SELECT {columns} FROM retry_items r JOIN wanted w USING (change_id, flow_id)"
+        if whole:
+            sql += (
+                f" UNION SELECT {columns} FROM retry_items r"
+                " JOIN wanted_changes c USING (change_id)"
+            )
 
         def read(con: Con) -> list[Any]:
-            with registered(con, "wanted", keys):
+            with registered(con, "wanted", keys), registered(con, "wanted_changes", of_changes):
                 return con.execute(sql).fetchall()
 
         rows = await self._db.read(read)

@@ -18,7 +18,7 @@ from config.models import Account, ActivateFor, Flow, Mode, Source, StandardProp
 from simulators.certain.demo_account import demo_account
 from stream.certain.events import ChangeEvent
 from stream.core.catalog import EventCatalog
-from stream.core.evaluate import evaluate_all
+from stream.core.evaluate import evaluate_all, evaluate_all_shared
 from stream.core.plan import forget_plan, plan_for
 from stream.core.results import Evaluation, NotActivated
 from tests.core.reference_evaluation import reference_evaluate_all
@@ -126,6 +126,37 @@ def test_planned_outcomes_equal_the_flow_by_flow_ones(
         _same(change, account, catalog, is_runnable=lambda _: True)
 
 
+def _flattened(change: ChangeEvent, account: Account, catalog: EventCatalog) -> int:
+    """`evaluate_all_shared` gives every runnable flow exactly one outcome, the reference's, and
+    looks at flows one by one only where the outcome can depend on the flow."""
+    evaluated = evaluate_all_shared(change, account, catalog)
+    flows = evaluated.plan.flows
+    given: dict[int, Evaluation] = {}
+    for position, evaluation in evaluated.single:
+        assert position not in given
+        given[position] = evaluation
+    for evaluation, positions in evaluated.shared:
+        assert positions
+        for position in positions:
+            assert position not in given
+            given[position] = evaluation
+    assert sorted(given) == list(range(len(flows)))
+    reference = reference_evaluate_all(change, account, catalog)
+    assert [f.id for f in flows] == [f.id for f, _ in reference]
+    assert _fields([(flows[p], given[p]) for p in range(len(flows))]) == _fields(reference)
+    return len(evaluated.single)
+
+
+@SETTINGS
+@given(data=st.data(), catalog=catalogs())
+def test_shared_outcomes_cover_every_flow_once_with_the_reference_outcome(
+    data: st.DataObject, catalog: EventCatalog
+) -> None:
+    account = data.draw(accounts())
+    for change in data.draw(st.lists(changes_for(account), min_size=1, max_size=4)):
+        _flattened(change, account, catalog)
+
+
 @pytest.mark.parametrize("name", sorted(BASES))
 @SETTINGS
 @given(data=st.data(), catalog=catalogs())
@@ -173,6 +204,12 @@ def test_flows_that_cannot_match_share_the_not_activated_outcome() -> None:
     tagged = [e for _, e in planned if isinstance(e, NotActivated) and e.tags_found]
     assert tagged and "found" in tagged[0].reason
     assert len({id(e) for e in tagged}) == 1
+    # Given once for all of them: only flows selecting a found tag are looked at one by one.
+    looked_at = _flattened(change, account, catalog)
+    assert looked_at < len(account.flows) // 2
+    shared = evaluate_all_shared(change, account, catalog).shared
+    (unmatched,) = [p for e, p in shared if isinstance(e, NotActivated) and e.tags_found]
+    assert len(unmatched) == len(tagged)
 
 
 def test_the_plan_is_kept_per_account_object_until_its_flows_change() -> None:
