@@ -19,11 +19,16 @@ from types import ModuleType
 import pytest
 
 from stream.broker import free_port
+from tests.support import cpu
 from tests.support.fixtures import broker, make_sandbox, module_broker, sandbox
 
 __all__ = ["broker", "make_sandbox", "module_broker", "sandbox"]
 
 SLOW_FIRST = ("e2e", "bench", "slow")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    cpu.register(config)
 
 
 @pytest.fixture(autouse=True)
