@@ -41,6 +41,7 @@ from stream.metrics.definitions import (
 from stream.metrics.lag import LagReading
 from stream.metrics.recovery import RecoveryStatus
 from stream.store import rollup_fold
+from stream.store.base import registered
 from stream.store.store import Store
 from stream.store.writer import Con
 
@@ -289,6 +290,16 @@ _IN_FLIGHT = f"""
     WHERE mode = ? AND status = '{IN_FLIGHT_STATUS}'
 """
 
+_IN_FLIGHT_LIVE = f"""
+    SELECT coalesce(sum(n), 0), min(first) FROM (
+        SELECT count(*) AS n, min(processed_at) AS first FROM outcomes
+        WHERE mode = ? AND status = '{IN_FLIGHT_STATUS}' AND {{raw}}
+        UNION ALL
+        SELECT sum(pairs), min(oldest) FROM live_in_flight WHERE mode = ? AND {{clean}})
+"""
+"""`_IN_FLIGHT` from the live rollups' clean hours (`live_in_flight`) and the rows of every other
+instant (`stream.metrics.live.all_time`): the states' status column is not read whole."""
+
 
 _REPEATS = """
     SELECT count(*) FROM outcome_attempts
@@ -320,7 +331,16 @@ def repeats_after_crash_on(con: Con, mode: Mode, start: datetime, end: datetime)
 def in_flight_on(con: Con, mode: Mode, now: datetime | None = None) -> dict[str, Any]:
     """Deliveries of `mode` routed to Marketo and not answered yet (pairs whose state is
     queued), and the oldest of them."""
-    count, oldest = _one(con, _IN_FLIGHT, [mode])
+    parts, raw, raw_params = live.all_time(con)
+    if parts.clean:
+        clean, clean_params = parts.rollup_condition()
+        count, oldest = _one(
+            con,
+            _IN_FLIGHT_LIVE.format(raw=raw, clean=clean),
+            [mode, *raw_params, mode, *clean_params],
+        )
+    else:
+        count, oldest = _one(con, _IN_FLIGHT, [mode])
     now = now or datetime.now(UTC)
     return {
         "queued": int(count),
@@ -476,22 +496,29 @@ _OPEN_OR_RESOLVED = f"""
      OR (status = 'resolved' AND updated_at >= $start AND updated_at < $end))
 """
 
-_RETRY_QUEUE_MODES = f"""
-    SELECT coalesce(c.mode, r.mode) AS mode, c.mode IS NULL AND r.mode IS NULL AS unread,
-           r.status, r.category, count(*),
-           count(*) FILTER (WHERE r.status = 'abandoned'
-                            AND r.updated_at >= $start AND r.updated_at < $end)
-    FROM (SELECT change_id, flow_id, status, category, updated_at, mode FROM retry_items
-          WHERE {_OPEN_OR_RESOLVED}) r
-    LEFT JOIN (SELECT change_id, flow_id, mode FROM delivery_state
-               WHERE updated_at >= $since) c
-      ON c.change_id = r.change_id AND c.flow_id = r.flow_id
+_RETRY_ITEMS_BY_MODE = """
+    SELECT mode, status, category, count(*),
+           count(*) FILTER (WHERE updated_at >= $start AND updated_at < $end)
+    FROM retry_items GROUP BY ALL
+"""
+"""The queue's items by the mode the fold filled in (`rollup_fold.fill_retry_modes`; NULL: not
+filled yet), status and category, all and updated in the window: one pass over the queue, no
+join and no filter (`_in_queue` picks `_RETRY_QUEUE`'s figures from them; filtering first cost
+more than grouping every item)."""
+
+_CHANGED_PAIRS = "SELECT change_id, flow_id, mode FROM delivery_state WHERE updated_at >= ?"
+"""Pairs whose state was written since the fold's mark (less the slack): their items' filled
+mode may be stale."""
+
+_RETRY_ITEMS_CHANGED = """
+    SELECT r.mode, c.mode, r.status, r.category, count(*),
+           count(*) FILTER (WHERE r.updated_at >= $start AND r.updated_at < $end)
+    FROM changed_pairs c
+    JOIN retry_items r ON r.change_id = c.change_id AND r.flow_id = c.flow_id
     GROUP BY ALL
 """
-"""`_RETRY_QUEUE` with each item's mode as the fold filled it (`rollup_fold.fill_retry_modes`),
-or its pair's state's where that was written since (`$since`: the fold's mark less the slack).
-The items of every mode in one pass over the queue, each once: a pair has at most one state.
-Items with no mode yet (`unread`) are counted by `_RETRY_QUEUE_UNREAD`."""
+"""The items of those pairs by filled mode and by the state's mode now: counted under the one,
+they move to the other. A pair has at most one state, so each item once."""
 
 _RETRY_QUEUE_UNREAD = f"""
     SELECT r.status, r.category, count(*),
@@ -519,21 +546,50 @@ def retry_queue_on(
     folded = rollup_fold.state(con).mark
     if not live.ENABLED or folded is None:
         return _counted(con.execute(_RETRY_QUEUE, params).fetchall())
-    params["since"] = folded - rollup_fold.SLACK
-    del params["mode"]
-    out: list[tuple[str, str, int, int]] = []
-    unread = False
-    for item_mode, not_read, status, category, n, abandoned in con.execute(
-        _RETRY_QUEUE_MODES, params
-    ).fetchall():
-        if not_read:
+    since = folded - rollup_fold.SLACK
+    window = {"start": start, "end": end}
+    counts: dict[tuple[str | None, str, str], list[int]] = {}
+
+    def add(item_mode: str | None, status: str, category: str, n: int, in_window: int) -> None:
+        into = counts.setdefault((item_mode, status, category), [0, 0])
+        into[0] += n
+        into[1] += in_window
+
+    for row in con.execute(_RETRY_ITEMS_BY_MODE, window).fetchall():
+        add(*row)
+    changed = con.sql(_CHANGED_PAIRS, params=[since]).to_arrow_table()
+    if changed.num_rows:
+        with registered(con, "changed_pairs", changed):
+            moved = con.execute(_RETRY_ITEMS_CHANGED, window).fetchall()
+        for filled, now_mode, status, category, n, in_window in moved:
+            add(filled, status, category, -n, -in_window)
+            add(now_mode, status, category, n, in_window)
+    out, unread = [], False
+    for (item_mode, status, category), (n, in_window) in counts.items():
+        figures = _in_queue(status, category, n, in_window)
+        if figures is None:
+            continue
+        if item_mode is None:
             unread = True
         elif item_mode == mode:
-            out.append((status, category, int(n), int(abandoned)))
+            out.append(figures)
     if unread:
-        params["mode"] = mode
+        params["since"] = since
         out += _counted(con.execute(_RETRY_QUEUE_UNREAD, params).fetchall())
     return out
+
+
+def _in_queue(
+    status: str, category: str, n: int, in_window: int
+) -> tuple[str, str, int, int] | None:
+    """`_RETRY_QUEUE`'s row of a group of items, all `n` of them and `in_window` updated in the
+    window: open items all, abandoned ones in the window among them, resolved ones in the window
+    only; None when it counts none."""
+    if status in OPEN_RETRY_STATUSES and n:
+        return status, category, n, in_window if status == "abandoned" else 0
+    if status == "resolved" and in_window:
+        return status, category, in_window, 0
+    return None
 
 
 def _counted(rows: list[Any]) -> list[tuple[str, str, int, int]]:

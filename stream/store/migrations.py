@@ -573,7 +573,8 @@ _V12_LIVE_ROLLUPS = (
 #
 # `live_in_flight` holds each folded hour's pairs still in flight (state queued) by mode and lead
 # result, with the oldest: `live_outcomes` holds outcomes only, and the scrape's gauges of pairs
-# by status and in flight would otherwise read every state's status.
+# by status and in flight would otherwise read every state's status. Hours folded before it have
+# none, so they are all taken out and folded again.
 _V13_RETRY_MODES = (
     "ALTER TABLE retry_items ADD COLUMN mode VARCHAR",
     """
@@ -585,6 +586,8 @@ _V13_RETRY_MODES = (
         oldest TIMESTAMPTZ NOT NULL
     )
     """,
+    *(f"DELETE FROM {table}" for table in ("live_outcomes", "live_attempts", "live_keys")),
+    "DELETE FROM live_hours",
 )
 
 Apply = Callable[[duckdb.DuckDBPyConnection], None]

@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import pytest
 
 from stream.messages import VERIFIED_IN_MARKETO
@@ -21,6 +22,7 @@ from stream.metrics.definitions import Mode, Window
 from stream.store import Store, rollup_fold
 from stream.store.retention import DROP_ATTEMPTS, DROP_OUTCOMES, DROP_RESOLVED_RETRIES
 from stream.store.rows import OutcomeRow, OutcomeStatus, RetryItem, RetryStatus
+from stream.store.schema import MIGRATIONS, migrate
 from tests.metrics.conftest import _record
 from tests.metrics.metrics_stream_gen import NOW, Stream, generate
 from tests.support.seeds import run_seed
@@ -363,3 +365,22 @@ async def test_scrape_with_pairs_in_flight(store: Store, stream: Stream) -> None
     report = await _fold(store)
     assert report.unfolded > 0
     assert await _assert_same(store) > 0
+
+
+def test_hours_folded_before_in_flight_was_kept_are_folded_again(tmp_path: Path) -> None:
+    """Hours folded before `live_in_flight` existed have no pairs in flight there: the migration
+    that adds it takes every folded hour out, for the fold to fold again."""
+    con = duckdb.connect(str(tmp_path / "old.duckdb"))
+    try:
+        migrate(con, [m for m in MIGRATIONS if m.version <= 12])
+        con.execute("INSERT INTO live_hours VALUES (?, ?)", [NOW, NOW])
+        con.execute(
+            "INSERT INTO live_outcomes VALUES (?, 'live', 'delivered', NULL, NULL, '', NULL, 3)",
+            [NOW],
+        )
+        con.execute("INSERT INTO live_keys VALUES (1, false, 0, 7, NULL)")
+        migrate(con)
+        for table in ("live_hours", "live_outcomes", "live_keys", "live_in_flight"):
+            assert con.execute(f"SELECT count(*) FROM {table}").fetchall() == [(0,)], table
+    finally:
+        con.close()
