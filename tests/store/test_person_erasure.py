@@ -1,7 +1,11 @@
-"""Erasing a person from ledger tables of full row groups, on a real DuckDB file: the person's
-values sit in small column segments that share a 256 KiB block with columns the erasure does not
-change; after the erasure, its checkpoint and the scrub, the file holds no byte of their email
-or phone, and every other row is as it was."""
+"""Erasing a person from ledger tables among other people's rows, on a real DuckDB file: the
+person's values sit in small column segments that share a 256 KiB block with columns the erasure
+does not change; after the erasure, its checkpoint and the scrub, the file holds no byte of their
+email or phone, and every other row is as it was.
+
+The crowd is `crowd.SMALL` rows, one row group: every test here fails as it does among full row
+groups of 125,000 rows when the moving of shared segments, the row groups' insert or the search
+of the file is taken out (see tests/support/crowd.py), at a tenth of the CPU."""
 
 from __future__ import annotations
 
@@ -24,20 +28,21 @@ from stream.store.person import (
 from stream.store.writer import Con
 from tests.store.conftest import T0, change
 from tests.support.changes import change_row, registration_json
-from tests.support.crowd import AT, Someone, add_crowd
+from tests.support.crowd import SMALL, Someone, add_crowd
 
 
-async def _seed(store: Store, person: Someone) -> None:
+async def _seed(store: Store, person: Someone) -> int:
     """Other people's rows around the person's: their failure quotes their email in
-    delivery_state (redacted) and retry_items (deleted)."""
+    delivery_state (redacted) and retry_items (deleted). Returns the rowid of the person's."""
     data = registration_json(
         "erasee-1", code=person.code, email=person.email, profile={"phone": person.phone}
     )
     await store.archive_changes([dataclasses.replace(change_row(data), received_at=T0)])
     await store.archive_changes([change(f"other-{i}") for i in range(3)])
     reason = f"Marketo refused {person.email}"
-    await store.write(lambda con: add_crowd(con, "erasee-1", reason, T0))
+    mine = await store.write(lambda con: add_crowd(con, "erasee-1", reason, T0, rows=SMALL))
     await store.checkpoint()
+    return mine
 
 
 def _file_bytes(path: Path) -> bytes:
@@ -59,13 +64,13 @@ async def _others(store: Store) -> list[Any]:
     return await store.read(read)
 
 
-async def _shared_reason_blocks(store: Store) -> set[str]:
+async def _shared_reason_blocks(store: Store, mine: int) -> set[str]:
     """Columns other than `reason` whose segments share a block with delivery_state's reason
-    segment of the first row group."""
+    segment of the row group holding rowid `mine`."""
 
     def read(con: Con) -> set[str]:
         layout = file_blocks.segments(con, "delivery_state")
-        held = file_blocks.blocks_holding(layout, [AT], ["reason"])
+        held = file_blocks.blocks_holding(layout, [mine], ["reason"])
         return {s.column for s in layout if set(s.blocks) & held} - {"reason"}
 
     return await store.read(read)
@@ -89,10 +94,10 @@ async def test_erasure_leaves_no_bytes_in_blocks_shared_with_other_columns(
     store: Store, db_path: Path
 ) -> None:
     person = Someone.make()
-    await _seed(store, person)
+    mine = await _seed(store, person)
     before = _file_bytes(db_path)
     assert all(s in before for s in person.secrets), "the search must find them while there"
-    shared = await _shared_reason_blocks(store)
+    shared = await _shared_reason_blocks(store, mine)
     assert shared - {"registration_code", "marketo_lead_id"}, "columns erasure keeps share it"
     others = await _others(store)
 
@@ -100,7 +105,7 @@ async def test_erasure_leaves_no_bytes_in_blocks_shared_with_other_columns(
 
     assert report["touched"]["delivery_state"]["redacted"] == 1
     assert report["touched"]["retry_items"]["deleted"] == 1
-    assert report["touched"]["delivery_state"]["rewritten"] >= 122_880
+    assert report["touched"]["delivery_state"]["rewritten"] == SMALL, "the whole row group"
     after = _file_bytes(db_path)
     for secret in person.secrets:
         assert secret not in after, f"{secret!r} is still in the ledger's file or WAL"
@@ -156,12 +161,12 @@ async def test_without_moving_the_sharers_the_old_bytes_stay(store: Store, db_pa
 async def test_sealing_moves_key_and_plain_columns_out_of_a_block(store: Store) -> None:
     """A block holding a key column's segment empties by the row group's rows inserted again,
     one holding only plain columns by a change and restore; every row stays as it was."""
-    await _seed(store, Someone.make())
+    mine = await _seed(store, Someone.make())
     others = await _others(store)
 
     def blocks_of(con: Con) -> set[int]:
         layout = file_blocks.segments(con, "delivery_state")
-        return file_blocks.blocks_holding(layout, [AT], ["flow_id", "status"])
+        return file_blocks.blocks_holding(layout, [mine], ["flow_id", "status"])
 
     held = await store.read(blocks_of)
     assert held

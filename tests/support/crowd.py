@@ -1,9 +1,12 @@
 """A crowd around one person in the ledger: other people's delivery states and retry items in
-full row groups (DuckDB's 122,880 rows), with the person's row inside the first one.
+the row group that holds the person's row.
 
-In a table that large DuckDB compresses each column of a row group into its own segment, and
-the small ones (a reason column, a status column) share one 256 KiB block of the file: the
-layout an erasure has to get the person's old bytes out of, which a handful of rows never has.
+DuckDB compresses each column of a row group into its own segment, and the small ones (a reason
+column, a status column) share one 256 KiB block of the file: the layout an erasure has to get
+the person's old bytes out of. Full row groups (122,880 rows, `ROWS`) have it, and so does a
+small crowd (`SMALL`): `tests/store/test_person_erasure.py` fails the same way at 125,000, 1,000,
+10 and 2 rows with the moving of shared segments, the row groups' insert or the file search
+taken out, for about a tenth of the CPU (an erasure inserts its row groups again, ~70 µs a row).
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ ROWS = 125_000
 """Rows per table: a full row group (122,880 rows) and a few more."""
 AT = 1_000
 """The person's rowid in each table: inside the first row group, not at the table's end."""
+SMALL = 1_000
+"""Rows per table of a crowd inside one row group, the person's at rowid `SMALL // 2`."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -73,14 +78,17 @@ def _retry_rows(lo: int, hi: int, reason: str, change_id: str) -> str:
     )
 
 
-def add_crowd(con: Con, change_id: str, reason: str, at: datetime) -> None:
-    """Other people's rows (change ids `chg-<n>`, reason 'HTTP 503') with the person's change
-    `change_id` failed for `reason` at rowid `AT` of both tables."""
+def add_crowd(con: Con, change_id: str, reason: str, at: datetime, *, rows: int = ROWS) -> int:
+    """`rows` rows in both tables: other people's (change ids `chg-<n>`, reason 'HTTP 503')
+    and the person's change `change_id` failed for `reason`, at the rowid returned (`AT` in a
+    crowd of `ROWS`, the middle of a smaller one)."""
+    mine = AT if rows > 2 * AT else rows // 2
     others, theirs = "'chg-' || i", "$change_id"
-    for rows in (_state_rows, _retry_rows):
-        con.execute(rows(0, AT, "'HTTP 503'", others), {"at": at})
+    for insert in (_state_rows, _retry_rows):
+        con.execute(insert(0, mine, "'HTTP 503'", others), {"at": at})
         con.execute(
-            rows(AT, AT + 1, "$reason", theirs),
+            insert(mine, mine + 1, "$reason", theirs),
             {"at": at, "reason": reason, "change_id": change_id},
         )
-        con.execute(rows(AT + 1, ROWS, "'HTTP 503'", others), {"at": at})
+        con.execute(insert(mine + 1, rows, "'HTTP 503'", others), {"at": at})
+    return mine
