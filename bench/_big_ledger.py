@@ -123,7 +123,8 @@ SELECT change_id, flow_id, flow_name, connection_id,
        reason, attempts,
        CASE WHEN status = 'failed' AND category = 'technical' AND attempts < 3
             THEN processed_at + INTERVAL 5 MINUTE END,
-       reason, first_processed_at, processed_at, NULL, NULL, NULL, NULL
+       reason, first_processed_at, processed_at, NULL, NULL, NULL, NULL,
+       NULL  -- mode: not read yet, as the recorder leaves it for the fold
 FROM delivery_state
 WHERE (status = 'failed' OR (status = 'delivered' AND attempts > 1)) AND {in_chunk}
 """
