@@ -45,6 +45,9 @@ Single = tuple[int, Evaluation]
 Shared = tuple[Evaluation, tuple[int, ...]]
 """One outcome and the positions of the flows it is the outcome of."""
 
+MAX_UNMATCHED = 1024
+"""Sets of unmatched flows kept per plan (`FlowPlan._without`)."""
+
 MAX_PLANS = 16
 """Accounts whose plan is kept at once: a process evaluates one configuration at a time, tests
 and previews a few more."""
@@ -68,6 +71,11 @@ class FlowPlan:
     """Per change source, the source refusals of `others` with the flows each stands for."""
     watching: dict[Source, tuple[int, ...]] = field(default_factory=dict)
     """Per source, the positions of its live flows, then of its test flows."""
+    unmatched: dict[tuple[tuple[int, ...], frozenset[int]], tuple[int, ...]] = field(
+        default_factory=dict, compare=False, repr=False
+    )
+    """(flows of a source and mode, flows a change's tags select) -> the first less the
+    second (`_without`)."""
     memo: dict[object, Any] = field(default_factory=dict, compare=False, repr=False)
     """What callers derive from the plan's flows (the route step's shared-flow lists), kept
     for as long as the plan: keyed by what the caller chooses, never read here."""
@@ -173,9 +181,7 @@ class FlowPlan:
                     single.append(
                         (position, after_activation(ctx, self.flows[position], activation))
                     )
-            unmatched = (
-                positions if not candidates else tuple(p for p in positions if p not in candidates)
-            )
+            unmatched = positions if not candidates else self._without(positions, candidates)
             if unmatched:
                 shared.append((not_activated_by_tags(_no_match(items)), unmatched))
             return
@@ -192,6 +198,17 @@ class FlowPlan:
                         failed if failed is not None else untagged(_no_match(items), ctx.change),
                     )
                 )
+
+    def _without(self, positions: tuple[int, ...], candidates: set[int]) -> tuple[int, ...]:
+        """`positions` less `candidates`, kept per pair: changes select a few sets of flows
+        over and over, and the plan's flows do not change."""
+        key = (positions, frozenset(candidates))
+        kept = self.unmatched.get(key)
+        if kept is None:
+            if len(self.unmatched) >= MAX_UNMATCHED:
+                self.unmatched.clear()
+            kept = self.unmatched[key] = tuple(p for p in positions if p not in candidates)
+        return kept
 
 
 def _no_match(items: matching.ChangeItems) -> matching.Activation:

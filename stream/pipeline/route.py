@@ -88,13 +88,17 @@ def route_change(
             _one(routed, make, flows[position], evaluation)
         for evaluation, positions in evaluated.shared:
             if isinstance(evaluation, NotActivated) and len(positions) > 1:
-                record = make(
-                    flows[positions[0]], OutcomeStatus.NOT_ACTIVATED, reason=evaluation.reason
-                )
                 # The plan's own list, not a validated copy: its JSON is written once
                 # (`OutcomeRecord.dumps`).
-                also = _shared_flows(evaluated.plan, positions[1:])
-                routed.records.append(record.model_copy(update={"also": also}))
+                also = _shared_flows(evaluated.plan, positions)
+                routed.records.append(
+                    make.decided(
+                        flows[positions[0]],
+                        OutcomeStatus.NOT_ACTIVATED,
+                        evaluation.reason,
+                        also,
+                    )
+                )
             else:
                 for position in positions:
                     _one(routed, make, flows[position], evaluation)
@@ -115,14 +119,15 @@ source and mode, and one per set of flows a change's tags selected)."""
 
 
 def _shared_flows(plan: FlowPlan, positions: tuple[int, ...]) -> list[SharedFlow]:
-    """The `also` entries of the flows at `positions`, built once per plan and set of flows:
-    a change's record then costs nothing per flow that cannot match it."""
+    """The `also` entries of the flows at `positions` but the first (whose record it is),
+    built once per plan and set of flows: a change's record then costs nothing per flow that
+    cannot match it."""
     memo: dict[tuple[int, ...], list[SharedFlow]] = plan.memo.setdefault(_MEMO_KEY, {})
     kept = memo.get(positions)
     if kept is None:
         if len(memo) >= _MEMO_MAX:
             memo.clear()
-        kept = memo[positions] = [_shared_flow(plan.flows[p]) for p in positions]
+        kept = memo[positions] = [_shared_flow(plan.flows[p]) for p in positions[1:]]
     return kept
 
 
@@ -202,10 +207,10 @@ def _redrive_refusal(flow: Flow | None, redrive: Redrive, account: Account) -> s
 def _one(routed: Routed, make: _Outcomes, flow: Flow, evaluation: Evaluation) -> None:
     """Add the outcome or the delivery request of one (change, flow) pair to `routed`."""
     if isinstance(evaluation, NotActivated):
-        routed.records.append(make(flow, OutcomeStatus.NOT_ACTIVATED, reason=evaluation.reason))
+        routed.records.append(make.decided(flow, OutcomeStatus.NOT_ACTIVATED, evaluation.reason))
         return
     if isinstance(evaluation, FilteredOut):
-        routed.records.append(make(flow, OutcomeStatus.FILTERED_OUT, reason=evaluation.reason))
+        routed.records.append(make.decided(flow, OutcomeStatus.FILTERED_OUT, evaluation.reason))
         return
     if isinstance(evaluation, DataFailure):
         where = f"{evaluation.field}: " if evaluation.field else ""
@@ -296,6 +301,37 @@ class _Outcomes:
             "redrive_kind": redrive.kind if redrive is not None else None,
             "replay_id": redrive.replay_id if redrive is not None else None,
         }
+        self.first: OutcomeRecord | None = None
+        """The change's first not-activated or filtered-out record (`decided`)."""
+
+    def decided(
+        self,
+        flow: Flow,
+        status: OutcomeStatus,
+        reason: str,
+        also: list[SharedFlow] | None = None,
+    ) -> OutcomeRecord:
+        """The not-activated or filtered-out record of `flow` (of `also` too): the change's
+        first such record is validated, the others are copies of it with their own flow,
+        status and reason, the very values validation gives (text and the status enum), for
+        about a third of the cost."""
+        first = self.first
+        if first is None:
+            first = self.first = self(flow, status, reason=reason)
+            return first if not also else first.model_copy(update={"also": also})
+        action = flow.destination.action
+        update: dict[str, Any] = {
+            "flow_id": flow.id,
+            "flow_name": flow.name,
+            "mode": flow.mode.value,
+            "status": status,
+            "reason": reason,
+            "action": action.value if action is not None else None,
+            "connection_id": flow.destination.connection,
+        }
+        if also:
+            update["also"] = also
+        return first.model_copy(update=update)
 
     def __call__(
         self,
