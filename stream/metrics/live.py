@@ -11,13 +11,16 @@ is the count of the union of both parts' keys.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from stream.metrics.definitions import Window
 from stream.store import rollup_fold as fold
 from stream.store.writer import Con
+
+T = TypeVar("T")
 
 ENABLED = True
 """False: every window is read from the ledger alone (benchmarks compare both ways)."""
@@ -83,3 +86,15 @@ def all_time(con: Con) -> tuple[Split, str, list[Any]]:
         f"(processed_at < ? OR processed_at >= ? OR {inside})",
         [lo, hi, *params],
     )
+
+
+def one_snapshot(con: Con, work: Callable[[Con], T]) -> T:
+    """`work`'s statements in one read transaction: the clean hours it splits by and the rows and
+    rollups it then reads are of the same moment. Read one statement at a time, a fold committed
+    in between could refold an hour the split found clean with writes the rows part then misses,
+    and a counter read so could step back for one scrape."""
+    con.execute("BEGIN TRANSACTION")
+    try:
+        return work(con)
+    finally:
+        con.execute("ROLLBACK")

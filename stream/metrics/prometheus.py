@@ -568,6 +568,8 @@ async def exposition(
     now: datetime | None = None,
 ) -> str:
     families = await store.read(
-        lambda con: collect_on(con, now=now, runtime=runtime, rate_shares=rate_shares)
+        lambda con: live.one_snapshot(
+            con, lambda c: collect_on(c, now=now, runtime=runtime, rate_shares=rate_shares)
+        )
     )
     return render(families)

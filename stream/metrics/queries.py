@@ -797,7 +797,10 @@ async def summary(
     runtime: RuntimeStatus | None = None,
 ) -> dict[str, Any]:
     return await store.read(
-        lambda con: summary_on(con, mode, window, active_flows=active_flows, runtime=runtime),
+        lambda con: live.one_snapshot(
+            con,
+            lambda c: summary_on(c, mode, window, active_flows=active_flows, runtime=runtime),
+        ),
     )
 
 
@@ -809,5 +812,7 @@ async def troubleshooting(
     rate_shares: Mapping[str, float] | None = None,
 ) -> dict[str, Any]:
     return await store.read(
-        lambda con: troubleshooting_on(con, mode, window, rate_shares=rate_shares)
+        lambda con: live.one_snapshot(
+            con, lambda c: troubleshooting_on(c, mode, window, rate_shares=rate_shares)
+        )
     )

@@ -5,6 +5,7 @@ generated ledgers, with hours folded in part, after writes that move folded pair
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import functools
 import random
@@ -384,3 +385,27 @@ def test_hours_folded_before_in_flight_was_kept_are_folded_again(tmp_path: Path)
             assert con.execute(f"SELECT count(*) FROM {table}").fetchall() == [(0,)], table
     finally:
         con.close()
+
+
+async def test_a_dashboard_reads_one_moment(store: Store, stream: Stream) -> None:
+    """The dashboards' statements run in one read transaction (`live.one_snapshot`): a write
+    committed between two of them (a fold refolding an hour the split found clean, say) is not
+    seen by the later ones, so the split and what it reads agree."""
+    loop = asyncio.get_running_loop()
+    later = [
+        dataclasses.replace(
+            p.state, change_id=f"{p.change_id}-x", processed_at=NOW, attempt=1, outcome_id=""
+        )
+        for p in stream.pairs[:5]
+    ]
+    count = "SELECT count(*) FROM outcome_log"
+
+    def work(con: Any) -> tuple[int, int]:
+        before = con.execute(count).fetchall()[0][0]
+        asyncio.run_coroutine_threadsafe(store.record_outcomes(later, []), loop).result(60)
+        return before, con.execute(count).fetchall()[0][0]
+
+    before, after = await store.read(lambda con: live.one_snapshot(con, work))
+    assert before == after
+    now = await store.read(lambda con: con.execute(count).fetchall()[0][0])
+    assert now == before + len(later)
