@@ -36,6 +36,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from stream.metrics.definitions import DONE, IN_FLIGHT_STATUS, reason_code_sql
+from stream.store.base import registered
 from stream.store.writer import Con
 
 HOUR = timedelta(hours=1)
@@ -297,12 +298,16 @@ def _link(con: Con, hours: list[datetime]) -> None:
     con.execute(_LINK.format(new=new, pointing=pointing), new_params + pointing_params)
 
 
+_CHANGED_PAIRS = "SELECT change_id, flow_id, mode FROM delivery_state WHERE updated_at >= ?"
+
 _RETRY_MODES_CHANGED = """
-    UPDATE retry_items SET mode = d.mode
-    FROM (SELECT change_id, flow_id, mode FROM delivery_state WHERE updated_at >= ?) d
-    WHERE retry_items.change_id = d.change_id AND retry_items.flow_id = d.flow_id
-      AND retry_items.mode IS DISTINCT FROM d.mode
+    UPDATE retry_items SET mode = c.mode FROM changed_pairs c
+    WHERE retry_items.change_id = c.change_id AND retry_items.flow_id = c.flow_id
+      AND retry_items.mode IS DISTINCT FROM c.mode
 """
+"""The changed pairs are read first (as Arrow, so DuckDB knows how few they are and joins the
+items to them): with the state's subquery in the UPDATE it built its hash table over every item,
+286 against 84-139 ms for 40,000 changed pairs over 1.3M items."""
 
 _RETRY_MODES_UNREAD = """
     UPDATE retry_items SET mode = coalesce(d.mode, '')
@@ -326,7 +331,10 @@ def fill_retry_modes(con: Con, since: datetime | None) -> None:
     (retention holds such pairs; an erasure deletes the item too), so a filled mode stays the
     state's mode until a write of the state, which the readers see by its `updated_at`."""
     if since is not None:
-        con.execute(_RETRY_MODES_CHANGED, [since])
+        changed = con.sql(_CHANGED_PAIRS, params=[since]).to_arrow_table()
+        if changed.num_rows:
+            with registered(con, "changed_pairs", changed):
+                con.execute(_RETRY_MODES_CHANGED)
     row = con.execute("SELECT count(*) FROM retry_items WHERE mode IS NULL").fetchone()
     if row is not None and row[0]:
         con.execute(_RETRY_MODES_UNREAD)
