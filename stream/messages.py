@@ -9,6 +9,7 @@ consumer of `signal-config` reads no secret.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
@@ -115,15 +116,22 @@ shows it ran: recorded delivered instead of sent again (`stream/pipeline/verify.
 counts these as `verified_after_crash`, apart from the possible repeats."""
 
 
-class SharedFlow(Message):
-    """A further flow an `OutcomeRecord` is the outcome of (`OutcomeRecord.also`): the fields
-    of its own that its ledger row takes instead of the record's."""
+class SharedFlows(Message):
+    """Further flows an `OutcomeRecord` is the outcome of (`OutcomeRecord.also`): those with
+    the same mode, action and connection together, each by its id and name, the fields of its
+    own that its ledger row takes instead of the record's. Grouped because flows copied from
+    one another share all three, and a hundred flows' entries were most of a routed change's
+    bytes on the topic."""
 
-    flow_id: str
-    flow_name: str
     mode: str
     action: str | None = None
     connection_id: str | None = None
+    flows: list[tuple[str, str]]
+    """(flow id, flow name) of each flow."""
+
+
+SharedFlow = tuple[str, str, str, str | None, str | None]
+"""One flow of `OutcomeRecord.also`: (flow id, name, mode, action, connection id)."""
 
 
 class OutcomeRecord(Message):
@@ -164,7 +172,7 @@ class OutcomeRecord(Message):
     """On a `queued` record: the other flows the same route queued for this change. Control
     marks them queued too, so a crash that cuts the route's records after this one leaves
     every delivery of the change in the ledger (recovery re-drives the overdue ones)."""
-    also: list[SharedFlow] = Field(default_factory=list)
+    also: list[SharedFlows] = Field(default_factory=list)
     """On a `not_activated` record of a first routing: the other flows whose outcome for this
     change is this one (same reason, attempt and times), each with its own flow fields. The
     route step publishes one record per such outcome instead of one per flow, so the flows
@@ -187,31 +195,43 @@ class OutcomeRecord(Message):
         # `also` is the last field: the same bytes as serialising the whole record.
         return head[:-1] + b',"also":' + kept[1] + b"}"
 
+    def shared(self) -> Iterator[SharedFlow]:
+        """The `also` flows, in order, each with its own fields."""
+        for group in self.also:
+            mode, action, connection_id = group.mode, group.action, group.connection_id
+            for flow_id, flow_name in group.flows:
+                yield flow_id, flow_name, mode, action, connection_id
+
+    def shared_count(self) -> int:
+        """How many flows `also` names."""
+        return sum(len(group.flows) for group in self.also)
+
     def pairs(self) -> list[OutcomeRecord]:
         """The record of each pair this record is the outcome of: its own (without `also`),
         then one per `also` flow with that flow's fields."""
         if not self.also:
             return [self]
         own = self.model_copy(update={"also": []})
-        return [own, *(own.for_flow(flow) for flow in self.also)]
+        return [own, *(own.for_flow(flow) for flow in self.shared())]
 
     def for_flow(self, flow: SharedFlow) -> OutcomeRecord:
         """This outcome as `flow`'s own record (with no `also`)."""
+        flow_id, flow_name, mode, action, connection_id = flow
         return self.model_copy(
             update={
-                "flow_id": flow.flow_id,
-                "flow_name": flow.flow_name,
-                "mode": flow.mode,
-                "action": flow.action,
-                "connection_id": flow.connection_id,
+                "flow_id": flow_id,
+                "flow_name": flow_name,
+                "mode": mode,
+                "action": action,
+                "connection_id": connection_id,
                 "also": [],
             }
         )
 
 
 _ALSO: set[str] = {"also"}
-_SHARED_FLOWS: TypeAdapter[list[SharedFlow]] = TypeAdapter(list[SharedFlow])
-_ALSO_JSON: dict[int, tuple[list[SharedFlow], bytes]] = {}
+_SHARED_FLOWS: TypeAdapter[list[SharedFlows]] = TypeAdapter(list[SharedFlows])
+_ALSO_JSON: dict[int, tuple[list[SharedFlows], bytes]] = {}
 """id of an `also` list -> (the list, its JSON): the list is held, so its id is not reused
 while kept. The lists are never changed once given to a record (records are frozen)."""
 _ALSO_JSON_MAX = 1024

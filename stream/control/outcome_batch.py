@@ -48,11 +48,12 @@ def _checked(outcome: OutcomeRecord) -> tuple[str, str, str, int]:
     attempt = outcome.attempt
     if attempt < 1:
         raise ValueError(f"attempt counts from 1, got {attempt}")
-    for flow in outcome.also:
-        if not flow.flow_id:
-            raise ValueError("flow_id must not be empty")
-        if flow.mode not in MODES:
-            raise ValueError(f"mode must be one of {sorted(MODES)}, got {flow.mode!r}")
+    for group in outcome.also:
+        for shared_id, _ in group.flows:
+            if not shared_id:
+                raise ValueError("flow_id must not be empty")
+            if group.mode not in MODES:
+                raise ValueError(f"mode must be one of {sorted(MODES)}, got {group.mode!r}")
     return change_id, flow_id, mode, attempt
 
 
@@ -99,7 +100,7 @@ def outcome_values(outcome: OutcomeRecord) -> list[OutcomeValues]:
         outcome.possible_repeat,
     )
     if outcome.also:
-        return [own, *(_shared_row(own, flow, stamp, replay_id) for flow in outcome.also)]
+        return [own, *(_shared_row(own, flow, stamp, replay_id) for flow in outcome.shared())]
     if status != _STATUS_QUEUED or not outcome.siblings:
         return [own]
     rows = [own]
@@ -130,10 +131,10 @@ def _shared_row(
 ) -> OutcomeValues:
     """The row of an `also` flow: the record's own row with the flow's fields and key."""
     row = list(own)
+    flow_id, flow_name, mode, action, connection_id = flow
     change_id, attempt, replayed = own[1], own[13], own[14]
-    row[0] = outcome_key_at(change_id, flow.flow_id, attempt, replayed, stamp, replay_id)
-    row[2], row[3], row[4], row[7] = flow.flow_id, flow.flow_name, flow.mode, flow.action
-    row[19] = flow.connection_id
+    row[0] = outcome_key_at(change_id, flow_id, attempt, replayed, stamp, replay_id)
+    row[2], row[3], row[4], row[7], row[19] = flow_id, flow_name, mode, action, connection_id
     return tuple(row)
 
 
@@ -265,7 +266,6 @@ _FLOW_FIELDS = tuple(
     _COLUMN_FIELDS.index(name)
     for name in ("flow_id", "flow_name", "mode", "action", "connection_id")
 )
-_SHARED_OF = operator.attrgetter("flow_id", "flow_name", "mode", "action", "connection_id")
 
 
 def _with_shared(
@@ -280,7 +280,7 @@ def _with_shared(
         if not outcome.also:
             continue
         row = list(own)
-        for shared in map(_SHARED_OF, outcome.also):
+        for shared in outcome.shared():
             (
                 row[flow_id],
                 row[flow_name],

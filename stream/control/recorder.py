@@ -449,8 +449,8 @@ def _with_items(
         change_id = outcome.change_id
         own = outcome.model_copy(update={"also": []})
         yield own
-        for flow in outcome.also:
-            key = (change_id, flow.flow_id)
+        for flow in outcome.shared():
+            key = (change_id, flow[0])
             if key in planned or key in known:
                 yield own.for_flow(flow)
 

@@ -75,7 +75,9 @@ def route_records(routed: Routed) -> list[tuple[str, str, Message | bytes | None
     prefix holding them without the queued record would leave the delivery unseen by both.
     Queued records first, a prefix either holds the queued pair or nothing else of its change;
     and each queued record names its `siblings` (the change's other deliveries of this route),
-    so a prefix holding one queued record lets the ledger mark them all in flight.
+    so a prefix holding one queued record lets the ledger mark them all in flight. A decided
+    outcome several flows share is one record naming them all (`OutcomeRecord.also`), so a
+    prefix holds it for every one of its flows or for none.
     """
     flows: dict[tuple[str, str | None], list[str]] = defaultdict(list)
     for request in routed.deliveries:

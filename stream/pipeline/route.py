@@ -27,7 +27,7 @@ from stream.messages import (
     OutcomeRecord,
     OutcomeStatus,
     Redrive,
-    SharedFlow,
+    SharedFlows,
 )
 
 __all__ = ["ROUTE_FLOW", "Routed", "latency_ms", "route_change", "route_failure"]
@@ -52,7 +52,7 @@ class Routed:
 
     def pairs(self) -> int:
         """How many (change, flow) pairs `records` decide."""
-        return sum(1 + len(record.also) for record in self.records)
+        return sum(1 + record.shared_count() for record in self.records)
 
     def extend(self, other: Routed) -> None:
         self.records.extend(other.records)
@@ -118,29 +118,30 @@ _MEMO_MAX = 512
 source and mode, and one per set of flows a change's tags selected)."""
 
 
-def _shared_flows(plan: FlowPlan, positions: tuple[int, ...]) -> list[SharedFlow]:
+def _shared_flows(plan: FlowPlan, positions: tuple[int, ...]) -> list[SharedFlows]:
     """The `also` entries of the flows at `positions` but the first (whose record it is),
     built once per plan and set of flows: a change's record then costs nothing per flow that
-    cannot match it."""
-    memo: dict[tuple[int, ...], list[SharedFlow]] = plan.memo.setdefault(_MEMO_KEY, {})
+    cannot match it. Flows with the same mode, action and connection go together."""
+    memo: dict[tuple[int, ...], list[SharedFlows]] = plan.memo.setdefault(_MEMO_KEY, {})
     kept = memo.get(positions)
     if kept is None:
         if len(memo) >= _MEMO_MAX:
             memo.clear()
-        kept = memo[positions] = [_shared_flow(plan.flows[p]) for p in positions[1:]]
+        groups: dict[tuple[str, str | None, str | None], list[tuple[str, str]]] = {}
+        for position in positions[1:]:
+            flow = plan.flows[position]
+            action = flow.destination.action
+            key = (
+                flow.mode.value,
+                action.value if action is not None else None,
+                flow.destination.connection,
+            )
+            groups.setdefault(key, []).append((flow.id, flow.name))
+        kept = memo[positions] = [
+            SharedFlows(mode=mode, action=action, connection_id=connection, flows=flows)
+            for (mode, action, connection), flows in groups.items()
+        ]
     return kept
-
-
-def _shared_flow(flow: Flow) -> SharedFlow:
-    """The flow's fields of its record, as `_Outcomes` fills them for a not-activated pair."""
-    action = flow.destination.action
-    return SharedFlow(
-        flow_id=flow.id,
-        flow_name=flow.name,
-        mode=flow.mode.value,
-        action=action.value if action is not None else None,
-        connection_id=flow.destination.connection,
-    )
 
 
 def route_failure(
@@ -309,7 +310,7 @@ class _Outcomes:
         flow: Flow,
         status: OutcomeStatus,
         reason: str,
-        also: list[SharedFlow] | None = None,
+        also: list[SharedFlows] | None = None,
     ) -> OutcomeRecord:
         """The not-activated or filtered-out record of `flow` (of `also` too): the change's
         first such record is validated, the others are copies of it with their own flow,

@@ -15,19 +15,20 @@ import pytest
 from stream.control import recorder as recorder_module
 from stream.control.outcome_batch import outcome_values, outcomes_arrow, outcomes_batch
 from stream.control.recorder import Recorder, outcome_rows
-from stream.messages import OutcomeRecord, SharedFlow
+from stream.messages import OutcomeRecord, SharedFlows
 from stream.store import RetryItem, Store
 from stream.store.arrow_batches import outcomes_table
 from tests.control.test_outcome_batch import T0, as_rows, record
 from tests.control.test_retry_planning import NOW, PAIRS, outcome, stored_items
 
 FLOWS = [
-    SharedFlow(flow_id=f"f{n}", flow_name=f"Flow {n}", mode="test" if n % 3 == 0 else "live")
-    for n in range(2, 40)
+    SharedFlows(mode="live", flows=[(f"f{n}", f"Flow {n}") for n in range(2, 40) if n % 3]),
+    SharedFlows(mode="test", flows=[(f"f{n}", f"Flow {n}") for n in range(2, 40) if n % 3 == 0]),
+    SharedFlows(
+        mode="live", action="trigger_campaign", connection_id="m2", flows=[("f40", "Flow 40")]
+    ),
 ]
-FLOWS[4] = SharedFlow(
-    flow_id="f6", flow_name="Flow 6", mode="live", action="trigger_campaign", connection_id="m2"
-)
+SHARED = sum(len(group.flows) for group in FLOWS)
 
 
 def shared(change_id: str, reason: str = "no activate-for tag matched", **fields: Any) -> Any:
@@ -60,11 +61,18 @@ def pairs_of(records: list[OutcomeRecord]) -> list[OutcomeRecord]:
 def test_pairs_carry_each_flows_own_fields() -> None:
     record_ = shared("c-9")
     pairs = record_.pairs()
-    assert [p.flow_id for p in pairs] == ["f1", *(f.flow_id for f in FLOWS)]
+    assert [p.flow_id for p in pairs] == ["f1", *(f for g in FLOWS for f, _ in g.flows)]
     assert all(p.also == [] and p.reason == record_.reason for p in pairs)
     (six,) = [p for p in pairs if p.flow_id == "f6"]
     assert (six.flow_name, six.mode, six.action, six.connection_id) == (
         "Flow 6",
+        "test",
+        None,
+        None,
+    )
+    (forty,) = [p for p in pairs if p.flow_id == "f40"]
+    assert (forty.flow_name, forty.mode, forty.action, forty.connection_id) == (
+        "Flow 40",
         "live",
         "trigger_campaign",
         "m2",
@@ -89,11 +97,14 @@ def test_the_batch_of_a_shared_record_is_the_batch_of_its_pairs(
 
 
 @pytest.mark.parametrize(
-    ("flow", "words"),
-    [({"flow_id": ""}, "flow_id must not be empty"), ({"mode": "often"}, "mode must be one of")],
+    ("group", "words"),
+    [
+        ({"flows": [("f2", "Flow 2"), ("", "nameless")]}, "flow_id must not be empty"),
+        ({"mode": "often"}, "mode must be one of"),
+    ],
 )
-def test_a_shared_flow_is_refused_as_its_row_would_be(flow: dict[str, Any], words: str) -> None:
-    bad = shared("c-1").model_copy(update={"also": [*FLOWS[:3], FLOWS[3].model_copy(update=flow)]})
+def test_a_shared_flow_is_refused_as_its_row_would_be(group: dict[str, Any], words: str) -> None:
+    bad = shared("c-1").model_copy(update={"also": [*FLOWS[:2], FLOWS[2].model_copy(update=group)]})
     with pytest.raises(ValueError, match=words) as by_values:
         outcome_values(bad)
     with pytest.raises(ValueError) as by_rows:
@@ -135,7 +146,7 @@ async def test_the_ledger_of_shared_records_is_the_ledger_of_their_pairs(tmp_pat
     assert shared_ == one_by_one
     # c-1: f0 queued, f1 and the shared flows not activated; c-2 alike with f0 filtered out;
     # c-3: f1 and the shared flows; c-4: f1 delivered. No retry item.
-    assert len(one_by_one) == 2 * (2 + len(FLOWS)) + (1 + len(FLOWS)) + 1
+    assert len(one_by_one) == 2 * (2 + SHARED) + (1 + SHARED) + 1
 
 
 async def test_a_redelivered_batch_and_one_cut_by_a_crash_record_nothing_twice(
@@ -202,8 +213,13 @@ async def retry_queue_after(path: Path, seed: int, expand: bool) -> list[tuple[A
                     processed_at=T0 + timedelta(seconds=n),
                     attempt=rng.randint(1, 2),
                     also=[
-                        SharedFlow(flow_id=f, flow_name=f, mode="live")
-                        for f in rng.sample(("f1", "f2", "f3", "f4"), rng.randint(1, 3))
+                        SharedFlows(
+                            mode="live",
+                            flows=[
+                                (f, f)
+                                for f in rng.sample(("f1", "f2", "f3", "f4"), rng.randint(1, 3))
+                            ],
+                        )
                     ],
                 )
                 records = made.pairs() if expand else [made]

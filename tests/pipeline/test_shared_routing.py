@@ -128,7 +128,7 @@ def test_a_batch_cut_anywhere_holds_all_of_a_shared_record_or_nothing() -> None:
         for pair in held:
             by_change.setdefault(pair.change_id, set()).add(pair.flow_id)
         for o in outcomes[:cut]:
-            assert {o.flow_id, *(f.flow_id for f in o.also)} <= by_change[o.change_id]
+            assert {o.flow_id, *(f[0] for f in o.shared())} <= by_change[o.change_id]
     wire = [OutcomeRecord.loads(o.dumps()) for o in outcomes]
     assert wire == outcomes
 
@@ -145,7 +145,9 @@ def test_a_shared_record_is_written_as_its_whole_json() -> None:
         again = OutcomeRecord.model_validate(record.model_dump())
         assert again.also is not record.also or not record.also
         assert again.dumps() == record.dumps()
-    changed = shared[0].model_copy(
-        update={"also": [f.model_copy(update={"flow_name": 'é "x"'}) for f in shared[0].also]}
-    )
+    renamed = [
+        g.model_copy(update={"flows": [(i, f'é "{n}"') for i, n in g.flows]})
+        for g in shared[0].also
+    ]
+    changed = shared[0].model_copy(update={"also": renamed})
     assert changed.dumps() == changed.model_dump_json().encode() != shared[0].dumps()
