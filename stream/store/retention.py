@@ -303,11 +303,7 @@ def cutoff(policy: RetentionPolicy, step: Step, now: datetime) -> datetime:
 
 OLDEST: dict[str, str] = {
     "change_log": "SELECT min(received_at) FROM change_log",
-    "change_log_payload": (
-        "SELECT min(received_at) FROM change_log WHERE received_at >= coalesce("
-        "(SELECT watermark FROM retention_state WHERE name = 'change_payloads'), "
-        "TIMESTAMPTZ '1970-01-01 00:00:00+00')"
-    ),
+    "change_log_payload": "SELECT min(received_at) FROM change_log WHERE received_at >= ?",
     "delivery_state": "SELECT min(processed_at) FROM delivery_state",
     "outcome_log": "SELECT min(processed_at) FROM outcome_log",
     "api_call_log": "SELECT min(started_at) FROM api_call_log",
@@ -322,10 +318,20 @@ OLDEST: dict[str, str] = {
 still be whole, from the redaction watermark)."""
 
 
+_PAYLOAD_WATERMARK = """
+    SELECT coalesce((SELECT watermark FROM retention_state WHERE name = 'change_payloads'),
+                    TIMESTAMPTZ '1970-01-01 00:00:00+00')
+"""
+"""The redaction watermark, read first: as a parameter, DuckDB skips the row groups of changes
+before it by their min/max (a subquery in the filter scanned all 3.3M changes, 20 ms a scrape)."""
+
+
 def oldest_rows(con: Con) -> dict[str, datetime | None]:
     found: dict[str, datetime | None] = {}
+    watermark = (con.execute(_PAYLOAD_WATERMARK).fetchone() or (None,))[0]
     for table, sql in OLDEST.items():
-        row = con.execute(sql).fetchone()
+        params = [watermark] if table == "change_log_payload" else []
+        row = con.execute(sql, params).fetchone()
         found[table] = row[0] if row else None
     return found
 
