@@ -2,12 +2,15 @@
 pipeline worker (`python -m stream pipeline`) against a zero-latency Marketo sandbox.
 
     python -m bench.pipeline_throughput [--route-changes 20000] [--deliver-changes 3000]
+                                        [--flows 100]
 
 Two runs on one embedded broker, after the raw aiokafka consume rate of the same broker
 (`bench.broker_raw`, same message count and a similar size) for comparison:
 
 - route only: every change is decided without Marketo (filtered out / not activated), so this is
   the pipeline's own overhead: parse, evaluate three flows, publish three outcomes with acks;
+- route only again, on a worker of its own, over the account's flows and copies of them that
+  cannot match up to `--flows` (100): the cost of flows that cannot match, against the first;
 - delivering: every change also becomes a create_update_lead delivery (upsert 300 per call, then
   the campaign 100 per call). Few enough that Marketo's 100 calls / 20 s is not reached; above
   that, Marketo's rate limit bounds delivery at about 375 leads/s per instance.
@@ -61,18 +64,33 @@ ACCOUNT = Path(__file__).resolve().parents[1] / "tests" / "config" / "data" / "a
 FLOWS = 3
 ROUTE_GOAL = 10_000
 """Route-only changes per second of one worker's CPU (issue 13, item 3)."""
+FLOWS_GOAL_RATIO = 0.8
+"""Route-only changes per CPU-second with 100 active flows, 3 of which can match, against 3
+flows (issue 13, item 7)."""
 ROUTE_GOAL_RATIO = 0.09
 """The same goal as a share of the raw consume + parse rate of the same broker in the same run:
 the worker's CPU rate, which a shared machine distorts least, over the raw consumer's rate."""
 
 
-def account(service_url: str) -> dict[str, Any]:
+def account(service_url: str, flows: int = FLOWS) -> dict[str, Any]:
+    """The bench account: its three flows, active, then copies of them selecting a tag no
+    change carries up to `flows` flows (issue 13, item 7: a change can match three at most)."""
     raw: dict[str, Any] = yaml.safe_load(ACCOUNT.read_text())
     connection = raw["connections"][0]
     connection.update(service_url=service_url, client_id="sandbox-client")
     connection.pop("client_secret", None)
     for flow in raw["flows"]:
         flow["active"] = True
+    base = raw["flows"]
+    for i in range(len(base), flows):
+        copy = json.loads(json.dumps(base[i % len(base)]))
+        copy["id"] = f"{copy['id']}-{i}"
+        wanted = copy["activate_for"]
+        for name in list(wanted):
+            wanted[name] = [] if name == "standard_properties" else [f"other-{i}"]
+        if not any(wanted.values()) or "standard_properties" in wanted:
+            wanted["registration_statuses"] = [f"other-{i}"]
+        base.append(copy)
     return raw
 
 
@@ -155,11 +173,18 @@ async def wait_outcomes(
         batches = await consumer.getmany(timeout_ms=200, max_records=10_000)
         for records in batches.values():
             seen += sum(
-                1
+                pairs_in(r.value)
                 for r in records
                 if r.value is not None and marker in r.value and queued not in r.value
             )
     return time.monotonic()
+
+
+def pairs_in(value: bytes) -> int:
+    """The (change, flow) pairs an outcome record decides: its own and its `also` flows'."""
+    if b'"also":[{' not in value:
+        return 1
+    return 1 + sum(len(group["flows"]) for group in json.loads(value)["also"])
 
 
 def cpu_seconds(pid: int) -> float:
@@ -185,6 +210,7 @@ async def measure(
     country: str,
     within: float,
     worker: int,
+    flows: int = FLOWS,
 ) -> tuple[float, float]:
     """(changes/s in wall-clock time, changes per second of the worker's CPU)."""
     run = f"b{uuid.uuid4().hex[:6]}"
@@ -192,7 +218,7 @@ async def measure(
     cpu = cpu_seconds(worker)
     started = time.monotonic()
     await send_all(producer, changes)
-    done = await wait_outcomes(consumer, run, count * FLOWS, within)
+    done = await wait_outcomes(consumer, run, count * flows, within)
     return count / (done - started), count / max(cpu_seconds(worker) - cpu, 1e-3)
 
 
@@ -207,7 +233,9 @@ class Rig:
 
 
 @contextlib.asynccontextmanager
-async def rig(sandbox_config: SandboxConfig | None = None) -> AsyncIterator[Rig]:
+async def rig(
+    sandbox_config: SandboxConfig | None = None, flows: int = FLOWS
+) -> AsyncIterator[Rig]:
     """Start the broker, the sandbox and a worker (`python -m stream pipeline`) with the bench
     account's snapshot published; the worker is stopped on the way out."""
     async with EmbeddedBroker() as broker, Sandbox(sandbox_config or SandboxConfig()) as sandbox:
@@ -220,7 +248,7 @@ async def rig(sandbox_config: SandboxConfig | None = None) -> AsyncIterator[Rig]
         with tempfile.TemporaryDirectory() as data_dir:
             # The worker opens the sealed secret with the key in its data dir, as control's.
             box = SecretBox.load_or_create(Path(data_dir) / KEY_FILE_NAME)
-            data = account(sandbox.url)
+            data = account(sandbox.url, flows)
             [connection] = Account.model_validate(data).connections
             sealed = box.seal("sandbox-secret", "mkto-prod", secret_binding(connection))
             snapshot = authenticate(
@@ -313,7 +341,27 @@ async def raw_consume_rate(broker: EmbeddedBroker, count: int) -> float:
     return count / await consume(servers, topic, count)
 
 
-async def run(route_changes: int, deliver_changes: int) -> None:
+async def route_only_with(flows: int, count: int) -> tuple[float, float]:
+    """Route-only (changes/s, changes per CPU-second) of a worker of its own over the account
+    with `flows` active flows, of which three at most can match a change."""
+    async with rig(flows=flows) as bench:
+        consumer = AIOKafkaConsumer(
+            "signal-outcomes",
+            bootstrap_servers=[bench.broker.bootstrap_servers],
+            auto_offset_reset="earliest",
+            max_partition_fetch_bytes=4 * 1024 * 1024,
+        )
+        await consumer.start()
+        try:
+            producer, pid = bench.producer, bench.worker.pid
+            await send_all(producer, [event_change()])
+            await measure(producer, consumer, 1, "FR", 120, pid, flows)
+            return await measure(producer, consumer, count, "FR", 600, pid, flows)
+        finally:
+            await consumer.stop()
+
+
+async def run(route_changes: int, deliver_changes: int, flows: int) -> None:
     in_process = route_work_us(route_changes // 4 or 1)
     async with rig() as bench:
         servers = [bench.broker.bootstrap_servers]
@@ -367,14 +415,32 @@ async def run(route_changes: int, deliver_changes: int) -> None:
         f"    worker CPU: {deliver_cpu:>8,.0f} changes per CPU-second "
         f"({1e6 / deliver_cpu:,.0f} µs a change)"
     )
+    if flows:
+        many_rate, many_cpu = await route_only_with(flows, route_changes)
+        ratio = many_cpu / route_cpu
+        print(
+            f"  pipeline, route only with {flows} active flows ({FLOWS} at most can match): "
+            f"{many_rate:>8,.0f} changes/s ({many_rate / route_rate:.0%} of {FLOWS} flows)"
+        )
+        print(
+            f"    worker CPU: {many_cpu:>8,.0f} changes per CPU-second "
+            f"({1e6 / many_cpu:,.0f} µs a change), {ratio:.0%} of {FLOWS} flows; goal "
+            f"{FLOWS_GOAL_RATIO:.0%}: {'met' if ratio >= FLOWS_GOAL_RATIO else 'not met'}"
+        )
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="bench.pipeline_throughput", description=__doc__)
     parser.add_argument("--route-changes", type=int, default=sized(20_000, 200))
     parser.add_argument("--deliver-changes", type=int, default=sized(3_000, 50))
+    parser.add_argument(
+        "--flows",
+        type=int,
+        default=sized(100, 10),
+        help="route only again over this many active flows, 3 of which can match (0: not)",
+    )
     args = parser.parse_args(argv)
-    asyncio.run(run(args.route_changes, args.deliver_changes))
+    asyncio.run(run(args.route_changes, args.deliver_changes, args.flows))
 
 
 if __name__ == "__main__":
