@@ -321,7 +321,7 @@ class Recorder:
 
         def read_items() -> Awaitable[dict[tuple[str, str], RetryItem]]:
             if shared:
-                return self.store.retry_items_of(keys, shared)
+                return self.store.retry_items_with(keys, shared)
             return self.store.retry_items_of(keys)
 
         if keys:

@@ -597,13 +597,19 @@ class Store(RetryQueue, ConfigObjects):
         return await self._db.write(lambda con: work(con, all_new=False))
 
     async def retry_items_of(
-        self, pairs: Iterable[tuple[str, str]], changes: Iterable[str] = ()
+        self, pairs: Iterable[tuple[str, str]]
     ) -> dict[tuple[str, str], RetryItem]:
-        """The stored retry items of these (change, flow) pairs, and of any flow of `changes`,
-        in one read: what the record agent plans a batch's retry transitions from (a record
-        standing for many flows of a change reads that change's few items instead of a key
-        per flow). A join with the keys as Arrow tables, not operator SQL with an IN list: the
-        guard parsed a 5,000-literal statement per batch."""
+        """The stored retry items of these (change, flow) pairs, in one read: what the record
+        agent plans a batch's retry transitions from. A join with the pairs as an Arrow table,
+        not operator SQL with an IN list: the guard parsed a 5,000-literal statement per batch."""
+        return await self.retry_items_with(pairs, ())
+
+    async def retry_items_with(
+        self, pairs: Iterable[tuple[str, str]], changes: Iterable[str]
+    ) -> dict[tuple[str, str], RetryItem]:
+        """`retry_items_of` the pairs and of any flow of `changes`, in one read: a record
+        standing for many flows of a change (`OutcomeRecord.also`) reads that change's few
+        items instead of a key per flow."""
         wanted = list(dict.fromkeys(pairs))
         whole = list(dict.fromkeys(changes))
         if not wanted and not whole:
