@@ -446,6 +446,9 @@ def _with_items(
         if not outcome.also:
             yield outcome
             continue
+        if outcome.status not in _NO_ITEM_WITHOUT_ONE:  # may make items: every pair
+            yield from outcome.pairs()
+            continue
         change_id = outcome.change_id
         own = outcome.model_copy(update={"also": []})
         yield own
