@@ -665,7 +665,7 @@ _CALL_ERRORS = f"""
     GROUP BY ALL
 """
 
-_CALL_PEAK = f"""
+_CALL_PEAK_WINDOW = f"""
     SELECT connection_id, max(n) FROM (
         SELECT connection_id, count(*) OVER (
             PARTITION BY connection_id ORDER BY started_at
@@ -674,6 +674,28 @@ _CALL_PEAK = f"""
         FROM api_calls WHERE started_at >= ? AND started_at < ?)
     GROUP BY connection_id
 """
+"""The busiest `RATE_WINDOW` of each connection as a moving count: the definition. DuckDB counts
+each call's frame from a segment tree, about 1.1 s over the 500,000 calls of 30 days."""
+
+_CALL_PEAK = f"""
+    WITH c AS (
+        SELECT connection_id, started_at,
+               rank() OVER (PARTITION BY connection_id ORDER BY started_at) AS r
+        FROM api_calls WHERE started_at >= ? AND started_at < ?),
+    past AS (SELECT connection_id, count(*) + 1 AS r FROM c GROUP BY 1)
+    SELECT a.connection_id, max(coalesce(b.r, p.r) - a.r)
+    FROM c a
+    ASOF LEFT JOIN c b
+      ON b.connection_id = a.connection_id
+     AND b.started_at >= a.started_at + INTERVAL {_micros(RATE_WINDOW)} MICROSECONDS
+    JOIN past p ON p.connection_id = a.connection_id
+    GROUP BY 1
+"""
+"""`_CALL_PEAK_WINDOW`'s figures from ranks: the calls in [t, t + window) of a call at t are
+those before t + window less those before t, and a call's rank is one more than the calls
+before its time, so the count is the rank of the first call at or after t + window (one past the
+last call if none) less the call's rank. Two sorts and an as-of join instead of a frame per
+call."""
 
 _SHARES = """
     SELECT object_id, TRY_CAST(body->>'rate_share' AS DOUBLE) FROM config_objects
