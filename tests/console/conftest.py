@@ -13,6 +13,14 @@ from textual.widgets import Input, TextArea
 from console.app import SignalConsole, make_app
 from tests.console.console_helpers import CLOCK, MakeConsole, fixed_clock
 from tests.console.control_harness import Control
+from tests.console.textual_css import shared_parsed_css
+
+
+@pytest.fixture(autouse=True, scope="session")
+def parsed_css_once() -> Iterator[None]:
+    """Every App of the process takes its parsed CSS from one cache (textual_css.py)."""
+    with shared_parsed_css():
+        yield
 
 
 @pytest.fixture(autouse=True)
