@@ -67,6 +67,7 @@ class BaseScreen(ApiCalls, Screen[None]):
         self.paused = False
         self.loading_now = self.POLLS
         self._next: Timer | None = None
+        self._bar_text = ""
         self.status_note = ""
         self.title_text = self.TITLE_TEXT
 
@@ -159,7 +160,13 @@ class BaseScreen(ApiCalls, Screen[None]):
         ro = " [reverse bold] RO [/]" if self.console.read_only else ""
         note = f"  {esc(self.status_note)}" if self.status_note else ""
         fresh = self.freshness() if self.POLLS else ""
-        bar.update(f"[b]Signal[/b] ▸ {esc(self.title_text)}{ro}{note}  [dim]{esc(fresh)}[/dim]")
+        text = f"[b]Signal[/b] ▸ {esc(self.title_text)}{ro}{note}  [dim]{esc(fresh)}[/dim]"
+        # Called every second: the same text again would still parse its markup and lay the
+        # whole screen out anew (Static.update), which a paused screen or a stopped clock
+        # never needs.
+        if text != self._bar_text:
+            self._bar_text = text
+            bar.update(text)
         bar.set_class(self.stale, "stale")
 
     @on(Worker.StateChanged)
