@@ -33,6 +33,7 @@ from bench.pipeline_throughput import (
     FLOWS,
     event_change,
     memory_mb,
+    outcomes_consumer,
     registration,
     rig,
     send_all,
@@ -46,12 +47,7 @@ CAMPAIGN_LEADS = 100
 
 async def run(changes: int) -> None:
     async with rig() as bench:
-        consumer = AIOKafkaConsumer(
-            "signal-outcomes",
-            bootstrap_servers=[bench.broker.bootstrap_servers],
-            auto_offset_reset="earliest",
-            max_partition_fetch_bytes=4 * 1024 * 1024,
-        )
+        consumer = outcomes_consumer(bench.broker.bootstrap_servers)
         await consumer.start()
         try:
             warm = f"w{uuid.uuid4().hex[:6]}"

@@ -332,6 +332,16 @@ def route_work_us(count: int, batch: int = 50) -> float:
     return best / count * 1e6
 
 
+def outcomes_consumer(bootstrap_servers: str) -> AIOKafkaConsumer:
+    """A groupless reader of `signal-outcomes` from its start, with room for a burst's records."""
+    return AIOKafkaConsumer(
+        "signal-outcomes",
+        bootstrap_servers=[bootstrap_servers],
+        auto_offset_reset="earliest",
+        max_partition_fetch_bytes=4 * 1024 * 1024,
+    )
+
+
 async def raw_consume_rate(broker: EmbeddedBroker, count: int) -> float:
     """messages/s of a plain aiokafka consumer reading `count` ~800-byte records."""
     servers = [broker.bootstrap_servers]
@@ -345,12 +355,7 @@ async def route_only_with(flows: int, count: int) -> tuple[float, float]:
     """Route-only (changes/s, changes per CPU-second) of a worker of its own over the account
     with `flows` active flows, of which three at most can match a change."""
     async with rig(flows=flows) as bench:
-        consumer = AIOKafkaConsumer(
-            "signal-outcomes",
-            bootstrap_servers=[bench.broker.bootstrap_servers],
-            auto_offset_reset="earliest",
-            max_partition_fetch_bytes=4 * 1024 * 1024,
-        )
+        consumer = outcomes_consumer(bench.broker.bootstrap_servers)
         await consumer.start()
         try:
             producer, pid = bench.producer, bench.worker.pid
@@ -364,14 +369,8 @@ async def route_only_with(flows: int, count: int) -> tuple[float, float]:
 async def run(route_changes: int, deliver_changes: int, flows: int) -> None:
     in_process = route_work_us(route_changes // 4 or 1)
     async with rig() as bench:
-        servers = [bench.broker.bootstrap_servers]
         raw_rate = await raw_consume_rate(bench.broker, route_changes)
-        consumer = AIOKafkaConsumer(
-            "signal-outcomes",
-            bootstrap_servers=servers,
-            auto_offset_reset="earliest",
-            max_partition_fetch_bytes=4 * 1024 * 1024,
-        )
+        consumer = outcomes_consumer(bench.broker.bootstrap_servers)
         await consumer.start()
         try:
             producer, pid = bench.producer, bench.worker.pid

@@ -61,14 +61,12 @@ class FlowPlan:
     """Each flow's activate-for tags, normalised."""
     by_source: dict[Source, tuple[tuple[int, ...], tuple[int, ...]]]
     """Per source, the positions of its live flows and of its test flows."""
-    others: dict[Source, list[Evaluation | None]]
-    """Per change source, the source refusal of every flow watching another one (None where
-    the flow watches this source): copied, then filled in, per change."""
     index: dict[tuple[str, str], frozenset[int]]
     """(activate-for list, normalised tag) -> positions of the flows selecting it."""
     guard: tuple[int, int, int, int] = field(default=(0, 0, 0, 0))
     refused_by_source: dict[Source, tuple[Shared, ...]] = field(default_factory=dict)
-    """Per change source, the source refusals of `others` with the flows each stands for."""
+    """Per change source, the source refusal of the flows watching another one: one value per
+    watched source, with the positions of the flows it stands for."""
     watching: dict[Source, tuple[int, ...]] = field(default_factory=dict)
     """Per source, the positions of its live flows, then of its test flows."""
     unmatched: dict[tuple[tuple[int, ...], frozenset[int]], tuple[int, ...]] = field(
@@ -92,21 +90,14 @@ class FlowPlan:
             for list_name, keys in wanted.items():
                 for key in keys:
                     index.setdefault((list_name, key), set()).add(position)
-        others: dict[Source, list[Evaluation | None]] = {}
         refused_by_source: dict[Source, tuple[Shared, ...]] = {}
         for source in Source:
             # One refusal per watched source: flows watching the same other source share it.
             shared: dict[Source | None, tuple[Evaluation, list[int]]] = {}
-            row: list[Evaluation | None] = []
             for position, flow in enumerate(flows):
                 refusal = source_refusal(flow, source)
-                if refusal is None:
-                    row.append(None)
-                    continue
-                kept = shared.setdefault(flow.source, (refusal, []))
-                kept[1].append(position)
-                row.append(kept[0])
-            others[source] = row
+                if refusal is not None:
+                    shared.setdefault(flow.source, (refusal, []))[1].append(position)
             refused_by_source[source] = tuple(
                 (refusal, tuple(positions)) for refusal, positions in shared.values()
             )
@@ -114,7 +105,6 @@ class FlowPlan:
             flows=flows,
             selected=selected,
             by_source={s: (tuple(live), tuple(test)) for s, (live, test) in grouped.items()},
-            others=others,
             index={key: frozenset(positions) for key, positions in index.items()},
             guard=_guard(account),
             refused_by_source=refused_by_source,

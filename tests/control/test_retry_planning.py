@@ -23,6 +23,13 @@ STORED_STATUSES = ("pending", "retrying", "resolved", "abandoned")
 NOW = T0 + timedelta(hours=1)
 
 
+async def all_retry_items(store: Store) -> list[tuple[object, ...]]:
+    """Every stored retry item's row, in pair order: what two ways of recording are compared by."""
+    return await store.read(
+        lambda con: con.execute("SELECT * FROM retry_items ORDER BY change_id, flow_id").fetchall()
+    )
+
+
 def stored_items(rng: random.Random) -> list[RetryItem]:
     """Items for about two pairs in three, of every status, some leased."""
     items = []
@@ -93,11 +100,7 @@ async def retry_queue_after(path: Path, seed: int, read: list[int]) -> list[tupl
                 n += 1
                 batch.append(outcome(rng, n))
             await recorder.record_outcomes(batch)
-        return await store.read(
-            lambda con: con.execute(
-                "SELECT * FROM retry_items ORDER BY change_id, flow_id"
-            ).fetchall()
-        )
+        return await all_retry_items(store)
     finally:
         await store.close()
 

@@ -19,7 +19,13 @@ from stream.messages import OutcomeRecord, SharedFlows
 from stream.store import RetryItem, Store
 from stream.store.arrow_batches import outcomes_table
 from tests.control.test_outcome_batch import T0, as_rows, record
-from tests.control.test_retry_planning import NOW, PAIRS, outcome, stored_items
+from tests.control.test_retry_planning import (
+    NOW,
+    PAIRS,
+    all_retry_items,
+    outcome,
+    stored_items,
+)
 
 FLOWS = [
     SharedFlows(mode="live", flows=[(f"f{n}", f"Flow {n}") for n in range(2, 40) if n % 3]),
@@ -228,11 +234,7 @@ async def retry_queue_after(path: Path, seed: int, expand: bool) -> list[tuple[A
                 records = made.pairs() if expand else [made]
                 batch.extend(r.dumps() for r in records)
             await recorder.record_outcomes(batch)
-        return await store.read(
-            lambda con: con.execute(
-                "SELECT * FROM retry_items ORDER BY change_id, flow_id"
-            ).fetchall()
-        )
+        return await all_retry_items(store)
     finally:
         await store.close()
 
