@@ -181,6 +181,39 @@ class MarketoFailure:
         return f"{self.kind.value}{code}: {self.message}"
 
 
+WITHDRAWN = "withdrawn"
+"""The code of a call its `before_send` hook withdrew (`CallWithdrawn`): nothing was sent."""
+
+
+class CallWithdrawn(Exception):
+    """Raised by a call's `before_send` hook: the call must not go out after all, because its
+    caller no longer owns the requests (another worker may be delivering them). The transport
+    sends nothing and answers with a local `withdrawn` failure carrying this message."""
+
+
+def withdrawn(withdrawal: CallWithdrawn, endpoint: str | None = None) -> MarketoFailure:
+    """The failure of a call withdrawn before it went out (nothing was sent)."""
+    return MarketoFailure(
+        kind=FailureClass.TECHNICAL,
+        code=WITHDRAWN,
+        message=f"not sent: {withdrawal}",
+        source="local",
+        endpoint=endpoint,
+    )
+
+
+def not_run(failure: MarketoFailure) -> bool:
+    """Whether a failed call certainly did not run: Marketo answered it (an error envelope, a
+    record-level reason, a 4xx), or it never left (local checks, identity). A timeout, a dropped
+    connection or a 5xx may have run on Marketo's side."""
+    if failure.source in ("marketo", "record", "local", "identity"):
+        return True
+    if failure.source == "http" and failure.http_status is not None:
+        status = failure.http_status
+        return status < 500 and classify_http_status(status) is not FailureClass.TECHNICAL
+    return False
+
+
 class MarketoError(Exception):
     """A call-level failure surfaced by a read or admin operation.
 

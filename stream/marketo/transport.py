@@ -4,9 +4,13 @@ and comes back classified.
 Every call goes through the same path: wait for the daily quota, a token, an in-flight slot and a
 place in the rolling window; send with a timeout; classify the answer (stream/marketo/protocol.py).
 Auth (601/602) and throttle (606/615/429) answers are handled here and never reach the caller as
-failures unless they persist; technical failures are retried a few times with jittered backoff;
-everything else comes back classified at once. Each HTTP exchange is reported to the call hook
-(the ledger's `api_calls`).
+failures unless they persist; technical failures are retried a few times with jittered backoff,
+except those of a call that must not run twice (one given `before_send`: a campaign request, a
+form submit) when Marketo may have run it (a timeout, a dropped connection, a 5xx): sending it
+again here could run the campaign twice with nothing on record. Such a call comes back failed at
+once, its "sending" mark standing, and its retry looks in Marketo's activity log first
+(stream/pipeline/verify.py) or counts the repeat. Everything else comes back classified at once.
+Each HTTP exchange is reported to the call hook (the ledger's `api_calls`).
 """
 
 from __future__ import annotations
@@ -29,7 +33,14 @@ import aiohttp
 
 from stream.core.breaker import Breaker
 from stream.marketo.breaker_edge import judge, open_failure
-from stream.marketo.errors import FailureClass, MarketoError, MarketoFailure
+from stream.marketo.errors import (
+    CallWithdrawn,
+    FailureClass,
+    MarketoError,
+    MarketoFailure,
+    not_run,
+    withdrawn,
+)
 from stream.marketo.limits import CallLimits, MonotonicClock, QuotaPark, Sleep, WallClock, utc_now
 from stream.marketo.protocol import (
     IDENTITY_PATH,
@@ -308,7 +319,10 @@ class Transport:
 
         `before_send` is awaited once, when the first attempt holds its slot and token and is
         about to go out (not while it waits for the rate window): a caller that records "this
-        call may have run" records it as late as it can be true.
+        call may have run" records it as late as it can be true. Such a call is one that must not
+        run twice: a technical failure that leaves open whether it ran is not retried here. A
+        `before_send` that raises `CallWithdrawn` keeps the call from going out at all: it comes
+        back as a local `withdrawn` failure.
 
         With a circuit breaker (`stream.core.breaker`), a call it refuses comes back at once as
         a `circuit-open` failure (nothing sent, `before_send` not awaited), and how an allowed
@@ -343,6 +357,7 @@ class Transport:
         throttled_s = 0.0
         attempt = 0
         started = self._clock()
+        once = before_send is not None
         while True:
             parked = self._quota.parked_until()
             if parked is not None:
@@ -361,6 +376,9 @@ class Transport:
                     if before_send is not None:
                         try:
                             await before_send()
+                        except CallWithdrawn as withdrawal:
+                            ticket.sent = False
+                            return Answer(None, withdrawn(withdrawal, path), None)
                         except BaseException:
                             ticket.sent = False
                             raise
@@ -413,6 +431,13 @@ class Transport:
                 )
                 return replace(answer, failure=replace(failure, retry_at=until))
             if kind is FailureClass.TECHNICAL:
+                if once and attempt > 0 and not not_run(failure):
+                    log.warning(
+                        "%s may have run on Marketo's side (%s); not sent again in place",
+                        path,
+                        failure.describe(),
+                    )
+                    return answer
                 technical += 1
                 wait = self._backoff(technical)
                 spent = self._clock() - started

@@ -22,7 +22,10 @@ never passes a change whose outcomes (or delivery requests) are not durable.
   topic when the worker starts again (`marks_journal.py`): a crash of everything, broker
   included, forgets none of them.
   Before deciding duplicates of recovery and replay redrives it catches up with the
-  delivered-keys log.
+  delivered-keys log. A completing call is withdrawn, and its requests queued again on
+  `signal-deliveries`, when a rebalance began during its batch or another worker delivered or
+  began sending one of its pairs meanwhile (`deliver_stage.Fence`): a worker dropped from the
+  group while it finished its batch and the partition's new owner never both send it.
 
 Faust acks an event when the agent body raises, so nothing raises out of a batch: record-level
 problems become outcomes, and a failure to publish (broker unreachable) is retried in place,
@@ -110,8 +113,9 @@ class PipelineOptions:
     """How long a delivered pair is remembered: far beyond redeliveries after a crash or a
     rebalance (seconds to minutes); control's ledger catches older resubmits of a delivered pair."""
     delivered_sync_s: float = 10.0
-    """How long a batch with recovery redrives waits for the delivered-keys log to catch up with
-    its end (keys control re-seeded from the ledger) before deciding duplicates anyway."""
+    """How long a batch waits for the delivered-keys log to catch up with its end before
+    deciding duplicates anyway: the first batch after a rebalance (what the partition's previous
+    owner wrote) and a batch with recovery redrives (keys control re-seeded from the ledger)."""
     config_key_file: Path | None = None
     """The key control seals connection secrets with (`stream.sealing`); default
     `<data_dir>/config-key`."""
@@ -137,6 +141,7 @@ class Counters:
     parked: int = 0
     duplicates: int = 0
     possible_repeats: int = 0
+    withdrawn: int = 0
     verified: int = 0
     errors: int = 0
     unrecorded: int = 0
@@ -169,6 +174,9 @@ class Pipeline(RouteStage, DeliverStage):
         self._journal_replayed = False
         self.worker_id = heartbeats.worker_id()
         self.app = self._build_app()
+
+    def rebalances(self) -> int:
+        return int(self.app.rebalancing_count)
 
     # ---- the app ----------------------------------------------------------------------------
 

@@ -17,7 +17,7 @@ from datetime import datetime
 from typing import Any
 
 from stream.marketo.client import MarketoClient
-from stream.marketo.errors import FailureClass, MarketoFailure, classify_http_status
+from stream.marketo.errors import WITHDRAWN, MarketoFailure, not_run
 from stream.messages import DeliveryRequest, FailureCategory, OutcomeStatus
 from stream.pipeline.verify import VERIFIED, VERIFIED_REASON, campaign_requested
 
@@ -60,7 +60,9 @@ class CallHooks:
     never marked), before the other completing calls; `on_acknowledged(requests)` once Marketo
     answered, with the requests that call delivered, `on_refused(requests)` with those it answered
     without running them (`not_run`); requests whose answer leaves it open (a timeout, a 5xx)
-    get neither. A hook that raises fails the batch like any internal error.
+    get neither, nor do those of a call withdrawn before it went out. `on_sending` raising
+    `CallWithdrawn` withdraws the call: nothing is sent and its requests fail with a local
+    `withdrawn` failure. Any other exception from a hook fails the batch like an internal error.
     """
 
     on_sending: Notify = _nothing
@@ -69,18 +71,6 @@ class CallHooks:
     sent_before: Callable[[DeliveryRequest], datetime | None] = _never
     """When an earlier attempt's unanswered call for the request started (it may have run: the
     request is verified before it goes again), None when there was none."""
-
-
-def not_run(failure: MarketoFailure) -> bool:
-    """Whether a failed call certainly did not run: Marketo answered it (an error envelope, a
-    record-level reason, a 4xx), or it never left (local checks, identity). A timeout, a dropped
-    connection or a 5xx may have run on Marketo's side."""
-    if failure.source in ("marketo", "record", "local", "identity"):
-        return True
-    if failure.source == "http" and failure.http_status is not None:
-        status = failure.http_status
-        return status < 500 and classify_http_status(status) is not FailureClass.TECHNICAL
-    return False
 
 
 class Completing:
@@ -108,7 +98,8 @@ class Completing:
             self.results[index] = result
             if result.status is OutcomeStatus.DELIVERED:
                 delivered.append(self.requests[index])
-            elif failure is not None and not_run(failure):
+            elif failure is not None and failure.code != WITHDRAWN and not_run(failure):
+                # (a withdrawn call was never marked: its pair's mark, if any, is another's)
                 refused.append(self.requests[index])
         if delivered:
             await self.hooks.on_acknowledged(delivered)

@@ -39,13 +39,20 @@ import asyncio
 import functools
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
 from config.models import Action
 from stream.marketo.breaker_edge import CIRCUIT_OPEN
 from stream.marketo.client import MarketoClient, UpsertAction
-from stream.marketo.errors import FailureClass, MarketoError, MarketoFailure
+from stream.marketo.errors import (
+    CallWithdrawn,
+    FailureClass,
+    MarketoError,
+    MarketoFailure,
+    withdrawn,
+)
 from stream.marketo.results import RecordResult
 from stream.messages import (
     DeliveryRequest,
@@ -518,7 +525,14 @@ async def _program_call(
     assert program_id is not None and status is not None
     stage = f"program {program_id}"
     async with calls.campaign_lock:
-        await calls.sending(chunk)
+        try:
+            await calls.sending(chunk)
+        except CallWithdrawn as withdrawal:
+            failure = withdrawn(withdrawal)
+            result = failure_result(failure, f"{stage} status {status!r}")
+            refusals = [(i, replace(result, lead_id=ready[i][0]), failure) for i in chunk]
+            await calls.answered(refusals)
+            return
         lead_ids = [ready[i][0] for i in chunk]
         answers = await client.set_program_status(program_id, status, lead_ids)
         done: list[tuple[int, Result, MarketoFailure | None]] = []

@@ -25,22 +25,23 @@ import json
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from stream.marketo.errors import WITHDRAWN, CallWithdrawn
 from stream.marketo.limits import RollingWindow
 from stream.messages import DeliveryRequest, OutcomeRecord, OutcomeStatus, utcnow
 from stream.pipeline.clients import ClientPool, Unusable
 from stream.pipeline.deliver import CallHooks, deliver_batch, unreachable_outcomes
-from stream.pipeline.delivered import delivery_key, duplicate_outcome, split_duplicates
+from stream.pipeline.delivered import SEP, delivery_key, duplicate_outcome, split_duplicates
 from stream.pipeline.delivered_log import DeliveredLog
 from stream.pipeline.marks_journal import MarksJournal, net
 from stream.pipeline.publisher import RecordPublisher
 from stream.pipeline.records import describe, internal_failure, salvaged_failure, where
 from stream.pipeline.stage_base import StageBase
 from stream.pipeline.verify import VERIFIED
-from stream.topics import DELIVERED, OUTCOMES
+from stream.topics import DELIVERED, DELIVERIES, OUTCOMES
 
 log = logging.getLogger("signal.pipeline")
 
@@ -91,6 +92,52 @@ def pause_after(
     return max(0.0, min(wait, MAX_PAUSE_S) - window_s)
 
 
+class Fence:
+    """Keeps a batch from making a completing call that another worker may be making too.
+
+    Kafka gives a connection's partition to one member of the group at a time, but a member that
+    is slow to rejoin a rebalance (finishing its batch) is dropped and its partition handed on
+    while it still works: the new owner starts again from the last committed offset, so both may
+    send the same campaign request, each deciding on what it knew at its batch's start. Before
+    each completing call goes out the fence withdraws it (`CallWithdrawn`) when a rebalance has
+    begun since the batch started, or when one of its pairs was delivered, or marked "sending",
+    by someone else since then. A withdrawn request is queued again on `signal-deliveries`, so the
+    partition's owner decides it with what the delivered-keys log then says: a duplicate, a
+    verification, or a send.
+    """
+
+    def __init__(self, rebalances: int, sending: dict[str, float | None]) -> None:
+        self.rebalances = rebalances
+        self.sending = sending
+        """Each pair's "sending" mark as the batch began (None when it had none)."""
+        self.mine: set[str] = set()
+        """Pairs this batch marked "sending" itself."""
+        self.reason: str | None = None
+
+    def check(self, rebalances: int, keys: Iterable[str], delivered: DeliveredLog) -> None:
+        """Raise `CallWithdrawn` when the call completing `keys` must not go out."""
+        if rebalances != self.rebalances:
+            self.reason = "a rebalance began while their batch was delivering"
+            raise CallWithdrawn(
+                "a rebalance of the pipeline's workers began while this batch was delivering; "
+                "the connection's deliveries may belong to another worker now"
+            )
+        for key in keys:
+            if key in self.mine:
+                continue
+            if key in delivered:
+                self.reason = "another worker delivered them meanwhile"
+                raise CallWithdrawn(f"another worker delivered {_pair(key)} meanwhile")
+            if delivered.sending.get(key) != self.sending.get(key):
+                self.reason = "another worker began sending them meanwhile"
+                raise CallWithdrawn(f"another worker began sending {_pair(key)} meanwhile")
+
+
+def _pair(key: str) -> str:
+    change, _, rest = key.partition(SEP)
+    return f"change {change!r}, flow {rest.split(SEP, 1)[0]!r}"
+
+
 class DeliverStage(StageBase):
     """The deliver stage of a `Pipeline` worker, which provides the state declared here and
     `StageBase`'s."""
@@ -100,6 +147,9 @@ class DeliverStage(StageBase):
     delivered: DeliveredLog
     journal: MarksJournal
     _journal_replayed: bool
+    _synced_after: int = 0
+    """The rebalance count (`rebalances`) when the delivered-keys log was last caught up with
+    (the worker's first batch comes after its first rebalance: its joining the group)."""
     _batch_started: float | None = None
     """When the previous batch was taken (monotonic), for the rate `pause_after` reads."""
 
@@ -133,8 +183,9 @@ class DeliverStage(StageBase):
                 except Exception as error:
                     self.counters.errors += 1
                     unreadable.extend(self._unreadable_request(event, error))
+            withdrawn: list[DeliveryRequest] = []
             try:
-                outcomes, unpublished = await self._deliver(requests, windows)
+                outcomes, unpublished, withdrawn = await self._deliver(requests, windows)
             except asyncio.CancelledError:
                 raise
             except Exception as error:
@@ -144,7 +195,10 @@ class DeliverStage(StageBase):
                 outcomes = [internal_failure(r, error) for r in requests]
                 unpublished = []
             outcomes = unreadable + outcomes
-            await self.publish([(OUTCOMES.name, o.change_id, o) for o in outcomes])
+            await self.publish(
+                [(OUTCOMES.name, o.change_id, o) for o in outcomes]
+                + [(DELIVERIES.name, r.connection_id, r) for r in withdrawn]
+            )
             recorded = True
             await self.publisher.flush_calls()
             keys = self.delivered.note(unpublished)
@@ -220,16 +274,24 @@ class DeliverStage(StageBase):
 
     async def _deliver(
         self, requests: list[DeliveryRequest], windows: Windows | None = None
-    ) -> tuple[list[OutcomeRecord], list[str]]:
-        """Outcomes for `requests`, and the delivered keys not written to the log yet; `windows`
-        collects the rolling window of each connection called."""
-        if any(r.redrive_kind in ("recovery", "replay") for r in requests):
+    ) -> tuple[list[OutcomeRecord], list[str], list[DeliveryRequest]]:
+        """Outcomes for `requests`, the delivered keys not written to the log yet, and the
+        requests whose call was withdrawn (`Fence`), to queue again; `windows` collects the
+        rolling window of each connection called."""
+        rebalances = self.rebalances()
+        if rebalances != self._synced_after or any(
+            r.redrive_kind in ("recovery", "replay") for r in requests
+        ):
             # Control re-seeds delivered keys from its ledger before it re-drives (and before it
-            # resumes a replay after a restart): read them.
+            # resumes a replay after a restart): read them. After a rebalance, this worker may
+            # own a partition whose previous owner delivered up to a moment ago: read what it
+            # wrote, not only what the log held when this worker started.
             await self.delivered.sync(self.options.delivered_sync_s)
+            self._synced_after = rebalances
         fresh, duplicates = split_duplicates(requests, self.delivered)
         now = utcnow()
         outcomes = [duplicate_outcome(requests[i], now) for i in duplicates]
+        withdrawn: list[DeliveryRequest] = []
         if duplicates:
             self.counters.duplicates += len(duplicates)
             log.info(
@@ -242,7 +304,11 @@ class DeliverStage(StageBase):
         for index in fresh:
             by_connection[requests[index].connection_id].append(index)
         written: set[str] = set()
-        hooks = self._hooks(written)
+        fence = Fence(
+            rebalances,
+            {key: self.delivered.sending.get(key) for key in map(delivery_key, requests)},
+        )
+        hooks = self._hooks(written, fence)
         results = await asyncio.gather(
             *(
                 self._deliver_connection(cid, [requests[i] for i in group], hooks, windows)
@@ -253,6 +319,9 @@ class DeliverStage(StageBase):
         repeats = 0
         for group, group_outcomes in zip(by_connection.values(), results, strict=True):
             for index, outcome in zip(group, group_outcomes, strict=True):
+                if outcome.status is OutcomeStatus.FAILED and outcome.marketo_code == WITHDRAWN:
+                    withdrawn.append(requests[index])
+                    continue
                 if outcome.status is OutcomeStatus.DELIVERED:
                     key = delivery_key(requests[index])
                     if key not in written:
@@ -263,6 +332,15 @@ class DeliverStage(StageBase):
                         repeats += 1
                         outcome = outcome.model_copy(update={"possible_repeat": True})
                 outcomes.append(outcome)
+        if withdrawn:
+            self.counters.withdrawn += len(withdrawn)
+            log.warning(
+                "%d deliveries withdrawn before their call went out (%s); queued again for "
+                "whichever worker owns their connection now (total %d)",
+                len(withdrawn),
+                fence.reason or "another worker was delivering them",
+                self.counters.withdrawn,
+            )
         if repeats:
             self.counters.possible_repeats += repeats
             log.warning(
@@ -271,14 +349,22 @@ class DeliverStage(StageBase):
                 repeats,
                 self.counters.possible_repeats,
             )
-        return outcomes, unpublished
+        return outcomes, unpublished, withdrawn
 
-    def _hooks(self, written: set[str]) -> CallHooks:
+    def rebalances(self) -> int:
+        """How many rebalances of the consumer group this worker has begun (the worker reads
+        its Faust app's count, raised as a revocation starts)."""
+        return 0
+
+    def _hooks(self, written: set[str], fence: Fence) -> CallHooks:
         """The delivered-keys log around each completing Marketo call; `written` collects the
-        delivered keys published by the hooks."""
+        delivered keys published by the hooks. `fence` withdraws a call that another worker may
+        be making too."""
 
         async def on_sending(requests: Sequence[DeliveryRequest]) -> None:
+            fence.check(self.rebalances(), map(delivery_key, requests), self.delivered)
             records = self.delivered.note_sending(delivery_key(r) for r in requests)
+            fence.mine.update(key for key, _ in records)
             self.journal.append(records)
             await self.publish([(DELIVERED.name, key, value) for key, value in records])
 

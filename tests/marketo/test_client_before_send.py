@@ -9,6 +9,7 @@ import time
 
 from simulators.marketo.sandbox import Sandbox
 from stream.marketo.client import MarketoClient
+from stream.marketo.errors import WITHDRAWN, CallWithdrawn
 from tests.support.marketo import settings_for
 
 
@@ -63,3 +64,56 @@ async def test_not_run_when_the_call_never_leaves(sandbox: Sandbox) -> None:
     assert parked.failure is not None and parked.failure.source == "local"
     assert answer.failure is not None and answer.failure.source == "local"
     assert seen == []
+
+
+async def test_a_call_that_may_have_run_is_not_sent_again_in_place(sandbox: Sandbox) -> None:
+    """A 5xx or a dropped connection leaves open whether Marketo ran the campaign: a call given
+    `before_send` (one that must not run twice) comes back failed after one attempt, for its
+    retry to look in the activity log first; a call without it is retried in place."""
+    lead_id = sandbox.add_lead(email="twice@example.com")
+    marks: list[str] = []
+
+    async def mark() -> None:
+        marks.append("sending")
+
+    async with MarketoClient(settings_for(sandbox, max_attempts=3)) as client:
+        sandbox.inject_http_status(503, count=1, endpoint="campaigns.trigger")
+        [marked] = await client.request_campaign(1001, [lead_id], before_send=mark)
+        assert marked.failure is not None and marked.failure.http_status == 503
+        assert marked.failure.retry_at is None  # technical: the retry queue decides when
+        assert campaign_calls(sandbox) == 1 and marks == ["sending"]
+
+        sandbox.inject_http_status(503, count=1, endpoint="leads.submitForm")
+        form = await client.submit_form(1234, {"email": "twice@example.com"}, before_send=mark)
+        assert form.failure is not None and form.failure.http_status == 503
+        assert len(sandbox.calls("leads.submitForm")) == 1
+
+        # Answered by Marketo (611, an error envelope): it did not run, so it goes again.
+        sandbox.inject_error("611", endpoint="campaigns.trigger")
+        [answered] = await client.request_campaign(1001, [lead_id], before_send=mark)
+        assert answered.failure is None and campaign_calls(sandbox) == 3
+
+        # Without `before_send` nothing is at stake in sending twice: retried in place.
+        sandbox.inject_http_status(503, count=1, endpoint="campaigns.trigger")
+        [plain] = await client.request_campaign(1001, [lead_id])
+        assert plain.failure is None and campaign_calls(sandbox) == 5
+
+
+async def test_a_withdrawn_call_is_not_sent(sandbox: Sandbox) -> None:
+    """`before_send` raising `CallWithdrawn`: nothing reaches Marketo, the call comes back as a
+    local `withdrawn` failure (not run, so never retried in place) and the next call goes."""
+    lead_id = sandbox.add_lead(email="withdrawn@example.com")
+
+    async def withdraw() -> None:
+        raise CallWithdrawn("another worker owns these requests now")
+
+    async with MarketoClient(settings_for(sandbox, max_attempts=3)) as client:
+        [result] = await client.request_campaign(1001, [lead_id], before_send=withdraw)
+        form = await client.submit_form(1234, {"email": "w@example.com"}, before_send=withdraw)
+        [after] = await client.request_campaign(1001, [lead_id])
+    for failure in (result.failure, form.failure):
+        assert failure is not None
+        assert (failure.code, failure.source) == (WITHDRAWN, "local")
+        assert "another worker owns these requests now" in failure.message
+    assert len(sandbox.calls("leads.submitForm")) == 0
+    assert after.failure is None and campaign_calls(sandbox) == 1

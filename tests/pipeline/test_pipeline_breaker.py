@@ -77,7 +77,8 @@ class Stage(DeliverStage):
         self.published.extend(records)
 
     async def deliver(self, requests: list[DeliveryRequest]) -> list[OutcomeRecord]:
-        outcomes, _ = await self._deliver(requests)
+        outcomes, _, withdrawn = await self._deliver(requests)
+        assert withdrawn == []
         return outcomes
 
     def calls_to(self, connection_id: str) -> int:

@@ -36,6 +36,7 @@ from stream.messages import (
 from stream.pipeline import route_stage
 from stream.pipeline.app import Pipeline, PipelineOptions
 from stream.pipeline.deliver import deliver_batch
+from stream.pipeline.deliver_stage import Fence
 from stream.pipeline.delivered import delivery_key
 from stream.pipeline.delivered_log import DeliveredLog
 from stream.pipeline.records import route_records, salvaged_failure
@@ -308,7 +309,7 @@ async def test_delivered_keys_are_in_the_log_before_the_next_campaign_call(
     sandbox.set_latency(1500)
     try:
         started = time.monotonic()
-        outcomes, unpublished = await pipeline._deliver(batch)
+        outcomes, unpublished, withdrawn = await pipeline._deliver(batch)
         took = time.monotonic() - started
         await asyncio.wait_for(watching, 10)
     finally:
@@ -318,6 +319,7 @@ async def test_delivered_keys_are_in_the_log_before_the_next_campaign_call(
         await asyncio.gather(watching, following, return_exceptions=True)
         await consumer.stop()
     assert {o.status for o in outcomes} == {OutcomeStatus.DELIVERED}
+    assert withdrawn == []
     assert unpublished == []  # every delivered key was written right after its call
     assert len(sandbox.state.campaign_runs) == 3
     assert checked == {
@@ -342,7 +344,7 @@ async def test_marking_costs_a_few_ms_per_batch(
         for kind in ("plain", "marked"):
             base = 10_000 + round_ * 1000 + (0 if kind == "plain" else 500)
             batch = [request("create_update_lead", lead(base + n)) for n in range(300)]
-            hooks = pipeline._hooks(set()) if kind == "marked" else None
+            hooks = pipeline._hooks(set(), Fence(0, {})) if kind == "marked" else None
             started = time.perf_counter()
             outcomes = await deliver_batch(batch, client, hooks=hooks)
             timings[kind].append(time.perf_counter() - started)
