@@ -82,7 +82,7 @@ def outcome_values(outcome: OutcomeRecord) -> list[OutcomeValues]:
         occurred_at,
         processed_at,
         outcome.latency_ms,
-        None,  # request_id: outcome_row leaves it unset
+        outcome.request_id,
     )
     own = (
         outcome_key_at(change_id, flow_id, attempt, replayed, stamp, replay_id),
@@ -116,7 +116,8 @@ def outcome_values(outcome: OutcomeRecord) -> list[OutcomeValues]:
                     outcome.registration_code,
                     outcome.event_code,
                     None,
-                    *tail,
+                    *tail[:-1],
+                    None,  # request_id: a sibling's call is not this record's
                     None,
                     outcome.marketo_code,
                     replay_id,
@@ -184,6 +185,7 @@ _COLUMN_FIELDS = (
     "marketo_code",
     "replay_id",
     "possible_repeat",
+    "request_id",
 )
 """The record's fields that are ledger columns as they are (the enums are `StrEnum`s, which
 Arrow takes as their text)."""
@@ -252,7 +254,6 @@ def outcomes_batch(outcomes: Sequence[OutcomeRecord]) -> pa.Table:
     untold = pc.and_(pc.equal(status, "failed"), pc.is_null(arrays["category"]))
     arrays["category"] = pc.if_else(untold, "technical", arrays["category"])
     arrays["replayed"] = pc.is_valid(arrays["replay_id"])
-    arrays["request_id"] = pa.nulls(count, type=OUTCOME_COLUMNS["request_id"])
     table = pa.Table.from_arrays(
         [arrays[name] for name in _SCHEMA.names[1:]], names=_SCHEMA.names[1:]
     )

@@ -484,6 +484,7 @@ def outcome_row(outcome: OutcomeRecord) -> OutcomeRow:
         marketo_code=outcome.marketo_code,
         replay_id=outcome.replay_id,
         possible_repeat=outcome.possible_repeat,
+        request_id=outcome.request_id,
     )
 
 
@@ -499,7 +500,15 @@ def outcome_rows(outcome: OutcomeRecord) -> list[OutcomeRow]:
     if outcome.status.value != "queued":
         return [row]
     siblings = [
-        replace(row, flow_id=flow, flow_name=flow, action=None, connection_id=None, outcome_id="")
+        replace(
+            row,
+            flow_id=flow,
+            flow_name=flow,
+            action=None,
+            connection_id=None,
+            outcome_id="",
+            request_id=None,
+        )
         for flow in dict.fromkeys(outcome.siblings)
         if flow and flow != outcome.flow_id
     ]

@@ -64,6 +64,11 @@ def test_the_arrow_batch_equals_the_row_objects_batch() -> None:
     assert built.schema == expected.schema
     assert built.to_pylist() == expected.to_pylist()
     assert built.num_rows == 10  # c-4 is queued with two sibling flows
+    # Marketo's request id of the call behind each outcome, for tracing it with Marketo:
+    # a sibling's queued row names no call.
+    request_ids = {(r["change_id"], r["flow_id"]): r["request_id"] for r in built.to_pylist()}
+    assert request_ids[("c-1", "f1")] == "req-1"
+    assert request_ids[("c-4", "f1")] == "req-1" and request_ids[("c-4", "f3")] is None
 
 
 def test_a_redelivered_outcome_is_one_row() -> None:

@@ -102,6 +102,11 @@ async def test_a_worker_joining_mid_batch_makes_no_lead_requested_twice(tmp_path
 
             await until(delivered, "every change delivered", within=600, every=1.0)
             statuses, counted = await ledger_figures(client, prefix)
+            traced = await client.scalar(
+                "SELECT count(*) FROM outcomes o JOIN api_calls c USING (request_id) "
+                f"WHERE o.change_id LIKE '{prefix}-%' AND o.status = 'delivered' "
+                "AND c.endpoint LIKE '%campaign%'"
+            )
             repeats, repeated, requested = await marketo_repeats(session, sandbox.url, prefix)
         logs = (run.data_dir / "logs" / "pipeline.log").read_text(errors="replace")
         withdrawn = (logs + extra.log()).count("withdrawn before their call went out")
@@ -113,6 +118,9 @@ async def test_a_worker_joining_mid_batch_makes_no_lead_requested_twice(tmp_path
         assert len(requested) == CHANGES, f"every lead requested: {figures}"
         assert repeats == 0, f"no lead requested twice: {figures}"
         assert counted == 0, figures
+        # Each delivery names Marketo's request id of the campaign call that completed it.
+        assert traced == CHANGES, f"{traced} deliveries traced to their campaign call: {figures}"
+
     finally:
         if extra is not None:
             extra.kill()
