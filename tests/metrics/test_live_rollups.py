@@ -9,6 +9,7 @@ import asyncio
 import dataclasses
 import functools
 import random
+import shutil
 from collections.abc import AsyncIterator, Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -46,15 +47,26 @@ def no_slack() -> Iterator[None]:
     rollup_fold.SLACK = saved
 
 
-@pytest.fixture(params=SEEDS, ids=lambda s: f"seed{s}")
+@pytest.fixture(scope="module", params=SEEDS, ids=lambda s: f"seed{s}")
 def stream(request: pytest.FixtureRequest) -> Stream:
+    """One ledger per seed for the module: the tests read the stream and never change it."""
     return generate(seed=int(request.param), changes=150)
 
 
+@pytest.fixture(scope="module")
+def recorded(tmp_path_factory: pytest.TempPathFactory, stream: Stream) -> Path:
+    """The seed's ledger recorded once (a fresh file's migrations and ~20 batches of writes,
+    a third of a CPU-second); each test writes to a copy of the closed file."""
+    path = tmp_path_factory.mktemp("live-rollups") / "signal.duckdb"
+    asyncio.run(_record(path, stream))
+    assert not Path(f"{path}.wal").exists(), "closed without a checkpoint: the copy would miss rows"
+    return path
+
+
 @pytest.fixture
-async def store(tmp_path: Path, stream: Stream) -> AsyncIterator[Store]:
+async def store(tmp_path: Path, recorded: Path) -> AsyncIterator[Store]:
     path = tmp_path / "signal.duckdb"
-    await _record(path, stream)
+    shutil.copyfile(recorded, path)
     opened = await Store.open(path, reader_threads=2, threads=2)
     try:
         yield opened
