@@ -41,16 +41,23 @@ from stream.api.errors import (
     validation_response,
 )
 from stream.api.middleware import actor_of
+from stream.api.retry_routes import OPS
 from stream.control.config_errors import ConfigServiceError
 from stream.control.recorder import api_call_row
+from stream.marketo.breaker_edge import CIRCUIT_OPEN
 from stream.marketo.client import MarketoClient
 from stream.marketo.connection_test import explain, refresh_target_fields, test_connection
 from stream.marketo.errors import MarketoError
 from stream.marketo.results import CallRecord
 from stream.marketo.settings import MarketoSettings
 from stream.messages import ApiCallRecord, utcnow
+from stream.store import StoreError
 
 log = logging.getLogger("signal.api.connections")
+
+RELEASE_AFTER_PUBLISH_S = 5.0
+"""How long a passing test waits for the snapshot carrying it before it releases the parked
+deliveries anyway (one that beats the snapshot is only parked again, until the breaker's time)."""
 
 _ENV_REFERENCE = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$")
 
@@ -192,7 +199,7 @@ async def test(request: web.Request) -> web.Response:
     deps = deps_of(request)
     connection_id = request.match_info["connection_id"]
     settings = deps.config.marketo_settings(connection_id, **deps.connection_test_settings)
-    return await _test_answer(deps, settings, connection_id)
+    return await _test_answer(request.app, deps, settings, connection_id)
 
 
 async def test_candidate(request: web.Request) -> web.Response:
@@ -206,7 +213,7 @@ async def test_candidate(request: web.Request) -> web.Response:
     if problem is not None or candidate is None:
         return problem or json_error(422, "invalid connection")
     settings = deps.config.candidate_settings(candidate, secret, **deps.connection_test_settings)
-    return await _test_answer(deps, settings, _saved_as(deps, candidate.id, settings))
+    return await _test_answer(request.app, deps, settings, _saved_as(deps, candidate.id, settings))
 
 
 def _saved_as(deps: ApiDeps, connection_id: str, settings: MarketoSettings) -> str | None:
@@ -219,12 +226,15 @@ def _saved_as(deps: ApiDeps, connection_id: str, settings: MarketoSettings) -> s
 
 
 async def _test_answer(
-    deps: ApiDeps, settings: MarketoSettings, saved_id: str | None
+    app: web.Application, deps: ApiDeps, settings: MarketoSettings, saved_id: str | None
 ) -> web.Response:
-    """Test `settings`; a pass marks `saved_id` (the connection they are saved as) tested."""
+    """Test `settings`; a pass marks `saved_id` (the connection they are saved as) tested and
+    releases the deliveries its breaker parked (`released` in the answer)."""
     result = await test_connection(settings, on_call=_call_recorder(deps))
+    released = 0
     if result.ok and saved_id is not None:
         deps.config.mark_tested(saved_id, utcnow())
+        released = await _release_parked(app, deps, saved_id)
     failure = result.failure
     return web.json_response(
         {
@@ -235,8 +245,32 @@ async def _test_answer(
             "failure_class": failure.kind.value if failure else None,
             "fields": len(result.fields),
             "campaigns": result.campaigns,
+            "released": released,
         }
     )
+
+
+async def _release_parked(app: web.Application, deps: ApiDeps, connection_id: str) -> int:
+    """Deliveries the connection's circuit breaker parked go again now rather than at their
+    resume time (up to `max_open_s`, ten minutes, after a long outage): the pass closes the
+    breaker. Released once the snapshot carrying the pass is published (bounded wait), so the
+    workers close their breaker before the deliveries reach them."""
+    await deps.config.published_settled(RELEASE_AFTER_PUBLISH_S)
+    try:
+        released = await deps.store.release_parked(connection_id, CIRCUIT_OPEN, now=utcnow())
+    except StoreError:
+        log.exception("releasing the deliveries parked by %s's breaker failed", connection_id)
+        return 0
+    if released:
+        log.info(
+            "%d deliveries parked by %s's circuit breaker are due now (a test passed)",
+            released,
+            connection_id,
+        )
+        ops = app.get(OPS)
+        if ops is not None:
+            ops.scheduler.wake()
+    return released
 
 
 async def refresh_fields(request: web.Request) -> web.Response:

@@ -165,6 +165,13 @@ class ConfigService:
         """A change is not yet in a published snapshot: `published` is about to move."""
         return self._publisher is not None and self._publisher.pending
 
+    async def published_settled(self, timeout_s: float) -> bool:
+        """Wait until every change so far is in a published snapshot (at once when there is no
+        publisher); False after `timeout_s` with one still waiting."""
+        if self._publisher is None:
+            return True
+        return await self._publisher.settled(timeout_s)
+
     @property
     def catalog(self) -> EventCatalog:
         return self._catalog

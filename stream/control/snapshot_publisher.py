@@ -42,6 +42,7 @@ class SnapshotPublisher:
         self.failures = 0
         """Failed publications since the last one that went out."""
         self._sending = False
+        self._settled = asyncio.Condition()
 
     def mark_dirty(self) -> None:
         self._dirty.set()
@@ -51,6 +52,16 @@ class SnapshotPublisher:
         """A change waits for its snapshot to go out (debounce, a failed publication) or its
         snapshot is being sent: `published` is about to move."""
         return self._dirty.is_set() or self._sending
+
+    async def settled(self, timeout_s: float) -> bool:
+        """Wait until no change waits for its snapshot (`pending` false); False after
+        `timeout_s` with one still waiting (the broker down, say)."""
+        async with self._settled:
+            try:
+                await asyncio.wait_for(self._settled.wait_for(lambda: not self.pending), timeout_s)
+            except TimeoutError:
+                return False
+        return True
 
     async def start(self) -> None:
         """Publish the first snapshot (retried: workers wait for it), then follow changes."""
@@ -91,6 +102,8 @@ class SnapshotPublisher:
             self.failures = 0
         finally:
             self._sending = False
+            async with self._settled:
+                self._settled.notify_all()
 
     async def _publish_with_retry(
         self, snapshot: ConfigSnapshot, attempts: int = FIRST_ATTEMPTS

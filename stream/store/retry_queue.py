@@ -101,6 +101,23 @@ class RetryQueue(StoreBase):
         items = [_retry_from_row(r) for r in rows]
         return sorted(items, key=lambda i: (i.next_attempt_at or now, i.change_id, i.flow_id))
 
+    async def release_parked(self, connection_id: str, code: str, *, now: datetime) -> int:
+        """Make the pending items of `connection_id` whose pair is parked with Marketo code
+        `code` (e.g. the circuit breaker's) due at `now` instead of at their resume time;
+        returns how many. An operator's passing test has closed the breaker they wait for."""
+        now = utc(now, "now")
+        sql = """
+            UPDATE retry_items SET next_attempt_at = ?, updated_at = ?
+            WHERE integration = ? AND status = 'pending' AND next_attempt_at > ?
+              AND (change_id, flow_id) IN (
+                  SELECT change_id, flow_id FROM delivery_state
+                  WHERE connection_id = ? AND status = 'parked' AND marketo_code = ?)
+            RETURNING change_id
+        """
+        params = [now, now, connection_id, now, connection_id, code]
+        rows = await self._db.write(lambda con: con.execute(sql, params).fetchall())
+        return len(rows)
+
     async def compare_and_set_retry(
         self, item: RetryItem, *, expected: Iterable[RetryStatus | None]
     ) -> bool:
