@@ -177,6 +177,8 @@ class TestResult:
     elapsed_ms: float
     checks: tuple[tuple[str, bool, str], ...] = ()
     fields: int = 0
+    released: int = 0
+    """Deliveries parked by the connection's circuit breaker that the pass made due at once."""
 
     @classmethod
     def from_json(cls, body: Mapping[str, Any], elapsed_ms: float) -> TestResult:
@@ -192,6 +194,7 @@ class TestResult:
             elapsed_ms=elapsed_ms,
             checks=checks,
             fields=fields if isinstance(fields, int) else len(fields or []),
+            released=released if isinstance(released := body.get("released"), int) else 0,
         )
 
 

@@ -48,7 +48,11 @@ def secret_text(row: ConnectionRow) -> Text:
 
 def test_text(result: TestResult) -> Text:
     if result.ok:
-        return Text(f"✓ Connected in {result.elapsed_ms:.0f} ms — {result.message}", style="green")
+        text = f"✓ Connected in {result.elapsed_ms:.0f} ms — {result.message}"
+        if result.released:
+            many = "deliveries" if result.released > 1 else "delivery"
+            text += f"; {result.released} parked {many} sent again now"
+        return Text(text, style="green")
     return Text(f"✗ {result.message}", style="bold red")
 
 

@@ -13,8 +13,9 @@ import pytest
 from textual.pilot import Pilot
 from textual.widgets import Static
 
-from apiclient.rows import BreakerRow
+from apiclient.rows import BreakerRow, TestResult
 from console.screens.connections import ConnectionForm, ConnectionsScreen, deliveries_text
+from console.screens.form_parts import test_text as answer_text
 from tests.console.console_helpers import CLOCK, MakeConsole, keys, screen_text, settle
 from tests.console.control_harness import Control
 from tests.console.test_console_snapshots import snapshot_control, steps
@@ -104,3 +105,19 @@ async def test_the_form_of_a_paused_connection_says_save_and_test_closes_it(
         assert str(form.query_one("#result", Static).render()) == (
             "Deliveries paused until 12:04:35 (circuit breaker): a passing Save & Test closes it."
         )
+
+
+def test_a_pass_says_how_many_parked_deliveries_it_sent_again() -> None:
+    """The answer's `released` (deliveries the breaker parked, due again at once) is shown with
+    the pass; a pass that released none reads as before, and an answer without it counts 0."""
+    body = {"ok": True, "message": "Marketo answered", "checks": [], "fields": 12}
+    plain = TestResult.from_json(body, 84.0)
+    assert plain.released == 0
+    assert answer_text(plain).plain == "✓ Connected in 84 ms — Marketo answered"
+    released = TestResult.from_json({**body, "released": 3}, 84.0)
+    assert answer_text(released).plain.endswith(
+        "Marketo answered; 3 parked deliveries sent again now"
+    )
+    one = TestResult.from_json({**body, "released": 1}, 84.0)
+    assert answer_text(one).plain.endswith("; 1 parked delivery sent again now")
+    assert TestResult.from_json({**body, "released": "3"}, 84.0).released == 0
