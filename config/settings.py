@@ -121,6 +121,27 @@ class Settings(BaseSettings):
         description="Rows one retention step drops or redacts in one short transaction.",
     )
 
+    breaker_threshold: int = Field(
+        default=5,
+        ge=1,
+        le=1000,
+        description="Connection-wide Marketo call failures in a row (each after the client's own "
+        "retries) that open a connection's circuit breaker and park its deliveries.",
+    )
+    breaker_open_s: float = Field(
+        default=30.0,
+        gt=0,
+        le=86_400,
+        description="Seconds an opened breaker waits before its first probe call; doubled "
+        "after each failed probe, up to SIGNAL_BREAKER_MAX_OPEN_S.",
+    )
+    breaker_max_open_s: float = Field(
+        default=600.0,
+        gt=0,
+        le=86_400,
+        description="The longest wait between two probes of an open breaker.",
+    )
+
     @field_validator("broker")
     @classmethod
     def _blank_is_unset(cls, value: str | None) -> str | None:
@@ -158,6 +179,15 @@ class Settings(BaseSettings):
         if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
             raise ValueError(f"expected host:port (e.g. 127.0.0.1:6066), got {value!r}")
         return value
+
+    @model_validator(mode="after")
+    def _breaker_waits(self) -> Settings:
+        if self.breaker_open_s > self.breaker_max_open_s:
+            raise ValueError(
+                f"SIGNAL_BREAKER_OPEN_S: expected at most SIGNAL_BREAKER_MAX_OPEN_S "
+                f"({self.breaker_max_open_s:g}), got {self.breaker_open_s:g}"
+            )
+        return self
 
     @model_validator(mode="after")
     def _horizon_beyond_grace(self) -> Settings:

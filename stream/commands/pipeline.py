@@ -15,7 +15,11 @@ import sys
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from config.settings import Settings
+    from stream.pipeline.app import PipelineOptions
 
 log = logging.getLogger("signal.pipeline")
 
@@ -65,6 +69,25 @@ def _declare(url: str) -> None:
         raise error[0]
 
 
+def pipeline_options(settings: Settings, broker_url: str, data_dir: Path) -> PipelineOptions:
+    """The worker's options from its settings (the circuit breakers' `SIGNAL_BREAKER_*`)."""
+    from stream.core.breaker import BreakerPolicy
+    from stream.pipeline.app import PipelineOptions
+    from stream.sealing import KEY_FILE_NAME
+
+    breaker = BreakerPolicy(
+        threshold=settings.breaker_threshold,
+        open_s=settings.breaker_open_s,
+        max_open_s=settings.breaker_max_open_s,
+    )
+    return PipelineOptions(
+        broker_url=broker_url,
+        data_dir=data_dir,
+        config_key_file=settings.config_key_file or data_dir / KEY_FILE_NAME,
+        breaker=breaker,
+    )
+
+
 def run(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
 
@@ -96,14 +119,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"csignal pipeline: cannot declare topics on {url}: {exc}", file=sys.stderr)
         return 1
 
-    from stream.pipeline.app import PipelineOptions, create_app
-    from stream.sealing import KEY_FILE_NAME
+    from stream.pipeline.app import create_app
     from stream.stop_deadline import DeadlineWorker
 
-    key_file = settings.config_key_file or Path(data_dir) / KEY_FILE_NAME
-    app = create_app(
-        PipelineOptions(broker_url=url, data_dir=Path(data_dir), config_key_file=key_file)
-    )
+    app = create_app(pipeline_options(settings, url, Path(data_dir)))
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     worker = DeadlineWorker(
