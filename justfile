@@ -39,9 +39,11 @@ test *ARGS: sync
     if [ "$rc" -eq 5 ]; then echo "pytest collected no tests: failing" >&2; exit 1; fi
     exit "$rc"
 
-# The inner loop: everything but the end-to-end tests, the bench smoke runs and the slow modules.
+# The inner loop: everything but the end-to-end tests, the bench smoke runs and the slow modules;
+# property-based tests draw a quarter of their examples (tests/support/examples.py;
+# SIGNAL_TEST_EXAMPLES=full keeps them all).
 test-fast *ARGS:
-    just test -m "'not e2e and not bench and not slow'" {{ARGS}}
+    SIGNAL_TEST_EXAMPLES="${SIGNAL_TEST_EXAMPLES:-fast}" just test -m "'not e2e and not bench and not slow'" {{ARGS}}
 
 # ruff (lint + format check), mypy and the import contracts (lint-imports; pyproject.toml).
 lint: sync

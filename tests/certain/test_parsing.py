@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from stream.certain.events import ChangeEvent
 from stream.certain.parsing import MAX_DEPTH, Rejection, parse_change, parse_changes, parse_items
 from tests.certain.samples import DESIGN_EXAMPLE, event_change, example, session_change
+from tests.support.examples import examples
 
 
 def without(data: dict[str, Any], *path: str) -> dict[str, Any]:
@@ -241,7 +242,7 @@ envelope_like = st.fixed_dictionaries(
 )
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(item=json_values | envelope_like)
 def test_parse_change_never_raises(item: Any) -> None:
     result = parse_change(item)
@@ -250,7 +251,7 @@ def test_parse_change_never_raises(item: Any) -> None:
         assert result.reason and result.raw is item
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=examples(100), deadline=None)
 @given(text=st.text(max_size=200))
 def test_parse_changes_never_raises_on_text(text: str) -> None:
     accepted, rejected = parse_changes(text)

@@ -25,6 +25,7 @@ from config.yamlio import (
     write_account,
 )
 from tests.config.config_helpers import LOCAL_EXAMPLE, SECRET, SECRET_VAR
+from tests.support.examples import examples
 
 EXAMPLE_TEXT = LOCAL_EXAMPLE.read_text(encoding="utf-8")
 
@@ -178,7 +179,7 @@ names = st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789-_", min_size=1, m
 labels = st.text(min_size=1, max_size=30).filter(lambda s: s.strip() == s and s.strip() != "")
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=examples(40), deadline=None)
 @given(
     flows=st.lists(
         st.builds(

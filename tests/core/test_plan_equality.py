@@ -25,8 +25,11 @@ from tests.core.reference_evaluation import reference_evaluate_all
 from tests.core.test_properties import catalogs, changes, filters
 from tests.support.accounts import example_account
 from tests.support.changes import SUMMIT_SETUP, event_body
+from tests.support.examples import examples
 
-SETTINGS = settings(max_examples=200, deadline=None, suppress_health_check=list(HealthCheck))
+SETTINGS = settings(
+    max_examples=examples(200), deadline=None, suppress_health_check=list(HealthCheck)
+)
 
 
 def _with_secrets(account: Account) -> Account:

@@ -14,10 +14,13 @@ from stream.core.evaluate import evaluate, evaluate_all
 from stream.core.results import DataFailure, FilteredOut, Mapped, NotActivated
 from tests.support.accounts import example_account
 from tests.support.changes import SUMMIT_SETUP, event_body
+from tests.support.examples import examples
 
 ACCOUNT = example_account()
 
-SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(
+    max_examples=examples(150), deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
 
 LABELS = ["New", "Attended", "Cancelled", "Need photo", "Invited", "Pre-Registered", "", " x "]
 TAG_NAMES = [t.name for t in ACCOUNT.tags] + ["unknown", ""]

@@ -16,6 +16,7 @@ from stream.certain.events import ChangeEvent
 from stream.certain.parsing import MAX_DEPTH, Rejection, parse_change
 from stream.pipeline.records import _plain_change, parse_record
 from tests.support.changes import event_json, registration_json
+from tests.support.examples import examples
 
 json_values = st.recursive(
     st.none()
@@ -94,7 +95,7 @@ def assert_same_reading(raw: bytes) -> None:
     assert change.to_json_dict() == expected.to_json_dict()
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=examples(400), deadline=None)
 @given(change=mutated())
 def test_any_change_reads_as_the_full_reading_reads_it(change: dict[str, Any]) -> None:
     assert_same_reading(json.dumps(change).encode())
