@@ -11,6 +11,7 @@ marked `slow` here, by one rule rather than test by test (`starts_processes`).
 from __future__ import annotations
 
 import functools
+import gc
 import sys
 from collections import Counter
 from collections.abc import Callable
@@ -29,6 +30,23 @@ SLOW_FIRST = ("e2e", "bench", "slow")
 
 def pytest_configure(config: pytest.Config) -> None:
     cpu.register(config)
+
+
+GC_THRESHOLDS = (50_000, 10, 10)
+"""The test process's garbage collector thresholds (CPython's default: 700, 10, 10)."""
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Freeze what collection imported (Textual, DuckDB, pyarrow, hypothesis, every test module)
+    and collect the young generation every 50,000 allocations instead of 700. A worker runs
+    hundreds of tests in one heap; at the defaults the collector walked it again and again and
+    took a sixth of the CPU of console and store tests (4.5 of 27.3 CPU-s over four modules,
+    1.6 with these settings; the four modules 27.3 -> 22.3 CPU-s). Objects still die with their
+    last reference; only cycles wait longer for a collection."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
 
 
 @pytest.fixture(autouse=True)
