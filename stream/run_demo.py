@@ -60,11 +60,13 @@ async def start_sandbox(
     return sandbox
 
 
-async def demo_account(client: ApiClient, sandbox_url: str, data_dir: Path, say: Say) -> str | None:
-    """The demo account's YAML to import when the data dir is empty; None otherwise. An
-    account already stored is the operator's (edited flows, filters, transforms) and is kept as
-    it is; only the demo connection is pointed at this run's sandbox, whose port is new at
-    every start."""
+async def demo_account(
+    client: ApiClient, sandbox_url: str, data_dir: Path, say: Say, variant: str = "full"
+) -> str | None:
+    """The demo account's YAML (`variant`: `simulators.certain.demo_account.VARIANTS`) to import
+    when the data dir is empty; None otherwise. An account already stored is the operator's
+    (edited flows, filters, transforms) and is kept as it is, whatever the variant asked; only
+    the demo connection is pointed at this run's sandbox, whose port is new at every start."""
     try:
         stored = json.loads(await client.get_config("json"))
     except ApiError as error:
@@ -73,7 +75,7 @@ async def demo_account(client: ApiClient, sandbox_url: str, data_dir: Path, say:
         raise RunError(f"control's account export is not JSON: {error}") from None
     counts = {kind: len(stored.get(kind) or []) for kind in ("flows", "connections")}
     if not any(value for key, value in stored.items() if key != "account"):
-        return demo_account_yaml(sandbox_url, DEMO_CLIENT_ID)
+        return demo_account_yaml(sandbox_url, DEMO_CLIENT_ID, variant=variant)
     held = ", ".join(
         f"{n} {kind if n != 1 else kind.removesuffix('s')}" for kind, n in counts.items()
     )

@@ -72,6 +72,9 @@ class RunOptions:
     demo_feed: str = "certain"
     """`certain`: traffic made in a Certain sandbox, polled by control; `push`: posted to the
     ingest API."""
+    demo_account: str = "full"
+    """`full`: the demo account as it is; `batching`: its form-post flows inactive (one Marketo
+    call per lead), for runs at tens of changes per second. Only imported into an empty data dir."""
     status_every: float = STATUS_EVERY_S
     restart_backoff_s: float = 1.0
     """First restart delay; doubles per recent crash up to `run_supervisor.BACKOFF_MAX_S`."""
@@ -216,9 +219,15 @@ class Runner:
             if self.options.demo:
                 from stream.run_demo import demo_account
 
-                demo = await demo_account(client, self.sandbox.url, self.data_dir, self.say)
+                variant = self.options.demo_account
+                demo = await demo_account(
+                    client, self.sandbox.url, self.data_dir, self.say, variant
+                )
                 if demo is not None:
-                    await self._import(client, demo, "the demo account")
+                    what = "the demo account"
+                    if variant != "full":
+                        what += f" ({variant}: form-post flows inactive)"
+                    await self._import(client, demo, what)
             if self.certain_demo is not None:
                 from stream.demo_certain import DemoError
 

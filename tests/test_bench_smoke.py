@@ -12,6 +12,7 @@ Marked `bench`: `pytest -m "not bench"` leaves them out of a fast inner loop.
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -27,6 +28,17 @@ REPO = Path(__file__).resolve().parents[1]
 TIMEOUT_S = 150
 
 pytestmark = pytest.mark.bench
+
+EXPECTED: dict[str, tuple[str, ...]] = {
+    # The soak's figures mean something only beside the flows it ran and the Marketo calls it
+    # needed against the 5 per second allowed.
+    "soak": (
+        r"account: the demo account, batching variant; 6 active flows",
+        r"inactive: complete-form \(form_post, live\), test-form \(form_post, test\)",
+        r"Marketo calls: \d+ in [\d.]+ min, [\d.]+/s .* against 5/s allowed",
+    ),
+}
+"""Lines a module's smoke run must print, beyond running at all."""
 
 
 @pytest.mark.parametrize("module", list(modules()))
@@ -57,3 +69,5 @@ def test_bench_module_smoke_run(module: str) -> None:
         f"{output[-6000:]}"
     )
     assert f"== {module}" in output, f"bench.{module} did not run:\n{output[-2000:]}"
+    for expected in EXPECTED.get(module, ()):
+        assert re.search(expected, output), f"bench.{module}: no {expected!r}:\n{output[-4000:]}"

@@ -8,6 +8,12 @@ not activated, and data failures for untagged statuses and missing emails.
 
 The connection points at a Marketo sandbox whose URL is known only once it listens; its secret is
 an `${ENV}` reference, never a literal, so an export of the demo account carries no secret.
+
+The `batching` variant (`csignal run --demo --demo-account batching`) is the same account with its
+two form-post flows inactive: Marketo's `submitForm` takes one lead per call, so at tens of
+changes per second those flows alone ask for more calls than Marketo's 100 per 20 s; the flows
+left carry their load in batched calls (upserts, campaign requests), and a long run at such a rate
+measures Signal rather than Marketo's budget.
 """
 
 from __future__ import annotations
@@ -26,6 +32,8 @@ CAMPAIGN_ATTENDED = 1002
 FORM_ID = 1234
 PROGRAM_ID = 1044
 """The sandbox's webinar program (Registered, then Attended; members only move forward)."""
+VARIANTS = ("full", "batching")
+"""`full`: every flow active; `batching`: the form-post flows (one lead per call) inactive."""
 
 _LEAD_FIELDS: list[dict[str, Any]] = [
     {
@@ -75,12 +83,23 @@ _OWNER_FIELDS: list[dict[str, Any]] = [
 
 
 def demo_account(
-    service_url: str, client_id: str = "sandbox-client", secret_env: str = SECRET_ENV
+    service_url: str,
+    client_id: str = "sandbox-client",
+    secret_env: str = SECRET_ENV,
+    *,
+    variant: str = "full",
 ) -> dict[str, Any]:
     """The demo account as plain data (the shape `csignal config import` reads), with no value
     shared between two places, so any YAML dumper writes it without anchors (imports refuse
     them)."""
-    return _unshared(_demo_account(service_url, client_id, secret_env))
+    if variant not in VARIANTS:
+        raise ValueError(f"unknown demo account variant {variant!r} (one of {', '.join(VARIANTS)})")
+    account = _unshared(_demo_account(service_url, client_id, secret_env))
+    if variant == "batching":
+        for flow in account["flows"]:
+            if flow["destination"]["action"] == "form_post":
+                flow["active"] = False
+    return account
 
 
 def _unshared(data: dict[str, Any]) -> dict[str, Any]:
@@ -298,14 +317,20 @@ class _PlainDumper(yaml.SafeDumper):
 
 
 def demo_account_yaml(
-    service_url: str, client_id: str = "sandbox-client", secret_env: str = SECRET_ENV
+    service_url: str,
+    client_id: str = "sandbox-client",
+    secret_env: str = SECRET_ENV,
+    *,
+    variant: str = "full",
 ) -> str:
     header = (
         "# Signal demo account (csignal run --demo): flows for the simulator's events, "
         "delivering to the Marketo sandbox.\n"
     )
+    if variant != "full":
+        header += f"# Variant {variant}: the form-post flows are inactive.\n"
     body = yaml.dump(
-        demo_account(service_url, client_id, secret_env),
+        demo_account(service_url, client_id, secret_env, variant=variant),
         Dumper=_PlainDumper,
         sort_keys=False,
         allow_unicode=True,

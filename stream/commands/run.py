@@ -38,6 +38,14 @@ class RunCommand:
             help="where the demo's traffic goes: into a Certain sandbox that Signal polls "
             "(default, the chain a real install runs), or pushed to the ingest API",
         )
+        parser.add_argument(
+            "--demo-account",
+            choices=("full", "batching"),
+            default="full",
+            help="the demo account imported into an empty data dir: every flow (default), or "
+            "batching: its form-post flows inactive (Marketo's submitForm takes one lead per "
+            "call), so the calls fit Marketo's 100 per 20 s at tens of changes per second",
+        )
         parser.add_argument("--seed", type=int, default=None, help="simulator seed (--demo)")
         parser.add_argument(
             "--rate", type=float, default=5.0, help="simulated changes per second (--demo)"
@@ -71,6 +79,7 @@ def run(args: argparse.Namespace) -> int:
             seed=args.seed,
             rate=args.rate,
             demo_feed=args.demo_feed,
+            demo_account=args.demo_account,
             status_every=max(0.5, args.status_every),
         )
     )
