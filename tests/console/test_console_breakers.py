@@ -13,7 +13,8 @@ import pytest
 from textual.pilot import Pilot
 from textual.widgets import Static
 
-from apiclient.rows import BreakerRow, TestResult
+from apiclient.rows import BreakerRow
+from apiclient.rows import TestResult as Answer
 from console.screens.connections import ConnectionForm, ConnectionsScreen, deliveries_text
 from console.screens.form_parts import test_text as answer_text
 from tests.console.console_helpers import CLOCK, MakeConsole, keys, screen_text, settle
@@ -111,13 +112,13 @@ def test_a_pass_says_how_many_parked_deliveries_it_sent_again() -> None:
     """The answer's `released` (deliveries the breaker parked, due again at once) is shown with
     the pass; a pass that released none reads as before, and an answer without it counts 0."""
     body = {"ok": True, "message": "Marketo answered", "checks": [], "fields": 12}
-    plain = TestResult.from_json(body, 84.0)
+    plain = Answer.from_json(body, 84.0)
     assert plain.released == 0
     assert answer_text(plain).plain == "✓ Connected in 84 ms — Marketo answered"
-    released = TestResult.from_json({**body, "released": 3}, 84.0)
+    released = Answer.from_json({**body, "released": 3}, 84.0)
     assert answer_text(released).plain.endswith(
         "Marketo answered; 3 parked deliveries sent again now"
     )
-    one = TestResult.from_json({**body, "released": 1}, 84.0)
+    one = Answer.from_json({**body, "released": 1}, 84.0)
     assert answer_text(one).plain.endswith("; 1 parked delivery sent again now")
-    assert TestResult.from_json({**body, "released": "3"}, 84.0).released == 0
+    assert Answer.from_json({**body, "released": "3"}, 84.0).released == 0
