@@ -287,6 +287,75 @@ def api_client(run: RunProcess) -> ApiClient:
     return ApiClient(run.api_url, api_token(run))
 
 
+def start_account_run(workdir: Path, sandbox: SandboxProcess) -> RunProcess:
+    """`csignal run --headless` with the chaos account against `sandbox`, its data dir in
+    `workdir/data`."""
+    config = workdir / "account.yaml"
+    config.write_text(account_yaml(sandbox.url), encoding="utf-8")
+    return start_run_logged(
+        workdir / "data",
+        ["--headless", "--config", str(config), "--status-every", "5"],
+        "run.log",
+        {SECRET_ENV: SANDBOX_SECRET},
+    )
+
+
+async def route_event(client: ApiClient, prefix: str) -> None:
+    """Post this run's event change and wait until it is routed (one outcome per flow), so
+    the burst's registrations find their event."""
+    await client.post_changes([event_change(prefix)])
+
+    async def event_routed() -> bool:
+        query = f"SELECT count(*) FROM outcomes WHERE change_id = '{prefix}-event'"
+        return int(await client.scalar(query) or 0) >= len(FLOWS)
+
+    await until(event_routed, "the event's outcomes", within=180, every=0.5)
+
+
+async def registration_burst(run: RunProcess, prefix: str, changes: int) -> Burst:
+    """`changes` registrations posted through the ingest API, every one accepted."""
+    burst = Burst(
+        run.api_url, api_token(run), [registration_change(prefix, n) for n in range(changes)]
+    )
+    await burst.run()
+    assert len(burst.accepted) == changes
+    return burst
+
+
+async def sending_marks(client: ApiClient, prefix: str) -> int:
+    """Pairs of this run the ledger has marked "sending" (a completing call in flight)."""
+    try:
+        value = await client.scalar(
+            "SELECT count(*) FROM delivery_marks "
+            f"WHERE state = 'sending' AND change_id LIKE '{prefix}-%'"
+        )
+    except ApiError:
+        return 0
+    return int(value or 0)
+
+
+async def until_campaign_call_in_flight(
+    session: aiohttp.ClientSession, client: ApiClient, sandbox_url: str, prefix: str
+) -> None:
+    async def in_flight() -> bool:
+        status = await get_json(session, f"{sandbox_url}/_sandbox/status")
+        return status["inFlight"] > 0 and await sending_marks(client, prefix) > 0
+
+    await until(in_flight, "a campaign call in flight", within=300, every=0.05)
+
+
+async def until_complete(client: ApiClient, burst: Burst, prefix: str) -> None:
+    """Every accepted change of the burst with its final outcomes."""
+
+    async def complete() -> bool:
+        try:
+            return burst.accepted <= await complete_changes(client, prefix)
+        except ApiError:
+            return False
+
+    await until(complete, "every change delivered", within=600, every=1.0)
+
+
 # --- progress and figures ---------------------------------------------------------------------
 
 

@@ -16,35 +16,27 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 import pytest
 
-from apiclient.errors import ApiError
 from tests.e2e.chaos_support import (
     CAMPAIGN_LEADS_PER_CALL,
-    FLOWS,
-    SANDBOX_SECRET,
-    SECRET_ENV,
-    Burst,
     _start_extra_worker,
-    account_yaml,
     api_client,
-    api_token,
-    complete_changes,
-    event_change,
-    get_json,
     kill_delivering_worker,
     ledger_figures,
     marketo_repeats,
-    registration_change,
-    start_run_logged,
+    registration_burst,
+    route_event,
+    sending_marks,
+    start_account_run,
     start_sandbox,
+    until_campaign_call_in_flight,
+    until_complete,
     verification_figures,
 )
 from tests.support.processes import ServiceProcess
-from tests.support.waiting import until
 
 pytestmark = [
     pytest.mark.integration,
@@ -58,32 +50,13 @@ LATENCY_MS = 2500.0
 CHANGES = 250
 
 
-async def sending_marks(client: Any, prefix: str) -> int:
-    try:
-        value = await client.scalar(
-            "SELECT count(*) FROM delivery_marks "
-            f"WHERE state = 'sending' AND change_id LIKE '{prefix}-%'"
-        )
-    except ApiError:
-        return 0
-    return int(value or 0)
-
-
 @pytest.mark.parametrize("activities", ["answer", "fail"])
 async def test_a_campaign_call_in_flight_at_a_worker_kill_is_verified_not_sent_again(
     tmp_path: Path, activities: str
 ) -> None:
     prefix = f"v{activities[0]}"
     sandbox = await asyncio.to_thread(start_sandbox, tmp_path, LATENCY_MS)
-    config = tmp_path / "account.yaml"
-    config.write_text(account_yaml(sandbox.url), encoding="utf-8")
-    data_dir = tmp_path / "data"
-    run = start_run_logged(
-        data_dir,
-        ["--headless", "--config", str(config), "--status-every", "5"],
-        "run.log",
-        {SECRET_ENV: SANDBOX_SECRET},
-    )
+    run = start_account_run(tmp_path, sandbox)
     extra: ServiceProcess | None = None
     try:
         await run.wait_for(r"Signal is running", within=180)
@@ -93,39 +66,13 @@ async def test_a_campaign_call_in_flight_at_a_worker_kill_is_verified_not_sent_a
                 fault = {"code": "611", "count": 10_000, "endpoint": "activities.list"}
                 async with session.post(f"{sandbox.url}/_sandbox/faults", json=fault) as reply:
                     assert reply.status == 201
-            await client.post_changes([event_change(prefix)])
-
-            async def event_routed() -> bool:
-                query = f"SELECT count(*) FROM outcomes WHERE change_id = '{prefix}-event'"
-                return int(await client.scalar(query) or 0) >= len(FLOWS)
-
-            await until(event_routed, "the event's outcomes", within=180, every=0.5)
+            await route_event(client, prefix)
             extra = await _start_extra_worker(run, tmp_path)
-            burst = Burst(
-                run.api_url,
-                api_token(run),
-                [registration_change(prefix, n) for n in range(CHANGES)],
-            )
-            await burst.run()
-            assert len(burst.accepted) == CHANGES
-
-            async def campaign_call_in_flight() -> bool:
-                status = await get_json(session, f"{sandbox.url}/_sandbox/status")
-                return status["inFlight"] > 0 and await sending_marks(client, prefix) > 0
-
-            await until(
-                campaign_call_in_flight, "a campaign call in flight", within=300, every=0.05
-            )
+            burst = await registration_burst(run, prefix, CHANGES)
+            await until_campaign_call_in_flight(session, client, sandbox.url, prefix)
             victim = kill_delivering_worker(run, extra, sandbox.port)
             in_flight = await sending_marks(client, prefix)
-
-            async def recovered() -> bool:
-                try:
-                    return burst.accepted <= await complete_changes(client, prefix)
-                except ApiError:
-                    return False
-
-            await until(recovered, "every change delivered", within=600, every=1.0)
+            await until_complete(client, burst, prefix)
             statuses, counted = await ledger_figures(client, prefix)
             verified, verify_calls = await verification_figures(
                 client, session, sandbox.url, prefix

@@ -21,27 +21,19 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from apiclient.errors import ApiError
 from tests.e2e.chaos_support import (
-    SANDBOX_SECRET,
-    SECRET_ENV,
-    Burst,
     _start_extra_worker,
-    account_yaml,
     api_client,
-    api_token,
-    complete_changes,
-    event_change,
-    get_json,
     ledger_figures,
     marketo_repeats,
-    registration_change,
-    start_run_logged,
+    registration_burst,
+    route_event,
+    start_account_run,
     start_sandbox,
+    until_campaign_call_in_flight,
+    until_complete,
 )
-from tests.e2e.test_e2e_chaos_verify import sending_marks
 from tests.support.processes import ServiceProcess
-from tests.support.waiting import until
 
 pytestmark = [
     pytest.mark.integration,
@@ -57,50 +49,17 @@ CHANGES = 250
 async def test_a_worker_joining_mid_batch_makes_no_lead_requested_twice(tmp_path: Path) -> None:
     prefix = "rb"
     sandbox = await asyncio.to_thread(start_sandbox, tmp_path, LATENCY_MS)
-    config = tmp_path / "account.yaml"
-    config.write_text(account_yaml(sandbox.url), encoding="utf-8")
-    run = start_run_logged(
-        tmp_path / "data",
-        ["--headless", "--config", str(config), "--status-every", "5"],
-        "run.log",
-        {SECRET_ENV: SANDBOX_SECRET},
-    )
+    run = start_account_run(tmp_path, sandbox)
     extra: ServiceProcess | None = None
     try:
         await run.wait_for(r"Signal is running", within=180)
         client = api_client(run)
         async with client, aiohttp.ClientSession() as session:
-            await client.post_changes([event_change(prefix)])
-
-            async def event_routed() -> bool:
-                query = f"SELECT count(*) FROM outcomes WHERE change_id = '{prefix}-event'"
-                return int(await client.scalar(query) or 0) >= 2
-
-            await until(event_routed, "the event's outcomes", within=180, every=0.5)
-            burst = Burst(
-                run.api_url,
-                api_token(run),
-                [registration_change(prefix, n) for n in range(CHANGES)],
-            )
-            await burst.run()
-            assert len(burst.accepted) == CHANGES
-
-            async def campaign_call_in_flight() -> bool:
-                status = await get_json(session, f"{sandbox.url}/_sandbox/status")
-                return status["inFlight"] > 0 and await sending_marks(client, prefix) > 0
-
-            await until(
-                campaign_call_in_flight, "a campaign call in flight", within=300, every=0.05
-            )
+            await route_event(client, prefix)
+            burst = await registration_burst(run, prefix, CHANGES)
+            await until_campaign_call_in_flight(session, client, sandbox.url, prefix)
             extra = await _start_extra_worker(run, tmp_path)
-
-            async def delivered() -> bool:
-                try:
-                    return burst.accepted <= await complete_changes(client, prefix)
-                except ApiError:
-                    return False
-
-            await until(delivered, "every change delivered", within=600, every=1.0)
+            await until_complete(client, burst, prefix)
             statuses, counted = await ledger_figures(client, prefix)
             traced = await client.scalar(
                 "SELECT count(*) FROM outcomes o JOIN api_calls c USING (request_id) "
