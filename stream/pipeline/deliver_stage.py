@@ -109,7 +109,7 @@ class Fence:
     def __init__(self, rebalances: int, sending: dict[str, float | None]) -> None:
         self.rebalances = rebalances
         self.sending = sending
-        """Each pair's "sending" mark as the batch began (None when it had none)."""
+        """Each fresh pair's "sending" mark as the batch began (None when it had none)."""
         self.mine: set[str] = set()
         """Pairs this batch marked "sending" itself."""
         self.reason: str | None = None
@@ -299,14 +299,15 @@ class DeliverStage(StageBase):
                 len(duplicates),
                 self.counters.duplicates,
             )
-        again = {i for i in fresh if self.delivered.is_sending(delivery_key(requests[i]))}
+        keys = [delivery_key(r) for r in requests]
+        again = {i for i in fresh if self.delivered.is_sending(keys[i])}
         by_connection: dict[str, list[int]] = defaultdict(list)
         for index in fresh:
             by_connection[requests[index].connection_id].append(index)
         written: set[str] = set()
         fence = Fence(
             rebalances,
-            {key: self.delivered.sending.get(key) for key in map(delivery_key, requests)},
+            {keys[i]: self.delivered.sending.get(keys[i]) for i in fresh},
         )
         hooks = self._hooks(written, fence)
         results = await asyncio.gather(
@@ -323,7 +324,7 @@ class DeliverStage(StageBase):
                     withdrawn.append(requests[index])
                     continue
                 if outcome.status is OutcomeStatus.DELIVERED:
-                    key = delivery_key(requests[index])
+                    key = keys[index]
                     if key not in written:
                         unpublished.append(key)
                     if index in again and outcome.lead_result == VERIFIED:
@@ -362,8 +363,9 @@ class DeliverStage(StageBase):
         be making too."""
 
         async def on_sending(requests: Sequence[DeliveryRequest]) -> None:
-            fence.check(self.rebalances(), map(delivery_key, requests), self.delivered)
-            records = self.delivered.note_sending(delivery_key(r) for r in requests)
+            keys = [delivery_key(r) for r in requests]
+            fence.check(self.rebalances(), keys, self.delivered)
+            records = self.delivered.note_sending(keys)
             fence.mine.update(key for key, _ in records)
             self.journal.append(records)
             await self.publish([(DELIVERED.name, key, value) for key, value in records])

@@ -83,3 +83,28 @@ def _async(check: Callable[[], bool]) -> Callable[[], Awaitable[bool]]:
         return check()
 
     return run
+
+
+async def test_settled_waits_for_the_snapshot_and_gives_up_while_publishing_fails() -> None:
+    """`settled` (what a passing connection test waits for before it releases parked
+    deliveries): true at once with nothing pending, true once a change's snapshot went out,
+    false after its timeout while publishing keeps failing — and true again once it succeeds."""
+    topic, build = Topic(), Builder()
+    publisher = SnapshotPublisher(topic, build, debounce_s=0.05)
+    await publisher.start()
+    try:
+        assert await publisher.settled(0.01)
+        publisher.mark_dirty()
+        assert publisher.pending
+        assert await publisher.settled(10.0)
+        assert [s.version for s in topic.sent] == [1, 2] and not publisher.pending
+
+        topic.fail = 1_000
+        publisher.mark_dirty()
+        assert not await publisher.settled(0.3)
+        assert publisher.pending and len(topic.sent) == 2
+        topic.fail = 0
+        assert await publisher.settled(30.0)
+        assert len(topic.sent) == 3
+    finally:
+        await publisher.stop()
