@@ -130,15 +130,24 @@ class Service:
 
 
 async def seed(store: Store, outcomes: int, retry_items: int) -> None:
-    """`outcomes` attempt rows over the last 7 days (a sixth of them today), and a retry queue."""
+    """`outcomes` attempt rows over the last 7 days, a sixth of them today (between midnight UTC
+    and now, whatever the hour: at 00:05 an even spread would leave today empty and the counts
+    the figure waits for would never show), and a retry queue."""
     now = datetime.now(UTC)
+    midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
     batch = 20_000
     span = timedelta(days=7)
+    today_from = outcomes - max(1, outcomes // 6)
     for start in range(0, outcomes, batch):
         rows = []
         for i in range(start, min(outcomes, start + batch)):
             status = STATUSES[i % len(STATUSES)]
-            processed = now - span * ((outcomes - i) / outcomes)
+            if i >= today_from:
+                processed = midnight + (now - midnight) * (
+                    (i - today_from + 1) / (outcomes - today_from)
+                )
+            else:
+                processed = midnight - span * ((today_from - i) / today_from)
             flow = FLOWS[i % len(FLOWS)]
             rows.append(
                 OutcomeRow(
