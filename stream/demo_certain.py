@@ -120,7 +120,8 @@ class CertainDemo:
             except (aiohttp.ClientError, OSError, TimeoutError) as error:
                 self._say(f"simulator: {error}; retrying in {RETRY_S:g}s")
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), RETRY_S)
+                    async with asyncio.timeout(RETRY_S):
+                        await stop.wait()
                 continue
             self.driven.merge(done)
             rounds += 1

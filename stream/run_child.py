@@ -74,7 +74,8 @@ class Child:
         if process is not None and process.returncode is None:
             signal_group(process.pid, signal.SIGTERM)
             try:
-                await asyncio.wait_for(process.wait(), grace)
+                async with asyncio.timeout(grace):
+                    await process.wait()
             except TimeoutError:
                 signal_group(process.pid, signal.SIGKILL)
                 await process.wait()

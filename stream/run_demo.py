@@ -142,6 +142,7 @@ async def push_traffic(
         except ApiError as error:
             say(f"simulator: {error}; retrying in 2s")
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), 2.0)
+                async with asyncio.timeout(2.0):
+                    await stop.wait()
             continue
         rounds += 1

@@ -153,7 +153,8 @@ class Supervisor:
             delay = self._backoff(len(child.exits))
             self.say(f"restarting {child.name} in {delay:g}s")
             try:
-                await asyncio.wait_for(self.stop_event.wait(), delay)
+                async with asyncio.timeout(delay):
+                    await self.stop_event.wait()
                 return
             except TimeoutError:
                 pass
@@ -181,7 +182,8 @@ class Supervisor:
             if not broker.running and not await self._heal(broker):
                 return
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.stop_event.wait(), BROKER_WATCH_S)
+                async with asyncio.timeout(BROKER_WATCH_S):
+                    await self.stop_event.wait()
 
     async def _heal(self, dead: EmbeddedBroker) -> bool:
         """The embedded broker died: a new one, the topics, then control and the pipeline again.
@@ -207,7 +209,8 @@ class Supervisor:
         for child in reversed(self.children):  # pipeline, then control
             await child.stop(HEAL_STOP_TIMEOUT_S)
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.stop_event.wait(), self._backoff(exits))
+            async with asyncio.timeout(self._backoff(exits)):
+                await self.stop_event.wait()
         if self.stop_event.is_set():
             return False
         try:

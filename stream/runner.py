@@ -336,7 +336,8 @@ class Runner:
             if process.returncode is None:
                 process.terminate()
                 try:
-                    await asyncio.wait_for(waiter, STOP_TIMEOUT_S)
+                    async with asyncio.timeout(STOP_TIMEOUT_S):
+                        await waiter
                 except TimeoutError:
                     process.kill()
                     await process.wait()
@@ -375,7 +376,8 @@ class Runner:
     async def _status_loop(self, client: ApiClient) -> None:
         while not self.stop_event.is_set():
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.stop_event.wait(), self.options.status_every)
+                async with asyncio.timeout(self.options.status_every):
+                    await self.stop_event.wait()
             if self.stop_event.is_set():
                 return
             self.say(await self.status_line(client))

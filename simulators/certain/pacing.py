@@ -40,6 +40,7 @@ async def due_batches(
         wait = max(0.0, min(tick, items[position].offset - elapsed))
         if stop is not None:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=wait)
+                async with asyncio.timeout(wait):
+                    await stop.wait()
         else:
             await asyncio.sleep(wait)

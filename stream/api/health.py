@@ -82,7 +82,8 @@ class SharedCheck:
 
 async def _bounded(check: Callable[[], Awaitable[bool]]) -> bool:
     try:
-        return bool(await asyncio.wait_for(check(), CHECK_TIMEOUT_S))
+        async with asyncio.timeout(CHECK_TIMEOUT_S):
+            return bool(await check())
     except Exception:
         return False
 

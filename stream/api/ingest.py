@@ -275,7 +275,8 @@ async def _publish(deps: ApiDeps, rows: list[ChangeRow]) -> str | None:
         return None
     try:
         records = [change_record(row) for row in rows]
-        await asyncio.wait_for(deps.produce_changes(records), deps.produce_timeout_s)
+        async with asyncio.timeout(deps.produce_timeout_s):
+            await deps.produce_changes(records)
     except Exception as error:
         log.warning(
             "producing %d accepted changes failed (%s); they wait in the ledger for recovery",

@@ -109,7 +109,8 @@ async def _answer(request: web.Request, kind: str, key: tuple[str, ...], read: R
         if hit is None or now - hit.at > CACHE_S:
             async with MarketoClient(settings, on_call=_call_recorder(deps)) as client:
                 try:
-                    items = await asyncio.wait_for(read(client), TIMEOUT_S)
+                    async with asyncio.timeout(TIMEOUT_S):
+                        items = await read(client)
                 except MarketoError as error:
                     message = explain(error.failure, settings.base_url, f"list {kind}")
                     return json_error(502, message, code=error.failure.code)

@@ -30,7 +30,8 @@ class Periodic:
     async def pause(self, seconds: float) -> None:
         """Wait `seconds` or until woken, whichever comes first."""
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), seconds)
+            async with asyncio.timeout(seconds):
+                await self._wake.wait()
         self._wake.clear()
 
     def start(self) -> asyncio.Task[None]:

@@ -170,7 +170,8 @@ class Recorder:
                 return await asyncio.shield(task)
             except asyncio.CancelledError:
                 try:
-                    await asyncio.wait_for(task, 30.0)
+                    async with asyncio.timeout(30.0):
+                        await task
                 except BaseException:
                     self.on_unrecorded(what)
                 raise

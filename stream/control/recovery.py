@@ -228,7 +228,8 @@ class Recovery(Periodic):
 
     async def _send(self, publish: Publish, records: Records) -> None:
         if records:
-            await asyncio.wait_for(publish(records), self.policy.publish_timeout_s)
+            async with asyncio.timeout(self.policy.publish_timeout_s):
+                await publish(records)
 
     # -- 1. delivered keys ---------------------------------------------------------------------
 

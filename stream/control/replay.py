@@ -443,7 +443,8 @@ class ReplayManager:
         task = replay.task
         if task is not None and not task.done():
             with contextlib.suppress(asyncio.CancelledError):
-                await asyncio.wait_for(asyncio.shield(task), timeout=30.0)
+                async with asyncio.timeout(30.0):
+                    await asyncio.shield(task)
         if replay.publishing == "publishing":  # the task did not stop in time: stop it hard
             if task is not None:
                 task.cancel()

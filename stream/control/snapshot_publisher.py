@@ -58,7 +58,8 @@ class SnapshotPublisher:
         `timeout_s` with one still waiting (the broker down, say)."""
         async with self._settled:
             try:
-                await asyncio.wait_for(self._settled.wait_for(lambda: not self.pending), timeout_s)
+                async with asyncio.timeout(timeout_s):
+                    await self._settled.wait_for(lambda: not self.pending)
             except TimeoutError:
                 return False
         return True
@@ -75,7 +76,8 @@ class SnapshotPublisher:
             return
         if self._dirty.is_set():
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._publish_once(), STOP_FLUSH_S)
+                async with asyncio.timeout(STOP_FLUSH_S):
+                    await self._publish_once()
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task

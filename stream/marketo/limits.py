@@ -133,7 +133,8 @@ class RollingWindow:
                 try:
                     # A small floor keeps a clock that moves in coarse steps from spinning.
                     timeout = None if hint is None else max(hint, 0.001)
-                    await asyncio.wait_for(self._changed.wait(), timeout)
+                    async with asyncio.timeout(timeout):
+                        await self._changed.wait()
                 except TimeoutError:
                     pass
 

@@ -93,7 +93,8 @@ class LagProbe:
             if self._last is not None and time.monotonic() - self._last_at < self.max_age_s:
                 return self._last
             try:
-                reading = await asyncio.wait_for(self._probe(), self.timeout_s)
+                async with asyncio.timeout(self.timeout_s):
+                    reading = await self._probe()
             except Exception as exc:  # any broker trouble means "unknown"
                 log.warning("consumer lag not read: %s", exc or type(exc).__name__)
                 await self._drop_client()

@@ -263,9 +263,8 @@ class Pipeline(RouteStage, DeliverStage):
         )
         value = heartbeats.beat_bytes(self.worker_id, at, stopping=stopping, breakers=breakers)
         with contextlib.suppress(Exception):
-            await asyncio.wait_for(
-                self.publish([(WORKERS.name, self.worker_id, value)]), heartbeats.EVERY_S
-            )
+            async with asyncio.timeout(heartbeats.EVERY_S):
+                await self.publish([(WORKERS.name, self.worker_id, value)])
 
     def _publish_retried(self) -> None:
         self.counters.publish_retries += 1

@@ -160,7 +160,8 @@ class DeliveredLog:
     async def wait_loaded(self, log_every: float = 10.0) -> None:
         while not self._loaded.is_set():
             try:
-                await asyncio.wait_for(self._loaded.wait(), log_every)
+                async with asyncio.timeout(log_every):
+                    await self._loaded.wait()
             except TimeoutError:
                 log.warning("still reading %s before delivering", self._topic)
 
@@ -181,7 +182,8 @@ class DeliveredLog:
                 if consumer is not None and self._positions and ends is None:
                     remaining = max(0.01, deadline - time.monotonic())
                     tps = list(self._positions)
-                    ends = await asyncio.wait_for(consumer.end_offsets(tps), remaining)
+                    async with asyncio.timeout(remaining):
+                        ends = await consumer.end_offsets(tps)
                 if ends is not None and all(
                     self._positions.get(tp, -1) >= end for tp, end in ends.items()
                 ):
@@ -204,7 +206,8 @@ class DeliveredLog:
                 return False
             async with self._progress:
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._progress.wait(), min(remaining, 0.5))
+                    async with asyncio.timeout(min(remaining, 0.5)):
+                        await self._progress.wait()
 
     # ---- the reader ---------------------------------------------------------------------------
 

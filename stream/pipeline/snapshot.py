@@ -162,7 +162,8 @@ class ConfigView:
         nothing)."""
         while not self._ready.is_set():
             try:
-                await asyncio.wait_for(self._ready.wait(), log_every)
+                async with asyncio.timeout(log_every):
+                    await self._ready.wait()
             except TimeoutError:
                 log.warning("waiting for the first configuration snapshot on %s", CONFIG.name)
 
@@ -170,7 +171,8 @@ class ConfigView:
         """Wait up to `within` s for another snapshot; True when one came."""
         changed = self._changed
         try:
-            await asyncio.wait_for(changed.wait(), within)
+            async with asyncio.timeout(within):
+                await changed.wait()
         except TimeoutError:
             return False
         return True

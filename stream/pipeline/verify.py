@@ -60,7 +60,8 @@ T = TypeVar("T")
 
 async def _bounded(what: str, work: Awaitable[T]) -> T | None:
     try:
-        return await asyncio.wait_for(work, VERIFY_TIMEOUT_S)
+        async with asyncio.timeout(VERIFY_TIMEOUT_S):
+            return await work
     except (MarketoError, ActivityError, TimeoutError) as error:
         log.warning("could not verify %s in Marketo's activities, sending again: %s", what, error)
         return None

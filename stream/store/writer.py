@@ -482,7 +482,8 @@ class _Lanes:
                 self._probing = asyncio.ensure_future(
                     loop.run_in_executor(self._prober, self._probe_once)
                 )
-            return await asyncio.wait_for(asyncio.shield(self._probing), timeout_s)
+            async with asyncio.timeout(timeout_s):
+                return await asyncio.shield(self._probing)
         except (TimeoutError, RuntimeError):
             return False
 

@@ -5,6 +5,7 @@ broker is in test_recovery_broker.py."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
 from collections.abc import AsyncIterator
@@ -687,6 +688,45 @@ async def test_the_loop_survives_failed_scans(store: Store, wire: Broker, clock:
     finally:
         await recovery.stop()
     assert task.done() and task.cancelled()
+
+
+async def test_a_stop_that_lands_as_a_publish_completes_ends_the_loop(
+    store: Store, wire: Broker, clock: FakeClock
+) -> None:
+    """The stop's cancellation reaches the loop just as its publish completes. On Python 3.11
+    `asyncio.wait_for` then returned the publish's result and dropped the cancellation: the
+    loop scanned on and `stop()` never returned (a 300 s hang of the suite)."""
+    now = clock()
+    await store.archive_changes([archived("q1", now - timedelta(minutes=10))])
+    await store.record_outcomes([outcome("q1", "queued", now - timedelta(minutes=5))])
+    tasks: list[asyncio.Task[None]] = []
+
+    def stopped_as_it_completes(publish: Any) -> Any:
+        async def publish_then_cancel(records: Any) -> None:
+            await publish(records)
+            tasks[0].cancel()
+
+        return publish_then_cancel
+
+    recovery = Recovery(
+        store,
+        Config(),
+        publish_changes=stopped_as_it_completes(wire.publisher("changes")),
+        publish_redrives=stopped_as_it_completes(wire.publisher("redrive")),
+        publish_delivered=wire.publisher("delivered"),
+        policy=POLICY,
+        clock=clock,
+        started_at=clock() - timedelta(hours=1),
+    )
+    tasks.append(recovery.start())
+    done, _ = await asyncio.wait(tasks, timeout=10)
+    try:
+        assert done, "the loop ran on after its cancellation"
+        assert tasks[0].cancelled()
+        assert len(wire.sent) == 1, "no scan after the cancellation"
+    finally:
+        tasks[0].cancel()
+        await recovery.stop()
 
 
 async def test_a_store_failure_fails_the_scan_not_the_loop(
