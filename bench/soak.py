@@ -8,7 +8,8 @@ API at `--rate` changes/s into the real broker, control (DuckDB) and one pipelin
 delivering to the Marketo sandbox. Every `--every` seconds it prints the resident memory of
 control, the pipeline worker and the broker, the changes and deliveries the ledger holds, the
 p50/p95 of the delivered outcomes' latency (Signal's receipt of the change → Marketo's answer,
-`outcomes.latency_ms`) and the Marketo calls per second made over that interval. At the end: each
+`outcomes.latency_ms`), the p95 of each stage of it (route, deliver, record: `STAGES_P95`) and
+the Marketo calls per second made over that interval. At the end: each
 process's first, last and peak RSS, the growth from the first sample after warm-up to the last,
 the p95 of the first and the last intervals, and the calls per second against the 5 Marketo
 allows (100 per 20 s per connection, which both the sandbox and Signal's client enforce) — flat
@@ -83,6 +84,8 @@ class Sample:
     """Each process's CPU time (user + system) since it started."""
     load: float = 0.0
     """The machine's 1-minute load average: on a shared machine, what the latency was up against."""
+    stages: dict[str, float] = field(default_factory=dict)
+    """p95 of each stage (`STAGES`) over the interval's deliveries, in ms."""
 
     @property
     def calls_per_s(self) -> float:
@@ -132,6 +135,25 @@ SELECT count(*) FILTER (WHERE status = 'delivered'),
        quantile_cont(latency_ms, 0.95) FILTER (WHERE recent)
 FROM (SELECT *, status = 'delivered' AND processed_at >= $since AS recent FROM outcomes)
 """
+STAGES = ("route", "deliver", "record")
+STAGES_P95 = """
+WITH d AS (
+    SELECT change_id, flow_id, processed_at, recorded_at FROM outcome_attempts
+    WHERE status = 'delivered' AND processed_at >= $since
+), q AS (
+    SELECT a.change_id, a.flow_id, min(a.processed_at) AS routed_at
+    FROM outcome_attempts a SEMI JOIN d USING (change_id, flow_id)
+    WHERE a.status = 'queued' GROUP BY ALL
+)
+SELECT quantile_cont(date_diff('millisecond', c.received_at, q.routed_at), 0.95),
+       quantile_cont(date_diff('millisecond', q.routed_at, d.processed_at), 0.95),
+       quantile_cont(date_diff('millisecond', d.processed_at, d.recorded_at), 0.95)
+FROM d JOIN q USING (change_id, flow_id) JOIN changes c USING (change_id)
+"""
+"""Where a delivery's time goes, from the ledger's own timestamps: route (control received the
+change → the pipeline routed it, its `queued` outcome), deliver (routed → Marketo's answer, the
+delivered outcome's `processed_at`) and record (that answer → control recorded it): a p95 that
+creeps shows in the stage that grows."""
 CALLS = """
 SELECT count(*), count(*) FILTER (WHERE marketo_error IN ('606', '615'))
 FROM api_calls WHERE started_at >= $since AND started_at < $until
@@ -148,6 +170,8 @@ async def sample(
         calls_query = CALLS.replace("$since", f"TIMESTAMPTZ '{since}'")
         calls_query = calls_query.replace("$until", f"TIMESTAMPTZ '{until}'")
         calls = (await client.sql(calls_query, max_rows=1)).rows[0]
+        stages_query = STAGES_P95.replace("$since", f"TIMESTAMPTZ '{since}'")
+        stage_row = (await client.sql(stages_query, max_rows=1)).rows[0]
     except ApiError as error:
         print(f"  (sample skipped: {error})")
         return None
@@ -165,6 +189,11 @@ async def sample(
         refused=int(calls[1] or 0),
         cpu_s=soak.cpu_s(),
         load=os.getloadavg()[0],
+        stages={
+            name: float(value)
+            for name, value in zip(STAGES, stage_row, strict=True)
+            if value is not None
+        },
     )
 
 
@@ -225,6 +254,12 @@ def show(s: Sample) -> None:
         f"delivered {s.delivered:6d}  {latency}  Marketo {s.calls_per_s:4.2f} calls/s{refused}  "
         f"load {s.load:4.1f}"
     )
+    if s.stages:
+        print("           p95 by stage: " + stages_text(s.stages))
+
+
+def stages_text(stages: dict[str, float]) -> str:
+    return " · ".join(f"{name} {stages[name]:.0f} ms" for name in STAGES if name in stages)
 
 
 def summary(soak: Soak) -> None:
@@ -248,6 +283,10 @@ def summary(soak: Soak) -> None:
             f"latency p95: first interval {timed[0].p95_ms:.0f} ms, "
             f"last {timed[-1].p95_ms:.0f} ms, highest {max(s.p95_ms or 0.0 for s in timed):.0f} ms"
         )
+    staged = [s for s in soak.samples if s.stages]
+    if staged:
+        print(f"p95 by stage: first interval {stages_text(staged[0].stages)}")
+        print(f"              last interval  {stages_text(staged[-1].stages)}")
     minutes = (last.at_s - soak.samples[0].at_s) / 60
     print(f"{last.changes} changes, {last.delivered} delivered over {minutes:.1f} min sampled")
     calls = sum(s.calls for s in soak.samples)
