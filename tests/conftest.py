@@ -32,6 +32,16 @@ def pytest_configure(config: pytest.Config) -> None:
     cpu.register(config)
 
 
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object | None:
+    """`--dist loadscope` with the suite's own units and lookahead (tests/support/scheduling.py)."""
+    if config.getvalue("dist") != "loadscope":
+        return None
+    from tests.support.scheduling import SignalScheduling
+
+    return SignalScheduling(config, log)
+
+
 GC_THRESHOLDS = (50_000, 10, 10)
 """The test process's garbage collector thresholds (CPython's default: 700, 10, 10)."""
 

@@ -12,7 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.chaos_support import IN_FLIGHT_BOUND, UNCOUNTED_ALLOWANCE, Moment, chaos_run
+from tests.e2e.chaos_support import (
+    IN_FLIGHT_BOUND,
+    TEST_RECOVERY_ENV,
+    UNCOUNTED_ALLOWANCE,
+    Moment,
+    chaos_run,
+)
 
 pytestmark = [
     pytest.mark.integration,
@@ -29,7 +35,12 @@ CHANGES = 3000
 )
 async def test_kill_everything_loses_nothing(tmp_path: Path, moment: Moment) -> None:
     result = await chaos_run(
-        tmp_path, label=f"kill at {moment}", kill="all", moment=moment, changes=CHANGES
+        tmp_path,
+        label=f"kill at {moment}",
+        kill="all",
+        moment=moment,
+        changes=CHANGES,
+        recovery_env=TEST_RECOVERY_ENV,
     )
     print(result.line())
     assert result.accepted > 0, result.line()
