@@ -27,11 +27,12 @@ from tests.e2e.e2e_support import RunProcess, start_run
 from tests.support.changes import event_json, registration_json
 from tests.support.waiting import until
 
-pytestmark = [pytest.mark.integration, pytest.mark.e2e, pytest.mark.timeout(240)]
+pytestmark = [pytest.mark.integration, pytest.mark.e2e, pytest.mark.timeout(600)]
 
 LIVE_PROGRAM = 1044
 TEST_PROGRAM = 1045
-SETTLE_S = 90.0
+SETTLE_S = 300.0
+"""Generous: at load 15-19 on 2 cores 700 outcomes took over 90 s."""
 
 
 @pytest.fixture

@@ -48,10 +48,11 @@ from tests.e2e.e2e_expect import (
 from tests.e2e.e2e_support import RunProcess, start_run
 from tests.support.waiting import until
 
-pytestmark = [pytest.mark.integration, pytest.mark.e2e, pytest.mark.timeout(420)]
+pytestmark = [pytest.mark.integration, pytest.mark.e2e, pytest.mark.timeout(900)]
 
-SETTLE_TIMEOUT_S = 60.0
-"""Every wait's deadline: beside `just bench` (load 10-16 on 2 cores) waits of 10-15 s ran out."""
+SETTLE_TIMEOUT_S = 180.0
+"""Every wait's deadline: beside `just bench` (load 10-16 on 2 cores) waits of 10-15 s ran out,
+and at load 15-19 waits of 60 s did. A deadline costs nothing while the run is healthy."""
 
 
 async def _get_json(url: str) -> Any:
