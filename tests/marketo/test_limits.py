@@ -49,8 +49,10 @@ async def test_calls_in_flight_count_against_the_window() -> None:
 
 async def test_block_for_holds_every_caller() -> None:
     window = RollingWindow(10, 5)
-    await window.block_for(0.2)
+    # Timed from before the block: the block runs from its own call, so a start read after it
+    # returned (late, on a busy machine) would find less than 0.2 s left.
     start = time.monotonic()
+    await window.block_for(0.2)
     await window.acquire()
     assert time.monotonic() - start >= 0.2 - 1e-3
     await window.release()
