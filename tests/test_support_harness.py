@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support import examples
 from tests.support.seeds import RUN_SEED_RANGE, run_seed
 from tests.support.waiting import until, until_sync
 
@@ -65,3 +66,14 @@ def test_the_run_seed_is_one_per_run_and_can_be_replayed(monkeypatch: pytest.Mon
     assert run_seed() != first  # another run, another seed
     monkeypatch.setenv("SIGNAL_TEST_SEED", "42")
     assert run_seed() == 42
+
+
+def test_fast_runs_draw_fewer_examples_and_one_ledger(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(examples.ENV, raising=False)
+    assert examples.examples(200) == 200
+    assert examples.cases([3, 11, 99]) == [3, 11, 99]
+    monkeypatch.setenv(examples.ENV, "fast")
+    assert examples.examples(200) == 50
+    assert examples.examples(20) == 10, "at least FAST_FLOOR"
+    assert examples.examples(5) == 5, "never more than the full count"
+    assert examples.cases([3, 11, 99]) == [99], "the run's own seed, listed last"

@@ -27,11 +27,12 @@ from stream.store.rows import OutcomeRow, OutcomeStatus, RetryItem, RetryStatus
 from stream.store.schema import MIGRATIONS, migrate
 from tests.metrics.conftest import _record
 from tests.metrics.metrics_stream_gen import NOW, Stream, generate
+from tests.support.examples import cases
 from tests.support.seeds import run_seed
 
-SEEDS = [3, 11, run_seed()]
+SEEDS = cases([3, 11, run_seed()])
 """Two fixed ledgers and one new each run (its seed is in the test's name when it fails;
-`SIGNAL_TEST_SEED` replays it)."""
+`SIGNAL_TEST_SEED` replays it); `just test-fast` takes the new one only."""
 
 LATER = NOW + timedelta(days=3)
 """After every generated attempt: every hour with rows is complete."""
