@@ -352,7 +352,13 @@ async def until_campaign_call_in_flight(
     await until(in_flight, "a campaign call in flight", within=300, every=0.05)
 
 
-async def until_complete(client: ApiClient, burst: Burst, prefix: str) -> None:
+async def until_complete(
+    client: ApiClient,
+    burst: Burst,
+    prefix: str,
+    what: str = "every change delivered",
+    within: float = 600,
+) -> None:
     """Every accepted change of the burst with its final outcomes."""
 
     async def complete() -> bool:
@@ -361,7 +367,7 @@ async def until_complete(client: ApiClient, burst: Burst, prefix: str) -> None:
         except ApiError:
             return False
 
-    await until(complete, "every change delivered", within=600, every=1.0)
+    await until(complete, what, within=within, every=1.0)
 
 
 # --- progress and figures ---------------------------------------------------------------------

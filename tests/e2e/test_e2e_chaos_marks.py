@@ -23,7 +23,6 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from apiclient.errors import ApiError
 from tests.e2e.chaos_support import (
     CAMPAIGN_LEADS_PER_CALL,
     FLOWS,
@@ -34,7 +33,6 @@ from tests.e2e.chaos_support import (
     account_yaml,
     api_client,
     api_token,
-    complete_changes,
     event_change,
     kill_everything,
     ledger_figures,
@@ -42,6 +40,7 @@ from tests.e2e.chaos_support import (
     registration_change,
     start_run_logged,
     start_sandbox,
+    until_complete,
 )
 from tests.support.waiting import until
 
@@ -116,14 +115,9 @@ async def test_repeats_after_a_crash_are_counted_when_control_lagged(tmp_path: P
         restarted = time.monotonic()
         client = api_client(run)
         async with client, aiohttp.ClientSession() as session:
-
-            async def recovered() -> bool:
-                try:
-                    return burst.accepted <= await complete_changes(client, PREFIX)
-                except ApiError:
-                    return False
-
-            await until(recovered, "every accepted change recovered", within=300, every=1.0)
+            await until_complete(
+                client, burst, PREFIX, "every accepted change recovered", within=300
+            )
             recovery_s = time.monotonic() - restarted
             statuses, counted = await ledger_figures(client, PREFIX)
             repeats, repeated, requested = await marketo_repeats(session, sandbox.url, PREFIX)
