@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from config.secret_refs import DEFAULT_PATTERNS, EnvAllowList
@@ -13,6 +13,9 @@ from config.secret_refs import DEFAULT_PATTERNS, EnvAllowList
 _SIZE = re.compile(r"[0-9]+(\.[0-9]+)?\s*([KMGT]i?)?B", re.IGNORECASE)
 """A size as DuckDB's memory_limit and max_temp_directory_size take it."""
 _LEAST_MEMORY = 64 * 1000**2
+MIN_BROKER_MB = 64
+"""The least `SIGNAL_EMBEDDED_BROKER_MAX_MB`: a new embedded broker holding the topics and a
+group's offsets is some 20-40 MiB, so a lower limit would roll it over again and again."""
 
 
 def size_bytes(value: str) -> float:
@@ -142,6 +145,27 @@ class Settings(BaseSettings):
         description="The longest wait between two probes of an open breaker.",
     )
 
+    embedded_broker_max_mb: int = Field(
+        default=512,
+        description="Memory (resident, MiB) past which `csignal run` rolls its embedded broker "
+        "over to a new, empty one (0: never). The embedded broker keeps every message in memory "
+        "and its fetches slow down as it fills; the ledger holds what a rollover drops.",
+    )
+    fresh_broker: bool = Field(
+        default=False,
+        description="Set by `csignal run` for the control it starts against an embedded broker "
+        "it has just started empty: recovery re-drives what predates the start at once.",
+    )
+
+    @field_validator("embedded_broker_max_mb")
+    @classmethod
+    def _broker_limit(cls, value: int) -> int:
+        if value != 0 and not MIN_BROKER_MB <= value <= 1_048_576:
+            raise ValueError(
+                f"expected 0 (never roll over) or {MIN_BROKER_MB} to 1048576 MiB, got {value}"
+            )
+        return value
+
     @field_validator("broker")
     @classmethod
     def _blank_is_unset(cls, value: str | None) -> str | None:
@@ -245,3 +269,16 @@ class Settings(BaseSettings):
     def account_path(self) -> Path:
         """The stored account configuration (export form: secrets only as `${VAR}` references)."""
         return self.data_dir / "account.yaml"
+
+
+def settings_problems(error: ValidationError) -> str:
+    """`Settings`' refusal as an operator reads it: each variable by its environment name, the
+    value it had and what was expected, one per line."""
+    lines = []
+    for problem in error.errors():
+        field = ".".join(str(part) for part in problem["loc"])
+        name = f"SIGNAL_{field.upper()}" if field else "SIGNAL_*"
+        value = problem.get("input")
+        shown = f"={value!r}" if field and isinstance(value, str | int | float) else ""
+        lines.append(f"{name}{shown}: {problem['msg']}")
+    return "\n".join(lines)

@@ -254,6 +254,19 @@ class EmbeddedBroker:
     def running(self) -> bool:
         return self._process is not None and self._process.poll() is None
 
+    def resident_bytes(self) -> int | None:
+        """The broker's resident memory (Linux `/proc`), None when it is not running or the
+        figure cannot be read. The broker holds every message in memory, so this is how much
+        it holds."""
+        pid = self.pid
+        if pid is None or not self.running:
+            return None
+        try:
+            pages = int(Path(f"/proc/{pid}/statm").read_text().split()[1])
+        except (OSError, ValueError, IndexError):
+            return None
+        return pages * os.sysconf("SC_PAGE_SIZE")
+
     def resolve_binary(self) -> str:
         if self._binary is not None:
             if not (os.path.isfile(self._binary) and os.access(self._binary, os.X_OK)):

@@ -13,6 +13,9 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 
+from pydantic import ValidationError
+
+from config.settings import Settings, settings_problems
 from stream.commands import COMMANDS
 from stream.commands.base import FORMATS
 from stream.private_files import restrict_umask
@@ -65,6 +68,12 @@ def _dispatch(argv: Sequence[str] | None) -> int:
         return handler(args)
     except KeyboardInterrupt:
         return 130
+    except ValidationError as error:
+        if error.title != Settings.__name__:
+            raise
+        # Any command reads `SIGNAL_*` (config.settings): a refused one is named, not a traceback.
+        print(f"csignal {args.command}: {settings_problems(error)}", file=sys.stderr)
+        return 2
 
 
 def _discard_output() -> None:

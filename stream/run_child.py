@@ -11,6 +11,7 @@ import asyncio
 import signal
 import sys
 from collections import deque
+from collections.abc import Mapping
 from pathlib import Path
 from typing import IO
 
@@ -43,7 +44,9 @@ class Child:
     def running(self) -> bool:
         return self.process is not None and self.process.returncode is None
 
-    async def start(self) -> None:
+    async def start(self, extra_env: Mapping[str, str] | None = None) -> None:
+        """Start the process with the shared environment, plus `extra_env` for this start
+        only (a restart without it does not repeat it)."""
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         if self._log is None:
             self._log = open(self.log_path, "ab")  # noqa: SIM115, ASYNC230 - tiny, lives with the child
@@ -55,7 +58,7 @@ class Child:
             stdin=asyncio.subprocess.DEVNULL,
             stdout=self._log,
             stderr=asyncio.subprocess.STDOUT,
-            env=self.env,
+            env={**self.env, **(extra_env or {})},
             start_new_session=True,
             preexec_fn=die_with_parent(),
         )

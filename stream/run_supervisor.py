@@ -20,6 +20,19 @@ declares the topics, and starts control and the pipeline again. The ledger is th
 (DESIGN 2, crash contract): control's recovery re-drives what had no final outcome. A broker that
 keeps dying (`CRASH_LIMIT` exits within `CRASH_WINDOW_S`) stops the run like any other crash loop.
 Control or the pipeline dying alone is restarted alone.
+
+The embedded broker is also rolled over on purpose when it holds more than
+`SIGNAL_EMBEDDED_BROKER_MAX_MB` of memory: it keeps every message it was ever sent and its
+fetches slow down as it fills (a 30-minute soak at 50 changes/s took it to 1 GiB and the
+route stage's p95 from 44 ms to 5 s). A rollover is a heal without the crash: control and the
+pipeline stop cleanly first (the pipeline finishes its calls, control records what reached it),
+then the broker, and everything starts again on a new, empty one.
+
+Whenever control starts against an embedded broker this run has just started (the run's start,
+a heal, a rollover) it is told so (`SIGNAL_FRESH_BROKER`, that start only): nothing from before
+its start can be in flight, so its recovery re-drives at once what the ledger holds without an
+outcome instead of a grace period later. A child restarted alone, under a broker that lived on,
+does not get it.
 """
 
 from __future__ import annotations
@@ -39,11 +52,18 @@ __all__ = [
     "BACKOFF_MAX_S",
     "CRASH_LIMIT",
     "CRASH_WINDOW_S",
+    "FRESH_BROKER_ENV",
     "HEAL_STOP_TIMEOUT_S",
     "RunError",
     "Supervisor",
 ]
 
+FRESH_BROKER_ENV = "SIGNAL_FRESH_BROKER"
+"""Set for the start of a child that follows a broker start (see the module docstring)."""
+ROLLOVER_CHECK_S = 5.0
+"""How often the embedded broker's memory is read."""
+ROLLOVER_MIN_INTERVAL_S = 60.0
+"""The least time between two rollovers, whatever the broker holds."""
 HEAL_STOP_TIMEOUT_S = 5.0
 """Grace for control and the pipeline when the broker died under them: a clean stop lets control
 checkpoint DuckDB, but a Faust worker flushing to a dead broker may wait for nothing."""
@@ -71,7 +91,10 @@ class Supervisor:
         *,
         crash_limit: int = CRASH_LIMIT,
         restart_backoff_s: float = 1.0,
+        broker_max_bytes: int = 0,
     ) -> None:
+        """`broker_max_bytes`: roll the embedded broker over past this much resident memory
+        (0: never)."""
         self.logs = logs
         self.env = env
         """The children's environment; a healed broker on another port updates it in place."""
@@ -86,6 +109,11 @@ class Supervisor:
         self.supervisors: dict[str, asyncio.Task[None]] = {}
         self.broker_exits: deque[float] = deque()
         self.broker_restarts = 0
+        self.broker_max_bytes = broker_max_bytes
+        self.broker_rollovers = 0
+        self.rollover_check_s = ROLLOVER_CHECK_S
+        self.rollover_min_interval_s = ROLLOVER_MIN_INTERVAL_S
+        self._rolled_at = time.monotonic()
 
     # -- start ----------------------------------------------------------------------------------
 
@@ -120,11 +148,12 @@ class Supervisor:
     async def start_children(self) -> list[asyncio.Task[None]]:
         """Control, then the pipeline, each supervised; the broker watched when it is ours.
         Returns the watcher's task (none for a cluster) for the runner to end with the run."""
+        self.env.pop(FRESH_BROKER_ENV, None)  # for a start after a broker start only
         control = Child("control", self.env, self.logs / "control.log")
         pipeline = Child("pipeline", self.env, self.logs / "pipeline.log")
         self.children = [control, pipeline]
-        await control.start()
-        await pipeline.start()
+        for child in self.children:
+            await child.start(self._fresh())
         broker_pid = f", broker pid {self.broker.pid}" if self.broker is not None else ""
         self.say(f"control pid {control.pid}, pipeline pid {pipeline.pid}{broker_pid}")
         for child in self.children:
@@ -175,15 +204,61 @@ class Supervisor:
             with contextlib.suppress(BaseException):
                 await task
 
+    def _fresh(self) -> dict[str, str]:
+        """The environment a child's start after a broker start adds: the embedded broker is
+        ours and new; a cluster is neither."""
+        return {FRESH_BROKER_ENV: "1"} if self.broker is not None else {}
+
     async def _watch_broker(self) -> None:
+        checked = time.monotonic()
         while not self.stop_event.is_set():
             broker = self.broker
             assert broker is not None
-            if not broker.running and not await self._heal(broker):
-                return
+            if not broker.running:
+                if not await self._heal(broker):
+                    return
+            elif self.broker_max_bytes and time.monotonic() - checked >= self.rollover_check_s:
+                checked = time.monotonic()
+                held = broker.resident_bytes()
+                if (
+                    held is not None
+                    and held > self.broker_max_bytes
+                    and checked - self._rolled_at >= self.rollover_min_interval_s
+                ):
+                    if not await self._roll_over(broker, held):
+                        return
+                    checked = time.monotonic()
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(BROKER_WATCH_S):
                     await self.stop_event.wait()
+
+    async def _roll_over(self, full: EmbeddedBroker, held: int) -> bool:
+        """The embedded broker holds more than it may: stop control and the pipeline cleanly,
+        then the broker, and start all three again on a new, empty broker. False when the run
+        is to stop instead (no new broker could be started, or the run is stopping)."""
+        mib = 1024 * 1024
+        self.say(
+            f"the embedded broker holds {held / mib:,.0f} MiB, more than "
+            f"SIGNAL_EMBEDDED_BROKER_MAX_MB={self.broker_max_bytes // mib}: rolling it over to a "
+            "new, empty one. Control and the pipeline stop cleanly first; what the old broker "
+            "held is in the ledger, and control's recovery re-drives what has no outcome yet"
+        )
+        await self._stop_supervising()
+        for child in reversed(self.children):  # pipeline, then control
+            await child.stop()
+        port = full.port
+        await full.stop_async()
+        if self.stop_event.is_set():
+            return False
+        if not await self._replace_broker(port):
+            return False
+        self.broker_rollovers += 1
+        self._rolled_at = time.monotonic()
+        self.say(
+            f"rolled over: new embedded broker at {self.broker_url} "
+            f"(rollover {self.broker_rollovers}), {self._pids()}"
+        )
+        return True
 
     async def _heal(self, dead: EmbeddedBroker) -> bool:
         """The embedded broker died: a new one, the topics, then control and the pipeline again.
@@ -213,6 +288,20 @@ class Supervisor:
                 await self.stop_event.wait()
         if self.stop_event.is_set():
             return False
+        if not await self._replace_broker(port):
+            return False
+        self.broker_restarts += 1
+        assert self.broker is not None
+        broker = self.broker
+        where = "same port" if broker.port == port else f"port {port} was taken, children moved"
+        self.say(
+            f"healed: new embedded broker at {broker.bootstrap_servers} ({where}), {self._pids()}"
+        )
+        return True
+
+    async def _replace_broker(self, port: int) -> bool:
+        """A new embedded broker (on `port` if it can be bound), its topics, then control and
+        the pipeline started again on it; False (and the run failed) when that cannot be."""
         try:
             broker = await self._new_broker(port)
         except RunError as error:
@@ -232,16 +321,13 @@ class Supervisor:
         for child in self.children:
             child.stopping = False
             child.exits.clear()  # exits while the broker was gone are not the child's own crashes
-            await child.start()
+            await child.start(self._fresh())
             self._start_supervising(child)
-        self.broker_restarts += 1
-        where = "same port" if broker.port == port else f"port {port} was taken, children moved"
-        pids = ", ".join(f"{c.name} pid {c.pid}" for c in self.children)
-        self.say(
-            f"healed: new embedded broker at {broker.bootstrap_servers} ({where}), "
-            f"broker pid {broker.pid}, {pids}"
-        )
         return True
+
+    def _pids(self) -> str:
+        broker = f"broker pid {self.broker.pid}, " if self.broker is not None else ""
+        return broker + ", ".join(f"{c.name} pid {c.pid}" for c in self.children)
 
     async def _new_broker(self, port: int) -> EmbeddedBroker:
         """A fresh embedded broker on `port`, or on a free port when that one cannot be bound."""

@@ -109,6 +109,7 @@ class Runner:
             self._fail,
             crash_limit=options.crash_limit,
             restart_backoff_s=options.restart_backoff_s,
+            broker_max_bytes=self.settings.embedded_broker_max_mb * 1024 * 1024,
         )
         self.tasks: list[asyncio.Task[Any]] = []
         self.started = time.monotonic()
@@ -405,6 +406,8 @@ class Runner:
             parts.append(f"restarts {restarts}")
         if self.broker_restarts:
             parts.append(f"broker restarts {self.broker_restarts}")
+        if self.supervisor.broker_rollovers:
+            parts.append(f"broker rollovers {self.supervisor.broker_rollovers}")
         return f"[{stamp}] " + " · ".join(parts)
 
     # -- stop -----------------------------------------------------------------------------------

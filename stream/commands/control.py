@@ -125,6 +125,7 @@ def control_settings(settings: Settings, broker_url: str, schedule: Any) -> Cont
         recovery_batch=settings.recovery_batch,
         recovery_defer_max_s=settings.recovery_defer_max_s,
         recovery_defer_limit=settings.recovery_defer_limit,
+        fresh_broker=settings.fresh_broker,
         env_allowlist=settings.env_allowlist,
         config_key_file=settings.config_key_path,
         store_memory_limit=settings.db_memory_limit,

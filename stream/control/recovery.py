@@ -36,7 +36,11 @@ a process killed mid-batch leaves work half done. On start, and then every `ever
 Only changes received within the horizon are looked at (queued pairs and unrouted changes).
 The grace also runs from when this control started: outcomes produced while it was down wait
 in `signal-outcomes` for its record agent, so nothing is overdue before it had a grace period
-to record them (the outbox is published at once: nothing else would publish it).
+to record them (the outbox is published at once: nothing else would publish it). Against a
+broker started empty for this control (`fresh_broker`: `csignal run`'s embedded broker at the
+run's start, after it healed or rolled over) neither wait applies to what came before the
+start: it went with the old broker and pipeline, nothing of it is in flight or waits on
+`signal-outcomes`, so the first scan re-drives it instead of a grace later.
 A pair is re-driven at most once per grace period and at most `max_redrives` times; after that
 it is *stranded*: recorded in the log, counted in metrics, never silently dropped. Each scan
 takes at most `batch_size` of each kind and goes again at once when a batch was full.
@@ -179,10 +183,13 @@ class Recovery(Periodic):
         policy: RecoveryPolicy | None = None,
         clock: Clock = utc_now,
         started_at: datetime | None = None,
+        fresh_broker: bool = False,
     ) -> None:
         """`started_at`: when this control started (default: now, by `clock`).
         `publish_outcomes` (to `signal-outcomes`) records given-up deferrals; without it a
-        deferred change keeps waiting, whatever its bounds (counted in `deferred`)."""
+        deferred change keeps waiting, whatever its bounds (counted in `deferred`).
+        `fresh_broker`: the broker was started empty for this control (`csignal run`'s embedded
+        broker), so what happened before `started_at` is not waited for (`within_grace`)."""
         self._store = store
         self._config = config
         self._publish_changes = publish_changes
@@ -192,6 +199,7 @@ class Recovery(Periodic):
         self.policy = policy or RecoveryPolicy()
         self._clock = clock
         self.started_at = started_at if started_at is not None else clock()
+        self.lost_before = self.started_at if fresh_broker else None
         self._counters = _Counters()
         super().__init__()
         self._pruned_at: datetime | None = None
@@ -294,12 +302,12 @@ class Recovery(Periodic):
     async def _queued(self, now: datetime, result: ScanResult) -> None:
         p = self.policy
         pairs = await queued_overdue(
-            self._store, cutoff=now - p.grace, horizon=now - p.horizon, limit=p.batch_size
+            self._store, cutoff=self._cutoff(now), horizon=now - p.horizon, limit=p.batch_size
         )
         redrive: list[QueuedPair] = []
         stranded: list[QueuedPair] = []
         for pair in pairs:
-            decision = decide(max(pair.since, self.started_at), pair.entry, now, p)
+            decision = decide(self._since(pair.since), pair.entry, now, p, self.lost_before)
             if decision is Decision.REDRIVE:
                 redrive.append(pair)
             elif decision is Decision.STRANDED:
@@ -346,7 +354,7 @@ class Recovery(Periodic):
     async def _unrouted(self, now: datetime, result: ScanResult) -> None:
         p = self.policy
         changes = await unrouted_changes(
-            self._store, cutoff=now - p.grace, horizon=now - p.horizon, limit=p.batch_size
+            self._store, cutoff=self._cutoff(now), horizon=now - p.horizon, limit=p.batch_size
         )
         if not changes:
             return
@@ -477,13 +485,25 @@ class Recovery(Periodic):
     ) -> UnroutedPlan:
         return plan_unrouted(
             parse_archived(change.row),
-            max(change.since, self.started_at),
+            self._since(change.since),
             change.entries,
             account,
             catalog,
             now,
             self.policy,
+            self.lost_before,
         )
+
+    def _cutoff(self, now: datetime) -> datetime:
+        """What the ledger is asked for: pending since before this (`within_grace`)."""
+        cutoff = now - self.policy.grace
+        return cutoff if self.lost_before is None else max(cutoff, self.lost_before)
+
+    def _since(self, since: datetime) -> datetime:
+        """Since when a pair or change counts as waiting. The grace also runs from this
+        control's start, as outcomes produced while it was down wait on `signal-outcomes` for
+        its record agent; on a fresh broker none do."""
+        return since if self.lost_before is not None else max(since, self.started_at)
 
     # -- one scan --------------------------------------------------------------------------------
 

@@ -35,6 +35,7 @@ __all__ = [
     "plan_unrouted",
     "span",
     "waiting_flows",
+    "within_grace",
     "within_horizon",
 ]
 
@@ -84,19 +85,37 @@ class Decision(StrEnum):
     STRANDED = "stranded"
 
 
+def within_grace(
+    moment: datetime, now: datetime, policy: RecoveryPolicy, lost_before: datetime | None = None
+) -> bool:
+    """Whether something that happened at `moment` may still be under way, so that recovery
+    waits for it: it is younger than the grace, and not from before `lost_before`.
+
+    `lost_before` is when the broker this control runs against was started empty (`csignal
+    run`'s embedded broker at the run's start, after it healed or rolled over): what was routed,
+    re-driven or delivered before then went with the old broker and its pipeline, so nothing
+    of it is in flight and waiting out the grace would only stall it."""
+    if lost_before is not None and moment < lost_before:
+        return False
+    return moment >= now - policy.grace
+
+
 def decide(
-    since: datetime, entry: RecoveryEntry | None, now: datetime, policy: RecoveryPolicy
+    since: datetime,
+    entry: RecoveryEntry | None,
+    now: datetime,
+    policy: RecoveryPolicy,
+    lost_before: datetime | None = None,
 ) -> Decision:
     """What to do with one pair that has no final outcome, pending since `since`.
 
-    Younger than the grace, re-driven within the grace, or already given up on: wait. Re-driven
-    `max_redrives` times already: stranded. Otherwise: re-drive.
+    Within the grace (`within_grace`), re-driven within the grace, or already given up on: wait.
+    Re-driven `max_redrives` times already: stranded. Otherwise: re-drive.
     """
-    cutoff = now - policy.grace
-    if since >= cutoff:
+    if within_grace(since, now, policy, lost_before):
         return Decision.WAIT
     if entry is not None:
-        if entry.stranded_at is not None or entry.last_at >= cutoff:
+        if entry.stranded_at is not None or within_grace(entry.last_at, now, policy, lost_before):
             return Decision.WAIT
         if entry.redrives >= policy.max_redrives:
             return Decision.STRANDED
@@ -148,9 +167,11 @@ def plan_unrouted(
     catalog: EventCatalog,
     now: datetime,
     policy: RecoveryPolicy,
+    lost_before: datetime | None = None,
 ) -> UnroutedPlan:
-    """`change` is the parsed archive, or why it no longer parses."""
-    if since >= now - policy.grace:
+    """`change` is the parsed archive, or why it no longer parses; `lost_before` as for
+    `within_grace`."""
+    if within_grace(since, now, policy, lost_before):
         return UnroutedPlan()  # nothing is decided within the grace
     if isinstance(change, str):
         return UnroutedPlan(nothing_expected=change)
@@ -163,7 +184,7 @@ def plan_unrouted(
     redrive: list[str] = []
     stranded: list[str] = []
     for flow_id in flows:
-        decision = decide(since, entries.get(flow_id), now, policy)
+        decision = decide(since, entries.get(flow_id), now, policy, lost_before)
         if decision is Decision.REDRIVE:
             redrive.append(flow_id)
         elif decision is Decision.STRANDED:

@@ -88,6 +88,8 @@ class ControlSettings:
     recovery_batch: int = 2000
     recovery_defer_max_s: float = 3600.0
     recovery_defer_limit: int = 10_000
+    fresh_broker: bool = False
+    """The broker was started empty for this control (`Recovery`'s `fresh_broker`)."""
     env_allowlist: EnvAllowList = DEFAULT_ALLOWLIST
     config_key_file: Path | None = None
     retention: RetentionPolicy = field(default_factory=RetentionPolicy)
@@ -206,6 +208,7 @@ class ControlRuntime(Service):
             publish_delivered=publish_to(self.producer, topics.DELIVERED.name),
             publish_outcomes=publish_to(self.producer, topics.OUTCOMES.name),
             policy=s.recovery_policy,
+            fresh_broker=s.fresh_broker,
         )
         self.recovery.start()
         self.rollups = RollupFolding(self.store)

@@ -126,3 +126,27 @@ def test_json_format_is_objects() -> None:
     render(RESULT, "json", out)
     data = json.loads(out.getvalue())
     assert data[0] == {"status": "delivered", "n": 12, "detail": None}
+
+
+@pytest.mark.parametrize(
+    ("command", "name", "value", "expected"),
+    [
+        (["run", "--headless"], "SIGNAL_EMBEDDED_BROKER_MAX_MB", "10", "64 to 1048576 MiB"),
+        (["run", "--headless"], "SIGNAL_RECOVERY_GRACE_S", "0", "greater than 0"),
+        (["flows"], "SIGNAL_BREAKER_OPEN_S", "soon", "a valid number"),
+    ],
+)
+def test_a_setting_it_cannot_use_is_named_not_a_traceback(
+    no_control: str,
+    command: list[str],
+    name: str,
+    value: str,
+    expected: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv(name, value)
+    assert main(command) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"csignal {command[0]}: {name}='{value}': "), err
+    assert expected in err and "Traceback" not in err, err

@@ -168,3 +168,80 @@ async def test_a_broker_that_keeps_dying_stops_the_run(data_dir: Path) -> None:
     assert code == 1
     assert "the embedded broker exited 2 times within" in out.getvalue()
     assert processes_for(data_dir) == []
+
+
+def _environ(pid: int | None) -> dict[str, str]:
+    assert pid is not None
+    raw = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    return dict(item.decode().split("=", 1) for item in raw if b"=" in item)
+
+
+@pytest.mark.e2e
+@pytest.mark.timeout(180)
+async def test_a_full_embedded_broker_is_rolled_over_cleanly(data_dir: Path) -> None:
+    """Past `SIGNAL_EMBEDDED_BROKER_MAX_MB` the run stops control and the pipeline cleanly,
+    then the broker, and starts all three again on a new, empty broker on the same port. Each
+    start after a broker start tells control so (`SIGNAL_FRESH_BROKER`); a child restarted
+    alone under a broker that lived on is not told."""
+    out = io.StringIO()
+    runner = Runner(RunOptions(headless=True, data_dir=data_dir, out=out))
+    assert runner.supervisor.broker_max_bytes == 512 * 1024 * 1024, "the default"
+    task = await _start_runner(runner, out)
+    client = ApiClient(runner.settings.api_url, settings=runner.settings)
+
+    async def answers() -> bool:
+        try:
+            return (await client.healthz()).get("ok", True) is not False
+        except ApiError:
+            return False
+
+    try:
+        first = runner.broker
+        assert first is not None
+        control = runner.children[0]
+        assert _environ(control.pid).get("SIGNAL_FRESH_BROKER") == "1", "the run's own broker"
+        # Up and running (a process still starting dies of the SIGTERM, not a clean stop).
+        await until(answers, "the API", within=90, every=0.2)
+        old = [child.process for child in runner.children]
+        supervisor = runner.supervisor
+        supervisor.rollover_check_s, supervisor.rollover_min_interval_s = 0.1, 0.0
+        supervisor.broker_max_bytes = 1  # the broker holds more than that already
+
+        def ended() -> str | None:
+            return f"the run ended:\n{out.getvalue()}" if task.done() else None
+
+        async def rolled() -> bool:
+            return "rolled over: new embedded broker" in out.getvalue()
+
+        await until(rolled, "a rollover", within=90, alive=ended)
+        supervisor.broker_max_bytes = 0
+        text = out.getvalue()
+        assert "SIGNAL_EMBEDDED_BROKER_MAX_MB=0: rolling it over" in text, text
+        assert "exited" not in text, "a rollover is not a crash"
+        new = runner.broker
+        assert new is not None and new is not first and new.running and not first.running
+        assert new.port == first.port
+        assert all(p is not None and p.returncode == 0 for p in old), [
+            p.returncode for p in old if p is not None
+        ]
+        assert all(child.running for child in runner.children), text
+        assert _environ(control.pid).get("SIGNAL_FRESH_BROKER") == "1"
+        assert runner.supervisor.broker_rollovers == 1 and runner.broker_restarts == 0
+
+        before = control.pid
+        assert before is not None
+        os.kill(before, signal.SIGKILL)
+
+        async def restarted() -> bool:
+            return control.pid != before and control.running
+
+        await until(restarted, "control restarted alone", within=90, alive=ended)
+        assert "SIGNAL_FRESH_BROKER" not in _environ(control.pid), "the broker lived on"
+        await until(answers, "the API after the rollover", within=90, every=0.2)
+        assert "broker rollovers 1" in await runner.status_line(client)
+    finally:
+        await client.close()
+        runner.stop_event.set()
+        code = await asyncio.wait_for(task, 60)
+    assert code == 0, out.getvalue()
+    assert processes_for(data_dir) == []

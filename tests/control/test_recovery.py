@@ -94,6 +94,39 @@ def test_decide(pending_s: float, log: RecoveryEntry | None, expected: Decision)
     assert decide(since, log, FIXED, POLICY) is expected
 
 
+@pytest.mark.parametrize(
+    ("pending_s", "log", "expected"),
+    [
+        (5, None, Decision.REDRIVE),
+        (0.001, None, Decision.REDRIVE),
+        (-5, None, Decision.WAIT),
+        (3600, entry(1, 5), Decision.REDRIVE),
+        (3600, entry(1, -5), Decision.WAIT),
+        (3600, entry(5, 5), Decision.STRANDED),
+        (3600, entry(5, 5, stranded=True), Decision.WAIT),
+    ],
+    ids=[
+        "pending-from-before-the-start",
+        "a-moment-before-the-start",
+        "pending-since-the-start",
+        "re-driven-before-the-start",
+        "re-driven-since-the-start",
+        "at-the-cap",
+        "already-stranded",
+    ],
+)
+def test_decide_on_a_fresh_broker(
+    pending_s: float, log: RecoveryEntry | None, expected: Decision
+) -> None:
+    """Against a broker started empty at `FIXED`, what came before it does not wait out the
+    grace (nothing of it is in flight); what came after it does; the cap still holds."""
+    since = FIXED - timedelta(seconds=pending_s)
+    now = FIXED + timedelta(seconds=10)
+    assert decide(since, log, now, POLICY, lost_before=FIXED) is expected
+    if expected is Decision.REDRIVE:
+        assert decide(since, log, now, POLICY) is Decision.WAIT, "the grace, without it"
+
+
 def test_horizon() -> None:
     assert within_horizon(FIXED - timedelta(days=7), FIXED, POLICY)
     assert not within_horizon(FIXED - timedelta(days=7, seconds=1), FIXED, POLICY)
@@ -122,6 +155,16 @@ def test_plan_redrives_the_flows_that_would_act_only() -> None:
     young = FIXED - timedelta(seconds=5)
     plan = plan_unrouted(registration_change("c1"), young, {}, account, events, FIXED, POLICY)
     assert (plan.redrive, plan.stranded, plan.nothing_expected) == ((), (), None)
+    # On a broker started empty after it arrived, it went with the old broker: at once.
+    started = FIXED - timedelta(seconds=2)
+    plan = plan_unrouted(
+        registration_change("c1"), young, {}, account, events, FIXED, POLICY, started
+    )
+    assert plan.redrive == (FLOW,)
+    plan = plan_unrouted(
+        registration_change("c1"), started, {}, account, events, FIXED, POLICY, young
+    )
+    assert plan.redrive == (), "arrived after the fresh broker's start: the grace holds"
 
 
 def test_plan_marks_a_change_no_flow_acts_on() -> None:
@@ -502,6 +545,47 @@ async def test_nothing_is_overdue_before_control_ran_for_a_grace(
     clock.advance(seconds=1)
     await recovery.scan()
     assert sorted(r.change["changeId"] for r in wire.redrives()) == ["q1", "u1"]
+
+
+async def test_on_a_fresh_broker_what_predates_the_start_is_redriven_at_once(
+    store: Store, wire: Broker, clock: FakeClock
+) -> None:
+    """`csignal run` started the broker empty for this control (its start, a heal, a rollover):
+    the pair queued and the change published a moment before went with the old broker, so the
+    first scan re-drives them; a pair queued after the start still gets its grace."""
+    now = clock()
+    await store.archive_changes(
+        [
+            archived("q1", now - timedelta(seconds=20)),
+            archived("u1", now - timedelta(seconds=10)),
+            archived("q2", now + timedelta(seconds=1)),
+        ]
+    )
+    await store.record_outcomes([outcome("q1", "queued", now - timedelta(seconds=15))])
+    kwargs: dict[str, Any] = {
+        "publish_changes": wire.publisher("changes"),
+        "publish_redrives": wire.publisher("redrive"),
+        "publish_delivered": wire.publisher("delivered"),
+        "policy": POLICY,
+        "clock": clock,
+    }
+    waits = Recovery(store, Config(), **kwargs)
+    await waits.scan()
+    assert wire.redrives() == [], "an old broker may still hold them: the grace"
+
+    fresh = Recovery(store, Config(), fresh_broker=True, **kwargs)
+    clock.advance(seconds=2)
+    await store.record_outcomes([outcome("q2", "queued", clock())])
+    result = await fresh.scan()
+    assert (result.redriven_queued, result.redriven_unrouted) == (1, 1)
+    assert sorted(r.change["changeId"] for r in wire.redrives()) == ["q1", "u1"]
+    clock.advance(seconds=30)
+    await fresh.scan()
+    assert len(wire.redrives()) == 2, "re-driven since the start: the grace holds again"
+    clock.advance(seconds=31)
+    await fresh.scan()
+    # A grace after their first redrive, q1 and u1 go again (no outcome came); q2 its first.
+    assert sorted(r.change["changeId"] for r in wire.redrives()) == ["q1", "q1", "q2", "u1", "u1"]
 
 
 async def test_changes_received_before_the_horizon_are_left_alone(

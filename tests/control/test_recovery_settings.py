@@ -22,6 +22,35 @@ def test_defaults(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
         15.0,
     )
     assert (policy.max_redrives, policy.batch_size) == (5, 2000)
+    assert control_settings(Settings(), "kafka://x:1", DEFAULT_SCHEDULE).fresh_broker is False
+
+
+def test_a_fresh_broker_reaches_control(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("SIGNAL_FRESH_BROKER", "1")
+    assert control_settings(Settings(), "kafka://x:1", DEFAULT_SCHEDULE).fresh_broker is True
+
+
+@pytest.mark.parametrize(("value", "kept"), [("0", 0), ("64", 64), ("4096", 4096)])
+def test_the_embedded_broker_limit(
+    value: str, kept: int, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert Settings().embedded_broker_max_mb == 512
+    monkeypatch.setenv("SIGNAL_EMBEDDED_BROKER_MAX_MB", value)
+    assert Settings().embedded_broker_max_mb == kept
+
+
+@pytest.mark.parametrize("value", ["63", "-1", "lots"])
+def test_an_embedded_broker_limit_it_cannot_keep_is_named(
+    value: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("SIGNAL_EMBEDDED_BROKER_MAX_MB", value)
+    with pytest.raises(ValueError, match="embedded_broker_max_mb") as refused:
+        Settings()
+    if value != "lots":
+        assert "expected 0 (never roll over) or 64 to 1048576 MiB, got" in str(refused.value)
 
 
 def test_from_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
