@@ -14,7 +14,8 @@ outcomes in the ledger):
   control and pipeline), then `csignal run --headless` again on the same data dir; the moments
   go round ingest, delivery and recording at different fractions;
 - `--broker-runs` kills of the embedded broker alone (the run heals by itself; default 1, 0
-  when RUNS is 0);
+  when RUNS is 0), and as many rollovers of it (SIGUSR1 to the run: control and the pipeline
+  stopped cleanly, then the broker, all started again on a new one);
 - `--worker-runs` (default 1) runs with two pipeline workers, the run's and a second one, where
   the one delivering to Marketo is SIGKILLed mid-burst (at 30 % to 70 % of the leads upserted).
   Item 5's measurement: `python -m bench.chaos 0 --worker-runs 20 --changes 6000`.
@@ -71,13 +72,14 @@ def schedule(runs: int, worker_runs: int, broker_runs: int = 1) -> list[tuple[Ki
         fraction = min(0.98, moment.fraction + shift)
         plan.append(("all", Moment(moment.phase, fraction)))
     plan.extend(("broker", Moment("delivery", 0.4)) for _ in range(broker_runs))
+    plan.extend(("rollover", Moment("delivery", 0.4)) for _ in range(broker_runs))
     plan.extend(("worker", Moment("delivery", 0.3 + 0.1 * (n % 5))) for n in range(worker_runs))
     return plan
 
 
 def summary(results: list[ChaosResult]) -> list[str]:
     lines = []
-    for kill in ("all", "broker", "worker"):
+    for kill in ("all", "broker", "rollover", "worker"):
         mine = [r for r in results if r.kill == kill]
         if not mine:
             continue

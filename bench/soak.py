@@ -1,6 +1,7 @@
 """A soak of the whole installation: memory and latency over a long run at a steady rate.
 
     python -m bench.soak [--minutes 3] [--rate 50] [--every 60] [--demo-account batching|full]
+                         [--broker-max-mb 512]
     python -m bench.soak --minutes 30          # issue 13 item 8's soak (CI does not run it)
 
 `csignal run --demo --headless --demo-feed push` pushes simulated registrations to the ingest
@@ -14,7 +15,10 @@ process's first, last and peak RSS, the growth from the first sample after warm-
 the p95 of the first and the last intervals, and the calls per second against the 5 Marketo
 allows (100 per 20 s per connection, which both the sandbox and Signal's client enforce) — flat
 memory and a steady p95 are the goal. A pipeline worker that restarted is named; its figures
-start again. Smoke mode: 20 s at 5/s, a sample every 5 s.
+start again. The embedded broker keeps every message, so the run rolls it over past
+`--broker-max-mb` (`SIGNAL_EMBEDDED_BROKER_MAX_MB`, 512; 0 never): the three new processes are
+followed, CPU figures go on across them, and the rollovers are counted at the end. Smoke mode:
+20 s at 5/s, a sample every 5 s.
 
 The account is the demo account's `batching` variant by default (`csignal run --demo-account`):
 its two form-post flows are inactive, since `submitForm` takes one lead per call and at 40-50
@@ -64,6 +68,10 @@ INTERRUPTED = 130
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 PIDS = re.compile(r"control pid (\d+), pipeline pid (\d+), broker pid (\d+)")
 RESTARTED = re.compile(r"pipeline restarted \(pid (\d+)\)")
+REPLACED = re.compile(
+    r"(?:rolled over|healed): .*broker pid (\d+), control pid (\d+), pipeline pid (\d+)"
+)
+"""The run's line after its embedded broker was rolled over (or healed): three new processes."""
 PROCESSES = ("control", "pipeline", "broker")
 
 
@@ -99,22 +107,44 @@ class Soak:
     peaks: dict[str, float] = field(default_factory=dict)
     samples: list[Sample] = field(default_factory=list)
     endpoints: list[str] = field(default_factory=list)
+    cpu_gone: dict[str, float] = field(default_factory=dict)
+    """CPU seconds of processes a rollover replaced, by role: the run's figures go on."""
+    last_cpu: dict[str, float] = field(default_factory=dict)
+    replacements: int = 0
 
     def text(self) -> str:
         return "".join(self.lines)
 
     def follow_restarts(self) -> None:
-        restarts = RESTARTED.findall(self.text())
+        text = self.text()
+        replaced = REPLACED.findall(text)
+        if len(replaced) > self.replacements:
+            self.replacements = len(replaced)
+            pids = dict(zip(("broker", "control", "pipeline"), map(int, replaced[-1]), strict=True))
+            for name in pids:
+                self.cpu_gone[name] = self.cpu_gone.get(name, 0.0) + self.last_cpu.get(name, 0.0)
+            self.last_cpu = {}
+            self.pids.update(pids)
+            print(
+                f"  the embedded broker was replaced ({self.replacements}: "
+                f"{'rolled over' if 'rolled over' in text else 'healed'}); the figures go on "
+                "with the new processes"
+            )
+        restarts = RESTARTED.findall(text)
         if restarts and int(restarts[-1]) != self.pids.get("pipeline"):
             self.pids["pipeline"] = int(restarts[-1])
             print(f"  the pipeline worker restarted (pid {restarts[-1]}); its figures start again")
 
     def cpu_s(self) -> dict[str, float]:
+        """CPU seconds by role since the run started, processes a rollover replaced included
+        (up to their last sample)."""
         now: dict[str, float] = {}
         for name, pid in self.pids.items():
             with contextlib.suppress(OSError, IndexError, ValueError):
                 fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-                now[name] = (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+                self.last_cpu[name] = (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+            if name in self.last_cpu:
+                now[name] = self.last_cpu[name] + self.cpu_gone.get(name, 0.0)
         return now
 
     def rss(self) -> dict[str, float]:
@@ -289,6 +319,9 @@ def summary(soak: Soak) -> None:
         print(f"              last interval  {stages_text(staged[-1].stages)}")
     minutes = (last.at_s - soak.samples[0].at_s) / 60
     print(f"{last.changes} changes, {last.delivered} delivered over {minutes:.1f} min sampled")
+    rolled = soak.text().count("rolled over: new embedded broker")
+    healed = soak.text().count("healed: new embedded broker")
+    print(f"embedded broker rolled over {rolled} times, healed {healed} times")
     calls = sum(s.calls for s in soak.samples)
     seconds = sum(s.interval_s for s in soak.samples)
     if seconds > 0:
@@ -330,11 +363,14 @@ def cpu(first: Sample, last: Sample) -> None:
         print(f"CPU over {seconds / 60:.1f} min and {changes} changes: " + ", ".join(parts))
 
 
-async def soak_run(minutes: float, rate: float, every: float, variant: str) -> int:
+async def soak_run(
+    minutes: float, rate: float, every: float, variant: str, broker_max_mb: int = 512
+) -> int:
     """The soak; its exit status: 0, or `INTERRUPTED` when a signal cut it short."""
     print(
         f"csignal run --demo --headless --demo-feed push --demo-account {variant}, "
-        f"{rate:g} changes/s for {minutes:g} min"
+        f"{rate:g} changes/s for {minutes:g} min, "
+        f"SIGNAL_EMBEDDED_BROKER_MAX_MB={broker_max_mb}"
     )
     loop = asyncio.get_running_loop()
     interrupted = asyncio.Event()
@@ -353,6 +389,7 @@ async def soak_run(minutes: float, rate: float, every: float, variant: str) -> i
             api = f"127.0.0.1:{free_port()}"
             env = {k: v for k, v in os.environ.items() if not k.startswith("SIGNAL_")}
             env.update(SIGNAL_API=api, SIGNAL_DATA_DIR=str(data_dir), PYTHONUNBUFFERED="1")
+            env["SIGNAL_EMBEDDED_BROKER_MAX_MB"] = str(broker_max_mb)
             argv = [sys.executable, "-m", "stream", "run", "--demo", "--headless"]
             argv += ["--demo-feed", "push", "--demo-account", variant]
             argv += ["--rate", f"{rate:g}", "--status-every", "3600"]
@@ -515,8 +552,16 @@ def main(argv: Sequence[str] | None = None) -> None:
         help="the demo account's variant: batching (form-post flows inactive, the default) or "
         "full (every flow; at tens of changes/s its form posts outrun Marketo's 5 calls/s)",
     )
+    parser.add_argument(
+        "--broker-max-mb",
+        type=int,
+        default=512,
+        help="SIGNAL_EMBEDDED_BROKER_MAX_MB for the run (0: never roll the broker over)",
+    )
     args = parser.parse_args(argv)
-    code = asyncio.run(soak_run(args.minutes, args.rate, args.every, args.demo_account))
+    code = asyncio.run(
+        soak_run(args.minutes, args.rate, args.every, args.demo_account, args.broker_max_mb)
+    )
     if code:
         raise SystemExit(code)
 

@@ -16,19 +16,20 @@ import contextlib
 import json
 import random
 import secrets
-from collections.abc import Callable, MutableMapping
+from collections.abc import Callable, MutableMapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
 from apiclient.client import ApiClient
 from apiclient.errors import ApiError, RequestRefused
+from apiclient.rows import IngestResult
 from simulators.certain.demo_account import (
     CONNECTION_ID,
     SECRET_ENV,
     demo_account_yaml,
 )
 from simulators.certain.send import send_paced
-from simulators.certain.traffic import generate
+from simulators.certain.traffic import SimChange, generate
 from simulators.marketo.sandbox import Sandbox, SandboxConfig
 from stream.run_supervisor import RunError
 
@@ -124,25 +125,42 @@ async def _repoint_demo_connection(client: ApiClient, sandbox_url: str, say: Say
 
 
 async def push_traffic(
-    client: ApiClient, rate: float, seed: int | None, stop: asyncio.Event, say: Say
+    client: ApiClient,
+    rate: float,
+    seed: int | None,
+    stop: asyncio.Event,
+    say: Say,
+    *,
+    chunk_s: float = DEMO_CHUNK_S,
 ) -> None:
     """The simulator's traffic, ten minutes generated at a time, posted to the ingest API as it
-    falls due until `stop`; an API error waits 2 s and goes on (the run outlives a restart of
-    control)."""
+    falls due until `stop`; an API error waits 2 s and goes on with the rest of the chunk from
+    the batch that failed (the run outlives a restart of control: starting the chunk over would
+    post only changes already accepted for as long as it had run, up to ten minutes)."""
     if seed is None:
         seed = random.SystemRandom().randrange(1, 10**9)
     say(f"simulator: {rate:g} changes/s, seed {seed}")
     rounds = 0
+    items: Sequence[SimChange] = ()
+    posted = [0]  # items of `items` posted so far (send_paced's running total)
+
+    def progress(total: IngestResult) -> None:
+        posted[0] = total.sent
+
     while not stop.is_set():
-        items = await asyncio.to_thread(
-            generate, seed + rounds, rate, DEMO_CHUNK_S, datetime.now(UTC)
-        )
+        if not items:
+            items = await asyncio.to_thread(
+                generate, seed + rounds, rate, chunk_s, datetime.now(UTC)
+            )
+            rounds += 1
+        posted[0] = 0
         try:
-            await send_paced(items, client, stop=stop)
+            await send_paced(items, client, stop=stop, on_batch=progress)
         except ApiError as error:
+            items = items[posted[0] :]
             say(f"simulator: {error}; retrying in 2s")
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(2.0):
                     await stop.wait()
             continue
-        rounds += 1
+        items = ()

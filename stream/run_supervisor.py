@@ -114,6 +114,7 @@ class Supervisor:
         self.rollover_check_s = ROLLOVER_CHECK_S
         self.rollover_min_interval_s = ROLLOVER_MIN_INTERVAL_S
         self._rolled_at = time.monotonic()
+        self._rollover_asked = False
 
     # -- start ----------------------------------------------------------------------------------
 
@@ -204,6 +205,15 @@ class Supervisor:
             with contextlib.suppress(BaseException):
                 await task
 
+    def ask_rollover(self) -> None:
+        """Roll the embedded broker over at the watcher's next look, whatever it holds
+        (`kill -USR1` to `csignal run`: before a known burst, or to reclaim its memory now)."""
+        if self.broker is None:
+            self.say("SIGUSR1: no embedded broker to roll over (SIGNAL_BROKER names a cluster)")
+            return
+        self.say("SIGUSR1: the embedded broker is rolled over at once")
+        self._rollover_asked = True
+
     def _fresh(self) -> dict[str, str]:
         """The environment a child's start after a broker start adds: the embedded broker is
         ours and new; a cluster is neither."""
@@ -217,6 +227,11 @@ class Supervisor:
             if not broker.running:
                 if not await self._heal(broker):
                     return
+            elif self._rollover_asked:
+                self._rollover_asked = False
+                if not await self._roll_over(broker, broker.resident_bytes(), asked=True):
+                    return
+                checked = time.monotonic()
             elif self.broker_max_bytes and time.monotonic() - checked >= self.rollover_check_s:
                 checked = time.monotonic()
                 held = broker.resident_bytes()
@@ -232,16 +247,24 @@ class Supervisor:
                 async with asyncio.timeout(BROKER_WATCH_S):
                     await self.stop_event.wait()
 
-    async def _roll_over(self, full: EmbeddedBroker, held: int) -> bool:
-        """The embedded broker holds more than it may: stop control and the pipeline cleanly,
-        then the broker, and start all three again on a new, empty broker. False when the run
-        is to stop instead (no new broker could be started, or the run is stopping)."""
+    async def _roll_over(
+        self, full: EmbeddedBroker, held: int | None, *, asked: bool = False
+    ) -> bool:
+        """The embedded broker holds more than it may (or the operator asked): stop control
+        and the pipeline cleanly, then the broker, and start all three again on a new, empty
+        broker. False when the run is to stop instead (no new broker could be started, or the
+        run is stopping)."""
         mib = 1024 * 1024
+        holds = f"holds {held / mib:,.0f} MiB" if held is not None else "holds an unknown amount"
+        why = (
+            "as asked (SIGUSR1)"
+            if asked
+            else f"more than SIGNAL_EMBEDDED_BROKER_MAX_MB={self.broker_max_bytes // mib}"
+        )
         self.say(
-            f"the embedded broker holds {held / mib:,.0f} MiB, more than "
-            f"SIGNAL_EMBEDDED_BROKER_MAX_MB={self.broker_max_bytes // mib}: rolling it over to a "
-            "new, empty one. Control and the pipeline stop cleanly first; what the old broker "
-            "held is in the ledger, and control's recovery re-drives what has no outcome yet"
+            f"the embedded broker {holds}, {why}: rolling it over to a new, empty one. Control "
+            "and the pipeline stop cleanly first; what the old broker held is in the ledger, and "
+            "control's recovery re-drives what has no outcome yet"
         )
         await self._stop_supervising()
         for child in reversed(self.children):  # pipeline, then control

@@ -24,6 +24,8 @@ operator to detach or to stop Signal, and its exit code carries the answer (cons
 how to reattach (`csignal console`), and goes on as headless. Headless, a status line (changes,
 outcomes by status, sandbox leads) is printed every few seconds from the API's `/sql`.
 
+SIGUSR1 rolls the embedded broker over at once (`Supervisor.ask_rollover`).
+
 Stopping (Ctrl-C, SIGTERM): the simulator first, then the pipeline, then control (SIGTERM, then
 SIGKILL after `STOP_TIMEOUT_S`), the sandbox, and the broker last, so services flush while
 their transport is still there. A second Ctrl-C kills what is left at once.
@@ -154,6 +156,7 @@ class Runner:
 
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, on_signal)
+        loop.add_signal_handler(signal.SIGUSR1, self.supervisor.ask_rollover)
         try:
             await self._start()
             await self.stop_event.wait()
@@ -161,7 +164,7 @@ class Runner:
             self.failure = str(error)
         finally:
             await self._shutdown()
-            for sig in (signal.SIGINT, signal.SIGTERM):
+            for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1):
                 loop.remove_signal_handler(sig)
         if self.failure:
             self.say(f"csignal run: {self.failure}")

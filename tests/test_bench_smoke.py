@@ -37,6 +37,7 @@ EXPECTED: dict[str, tuple[str, ...]] = {
         r"account: the demo account, batching variant; 6 active flows",
         r"inactive: complete-form \(form_post, live\), test-form \(form_post, test\)",
         r"Marketo calls: \d+ in [\d.]+ min, [\d.]+/s .* against 5/s allowed",
+        r"embedded broker rolled over \d+ times, healed \d+ times",
     ),
 }
 """Lines a module's smoke run must print, beyond running at all."""

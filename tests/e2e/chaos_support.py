@@ -17,7 +17,9 @@ One run (`chaos_run`):
    fraction of the changes with a delivered outcome in the ledger);
 4. what is killed (`Kill`): `all` = every process of the run at once (runner, broker, control,
    pipeline: SIGKILL to each), then `csignal run --headless` again on the same data dir;
-   `broker` = only the embedded broker (the run heals by itself); `worker` = a second pipeline
+   `broker` = only the embedded broker (the run heals by itself); `rollover` = no kill: SIGUSR1
+   to the run, which rolls its broker over (control and the pipeline stopped cleanly, then the
+   broker, all three started again on a new, empty one); `worker` = a second pipeline
    worker started next to the run's, then whichever of the two is delivering (the one with a
    connection open to the sandbox: the account's one connection is one partition of
    `signal-deliveries`, so one worker delivers) SIGKILLed mid-burst; its partitions move to the
@@ -42,7 +44,6 @@ import signal
 import time
 import uuid
 from collections import Counter
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -60,7 +61,7 @@ from tests.support.processes import ServiceProcess, clean_env, pid_alive, proces
 from tests.support.waiting import until, until_sync
 
 Phase = Literal["ingest", "delivery", "recording"]
-Kill = Literal["all", "broker", "worker"]
+Kill = Literal["all", "broker", "rollover", "worker"]
 
 SANDBOX_LATENCY_MS = 100.0
 SECRET_ENV = "MARKETO_CLIENT_SECRET"
@@ -100,13 +101,6 @@ POST_BATCH = 100
 POST_CONCURRENCY = 4
 START_WITHIN_S = 180.0
 RECOVERY_WITHIN_S = 300.0
-TEST_RECOVERY_ENV = {"SIGNAL_RECOVERY_GRACE_S": "10", "SIGNAL_RECOVERY_EVERY_S": "5"}
-"""Recovery's settings in the tests' crash runs. After a kill of everything the new embedded
-broker holds nothing, so every pair still queued waits for recovery, which re-drives nothing
-before a grace period has passed since control started and scans at its own pace: with the
-defaults (60 s, every 15 s) each restart spent over a minute doing nothing. Recovery takes the
-same paths at 10 s; a pair still on its way when it runs is re-driven early and skipped as a
-duplicate by the worker."""
 
 
 @dataclass(frozen=True)
@@ -546,16 +540,14 @@ async def chaos_run(
     changes: int,
     recovery_within: float = RECOVERY_WITHIN_S,
     latency_ms: float = SANDBOX_LATENCY_MS,
-    recovery_env: Mapping[str, str] | None = None,
 ) -> ChaosResult:
-    """One chaos run in `workdir` (its own sandbox, data dir and logs); see the module doc.
-    `recovery_env`: the run's recovery settings (default: the product's)."""
+    """One chaos run in `workdir` (its own sandbox, data dir and logs); see the module doc."""
     prefix = f"c{uuid.uuid4().hex[:8]}"
     result = ChaosResult(label=label, kill=kill, moment=moment)
     sandbox = await asyncio.to_thread(start_sandbox, workdir, latency_ms)
     config = workdir / "account.yaml"
     config.write_text(account_yaml(sandbox.url), encoding="utf-8")
-    env = {SECRET_ENV: SANDBOX_SECRET, **(recovery_env or {})}
+    env = {SECRET_ENV: SANDBOX_SECRET}
     data_dir = workdir / "data"
     run = start_run_logged(
         data_dir, ["--headless", "--config", str(config), "--status-every", "5"], "run-1.log", env
@@ -606,6 +598,8 @@ async def chaos_run(
             elif kill == "broker":
                 broker_pid = int(re.findall(r"broker pid (\d+)", run.output)[-1])
                 os.kill(broker_pid, signal.SIGKILL)
+            elif kill == "rollover":  # not a kill: the run rolls its broker over, cleanly
+                os.kill(run.pid, signal.SIGUSR1)
             else:
                 assert extra is not None
                 result.victim = kill_delivering_worker(run, extra, sandbox.port)
@@ -626,6 +620,8 @@ async def chaos_run(
         else:
             if kill == "broker":
                 await run.wait_for(r"healed: new embedded broker", within=START_WITHIN_S)
+            elif kill == "rollover":
+                await run.wait_for(r"rolled over: new embedded broker", within=START_WITHIN_S)
             recovering_from = killed_at
             # Whatever the kill cut short is sent again, as a client that got no answer would.
             unsent = [c for c in burst.changes if c["changeId"] not in burst.accepted]

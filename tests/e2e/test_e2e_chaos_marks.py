@@ -28,7 +28,6 @@ from tests.e2e.chaos_support import (
     FLOWS,
     SANDBOX_SECRET,
     SECRET_ENV,
-    TEST_RECOVERY_ENV,
     Burst,
     account_yaml,
     api_client,
@@ -65,7 +64,7 @@ async def test_repeats_after_a_crash_are_counted_when_control_lagged(tmp_path: P
     sandbox = await asyncio.to_thread(start_sandbox, tmp_path)
     config = tmp_path / "account.yaml"
     config.write_text(account_yaml(sandbox.url), encoding="utf-8")
-    env = {SECRET_ENV: SANDBOX_SECRET, **TEST_RECOVERY_ENV}
+    env = {SECRET_ENV: SANDBOX_SECRET}
     data_dir = tmp_path / "data"
     run = start_run_logged(
         data_dir, ["--headless", "--config", str(config), "--status-every", "5"], "run-1.log", env
