@@ -47,7 +47,8 @@ class Settings(BaseSettings):
         default=60.0,
         gt=0,
         description="Seconds a change or queued delivery may wait for its outcome before "
-        "recovery re-drives it (and the least time between two redrives of one pair).",
+        "recovery re-drives it (and how long the first redrive waits for its answer; each "
+        "further one waits twice as long as the one before).",
     )
     recovery_horizon_days: float = Field(
         default=7.0, gt=0, description="Recovery looks at changes received this many days back."

@@ -41,7 +41,8 @@ broker started empty for this control (`fresh_broker`: `csignal run`'s embedded 
 run's start, after it healed or rolled over) neither wait applies to what came before the
 start: it went with the old broker and pipeline, nothing of it is in flight or waits on
 `signal-outcomes`, so the first scan re-drives it instead of a grace later.
-A pair is re-driven at most once per grace period and at most `max_redrives` times; after that
+A pair's redrives wait ever longer for an answer (`RecoveryPolicy.redrive_wait`: the grace,
+then twice as long each time), at most `max_redrives` of them; after that
 it is *stranded*: recorded in the log, counted in metrics, never silently dropped. Each scan
 takes at most `batch_size` of each kind and goes again at once when a batch was full.
 

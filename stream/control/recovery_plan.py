@@ -46,7 +46,7 @@ KIND = "recovery"
 class RecoveryPolicy:
     grace: timedelta = timedelta(seconds=60)
     """How long a change or queued pair may wait for its outcome before recovery re-drives it,
-    and the least time between two redrives of one pair."""
+    and how long its first redrive waits for an answer (`redrive_wait`)."""
     horizon: timedelta = timedelta(days=7)
     """Only changes received this recently are looked at."""
     every_s: float = 15.0
@@ -61,6 +61,16 @@ class RecoveryPolicy:
     on and recorded as failed."""
     defer_limit: int = 10_000
     """How many changes may wait deferred at once; one more is given up on at once."""
+
+    def redrive_wait(self, redrives: int) -> timedelta:
+        """How long a pair re-driven `redrives` times waits for its outcome before the next
+        redrive (or before it is given up on): the grace after the first, doubled after each
+        further one, at most the horizon. A redrive that is only slow (a pipeline working
+        through a backlog, a machine under load) then gets ever more time instead of being
+        sent again every grace and given up on within a few minutes; with the defaults (60 s,
+        5 redrives) a pair is stranded after 31 minutes without an answer."""
+        doubled: timedelta = self.grace * (2 ** max(0, redrives - 1))
+        return min(doubled, self.horizon)
 
     def __post_init__(self) -> None:
         if self.grace <= timedelta(0):
@@ -86,10 +96,16 @@ class Decision(StrEnum):
 
 
 def within_grace(
-    moment: datetime, now: datetime, policy: RecoveryPolicy, lost_before: datetime | None = None
+    moment: datetime,
+    now: datetime,
+    policy: RecoveryPolicy,
+    lost_before: datetime | None = None,
+    *,
+    grace: timedelta | None = None,
 ) -> bool:
     """Whether something that happened at `moment` may still be under way, so that recovery
-    waits for it: it is younger than the grace, and not from before `lost_before`.
+    waits for it: it is younger than the grace (`policy.grace`, or `grace`), and not from
+    before `lost_before`.
 
     `lost_before` is when the broker this control runs against was started empty (`csignal
     run`'s embedded broker at the run's start, after it healed or rolled over): what was routed,
@@ -97,7 +113,7 @@ def within_grace(
     of it is in flight and waiting out the grace would only stall it."""
     if lost_before is not None and moment < lost_before:
         return False
-    return moment >= now - policy.grace
+    return moment >= now - (policy.grace if grace is None else grace)
 
 
 def decide(
@@ -109,13 +125,16 @@ def decide(
 ) -> Decision:
     """What to do with one pair that has no final outcome, pending since `since`.
 
-    Within the grace (`within_grace`), re-driven within the grace, or already given up on: wait.
-    Re-driven `max_redrives` times already: stranded. Otherwise: re-drive.
+    Within the grace (`within_grace`), re-driven less than `policy.redrive_wait` ago, or already
+    given up on: wait. Re-driven `max_redrives` times already: stranded. Otherwise: re-drive.
     """
     if within_grace(since, now, policy, lost_before):
         return Decision.WAIT
     if entry is not None:
-        if entry.stranded_at is not None or within_grace(entry.last_at, now, policy, lost_before):
+        if entry.stranded_at is not None:
+            return Decision.WAIT
+        wait = policy.redrive_wait(entry.redrives)
+        if within_grace(entry.last_at, now, policy, lost_before, grace=wait):
             return Decision.WAIT
         if entry.redrives >= policy.max_redrives:
             return Decision.STRANDED

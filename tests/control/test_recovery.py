@@ -74,9 +74,13 @@ def entry(redrives: int, last_ago_s: float, *, stranded: bool = False) -> Recove
         (61, None, Decision.REDRIVE),
         (3600, entry(1, 30), Decision.WAIT),
         (3600, entry(1, 61), Decision.REDRIVE),
-        (3600, entry(4, 61), Decision.REDRIVE),
-        (3600, entry(5, 61), Decision.STRANDED),
-        (3600, entry(5, 600, stranded=True), Decision.WAIT),
+        (3600, entry(2, 61), Decision.WAIT),
+        (3600, entry(2, 121), Decision.REDRIVE),
+        (3600, entry(4, 479), Decision.WAIT),
+        (3600, entry(4, 481), Decision.REDRIVE),
+        (3600, entry(5, 959), Decision.WAIT),
+        (3600, entry(5, 961), Decision.STRANDED),
+        (3600, entry(5, 6000, stranded=True), Decision.WAIT),
     ],
     ids=[
         "younger-than-grace",
@@ -84,7 +88,11 @@ def entry(redrives: int, last_ago_s: float, *, stranded: bool = False) -> Recove
         "older-than-grace",
         "re-driven-within-grace",
         "re-driven-before-grace",
+        "second-redrive-waits-twice-the-grace",
+        "second-redrive-after-twice-the-grace",
+        "fourth-redrive-waits-eight-graces",
         "below-the-cap",
+        "at-the-cap-waits-sixteen-graces",
         "at-the-cap",
         "already-stranded",
     ],
@@ -127,6 +135,12 @@ def test_decide_on_a_fresh_broker(
         assert decide(since, log, now, POLICY) is Decision.WAIT, "the grace, without it"
 
 
+def test_the_wait_between_redrives_doubles_up_to_the_horizon() -> None:
+    waits = [POLICY.redrive_wait(n) for n in range(7)]
+    assert waits[:6] == [GRACE, GRACE, 2 * GRACE, 4 * GRACE, 8 * GRACE, 16 * GRACE]
+    assert POLICY.redrive_wait(30) == POLICY.horizon, "never longer than the horizon"
+
+
 def test_horizon() -> None:
     assert within_horizon(FIXED - timedelta(days=7), FIXED, POLICY)
     assert not within_horizon(FIXED - timedelta(days=7, seconds=1), FIXED, POLICY)
@@ -148,7 +162,7 @@ def test_plan_redrives_the_flows_that_would_act_only() -> None:
     # vip-attended watches session changes: not activated, so not expected
     assert (plan.redrive, plan.stranded, plan.nothing_expected) == ((FLOW,), (), None)
 
-    capped = {FLOW: entry(5, 120)}
+    capped = {FLOW: entry(5, 16 * 60 + 1)}
     plan = plan_unrouted(registration_change("c1"), old, capped, account, events, FIXED, POLICY)
     assert (plan.redrive, plan.stranded) == ((), (FLOW,))
 
@@ -307,7 +321,7 @@ def outcome(change_id: str, status: str, processed_at: datetime, **extra: Any) -
     return OutcomeRow(**fields)
 
 
-async def test_a_queued_pair_is_redriven_once_per_grace_then_stranded(
+async def test_a_queued_pair_is_redriven_ever_less_often_then_stranded(
     store: Store, wire: Broker, clock: FakeClock
 ) -> None:
     now = clock()
@@ -331,11 +345,19 @@ async def test_a_queued_pair_is_redriven_once_per_grace_then_stranded(
     clock.advance(seconds=59)
     await recovery.scan()
     assert len(wire.redrives()) == 1, "not again within the grace"
-    for n in range(2, 6):
-        clock.advance(seconds=61)
+    # Each redrive waits twice as long as the one before for its outcome: 1, 2, 4, 8 graces.
+    since_last = 59
+    for n, graces in zip(range(2, 6), (1, 2, 4, 8), strict=True):
+        clock.advance(seconds=60 * graces - 1 - since_last)
         await recovery.scan()
-        assert len(wire.redrives()) == n
-    clock.advance(seconds=61)
+        assert len(wire.redrives()) == n - 1, f"redrive {n} not before {graces} graces"
+        clock.advance(seconds=2)
+        await recovery.scan()
+        assert len(wire.redrives()) == n, f"redrive {n} after {graces} graces"
+        since_last = 0
+    clock.advance(seconds=16 * 60 - 1)
+    assert (await recovery.scan()).stranded == 0, "the fifth redrive gets 16 graces"
+    clock.advance(seconds=2)
     result = await recovery.scan()
     assert result.stranded == 1 and len(wire.redrives()) == 5, "at most max_redrives"
     status = recovery.status()
