@@ -17,6 +17,7 @@ import json
 import random
 import secrets
 from collections.abc import Callable, MutableMapping, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -157,7 +158,9 @@ async def push_traffic(
         try:
             await send_paced(items, client, stop=stop, on_batch=progress)
         except ApiError as error:
-            items = items[posted[0] :]
+            # The rest of the chunk, due from now on: its offsets count from the chunk's start.
+            rest = items[posted[0] :]
+            items = [replace(item, offset=item.offset - rest[0].offset) for item in rest]
             say(f"simulator: {error}; retrying in 2s")
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(2.0):

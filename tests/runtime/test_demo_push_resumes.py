@@ -12,32 +12,39 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from typing import Any
 
 from apiclient.errors import ControlUnreachable
 from apiclient.rows import IngestResult
 from stream.run_demo import push_traffic
 
-RATE = 200.0
-CHUNK_S = 1.0
+RATE = 20.0
+CHUNK_S = 30.0
+FAIL_AFTER_S = 6.0
+"""The post that fails comes this long into the chunk; what follows it must not wait as long."""
 
 
 class FlakyApi:
-    """Accepts every batch but the third, which fails as an unreachable control does."""
+    """Accepts every batch but the first one posted `FAIL_AFTER_S` into the feed, which fails as
+    an unreachable control does; stops the feed a few batches after it."""
 
     def __init__(self, stop: asyncio.Event) -> None:
-        self.calls: list[list[str]] = []
+        self.calls: list[tuple[float, list[str]]] = []
         self.failed: list[str] = []
+        self.failed_at = 0.0
         self.stop = stop
+        self.started = time.monotonic()
 
     async def post_changes(self, bodies: list[dict[str, Any]], first_line: int = 1) -> Any:
+        now = time.monotonic()
         # Some generated items are deliberately invalid (no change id): the body is the item.
         batch = [json.dumps(body, sort_keys=True) for body in bodies]
-        if len(self.calls) == 2 and not self.failed:
-            self.failed = batch
+        if now - self.started >= FAIL_AFTER_S and not self.failed:
+            self.failed, self.failed_at = batch, now
             raise ControlUnreachable("http://127.0.0.1:1")
-        self.calls.append(batch)
-        if len(self.calls) >= 4:
+        self.calls.append((now, batch))
+        if self.failed and len([c for c in self.calls if c[0] > self.failed_at]) >= 3:
             self.stop.set()
         return IngestResult(accepted=len(bodies), sent=len(bodies))
 
@@ -48,13 +55,18 @@ async def test_after_an_error_the_feed_goes_on_where_it_failed() -> None:
     said: list[str] = []
     await asyncio.wait_for(
         push_traffic(api, RATE, 7, stop, said.append, chunk_s=CHUNK_S),  # type: ignore[arg-type]
-        60,
+        120,
     )
     assert any("retrying in 2s" in line for line in said), said
-    first, second, after = api.calls[0], api.calls[1], api.calls[2]
-    assert api.failed, "the third batch failed"
-    # The batch that failed comes first after the error (at least once: nothing is lost) ...
-    assert after[: len(api.failed)] == api.failed, "resumed at the batch that failed"
-    # ... and what control had accepted before it is not posted again.
-    resent = set(first + second) & {item for batch in api.calls[2:] for item in batch}
-    assert not resent - set(api.failed), f"{len(resent)} accepted items posted again"
+    assert api.failed, "a post failed"
+    before = [item for at, batch in api.calls if at < api.failed_at for item in batch]
+    after = [(at, batch) for at, batch in api.calls if at > api.failed_at]
+    resumed_at, resumed = after[0]
+    # The batch that failed comes first after the error (nothing is lost) ...
+    assert resumed[: len(api.failed)] == api.failed, "resumed at the batch that failed"
+    # ... what control had accepted before it is not posted again ...
+    again = set(before) & {item for _, batch in after for item in batch}
+    assert not again, f"{len(again)} accepted items posted again"
+    # ... and it is due at once after the 2 s retry wait, not as far into its chunk as the
+    # failure came (the chunk's offsets count from its start).
+    assert resumed_at - api.failed_at < 2.0 + FAIL_AFTER_S / 2, resumed_at - api.failed_at
