@@ -45,7 +45,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from stream.broker import BrokerStartError, EmbeddedBroker, normalize_broker_url
-from stream.run_child import Child
+from stream.run_child import STOP_TIMEOUT_S, Child
 from stream.topics import TopicMismatch, declare_topics
 
 __all__ = [
@@ -266,9 +266,7 @@ class Supervisor:
             "and the pipeline stop cleanly first; what the old broker held is in the ledger, and "
             "control's recovery re-drives what has no outcome yet"
         )
-        await self._stop_supervising()
-        for child in reversed(self.children):  # pipeline, then control
-            await child.stop()
+        await self.stop_children()
         port = full.port
         await full.stop_async()
         if self.stop_event.is_set():
@@ -303,9 +301,7 @@ class Supervisor:
             "control and the pipeline, starting a new broker, then both again (control's "
             "recovery re-drives from the ledger what has no outcome yet)"
         )
-        await self._stop_supervising()
-        for child in reversed(self.children):  # pipeline, then control
-            await child.stop(HEAL_STOP_TIMEOUT_S)
+        await self.stop_children(HEAL_STOP_TIMEOUT_S)
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(self._backoff(exits)):
                 await self.stop_event.wait()
@@ -375,11 +371,12 @@ class Supervisor:
         for child in self.children:
             child.kill_now()
 
-    async def stop_children(self) -> None:
-        """The pipeline, then control, so that control records what the pipeline flushed."""
+    async def stop_children(self, grace: float = STOP_TIMEOUT_S) -> None:
+        """The pipeline, then control, so that control records what the pipeline flushed;
+        each gets `grace` after SIGTERM before SIGKILL."""
         await self._stop_supervising()
         for child in reversed(self.children):
-            await child.stop()
+            await child.stop(grace)
 
     async def stop_broker(self) -> None:
         """Last, so that services flush while their transport is still there."""

@@ -96,16 +96,10 @@ class Decision(StrEnum):
 
 
 def within_grace(
-    moment: datetime,
-    now: datetime,
-    policy: RecoveryPolicy,
-    lost_before: datetime | None = None,
-    *,
-    grace: timedelta | None = None,
+    moment: datetime, now: datetime, grace: timedelta, lost_before: datetime | None = None
 ) -> bool:
     """Whether something that happened at `moment` may still be under way, so that recovery
-    waits for it: it is younger than the grace (`policy.grace`, or `grace`), and not from
-    before `lost_before`.
+    waits for it: it is younger than `grace`, and not from before `lost_before`.
 
     `lost_before` is when the broker this control runs against was started empty (`csignal
     run`'s embedded broker at the run's start, after it healed or rolled over): what was routed,
@@ -113,7 +107,7 @@ def within_grace(
     of it is in flight and waiting out the grace would only stall it."""
     if lost_before is not None and moment < lost_before:
         return False
-    return moment >= now - (policy.grace if grace is None else grace)
+    return moment >= now - grace
 
 
 def decide(
@@ -128,13 +122,12 @@ def decide(
     Within the grace (`within_grace`), re-driven less than `policy.redrive_wait` ago, or already
     given up on: wait. Re-driven `max_redrives` times already: stranded. Otherwise: re-drive.
     """
-    if within_grace(since, now, policy, lost_before):
+    if within_grace(since, now, policy.grace, lost_before):
         return Decision.WAIT
     if entry is not None:
         if entry.stranded_at is not None:
             return Decision.WAIT
-        wait = policy.redrive_wait(entry.redrives)
-        if within_grace(entry.last_at, now, policy, lost_before, grace=wait):
+        if within_grace(entry.last_at, now, policy.redrive_wait(entry.redrives), lost_before):
             return Decision.WAIT
         if entry.redrives >= policy.max_redrives:
             return Decision.STRANDED
@@ -190,7 +183,7 @@ def plan_unrouted(
 ) -> UnroutedPlan:
     """`change` is the parsed archive, or why it no longer parses; `lost_before` as for
     `within_grace`."""
-    if within_grace(since, now, policy, lost_before):
+    if within_grace(since, now, policy.grace, lost_before):
         return UnroutedPlan()  # nothing is decided within the grace
     if isinstance(change, str):
         return UnroutedPlan(nothing_expected=change)

@@ -13,7 +13,8 @@ import pytest
 
 from apiclient.client import ApiClient
 from apiclient.errors import ApiError
-from stream.broker import free_port
+from stream.broker import EmbeddedBroker, free_port
+from stream.run_supervisor import Supervisor
 from stream.runner import Runner, RunOptions
 from tests.support.processes import processes_for
 from tests.support.waiting import until
@@ -245,3 +246,17 @@ async def test_a_full_embedded_broker_is_rolled_over_cleanly(data_dir: Path) -> 
         code = await asyncio.wait_for(task, 60)
     assert code == 0, out.getvalue()
     assert processes_for(data_dir) == []
+
+
+def test_a_rollover_asked_on_a_cluster_is_refused_with_the_reason(tmp_path: Path) -> None:
+    """SIGUSR1 with `SIGNAL_BROKER` naming a cluster: nothing of ours to roll over, so the
+    run says so and nothing is set off; with an embedded broker the watcher takes it up."""
+    said: list[str] = []
+    supervisor = Supervisor(tmp_path, {}, asyncio.Event(), said.append, said.append)
+    supervisor.ask_rollover()
+    assert said == ["SIGUSR1: no embedded broker to roll over (SIGNAL_BROKER names a cluster)"]
+    assert not supervisor._rollover_asked
+    supervisor.broker = EmbeddedBroker()  # not started: only its presence counts here
+    supervisor.ask_rollover()
+    assert said[-1] == "SIGUSR1: the embedded broker is rolled over at once"
+    assert supervisor._rollover_asked
