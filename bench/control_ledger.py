@@ -25,9 +25,10 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp.test_utils import TestClient, TestServer
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaProducer
 
 from bench import sized
+from bench.tailing import tail
 from stream.api import ApiDeps, create_app
 from stream.broker import EmbeddedBroker
 from stream.control.config_service import ConfigService
@@ -288,11 +289,7 @@ async def bench_ingest(client: TestClient[Any, Any], token: str, total: int, bat
 async def bench_toggle(
     client: TestClient[Any, Any], token: str, bootstrap: str, topic: str, rounds: int
 ) -> None:
-    consumer = AIOKafkaConsumer(
-        topic, bootstrap_servers=bootstrap, auto_offset_reset="latest", fetch_max_wait_ms=50
-    )
-    await consumer.start()
-    await consumer.getmany(timeout_ms=500)
+    consumer = await tail(bootstrap, topic, fetch_max_wait_ms=50)
     headers = {"Authorization": f"Bearer {token}"}
     latencies = []
     for n in range(rounds):

@@ -46,6 +46,7 @@ from bench.pipeline_throughput import (
     rig,
     send_all,
 )
+from bench.tailing import tail
 from stream.marketo.protocol import LEADS_PATH
 
 STAGES = ("route", "to Marketo", "Marketo", "outcome", "total")
@@ -127,15 +128,9 @@ def breakdown(sent: dict[str, datetime], seen: Seen) -> dict[str, list[float]]:
 
 async def one_run(bench: Rig, rate: float, seconds: float, latency_ms: float) -> None:
     bench.sandbox.set_latency(latency_ms)
-    consumer = AIOKafkaConsumer(
-        "signal-deliveries",
-        "signal-api-calls",
-        "signal-outcomes",
-        bootstrap_servers=[bench.broker.bootstrap_servers],
-        auto_offset_reset="latest",
+    consumer = await tail(
+        [bench.broker.bootstrap_servers], "signal-deliveries", "signal-api-calls", "signal-outcomes"
     )
-    await consumer.start()
-    await consumer.getmany(timeout_ms=500)  # joined and positioned at the end
     seen, stop = Seen(), asyncio.Event()
     reader = asyncio.create_task(read_back(consumer, seen, stop))
     run = f"l{uuid.uuid4().hex[:6]}"

@@ -80,7 +80,12 @@ class Terminal:
         return self.output.decode("utf-8", "replace")
 
     def mark(self) -> int:
+        """A byte offset into the output, for `after`: not an index into `text`, which the
+        console's box drawing and "·" (several bytes each) would put far past it."""
         return len(self.output)
+
+    def after(self, mark: int) -> str:
+        return self.output[mark:].decode("utf-8", "replace")
 
     def exited(self) -> str | None:
         if self.code is None:
@@ -93,7 +98,7 @@ class Terminal:
 
     async def wait_for(self, *markers: str, since: int = 0, within: float = 60.0) -> None:
         async def shown() -> bool:
-            seen = self.output[since:].decode("utf-8", "replace")
+            seen = self.after(since)
             return all(m in seen for m in markers)
 
         await until(shown, f"{markers} on the terminal", within=within, alive=self.exited)
@@ -176,7 +181,7 @@ async def test_detach_leaves_signal_running_and_ctrl_c_stops_it(tmp_path: Path) 
                 await run.wait_for("delivered", since=since)
 
                 async def two_status_lines() -> bool:
-                    return len(STATUS_LINE.findall(run.text[since:])) >= 2
+                    return len(STATUS_LINE.findall(run.after(since))) >= 2
 
                 try:
                     await until(
@@ -186,7 +191,7 @@ async def test_detach_leaves_signal_running_and_ctrl_c_stops_it(tmp_path: Path) 
                         alive=run.exited,
                     )
                 except AssertionError as error:
-                    raise AssertionError(f"{error}\n{run.text[since:][-3000:]}") from None
+                    raise AssertionError(f"{error}\n{run.after(since)[-3000:]}") from None
                 await deliveries_go_on(client, "after detaching")
 
                 # Reattach: a standalone console quits on q and stops nothing but itself.
