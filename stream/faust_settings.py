@@ -14,6 +14,7 @@ from typing import Any
 from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 
 from stream.broker import free_port
+from stream.fetch_wait import adapt_when_started
 from stream.topics import PARTITIONS
 
 __all__ = ["DEFAULT_DATA_DIR", "faust_settings"]
@@ -57,11 +58,13 @@ Real Kafka answers a waiting fetch as soon as a record arrives, so there this on
 polling. The embedded broker holds it for the whole wait even when records arrive (measured:
 produce → consume p50 702 ms at 1,500, 202 ms at 500, 26 ms at 100), and each of a change's
 hops (route, deliver, record) paid it: most of the 1.3 s from a change to Marketo's answer at
-50 changes/s (bench.delivery_latency)."""
+50 changes/s (bench.delivery_latency). While fetches find nothing the wait grows to
+`stream.fetch_wait.IDLE_WAIT_MS`, so an idle service does not poll ten times a second."""
 
 
 def use_fetch_max_wait(wait_ms: int = FETCH_MAX_WAIT_MS) -> None:
-    """Make Faust's consumers ask the broker to hold a fetch at most `wait_ms` (idempotent).
+    """Make Faust's consumers ask the broker to hold a fetch at most `wait_ms` while they find
+    records, longer while they find none (`stream.fetch_wait`) (idempotent).
 
     Faust passes a fixed `fetch_max_wait_ms` to aiokafka and offers no setting for it, so the
     consumer it creates gets the value before it starts (aiokafka reads it at start).
@@ -73,6 +76,7 @@ def use_fetch_max_wait(wait_ms: int = FETCH_MAX_WAIT_MS) -> None:
     def create_consumer(self: AIOKafkaConsumerThread, loop: Any) -> Any:
         consumer = original(self, loop)
         consumer._fetch_max_wait_ms = wait_ms
+        adapt_when_started(consumer, wait_ms)
         return consumer
 
     AIOKafkaConsumerThread._create_consumer = create_consumer  # type: ignore[method-assign]

@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable
 from aiokafka import AIOKafkaConsumer
 
 from stream.broker import bootstrap_servers
+from stream.fetch_wait import adapt_fetch_wait
 
 __all__ = ["Follow", "TopicReader"]
 
@@ -61,6 +62,7 @@ class TopicReader:
             self.consumer = consumer
             try:
                 await consumer.start()
+                adapt_fetch_wait(consumer, self.poll_ms)
                 await follow(consumer)
             except asyncio.CancelledError:
                 raise
