@@ -12,11 +12,11 @@ from typing import Any
 import faust
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from stream.broker import EmbeddedBroker
 from stream.faust_settings import FETCH_MAX_WAIT_MS, faust_settings
 from stream.fetch_wait import IDLE_WAIT_MS, FetchWait, adapt_fetch_wait
+from stream.topics import TopicSpec, declare_topics
 from tests.support.waiting import until
 
 pytestmark = pytest.mark.integration
@@ -28,12 +28,7 @@ async def test_an_idle_consumer_backs_off_and_a_record_brings_the_short_wait_bac
     broker: EmbeddedBroker,
 ) -> None:
     topic = f"fetch-wait-{uuid.uuid4().hex[:8]}"
-    admin = AIOKafkaAdminClient(bootstrap_servers=broker.bootstrap_servers)
-    await admin.start()
-    try:
-        await admin.create_topics([NewTopic(topic, 1, 1)])
-    finally:
-        await admin.close()
+    await declare_topics(broker.url, [TopicSpec(topic, 1, "none", "a test's idle topic")])
     consumer = AIOKafkaConsumer(
         bootstrap_servers=broker.bootstrap_servers, fetch_max_wait_ms=SHORT_MS
     )
