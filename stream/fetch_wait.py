@@ -16,6 +16,7 @@ after it, which waits at most `IDLE_WAIT_MS` longer at each hop that was idle.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -82,10 +83,18 @@ def adapt_when_started(
 ) -> None:
     """`adapt_fetch_wait` once `consumer` has started, for consumers started by others (Faust's
     consumer thread starts the one it creates)."""
-    start = consumer.start
+    # Through a weak reference and the class's method: a closure holding the consumer, stored on
+    # the consumer, would make a cycle, and a consumer never started would then be freed (and
+    # warn that it was never closed) only at a later collection, outside its test or owner.
+    ref = weakref.ref(consumer)
+    start = type(consumer).start
 
     async def start_then_adapt() -> None:
-        await start()
-        adapt_fetch_wait(consumer, short_ms, idle_ms)
+        started = ref()
+        if started is None:
+            return
+        await start(started)
+        del started.start  # the class's method again
+        adapt_fetch_wait(started, short_ms, idle_ms)
 
     consumer.start = start_then_adapt
