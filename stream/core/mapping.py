@@ -18,12 +18,21 @@ from stream.core.context import ChangeContext
 from stream.core.results import DataFailure
 
 _LETTERS = re.compile(r"[^\W\d_]+")
+_LETTER = re.compile(r"[^\W\d_]")
 
 
 def proper_case(text: str) -> str:
     """Capitalise each word: `ana MARIA` → `Ana Maria`, `o'neil-smith` → `O'Neil-Smith`,
-    `don't` → `Don't`, `3rd ave` → `3rd Ave`."""
+    `don't` → `Don't`, `3rd ave` → `3rd Ave`.
+
+    A word after an apostrophe is capitalised only when one lone letter stands before the
+    apostrophe (O'Neil, not Don'T); that is decided from the two characters before it, so the
+    work stays linear in the text: a registrant's `a'a'a'…` name of a megabyte must not hold a
+    worker (looking back over the whole prefix for each word took minutes)."""
     lowered = text.lower()
+
+    def letter_at(index: int) -> bool:
+        return index >= 0 and _LETTER.match(lowered, index) is not None
 
     def fix(match: re.Match[str]) -> str:
         word, start = match.group(), match.start()
@@ -31,9 +40,7 @@ def proper_case(text: str) -> str:
         if before.isalnum():
             return word
         if before and before in "'’":
-            prefix = lowered[: start - 1]
-            stem = _LETTERS.search(prefix[::-1])
-            single_letter = stem is not None and stem.start() == 0 and len(stem.group()) == 1
+            single_letter = letter_at(start - 2) and not letter_at(start - 3)
             if not single_letter:
                 return word
         return word[0].upper() + word[1:]
