@@ -32,11 +32,11 @@ from pydantic import ValidationError
 
 from config.models import Connection
 from config.validation import Problem
+from stream.api.bodies import json_object
 from stream.api.deps import ApiDeps, deps_of
 from stream.api.errors import (
     if_match_version,
     json_error,
-    json_object,
     problems_response,
     validation_response,
 )

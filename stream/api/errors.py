@@ -37,33 +37,6 @@ def validation_response(error: ValidationError, prefix: str = "") -> web.Respons
     return problems_response(422, problems)
 
 
-async def json_body(request: web.Request) -> Any:
-    """The request's JSON body; raises a 400 answer when it is not JSON."""
-    raw = await request.read()
-    if not raw.strip():
-        raise web.HTTPBadRequest(
-            text=json.dumps(error_body([Problem("", "expected a JSON body")])),
-            content_type="application/json",
-        )
-    try:
-        return json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as error:
-        raise web.HTTPBadRequest(
-            text=json.dumps(error_body([Problem("", f"not JSON: {error}")])),
-            content_type="application/json",
-        ) from None
-
-
-async def json_object(request: web.Request) -> dict[str, Any]:
-    body = await json_body(request)
-    if not isinstance(body, dict):
-        raise web.HTTPBadRequest(
-            text=json.dumps(error_body([Problem("", "expected a JSON object")])),
-            content_type="application/json",
-        )
-    return body
-
-
 def if_match_version(request: web.Request) -> int | None:
     """The version an editor read (`If-Match: 3` or `If-Match: "3"`), or None to overwrite."""
     value = request.headers.get("If-Match")

@@ -18,8 +18,9 @@ from typing import Any
 
 from aiohttp import web
 
+from stream.api.bodies import json_object
 from stream.api.deps import DEPS, deps_of
-from stream.api.errors import json_error, json_object
+from stream.api.errors import json_error
 from stream.api.middleware import actor_of
 from stream.control.ledger_jobs import Finish, JobBusy, LedgerJob, LedgerJobs, Work
 from stream.control.redrive import audit

@@ -23,8 +23,9 @@ from pydantic import ValidationError
 
 from config.models import Mapping
 from config.validation import Problem
+from stream.api.bodies import json_object
 from stream.api.deps import deps_of
-from stream.api.errors import if_match_version, json_object, problems_response, validation_response
+from stream.api.errors import if_match_version, problems_response, validation_response
 from stream.api.middleware import actor_of
 from stream.control.config_service import ConfigService, ConflictError
 

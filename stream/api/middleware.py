@@ -8,13 +8,13 @@ console --read-only` and scripts given that token cannot change Signal whatever 
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
+from stream.api.bodies import json_or_none
 from stream.api.deps import deps_of
 from stream.api.errors import json_error, problems_response
 from stream.control.config_service import ConfigServiceError
@@ -71,10 +71,7 @@ async def only_reads(request: web.Request) -> bool:
     if declared in READ_ONLY_POSTS:
         return True
     if declared == DRY_RUN_POST:
-        try:
-            body = json.loads(await request.read() or b"null")
-        except (ValueError, UnicodeDecodeError):
-            return False
+        body = await json_or_none(request)
         return isinstance(body, dict) and body.get("dry_run") is True
     return False
 

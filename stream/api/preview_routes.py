@@ -6,17 +6,20 @@ mapping; the console sends the mapping id and the flow in the body as `flow_id`)
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from aiohttp import web
 
 from config.models import Account, Flow
-from stream.api.errors import json_error, json_object
+from stream.api.bodies import json_object
+from stream.api.errors import json_error
 from stream.api.retry_routes import bind, ops_of
 from stream.certain.events import ChangeEvent
-from stream.certain.parsing import parse_change
+from stream.certain.parsing import Rejection, parse_change
 from stream.control.operations import Operations
 from stream.control.preview import MAX_LIMIT, preview_change, preview_recent
+from stream.core.catalog import EventCatalog
 
 DEFAULT_LIMIT = 5
 
@@ -52,17 +55,27 @@ async def preview(request: web.Request) -> web.Response:
     if isinstance(flow, str):
         return json_error(404 if flow.startswith(("no ", "mapping")) else 400, flow)
     if "change" in body:
-        parsed = parse_change(body["change"])
-        if not isinstance(parsed, ChangeEvent):
-            path = f"change.{parsed.path}" if parsed.path else "change"
-            return json_error(422, parsed.reason, path)
-        one = preview_change(parsed, flow, account, catalog)
-        return web.json_response(_answer(flow, [one.to_dict()], []))
+        # On a thread: validating and mapping a change of ingest's largest is the caller's to
+        # ask for, and it must not hold the loop (a read-only token may preview).
+        one = await asyncio.to_thread(_preview_one, body["change"], flow, account, catalog)
+        if isinstance(one, Rejection):
+            path = f"change.{one.path}" if one.path else "change"
+            return json_error(422, one.reason, path)
+        return web.json_response(_answer(flow, [one], []))
     limit = body.get("limit", DEFAULT_LIMIT)
     if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_LIMIT:
         return json_error(400, f"expected a whole number from 1 to {MAX_LIMIT}", "limit")
     previews, problems = await preview_recent(ops.store, flow, account, catalog, limit)
     return web.json_response(_answer(flow, [p.to_dict() for p in previews], problems))
+
+
+def _preview_one(
+    change: Any, flow: Flow, account: Account, catalog: EventCatalog
+) -> dict[str, Any] | Rejection:
+    parsed = parse_change(change)
+    if not isinstance(parsed, ChangeEvent):
+        return parsed
+    return preview_change(parsed, flow, account, catalog).to_dict()
 
 
 def _answer(flow: Flow, previews: list[dict[str, Any]], problems: list[str]) -> dict[str, Any]:

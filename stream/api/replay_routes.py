@@ -11,7 +11,8 @@ from typing import Any
 
 from aiohttp import web
 
-from stream.api.errors import json_error, json_object
+from stream.api.bodies import json_object
+from stream.api.errors import json_error
 from stream.api.middleware import actor_of
 from stream.api.retry_routes import bind, ops_of
 from stream.control.operations import Operations

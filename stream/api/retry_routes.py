@@ -10,7 +10,8 @@ from typing import Any
 
 from aiohttp import web
 
-from stream.api.errors import json_error, json_object
+from stream.api.bodies import json_object
+from stream.api.errors import json_error
 from stream.api.middleware import actor_of
 from stream.control.operations import Operations
 from stream.control.preview import preview_change

@@ -43,12 +43,12 @@ from pydantic import ValidationError
 from config.models import Account, CertainSource
 from config.secret_refs import certain_secret_key
 from config.validation import Problem, validate_account
+from stream.api.bodies import json_object
 from stream.api.connections import Parsed, parsed_replacement
 from stream.api.deps import ApiDeps, deps_of
 from stream.api.errors import (
     if_match_version,
     json_error,
-    json_object,
     problems_response,
     validation_response,
 )

@@ -20,10 +20,10 @@ from pydantic import ValidationError
 
 from config.models import Account, Assignments
 from config.validation import Problem
+from stream.api.bodies import json_object
 from stream.api.deps import deps_of
 from stream.api.errors import (
     if_match_version,
-    json_object,
     problems_response,
     validation_response,
 )

@@ -33,6 +33,13 @@ _MAX_SHOWN = 60
 MAX_DEPTH = 64
 """Nesting levels an item may have (a change event has about 6): deeper is a rejection, so no
 reader of a change (pydantic, json, DuckDB) ever recurses without bound."""
+MAX_VALUES = 50_000
+"""Values (objects, arrays, scalars) an item may hold (a registration has a few hundred, an event
+with its sessions some thousands): more is a rejection before validation, so one item never
+makes the validator build an error per element of a list of a million."""
+MAX_PROBLEMS = 20
+"""Problems kept per rejection; the rest are counted in one more problem, so an answer and a
+`rejected_changes` row stay small whatever the item."""
 _PLAIN_WORDS = [
     (re.compile(r"a valid dictionary or instance of \w+"), "a JSON object"),
     (re.compile(r"a valid dictionary"), "a JSON object"),
@@ -85,9 +92,13 @@ def parse_change(obj: Any, index: int | None = None) -> ChangeEvent | Rejection:
     try:
         return ChangeEvent.model_validate(obj)
     except ValidationError as error:
-        return _reject(
-            index, obj, [_problem(e) for e in error.errors()] or [Problem("", "invalid")]
-        )
+        problems = [_problem(e) for e in error.errors(include_url=False)[:MAX_PROBLEMS]]
+        more = error.error_count() - len(problems)
+        if more > 0:
+            problems.append(
+                Problem("", f"and {more:,} more problems (the first {MAX_PROBLEMS} shown)")
+            )
+        return _reject(index, obj, problems or [Problem("", "invalid")])
     except (RecursionError, ValueError, TypeError) as error:
         return _reject(index, obj, [Problem("", f"unreadable item ({type(error).__name__})")])
 
@@ -281,11 +292,13 @@ def _position(text: str, offset: int) -> str:
 
 
 def _check_shape(obj: Any) -> Problem | None:
-    """Nesting past `MAX_DEPTH`, or a lone surrogate in any key or string, without recursion;
-    the place of the first one found is only worked out when there is one."""
+    """Nesting past `MAX_DEPTH`, a lone surrogate in any key or string, or more than
+    `MAX_VALUES` values, without recursion; the place of the first one found is only worked
+    out when there is one."""
     if _shape_ok(obj):
         return None
     stack: list[tuple[Any, str, int]] = [(obj, "", 0)]
+    values = 1  # the values seen or waiting on the stack
     while stack:
         value, path, depth = stack.pop()
         if isinstance(value, str):
@@ -300,6 +313,11 @@ def _check_shape(obj: Any) -> Problem | None:
             continue
         if depth >= MAX_DEPTH:
             return Problem(path, f"nested deeper than {MAX_DEPTH} levels")
+        values += len(value)
+        if values > MAX_VALUES:
+            return Problem(
+                "", f"more than {MAX_VALUES:,} values in one item; expected one change event"
+            )
         entries = list(value.items() if isinstance(value, dict) else enumerate(value))
         for key, _child in entries:
             if isinstance(key, str) and _has_surrogate(key):
@@ -311,10 +329,15 @@ def _check_shape(obj: Any) -> Problem | None:
 
 
 def _shape_ok(obj: Any) -> bool:
-    """The common case, fast: no container deeper than `MAX_DEPTH`, no lone surrogate."""
+    """The common case, fast: no container deeper than `MAX_DEPTH`, no lone surrogate, at most
+    `MAX_VALUES` values."""
     level: list[Any] = [obj]
     depth = 0
+    values = 0
     while level:
+        values += len(level)
+        if values > MAX_VALUES:
+            return False
         below: list[Any] = []
         for value in level:
             if isinstance(value, str):

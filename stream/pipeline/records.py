@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from stream.certain.events import ChangeEvent
-from stream.certain.parsing import MAX_DEPTH, Rejection, parse_change
+from stream.certain.parsing import MAX_DEPTH, MAX_VALUES, Rejection, parse_change
 from stream.messages import (
     DeliveryRequest,
     FailureCategory,
@@ -196,9 +196,14 @@ def _plain_change(value: bytes) -> ChangeEvent | None:
     than `MAX_DEPTH` cannot nest deeper, and one without a surrogate escape holds no surrogate
     (raw surrogate bytes are not UTF-8, which the JSON reader refuses). Validation from the JSON
     text gives the model validation from its decoded value gives, for any JSON value; anything
-    it refuses goes the full way, so every rejection reads as before.
+    it refuses goes the full way, so every rejection reads as before. Nor can such a text hold
+    more than `MAX_VALUES` values when it has few commas: each value but the first of a
+    container follows one, so the values are at most the commas, the containers and the root.
     """
-    if value.count(b"{") + value.count(b"[") > MAX_DEPTH or _SURROGATE_ESCAPE.search(value):
+    containers = value.count(b"{") + value.count(b"[")
+    if containers > MAX_DEPTH or _SURROGATE_ESCAPE.search(value):
+        return None
+    if value.count(b",") + containers + 1 > MAX_VALUES:
         return None
     try:
         return ChangeEvent.model_validate_json(value)

@@ -5,14 +5,18 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 
 import pytest
 
 from stream.api import sql as sql_route
 from stream.api.account import IMPORT_SLOTS
+from stream.api.bodies import MAX_OBJECT_BYTES
 from stream.api.sql import SQL_SLOTS
+from stream.certain.parsing import MAX_PROBLEMS
 from tests.api.api_harness import Api
+from tests.support.changes import registration_json
 from tests.support.hostile import HUGE_ANSWER_SQL, SLOW_SQL, alias_bomb
 from tests.support.waiting import until
 
@@ -190,3 +194,53 @@ async def test_a_non_utf8_authorization_header_is_401(api: Api) -> None:
     status_line = answer.split(b"\r\n", 1)[0]
     assert status_line.startswith(b"HTTP/1.1 401"), answer[:500]
     assert b"missing or invalid bearer token" in answer
+
+
+# -- object routes and change items ----------------------------------------------------------
+
+FLOW_ACTIVE = "/api/v1/flows/registered-to-nurture/active"
+
+
+async def test_an_object_route_takes_a_bounded_body(api: Api) -> None:
+    """Every object route (flows, mappings, connections, retry, replays, previews) reads at most
+    MAX_OBJECT_BYTES: 40 MB of JSON parsed on the loop held control for 11 s."""
+    padding = b'{"active": true, "pad": "' + b"x" * MAX_OBJECT_BYTES + b'"}'
+    response = await api.post(FLOW_ACTIVE, data=padding, headers=api.auth)
+    assert response.status == 413
+    assert f"at most {MAX_OBJECT_BYTES} bytes" in error_messages(await response.json())
+    allowed = await api.post(FLOW_ACTIVE, json={"active": True})
+    assert allowed.status == 200, await allowed.text()
+
+
+async def test_json_nested_past_the_parser_is_a_400_without_a_traceback(
+    api: Api, caplog: pytest.LogCaptureFixture
+) -> None:
+    deep = b"[" * 100_000 + b"]" * 100_000
+    with caplog.at_level(logging.ERROR):
+        response = await api.post(FLOW_ACTIVE, data=deep, headers=api.auth)
+    assert response.status == 400
+    assert "nested too deeply" in error_messages(await response.json())
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+async def test_an_ingested_change_of_a_million_values_is_one_small_rejection(api: Api) -> None:
+    """A million wrong answers made a 115 MB answer, a rejected row of a million reasons and
+    1.8 GB of control's memory; the item is refused by its size and the rest of the batch kept."""
+    huge = registration_json("c-huge", extra={"answers": [1] * 1_000_000})
+    many = registration_json("c-many")
+    many["registration"]["registrationQuestions"] = [{"code": None}] * 5_000
+    items = [registration_json("c-ok", code="R1"), huge, many]
+    response = await api.post("/api/v1/changes", data=json.dumps(items), headers=api.auth)
+    text = await response.text()
+    assert response.status == 207, text[:500]
+    assert len(text) < 20_000
+    body = json.loads(text)
+    assert (body["accepted"], body["rejected"], body["change_ids"]) == (1, 2, ["c-ok"])
+    errors = {e["index"]: e for e in body["errors"]}
+    assert "more than 50,000 values" in errors[1]["message"]
+    assert len(errors[2]["problems"]) == MAX_PROBLEMS + 1
+    assert errors[2]["problems"][-1]["message"].startswith(f"and {5_000 - MAX_PROBLEMS:,} more")
+    rows = await api.store.query(
+        "SELECT change_id, len(reasons) FROM rejected_changes ORDER BY change_id"
+    )
+    assert [list(r) for r in rows.rows] == [["c-huge", 1], ["c-many", MAX_PROBLEMS + 1]]

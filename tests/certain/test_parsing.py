@@ -10,7 +10,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from stream.certain.events import ChangeEvent
-from stream.certain.parsing import MAX_DEPTH, Rejection, parse_change, parse_changes, parse_items
+from stream.certain.parsing import (
+    MAX_DEPTH,
+    MAX_PROBLEMS,
+    MAX_VALUES,
+    Problem,
+    Rejection,
+    parse_change,
+    parse_changes,
+    parse_items,
+)
 from tests.certain.samples import DESIGN_EXAMPLE, event_change, example, session_change
 from tests.support.examples import examples
 
@@ -134,6 +143,40 @@ def test_every_problem_of_an_item_is_listed() -> None:
     result = parse_change(data)
     assert isinstance(result, Rejection)
     assert {p.path for p in result.problems} == {"changeId", "occurredAt", "registration.isTest"}
+
+
+def test_a_rejection_keeps_its_first_problems_and_counts_the_rest() -> None:
+    """An item with a problem per element of a long list: the rejection (an API answer, a
+    `rejected_changes` row) holds the first MAX_PROBLEMS and one problem counting the rest."""
+    data = example(changeId="many")
+    data["registration"]["registrationQuestions"] = [{"code": None}] * 12_000
+    result = parse_change(data)
+    assert isinstance(result, Rejection)
+    assert len(result.problems) == MAX_PROBLEMS + 1
+    assert result.problems[0].path == "registration.registrationQuestions[0].questionCode"
+    assert result.problems[-1] == Problem(
+        "", f"and {12_000 - MAX_PROBLEMS:,} more problems (the first {MAX_PROBLEMS} shown)"
+    )
+    few = example(changeId="few")
+    few["registration"]["registrationQuestions"] = [{"code": None}] * MAX_PROBLEMS
+    result = parse_change(few)
+    assert isinstance(result, Rejection) and len(result.problems) == MAX_PROBLEMS
+    assert all(p.path for p in result.problems)
+
+
+@pytest.mark.parametrize("count", [MAX_VALUES, 1_000_000])
+def test_an_item_of_too_many_values_is_rejected_before_validation(count: int) -> None:
+    """A megabyte list is refused by its size, without an error per element (a million of
+    them took 25 s and 1.8 GB in an ingest answer); an item of ordinary size is read."""
+    data = example(changeId="huge")
+    data["extra"] = [1] * count
+    result = parse_change(data)
+    assert isinstance(result, Rejection)
+    assert result.problems == (
+        Problem("", f"more than {MAX_VALUES:,} values in one item; expected one change event"),
+    )
+    data["extra"] = [1] * (MAX_VALUES // 2)
+    assert isinstance(parse_change(data), ChangeEvent)
 
 
 def test_valid_item_is_accepted() -> None:

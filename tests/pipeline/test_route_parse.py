@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from stream.certain.events import ChangeEvent
-from stream.certain.parsing import MAX_DEPTH, Rejection, parse_change
+from stream.certain.parsing import MAX_DEPTH, MAX_VALUES, Rejection, parse_change
 from stream.pipeline.records import _plain_change, parse_record
 from tests.support.changes import event_json, registration_json
 from tests.support.examples import examples
@@ -116,7 +116,8 @@ def test_records_the_one_step_reading_cannot_vouch_for_go_the_full_way() -> None
     for _ in range(MAX_DEPTH + 1):
         deep = [deep]
     nested = registration_json("d-1", extra={"deep": deep})
-    for change in (lone, nested):
+    crowded = registration_json("v-1", extra={"many": [1] * MAX_VALUES})
+    for change in (lone, nested, crowded):
         raw = json.dumps(change).encode()
         assert _plain_change(raw) is None
         rejected = parse_record(raw, False)

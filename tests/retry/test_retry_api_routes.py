@@ -195,6 +195,41 @@ async def test_mapping_preview(ops_api: OpsApi) -> None:
     assert status == 400
 
 
+async def test_a_preview_of_a_hostile_change_is_a_quick_clear_answer(ops_api: OpsApi) -> None:
+    """A change of a million values is refused by its size, one of thousands of bad values by
+    its first problems, and a name of a megabyte of `a'` is proper-cased in linear time; each
+    is worked out on a thread, off the loop a read-only token can reach."""
+    route = "/api/v1/mappings/nurture/preview"
+    huge = registration_dict("h1")
+    huge["answers"] = [1] * 1_000_000
+    status, body = await ops_api.call("POST", route, json={"change": huge})
+    assert status == 422
+    assert (body["errors"][0]["path"], body["errors"][0]["message"]) == (
+        "change",
+        "more than 50,000 values in one item; expected one change event",
+    )
+    many = registration_dict("m1")
+    many["registration"]["registrationQuestions"] = [{"code": None}] * 5_000
+    status, body = await ops_api.call("POST", route, json={"change": many})
+    assert status == 422
+    assert body["errors"][0]["path"].startswith("change.registration.registrationQuestions[0]")
+    status, body = await ops_api.call(
+        "POST", route, json={"change": registration_dict("n1", first_name="a'" * 400_000)}
+    )
+    assert status == 200
+    assert body["previews"][0]["payload"]["firstName"] == "A'" * 400_000
+
+
+async def test_a_replay_body_nested_past_the_parser_is_a_400(ops_api: OpsApi) -> None:
+    response = await ops_api.client.post(
+        "/api/v1/replays",
+        data=b"[" * 100_000 + b"]" * 100_000,
+        headers={"Authorization": f"Bearer {ops_api.token}"},
+    )
+    assert response.status == 400
+    assert "nested too deeply" in (await response.json())["errors"][0]["message"]
+
+
 async def test_search_narrows_the_list_and_a_filtered_resubmit(
     ops_api: OpsApi, clock: FakeClock, redrive: RedriveTopic
 ) -> None:
