@@ -4,7 +4,7 @@ into `certain-changes`.
 The body is a JSON array of change events, a single change event, or NDJSON (one per line), at
 most `MAX_BODY_BYTES` (413 beyond). One poisoned item never takes its batch down: an item that
 is not JSON, nested too deep, holds a lone surrogate or would be over the broker's message limit
-(`MAX_CHANGE_BYTES`) is rejected by its position like any invalid change
+(`stream.certain.parsing.MAX_CHANGE_BYTES`) is rejected by its position like any invalid change
 (`stream.certain.parsing`). The body is parsed off the event loop.
 
 Every request's work is bounded, whatever its bytes hold: at most `MAX_ITEMS` items (413 beyond,
@@ -47,7 +47,7 @@ from stream.api.deps import ApiDeps, deps_of
 from stream.api.errors import json_error
 from stream.api.limits import more_items_than
 from stream.certain.events import ChangeEvent
-from stream.certain.parsing import Problem, Rejection, escaped, parse_items
+from stream.certain.parsing import Problem, Rejection, escaped, oversize_reason, parse_items
 from stream.control.archive import Received, archive_valid, change_record
 from stream.store import ChangeRow, RejectedRow
 from stream.store.store import AcceptedChanges
@@ -58,10 +58,6 @@ log = logging.getLogger("signal.api.ingest")
 MAX_BODY_BYTES = 16 * 1024 * 1024
 """The largest body taken: `csignal ingest` sends 4 MB chunks; bigger batches are refused (413)
 before they are read in full."""
-MAX_CHANGE_BYTES = 1_000_000
-"""The largest change (key and JSON value) produced to `certain-changes`: under the broker's
-1 MiB message limit with room for the record's own overhead. A bigger change could never be
-published, so it is rejected rather than accepted."""
 MAX_ITEMS = 10_000
 """The most change events one request may carry: validating, recording and answering for each
 costs control's time, so a body of millions of tiny items (`[{},{},…]` fits 5 million in the
@@ -102,12 +98,8 @@ def _parse(raw: bytes) -> _Batch:
             rejected.append(result)
             continue
         payload = _payload(result)
-        size = len(payload.encode()) + len((result.registration_code or result.event_code).encode())
-        if size > MAX_CHANGE_BYTES:
-            reason = (
-                f"the change is {size:,} bytes as published; the broker takes at most "
-                f"{MAX_CHANGE_BYTES:,} bytes per change"
-            )
+        reason = oversize_reason(result.registration_code or result.event_code, payload)
+        if reason is not None:
             raw_item = result.to_json_dict()
             rejected.append(Rejection(index, "", reason, raw_item, (Problem("", reason),)))
             continue

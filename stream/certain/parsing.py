@@ -40,6 +40,24 @@ makes the validator build an error per element of a list of a million."""
 MAX_PROBLEMS = 20
 """Problems kept per rejection; the rest are counted in one more problem, so an answer and a
 `rejected_changes` row stay small whatever the item."""
+MAX_CHANGE_BYTES = 1_000_000
+"""The largest change (key and JSON value) produced to `certain-changes`: under the broker's
+1 MiB message limit with room for the record's own overhead. A bigger change could never be
+published, so every way in (ingest, a Certain source) rejects it rather than accept it."""
+
+
+def oversize_reason(key: str, payload: str) -> str | None:
+    """Why a change published as `payload` under `key` is too big for `certain-changes`, or
+    None when it fits."""
+    size = len(payload.encode()) + len(key.encode())
+    if size <= MAX_CHANGE_BYTES:
+        return None
+    return (
+        f"the change is {size:,} bytes as published; the broker takes at most "
+        f"{MAX_CHANGE_BYTES:,} bytes per change"
+    )
+
+
 _PLAIN_WORDS = [
     (re.compile(r"a valid dictionary or instance of \w+"), "a JSON object"),
     (re.compile(r"a valid dictionary"), "a JSON object"),

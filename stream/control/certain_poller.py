@@ -58,6 +58,7 @@ from stream.certain.client import (
 )
 from stream.certain.events import ChangeEvent
 from stream.certain.paging import KeysetPager, fresh_pages, log_shifts
+from stream.certain.parsing import oversize_reason
 from stream.certain.poll_diff import (
     LastSeen,
     RecordDiff,
@@ -408,6 +409,31 @@ class SourcePoller:
         body = _json(diffed.body) if diffed.body is not None else None
         out.seen.append(SeenRow(kind, event_code, diffed.code, diffed.seen, body=body))
 
+    def _publishable(self, out: _Page) -> list[Received]:
+        """The page's changes with their JSON text; one too big for the broker ever to take
+        (a registration with a megabyte in a field) is kept in `rejected_changes` instead, so
+        the outbox never holds a change that no publish can clear."""
+        received: list[Received] = []
+        for change in out.changes:
+            payload = _json(change.to_json_dict())
+            reason = oversize_reason(change.registration_code or change.event_code, payload)
+            if reason is None:
+                received.append(Received(change, payload))
+                continue
+            where = f"Certain source {self.source.id!r}, event {change.event_code!r}"
+            if change.registration_code:
+                where += f", registration {change.registration_code!r}"
+            out.rejected.append(
+                RejectedRow(
+                    received_at=self._clock(),
+                    reasons=(f"{where}: {reason}",),
+                    payload=payload,
+                    source="poll",
+                    change_id=change.change_id,
+                )
+            )
+        return received
+
     async def _commit(
         self,
         out: _Page,
@@ -421,7 +447,7 @@ class SourcePoller:
             if out.newest is not None and (result.newest is None or out.newest > result.newest):
                 result.newest = out.newest
             return
-        received = [Received(c, _json(c.to_json_dict())) for c in out.changes]
+        received = self._publishable(out)
 
         async def write(rows: list[ChangeRow]) -> AcceptedChanges:
             commit = PollCommit(self.key, rows, out.rejected, out.seen, watermarks, stream)
@@ -430,7 +456,7 @@ class SourcePoller:
         committed = await archive_valid(
             self._config, received, now=self._clock(), source="poll", write=write
         )
-        result.changes += len({c.change_id for c in out.changes})
+        result.changes += len({r.change.change_id for r in received})
         result.rejected += len(out.rejected)
         if out.newest is not None and (result.newest is None or out.newest > result.newest):
             result.newest = out.newest
