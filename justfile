@@ -20,6 +20,7 @@ run *ARGS: sync
 # tests wait on processes and sockets — on 2 cores 5 workers ran the suite in 525 s where 3 took
 # 705 s, with the same CPU time); SIGNAL_TEST_WORKERS overrides. A run that collects no test fails.
 # `just test -n 0 tests/x.py` runs one file serially.
+[doc("Run the whole test suite on every core (`just test -n 0 tests/x.py`: one file serially).")]
 test *ARGS: sync
     #!/usr/bin/env bash
     set -uo pipefail
@@ -42,6 +43,7 @@ test *ARGS: sync
 # The inner loop: everything but the end-to-end tests, the bench smoke runs and the slow modules;
 # property-based tests draw a quarter of their examples (tests/support/examples.py;
 # SIGNAL_TEST_EXAMPLES=full keeps them all).
+[doc("The inner loop: the suite without the end-to-end tests, bench smoke runs and slow modules.")]
 test-fast *ARGS:
     SIGNAL_TEST_EXAMPLES="${SIGNAL_TEST_EXAMPLES:-fast}" just test -m "'not e2e and not bench and not slow'" {{ARGS}}
 

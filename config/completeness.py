@@ -56,7 +56,8 @@ def _destination_reasons(flow: Flow, account: Account) -> list[str]:
                 reasons.append(f"connection {connection.id!r} has no client id")
             if connection.client_secret is None:
                 unset = (
-                    f" (environment variable {connection.client_secret_ref} is not set)"
+                    f" (environment variable {connection.client_secret_ref} gave none: it is "
+                    "not set, or not allowed for this connection)"
                     if connection.client_secret_ref
                     else ""
                 )

@@ -33,6 +33,8 @@ _IDENTIFIER_HINT = (
 
 def load_problems(raw: object) -> list[Problem]:
     """Everything that keeps `raw` from loading as an `Account`, or [] when it loads."""
+    if raw is None:
+        return [Problem("", "the file is empty; expected a mapping with 'account', 'flows' …")]
     if not isinstance(raw, Mapping):
         return [Problem("", f"expected a mapping with 'account', 'flows' …, got {show_value(raw)}")]
     try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -278,8 +279,32 @@ def settings_problems(error: ValidationError) -> str:
     lines = []
     for problem in error.errors():
         field = ".".join(str(part) for part in problem["loc"])
-        name = f"SIGNAL_{field.upper()}" if field else "SIGNAL_*"
         value = problem.get("input")
-        shown = f"={value!r}" if field and isinstance(value, str | int | float) else ""
-        lines.append(f"{name}{shown}: {problem['msg']}")
+        message = _plain(problem)
+        if not field:
+            # A rule across settings (a model validator) names its variables itself.
+            lines.append(message)
+            continue
+        shown = f"={value!r}" if isinstance(value, str | int | float) else ""
+        lines.append(f"SIGNAL_{field.upper()}{shown}: {message}")
     return "\n".join(lines)
+
+
+_BOUNDS = {
+    "greater_than_equal": "at least {ge}",
+    "greater_than": "more than {gt}",
+    "less_than_equal": "at most {le}",
+    "less_than": "less than {lt}",
+}
+
+
+def _plain(problem: Any) -> str:
+    """Pydantic's message in the README's words: "expected at least 100" rather than "Input
+    should be greater than or equal to 100", a rule's own text without "Value error, "."""
+    kind, ctx = problem["type"], problem.get("ctx") or {}
+    if kind in _BOUNDS:
+        bound = next(iter(ctx.values()), None)
+        if isinstance(bound, int | float):
+            return "expected " + _BOUNDS[kind].format(**{k: f"{v:,}" for k, v in ctx.items()})
+    message = str(problem["msg"])
+    return message.removeprefix("Value error, ")

@@ -123,6 +123,15 @@ def _report(loaded: Loaded, out: TextIO) -> None:
                 "is not set); it sends nothing to Marketo until the variable is set",
                 file=out,
             )
+    for index, source in enumerate(loaded.account.certain_sources):
+        ref = source.password_ref
+        path = f"certain_sources[{index}].password"
+        if ref and source.password is None and path not in refused:
+            print(
+                f"warning: certain_sources[{index}]: no password (environment variable {ref} "
+                "is not set); it polls nothing until the variable is set",
+                file=out,
+            )
     for index, flow in enumerate(loaded.account.flows):
         reasons = completeness(flow, loaded.account)
         if reasons:

@@ -55,7 +55,8 @@ COMMAND = IngestCommand()
 def run(args: argparse.Namespace) -> int:
     path: Path = args.file
     if not path.is_file():
-        print(f"csignal ingest: {path}: no such file", file=sys.stderr)
+        why = "a directory, not a file" if path.is_dir() else "no such file"
+        print(f"csignal ingest: {path}: {why}", file=sys.stderr)
         return 1
     if args.chunk < 1:
         print("csignal ingest: --chunk must be at least 1", file=sys.stderr)

@@ -41,7 +41,8 @@ class SqlCommand:
             self.name,
             help=self.help,
             description="Run one read-only statement against control's database "
-            "(views: changes, outcomes, retry_queue, api_calls, config_audit).",
+            "(views: changes, outcomes, outcome_attempts, retry_queue, api_calls, config_audit, "
+            "and the metric_* views the dashboards read).",
         )
         parser.add_argument("query", metavar="SQL", help='e.g. "SELECT status, count(*) …"')
         add_format_option(parser)

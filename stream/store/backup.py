@@ -213,6 +213,10 @@ def _advance_sequences(snapshot: Con, target: Con) -> None:
 def read_manifest(directory: Path) -> dict[str, Any]:
     """The backup's manifest; a directory without one (or without its file) is not a backup."""
     manifest = directory / MANIFEST_FILE
+    if not directory.exists():
+        raise BackupError(
+            f"{directory} does not exist: expected a directory written by csignal backup"
+        )
     if not (directory / BACKUP_FILE).is_file() or not manifest.is_file():
         raise BackupError(
             f"{directory} is not a Signal backup: expected {BACKUP_FILE} and {MANIFEST_FILE} "

@@ -79,6 +79,8 @@ def test_ingest_missing_file(
 ) -> None:
     assert main(["ingest", str(tmp_path / "absent.jsonl")]) == 1
     assert "no such file" in capsys.readouterr().err
+    assert main(["ingest", str(tmp_path)]) == 1
+    assert f"{tmp_path}: a directory, not a file" in capsys.readouterr().err
 
 
 def test_sql_when_control_is_down(no_control: str, capsys: pytest.CaptureFixture[str]) -> None:
@@ -132,8 +134,9 @@ def test_json_format_is_objects() -> None:
     ("command", "name", "value", "expected"),
     [
         (["run", "--headless"], "SIGNAL_EMBEDDED_BROKER_MAX_MB", "10", "64 to 1048576 MiB"),
-        (["run", "--headless"], "SIGNAL_RECOVERY_GRACE_S", "0", "greater than 0"),
+        (["run", "--headless"], "SIGNAL_RECOVERY_GRACE_S", "0", "expected more than 0"),
         (["flows"], "SIGNAL_BREAKER_OPEN_S", "soon", "a valid number"),
+        (["sql", "SELECT 1"], "SIGNAL_RETENTION_BATCH", "5", "expected at least 100"),
     ],
 )
 def test_a_setting_it_cannot_use_is_named_not_a_traceback(
@@ -150,3 +153,16 @@ def test_a_setting_it_cannot_use_is_named_not_a_traceback(
     err = capsys.readouterr().err
     assert err.startswith(f"csignal {command[0]}: {name}='{value}': "), err
     assert expected in err and "Traceback" not in err, err
+
+
+def test_a_rule_across_settings_names_its_variables_in_plain_words(
+    no_control: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("SIGNAL_RECOVERY_HORIZON_DAYS", "100")
+    assert main(["sql", "SELECT 1"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(
+        "csignal sql: SIGNAL_RETAIN_PAYLOAD_DAYS: expected more days than "
+        "SIGNAL_RECOVERY_HORIZON_DAYS (100"
+    ), err
+    assert "Value error" not in err and "SIGNAL_*" not in err, err

@@ -105,6 +105,18 @@ def test_check_unreadable_file(
     assert str(path) in out
 
 
+@pytest.mark.parametrize("content", ["", "# only a comment\n"])
+def test_check_an_empty_file_says_so(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], content: str
+) -> None:
+    path = tmp_path / "empty.yaml"
+    path.write_text(content, encoding="utf-8")
+    code, out, _err = _run(capsys, "check", str(path))
+    assert code == 1
+    assert "the file is empty; expected a mapping with 'account', 'flows'" in out
+    assert "None" not in out
+
+
 def test_check_unset_secret_variable(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -115,6 +127,36 @@ def test_check_unset_secret_variable(
         "warning: connections[0]: no client secret (environment variable MARKETO_CLIENT_SECRET "
         "is not set)" in out
     )
+
+
+def test_check_warns_about_an_unset_certain_password(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A Certain source's password follows a client secret's rules: an allowed variable that
+    is not set is a warning, and the source polls nothing until it is set."""
+    raw = yaml.safe_load(LOCAL_EXAMPLE.read_text(encoding="utf-8"))
+    raw["certain_sources"] = [
+        {
+            "id": "acme-certain",
+            "name": "ACME on Certain",
+            "host": "https://app.certain.com",
+            "account_code": "ACME",
+            "username": "signal-api",
+            "password": "${SIGNAL_SECRET_CERTAIN}",
+        }
+    ]
+    path = tmp_path / "polled.yaml"
+    path.write_text(yaml.safe_dump(raw), encoding="utf-8")
+    monkeypatch.delenv("SIGNAL_SECRET_CERTAIN", raising=False)
+    code, out, _err = _run(capsys, "check", str(path))
+    assert code == 0, out
+    assert (
+        "warning: certain_sources[0]: no password (environment variable SIGNAL_SECRET_CERTAIN "
+        "is not set); it polls nothing until the variable is set" in out
+    )
+    monkeypatch.setenv("SIGNAL_SECRET_CERTAIN", "pw")
+    code, out, _err = _run(capsys, "check", str(path))
+    assert code == 0 and "certain_sources[0]" not in out, out
 
 
 def test_check_warns_about_incomplete_flows_but_passes(

@@ -99,7 +99,8 @@ REASONS: list[tuple[str, list[tuple[str, Any]], int, str]] = [
         [("connections.0.client_secret", DELETE)],
         2,
         "connection 'mkto-prod' has no client secret "
-        "(environment variable MARKETO_CLIENT_SECRET is not set)",
+        "(environment variable MARKETO_CLIENT_SECRET gave none: it is not set, or not allowed "
+        "for this connection)",
     ),
 ]
 

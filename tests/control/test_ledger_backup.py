@@ -242,3 +242,7 @@ async def test_backup_refusals(broker: EmbeddedBroker, tmp_path: Path) -> None:
         "restore", str(tmp_path / "busy"), "--data-dir", str(tmp_path / "other"), env=clean_env()
     )
     assert code == 1 and "is not a Signal backup" in err
+    code, _out, err = await run_csignal(
+        "restore", str(tmp_path / "absent"), "--data-dir", str(tmp_path / "other"), env=clean_env()
+    )
+    assert code == 1 and f"{tmp_path / 'absent'} does not exist" in err
