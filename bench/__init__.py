@@ -10,7 +10,9 @@ through `sized` (or `smoke`), so the switch lives here alone.
 
 from __future__ import annotations
 
+import argparse
 import os
+from pathlib import Path
 from typing import TypeVar
 
 SMOKE_ENV = "SIGNAL_BENCH_SMOKE"
@@ -26,3 +28,13 @@ def smoke() -> bool:
 def sized(full: T, smoke_value: T) -> T:
     """`full` for a real run, `smoke_value` for a smoke run: every size and duration goes here."""
     return smoke_value if smoke() else full
+
+
+def arguments(module_file: str, doc: str | None) -> argparse.ArgumentParser:
+    """A bench module's parser: named as it is run (`python -m bench.<module>`), its whole
+    docstring as the description, laid out as written (usage lines, lists)."""
+    return argparse.ArgumentParser(
+        prog=f"python -m bench.{Path(module_file).stem}",
+        description=doc,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )

@@ -9,7 +9,6 @@ produces) and then consumes and parses them all, printing messages/s for each si
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
 import time
@@ -18,7 +17,7 @@ from collections.abc import Sequence
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from bench import sized
+from bench import arguments, sized
 from stream.broker import EmbeddedBroker, bootstrap_servers
 from stream.topics import TopicSpec, declare_topics
 
@@ -99,7 +98,7 @@ async def run(url: str, messages: int, size: int, partitions: int) -> None:
 
 
 async def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="bench.broker_raw", description=__doc__)
+    parser = arguments(__file__, __doc__)
     parser.add_argument("--messages", type=int, default=sized(100_000, 1_000))
     parser.add_argument("--size", type=int, default=700)
     parser.add_argument("--partitions", type=int, default=8)

@@ -25,7 +25,6 @@ Smoke mode (`bench/__init__.py`): 300 registrations and 4 moves, the same proces
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import json
@@ -44,7 +43,7 @@ from typing import Any
 import aiohttp
 import yaml
 
-from bench import sized
+from bench import arguments, sized
 from config.models import CertainSource
 from simulators.certain.demo_account import PROGRAM_ID, SECRET_ENV, demo_account
 from simulators.certain.sandbox import CertainSandbox
@@ -398,11 +397,7 @@ async def _moves(
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(
-        prog="bench.certain_poll",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    parser = arguments(__file__, __doc__)
     parser.add_argument(
         "--registrations", type=int, default=sized(10_000, 300), help="registrations polled"
     )

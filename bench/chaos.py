@@ -30,14 +30,13 @@ changes were delivered, so nothing is left to recover but the run must come back
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import statistics
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from bench import sized
+from bench import arguments, sized
 from tests.e2e.chaos_support import (
     IN_FLIGHT_BOUND,
     SANDBOX_LATENCY_MS,
@@ -124,7 +123,7 @@ async def run(
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m bench.chaos", description=__doc__)
+    parser = arguments(__file__, __doc__)
     parser.add_argument("runs", nargs="?", type=int, default=10, help="kills of everything")
     parser.add_argument("--changes", type=int, default=sized(3000, 30))
     parser.add_argument(

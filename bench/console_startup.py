@@ -37,7 +37,7 @@ from typing import Any, TypeVar
 import yaml
 from aiohttp import web
 
-from bench import sized, smoke
+from bench import arguments, sized, smoke
 from console.app import make_app
 from console.messages import QueuePageLoaded
 from simulators.certain.demo_account import demo_account
@@ -319,7 +319,7 @@ async def start_child(
 
 
 async def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else "")
+    parser = arguments(__file__, __doc__)
     parser.add_argument("--serve", type=Path, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--outcomes", type=int, default=sized(1_000_000, 1_000))
     parser.add_argument("--retry-items", type=int, default=sized(50_000, 300))

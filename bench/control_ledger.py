@@ -12,7 +12,6 @@ changes, outcomes and ingested changes in batches of 100, and 2 toggles.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
 import statistics
@@ -27,7 +26,7 @@ from typing import Any
 from aiohttp.test_utils import TestClient, TestServer
 from aiokafka import AIOKafkaProducer
 
-from bench import sized
+from bench import arguments, sized
 from bench.tailing import tail
 from stream.api import ApiDeps, create_app
 from stream.broker import EmbeddedBroker
@@ -363,7 +362,7 @@ async def run(
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m bench.control_ledger")
+    parser = arguments(__file__, __doc__)
     parser.add_argument("--changes", type=int, default=sized(20_000, 500))
     parser.add_argument("--outcomes", type=int, default=sized(20_000, 500))
     parser.add_argument("--ingest", type=int, default=sized(10_000, 500))

@@ -13,13 +13,12 @@ outcome of both is compared once before timing. Smoke mode: 7 and 70 flows, a fe
 
 from __future__ import annotations
 
-import argparse
 import time
 from collections.abc import Callable, Sequence
 
 from pydantic import SecretStr
 
-from bench import sized
+from bench import arguments, sized
 from config.models import Account, Flow
 from stream.certain.events import ChangeEvent
 from stream.core.catalog import EventCatalog
@@ -100,7 +99,7 @@ def rate(
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser = arguments(__file__, __doc__)
     parser.add_argument("--seconds", type=float, default=sized(2.0, 0.05))
     args = parser.parse_args(argv)
     cat = catalog(event_change())

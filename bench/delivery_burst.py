@@ -18,7 +18,6 @@ burst that fits one window).
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import math
 import time
@@ -28,7 +27,7 @@ from collections.abc import Sequence
 
 from aiokafka import AIOKafkaConsumer
 
-from bench import sized
+from bench import arguments, sized
 from bench.pipeline_throughput import (
     FLOWS,
     event_change,
@@ -164,7 +163,7 @@ def busiest(times: Sequence[float], window_s: float) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="bench.delivery_burst", description=__doc__)
+    parser = arguments(__file__, __doc__)
     parser.add_argument("--changes", type=int, default=sized(20_000, 600))
     args = parser.parse_args(argv)
     asyncio.run(run(args.changes))

@@ -25,7 +25,6 @@ p99 ≤ 800 ms at 50 changes/s without added latency. Smoke mode: one run of 2 s
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import bisect
 import json
@@ -37,7 +36,7 @@ from datetime import UTC, datetime
 
 from aiokafka import AIOKafkaConsumer
 
-from bench import sized
+from bench import arguments, sized
 from bench.pipeline_throughput import (
     Rig,
     event_change,
@@ -186,7 +185,7 @@ def parse_runs(text: str) -> list[tuple[float, float]]:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="bench.delivery_latency", description=__doc__)
+    parser = arguments(__file__, __doc__)
     parser.add_argument("--seconds", type=float, default=sized(20.0, 2.0))
     parser.add_argument(
         "--runs",

@@ -18,7 +18,6 @@ the 3-flow rate, for both; the ratio is printed beside it. Smoke mode: a few cha
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import tempfile
 import time
@@ -28,7 +27,7 @@ from pathlib import Path
 
 from pydantic import SecretStr
 
-from bench import sized
+from bench import arguments, sized
 from bench.control_ledger import ACCOUNT as LEDGER_ACCOUNT
 from bench.core_flows import ACTIVATE_FOR_LISTS, changes
 from config.models import Account, Flow
@@ -193,7 +192,7 @@ async def run(count: int, flows: int) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="bench.flow_scaling", description=__doc__)
+    parser = arguments(__file__, __doc__)
     parser.add_argument("--changes", type=int, default=sized(4_000, 60))
     parser.add_argument("--flows", type=int, default=sized(100, 10))
     args = parser.parse_args(argv)

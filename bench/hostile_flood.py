@@ -23,7 +23,6 @@ the hostile requests by kind and answer. Smoke mode (`bench/__init__.py`): 3 s p
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import json
@@ -36,7 +35,7 @@ from pathlib import Path
 
 import aiohttp
 
-from bench import sized
+from bench import arguments, sized
 from tests.e2e.chaos_support import (
     SANDBOX_SECRET,
     SECRET_ENV,
@@ -280,7 +279,7 @@ def report(quiet: Phase, flooded: Phase, seconds: float, flood: int, rate: int) 
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m bench.hostile_flood", description=__doc__)
+    parser = arguments(__file__, __doc__)
     parser.add_argument("--seconds", type=float, default=sized(30.0, 3.0))
     parser.add_argument("--flood", type=int, default=sized(6, 2))
     parser.add_argument("--rate", type=int, default=sized(40, 20))

@@ -13,7 +13,6 @@ quieter machine. Printed: the best round of each and the ratio API / raw produce
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
 import tempfile
@@ -26,7 +25,7 @@ from typing import Any
 import aiohttp
 from aiokafka import AIOKafkaProducer
 
-from bench import sized
+from bench import arguments, sized
 from stream.broker import EmbeddedBroker
 from stream.topics import CHANGES, declare_topics
 from tests.e2e.chaos_support import registration_change
@@ -126,7 +125,7 @@ async def run(changes: int, batch: int, concurrency: int, rounds: int) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m bench.ingest_outbox", description=__doc__)
+    parser = arguments(__file__, __doc__)
     parser.add_argument("--changes", type=int, default=sized(20_000, 300))
     parser.add_argument("--batch", type=int, default=100)
     parser.add_argument("--concurrency", type=int, default=4)

@@ -14,7 +14,6 @@ public `Store` with control's own settings and the functions control's routes ca
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import resource
 import statistics
@@ -26,7 +25,7 @@ from pathlib import Path
 
 import pyarrow as pa  # type: ignore[import-untyped]
 
-from bench import sized
+from bench import arguments, sized
 from bench._big_ledger import copy_of, ledger
 from bench.store_outcomes import outcome_rows
 from stream.store import Store, file_blocks
@@ -240,7 +239,7 @@ async def resume(store: Store, path: Path) -> Store:
 
 
 async def main() -> None:
-    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser = arguments(__file__, __doc__)
     parser.add_argument("--outcomes", type=int, default=sized(10_000_000, 10_000))
     parser.add_argument(
         "--parts",

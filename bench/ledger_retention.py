@@ -14,13 +14,12 @@ outcomes, nothing cached.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import tempfile
 from datetime import timedelta
 from pathlib import Path
 
-from bench import sized
+from bench import arguments, sized
 from bench._big_ledger import NOW, SPAN, copy_of, ledger
 from bench.ledger_care import file_mb, peak_mb, recording
 from stream.control.retention import PassReport, Retention
@@ -29,7 +28,7 @@ from stream.store.retention import RetentionPolicy
 
 
 async def main() -> None:
-    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser = arguments(__file__, __doc__)
     parser.add_argument("--outcomes", type=int, default=sized(10_000_000, 10_000))
     parser.add_argument("--due-days", type=float, default=1.0)
     parser.add_argument("--batch", type=int, default=5000)

@@ -14,7 +14,6 @@ whole windows, in about a second each.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import math
 import time
@@ -22,7 +21,7 @@ from collections import Counter
 
 from pydantic import SecretStr
 
-from bench import sized
+from bench import arguments, sized
 from simulators.marketo.sandbox import Sandbox, SandboxConfig
 from stream.marketo.client import MarketoClient
 from stream.marketo.results import CallRecord
@@ -99,7 +98,7 @@ async def burst(
 
 
 async def main() -> None:
-    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser = arguments(__file__, __doc__)
     parser.add_argument("--leads", type=int, default=sized(20_000, 1_500))
     parser.add_argument("--shares", default="1.0,0.5")
     args = parser.parse_args()

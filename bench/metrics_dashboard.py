@@ -16,7 +16,6 @@ outcomes and each query runs once.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import functools
 import statistics
@@ -27,7 +26,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from bench import sized
+from bench import arguments, sized
 from bench._big_ledger import NOW, ledger
 from stream.control.rollup_folding import RollupFolding
 from stream.metrics import activity, live, parse_window, prometheus, queries
@@ -154,7 +153,7 @@ def _cursor_of(item: dict[str, Any]) -> activity.Cursor:
 
 
 async def main() -> None:
-    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser = arguments(__file__, __doc__)
     parser.add_argument("--outcomes", type=int, default=sized(10_000_000, 10_000))
     parser.add_argument("--runs", type=int, default=sized(5, 1))
     args = parser.parse_args()

@@ -25,7 +25,6 @@ changes, through the same broker, sandbox and worker process.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import json
@@ -45,7 +44,7 @@ import yaml
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from pydantic import SecretStr
 
-from bench import sized
+from bench import arguments, sized
 from bench.broker_raw import consume, produce
 from config.models import Account
 from config.secret_refs import secret_binding
@@ -429,7 +428,7 @@ async def run(route_changes: int, deliver_changes: int, flows: int) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="bench.pipeline_throughput", description=__doc__)
+    parser = arguments(__file__, __doc__)
     parser.add_argument("--route-changes", type=int, default=sized(20_000, 200))
     parser.add_argument("--deliver-changes", type=int, default=sized(3_000, 50))
     parser.add_argument(

@@ -19,7 +19,6 @@ the client alike, and the change to 1,500 attendees.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import math
 import time
@@ -28,7 +27,7 @@ from datetime import UTC, datetime
 
 from pydantic import SecretStr
 
-from bench import sized
+from bench import arguments, sized
 from simulators.marketo.sandbox import Sandbox, SandboxConfig
 from stream.marketo.client import MarketoClient
 from stream.marketo.settings import (
@@ -111,7 +110,7 @@ async def mass(attendees: int, batch: int, limit: int, window_s: float, label: s
 
 
 async def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0] if __doc__ else None)
+    parser = arguments(__file__, __doc__)
     parser.add_argument("--attendees", type=int, default=sized(20_000, 1_500))
     args = parser.parse_args(argv)
     limit = sized(MARKETO_CALLS_PER_WINDOW, 4)

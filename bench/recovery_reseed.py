@@ -14,7 +14,6 @@ Smoke mode (`bench/__init__.py`): 500 keys.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
 import sys
@@ -27,7 +26,7 @@ from pathlib import Path
 
 from aiokafka import AIOKafkaProducer
 
-from bench import sized
+from bench import arguments, sized
 from config.models import Account
 from stream.broker import EmbeddedBroker
 from stream.control.recovery import Recovery, RecoveryPolicy, publish_to
@@ -152,7 +151,7 @@ async def run(n_keys: int) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m bench.recovery_reseed")
+    parser = arguments(__file__, __doc__)
     parser.add_argument("--keys", type=int, default=sized(100_000, 500))
     args = parser.parse_args(argv if argv is not None else sys.argv[1:])
     asyncio.run(run(args.keys))

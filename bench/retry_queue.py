@@ -13,7 +13,6 @@ Smoke mode (`bench/__init__.py`): 200 items, 300 changes.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
 import sys
@@ -28,7 +27,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaProducer
 
-from bench import sized
+from bench import arguments, sized
 from config.models import Account
 from stream.broker import EmbeddedBroker
 from stream.certain.events import ChangeEvent
@@ -226,7 +225,7 @@ async def run(n_items: int, n_changes: int) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = arguments(__file__, __doc__)
     parser.add_argument("--items", type=int, default=sized(10_000, 200))
     parser.add_argument("--changes", type=int, default=sized(20_000, 300))
     args = parser.parse_args(argv if argv is not None else [])

@@ -10,7 +10,6 @@ figure, so there is nothing smaller to run.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import os
 import re
@@ -27,7 +26,7 @@ import aiohttp
 
 from apiclient.client import ApiClient
 from apiclient.errors import ApiError
-from bench import sized
+from bench import arguments, sized
 from stream.broker import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -123,7 +122,7 @@ async def main_async(runs: int, rate: float) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m bench.run_demo_first_delivery")
+    parser = arguments(__file__, __doc__)
     parser.add_argument("--runs", type=int, default=1)
     parser.add_argument("--rate", type=float, default=5.0)
     args = parser.parse_args()

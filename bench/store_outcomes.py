@@ -9,7 +9,6 @@ per batch), because that is the cost the control service pays. Smoke mode (`benc
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import statistics
 import tempfile
@@ -19,7 +18,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from bench import sized
+from bench import arguments, sized
 from stream.store import ChangeRow, OutcomeRow, Store
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
@@ -163,7 +162,7 @@ async def view_query_time(path: Path, ledger: int) -> None:
 
 
 async def main() -> None:
-    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser = arguments(__file__, __doc__)
     parser.add_argument("--inserts", type=int, default=sized(100_000, 1_000))
     parser.add_argument("--batch", type=int, nargs="+", default=sized([500, 5000], [100, 500]))
     parser.add_argument("--ledger", type=int, default=sized(1_000_000, 2_000))
