@@ -87,7 +87,7 @@ def create_app(deps: ApiDeps, ops: Operations | None = None) -> web.Application:
     )
     app[DEPS] = deps
     health.add_routes(app)
-    app.router.add_post("/api/v1/changes", ingest.post_changes)
+    ingest.add_routes(app)
     flow_figures.add_routes(app)
     flows.add_routes(app)
     connections.add_routes(app)

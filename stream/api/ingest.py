@@ -144,7 +144,42 @@ def _error_item(rejection: Rejection) -> dict[str, Any]:
     }
 
 
+INGEST_SLOTS: web.AppKey[asyncio.Semaphore] = web.AppKey("signal_ingest_slots", asyncio.Semaphore)
+MAX_INGESTING = 2
+"""Ingest requests worked on at once: each may hold a 16 MiB body and its parse (a few hundred
+MB of objects at most); the others wait unread, a socket's buffer each, not a body."""
+INGEST_WAIT_S = 30.0
+"""How long a request waits for a slot before it is answered 429 (send again)."""
+
+
+def add_routes(app: web.Application) -> None:
+    app[INGEST_SLOTS] = asyncio.Semaphore(MAX_INGESTING)
+    app.router.add_post("/api/v1/changes", post_changes)
+
+
 async def post_changes(request: web.Request) -> web.Response:
+    """One batch at a time per slot, its body read only once it has one: however many
+    producers send at once, control holds `MAX_INGESTING` bodies, not one per request."""
+    slots = request.app[INGEST_SLOTS]
+    try:
+        async with asyncio.timeout(INGEST_WAIT_S):
+            await slots.acquire()
+    except TimeoutError:
+        response = json_error(
+            429,
+            f"ingest is busy with {MAX_INGESTING} other batches; nothing was accepted, send "
+            "this one again",
+            accepted=0,
+        )
+        response.headers["Retry-After"] = "1"
+        return response
+    try:
+        return await _ingest(request)
+    finally:
+        slots.release()
+
+
+async def _ingest(request: web.Request) -> web.Response:
     deps = deps_of(request)
     raw = await _read_body(request, MAX_BODY_BYTES)
     if raw is None:

@@ -10,9 +10,11 @@ import time
 
 import pytest
 
+from stream.api import ingest
 from stream.api import sql as sql_route
 from stream.api.account import IMPORT_SLOTS
 from stream.api.bodies import MAX_OBJECT_BYTES
+from stream.api.ingest import INGEST_SLOTS, MAX_INGESTING
 from stream.api.sql import SQL_SLOTS
 from stream.certain.parsing import MAX_PROBLEMS
 from tests.api.api_harness import Api
@@ -244,3 +246,31 @@ async def test_an_ingested_change_of_a_million_values_is_one_small_rejection(api
         "SELECT change_id, len(reasons) FROM rejected_changes ORDER BY change_id"
     )
     assert [list(r) for r in rows.rows] == [["c-huge", 1], ["c-many", MAX_PROBLEMS + 1]]
+
+
+async def test_ingest_works_on_two_batches_at_a_time_and_the_rest_wait_unread(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """However many producers send at once, control holds MAX_INGESTING bodies: a request
+    waits for a slot (its body unread) and, past INGEST_WAIT_S, is told to send again."""
+    slots = api.client.app[INGEST_SLOTS]
+    monkeypatch.setattr(ingest, "INGEST_WAIT_S", 0.2)
+    batch = [registration_json("c-wait", code="R9")]
+    for _ in range(MAX_INGESTING):
+        await slots.acquire()
+    try:
+        response = await api.post("/api/v1/changes", json=batch)
+        body = await response.json()
+        assert response.status == 429, body
+        assert response.headers["Retry-After"] == "1"
+        assert body["accepted"] == 0 and "send this one again" in error_messages(body)
+        monkeypatch.setattr(ingest, "INGEST_WAIT_S", 30.0)
+        waiting = asyncio.ensure_future(api.post("/api/v1/changes", json=batch))
+        await asyncio.sleep(0.2)
+        assert not waiting.done()
+    finally:
+        for _ in range(MAX_INGESTING):
+            slots.release()
+    response = await asyncio.wait_for(waiting, 30)
+    assert response.status == 202, await response.text()
+    assert (await response.json())["change_ids"] == ["c-wait"]
