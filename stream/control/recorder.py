@@ -40,7 +40,7 @@ from typing import Any, TypeVar
 from pydantic import ValidationError
 
 from stream.certain.events import ChangeEvent
-from stream.certain.parsing import Rejection, parse_change
+from stream.certain.parsing import MAX_PROBLEMS, Rejection, parse_change
 from stream.control.archive import Received, archive_valid
 from stream.control.config_service import ConfigService
 from stream.control.outcome_batch import check, outcomes_batch
@@ -569,12 +569,16 @@ def _text(value: bytes | None) -> str:
 
 
 def _reasons(error: Exception) -> tuple[str, ...]:
-    """One reason per problem: pydantic's field errors by path, else the error's first line."""
+    """One reason per problem: pydantic's field errors by path, else the error's first line; the
+    first `MAX_PROBLEMS` and a count of the rest, as a rejected change keeps them."""
     if isinstance(error, ValidationError):
         found = tuple(
             f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" if e["loc"] else e["msg"]
-            for e in error.errors()
+            for e in error.errors(include_url=False)[:MAX_PROBLEMS]
         )
+        more = error.error_count() - len(found)
+        if more > 0:
+            found += (f"and {more:,} more problems (the first {MAX_PROBLEMS} shown)",)
         if found:
             return found
     return (_brief(error),)

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from stream.certain.parsing import MAX_PROBLEMS
 from stream.control.config_service import ConfigService
 from stream.control.recorder import RawRecord, Recorder
 from stream.control.secret_store import SecretStore
@@ -108,6 +109,29 @@ async def test_catalog_is_rebuilt_from_archived_event_changes(
     again = ConfigService(store, SecretStore(tmp_path / "other.json"))
     await again.start()
     assert again.catalog == config.catalog
+
+
+async def test_an_outcome_record_of_many_problems_keeps_the_first_and_counts_the_rest(
+    parts: tuple[Store, ConfigService, Published],
+) -> None:
+    store, config, _ = parts
+    recorder = Recorder(store, config)
+    record = {
+        "change_id": "x",
+        "flow_id": "f",
+        "flow_name": "F",
+        "mode": "live",
+        "status": "not_activated",
+        "occurred_at": FIXED.isoformat(),
+        "processed_at": FIXED.isoformat(),
+        "also": [{"mode": 1}] * 3_000,
+    }
+    assert await recorder.record_outcomes([json.dumps(record).encode()]) == 0
+    [(reasons,)] = await rows(store, "SELECT reasons FROM rejected_records")
+    assert len(reasons) == MAX_PROBLEMS + 1
+    assert reasons[-1].startswith("and ") and reasons[-1].endswith(
+        f"more problems (the first {MAX_PROBLEMS} shown)"
+    )
 
 
 async def test_outcomes_and_api_calls(parts: tuple[Store, ConfigService, Published]) -> None:
