@@ -21,9 +21,9 @@ import pytest
 
 from stream.broker import free_port
 from tests.support import cpu
-from tests.support.fixtures import broker, make_sandbox, module_broker, sandbox
+from tests.support.fixtures import broker, make_sandbox, module_broker, sandbox, web_server
 
-__all__ = ["broker", "make_sandbox", "module_broker", "sandbox"]
+__all__ = ["broker", "make_sandbox", "module_broker", "sandbox", "web_server"]
 
 SLOW_FIRST = ("e2e", "bench", "slow")
 

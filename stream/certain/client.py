@@ -29,6 +29,7 @@ import aiohttp
 
 from config.models import CertainSource
 from stream.certain.poll_diff import format_timestamp
+from stream.echoed_secrets import echo_forms, scrub
 
 PAGE_SIZE = 500
 """Records per page: big enough that a mass change of thousands costs a few calls."""
@@ -107,9 +108,9 @@ class CertainClient:
             raise CertainUnauthorized(f"Certain source {source.id!r} has no password")
         self._session = session
         self._source = source
-        self._authorization = aiohttp.encode_basic_auth(
-            source.username, source.password.get_secret_value()
-        )
+        password = source.password.get_secret_value()
+        self._authorization = aiohttp.encode_basic_auth(source.username, password)
+        self._echoes = echo_forms(password, basic=(source.username, password))
         self._budget = budget
         self._timeout = aiohttp.ClientTimeout(total=timeout_s)
         self.requests = 0
@@ -195,7 +196,7 @@ class CertainClient:
                 url, params=params, headers=headers, timeout=self._timeout
             ) as response:
                 status = response.status
-                raw = await _read_capped(response)
+                raw = scrub(await _read_capped(response), self._echoes)
         except TimeoutError:
             raise CertainUnavailable(f"{path}: no answer within {self._timeout.total} s") from None
         except aiohttp.ClientError as error:

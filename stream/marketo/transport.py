@@ -32,6 +32,7 @@ from urllib.parse import urlencode
 import aiohttp
 
 from stream.core.breaker import Breaker
+from stream.echoed_secrets import echo_forms, scrub
 from stream.marketo.breaker_edge import judge, open_failure
 from stream.marketo.errors import (
     CallWithdrawn,
@@ -59,10 +60,33 @@ log = logging.getLogger("stream.marketo")
 CallHook = Callable[[CallRecord], Awaitable[None] | None]
 
 
+MAX_ANSWER_BYTES = 32 * 1024 * 1024
+"""The largest answer read: Marketo's biggest (300 leads with their fields, an asset page) is a
+few MB; a runaway or hostile one is refused without holding it all in memory."""
+
+
+class AnswerTooLarge(aiohttp.ClientPayloadError):
+    """An answer over `MAX_ANSWER_BYTES`, read no further."""
+
+
+async def read_answer(resp: aiohttp.ClientResponse) -> bytes:
+    """The body, at most `MAX_ANSWER_BYTES` (AnswerTooLarge past it)."""
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in resp.content.iter_chunked(1 << 16):
+        size += len(chunk)
+        if size > MAX_ANSWER_BYTES:
+            raise AnswerTooLarge(f"answer over {MAX_ANSWER_BYTES} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 def transport_failure(exc: BaseException, target: str, timeout_s: float) -> MarketoFailure:
     """Turn a network error into words an administrator can act on."""
     code, reason = "transport", type(exc).__name__
-    if isinstance(exc, TimeoutError | aiohttp.ServerTimeoutError):
+    if isinstance(exc, AnswerTooLarge):
+        code, reason = "too-large", f"the answer is over {MAX_ANSWER_BYTES:,} bytes"
+    elif isinstance(exc, TimeoutError | aiohttp.ServerTimeoutError):
         code, reason = "timeout", f"no answer within {timeout_s:g} s"
     elif isinstance(exc, aiohttp.ClientConnectorCertificateError | aiohttp.ClientSSLError):
         code, reason = "tls", "TLS handshake failed (certificate or protocol)"
@@ -106,6 +130,8 @@ class Transport:
         breaker: Breaker | None = None,
     ) -> None:
         self.settings = settings
+        self._secret_echoes = echo_forms(settings.client_secret.get_secret_value())
+        self._token_echoes: tuple[str, tuple[bytes, ...]] = ("", ())
         self._breaker = breaker
         self._on_call = on_call
         self._clock = clock
@@ -187,7 +213,7 @@ class Transport:
                 timeout=self._identity_timeout,
             ) as resp:
                 status = resp.status
-                body = await resp.read()
+                body = scrub(await read_answer(resp), self._secret_echoes)
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             failure = transport_failure(exc, s.base_url, s.identity_timeout_s)
         else:
@@ -212,6 +238,13 @@ class Transport:
             raise MarketoError(replace(failure, endpoint=IDENTITY_PATH))
         assert issued is not None
         return issued
+
+    def _echoes_with(self, token: AccessToken) -> tuple[bytes, ...]:
+        """The client secret's and this token's echo forms (the token's kept while it lasts)."""
+        value = token.value.get_secret_value()
+        if self._token_echoes[0] != value:
+            self._token_echoes = (value, echo_forms(value) + self._secret_echoes)
+        return self._token_echoes[1]
 
     async def _send(
         self,
@@ -252,7 +285,7 @@ class Transport:
             ) as resp:
                 status = resp.status
                 retry_after = resp.headers.get("Retry-After")
-                raw = await resp.read()
+                raw = scrub(await read_answer(resp), self._echoes_with(token))
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             failure = transport_failure(exc, s.base_url, s.request_timeout_s)
         else:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import socket
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -22,24 +22,6 @@ from tests.support.marketo import settings_at as default_settings
 def settings_at(url: str, **overrides: Any) -> MarketoSettings:
     """The shared settings with one attempt per call: a connection test reports, never retries."""
     return default_settings(url, **{"max_attempts": 1, **overrides})
-
-
-@pytest.fixture
-async def web_server() -> AsyncIterator[Callable[[web.Application], Awaitable[str]]]:
-    runners: list[web.AppRunner] = []
-
-    async def serve(app: web.Application) -> str:
-        runner = web.AppRunner(app)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        runners.append(runner)
-        port = runner.addresses[0][1]
-        return f"http://127.0.0.1:{port}"
-
-    yield serve
-    for runner in runners:
-        await runner.cleanup()
 
 
 def closed_port() -> int:

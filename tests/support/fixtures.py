@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
 import pytest
+from aiohttp import web
 
 from simulators.marketo.sandbox import Sandbox, SandboxConfig
 from stream.broker import EmbeddedBroker
@@ -49,3 +50,26 @@ async def make_sandbox() -> AsyncIterator[MakeSandbox]:
 @pytest.fixture
 async def sandbox(make_sandbox: MakeSandbox) -> Sandbox:
     return await make_sandbox()
+
+
+Serve = Callable[[web.Application], Awaitable[str]]
+
+
+@pytest.fixture
+async def web_server() -> AsyncIterator[Serve]:
+    """Serves an aiohttp application on loopback and gives its URL: a stand-in for a server
+    Signal talks to (a Marketo or Certain host that misbehaves on purpose)."""
+    runners: list[web.AppRunner] = []
+
+    async def serve(app: web.Application) -> str:
+        runner = web.AppRunner(app)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        runners.append(runner)
+        port = runner.addresses[0][1]
+        return f"http://127.0.0.1:{port}"
+
+    yield serve
+    for runner in runners:
+        await runner.cleanup()
