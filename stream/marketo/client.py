@@ -85,6 +85,11 @@ class _KeyLocks:
             done.set()
 
 
+LOOKUP_MAX_PAGES = 10
+"""Pages one lead lookup reads (3,000 leads for at most 300 values): a server that always
+offers a next page must not hold a delivery for thousands of pages."""
+
+
 class MarketoClient:
     def __init__(
         self,
@@ -245,7 +250,9 @@ class MarketoClient:
         }
         if fields:
             params["fields"] = ",".join(fields)
-        return await self._paged(LEADS_PATH, params, batch_size=len(values))
+        return await self._paged(
+            LEADS_PATH, params, batch_size=len(values), max_pages=LOOKUP_MAX_PAGES
+        )
 
     async def _paged(
         self, path: str, params: dict[str, str], *, batch_size: int = 0, max_pages: int = MAX_PAGES

@@ -348,8 +348,11 @@ async def _existing(
     by_lookup: dict[str, list[int]] = defaultdict(list)
     for index in indices:
         request = requests[index]
-        if not str(request.payload.get(request.lookup_field, "")).strip():
-            results[index] = _data(f"lookup field {request.lookup_field!r} is empty")
+        refused = _unlookable(
+            request.lookup_field, str(request.payload.get(request.lookup_field, "")).strip()
+        )
+        if refused is not None:
+            results[index] = _data(refused)
             continue
         by_lookup[request.lookup_field].append(index)
     found: dict[int, int] = {}
@@ -373,6 +376,27 @@ async def _existing(
             if key in ids:
                 found[index] = ids[key]
     return found
+
+
+MAX_LOOKUP_CHARS = 255
+"""The longest value a lead lookup sends (Marketo's string fields, email among them, hold 255)."""
+
+
+def _unlookable(field: str, value: str) -> str | None:
+    """Why one request's lookup value cannot go in a lookup with others, or None. The values
+    travel comma-joined in one query: a comma would make more values of one (past Marketo's 300
+    per call), a megabyte would make the request too long, and either failed the whole group
+    of other registrants' lookups, not retried."""
+    if not value:
+        return f"lookup field {field!r} is empty"
+    if "," in value:
+        return f"lookup field {field!r} holds a comma, which Marketo's lead lookup cannot take"
+    if len(value) > MAX_LOOKUP_CHARS:
+        return (
+            f"lookup field {field!r} is {len(value):,} characters; Marketo takes at most "
+            f"{MAX_LOOKUP_CHARS}"
+        )
+    return None
 
 
 async def _campaigns(

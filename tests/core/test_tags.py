@@ -163,3 +163,17 @@ def test_event_tags() -> None:
         "signal_marketo"
     }
     assert tags.event_tags(None, ACCOUNT) == frozenset()
+
+
+def test_names_are_normalised_alike_and_long_values_are_not_kept() -> None:
+    """Names and labels are cached; a registrant's long values (a filter compares them) are
+    normalised as well but not kept, however many of them pass."""
+    assert tags.normalise("  Attended   ON site ") == "attended on site"
+    long_value = "  Ünïcode " + "x" * tags.CACHED_CHARS + "  VALUE  "
+    assert tags.normalise(long_value) == "ünïcode " + "x" * tags.CACHED_CHARS + " value"
+    before = tags._cached.cache_info().currsize
+    for n in range(200):
+        assert tags.normalise(f"{n} " + "y" * 10_000) == f"{n} " + "y" * 10_000
+    assert tags._cached.cache_info().currsize == before
+    tags.normalise("a name seen for the first time")
+    assert tags._cached.cache_info().currsize == before + 1

@@ -113,6 +113,37 @@ async def test_trigger_without_force_update_keeps_existing_fields(
     assert run["tokens"] == [{"name": "{{my.session}}", "value": "K"}]
 
 
+@pytest.mark.parametrize(
+    ("email", "reason"),
+    [
+        ("mallory@example.com" + ",x" * 300, "holds a comma"),
+        ("é" * 300 + "@example.com", "is 312 characters; Marketo takes at most 255"),
+    ],
+    ids=["commas", "too-long"],
+)
+async def test_one_unlookable_email_fails_its_own_request_not_the_group(
+    sandbox: Sandbox, client: MarketoClient, email: str, reason: str
+) -> None:
+    """Lookup values go comma-joined in one query: one registrant's email with commas (more
+    values than Marketo takes) or of great length (a request too long) failed every request of
+    the group, not retried. It is that request's data failure; the others are delivered."""
+    known = sandbox.add_lead(email="user1@example.com", firstName="Original", lastName="Name")
+    hostile = lead(3)
+    hostile["email"] = email
+    batch = [
+        request("trigger_campaign", lead(1), campaign_id=1002),
+        request("trigger_campaign", hostile, campaign_id=1002),
+        request("trigger_campaign", lead(2), campaign_id=1002),
+    ]
+    first, refused, second = await deliver_batch(batch, client, force_update=False)
+    assert first.status is second.status is OutcomeStatus.DELIVERED
+    assert first.marketo_lead_id == known
+    assert refused.status is OutcomeStatus.FAILED
+    assert refused.category is FailureCategory.DATA
+    assert refused.reason is not None and f"lookup field 'email' {reason}" in refused.reason
+    assert calls(sandbox, "leads.filter") == 1
+
+
 async def test_trigger_with_force_update_updates_fields(
     sandbox: Sandbox, client: MarketoClient
 ) -> None:

@@ -1,7 +1,7 @@
-"""A server that echoes what Signal sent it: the Certain password (Basic authorization), the
-Marketo client secret (the identity form) and access tokens (bearer authorization) never reach a
-failure's message, whatever form the echo takes; and a runaway Marketo answer is refused, not
-held in memory."""
+"""Servers that misbehave on purpose. One that echoes what Signal sent it: the Certain password
+(Basic authorization), the Marketo client secret (the identity form) and access tokens (bearer
+authorization) never reach a failure's message, whatever form the echo takes. A runaway Marketo
+answer is refused, not held in memory; a lead lookup that always offers another page stops."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from config.models import CertainSource
 from stream.certain.client import CertainClient, CertainUnavailable, RequestBudget
 from stream.echoed_secrets import REDACTED, echo_forms, scrub
 from stream.marketo import transport
-from stream.marketo.client import MarketoClient
+from stream.marketo.client import LOOKUP_MAX_PAGES, MarketoClient
 from stream.marketo.errors import MarketoError
 from tests.support.fixtures import Serve
 from tests.support.marketo import CLIENT_SECRET, settings_at
@@ -156,3 +156,34 @@ async def test_a_runaway_marketo_answer_is_refused_unread(
     failure = raised.value.failure
     assert failure.code == "too-large", failure
     assert "over 100,000 bytes" in failure.message
+
+
+async def test_a_lead_lookup_that_always_offers_a_next_page_stops(web_server: Serve) -> None:
+    served: list[str] = []
+
+    async def token(request: web.Request) -> web.Response:
+        return web.json_response({"access_token": TOKEN, "expires_in": 3600})
+
+    async def leads(request: web.Request) -> web.Response:
+        served.append(request.query.get("nextPageToken", ""))
+        page = len(served)
+        return web.json_response(
+            {
+                "success": True,
+                "requestId": f"r{page}",
+                "result": [{"id": page, "email": "a@example.com"}],
+                "nextPageToken": f"page-{page}",
+            }
+        )
+
+    app = web.Application()
+    app.router.add_post("/identity/oauth/token", token)
+    app.router.add_get("/rest/v1/leads.json", leads)
+    url = await web_server(app)
+    client = MarketoClient(settings_at(url, max_attempts=1))
+    try:
+        found = await client.get_leads("email", ["a@example.com"])
+    finally:
+        await client.close()
+    assert len(served) == LOOKUP_MAX_PAGES
+    assert [lead["id"] for lead in found] == list(range(1, LOOKUP_MAX_PAGES + 1))
