@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -61,14 +62,32 @@ def compact(value: Any) -> bytes:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
 
 
+MAX_RETRY_AFTER_S = 86_400.0
+"""The longest `Retry-After` taken as given (a day; the daily quota resets sooner)."""
+MAX_TOKEN_LIFE_S = 86_400
+"""The longest token lifetime taken as given (Marketo's are an hour)."""
+
+
+def _json(body: bytes) -> Any:
+    """The answer's JSON value; None for anything that is not JSON this client reads, a
+    nesting too deep for the parser included (a RecursionError is no crash of the call)."""
+    try:
+        return json.loads(body) if body else None
+    except (ValueError, RecursionError):
+        return None
+
+
 def retry_after_seconds(header: str | None) -> float | None:
     """A `Retry-After` header in seconds; None when absent or not a number (dates are rare)."""
     if header is None:
         return None
     try:
-        return max(0.0, float(header))
+        seconds = float(header)
     except ValueError:
         return None
+    if not math.isfinite(seconds):  # "1e400", "nan": no wait anyone meant
+        return None
+    return min(max(0.0, seconds), MAX_RETRY_AFTER_S)
 
 
 def http_failure(status: int, endpoint: str) -> MarketoFailure:
@@ -93,14 +112,11 @@ def parse_identity(
     status: int, body: bytes, token_url: str
 ) -> tuple[IssuedToken | None, MarketoFailure | None]:
     """The identity endpoint's answer: a token, or why there is none."""
-    try:
-        data = json.loads(body) if body else None
-    except ValueError:
-        data = None
+    data = _json(body)
     if status == 200 and isinstance(data, dict) and isinstance(data.get("access_token"), str):
         try:
-            expires_in = int(data.get("expires_in", 0))
-        except (TypeError, ValueError):
+            expires_in = min(max(int(data.get("expires_in", 0)), 0), MAX_TOKEN_LIFE_S)
+        except (TypeError, ValueError, OverflowError):
             expires_in = 0
         scope = data.get("scope")
         return (
@@ -143,10 +159,7 @@ def parse_envelope(
     """A REST answer's envelope, the failure it reports (if any) and its request id."""
     if status != 200:
         return None, http_failure(status, path), None
-    try:
-        data = json.loads(raw)
-    except ValueError:
-        data = None
+    data = _json(raw)
     if not isinstance(data, dict):
         return (
             None,

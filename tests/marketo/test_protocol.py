@@ -46,6 +46,25 @@ def test_identity_with_an_unreadable_lifetime_counts_it_as_spent() -> None:
 
 
 @pytest.mark.parametrize(
+    ("lifetime", "expected"),
+    [(b"1e400", 0), (b"9" * 400, 86_400), (b"-5", 0), (b"7200", 7200)],
+)
+def test_a_hostile_token_lifetime_is_bounded(lifetime: bytes, expected: int) -> None:
+    """An infinite or 400-digit lifetime raised OverflowError out of the token cache."""
+    raw = b'{"access_token": "t", "expires_in": ' + lifetime + b"}"
+    issued, failure = parse_identity(200, raw, TOKEN_URL)
+    assert failure is None and issued is not None and issued.expires_in == expected
+
+
+def test_an_answer_nested_past_the_parser_is_a_failure_not_a_crash() -> None:
+    deep = b"[" * 200_000 + b"]" * 200_000
+    _, failure, _ = parse_envelope(200, deep, LEADS_PATH)
+    assert failure is not None and failure.kind is FailureClass.TECHNICAL
+    issued, failure = parse_identity(200, deep, TOKEN_URL)
+    assert issued is None and failure is not None
+
+
+@pytest.mark.parametrize(
     ("answer", "message"),
     [
         ({"error": "invalid_client"}, "bad client id or secret"),
@@ -196,7 +215,17 @@ def test_compact_counts_bytes_as_marketo_does() -> None:
 
 
 @pytest.mark.parametrize(
-    ("header", "seconds"), [(None, None), ("20", 20.0), ("-3", 0.0), ("Wed, 21 Oct 2026", None)]
+    ("header", "seconds"),
+    [
+        (None, None),
+        ("20", 20.0),
+        ("-3", 0.0),
+        ("Wed, 21 Oct 2026", None),
+        ("1e400", None),  # infinite: a timedelta of it overflowed out of the call
+        ("nan", None),
+        ("9" * 400, None),
+        ("1e9", 86_400.0),
+    ],
 )
 def test_retry_after_in_seconds(header: str | None, seconds: float | None) -> None:
     assert retry_after_seconds(header) == seconds
