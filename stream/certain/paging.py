@@ -34,7 +34,13 @@ from stream.certain.poll_diff import parse_timestamp
 
 MAX_SHIFTS = 3
 """Re-reads of one stamp's records per poll before the poll leaves the rest to the next."""
+MAX_READ_PAGES = 2_000
+"""Pages one read takes (a million records): a host that serves full pages for ever (the same
+records again, each page starting with the one before's last) ends the read there; the next
+poll goes on from the watermark."""
 STEP = timedelta(seconds=1)
+
+_log = logging.getLogger("signal.certain")
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,11 +123,22 @@ async def fresh_pages(
     """Each page `pager` asks for, fetched with `fetch(after, start_index, max_results)`, as the
     records it had not read before; a page that brought none (a re-read after a shift) is
     skipped. One loop for every stream a poll pages through."""
-    while not pager.done:
+    for _ in range(MAX_READ_PAGES):
+        if pager.done:
+            return
         asked = pager.request()
         fresh = pager.take(await fetch(asked.after, asked.start_index, asked.max_results))
         if fresh:
             yield fresh
+    if not pager.done:
+        pager.done = True
+        _log.warning(
+            "a Certain read stopped after %d pages at %s (offset %d): the host kept serving full "
+            "pages; the next poll goes on from there",
+            MAX_READ_PAGES,
+            asked.after.isoformat(),
+            asked.start_index,
+        )
 
 
 def log_shifts(

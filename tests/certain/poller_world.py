@@ -114,16 +114,18 @@ async def poller_world(
     account: Callable[[str], dict[str, Any]] = plain_account,
     *,
     sandbox: CertainSandbox | None = None,
+    host: str | None = None,
 ) -> AsyncIterator[PollerWorld]:
     """A sandbox (seeded with the simulator's events and no registrations unless given), a
-    ledger and config service in `tmp_path`, and a poller for the account's source."""
+    ledger and config service in `tmp_path`, and a poller for the account's source; `host`
+    points the source at another server instead (one that misbehaves on purpose)."""
     sandbox = sandbox or CertainSandbox(per_event=0)
     await sandbox.start()
     http = aiohttp.ClientSession()
     store = await Store.open(tmp_path / "signal.duckdb", reader_threads=1, threads=1)
     config = ConfigService(store, SecretStore(tmp_path / "secrets.json"), env=ENV, debounce_s=0)
     path = tmp_path / "account.yaml"
-    path.write_text(json.dumps(account(sandbox.url)), encoding="utf-8")
+    path.write_text(json.dumps(account(host or sandbox.url)), encoding="utf-8")
     try:
         await config.start(path)
         world = PollerWorld(sandbox, http, store, config, None)  # type: ignore[arg-type]

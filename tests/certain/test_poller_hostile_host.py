@@ -1,0 +1,98 @@
+"""A Certain host that misbehaves on purpose: more records on a page than were asked for, a list
+of events that never ends, a registrations read whose pages never end. Each is refused or cut
+off at a bound, so one source cannot hold control's memory or its event loop for ever."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+
+from stream.certain import paging
+from stream.certain.client import PAGE_SIZE, CertainRefused
+from stream.certain.paging import KeysetPager, fresh_pages
+from stream.control import certain_poller
+from tests.certain.poller_world import poller_world
+from tests.support.fixtures import Serve
+
+
+def events_page(start: int, count: int, total: int | None) -> dict[str, Any]:
+    events = [
+        {"eventCode": f"EV{start + i}", "isActive": True, "dateModified": "2026-01-01 00:00:00"}
+        for i in range(count)
+    ]
+    page: dict[str, Any] = {"size": count, "maxResults": PAGE_SIZE, "events": events}
+    if total is not None:
+        page["completeCollectionSize"] = total
+    return page
+
+
+async def host(web_server: Serve, answer: Any) -> tuple[str, list[str]]:
+    """A host answering every GET with `answer(request)`; the paths it served, in order."""
+    served: list[str] = []
+
+    async def handle(request: web.Request) -> web.Response:
+        served.append(f"{request.path}?{request.query_string}")
+        return web.json_response(answer(request))
+
+    app = web.Application()
+    app.router.add_get("/{tail:.*}", handle)
+    return await web_server(app), served
+
+
+async def test_a_page_with_more_records_than_asked_is_refused(
+    web_server: Serve, tmp_path: Path
+) -> None:
+    url, _ = await host(web_server, lambda r: events_page(0, PAGE_SIZE + 1, None))
+    async with poller_world(tmp_path, host=url) as world:
+        with pytest.raises(CertainRefused, match=f"501 records on a page of at most {PAGE_SIZE}"):
+            await world.poll()
+        assert await world.ledger("SELECT count(*) FROM changes") == [[0]]
+
+
+async def test_a_list_of_events_that_never_ends_is_refused_at_its_bound(
+    web_server: Serve, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Always a full page of new events: the poll stops at MAX_LIST_PAGES (it ran for ever,
+    154 MB → 2.1 GB in 15 s) and says why."""
+    monkeypatch.setattr(certain_poller, "MAX_LIST_PAGES", 4)
+
+    def endless(request: web.Request) -> dict[str, Any]:
+        return events_page(int(request.query.get("start_index", "0")), PAGE_SIZE, None)
+
+    url, served = await host(web_server, endless)
+    async with poller_world(tmp_path, host=url) as world:
+        with pytest.raises(CertainRefused, match="more than 2,000 events listed"):
+            await world.poll()
+    assert len(served) == 4
+
+
+async def test_the_events_list_ends_where_its_size_says(web_server: Serve, tmp_path: Path) -> None:
+    """A full page that completes the collection is the last one asked for."""
+    url, served = await host(web_server, lambda r: events_page(0, PAGE_SIZE, PAGE_SIZE))
+    async with poller_world(tmp_path, host=url) as world:
+        with pytest.raises(CertainRefused):  # the event details are not served by this host
+            await world.poll()
+    assert [path for path in served if "/Event/" in path and "start_index" in path] == [served[0]]
+
+
+async def test_a_read_whose_pages_never_end_stops_at_its_bound(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The same full page again and again (each starting with the last record read): the read
+    ends after MAX_READ_PAGES fetches instead of paging for ever."""
+    monkeypatch.setattr(paging, "MAX_READ_PAGES", 6)
+    same = {"registrationCode": "R1", "dateModified": "2026-01-01 00:00:00"}
+    fetched: list[int] = []
+
+    async def fetch(after: datetime, start: int, size: int) -> list[Any]:
+        fetched.append(start)
+        return [same] * size
+
+    pager = KeysetPager(datetime(2025, 12, 31, tzinfo=UTC), page_size=3)
+    pages = [page async for page in fresh_pages(pager, fetch)]
+    assert len(fetched) == 6 and pager.done
+    assert len(pages) == 6
