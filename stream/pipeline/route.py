@@ -10,6 +10,7 @@ decided without Marketo (not activated, filtered out, data failure, dry run), or
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -205,6 +206,32 @@ def _redrive_refusal(flow: Flow | None, redrive: Redrive, account: Account) -> s
     return None
 
 
+MAX_DELIVERY_BYTES = 512 * 1024
+"""The most a delivery's fields and tokens may hold, written as JSON. Marketo takes at most 1 MB
+a request (300 leads), and a delivery request must fit the broker's 1 MiB record: a transform
+that grows a registrant's long value past it (`proper` triples some letters) made a request no
+publish could clear, retried for ever, the route stage stuck behind it."""
+
+
+def oversize_delivery(mapped: Mapped) -> str | None:
+    """Why `mapped` is too big to deliver, or None. Counted in characters first (a JSON text is
+    at most six bytes a character), in bytes only when that bound is not enough."""
+    parts = (mapped.payload, mapped.tokens)
+    chars = sum(len(k) + len(v) for part in parts for k, v in part.items())
+    if chars * 6 <= MAX_DELIVERY_BYTES:
+        return None
+    size = sum(len(json.dumps(part, ensure_ascii=False).encode()) for part in parts)
+    if size <= MAX_DELIVERY_BYTES:
+        return None
+    field, value = max(
+        ((k, v) for part in parts for k, v in part.items()), key=lambda kv: len(kv[1])
+    )
+    return (
+        f"the mapped fields are {size:,} bytes (largest {field!r}, {len(value):,} characters); "
+        f"at most {MAX_DELIVERY_BYTES:,} bytes go to Marketo in one delivery"
+    )
+
+
 def _one(routed: Routed, make: _Outcomes, flow: Flow, evaluation: Evaluation) -> None:
     """Add the outcome or the delivery request of one (change, flow) pair to `routed`."""
     if isinstance(evaluation, NotActivated):
@@ -225,6 +252,12 @@ def _one(routed: Routed, make: _Outcomes, flow: Flow, evaluation: Evaluation) ->
         )
         return
     assert isinstance(evaluation, Mapped)
+    too_big = oversize_delivery(evaluation)
+    if too_big is not None:
+        routed.records.append(
+            make(flow, OutcomeStatus.FAILED, category=FailureCategory.DATA, reason=too_big)
+        )
+        return
     change, redrive, now = make.change, make.redrive, make.now
     if redrive is not None and redrive.dry_run:
         routed.records.append(

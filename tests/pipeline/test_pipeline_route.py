@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from stream.messages import DeliveryRequest, FailureCategory, OutcomeRecord, OutcomeStatus, Redrive
-from stream.pipeline.route import Routed, latency_ms, route_change
+from stream.pipeline.route import MAX_DELIVERY_BYTES, Routed, latency_ms, route_change
 from tests.pipeline.pipeline_support import (
     account,
     catalog_with,
@@ -161,3 +162,37 @@ def test_latency_prefers_the_receive_time() -> None:
     assert latency_ms(occurred, None, NOW) == 3_600_000
     assert latency_ms(occurred, NOW - timedelta(seconds=1), NOW) == 1000
     assert latency_ms(NOW + timedelta(seconds=1), None, NOW) == 0
+
+
+def _with_last_name(n: int, last_name: str) -> dict[str, Any]:
+    data = registration_json(n)
+    data["registration"]["profile"]["lastName"] = last_name
+    return data
+
+
+def test_a_delivery_too_big_to_send_is_a_data_failure_of_its_pair() -> None:
+    """A registrant's 600,000-character name maps to a request no broker record or Marketo
+    call could carry: that pair fails as data, naming the field; a name a sixth of the bound
+    plain and the same length of escaped characters show the count is of bytes as sent."""
+    huge = route_change(
+        change(_with_last_name(8, "x" * 600_000)), ACCOUNT, CATALOG, now=NOW, received_at=RECEIVED
+    )
+    assert huge.deliveries == []
+    failed = outcome_of(huge, "registered-to-nurture")
+    assert failed.status is OutcomeStatus.FAILED and failed.category is FailureCategory.DATA
+    assert failed.reason is not None
+    assert "(largest 'lastName', 600,000 characters)" in failed.reason
+    assert f"at most {MAX_DELIVERY_BYTES:,} bytes" in failed.reason
+    plain = route_change(
+        change(_with_last_name(9, "y" * 200_000)), ACCOUNT, CATALOG, now=NOW, received_at=RECEIVED
+    )
+    assert [d.flow_id for d in plain.deliveries] == ["registered-to-nurture"]
+    escaped = route_change(
+        change(_with_last_name(10, "\x01" * 200_000)),
+        ACCOUNT,
+        CATALOG,
+        now=NOW,
+        received_at=RECEIVED,
+    )
+    assert escaped.deliveries == []
+    assert outcome_of(escaped, "registered-to-nurture").category is FailureCategory.DATA
