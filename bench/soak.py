@@ -33,7 +33,6 @@ SIGTERM by the kernel should the bench die without stopping it; its own children
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import ctypes
@@ -53,7 +52,7 @@ from pathlib import Path
 
 from apiclient.client import ApiClient
 from apiclient.errors import ApiError
-from bench import sized
+from bench import arguments, sized
 from bench.pipeline_throughput import memory_mb
 from stream.broker import free_port
 
@@ -94,6 +93,9 @@ class Sample:
     """The machine's 1-minute load average: on a shared machine, what the latency was up against."""
     stages: dict[str, float] = field(default_factory=dict)
     """p95 of each stage (`STAGES`) over the interval's deliveries, in ms."""
+    duckdb_mb: float | None = None
+    """What control's DuckDB holds in memory (`duckdb_memory()`: its buffer pool, bounded by
+    SIGNAL_DB_MEMORY_LIMIT): the part of control's RSS that is a cache filling up, not a leak."""
 
     @property
     def calls_per_s(self) -> float:
@@ -184,6 +186,8 @@ FROM d JOIN q USING (change_id, flow_id) JOIN changes c USING (change_id)
 change → the pipeline routed it, its `queued` outcome), deliver (routed → Marketo's answer, the
 delivered outcome's `processed_at`) and record (that answer → control recorded it): a p95 that
 creeps shows in the stage that grows."""
+DUCKDB_MEMORY = "SELECT sum(memory_usage_bytes) FROM duckdb_memory()"
+MIB = 1024 * 1024
 CALLS = """
 SELECT count(*), count(*) FILTER (WHERE marketo_error IN ('606', '615'))
 FROM api_calls WHERE started_at >= $since AND started_at < $until
@@ -202,6 +206,7 @@ async def sample(
         calls = (await client.sql(calls_query, max_rows=1)).rows[0]
         stages_query = STAGES_P95.replace("$since", f"TIMESTAMPTZ '{since}'")
         stage_row = (await client.sql(stages_query, max_rows=1)).rows[0]
+        held = await client.scalar(DUCKDB_MEMORY)
     except ApiError as error:
         print(f"  (sample skipped: {error})")
         return None
@@ -224,6 +229,7 @@ async def sample(
             for name, value in zip(STAGES, stage_row, strict=True)
             if value is not None
         },
+        duckdb_mb=float(held) / MIB if held is not None else None,
     )
 
 
@@ -278,6 +284,8 @@ def show(s: Sample) -> None:
         if s.p50_ms is not None and s.p95_ms is not None
         else "no delivery in the interval"
     )
+    if s.duckdb_mb is not None:
+        memory += f"  (DuckDB {s.duckdb_mb:.0f})"
     refused = f" ({s.refused} refused 606/615)" if s.refused else ""
     print(
         f"  {s.at_s:6.0f} s  RSS MiB {memory}  changes {s.changes:7d}  "
@@ -307,6 +315,17 @@ def summary(soak: Soak) -> None:
             f"{name:<9} RSS {values[0]:.0f} → {values[-1]:.0f} MiB (peak {soak.peaks[name]:.0f}); "
             f"after warm-up {first.rss[name]:.0f} → {last.rss[name]:.0f} MiB ({growth:+.0f})"
         )
+    if first.duckdb_mb is not None and last.duckdb_mb is not None:
+        held = last.duckdb_mb - first.duckdb_mb
+        line = (
+            f"control's DuckDB in memory after warm-up {first.duckdb_mb:.0f} → "
+            f"{last.duckdb_mb:.0f} MiB ({held:+.0f}; its buffer pool, bounded by "
+            "SIGNAL_DB_MEMORY_LIMIT)"
+        )
+        if "control" in first.rss and "control" in last.rss:
+            rest = last.rss["control"] - first.rss["control"] - held
+            line += f"; control's growth beside it {rest:+.0f} MiB"
+        print(line)
     timed = [s for s in soak.samples if s.p95_ms is not None]
     if timed:
         print(
@@ -541,7 +560,7 @@ def _utc_now() -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="bench.soak", description=__doc__)
+    parser = arguments(__file__, __doc__)
     parser.add_argument("--minutes", type=float, default=sized(3.0, 20 / 60))
     parser.add_argument("--rate", type=float, default=sized(50.0, 5.0))
     parser.add_argument("--every", type=float, default=sized(60.0, 5.0))
