@@ -206,11 +206,14 @@ class Transport:
         failure: MarketoFailure | None = None
         issued: IssuedToken | None = None
         try:
+            # No redirect is followed: aiohttp sends a POST's body on to a 307/308's Location,
+            # and the body holds the client secret, bound to this identity URL alone.
             async with self.http().post(
                 s.token_url,
                 data=form,
                 headers={"Accept": "application/json"},
                 timeout=self._identity_timeout,
+                allow_redirects=False,
             ) as resp:
                 status = resp.status
                 body = scrub(await read_answer(resp), self._secret_echoes)

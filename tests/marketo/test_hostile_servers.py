@@ -187,3 +187,34 @@ async def test_a_lead_lookup_that_always_offers_a_next_page_stops(web_server: Se
         await client.close()
     assert len(served) == LOOKUP_MAX_PAGES
     assert [lead["id"] for lead in found] == list(range(1, LOOKUP_MAX_PAGES + 1))
+
+
+async def test_an_identity_endpoint_that_redirects_never_gets_the_secret_sent_on(
+    web_server: Serve,
+) -> None:
+    """A 307 from the identity URL would have the form, client secret included, posted to the
+    Location: the secret is bound to the identity URL it was entered for."""
+    elsewhere: list[str] = []
+
+    async def catch(request: web.Request) -> web.Response:
+        elsewhere.append(await request.text())
+        return web.json_response({"access_token": TOKEN, "expires_in": 3600})
+
+    other = web.Application()
+    other.router.add_post("/{tail:.*}", catch)
+    other_url = await web_server(other)
+
+    async def redirect(request: web.Request) -> web.Response:
+        raise web.HTTPTemporaryRedirect(f"{other_url}/steal")
+
+    app = web.Application()
+    app.router.add_post("/identity/oauth/token", redirect)
+    url = await web_server(app)
+    client = MarketoClient(settings_at(url, max_attempts=1))
+    try:
+        with pytest.raises(MarketoError) as raised:
+            await client.get_leads("email", ["a@example.com"])
+    finally:
+        await client.close()
+    assert elsewhere == []
+    assert "HTTP 307" in str(raised.value) and CLIENT_SECRET not in str(raised.value)
