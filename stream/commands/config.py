@@ -114,22 +114,26 @@ def _report(loaded: Loaded, out: TextIO) -> None:
     if loaded.account is None:
         return
     refused = {p.path for p in loaded.problems}
-    for index, connection in enumerate(loaded.account.connections):
-        ref = connection.client_secret_ref
-        path = f"connections[{index}].client_secret"
-        if ref and connection.client_secret is None and path not in refused:
+    # (where, its secret's field, the variable named, the value it gave, what goes without it)
+    references = [
+        (
+            f"connections[{i}]",
+            "client_secret",
+            c.client_secret_ref,
+            c.client_secret,
+            "it sends nothing to Marketo",
+        )
+        for i, c in enumerate(loaded.account.connections)
+    ] + [
+        (f"certain_sources[{i}]", "password", s.password_ref, s.password, "it polls nothing")
+        for i, s in enumerate(loaded.account.certain_sources)
+    ]
+    for where, field, ref, value, without in references:
+        if ref and value is None and f"{where}.{field}" not in refused:
+            what = field.replace("_", " ")
             print(
-                f"warning: connections[{index}]: no client secret (environment variable {ref} "
-                "is not set); it sends nothing to Marketo until the variable is set",
-                file=out,
-            )
-    for index, source in enumerate(loaded.account.certain_sources):
-        ref = source.password_ref
-        path = f"certain_sources[{index}].password"
-        if ref and source.password is None and path not in refused:
-            print(
-                f"warning: certain_sources[{index}]: no password (environment variable {ref} "
-                "is not set); it polls nothing until the variable is set",
+                f"warning: {where}: no {what} (environment variable {ref} is not set); "
+                f"{without} until the variable is set",
                 file=out,
             )
     for index, flow in enumerate(loaded.account.flows):

@@ -396,17 +396,10 @@ class SourcePoller:
                 where += ", session registration"
             if kind in ("registration", "session"):
                 where += f", registration {diffed.code!r}" if diffed.code else ""
-            out.rejected.append(
-                RejectedRow(
-                    received_at=self._clock(),
-                    reasons=(f"{where}: {diffed.reason}",),
-                    payload=raw,
-                    source="poll",
-                    # The digest of the record as served: the overlap re-reads it, and a
-                    # rejection already kept is not kept again.
-                    change_id="certain-rejected-" + hashlib.sha256(raw.encode()).hexdigest()[:32],
-                )
-            )
+            # The digest of the record as served: the overlap re-reads it, and a rejection
+            # already kept is not kept again.
+            digest = "certain-rejected-" + hashlib.sha256(raw.encode()).hexdigest()[:32]
+            out.rejected.append(self._rejected(where, diffed.reason, raw, digest))
             return
         if out.newest is None or diffed.seen.date_modified > out.newest:
             out.newest = diffed.seen.date_modified
@@ -432,16 +425,17 @@ class SourcePoller:
             where = f"Certain source {self.source.id!r}, event {change.event_code!r}"
             if change.registration_code:
                 where += f", registration {change.registration_code!r}"
-            out.rejected.append(
-                RejectedRow(
-                    received_at=self._clock(),
-                    reasons=(f"{where}: {reason}",),
-                    payload=payload,
-                    source="poll",
-                    change_id=change.change_id,
-                )
-            )
+            out.rejected.append(self._rejected(where, reason, payload, change.change_id))
         return received
+
+    def _rejected(self, where: str, reason: str, payload: str, change_id: str) -> RejectedRow:
+        return RejectedRow(
+            received_at=self._clock(),
+            reasons=(f"{where}: {reason}",),
+            payload=payload,
+            source="poll",
+            change_id=change_id,
+        )
 
     async def _commit(
         self,

@@ -111,19 +111,25 @@ async def test_catalog_is_rebuilt_from_archived_event_changes(
     assert again.catalog == config.catalog
 
 
+OUTCOME_BASE = {
+    "flow_id": "f",
+    "flow_name": "F",
+    "mode": "live",
+    "occurred_at": FIXED.isoformat(),
+    "processed_at": (FIXED + timedelta(seconds=1)).isoformat(),
+}
+"""An outcome record's fields but its change and status."""
+
+
 async def test_an_outcome_record_of_many_problems_keeps_the_first_and_counts_the_rest(
     parts: tuple[Store, ConfigService, Published],
 ) -> None:
     store, config, _ = parts
     recorder = Recorder(store, config)
     record = {
+        **OUTCOME_BASE,
         "change_id": "x",
-        "flow_id": "f",
-        "flow_name": "F",
-        "mode": "live",
         "status": "not_activated",
-        "occurred_at": FIXED.isoformat(),
-        "processed_at": FIXED.isoformat(),
         "also": [{"mode": 1}] * 3_000,
     }
     assert await recorder.record_outcomes([json.dumps(record).encode()]) == 0
@@ -137,13 +143,7 @@ async def test_an_outcome_record_of_many_problems_keeps_the_first_and_counts_the
 async def test_outcomes_and_api_calls(parts: tuple[Store, ConfigService, Published]) -> None:
     store, config, _ = parts
     recorder = Recorder(store, config)
-    base = {
-        "flow_id": "f",
-        "flow_name": "F",
-        "mode": "live",
-        "occurred_at": FIXED.isoformat(),
-        "processed_at": (FIXED + timedelta(seconds=1)).isoformat(),
-    }
+    base = OUTCOME_BASE
     values: list[bytes | None] = [
         json.dumps({**base, "change_id": "a", "status": "delivered"}).encode(),
         json.dumps({**base, "change_id": "b", "status": "failed", "category": "data"}).encode(),

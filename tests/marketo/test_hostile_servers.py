@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Awaitable, Callable
+from typing import Any
 from urllib.parse import quote
 
 import aiohttp
@@ -87,6 +89,39 @@ async def test_a_certain_host_echoing_the_authorization_never_shows_the_password
     assert PASSWORD not in message and basic not in message
 
 
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+async def token(request: web.Request) -> web.Response:
+    return web.json_response({"access_token": TOKEN, "expires_in": 3600})
+
+
+async def marketo_host(
+    web_server: Serve, leads: Handler | None = None, identity: Handler = token
+) -> str:
+    """A stand-in Marketo: its identity endpoint and its lead lookup."""
+    app = web.Application()
+    app.router.add_post("/identity/oauth/token", identity)
+    if leads is not None:
+        app.router.add_get("/rest/v1/leads.json", leads)
+    return await web_server(app)
+
+
+async def lookup(url: str) -> list[dict[str, Any]]:
+    """One lead lookup by a client with a single attempt per call."""
+    client = MarketoClient(settings_at(url, max_attempts=1))
+    try:
+        return await client.get_leads("email", ["a@example.com"])
+    finally:
+        await client.close()
+
+
+async def refused(url: str) -> MarketoError:
+    with pytest.raises(MarketoError) as raised:
+        await lookup(url)
+    return raised.value
+
+
 async def test_a_marketo_host_echoing_the_secret_and_the_token_never_shows_them(
     web_server: Serve,
 ) -> None:
@@ -95,37 +130,14 @@ async def test_a_marketo_host_echoing_the_secret_and_the_token_never_shows_them(
         request[FORM] = "&".join(f"{k}={quote(str(v))}" for k, v in form.items())
         return _echo(request, 401)
 
-    app = web.Application()
-    app.router.add_post("/identity/oauth/token", identity)
-    url = await web_server(app)
-    client = MarketoClient(settings_at(url, max_attempts=1))
-    try:
-        with pytest.raises(MarketoError) as raised:
-            await client.get_leads("email", ["a@example.com"])
-    finally:
-        await client.close()
-    message = str(raised.value)
+    message = str(await refused(await marketo_host(web_server, identity=identity)))
     assert "bad client id or secret" in message and "[redacted]" in message, message
     assert CLIENT_SECRET not in message
-
-    async def token(request: web.Request) -> web.Response:
-        return web.json_response({"access_token": TOKEN, "expires_in": 3600})
-
-    app = web.Application()
-    app.router.add_post("/identity/oauth/token", token)
 
     async def leads(request: web.Request) -> web.Response:
         return _echo(request, 400)
 
-    app.router.add_get("/rest/v1/leads.json", leads)
-    url = await web_server(app)
-    client = MarketoClient(settings_at(url, max_attempts=1))
-    try:
-        with pytest.raises(MarketoError) as raised:
-            await client.get_leads("email", ["a@example.com"])
-    finally:
-        await client.close()
-    message = str(raised.value)
+    message = str(await refused(await marketo_host(web_server, leads)))
     assert TOKEN not in message and CLIENT_SECRET not in message, message
 
 
@@ -134,35 +146,19 @@ async def test_a_runaway_marketo_answer_is_refused_unread(
 ) -> None:
     monkeypatch.setattr(transport, "MAX_ANSWER_BYTES", 100_000)
 
-    async def token(request: web.Request) -> web.Response:
-        return web.json_response({"access_token": TOKEN, "expires_in": 3600})
-
     async def huge(request: web.Request) -> web.StreamResponse:
         response = web.StreamResponse(headers={"Content-Type": "application/json"})
         await response.prepare(request)
         await response.write(b'{"success": true, "result": [' + b'{"id": 1},' * 50_000)
         return response
 
-    app = web.Application()
-    app.router.add_post("/identity/oauth/token", token)
-    app.router.add_get("/rest/v1/leads.json", huge)
-    url = await web_server(app)
-    client = MarketoClient(settings_at(url, max_attempts=1))
-    try:
-        with pytest.raises(MarketoError) as raised:
-            await client.get_leads("email", ["a@example.com"])
-    finally:
-        await client.close()
-    failure = raised.value.failure
+    failure = (await refused(await marketo_host(web_server, huge))).failure
     assert failure.code == "too-large", failure
     assert "over 100,000 bytes" in failure.message
 
 
 async def test_a_lead_lookup_that_always_offers_a_next_page_stops(web_server: Serve) -> None:
     served: list[str] = []
-
-    async def token(request: web.Request) -> web.Response:
-        return web.json_response({"access_token": TOKEN, "expires_in": 3600})
 
     async def leads(request: web.Request) -> web.Response:
         served.append(request.query.get("nextPageToken", ""))
@@ -176,15 +172,7 @@ async def test_a_lead_lookup_that_always_offers_a_next_page_stops(web_server: Se
             }
         )
 
-    app = web.Application()
-    app.router.add_post("/identity/oauth/token", token)
-    app.router.add_get("/rest/v1/leads.json", leads)
-    url = await web_server(app)
-    client = MarketoClient(settings_at(url, max_attempts=1))
-    try:
-        found = await client.get_leads("email", ["a@example.com"])
-    finally:
-        await client.close()
+    found = await lookup(await marketo_host(web_server, leads))
     assert len(served) == LOOKUP_MAX_PAGES
     assert [lead["id"] for lead in found] == list(range(1, LOOKUP_MAX_PAGES + 1))
 
@@ -198,7 +186,7 @@ async def test_an_identity_endpoint_that_redirects_never_gets_the_secret_sent_on
 
     async def catch(request: web.Request) -> web.Response:
         elsewhere.append(await request.text())
-        return web.json_response({"access_token": TOKEN, "expires_in": 3600})
+        return await token(request)
 
     other = web.Application()
     other.router.add_post("/{tail:.*}", catch)
@@ -207,14 +195,6 @@ async def test_an_identity_endpoint_that_redirects_never_gets_the_secret_sent_on
     async def redirect(request: web.Request) -> web.Response:
         raise web.HTTPTemporaryRedirect(f"{other_url}/steal")
 
-    app = web.Application()
-    app.router.add_post("/identity/oauth/token", redirect)
-    url = await web_server(app)
-    client = MarketoClient(settings_at(url, max_attempts=1))
-    try:
-        with pytest.raises(MarketoError) as raised:
-            await client.get_leads("email", ["a@example.com"])
-    finally:
-        await client.close()
+    error = await refused(await marketo_host(web_server, identity=redirect))
     assert elsewhere == []
-    assert "HTTP 307" in str(raised.value) and CLIENT_SECRET not in str(raised.value)
+    assert "HTTP 307" in str(error) and CLIENT_SECRET not in str(error)
