@@ -14,7 +14,7 @@ import subprocess
 import sys
 import time
 
-from bench import sized
+from bench import arguments, sized
 
 
 def _bare_python() -> float:
@@ -44,7 +44,9 @@ def _sandbox_start() -> float:
 
 
 def main() -> None:
-    runs = sized(5, 1)
+    parser = arguments(__file__, __doc__)
+    parser.add_argument("--runs", type=int, default=sized(5, 1), help="starts of each kind")
+    runs = parser.parse_args().runs
     bare = [_bare_python() for _ in range(runs)]
     starts = [_sandbox_start() for _ in range(runs)]
     print(f"sandbox start-up: {', '.join(f'{s:.2f}' for s in starts)} s")
