@@ -39,6 +39,9 @@ MAX_READ_PAGES = 2_000
 records again, each page starting with the one before's last) ends the read there; the next
 poll goes on from the watermark."""
 STEP = timedelta(seconds=1)
+AHEAD = timedelta(hours=1)
+"""A record stamped further past Signal's clock than this is named in a warning: more than
+Certain's clock running ahead, a glitch of its data or a misbehaving host."""
 
 _log = logging.getLogger("signal.certain")
 
@@ -115,6 +118,27 @@ class KeysetPager:
         behind = max((i for i, s in enumerate(stamps) if s is not None and s <= after), default=-1)
         self.after = after
         self._skip = len(fresh) - behind - 1
+
+
+def moved_watermark(newest: datetime | None, watermark: datetime, now: datetime) -> datetime | None:
+    """Where a page moves its stream's watermark: to its newest stamp, but never past `now`
+    (Signal's clock); None when it does not move. A record stamped ten years ahead moved the
+    watermark there, and every later poll asked only for changes after it: none, for good.
+    Capped, a change made after this poll is after the next read's start (the watermark less
+    the overlap), and a record stamped ahead is read again by each poll and found unchanged
+    (Certain's clock running a minute ahead costs no more than that)."""
+    if newest is None:
+        return None
+    if newest > now + AHEAD:
+        _log.warning(
+            "a Certain record is stamped %s, past this clock's %s by more than %s: the "
+            "watermark stays at this clock",
+            newest.isoformat(),
+            now.isoformat(),
+            AHEAD,
+        )
+    newest = min(newest, now)
+    return newest if newest > watermark else None
 
 
 async def fresh_pages(

@@ -59,7 +59,7 @@ from stream.certain.client import (
     RequestBudget,
 )
 from stream.certain.events import ChangeEvent
-from stream.certain.paging import KeysetPager, fresh_pages, log_shifts
+from stream.certain.paging import KeysetPager, fresh_pages, log_shifts, moved_watermark
 from stream.certain.parsing import oversize_reason
 from stream.certain.poll_diff import (
     LastSeen,
@@ -155,7 +155,11 @@ class SourcePoller:
         self._rng = rng or random.Random()
         self._budget = RequestBudget(source.request_budget_per_minute)
         self._sessions = SessionRegistrations(
-            key=self.key, store=store, overlap=OVERLAP, start_point=self._start_point
+            key=self.key,
+            store=store,
+            overlap=OVERLAP,
+            start_point=self._start_point,
+            clock=self._clock,
         )
         self._failures = 0
         self.status = CertainSourceStatus(
@@ -328,11 +332,11 @@ class SourcePoller:
         async for records in fresh_pages(pager, fetch):
             result.records += len(records)
             out = await self._diff_page(event_code, records)
-            newest = out.newest
-            mark = {event_code: newest} if newest is not None and newest > watermark else None
+            moved = moved_watermark(out.newest, watermark, self._clock())
+            mark = {event_code: moved} if moved is not None else None
             await self._commit(out, mark, result)
-            if mark is not None:
-                marks[event_code] = watermark = mark[event_code]
+            if moved is not None:
+                marks[event_code] = watermark = moved
         log_shifts(log, self.source.id, event_code, "registrations", pager)
 
     async def _diff_page(self, event_code: str, records: list[Any]) -> _Page:

@@ -25,7 +25,7 @@ from typing import Any
 
 from stream.certain.client import MAX_LIST_PAGES, PAGE_SIZE, CertainClient, CertainRefused
 from stream.certain.events import ChangeEvent
-from stream.certain.paging import KeysetPager, fresh_pages, log_shifts
+from stream.certain.paging import KeysetPager, fresh_pages, log_shifts, moved_watermark
 from stream.certain.poll_diff import LastSeen, RecordRejection
 from stream.certain.session_diff import (
     SessionDiff,
@@ -72,11 +72,13 @@ class SessionRegistrations:
         store: Store,
         overlap: timedelta,
         start_point: Callable[[], datetime],
+        clock: Callable[[], datetime],
     ) -> None:
         self._key = key
         self._store = store
         self._overlap = overlap
         self._start_point = start_point
+        self._clock = clock
 
     async def poll(self, client: CertainClient, event_code: str, commit: Commit) -> int:
         """Read what moved since the event's sessions watermark, committing each page with
@@ -99,11 +101,10 @@ class SessionRegistrations:
         async for fresh in fresh_pages(pager, fetch):
             records += len(fresh)
             out, sessions = await self._diff_page(client, event_code, fresh, sessions)
-            newest = out.newest
-            mark = {event_code: newest} if newest is not None and newest > watermark else None
-            await commit(out, mark)
-            if newest is not None and mark is not None:
-                watermark = newest
+            moved = moved_watermark(out.newest, watermark, self._clock())
+            await commit(out, {event_code: moved} if moved is not None else None)
+            if moved is not None:
+                watermark = moved
         log_shifts(log, self._key.source_id, event_code, "session registrations", pager)
         return records
 

@@ -11,11 +11,13 @@ from typing import Any
 import pytest
 from aiohttp import web
 
+from simulators.certain.sandbox_changes import change_registration
 from stream.certain import paging
 from stream.certain.client import PAGE_SIZE, CertainRefused
 from stream.certain.paging import KeysetPager, fresh_pages
 from stream.control import certain_poller
 from tests.certain.poller_world import poller_world
+from tests.certain.test_poller_at_scale import EVENT, register, watching_one_event
 from tests.support.fixtures import Serve
 
 
@@ -96,3 +98,35 @@ async def test_a_read_whose_pages_never_end_stops_at_its_bound(
     pages = [page async for page in fresh_pages(pager, fetch)]
     assert len(fetched) == 6 and pager.done
     assert len(pages) == 6
+
+
+async def test_a_record_stamped_years_ahead_does_not_hide_the_changes_after_it(
+    tmp_path: Path,
+) -> None:
+    """Certain serves one registration stamped ten years ahead (a glitch of its clock or data):
+    its change is read, but the watermark stops at Signal's clock, so a change made after it is
+    still found (the watermark at the record's stamp asked for nothing after it)."""
+    async with poller_world(tmp_path, watching_one_event) as world:
+        ahead, later = await register(world, 2)
+        await world.poll()
+        event = world.sandbox.state.event("ACME", EVENT)
+        assert event is not None
+        world.sandbox.clock.skew_s = 10 * 365 * 86_400
+        change_registration(
+            world.sandbox.state, event, ahead, {"registrationStatusLabel": "Cancelled"}
+        )
+        world.sandbox.clock.skew_s = 0
+        published = len(world.published)
+        await world.poll()
+        assert [c.registration_code for c in world.changes()[published:]] == [ahead]
+        [[mark]] = await world.ledger("SELECT max(watermark) FROM certain_watermarks")
+        assert mark <= datetime.now(UTC)
+        change_registration(
+            world.sandbox.state, event, later, {"registrationStatusLabel": "Cancelled"}
+        )
+        published = len(world.published)
+        await world.poll()
+        assert [c.registration_code for c in world.changes()[published:]] == [later]
+        again = len(world.published)
+        await world.poll()
+        assert len(world.published) == again  # the record ahead is read again, found unchanged
