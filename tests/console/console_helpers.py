@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from textual.pilot import Pilot
+from textual.widgets import DataTable
 
 from console.app import SignalConsole
 from tests.console.svg_text import svg_lines
@@ -35,11 +36,26 @@ async def settle(pilot: Pilot[Any], rounds: int = 4) -> None:
     deadline = time.monotonic() + SETTLE_S
     while time.monotonic() < deadline:
         busy = any(w.is_running for w in pilot.app.workers)
-        if not busy and not getattr(pilot.app.screen, "loading_now", False):
+        if (
+            not busy
+            and not getattr(pilot.app.screen, "loading_now", False)
+            and _tables_laid_out(pilot)
+        ):
             break
         await pilot.pause(0.02)
         await pilot.app.workers.wait_for_complete()
     await pilot.pause()
+
+
+def _tables_laid_out(pilot: Pilot[Any]) -> bool:
+    """Whether every table on the screen has sized its columns to the rows it holds. A table
+    does it when its app is idle; on a loaded machine a snapshot taken before then showed the
+    columns at their first widths, cut short (Textual's own pending-update state is read, as
+    it has no public one)."""
+    return not any(
+        table._require_update_dimensions or table._updated_cells
+        for table in pilot.app.screen.query(DataTable)
+    )
 
 
 def screen_text(pilot: Pilot[Any]) -> str:
