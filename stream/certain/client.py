@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -29,7 +29,7 @@ import aiohttp
 
 from config.models import CertainSource
 from stream.certain.poll_diff import format_timestamp
-from stream.echoed_secrets import echo_forms, scrub
+from stream.server_answers import echo_forms, read_capped, scrub
 
 PAGE_SIZE = 500
 MAX_LIST_PAGES = 200
@@ -206,7 +206,7 @@ class CertainClient:
                 url, params=params, headers=headers, timeout=self._timeout
             ) as response:
                 status = response.status
-                raw = scrub(await _read_capped(response), self._echoes)
+                raw = scrub(await read_capped(response, MAX_ANSWER_BYTES), self._echoes)
         except TimeoutError:
             raise CertainUnavailable(f"{path}: no answer within {self._timeout.total} s") from None
         except aiohttp.ClientError as error:
@@ -228,17 +228,22 @@ class CertainClient:
             raise CertainRefused(f"{path}: the answer is not JSON: {text[:80]!r}") from None
 
 
-async def _read_capped(response: aiohttp.ClientResponse) -> bytes:
-    """The body, or its first `MAX_ANSWER_BYTES + 1` bytes: a runaway answer is refused
-    without holding it all in memory."""
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in response.content.iter_chunked(1 << 16):
-        chunks.append(chunk)
-        size += len(chunk)
-        if size > MAX_ANSWER_BYTES:
-            break
-    return b"".join(chunks)
+async def whole_list(
+    read_page: Callable[[int], Awaitable[Page]], where: str, items: str
+) -> list[Any]:
+    """Every record of a list Certain serves a page at a time from an offset (the events, an
+    event's sessions): pages until a short one or the collection's size; past
+    `MAX_LIST_PAGES` full pages the host is refused."""
+    records: list[Any] = []
+    for _ in range(MAX_LIST_PAGES):
+        page = await read_page(len(records))
+        records += page.records
+        if len(page.records) < PAGE_SIZE or (page.total is not None and len(records) >= page.total):
+            return records
+    raise CertainRefused(
+        f"{where}: more than {len(records):,} {items} listed ({MAX_LIST_PAGES} full pages); "
+        "the host keeps serving pages"
+    )
 
 
 def _message(text: str) -> str:

@@ -46,6 +46,12 @@ MAX_CHANGE_BYTES = 1_000_000
 published, so every way in (ingest, a Certain source) rejects it rather than accept it."""
 
 
+def more_problems(total: int, kept: int) -> str | None:
+    """The line counting the problems a rejection leaves out, or None when it keeps them all."""
+    more = total - kept
+    return f"and {more:,} more problems (the first {kept} shown)" if more > 0 else None
+
+
 def oversize_reason(key: str, payload: str) -> str | None:
     """Why a change published as `payload` under `key` is too big for `certain-changes`, or
     None when it fits."""
@@ -111,11 +117,9 @@ def parse_change(obj: Any, index: int | None = None) -> ChangeEvent | Rejection:
         return ChangeEvent.model_validate(obj)
     except ValidationError as error:
         problems = [_problem(e) for e in error.errors(include_url=False)[:MAX_PROBLEMS]]
-        more = error.error_count() - len(problems)
-        if more > 0:
-            problems.append(
-                Problem("", f"and {more:,} more problems (the first {MAX_PROBLEMS} shown)")
-            )
+        more = more_problems(error.error_count(), len(problems))
+        if more is not None:
+            problems.append(Problem("", more))
         return _reject(index, obj, problems or [Problem("", "invalid")])
     except (RecursionError, ValueError, TypeError) as error:
         return _reject(index, obj, [Problem("", f"unreadable item ({type(error).__name__})")])

@@ -50,13 +50,12 @@ import aiohttp
 
 from config.models import CertainSource, EventsByTag
 from stream.certain.client import (
-    MAX_LIST_PAGES,
     PAGE_SIZE,
     CertainClient,
     CertainError,
-    CertainRefused,
     CertainUnauthorized,
     RequestBudget,
+    whole_list,
 )
 from stream.certain.events import ChangeEvent
 from stream.certain.paging import KeysetPager, fresh_pages, log_shifts, moved_watermark
@@ -264,19 +263,7 @@ class SourcePoller:
 
     async def _poll_events(self, client: CertainClient, result: PollResult) -> list[str]:
         """The watched events' codes; event changes (setup included) archived and published."""
-        records: list[Any] = []
-        for _ in range(MAX_LIST_PAGES):
-            page = await client.events(len(records))
-            records += page.records
-            if len(page.records) < PAGE_SIZE or (
-                page.total is not None and len(records) >= page.total
-            ):
-                break
-        else:
-            raise CertainRefused(
-                f"Event/{self.source.account_code}: more than {len(records):,} events listed "
-                f"({MAX_LIST_PAGES} full pages); the host keeps serving pages"
-            )
+        records = await whole_list(client.events, f"Event/{self.source.account_code}", "events")
         chosen = [r for r in records if isinstance(r, dict) and self._watched(r)]
         codes = [str(r["eventCode"]) for r in chosen]
         seen = await load_last_seen(self._store, self.key, "event", EVENT_LIST, codes)

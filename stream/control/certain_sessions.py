@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from stream.certain.client import MAX_LIST_PAGES, PAGE_SIZE, CertainClient, CertainRefused
+from stream.certain.client import PAGE_SIZE, CertainClient, whole_list
 from stream.certain.events import ChangeEvent
 from stream.certain.paging import KeysetPager, fresh_pages, log_shifts, moved_watermark
 from stream.certain.poll_diff import LastSeen, RecordRejection
@@ -190,20 +190,14 @@ class SessionRegistrations:
 
 async def _session_list(client: CertainClient, event_code: str) -> dict[str, dict[str, Any]]:
     """sessionCode → the session as the event's session list gives it."""
-    found: dict[str, dict[str, Any]] = {}
-    index = 0
-    for _ in range(MAX_LIST_PAGES):
-        page = await client.sessions(event_code, index)
-        for item in page.records:
-            if isinstance(item, dict) and isinstance(item.get("sessionCode"), str):
-                found[item["sessionCode"]] = item
-        index += len(page.records)
-        if len(page.records) < PAGE_SIZE or (page.total is not None and index >= page.total):
-            return found
-    raise CertainRefused(
-        f"event {event_code}: more than {index:,} sessions listed ({MAX_LIST_PAGES} full "
-        "pages); the host keeps serving pages"
+    items = await whole_list(
+        lambda index: client.sessions(event_code, index), f"event {event_code}", "sessions"
     )
+    return {
+        item["sessionCode"]: item
+        for item in items
+        if isinstance(item, dict) and isinstance(item.get("sessionCode"), str)
+    }
 
 
 def _moved(record: SessionRecord, last: LastSeen | None) -> bool:

@@ -40,7 +40,7 @@ from typing import Any, TypeVar
 from pydantic import ValidationError
 
 from stream.certain.events import ChangeEvent
-from stream.certain.parsing import MAX_PROBLEMS, Rejection, parse_change
+from stream.certain.parsing import MAX_PROBLEMS, Rejection, more_problems, parse_change
 from stream.control.archive import Received, archive_valid
 from stream.control.config_service import ConfigService
 from stream.control.outcome_batch import check, outcomes_batch
@@ -576,9 +576,9 @@ def _reasons(error: Exception) -> tuple[str, ...]:
             f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" if e["loc"] else e["msg"]
             for e in error.errors(include_url=False)[:MAX_PROBLEMS]
         )
-        more = error.error_count() - len(found)
-        if more > 0:
-            found += (f"and {more:,} more problems (the first {MAX_PROBLEMS} shown)",)
+        more = more_problems(error.error_count(), len(found))
+        if more is not None:
+            found += (more,)
         if found:
             return found
     return (_brief(error),)

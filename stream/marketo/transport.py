@@ -32,7 +32,6 @@ from urllib.parse import urlencode
 import aiohttp
 
 from stream.core.breaker import Breaker
-from stream.echoed_secrets import echo_forms, scrub
 from stream.marketo.breaker_edge import judge, open_failure
 from stream.marketo.errors import (
     CallWithdrawn,
@@ -54,6 +53,7 @@ from stream.marketo.protocol import (
 from stream.marketo.results import CallRecord
 from stream.marketo.settings import MarketoSettings
 from stream.marketo.token import AccessToken, IssuedToken, TokenCache, TokenLapsedError
+from stream.server_answers import echo_forms, read_capped, scrub
 
 log = logging.getLogger("stream.marketo")
 
@@ -71,14 +71,10 @@ class AnswerTooLarge(aiohttp.ClientPayloadError):
 
 async def read_answer(resp: aiohttp.ClientResponse) -> bytes:
     """The body, at most `MAX_ANSWER_BYTES` (AnswerTooLarge past it)."""
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in resp.content.iter_chunked(1 << 16):
-        size += len(chunk)
-        if size > MAX_ANSWER_BYTES:
-            raise AnswerTooLarge(f"answer over {MAX_ANSWER_BYTES} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
+    raw = await read_capped(resp, MAX_ANSWER_BYTES)
+    if len(raw) > MAX_ANSWER_BYTES:
+        raise AnswerTooLarge(f"answer over {MAX_ANSWER_BYTES} bytes")
+    return raw
 
 
 def transport_failure(exc: BaseException, target: str, timeout_s: float) -> MarketoFailure:

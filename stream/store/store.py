@@ -429,21 +429,14 @@ class Store(RetryQueue, ConfigObjects):
         table = ab.changes_table(rows) if rows else None
         bad = ab.rejected_table(rejected) if rejected else None
 
-        clashed = False
-
         def work(con: Con, *, all_new: bool) -> AcceptedChanges:
-            nonlocal clashed
             added = 0
             pending: list[ChangeRow] = []
             if table is not None:
                 few = table.num_rows <= _INDEX_LOOKUP_IDS
                 with registered(con, "batch", table):
-                    try:
-                        insert = _ARCHIVE_ALL_NEW if all_new else _ARCHIVE_AS_GIVEN
-                        row = first(con.execute(insert).fetchall())
-                    except duckdb.ConstraintException:
-                        clashed = all_new
-                        raise
+                    insert = _ARCHIVE_ALL_NEW if all_new else _ARCHIVE_AS_GIVEN
+                    row = first(con.execute(insert).fetchall())
                     added = int(row[0]) if row else 0
                     found = con.execute(_STORED_OF_BATCH if few else _UNPUBLISHED_OF_BATCH)
                     stored = found.fetchall()
@@ -454,15 +447,23 @@ class Store(RetryQueue, ConfigObjects):
                 also(con)
             return AcceptedChanges(added, pending)
 
-        if table is not None and pc.count_distinct(table["change_id"]).as_py() == table.num_rows:
+        distinct = (
+            table is not None and pc.count_distinct(table["change_id"]).as_py() == table.num_rows
+        )
+        return await self._new_first(work, try_new=distinct)
+
+    async def _new_first(self, work: Callable[..., T], *, try_new: bool = True) -> T:
+        """`work(con, all_new=True)` in one transaction, its inserts plain; when one failed a
+        key (a batch sent or delivered again) that transaction is rolled back whole and
+        `work(con, all_new=False)` runs in another, skipping what the ledger has. DuckDB's
+        conflict handling costs several times a plain insert and grows with the table, and all
+        but a resent batch are new."""
+        if try_new:
             try:
                 return await self._db.write(lambda con: work(con, all_new=True))
-            except StoreWriteError:
-                if not clashed:
+            except StoreWriteError as error:
+                if not isinstance(error.__cause__, duckdb.ConstraintException):
                     raise
-            # The plain insert failed a key (a change archived before: a resent batch). That
-            # transaction was rolled back whole before the rejected rows and `also`; this one
-            # leaves the stored rows as they are.
         return await self._db.write(lambda con: work(con, all_new=False))
 
     async def mark_published(self, change_ids: Iterable[str], at: datetime) -> int:
@@ -646,14 +647,7 @@ class Store(RetryQueue, ConfigObjects):
                     resolve_retries(con, open_items)
             return 0 if new is None else int(new.num_rows)
 
-        try:
-            return await self._db.write(lambda con: work(con, all_new=True))
-        except StoreWriteError as error:
-            if not isinstance(error.__cause__, duckdb.ConstraintException):
-                raise
-        # Some outcome was recorded before (a redelivered batch): that transaction was rolled
-        # back whole, and this one skips what the ledger has.
-        return await self._db.write(lambda con: work(con, all_new=False))
+        return await self._new_first(work)
 
     async def retry_items_of(
         self, pairs: Iterable[tuple[str, str]]

@@ -4,7 +4,7 @@ off at a bound, so one source cannot hold control's memory or its event loop for
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -12,18 +12,20 @@ import pytest
 from aiohttp import web
 
 from simulators.certain.sandbox_changes import change_registration
+from stream.certain import client as certain_client
 from stream.certain import paging
 from stream.certain.client import PAGE_SIZE, CertainRefused
 from stream.certain.paging import KeysetPager, fresh_pages
-from stream.control import certain_poller
+from stream.certain.poll_diff import format_timestamp
 from tests.certain.poller_world import poller_world
 from tests.certain.test_poller_at_scale import EVENT, register, watching_one_event
+from tests.support.clock import FIXED
 from tests.support.fixtures import Serve
 
 
 def events_page(start: int, count: int, total: int | None) -> dict[str, Any]:
     events = [
-        {"eventCode": f"EV{start + i}", "isActive": True, "dateModified": "2026-01-01 00:00:00"}
+        {"eventCode": f"EV{start + i}", "isActive": True, "dateModified": format_timestamp(FIXED)}
         for i in range(count)
     ]
     page: dict[str, Any] = {"size": count, "maxResults": PAGE_SIZE, "events": events}
@@ -60,7 +62,7 @@ async def test_a_list_of_events_that_never_ends_is_refused_at_its_bound(
 ) -> None:
     """Always a full page of new events: the poll stops at MAX_LIST_PAGES (it ran for ever,
     154 MB → 2.1 GB in 15 s) and says why."""
-    monkeypatch.setattr(certain_poller, "MAX_LIST_PAGES", 4)
+    monkeypatch.setattr(certain_client, "MAX_LIST_PAGES", 4)
 
     def endless(request: web.Request) -> dict[str, Any]:
         return events_page(int(request.query.get("start_index", "0")), PAGE_SIZE, None)
@@ -87,14 +89,14 @@ async def test_a_read_whose_pages_never_end_stops_at_its_bound(
     """The same full page again and again (each starting with the last record read): the read
     ends after MAX_READ_PAGES fetches instead of paging for ever."""
     monkeypatch.setattr(paging, "MAX_READ_PAGES", 6)
-    same = {"registrationCode": "R1", "dateModified": "2026-01-01 00:00:00"}
+    same = {"registrationCode": "R1", "dateModified": format_timestamp(FIXED)}
     fetched: list[int] = []
 
     async def fetch(after: datetime, start: int, size: int) -> list[Any]:
         fetched.append(start)
         return [same] * size
 
-    pager = KeysetPager(datetime(2025, 12, 31, tzinfo=UTC), page_size=3)
+    pager = KeysetPager(FIXED - timedelta(days=1), page_size=3)
     pages = [page async for page in fresh_pages(pager, fetch)]
     assert len(fetched) == 6 and pager.done
     assert len(pages) == 6

@@ -17,10 +17,10 @@ from aiohttp import web
 
 from config.models import CertainSource
 from stream.certain.client import CertainClient, CertainUnavailable, RequestBudget
-from stream.echoed_secrets import REDACTED, echo_forms, scrub
 from stream.marketo import transport
 from stream.marketo.client import LOOKUP_MAX_PAGES, MarketoClient
 from stream.marketo.errors import MarketoError
+from stream.server_answers import REDACTED, echo_forms, scrub
 from tests.support.fixtures import Serve
 from tests.support.marketo import CLIENT_SECRET, settings_at
 

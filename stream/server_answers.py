@@ -1,4 +1,8 @@
-"""Secrets a server may echo back, taken out of its answer before anything reads it.
+"""What a server Signal calls (Certain, Marketo) answers, read within a bound and with the secrets
+it may echo back taken out, before anything reads it.
+
+An answer is read in chunks up to its caller's bound (`read_capped`), so a runaway one is never
+held whole in memory.
 
 Signal sends the Certain password (as Basic authorization), the Marketo client secret (in the
 identity request's form) and Marketo access tokens (as bearer authorization). A server or proxy
@@ -15,6 +19,8 @@ import base64
 import json
 from collections.abc import Iterable
 from urllib.parse import quote, quote_plus
+
+import aiohttp
 
 REDACTED = b"[redacted]"
 MIN_SECRET_CHARS = 4
@@ -48,3 +54,16 @@ def scrub(raw: bytes, forms: Iterable[bytes]) -> bytes:
         if form in raw:
             raw = raw.replace(form, REDACTED)
     return raw
+
+
+async def read_capped(response: aiohttp.ClientResponse, limit: int) -> bytes:
+    """The body, or its first chunks once past `limit` bytes (the caller sees it is longer than
+    `limit` and refuses it): read no further."""
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in response.content.iter_chunked(1 << 16):
+        chunks.append(chunk)
+        size += len(chunk)
+        if size > limit:
+            break
+    return b"".join(chunks)
