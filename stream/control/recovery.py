@@ -65,6 +65,7 @@ from aiokafka import AIOKafkaProducer
 
 from config.models import Account
 from stream.certain.events import ChangeEvent
+from stream.certain.parsing import oversize_reason
 from stream.control.periodic import Periodic
 from stream.control.recovery_plan import (
     KIND,
@@ -90,7 +91,7 @@ from stream.core.catalog import EventCatalog
 from stream.delivery_keys import delivered_value, delivery_key, sending_value
 from stream.messages import Redrive
 from stream.metrics.recovery import RecoveryStatus
-from stream.store import Store
+from stream.store import ChangeRow, Store
 from stream.store.delivery_marks import prune_delivery_marks, stored_marks
 from stream.store.recovery import (
     DEFERRED_MARKER,
@@ -107,6 +108,7 @@ from stream.store.recovery import (
     queued_overdue,
     unrouted_changes,
 )
+from stream.store.rows import RejectedRow
 
 log = logging.getLogger("signal.control.recovery")
 
@@ -291,12 +293,18 @@ class Recovery(Periodic):
         rows = await self._store.unpublished_changes(now - self.policy.grace, limit)
         if not rows:
             return 0, False
-        await self._send(
-            self._publish_changes, [(redrive_key(r), r.payload.encode()) for r in rows]
-        )
-        await self._store.mark_published([r.change_id for r in rows], now)
-        log.warning("published %d accepted changes the broker had not acknowledged", len(rows))
-        return len(rows), len(rows) >= limit
+        fit, unfit = _publishable(rows)
+        if unfit:
+            await self._store.set_aside_unpublishable(unfit)
+            for row in unfit:
+                log.error("change %r moved to rejected_changes: %s", row.change_id, row.reasons[0])
+        if fit:
+            await self._send(
+                self._publish_changes, [(redrive_key(r), r.payload.encode()) for r in fit]
+            )
+            await self._store.mark_published([r.change_id for r in fit], now)
+            log.warning("published %d accepted changes the broker had not acknowledged", len(fit))
+        return len(fit), len(rows) >= limit
 
     # -- 3. queued pairs -----------------------------------------------------------------------
 
@@ -594,3 +602,26 @@ class Recovery(Periodic):
             if again:
                 continue
             await self.pause(self.policy.every_s)
+
+
+def _publishable(rows: list[ChangeRow]) -> tuple[list[ChangeRow], list[RejectedRow]]:
+    """The outbox's rows the broker can take, and a rejection for each it never could (a
+    change accepted before ingest and the Certain sources bounded a change's size)."""
+    fit: list[ChangeRow] = []
+    unfit: list[RejectedRow] = []
+    for row in rows:
+        key = redrive_key(row)
+        reason = oversize_reason(key.decode(errors="replace"), row.payload)
+        if reason is None:
+            fit.append(row)
+            continue
+        unfit.append(
+            RejectedRow(
+                received_at=row.received_at,
+                reasons=(f"accepted, then set aside from the outbox unpublished: {reason}",),
+                payload=row.payload,
+                source=row.source,
+                change_id=row.change_id,
+            )
+        )
+    return fit, unfit

@@ -360,6 +360,10 @@ _MARK_FEW_PUBLISHED = (
 published_at column, NULL on every row, so the last condition is `published_at IS NULL` as a
 condition of the join rather than a filter of the scan (see `_STORED_OF_BATCH`; 1.4 ms over an
 empty ledger, 3.7 ms over 500,000 changes as a filter, for 10 ids)."""
+_DELETE_UNPUBLISHED = (
+    "DELETE FROM change_log WHERE published_at IS NULL "
+    "AND change_id IN (SELECT change_id FROM unpublishable) RETURNING change_id"
+)
 _REJECTED_INSERT = (
     f"INSERT INTO rejected_changes ({', '.join(ab.REJECTED_COLUMNS)}) "
     f"SELECT {', '.join(ab.REJECTED_COLUMNS)} FROM batch"
@@ -485,6 +489,33 @@ class Store(RetryQueue, ConfigObjects):
             with registered(con, "wanted", keys):
                 row = first(con.execute(sql, [when]).fetchall())
             return int(row[0]) if row else 0
+
+        return await self._db.write(work)
+
+    async def set_aside_unpublishable(self, rejected: Sequence[RejectedRow]) -> int:
+        """Move accepted changes that no publish can clear from the outbox to
+        `rejected_changes`, each with its reason, in one transaction; returns how many moved.
+
+        A ledger written before every way in bounded a change's size may hold one; at the head
+        of the outbox it failed every publish, and no change behind it was ever published.
+        Only a change still unpublished moves (each row names its `change_id`): one the broker
+        took meanwhile stays where it is.
+        """
+        ids = [r.change_id for r in rejected if r.change_id is not None]
+        if not ids:
+            return 0
+        table = ab.rejected_table(rejected)
+        keys = pa.table({"change_id": pa.array(ids, type=ab.STR)})
+
+        def work(con: Con) -> int:
+            with registered(con, "unpublishable", keys):
+                moved = con.execute(_DELETE_UNPUBLISHED).fetchall()
+            ids_moved = pa.array([row[0] for row in moved], type=ab.STR)
+            if len(ids_moved):
+                insert_arrow(
+                    con, table.filter(pc.is_in(table["change_id"], ids_moved)), _REJECTED_INSERT
+                )
+            return len(ids_moved)
 
         return await self._db.write(work)
 

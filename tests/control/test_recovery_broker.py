@@ -142,3 +142,51 @@ async def test_a_scan_fails_when_the_broker_is_gone(store: Store) -> None:
     assert status.queued_overdue == 1, "still waiting for the next scan"
     logged = await store.query("SELECT count(*) FROM recovery_log")
     assert logged.rows == ((0,),)
+
+
+async def test_a_change_no_broker_can_take_is_set_aside_and_the_outbox_flows_on(
+    broker: EmbeddedBroker, store: Store
+) -> None:
+    """A ledger from before every way in bounded a change's size holds an accepted change of
+    over a megabyte, never published, oldest in the outbox. The broker refuses it; before, every
+    scan failed on it and the changes behind it were never published. Now it moves to
+    `rejected_changes` with its reason, and the rest are published and marked."""
+    clock = FakeClock(FIXED)
+    now = clock()
+    huge = archived("big", now - timedelta(minutes=5), profile={"firstName": "x" * 1_100_000})
+    small = archived("a2", now - timedelta(minutes=4))
+    later = archived("a3", now - timedelta(minutes=3))
+    await store.accept_changes(
+        [dataclasses.replace(r, source="api", published_at=None) for r in (huge, small, later)]
+    )
+    topic = f"recovery-oversize-{uuid.uuid4().hex[:8]}"
+    producer = await started_producer(broker.bootstrap_servers)
+    try:
+        recovery = Recovery(
+            store,
+            Config(),
+            publish_changes=publish_to(producer, topic),
+            publish_redrives=publish_to(producer, f"{topic}-redrive"),
+            publish_delivered=publish_to(producer, f"{topic}-delivered"),
+            policy=RecoveryPolicy(publish_timeout_s=30.0),
+            clock=clock,
+            started_at=now - timedelta(hours=1),
+        )
+        result = await recovery.scan()
+        again = await recovery.scan()
+    finally:
+        await producer.stop()
+    assert result.published == 2 and again.published == 0
+    changes = await read_topic(broker.bootstrap_servers, topic, until=lambda r: len(r) >= 2)
+    assert sorted(json.loads(r.value)["changeId"] for r in changes) == ["a2", "a3"]
+    stored = await store.query("SELECT change_id, published_at FROM changes ORDER BY 1")
+    assert stored.rows == (("a2", now), ("a3", now)), "the big one left the outbox"
+    rejected = await store.query(
+        "SELECT change_id, source, received_at, reasons, length(payload) FROM rejected_changes"
+    )
+    [(change_id, source, received_at, reasons, size)] = rejected.rows
+    assert (change_id, source, received_at) == ("big", "api", huge.received_at)
+    assert size == len(huge.payload), "kept whole, as accepted"
+    [reason] = reasons
+    assert "set aside from the outbox" in reason and "at most 1,000,000 bytes" in reason, reason
+    assert recovery.status().unpublished == 0

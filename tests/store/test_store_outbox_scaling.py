@@ -151,3 +151,22 @@ async def test_mark_published_marks_only_unmarked_stored_ids(store: Store, pad: 
     assert await store.mark_published(["kept", *extra_ids], later + S) == 0
     assert (await stored(store))["kept"][1] == later
     assert await store.unpublished_changes(T0 + timedelta(days=1)) == []
+
+
+async def test_setting_aside_moves_only_unpublished_changes_to_rejected(store: Store) -> None:
+    """Recovery sets aside a change no broker can take: it leaves the outbox for
+    `rejected_changes` with its reason and payload; one the broker took meanwhile stays."""
+    await ledger_with_published_and_pending(store)
+    before = await stored(store)
+    kept, done = str(before["kept"][3]), str(before["done"][3])
+    aside = [
+        RejectedRow(T0, ("too big",), kept, source="api", change_id="kept"),
+        RejectedRow(T0, ("too big",), done, source="api", change_id="done"),
+        RejectedRow(T0, ("too big",), "{}", source="api", change_id="never-stored"),
+    ]
+    assert await store.set_aside_unpublishable(aside) == 1
+    assert await stored(store) == {"done": before["done"]}
+    rejected = await store.query("SELECT change_id, reasons, payload FROM rejected_changes")
+    assert rejected.rows == (("kept", ["too big"], kept),)
+    assert await store.unpublished_changes(T0 + timedelta(days=1)) == []
+    assert await store.set_aside_unpublishable(aside) == 0, "nothing left to move"
