@@ -129,16 +129,32 @@ def moved_watermark(newest: datetime | None, watermark: datetime, now: datetime)
     (Certain's clock running a minute ahead costs no more than that)."""
     if newest is None:
         return None
-    if newest > now + AHEAD:
+    if newest > now + AHEAD and _first_sight(newest):
         _log.warning(
             "a Certain record is stamped %s, past this clock's %s by more than %s: the "
-            "watermark stays at this clock",
+            "watermark stays at this clock (said once per stamp; each poll reads the record "
+            "again)",
             newest.isoformat(),
             now.isoformat(),
             AHEAD,
         )
     newest = min(newest, now)
     return newest if newest > watermark else None
+
+
+_WARNED_STAMPS: dict[datetime, None] = {}
+"""Stamps ahead of the clock already named in a warning, the latest `_WARNED_KEPT`: a record
+ahead is read again by every poll (a minute apart, for good), and its warning said nothing new."""
+_WARNED_KEPT = 256
+
+
+def _first_sight(stamp: datetime) -> bool:
+    if stamp in _WARNED_STAMPS:
+        return False
+    _WARNED_STAMPS[stamp] = None
+    while len(_WARNED_STAMPS) > _WARNED_KEPT:
+        del _WARNED_STAMPS[next(iter(_WARNED_STAMPS))]
+    return True
 
 
 async def fresh_pages(
