@@ -126,6 +126,23 @@ async def test_reads_are_answered_with_the_read_only_token(
         assert "replay_id" not in reply and "id" not in reply, "a dry run starts nothing"
 
 
+@pytest.mark.parametrize("who", ["read-only", "operator"])
+async def test_a_dry_run_body_past_the_bound_is_413_for_either_token(
+    control: ControlProcess, who: str
+) -> None:
+    """The read-only check reads a replay's body to see `dry_run`; a body past the object
+    routes' 4 MiB is refused there as the route would refuse it (a JSON 413), not read whole,
+    not taken for a write (403) and not a 500."""
+    token = read_only_token(control) if who == "read-only" else control.token
+    padding = "x" * (5 * 1024 * 1024)
+    body = {"flow_id": FLOW, "event_code": "SUMMIT26", "dry_run": True, "note": padding}
+    status, reply = await send(control, token, "POST", "/api/v1/replays", body)
+    assert status == 413, reply
+    assert isinstance(reply, dict) and "request body" in str(reply), reply
+    status, reply = await send(control, token, "POST", "/api/v1/replays", {**body, "note": "small"})
+    assert status == 200, reply
+
+
 async def test_a_write_of_the_sql_route_stays_refused_by_sql_itself(
     control: ControlProcess,
 ) -> None:
