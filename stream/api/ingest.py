@@ -48,7 +48,7 @@ from stream.api.errors import json_error
 from stream.api.limits import more_items_than
 from stream.certain.events import ChangeEvent
 from stream.certain.parsing import Problem, Rejection, escaped, oversize_reason, parse_items
-from stream.control.archive import Received, archive_valid, change_record
+from stream.control.archive import Received, archive_valid, change_record, unpublishable_reason
 from stream.store import ChangeRow, RejectedRow
 from stream.store.store import AcceptedChanges
 
@@ -221,14 +221,14 @@ async def _ingest(request: web.Request) -> web.Response:
             rejected=len(rejected),
         )
     change_ids = list(dict.fromkeys(change.change_id for change in accepted))
-    problem = await _publish(deps, committed.unpublished)
+    problem, too_large = await _publish(deps, committed.unpublished)
     body: dict[str, Any] = {
         "accepted": len(change_ids),
         "rejected": len(rejected),
         "duplicates": len(accepted) - len(change_ids),
         "change_ids": change_ids,
         "errors": [_error_item(r) for r in rejected[:REJECTIONS_IN_FULL]],
-        "published": problem is None,
+        "published": problem is None and not too_large,
     }
     messages: list[str] = []
     if len(rejected) > REJECTIONS_IN_FULL:
@@ -242,6 +242,12 @@ async def _ingest(request: web.Request) -> web.Response:
         messages.append(
             f"the changes are accepted and kept in the ledger, but the broker did not "
             f"acknowledge them ({problem}); recovery will publish them, no need to send again"
+        )
+    if too_large:
+        messages.append(
+            f"{len(too_large):,} of these changes were accepted earlier and are too big for the "
+            f"broker ever to take ({', '.join(too_large[:5])}); recovery moves them to "
+            "rejected_changes"
         )
     if messages:
         body["message"] = "; ".join(messages)
@@ -295,11 +301,23 @@ def _payload(change: ChangeEvent) -> str:
     return json.dumps(change.to_json_dict(), ensure_ascii=False, separators=(",", ":"))
 
 
-async def _publish(deps: ApiDeps, rows: list[ChangeRow]) -> str | None:
-    """Produce the committed rows still unpublished and mark them; None when done, else why
-    not. A failed mark is only logged: control marks them when it reads them from the topic."""
+async def _publish(deps: ApiDeps, rows: list[ChangeRow]) -> tuple[str | None, list[str]]:
+    """Produce the committed rows still unpublished and mark them. Returns why the broker did
+    not acknowledge them (None when it did) and the ids of stored changes it never can take:
+    one a ledger accepted before every way in bounded a change's size, sent again, is left to
+    recovery, which sets it aside, and the batch's other changes are published now. A failed
+    mark is only logged: control marks them when it reads them from the topic."""
+    too_large = sorted({row.change_id for row in rows if unpublishable_reason(row) is not None})
+    if too_large:
+        log.warning(
+            "%d stored changes of this batch are too big for the broker (%s); recovery moves "
+            "them to rejected_changes",
+            len(too_large),
+            ", ".join(repr(change_id) for change_id in too_large[:5]),
+        )
+        rows = [row for row in rows if row.change_id not in too_large]
     if not rows:
-        return None
+        return None, too_large
     try:
         records = [change_record(row) for row in rows]
         async with asyncio.timeout(deps.produce_timeout_s):
@@ -310,9 +328,9 @@ async def _publish(deps: ApiDeps, rows: list[ChangeRow]) -> str | None:
             len(rows),
             type(error).__name__,
         )
-        return type(error).__name__
+        return type(error).__name__, too_large
     try:
         await deps.store.mark_published([row.change_id for row in rows], datetime.now(UTC))
     except Exception as error:
         log.warning("marking %d changes published failed: %s", len(rows), error)
-    return None
+    return None, too_large

@@ -18,6 +18,7 @@ from typing import TypeVar
 
 from config.models import Source
 from stream.certain.events import ChangeEvent
+from stream.certain.parsing import oversize_reason
 from stream.control.config_service import ConfigService
 from stream.core.catalog import EventCatalog
 from stream.store import ChangeRow
@@ -51,6 +52,14 @@ def change_record(row: ChangeRow) -> tuple[bytes, bytes]:
     else:
         key = row.registration_code
     return key.encode(), row.payload.encode()
+
+
+def unpublishable_reason(row: ChangeRow) -> str | None:
+    """Why the broker can never take this archived change as `change_record` publishes it, or
+    None when it fits. Every way in rejects such a change (`oversize_reason`); a ledger from
+    before that bound may still hold one, accepted and never published."""
+    key, _ = change_record(row)
+    return oversize_reason(key.decode(), row.payload)
 
 
 def change_row(

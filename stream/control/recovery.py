@@ -65,7 +65,7 @@ from aiokafka import AIOKafkaProducer
 
 from config.models import Account
 from stream.certain.events import ChangeEvent
-from stream.certain.parsing import oversize_reason
+from stream.control.archive import unpublishable_reason
 from stream.control.periodic import Periodic
 from stream.control.recovery_plan import (
     KIND,
@@ -610,8 +610,7 @@ def _publishable(rows: list[ChangeRow]) -> tuple[list[ChangeRow], list[RejectedR
     fit: list[ChangeRow] = []
     unfit: list[RejectedRow] = []
     for row in rows:
-        key = redrive_key(row)
-        reason = oversize_reason(key.decode(errors="replace"), row.payload)
+        reason = unpublishable_reason(row)
         if reason is None:
             fit.append(row)
             continue

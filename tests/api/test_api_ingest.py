@@ -17,7 +17,7 @@ from stream.api.deps import DEPS
 from stream.broker import EmbeddedBroker
 from stream.store import StoreWriteError
 from tests.api.api_harness import Api
-from tests.support.changes import event_json, registration_json
+from tests.support.changes import change_row, event_json, registration_json
 from tests.support.clock import FIXED
 from tests.support.topics import read_topic
 
@@ -251,6 +251,31 @@ async def test_a_resent_change_is_archived_once_and_published_once(
     assert [(r.key, json.loads(r.value)["changeId"]) for r in records] == [(b"RA", "a")]
     count = await api.store.query("SELECT count(*) FROM changes")
     assert count.rows == ((1,),)
+
+
+async def test_a_resent_change_too_big_for_the_broker_leaves_the_others_published(
+    api: Api,
+) -> None:
+    """A ledger from before every way in bounded a change's size holds `big`, accepted over a
+    megabyte and never published. The client sends it again (its id is stored, so the stored
+    row is what would be published) beside a new change: the new one is published and marked
+    at once, `big` is named in the answer and left to recovery, which sets it aside."""
+    huge = registration_json("big", code="RBIG", profile={"firstName": "x" * 1_100_000})
+    await api.store.accept_changes([change_row(huge, received_at=FIXED)])
+    batch = [registration_json("big", code="RBIG"), registration_json("new", code="RNEW")]
+    response = await api.post("/api/v1/changes", json=batch)
+    body = await response.json()
+    assert response.status == 202, body
+    assert body["published"] is False and body["change_ids"] == ["big", "new"]
+    assert "too big for the broker ever to take (big)" in body["message"], body
+    records = await read_topic(
+        api.bootstrap, api.changes_topic, until=lambda rs: len(rs) >= 1, settle=0.5
+    )
+    assert [json.loads(r.value)["changeId"] for r in records] == ["new"]
+    marked = await api.store.query(
+        "SELECT change_id, published_at IS NOT NULL FROM changes ORDER BY 1"
+    )
+    assert marked.rows == (("big", False), ("new", True))
 
 
 # -- poisoned items (issue 11, item 5): one bad item never takes its batch down ---------------
