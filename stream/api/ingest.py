@@ -48,7 +48,7 @@ from stream.api.errors import json_error
 from stream.api.limits import more_items_than
 from stream.certain.events import ChangeEvent
 from stream.certain.parsing import Problem, Rejection, escaped, oversize_reason, parse_items
-from stream.control.archive import Received, archive_valid, change_record, unpublishable_reason
+from stream.control.archive import Received, archive_valid, publishable
 from stream.store import ChangeRow, RejectedRow
 from stream.store.store import AcceptedChanges
 
@@ -307,7 +307,8 @@ async def _publish(deps: ApiDeps, rows: list[ChangeRow]) -> tuple[str | None, li
     one a ledger accepted before every way in bounded a change's size, sent again, is left to
     recovery, which sets it aside, and the batch's other changes are published now. A failed
     mark is only logged: control marks them when it reads them from the topic."""
-    too_large = sorted({row.change_id for row in rows if unpublishable_reason(row) is not None})
+    fit, unfit = publishable(rows)
+    too_large = [row.change_id for row, _ in unfit]
     if too_large:
         log.warning(
             "%d stored changes of this batch are too big for the broker (%s); recovery moves "
@@ -315,22 +316,20 @@ async def _publish(deps: ApiDeps, rows: list[ChangeRow]) -> tuple[str | None, li
             len(too_large),
             ", ".join(repr(change_id) for change_id in too_large[:5]),
         )
-        rows = [row for row in rows if row.change_id not in too_large]
-    if not rows:
+    if not fit:
         return None, too_large
     try:
-        records = [change_record(row) for row in rows]
         async with asyncio.timeout(deps.produce_timeout_s):
-            await deps.produce_changes(records)
+            await deps.produce_changes([record for _, record in fit])
     except Exception as error:
         log.warning(
             "producing %d accepted changes failed (%s); they wait in the ledger for recovery",
-            len(rows),
+            len(fit),
             type(error).__name__,
         )
         return type(error).__name__, too_large
     try:
-        await deps.store.mark_published([row.change_id for row in rows], datetime.now(UTC))
+        await deps.store.mark_published([row.change_id for row, _ in fit], datetime.now(UTC))
     except Exception as error:
-        log.warning("marking %d changes published failed: %s", len(rows), error)
+        log.warning("marking %d changes published failed: %s", len(fit), error)
     return None, too_large

@@ -55,7 +55,11 @@ def more_problems(total: int, kept: int) -> str | None:
 def oversize_reason(key: str, payload: str) -> str | None:
     """Why a change published as `payload` under `key` is too big for `certain-changes`, or
     None when it fits."""
-    size = len(payload.encode()) + len(key.encode())
+    return oversize_record_reason(len(payload.encode()) + len(key.encode()))
+
+
+def oversize_record_reason(size: int) -> str | None:
+    """`oversize_reason` for a record already encoded, of `size` bytes (key and value)."""
     if size <= MAX_CHANGE_BYTES:
         return None
     return (

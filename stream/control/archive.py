@@ -18,7 +18,7 @@ from typing import TypeVar
 
 from config.models import Source
 from stream.certain.events import ChangeEvent
-from stream.certain.parsing import oversize_reason
+from stream.certain.parsing import oversize_record_reason
 from stream.control.config_service import ConfigService
 from stream.core.catalog import EventCatalog
 from stream.store import ChangeRow
@@ -54,12 +54,22 @@ def change_record(row: ChangeRow) -> tuple[bytes, bytes]:
     return key.encode(), row.payload.encode()
 
 
-def unpublishable_reason(row: ChangeRow) -> str | None:
-    """Why the broker can never take this archived change as `change_record` publishes it, or
-    None when it fits. Every way in rejects such a change (`oversize_reason`); a ledger from
-    before that bound may still hold one, accepted and never published."""
-    key, _ = change_record(row)
-    return oversize_reason(key.decode(), row.payload)
+def publishable(
+    rows: Sequence[ChangeRow],
+) -> tuple[list[tuple[ChangeRow, tuple[bytes, bytes]]], list[tuple[ChangeRow, str]]]:
+    """Each row with its `change_record`, for the rows the broker takes, and each row it can
+    never take with the reason. Every way in rejects a change that big (`oversize_reason`);
+    a ledger from before that bound may still hold one, accepted and never published."""
+    fit: list[tuple[ChangeRow, tuple[bytes, bytes]]] = []
+    unfit: list[tuple[ChangeRow, str]] = []
+    for row in rows:
+        key, value = change_record(row)
+        reason = oversize_record_reason(len(key) + len(value))
+        if reason is None:
+            fit.append((row, (key, value)))
+        else:
+            unfit.append((row, reason))
+    return fit, unfit
 
 
 def change_row(

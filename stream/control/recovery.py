@@ -65,7 +65,7 @@ from aiokafka import AIOKafkaProducer
 
 from config.models import Account
 from stream.certain.events import ChangeEvent
-from stream.control.archive import unpublishable_reason
+from stream.control.archive import publishable
 from stream.control.periodic import Periodic
 from stream.control.recovery_plan import (
     KIND,
@@ -83,7 +83,6 @@ from stream.control.redrive import (
     Clock,
     ConfigSource,
     parse_archived,
-    redrive_key,
     redrive_record,
     utc_now,
 )
@@ -293,16 +292,14 @@ class Recovery(Periodic):
         rows = await self._store.unpublished_changes(now - self.policy.grace, limit)
         if not rows:
             return 0, False
-        fit, unfit = _publishable(rows)
+        fit, unfit = publishable(rows)
         if unfit:
-            await self._store.set_aside_unpublishable(unfit)
-            for row in unfit:
-                log.error("change %r moved to rejected_changes: %s", row.change_id, row.reasons[0])
+            await self._store.set_aside_unpublishable([_set_aside(*each) for each in unfit])
+            for row, reason in unfit:
+                log.error("change %r moved to rejected_changes: %s", row.change_id, reason)
         if fit:
-            await self._send(
-                self._publish_changes, [(redrive_key(r), r.payload.encode()) for r in fit]
-            )
-            await self._store.mark_published([r.change_id for r in fit], now)
+            await self._send(self._publish_changes, [record for _, record in fit])
+            await self._store.mark_published([row.change_id for row, _ in fit], now)
             log.warning("published %d accepted changes the broker had not acknowledged", len(fit))
         return len(fit), len(rows) >= limit
 
@@ -604,23 +601,12 @@ class Recovery(Periodic):
             await self.pause(self.policy.every_s)
 
 
-def _publishable(rows: list[ChangeRow]) -> tuple[list[ChangeRow], list[RejectedRow]]:
-    """The outbox's rows the broker can take, and a rejection for each it never could (a
-    change accepted before ingest and the Certain sources bounded a change's size)."""
-    fit: list[ChangeRow] = []
-    unfit: list[RejectedRow] = []
-    for row in rows:
-        reason = unpublishable_reason(row)
-        if reason is None:
-            fit.append(row)
-            continue
-        unfit.append(
-            RejectedRow(
-                received_at=row.received_at,
-                reasons=(f"accepted, then set aside from the outbox unpublished: {reason}",),
-                payload=row.payload,
-                source=row.source,
-                change_id=row.change_id,
-            )
-        )
-    return fit, unfit
+def _set_aside(row: ChangeRow, reason: str) -> RejectedRow:
+    """The `rejected_changes` row of an outbox change the broker can never take."""
+    return RejectedRow(
+        received_at=row.received_at,
+        reasons=(f"accepted, then set aside from the outbox unpublished: {reason}",),
+        payload=row.payload,
+        source=row.source,
+        change_id=row.change_id,
+    )

@@ -69,7 +69,7 @@ async def store(tmp_path: Path, recorded: Path) -> AsyncIterator[Store]:
     path = tmp_path / "signal.duckdb"
     shutil.copyfile(recorded, path)
     # One DuckDB thread: these ledgers are a few thousand rows, where a second thread only
-    # hands work over (a seventh of the module's CPU time).
+    # hands work over (about a tenth of the module's CPU time, user and system).
     opened = await Store.open(path, reader_threads=2, threads=1)
     try:
         yield opened
