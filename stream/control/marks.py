@@ -26,6 +26,7 @@ import logging
 from aiokafka import AIOKafkaConsumer
 
 from stream.broker import bootstrap_servers
+from stream.consumer_leave import stop_within
 from stream.control.recorder import RawRecord, Recorder
 from stream.faust_settings import HEARTBEAT_INTERVAL_S, SESSION_TIMEOUT_S
 from stream.topics import DELIVERED
@@ -79,8 +80,9 @@ class DeliveryMarksAgent:
                 log.exception("reading %s into the ledger failed; reconnecting in 1 s", self.topic)
                 await asyncio.sleep(1.0)
             finally:
+                # Bounded: a stop soon after a crash would wait out the group's join.
                 with contextlib.suppress(Exception):
-                    await consumer.stop()
+                    await stop_within(consumer)
 
     async def _follow(self, consumer: AIOKafkaConsumer) -> None:
         while True:
