@@ -402,6 +402,23 @@ def test_hours_folded_before_in_flight_was_kept_are_folded_again(tmp_path: Path)
         con.close()
 
 
+async def test_a_ledger_without_outcomes_folds_again_after_its_first_fold(tmp_path: Path) -> None:
+    """A fold after the first on a ledger with no outcomes (a control restarted before any
+    change) read the changed pairs while the oldest-outcome query's one-row result was still
+    open on the writer's connection, which DuckDB refuses: every round failed with a warning."""
+    store = await Store.open(tmp_path / "empty.duckdb")
+    try:
+        first = await _fold(store)
+        second = await _fold(store)
+        assert (first.folded, second.folded, second.left) == (0, 0, 0)
+        marks = await store.read(
+            lambda con: con.execute("SELECT count(mark) FROM live_fold_state").fetchall()
+        )
+        assert marks == [(1,)]
+    finally:
+        await store.close()
+
+
 async def test_a_dashboard_reads_one_moment(store: Store, stream: Stream) -> None:
     """The dashboards' statements run in one read transaction (`live.one_snapshot`): a write
     committed between two of them (a fold refolding an hour the split found clean, say) is not
