@@ -44,14 +44,18 @@ def change_key(change: ChangeEvent) -> str:
     return change.registration_code
 
 
+def archived_key(row: ChangeRow) -> bytes:
+    """The partition key of an archived change on `certain-changes` (and of its redrive): the
+    same key `change_key` gives the change, so a person's changes keep their order."""
+    if row.type == Source.EVENT_CREATE_UPDATE.value or not row.registration_code:
+        return (row.event_code or row.change_id).encode()
+    return row.registration_code.encode()
+
+
 def change_record(row: ChangeRow) -> tuple[bytes, bytes]:
     """The (key, value) to produce to `certain-changes` for an archived change (what ingest
-    and recovery publish): the same key `change_key` gives, the archived JSON as the value."""
-    if row.type == Source.EVENT_CREATE_UPDATE.value or row.registration_code is None:
-        key = row.event_code or row.change_id
-    else:
-        key = row.registration_code
-    return key.encode(), row.payload.encode()
+    and recovery publish): `archived_key`, the archived JSON as the value."""
+    return archived_key(row), row.payload.encode()
 
 
 def publishable(

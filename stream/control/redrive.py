@@ -20,6 +20,7 @@ from typing import Any, Protocol
 from config.models import Account
 from stream.certain.events import ChangeEvent
 from stream.certain.parsing import parse_change
+from stream.control.archive import archived_key
 from stream.core.catalog import EventCatalog
 from stream.messages import Redrive, RedriveRequest
 from stream.store import ChangeRow, Store
@@ -47,16 +48,9 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-def redrive_key(row: ChangeRow) -> bytes:
-    """The partition key `certain-changes` uses for this change."""
-    if row.type == "event.create_update" or not row.registration_code:
-        return (row.event_code or row.change_id).encode()
-    return row.registration_code.encode()
-
-
 def redrive_record(row: ChangeRow, redrive: Redrive) -> tuple[bytes, bytes]:
     request = RedriveRequest(change=json.loads(row.payload), redrive=redrive)
-    return redrive_key(row), request.dumps()
+    return archived_key(row), request.dumps()
 
 
 def parse_archived(row: ChangeRow) -> ChangeEvent | str:
