@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import uuid
 from collections.abc import AsyncIterator
 from datetime import timedelta
@@ -145,7 +146,7 @@ async def test_a_scan_fails_when_the_broker_is_gone(store: Store) -> None:
 
 
 async def test_a_change_no_broker_can_take_is_set_aside_and_the_outbox_flows_on(
-    broker: EmbeddedBroker, store: Store
+    broker: EmbeddedBroker, store: Store, caplog: pytest.LogCaptureFixture
 ) -> None:
     """A ledger from before every way in bounded a change's size holds an accepted change of
     over a megabyte, never published, oldest in the outbox. The broker refuses it; before, every
@@ -190,3 +191,7 @@ async def test_a_change_no_broker_can_take_is_set_aside_and_the_outbox_flows_on(
     [reason] = reasons
     assert "set aside from the outbox" in reason and "at most 1,000,000 bytes" in reason, reason
     assert recovery.status().unpublished == 0
+    # The operator learns it from the log, since the rejected row keeps the change's own time.
+    [named] = [r for r in caplog.records if r.levelno == logging.ERROR]
+    assert "'big' moved to rejected_changes" in named.getMessage(), named.getMessage()
+    assert "1,000,000 bytes" in named.getMessage()
