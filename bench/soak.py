@@ -41,6 +41,7 @@ import json
 import os
 import re
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -58,6 +59,10 @@ from stream.broker import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 START_S = 180.0
+RSS_EVERY_S = 2.0
+"""How often the processes' RSS is read between samples: control's swings by tens of MiB within
+seconds (a batch's Arrow tables, a checkpoint), so one reading per sample says little of its
+trend; the interval's median does."""
 STOP_S = 60.0
 """How long `csignal run` may take to stop (each service has 10 s, then is killed) before the
 bench kills it."""
@@ -96,6 +101,10 @@ class Sample:
     duckdb_mb: float | None = None
     """What control's DuckDB holds in memory (`duckdb_memory()`: its buffer pool, bounded by
     SIGNAL_DB_MEMORY_LIMIT): the part of control's RSS that is a cache filling up, not a leak."""
+    duckdb_tags: dict[str, float] = field(default_factory=dict)
+    """The same by `duckdb_memory()`'s tag (base tables, indexes, in-memory tables...), in MiB."""
+    rss_median: dict[str, float] = field(default_factory=dict)
+    """Each process's median RSS over the interval's readings (`RSS_EVERY_S`), in MiB."""
 
     @property
     def calls_per_s(self) -> float:
@@ -186,7 +195,7 @@ FROM d JOIN q USING (change_id, flow_id) JOIN changes c USING (change_id)
 change → the pipeline routed it, its `queued` outcome), deliver (routed → Marketo's answer, the
 delivered outcome's `processed_at`) and record (that answer → control recorded it): a p95 that
 creeps shows in the stage that grows."""
-DUCKDB_MEMORY = "SELECT sum(memory_usage_bytes) FROM duckdb_memory()"
+DUCKDB_MEMORY = "SELECT tag, memory_usage_bytes FROM duckdb_memory() WHERE memory_usage_bytes > 0"
 MIB = 1024 * 1024
 CALLS = """
 SELECT count(*), count(*) FILTER (WHERE marketo_error IN ('606', '615'))
@@ -194,8 +203,29 @@ FROM api_calls WHERE started_at >= $since AND started_at < $until
 """
 
 
+async def watch_rss(soak: Soak, seconds: float, interrupted: asyncio.Event) -> dict[str, float]:
+    """Read every process's RSS each `RSS_EVERY_S` for `seconds`; their medians."""
+    readings: dict[str, list[float]] = {}
+    end = time.monotonic() + seconds
+    while not interrupted.is_set():
+        for name, mb in soak.rss().items():
+            readings.setdefault(name, []).append(mb)
+        left = end - time.monotonic()
+        if left <= 0:
+            break
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(interrupted.wait(), min(RSS_EVERY_S, left))
+    return {name: statistics.median(values) for name, values in readings.items()}
+
+
 async def sample(
-    client: ApiClient, soak: Soak, started: float, since: str, until: str, interval_s: float
+    client: ApiClient,
+    soak: Soak,
+    started: float,
+    since: str,
+    until: str,
+    interval_s: float,
+    rss_median: dict[str, float] | None = None,
 ) -> Sample | None:
     try:
         changes = int(await client.scalar("SELECT count(*) FROM changes") or 0)
@@ -206,7 +236,7 @@ async def sample(
         calls = (await client.sql(calls_query, max_rows=1)).rows[0]
         stages_query = STAGES_P95.replace("$since", f"TIMESTAMPTZ '{since}'")
         stage_row = (await client.sql(stages_query, max_rows=1)).rows[0]
-        held = await client.scalar(DUCKDB_MEMORY)
+        held = {str(tag): float(n) / MIB for tag, n in (await client.sql(DUCKDB_MEMORY)).rows}
     except ApiError as error:
         print(f"  (sample skipped: {error})")
         return None
@@ -229,7 +259,9 @@ async def sample(
             for name, value in zip(STAGES, stage_row, strict=True)
             if value is not None
         },
-        duckdb_mb=float(held) / MIB if held is not None else None,
+        duckdb_mb=sum(held.values()),
+        duckdb_tags=held,
+        rss_median=rss_median or {},
     )
 
 
@@ -294,6 +326,9 @@ def show(s: Sample) -> None:
     )
     if s.stages:
         print("           p95 by stage: " + stages_text(s.stages))
+    if s.rss_median:
+        medians = "  ".join(f"{n} {s.rss_median[n]:.0f}" for n in PROCESSES if n in s.rss_median)
+        print(f"           RSS median over the interval, MiB: {medians}")
 
 
 def stages_text(stages: dict[str, float]) -> str:
@@ -311,10 +346,14 @@ def summary(soak: Soak) -> None:
         if not values or name not in first.rss or name not in last.rss:
             continue
         growth = last.rss[name] - first.rss[name]
-        print(
+        line = (
             f"{name:<9} RSS {values[0]:.0f} → {values[-1]:.0f} MiB (peak {soak.peaks[name]:.0f}); "
             f"after warm-up {first.rss[name]:.0f} → {last.rss[name]:.0f} MiB ({growth:+.0f})"
         )
+        if name in first.rss_median and name in last.rss_median:
+            was, now = first.rss_median[name], last.rss_median[name]
+            line += f"; interval medians {was:.0f} → {now:.0f} MiB ({now - was:+.0f})"
+        print(line)
     if first.duckdb_mb is not None and last.duckdb_mb is not None:
         held = last.duckdb_mb - first.duckdb_mb
         line = (
@@ -326,6 +365,9 @@ def summary(soak: Soak) -> None:
             rest = last.rss["control"] - first.rss["control"] - held
             line += f"; control's growth beside it {rest:+.0f} MiB"
         print(line)
+        grown = tag_growth(first.duckdb_tags, last.duckdb_tags)
+        if grown:
+            print("  by tag: " + ", ".join(grown))
     timed = [s for s in soak.samples if s.p95_ms is not None]
     if timed:
         print(
@@ -359,6 +401,16 @@ def summary(soak: Soak) -> None:
         f"machine load (1-min average) at the samples: first {loads[0]:.1f}, "
         f"last {loads[-1]:.1f}, highest {max(loads):.1f} ({os.cpu_count()} cores)"
     )
+
+
+def tag_growth(first: dict[str, float], last: dict[str, float]) -> list[str]:
+    """`TAG a → b MiB` for the tags that moved by a MiB or more, the largest move first."""
+    moves = {tag: last.get(tag, 0.0) - first.get(tag, 0.0) for tag in {*first, *last}}
+    return [
+        f"{tag} {first.get(tag, 0.0):.0f} → {last.get(tag, 0.0):.0f} MiB ({move:+.0f})"
+        for tag, move in sorted(moves.items(), key=lambda item: -abs(item[1]))
+        if abs(move) >= 1.0
+    ]
 
 
 def cpu(first: Sample, last: Sample) -> None:
@@ -463,16 +515,15 @@ async def _sample_until(
         end = started + minutes * 60
         since, since_at = _utc_now(), time.monotonic()
         while not interrupted.is_set():
-            with contextlib.suppress(TimeoutError):
-                wait = max(0.0, min(every, end - time.monotonic()))
-                await asyncio.wait_for(interrupted.wait(), wait)
+            wait = max(0.0, min(every, end - time.monotonic()))
+            medians = await watch_rss(soak, wait, interrupted)
             if interrupted.is_set():
                 return
             if process.poll() is not None:
                 raise RuntimeError("csignal run exited:\n" + soak.text()[-4000:])
             soak.follow_restarts()
             now, now_at = _utc_now(), time.monotonic()
-            taken = await sample(client, soak, started, since, now, now_at - since_at)
+            taken = await sample(client, soak, started, since, now, now_at - since_at, medians)
             if taken is not None:
                 soak.samples.append(taken)
                 show(taken)
