@@ -9,6 +9,7 @@ delivery before it is acknowledged and recovery re-drives what was in flight.
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import logging
 import os
@@ -21,6 +22,9 @@ import faust
 
 #: Exit status of a stop that had to be cut short (EX_TEMPFAIL: the work resumes on restart).
 EXIT_STOP_DEADLINE = 75
+
+#: The last wait of a stop before the event loop closes (`DeadlineWorker._sentinel_task`).
+SENTINEL_S = 0.05
 
 
 def arm(deadline_s: float, name: str) -> threading.Timer:
@@ -64,6 +68,12 @@ class DeadlineWorker(faust.Worker):
         await super().on_startup_finished()
         gc.collect()
         gc.freeze()
+
+    async def _sentinel_task(self) -> None:
+        """mode's worker sleeps a whole second here before it closes the event loop, on every
+        stop, with the services already stopped: a few turns of the loop are enough for the
+        callbacks of the transports the stop closed."""
+        await asyncio.sleep(SENTINEL_S)
 
     def _schedule_shutdown(self, signum: signal.Signals) -> None:
         if self.stop_timer is None:
