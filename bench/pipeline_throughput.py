@@ -194,10 +194,15 @@ def cpu_seconds(pid: int) -> float:
 
 
 def memory_mb(pid: int) -> tuple[float, float]:
-    """(resident, peak resident) MiB of a process (Linux `/proc`: VmRSS, VmHWM)."""
+    """(resident, peak resident) MiB of a process (Linux `/proc`: VmRSS, VmHWM).
+
+    ProcessLookupError for a process that has exited: one not yet reaped (a zombie) still has
+    a status file, without the memory lines."""
     fields = dict(
         line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines()
     )
+    if "VmRSS" not in fields or "VmHWM" not in fields:
+        raise ProcessLookupError(f"process {pid} has exited")
     rss, peak = (int(fields[k].split()[0]) / 1024 for k in ("VmRSS", "VmHWM"))
     return rss, peak
 
