@@ -51,7 +51,8 @@ async def stop_within(consumer: AIOKafkaConsumer, within_s: float = LEAVE_WITHIN
             with contextlib.suppress(Exception):
                 await part.close()
     log.info(
-        "consumer %s was still joining its group after %g s; left without waiting for it",
+        "consumer %s had not left its group after %g s (a join under way, or a broker not "
+        "answering); stopped without waiting for it",
         getattr(consumer, "_group_id", None),
         within_s,
     )
