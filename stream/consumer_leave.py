@@ -18,10 +18,18 @@ from functools import wraps
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer
+from aiokafka.consumer.group_coordinator import GroupCoordinator
+from aiokafka.errors import KafkaError
+from aiokafka.protocol.group import LeaveGroupRequest
 from faust.transport.consumer import ConsumerThread
 from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 
-__all__ = ["LEAVE_WITHIN_S", "bound_faust_consumer_stop", "stop_within"]
+__all__ = [
+    "LEAVE_WITHIN_S",
+    "bound_faust_consumer_stop",
+    "leave_at_generation_zero",
+    "stop_within",
+]
 
 log = logging.getLogger("signal.consumer")
 
@@ -76,3 +84,31 @@ def bound_faust_consumer_stop(within_s: float = LEAVE_WITHIN_S) -> None:
             await stop_within(consumer, within_s)
 
     AIOKafkaConsumerThread.on_thread_stop = on_thread_stop  # type: ignore[method-assign]
+
+
+def leave_at_generation_zero() -> None:
+    """Make aiokafka send LeaveGroup on a clean stop whenever the consumer has joined (idempotent).
+
+    aiokafka leaves only when the group's generation is above 0: real Kafka counts generations
+    from 1, the embedded broker from 0. Against the embedded broker a consumer stopped after its
+    first join never left, and the next start of the group waited for the broker to expire it,
+    as after a crash (measured: a control's Faust group synced 13.8 s after a restart that
+    followed a clean stop, against 5.7 s after one that had left)."""
+    leave = GroupCoordinator._maybe_leave_group
+    if getattr(leave, "__wrapped__", None) is not None:
+        return
+
+    @wraps(leave)
+    async def maybe_leave_group(self: Any) -> None:
+        if self.generation == 0 and self.member_id and self._group_instance_id is None:
+            try:
+                await self._send_req(LeaveGroupRequest(self.group_id, self.member_id))
+            except KafkaError as error:
+                log.info("leaving group %s failed: %s", self.group_id, error)
+            else:
+                log.info("left group %s", self.group_id)
+            self.reset_generation()
+            return
+        await leave(self)
+
+    GroupCoordinator._maybe_leave_group = maybe_leave_group

@@ -14,7 +14,7 @@ from typing import Any
 from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 
 from stream.broker import free_port
-from stream.consumer_leave import bound_faust_consumer_stop
+from stream.consumer_leave import bound_faust_consumer_stop, leave_at_generation_zero
 from stream.fetch_wait import adapt_when_started
 from stream.topics import PARTITIONS
 
@@ -110,6 +110,7 @@ def faust_settings(
     """
     use_fetch_max_wait()
     bound_faust_consumer_stop()
+    leave_at_generation_zero()
     faust_dir = Path(data_dir) / "faust"
     faust_dir.mkdir(parents=True, exist_ok=True)
     settings: dict[str, Any] = {

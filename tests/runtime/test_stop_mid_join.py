@@ -49,3 +49,33 @@ def test_a_stop_during_the_join_after_a_crash_leaves_the_join_and_ends_cleanly(
     assert "consumer signal-control had not left its group after 2 s" in log, second.tail()
     assert "store closed (checkpointed)" in log, second.tail()
     assert "still stopping after" not in log
+
+
+SYNCED = re.compile(r"Successfully synced group signal-control with", re.MULTILINE)
+
+
+def test_a_clean_stop_leaves_the_groups_so_the_next_start_need_not_wait(
+    broker: EmbeddedBroker, tmp_path: Path
+) -> None:
+    """The embedded broker counts generations from 0 and aiokafka left a group only past 0:
+    a control stopped cleanly after its first join stayed a member until the broker expired it,
+    and the next start's join waited for that (its Faust group synced after 13.7 s instead of
+    5.6 s). Both of control's consumers now leave."""
+    data_dir = tmp_path / "var"
+    first = start_control(broker, data_dir, name="first")
+    try:
+        until_sync(lambda: SYNCED.search(first.log()), "the first control's group synced")
+    finally:
+        assert first.stop() == 0, first.tail()
+    assert "left group signal-control\n" in first.log().replace(" \n", "\n"), first.tail()
+    assert "left group signal-control-delivery-marks" in first.log(), first.tail()
+
+    second = start_control(broker, data_dir, name="second")
+    try:
+        until_sync(
+            lambda: SYNCED.search(second.log()),
+            "the second control's group synced",
+            alive=second.exited,
+        )
+    finally:
+        assert second.stop() == 0, second.tail()
