@@ -98,13 +98,18 @@ class Sample:
     """The machine's 1-minute load average: on a shared machine, what the latency was up against."""
     stages: dict[str, float] = field(default_factory=dict)
     """p95 of each stage (`STAGES`) over the interval's deliveries, in ms."""
-    duckdb_mb: float | None = None
-    """What control's DuckDB holds in memory (`duckdb_memory()`: its buffer pool, bounded by
-    SIGNAL_DB_MEMORY_LIMIT): the part of control's RSS that is a cache filling up, not a leak."""
     duckdb_tags: dict[str, float] = field(default_factory=dict)
-    """The same by `duckdb_memory()`'s tag (base tables, indexes, in-memory tables...), in MiB."""
+    """What control's DuckDB holds in memory by `duckdb_memory()`'s tag (base tables, indexes,
+    in-memory tables...), in MiB."""
     rss_median: dict[str, float] = field(default_factory=dict)
     """Each process's median RSS over the interval's readings (`RSS_EVERY_S`), in MiB."""
+
+    @property
+    def duckdb_mb(self) -> float | None:
+        """What control's DuckDB holds in memory (its buffer pool, bounded by
+        SIGNAL_DB_MEMORY_LIMIT): the part of control's RSS that is a cache filling up, not a
+        leak; None when it held nothing or was not read."""
+        return sum(self.duckdb_tags.values()) if self.duckdb_tags else None
 
     @property
     def calls_per_s(self) -> float:
@@ -259,7 +264,6 @@ async def sample(
             for name, value in zip(STAGES, stage_row, strict=True)
             if value is not None
         },
-        duckdb_mb=sum(held.values()),
         duckdb_tags=held,
         rss_median=rss_median or {},
     )

@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 
 from stream.metrics.definitions import Window
 from stream.store import rollup_fold as fold
+from stream.store.base import first
 from stream.store.writer import Con
 
 T = TypeVar("T")
@@ -75,7 +76,7 @@ def all_time(con: Con) -> tuple[Split, str, list[Any]]:
     before, between and after them."""
     if not ENABLED:
         return whole(fold.EPOCH, fold.EPOCH), "true", []
-    row = con.execute("SELECT min(hour), max(hour) FROM live_hours").fetchone()
+    row = first(con.execute("SELECT min(hour), max(hour) FROM live_hours").fetchall())
     if row is None or row[0] is None:
         return whole(fold.EPOCH, fold.EPOCH), "true", []
     lo, hi = row[0], row[1] + fold.HOUR

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from stream.metrics.definitions import call_error_code_sql, call_is_error_sql, reason_code_sql
+from stream.store.base import first
 from stream.store.person import ERASED_PAYLOAD, ERASED_TEXT
 from stream.store.writer import Con
 
@@ -146,7 +147,7 @@ def _drop(step: Drop) -> Callable[[Con, datetime, int], int]:
         try:
             for rollup in step.rollups:
                 con.execute(rollup)
-            (n,) = con.execute("SELECT count(*) FROM prune_batch").fetchone() or (0,)
+            (n,) = first(con.execute("SELECT count(*) FROM prune_batch").fetchall()) or (0,)
             if n:
                 con.execute(f"DELETE FROM {step.table} t USING prune_batch p WHERE {step.key}")
             return int(n)
@@ -328,10 +329,10 @@ before it by their min/max (a subquery in the filter scanned all 3.3M changes, 2
 
 def oldest_rows(con: Con) -> dict[str, datetime | None]:
     found: dict[str, datetime | None] = {}
-    watermark = (con.execute(_PAYLOAD_WATERMARK).fetchone() or (None,))[0]
+    watermark = (first(con.execute(_PAYLOAD_WATERMARK).fetchall()) or (None,))[0]
     for table, sql in OLDEST.items():
         params = [watermark] if table == "change_log_payload" else []
-        row = con.execute(sql, params).fetchone()
+        row = first(con.execute(sql, params).fetchall())
         found[table] = row[0] if row else None
     return found
 

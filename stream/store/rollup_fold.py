@@ -36,7 +36,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from stream.metrics.definitions import DONE, IN_FLIGHT_STATUS, reason_code_sql
-from stream.store.base import registered
+from stream.store.base import first, registered
 from stream.store.writer import Con
 
 HOUR = timedelta(hours=1)
@@ -92,21 +92,15 @@ def ceil_hour(at: datetime) -> datetime:
     return low if low == at else low + HOUR
 
 
-def _row(con: Con, sql: str, params: list[Any] | None = None) -> tuple[Any, ...] | None:
-    """The first row of a one-row read, its result read to the end: DuckDB refuses a relation
-    (`con.sql`, as `fill_retry_modes` reads the changed pairs) while a result of `execute` is
-    still open on the connection, and a result read with `fetchone` stays open."""
-    rows = con.execute(sql, params).fetchall()
-    return tuple(rows[0]) if rows else None
-
-
 def state(con: Con) -> FoldState:
-    row = _row(con, "SELECT mark, seq FROM live_fold_state WHERE name = ?", [STATE])
+    row = first(
+        con.execute("SELECT mark, seq FROM live_fold_state WHERE name = ?", [STATE]).fetchall()
+    )
     return FoldState(None, None) if row is None else FoldState(row[0], row[1])
 
 
 def erasures(con: Con) -> int | None:
-    row = _row(con, _ERASURES)
+    row = first(con.execute(_ERASURES).fetchall())
     return None if row is None or row[0] is None else int(row[0])
 
 
@@ -343,7 +337,7 @@ def fill_retry_modes(con: Con, since: datetime | None) -> None:
         if changed.num_rows:
             with registered(con, "changed_pairs", changed):
                 con.execute(_RETRY_MODES_CHANGED)
-    row = _row(con, "SELECT count(*) FROM retry_items WHERE mode IS NULL")
+    row = first(con.execute("SELECT count(*) FROM retry_items WHERE mode IS NULL").fetchall())
     if row is not None and row[0]:
         con.execute(_RETRY_MODES_UNREAD)
 
@@ -351,7 +345,7 @@ def fill_retry_modes(con: Con, since: datetime | None) -> None:
 def fold_step(con: Con, *, now: datetime, budget: int = 24) -> FoldReport:
     """One bounded step, in the caller's (the writer's) transaction: unfold what changed since
     the last step, then fold up to `budget` complete hours before `now`, newest first."""
-    (mark,) = _row(con, "SELECT now()") or (None,)
+    (mark,) = first(con.execute("SELECT now()").fetchall()) or (None,)
     assert isinstance(mark, datetime)
     before = state(con)
     seen = erasures(con)
@@ -363,7 +357,7 @@ def fold_step(con: Con, *, now: datetime, budget: int = 24) -> FoldReport:
         unfolded = unfold(
             con, dirty_hours(con, before.mark - SLACK, EPOCH, floor_hour(mark) + HOUR)
         )
-    (oldest,) = _row(con, _OLDEST) or (None,)
+    (oldest,) = first(con.execute(_OLDEST).fetchall()) or (None,)
     todo: list[datetime] = []
     if oldest is not None:
         last = floor_hour(now)  # hours ending at or before now are complete
