@@ -239,6 +239,43 @@ class _Timed:
         return getattr(self._store, name)
 
 
+async def ledger_memory(store: Store) -> str:
+    """What DuckDB holds in memory for the ledger by `duckdb_memory()`'s tag (MiB): indexes
+    (ART_INDEX) stay resident, table blocks (BASE_TABLE) are a cache within the memory limit."""
+    rows = await store.read(
+        lambda con: con.execute(
+            "SELECT tag, memory_usage_bytes FROM duckdb_memory() WHERE memory_usage_bytes > 0 "
+            "ORDER BY memory_usage_bytes DESC"
+        ).fetchall()
+    )
+    tags = {str(tag): int(size) / 2**20 for tag, size in rows}
+    index = tags.get("ART_INDEX", 0.0)
+    rest = ", ".join(f"{tag} {size:.0f}" for tag, size in tags.items() if tag != "ART_INDEX")
+    return f"indexes {index:.0f} MiB (other DuckDB memory: {rest or 'none'})"
+
+
+async def bench_restart_memory(path: Path) -> None:
+    """The ledger opened again and one batch of new outcomes recorded: the indexes that first
+    write loads (a key is checked against the whole index it belongs to)."""
+    store = await Store.open(path)
+    try:
+        before = await ledger_memory(store)
+        batch = [
+            json.dumps(outcome(i)).encode().replace(b'"chg-', b'"restart-')
+            for i in range(RECORD_BATCH_MAX)
+        ]
+        await Recorder(store, None).record_outcomes(batch)  # type: ignore[arg-type]
+        rows = await store.read(
+            lambda con: con.execute("SELECT count(*) FROM outcome_log").fetchall()
+        )
+        print(
+            f"  after a restart, {rows[0][0]:,} outcomes in the ledger: opened, {before}; "
+            f"after one batch, {await ledger_memory(store)}"
+        )
+    finally:
+        await store.close()
+
+
 async def bench_long_run(recorder: Recorder, total: int, segment: int) -> None:
     """Outcomes of new changes in batches of `RECORD_BATCH_MAX`, the rate per `segment` rows
     (the record agent's time only): whether recording holds its rate as the ledger's tables and
@@ -265,7 +302,8 @@ async def bench_long_run(recorder: Recorder, total: int, segment: int) -> None:
                 f"{((done - 1) % segment + 1) / spent:,.0f} rows/s, "
                 f"{per_cpu:,.0f} per CPU-second ({per_cpu / GOAL:.0%} of {GOAL:,}); "
                 f"{db.checkpoint_count - checkpoints} checkpoints, "
-                f"{db.checkpoint_seconds - checkpointing:.2f} s"
+                f"{db.checkpoint_seconds - checkpointing:.2f} s; "
+                f"{await ledger_memory(recorder.store)}"
             )
             spent = cpu_spent = 0.0
             checkpoints, checkpointing = db.checkpoint_count, db.checkpoint_seconds
@@ -359,6 +397,8 @@ async def run(
             await config.stop()
             await store.close()
             await producer.stop()
+        if long_run:
+            await bench_restart_memory(data / "signal.duckdb")
 
 
 def main() -> None:

@@ -97,6 +97,30 @@ async def test_redelivered_outcomes_are_stored_once(store: Store) -> None:
     assert result.rows == ((2,),)
 
 
+async def test_a_redelivered_outcome_is_found_among_a_days_later_outcomes(store: Store) -> None:
+    """outcome_log has no key: a stored outcome is found by its processed_at and id, wherever
+    its row group lies and however wide the resent batch's range of processed_at is."""
+    first = outcome("c0", processed_at=T0)
+    assert await store.record_outcomes([first]) == 1
+    later = [
+        outcome(f"c{i}", processed_at=T0 + timedelta(days=3, seconds=i)) for i in range(1, 3001)
+    ]
+    assert await store.record_outcomes(later) == 3000
+    # The old outcome again with new ones of a day later still: only the new ones are stored.
+    newer = [outcome(f"n{i}", processed_at=T0 + timedelta(days=4, seconds=i)) for i in range(5)]
+    assert await store.record_outcomes([*newer, first, later[1500]]) == 5
+    # Same change, flow and attempt processed a moment apart: a different outcome, kept.
+    assert (
+        await store.record_outcomes([outcome("c0", processed_at=T0 + timedelta(microseconds=1))])
+        == 1
+    )
+    result = await store.query(
+        "SELECT count(*), count(DISTINCT outcome_id), count(*) FILTER (WHERE change_id = 'c0') "
+        "FROM outcome_log"
+    )
+    assert result.rows == ((3007, 3007, 2),)
+
+
 async def test_outcomes_view_shows_the_latest_attempt_per_change_and_flow(store: Store) -> None:
     s = timedelta(seconds=1)
     failed1 = outcome("c1", status="failed", category="technical", reason="HTTP 503",

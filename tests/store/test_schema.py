@@ -102,3 +102,45 @@ def test_migrations_must_be_increasing(tmp_path: Path) -> None:
     con = duckdb.connect()
     with pytest.raises(ValueError, match="increasing"):
         migrate(con, (Migration(2, "b"), Migration(1, "a")))
+
+
+def test_outcome_log_loses_its_key_and_keeps_its_rows(tmp_path: Path) -> None:
+    """Migration 14 copies outcome_log into a table without the primary key: every row and
+    value stays, the NOT NULL columns and possible_repeat's default stay, the views read it."""
+    con = duckdb.connect(str(tmp_path / "m.duckdb"))
+    before_14 = [m for m in MIGRATIONS if m.version < 14]
+    migrate(con, before_14)
+    con.execute(
+        "INSERT INTO outcome_log (outcome_id, change_id, flow_id, flow_name, mode, status, "
+        "attempt, replayed, occurred_at, processed_at, recorded_at, possible_repeat, reason) "
+        "SELECT 'id-' || i, 'c' || i, 'f1', 'Flow', 'live', 'delivered', 1, false, "
+        "TIMESTAMPTZ '2026-01-01 00:00:00+00' + to_seconds(i), "
+        "TIMESTAMPTZ '2026-01-01 00:00:01+00' + to_seconds(i), now(), i % 2 = 0, "
+        "CASE WHEN i % 3 = 0 THEN 'why ' || i END FROM range(1000) t(i)"
+    )
+    keyed = (
+        "SELECT count(*) FROM duckdb_constraints() "
+        "WHERE table_name = 'outcome_log' AND constraint_type = 'PRIMARY KEY'"
+    )
+    assert con.execute(keyed).fetchall() == [(1,)]
+    rows = con.execute("SELECT * FROM outcome_log ORDER BY outcome_id").fetchall()
+    columns = con.execute("DESCRIBE outcome_log").fetchall()
+    attempts = con.execute("SELECT * FROM outcome_attempts ORDER BY 1, 2, 3").fetchall()
+
+    assert migrate(con) == [14]
+    assert con.execute(keyed).fetchall() == [(0,)]
+    assert con.execute("SELECT * FROM outcome_log ORDER BY outcome_id").fetchall() == rows
+    unkeyed = [(*c[:3], None, *c[4:]) if c[0] == "outcome_id" else c for c in columns]
+    assert con.execute("DESCRIBE outcome_log").fetchall() == unkeyed
+    assert con.execute("SELECT * FROM outcome_attempts ORDER BY 1, 2, 3").fetchall() == attempts
+    with pytest.raises(duckdb.ConstraintException, match="NOT NULL"):
+        con.execute("INSERT INTO outcome_log (outcome_id) VALUES ('x')")
+    con.execute(
+        "INSERT INTO outcome_log (outcome_id, change_id, flow_id, flow_name, mode, status, "
+        "attempt, replayed, occurred_at, processed_at, recorded_at) "
+        "VALUES ('new', 'c', 'f', 'F', 'live', 'delivered', 1, false, now(), now(), now())"
+    )
+    assert con.execute(
+        "SELECT possible_repeat FROM outcome_log WHERE outcome_id = 'new'"
+    ).fetchall() == [(False,)]
+    con.close()
