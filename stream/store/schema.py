@@ -12,6 +12,8 @@ are UTC whatever the host's zone.
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
@@ -19,6 +21,8 @@ import duckdb
 
 from stream.store.errors import SchemaVersionError
 from stream.store.migrations import MIGRATIONS, Migration
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "MIGRATIONS",
@@ -125,6 +129,16 @@ def migrate(
     for migration in migrations:
         if migration.version <= have:
             continue
+        # An existing ledger's upgrade can copy a table (migration 14 copies outcome_log): the
+        # log says why a start takes longer than usual, and how long it took.
+        upgrading = have > 0
+        if upgrading:
+            log.info(
+                "upgrading the ledger to schema version %d: %s",
+                migration.version,
+                migration.description,
+            )
+        started = time.monotonic()
         con.execute("BEGIN TRANSACTION")
         try:
             for statement in migration.statements:
@@ -140,4 +154,10 @@ def migrate(
             con.execute("ROLLBACK")
             raise
         applied.append(migration.version)
+        if upgrading:
+            log.info(
+                "ledger at schema version %d (%.1f s)",
+                migration.version,
+                time.monotonic() - started,
+            )
     return applied

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import logging
+import re
 from pathlib import Path
 
 import duckdb
@@ -104,12 +106,17 @@ def test_migrations_must_be_increasing(tmp_path: Path) -> None:
         migrate(con, (Migration(2, "b"), Migration(1, "a")))
 
 
-def test_outcome_log_loses_its_key_and_keeps_its_rows(tmp_path: Path) -> None:
+def test_outcome_log_loses_its_key_and_keeps_its_rows(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     """Migration 14 copies outcome_log into a table without the primary key: every row and
-    value stays, the NOT NULL columns and possible_repeat's default stay, the views read it."""
+    value stays, the NOT NULL columns and possible_repeat's default stay, the views read it.
+    The upgrade of an existing ledger is logged (a copy can take a while); a new file's is not."""
+    caplog.set_level(logging.INFO, logger="stream.store.schema")
     con = duckdb.connect(str(tmp_path / "m.duckdb"))
     before_14 = [m for m in MIGRATIONS if m.version < 14]
     migrate(con, before_14)
+    assert not caplog.messages
     con.execute(
         "INSERT INTO outcome_log (outcome_id, change_id, flow_id, flow_name, mode, status, "
         "attempt, replayed, occurred_at, processed_at, recorded_at, possible_repeat, reason) "
@@ -128,6 +135,11 @@ def test_outcome_log_loses_its_key_and_keeps_its_rows(tmp_path: Path) -> None:
     attempts = con.execute("SELECT * FROM outcome_attempts ORDER BY 1, 2, 3").fetchall()
 
     assert migrate(con) == [14]
+    assert caplog.messages[0] == (
+        "upgrading the ledger to schema version 14: outcome_log without a primary key "
+        "(redelivered outcomes found by processed_at and id)"
+    )
+    assert re.fullmatch(r"ledger at schema version 14 \(\d+\.\d s\)", caplog.messages[1])
     assert con.execute(keyed).fetchall() == [(0,)]
     assert con.execute("SELECT * FROM outcome_log ORDER BY outcome_id").fetchall() == rows
     unkeyed = [(*c[:3], None, *c[4:]) if c[0] == "outcome_id" else c for c in columns]
