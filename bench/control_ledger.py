@@ -251,7 +251,19 @@ async def ledger_memory(store: Store) -> str:
     tags = {str(tag): int(size) / 2**20 for tag, size in rows}
     index = tags.get("ART_INDEX", 0.0)
     rest = ", ".join(f"{tag} {size:.0f}" for tag, size in tags.items() if tag != "ART_INDEX")
-    return f"indexes {index:.0f} MiB (other DuckDB memory: {rest or 'none'})"
+    return (
+        f"indexes {index:.0f} MiB (other DuckDB memory: {rest or 'none'}); "
+        f"this process's RSS {_rss_mib():.0f} MiB"
+    )
+
+
+def _rss_mib() -> float:
+    """Resident memory of this process (the store and the recorder live in it), from /proc: the
+    indexes a session builds are not all in `duckdb_memory()`'s figures."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
 
 
 async def bench_restart_memory(path: Path) -> None:
@@ -409,7 +421,11 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=sized(500, 100))
     parser.add_argument("--toggles", type=int, default=sized(10, 2))
     parser.add_argument(
-        "--long", type=int, default=0, help="then this many outcomes more, rate per 100,000"
+        "--long",
+        type=int,
+        default=sized(0, 10_000),
+        help="then this many outcomes more, rate and memory per 100,000, and the memory after a "
+        "restart (0 skips; smoke mode runs a small one)",
     )
     parser.add_argument(
         "--realistic",
