@@ -4,7 +4,8 @@ Operators write SQL against the views (`changes`, `outcomes`, `retry_queue`, `ap
 `config_audit`), so base tables may change shape between versions as long as a migration keeps
 the views' names and columns. Every schema change is a new `Migration` appended to `MIGRATIONS`
 (`stream.store.migrations`, the statements of each version); applied versions are recorded in
-`schema_version`, each migration runs in its own transaction.
+`schema_version`. A new file gets every version in one transaction; an existing file's upgrade
+runs each pending version in a transaction of its own, so a failed step leaves the one before.
 
 Timestamps are TIMESTAMPTZ and the store pins the session time zone to UTC, so values read back
 are UTC whatever the host's zone.
@@ -125,22 +126,36 @@ def migrate(
             f"database schema version {have} is newer than this build supports ({newest}); "
             "upgrade Signal or restore a backup"
         )
+    pending = [m for m in migrations if m.version > have]
+    if have == 0:
+        # A new file is made in one transaction: one commit instead of one per version (23
+        # against 42 ms of CPU for the 14 versions), and a start cut short leaves an empty file
+        # to make again rather than a part-made one.
+        _in_transaction(con, pending)
+        return [m.version for m in pending]
     applied: list[int] = []
-    for migration in migrations:
-        if migration.version <= have:
-            continue
-        # An existing ledger's upgrade can copy a table (migration 14 copies outcome_log): the
-        # log says why a start takes longer than usual, and how long it took.
-        upgrading = have > 0
-        if upgrading:
-            log.info(
-                "upgrading the ledger to schema version %d: %s",
-                migration.version,
-                migration.description,
-            )
+    for migration in pending:
+        # An upgrade can copy a table (migration 14 copies outcome_log): the log says why a
+        # start takes longer than usual, and how long each step took.
+        log.info(
+            "upgrading the ledger to schema version %d: %s",
+            migration.version,
+            migration.description,
+        )
         started = time.monotonic()
-        con.execute("BEGIN TRANSACTION")
-        try:
+        _in_transaction(con, [migration])
+        applied.append(migration.version)
+        log.info(
+            "ledger at schema version %d (%.1f s)", migration.version, time.monotonic() - started
+        )
+    return applied
+
+
+def _in_transaction(con: duckdb.DuckDBPyConnection, migrations: Sequence[Migration]) -> None:
+    """Apply `migrations` and record their versions, all or none."""
+    con.execute("BEGIN TRANSACTION")
+    try:
+        for migration in migrations:
             for statement in migration.statements:
                 con.execute(statement)
             if migration.apply is not None:
@@ -149,15 +164,7 @@ def migrate(
                 "INSERT INTO schema_version VALUES (?, ?, ?)",
                 [migration.version, migration.description, datetime.now(UTC)],
             )
-            con.execute("COMMIT")
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
-        applied.append(migration.version)
-        if upgrading:
-            log.info(
-                "ledger at schema version %d (%.1f s)",
-                migration.version,
-                time.monotonic() - started,
-            )
-    return applied
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise

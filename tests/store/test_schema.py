@@ -100,6 +100,22 @@ def test_a_failing_migration_leaves_the_previous_version(tmp_path: Path) -> None
     con.close()
 
 
+def test_a_new_file_is_made_whole_or_not_at_all(tmp_path: Path) -> None:
+    """A new file gets every version in one transaction: a failing last step leaves no table
+    and version 0, and the next start makes the file from the beginning."""
+    path = tmp_path / "m.duckdb"
+    con = duckdb.connect(str(path))
+    broken = Migration(latest_version() + 1, "broken", ("SELECT * FROM nowhere",))
+    with pytest.raises(duckdb.CatalogException):
+        migrate(con, (*MIGRATIONS, broken))
+    assert current_version(con) == 0
+    tables = con.execute("SELECT table_name FROM duckdb_tables()").fetchall()
+    assert tables == [("schema_version",)]
+    assert migrate(con) == [m.version for m in MIGRATIONS]
+    assert current_version(con) == latest_version()
+    con.close()
+
+
 def test_migrations_must_be_increasing(tmp_path: Path) -> None:
     con = duckdb.connect()
     with pytest.raises(ValueError, match="increasing"):
