@@ -590,47 +590,38 @@ _V13_RETRY_MODES = (
     "DELETE FROM live_hours",
 )
 
+
 # outcome_log without its primary key. The key's index (an ART over every outcome_id ever
-# kept) was the ledger's one structure that DuckDB cannot page out: it grew with the retained
-# outcomes for as long as control ran (about 68 MiB per million outcomes, all of it loaded again
-# by the first batch after a start), and each batch paid for inserting 5,000 random hashes into
-# it. A redelivered outcome is found without it: its id is a hash over its processed_at among
-# other fields, so a stored copy has the same processed_at, and the writer looks for the batch's
-# ids only in the rows of the batch's processed_at range (`Store.record_outcome_batch`), which
-# DuckDB's zone maps narrow to the newest row groups. DuckDB cannot drop a key, so the table is
-# copied; its views read it by name and are unchanged.
-_OUTCOME_LOG_COLUMNS = """
-        outcome_id VARCHAR NOT NULL,
-        change_id VARCHAR NOT NULL,
-        flow_id VARCHAR NOT NULL,
-        flow_name VARCHAR NOT NULL,
-        mode VARCHAR NOT NULL,
-        registration_code VARCHAR,
-        event_code VARCHAR,
-        action VARCHAR,
-        status VARCHAR NOT NULL,
-        category VARCHAR,
-        reason VARCHAR,
-        marketo_lead_id BIGINT,
-        lead_result VARCHAR,
-        attempt INTEGER NOT NULL,
-        replayed BOOLEAN NOT NULL,
-        occurred_at TIMESTAMPTZ NOT NULL,
-        processed_at TIMESTAMPTZ NOT NULL,
-        latency_ms DOUBLE,
-        request_id VARCHAR,
-        connection_id VARCHAR,
-        marketo_code VARCHAR,
-        replay_id VARCHAR,
-        recorded_at TIMESTAMPTZ NOT NULL,
-        possible_repeat BOOLEAN NOT NULL DEFAULT false
-"""
-_V14_OUTCOME_LOG_UNKEYED = (
-    f"CREATE TABLE outcome_log_unkeyed ({_OUTCOME_LOG_COLUMNS})",
-    "INSERT INTO outcome_log_unkeyed BY NAME SELECT * FROM outcome_log",
-    "DROP TABLE outcome_log",
-    "ALTER TABLE outcome_log_unkeyed RENAME TO outcome_log",
-)
+# kept) was the ledger's largest index: resident in memory, growing with the retained outcomes
+# for as long as control ran (about 68 MiB per million outcomes, all of it loaded again by the
+# first batch after a start), and more than half the file on disk. A redelivered outcome is found
+# without it: its id hashes its processed_at among other fields, so a stored copy has the same
+# processed_at, and the writer looks for the batch's ids only in the rows of the batch's
+# processed_at range (`Store.record_outcome_batch`), which DuckDB's zone maps narrow to the newest
+# row groups. DuckDB cannot drop a key, so the table is copied (`_without_key`); its views read
+# it by name and are unchanged.
+def _without_key(table: str) -> Callable[[duckdb.DuckDBPyConnection], None]:
+    """`table` copied without its primary key: the same columns in the same order, the same
+    NOT NULL columns and defaults, every row in its order."""
+
+    def apply(con: duckdb.DuckDBPyConnection) -> None:
+        columns = con.execute(
+            "SELECT column_name, is_nullable, column_default FROM duckdb_columns() "
+            "WHERE table_name = ? AND schema_name = 'main' ORDER BY column_index",
+            [table],
+        ).fetchall()
+        copy = f"{table}_unkeyed"
+        con.execute(f"CREATE TABLE {copy} AS SELECT * FROM {table}")
+        for name, nullable, default in columns:
+            if not nullable:
+                con.execute(f"ALTER TABLE {copy} ALTER COLUMN {name} SET NOT NULL")
+            if default is not None:
+                con.execute(f"ALTER TABLE {copy} ALTER COLUMN {name} SET DEFAULT {default}")
+        con.execute(f"DROP TABLE {table}")
+        con.execute(f"ALTER TABLE {copy} RENAME TO {table}")
+
+    return apply
+
 
 Apply = Callable[[duckdb.DuckDBPyConnection], None]
 
@@ -679,6 +670,6 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(
         14,
         "outcome_log without a primary key (redelivered outcomes found by processed_at and id)",
-        _V14_OUTCOME_LOG_UNKEYED,
+        apply=_without_key("outcome_log"),
     ),
 )
