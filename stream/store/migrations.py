@@ -607,7 +607,8 @@ def _without_key(table: str) -> Callable[[duckdb.DuckDBPyConnection], None]:
     def apply(con: duckdb.DuckDBPyConnection) -> None:
         columns = con.execute(
             "SELECT column_name, is_nullable, column_default FROM duckdb_columns() "
-            "WHERE table_name = ? AND schema_name = 'main' ORDER BY column_index",
+            "WHERE database_name = current_database() AND schema_name = 'main' "
+            "AND table_name = ? ORDER BY column_index",
             [table],
         ).fetchall()
         copy = f"{table}_unkeyed"

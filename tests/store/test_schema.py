@@ -149,6 +149,9 @@ def test_outcome_log_loses_its_key_and_keeps_its_rows(
     rows = con.execute("SELECT * FROM outcome_log ORDER BY outcome_id").fetchall()
     columns = con.execute("DESCRIBE outcome_log").fetchall()
     attempts = con.execute("SELECT * FROM outcome_attempts ORDER BY 1, 2, 3").fetchall()
+    # Another database's table of the same name is not the one copied.
+    con.execute("ATTACH ':memory:' AS other")
+    con.execute("CREATE TABLE other.outcome_log (x INTEGER NOT NULL DEFAULT 1)")
 
     assert migrate(con) == [14]
     assert caplog.messages[0] == (
