@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import statistics
 import tempfile
 import time
@@ -27,6 +28,8 @@ from aiohttp.test_utils import TestClient, TestServer
 from aiokafka import AIOKafkaProducer
 
 from bench import arguments, sized
+from bench.pipeline_throughput import memory_mb
+from bench.soak import DUCKDB_MEMORY, MIB
 from bench.tailing import tail
 from stream.api import ApiDeps, create_app
 from stream.broker import EmbeddedBroker
@@ -241,29 +244,18 @@ class _Timed:
 
 async def ledger_memory(store: Store) -> str:
     """What DuckDB holds in memory for the ledger by `duckdb_memory()`'s tag (MiB): indexes
-    (ART_INDEX) stay resident, table blocks (BASE_TABLE) are a cache within the memory limit."""
-    rows = await store.read(
-        lambda con: con.execute(
-            "SELECT tag, memory_usage_bytes FROM duckdb_memory() WHERE memory_usage_bytes > 0 "
-            "ORDER BY memory_usage_bytes DESC"
-        ).fetchall()
-    )
-    tags = {str(tag): int(size) / 2**20 for tag, size in rows}
-    index = tags.get("ART_INDEX", 0.0)
-    rest = ", ".join(f"{tag} {size:.0f}" for tag, size in tags.items() if tag != "ART_INDEX")
+    (ART_INDEX) stay resident, table blocks (BASE_TABLE) are a cache within the memory limit;
+    and this process's RSS (the store and the recorder live in it), since the indexes a session
+    builds are not all in DuckDB's figures."""
+    rows = await store.read(lambda con: con.execute(DUCKDB_MEMORY).fetchall())
+    tags = {str(tag): int(size) / MIB for tag, size in sorted(rows, key=lambda r: -r[1])}
+    index = tags.pop("ART_INDEX", 0.0)
+    rest = ", ".join(f"{tag} {size:.0f}" for tag, size in tags.items())
+    rss, _ = memory_mb(os.getpid())
     return (
         f"indexes {index:.0f} MiB (other DuckDB memory: {rest or 'none'}); "
-        f"this process's RSS {_rss_mib():.0f} MiB"
+        f"this process's RSS {rss:.0f} MiB"
     )
-
-
-def _rss_mib() -> float:
-    """Resident memory of this process (the store and the recorder live in it), from /proc: the
-    indexes a session builds are not all in `duckdb_memory()`'s figures."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 async def bench_restart_memory(path: Path) -> None:

@@ -591,6 +591,9 @@ _V13_RETRY_MODES = (
 )
 
 
+Apply = Callable[[duckdb.DuckDBPyConnection], None]
+
+
 # outcome_log without its primary key. The key's index (an ART over every outcome_id ever
 # kept) was the ledger's largest index: resident in memory, growing with the retained outcomes
 # for as long as control ran (about 68 MiB per million outcomes, all of it loaded again by the
@@ -600,7 +603,7 @@ _V13_RETRY_MODES = (
 # processed_at range (`Store.record_outcome_batch`), which DuckDB's zone maps narrow to the newest
 # row groups. DuckDB cannot drop a key, so the table is copied (`_without_key`); its views read
 # it by name and are unchanged.
-def _without_key(table: str) -> Callable[[duckdb.DuckDBPyConnection], None]:
+def _without_key(table: str) -> Apply:
     """`table` copied without its primary key: the same columns in the same order, the same
     NOT NULL columns and defaults, every row in its order."""
 
@@ -622,9 +625,6 @@ def _without_key(table: str) -> Callable[[duckdb.DuckDBPyConnection], None]:
         con.execute(f"ALTER TABLE {copy} RENAME TO {table}")
 
     return apply
-
-
-Apply = Callable[[duckdb.DuckDBPyConnection], None]
 
 
 @dataclass(frozen=True, slots=True)
