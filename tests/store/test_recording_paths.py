@@ -5,7 +5,7 @@ is inserted without conflict handling."""
 from __future__ import annotations
 
 import random
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -27,9 +27,18 @@ every batch takes the one-final-row-per-pair statement; and it holds 80-90 pairs
 outcomes, most pairs written more than once."""
 
 
+def occurred(change_id: str, flow_id: str, attempt: int) -> datetime:
+    """A change's time, the same for its every outcome; except, as for an outcome salvaged
+    from a broken record (the time it was read), a third attempt of flow-2's."""
+    if attempt == 3 and flow_id == "flow-2":
+        return T0 + timedelta(minutes=5)
+    return T0 - timedelta(minutes=int(change_id.removeprefix("c")))
+
+
 def batches(seed: int) -> list[list[OutcomeRow]]:
     """Batches over a few pairs: most with one row per pair, some with several, replays and
-    rows older than the state among them."""
+    rows older than the state among them; each change with a time of its own, and a few
+    outcomes with another (`occurred`)."""
     rng = random.Random(seed)
     out = []
     for n in range(BATCHES):
@@ -47,6 +56,7 @@ def batches(seed: int) -> list[list[OutcomeRow]]:
                 "attempt": rng.randrange(1, 4),
                 "lead_result": "created" if status == "delivered" else None,
             }
+            fields["occurred_at"] = occurred(change_id, flow_id, fields["attempt"])
             if status == "failed":
                 fields.update(category="technical", reason="timeout")
             if rng.random() < 0.2:
@@ -54,7 +64,15 @@ def batches(seed: int) -> list[list[OutcomeRow]]:
             rows.append(outcome(change_id, flow_id, **fields))
         if repeat_pairs:
             again = T0 + timedelta(seconds=rng.randrange(30))
-            rows.append(outcome(*pairs[0], processed_at=again, attempt=rng.randrange(1, 4)))
+            attempt = rng.randrange(1, 4)
+            rows.append(
+                outcome(
+                    *pairs[0],
+                    processed_at=again,
+                    attempt=attempt,
+                    occurred_at=occurred(*pairs[0], attempt),
+                )
+            )
         out.append(rows)
     return out
 
@@ -108,3 +126,35 @@ async def test_a_batch_partly_recorded_before_adds_only_its_new_outcomes(store: 
         ).fetchall()
     )
     assert state == [("c1", "delivered", 1), ("c2", "delivered", 2), ("c3", "delivered", 1)]
+
+
+async def test_a_state_of_another_time_is_found_by_recording_the_batch_again(
+    store: Store,
+) -> None:
+    """Recording looks for a batch's stored pairs among states of the batch's occurred_at
+    range. A state written with another time (an outcome salvaged from a broken record takes
+    the time it was read) looks new: its plain insert fails the key, and the batch is recorded
+    again looking at every state, so the pair is updated, once, and nothing is written twice."""
+    salvaged = outcome(
+        "c1",
+        status="failed",
+        category="technical",
+        lead_result=None,
+        occurred_at=T0 + timedelta(hours=1),
+    )
+    assert await store.record_outcomes([salvaged]) == 1
+    later = [
+        outcome("c1", processed_at=T0 + timedelta(seconds=9), attempt=2),
+        outcome("c2", status="queued", lead_result=None),
+    ]
+    assert await store.record_outcomes(later) == 2
+    state = await store.read(
+        lambda con: con.execute(
+            "SELECT change_id, status, attempts, occurred_at FROM delivery_state ORDER BY 1"
+        ).fetchall()
+    )
+    assert state == [("c1", "delivered", 2, T0), ("c2", "queued", 0, T0)]
+    logged = await store.read(
+        lambda con: con.execute("SELECT count(*) FROM outcome_log").fetchall()
+    )
+    assert logged == [(3,)]

@@ -66,7 +66,7 @@ async def ledger_after(path: Path, seed: int) -> list[list[tuple[Any, ...]]]:
 def on_conflict(monkeypatch: pytest.MonkeyPatch) -> None:
     """Stored pairs take the ON CONFLICT upsert (state and retry items) instead of the UPDATE."""
 
-    def upsert_state(con: Any, statement: str, stored: pa.Table) -> None:
+    def upsert_state(con: Any, statement: str, stored: pa.Table, within: Any = None) -> None:
         with registered(con, "batch", stored):
             con.execute(statement).fetchall()
 
@@ -82,19 +82,33 @@ async def test_the_split_leaves_what_the_upsert_alone_leaves(
     does), stored ones upserted instead, and every pair through the upsert."""
     updates: list[str] = []
     as_update = store_module._as_update
+    split_by_stored = store_module._split_by_stored
+    looked_within: list[bool] = []
 
-    def watched(statement: str) -> str:
+    def watched(statement: str, within: Any = None) -> str:
         updates.append(statement)
-        return as_update(statement)
+        return as_update(statement, within)
+
+    def watched_split(con: Any, table: pa.Table, stored_in: str, within: Any = None) -> Any:
+        if stored_in == "delivery_state":
+            looked_within.append(within is not None)
+        return split_by_stored(con, table, stored_in, within)
 
     monkeypatch.setattr(store_module, "_as_update", watched)
+    monkeypatch.setattr(store_module, "_split_by_stored", watched_split)
     updated = await ledger_after(tmp_path / "update.duckdb", seed)
     assert len(set(updates)) >= 3, "the final, queued and duplicate statements ran as updates"
+    # Most batches look for stored pairs within their occurred_at range; one whose pair's
+    # state has an occurred_at outside it (`occurred`) is recorded again looking at them all.
+    assert looked_within.count(True) > looked_within.count(False) > 0
+    monkeypatch.setattr(store_module, "_split_by_stored", split_by_stored)
 
     on_conflict(monkeypatch)
     split = await ledger_after(tmp_path / "split.duckdb", seed)
 
-    def all_stored(con: Any, table: pa.Table, stored_in: str) -> tuple[pa.Table, pa.Table]:
+    def all_stored(
+        con: Any, table: pa.Table, stored_in: str, within: Any = None
+    ) -> tuple[pa.Table, pa.Table]:
         return table.slice(0, 0), table
 
     monkeypatch.setattr(store_module, "_split_by_stored", all_stored)
