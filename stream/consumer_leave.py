@@ -12,8 +12,8 @@ broker drops a member that never left at its session timeout, as it does a crash
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
+from collections.abc import Awaitable
 from functools import wraps
 from typing import Any
 
@@ -41,30 +41,51 @@ milliseconds."""
 async def stop_within(consumer: AIOKafkaConsumer, within_s: float = LEAVE_WITHIN_S) -> bool:
     """Stop `consumer`, cancelling the stop (and the join it waits for) after `within_s`.
 
-    False when it was cut short. The cancellation reaches the join because aiokafka's stop
-    awaits the coordination task itself; the fetcher and connections are then closed as that
-    stop would have closed them.
+    False when it was cut short, or ended by a cancellation of aiokafka's own (below). The
+    cancellation reaches the join because aiokafka's stop awaits the coordination task itself;
+    the fetcher and connections are then closed as that stop would have closed them. Any other
+    error of the stop is raised.
     """
     stopping = asyncio.ensure_future(consumer.stop())
     done, _ = await asyncio.wait({stopping}, timeout=within_s)
-    if done:
+    if done and not stopping.cancelled():
         stopping.result()
         return True
-    stopping.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await stopping
+    if done:
+        # With the broker gone, aiokafka's stop ends with the CancelledError of a fetch task
+        # of its own (`_unless_cancelled`), before it closes its connections.
+        why = "had its stop cut short by aiokafka (its broker not answering)"
+    else:
+        why = (
+            f"had not left its group after {within_s:g} s "
+            "(a join under way, or a broker not answering)"
+        )
+        stopping.cancel()
+        await _unless_cancelled(stopping)
     # What aiokafka's stop does after the leave, so that no fetch task or connection is left.
     for part in (getattr(consumer, "_fetcher", None), getattr(consumer, "_client", None)):
         if part is not None:
-            with contextlib.suppress(Exception):
-                await part.close()
+            await _unless_cancelled(part.close())
     log.info(
-        "consumer %s had not left its group after %g s (a join under way, or a broker not "
-        "answering); stopped without waiting for it",
-        getattr(consumer, "_group_id", None),
-        within_s,
+        "consumer %s %s; stopped without waiting for it", getattr(consumer, "_group_id", None), why
     )
     return False
+
+
+async def _unless_cancelled(step: Awaitable[object]) -> None:
+    """Await a step of a stop cut short, ignoring how it fails, but not a cancellation of the
+    stop itself. aiokafka's fetcher closes by cancelling its fetch tasks and awaiting them, so
+    with the broker gone (a fetch waiting out its retry backoff) its close raises the
+    CancelledError of a task of its own: let through, it reached the caller of a stop with the
+    broker gone as if that caller had been cancelled, though nothing had cancelled it."""
+    try:
+        await step
+    except asyncio.CancelledError:
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():
+            raise
+    except Exception:
+        pass  # the stop goes on whatever a part's close says
 
 
 def bound_faust_consumer_stop(within_s: float = LEAVE_WITHIN_S) -> None:

@@ -1,0 +1,90 @@
+"""A consumer stopped after its broker has gone: `stop_within` ends within its bound, closes what
+aiokafka's stop left open and raises nothing, and the leave at generation 0 that cannot be sent
+is logged and forgotten (`leave_at_generation_zero`).
+
+Before, aiokafka's fetcher, closed with the broker gone, raised the CancelledError of a fetch
+task of its own, and `stop_within` let it through to its caller as if that caller had been
+cancelled."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from stream.broker import EmbeddedBroker
+from stream.consumer_leave import leave_at_generation_zero, stop_within
+
+pytestmark = pytest.mark.integration
+
+TOPIC = "leave-test"
+
+
+async def joined_consumer(broker: EmbeddedBroker, **options: object) -> AIOKafkaConsumer:
+    """A consumer of a group of its own that has read a record: it joined at generation 0 (the
+    embedded broker's first) and is fetching."""
+    producer = AIOKafkaProducer(bootstrap_servers=broker.bootstrap_servers)
+    await producer.start()
+    try:
+        await producer.send_and_wait(TOPIC, b"x")
+    finally:
+        await producer.stop()
+    consumer = AIOKafkaConsumer(
+        TOPIC,
+        bootstrap_servers=broker.bootstrap_servers,
+        group_id="leave-group",
+        auto_offset_reset="earliest",
+        **options,
+    )
+    await consumer.start()
+    await asyncio.wait_for(consumer.getone(), 60)
+    assert consumer._coordinator.generation == 0
+    return consumer
+
+
+def closed(consumer: AIOKafkaConsumer) -> bool:
+    fetch_tasks = consumer._fetcher._pending_tasks
+    return all(task.done() for task in fetch_tasks) and not consumer._client._conns
+
+
+async def test_a_leave_the_gone_broker_cannot_take_is_logged_and_the_stop_ends(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Without auto-commit, aiokafka's stop reaches the leave at once: it fails, is logged, and
+    the stop ends with aiokafka's own cancellation, which no longer reaches the caller."""
+    leave_at_generation_zero()
+    caplog.set_level(logging.INFO, logger="signal.consumer")
+    async with EmbeddedBroker() as broker:
+        consumer = await joined_consumer(broker, enable_auto_commit=False)
+        await broker.stop_async()
+        started = time.monotonic()
+        left = await stop_within(consumer, within_s=30)
+    assert left is False
+    assert time.monotonic() - started < 30
+    messages = [r.getMessage() for r in caplog.records if r.name == "signal.consumer"]
+    assert any(m.startswith("leaving group leave-group failed: ") for m in messages), messages
+    assert any("had its stop cut short by aiokafka" in m for m in messages), messages
+    assert consumer._coordinator.generation == -1  # reset: nothing is left to leave
+    assert closed(consumer)
+
+
+async def test_a_stop_held_by_the_gone_broker_is_cut_short_without_raising(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """With auto-commit, aiokafka's stop retries the last commit against the gone broker: it is
+    cut short at the bound, and closing its fetcher raises nothing to the caller."""
+    leave_at_generation_zero()
+    caplog.set_level(logging.INFO, logger="signal.consumer")
+    async with EmbeddedBroker() as broker:
+        consumer = await joined_consumer(broker)
+        await broker.stop_async()
+        started = time.monotonic()
+        left = await stop_within(consumer, within_s=2)
+    assert left is False
+    assert time.monotonic() - started < 30
+    messages = [r.getMessage() for r in caplog.records if r.name == "signal.consumer"]
+    assert any("had not left its group after 2 s" in m for m in messages), messages
+    assert closed(consumer)
