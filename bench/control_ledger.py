@@ -4,10 +4,13 @@ and how fast a flow toggle reaches a worker reading `signal-config`.
     python -m bench.control_ledger [--changes 20000] [--outcomes 20000] [--ingest 10000]
                                    [--batch 500] [--toggles 10] [--long 1000000]
                                    [--realistic 100000] [--queued-share 0.8]
+                                   [--states 2000000]
 
 Runs the real `Recorder`, `ConfigService` and operator API over a DuckDB file in a temporary
-directory and an embedded broker; nothing is mocked. Smoke mode (`bench/__init__.py`): 500
-changes, outcomes and ingested changes in batches of 100, and 2 toggles.
+directory and an embedded broker; nothing is mocked. `--states` then compares recording over a
+ledger of that many delivery states with recording over an empty one. Smoke mode
+(`bench/__init__.py`): 500 changes, outcomes and ingested changes in batches of 100, 2 toggles,
+and 20,000 states.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import time
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +44,7 @@ from stream.control.runtime import ControlSettings
 from stream.control.secret_store import SecretStore
 from stream.messages import ConfigSnapshot, FailureCategory, OutcomeRecord, OutcomeStatus
 from stream.store import Store
+from stream.store.writer import Con
 
 T0 = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 RECORD_BATCH_MAX = ControlSettings.record_batch_max
@@ -321,6 +326,80 @@ async def bench_long_run(recorder: Recorder, total: int, segment: int) -> None:
             checkpoints, checkpointing = db.checkpoint_count, db.checkpoint_seconds
 
 
+STATE_FILL = {
+    "change_id": "'certain-' || md5(i::VARCHAR)",
+    "flow_id": "'f1'",
+    "flow_name": "'F1'",
+    "mode": "'live'",
+    "status": "'delivered'",
+    "attempt": "1",
+    "replayed": "false",
+    "occurred_at": "TIMESTAMPTZ '{t0}' - to_milliseconds({n} - i)",
+    "processed_at": "TIMESTAMPTZ '{t0}' - to_milliseconds({n} - i)",
+    "first_processed_at": "TIMESTAMPTZ '{t0}' - to_milliseconds({n} - i)",
+    "outcome_id": "md5('o' || i::VARCHAR)",
+    "attempts": "1",
+    "possible_repeat": "false",
+    "updated_at": "now()",
+}
+"""delivery_state rows of `states` older changes with hashed ids, one a millisecond up to T0;
+every other column NULL."""
+
+
+def fill_states(select: str, start: int, end: int, con: Con) -> None:
+    con.execute(f"INSERT INTO delivery_state SELECT {select} FROM range({start}, {end}) t(i)")
+
+
+async def batch_times(recorder: Recorder, first: int, batches: int) -> float:
+    """The median time of recording `batches` batches of `RECORD_BATCH_MAX` new outcomes
+    (`long_run_outcome`, from number `first`), the first two left out as warm-up."""
+    times = []
+    for n in range(batches):
+        start = first + n * RECORD_BATCH_MAX
+        batch = [
+            json.dumps(long_run_outcome(i)).encode() for i in range(start, start + RECORD_BATCH_MAX)
+        ]
+        started = time.perf_counter()
+        await recorder.record_outcomes(batch)
+        times.append(time.perf_counter() - started)
+    return statistics.median(times[2:])
+
+
+async def bench_large_ledger(path: Path, states: int) -> None:
+    """Recording over an empty ledger, then over one holding `states` delivery states (made
+    in SQL, a million a transaction): whether a batch's lookups of stored pairs read the
+    whole table (`stream.store.store._split_by_stored`). The ratio is the figure; 1.0 is a
+    batch costing what it cost on an empty ledger."""
+    store = await Store.open(path)
+    try:
+        recorder = Recorder(store, None)  # type: ignore[arg-type]  # outcomes need no config
+        batches = sized(8, 3)
+        empty = await batch_times(recorder, 0, batches)
+        columns = await store.read(
+            lambda con: con.execute(
+                "SELECT column_name FROM duckdb_columns() WHERE table_name = 'delivery_state' "
+                "AND database_name = current_database() ORDER BY column_index"
+            ).fetchall()
+        )
+        select = ", ".join(
+            STATE_FILL.get(c, "NULL").format(t0=T0.isoformat(), n=states) for (c,) in columns
+        )
+        started = time.perf_counter()
+        for start in range(0, states, 1_000_000):
+            end = min(states, start + 1_000_000)
+            await store.write(partial(fill_states, select, start, end))
+        await store.checkpoint()
+        filled = time.perf_counter() - started
+        full = await batch_times(recorder, 1_000_000_000, batches)
+        print(
+            f"recording over {states:,} delivery states (hashed change ids; made in "
+            f"{filled:.0f} s): {full * 1000:.0f} ms a batch of {RECORD_BATCH_MAX:,} against "
+            f"{empty * 1000:.0f} ms over an empty ledger ({full / empty:.2f}x; goal about 1)"
+        )
+    finally:
+        await store.close()
+
+
 async def bench_ingest(client: TestClient[Any, Any], token: str, total: int, batch: int) -> None:
     headers = {"Authorization": f"Bearer {token}"}
     bodies = [
@@ -373,6 +452,7 @@ async def run(
     long_run: int,
     realistic: int,
     queued_share: float,
+    states: int,
 ) -> None:
     with tempfile.TemporaryDirectory() as tmp, EmbeddedBroker() as broker:
         data = Path(tmp)
@@ -411,6 +491,8 @@ async def run(
             await producer.stop()
         if long_run:
             await bench_restart_memory(data / "signal.duckdb")
+        if states:
+            await bench_large_ledger(data / "large.duckdb", states)
 
 
 def main() -> None:
@@ -439,6 +521,13 @@ def main() -> None:
         default=0.8,
         help="share of the realistic finals whose pair was queued a batch earlier",
     )
+    parser.add_argument(
+        "--states",
+        type=int,
+        default=sized(2_000_000, 20_000),
+        help="then recording over a ledger of this many delivery states, against an empty one "
+        "(0 skips)",
+    )
     args = parser.parse_args()
     asyncio.run(
         run(
@@ -450,6 +539,7 @@ def main() -> None:
             args.long,
             args.realistic,
             args.queued_share,
+            args.states,
         )
     )
 
