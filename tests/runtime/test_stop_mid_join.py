@@ -80,3 +80,26 @@ def test_a_clean_stop_leaves_the_groups_so_the_next_start_need_not_wait(tmp_path
             second.wait_for_log(SYNCED[0])
         finally:
             assert second.stop() == 0, second.tail()
+
+
+def test_a_control_whose_broker_has_gone_stops_cleanly_and_soon(tmp_path: Path) -> None:
+    """aiokafka's fetcher, closed with the broker gone, raised a CancelledError of its own out
+    of the consumer's stop: it ended Faust's consumer thread, control's stop then waited for
+    that thread until its stop deadline (exit 75 after 20 s) and the ledger was never closed.
+    `stop_within` now closes what that stop left open. A broker of this test alone, which it
+    stops under a running control."""
+    data_dir = tmp_path / "var"
+    with EmbeddedBroker() as broker:
+        control = start_control(broker, data_dir, name="gone")
+        try:
+            for synced in SYNCED:
+                control.wait_for_log(synced)
+            broker.stop()
+            # Its fetches fail and wait out their retry backoff, as at any stop without a broker.
+            control.wait_for_log("Unable connect to node")
+        finally:
+            code = control.stop(timeout=60)
+    log = control.log()
+    assert code == 0, control.tail()
+    assert "store closed (checkpointed)" in log, control.tail()
+    assert "still stopping after" not in log
