@@ -296,6 +296,11 @@ def long_run_outcome(i: int) -> dict[str, Any]:
     return {**outcome(i), "change_id": f"certain-{digest}"}
 
 
+def long_run_batch(start: int, size: int) -> list[bytes]:
+    """The records of `long_run_outcome` `start` to `start + size`, as the topic holds them."""
+    return [json.dumps(long_run_outcome(i)).encode() for i in range(start, start + size)]
+
+
 async def bench_long_run(recorder: Recorder, total: int, segment: int) -> None:
     """Outcomes of new changes in batches of `RECORD_BATCH_MAX`, the rate per `segment` rows
     (the record agent's time only): whether recording holds its rate as the ledger's tables and
@@ -306,7 +311,7 @@ async def bench_long_run(recorder: Recorder, total: int, segment: int) -> None:
     checkpoints, checkpointing = db.checkpoint_count, db.checkpoint_seconds
     for start in range(0, total, RECORD_BATCH_MAX):
         size = min(RECORD_BATCH_MAX, total - start)
-        batch = [json.dumps(long_run_outcome(i)).encode() for i in range(start, start + size)]
+        batch = long_run_batch(start, size)
         started, cpu = time.perf_counter(), time.process_time()
         await recorder.record_outcomes(batch)
         spent += time.perf_counter() - started
@@ -356,9 +361,7 @@ async def batch_times(recorder: Recorder, first: int, batches: int) -> float:
     times = []
     for n in range(batches):
         start = first + n * RECORD_BATCH_MAX
-        batch = [
-            json.dumps(long_run_outcome(i)).encode() for i in range(start, start + RECORD_BATCH_MAX)
-        ]
+        batch = long_run_batch(start, RECORD_BATCH_MAX)
         started = time.perf_counter()
         await recorder.record_outcomes(batch)
         times.append(time.perf_counter() - started)

@@ -67,17 +67,24 @@ _OUTCOMES_RECORDED = (
 )
 """The batch's outcomes the ledger has already (a batch sent or delivered again). outcome_log
 has no key (migration 14): an outcome's id hashes its processed_at, so a stored copy has the
-same processed_at, and the range, given as constants, lets DuckDB's zone maps skip every row
+same processed_at, and the range, given as parameters, lets DuckDB's zone maps skip every row
 group outside it: the newest few, since outcomes are recorded about as they are processed.
 In `bench control_ledger --long`, recording holds the rate it had with the key while the
 ledger's indexes stay flat."""
 
 
+def _time_range(table: pa.Table, column: str) -> tuple[datetime, datetime]:
+    """The lowest and highest time of `column`: the bounds a lookup of stored rows gives DuckDB
+    so that its zone maps skip the row groups outside them."""
+    lowest, highest = pc.min_max(table[column]).values()
+    return lowest.as_py(), highest.as_py()
+
+
 def _unrecorded(con: Con, table: pa.Table) -> pa.Table:
     """The rows of `table` (each outcome_id once) whose outcome the ledger does not have."""
-    lowest, highest = pc.min_max(table["processed_at"]).values()
+    processed = _time_range(table, "processed_at")
     with registered(con, "batch", table.select(["outcome_id", "processed_at"])):
-        rows = con.execute(_OUTCOMES_RECORDED, [lowest.as_py(), highest.as_py()]).fetchall()
+        rows = con.execute(_OUTCOMES_RECORDED, list(processed)).fetchall()
     if not rows:
         return table
     recorded = pa.array([r[0] for r in rows], type=ab.STR)
@@ -234,13 +241,8 @@ def _pair_keys(table: pa.Table) -> pa.ChunkedArray:
 
 
 Within = tuple[datetime, datetime] | None
-"""The occurred_at range a lookup of stored pairs reads delivery_state within (None: all of it),
-see `_occurred_within`."""
-
-
-def _occurred_within(table: pa.Table) -> tuple[datetime, datetime]:
-    lowest, highest = pc.min_max(table["occurred_at"]).values()
-    return lowest.as_py(), highest.as_py()
+"""The occurred_at range a lookup of stored pairs reads delivery_state within (None: all of
+it), given to DuckDB as the statement's two parameters."""
 
 
 def _split_by_stored(
@@ -257,15 +259,14 @@ def _split_by_stored(
     in its index, and change ids are hashes, so no range of them skips a row group: over 10
     million states the lookups took 154 ms of a 298 ms batch of 5,000 outcomes. `within`,
     given as parameters, lets the zone maps skip every row group outside it: 10 ms of 149
-    (`Store.record_outcome_batch` says why that is safe). Two keys
-    joined by the separator may collide: a pair then counts as stored and takes the upsert,
-    which is right for either."""
+    (`Store.record_outcome_batch` says why that is safe). Two keys joined by the separator may
+    collide: a pair then counts as stored and takes the upsert, which is right for either."""
     pairs = table.select(["change_id", "flow_id"])
     sql = f"SELECT change_id, flow_id FROM {stored_in} SEMI JOIN pairs USING (change_id, flow_id)"
     if within is not None:
         sql += f" WHERE {stored_in}.occurred_at BETWEEN ? AND ?"
     with registered(con, "pairs", pairs):
-        found = con.sql(sql, params=None if within is None else list(within)).to_arrow_table()
+        found = con.sql(sql, params=list(within or ())).to_arrow_table()
     if found.num_rows == 0:
         return table, table.slice(0, 0)
     stored = pc.is_in(_pair_keys(table), value_set=_pair_keys(found).combine_chunks())
@@ -303,9 +304,7 @@ def _update_stored(con: Con, statement: str, stored: pa.Table, within: Within = 
     """`statement` over a batch whose pairs all have state (within that occurred_at range, if
     given): `_as_update` of it."""
     with registered(con, "batch", stored):
-        con.execute(
-            _as_update(statement, within), [] if within is None else list(within)
-        ).fetchall()
+        con.execute(_as_update(statement, within), list(within or ())).fetchall()
 
 
 def _run_state_statement(con: Con, statement: str, new: pa.Table, *, bounded: bool) -> None:
@@ -314,7 +313,7 @@ def _run_state_statement(con: Con, statement: str, new: pa.Table, *, bounded: bo
     looked for only among states of the batch's occurred_at range. Every statement reads and
     ranks a pair's rows by themselves, so splitting the batch by pair changes no pair's result,
     and what the upsert inserts for a pair without state is what its SELECT makes."""
-    within = _occurred_within(new) if bounded else None
+    within = _time_range(new, "occurred_at") if bounded else None
     fresh, stored = _split_by_stored(con, new, "delivery_state", within)
     if fresh.num_rows:
         with registered(con, "batch", fresh):

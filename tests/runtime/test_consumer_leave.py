@@ -16,7 +16,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from stream.broker import EmbeddedBroker
-from stream.consumer_leave import leave_at_generation_zero, stop_within
+from stream.consumer_leave import _unless_cancelled, leave_at_generation_zero, stop_within
 
 pytestmark = pytest.mark.integration
 
@@ -90,3 +90,29 @@ async def test_a_stop_held_by_the_gone_broker_is_cut_short_without_raising(
     consumer, messages = await stopped_with_the_broker_gone(caplog, within_s=2)
     assert any("had not left its group after 2 s" in m for m in messages), messages
     assert closed(consumer)
+
+
+async def test_a_cancellation_of_the_stop_itself_still_goes_through() -> None:
+    """`_unless_cancelled` swallows a step's own CancelledError (aiokafka cancelling a task of
+    its own) and any other error of it, but not the cancellation of the task that stops: that
+    caller is being stopped in turn and must see it. No broker: the steps are plain awaitables."""
+    foreign = asyncio.get_running_loop().create_future()
+    foreign.cancel()  # cancelled by someone else, as aiokafka cancels its fetch tasks
+    await _unless_cancelled(foreign)
+
+    async def failing() -> None:
+        raise OSError("connection reset")
+
+    await _unless_cancelled(failing())
+
+    entered = asyncio.Event()
+
+    async def slow_close() -> None:
+        entered.set()
+        await asyncio.sleep(60)
+
+    stopping = asyncio.ensure_future(_unless_cancelled(slow_close()))
+    await entered.wait()
+    stopping.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await stopping

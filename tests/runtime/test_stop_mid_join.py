@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from stream.broker import EmbeddedBroker
-from tests.support.processes import start_control, wait_exit
+from tests.support.processes import ServiceProcess, start_control, wait_exit
 from tests.support.waiting import until_sync
 
 pytestmark = pytest.mark.integration
@@ -57,6 +57,19 @@ SYNCED = (
 )
 
 
+def synced_control(broker: EmbeddedBroker, data_dir: Path, name: str) -> ServiceProcess:
+    """A control started on `broker` once both its consumers have synced their groups (killed
+    if they do not)."""
+    control = start_control(broker, data_dir, name=name)
+    try:
+        for synced in SYNCED:
+            control.wait_for_log(synced)
+    except BaseException:
+        control.kill()
+        raise
+    return control
+
+
 def test_a_clean_stop_leaves_the_groups_so_the_next_start_need_not_wait(tmp_path: Path) -> None:
     """The embedded broker counts generations from 0 and aiokafka left a group only past 0:
     a control stopped cleanly after its first join stayed a member until the broker expired it,
@@ -65,12 +78,8 @@ def test_a_clean_stop_leaves_the_groups_so_the_next_start_need_not_wait(tmp_path
     group's first join is this control's (generation 0) and no other test's member is in it."""
     data_dir = tmp_path / "var"
     with EmbeddedBroker() as broker:
-        first = start_control(broker, data_dir, name="first")
-        try:
-            for synced in SYNCED:
-                first.wait_for_log(synced)
-        finally:
-            assert first.stop() == 0, first.tail()
+        first = synced_control(broker, data_dir, name="first")
+        assert first.stop() == 0, first.tail()
         log = first.log().replace(" \n", "\n")
         assert "left group signal-control\n" in log, first.tail()
         assert "left group signal-control-delivery-marks\n" in log, first.tail()
@@ -90,10 +99,8 @@ def test_a_control_whose_broker_has_gone_stops_cleanly_and_soon(tmp_path: Path) 
     stops under a running control."""
     data_dir = tmp_path / "var"
     with EmbeddedBroker() as broker:
-        control = start_control(broker, data_dir, name="gone")
+        control = synced_control(broker, data_dir, name="gone")
         try:
-            for synced in SYNCED:
-                control.wait_for_log(synced)
             broker.stop()
             # Its fetches fail and wait out their retry backoff, as at any stop without a broker.
             control.wait_for_log("Unable connect to node")
